@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_session.h - one authenticated connection to cfserver, over either
+ * transport, with its grants; addressing by image offset.
+ *
+ * A session is used by one thread at a time. Upper layers (locks, log,
+ * transactions, recovery, cfctl) never see rkeys: they name image offsets
+ * (cf_layout.h helpers) and the session finds the grant that covers them.
+ */
+#ifndef CF_SESSION_H
+#define CF_SESSION_H
+
+#include <stdint.h>
+
+#include "cf_layout.h"
+#include "cf_transport.h"
+#include "cf_wire.h"
+
+#define CF_SESSION_MAX_GRANTS 64u
+#define CF_SESSION_EVQ 64u
+
+struct cf_session {
+	const struct cf_client_ops *ops;
+	struct cf_conn *conn;
+	uint32_t role;
+	struct cf_welcome welcome; /* geometry, generation, h, T, policy */
+	struct cf_image_map map;
+	/* system role */
+	uint32_t sys;
+	uint32_t epoch;
+	uint64_t token;
+	struct cf_grant grants[CF_SESSION_MAX_GRANTS];
+	uint32_t ngrants;
+	uint64_t next_wr;
+	int dead; /* -errno once the connection failed: the incarnation is over */
+	/* events received while waiting for a reply */
+	struct cf_event evq[CF_SESSION_EVQ];
+	uint32_t evq_head, evq_len;
+	uint64_t ev_dropped;
+};
+
+/* "tcp" or "verbs" → ops, or NULL. */
+const struct cf_client_ops *cf_transport_by_name(const char *name);
+
+/*
+ * Connect and authenticate (HELLO/CHALLENGE/AUTH/WELCOME). Errors:
+ * -ECONNREFUSED/-ETIMEDOUT/-EHOSTUNREACH (unreachable), -EPROTO (version),
+ * -EPERM (key refused, or the server failed to prove the key).
+ * A console session gets its read grant here.
+ */
+int cf_session_open(struct cf_session *s, const char *transport, const char *addr,
+		    const uint8_t key[CF_KEY_LEN], enum cf_role role, int timeout_ms);
+void cf_session_close(struct cf_session *s); /* accepts a half-open session */
+
+/* First connection of a system: JOIN → sys, epoch, token, grants. */
+int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid,
+		    uint64_t starttime);
+/* A further connection of a joined system (heartbeat, workload). */
+int cf_session_attach(struct cf_session *s, uint32_t sys, uint32_t epoch, uint64_t token);
+/* Clean leave (agent connection). */
+int cf_session_goodbye(struct cf_session *s);
+
+/*
+ * Request/reply RPC: send a ctrl message, wait for the reply of reply_type
+ * (or CF_CTRL_STATUS/ERROR), queueing events that arrive meanwhile.
+ * Returns 0 with the reply body copied to reply, or -errno.
+ */
+int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t body_len,
+		   uint16_t reply_type, void *reply, size_t reply_len, int timeout_ms);
+/* Instance helpers over cf_session_rpc. */
+int cf_session_inst_open(struct cf_session *s, const char *name, struct cf_inst_info *out);
+int cf_session_inst_attach(struct cf_session *s, uint32_t inst); /* adds LOG and RECORDS grants */
+int cf_session_inst_unreg(struct cf_session *s, uint32_t inst, char *msg, size_t msglen);
+/* Drop local knowledge of an instance's grants (after unregister). */
+void cf_session_forget_inst(struct cf_session *s, uint32_t inst);
+
+/* Next event: from the queue, or from the wire within timeout_ms. -ETIMEDOUT if none. */
+int cf_session_next_event(struct cf_session *s, struct cf_event *ev, int timeout_ms);
+/* fd for libev: readable when an event may be waiting (check cf_session_event_pending too). */
+int cf_session_fd(struct cf_session *s);
+int cf_session_event_pending(struct cf_session *s);
+
+/* The grant covering [off, off+len) with rights, or NULL. */
+const struct cf_grant *cf_session_grant_for(const struct cf_session *s, uint64_t off, uint64_t len,
+					    uint32_t rights);
+
+/*
+ * One-sided ops by image offset. Synchronous forms wait for the completion
+ * (bounded by the session's op timeout); post forms return at once and their
+ * completion is reaped by cf_session_wait/drain. -EACCES when no grant covers
+ * the range (checked locally first, and by the server).
+ */
+int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len);
+int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len);
+int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old);
+int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old);
+/* Post a WRITE without waiting (unsignaled when flags has CF_POST_UNSIGNALED). */
+int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags);
+/*
+ * The record-list WRITE and the lock CAS in one round trip: both posted on
+ * this connection (RC order: the WRITE lands first), only the CAS awaited.
+ */
+int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen,
+			      uint64_t coff, uint64_t compare, uint64_t swap, uint64_t *old);
+/* Wait until every posted op has completed (unsignaled ones are covered by a later signaled one). */
+int cf_session_drain(struct cf_session *s);
+
+/* Default op timeout (ms) before a connection is declared dead. */
+#define CF_SESSION_OP_TIMEOUT_MS 5000
+
+#endif

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+#include "cf_auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <unistd.h>
+
+int cf_auth_init(void)
+{
+	return sodium_init() < 0 ? -EIO : 0;
+}
+
+void cf_auth_nonce(uint8_t nonce[CF_NONCE_LEN])
+{
+	randombytes_buf(nonce, CF_NONCE_LEN);
+}
+
+static void mac3(const uint8_t key[CF_KEY_LEN], const char tag[3], const uint8_t *a, const uint8_t *b,
+		 const uint32_t *role, uint8_t mac[CF_MAC_LEN])
+{
+	crypto_auth_hmacsha512256_state st;
+
+	_Static_assert(CF_MAC_LEN == crypto_auth_hmacsha512256_BYTES, "mac len");
+	_Static_assert(CF_KEY_LEN == crypto_auth_hmacsha512256_KEYBYTES, "key len");
+	crypto_auth_hmacsha512256_init(&st, key, CF_KEY_LEN);
+	crypto_auth_hmacsha512256_update(&st, (const unsigned char *)tag, 3);
+	crypto_auth_hmacsha512256_update(&st, a, CF_NONCE_LEN);
+	crypto_auth_hmacsha512256_update(&st, b, CF_NONCE_LEN);
+	if (role)
+		crypto_auth_hmacsha512256_update(&st, (const unsigned char *)role, sizeof(*role));
+	crypto_auth_hmacsha512256_final(&st, mac);
+}
+
+void cf_auth_mac_server(const uint8_t key[CF_KEY_LEN], const uint8_t cnonce[CF_NONCE_LEN],
+			const uint8_t snonce[CF_NONCE_LEN], uint8_t mac[CF_MAC_LEN])
+{
+	mac3(key, "srv", cnonce, snonce, NULL, mac);
+}
+
+void cf_auth_mac_client(const uint8_t key[CF_KEY_LEN], const uint8_t snonce[CF_NONCE_LEN],
+			const uint8_t cnonce[CF_NONCE_LEN], uint32_t role, uint8_t mac[CF_MAC_LEN])
+{
+	mac3(key, "cli", snonce, cnonce, &role, mac);
+}
+
+int cf_auth_verify(const uint8_t a[CF_MAC_LEN], const uint8_t b[CF_MAC_LEN])
+{
+	return sodium_memcmp(a, b, CF_MAC_LEN) == 0 ? 0 : -EPERM;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int cf_key_parse(const void *buf, size_t len, uint8_t key[CF_KEY_LEN])
+{
+	const char *s = buf;
+	size_t b = 0, e = len;
+
+	while (b < e && (s[b] == ' ' || s[b] == '\n' || s[b] == '\t' || s[b] == '\r'))
+		b++;
+	while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\n' || s[e - 1] == '\t' || s[e - 1] == '\r'))
+		e--;
+	if (e - b == 2 * CF_KEY_LEN) {
+		for (size_t i = 0; i < CF_KEY_LEN; i++) {
+			int hi = hexval(s[b + 2 * i]), lo = hexval(s[b + 2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				goto raw;
+			key[i] = (uint8_t)(hi << 4 | lo);
+		}
+		return 0;
+	}
+raw:
+	if (len == CF_KEY_LEN) {
+		memcpy(key, buf, CF_KEY_LEN);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int cf_key_load(const char *path, uint8_t key[CF_KEY_LEN])
+{
+	char buf[256];
+	ssize_t n;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf));
+	r = n < 0 ? -errno : cf_key_parse(buf, (size_t)n, key);
+	close(fd);
+	sodium_memzero(buf, sizeof(buf));
+	return r;
+}

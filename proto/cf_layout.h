@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_layout.h - the coupling-facility image: one mappable block of memory that
+ * cfserver owns and nodes touch with one-sided operations.
+ *
+ * Byte order: cfplex runs on little-endian hosts only; every multi-byte field
+ * of the image and of the wire is little-endian (checked at compile time).
+ * Every word that is the target of a CAS or FAA is a naturally aligned 64-bit
+ * word, asserted below.
+ *
+ * Image layout (every section starts on a 4096-byte boundary, so that the
+ * verbs backend can register or window each one separately):
+ *
+ *   header        struct cf_header            (one page)
+ *   systems       struct cf_sys_slot[max_systems]        server-written
+ *   heartbeats    struct cf_hb_slot[max_systems]         each system writes its own
+ *   instances     struct cf_inst_slot[max_instances]     registration words (CAS)
+ *   recovery info struct cf_rinfo_slot[max_instances]    written by the counterpart
+ *   lock table    uint64_t[lock_entries]                  lock words (CAS)
+ *   record lists  struct cf_rec_entry[record_entries] per instance
+ *   undo logs     log_size bytes per instance: struct cf_log_hdr + ring
+ */
+#ifndef CF_LAYOUT_H
+#define CF_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "cfplex's CF image and wire format are little-endian; big-endian hosts are not supported"
+#endif
+
+#define CF_MAGIC          0x3130584c50464343ULL /* "CCFPLX01" little-endian */
+#define CF_LAYOUT_VERSION 1u
+#define CF_PAGE           4096u
+#define CF_NAME_MAX       16u /* system and instance names, NUL-padded, at most 15 chars */
+#define CF_HOST_MAX       64u
+#define CF_RES_NAME_MAX   48u /* lock resource names */
+
+/* Hard limits, enforced on every geometry (options and loaded images). */
+#define CF_MAX_SYSTEMS_LIMIT   64u
+#define CF_MAX_INSTANCES_LIMIT 56u /* shared-lock holder bitmap width, see cf_words.h */
+#define CF_LOCK_ENTRIES_MIN    64u
+#define CF_LOCK_ENTRIES_LIMIT  (1u << 24)
+#define CF_RECORD_ENTRIES_MIN  16u
+#define CF_RECORD_ENTRIES_LIMIT 65536u
+#define CF_LOG_SIZE_MIN        (64u * 1024u)
+#define CF_LOG_SIZE_LIMIT      (1ull << 30)
+
+#define CF_ASSERT_WORD(type, field)                                                   \
+	_Static_assert(offsetof(type, field) % 8 == 0, #type "." #field " not 8-aligned"); \
+	_Static_assert(sizeof(((type *)0)->field) == 8, #type "." #field " not 64-bit")
+
+struct cf_geometry {
+	uint32_t max_systems;
+	uint32_t max_instances;
+	uint32_t lock_entries;   /* hash classes in the lock table; power of two */
+	uint32_t record_entries; /* lock record list entries per instance */
+	uint64_t log_size;       /* bytes per instance log region, incl. its header; multiple of 4096 */
+};
+
+/* Defaults used by cfserver when no option is given. */
+#define CF_DEFAULT_MAX_SYSTEMS    16u
+#define CF_DEFAULT_MAX_INSTANCES  32u
+#define CF_DEFAULT_LOCK_ENTRIES   65536u
+#define CF_DEFAULT_RECORD_ENTRIES 4096u
+#define CF_DEFAULT_LOG_SIZE       (4u * 1024u * 1024u)
+
+/* Header: static part covered by crc, then words that change while running. */
+struct cf_header {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t header_size; /* sizeof(struct cf_header) */
+	struct cf_geometry geo;
+	uint64_t image_size;
+	uint64_t off_systems, off_heartbeats, off_instances, off_rinfo;
+	uint64_t off_locks, off_records, off_logs;
+	uint64_t created_ns; /* CLOCK_REALTIME at format */
+	uint32_t crc;        /* cf_crc32 over bytes [0, offsetof(crc)) */
+	uint32_t pad0;
+	/* ---- mutable part, not covered by crc ---- */
+	uint64_t generation; /* bumped at every cfserver start; tells nodes the CF restarted */
+	uint64_t policy;     /* cluster recovery policy: enum cf_policy */
+	uint64_t reserved[7];
+};
+_Static_assert(sizeof(struct cf_header) == 192, "cf_header size");
+CF_ASSERT_WORD(struct cf_header, generation);
+CF_ASSERT_WORD(struct cf_header, policy);
+
+enum cf_policy { CF_POLICY_AUTO = 0, CF_POLICY_OPERATOR = 1 };
+
+/*
+ * System slot: written only by cfserver (through its own atomic path, never a
+ * plain store while nodes can reach the word: see cf_words.h).
+ */
+struct cf_sys_slot {
+	uint64_t state;      /* cf_sysword: FREE | ACTIVE | FAILED, epoch */
+	uint64_t pid;        /* the cfnode process, for the local fence agent */
+	uint64_t starttime;  /* /proc/PID/stat field 22, guards against pid reuse */
+	uint64_t join_ns;    /* CLOCK_REALTIME at join */
+	uint64_t fail_ns;    /* CLOCK_REALTIME when declared failed (0 if never) */
+	uint64_t fail_cause; /* enum cf_fail_cause */
+	char name[CF_NAME_MAX];
+	char host[CF_HOST_MAX];
+};
+_Static_assert(sizeof(struct cf_sys_slot) == 128, "cf_sys_slot size");
+CF_ASSERT_WORD(struct cf_sys_slot, state);
+
+enum cf_fail_cause {
+	CF_FAIL_NONE = 0,
+	CF_FAIL_CONN_LOST = 1,  /* connection closed without a goodbye */
+	CF_FAIL_HB_TIMEOUT = 2, /* heartbeat silence for T */
+	CF_FAIL_READMIT = 3,    /* joined again while its old incarnation was still ACTIVE */
+	CF_FAIL_PROTOCOL = 4,   /* malformed frame or refused operation storm */
+};
+
+/*
+ * Heartbeat slot: the owning system WRITEs the whole slot every h (one 64-byte
+ * WRITE); cfserver watches hb for change. The rest is status that rides along
+ * for free and that cfctl status shows; no decision is taken on it.
+ */
+struct cf_hb_slot {
+	uint64_t hb;         /* a counter the node bumps at every beat */
+	uint64_t epoch;      /* the writer's epoch, so a stale writer is visible */
+	uint64_t home_inst;  /* home instance index + 1 (0: none yet) */
+	uint64_t log_used;   /* bytes of the home instance's log in use */
+	uint64_t locks_held; /* lock record list entries in use */
+	uint64_t commits;
+	uint64_t aborts;
+	uint64_t inflight;   /* open transactions */
+};
+_Static_assert(sizeof(struct cf_hb_slot) == 64, "cf_hb_slot size");
+CF_ASSERT_WORD(struct cf_hb_slot, hb);
+
+/* Instance slot: the registration word, plus static description. */
+struct cf_inst_slot {
+	uint64_t reg;      /* cf_regword: the word the whole protocol turns on */
+	uint32_t home_sys; /* index of the home system */
+	uint32_t index;
+	char name[CF_NAME_MAX];
+	uint64_t pad[4];
+};
+_Static_assert(sizeof(struct cf_inst_slot) == 64, "cf_inst_slot size");
+CF_ASSERT_WORD(struct cf_inst_slot, reg);
+
+/* Recovery phases, in order; used for the timed breakdown. */
+enum cf_phase {
+	CF_PHASE_NONE = 0,
+	CF_PHASE_DETECT,     /* failure → counterpart learns of it */
+	CF_PHASE_CF_FENCE,   /* cfserver fence (reported by the server) */
+	CF_PHASE_REGISTER,   /* CAS INACTIVE_FAILED → ACTIVE(me) */
+	CF_PHASE_DISK_FENCE, /* fence agent */
+	CF_PHASE_ATTACH,     /* authorised attach of log and record list */
+	CF_PHASE_READ_LOG,
+	CF_PHASE_BACKOUT,
+	CF_PHASE_SYNC,
+	CF_PHASE_RELEASE,
+	CF_PHASE_UNREGISTER,
+	CF_PHASE_DONE,
+	CF_PHASE_COUNT
+};
+
+/*
+ * Recovery info: written by the counterpart with plain WRITEs (informational:
+ * cfctl status and the benchmarks read it; no decision is ever taken on it).
+ */
+struct cf_rinfo_slot {
+	uint64_t phase;       /* enum cf_phase currently running (CF_PHASE_DONE when finished) */
+	uint64_t counterpart; /* system index + 1 (0: none) */
+	uint64_t incident;
+	uint64_t start_ns;    /* CLOCK_REALTIME when the failure was declared */
+	uint64_t end_ns;      /* CLOCK_REALTIME at unregister (0 while running) */
+	uint64_t txns_backed_out;
+	uint64_t locks_released;
+	uint64_t pad0;
+	uint32_t phase_us[CF_PHASE_COUNT]; /* duration of each phase, microseconds */
+	uint32_t pad1[16 - CF_PHASE_COUNT];
+};
+_Static_assert(CF_PHASE_COUNT <= 16, "phase array");
+_Static_assert(sizeof(struct cf_rinfo_slot) == 128, "cf_rinfo_slot size");
+
+/* Lock record list entry: what an instance holds (or is about to take). */
+struct cf_rec_entry {
+	uint64_t used;  /* 0 free, else 1 + mode (CF_LOCK_S / CF_LOCK_X) */
+	uint64_t klass; /* lock table index (hash class) */
+	char name[CF_RES_NAME_MAX];
+};
+_Static_assert(sizeof(struct cf_rec_entry) == 64, "cf_rec_entry size");
+CF_ASSERT_WORD(struct cf_rec_entry, used);
+
+/*
+ * Undo-log region header. head is the logical byte offset (monotonic, the
+ * ring position is head % ring size) of the oldest record recovery needs;
+ * head_lsn is that record's LSN. Written only by the owner (or counterpart),
+ * before it reuses ring space.
+ */
+struct cf_log_hdr {
+	uint64_t head;
+	uint64_t head_lsn;
+	uint64_t pad[6];
+};
+_Static_assert(sizeof(struct cf_log_hdr) == 64, "cf_log_hdr size");
+
+/* Section offsets and sizes for a geometry. */
+struct cf_image_map {
+	struct cf_geometry geo;
+	uint64_t off_systems, off_heartbeats, off_instances, off_rinfo;
+	uint64_t off_locks, off_records, off_logs;
+	uint64_t records_size; /* bytes per instance record list */
+	uint64_t image_size;
+};
+
+/* 0 or -EINVAL with *why set to a static message naming the bad field. */
+int cf_geometry_check(const struct cf_geometry *g, const char **why);
+/* Computes the map; the geometry must have passed cf_geometry_check. */
+void cf_image_map(const struct cf_geometry *g, struct cf_image_map *m);
+
+static inline uint64_t cf_sys_off(const struct cf_image_map *m, uint32_t s)
+{
+	return m->off_systems + (uint64_t)s * sizeof(struct cf_sys_slot);
+}
+static inline uint64_t cf_hb_off(const struct cf_image_map *m, uint32_t s)
+{
+	return m->off_heartbeats + (uint64_t)s * sizeof(struct cf_hb_slot);
+}
+static inline uint64_t cf_inst_off(const struct cf_image_map *m, uint32_t i)
+{
+	return m->off_instances + (uint64_t)i * sizeof(struct cf_inst_slot);
+}
+static inline uint64_t cf_rinfo_off(const struct cf_image_map *m, uint32_t i)
+{
+	return m->off_rinfo + (uint64_t)i * sizeof(struct cf_rinfo_slot);
+}
+static inline uint64_t cf_lock_off(const struct cf_image_map *m, uint32_t klass)
+{
+	return m->off_locks + (uint64_t)klass * 8u;
+}
+static inline uint64_t cf_rec_off(const struct cf_image_map *m, uint32_t i)
+{
+	return m->off_records + (uint64_t)i * m->records_size;
+}
+static inline uint64_t cf_log_off(const struct cf_image_map *m, uint32_t i)
+{
+	return m->off_logs + (uint64_t)i * m->geo.log_size;
+}
+static inline uint64_t cf_log_ring_size(const struct cf_geometry *g)
+{
+	return g->log_size - sizeof(struct cf_log_hdr);
+}
+
+/* Format a fresh header (crc included) for a geometry into *h. */
+void cf_header_init(struct cf_header *h, const struct cf_geometry *g, uint64_t created_ns);
+/*
+ * Validate a loaded header against the size of the image that holds it:
+ * 0, or -EBADMSG with *why naming the problem (magic, version, geometry,
+ * offsets, image size, crc).
+ */
+int cf_header_check(const struct cf_header *h, uint64_t avail, const char **why);
+uint32_t cf_header_crc(const struct cf_header *h);
+
+/* Names: 1..15 chars of [A-Za-z0-9_.-]; 0 or -EINVAL. */
+int cf_name_check(const char *s);
+/* Copy a checked name into a NUL-padded field. */
+void cf_name_put(char dst[CF_NAME_MAX], const char *s);
+
+#endif

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_wire.h - frames on a tcp connection, and control messages (both transports).
+ *
+ * tcp: a connection is a stream of frames. Every frame starts with
+ * struct cf_frame_hdr (16 bytes, little-endian); `len` counts the whole frame.
+ * Requests carry a client-chosen id; the response to a request carries the
+ * same id. The server executes a connection's requests in the order received
+ * and answers in that order (RC queue-pair semantics). Frames from the server
+ * with op CF_OP_CTRL and id 0 are unsolicited events.
+ *
+ * verbs: one-sided ops are real RDMA operations; control messages are
+ * two-sided SEND/RECV whose payload is exactly the ctrl message below (no
+ * frame header).
+ *
+ * Control messages: struct cf_ctrl_hdr then a type-specific body. The body
+ * structs are fixed-size; a message whose length differs from its type's body
+ * size is malformed (-EBADMSG) and closes that connection.
+ */
+#ifndef CF_WIRE_H
+#define CF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cf_layout.h"
+
+#define CF_PROTO_VERSION_MIN 1u
+#define CF_PROTO_VERSION_MAX 1u
+#define CF_HELLO_MAGIC 0x58504643u /* "CFPX" */
+
+#define CF_FRAME_MAX_PAYLOAD (64u * 1024u)
+#define CF_FRAME_MAX (CF_FRAME_MAX_PAYLOAD + 64u)
+#define CF_CTRL_MAX 4096u
+
+enum cf_op {
+	CF_OP_READ = 1,  /* body: cf_req_rw; response payload: the bytes */
+	CF_OP_WRITE = 2, /* body: cf_req_rw then len bytes; response: empty */
+	CF_OP_CAS = 3,   /* body: cf_req_atomic; response: cf_resp_atomic (old value) */
+	CF_OP_FAA = 4,   /* body: cf_req_atomic (compare = add); response: old value */
+	CF_OP_CTRL = 5,  /* body: a ctrl message; response (if any) is a CTRL frame with the same id */
+	CF_OP_RESP = 6,  /* server → client: cf_resp then payload */
+};
+
+/* Frame flags. */
+#define CF_FF_NO_RESP 0x1u /* client does not want a completion (unsignaled) for a WRITE */
+
+struct cf_frame_hdr {
+	uint32_t len; /* whole frame incl. this header */
+	uint16_t op;
+	uint16_t flags;
+	uint64_t id;
+};
+_Static_assert(sizeof(struct cf_frame_hdr) == 16, "frame hdr");
+
+struct cf_req_rw {
+	uint64_t addr;
+	uint32_t rkey;
+	uint32_t len;
+};
+_Static_assert(sizeof(struct cf_req_rw) == 16, "req rw");
+
+struct cf_req_atomic {
+	uint64_t addr;
+	uint32_t rkey;
+	uint32_t pad;
+	uint64_t compare; /* FAA: the addend */
+	uint64_t swap;
+};
+_Static_assert(sizeof(struct cf_req_atomic) == 32, "req atomic");
+
+struct cf_resp {
+	int32_t status; /* 0 or -errno (CF_E* below for the grant errors) */
+	uint32_t pad;
+	uint64_t value; /* CAS/FAA: the old value */
+};
+_Static_assert(sizeof(struct cf_resp) == 16, "resp");
+
+/*
+ * Error codes a one-sided request can get (negative errno values):
+ *   -EACCES   no grant with that rkey on this connection, or right missing
+ *   -ERANGE   address range outside the grant
+ *   -EINVAL   misaligned atomic (not 8-byte aligned) or bad length
+ *   -EMSGSIZE length above CF_FRAME_MAX_PAYLOAD
+ */
+
+/* Validate a frame header read off the wire: 0 or -EBADMSG. */
+int cf_frame_check(const struct cf_frame_hdr *h);
+
+/* ---------------- control messages ---------------- */
+
+enum cf_ctrl_type {
+	/* handshake (any role) */
+	CF_CTRL_HELLO = 1,      /* c→s cf_hello */
+	CF_CTRL_CHALLENGE = 2,  /* s→c cf_challenge */
+	CF_CTRL_AUTH = 3,       /* c→s cf_auth */
+	CF_CTRL_WELCOME = 4,    /* s→c cf_welcome (or CF_CTRL_ERROR) */
+	/* system membership */
+	CF_CTRL_JOIN = 10,      /* c→s cf_join: first connection of a system (its agent connection) */
+	CF_CTRL_JOINED = 11,    /* s→c cf_joined */
+	CF_CTRL_CONN_ATTACH = 12, /* c→s cf_conn_attach: a further connection of a joined system */
+	CF_CTRL_GOODBYE = 13,   /* c→s cf_empty: clean leave of the whole system */
+	/* instances */
+	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
+	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */
+	CF_CTRL_INST_UNREG = 22,  /* c→s cf_inst_ref → cf_status: ACTIVE(sender,k) → INACTIVE_CLEAN(k), revoke */
+	/* console (role CF_ROLE_CONSOLE) */
+	CF_CTRL_POLICY_SET = 30,  /* c→s cf_policy_msg → cf_status; pushed to all systems as an event */
+	CF_CTRL_RECOVER = 31,     /* c→s cf_recover → cf_recover_r */
+	/* replies and events */
+	CF_CTRL_STATUS = 40,      /* s→c cf_status: generic reply */
+	CF_CTRL_GRANTS = 41,      /* s→c cf_grants */
+	CF_CTRL_INST_INFO = 42,   /* s→c cf_inst_info */
+	CF_CTRL_RECOVER_R = 43,   /* s→c cf_recover_r */
+	CF_CTRL_EVENT = 50,       /* s→c cf_event, unsolicited (frame id 0) */
+	CF_CTRL_ERROR = 60,       /* s→c cf_status with a message, then the server closes */
+};
+
+enum cf_role { CF_ROLE_SYSTEM = 1, CF_ROLE_CONSOLE = 2 };
+
+struct cf_ctrl_hdr {
+	uint16_t type;
+	uint16_t pad;
+	uint32_t len; /* whole message incl. this header */
+};
+_Static_assert(sizeof(struct cf_ctrl_hdr) == 8, "ctrl hdr");
+
+#define CF_NONCE_LEN 32u
+#define CF_MAC_LEN 32u /* crypto_auth_hmacsha512256 */
+#define CF_KEY_LEN 32u
+
+struct cf_hello {
+	uint32_t magic; /* CF_HELLO_MAGIC */
+	uint16_t version_min, version_max;
+	uint32_t role; /* enum cf_role */
+	uint32_t pad;
+	uint8_t client_nonce[CF_NONCE_LEN];
+};
+
+/* The server proves it knows the key too: mac = HMAC(key, "srv" | client_nonce | server_nonce). */
+struct cf_challenge {
+	uint16_t version; /* chosen */
+	uint16_t pad0;
+	uint32_t pad1;
+	uint8_t server_nonce[CF_NONCE_LEN];
+	uint8_t mac[CF_MAC_LEN];
+};
+
+/* mac = HMAC(key, "cli" | server_nonce | client_nonce | role) */
+struct cf_auth {
+	uint8_t mac[CF_MAC_LEN];
+};
+
+struct cf_welcome {
+	struct cf_geometry geo;
+	uint64_t generation;
+	uint64_t hb_interval_ns; /* h */
+	uint64_t hb_timeout_ns;  /* T */
+	uint64_t image_size;
+	uint64_t policy;
+};
+
+/* A grant: a byte range of the image this connection may touch. */
+#define CF_R_READ 0x1u
+#define CF_R_WRITE 0x2u
+#define CF_R_ATOMIC 0x4u
+
+enum cf_region {
+	CF_RGN_IMAGE = 1,     /* whole image (console: read only) */
+	CF_RGN_HEADER = 2,
+	CF_RGN_SYSTEMS = 3,
+	CF_RGN_HB_OWN = 4,    /* this system's heartbeat slot */
+	CF_RGN_INSTANCES = 5,
+	CF_RGN_RINFO = 6,
+	CF_RGN_LOCKS = 7,
+	CF_RGN_RECORDS = 8,   /* one instance's record list (inst set) */
+	CF_RGN_LOG = 9,       /* one instance's log region (inst set) */
+	CF_RGN_HEARTBEATS = 10, /* all heartbeat slots, read */
+};
+
+struct cf_grant {
+	uint32_t region;   /* enum cf_region */
+	uint32_t inst;     /* instance index for RECORDS/LOG, else 0 */
+	uint64_t image_off; /* where this range starts in the image */
+	uint64_t addr;     /* remote address of the first byte of the range */
+	uint64_t len;
+	uint32_t rkey;
+	uint32_t rights;   /* CF_R_* */
+};
+_Static_assert(sizeof(struct cf_grant) == 40, "grant");
+
+#define CF_MAX_GRANTS 12u
+struct cf_grants {
+	int32_t status;
+	uint32_t count;
+	struct cf_grant g[CF_MAX_GRANTS];
+};
+
+struct cf_join {
+	char name[CF_NAME_MAX];
+	char host[CF_HOST_MAX];
+	uint64_t pid;
+	uint64_t starttime;
+};
+
+/*
+ * Reply to JOIN: the system index, its new epoch, a token for further
+ * connections, and the grants every system gets:
+ *   HEADER r, SYSTEMS r, HEARTBEATS r, HB_OWN rw, INSTANCES r+atomic,
+ *   RINFO rw, LOCKS r+atomic.
+ */
+struct cf_joined {
+	int32_t status;
+	uint32_t sys;
+	uint32_t epoch;
+	uint32_t pad;
+	uint64_t token;
+	struct cf_grants grants;
+};
+
+struct cf_conn_attach {
+	uint32_t sys;
+	uint32_t epoch;
+	uint64_t token;
+};
+
+struct cf_inst_name {
+	char name[CF_NAME_MAX];
+};
+
+struct cf_inst_info {
+	int32_t status;
+	uint32_t index;
+	uint32_t home_sys;
+	uint32_t pad;
+	uint64_t reg; /* registration word at the time of the reply */
+};
+
+struct cf_inst_ref {
+	uint32_t index;
+	uint32_t pad;
+};
+
+struct cf_status {
+	int32_t status; /* 0 or -errno */
+	uint32_t pad;
+	char msg[120];  /* human-readable reason, NUL-terminated */
+};
+
+struct cf_policy_msg {
+	uint32_t policy; /* enum cf_policy */
+	uint32_t pad;
+};
+
+struct cf_recover {
+	char inst[CF_NAME_MAX];
+	char on[CF_NAME_MAX]; /* system name, or empty for any live system */
+};
+
+struct cf_recover_r {
+	int32_t status;
+	uint32_t sys; /* chosen system */
+	char msg[120];
+};
+
+enum cf_event_type {
+	CF_EV_SYS_FAILED = 1,  /* sys failed (epoch = the failed incarnation), already fenced */
+	CF_EV_INST_FAILED = 2, /* inst is now INACTIVE_FAILED(incident); reg = the new word */
+	CF_EV_POLICY = 3,      /* cluster policy changed to `policy` */
+	CF_EV_RECOVER = 4,     /* operator asks this system to recover inst */
+	CF_EV_INST_CLEAN = 5,  /* inst unregistered: INACTIVE_CLEAN (waiters may start) */
+};
+
+struct cf_event {
+	uint32_t type;
+	uint32_t sys;
+	uint32_t epoch;
+	uint32_t inst;
+	uint64_t reg;
+	uint64_t policy;
+	uint64_t time_ns;   /* CLOCK_REALTIME at the CF when the failure was declared */
+	uint32_t cause;     /* enum cf_fail_cause */
+	uint32_t fence_us;  /* how long the CF fence took */
+};
+
+struct cf_empty {
+	uint64_t pad;
+};
+
+/* Size of the body for a ctrl type, or 0 if the type is unknown. */
+size_t cf_ctrl_body_size(uint16_t type);
+/*
+ * Check a received control message (whole, len bytes): 0 or -EBADMSG when the
+ * header is short, the type unknown, or the length does not match the type.
+ */
+int cf_ctrl_check(const void *msg, size_t len);
+/* Build a message: header + body into out (cap >= sizeof hdr + body); returns total length. */
+size_t cf_ctrl_build(void *out, uint16_t type, const void *body, size_t body_len);
+const char *cf_ctrl_type_str(uint16_t type);
+const char *cf_event_type_str(uint32_t type);
+
+/* Largest control message body. */
+#define CF_CTRL_BODY_MAX (sizeof(struct cf_joined))
+_Static_assert(sizeof(struct cf_ctrl_hdr) + sizeof(struct cf_joined) <= CF_CTRL_MAX, "ctrl max");
+
+#endif
