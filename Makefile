@@ -1,0 +1,41 @@
+# Thin wrapper over meson. The two commands of the README:
+#   make demo   - install missing packages, build, run the failover demo (tcp on loopback)
+#   make test   - install missing packages, build, run the whole test suite
+BUILD ?= build
+MESON_OPTS ?=
+
+.PHONY: all deps build demo test test-verbs bench fuzz sanitize clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	bash scripts/demo.sh $(BUILD)
+
+test: build
+	meson test -C $(BUILD) --suite unit --suite integration --suite fault --print-errorlogs --num-processes 2
+
+# The verbs suite needs an RDMA device: on a host without one, run it in the soft-RoCE rig.
+test-verbs: build
+	bash tests/rig/rig.sh --share "$(CURDIR)" -- meson test -C $(CURDIR)/$(BUILD) --suite verbs --print-errorlogs --num-processes 1
+
+bench: build
+	bash bench/failover.sh --build $(BUILD)
+
+fuzz:
+	@bash scripts/deps.sh --fuzz
+	bash scripts/fuzz.sh
+
+sanitize:
+	bash scripts/ci-sanitize.sh
+
+clean:
+	rm -rf $(BUILD)
