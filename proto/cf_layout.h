@@ -132,15 +132,32 @@ struct cf_hb_slot {
 _Static_assert(sizeof(struct cf_hb_slot) == 64, "cf_hb_slot size");
 CF_ASSERT_WORD(struct cf_hb_slot, hb);
 
-/* Instance slot: the registration word, plus static description. */
+/*
+ * Instance slot: the registration word, a static description, and who failed.
+ *
+ * fail_*: written by cfserver (plain stores: none of these is a CAS target)
+ * BEFORE it CASes reg ACTIVE(s,e,k) → INACTIVE_FAILED(k+1), and only then.
+ * They name the incarnation that owned the instance when it failed — the
+ * home system, or a counterpart that died mid-recovery — so that the next
+ * counterpart can disk-fence exactly that process (its pid and start time
+ * survive the system rejoining under the same name). fail_incident = k+1 ties
+ * them to the word; a reader that sees another incident in reg ignores them.
+ */
 struct cf_inst_slot {
 	uint64_t reg;      /* cf_regword: the word the whole protocol turns on */
 	uint32_t home_sys; /* index of the home system */
 	uint32_t index;
 	char name[CF_NAME_MAX];
-	uint64_t pad[4];
+	uint32_t fail_sys;   /* system index of the failed owner (CF_NO_SYS: unknown) */
+	uint32_t fail_epoch; /* its epoch */
+	uint64_t fail_incident;
+	uint64_t fail_pid;
+	uint64_t fail_starttime;
+	uint64_t fail_ns;    /* CLOCK_REALTIME at the CF when declared */
+	uint64_t fail_cause; /* enum cf_fail_cause */
+	char fail_host[CF_HOST_MAX - 16];
 };
-_Static_assert(sizeof(struct cf_inst_slot) == 64, "cf_inst_slot size");
+_Static_assert(sizeof(struct cf_inst_slot) == 128, "cf_inst_slot size");
 CF_ASSERT_WORD(struct cf_inst_slot, reg);
 
 /* Recovery phases, in order; used for the timed breakdown. */

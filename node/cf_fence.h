@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_fence.h - disk fencing of a failed system before its instance is backed out.
+ *
+ * The CF fence stops a failed system from changing the CF, but a system that is
+ * only frozen may still hold a data-file write it decided on before it froze
+ * (spin model counterexample "lease"). So before a counterpart writes a single
+ * before-image, a fence agent must confirm the failed system can no longer
+ * write the data directory:
+ *   local    - the failed system runs on this host: SIGKILL through a pidfd,
+ *              confirmed by its exit (pid reuse guarded by the process start
+ *              time recorded at join). A process that is already gone is
+ *              fenced.
+ *   external - any program with the fence-agents calling convention
+ *              (fence_ipmilan, fence_scsi, ...): options on stdin as
+ *              "key=value" lines with action=off and plug=<system>; exit 0
+ *              means fenced.
+ *   none     - explicit, logged, unsafe: relies on the lease alone.
+ */
+#ifndef CF_FENCE_H
+#define CF_FENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cf_layout.h"
+
+enum cf_fence_kind { CF_FENCE_NONE = 0, CF_FENCE_LOCAL = 1, CF_FENCE_EXTERNAL = 2 };
+
+#define CF_FENCE_MAX_ARGS 16
+
+struct cf_fence_cfg {
+	enum cf_fence_kind kind;
+	const char *agent;                 /* path, for CF_FENCE_EXTERNAL */
+	const char *args[CF_FENCE_MAX_ARGS]; /* "key=value" extra options */
+	int nargs;
+	int timeout_ms; /* per attempt */
+	int attempts;   /* tries before giving up */
+};
+
+struct cf_fence_target {
+	char name[CF_NAME_MAX];
+	char host[CF_HOST_MAX];
+	uint64_t pid;
+	uint64_t starttime;
+};
+
+/* Parse "local", "none" or a path into cfg (defaults: 2 s per attempt, 3 attempts). */
+int cf_fence_parse(struct cf_fence_cfg *cfg, const char *spec);
+/* Add "k=v" to an external agent's options: 0, -EINVAL (no '='), -E2BIG. */
+int cf_fence_add_arg(struct cf_fence_cfg *cfg, const char *kv);
+/*
+ * Fence t. 0 once confirmed; -EHOSTUNREACH when the local agent cannot reach
+ * the target's host; -ETIMEDOUT / -EIO when the agent did not confirm after
+ * every attempt. For CF_FENCE_NONE returns 0 without doing anything (the
+ * caller logs the unsafe choice). msg receives a human-readable account.
+ */
+int cf_fence_run(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t msglen);
+const char *cf_fence_kind_str(enum cf_fence_kind k);
+
+/* /proc/PID/stat start time (field 22) of pid, or 0 if unknown. */
+uint64_t cf_proc_starttime(uint64_t pid);
+
+#endif
