@@ -76,6 +76,9 @@ int cf_logrec_parse(const void *buf, size_t avail, struct cf_logrec_hdr *out, co
 		return CF_CORRUPT();
 	if (h.total < sizeof(h) || h.total % 8 || h.total > avail)
 		return CF_CORRUPT();
+	if (h.pad)
+		return CF_CORRUPT();
+	img = (const char *)buf + sizeof(h);
 	if (h.type == CF_LR_PAD) {
 		if (h.length || h.txid || h.offset || h.file)
 			return CF_CORRUPT();
@@ -84,8 +87,11 @@ int cf_logrec_parse(const void *buf, size_t avail, struct cf_logrec_hdr *out, co
 			return CF_CORRUPT();
 		if ((h.type == CF_LR_UPDATE) != (h.length > 0))
 			return CF_CORRUPT();
+		/* The encoder zeroes the padding after the image; the crc does not cover it. */
+		for (uint32_t i = sizeof(h) + h.length; i < h.total; i++)
+			if (((const unsigned char *)buf)[i])
+				return CF_CORRUPT();
 	}
-	img = (const char *)buf + sizeof(h);
 	if (h.crc != rec_crc(&h, h.type == CF_LR_PAD ? NULL : img, h.type == CF_LR_PAD ? 0 : h.length))
 		return CF_CORRUPT();
 	*out = h;

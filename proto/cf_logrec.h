@@ -8,7 +8,9 @@
  * reader that finds fewer than a header's bytes before the end also wraps.
  *
  * Record: struct cf_logrec_hdr, then `length` bytes of before-image (UPDATE
- * only), padded to 8. crc covers the header (crc field zero) and the image.
+ * only), padded to 8 with zero bytes. crc covers the header (crc field zero)
+ * and the image; the parser refuses a nonzero hdr.pad or nonzero padding, so
+ * every accepted record is exactly what the encoder writes.
  * LSNs are consecutive; a reader scanning from the log head stops at the first
  * record that fails magic, length, crc or LSN continuity (torn tail, or stale
  * bytes from an earlier lap of the ring).

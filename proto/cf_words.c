@@ -40,7 +40,7 @@ bool cf_lock_valid(uint64_t w)
 	if (w == 0)
 		return true;
 	if (cf_lock_is_x(w))
-		return !cf_lock_is_s(w) && (w & ~(CF_LOCK_XBIT | 0xffffffffull)) == 0;
+		return !cf_lock_is_s(w) && (w & ~(CF_LOCK_XBIT | 0xffffffffull)) == 0 && cf_lock_x_inst(w) < 56;
 	if (cf_lock_is_s(w))
 		return (w & ~(CF_LOCK_SBIT | CF_LOCK_SMASK)) == 0 && cf_lock_s_holders(w) != 0;
 	return false;
@@ -83,6 +83,8 @@ int cf_lock_acquire_next(uint64_t w, uint32_t inst, uint32_t epoch, enum cf_lock
 
 int cf_lock_release_next(uint64_t w, uint32_t inst, uint64_t *next)
 {
+	if (inst >= 56 || !cf_lock_valid(w))
+		return -EINVAL;
 	if (!cf_lock_held_by(w, inst))
 		return -ENOENT;
 	if (cf_lock_is_x(w)) {

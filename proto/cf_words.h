@@ -80,7 +80,7 @@ static inline bool cf_reg_owner_stale(uint64_t w, uint64_t owner_sysword)
 /*
  * ---- lock word (one hash class) ----
  *   0                        free
- *   bit 63 set (X):  bits 0-7 holder instance, bits 8-31 holder's epoch tag
+ *   bit 63 set (X):  bits 0-7 holder instance (< 56), bits 8-31 holder's epoch tag
  *   bit 62 set (S):  bits 0-55 bitmap of holder instances (max 56 instances)
  * The word names every holder, so a counterpart removes exactly one
  * instance's hold with a CAS; the epoch tag makes a late release CAS of a
@@ -111,7 +111,10 @@ bool cf_lock_held_by(uint64_t w, uint32_t inst);
  * acquire by the holder itself returns *next == w.
  */
 int cf_lock_acquire_next(uint64_t w, uint32_t inst, uint32_t epoch, enum cf_lock_mode m, uint64_t *next);
-/* Next word when inst releases all its hold on w: -ENOENT if it holds none. */
+/*
+ * Next word when inst releases all its hold on w: -ENOENT if it holds none,
+ * -EINVAL for inst >= 56 or a malformed w.
+ */
 int cf_lock_release_next(uint64_t w, uint32_t inst, uint64_t *next);
 
 /* Hash of a resource name to a lock class (lock_entries is a power of two). */
