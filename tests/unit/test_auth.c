@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_auth.c - unit tests of proto/cf_auth: the challenge-response MACs and
+ * the cluster key parser. "N passed, M failed" at the end; exit 1 on failure.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cf_auth.h"
+#include "cf_util.h"
+
+static unsigned long n_pass, n_fail;
+
+#define CHECK(cond) CHECKF(cond, "%s", "")
+#define CHECKF(cond, fmt, ...)                                                                    \
+	do {                                                                                      \
+		if (cond) {                                                                       \
+			n_pass++;                                                                 \
+		} else {                                                                          \
+			if (n_fail++ < 40)                                                        \
+				fprintf(stderr, "%s:%d: FAIL %s " fmt "\n", __FILE__, __LINE__, #cond, \
+					__VA_ARGS__);                                             \
+		}                                                                                 \
+	} while (0)
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed * 31u + i * 7u + 1u);
+}
+
+static void test_macs(void)
+{
+	uint8_t key[CF_KEY_LEN], key2[CF_KEY_LEN], cn[CF_NONCE_LEN], sn[CF_NONCE_LEN];
+	uint8_t m1[CF_MAC_LEN], m2[CF_MAC_LEN], ms[CF_MAC_LEN], mc[CF_MAC_LEN];
+
+	fill(key, sizeof(key), 1);
+	fill(key2, sizeof(key2), 1);
+	key2[CF_KEY_LEN - 1] ^= 1;
+	fill(cn, sizeof(cn), 2);
+	fill(sn, sizeof(sn), 3);
+
+	/* deterministic */
+	cf_auth_mac_server(key, cn, sn, m1);
+	cf_auth_mac_server(key, cn, sn, m2);
+	CHECK(memcmp(m1, m2, CF_MAC_LEN) == 0 && cf_auth_verify(m1, m2) == 0);
+	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m1);
+	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m2);
+	CHECK(memcmp(m1, m2, CF_MAC_LEN) == 0 && cf_auth_verify(m1, m2) == 0);
+
+	/* server and client MACs differ for the same nonces (a reflected MAC is useless) */
+	cf_auth_mac_server(key, cn, sn, ms);
+	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, mc);
+	CHECK(cf_auth_verify(ms, mc) == -EPERM);
+	cf_auth_mac_client(key, cn, sn, CF_ROLE_SYSTEM, mc); /* even with the nonces in server order */
+	CHECK(cf_auth_verify(ms, mc) == -EPERM);
+
+	/* role is bound into the client MAC */
+	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m1);
+	cf_auth_mac_client(key, sn, cn, CF_ROLE_CONSOLE, m2);
+	CHECK(cf_auth_verify(m1, m2) == -EPERM);
+	for (uint32_t role = 0; role < 64; role++) {
+		cf_auth_mac_client(key, sn, cn, role, m2);
+		CHECKF((cf_auth_verify(m1, m2) == 0) == (role == CF_ROLE_SYSTEM), "role=%u", role);
+	}
+
+	/* key, each nonce, and nonce order all matter */
+	cf_auth_mac_server(key2, cn, sn, m2);
+	CHECK(cf_auth_verify(ms, m2) == -EPERM);
+	cf_auth_mac_server(key, sn, cn, m2);
+	CHECK(cf_auth_verify(ms, m2) == -EPERM);
+	cf_auth_mac_client(key2, sn, cn, CF_ROLE_SYSTEM, m2);
+	CHECK(cf_auth_verify(m1, m2) == -EPERM);
+	for (size_t i = 0; i < CF_NONCE_LEN; i++) {
+		cn[i] ^= 0x10;
+		cf_auth_mac_server(key, cn, sn, m2);
+		CHECKF(cf_auth_verify(ms, m2) == -EPERM, "cnonce byte %zu", i);
+		cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m2);
+		CHECKF(cf_auth_verify(m1, m2) == -EPERM, "cnonce byte %zu", i);
+		cn[i] ^= 0x10;
+		sn[i] ^= 0x01;
+		cf_auth_mac_server(key, cn, sn, m2);
+		CHECKF(cf_auth_verify(ms, m2) == -EPERM, "snonce byte %zu", i);
+		sn[i] ^= 0x01;
+	}
+
+	/* verify rejects every single flipped bit */
+	memcpy(m2, ms, CF_MAC_LEN);
+	CHECK(cf_auth_verify(ms, m2) == 0);
+	for (size_t bit = 0; bit < CF_MAC_LEN * 8; bit++) {
+		m2[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		CHECKF(cf_auth_verify(ms, m2) == -EPERM, "bit %zu", bit);
+		m2[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	CHECK(cf_auth_verify(ms, m2) == 0);
+
+	/* MACs do not look degenerate */
+	{
+		static const uint8_t zero[CF_MAC_LEN];
+		CHECK(memcmp(ms, zero, CF_MAC_LEN) != 0 && memcmp(mc, zero, CF_MAC_LEN) != 0);
+	}
+
+	/* nonces are fresh */
+	cf_auth_nonce(cn);
+	cf_auth_nonce(sn);
+	CHECK(memcmp(cn, sn, CF_NONCE_LEN) != 0);
+}
+
+static int key_parse_str(const char *s, uint8_t key[CF_KEY_LEN])
+{
+	return cf_key_parse(s, strlen(s), key);
+}
+
+static const char HEX64[] = "00112233445566778899aabbccddeeff0123456789abcdefFEDCBA9876543210";
+static const uint8_t HEXKEY[CF_KEY_LEN] = {
+	0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+	0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10,
+};
+
+static void test_key_parse(void)
+{
+	uint8_t key[CF_KEY_LEN], raw[CF_KEY_LEN];
+	char buf[256];
+
+	/* hex, mixed case */
+	memset(key, 0, sizeof(key));
+	CHECK(key_parse_str(HEX64, key) == 0 && memcmp(key, HEXKEY, CF_KEY_LEN) == 0);
+	/* all upper, all lower */
+	for (int up = 0; up < 2; up++) {
+		for (size_t i = 0; i < 64; i++)
+			buf[i] = up ? (char)(HEX64[i] >= 'a' ? HEX64[i] - 32 : HEX64[i])
+				    : (char)(HEX64[i] >= 'A' && HEX64[i] <= 'F' ? HEX64[i] + 32 : HEX64[i]);
+		buf[64] = 0;
+		memset(key, 0, sizeof(key));
+		CHECKF(key_parse_str(buf, key) == 0 && memcmp(key, HEXKEY, CF_KEY_LEN) == 0, "up=%d", up);
+	}
+	/* whitespace around (the usual trailing newline of a key file) */
+	{
+		static const char *wrap[][2] = {{"", "\n"}, {"  ", "  "}, {"\t", "\r\n"}, {"\n\n", "\n \t"}, {" ", ""}};
+		for (size_t i = 0; i < sizeof(wrap) / sizeof(wrap[0]); i++) {
+			snprintf(buf, sizeof(buf), "%s%s%s", wrap[i][0], HEX64, wrap[i][1]);
+			memset(key, 0, sizeof(key));
+			CHECKF(key_parse_str(buf, key) == 0 && memcmp(key, HEXKEY, CF_KEY_LEN) == 0, "wrap %zu", i);
+		}
+	}
+	/* raw 32 bytes, including bytes that are not text at all */
+	for (size_t i = 0; i < CF_KEY_LEN; i++)
+		raw[i] = (uint8_t)(0xf0 ^ (i * 37u));
+	raw[3] = 0;
+	raw[4] = '\n';
+	memset(key, 0, sizeof(key));
+	CHECK(cf_key_parse(raw, CF_KEY_LEN, key) == 0 && memcmp(key, raw, CF_KEY_LEN) == 0);
+	memset(raw, ' ', sizeof(raw)); /* raw bytes are taken as they are, whitespace included */
+	CHECK(cf_key_parse(raw, CF_KEY_LEN, key) == 0 && memcmp(key, raw, CF_KEY_LEN) == 0);
+
+	/* wrong lengths */
+	for (size_t n = 0; n <= 66; n++) {
+		if (n == CF_KEY_LEN || n == 64)
+			continue;
+		memcpy(buf, HEX64, 64);
+		memcpy(buf + 64, "00", 2);
+		CHECKF(cf_key_parse(buf, n, key) == -EINVAL, "n=%zu", n);
+	}
+	CHECK(cf_key_parse(NULL, 0, key) == -EINVAL);
+	CHECK(key_parse_str("\n", key) == -EINVAL);
+	/* a non-hex digit anywhere in 64 chars */
+	for (size_t i = 0; i < 64; i++) {
+		static const char badc[] = {'g', 'G', 'x', ' ', ':', '\0', '/', '@', '`', 'z'};
+		for (size_t c = 0; c < sizeof(badc); c++) {
+			memcpy(buf, HEX64, 64);
+			buf[i] = badc[c];
+			CHECKF(cf_key_parse(buf, 64, key) == -EINVAL, "i=%zu c=%d", i, badc[c]);
+		}
+	}
+	/* whitespace inside, or a 0x prefix, is not a key */
+	snprintf(buf, sizeof(buf), "%.32s %.32s", HEX64, HEX64 + 32);
+	CHECK(key_parse_str(buf, key) == -EINVAL);
+	snprintf(buf, sizeof(buf), "0x%s", HEX64);
+	CHECK(key_parse_str(buf, key) == -EINVAL);
+	/* 64 hex digits with a second line of junk */
+	snprintf(buf, sizeof(buf), "%s\nextra\n", HEX64);
+	CHECK(key_parse_str(buf, key) == -EINVAL);
+}
+
+static int write_file(const char *path, const void *buf, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -errno;
+	if (n && fwrite(buf, 1, n, f) != n) {
+		fclose(f);
+		return -EIO;
+	}
+	return fclose(f) ? -errno : 0;
+}
+
+static void test_key_load(void)
+{
+	char dir[] = "/tmp/cfplex-test-auth-XXXXXX", path[128], buf[512];
+	uint8_t key[CF_KEY_LEN];
+
+	if (!mkdtemp(dir)) {
+		CHECKF(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/key", dir);
+	snprintf(buf, sizeof(buf), "%s\n", HEX64);
+	CHECK(write_file(path, buf, strlen(buf)) == 0);
+	memset(key, 0, sizeof(key));
+	CHECK(cf_key_load(path, key) == 0 && memcmp(key, HEXKEY, CF_KEY_LEN) == 0);
+	CHECK(write_file(path, HEXKEY, CF_KEY_LEN) == 0);
+	memset(key, 0, sizeof(key));
+	CHECK(cf_key_load(path, key) == 0 && memcmp(key, HEXKEY, CF_KEY_LEN) == 0);
+	CHECK(write_file(path, "short\n", 6) == 0);
+	CHECK(cf_key_load(path, key) == -EINVAL);
+	CHECK(write_file(path, "", 0) == 0);
+	CHECK(cf_key_load(path, key) == -EINVAL);
+	memset(buf, 'a', sizeof(buf)); /* longer than any key file */
+	CHECK(write_file(path, buf, sizeof(buf)) == 0);
+	CHECK(cf_key_load(path, key) == -EINVAL);
+	unlink(path);
+	CHECK(cf_key_load(path, key) == -ENOENT);
+	CHECK(cf_key_load(dir, key) == -EISDIR);
+	rmdir(dir);
+}
+
+/* The handshake of cf_auth.h end to end, both ends computing with their own key. */
+static void test_handshake(void)
+{
+	uint8_t ks[CF_KEY_LEN], kc[CF_KEY_LEN], cn[CF_NONCE_LEN], sn[CF_NONCE_LEN];
+	uint8_t mac_s[CF_MAC_LEN], mac_c[CF_MAC_LEN], want[CF_MAC_LEN];
+
+	for (int wrong = 0; wrong < 2; wrong++) {
+		fill(ks, sizeof(ks), 9);
+		memcpy(kc, ks, sizeof(kc));
+		if (wrong)
+			kc[5] ^= 0x40;
+		cf_auth_nonce(cn);                       /* client: HELLO */
+		cf_auth_nonce(sn);                       /* server: CHALLENGE */
+		cf_auth_mac_server(ks, cn, sn, mac_s);
+		cf_auth_mac_server(kc, cn, sn, want);    /* client checks the server */
+		CHECKF((cf_auth_verify(mac_s, want) == 0) == !wrong, "wrong=%d", wrong);
+		cf_auth_mac_client(kc, sn, cn, CF_ROLE_CONSOLE, mac_c); /* client: AUTH */
+		cf_auth_mac_client(ks, sn, cn, CF_ROLE_CONSOLE, want);  /* server checks the client */
+		CHECKF((cf_auth_verify(mac_c, want) == 0) == !wrong, "wrong=%d", wrong);
+		/* a replay against a fresh server nonce fails */
+		cf_auth_nonce(sn);
+		cf_auth_mac_client(ks, sn, cn, CF_ROLE_CONSOLE, want);
+		CHECK(cf_auth_verify(mac_c, want) == -EPERM);
+	}
+}
+
+int main(void)
+{
+	if (cf_auth_init() < 0) {
+		fprintf(stderr, "libsodium failed to start\n");
+		return 1;
+	}
+	test_macs();
+	test_key_parse();
+	test_key_load();
+	test_handshake();
+	printf("%lu passed, %lu failed\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}
