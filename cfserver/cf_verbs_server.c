@@ -1,10 +1,1083 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder until the verbs backend lands: refuses with -ENOSYS */
+/*
+ * cf_verbs_server.c - the verbs backend, server side (struct cf_server_ops).
+ *
+ * Design
+ *   - One rdma_cm listener on ADDR:PORT. ADDR must name an RDMA-capable
+ *     interface (a wildcard bind has no device yet, and the CF image must be
+ *     registered before the first client arrives).
+ *   - One PD; the whole CF image is one MR with LOCAL_WRITE | REMOTE_* |
+ *     MW_BIND. Its rkey is never disclosed: clients get per-connection type-2
+ *     memory windows (bound on that connection's QP, so the rkey is useless on
+ *     any other QP) or, on devices without MEM_WINDOW_TYPE_2B, a per-grant MR
+ *     whose rkey is disclosed only to that connection.
+ *   - Per connection: one RC QP, a send CQ (ctrl SENDs, BIND_MW, LOCAL_INV;
+ *     polled synchronously, never from the event loop) and a recv CQ (ctrl
+ *     RECVs; all recv CQs share one completion channel watched by libev). Two
+ *     CQs so that a synchronous wait for a bind or an invalidation never
+ *     reaps - and so never has to re-enter the core with - a control message.
+ *   - Control messages: SEND/RECV whose payload is exactly the cf_ctrl message
+ *     (no frame header). The request id handed to on_ctrl is a per-connection
+ *     sequence number: verbs carries no id on the wire, and the client API
+ *     matches replies by order (one RC QP delivers in order).
+ *   - on_close always runs from the loop (an ev_prepare reaper), never inside
+ *     a call into this backend, so the core may fence/close from any callback.
+ *   - local_cas goes through a loopback RC QP to our own MR: devices report
+ *     IBV_ATOMIC_HCA (rxe does), i.e. RDMA atomics are atomic only against
+ *     other RDMA atomics of the same HCA, so a CPU CAS on a word a client may
+ *     CAS at the same moment could be lost.
+ *
+ * Fence (DESIGN section 4, model R1): ibv_modify_qp(ERR) is not documented to
+ * stop requests the responder already accepted. So fence first invalidates
+ * every window of the connection with IBV_WR_LOCAL_INV and waits for each
+ * completion (or deregisters its MRs in the fallback; ibv_dereg_mr returns
+ * only once the HCA no longer accepts the rkey), then moves the QP to ERR,
+ * deallocates the windows (a definite invalidation even if the QP had already
+ * failed and the LOCAL_INV was flushed), destroys the QP, and only then
+ * returns.
+ */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "cf_addr.h"
 #include "cf_transport.h"
+#include "cf_util.h"
+
+#define SV_RECV_DEPTH 16u     /* ctrl RECVs posted per connection (client sends request/reply) */
+#define SV_SEND_DEPTH 32u     /* SENDs + BIND_MW + LOCAL_INV in flight per connection */
+#define SV_MAX_GRANTS 64u     /* grants one connection may hold (a peer's requests drive this) */
+#define SV_MAX_CONNS 1024u    /* connections; further CONNECT_REQUESTs are rejected */
+#define SV_SYNC_WAIT_NS (5ull * 1000000000ull) /* bound for a bind/invalidate/CAS completion */
+#define SV_CM_TIMEOUT_MS 5000 /* loopback QP setup */
+
+#define vlog(...) fprintf(stderr, "cfserver: verbs: " __VA_ARGS__)
+
+enum sc_state {
+	SC_LIVE,    /* accepted; ctrl delivered */
+	SC_CLOSING, /* close()/fence()/error: no more deliveries; reaper will call on_close */
+	SC_FREED,   /* on the zombie list, on_close done (never observed by the core) */
+};
+
+static const char *sc_state_str(enum sc_state s)
+{
+	switch (s) {
+	case SC_LIVE: return "live";
+	case SC_CLOSING: return "closing";
+	case SC_FREED: return "freed";
+	}
+	return "?";
+}
+
+struct sgrant {
+	uint32_t rkey;
+	struct ibv_mw *mw; /* type-2 window bound on this connection's QP, or */
+	struct ibv_mr *mr; /* the fallback: an MR over exactly the range */
+};
+
+struct cf_sconn {
+	struct cf_tserver *t;
+	struct rdma_cm_id *id;
+	struct ibv_cq *rcq, *scq;
+	struct ibv_mr *bufmr;
+	uint8_t *bufs; /* SV_RECV_DEPTH recv slots, then SV_SEND_DEPTH send slots, CF_CTRL_MAX each */
+	uint64_t send_seq, send_done; /* signaled WRs posted / completed (completions arrive in order) */
+	int send_status;              /* status of the WR being waited for */
+	uint64_t next_id;
+	struct sgrant g[SV_MAX_GRANTS];
+	unsigned ngrants;
+	enum sc_state state;
+	int close_err;
+	bool qp_dead; /* QP destroyed or in error: nothing more is posted */
+	void *data;
+	char peer[INET6_ADDRSTRLEN + 8];
+	struct cf_sconn *next, *prev; /* t->conns */
+	struct cf_sconn *znext;       /* t->zombies */
+};
+
+struct cf_tserver {
+	struct ev_loop *loop;
+	struct cf_server_cbs cbs;
+	uint8_t *image;
+	uint64_t size;
+	struct rdma_event_channel *ech;
+	struct rdma_cm_id *lid;
+	struct ibv_context *verbs;
+	struct ibv_pd *pd;
+	struct ibv_mr *mr;
+	struct ibv_comp_channel *cch;
+	struct ibv_device_attr attr;
+	bool use_mw;
+	uint32_t max_inline;
+	ev_io cm_w, cq_w;
+	ev_prepare reap_w;
+	struct cf_sconn *conns, *zombies;
+	unsigned nconns;
+	int port;
+	/* loopback QP for local_cas */
+	struct rdma_event_channel *lb_ech;
+	struct rdma_cm_id *lb_lid, *lb_cli, *lb_srv;
+	struct ibv_cq *lb_cq, *lb_scq;
+	struct ibv_mr *lb_mr;
+	uint64_t *lb_buf;
+	bool lb_broken;
+};
+
+/* rdma-core's conventions -> 0/-errno. */
+static int neg_errno(void) { return errno ? -errno : -EIO; }
+static int post_ret(int r) { return r > 0 ? -r : (r < 0 ? neg_errno() : 0); }
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return neg_errno();
+	return 0;
+}
+
+static int wc_to_errno(enum ibv_wc_status s)
+{
+	switch (s) {
+	case IBV_WC_SUCCESS: return 0;
+	case IBV_WC_REM_ACCESS_ERR:
+	case IBV_WC_LOC_PROT_ERR:
+	case IBV_WC_MW_BIND_ERR: return -EACCES;
+	case IBV_WC_REM_INV_REQ_ERR: return -EINVAL;
+	case IBV_WC_LOC_LEN_ERR: return -EMSGSIZE;
+	case IBV_WC_WR_FLUSH_ERR: return -ECONNRESET;
+	case IBV_WC_RETRY_EXC_ERR:
+	case IBV_WC_RNR_RETRY_EXC_ERR: return -ETIMEDOUT;
+	default: return -EIO;
+	}
+}
+
+/* ---------------- connections ---------------- */
+
+static void conn_kill(struct cf_sconn *sc, int err);
+
+static uint8_t *recv_slot(struct cf_sconn *sc, unsigned i) { return sc->bufs + (size_t)i * CF_CTRL_MAX; }
+static uint8_t *send_slot(struct cf_sconn *sc, uint64_t seq)
+{
+	return sc->bufs + (size_t)(SV_RECV_DEPTH + seq % SV_SEND_DEPTH) * CF_CTRL_MAX;
+}
+
+static int post_recv(struct cf_sconn *sc, unsigned i)
+{
+	struct ibv_sge sge = {.addr = (uintptr_t)recv_slot(sc, i), .length = CF_CTRL_MAX, .lkey = sc->bufmr->lkey};
+	struct ibv_recv_wr wr = {.wr_id = i, .sg_list = &sge, .num_sge = 1}, *bad;
+	return post_ret(ibv_post_recv(sc->id->qp, &wr, &bad));
+}
+
+/*
+ * Reap the send CQ. Completions of one send queue arrive in post order, and
+ * every WR we post is signaled, so send_done is simply the last wr_id + 1.
+ */
+static int reap_send(struct cf_sconn *sc)
+{
+	struct ibv_wc wc[8];
+	int n, i;
+
+	n = ibv_poll_cq(sc->scq, 8, wc);
+	if (n < 0)
+		return -EIO;
+	for (i = 0; i < n; i++) {
+		sc->send_done = wc[i].wr_id + 1;
+		sc->send_status = wc_to_errno(wc[i].status);
+		if (wc[i].status != IBV_WC_SUCCESS) {
+			/* IBV_WC_WR_FLUSH_ERR after a fenced/failed QP is expected: the
+			 * connection is over, not the server. */
+			sc->qp_dead = true;
+			if (wc[i].status != IBV_WC_WR_FLUSH_ERR)
+				vlog("%s: send completion %s (wr %" PRIu64 ")\n", sc->peer,
+				     ibv_wc_status_str(wc[i].status), (uint64_t)wc[i].wr_id);
+		}
+	}
+	return n;
+}
+
+/* Wait (bounded) until WR seq completed; its status, or -ETIMEDOUT. */
+static int wait_send(struct cf_sconn *sc, uint64_t seq)
+{
+	/* The loop thread blocks here: binds and invalidations complete in
+	 * microseconds on hardware (a few hundred under emulation), and fence
+	 * must not return before they did. */
+	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	int r;
+
+	while (sc->send_done <= seq) {
+		r = reap_send(sc);
+		if (r < 0)
+			return r;
+		if (r == 0 && cf_mono_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+	/* send_status is the status of the last reaped WR; seq is the newest posted. */
+	return sc->send_status;
+}
+
+/* Make room for one more signaled WR on the send queue. */
+static int send_room(struct cf_sconn *sc)
+{
+	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	int r;
+
+	while (sc->send_seq - sc->send_done >= SV_SEND_DEPTH) {
+		r = reap_send(sc);
+		if (r < 0)
+			return r;
+		if (r == 0 && cf_mono_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static int post_sync(struct cf_sconn *sc, struct ibv_send_wr *wr)
+{
+	struct ibv_send_wr *bad;
+	uint64_t seq;
+	int r;
+
+	if (sc->qp_dead || !sc->id->qp)
+		return -ECONNRESET;
+	r = send_room(sc);
+	if (r < 0)
+		return r;
+	seq = sc->send_seq;
+	wr->wr_id = seq;
+	wr->send_flags |= IBV_SEND_SIGNALED;
+	r = post_ret(ibv_post_send(sc->id->qp, wr, &bad));
+	if (r < 0)
+		return r;
+	sc->send_seq++;
+	return wait_send(sc, seq);
+}
+
+static void grant_release(struct sgrant *g)
+{
+	if (g->mw)
+		ibv_dealloc_mw(g->mw);
+	if (g->mr)
+		ibv_dereg_mr(g->mr);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Invalidate one grant: LOCAL_INV awaited (windows) or dereg (MRs). */
+static int grant_invalidate(struct cf_sconn *sc, struct sgrant *g)
+{
+	int r = 0;
+
+	if (g->mw && !sc->qp_dead) {
+		struct ibv_send_wr wr = {.opcode = IBV_WR_LOCAL_INV, .invalidate_rkey = g->rkey};
+		r = post_sync(sc, &wr);
+	}
+	/* dealloc/dereg is the definitive revocation in both modes (also when
+	 * the QP already failed and LOCAL_INV could only be flushed). */
+	grant_release(g);
+	return r == -ECONNRESET ? 0 : r;
+}
+
+/*
+ * The barrier: after this returns no request of sc executes at the CF.
+ * Order matters: invalidate all access first (completions awaited), then
+ * error and destroy the QP.
+ */
+static void conn_teardown_qp(struct cf_sconn *sc)
+{
+	unsigned i;
+
+	for (i = 0; i < sc->ngrants; i++)
+		grant_invalidate(sc, &sc->g[i]);
+	sc->ngrants = 0;
+	if (sc->id && sc->id->qp) {
+		struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
+		ibv_modify_qp(sc->id->qp, &a, IBV_QP_STATE);
+		sc->qp_dead = true;
+		/* rdma_disconnect sends the DREQ so the client learns at once
+		 * (DISCONNECTED) instead of at its next op's retry timeout. */
+		rdma_disconnect(sc->id);
+		rdma_destroy_qp(sc->id);
+	}
+}
+
+static void conn_free(struct cf_sconn *sc)
+{
+	if (!sc)
+		return;
+	if (sc->id) {
+		if (sc->id->qp)
+			rdma_destroy_qp(sc->id);
+		rdma_destroy_id(sc->id);
+	}
+	if (sc->rcq)
+		ibv_destroy_cq(sc->rcq);
+	if (sc->scq)
+		ibv_destroy_cq(sc->scq);
+	if (sc->bufmr)
+		ibv_dereg_mr(sc->bufmr);
+	free(sc->bufs);
+	free(sc);
+}
+
+static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct cf_tserver *t = w->data;
+
+	while (t->zombies) {
+		struct cf_sconn *sc = t->zombies;
+		t->zombies = sc->znext;
+		if (t->cbs.on_close)
+			t->cbs.on_close(t->cbs.arg, sc, sc->close_err);
+		sc->state = SC_FREED;
+		conn_free(sc);
+	}
+	ev_prepare_stop(loop, w);
+}
+
+/* sc is over: barrier-teardown now, on_close from the reaper. */
+static void conn_kill(struct cf_sconn *sc, int err)
+{
+	struct cf_tserver *t = sc->t;
+
+	if (sc->state != SC_LIVE)
+		return;
+	sc->state = SC_CLOSING;
+	sc->close_err = err;
+	conn_teardown_qp(sc);
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		t->conns = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	t->nconns--;
+	sc->znext = t->zombies;
+	t->zombies = sc;
+	ev_prepare_start(t->loop, &t->reap_w);
+}
+
+static void peer_text(struct rdma_cm_id *id, char *out, size_t cap)
+{
+	struct sockaddr *sa = rdma_get_peer_addr(id);
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+	snprintf(out, cap, "%s:%u", ip, ntohs(rdma_get_dst_port(id)));
+}
+
+static int conn_create(struct cf_tserver *t, struct rdma_cm_id *id, struct cf_sconn **out)
+{
+	struct cf_sconn *sc;
+	struct ibv_qp_init_attr qa;
+	size_t blen = (size_t)(SV_RECV_DEPTH + SV_SEND_DEPTH) * CF_CTRL_MAX;
+	unsigned i;
+	int r;
+
+	if (id->verbs != t->verbs)
+		return -EXDEV; /* arrived on another device than the image is registered on */
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	sc->t = t;
+	sc->id = id;
+	sc->state = SC_LIVE;
+	peer_text(id, sc->peer, sizeof(sc->peer));
+	if (posix_memalign((void **)&sc->bufs, 4096, blen)) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	sc->bufmr = ibv_reg_mr(t->pd, sc->bufs, blen, IBV_ACCESS_LOCAL_WRITE);
+	if (!sc->bufmr) {
+		r = neg_errno();
+		goto err_free;
+	}
+	sc->rcq = ibv_create_cq(t->verbs, SV_RECV_DEPTH, sc, t->cch, 0);
+	sc->scq = ibv_create_cq(t->verbs, SV_SEND_DEPTH, sc, NULL, 0);
+	if (!sc->rcq || !sc->scq) {
+		r = neg_errno();
+		goto err_free;
+	}
+	memset(&qa, 0, sizeof(qa));
+	qa.send_cq = sc->scq;
+	qa.recv_cq = sc->rcq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = SV_SEND_DEPTH;
+	qa.cap.max_recv_wr = SV_RECV_DEPTH;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(id, t->pd, &qa)) {
+		r = neg_errno();
+		goto err_free;
+	}
+	for (i = 0; i < SV_RECV_DEPTH; i++) {
+		r = post_recv(sc, i);
+		if (r < 0)
+			goto err_free;
+	}
+	r = ibv_req_notify_cq(sc->rcq, 0) ? -EIO : 0;
+	if (r < 0)
+		goto err_free;
+	*out = sc;
+	return 0;
+err_free:
+	sc->id = NULL; /* the caller rejects and destroys the id */
+	if (id->qp)
+		rdma_destroy_qp(id);
+	conn_free(sc);
+	return r;
+}
+
+/* ---------------- libev callbacks ---------------- */
+
+static void on_connect_request(struct cf_tserver *t, struct rdma_cm_id *id, const struct rdma_conn_param *cp)
+{
+	struct rdma_conn_param p;
+	struct cf_sconn *sc = NULL;
+	int r;
+
+	if (t->nconns >= SV_MAX_CONNS) {
+		vlog("refusing connection: %u connections\n", t->nconns);
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
+	r = conn_create(t, id, &sc);
+	if (r < 0) {
+		vlog("refusing connection: %s\n", strerror(-r));
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
+	/* responder_resources/initiator_depth must be > 0 or READ and atomics
+	 * never complete (rxe): the client's READ/atomic depth, capped by ours. */
+	memset(&p, 0, sizeof(p));
+	p.responder_resources = cp->initiator_depth ? cp->initiator_depth : 1;
+	if (p.responder_resources > t->attr.max_qp_rd_atom)
+		p.responder_resources = (uint8_t)t->attr.max_qp_rd_atom;
+	p.initiator_depth = 1;
+	p.rnr_retry_count = 7;
+	if (rdma_accept(id, &p)) {
+		vlog("rdma_accept: %m\n");
+		rdma_reject(id, NULL, 0);
+		conn_free(sc); /* destroys the id too */
+		return;
+	}
+	id->context = sc;
+	sc->next = t->conns;
+	if (t->conns)
+		t->conns->prev = sc;
+	t->conns = sc;
+	t->nconns++;
+	/* on_accept now, not at ESTABLISHED: the QP is RTS after rdma_accept, and
+	 * the client's first SEND may complete before our ESTABLISHED event. */
+	if (t->cbs.on_accept)
+		t->cbs.on_accept(t->cbs.arg, sc);
+}
+
+static void cm_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cf_tserver *t = w->data;
+	struct rdma_cm_event *ev;
+
+	while (rdma_get_cm_event(t->ech, &ev) == 0) {
+		enum rdma_cm_event_type type = ev->event;
+		struct rdma_cm_id *id = ev->id;
+		struct rdma_conn_param cp = ev->param.conn;
+		struct cf_sconn *sc = id->context;
+
+		rdma_ack_cm_event(ev);
+		switch (type) {
+		case RDMA_CM_EVENT_CONNECT_REQUEST:
+			on_connect_request(t, id, &cp);
+			break;
+		case RDMA_CM_EVENT_ESTABLISHED:
+			break;
+		case RDMA_CM_EVENT_DISCONNECTED:
+			/* the peer closed (or crashed: its kernel disconnects) */
+			if (sc && sc->state == SC_LIVE)
+				conn_kill(sc, 0);
+			break;
+		case RDMA_CM_EVENT_REJECTED:
+		case RDMA_CM_EVENT_CONNECT_ERROR:
+		case RDMA_CM_EVENT_UNREACHABLE:
+			if (sc && sc->state == SC_LIVE)
+				conn_kill(sc, -ECONNRESET);
+			break;
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+			vlog("device removed: closing every connection\n");
+			while (t->conns)
+				conn_kill(t->conns, -ENODEV);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Deliver the ctrl messages of one connection's recv CQ. */
+static void conn_recv(struct cf_tserver *t, struct cf_sconn *sc)
+{
+	struct ibv_wc wc;
+
+	while (sc->state == SC_LIVE) {
+		int n = ibv_poll_cq(sc->rcq, 1, &wc);
+		if (n <= 0) {
+			if (n < 0)
+				conn_kill(sc, -EIO);
+			return;
+		}
+		if (wc.status != IBV_WC_SUCCESS) {
+			/* a message longer than our buffer (LOC_LEN_ERR) or a QP error:
+			 * the connection is dead either way */
+			if (wc.status != IBV_WC_WR_FLUSH_ERR)
+				vlog("%s: recv completion %s\n", sc->peer, ibv_wc_status_str(wc.status));
+			conn_kill(sc, wc_to_errno(wc.status));
+			return;
+		}
+		if (wc.opcode != IBV_WC_RECV || wc.wr_id >= SV_RECV_DEPTH || wc.byte_len > CF_CTRL_MAX) {
+			conn_kill(sc, CF_CORRUPT());
+			return;
+		}
+		if (t->cbs.on_ctrl)
+			t->cbs.on_ctrl(t->cbs.arg, sc, ++sc->next_id, recv_slot(sc, (unsigned)wc.wr_id), wc.byte_len);
+		/* the callback may have closed or fenced sc (still allocated until the reaper runs) */
+		if (sc->state == SC_LIVE && post_recv(sc, (unsigned)wc.wr_id) < 0)
+			conn_kill(sc, -ECONNRESET);
+	}
+}
+
+static void cq_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cf_tserver *t = w->data;
+	struct ibv_cq *cq;
+	void *ctx;
+
+	while (ibv_get_cq_event(t->cch, &cq, &ctx) == 0) {
+		struct cf_sconn *sc = ctx;
+		ibv_ack_cq_events(cq, 1);
+		if (sc->state != SC_LIVE)
+			continue; /* fenced: drop whatever it had queued */
+		/* re-arm before polling so a completion after the poll still fires */
+		if (ibv_req_notify_cq(cq, 0)) {
+			conn_kill(sc, -EIO);
+			continue;
+		}
+		conn_recv(t, sc);
+	}
+}
+
+/* ---------------- loopback QP (local_cas) ---------------- */
+
+static int lb_expect(struct cf_tserver *t, enum rdma_cm_event_type want, struct rdma_cm_id **id)
+{
+	struct pollfd pfd = {.fd = t->lb_ech->fd, .events = POLLIN};
+	struct rdma_cm_event *ev;
+	uint64_t deadline = cf_mono_ns() + (uint64_t)SV_CM_TIMEOUT_MS * 1000000ull;
+
+	for (;;) {
+		if (rdma_get_cm_event(t->lb_ech, &ev) == 0) {
+			enum rdma_cm_event_type got = ev->event;
+			int status = ev->status;
+			if (id)
+				*id = ev->id;
+			rdma_ack_cm_event(ev);
+			if (got != want) {
+				vlog("loopback QP: got %s (status %d), wanted %s\n", rdma_event_str(got), status,
+				     rdma_event_str(want));
+				return status < 0 ? status : -ECONNREFUSED;
+			}
+			return 0;
+		}
+		if (errno != EAGAIN)
+			return neg_errno();
+		int64_t left = (int64_t)(deadline - cf_mono_ns()) / 1000000;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		poll(&pfd, 1, (int)left);
+	}
+}
+
+static int lb_qp(struct cf_tserver *t, struct rdma_cm_id *id, struct ibv_cq *cq)
+{
+	struct ibv_qp_init_attr qa = {0};
+
+	qa.send_cq = cq;
+	qa.recv_cq = cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = 4;
+	qa.cap.max_recv_wr = 1;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	return rdma_create_qp(id, t->pd, &qa) ? neg_errno() : 0;
+}
+
+static int lb_setup(struct cf_tserver *t, struct sockaddr *bound)
+{
+	struct sockaddr_storage ss;
+	struct rdma_conn_param p = {.responder_resources = 1, .initiator_depth = 1, .retry_count = 7,
+				    .rnr_retry_count = 7};
+	struct rdma_cm_id *got = NULL;
+	socklen_t sl = bound->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int r;
+
+	t->lb_ech = rdma_create_event_channel();
+	if (!t->lb_ech)
+		return neg_errno();
+	if ((r = set_nonblock(t->lb_ech->fd)) < 0)
+		return r;
+	if (rdma_create_id(t->lb_ech, &t->lb_lid, NULL, RDMA_PS_TCP) ||
+	    rdma_create_id(t->lb_ech, &t->lb_cli, NULL, RDMA_PS_TCP))
+		return neg_errno();
+	memcpy(&ss, bound, sl);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	if (rdma_bind_addr(t->lb_lid, (struct sockaddr *)&ss) || rdma_listen(t->lb_lid, 1))
+		return neg_errno();
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = rdma_get_src_port(t->lb_lid);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = rdma_get_src_port(t->lb_lid);
+	if (rdma_resolve_addr(t->lb_cli, NULL, (struct sockaddr *)&ss, SV_CM_TIMEOUT_MS))
+		return neg_errno();
+	if ((r = lb_expect(t, RDMA_CM_EVENT_ADDR_RESOLVED, NULL)) < 0)
+		return r;
+	if (rdma_resolve_route(t->lb_cli, SV_CM_TIMEOUT_MS))
+		return neg_errno();
+	if ((r = lb_expect(t, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL)) < 0)
+		return r;
+	if (t->lb_cli->verbs != t->verbs)
+		return -EXDEV;
+	t->lb_buf = aligned_alloc(64, 64);
+	if (!t->lb_buf)
+		return -ENOMEM;
+	t->lb_mr = ibv_reg_mr(t->pd, t->lb_buf, 64, IBV_ACCESS_LOCAL_WRITE);
+	t->lb_cq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
+	t->lb_scq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
+	if (!t->lb_mr || !t->lb_cq || !t->lb_scq)
+		return neg_errno();
+	if ((r = lb_qp(t, t->lb_cli, t->lb_cq)) < 0)
+		return r;
+	if (rdma_connect(t->lb_cli, &p))
+		return neg_errno();
+	if ((r = lb_expect(t, RDMA_CM_EVENT_CONNECT_REQUEST, &got)) < 0)
+		return r;
+	t->lb_srv = got;
+	if ((r = lb_qp(t, t->lb_srv, t->lb_scq)) < 0)
+		return r;
+	if (rdma_accept(t->lb_srv, &p))
+		return neg_errno();
+	if ((r = lb_expect(t, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0 ||
+	    (r = lb_expect(t, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0)
+		return r;
+	return 0;
+}
+
+static void lb_destroy(struct cf_tserver *t)
+{
+	if (t->lb_cli) {
+		if (t->lb_cli->qp)
+			rdma_destroy_qp(t->lb_cli);
+		rdma_destroy_id(t->lb_cli);
+	}
+	if (t->lb_srv) {
+		if (t->lb_srv->qp)
+			rdma_destroy_qp(t->lb_srv);
+		rdma_destroy_id(t->lb_srv);
+	}
+	if (t->lb_lid)
+		rdma_destroy_id(t->lb_lid);
+	if (t->lb_cq)
+		ibv_destroy_cq(t->lb_cq);
+	if (t->lb_scq)
+		ibv_destroy_cq(t->lb_scq);
+	if (t->lb_mr)
+		ibv_dereg_mr(t->lb_mr);
+	free(t->lb_buf);
+	if (t->lb_ech)
+		rdma_destroy_event_channel(t->lb_ech);
+}
+
+static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
+{
+	/*
+	 * Not a CPU CAS: the device reports IBV_ATOMIC_HCA, so only RDMA atomics
+	 * of this HCA are atomic against the clients' RDMA CAS/FAA on the same
+	 * word. We send our own CAS through a loopback RC QP to our own MR.
+	 */
+	struct ibv_sge sge = {.addr = (uintptr_t)t->lb_buf, .length = 8, .lkey = t->lb_mr->lkey};
+	struct ibv_send_wr wr = {.wr_id = 1, .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_ATOMIC_CMP_AND_SWP,
+				 .send_flags = IBV_SEND_SIGNALED}, *bad;
+	struct ibv_wc wc;
+	uint64_t deadline;
+	int n, r;
+
+	if (off % 8 || off + 8 > t->size || off + 8 < off)
+		return -EINVAL;
+	if (t->lb_broken)
+		return -EIO;
+	wr.wr.atomic.remote_addr = (uintptr_t)(t->image + off);
+	wr.wr.atomic.rkey = t->mr->rkey;
+	wr.wr.atomic.compare_add = compare;
+	wr.wr.atomic.swap = swap;
+	r = post_ret(ibv_post_send(t->lb_cli->qp, &wr, &bad));
+	if (r < 0)
+		return r;
+	deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	while ((n = ibv_poll_cq(t->lb_cq, 1, &wc)) == 0) {
+		if (cf_mono_ns() > deadline) {
+			t->lb_broken = true; /* the WR may still complete into lb_buf: never reuse */
+			return -ETIMEDOUT;
+		}
+	}
+	if (n < 0)
+		return -EIO;
+	if (wc.status != IBV_WC_SUCCESS) {
+		vlog("loopback CAS: %s\n", ibv_wc_status_str(wc.status));
+		t->lb_broken = true;
+		return wc_to_errno(wc.status);
+	}
+	/* The original value lands in host byte order (rdma-core converts). */
+	*old = *(volatile uint64_t *)t->lb_buf;
+	return 0;
+}
+
+/* ---------------- server ops ---------------- */
+
+static int probe_device(struct cf_tserver *t)
+{
+	const char *name = ibv_get_device_name(t->verbs->device);
+	bool mw2b;
+
+	if (ibv_query_device(t->verbs, &t->attr))
+		return neg_errno();
+	mw2b = (t->attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW_TYPE_2B) && t->attr.max_mw > 0;
+	vlog("device %s: atomic_cap=%s max_mw=%d mw_type_2b=%s max_qp_wr=%d max_sge=%d max_mr_size=%" PRIu64
+	     " max_qp_rd_atom=%d\n",
+	     name,
+	     t->attr.atomic_cap == IBV_ATOMIC_NONE ? "NONE" : t->attr.atomic_cap == IBV_ATOMIC_HCA ? "HCA" : "GLOB",
+	     t->attr.max_mw, mw2b ? "yes" : "no", t->attr.max_qp_wr, t->attr.max_sge, (uint64_t)t->attr.max_mr_size,
+	     t->attr.max_qp_rd_atom);
+	if (t->attr.atomic_cap == IBV_ATOMIC_NONE) {
+		vlog("device %s has no RDMA atomics (atomic_cap NONE): cfplex needs CAS/FAA; refusing it\n", name);
+		return -EOPNOTSUPP;
+	}
+	if (t->attr.max_qp_rd_atom < 1) {
+		vlog("device %s: max_qp_rd_atom 0, no READ/atomic responder resources; refusing it\n", name);
+		return -EOPNOTSUPP;
+	}
+	if (t->size > t->attr.max_mr_size) {
+		vlog("image of %" PRIu64 " bytes exceeds max_mr_size\n", t->size);
+		return -EFBIG;
+	}
+	if ((uint32_t)t->attr.max_qp_wr < SV_SEND_DEPTH)
+		return -EOPNOTSUPP;
+	t->use_mw = mw2b;
+	if (getenv("CF_VERBS_NO_MW") && strcmp(getenv("CF_VERBS_NO_MW"), "1") == 0)
+		t->use_mw = false;
+	if (t->use_mw) {
+		/* some providers advertise the flag but refuse type 2: try once */
+		struct ibv_mw *mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
+		if (mw)
+			ibv_dealloc_mw(mw);
+		else
+			t->use_mw = false;
+	}
+	vlog("grants use %s\n", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
+					  : "per-grant memory regions (dereg to revoke)");
+	return 0;
+}
+
+static void v_destroy(struct cf_tserver *t)
+{
+	if (!t)
+		return;
+	while (t->conns) {
+		struct cf_sconn *sc = t->conns;
+		conn_kill(sc, -ESHUTDOWN);
+	}
+	if (t->loop) {
+		ev_io_stop(t->loop, &t->cm_w);
+		ev_io_stop(t->loop, &t->cq_w);
+		reap_cb(t->loop, &t->reap_w, 0); /* on_close for every connection, then free */
+	}
+	lb_destroy(t);
+	if (t->mr)
+		ibv_dereg_mr(t->mr);
+	if (t->lid)
+		rdma_destroy_id(t->lid); /* after every per-connection CQ is gone */
+	if (t->cch)
+		ibv_destroy_comp_channel(t->cch);
+	if (t->pd)
+		ibv_dealloc_pd(t->pd);
+	if (t->ech)
+		rdma_destroy_event_channel(t->ech);
+	free(t);
+}
+
 static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_t size,
 		    const struct cf_server_cbs *cbs, struct cf_tserver **out)
 {
-	return -ENOSYS;
+	struct cf_tserver *t;
+	struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+	char host[CF_ADDR_HOST_MAX], portstr[8];
+	uint16_t port;
+	int r;
+
+	r = cf_addr_split(addr, host, sizeof(host), &port);
+	if (r < 0)
+		return r;
+	if (!image || size == 0 || (uintptr_t)image % 8)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->cbs = *cbs;
+	t->image = image;
+	t->size = size;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	r = getaddrinfo(host, portstr, &hints, &ai);
+	if (r) {
+		r = r == EAI_SYSTEM ? neg_errno() : -EADDRNOTAVAIL;
+		goto err_destroy;
+	}
+	t->ech = rdma_create_event_channel();
+	if (!t->ech) {
+		r = neg_errno();
+		goto err_destroy;
+	}
+	if (rdma_create_id(t->ech, &t->lid, t, RDMA_PS_TCP) || rdma_bind_addr(t->lid, ai->ai_addr)) {
+		r = neg_errno();
+		goto err_destroy;
+	}
+	if (!t->lid->verbs) {
+		vlog("%s is not the address of an RDMA device (wildcard binds are refused: the image must be "
+		     "registered on one device)\n", addr);
+		r = -EADDRNOTAVAIL;
+		goto err_destroy;
+	}
+	t->verbs = t->lid->verbs;
+	t->pd = ibv_alloc_pd(t->verbs);
+	if (!t->pd) {
+		r = neg_errno();
+		goto err_destroy;
+	}
+	r = probe_device(t);
+	if (r < 0)
+		goto err_destroy;
+	/* No IBV_ACCESS_RELAXED_ORDERING: model R3 needs a later READ through this
+	 * HCA to see every completed WRITE. */
+	t->mr = ibv_reg_mr(t->pd, image, size,
+			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
+				   IBV_ACCESS_REMOTE_ATOMIC | (t->use_mw ? IBV_ACCESS_MW_BIND : 0));
+	if (!t->mr) {
+		r = neg_errno();
+		vlog("registering the %" PRIu64 "-byte image: %s\n", size, strerror(-r));
+		goto err_destroy;
+	}
+	t->cch = ibv_create_comp_channel(t->verbs);
+	if (!t->cch) {
+		r = neg_errno();
+		goto err_destroy;
+	}
+	if ((r = set_nonblock(t->cch->fd)) < 0 || (r = set_nonblock(t->ech->fd)) < 0)
+		goto err_destroy;
+	if (rdma_listen(t->lid, 64)) {
+		r = neg_errno();
+		goto err_destroy;
+	}
+	t->port = ntohs(rdma_get_src_port(t->lid));
+	r = lb_setup(t, rdma_get_local_addr(t->lid));
+	if (r < 0) {
+		vlog("loopback QP for the server's own atomics: %s\n", strerror(-r));
+		goto err_destroy;
+	}
+	t->loop = loop;
+	ev_io_init(&t->cm_w, cm_cb, t->ech->fd, EV_READ);
+	ev_io_init(&t->cq_w, cq_cb, t->cch->fd, EV_READ);
+	ev_prepare_init(&t->reap_w, reap_cb);
+	t->cm_w.data = t->cq_w.data = t->reap_w.data = t;
+	ev_io_start(loop, &t->cm_w);
+	ev_io_start(loop, &t->cq_w);
+	freeaddrinfo(ai);
+	*out = t;
+	return 0;
+err_destroy:
+	if (ai)
+		freeaddrinfo(ai);
+	v_destroy(t);
+	return r;
 }
-const struct cf_server_ops cf_verbs_server = {.name = "verbs", .listen = v_listen};
+
+static int v_port(struct cf_tserver *t) { return t->port; }
+
+static int v_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t len)
+{
+	struct ibv_sge sge;
+	struct ibv_send_wr wr = {0}, *bad;
+	uint8_t *slot;
+	int r;
+
+	(void)id; /* verbs carries no request id: replies match requests by order */
+	if (sc->state != SC_LIVE || sc->qp_dead)
+		return -ECONNRESET;
+	if (len == 0 || len > CF_CTRL_MAX)
+		return -EMSGSIZE;
+	r = send_room(sc);
+	if (r < 0)
+		return r;
+	slot = send_slot(sc, sc->send_seq);
+	memcpy(slot, msg, len);
+	sge.addr = (uintptr_t)slot;
+	sge.length = (uint32_t)len;
+	sge.lkey = sc->bufmr->lkey;
+	wr.wr_id = sc->send_seq;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_SEND;
+	/* Signaled: a slot is reused only after its completion is reaped (the
+	 * control path is not hot; simple beats selective signaling here). */
+	wr.send_flags = IBV_SEND_SIGNALED;
+	r = post_ret(ibv_post_send(sc->id->qp, &wr, &bad));
+	if (r < 0)
+		return r;
+	sc->send_seq++;
+	reap_send(sc); /* opportunistic: keep the ring drained */
+	return 0;
+}
+
+static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len, uint32_t rights,
+		   struct cf_grant *g)
+{
+	struct cf_tserver *t = sc->t;
+	struct sgrant *sg;
+	int acc = 0, r;
+
+	if (sc->state != SC_LIVE || sc->qp_dead)
+		return -ECONNRESET;
+	if (len == 0 || off > t->size || len > t->size - off || !rights || (rights & ~7u))
+		return -EINVAL;
+	if (sc->ngrants >= SV_MAX_GRANTS)
+		return -ENOSPC;
+	if (rights & CF_R_READ)
+		acc |= IBV_ACCESS_REMOTE_READ;
+	if (rights & CF_R_WRITE)
+		acc |= IBV_ACCESS_REMOTE_WRITE;
+	if (rights & CF_R_ATOMIC)
+		acc |= IBV_ACCESS_REMOTE_ATOMIC;
+	sg = &sc->g[sc->ngrants];
+	memset(sg, 0, sizeof(*sg));
+	if (t->use_mw) {
+		struct ibv_send_wr wr = {0};
+		sg->mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
+		if (!sg->mw)
+			return neg_errno();
+		/* type 2: the bind is a WR on this connection's QP, so the window
+		 * (and its rkey) is usable from this QP only */
+		sg->rkey = ibv_inc_rkey(sg->mw->rkey);
+		wr.opcode = IBV_WR_BIND_MW;
+		wr.bind_mw.mw = sg->mw;
+		wr.bind_mw.rkey = sg->rkey;
+		wr.bind_mw.bind_info.mr = t->mr;
+		wr.bind_mw.bind_info.addr = (uintptr_t)(t->image + off);
+		wr.bind_mw.bind_info.length = len;
+		wr.bind_mw.bind_info.mw_access_flags = (unsigned)acc;
+		r = post_sync(sc, &wr);
+		if (r < 0) {
+			grant_release(sg);
+			return r;
+		}
+	} else {
+		sg->mr = ibv_reg_mr(t->pd, t->image + off, len, IBV_ACCESS_LOCAL_WRITE | acc);
+		if (!sg->mr)
+			return neg_errno();
+		sg->rkey = sg->mr->rkey;
+	}
+	sc->ngrants++;
+	memset(g, 0, sizeof(*g));
+	g->region = region;
+	g->inst = inst;
+	g->image_off = off;
+	g->addr = (uintptr_t)(t->image + off);
+	g->len = len;
+	g->rkey = sg->rkey;
+	g->rights = rights;
+	return 0;
+}
+
+static int v_revoke(struct cf_sconn *sc, uint32_t rkey)
+{
+	unsigned i;
+	int r;
+
+	if (sc->state != SC_LIVE)
+		return 0; /* already torn down: nothing of it is valid */
+	for (i = 0; i < sc->ngrants; i++)
+		if (sc->g[i].rkey == rkey)
+			break;
+	if (i == sc->ngrants)
+		return -ENOENT;
+	r = grant_invalidate(sc, &sc->g[i]);
+	sc->g[i] = sc->g[--sc->ngrants];
+	return r;
+}
+
+static int v_fence(struct cf_sconn *sc)
+{
+	/* conn_kill runs the barrier (conn_teardown_qp) before returning. */
+	if (sc->state == SC_LIVE)
+		conn_kill(sc, 0);
+	return 0;
+}
+
+static void v_close(struct cf_sconn *sc)
+{
+	uint64_t deadline = cf_mono_ns() + 1000000000ull;
+
+	if (sc->state != SC_LIVE)
+		return;
+	/* flush queued replies (e.g. an ERROR message) before tearing down */
+	while (!sc->qp_dead && sc->send_done < sc->send_seq && cf_mono_ns() < deadline)
+		if (reap_send(sc) < 0)
+			break;
+	conn_kill(sc, 0);
+}
+
+static void v_set_data(struct cf_sconn *sc, void *data) { sc->data = data; }
+static void *v_get_data(struct cf_sconn *sc) { return sc->data; }
+static const char *v_peer(struct cf_sconn *sc) { return sc->peer; }
+
+const struct cf_server_ops cf_verbs_server = {
+	.name = "verbs",
+	.listen = v_listen,
+	.destroy = v_destroy,
+	.port = v_port,
+	.send_ctrl = v_send_ctrl,
+	.grant = v_grant,
+	.revoke = v_revoke,
+	.fence = v_fence,
+	.close = v_close,
+	.local_cas = v_local_cas,
+	.set_data = v_set_data,
+	.get_data = v_get_data,
+	.peer = v_peer,
+};
+
+/* keep the state names referenced for debugging builds */
+const char *cf_verbs_sc_state_str(const struct cf_sconn *sc);
+const char *cf_verbs_sc_state_str(const struct cf_sconn *sc) { return sc_state_str(sc->state); }
