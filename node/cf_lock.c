@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: MIT */
+/* cf_lock.c - record locks (design in cf_lock.h). */
+#include "cf_lock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cf_session.h"
+#include "cf_util.h"
+
+#define BACKOFF_MIN_NS 10000ull
+#define BACKOFF_MAX_NS 1000000ull
+#define RELEASE_RETRIES 100000u
+#define READ_CHUNK 32768u
+
+struct cf_lock_name {
+	char name[CF_RES_NAME_MAX];
+	uint64_t owner;
+	int32_t next; /* bucket chain, or free list */
+	int32_t cls;  /* index into cls[] */
+	uint8_t mode;
+	bool used;
+};
+
+struct cf_lock_cstate {
+	uint32_t klass;
+	uint32_t refs;
+	uint64_t word; /* the word as our last successful CAS left it */
+	int32_t next;
+	uint8_t mode;
+	bool used;
+};
+
+/* ---------------- histogram ---------------- */
+
+static uint32_t hist_bucket(uint64_t v)
+{
+	uint32_t msb, sub;
+
+	if (v < CF_HIST_SUB)
+		return (uint32_t)v;
+	msb = 63u - (uint32_t)__builtin_clzll(v);
+	sub = (uint32_t)(v >> (msb - 4)) & (CF_HIST_SUB - 1);
+	return (msb - 3) * CF_HIST_SUB + sub;
+}
+
+static uint64_t hist_upper(uint32_t b)
+{
+	uint32_t msb, sub;
+
+	if (b < CF_HIST_SUB)
+		return b;
+	msb = b / CF_HIST_SUB + 3;
+	sub = b % CF_HIST_SUB;
+	return ((uint64_t)(CF_HIST_SUB + sub + 1) << (msb - 4)) - 1;
+}
+
+void cf_lock_hist_add(struct cf_lock_hist *h, uint64_t ns)
+{
+	uint32_t b = hist_bucket(ns);
+
+	if (b >= CF_HIST_BUCKETS)
+		b = CF_HIST_BUCKETS - 1;
+	h->b[b]++;
+	if (!h->n || ns < h->min)
+		h->min = ns;
+	h->n++;
+	h->sum += ns;
+	if (ns > h->max)
+		h->max = ns;
+}
+
+void cf_lock_hist_merge(struct cf_lock_hist *into, const struct cf_lock_hist *from)
+{
+	if (!from->n)
+		return;
+	if (!into->n || from->min < into->min)
+		into->min = from->min;
+	into->n += from->n;
+	into->sum += from->sum;
+	if (from->max > into->max)
+		into->max = from->max;
+	for (uint32_t i = 0; i < CF_HIST_BUCKETS; i++)
+		into->b[i] += from->b[i];
+}
+
+uint64_t cf_lock_hist_pct(const struct cf_lock_hist *h, double p)
+{
+	uint64_t want, acc = 0;
+
+	if (!h->n)
+		return 0;
+	want = (uint64_t)(p / 100.0 * (double)h->n + 0.5);
+	if (want < 1)
+		want = 1;
+	if (want > h->n)
+		want = h->n;
+	for (uint32_t i = 0; i < CF_HIST_BUCKETS; i++) {
+		acc += h->b[i];
+		if (acc >= want) {
+			uint64_t u = hist_upper(i);
+			return u > h->max ? h->max : u;
+		}
+	}
+	return h->max;
+}
+
+/* ---------------- I/O: a session, or a memory image ---------------- */
+
+struct lkio {
+	struct cf_session *s;
+	uint8_t *mem;
+};
+
+static int io_cas(struct lkio io, uint64_t off, uint64_t cmp, uint64_t swap, uint64_t *old)
+{
+	if (io.mem) {
+		uint64_t expect = cmp;
+		__atomic_compare_exchange_n((uint64_t *)(void *)(io.mem + off), &expect, swap, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST);
+		*old = expect;
+		return 0;
+	}
+	return cf_session_cas(io.s, off, cmp, swap, old);
+}
+
+static int io_write_then_cas(struct lkio io, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
+			     uint64_t cmp, uint64_t swap, uint64_t *old)
+{
+	if (io.mem) {
+		memcpy(io.mem + woff, wbuf, wlen);
+		return io_cas(io, coff, cmp, swap, old);
+	}
+	return cf_session_write_then_cas(io.s, woff, wbuf, wlen, coff, cmp, swap, old);
+}
+
+static int io_read(struct lkio io, uint64_t off, void *buf, uint32_t len)
+{
+	if (io.mem) {
+		if (len == 8)
+			*(uint64_t *)buf = __atomic_load_n((uint64_t *)(void *)(io.mem + off), __ATOMIC_SEQ_CST);
+		else
+			memcpy(buf, io.mem + off, len);
+		return 0;
+	}
+	return cf_session_read(io.s, off, buf, len);
+}
+
+static int io_write(struct lkio io, uint64_t off, const void *buf, uint32_t len, bool post)
+{
+	if (io.mem) {
+		memcpy(io.mem + off, buf, len);
+		return 0;
+	}
+	if (post)
+		return cf_session_post_write(io.s, off, buf, len, CF_POST_UNSIGNALED);
+	return cf_session_write(io.s, off, buf, len);
+}
+
+static struct lkio tio(const struct cf_lock_table *t)
+{
+	return (struct lkio){ .s = t->s, .mem = t->mem };
+}
+
+static const struct cf_rec_entry zero_entry;
+
+/* ---------------- local tables ---------------- */
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static int table_alloc(struct cf_lock_table *t, const struct cf_image_map *map, uint32_t inst, uint32_t epoch)
+{
+	uint32_t n = map->geo.record_entries;
+
+	if (inst >= map->geo.max_instances || inst >= 56)
+		return -EINVAL;
+	t->inst = inst;
+	t->epoch = epoch;
+	t->lock_entries = map->geo.lock_entries;
+	t->rec_entries = n;
+	t->locks_off = map->off_locks;
+	t->rec_off = cf_rec_off(map, inst);
+	t->nbkt = 1;
+	while (t->nbkt < 2 * n)
+		t->nbkt <<= 1;
+	t->names = calloc(n, sizeof(*t->names));
+	t->cls = calloc(n, sizeof(*t->cls));
+	t->ent = calloc(n, sizeof(*t->ent));
+	t->name_bkt = malloc(t->nbkt * sizeof(int32_t));
+	t->cls_bkt = malloc(t->nbkt * sizeof(int32_t));
+	if (!t->names || !t->cls || !t->ent || !t->name_bkt || !t->cls_bkt) {
+		cf_lock_table_fini(t);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < t->nbkt; i++)
+		t->name_bkt[i] = t->cls_bkt[i] = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		t->names[i].next = i + 1 < n ? (int32_t)(i + 1) : -1;
+		t->cls[i].next = i + 1 < n ? (int32_t)(i + 1) : -1;
+	}
+	t->name_free = t->cls_free = 0;
+	t->rng = 0x9e3779b97f4a7c15ull ^ cf_mono_ns() ^ ((uint64_t)inst << 32);
+	return 0;
+}
+
+int cf_lock_table_init(struct cf_lock_table *t, struct cf_session *s, uint32_t inst, uint32_t epoch)
+{
+	memset(t, 0, sizeof(*t));
+	t->s = s;
+	return table_alloc(t, &s->map, inst, epoch);
+}
+
+int cf_lock_table_init_mem(struct cf_lock_table *t, void *image, const struct cf_image_map *map, uint32_t inst,
+			   uint32_t epoch)
+{
+	memset(t, 0, sizeof(*t));
+	t->mem = image;
+	return table_alloc(t, map, inst, epoch);
+}
+
+void cf_lock_table_fini(struct cf_lock_table *t)
+{
+	if (!t)
+		return;
+	free(t->names);
+	free(t->cls);
+	free(t->ent);
+	free(t->name_bkt);
+	free(t->cls_bkt);
+	t->names = NULL;
+	t->cls = NULL;
+	t->ent = NULL;
+	t->name_bkt = t->cls_bkt = NULL;
+}
+
+static int32_t cls_find(const struct cf_lock_table *t, uint32_t klass)
+{
+	for (int32_t i = t->cls_bkt[klass & (t->nbkt - 1)]; i >= 0; i = t->cls[i].next)
+		if (t->cls[i].klass == klass)
+			return i;
+	return -1;
+}
+
+static int32_t cls_add(struct cf_lock_table *t, uint32_t klass, uint8_t mode, uint64_t word)
+{
+	int32_t i = t->cls_free;
+	uint32_t b = klass & (t->nbkt - 1);
+
+	if (i < 0)
+		return -1;
+	t->cls_free = t->cls[i].next;
+	t->cls[i] = (struct cf_lock_cstate){ .klass = klass, .mode = mode, .word = word, .used = true };
+	t->cls[i].next = t->cls_bkt[b];
+	t->cls_bkt[b] = i;
+	t->nclasses++;
+	return i;
+}
+
+static void cls_del(struct cf_lock_table *t, int32_t i)
+{
+	int32_t *pp = &t->cls_bkt[t->cls[i].klass & (t->nbkt - 1)];
+
+	while (*pp != i)
+		pp = &t->cls[*pp].next;
+	*pp = t->cls[i].next;
+	t->cls[i].used = false;
+	t->cls[i].next = t->cls_free;
+	t->cls_free = i;
+	t->nclasses--;
+}
+
+static int32_t name_alloc(struct cf_lock_table *t)
+{
+	int32_t i = t->name_free;
+
+	if (i < 0)
+		return -1;
+	t->name_free = t->names[i].next;
+	t->nheld++;
+	return i;
+}
+
+static void name_link(struct cf_lock_table *t, int32_t i)
+{
+	uint32_t b = name_hash(t->names[i].name) & (t->nbkt - 1);
+
+	t->names[i].next = t->name_bkt[b];
+	t->name_bkt[b] = i;
+	t->names[i].used = true;
+}
+
+static void name_free(struct cf_lock_table *t, int32_t i, bool linked)
+{
+	if (linked) {
+		int32_t *pp = &t->name_bkt[name_hash(t->names[i].name) & (t->nbkt - 1)];
+		while (*pp != i)
+			pp = &t->names[*pp].next;
+		*pp = t->names[i].next;
+	}
+	t->names[i].used = false;
+	t->names[i].next = t->name_free;
+	t->name_free = i;
+	t->nheld--;
+}
+
+enum cf_lock_mode cf_lock_local_mode(const struct cf_lock_table *t, const char *name)
+{
+	uint8_t m = 0;
+
+	for (int32_t i = t->name_bkt[name_hash(name) & (t->nbkt - 1)]; i >= 0; i = t->names[i].next)
+		if (!strcmp(t->names[i].name, name) && t->names[i].mode > m)
+			m = t->names[i].mode;
+	return (enum cf_lock_mode)m;
+}
+
+/* ---------------- acquire / release ---------------- */
+
+static void backoff_sleep(struct cf_lock_table *t, uint64_t *ns)
+{
+	struct timespec ts;
+	uint64_t d;
+
+	t->rng ^= t->rng << 13;
+	t->rng ^= t->rng >> 7;
+	t->rng ^= t->rng << 17;
+	d = *ns / 2 + t->rng % (*ns / 2 + 1); /* jitter in [ns/2, ns] */
+	ts.tv_sec = (time_t)(d / 1000000000ull);
+	ts.tv_nsec = (long)(d % 1000000000ull);
+	nanosleep(&ts, NULL);
+	*ns = *ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *ns * 2;
+}
+
+static void drop_entry(struct cf_lock_table *t, int32_t e)
+{
+	/* The entry was written to the CF before a CAS that did not take the class: clear it. */
+	(void)io_write(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &zero_entry,
+		       sizeof(zero_entry), true);
+	name_free(t, e, false);
+}
+
+int cf_lock_acquire(struct cf_lock_table *t, const char *name, enum cf_lock_mode m, uint64_t owner, int timeout_ms,
+		    uint32_t *entry, uint64_t *holder)
+{
+	size_t len = name ? strlen(name) : 0;
+	uint32_t klass;
+	int32_t e, c;
+	uint64_t cmp, next, old, t0, backoff = BACKOFF_MIN_NS;
+	bool first = true, counted = false;
+	int r;
+
+	if (len == 0 || len >= CF_RES_NAME_MAX || (m != CF_LOCK_S && m != CF_LOCK_X))
+		return -EINVAL;
+	/* A name another transaction of this instance holds, incompatibly. */
+	for (int32_t i = t->name_bkt[name_hash(name) & (t->nbkt - 1)]; i >= 0; i = t->names[i].next) {
+		if (strcmp(t->names[i].name, name) || t->names[i].owner == owner)
+			continue;
+		if (m == CF_LOCK_X || t->names[i].mode == CF_LOCK_X) {
+			t->st.self_conflicts++;
+			if (holder)
+				*holder = t->names[i].owner;
+			return -EALREADY;
+		}
+	}
+	klass = cf_lock_class(name, t->lock_entries);
+	e = name_alloc(t);
+	if (e < 0)
+		return -ENOSPC;
+	memset(&t->names[e], 0, sizeof(t->names[e]));
+	memcpy(t->names[e].name, name, len);
+	t->names[e].owner = owner;
+	t->names[e].mode = (uint8_t)m;
+	memset(&t->ent[e], 0, sizeof(t->ent[e]));
+	t->ent[e].used = 1u + (uint64_t)m;
+	t->ent[e].klass = klass;
+	memcpy(t->ent[e].name, name, len);
+
+	c = cls_find(t, klass);
+	if (c >= 0 && t->cls[c].mode >= m) {
+		/* Our class hold covers it: record the name (posted), no CAS. */
+		r = io_write(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &t->ent[e],
+			     sizeof(t->ent[e]), true);
+		if (r) {
+			name_free(t, e, false);
+			return r;
+		}
+		t->names[e].cls = c;
+		t->cls[c].refs++;
+		name_link(t, e);
+		t->st.acquires++;
+		t->st.shared_self++;
+		*entry = (uint32_t)e;
+		return 0;
+	}
+	t0 = cf_mono_ns();
+	cmp = c >= 0 ? t->cls[c].word : 0; /* optimistic: the class is free */
+	r = cf_lock_acquire_next(cmp, t->inst, t->epoch, m, &next);
+	if (r) {
+		name_free(t, e, false);
+		return -EBADMSG;
+	}
+	for (;;) {
+		if (first)
+			r = io_write_then_cas(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &t->ent[e],
+					      sizeof(t->ent[e]), t->locks_off + (uint64_t)klass * 8u, cmp, next, &old);
+		else
+			r = io_cas(tio(t), t->locks_off + (uint64_t)klass * 8u, cmp, next, &old);
+		if (r) {
+			name_free(t, e, false);
+			return r;
+		}
+		first = false;
+		if (old == cmp)
+			break;
+		/* Lost: old is the current word. Compatible now? */
+		cmp = old;
+		for (;;) {
+			r = cf_lock_acquire_next(cmp, t->inst, t->epoch, m, &next);
+			if (r == 0)
+				break;
+			if (r != -EBUSY) {
+				drop_entry(t, e);
+				return CF_CORRUPT();
+			}
+			if (!counted) {
+				t->st.contended++;
+				counted = true;
+			}
+			if (timeout_ms == 0) {
+				drop_entry(t, e);
+				return -EBUSY;
+			}
+			if (cf_mono_ns() - t0 >= (uint64_t)timeout_ms * 1000000ull) {
+				t->st.timeouts++;
+				drop_entry(t, e);
+				return -ETIMEDOUT;
+			}
+			backoff_sleep(t, &backoff);
+			r = io_read(tio(t), t->locks_off + (uint64_t)klass * 8u, &cmp, 8);
+			if (r) {
+				name_free(t, e, false);
+				return r;
+			}
+		}
+	}
+	if (c < 0) {
+		c = cls_add(t, klass, (uint8_t)m, next);
+		if (c < 0) { /* cannot happen: one class per name at most */
+			name_free(t, e, false);
+			return -ENOSPC;
+		}
+	} else {
+		t->cls[c].word = next;
+		if (m > t->cls[c].mode)
+			t->cls[c].mode = (uint8_t)m;
+	}
+	t->names[e].cls = c;
+	t->cls[c].refs++;
+	name_link(t, e);
+	t->st.acquires++;
+	t->st.cas_acquires++;
+	cf_lock_hist_add(&t->st.lat, cf_mono_ns() - t0);
+	*entry = (uint32_t)e;
+	return 0;
+}
+
+int cf_lock_release(struct cf_lock_table *t, uint32_t entry)
+{
+	int32_t e = (int32_t)entry, c;
+	int r = 0;
+
+	if (entry >= t->rec_entries || !t->names[e].used)
+		return -EINVAL;
+	c = t->names[e].cls;
+	name_free(t, e, true);
+	t->st.releases++;
+	if (--t->cls[c].refs == 0) {
+		uint64_t cmp = t->cls[c].word, next, old;
+		uint32_t klass = t->cls[c].klass;
+		for (uint32_t i = 0; i < RELEASE_RETRIES; i++) {
+			if (cf_lock_release_next(cmp, t->inst, &next))
+				break; /* not ours any more (cannot happen while we live) */
+			r = io_cas(tio(t), t->locks_off + (uint64_t)klass * 8u, cmp, next, &old);
+			if (r || old == cmp)
+				break;
+			cmp = old;
+		}
+		cls_del(t, c);
+		if (r)
+			return r;
+	}
+	/* Clear the entry after the CAS: a crash in between leaves an entry recovery skips. */
+	return io_write(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &zero_entry,
+			sizeof(zero_entry), true);
+}
+
+int cf_lock_release_owner(struct cf_lock_table *t, uint64_t owner)
+{
+	int first_err = 0;
+
+	for (uint32_t i = 0; i < t->rec_entries; i++) {
+		if (!t->names[i].used || t->names[i].owner != owner)
+			continue;
+		int r = cf_lock_release(t, i);
+		if (r && !first_err)
+			first_err = r;
+	}
+	return first_err;
+}
+
+/* ---------------- another instance's holds (recovery) ---------------- */
+
+static int release_instance(struct lkio io, const struct cf_image_map *map, uint32_t inst, uint32_t *released)
+{
+	uint64_t size = map->records_size, base = cf_rec_off(map, inst);
+	uint32_t n = map->geo.record_entries, done = 0;
+	struct cf_rec_entry *ents;
+	uint8_t *zero;
+	int r = 0;
+
+	if (inst >= map->geo.max_instances)
+		return -EINVAL;
+	ents = malloc(size);
+	zero = calloc(1, READ_CHUNK);
+	if (!ents || !zero) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
+		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
+		r = io_read(io, base + p, (uint8_t *)ents + p, len);
+		if (r)
+			goto out_free;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t w, next, old;
+		if (!ents[i].used)
+			continue;
+		if (ents[i].used > 1u + CF_LOCK_X || ents[i].klass >= map->geo.lock_entries)
+			continue; /* malformed entry: names nothing we could release */
+		r = io_read(io, map->off_locks + ents[i].klass * 8u, &w, 8);
+		if (r)
+			goto out_free;
+		for (uint32_t k = 0; k < RELEASE_RETRIES; k++) {
+			if (cf_lock_release_next(w, inst, &next))
+				break; /* not (or no longer) held by inst: e.g. entry written, CAS never landed */
+			r = io_cas(io, map->off_locks + ents[i].klass * 8u, w, next, &old);
+			if (r)
+				goto out_free;
+			if (old == w) {
+				done++;
+				break;
+			}
+			w = old;
+		}
+	}
+	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
+		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
+		r = io_write(io, base + p, zero, len, false);
+		if (r)
+			goto out_free;
+	}
+	if (released)
+		*released = done;
+out_free:
+	free(zero);
+	free(ents);
+	return r;
+}
+
+int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t *released)
+{
+	return release_instance((struct lkio){ .s = s }, &s->map, inst, released);
+}
+
+int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t *released)
+{
+	return release_instance((struct lkio){ .mem = image }, map, inst, released);
+}
+
+int cf_lock_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
+{
+	uint64_t size = s->map.records_size, base = cf_rec_off(&s->map, inst);
+
+	if (inst >= s->map.geo.max_instances)
+		return -EINVAL;
+	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
+		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
+		int r = cf_session_read(s, base + p, (uint8_t *)out + p, len);
+		if (r)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_log.c - private undo log (design and invariants in cf_log.h).
+ *
+ * The writer keeps head/head_lsn as the CF holds them and tail/next_lsn in
+ * memory. Free space is ring_size - (tail - head): space behind the CF's head
+ * is the only space ever reused. When an append does not fit, the head is
+ * moved to the oldest pinned transaction (one header WRITE, awaited) and the
+ * fit is tried again; only then is it -ENOSPC.
+ */
+#include "cf_log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf_session.h"
+#include "cf_util.h"
+
+#define HDR ((uint32_t)sizeof(struct cf_logrec_hdr))
+#define READ_CHUNK 32768u
+
+static void assert_state(const struct cf_log *l)
+{
+	(void)l;
+#ifndef NDEBUG
+	if (l->tail < l->head || l->tail - l->head > l->ring_size || l->next_lsn < l->head_lsn)
+		abort();
+	if (l->pins_first && l->pins_first->pos < l->head)
+		abort();
+#endif
+}
+
+/* ---------------- scan ---------------- */
+
+static int scan_push(struct cf_log_scan *sc, const struct cf_logrec_hdr *h, uint64_t pos, const uint8_t *img)
+{
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? sc->cap * 2 : 256;
+		struct cf_log_rec *r = realloc(sc->recs, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		sc->recs = r;
+		sc->cap = cap;
+	}
+	sc->recs[sc->n].h = *h;
+	sc->recs[sc->n].pos = pos;
+	sc->recs[sc->n].image = img;
+	sc->n++;
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+int cf_log_scan(const void *region, uint64_t region_len, struct cf_log_scan *sc)
+{
+	const uint8_t *ring = (const uint8_t *)region + sizeof(struct cf_log_hdr);
+	struct cf_log_hdr lh;
+	uint64_t R, pos, lsn;
+
+	memset(sc, 0, sizeof(*sc));
+	if (region_len < sizeof(lh) + 2 * HDR)
+		return CF_CORRUPT();
+	memcpy(&lh, region, sizeof(lh));
+	R = region_len - sizeof(lh);
+	sc->head = pos = lh.head;
+	sc->head_lsn = lsn = lh.head_lsn;
+	for (;;) {
+		uint64_t off = pos % R, rem = R - off;
+		struct cf_logrec_hdr h;
+		const void *img;
+		int r;
+
+		if (rem < HDR) { /* reader wraps by itself */
+			if (pos + rem - lh.head > R)
+				break;
+			pos += rem;
+			continue;
+		}
+		r = cf_logrec_parse(ring + off, rem, &h, &img);
+		if (r < 0) {
+			/* zero bytes: never written on this lap; else torn or corrupt */
+			if (all_zero(ring + off, HDR)) {
+				sc->stop = 0;
+			} else {
+				sc->stop = -EBADMSG;
+				sc->stop_where = cf_corrupt_where();
+			}
+			break;
+		}
+		if (h.lsn != lsn || pos + h.total - lh.head > R) {
+			sc->stop = 0; /* stale record of an earlier lap */
+			break;
+		}
+		if (h.type != CF_LR_PAD) {
+			r = scan_push(sc, &h, pos, (const uint8_t *)img);
+			if (r) {
+				cf_log_scan_free(sc);
+				return r;
+			}
+		}
+		pos += h.total;
+		lsn++;
+	}
+	sc->end = pos;
+	sc->next_lsn = lsn;
+	return 0;
+}
+
+void cf_log_scan_free(struct cf_log_scan *sc)
+{
+	if (!sc)
+		return;
+	free(sc->recs);
+	sc->recs = NULL;
+	sc->n = sc->cap = 0;
+}
+
+bool cf_log_scan_txn_open(const struct cf_log_scan *sc, uint64_t txid)
+{
+	bool seen = false;
+
+	for (size_t i = 0; i < sc->n; i++) {
+		if (sc->recs[i].h.txid != txid)
+			continue;
+		if (sc->recs[i].h.type == CF_LR_COMMIT || sc->recs[i].h.type == CF_LR_ABORT)
+			return false;
+		seen = true;
+	}
+	return seen;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *ntx)
+{
+	uint64_t *done = NULL, *open = NULL;
+	size_t ndone = 0, nopen = 0, k = 0;
+	struct cf_log_rec *v = NULL;
+
+	*out = NULL;
+	*n = 0;
+	if (ntx)
+		*ntx = 0;
+	if (!sc->n)
+		return 0;
+	done = malloc(sc->n * sizeof(*done));
+	open = malloc(sc->n * sizeof(*open));
+	v = malloc(sc->n * sizeof(*v));
+	if (!done || !open || !v) {
+		free(done);
+		free(open);
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < sc->n; i++)
+		if (sc->recs[i].h.type == CF_LR_COMMIT || sc->recs[i].h.type == CF_LR_ABORT)
+			done[ndone++] = sc->recs[i].h.txid;
+	qsort(done, ndone, sizeof(*done), cmp_u64);
+	for (size_t i = sc->n; i-- > 0;) {
+		const struct cf_log_rec *r = &sc->recs[i];
+		if (bsearch(&r->h.txid, done, ndone, sizeof(*done), cmp_u64))
+			continue;
+		if (r->h.type == CF_LR_UPDATE)
+			v[k++] = *r;
+		open[nopen++] = r->h.txid;
+	}
+	if (ntx) {
+		size_t d = 0;
+		qsort(open, nopen, sizeof(*open), cmp_u64);
+		for (size_t i = 0; i < nopen; i++)
+			if (i == 0 || open[i] != open[i - 1])
+				d++;
+		*ntx = d;
+	}
+	free(done);
+	free(open);
+	if (!k) {
+		free(v);
+		return 0;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* ---------------- ring arithmetic ---------------- */
+
+uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad)
+{
+	uint64_t off = l->tail % l->ring_size, rem = l->ring_size - off;
+
+	*pad = rem < size ? rem : 0;
+	return *pad + size;
+}
+
+/* ---------------- I/O ---------------- */
+
+static int log_write(struct cf_log *l, uint64_t region_pos, const void *buf, uint32_t len, bool wait)
+{
+	if (l->mem) {
+		memcpy(l->mem + region_pos, buf, len);
+		return 0;
+	}
+	if (wait)
+		return cf_session_write(l->s, l->region_off + region_pos, buf, len);
+	return cf_session_post_write(l->s, l->region_off + region_pos, buf, len, CF_POST_UNSIGNALED);
+}
+
+/* A buffer for a posted header-only record; reused only after a drain. */
+static int post_slot(struct cf_log *l, uint8_t **out)
+{
+	if (l->post_next == CF_LOG_POST_SLOTS) {
+		if (!l->mem) {
+			int r = cf_session_drain(l->s);
+			if (r)
+				return r;
+		}
+		l->post_next = 0;
+	}
+	*out = l->post_buf[l->post_next++];
+	return 0;
+}
+
+static int write_head(struct cf_log *l, uint64_t head, uint64_t head_lsn)
+{
+	struct cf_log_hdr h;
+	int r;
+
+	memset(&h, 0, sizeof(h));
+	h.head = head;
+	h.head_lsn = head_lsn;
+	r = log_write(l, 0, &h, sizeof(h), true);
+	if (r)
+		return r;
+	l->head = head;
+	l->head_lsn = head_lsn;
+	l->head_writes++;
+	return 0;
+}
+
+int cf_log_advance_head(struct cf_log *l)
+{
+	uint64_t head = l->pins_first ? l->pins_first->pos : l->tail;
+	uint64_t lsn = l->pins_first ? l->pins_first->lsn : l->next_lsn;
+
+	if (head == l->head)
+		return 0;
+	return write_head(l, head, lsn);
+}
+
+int cf_log_reset(struct cf_log *l)
+{
+	int r = write_head(l, l->tail, l->next_lsn);
+	assert_state(l);
+	return r;
+}
+
+void cf_log_pin(struct cf_log *l, struct cf_log_pin *p)
+{
+	p->pos = l->tail;
+	p->lsn = l->next_lsn;
+	p->next = NULL;
+	p->prev = l->pins_last;
+	if (l->pins_last)
+		l->pins_last->next = p;
+	else
+		l->pins_first = p;
+	l->pins_last = p;
+	p->pinned = true;
+	l->npinned++;
+}
+
+void cf_log_unpin(struct cf_log *l, struct cf_log_pin *p)
+{
+	if (!p->pinned)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		l->pins_first = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		l->pins_last = p->prev;
+	p->pinned = false;
+	p->prev = p->next = NULL;
+	l->npinned--;
+}
+
+static bool fits(const struct cf_log *l, uint64_t need, unsigned flags)
+{
+	uint64_t reserve = (flags & CF_LOG_TERMINAL) ? 0 : l->npinned * CF_LOG_TXN_RESERVE;
+	return need + reserve <= cf_log_free(l);
+}
+
+int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uint32_t file, uint64_t offset,
+		  const void *image, uint32_t len, unsigned flags, uint64_t *lsn)
+{
+	uint32_t size = cf_logrec_size(len);
+	uint64_t pad, need;
+	uint8_t *rec;
+	bool wait = flags & CF_LOG_WAIT;
+	int r;
+
+	if (type == CF_LR_PAD || (!wait && len))
+		return -EINVAL;
+	if (size > l->ring_size / 4)
+		return -EINVAL;
+	need = cf_log_need(l, size, &pad);
+	if (!fits(l, need, flags)) {
+		r = cf_log_advance_head(l);
+		if (r)
+			return r;
+		if (!fits(l, need, flags)) {
+			l->full++;
+			return -ENOSPC;
+		}
+	}
+	if (pad >= HDR) {
+		uint8_t *p;
+		r = post_slot(l, &p);
+		if (r)
+			return r;
+		cf_logrec_encode_pad(p, pad, l->next_lsn);
+		r = log_write(l, sizeof(struct cf_log_hdr) + l->tail % l->ring_size, p, HDR, false);
+		if (r)
+			return r;
+		l->next_lsn++;
+	}
+	l->tail += pad;
+	if (wait) {
+		rec = l->buf;
+	} else {
+		r = post_slot(l, &rec);
+		if (r)
+			return r;
+	}
+	r = cf_logrec_encode(rec, size, type, l->next_lsn, txid, file, offset, image, len);
+	if (r < 0)
+		return r;
+	r = log_write(l, sizeof(struct cf_log_hdr) + l->tail % l->ring_size, rec, size, wait);
+	if (r)
+		return r;
+	if (lsn)
+		*lsn = l->next_lsn;
+	l->tail += size;
+	l->next_lsn++;
+	l->appends++;
+	assert_state(l);
+	return 0;
+}
+
+/* ---------------- attach ---------------- */
+
+int cf_log_read_region(struct cf_session *s, uint32_t inst, void **out, uint64_t *len)
+{
+	uint64_t size = s->map.geo.log_size, off = cf_log_off(&s->map, inst);
+	uint8_t *buf;
+
+	if (inst >= s->map.geo.max_instances)
+		return -EINVAL;
+	buf = malloc(size);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
+		uint32_t n = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
+		int r = cf_session_read(s, off + p, buf + p, n);
+		if (r) {
+			free(buf);
+			return r;
+		}
+	}
+	*out = buf;
+	*len = size;
+	return 0;
+}
+
+static int attach_common(struct cf_log *l, const void *region, uint64_t region_len, struct cf_log_scan *sc)
+{
+	struct cf_log_scan local;
+	struct cf_log_scan *use = sc ? sc : &local;
+	int r;
+
+	l->ring_size = region_len - sizeof(struct cf_log_hdr);
+	l->buf = malloc(cf_logrec_size(CF_LOGREC_MAX_IMAGE));
+	if (!l->buf)
+		return -ENOMEM;
+	r = cf_log_scan(region, region_len, use);
+	if (r) {
+		free(l->buf);
+		l->buf = NULL;
+		return r;
+	}
+	l->head = use->head;
+	l->head_lsn = use->head_lsn;
+	l->tail = use->end;
+	l->next_lsn = use->next_lsn;
+	if (!sc)
+		cf_log_scan_free(&local);
+	return 0;
+}
+
+int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len)
+{
+	memset(l, 0, sizeof(*l));
+	l->mem = region;
+	return attach_common(l, region, region_len, NULL);
+}
+
+int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc, void **region_out)
+{
+	void *region;
+	uint64_t len;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	if (sc && !region_out)
+		return -EINVAL; /* the scan's images point into the region */
+	l->s = s;
+	l->inst = inst;
+	l->region_off = cf_log_off(&s->map, inst);
+	r = cf_log_read_region(s, inst, &region, &len);
+	if (r)
+		return r;
+	r = attach_common(l, region, len, sc);
+	if (r || !sc) {
+		free(region);
+		if (region_out)
+			*region_out = NULL;
+		return r;
+	}
+	*region_out = region;
+	return 0;
+}
+
+void cf_log_detach(struct cf_log *l)
+{
+	if (!l)
+		return;
+	free(l->buf);
+	l->buf = NULL;
+	l->pins_first = l->pins_last = NULL;
+	l->npinned = 0;
+}

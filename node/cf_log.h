@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_log.h - an instance's private undo log in its CF log region.
+ *
+ * Region: struct cf_log_hdr {head, head_lsn} then a ring of ring_size bytes
+ * (cf_layout.h). Positions are logical byte offsets that only grow; the ring
+ * offset of a logical position p is p % ring_size. Records are those of
+ * cf_logrec.h.
+ *
+ * Invariants (the writer keeps them, recovery relies on them):
+ *  - LSNs are consecutive from head_lsn. A PAD record consumes an LSN too.
+ *  - A record never straddles the ring end: when fewer bytes than the next
+ *    record remain before the end, a PAD fills them (if at least a header fits;
+ *    otherwise the reader wraps by itself) and the record goes to offset 0.
+ *  - The header's head is never past the first record of a transaction that
+ *    has neither COMMIT nor ABORT in the log ("pinned"), and the writer never
+ *    reuses ring space before the CF holds a head past it: free space is
+ *    computed from the head value last written to the CF. So everything a
+ *    recovery needs lies in [head, tail).
+ *  - Scanning from head stops at the first record that fails
+ *    cf_logrec_parse (torn, corrupt: -EBADMSG) or LSN continuity (stale bytes
+ *    of an earlier lap). Nothing past that point is ever applied.
+ *  - A reserve of CF_LOG_TXN_RESERVE bytes per pinned transaction is kept
+ *    free for its terminal records, so COMMIT/ABORT/END always fit: log full
+ *    (-ENOSPC) can only hit BEGIN and UPDATE, and the transaction then backs
+ *    out cleanly.
+ *
+ * Write-ahead: cf_log_append(..., CF_LOG_WAIT) returns only once the record
+ * is visible at the CF (the completion), so a data write after it is covered.
+ */
+#ifndef CF_LOG_H
+#define CF_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cf_layout.h"
+#include "cf_logrec.h"
+
+struct cf_session;
+
+/* COMMIT|ABORT + END, each possibly preceded by a PAD that wastes < a record. */
+#define CF_LOG_TXN_RESERVE (4u * sizeof(struct cf_logrec_hdr))
+#define CF_LOG_POST_SLOTS 64u
+
+/* A pinned transaction: its first record's position and LSN. */
+struct cf_log_pin {
+	uint64_t pos, lsn;
+	struct cf_log_pin *prev, *next;
+	bool pinned;
+};
+
+struct cf_log {
+	struct cf_session *s;
+	uint32_t inst;
+	uint64_t region_off; /* image offset of the region (its header) */
+	uint64_t ring_size;
+	uint64_t head, head_lsn; /* as the CF holds them */
+	uint64_t tail, next_lsn; /* where the next record goes */
+	uint64_t npinned;
+	struct cf_log_pin *pins_first, *pins_last; /* in position order */
+	/* posted (unawaited) records must stay valid until completion */
+	uint8_t post_buf[CF_LOG_POST_SLOTS][sizeof(struct cf_logrec_hdr)];
+	uint32_t post_next;
+	uint8_t *buf; /* staging for one record */
+	uint8_t *mem; /* memory-backed region (tests, offline tools) instead of the session */
+	/* counters */
+	uint64_t appends, head_writes, full;
+};
+
+/* One parsed record of a scan. image points into the caller's region buffer. */
+struct cf_log_rec {
+	struct cf_logrec_hdr h;
+	uint64_t pos; /* logical position */
+	const uint8_t *image;
+};
+
+struct cf_log_scan {
+	uint64_t head, head_lsn; /* from the region header */
+	uint64_t end, next_lsn;  /* where a valid scan stopped: the writer continues here */
+	/*
+	 * Why the scan stopped: 0 on zero bytes or a whole record of an earlier
+	 * lap (LSN); -EBADMSG on bytes that do not parse — a torn or corrupt
+	 * record, or leftovers of an earlier lap (indistinguishable, and never
+	 * applied either way).
+	 */
+	int stop;
+	const char *stop_where;  /* cf_corrupt_where() when stop == -EBADMSG */
+	struct cf_log_rec *recs; /* in LSN order, PADs left out */
+	size_t n, cap;
+};
+
+/* ---- pure: parse a whole region (header + ring) already in memory ---- */
+
+/*
+ * Scan region (region_len bytes = struct cf_log_hdr + ring) from head, filling
+ * sc (recs allocated; free with cf_log_scan_free). Returns 0 (the scan's stop
+ * reason is in sc->stop, never an error by itself), -EBADMSG when the header
+ * is impossible (head beyond anything), or -ENOMEM.
+ */
+int cf_log_scan(const void *region, uint64_t region_len, struct cf_log_scan *sc);
+void cf_log_scan_free(struct cf_log_scan *sc);
+
+/*
+ * The in-flight transactions of a scan (records but no COMMIT or ABORT): their
+ * UPDATE records in reverse LSN order (the backout order) into *out (allocated,
+ * free()), count in *n; distinct txids in *ntx (may be NULL).
+ */
+int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *ntx);
+/* Is txid in-flight in this scan? */
+bool cf_log_scan_txn_open(const struct cf_log_scan *sc, uint64_t txid);
+
+/* ---- in-memory ring arithmetic (pure; unit-tested) ---- */
+
+/* Bytes free for records after head (as the CF holds it). */
+static inline uint64_t cf_log_free(const struct cf_log *l) { return l->ring_size - (l->tail - l->head); }
+static inline uint64_t cf_log_used(const struct cf_log *l) { return l->tail - l->head; }
+
+/*
+ * Lay out a record of `size` bytes at l->tail: sets *pad (bytes to skip at the
+ * ring end, 0 if none) and returns the total bytes consumed (pad + size).
+ */
+uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
+
+/* ---- on a session ---- */
+
+/*
+ * Attach instance inst's log region through session s (which must hold its
+ * LOG grant): reads and scans the region, positions the writer after the
+ * last valid record. When sc is not NULL the scan is handed to the caller
+ * (recovery: the records, the in-flight transactions) together with the
+ * region copy its images point into (*region_out, free() it after
+ * cf_log_scan_free); with sc NULL, region_out may be NULL.
+ */
+int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc,
+		  void **region_out);
+void cf_log_detach(struct cf_log *l);
+
+/*
+ * A log over a region in memory (region_len bytes incl. header), positioned
+ * like cf_log_attach: for unit tests and offline tools. No session I/O.
+ */
+int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len);
+
+/* Read a whole instance log region through s into a malloc'd buffer. */
+int cf_log_read_region(struct cf_session *s, uint32_t inst, void **out, uint64_t *len);
+
+enum cf_log_flags {
+	CF_LOG_WAIT = 0x1,     /* wait for the completion (write-ahead, commit point) */
+	CF_LOG_TERMINAL = 0x2, /* may use the reserve (COMMIT, ABORT, END) */
+};
+
+/*
+ * Append a record. Posted records (no CF_LOG_WAIT) must be header-only
+ * (BEGIN, END). Returns 0 with *lsn (may be NULL) or -ENOSPC (log full:
+ * nothing written), -EINVAL, or the session's error.
+ */
+int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uint32_t file, uint64_t offset,
+		  const void *image, uint32_t len, unsigned flags, uint64_t *lsn);
+
+/* Pin the next record's position (call before a transaction's first append). */
+void cf_log_pin(struct cf_log *l, struct cf_log_pin *p);
+void cf_log_unpin(struct cf_log *l, struct cf_log_pin *p);
+
+/*
+ * Move the CF's head to the oldest pin (or the tail when none): one WRITE of
+ * the header. Done lazily by append when space runs short; callable directly.
+ */
+int cf_log_advance_head(struct cf_log *l);
+
+/*
+ * Reset a log region: head = tail, head_lsn = next_lsn, i.e. empty, LSNs go
+ * on (recovery, after its ABORT/END records, and a clean start).
+ */
+int cf_log_reset(struct cf_log *l);
+
+#endif
