@@ -323,6 +323,16 @@ enum cf_lock_mode cf_lock_local_mode(const struct cf_lock_table *t, const char *
 	return (enum cf_lock_mode)m;
 }
 
+enum cf_lock_mode cf_lock_owner_mode(const struct cf_lock_table *t, const char *name, uint64_t owner)
+{
+	uint8_t m = 0;
+
+	for (int32_t i = t->name_bkt[name_hash(name) & (t->nbkt - 1)]; i >= 0; i = t->names[i].next)
+		if (t->names[i].owner == owner && !strcmp(t->names[i].name, name) && t->names[i].mode > m)
+			m = t->names[i].mode;
+	return (enum cf_lock_mode)m;
+}
+
 /* ---------------- acquire / release ---------------- */
 
 static void backoff_sleep(struct cf_lock_table *t, uint64_t *ns)

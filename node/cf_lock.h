@@ -105,6 +105,8 @@ int cf_lock_release(struct cf_lock_table *t, uint32_t entry);
 int cf_lock_release_owner(struct cf_lock_table *t, uint64_t owner);
 /* Does this instance hold name locally (any owner)? mode out, or 0. */
 enum cf_lock_mode cf_lock_local_mode(const struct cf_lock_table *t, const char *name);
+/* Mode in which owner tag holds name, or 0. */
+enum cf_lock_mode cf_lock_owner_mode(const struct cf_lock_table *t, const char *name, uint64_t owner);
 
 /*
  * Recovery and clean start: release every hold of instance inst that its

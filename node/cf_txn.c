@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/* cf_txn.c - transactions (protocol in cf_txn.h). */
+#include "cf_txn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf_util.h"
+
+#define DEFAULT_LOCK_TIMEOUT_MS 2000
+
+static void publish(struct cf_txn_ctx *c)
+{
+	if (!c->pub)
+		return;
+	atomic_store_explicit(&c->pub->log_used, cf_log_used(c->log), memory_order_relaxed);
+	atomic_store_explicit(&c->pub->locks_held, c->locks->nheld, memory_order_relaxed);
+	atomic_store_explicit(&c->pub->commits, c->commits, memory_order_relaxed);
+	atomic_store_explicit(&c->pub->aborts, c->aborts, memory_order_relaxed);
+	atomic_store_explicit(&c->pub->inflight, c->nopen, memory_order_relaxed);
+}
+
+static int lease(struct cf_txn_ctx *c)
+{
+	int r;
+
+	if (!c->lease_check)
+		return 0;
+	r = c->lease_check(c->lease_arg);
+	if (r)
+		c->lease_refusals++;
+	return r;
+}
+
+void cf_txn_ctx_init(struct cf_txn_ctx *c, struct cf_data *data, struct cf_log *log, struct cf_lock_table *locks,
+		     uint32_t epoch)
+{
+	memset(c, 0, sizeof(*c));
+	c->data = data;
+	c->log = log;
+	c->locks = locks;
+	c->next_txid = ((uint64_t)epoch << 32) | 1u;
+	c->lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
+}
+
+void cf_txn_lock_name(char *buf, size_t cap, uint32_t file, uint64_t rec)
+{
+	snprintf(buf, cap, "f%u.r%llu", file, (unsigned long long)rec);
+}
+
+int cf_txn_begin(struct cf_txn_ctx *c, struct cf_txn *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->ctx = c;
+	t->id = c->next_txid++;
+	t->state = CF_TXN_OPEN;
+	c->nopen++;
+	publish(c);
+	return 0;
+}
+
+int cf_txn_lock(struct cf_txn *t, uint32_t file, uint64_t rec, enum cf_lock_mode m, int timeout_ms,
+		uint64_t *holder_txid)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	char name[CF_RES_NAME_MAX];
+	uint32_t e;
+	int r;
+
+	if (t->state != CF_TXN_OPEN)
+		return -EINVAL;
+	cf_txn_lock_name(name, sizeof(name), file, rec);
+	/* Already ours in a sufficient mode? (owner tag = txid) */
+	if (cf_lock_owner_mode(c->locks, name, t->id) >= m)
+		return 0;
+	r = lease(c);
+	if (r)
+		return r;
+	r = cf_lock_acquire(c->locks, name, m, t->id, timeout_ms < 0 ? c->lock_timeout_ms : timeout_ms, &e,
+			    holder_txid);
+	publish(c);
+	return r;
+}
+
+/* Does t hold name in mode >= m? The lock table tracks names per owner. */
+static bool holds(struct cf_txn *t, uint32_t file, uint64_t rec, enum cf_lock_mode m)
+{
+	char name[CF_RES_NAME_MAX];
+
+	cf_txn_lock_name(name, sizeof(name), file, rec);
+	return cf_lock_owner_mode(t->ctx->locks, name, t->id) >= m;
+}
+
+int cf_txn_read(struct cf_txn *t, uint32_t file, uint64_t rec, void *payload)
+{
+	struct cf_data_file *f;
+	int r;
+
+	if (t->state != CF_TXN_OPEN)
+		return -EINVAL;
+	if (!holds(t, file, rec, CF_LOCK_S)) {
+		r = cf_txn_lock(t, file, rec, CF_LOCK_S, -1, NULL);
+		if (r)
+			return r;
+	}
+	r = cf_data_file(t->ctx->data, file, &f);
+	if (r)
+		return r;
+	return cf_data_read(t->ctx->data, f, rec, payload);
+}
+
+int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *payload)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	uint8_t slot[CF_DATA_SLOT_HDR + CF_DATA_MAX_REC_SIZE];
+	struct cf_data_file *f;
+	struct cf_txn_upd *u;
+	uint32_t len;
+	int r;
+
+	if (t->state != CF_TXN_OPEN || file >= 64)
+		return -EINVAL;
+	if (!holds(t, file, rec, CF_LOCK_X)) {
+		r = cf_txn_lock(t, file, rec, CF_LOCK_X, -1, NULL);
+		if (r)
+			return r;
+	}
+	r = cf_data_file(c->data, file, &f);
+	if (r)
+		return r;
+	if (rec >= f->rec_count)
+		return -ERANGE;
+	len = cf_data_slot_size(f);
+	if (t->nupd == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4;
+		u = realloc(t->upd, cap * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		t->upd = u;
+		t->cap = cap;
+	}
+	u = &t->upd[t->nupd];
+	u->before = malloc(len);
+	if (!u->before)
+		return -ENOMEM;
+	r = cf_data_read_slot(c->data, f, rec, u->before);
+	if (r)
+		goto err_free;
+	u->file = file;
+	u->len = len;
+	u->off = cf_data_slot_off(f, rec);
+	r = lease(c);
+	if (r)
+		goto err_free;
+	if (!t->logged) {
+		cf_log_pin(c->log, &t->pin);
+		t->logged = true;
+		r = cf_log_append(c->log, CF_LR_BEGIN, t->id, 0, 0, NULL, 0, 0, NULL);
+		if (r)
+			goto err_free;
+	}
+	/* Write-ahead: the before-image is at the CF before the data write. */
+	r = cf_log_append(c->log, CF_LR_UPDATE, t->id, file, u->off, u->before, len, CF_LOG_WAIT, NULL);
+	if (r) {
+		if (r == -ENOSPC)
+			c->log_full++;
+		goto err_free;
+	}
+	t->nupd++; /* from here on backout restores it, whether the pwrite lands or not */
+	r = lease(c);
+	if (r)
+		goto out;
+	cf_data_make_slot(f, rec, payload, slot);
+	r = cf_data_pwrite(c->data, file, u->off, slot, len);
+	if (r)
+		goto out;
+	t->touched |= 1ull << file;
+out:
+	publish(c);
+	return r;
+err_free:
+	free(u->before);
+	u->before = NULL;
+	publish(c);
+	return r;
+}
+
+static int sync_touched(struct cf_txn *t)
+{
+	for (uint32_t i = 0; i < 64; i++) {
+		struct cf_data_file *f;
+		int r;
+		if (!(t->touched & (1ull << i)))
+			continue;
+		r = cf_data_file(t->ctx->data, i, &f);
+		if (!r)
+			r = cf_data_sync(t->ctx->data, f);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int finish(struct cf_txn *t, enum cf_logrec_type type)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	int r;
+
+	if (t->logged) {
+		r = lease(c);
+		if (r)
+			return r;
+		/* COMMIT: the commit point. ABORT: the before-images are synced. */
+		r = cf_log_append(c->log, type, t->id, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
+		if (r)
+			return r;
+	}
+	r = cf_lock_release_owner(c->locks, t->id);
+	if (r)
+		return r;
+	if (t->logged) {
+		r = cf_log_append(c->log, CF_LR_END, t->id, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
+		if (r)
+			return r;
+		cf_log_unpin(c->log, &t->pin);
+	}
+	return 0;
+}
+
+int cf_txn_commit(struct cf_txn *t)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	int r;
+
+	if (t->state != CF_TXN_OPEN)
+		return -EINVAL;
+	r = sync_touched(t);
+	if (r)
+		return r;
+	r = finish(t, CF_LR_COMMIT);
+	if (r)
+		return r;
+	t->state = CF_TXN_COMMITTED;
+	c->nopen--;
+	c->commits++;
+	publish(c);
+	return 0;
+}
+
+int cf_txn_backout(struct cf_txn *t)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	int r;
+
+	if (t->state != CF_TXN_OPEN)
+		return -EINVAL;
+	for (size_t i = t->nupd; i-- > 0;) {
+		const struct cf_txn_upd *u = &t->upd[i];
+		r = lease(c);
+		if (r)
+			return r;
+		r = cf_data_pwrite(c->data, u->file, u->off, u->before, u->len);
+		if (r)
+			return r;
+		t->touched |= 1ull << u->file;
+	}
+	r = sync_touched(t);
+	if (r)
+		return r;
+	r = finish(t, CF_LR_ABORT);
+	if (r)
+		return r;
+	t->state = CF_TXN_ABORTED;
+	c->nopen--;
+	c->aborts++;
+	publish(c);
+	return 0;
+}
+
+void cf_txn_free(struct cf_txn *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nupd; i++)
+		free(t->upd[i].before);
+	free(t->upd);
+	t->upd = NULL;
+	t->nupd = t->cap = 0;
+}

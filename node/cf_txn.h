@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_txn.h - transactions on the shared data directory: undo-only, force at
+ * commit (DESIGN §4).
+ *
+ *   update  = lock X (if not held) → UPDATE(before-image = the slot's current
+ *             bytes) appended to the CF log, completion awaited → lease check →
+ *             pwrite of the new slot
+ *   commit  = fdatasync touched files → COMMIT appended, awaited (the commit
+ *             point) → release locks → END (posted)
+ *   backout = before-images applied in reverse LSN order → fdatasync →
+ *             ABORT appended, awaited → release locks → END (posted)
+ *
+ * The lease is checked before every CF write and every data write: expired
+ * → -ENOLINK ("lease expired"); the caller backs out (which fails the same
+ * way while the lease stays expired: then the incarnation is over and peer
+ * recovery backs the transaction out from the log).
+ *
+ * Several transactions of one context may be open at once; a context (its
+ * session, log and lock table) is used by one thread. Errors are returned,
+ * never exit(). A session error means the incarnation is over (R5).
+ */
+#ifndef CF_TXN_H
+#define CF_TXN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cf_data.h"
+#include "cf_lock.h"
+#include "cf_log.h"
+
+struct cf_session;
+
+/* Counters other threads read (the heartbeat carries them to the CF). */
+struct cf_txn_pub {
+	_Atomic uint64_t log_used, locks_held, commits, aborts, inflight;
+};
+
+struct cf_txn_ctx {
+	struct cf_data *data;
+	struct cf_log *log;
+	struct cf_lock_table *locks;
+	/* 0 while the lease is valid, else -ENOLINK; NULL: no lease (tests, tools) */
+	int (*lease_check)(void *arg);
+	void *lease_arg;
+	uint64_t next_txid; /* unique per instance incarnation: (epoch << 32) | counter */
+	int lock_timeout_ms;
+	uint32_t nopen;
+	uint64_t commits, aborts, lease_refusals, log_full;
+	struct cf_txn_pub *pub; /* may be NULL */
+};
+
+struct cf_txn_upd {
+	uint32_t file;
+	uint32_t len;
+	uint64_t off;
+	uint8_t *before;
+};
+
+enum cf_txn_state { CF_TXN_IDLE = 0, CF_TXN_OPEN, CF_TXN_COMMITTED, CF_TXN_ABORTED };
+
+struct cf_txn {
+	struct cf_txn_ctx *ctx;
+	uint64_t id;
+	enum cf_txn_state state;
+	bool logged; /* BEGIN appended (pinned in the log) */
+	struct cf_log_pin pin;
+	struct cf_txn_upd *upd;
+	size_t nupd, cap;
+	uint64_t touched; /* bitmap of data file ids */
+};
+
+void cf_txn_ctx_init(struct cf_txn_ctx *c, struct cf_data *data, struct cf_log *log, struct cf_lock_table *locks,
+		     uint32_t epoch);
+
+/* Lock name of a record: "f<file>.r<rec>". */
+void cf_txn_lock_name(char *buf, size_t cap, uint32_t file, uint64_t rec);
+
+int cf_txn_begin(struct cf_txn_ctx *c, struct cf_txn *t);
+/*
+ * Lock a record for t: 0, -EALREADY (*holder_txid = the transaction of this
+ * instance holding it), -EBUSY (timeout_ms 0 and another instance holds it),
+ * -ETIMEDOUT, -ENOLINK (lease), -ENOSPC (record list full), session errors.
+ * timeout_ms < 0: the context's lock_timeout_ms.
+ */
+int cf_txn_lock(struct cf_txn *t, uint32_t file, uint64_t rec, enum cf_lock_mode m, int timeout_ms,
+		uint64_t *holder_txid);
+/* Read a record's payload (S lock taken if t holds none on it). -EBADMSG: corrupt slot. */
+int cf_txn_read(struct cf_txn *t, uint32_t file, uint64_t rec, void *payload);
+/* Update a record (X lock taken if not held). -ENOSPC: log full (back out). */
+int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *payload);
+int cf_txn_commit(struct cf_txn *t);
+int cf_txn_backout(struct cf_txn *t);
+/* Free a finished transaction's memory (also after a failed commit/backout). */
+void cf_txn_free(struct cf_txn *t);
+
+#endif
