@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: MIT */
+/* cf_agent.c - membership, heartbeat, lease, instance contexts (see cf_agent.h). */
+#include "cf_agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cf_recovery.h"
+#include "cf_util.h"
+#include "cf_words.h"
+
+#define CLAIM_POLL_MS 50
+#define TICK_S 0.05
+
+void cf_agent_log(struct cf_agent *a, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!a->o.logf)
+		return;
+	va_start(ap, fmt);
+	a->o.logf(a->o.log_arg, level, fmt, ap);
+	va_end(ap);
+}
+
+void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o)
+{
+	memset(a, 0, sizeof(*a));
+	a->o = *o;
+	if (!a->o.transport)
+		a->o.transport = "tcp";
+	if (!a->o.connect_timeout_ms)
+		a->o.connect_timeout_ms = 3000;
+	a->s.dead = 0;
+}
+
+void cf_agent_set_over(struct cf_agent *a, int err)
+{
+	int zero = 0;
+
+	if (err >= 0)
+		err = -EPIPE;
+	if (atomic_compare_exchange_strong(&a->over, &zero, err))
+		cf_agent_poke(a);
+}
+
+void cf_agent_poke(struct cf_agent *a)
+{
+	if (a->loop)
+		ev_async_send(a->loop, &a->wake);
+}
+
+void cf_agent_request_stop(struct cf_agent *a)
+{
+	atomic_store(&a->stop, 1);
+	cf_agent_poke(a);
+}
+
+/* ---------------- join ---------------- */
+
+int cf_agent_join(struct cf_agent *a)
+{
+	int r;
+
+	a->pid = (uint64_t)getpid();
+	a->starttime = cf_proc_starttime(a->pid);
+	if (gethostname(a->host, sizeof(a->host)) < 0)
+		strcpy(a->host, "localhost");
+	a->host[sizeof(a->host) - 1] = 0;
+	r = cf_session_open(&a->s, a->o.transport, a->o.cf_addr, a->o.key, CF_ROLE_SYSTEM, a->o.connect_timeout_ms);
+	if (r)
+		return r;
+	r = cf_session_join(&a->s, a->o.system, a->host, a->pid, a->starttime);
+	if (r)
+		return r;
+	a->sys = a->s.sys;
+	a->epoch = a->s.epoch;
+	a->token = a->s.token;
+	a->hb_timeout_ns = a->s.welcome.hb_timeout_ns;
+	if (a->o.hb_timeout_ns) {
+		if (a->o.hb_timeout_ns > a->s.welcome.hb_timeout_ns) {
+			cf_agent_log(a, CF_AGENT_ERR,
+				     "--hb-timeout %llu ms exceeds the CF's T = %llu ms: the lease would outlive the "
+				     "failure detection",
+				     (unsigned long long)(a->o.hb_timeout_ns / 1000000),
+				     (unsigned long long)(a->s.welcome.hb_timeout_ns / 1000000));
+			return -EINVAL;
+		}
+		a->hb_timeout_ns = a->o.hb_timeout_ns;
+	}
+	return 0;
+}
+
+int cf_agent_open_session(struct cf_agent *a, struct cf_session *s)
+{
+	int r = cf_session_open(s, a->o.transport, a->o.cf_addr, a->o.key, CF_ROLE_SYSTEM, a->o.connect_timeout_ms);
+
+	if (r)
+		return r;
+	r = cf_session_attach(s, a->sys, a->epoch, a->token);
+	if (r)
+		cf_session_close(s);
+	return r;
+}
+
+/* ---------------- heartbeat ---------------- */
+
+static void hb_beat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cf_agent *a = w->data;
+	struct cf_hb *hb = &a->hb;
+	struct cf_txn_pub *pub = atomic_load(&a->hb_pub);
+	uint64_t issued = cf_mono_ns();
+	int r;
+
+	hb->slot.hb++;
+	hb->slot.epoch = a->epoch;
+	hb->slot.home_inst = atomic_load(&a->hb_home1);
+	if (pub) {
+		hb->slot.log_used = atomic_load_explicit(&pub->log_used, memory_order_relaxed);
+		hb->slot.locks_held = atomic_load_explicit(&pub->locks_held, memory_order_relaxed);
+		hb->slot.commits = atomic_load_explicit(&pub->commits, memory_order_relaxed);
+		hb->slot.aborts = atomic_load_explicit(&pub->aborts, memory_order_relaxed);
+		hb->slot.inflight = atomic_load_explicit(&pub->inflight, memory_order_relaxed);
+	}
+	r = cf_session_write(&hb->s, cf_hb_off(&hb->s.map, a->sys), &hb->slot, sizeof(hb->slot));
+	if (r) {
+		atomic_store(&hb->err, r);
+		if (!atomic_load(&a->leaving))
+			cf_agent_set_over(a, r);
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	atomic_store(&hb->last_ok_ns, issued);
+	atomic_fetch_add(&hb->beats, 1);
+}
+
+static void hb_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void *hb_main(void *arg)
+{
+	struct cf_agent *a = arg;
+
+	ev_run(a->hb.loop, 0);
+	return NULL;
+}
+
+int cf_agent_hb_start(struct cf_agent *a)
+{
+	struct cf_hb *hb = &a->hb;
+	uint64_t t0;
+	int r;
+
+	hb->interval_ns = a->o.hb_interval_ns ? a->o.hb_interval_ns : a->s.welcome.hb_interval_ns;
+	if (!hb->interval_ns)
+		hb->interval_ns = 5000000;
+	if (hb->interval_ns * 2 >= a->hb_timeout_ns) {
+		cf_agent_log(a, CF_AGENT_ERR, "heartbeat interval %llu us is not below T/2 = %llu us",
+			     (unsigned long long)(hb->interval_ns / 1000),
+			     (unsigned long long)(a->hb_timeout_ns / 2000));
+		return -EINVAL;
+	}
+	r = cf_agent_open_session(a, &hb->s);
+	if (r)
+		return r;
+	hb->loop = ev_loop_new(EVFLAG_AUTO);
+	if (!hb->loop) {
+		r = -ENOMEM;
+		goto err_close;
+	}
+	ev_timer_init(&hb->timer, hb_beat, 0., (double)hb->interval_ns / 1e9);
+	hb->timer.data = a;
+	ev_timer_again(hb->loop, &hb->timer);
+	ev_async_init(&hb->stop_async, hb_stop_cb);
+	ev_async_start(hb->loop, &hb->stop_async);
+	/* First beat synchronously: the lease starts valid. */
+	hb_beat(hb->loop, &hb->timer, 0);
+	r = atomic_load(&hb->err);
+	if (r)
+		goto err_loop;
+	r = -pthread_create(&hb->thr, NULL, hb_main, a);
+	if (r)
+		goto err_loop;
+	hb->running = true;
+	t0 = cf_mono_ns();
+	(void)t0;
+	return 0;
+err_loop:
+	ev_loop_destroy(hb->loop);
+	hb->loop = NULL;
+err_close:
+	cf_session_close(&hb->s);
+	return r;
+}
+
+void cf_agent_hb_stop(struct cf_agent *a)
+{
+	struct cf_hb *hb = &a->hb;
+
+	if (!hb->running)
+		return;
+	ev_async_send(hb->loop, &hb->stop_async);
+	pthread_join(hb->thr, NULL);
+	hb->running = false;
+	ev_loop_destroy(hb->loop);
+	hb->loop = NULL;
+	cf_session_close(&hb->s);
+}
+
+uint64_t cf_agent_hb_age_ms(struct cf_agent *a)
+{
+	return (cf_mono_ns() - atomic_load(&a->hb.last_ok_ns)) / 1000000ull;
+}
+
+int cf_agent_lease_check(struct cf_agent *a)
+{
+	uint64_t last = atomic_load(&a->hb.last_ok_ns);
+
+	if (atomic_load(&a->over) || !last || cf_mono_ns() - last >= a->hb_timeout_ns / 2)
+		return -ENOLINK;
+	return 0;
+}
+
+int cf_agent_lease_cb(void *agent)
+{
+	return cf_agent_lease_check(agent);
+}
+
+/* ---------------- instances ---------------- */
+
+int cf_agent_inst_open(struct cf_agent *a, const char *name, bool home, struct cf_inst_ctx **out)
+{
+	struct cf_inst_info info;
+	struct cf_inst_ctx *ic;
+	int r;
+
+	if (cf_name_check(name))
+		return -EINVAL;
+	r = cf_session_inst_open(&a->s, name, &info);
+	if (r)
+		return r;
+	if (info.status)
+		return info.status;
+	if (info.index >= a->s.map.geo.max_instances || info.index >= CF_AGENT_MAX_INSTS)
+		return CF_CORRUPT();
+	ic = cf_agent_inst_find(a, info.index);
+	if (ic) {
+		*out = ic;
+		return 0;
+	}
+	ic = calloc(1, sizeof(*ic));
+	if (!ic)
+		return -ENOMEM;
+	ic->a = a;
+	ic->index = info.index;
+	cf_name_put(ic->name, name);
+	ic->home = home;
+	ic->reg = info.reg;
+	ic->log_off = cf_log_off(&a->s.map, info.index);
+	ic->rec_off = cf_rec_off(&a->s.map, info.index);
+	ic->log_size = a->s.map.geo.log_size;
+	ic->data.dirfd = -1;
+	a->insts[a->ninsts++] = ic;
+	if (home) {
+		a->home = ic;
+		atomic_store(&a->hb_home1, (uint64_t)info.index + 1);
+		atomic_store(&a->hb_pub, &ic->pub);
+	}
+	*out = ic;
+	return 0;
+}
+
+struct cf_inst_ctx *cf_agent_inst_find(struct cf_agent *a, uint32_t index)
+{
+	for (uint32_t i = 0; i < a->ninsts; i++)
+		if (a->insts[i]->index == index)
+			return a->insts[i];
+	return NULL;
+}
+
+void cf_agent_inst_free(struct cf_agent *a, struct cf_inst_ctx *ic)
+{
+	if (!ic)
+		return;
+	cf_inst_ctx_detach(ic);
+	for (uint32_t i = 0; i < a->ninsts; i++) {
+		if (a->insts[i] == ic) {
+			a->insts[i] = a->insts[--a->ninsts];
+			break;
+		}
+	}
+	if (a->home == ic) {
+		a->home = NULL;
+		atomic_store(&a->hb_pub, NULL);
+	}
+	free(ic);
+}
+
+int cf_agent_read_reg(struct cf_agent *a, uint32_t index, uint64_t *reg)
+{
+	return cf_session_read(&a->s, cf_inst_off(&a->s.map, index), reg, sizeof(*reg));
+}
+
+int cf_agent_read_sys(struct cf_agent *a, uint32_t sys, struct cf_sys_slot *out)
+{
+	if (sys >= a->s.map.geo.max_systems)
+		return -EINVAL;
+	return cf_session_read(&a->s, cf_sys_off(&a->s.map, sys), out, sizeof(*out));
+}
+
+static void sys_name(struct cf_agent *a, uint32_t sys, char *buf, size_t cap)
+{
+	struct cf_sys_slot ss;
+
+	if (cf_agent_read_sys(a, sys, &ss) == 0 && ss.name[0])
+		snprintf(buf, cap, "%.*s", (int)CF_NAME_MAX, ss.name);
+	else
+		snprintf(buf, cap, "system #%u", sys);
+}
+
+int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
+{
+	uint64_t w, old, said = ~0ull;
+	bool self_unavailable = false;
+	int r;
+
+	for (;;) {
+		struct cf_event ev;
+		if (atomic_load(&a->stop))
+			return -EINTR;
+		if ((r = cf_agent_over(a)))
+			return r;
+		r = cf_agent_read_reg(a, ic->index, &w);
+		if (r)
+			return r;
+		if (!cf_reg_valid(w))
+			return CF_CORRUPT();
+		switch (cf_reg_state(w)) {
+		case CF_REG_FREE:
+		case CF_REG_CLEAN: {
+			uint64_t mine = cf_reg_active(a->sys, a->epoch, cf_reg_incident(w));
+			r = cf_session_cas(&a->s, cf_inst_off(&a->s.map, ic->index), w, mine, &old);
+			if (r)
+				return r;
+			if (old == w) {
+				ic->reg = mine;
+				return 0;
+			}
+			continue; /* changed under us: look again */
+		}
+		case CF_REG_ACTIVE:
+			if (cf_reg_owner(w) == a->sys && cf_reg_epoch(w) == (a->epoch & CF_EPOCH_MASK)) {
+				ic->reg = w;
+				return 0;
+			}
+			if (said != w) {
+				if (cf_reg_owner(w) == a->sys)
+					cf_agent_log(a, CF_AGENT_WARN,
+						     "%s is still held by my previous incarnation (epoch %u): waiting for "
+						     "the CF to declare it failed",
+						     ic->name, cf_reg_epoch(w));
+				else {
+					char who[32];
+					sys_name(a, cf_reg_owner(w), who, sizeof(who));
+					cf_agent_log(a, CF_AGENT_WARN, "waiting for peer recovery of %s by %s", ic->name,
+						     who);
+				}
+				said = w;
+			}
+			break;
+		case CF_REG_FAILED:
+			if (!self_unavailable) {
+				r = cf_agent_self_recover(a, ic, w);
+				if (r == 0)
+					continue;
+				if (r != -ENOSYS)
+					return r;
+				self_unavailable = true;
+			}
+			if (said != w) {
+				cf_agent_log(a, CF_AGENT_WARN, "%s is INACTIVE_FAILED (incident %u): waiting for a peer to recover it",
+					     ic->name, cf_reg_incident(w));
+				said = w;
+			}
+			break;
+		}
+		/* Wait for an event (INST_CLEAN) or poll again. */
+		r = cf_session_next_event(&a->s, &ev, CLAIM_POLL_MS);
+		if (r && r != -ETIMEDOUT)
+			return r;
+		if (r == 0 && ev.type != CF_EV_INST_CLEAN)
+			cf_recovery_on_event(a, &ev);
+	}
+}
+
+/* ---------------- instance context ---------------- */
+
+int cf_inst_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
+			 int (*lease)(void *), void *lease_arg, uint32_t *ntx)
+{
+	struct cf_log_rec *v = NULL;
+	size_t n = 0, nt = 0;
+	uint64_t *txids = NULL;
+	size_t ntxids = 0;
+	int r;
+
+	r = cf_log_scan_inflight(sc, &v, &n, &nt);
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (lease && (r = lease(lease_arg)))
+			goto out;
+		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
+		if (r)
+			goto out;
+	}
+	r = cf_data_sync_all(d);
+	if (r)
+		goto out;
+	/* ABORT + END for every in-flight transaction (also those with no UPDATE). */
+	txids = malloc((sc->n + 1) * sizeof(*txids));
+	if (!txids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < sc->n; i++) {
+		uint64_t t = sc->recs[i].h.txid;
+		bool dup = false;
+		for (size_t k = 0; k < ntxids; k++)
+			dup |= txids[k] == t;
+		if (!dup && cf_log_scan_txn_open(sc, t))
+			txids[ntxids++] = t;
+	}
+	for (size_t k = 0; k < ntxids; k++) {
+		if (lease && (r = lease(lease_arg)))
+			goto out;
+		r = cf_log_append(log, CF_LR_ABORT, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
+		if (r == 0)
+			r = cf_log_append(log, CF_LR_END, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
+		if (r)
+			goto out;
+	}
+	if (ntx)
+		*ntx = (uint32_t)ntxids;
+out:
+	free(txids);
+	free(v);
+	return r;
+}
+
+int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_start)
+{
+	struct cf_agent *a = ic->a;
+	struct cf_log_scan sc;
+	void *region = NULL;
+	int r;
+
+	r = cf_session_inst_attach(s, ic->index);
+	if (r)
+		return r;
+	ic->s = s;
+	r = cf_data_open(&ic->data, a->o.data_dir);
+	if (r)
+		return r;
+	r = cf_log_attach(&ic->log, s, ic->index, &sc, &region);
+	if (r)
+		goto err_data;
+	if (clean_start) {
+		uint32_t ntx = 0, rel = 0;
+		r = cf_inst_backout_scan(&ic->data, &ic->log, &sc, cf_agent_lease_cb, a, &ntx);
+		if (r)
+			goto err_scan;
+		if (ntx)
+			cf_agent_log(a, CF_AGENT_WARN, "%s: backed out %u transaction(s) left in flight in its log",
+				     ic->name, ntx);
+		r = cf_lock_release_instance(s, ic->index, &rel);
+		if (r)
+			goto err_scan;
+		if (rel)
+			cf_agent_log(a, CF_AGENT_WARN, "%s: released %u lock class(es) left in its record list",
+				     ic->name, rel);
+		r = cf_log_reset(&ic->log);
+		if (r)
+			goto err_scan;
+	}
+	cf_log_scan_free(&sc);
+	free(region);
+	r = cf_lock_table_init(&ic->locks, s, ic->index, a->epoch);
+	if (r)
+		goto err_log;
+	cf_txn_ctx_init(&ic->txn, &ic->data, &ic->log, &ic->locks, a->epoch);
+	ic->txn.lease_check = cf_agent_lease_cb;
+	ic->txn.lease_arg = a;
+	ic->txn.pub = &ic->pub;
+	ic->attached = true;
+	return 0;
+err_scan:
+	cf_log_scan_free(&sc);
+	free(region);
+err_log:
+	cf_log_detach(&ic->log);
+err_data:
+	cf_data_close(&ic->data);
+	return r;
+}
+
+void cf_inst_ctx_detach(struct cf_inst_ctx *ic)
+{
+	if (!ic || !ic->attached)
+		return;
+	cf_lock_table_fini(&ic->locks);
+	cf_log_detach(&ic->log);
+	cf_data_close(&ic->data);
+	ic->attached = false;
+}
+
+/* ---------------- agent loop ---------------- */
+
+static void check_flags(struct cf_agent *a)
+{
+	if (atomic_load(&a->over) || atomic_load(&a->stop))
+		ev_break(a->loop, EVBREAK_ALL);
+}
+
+static void drain_events(struct cf_agent *a)
+{
+	struct cf_event ev;
+	int r;
+
+	for (int i = 0; i < 64; i++) {
+		r = cf_session_next_event(&a->s, &ev, 0);
+		if (r == -ETIMEDOUT || r == -EAGAIN)
+			break;
+		if (r) {
+			if (!atomic_load(&a->leaving))
+				cf_agent_set_over(a, r);
+			break;
+		}
+		cf_recovery_on_event(a, &ev);
+	}
+}
+
+static void cfev_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cf_agent *a = w->data;
+
+	drain_events(a);
+	check_flags(a);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cf_agent *a = w->data;
+
+	if (cf_session_event_pending(&a->s))
+		drain_events(a);
+	cf_recovery_tick(a);
+	check_flags(a);
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	check_flags(w->data);
+}
+
+static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct cf_agent *a = w->data;
+
+	cf_agent_log(a, CF_AGENT_INFO, "signal %d: leaving", w->signum);
+	atomic_store(&a->stop, 1);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+int cf_agent_run(struct cf_agent *a)
+{
+	int r;
+
+	if (!a->loop) {
+		a->loop = ev_default_loop(EVFLAG_AUTO);
+		if (!a->loop)
+			return -ENOMEM;
+		ev_async_init(&a->wake, wake_cb);
+		a->wake.data = a;
+		ev_async_start(a->loop, &a->wake);
+		ev_io_init(&a->ev_w, cfev_cb, cf_session_fd(&a->s), EV_READ);
+		a->ev_w.data = a;
+		ev_io_start(a->loop, &a->ev_w);
+		ev_timer_init(&a->tick, tick_cb, TICK_S, TICK_S);
+		a->tick.data = a;
+		ev_timer_start(a->loop, &a->tick);
+		ev_signal_init(&a->sigint, sig_cb, SIGINT);
+		a->sigint.data = a;
+		ev_signal_start(a->loop, &a->sigint);
+		ev_signal_init(&a->sigterm, sig_cb, SIGTERM);
+		a->sigterm.data = a;
+		ev_signal_start(a->loop, &a->sigterm);
+	}
+	if (cf_session_event_pending(&a->s))
+		drain_events(a);
+	check_flags(a);
+	if (!atomic_load(&a->over) && !atomic_load(&a->stop))
+		ev_run(a->loop, 0);
+	r = atomic_load(&a->over);
+	return r;
+}
+
+int cf_agent_leave(struct cf_agent *a)
+{
+	int r = 0, first = 0;
+
+	atomic_store(&a->leaving, 1);
+	cf_agent_hb_stop(a);
+	if (a->s.dead)
+		return a->s.dead;
+	for (uint32_t i = 0; i < a->ninsts; i++) {
+		struct cf_inst_ctx *ic = a->insts[i];
+		uint64_t w;
+		char msg[120] = "";
+		if (cf_agent_read_reg(a, ic->index, &w))
+			break;
+		if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != a->sys)
+			continue;
+		r = cf_session_inst_unreg(&a->s, ic->index, msg, sizeof(msg));
+		if (r) {
+			cf_agent_log(a, CF_AGENT_WARN, "unregister %s: %s (%s)", ic->name, strerror(-r), msg);
+			if (!first)
+				first = r;
+		}
+	}
+	r = cf_session_goodbye(&a->s);
+	if (r && !first)
+		first = r;
+	return first;
+}
+
+void cf_agent_fini(struct cf_agent *a)
+{
+	if (!a)
+		return;
+	cf_agent_hb_stop(a);
+	while (a->ninsts)
+		cf_agent_inst_free(a, a->insts[a->ninsts - 1]);
+	if (a->loop) {
+		ev_async_stop(a->loop, &a->wake);
+		ev_io_stop(a->loop, &a->ev_w);
+		ev_timer_stop(a->loop, &a->tick);
+		ev_signal_stop(a->loop, &a->sigint);
+		ev_signal_stop(a->loop, &a->sigterm);
+		a->loop = NULL;
+	}
+	cf_session_close(&a->s);
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_recovery.h - transactional peer recovery of a failed instance
+ * (patent Figure 8, DESIGN §4) and the detector that starts it.
+ *
+ * The same code recovers a peer's instance (counterpart) and the system's own
+ * home instance found INACTIVE_FAILED at start (self-recovery).
+ */
+#ifndef CF_RECOVERY_H
+#define CF_RECOVERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cf_fence.h"
+#include "cf_layout.h"
+#include "cf_wire.h"
+
+struct cf_session;
+struct cf_data;
+
+struct cf_recovery_report {
+	uint32_t inst;
+	uint32_t incident;
+	char inst_name[CF_NAME_MAX];
+	int result;           /* 0, or -errno of the step that stopped it */
+	enum cf_phase reached; /* last phase started */
+	/* registration rejected (-EBUSY): who holds the instance */
+	uint64_t holder_reg;
+	char holder_name[CF_NAME_MAX];
+	/* the failed incarnation, from the instance slot */
+	uint32_t failed_sys, failed_epoch;
+	char failed_name[CF_NAME_MAX];
+	char fence_msg[200];
+	char err_msg[200];
+	uint64_t fail_real_ns;   /* CF's CLOCK_REALTIME at the declaration */
+	uint64_t detect_real_ns; /* CLOCK_REALTIME when this system learned of it */
+	uint64_t done_real_ns;   /* CLOCK_REALTIME after unregister */
+	uint64_t locks_free_real_ns; /* CLOCK_REALTIME when every lock was released */
+	uint32_t cf_fence_us;    /* as the CF reported it */
+	uint64_t records_scanned, txns_inflight, updates_applied, locks_released;
+	uint64_t log_bytes;
+	uint64_t phase_ns[CF_PHASE_COUNT];
+};
+
+/* Called at the start of every phase (the daemon logs the timeline from it). */
+typedef void (*cf_recovery_phase_fn)(void *arg, const struct cf_recovery_report *rep, enum cf_phase phase);
+
+struct cf_recovery_env {
+	struct cf_session *s;       /* the agent's session: registration, attach, log, locks */
+	struct cf_data *data;       /* the shared data directory */
+	const struct cf_fence_cfg *fence;
+	cf_recovery_phase_fn on_phase; /* may be NULL */
+	void *arg;
+	int step_attempts; /* retries of a failing backout/sync/release/unregister step (default 5) */
+};
+
+/*
+ * Recover instance inst whose registration word was seen as failed_reg
+ * (INACTIVE_FAILED(k)). detect_real_ns: when this system learned of the
+ * failure (CLOCK_REALTIME); cf_fence_us: from the CF's event (0 if polled).
+ *
+ * Returns 0 when the instance is back to INACTIVE_CLEAN(k) with its in-flight
+ * transactions backed out and every lock released; -EBUSY when another
+ * system won the registration (rep names it); -ESTALE when the word is no
+ * longer failed_reg; -ENOLINK when the fence agent could not confirm (the
+ * registration stays ours: locks stay held, an operator must act); the
+ * session's error when this incarnation's connection died (the CF will make
+ * the instance INACTIVE_FAILED(k+1) and another peer starts over).
+ */
+int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg,
+			uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_recovery_report *rep);
+
+const char *cf_phase_str(enum cf_phase p);
+
+/* ---- detector: which failed instances to recover, by policy ---- */
+
+#define CF_DETECT_MAX CF_MAX_INSTANCES_LIMIT
+
+struct cf_detector {
+	enum cf_policy policy;
+	/* incident already tried per instance (each system tries once per incident, [0039]) */
+	uint32_t tried[CF_DETECT_MAX];
+	bool tried_valid[CF_DETECT_MAX];
+	/* incident already announced in operator mode */
+	uint32_t announced[CF_DETECT_MAX];
+	bool announced_valid[CF_DETECT_MAX];
+	/* when each failed incident was first seen, CLOCK_REALTIME */
+	uint64_t seen_ns[CF_DETECT_MAX];
+	uint32_t seen_incident[CF_DETECT_MAX];
+	uint32_t fence_us[CF_DETECT_MAX];
+};
+
+enum cf_detect_action {
+	CF_DETECT_NOTHING = 0,
+	CF_DETECT_RECOVER,  /* try to register now */
+	CF_DETECT_ANNOUNCE, /* operator policy: say it failed, wait for cfctl recover */
+};
+
+void cf_detector_init(struct cf_detector *d, enum cf_policy policy);
+/*
+ * Decide for instance inst whose word is reg (read from the table, or carried
+ * by an event): RECOVER once per incident under policy auto, ANNOUNCE once per
+ * incident under policy operator; operator_request forces RECOVER (cfctl
+ * recover) even if this incident was tried. Records what it decided.
+ */
+enum cf_detect_action cf_detector_decide(struct cf_detector *d, uint32_t inst, uint64_t reg, bool operator_request);
+/* Note when an incident was first seen (keeps the earliest). */
+void cf_detector_seen(struct cf_detector *d, uint32_t inst, uint32_t incident, uint64_t real_ns, uint32_t fence_us);
+
+/* ---- hooks the agent calls (cf_agent.c) ---- */
+struct cf_agent;
+struct cf_inst_ctx;
+struct cf_log;
+struct cf_log_scan;
+
+int cf_recovery_init(struct cf_agent *a);
+void cf_recovery_fini(struct cf_agent *a);
+/* A CF event arrived on the JOIN session. */
+void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev);
+/* Fallback polling of the instance table (every agent tick). */
+void cf_recovery_tick(struct cf_agent *a);
+/* Home instance found INACTIVE_FAILED at claim: recover it with the peer code. */
+int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t reg);
+/* Switch the policy at run time (cfctl policy → CF event). */
+void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p);
+
+/*
+ * Backout building blocks (shared by recovery and a clean start):
+ * apply the before-images of every in-flight transaction of a scan in reverse
+ * LSN order (lease-checked when lease != NULL) → *nupd images written, *ntx
+ * transactions; then, after the caller's fdatasync, append ABORT for each of
+ * them (awaited) so that a second recovery is a no-op.
+ */
+int cf_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
+		     uint64_t *nupd, uint64_t *ntx);
+int cf_backout_mark(struct cf_log *log, const struct cf_log_scan *sc);
+
+#endif
