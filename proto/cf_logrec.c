@@ -2,6 +2,7 @@
 #include "cf_logrec.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cf_util.h"
@@ -52,7 +53,7 @@ int cf_logrec_encode_pad(void *buf, size_t total, uint64_t lsn)
 {
 	struct cf_logrec_hdr h;
 
-	if (total < sizeof(h) || total % 8 || total > UINT32_MAX)
+	if (total < sizeof(h) || total % 8 || total > INT32_MAX) /* the size is returned as an int */
 		return -EINVAL;
 	memset(&h, 0, sizeof(h));
 	h.magic = CF_LOGREC_MAGIC;
@@ -74,7 +75,7 @@ int cf_logrec_parse(const void *buf, size_t avail, struct cf_logrec_hdr *out, co
 	memcpy(&h, buf, sizeof(h));
 	if (h.magic != CF_LOGREC_MAGIC || h.type < CF_LR_PAD || h.type > CF_LR_END)
 		return CF_CORRUPT();
-	if (h.total < sizeof(h) || h.total % 8 || h.total > avail)
+	if (h.total < sizeof(h) || h.total % 8 || h.total > avail || h.total > INT32_MAX)
 		return CF_CORRUPT();
 	if (h.pad)
 		return CF_CORRUPT();

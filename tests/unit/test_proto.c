@@ -885,6 +885,14 @@ static void test_logrec(void)
 		}
 	}
 	CHECK(cf_logrec_encode_pad(lrbuf, (size_t)UINT32_MAX + 1, 1) == -EINVAL);
+	CHECK(cf_logrec_encode_pad(lrbuf, (size_t)INT32_MAX + 1, 1) == -EINVAL); /* returned as an int */
+	/* a PAD claiming more than an int can return is refused even when avail allows it */
+	cf_logrec_encode_pad(lrbuf, 48, 1);
+	memcpy(&h, lrbuf, sizeof(h));
+	h.total = (uint32_t)INT32_MAX + 1;
+	memcpy(lrbuf, &h, sizeof(h));
+	lr_fix_crc(lrbuf, 0);
+	CHECK(cf_logrec_parse(lrbuf, SIZE_MAX, &h, &img) == -EBADMSG); /* only the header is read */
 
 	/* crafted records with a correct crc: every structural rule is enforced on its own */
 #define CRAFT(stmt, imglen)                                                                        \
