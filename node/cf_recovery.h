@@ -52,6 +52,9 @@ struct cf_recovery_env {
 	const struct cf_fence_cfg *fence;
 	cf_recovery_phase_fn on_phase; /* may be NULL */
 	void *arg;
+	/* the counterpart's own lease: a frozen, declared counterpart must not write */
+	int (*lease)(void *lease_arg); /* may be NULL */
+	void *lease_arg;
 	int step_attempts; /* retries of a failing backout/sync/release/unregister step (default 5) */
 };
 
