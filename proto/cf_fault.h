@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_fault.h - named fault-injection points (SQLite faultsim, redis DEBUG).
+ *
+ * Compiled in only with -Dfault-injection=true (CF_FAULT_INJECTION); in a
+ * release build CF_FAULT() is nothing. A point fires when the environment
+ * names it:
+ *
+ *   CF_FAULT=<point>[:<action>[:<skip>]]     e.g. CF_FAULT=txn.after_undo:kill:20
+ *
+ * action: kill (SIGKILL itself: a process crash, default), stop (SIGSTOP
+ * itself: a freeze; SIGCONT resumes it), abort. skip: how many passes to let
+ * through before firing (default 0). A point fires at most once per process.
+ * CF_FAULT_LOG=1 prints each firing to stderr first.
+ *
+ * The points (keep in sync with tests/fault/points.txt):
+ *   txn.after_lock_record txn.after_lock_cas txn.after_undo txn.after_data_write
+ *   txn.after_fsync txn.after_commit txn.before_release txn.after_lease_check
+ *   rec.after_register rec.after_attach rec.mid_backout rec.after_backout
+ *   rec.before_unregister
+ *   srv.mid_sweep srv.between_fence_and_mark
+ */
+#ifndef CF_FAULT_H
+#define CF_FAULT_H
+
+#ifdef CF_FAULT_INJECTION
+void cf_fault_point(const char *name);
+#define CF_FAULT(name) cf_fault_point(name)
+#else
+#define CF_FAULT(name) ((void)0)
+#endif
+
+#endif
