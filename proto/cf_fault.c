@@ -11,7 +11,7 @@
 
 static struct {
 	atomic_int state; /* 0 unparsed, 1 armed, 2 disarmed/fired */
-	char point[64];
+	char point[128];
 	char action[16];
 	atomic_long skip;
 } f;
