@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(gcc make meson ninja-build pkg-config
       libev-dev libibverbs-dev librdmacm-dev ibverbs-providers libpmem2-dev libsodium-dev zlib1g-dev
-      procps iproute2 util-linux coreutils)
+      procps iproute2 util-linux coreutils python3)
 case "${1:-}" in
   --fuzz) PKGS+=(clang libclang-rt-14-dev) ;;
   --bench) PKGS+=(gnuplot-nox postgresql etcd-server etcd-client nftables perftest) ;;
