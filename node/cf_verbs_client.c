@@ -24,13 +24,19 @@
  *     signaled anyway, internally; otherwise a stream of unsignaled WRITEs
  *     would fill the SQ with nothing ever completing.
  *   - Inline: WRITEs and ctrl SENDs up to the QP's max_inline_data go with
- *     IBV_SEND_INLINE: the payload is copied into the WQE at post time, which
- *     saves the HCA a DMA read of the payload (lower latency for lock-record
- *     writes and control messages) and us the arena copy.
- *   - Busy polling (env CF_VERBS_BUSYPOLL=1): poll() spins on ibv_poll_cq
- *     instead of sleeping on the completion channel. Lower and steadier
- *     latency (no interrupt, no wakeup), at the cost of one CPU core at 100%
- *     while waiting. Off by default.
+ *     IBV_SEND_INLINE: the payload is copied into the WQE at the doorbell,
+ *     which saves the HCA a DMA read of the payload (lower latency for
+ *     lock-record writes and control messages). The bytes are staged in the
+ *     arena at post time either way, so the caller's buffer is free at once
+ *     (tcp semantics) even though the doorbell may ring later.
+ *   - Hybrid waiting: poll()/recv_ctrl() spin on the CQ for up to
+ *     CF_VERBS_SPIN_US (default 50 us) before sleeping on the completion
+ *     channel: a one-sided op usually completes within that, and then costs
+ *     no interrupt, no wakeup and no channel syscalls.
+ *   - Busy polling (env CF_VERBS_BUSYPOLL=1): never sleep; spin until the
+ *     timeout. Lowest and steadiest latency, at the cost of one CPU core at
+ *     100% for as long as the caller waits (heartbeat waits included). Off by
+ *     default.
  *   - The CQ is re-armed (ibv_req_notify_cq) only after a notification was
  *     consumed, not on every call: arming is a syscall on some providers.
  *
@@ -71,6 +77,7 @@
 #define CL_INLINE_WANT 256u
 #define CL_STALL_NS (10ull * 1000000000ull) /* bound on waiting for SQ/arena room */
 #define CL_RECV_TAG (1ull << 63)
+#define CL_SPIN_US_DEFAULT 50u /* hybrid wait: see wait_activity() */
 
 _Static_assert(CL_ARENA >= 4u * CF_FRAME_MAX_PAYLOAD, "arena must hold the unsignaled tail plus one op");
 
@@ -97,6 +104,7 @@ struct cf_conn {
 	int efd;
 	uint32_t max_inline;
 	bool busypoll, armed;
+	uint64_t spin_ns; /* hybrid wait: spin this long before sleeping */
 	int dead; /* 0, or the -errno that ended the connection */
 	/* send queue: seq = WRs built, posted = handed to the HCA, done = completed */
 	uint64_t seq, posted, done;
@@ -245,8 +253,8 @@ static void drain_cm(struct cf_conn *c)
 	}
 }
 
-/* Consume channel notifications and make sure the CQ is armed. */
-static void rearm(struct cf_conn *c)
+/* Consume channel notifications (a read syscall each time it is called). */
+static void consume_events(struct cf_conn *c)
 {
 	struct ibv_cq *cq;
 	void *ctx;
@@ -255,12 +263,22 @@ static void rearm(struct cf_conn *c)
 		ibv_ack_cq_events(cq, 1);
 		c->armed = false;
 	}
-	if (!c->armed && !c->dead) {
-		if (ibv_req_notify_cq(c->cq, 0) == 0)
-			c->armed = true;
-		else
-			set_dead(c, -EIO);
-	}
+}
+
+/*
+ * Make sure a future completion fires the channel (ctrl_fd). Cheap when
+ * already armed: no syscall. An armed CQ that fired leaves the fd readable
+ * until the next wait consumes the event: a spurious wakeup at worst, which
+ * ctrl_fd's contract ("may have something") allows.
+ */
+static void arm(struct cf_conn *c)
+{
+	if (c->armed || c->dead)
+		return;
+	if (ibv_req_notify_cq(c->cq, 0) == 0)
+		c->armed = true;
+	else
+		set_dead(c, -EIO);
 }
 
 /* Hand every built WR to the HCA: one doorbell for the whole chain. */
@@ -288,36 +306,54 @@ static int flush_sq(struct cf_conn *c)
 	return 0;
 }
 
-/* Wait (bounded by deadline_ns, 0 = don't, UINT64_MAX = forever) for CQ or CM activity. */
+/*
+ * Wait (bounded by deadline_ns; UINT64_MAX = forever) for CQ or CM activity.
+ * Hybrid: spin on the CQ for up to spin_ns first (a completion that comes
+ * within that never pays for an interrupt, a wakeup and the four syscalls of
+ * arming and consuming the channel), then sleep on the channel. Busy-poll
+ * mode spins until the deadline and looks at CM events once per millisecond
+ * only (each look is a syscall).
+ */
 static void wait_activity(struct cf_conn *c, uint64_t deadline_ns)
 {
 	struct pollfd p = {.fd = c->efd, .events = POLLIN};
-	uint64_t now = cf_mono_ns();
+	uint64_t now = cf_mono_ns(), spin_end, next_cm;
+	struct ibv_wc wc;
 	int ms;
 
-	if (c->busypoll) {
-		/* spinning: the caller polls the CQ again at once */
-		drain_cm(c);
+	if (deadline_ns <= now)
 		return;
-	}
-	if (deadline_ns == UINT64_MAX)
-		ms = -1;
-	else if (deadline_ns <= now)
-		return;
-	else
-		ms = (int)((deadline_ns - now + 999999) / 1000000);
-	rearm(c);
-	/* a CQE that arrived before the arm does not fire the channel: look once more */
-	{
-		struct ibv_wc wc;
+	spin_end = c->busypoll ? deadline_ns : now + c->spin_ns;
+	if (spin_end > deadline_ns)
+		spin_end = deadline_ns;
+	next_cm = now + 1000000;
+	while (now < spin_end) {
 		if (ibv_poll_cq(c->cq, 1, &wc) > 0) {
 			handle_wc(c, &wc);
 			return;
 		}
+		now = cf_mono_ns();
+		if (now >= next_cm) {
+			drain_cm(c);
+			if (c->dead)
+				return;
+			next_cm = now + 1000000;
+		}
 	}
+	if (now >= deadline_ns)
+		return;
+	consume_events(c);
+	arm(c);
+	/* a CQE that arrived before the arm does not fire the channel: look once more */
+	if (ibv_poll_cq(c->cq, 1, &wc) > 0) {
+		handle_wc(c, &wc);
+		return;
+	}
+	ms = deadline_ns == UINT64_MAX ? -1 : (int)((deadline_ns - now + 999999) / 1000000);
 	poll(&p, 1, ms);
 	drain_cm(c);
-	rearm(c);
+	consume_events(c);
+	arm(c);
 }
 
 static uint64_t deadline_of(int timeout_ms)
@@ -434,7 +470,6 @@ static int v_post_write(struct cf_conn *c, const void *local, uint32_t len, uint
 			uint64_t wr_id, unsigned flags)
 {
 	struct sq_ent *e;
-	bool inl;
 	int r = check_live(c);
 
 	if (r < 0)
@@ -443,20 +478,14 @@ static int v_post_write(struct cf_conn *c, const void *local, uint32_t len, uint
 		return -EINVAL;
 	if (len > CF_FRAME_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	inl = len <= c->max_inline; /* inline: no arena copy, no payload DMA read (header comment) */
-	e = sq_build(c, CF_OP_WRITE, inl ? 0 : len, wr_id, !(flags & CF_POST_UNSIGNALED), &r);
+	e = sq_build(c, CF_OP_WRITE, len, wr_id, !(flags & CF_POST_UNSIGNALED), &r);
 	if (!e)
 		return r;
-	if (inl) {
-		/* the WQE copies the bytes at ibv_post_send (the doorbell in
-		 * flush_sq); `local` is valid until then by the API contract */
-		e->sge.addr = (uintptr_t)local;
-		e->sge.length = len;
-		e->sge.lkey = 0;
+	/* Copied now, so the caller's buffer is free on return (as on tcp, and
+	 * the batch may go out later). Small ones still go inline: see header. */
+	memcpy(arena(c, e->aoff), local, len);
+	if (len <= c->max_inline)
 		e->wr.send_flags |= IBV_SEND_INLINE;
-	} else {
-		memcpy(arena(c, e->aoff), local, len);
-	}
 	e->wr.opcode = IBV_WR_RDMA_WRITE;
 	e->wr.wr.rdma.remote_addr = raddr;
 	e->wr.wr.rdma.rkey = rkey;
@@ -518,35 +547,27 @@ static int v_poll(struct cf_conn *c, struct cf_wc *wc, int max, int timeout_ms)
 		c->wc_head = (c->wc_head + 1) % CL_WCQ;
 		c->wc_n--;
 	}
-	rearm(c); /* keep ctrl_fd live for messages arriving later (also when busy-polling) */
+	arm(c); /* keep ctrl_fd live for messages arriving later */
 	return n;
 }
 
 static int v_send_ctrl(struct cf_conn *c, const void *msg, size_t len)
 {
 	struct sq_ent *e;
-	bool inl;
 	int r = check_live(c);
 
 	if (r < 0)
 		return r;
 	if (len == 0 || len > CF_CTRL_MAX)
 		return -EMSGSIZE;
-	inl = len <= c->max_inline; /* inline: the message is copied into the WQE, no DMA read */
-	e = sq_build(c, CF_OP_CTRL, inl ? 0 : (uint32_t)len, 0, false, &r);
+	e = sq_build(c, CF_OP_CTRL, (uint32_t)len, 0, false, &r);
 	if (!e)
 		return r;
-	if (inl) {
-		e->sge.addr = (uintptr_t)msg;
-		e->sge.length = (uint32_t)len;
-		e->sge.lkey = 0;
-		e->wr.send_flags |= IBV_SEND_INLINE;
-	} else {
-		memcpy(arena(c, e->aoff), msg, len);
-	}
+	memcpy(arena(c, e->aoff), msg, len);
+	if (len <= c->max_inline)
+		e->wr.send_flags |= IBV_SEND_INLINE; /* no DMA read of the payload: lower latency */
 	e->wr.opcode = IBV_WR_SEND;
-	/* flushed now: msg is the caller's (stack) buffer, and the inline copy
-	 * happens at ibv_post_send */
+	/* ring the doorbell now: a control message is a request someone waits for */
 	return flush_sq(c);
 }
 
@@ -577,7 +598,7 @@ static int v_recv_ctrl(struct cf_conn *c, void *buf, size_t cap, int timeout_ms)
 	r = c->dead ? 0 : post_recv(c, slot);
 	if (r < 0)
 		set_dead(c, r);
-	rearm(c);
+	arm(c);
 	return len <= cap ? (int)len : -EMSGSIZE;
 }
 
@@ -602,7 +623,7 @@ static void v_close(struct cf_conn *c)
 	if (c->mr)
 		ibv_dereg_mr(c->mr);
 	if (c->cq) {
-		rearm(c); /* ack outstanding notifications before destroying the CQ */
+		consume_events(c); /* ack outstanding notifications before destroying the CQ */
 		ibv_destroy_cq(c->cq);
 	}
 	if (c->cch)
@@ -676,6 +697,9 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 		return -ENOMEM;
 	c->efd = -1;
 	c->busypoll = getenv("CF_VERBS_BUSYPOLL") && strcmp(getenv("CF_VERBS_BUSYPOLL"), "1") == 0;
+	c->spin_ns = CL_SPIN_US_DEFAULT * 1000ull;
+	if (getenv("CF_VERBS_SPIN_US"))
+		c->spin_ns = strtoull(getenv("CF_VERBS_SPIN_US"), NULL, 10) * 1000ull;
 	snprintf(port, sizeof(port), "%u", pn);
 	r = getaddrinfo(host, port, &hints, &ai);
 	if (r) {
@@ -789,7 +813,7 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 		r = neg_errno();
 		goto err_close;
 	}
-	rearm(c);
+	arm(c);
 	freeaddrinfo(ai);
 	*out = c;
 	return 0;
