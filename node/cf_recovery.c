@@ -45,6 +45,7 @@
 
 #include "cf_agent.h"
 #include "cf_data.h"
+#include "cf_fault.h"
 #include "cf_lock.h"
 #include "cf_log.h"
 #include "cf_session.h"
@@ -83,6 +84,7 @@ int cf_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*leas
 		r = cf_data_pwrite(d, recs[i].h.file, recs[i].h.offset, recs[i].image, recs[i].h.length);
 		if (r < 0)
 			goto out;
+		CF_FAULT("rec.mid_backout");
 	}
 	r = 0;
 	if (nupd)
@@ -293,6 +295,7 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 		goto out;
 	}
 
+	CF_FAULT("rec.after_register");
 	/* 2. initialise the counterpart; make sure the failed owner cannot write the disk */
 	phase(x, CF_PHASE_DISK_FENCE);
 	r = disk_fence(x, &slot);
@@ -311,6 +314,7 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 		goto out;
 	}
 
+	CF_FAULT("rec.after_attach");
 	/* 4. read the whole log, find the in-flight transactions */
 	phase(x, CF_PHASE_READ_LOG);
 	r = cf_log_attach(&log, s, inst, &sc, &region);
@@ -348,6 +352,7 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 		goto out;
 	}
 
+	CF_FAULT("rec.after_backout");
 	/* 7. release every lock the record list names; clear it; reset the log */
 	phase(x, CF_PHASE_RELEASE);
 	r = cf_lock_release_instance(s, inst, &released);
@@ -360,6 +365,7 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	}
 	rep->locks_free_real_ns = cf_real_ns();
 
+	CF_FAULT("rec.before_unregister");
 	/* 8. unregister: cfserver revokes our access as it CASes to INACTIVE_CLEAN(k) */
 	phase(x, CF_PHASE_UNREGISTER);
 	rep->done_real_ns = cf_real_ns();
