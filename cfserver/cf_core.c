@@ -1,0 +1,1261 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_core.c - cfserver's control plane (both transports).
+ *
+ * Failure processing follows DESIGN §4 and the model's "Design changes", in
+ * this order, and nothing else changes an instance word on behalf of a failed
+ * system:
+ *   (1) fence every connection of the system: a barrier (ops->fence), so that
+ *       nothing it still has in flight can change the CF; its grants go too;
+ *   (2) mark its system word FAILED (same epoch: the next JOIN is epoch+1);
+ *   (3) CAS every instance word ACTIVE(sys, epoch, k) -> INACTIVE_FAILED(k+1),
+ *       only words naming it as owner with that epoch (never a home instance
+ *       a counterpart owns);
+ *   (4) push SYS_FAILED and one INST_FAILED per instance to every live system.
+ * Triggers: a system connection closing without GOODBYE, heartbeat silence
+ * for T (the sweep), re-admission of a name whose slot is still ACTIVE. The
+ * orphan scan turns any ACTIVE word whose owner is not ACTIVE with the same
+ * epoch into INACTIVE_FAILED(k+1).
+ *
+ * CAS-able words (system state, registration, header policy) are changed only
+ * through ops->local_cas while clients can reach the image: on verbs a plain
+ * CPU store is not atomic against the NIC's atomics (IBV_ATOMIC_HCA).
+ */
+#include "cf_core.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <ev.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf_auth.h"
+#include "cf_slog.h"
+#include "cf_util.h"
+#include "cf_words.h"
+
+#define HANDSHAKE_TIMEOUT_NS (5ull * 1000000000ull)
+#define CONN_GRANTS_MAX 128u
+
+/* ---------------- connection state machine ---------------- */
+
+enum conn_state {
+	CS_NEW,        /* accepted, waiting for HELLO */
+	CS_CHALLENGED, /* CHALLENGE sent, waiting for AUTH */
+	CS_AUTHED,     /* WELCOME sent (system role), waiting for JOIN or CONN_ATTACH */
+	CS_SYSTEM,     /* a connection of a live system incarnation */
+	CS_CONSOLE,    /* an operator console */
+	CS_LEFT,       /* its system said GOODBYE: closing, no failure processing */
+	CS_FENCED,     /* fenced by failure processing: closing */
+	CS_CLOSING,    /* refused or protocol error: closing */
+};
+
+static const char *conn_state_str(enum conn_state s)
+{
+	switch (s) {
+	case CS_NEW: return "NEW";
+	case CS_CHALLENGED: return "CHALLENGED";
+	case CS_AUTHED: return "AUTHED";
+	case CS_SYSTEM: return "SYSTEM";
+	case CS_CONSOLE: return "CONSOLE";
+	case CS_LEFT: return "LEFT";
+	case CS_FENCED: return "FENCED";
+	case CS_CLOSING: return "CLOSING";
+	}
+	return "?";
+}
+
+static int conn_transition_ok(enum conn_state from, enum conn_state to)
+{
+	switch (to) {
+	case CS_CHALLENGED: return from == CS_NEW;
+	case CS_AUTHED: return from == CS_CHALLENGED;
+	case CS_CONSOLE: return from == CS_CHALLENGED;
+	case CS_SYSTEM: return from == CS_AUTHED;
+	case CS_LEFT: return from == CS_SYSTEM;
+	case CS_FENCED: return from == CS_SYSTEM;
+	case CS_CLOSING: return from != CS_FENCED && from != CS_LEFT;
+	case CS_NEW: return 0;
+	}
+	return 0;
+}
+
+struct cgrant {
+	uint32_t region, inst, rkey;
+};
+
+struct core_conn {
+	struct cf_core *core;
+	struct cf_sconn *sc;
+	struct core_conn *prev, *next;      /* all connections */
+	struct core_conn *sys_prev, *sys_next; /* connections of one system */
+	enum conn_state state;
+	uint32_t role;
+	uint16_t version;
+	int sys;      /* system index once SYSTEM, else -1 */
+	int on_sys;   /* linked on the system's list */
+	uint32_t cause; /* enum cf_fail_cause to use if it closes */
+	uint64_t accepted_ns;
+	uint8_t cnonce[CF_NONCE_LEN], snonce[CF_NONCE_LEN];
+	struct cgrant grants[CONN_GRANTS_MAX];
+	uint32_t ngrants;
+	char peer[64];
+};
+
+static void set_state(struct core_conn *cc, enum conn_state to)
+{
+	if (!conn_transition_ok(cc->state, to)) {
+		cfs_err("BUG: connection %s: illegal transition %s -> %s", cc->peer, conn_state_str(cc->state),
+			conn_state_str(to));
+		assert(0 && "illegal connection state transition");
+	}
+	cfs_debug("conn %s: %s -> %s", cc->peer, conn_state_str(cc->state), conn_state_str(to));
+	cc->state = to;
+}
+
+struct core_sys {
+	struct core_conn *conns; /* live connections of the current incarnation */
+	struct core_conn *agent; /* its JOIN connection: events go there */
+	int live;                /* joined in this server run and not failed/left */
+	uint64_t token;
+	uint64_t hb_last;
+	uint64_t hb_seen_ns; /* monotonic, when hb_last was first seen */
+};
+
+struct cf_core {
+	struct ev_loop *loop;
+	const struct cf_server_ops *ops;
+	struct cf_tserver *ts;
+	struct cf_image *im;
+	struct cf_core_cfg cfg;
+	struct cf_image_map *map;
+	uint8_t *base;
+	struct core_sys sys[CF_MAX_SYSTEMS_LIMIT];
+	struct core_conn *conns;
+	unsigned nconns;
+	int shutting_down;
+	ev_timer sweep, orphan;
+};
+
+/* ---------------- image access ---------------- */
+
+static struct cf_header *hdr(struct cf_core *c)
+{
+	return (struct cf_header *)c->base;
+}
+static struct cf_sys_slot *sys_slot(struct cf_core *c, uint32_t s)
+{
+	return (struct cf_sys_slot *)(c->base + cf_sys_off(c->map, s));
+}
+static struct cf_hb_slot *hb_slot(struct cf_core *c, uint32_t s)
+{
+	return (struct cf_hb_slot *)(c->base + cf_hb_off(c->map, s));
+}
+static struct cf_inst_slot *inst_slot(struct cf_core *c, uint32_t i)
+{
+	return (struct cf_inst_slot *)(c->base + cf_inst_off(c->map, i));
+}
+static uint64_t load64(const uint64_t *w)
+{
+	return __atomic_load_n(w, __ATOMIC_SEQ_CST);
+}
+static uint64_t sysword(struct cf_core *c, uint32_t s)
+{
+	return load64(&sys_slot(c, s)->state);
+}
+static uint64_t regword(struct cf_core *c, uint32_t i)
+{
+	return load64(&inst_slot(c, i)->reg);
+}
+static void persist(struct cf_core *c, uint64_t off, uint64_t len)
+{
+	cf_image_persist(c->im, off, len);
+}
+
+/* The server's own CAS on an image word: through the transport's atomic path. */
+static int word_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap)
+{
+	uint64_t old = 0;
+	int r = c->ops->local_cas(c->ts, off, compare, swap, &old);
+
+	if (r < 0)
+		return r;
+	if (old != compare)
+		return -EAGAIN;
+	persist(c, off, 8);
+	return 0;
+}
+
+static void name_of(const char field[CF_NAME_MAX], char out[CF_NAME_MAX])
+{
+	memcpy(out, field, CF_NAME_MAX);
+	out[CF_NAME_MAX - 1] = 0;
+}
+
+static const char *sys_name(struct cf_core *c, uint32_t s, char buf[CF_NAME_MAX])
+{
+	if (s >= c->map->geo.max_systems) {
+		snprintf(buf, CF_NAME_MAX, "sys#%u", s);
+		return buf;
+	}
+	name_of(sys_slot(c, s)->name, buf);
+	if (!buf[0])
+		snprintf(buf, CF_NAME_MAX, "sys#%u", s);
+	return buf;
+}
+
+static const char *inst_name(struct cf_core *c, uint32_t i, char buf[CF_NAME_MAX])
+{
+	name_of(inst_slot(c, i)->name, buf);
+	if (!buf[0])
+		snprintf(buf, CF_NAME_MAX, "inst#%u", i);
+	return buf;
+}
+
+static const char *cause_str(uint32_t cause)
+{
+	switch (cause) {
+	case CF_FAIL_CONN_LOST: return "connection lost without goodbye";
+	case CF_FAIL_HB_TIMEOUT: return "heartbeat silence";
+	case CF_FAIL_READMIT: return "re-admission of a new incarnation";
+	case CF_FAIL_PROTOCOL: return "protocol violation";
+	}
+	return "none";
+}
+
+/* Describe a registration word for messages: "ACTIVE (owner SYS1, epoch 3)". */
+static void reg_desc(struct cf_core *c, uint64_t w, char *buf, size_t cap)
+{
+	char sn[CF_NAME_MAX];
+
+	if (cf_reg_state(w) == CF_REG_ACTIVE)
+		snprintf(buf, cap, "ACTIVE (owner %s, epoch %u, incident %u)", sys_name(c, cf_reg_owner(w), sn),
+			 cf_reg_epoch(w), cf_reg_incident(w));
+	else if (cf_reg_state(w) == CF_REG_FAILED)
+		snprintf(buf, cap, "INACTIVE_FAILED (incident %u)", cf_reg_incident(w));
+	else if (cf_reg_state(w) == CF_REG_CLEAN)
+		snprintf(buf, cap, "INACTIVE_CLEAN (incident %u)", cf_reg_incident(w));
+	else
+		snprintf(buf, cap, "FREE");
+}
+
+/* ---------------- sending ---------------- */
+
+static int send_msg(struct core_conn *cc, uint64_t id, uint16_t type, const void *body, size_t len)
+{
+	uint8_t buf[CF_CTRL_MAX];
+	size_t n = cf_ctrl_build(buf, type, body, len);
+
+	return cc->core->ops->send_ctrl(cc->sc, id, buf, n);
+}
+
+static void send_status(struct core_conn *cc, uint64_t id, uint16_t type, int status, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void send_status(struct core_conn *cc, uint64_t id, uint16_t type, int status, const char *fmt, ...)
+{
+	struct cf_status st;
+	va_list ap;
+
+	memset(&st, 0, sizeof(st));
+	st.status = status;
+	va_start(ap, fmt);
+	vsnprintf(st.msg, sizeof(st.msg), fmt, ap);
+	va_end(ap);
+	send_msg(cc, id, type, &st, sizeof(st));
+}
+
+/* Refuse and close (ERROR then graceful close). */
+static void refuse(struct core_conn *cc, uint64_t id, uint32_t cause, const char *msg)
+{
+	send_status(cc, id, CF_CTRL_ERROR, -EPROTO, "%s", msg);
+	if (cc->state != CS_CLOSING && cc->state != CS_FENCED && cc->state != CS_LEFT) {
+		cc->cause = cause;
+		set_state(cc, CS_CLOSING);
+	}
+	cc->core->ops->close(cc->sc);
+}
+
+static void event_all(struct cf_core *c, const struct cf_event *ev)
+{
+	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
+		if (c->sys[s].live && c->sys[s].agent)
+			send_msg(c->sys[s].agent, 0, CF_CTRL_EVENT, ev, sizeof(*ev));
+	}
+}
+
+/* ---------------- grants ---------------- */
+
+static int conn_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len,
+		      uint32_t rights, struct cf_grant *g)
+{
+	int r;
+
+	if (cc->ngrants >= CONN_GRANTS_MAX)
+		return -ENOSPC;
+	r = cc->core->ops->grant(cc->sc, region, inst, off, len, rights, g);
+	if (r < 0)
+		return r;
+	cc->grants[cc->ngrants++] = (struct cgrant){region, inst, g->rkey};
+	return 0;
+}
+
+/* Revoke every grant on instance i held by any connection. */
+static void revoke_inst(struct cf_core *c, uint32_t i)
+{
+	for (struct core_conn *cc = c->conns; cc; cc = cc->next) {
+		for (uint32_t k = 0; k < cc->ngrants;) {
+			struct cgrant *g = &cc->grants[k];
+			if ((g->region == CF_RGN_LOG || g->region == CF_RGN_RECORDS) && g->inst == i) {
+				c->ops->revoke(cc->sc, g->rkey);
+				*g = cc->grants[--cc->ngrants];
+			} else {
+				k++;
+			}
+		}
+	}
+}
+
+/* The grants every connection of a system gets (cf_wire.h, struct cf_joined). */
+static int system_grants(struct core_conn *cc, uint32_t s, struct cf_grants *gs)
+{
+	struct cf_core *c = cc->core;
+	const struct cf_image_map *m = c->map;
+	const struct cf_geometry *g = &m->geo;
+	struct {
+		uint32_t region;
+		uint64_t off, len;
+		uint32_t rights;
+	} want[] = {
+		{CF_RGN_HEADER, 0, sizeof(struct cf_header), CF_R_READ},
+		{CF_RGN_SYSTEMS, m->off_systems, (uint64_t)g->max_systems * sizeof(struct cf_sys_slot), CF_R_READ},
+		{CF_RGN_HEARTBEATS, m->off_heartbeats, (uint64_t)g->max_systems * sizeof(struct cf_hb_slot),
+		 CF_R_READ},
+		{CF_RGN_HB_OWN, cf_hb_off(m, s), sizeof(struct cf_hb_slot), CF_R_READ | CF_R_WRITE},
+		{CF_RGN_INSTANCES, m->off_instances, (uint64_t)g->max_instances * sizeof(struct cf_inst_slot),
+		 CF_R_READ | CF_R_ATOMIC},
+		{CF_RGN_RINFO, m->off_rinfo, (uint64_t)g->max_instances * sizeof(struct cf_rinfo_slot),
+		 CF_R_READ | CF_R_WRITE},
+		{CF_RGN_LOCKS, m->off_locks, (uint64_t)g->lock_entries * 8u, CF_R_READ | CF_R_ATOMIC},
+	};
+	int r;
+
+	memset(gs, 0, sizeof(*gs));
+	for (size_t k = 0; k < CF_ARRAY_SIZE(want); k++) {
+		r = conn_grant(cc, want[k].region, 0, want[k].off, want[k].len, want[k].rights, &gs->g[k]);
+		if (r < 0)
+			return r;
+		gs->count++;
+	}
+	return 0;
+}
+
+/* ---------------- system membership of connections ---------------- */
+
+static void sys_link(struct cf_core *c, uint32_t s, struct core_conn *cc)
+{
+	struct core_sys *cs = &c->sys[s];
+
+	cc->sys = (int)s;
+	cc->on_sys = 1;
+	cc->sys_prev = NULL;
+	cc->sys_next = cs->conns;
+	if (cs->conns)
+		cs->conns->sys_prev = cc;
+	cs->conns = cc;
+}
+
+static void sys_unlink(struct cf_core *c, struct core_conn *cc)
+{
+	struct core_sys *cs;
+
+	if (!cc->on_sys)
+		return;
+	cs = &c->sys[cc->sys];
+	if (cc->sys_prev)
+		cc->sys_prev->sys_next = cc->sys_next;
+	else
+		cs->conns = cc->sys_next;
+	if (cc->sys_next)
+		cc->sys_next->sys_prev = cc->sys_prev;
+	if (cs->agent == cc)
+		cs->agent = NULL;
+	cc->on_sys = 0;
+	cc->sys_prev = cc->sys_next = NULL;
+}
+
+/* ---------------- failure processing ---------------- */
+
+static void inst_failed_event(struct cf_core *c, uint32_t i, uint64_t nw, uint32_t s, uint32_t e, uint64_t t_ns,
+			      uint32_t cause, uint32_t fence_us)
+{
+	struct cf_event ev = {.type = CF_EV_INST_FAILED, .sys = s, .epoch = e, .inst = i, .reg = nw,
+			      .policy = load64(&hdr(c)->policy), .time_ns = t_ns, .cause = cause,
+			      .fence_us = fence_us};
+	event_all(c, &ev);
+}
+
+/* DESIGN §4 failure processing of system s's current incarnation. */
+static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
+{
+	struct core_sys *cs = &c->sys[s];
+	uint64_t t0 = cf_mono_ns(), t_ns = cf_real_ns(), w = sysword(c, s), iw;
+	uint32_t e = cf_sysword_epoch(w), nfenced = 0, fence_us, failed[CF_MAX_INSTANCES_LIMIT], nfailed = 0;
+	uint64_t neww[CF_MAX_INSTANCES_LIMIT];
+	struct cf_sys_slot *slot = sys_slot(c, s);
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
+	struct core_conn *cc;
+	int r;
+
+	if (cf_sysword_state(w) != CF_SYS_ACTIVE)
+		return;
+	sys_name(c, s, sn);
+	cfs_info("failure: %s (system %u, epoch %u): %s; processing starts", sn, s, e, cause_str(cause));
+
+	/* (1) fence: a barrier on every connection of the incarnation, grants dropped with it */
+	while ((cc = cs->conns)) {
+		sys_unlink(c, cc);
+		if (cc->state == CS_SYSTEM)
+			set_state(cc, CS_FENCED);
+		cc->ngrants = 0;
+		c->ops->fence(cc->sc);
+		nfenced++;
+	}
+	cs->live = 0;
+	cs->agent = NULL;
+	fence_us = (uint32_t)((cf_mono_ns() - t0) / 1000u);
+	cfs_info("failure: %s step 1: fenced %u connection(s) in %u us", sn, nfenced, fence_us);
+
+	/* (2) mark FAILED, same epoch (fields first, the word last) */
+	slot->fail_ns = t_ns;
+	slot->fail_cause = cause;
+	persist(c, cf_sys_off(c->map, s), sizeof(*slot));
+	r = word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FAILED, e));
+	if (r < 0)
+		cfs_err("failure: %s step 2: system word changed under us (%d)", sn, r);
+	else
+		cfs_info("failure: %s step 2: system word FAILED (epoch %u)", sn, e);
+
+	/* (3) only words that name this incarnation as owner */
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		for (int tries = 0; tries < 8; tries++) {
+			iw = regword(c, i);
+			if (cf_reg_state(iw) != CF_REG_ACTIVE || cf_reg_owner(iw) != s || cf_reg_epoch(iw) != e)
+				break;
+			uint64_t nw = cf_reg_failed(cf_reg_incident(iw) + 1);
+			if (word_cas(c, cf_inst_off(c->map, i), iw, nw) == 0) {
+				failed[nfailed] = i;
+				neww[nfailed++] = nw;
+				cfs_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
+					 "INACTIVE_FAILED(%u)",
+					 sn, inst_name(c, i, in), sn, e, cf_reg_incident(iw), cf_reg_incident(nw));
+				break;
+			}
+		}
+	}
+	if (!nfailed)
+		cfs_info("failure: %s step 3: it owned no ACTIVE instance", sn);
+
+	/* (4) events to every live system */
+	struct cf_event ev = {.type = CF_EV_SYS_FAILED, .sys = s, .epoch = e, .inst = 0, .reg = 0,
+			      .policy = load64(&hdr(c)->policy), .time_ns = t_ns, .cause = cause,
+			      .fence_us = fence_us};
+	event_all(c, &ev);
+	for (uint32_t k = 0; k < nfailed; k++)
+		inst_failed_event(c, failed[k], neww[k], s, e, t_ns, cause, fence_us);
+	cfs_info("failure: %s step 4: events pushed (SYS_FAILED + %u INST_FAILED); done in %llu us", sn, nfailed,
+		 (unsigned long long)((cf_mono_ns() - t0) / 1000u));
+}
+
+/* Any ACTIVE word whose owner is not ACTIVE with the same epoch becomes INACTIVE_FAILED(k+1). */
+static void orphan_scan(struct cf_core *c)
+{
+	char in[CF_NAME_MAX], desc[96];
+
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		uint64_t w = regword(c, i), nw;
+		uint32_t o = cf_reg_owner(w);
+		if (cf_reg_state(w) != CF_REG_ACTIVE)
+			continue;
+		if (o < c->map->geo.max_systems && !cf_reg_owner_stale(w, sysword(c, o)))
+			continue;
+		nw = cf_reg_failed(cf_reg_incident(w) + 1);
+		if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0)
+			continue;
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("orphan scan: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
+			 desc, cf_reg_incident(nw));
+		inst_failed_event(c, i, nw, o, cf_reg_epoch(w), cf_real_ns(), CF_FAIL_NONE, 0);
+	}
+}
+
+/* ---------------- handshake ---------------- */
+
+static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h)
+{
+	struct cf_core *c = cc->core;
+	struct cf_challenge ch;
+	char msg[120];
+	unsigned lo, hi;
+
+	if (h->magic != CF_HELLO_MAGIC) {
+		cfs_warn("conn %s: bad HELLO magic %#x", cc->peer, h->magic);
+		refuse(cc, id, CF_FAIL_PROTOCOL, "bad HELLO magic: not a cfplex client");
+		return;
+	}
+	lo = h->version_min > CF_PROTO_VERSION_MIN ? h->version_min : CF_PROTO_VERSION_MIN;
+	hi = h->version_max < CF_PROTO_VERSION_MAX ? h->version_max : CF_PROTO_VERSION_MAX;
+	if (lo > hi) {
+		snprintf(msg, sizeof(msg), "protocol version mismatch: client speaks %u..%u, server %u..%u",
+			 h->version_min, h->version_max, CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX);
+		cfs_warn("conn %s: %s", cc->peer, msg);
+		refuse(cc, id, CF_FAIL_PROTOCOL, msg);
+		return;
+	}
+	if (h->role != CF_ROLE_SYSTEM && h->role != CF_ROLE_CONSOLE) {
+		cfs_warn("conn %s: unknown role %u", cc->peer, h->role);
+		refuse(cc, id, CF_FAIL_PROTOCOL, "unknown role");
+		return;
+	}
+	cc->version = (uint16_t)hi;
+	cc->role = h->role;
+	memcpy(cc->cnonce, h->client_nonce, CF_NONCE_LEN);
+	cf_auth_nonce(cc->snonce);
+	memset(&ch, 0, sizeof(ch));
+	ch.version = cc->version;
+	memcpy(ch.server_nonce, cc->snonce, CF_NONCE_LEN);
+	cf_auth_mac_server(c->cfg.key, cc->cnonce, cc->snonce, ch.mac);
+	set_state(cc, CS_CHALLENGED);
+	send_msg(cc, id, CF_CTRL_CHALLENGE, &ch, sizeof(ch));
+}
+
+static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
+{
+	struct cf_core *c = cc->core;
+	struct cf_header *h = hdr(c);
+	uint8_t want[CF_MAC_LEN];
+	struct cf_welcome w;
+	struct cf_grants gs;
+	int r;
+
+	cf_auth_mac_client(c->cfg.key, cc->snonce, cc->cnonce, cc->role, want);
+	r = cf_auth_verify(want, a->mac);
+	sodium_memzero(want, sizeof(want));
+	if (r < 0) {
+		cfs_warn("conn %s: authentication failed (wrong cluster key)", cc->peer);
+		refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
+		return;
+	}
+	memset(&w, 0, sizeof(w));
+	w.geo = c->map->geo;
+	w.generation = load64(&h->generation);
+	w.hb_interval_ns = c->cfg.hb_interval_ns;
+	w.hb_timeout_ns = c->cfg.hb_timeout_ns;
+	w.image_size = c->map->image_size;
+	w.policy = load64(&h->policy);
+	if (cc->role == CF_ROLE_CONSOLE) {
+		/* one READ grant over header .. record lists: never the private logs (invariant 5) */
+		set_state(cc, CS_CONSOLE);
+		send_msg(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
+		memset(&gs, 0, sizeof(gs));
+		r = conn_grant(cc, CF_RGN_IMAGE, 0, 0, c->map->off_logs, CF_R_READ, &gs.g[0]);
+		gs.status = r;
+		gs.count = r < 0 ? 0 : 1;
+		send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
+		cfs_debug("conn %s: console authenticated (protocol %u)", cc->peer, cc->version);
+		return;
+	}
+	set_state(cc, CS_AUTHED);
+	send_msg(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
+	cfs_debug("conn %s: system connection authenticated (protocol %u)", cc->peer, cc->version);
+}
+
+/* ---------------- membership ---------------- */
+
+static int find_sys(struct cf_core *c, const char *name)
+{
+	char n[CF_NAME_MAX];
+	int empty = -1;
+
+	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
+		name_of(sys_slot(c, s)->name, n);
+		if (!strcmp(n, name))
+			return (int)s;
+		if (!n[0] && empty < 0 && cf_sysword_state(sysword(c, s)) == CF_SYS_FREE)
+			empty = (int)s;
+	}
+	return empty;
+}
+
+static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
+{
+	struct cf_core *c = cc->core;
+	char name[CF_NAME_MAX], host[CF_HOST_MAX];
+	struct cf_joined jd;
+	struct cf_sys_slot *slot;
+	struct core_sys *cs;
+	uint64_t w;
+	uint32_t e;
+	int s, r;
+
+	name_of(j->name, name);
+	memcpy(host, j->host, CF_HOST_MAX);
+	host[CF_HOST_MAX - 1] = 0;
+	if (cf_name_check(name) < 0) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "bad system name: 1..15 chars of [A-Za-z0-9_.-]");
+		return;
+	}
+	s = find_sys(c, name);
+	if (s < 0) {
+		cfs_warn("JOIN %s from %s refused: system table full (%u)", name, cc->peer, c->map->geo.max_systems);
+		send_status(cc, id, CF_CTRL_STATUS, -ENOSPC, "system table full (max-systems %u)",
+			    c->map->geo.max_systems);
+		return;
+	}
+	cs = &c->sys[s];
+	slot = sys_slot(c, (uint32_t)s);
+	w = sysword(c, (uint32_t)s);
+	if (cf_sysword_state(w) == CF_SYS_ACTIVE) {
+		/* re-admission: the old incarnation is still ACTIVE; fail it first */
+		cfs_info("JOIN %s from %s: old incarnation (epoch %u) still ACTIVE: failing it first", name,
+			 cc->peer, cf_sysword_epoch(w));
+		fail_system(c, (uint32_t)s, CF_FAIL_READMIT);
+		w = sysword(c, (uint32_t)s);
+	}
+	e = (cf_sysword_epoch(w) + 1) & CF_EPOCH_MASK;
+	if (!e)
+		e = 1;
+	/* the slot's plain fields first, the CAS-able state word last */
+	slot->pid = j->pid;
+	slot->starttime = j->starttime;
+	slot->join_ns = cf_real_ns();
+	slot->fail_ns = 0;
+	slot->fail_cause = CF_FAIL_NONE;
+	memset(slot->name, 0, CF_NAME_MAX);
+	memcpy(slot->name, name, strlen(name));
+	memcpy(slot->host, host, CF_HOST_MAX);
+	persist(c, cf_sys_off(c->map, (uint32_t)s), sizeof(*slot));
+	r = word_cas(c, cf_sys_off(c->map, (uint32_t)s), w, cf_sysword(CF_SYS_ACTIVE, e));
+	if (r < 0) {
+		cfs_err("JOIN %s: system word changed under us", name);
+		send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "system slot busy, retry");
+		return;
+	}
+	cs->live = 1;
+	cs->agent = cc;
+	randombytes_buf(&cs->token, sizeof(cs->token));
+	cs->hb_last = load64(&hb_slot(c, (uint32_t)s)->hb);
+	cs->hb_seen_ns = cf_mono_ns();
+	set_state(cc, CS_SYSTEM);
+	sys_link(c, (uint32_t)s, cc);
+
+	memset(&jd, 0, sizeof(jd));
+	jd.sys = (uint32_t)s;
+	jd.epoch = e;
+	jd.token = cs->token;
+	r = system_grants(cc, (uint32_t)s, &jd.grants);
+	jd.status = r;
+	jd.grants.status = r;
+	send_msg(cc, id, CF_CTRL_JOINED, &jd, sizeof(jd));
+	cfs_info("JOIN %s: system %d epoch %u from %s (host %s pid %llu)", name, s, e, cc->peer, host,
+		 (unsigned long long)j->pid);
+}
+
+static void on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a)
+{
+	struct cf_core *c = cc->core;
+	struct cf_joined jd;
+	uint64_t w;
+	int r;
+
+	if (a->sys >= c->map->geo.max_systems) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no system %u", a->sys);
+		return;
+	}
+	w = sysword(c, a->sys);
+	if (!c->sys[a->sys].live || cf_sysword_state(w) != CF_SYS_ACTIVE || cf_sysword_epoch(w) != a->epoch ||
+	    sodium_memcmp(&c->sys[a->sys].token, &a->token, sizeof(a->token)) != 0) {
+		cfs_warn("CONN_ATTACH from %s refused: system %u epoch %u is not a live incarnation", cc->peer,
+			 a->sys, a->epoch);
+		send_status(cc, id, CF_CTRL_STATUS, -EPERM, "system %u epoch %u is not a live incarnation", a->sys,
+			    a->epoch);
+		return;
+	}
+	set_state(cc, CS_SYSTEM);
+	sys_link(c, a->sys, cc);
+	memset(&jd, 0, sizeof(jd));
+	jd.sys = a->sys;
+	jd.epoch = a->epoch;
+	jd.token = a->token;
+	r = system_grants(cc, a->sys, &jd.grants);
+	jd.status = r;
+	jd.grants.status = r;
+	send_msg(cc, id, CF_CTRL_JOINED, &jd, sizeof(jd));
+	cfs_debug("CONN_ATTACH: %s is a further connection of system %u epoch %u", cc->peer, a->sys, a->epoch);
+}
+
+static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
+{
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		uint64_t w = regword(c, i);
+		if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s && cf_reg_epoch(w) == e)
+			return 1;
+	}
+	return 0;
+}
+
+static void on_goodbye(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys;
+	struct core_sys *cs = &c->sys[s];
+	uint64_t w = sysword(c, s);
+	uint32_t e = cf_sysword_epoch(w);
+	char sn[CF_NAME_MAX];
+	struct core_conn *o;
+
+	sys_name(c, s, sn);
+	if (owns_active(c, s, e)) {
+		cfs_warn("GOODBYE from %s while it still owns ACTIVE instances: failure processing instead", sn);
+		fail_system(c, s, CF_FAIL_CONN_LOST);
+		return;
+	}
+	/* clean leave: every connection of the incarnation goes, without failure processing */
+	while ((o = cs->conns)) {
+		sys_unlink(c, o);
+		if (o->state == CS_SYSTEM)
+			set_state(o, CS_LEFT);
+		o->ngrants = 0;
+		if (o != cc)
+			c->ops->fence(o->sc);
+	}
+	cs->live = 0;
+	if (word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FREE, e)) < 0)
+		cfs_err("GOODBYE %s: system word changed under us", sn);
+	send_status(cc, id, CF_CTRL_STATUS, 0, "goodbye %s", sn);
+	c->ops->close(cc->sc);
+	cfs_info("GOODBYE: %s (epoch %u) left cleanly", sn, e);
+}
+
+/* ---------------- instances ---------------- */
+
+static int find_inst(struct cf_core *c, const char *name, int *empty)
+{
+	char n[CF_NAME_MAX];
+
+	if (empty)
+		*empty = -1;
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		name_of(inst_slot(c, i)->name, n);
+		if (n[0] && !strcmp(n, name))
+			return (int)i;
+		if (empty && *empty < 0 && !n[0] && regword(c, i) == 0)
+			*empty = (int)i;
+	}
+	return -1;
+}
+
+static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst_name *m)
+{
+	struct cf_core *c = cc->core;
+	struct cf_inst_info info;
+	struct cf_inst_slot *slot;
+	char name[CF_NAME_MAX], sn[CF_NAME_MAX];
+	int i, empty;
+
+	name_of(m->name, name);
+	if (cf_name_check(name) < 0) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "bad instance name: 1..15 chars of [A-Za-z0-9_.-]");
+		return;
+	}
+	i = find_inst(c, name, &empty);
+	if (i < 0) {
+		if (empty < 0) {
+			cfs_warn("INST_OPEN %s by %s refused: instance table full", name, sys_name(c, (uint32_t)cc->sys, sn));
+			send_status(cc, id, CF_CTRL_STATUS, -ENOSPC, "instance table full (max-instances %u)",
+				    c->map->geo.max_instances);
+			return;
+		}
+		i = empty;
+		slot = inst_slot(c, (uint32_t)i);
+		/* description first (plain fields), then FREE -> INACTIVE_CLEAN(0) through the atomic path */
+		memset(slot->name, 0, CF_NAME_MAX);
+		memcpy(slot->name, name, strlen(name));
+		slot->home_sys = (uint32_t)cc->sys;
+		slot->index = (uint32_t)i;
+		persist(c, cf_inst_off(c->map, (uint32_t)i), sizeof(*slot));
+		if (word_cas(c, cf_inst_off(c->map, (uint32_t)i), 0, cf_reg_clean(0)) < 0) {
+			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "instance slot busy, retry");
+			return;
+		}
+		cfs_info("INST_OPEN: created %s (index %d, home %s)", name, i, sys_name(c, (uint32_t)cc->sys, sn));
+	}
+	memset(&info, 0, sizeof(info));
+	info.index = (uint32_t)i;
+	info.home_sys = inst_slot(c, (uint32_t)i)->home_sys;
+	info.reg = regword(c, (uint32_t)i);
+	send_msg(cc, id, CF_CTRL_INST_INFO, &info, sizeof(info));
+}
+
+static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
+{
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
+	struct cf_grants gs;
+	uint64_t w;
+	int r;
+
+	if (i >= c->map->geo.max_instances) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
+		return;
+	}
+	sys_name(c, s, sn);
+	inst_name(c, i, in);
+	w = regword(c, i);
+	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("INST_ATTACH %s by %s (epoch %u) refused: %s", in, sn, e, desc);
+		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
+		return;
+	}
+	memset(&gs, 0, sizeof(gs));
+	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
+	for (uint32_t k = 0; k < cc->ngrants; k++)
+		if ((cc->grants[k].region == CF_RGN_LOG || cc->grants[k].region == CF_RGN_RECORDS) &&
+		    cc->grants[k].inst == i)
+			goto fresh;
+	goto grant;
+fresh:
+	revoke_inst(c, i);
+grant:
+	r = conn_grant(cc, CF_RGN_RECORDS, i, cf_rec_off(c->map, i), c->map->records_size,
+		       CF_R_READ | CF_R_WRITE | CF_R_ATOMIC, &gs.g[0]);
+	if (r == 0)
+		r = conn_grant(cc, CF_RGN_LOG, i, cf_log_off(c->map, i), c->map->geo.log_size,
+			       CF_R_READ | CF_R_WRITE, &gs.g[1]);
+	if (r < 0) {
+		send_status(cc, id, CF_CTRL_STATUS, r, "cannot grant: %s", strerror(-r));
+		return;
+	}
+	gs.count = 2;
+	send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
+	cfs_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
+}
+
+static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
+{
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
+	struct cf_event ev;
+	uint64_t w, nw;
+
+	if (i >= c->map->geo.max_instances) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
+		return;
+	}
+	sys_name(c, s, sn);
+	inst_name(c, i, in);
+	w = regword(c, i);
+	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("INST_UNREG %s by %s refused: %s", in, sn, desc);
+		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
+		return;
+	}
+	nw = cf_reg_clean(cf_reg_incident(w));
+	if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0) {
+		send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during unregister, retry", in);
+		return;
+	}
+	/* unregister revokes access to the log and record list, whoever holds it */
+	revoke_inst(c, i);
+	send_status(cc, id, CF_CTRL_STATUS, 0, "%s unregistered: INACTIVE_CLEAN(%u)", in, cf_reg_incident(nw));
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CF_EV_INST_CLEAN;
+	ev.sys = s;
+	ev.epoch = e;
+	ev.inst = i;
+	ev.reg = nw;
+	ev.policy = load64(&hdr(c)->policy);
+	ev.time_ns = cf_real_ns();
+	event_all(c, &ev);
+	cfs_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
+}
+
+/* ---------------- console ---------------- */
+
+static void on_policy_set(struct core_conn *cc, uint64_t id, const struct cf_policy_msg *p)
+{
+	struct cf_core *c = cc->core;
+	uint64_t old;
+	struct cf_event ev;
+
+	if (p->policy != CF_POLICY_AUTO && p->policy != CF_POLICY_OPERATOR) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "unknown policy %u (auto = 0, operator = 1)", p->policy);
+		return;
+	}
+	for (;;) {
+		old = load64(&hdr(c)->policy);
+		if (word_cas(c, offsetof(struct cf_header, policy), old, p->policy) == 0)
+			break;
+	}
+	send_status(cc, id, CF_CTRL_STATUS, 0, "policy %s", p->policy == CF_POLICY_AUTO ? "auto" : "operator");
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CF_EV_POLICY;
+	ev.policy = p->policy;
+	ev.time_ns = cf_real_ns();
+	event_all(c, &ev);
+	cfs_info("POLICY_SET from console %s: %s", cc->peer, p->policy == CF_POLICY_AUTO ? "auto" : "operator");
+}
+
+static int live_sys(struct cf_core *c, uint32_t s)
+{
+	return s < c->map->geo.max_systems && c->sys[s].live && c->sys[s].agent &&
+	       cf_sysword_state(sysword(c, s)) == CF_SYS_ACTIVE;
+}
+
+static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recover *m)
+{
+	struct cf_core *c = cc->core;
+	char in[CF_NAME_MAX], on[CF_NAME_MAX], desc[96];
+	struct cf_recover_r rr;
+	struct cf_event ev;
+	uint64_t w, nw;
+	int i, s = -1;
+
+	name_of(m->inst, in);
+	name_of(m->on, on);
+	memset(&rr, 0, sizeof(rr));
+	i = find_inst(c, in, NULL);
+	if (i < 0) {
+		rr.status = -ENOENT;
+		snprintf(rr.msg, sizeof(rr.msg), "no instance named %s", in);
+		goto reply;
+	}
+	w = regword(c, (uint32_t)i);
+	if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) < c->map->geo.max_systems &&
+	    cf_reg_owner_stale(w, sysword(c, cf_reg_owner(w)))) {
+		/* a stale owner: do the orphan scan's work now */
+		nw = cf_reg_failed(cf_reg_incident(w) + 1);
+		if (word_cas(c, cf_inst_off(c->map, (uint32_t)i), w, nw) == 0) {
+			inst_failed_event(c, (uint32_t)i, nw, cf_reg_owner(w), cf_reg_epoch(w), cf_real_ns(),
+					  CF_FAIL_NONE, 0);
+			w = nw;
+		}
+	}
+	if (cf_reg_state(w) != CF_REG_FAILED) {
+		reg_desc(c, w, desc, sizeof(desc));
+		rr.status = cf_reg_state(w) == CF_REG_ACTIVE ? -EBUSY : -EINVAL;
+		snprintf(rr.msg, sizeof(rr.msg), "%s is %.72s: not failed, nothing to recover", in, desc);
+		goto reply;
+	}
+	if (on[0]) {
+		s = -1;
+		for (uint32_t k = 0; k < c->map->geo.max_systems; k++) {
+			char sn[CF_NAME_MAX];
+			name_of(sys_slot(c, k)->name, sn);
+			if (!strcmp(sn, on))
+				s = (int)k;
+		}
+		if (s < 0 || !live_sys(c, (uint32_t)s)) {
+			rr.status = -EHOSTDOWN;
+			snprintf(rr.msg, sizeof(rr.msg), "%s is not an active, connected system", on);
+			goto reply;
+		}
+	} else {
+		for (uint32_t k = 0; k < c->map->geo.max_systems && s < 0; k++)
+			if (live_sys(c, k))
+				s = (int)k;
+		if (s < 0) {
+			rr.status = -EHOSTDOWN;
+			snprintf(rr.msg, sizeof(rr.msg), "no live system to recover %s", in);
+			goto reply;
+		}
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CF_EV_RECOVER;
+	ev.sys = (uint32_t)s;
+	ev.epoch = cf_sysword_epoch(sysword(c, (uint32_t)s));
+	ev.inst = (uint32_t)i;
+	ev.reg = w;
+	ev.policy = load64(&hdr(c)->policy);
+	ev.time_ns = cf_real_ns();
+	send_msg(c->sys[s].agent, 0, CF_CTRL_EVENT, &ev, sizeof(ev));
+	rr.status = 0;
+	rr.sys = (uint32_t)s;
+	snprintf(rr.msg, sizeof(rr.msg), "recovery of %s (incident %u) requested on %s", in, cf_reg_incident(w),
+		 sys_name(c, (uint32_t)s, on));
+reply:
+	cfs_info("RECOVER %s from console %s: %s", in, cc->peer, rr.msg);
+	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
+}
+
+/* ---------------- transport callbacks ---------------- */
+
+static void cb_accept(void *arg, struct cf_sconn *sc)
+{
+	struct cf_core *c = arg;
+	struct core_conn *cc = calloc(1, sizeof(*cc));
+
+	if (!cc) {
+		cfs_err("out of memory for a connection");
+		c->ops->fence(sc);
+		return;
+	}
+	cc->core = c;
+	cc->sc = sc;
+	cc->state = CS_NEW;
+	cc->sys = -1;
+	cc->accepted_ns = cf_mono_ns();
+	snprintf(cc->peer, sizeof(cc->peer), "%s", c->ops->peer(sc));
+	cc->next = c->conns;
+	if (c->conns)
+		c->conns->prev = cc;
+	c->conns = cc;
+	c->nconns++;
+	c->ops->set_data(sc, cc);
+	if (c->nconns > c->cfg.max_conns) {
+		cfs_warn("conn %s refused: %u connections open (max-conns %u)", cc->peer, c->nconns - 1,
+			 c->cfg.max_conns);
+		refuse(cc, 0, CF_FAIL_NONE, "too many connections");
+		return;
+	}
+	cfs_debug("conn %s: accepted", cc->peer);
+}
+
+static void cb_close(void *arg, struct cf_sconn *sc, int err)
+{
+	struct cf_core *c = arg;
+	struct core_conn *cc = c->ops->get_data(sc);
+	char sn[CF_NAME_MAX];
+
+	if (!cc)
+		return;
+	if (cc->state == CS_SYSTEM && !c->shutting_down) {
+		uint32_t s = (uint32_t)cc->sys;
+		sys_unlink(c, cc);
+		cfs_info("conn %s of %s closed without goodbye (%s)", cc->peer, sys_name(c, s, sn),
+			 err ? strerror(-err) : "EOF");
+		fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_CONN_LOST);
+	} else if (cc->on_sys) {
+		uint32_t s = (uint32_t)cc->sys;
+		sys_unlink(c, cc);
+		if (cc->state == CS_CLOSING && !c->shutting_down)
+			fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_PROTOCOL);
+	}
+	cfs_debug("conn %s: closed in state %s", cc->peer, conn_state_str(cc->state));
+	if (cc->prev)
+		cc->prev->next = cc->next;
+	else
+		c->conns = cc->next;
+	if (cc->next)
+		cc->next->prev = cc->prev;
+	c->nconns--;
+	free(cc);
+}
+
+static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg, size_t len)
+{
+	struct cf_core *c = arg;
+	struct core_conn *cc = c->ops->get_data(sc);
+	const struct cf_ctrl_hdr *h = msg;
+	const void *body = (const uint8_t *)msg + sizeof(*h);
+	char m[120];
+	uint16_t type;
+
+	if (!cc || cc->state == CS_CLOSING || cc->state == CS_FENCED || cc->state == CS_LEFT)
+		return;
+	if (cf_ctrl_check(msg, len) < 0) {
+		cfs_warn("conn %s: malformed control message (%zu bytes, %s): closing", cc->peer, len,
+			 cf_corrupt_where());
+		refuse(cc, id, CF_FAIL_PROTOCOL, "malformed control message");
+		return;
+	}
+	type = h->type;
+	switch (cc->state) {
+	case CS_NEW:
+		if (type == CF_CTRL_HELLO)
+			return on_hello(cc, id, body);
+		break;
+	case CS_CHALLENGED:
+		if (type == CF_CTRL_AUTH)
+			return on_auth(cc, id, body);
+		break;
+	case CS_AUTHED:
+		if (type == CF_CTRL_JOIN)
+			return on_join(cc, id, body);
+		if (type == CF_CTRL_CONN_ATTACH)
+			return on_conn_attach(cc, id, body);
+		break;
+	case CS_SYSTEM:
+		switch (type) {
+		case CF_CTRL_INST_OPEN: return on_inst_open(cc, id, body);
+		case CF_CTRL_INST_ATTACH: return on_inst_attach(cc, id, body);
+		case CF_CTRL_INST_UNREG: return on_inst_unreg(cc, id, body);
+		case CF_CTRL_GOODBYE: return on_goodbye(cc, id);
+		}
+		break;
+	case CS_CONSOLE:
+		switch (type) {
+		case CF_CTRL_POLICY_SET: return on_policy_set(cc, id, body);
+		case CF_CTRL_RECOVER: return on_recover(cc, id, body);
+		}
+		break;
+	default:
+		return;
+	}
+	snprintf(m, sizeof(m), "unexpected %s in connection state %s", cf_ctrl_type_str(type),
+		 conn_state_str(cc->state));
+	cfs_warn("conn %s: %s: closing", cc->peer, m);
+	refuse(cc, id, CF_FAIL_PROTOCOL, m);
+}
+
+static void cb_persist(void *arg, uint64_t off, uint64_t len)
+{
+	struct cf_core *c = arg;
+
+	cf_image_persist(c->im, off, len);
+}
+
+/* ---------------- timers ---------------- */
+
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cf_core *c = w->data;
+	uint64_t now = cf_mono_ns(), hb;
+	char sn[CF_NAME_MAX];
+
+	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
+		struct core_sys *cs = &c->sys[s];
+		if (!cs->live)
+			continue;
+		hb = load64(&hb_slot(c, s)->hb);
+		if (hb != cs->hb_last) {
+			cs->hb_last = hb;
+			cs->hb_seen_ns = now;
+		} else if (now - cs->hb_seen_ns > c->cfg.hb_timeout_ns) {
+			cfs_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)", sys_name(c, s, sn),
+				 (unsigned long long)((now - cs->hb_seen_ns) / 1000000u),
+				 (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
+			fail_system(c, s, CF_FAIL_HB_TIMEOUT);
+		}
+	}
+	/* limit on what an unauthenticated peer holds: a bounded handshake */
+	for (struct core_conn *cc = c->conns; cc; cc = cc->next) {
+		if ((cc->state == CS_NEW || cc->state == CS_CHALLENGED || cc->state == CS_AUTHED) &&
+		    now - cc->accepted_ns > HANDSHAKE_TIMEOUT_NS) {
+			cfs_warn("conn %s: handshake not finished in %llu s: closing", cc->peer,
+				 (unsigned long long)(HANDSHAKE_TIMEOUT_NS / 1000000000ull));
+			refuse(cc, 0, CF_FAIL_NONE, "handshake timeout");
+		}
+	}
+}
+
+static void orphan_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	orphan_scan(w->data);
+}
+
+/* ---------------- lifecycle ---------------- */
+
+/*
+ * Before the listener opens: nothing can reach the image, so plain stores are
+ * safe here. Systems left ACTIVE by a previous run died with its connections.
+ */
+static void take_over_image(struct cf_core *c)
+{
+	struct cf_header *h = hdr(c);
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
+	uint64_t now = cf_real_ns();
+
+	h->generation++;
+	persist(c, 0, sizeof(*h));
+	cfs_info("image generation %llu", (unsigned long long)h->generation);
+	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
+		struct cf_sys_slot *slot = sys_slot(c, s);
+		uint64_t w = slot->state;
+		uint32_t e = cf_sysword_epoch(w);
+		if (cf_sysword_state(w) != CF_SYS_ACTIVE)
+			continue;
+		slot->fail_ns = now;
+		slot->fail_cause = CF_FAIL_CONN_LOST;
+		slot->state = cf_sysword(CF_SYS_FAILED, e);
+		persist(c, cf_sys_off(c->map, s), sizeof(*slot));
+		cfs_info("restart: %s (epoch %u) was ACTIVE in the previous run: FAILED", sys_name(c, s, sn), e);
+		for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+			struct cf_inst_slot *is = inst_slot(c, i);
+			uint64_t iw = is->reg;
+			if (cf_reg_state(iw) == CF_REG_ACTIVE && cf_reg_owner(iw) == s && cf_reg_epoch(iw) == e) {
+				is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
+				persist(c, cf_inst_off(c->map, i), sizeof(*is));
+				cfs_info("restart: %s -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
+					 cf_reg_incident(iw) + 1);
+			}
+		}
+	}
+}
+
+int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,
+		const struct cf_core_cfg *cfg, struct cf_core **out)
+{
+	struct cf_core *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->ops = ops;
+	c->im = im;
+	c->cfg = *cfg;
+	c->map = &im->map;
+	c->base = im->base;
+	take_over_image(c);
+	*out = c;
+	return 0;
+}
+
+int cf_core_listen(struct cf_core *c, const char *addr)
+{
+	struct cf_server_cbs cbs = {.arg = c, .on_accept = cb_accept, .on_ctrl = cb_ctrl, .on_close = cb_close,
+				    .persist = c->im->persist_fn ? cb_persist : NULL};
+	double sweep = (double)c->cfg.hb_interval_ns / 2e9, orphan = (double)c->cfg.hb_timeout_ns / 1e9;
+	int r;
+
+	r = c->ops->listen(c->loop, addr, c->base, c->map->image_size, &cbs, &c->ts);
+	if (r < 0)
+		return r;
+	if (sweep < 0.0005)
+		sweep = 0.0005;
+	ev_timer_init(&c->sweep, sweep_cb, sweep, sweep);
+	c->sweep.data = c;
+	ev_timer_start(c->loop, &c->sweep);
+	ev_timer_init(&c->orphan, orphan_cb, orphan, orphan);
+	c->orphan.data = c;
+	ev_timer_start(c->loop, &c->orphan);
+	return 0;
+}
+
+int cf_core_port(struct cf_core *c)
+{
+	return c->ts ? c->ops->port(c->ts) : -ENOTCONN;
+}
+
+void cf_core_free(struct cf_core *c)
+{
+	if (!c)
+		return;
+	c->shutting_down = 1;
+	ev_timer_stop(c->loop, &c->sweep);
+	ev_timer_stop(c->loop, &c->orphan);
+	if (c->ts)
+		c->ops->destroy(c->ts);
+	while (c->conns) { /* a transport that did not report every close */
+		struct core_conn *cc = c->conns;
+		c->conns = cc->next;
+		free(cc);
+	}
+	free(c);
+}

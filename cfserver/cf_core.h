@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_core.h - cfserver's control plane, written once for both transports: it
+ * calls only struct cf_server_ops. Handshake and authentication, membership
+ * (JOIN, CONN_ATTACH, GOODBYE), instances (OPEN, authorised ATTACH, UNREG),
+ * the console (POLICY_SET, RECOVER), failure processing (fence, mark, CAS the
+ * instance words, events), the heartbeat sweep and the orphan scan.
+ */
+#ifndef CF_CORE_H
+#define CF_CORE_H
+
+#include <stdint.h>
+
+#include "cf_image.h"
+#include "cf_transport.h"
+#include "cf_wire.h"
+
+struct ev_loop;
+struct cf_core;
+
+struct cf_core_cfg {
+	uint8_t key[CF_KEY_LEN];
+	uint64_t hb_interval_ns; /* h: how often nodes beat (the sweep runs every h/2) */
+	uint64_t hb_timeout_ns;  /* T: silence that makes a system FAILED */
+	unsigned max_conns;
+};
+
+/*
+ * Take over an opened image: bump the generation, and run failure processing
+ * for every system a previous server run left ACTIVE (their connections died
+ * with that server). Nothing can reach the image yet.
+ */
+int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,
+		const struct cf_core_cfg *cfg, struct cf_core **out);
+/* Listen (transport ops) and start the sweep; 0 or -errno. */
+int cf_core_listen(struct cf_core *core, const char *addr);
+int cf_core_port(struct cf_core *core);
+/* Close every connection (no failure processing: a restart does it), stop timers, free. */
+void cf_core_free(struct cf_core *core);
+
+#endif

@@ -1,0 +1,761 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_tcp_server.c - the tcp transport, server side (struct cf_server_ops).
+ *
+ * cfserver executes each one-sided request itself, in its single loop thread,
+ * on the same image the verbs backend would register. One request at a time,
+ * so every READ/WRITE/CAS/FAA is linearizable against all others and against
+ * the server's own local_cas.
+ *
+ * Per connection: a read buffer parsed into frames (cf_wire.h), executed in
+ * arrival order, answered in the same order into an output buffer. The fenced
+ * flag is checked before EVERY frame, and fence() drops whatever input is
+ * still queued: when fence() returns no request of that connection executes
+ * any more (the barrier of DESIGN §4, R1 of the model).
+ *
+ * Group commit: the image ranges written by a batch (one read() worth of
+ * frames) are handed to cbs->persist once, before any response of the batch
+ * is written, so a completion implies durability under --nvram.
+ *
+ * on_close is never called from inside another callback of the core: closed
+ * and fenced connections are reaped from an ev_prepare watcher.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cf_slog.h"
+#include "cf_transport.h"
+#include "cf_util.h"
+
+#define IN_CAP (2u * CF_FRAME_MAX)
+#define OUT_INIT (64u * 1024u)
+#define OUT_HIGH (1u << 20)  /* stop executing a peer's requests above this */
+#define OUT_HARD (16u << 20) /* a peer that lets this much pile up is closed */
+#define CONNS_HARD 4096u     /* the core enforces --max-conns below this */
+#define GRANTS_MAX 256u      /* per connection */
+#define DIRTY_MAX 4u
+#define CLOSE_LINGER 1.0     /* seconds a gracefully closing connection may take */
+
+struct tgrant {
+	uint64_t off, len;
+	uint32_t rkey, rights;
+};
+
+struct cf_sconn {
+	struct cf_tserver *t;
+	struct cf_sconn *prev, *next; /* live list, or the dead list */
+	int fd;
+	ev_io rio, wio;
+	ev_timer linger;
+	char peer[96];
+	uint8_t *in;
+	size_t in_len;
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	struct tgrant grants[GRANTS_MAX];
+	uint32_t ngrants;
+	int fenced;  /* no frame of this connection executes any more */
+	int closing; /* graceful close: flush replies, execute nothing */
+	int paused;  /* reading stopped for back-pressure */
+	int dead;    /* on the dead list, waiting for on_close */
+	int dead_err;
+	void *data;
+};
+
+struct dirty {
+	uint64_t lo, hi;
+};
+
+struct cf_tserver {
+	struct ev_loop *loop;
+	int lfd, port;
+	ev_io lio;
+	ev_prepare reaper;
+	uint8_t *image;
+	uint64_t size;
+	struct cf_server_cbs cbs;
+	uint32_t next_rkey;
+	struct cf_sconn *live, *dead;
+	unsigned nconns;
+	struct dirty dirty[DIRTY_MAX];
+	unsigned ndirty;
+};
+
+static void list_add(struct cf_sconn **head, struct cf_sconn *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+static void list_del(struct cf_sconn **head, struct cf_sconn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* ---------------- dirty ranges (group commit) ---------------- */
+
+static void dirty_add(struct cf_tserver *t, uint64_t off, uint64_t len)
+{
+	uint64_t lo = off, hi = off + len;
+	unsigned i, best = 0;
+	uint64_t gap, best_gap = UINT64_MAX;
+
+	for (i = 0; i < t->ndirty; i++) {
+		struct dirty *d = &t->dirty[i];
+		if (lo <= d->hi && hi >= d->lo) {
+			d->lo = lo < d->lo ? lo : d->lo;
+			d->hi = hi > d->hi ? hi : d->hi;
+			return;
+		}
+	}
+	if (t->ndirty < DIRTY_MAX) {
+		t->dirty[t->ndirty++] = (struct dirty){lo, hi};
+		return;
+	}
+	/* full: merge into the nearest range (the union only grows) */
+	for (i = 0; i < t->ndirty; i++) {
+		struct dirty *d = &t->dirty[i];
+		gap = hi < d->lo ? d->lo - hi : lo - d->hi;
+		if (gap < best_gap)
+			best_gap = gap, best = i;
+	}
+	t->dirty[best].lo = lo < t->dirty[best].lo ? lo : t->dirty[best].lo;
+	t->dirty[best].hi = hi > t->dirty[best].hi ? hi : t->dirty[best].hi;
+}
+
+static void dirty_flush(struct cf_tserver *t)
+{
+	for (unsigned i = 0; i < t->ndirty; i++)
+		if (t->cbs.persist)
+			t->cbs.persist(t->cbs.arg, t->dirty[i].lo, t->dirty[i].hi - t->dirty[i].lo);
+	t->ndirty = 0;
+}
+
+/* ---------------- connection teardown ---------------- */
+
+static void conn_stop_io(struct cf_sconn *c)
+{
+	ev_io_stop(c->t->loop, &c->rio);
+	ev_io_stop(c->t->loop, &c->wio);
+	ev_timer_stop(c->t->loop, &c->linger);
+}
+
+/* The connection is finished: close the socket, report it from the reaper. */
+static void conn_dead(struct cf_sconn *c, int err)
+{
+	struct cf_tserver *t = c->t;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	c->dead_err = err;
+	c->fenced = 1;
+	c->in_len = 0;
+	c->ngrants = 0;
+	conn_stop_io(c);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	list_del(&t->live, c);
+	list_add(&t->dead, c);
+	ev_prepare_start(t->loop, &t->reaper);
+}
+
+static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct cf_tserver *t = w->data;
+	struct cf_sconn *c;
+
+	/* on_close may fence further connections: loop until nothing is left */
+	while ((c = t->dead)) {
+		list_del(&t->dead, c);
+		t->nconns--;
+		if (t->cbs.on_close)
+			t->cbs.on_close(t->cbs.arg, c, c->dead_err);
+		free(c->in);
+		free(c->out);
+		free(c);
+	}
+	ev_prepare_stop(loop, w);
+}
+
+/* ---------------- output ---------------- */
+
+static int out_reserve(struct cf_sconn *c, size_t n)
+{
+	size_t need, cap;
+	uint8_t *p;
+
+	if (c->out_off && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	need = c->out_len + n;
+	if (need <= c->out_cap)
+		return 0;
+	if (c->out_off) { /* compact before growing */
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+		need = c->out_len + n;
+		if (need <= c->out_cap)
+			return 0;
+	}
+	if (need > OUT_HARD)
+		return -ENOBUFS;
+	cap = c->out_cap ? c->out_cap : OUT_INIT;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(c->out, cap);
+	if (!p)
+		return -ENOMEM;
+	c->out = p;
+	c->out_cap = cap;
+	return 0;
+}
+
+static size_t out_pending(const struct cf_sconn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+static void conn_flush(struct cf_sconn *c);
+
+static void wio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	conn_flush(w->data);
+}
+
+static void rio_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void conn_flush(struct cf_sconn *c)
+{
+	ssize_t n;
+
+	while (!c->dead && out_pending(c)) {
+		n = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_start(c->t->loop, &c->wio);
+				return;
+			}
+			conn_dead(c, -errno);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->dead)
+		return;
+	ev_io_stop(c->t->loop, &c->wio);
+	c->out_off = c->out_len = 0;
+	if (c->closing) {
+		/* replies are out: half-close and wait (bounded) for the peer's EOF */
+		shutdown(c->fd, SHUT_WR);
+		return;
+	}
+	if (c->paused) {
+		c->paused = 0;
+		ev_io_start(c->t->loop, &c->rio);
+		ev_feed_event(c->t->loop, &c->rio, EV_READ); /* execute what is already buffered */
+	}
+}
+
+/* Append one frame (header + up to two parts). Failure closes the connection. */
+static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a, size_t alen, const void *b,
+		    size_t blen)
+{
+	struct cf_frame_hdr h = {.len = (uint32_t)(sizeof(h) + alen + blen), .op = op, .flags = 0, .id = id};
+	int r;
+
+	if (c->dead || c->fenced)
+		return -ENOTCONN;
+	r = out_reserve(c, h.len);
+	if (r < 0) {
+		cfs_warn("tcp %s: %zu bytes of replies not read by the peer: closing", c->peer, out_pending(c));
+		conn_dead(c, r);
+		return r;
+	}
+	memcpy(c->out + c->out_len, &h, sizeof(h));
+	c->out_len += sizeof(h);
+	if (alen)
+		memcpy(c->out + c->out_len, a, alen);
+	c->out_len += alen;
+	if (blen)
+		memcpy(c->out + c->out_len, b, blen);
+	c->out_len += blen;
+	return 0;
+}
+
+static void put_resp(struct cf_sconn *c, uint64_t id, int status, uint64_t value, const void *data, size_t len)
+{
+	struct cf_resp r = {.status = status, .pad = 0, .value = value};
+
+	conn_put(c, CF_OP_RESP, id, &r, sizeof(r), data, len);
+}
+
+/* ---------------- one-sided execution ---------------- */
+
+static int grant_check(struct cf_sconn *c, uint32_t rkey, uint64_t addr, uint64_t len, uint32_t right)
+{
+	const struct tgrant *g = NULL;
+
+	for (uint32_t i = 0; i < c->ngrants; i++) {
+		if (c->grants[i].rkey == rkey) {
+			g = &c->grants[i];
+			break;
+		}
+	}
+	if (!g || !(g->rights & right))
+		return -EACCES;
+	if (len == 0)
+		return -EINVAL;
+	if (len > CF_FRAME_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (addr < g->off || addr - g->off > g->len || len > g->len - (addr - g->off))
+		return -ERANGE;
+	return 0;
+}
+
+static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const uint8_t *body)
+{
+	struct cf_tserver *t = c->t;
+	struct cf_req_rw rw;
+	struct cf_req_atomic at;
+	uint64_t *word, old;
+	size_t blen = h->len - sizeof(*h);
+	int r;
+
+	switch (h->op) {
+	case CF_OP_READ:
+		memcpy(&rw, body, sizeof(rw));
+		r = grant_check(c, rw.rkey, rw.addr, rw.len, CF_R_READ);
+		if (r < 0) {
+			put_resp(c, h->id, r, 0, NULL, 0);
+			return 0;
+		}
+		put_resp(c, h->id, 0, 0, t->image + rw.addr, rw.len);
+		return 0;
+	case CF_OP_WRITE:
+		memcpy(&rw, body, sizeof(rw));
+		if (rw.len != blen - sizeof(rw))
+			return CF_CORRUPT(); /* the frame and its request disagree on the length */
+		r = grant_check(c, rw.rkey, rw.addr, rw.len, CF_R_WRITE);
+		if (r == 0) {
+			memcpy(t->image + rw.addr, body + sizeof(rw), rw.len);
+			dirty_add(t, rw.addr, rw.len);
+		}
+		/* an unsignaled WRITE is still answered when it fails (as a verbs error completion) */
+		if (r < 0 || !(h->flags & CF_FF_NO_RESP))
+			put_resp(c, h->id, r, 0, NULL, 0);
+		return 0;
+	case CF_OP_CAS:
+	case CF_OP_FAA:
+		memcpy(&at, body, sizeof(at));
+		r = grant_check(c, at.rkey, at.addr, 8, CF_R_ATOMIC);
+		if (r == 0 && at.addr % 8)
+			r = -EINVAL;
+		if (r < 0) {
+			put_resp(c, h->id, r, 0, NULL, 0);
+			return 0;
+		}
+		word = (uint64_t *)(t->image + at.addr);
+		if (h->op == CF_OP_CAS) {
+			old = at.compare;
+			__atomic_compare_exchange_n(word, &old, at.swap, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		} else {
+			old = __atomic_fetch_add(word, at.compare, __ATOMIC_SEQ_CST);
+		}
+		dirty_add(t, at.addr, 8);
+		put_resp(c, h->id, 0, old, NULL, 0);
+		return 0;
+	case CF_OP_CTRL:
+		if (t->cbs.on_ctrl)
+			t->cbs.on_ctrl(t->cbs.arg, c, h->id, body, blen);
+		return 0;
+	default:
+		return CF_CORRUPT(); /* RESP from a client */
+	}
+}
+
+/* Execute every whole frame in the read buffer, one at a time. */
+static void process_input(struct cf_sconn *c)
+{
+	struct cf_frame_hdr h;
+	size_t pos = 0;
+	int r;
+
+	/* the fence check is per frame: a fence from any callback stops the next frame */
+	while (!c->fenced && !c->closing && !c->dead && c->in_len - pos >= sizeof(h)) {
+		memcpy(&h, c->in + pos, sizeof(h));
+		r = cf_frame_check(&h);
+		if (r < 0) {
+			cfs_warn("tcp %s: malformed frame (len %u op %u flags %#x, %s): closing this connection",
+				 c->peer, h.len, h.op, h.flags, cf_corrupt_where());
+			conn_dead(c, r);
+			return;
+		}
+		if (c->in_len - pos < h.len)
+			break;
+		if (out_pending(c) > OUT_HIGH) {
+			/* back-pressure: stop reading until the peer takes its replies */
+			c->paused = 1;
+			ev_io_stop(c->t->loop, &c->rio);
+			break;
+		}
+		r = exec_frame(c, &h, c->in + pos + sizeof(h));
+		if (r < 0) {
+			cfs_warn("tcp %s: malformed %s frame (%s): closing this connection", c->peer,
+				 h.op == CF_OP_WRITE ? "WRITE" : "RESP", cf_corrupt_where());
+			conn_dead(c, r);
+			return;
+		}
+		pos += h.len;
+	}
+	if (c->fenced || c->dead || c->closing) {
+		c->in_len = 0; /* fence or close: queued requests are dropped */
+		return;
+	}
+	if (pos) {
+		memmove(c->in, c->in + pos, c->in_len - pos);
+		c->in_len -= pos;
+	}
+}
+
+static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cf_sconn *c = w->data;
+	struct cf_tserver *t = c->t;
+	ssize_t n;
+	int eof = 0;
+
+	if (c->closing) {
+		/* draining a gracefully closed peer: discard until EOF */
+		uint8_t sink[4096];
+		n = recv(c->fd, sink, sizeof(sink), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			conn_dead(c, 0);
+		return;
+	}
+	n = recv(c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+	if (n == 0) {
+		eof = 1;
+	} else if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_dead(c, -errno);
+			return;
+		}
+	} else {
+		c->in_len += (size_t)n;
+	}
+	process_input(c);
+	/* group commit: persist the batch's writes, then answer */
+	dirty_flush(t);
+	if (!c->dead)
+		conn_flush(c);
+	if (eof && !c->dead) {
+		/* requests that arrived before the close have executed; now report it */
+		conn_dead(c, c->in_len ? -EPIPE : 0);
+	}
+}
+
+static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	conn_dead(w->data, 0);
+}
+
+static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cf_tserver *t = w->data;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char host[64], serv[16];
+	struct cf_sconn *c;
+	int fd, one = 1;
+
+	for (;;) {
+		sl = sizeof(ss);
+		fd = accept4(t->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				cfs_warn("tcp: accept: %s", strerror(errno));
+			return;
+		}
+		if (t->nconns >= CONNS_HARD) {
+			cfs_warn("tcp: %u connections open, refusing another", t->nconns);
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c || !(c->in = malloc(IN_CAP))) {
+			free(c);
+			close(fd);
+			cfs_err("tcp: out of memory accepting a connection");
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->t = t;
+		c->fd = fd;
+		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+				NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
+		else
+			snprintf(c->peer, sizeof(c->peer), "?");
+		ev_io_init(&c->rio, rio_cb, fd, EV_READ);
+		ev_io_init(&c->wio, wio_cb, fd, EV_WRITE);
+		ev_timer_init(&c->linger, linger_cb, CLOSE_LINGER, 0.);
+		c->rio.data = c->wio.data = c->linger.data = c;
+		list_add(&t->live, c);
+		t->nconns++;
+		ev_io_start(loop, &c->rio);
+		if (t->cbs.on_accept)
+			t->cbs.on_accept(t->cbs.arg, c);
+	}
+}
+
+/* ---------------- ops ---------------- */
+
+static int split_addr(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
+{
+	const char *colon;
+	size_t hl;
+
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(rb - addr - 1);
+		if (hl >= hcap)
+			return -EINVAL;
+		memcpy(host, addr + 1, hl);
+		host[hl] = 0;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - addr);
+		if (hl >= hcap)
+			return -EINVAL;
+		memcpy(host, addr, hl);
+		host[hl] = 0;
+	}
+	if (strlen(colon + 1) >= pcap || !colon[1])
+		return -EINVAL;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_t size,
+		    const struct cf_server_cbs *cbs, struct cf_tserver **out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], port[32];
+	struct cf_tserver *t;
+	int r, one = 1;
+
+	r = split_addr(addr, host, sizeof(host), port, sizeof(port));
+	if (r < 0)
+		return r;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->loop = loop;
+	t->image = image;
+	t->size = size;
+	t->cbs = *cbs;
+	t->next_rkey = 1;
+	t->lfd = -1;
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (r) {
+		r = r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+		goto err_free;
+	}
+	t->lfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (t->lfd < 0)
+		goto err_errno;
+	setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(t->lfd, res->ai_addr, res->ai_addrlen) < 0 || listen(t->lfd, 128) < 0 ||
+	    getsockname(t->lfd, (struct sockaddr *)&ss, &sl) < 0)
+		goto err_errno;
+	t->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						 : ((struct sockaddr_in *)&ss)->sin_port);
+	freeaddrinfo(res);
+	ev_io_init(&t->lio, lio_cb, t->lfd, EV_READ);
+	t->lio.data = t;
+	ev_io_start(loop, &t->lio);
+	ev_prepare_init(&t->reaper, reaper_cb);
+	t->reaper.data = t;
+	*out = t;
+	return 0;
+err_errno:
+	r = -errno;
+	freeaddrinfo(res);
+	if (t->lfd >= 0)
+		close(t->lfd);
+err_free:
+	free(t);
+	return r;
+}
+
+static void t_destroy(struct cf_tserver *t)
+{
+	if (!t)
+		return;
+	ev_io_stop(t->loop, &t->lio);
+	if (t->lfd >= 0)
+		close(t->lfd);
+	while (t->live)
+		conn_dead(t->live, -ESHUTDOWN);
+	reaper_cb(t->loop, &t->reaper, 0);
+	free(t);
+}
+
+static int t_port(struct cf_tserver *t)
+{
+	return t->port;
+}
+
+static int t_send_ctrl(struct cf_sconn *c, uint64_t id, const void *msg, size_t len)
+{
+	int r;
+
+	if (len > CF_CTRL_MAX)
+		return -EMSGSIZE;
+	r = conn_put(c, CF_OP_CTRL, id, msg, len, NULL, 0);
+	if (r < 0)
+		return r;
+	/* written at the end of the current batch, or by the write watcher */
+	ev_io_start(c->t->loop, &c->wio);
+	return 0;
+}
+
+static int t_grant(struct cf_sconn *c, uint32_t region, uint32_t inst, uint64_t off, uint64_t len,
+		   uint32_t rights, struct cf_grant *g)
+{
+	struct cf_tserver *t = c->t;
+	struct tgrant *tg;
+
+	if (c->dead || c->fenced)
+		return -ENOTCONN;
+	if (off > t->size || len > t->size - off || !len)
+		return -ERANGE;
+	if (c->ngrants >= GRANTS_MAX)
+		return -ENOSPC;
+	tg = &c->grants[c->ngrants++];
+	tg->off = off;
+	tg->len = len;
+	tg->rights = rights;
+	tg->rkey = t->next_rkey++; /* never reused while the server runs */
+	if (!t->next_rkey)
+		t->next_rkey = 1;
+	memset(g, 0, sizeof(*g));
+	g->region = region;
+	g->inst = inst;
+	g->image_off = off;
+	g->addr = off; /* tcp addresses are image offsets */
+	g->len = len;
+	g->rkey = tg->rkey;
+	g->rights = rights;
+	return 0;
+}
+
+static int t_revoke(struct cf_sconn *c, uint32_t rkey)
+{
+	for (uint32_t i = 0; i < c->ngrants; i++) {
+		if (c->grants[i].rkey == rkey) {
+			c->grants[i] = c->grants[--c->ngrants];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int t_fence(struct cf_sconn *c)
+{
+	/* barrier: the loop is single-threaded, so from here no frame of c executes */
+	c->fenced = 1;
+	c->ngrants = 0;
+	c->in_len = 0;
+	conn_dead(c, -ECANCELED);
+	return 0;
+}
+
+static void t_close(struct cf_sconn *c)
+{
+	if (c->dead || c->closing)
+		return;
+	c->closing = 1;
+	c->ngrants = 0;
+	c->in_len = 0;
+	c->paused = 0;
+	ev_io_start(c->t->loop, &c->rio); /* to see the peer's EOF */
+	ev_timer_start(c->t->loop, &c->linger);
+	conn_flush(c);
+}
+
+static int t_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
+{
+	uint64_t expect = compare;
+
+	if (off % 8 || off > t->size - 8)
+		return -EINVAL;
+	/* the loop thread executes client atomics too: this is linearizable with them */
+	__atomic_compare_exchange_n((uint64_t *)(t->image + off), &expect, swap, 0, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	*old = expect;
+	return 0;
+}
+
+static void t_set_data(struct cf_sconn *c, void *data)
+{
+	c->data = data;
+}
+
+static void *t_get_data(struct cf_sconn *c)
+{
+	return c->data;
+}
+
+static const char *t_peer(struct cf_sconn *c)
+{
+	return c->peer;
+}
+
+const struct cf_server_ops cf_tcp_server = {
+	.name = "tcp",
+	.listen = t_listen,
+	.destroy = t_destroy,
+	.port = t_port,
+	.send_ctrl = t_send_ctrl,
+	.grant = t_grant,
+	.revoke = t_revoke,
+	.fence = t_fence,
+	.close = t_close,
+	.local_cas = t_local_cas,
+	.set_data = t_set_data,
+	.get_data = t_get_data,
+	.peer = t_peer,
+};

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/* cfserver - the coupling-facility server: options, image, one libev loop, signals. */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cf_auth.h"
+#include "cf_core.h"
+#include "cf_image.h"
+#include "cf_slog.h"
+#include "cf_util.h"
+
+#ifndef CFPLEX_VERSION
+#define CFPLEX_VERSION "0.1.0"
+#endif
+
+enum {
+	EXIT_OK = 0,
+	EXIT_OTHER = 1,
+	EXIT_USAGE = 2,
+	EXIT_IMAGE = 3,
+	EXIT_LISTEN = 4,
+	EXIT_KEY = 5,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: cfserver --cluster-key FILE [options]\n"
+		"The cfplex coupling facility: owns the CF structures and serves them to cfnode\n"
+		"systems and cfctl consoles over tcp or RDMA verbs.\n"
+		"\n"
+		"  --listen ADDR:PORT     where to listen (default 127.0.0.1:7410; port 0 = any)\n"
+		"  --port-file FILE       write the bound port to FILE once listening\n"
+		"  --transport tcp|verbs  transport backend (default tcp)\n"
+		"  --nvram PATH           keep the CF image in PATH (file, DAX device, /dev/pmem0),\n"
+		"                         mapped with libpmem2; default: DRAM, lost at exit\n"
+		"  --max-systems N        system table size (default %u, max %u)\n"
+		"  --max-instances N      instance table size (default %u, max %u)\n"
+		"  --lock-entries N       lock table classes, power of two (default %u)\n"
+		"  --record-entries N     lock record list entries per instance (default %u)\n"
+		"  --log-size SIZE        undo log bytes per instance, K/M/G suffixes (default 4M)\n"
+		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes (required)\n"
+		"  --hb-interval MS       heartbeat interval h the nodes use (default 5)\n"
+		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50)\n"
+		"  --max-conns N          connections at once (default 256)\n"
+		"  --log-level LEVEL      err|warn|info|debug (default info)\n"
+		"  -v, --verbose          same as --log-level debug\n"
+		"  -h, --help             this help\n"
+		"      --version          print the version\n"
+		"\n"
+		"Geometry options must match an existing --nvram image; give none to use the image's.\n"
+		"\n"
+		"Exit status: 0 clean shutdown (SIGTERM/SIGINT), 1 other error, 2 usage error,\n"
+		"3 CF image refused (corrupt, foreign or mismatched), 4 cannot listen, 5 cluster key problem.\n",
+		CF_DEFAULT_MAX_SYSTEMS, CF_MAX_SYSTEMS_LIMIT, CF_DEFAULT_MAX_INSTANCES, CF_MAX_INSTANCES_LIMIT,
+		CF_DEFAULT_LOCK_ENTRIES, CF_DEFAULT_RECORD_ENTRIES);
+}
+
+static int parse_u64(const char *s, uint64_t *v, int suffixes)
+{
+	char *end;
+	unsigned long long x;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	x = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	if (suffixes && *end) {
+		unsigned shift = 0;
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (*end == 'i' || *end == 'B')
+			end++;
+		if (*end == 'B')
+			end++;
+		if (x > (UINT64_MAX >> shift))
+			return -ERANGE;
+		x <<= shift;
+	}
+	if (*end)
+		return -EINVAL;
+	*v = x;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t *v)
+{
+	uint64_t x;
+
+	if (parse_u64(s, &x, 0) < 0 || x > UINT32_MAX)
+		return -EINVAL;
+	*v = (uint32_t)x;
+	return 0;
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	cfs_info("signal %d: shutting down", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int write_port_file(const char *path, int port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0)
+		return -errno;
+	/* rename: a reader never sees a half-written port */
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
+		O_KEY, O_HBI, O_HBT, O_MAXCONNS, O_LOGLEVEL, O_VERSION,
+	};
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"port-file", required_argument, NULL, O_PORTFILE},
+		{"transport", required_argument, NULL, O_TRANSPORT},
+		{"nvram", required_argument, NULL, O_NVRAM},
+		{"max-systems", required_argument, NULL, O_MAXSYS},
+		{"max-instances", required_argument, NULL, O_MAXINST},
+		{"lock-entries", required_argument, NULL, O_LOCKS},
+		{"record-entries", required_argument, NULL, O_RECORDS},
+		{"log-size", required_argument, NULL, O_LOGSIZE},
+		{"cluster-key", required_argument, NULL, O_KEY},
+		{"hb-interval", required_argument, NULL, O_HBI},
+		{"hb-timeout", required_argument, NULL, O_HBT},
+		{"max-conns", required_argument, NULL, O_MAXCONNS},
+		{"log-level", required_argument, NULL, O_LOGLEVEL},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, O_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	struct cf_geometry geo = {CF_DEFAULT_MAX_SYSTEMS, CF_DEFAULT_MAX_INSTANCES, CF_DEFAULT_LOCK_ENTRIES,
+				  CF_DEFAULT_RECORD_ENTRIES, CF_DEFAULT_LOG_SIZE};
+	const char *listen_addr = "127.0.0.1:7410", *port_file = NULL, *transport = "tcp", *nvram = NULL;
+	const char *key_file = NULL;
+	uint64_t hbi_ms = 5, hbt_ms = 50;
+	uint32_t max_conns = 256;
+	unsigned explicit_geo = 0;
+	const struct cf_server_ops *ops;
+	struct cf_core_cfg cfg;
+	struct cf_image im;
+	struct cf_core *core = NULL;
+	struct ev_loop *loop;
+	ev_signal sigterm, sigint;
+	int o, r, rc = EXIT_OTHER;
+
+	memset(&cfg, 0, sizeof(cfg));
+	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		r = 0;
+		switch (o) {
+		case O_LISTEN: listen_addr = optarg; break;
+		case O_PORTFILE: port_file = optarg; break;
+		case O_TRANSPORT: transport = optarg; break;
+		case O_NVRAM: nvram = optarg; break;
+		case O_MAXSYS: r = parse_u32(optarg, &geo.max_systems), explicit_geo |= CF_GEO_SYSTEMS; break;
+		case O_MAXINST: r = parse_u32(optarg, &geo.max_instances), explicit_geo |= CF_GEO_INSTANCES; break;
+		case O_LOCKS: r = parse_u32(optarg, &geo.lock_entries), explicit_geo |= CF_GEO_LOCKS; break;
+		case O_RECORDS: r = parse_u32(optarg, &geo.record_entries), explicit_geo |= CF_GEO_RECORDS; break;
+		case O_LOGSIZE: r = parse_u64(optarg, &geo.log_size, 1), explicit_geo |= CF_GEO_LOGSIZE; break;
+		case O_KEY: key_file = optarg; break;
+		case O_HBI: r = parse_u64(optarg, &hbi_ms, 0); if (!r && !hbi_ms) r = -EINVAL; break;
+		case O_HBT: r = parse_u64(optarg, &hbt_ms, 0); if (!r && !hbt_ms) r = -EINVAL; break;
+		case O_MAXCONNS: r = parse_u32(optarg, &max_conns); if (!r && !max_conns) r = -EINVAL; break;
+		case O_LOGLEVEL: r = cfs_level_parse(optarg, &cfs_log_level); break;
+		case 'v': cfs_log_level = CFS_DEBUG; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case O_VERSION: printf("cfserver (cfplex) %s\n", CFPLEX_VERSION); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+		if (r < 0) {
+			fprintf(stderr, "cfserver: invalid value '%s' for --%s\n", optarg, opts[o - O_LISTEN].name);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cfserver: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(transport, "tcp")) {
+		ops = &cf_tcp_server;
+	} else if (!strcmp(transport, "verbs")) {
+		ops = &cf_verbs_server;
+	} else {
+		fprintf(stderr, "cfserver: --transport must be tcp or verbs, not '%s'\n", transport);
+		return EXIT_USAGE;
+	}
+	if (hbt_ms <= hbi_ms) {
+		fprintf(stderr, "cfserver: --hb-timeout (%llu ms) must exceed --hb-interval (%llu ms)\n",
+			(unsigned long long)hbt_ms, (unsigned long long)hbi_ms);
+		return EXIT_USAGE;
+	}
+	if (!key_file) {
+		fprintf(stderr, "cfserver: --cluster-key FILE is required (64 hex digits, e.g. from "
+				"'openssl rand -hex 32')\n");
+		return EXIT_KEY;
+	}
+	r = cf_auth_init();
+	if (r < 0) {
+		fprintf(stderr, "cfserver: libsodium failed to initialise\n");
+		return EXIT_OTHER;
+	}
+	r = cf_key_load(key_file, cfg.key);
+	if (r == -EINVAL) {
+		fprintf(stderr, "cfserver: cluster key %s is malformed: expected 64 hex digits or 32 raw bytes\n",
+			key_file);
+		return EXIT_KEY;
+	} else if (r < 0) {
+		fprintf(stderr, "cfserver: cannot read cluster key %s: %s\n", key_file, strerror(-r));
+		return EXIT_KEY;
+	}
+	cfg.hb_interval_ns = hbi_ms * 1000000ull;
+	cfg.hb_timeout_ns = hbt_ms * 1000000ull;
+	cfg.max_conns = max_conns;
+
+	r = cf_image_open(&im, nvram, &geo, explicit_geo);
+	if (r < 0) {
+		cfs_err("CF image refused: %s", im.why[0] ? im.why : strerror(-r));
+		if (r == -EBADMSG)
+			cfs_err("refusing to start rather than overwrite it; move it away to start afresh");
+		cf_image_close(&im);
+		return r == -EBADMSG || r == -EINVAL ? EXIT_IMAGE : EXIT_OTHER;
+	}
+	cfs_info("CF image: %s, %llu bytes (%u systems, %u instances, %u lock classes, %u records, log %llu)%s",
+		 nvram ? nvram : "DRAM (volatile)", (unsigned long long)im.map.image_size, im.map.geo.max_systems,
+		 im.map.geo.max_instances, im.map.geo.lock_entries, im.map.geo.record_entries,
+		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded");
+
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (!loop) {
+		cfs_err("cannot create the event loop");
+		goto err_image;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	r = cf_core_new(loop, ops, &im, &cfg, &core);
+	if (r < 0) {
+		cfs_err("core: %s", strerror(-r));
+		goto err_image;
+	}
+	r = cf_core_listen(core, listen_addr);
+	if (r < 0) {
+		cfs_err("cannot listen on %s (%s): %s", listen_addr, transport, strerror(-r));
+		rc = EXIT_LISTEN;
+		goto err_core;
+	}
+	cfs_info("listening on %s, port %d (%s), h = %llu ms, T = %llu ms, max-conns %u", listen_addr,
+		 cf_core_port(core), transport, (unsigned long long)hbi_ms, (unsigned long long)hbt_ms, max_conns);
+	if (port_file) {
+		r = write_port_file(port_file, cf_core_port(core));
+		if (r < 0) {
+			cfs_err("cannot write port file %s: %s", port_file, strerror(-r));
+			goto err_core;
+		}
+	}
+	ev_signal_init(&sigterm, stop_cb, SIGTERM);
+	ev_signal_init(&sigint, stop_cb, SIGINT);
+	ev_signal_start(loop, &sigterm);
+	ev_signal_start(loop, &sigint);
+	ev_run(loop, 0);
+	rc = EXIT_OK;
+err_core:
+	cf_core_free(core);
+err_image:
+	cf_image_close(&im); /* persists the whole image under --nvram */
+	if (rc == EXIT_OK)
+		cfs_info("image persisted, bye");
+	return rc;
+}

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_session.c - one authenticated connection to cfserver with its grants
+ * (cf_session.h). Library code: returns -errno, never logs.
+ */
+#include "cf_session.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_auth.h"
+#include "cf_util.h"
+
+const struct cf_client_ops *cf_transport_by_name(const char *name)
+{
+	if (!name || !strcmp(name, "tcp"))
+		return &cf_tcp_client;
+	if (!strcmp(name, "verbs"))
+		return &cf_verbs_client;
+	return NULL;
+}
+
+static int kill_session(struct cf_session *s, int err)
+{
+	if (!s->dead)
+		s->dead = err ? err : -ECONNRESET;
+	return s->dead;
+}
+
+static void evq_push(struct cf_session *s, const struct cf_event *ev)
+{
+	if (s->evq_len == CF_SESSION_EVQ) {
+		/* full: the oldest goes; the instance table is the fallback */
+		s->evq_head = (s->evq_head + 1) % CF_SESSION_EVQ;
+		s->evq_len--;
+		s->ev_dropped++;
+	}
+	s->evq[(s->evq_head + s->evq_len) % CF_SESSION_EVQ] = *ev;
+	s->evq_len++;
+}
+
+static int send_msg(struct cf_session *s, uint16_t type, const void *body, size_t len)
+{
+	uint8_t buf[CF_CTRL_MAX];
+	int r;
+
+	if (len + sizeof(struct cf_ctrl_hdr) > sizeof(buf))
+		return -EMSGSIZE;
+	r = s->ops->send_ctrl(s->conn, buf, cf_ctrl_build(buf, type, body, len));
+	return r < 0 ? kill_session(s, r) : 0;
+}
+
+/*
+ * Receive the next non-event control message (events are queued), checked.
+ * Returns its length with the message in buf, or -errno.
+ */
+static int recv_reply(struct cf_session *s, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	uint64_t t0 = cf_mono_ns();
+	struct cf_ctrl_hdr h;
+	struct cf_event ev;
+	int n, left;
+
+	for (;;) {
+		left = timeout_ms < 0 ? -1 : timeout_ms - (int)((cf_mono_ns() - t0) / 1000000u);
+		if (timeout_ms >= 0 && left < 0)
+			left = 0;
+		n = s->ops->recv_ctrl(s->conn, buf, cap, left);
+		if (n == -ETIMEDOUT)
+			return n;
+		if (n < 0)
+			return kill_session(s, n);
+		if (cf_ctrl_check(buf, (size_t)n) < 0)
+			return kill_session(s, -EPROTO);
+		memcpy(&h, buf, sizeof(h));
+		if (h.type != CF_CTRL_EVENT)
+			return n;
+		memcpy(&ev, buf + sizeof(h), sizeof(ev));
+		evq_push(s, &ev);
+	}
+}
+
+static void add_grants(struct cf_session *s, const struct cf_grants *gs)
+{
+	for (uint32_t i = 0; i < gs->count && i < CF_MAX_GRANTS && s->ngrants < CF_SESSION_MAX_GRANTS; i++)
+		s->grants[s->ngrants++] = gs->g[i];
+}
+
+int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t body_len, uint16_t reply_type,
+		   void *reply, size_t reply_len, int timeout_ms)
+{
+	uint8_t buf[CF_CTRL_MAX];
+	struct cf_ctrl_hdr h;
+	struct cf_status st;
+	size_t blen;
+	int n;
+
+	if (s->dead)
+		return s->dead;
+	n = send_msg(s, type, body, body_len);
+	if (n < 0)
+		return n;
+	n = recv_reply(s, buf, sizeof(buf), timeout_ms);
+	if (n == -ETIMEDOUT)
+		return kill_session(s, n); /* no answer: we cannot know what happened */
+	if (n < 0)
+		return n;
+	memcpy(&h, buf, sizeof(h));
+	blen = (size_t)n - sizeof(h);
+	if (h.type == reply_type) {
+		memcpy(reply, buf + sizeof(h), blen < reply_len ? blen : reply_len);
+		return 0;
+	}
+	if (h.type == CF_CTRL_STATUS || h.type == CF_CTRL_ERROR) {
+		memcpy(&st, buf + sizeof(h), sizeof(st));
+		if (reply && reply_len >= sizeof(st) && reply_type == CF_CTRL_STATUS)
+			memcpy(reply, &st, sizeof(st));
+		if (h.type == CF_CTRL_ERROR)
+			kill_session(s, -EPROTO); /* the server closes after an ERROR */
+		return st.status < 0 ? st.status : -EPROTO;
+	}
+	return kill_session(s, -EPROTO);
+}
+
+int cf_session_open(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],
+		    enum cf_role role, int timeout_ms)
+{
+	uint8_t buf[CF_CTRL_MAX], mac[CF_MAC_LEN];
+	struct cf_hello hello;
+	struct cf_challenge ch;
+	struct cf_auth au;
+	struct cf_ctrl_hdr h;
+	struct cf_grants gs;
+	const char *why;
+	int n, r;
+
+	memset(s, 0, sizeof(*s));
+	s->role = role;
+	s->ops = cf_transport_by_name(transport);
+	if (!s->ops)
+		return -EINVAL;
+	if (cf_auth_init() < 0)
+		return -EIO;
+	r = s->ops->connect(addr, timeout_ms, &s->conn);
+	if (r < 0) {
+		s->conn = NULL;
+		return r;
+	}
+	memset(&hello, 0, sizeof(hello));
+	hello.magic = CF_HELLO_MAGIC;
+	hello.version_min = CF_PROTO_VERSION_MIN;
+	hello.version_max = CF_PROTO_VERSION_MAX;
+	hello.role = role;
+	cf_auth_nonce(hello.client_nonce);
+	r = send_msg(s, CF_CTRL_HELLO, &hello, sizeof(hello));
+	if (r < 0)
+		goto err;
+	n = recv_reply(s, buf, sizeof(buf), timeout_ms);
+	if (n < 0) {
+		r = n;
+		goto err;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if (h.type != CF_CTRL_CHALLENGE) {
+		r = -EPROTO; /* ERROR here: version or role refused */
+		goto err;
+	}
+	memcpy(&ch, buf + sizeof(h), sizeof(ch));
+	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, mac);
+	if (cf_auth_verify(mac, ch.mac) < 0) {
+		r = -EPERM; /* the server does not know the key */
+		goto err;
+	}
+	if (ch.version < CF_PROTO_VERSION_MIN || ch.version > CF_PROTO_VERSION_MAX) {
+		r = -EPROTO;
+		goto err;
+	}
+	cf_auth_mac_client(key, ch.server_nonce, hello.client_nonce, role, au.mac);
+	r = send_msg(s, CF_CTRL_AUTH, &au, sizeof(au));
+	sodium_memzero(&au, sizeof(au));
+	if (r < 0)
+		goto err;
+	n = recv_reply(s, buf, sizeof(buf), timeout_ms);
+	if (n < 0) {
+		r = n;
+		goto err;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if (h.type != CF_CTRL_WELCOME) {
+		r = h.type == CF_CTRL_ERROR ? -EPERM : -EPROTO;
+		goto err;
+	}
+	memcpy(&s->welcome, buf + sizeof(h), sizeof(s->welcome));
+	if (cf_geometry_check(&s->welcome.geo, &why) < 0) {
+		r = -EPROTO;
+		goto err;
+	}
+	cf_image_map(&s->welcome.geo, &s->map);
+	if (role == CF_ROLE_CONSOLE) {
+		/* the server follows WELCOME with the console's read grant */
+		n = recv_reply(s, buf, sizeof(buf), timeout_ms);
+		if (n < 0) {
+			r = n;
+			goto err;
+		}
+		memcpy(&h, buf, sizeof(h));
+		if (h.type != CF_CTRL_GRANTS) {
+			r = -EPROTO;
+			goto err;
+		}
+		memcpy(&gs, buf + sizeof(h), sizeof(gs));
+		if (gs.status < 0) {
+			r = gs.status;
+			goto err;
+		}
+		add_grants(s, &gs);
+	}
+	return 0;
+err:
+	s->ops->close(s->conn);
+	s->conn = NULL;
+	s->dead = r;
+	return r == -ETIMEDOUT || r == -EPERM || r == -EPROTO || r < 0 ? r : -EPROTO;
+}
+
+void cf_session_close(struct cf_session *s)
+{
+	if (!s)
+		return;
+	if (s->ops && s->conn)
+		s->ops->close(s->conn);
+	s->conn = NULL;
+	if (!s->dead)
+		s->dead = -ENOTCONN;
+}
+
+static int joined(struct cf_session *s, const struct cf_joined *jd)
+{
+	if (jd->status < 0)
+		return jd->status;
+	s->sys = jd->sys;
+	s->epoch = jd->epoch;
+	s->token = jd->token;
+	add_grants(s, &jd->grants);
+	return 0;
+}
+
+int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid, uint64_t starttime)
+{
+	struct cf_join j;
+	struct cf_joined jd;
+	int r;
+
+	if (cf_name_check(name) < 0)
+		return -EINVAL;
+	memset(&j, 0, sizeof(j));
+	cf_name_put(j.name, name);
+	if (host)
+		strncpy(j.host, host, CF_HOST_MAX - 1);
+	j.pid = pid;
+	j.starttime = starttime;
+	r = cf_session_rpc(s, CF_CTRL_JOIN, &j, sizeof(j), CF_CTRL_JOINED, &jd, sizeof(jd), CF_SESSION_OP_TIMEOUT_MS);
+	return r < 0 ? r : joined(s, &jd);
+}
+
+int cf_session_attach(struct cf_session *s, uint32_t sys, uint32_t epoch, uint64_t token)
+{
+	struct cf_conn_attach a = {.sys = sys, .epoch = epoch, .token = token};
+	struct cf_joined jd;
+	int r;
+
+	r = cf_session_rpc(s, CF_CTRL_CONN_ATTACH, &a, sizeof(a), CF_CTRL_JOINED, &jd, sizeof(jd),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	return r < 0 ? r : joined(s, &jd);
+}
+
+int cf_session_goodbye(struct cf_session *s)
+{
+	struct cf_empty e = {0};
+	struct cf_status st;
+	int r;
+
+	r = cf_session_rpc(s, CF_CTRL_GOODBYE, &e, sizeof(e), CF_CTRL_STATUS, &st, sizeof(st),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	return r < 0 ? r : st.status;
+}
+
+int cf_session_inst_open(struct cf_session *s, const char *name, struct cf_inst_info *out)
+{
+	struct cf_inst_name n;
+	int r;
+
+	if (cf_name_check(name) < 0)
+		return -EINVAL;
+	cf_name_put(n.name, name);
+	r = cf_session_rpc(s, CF_CTRL_INST_OPEN, &n, sizeof(n), CF_CTRL_INST_INFO, out, sizeof(*out),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	return r < 0 ? r : out->status;
+}
+
+void cf_session_forget_inst(struct cf_session *s, uint32_t inst)
+{
+	for (uint32_t i = 0; i < s->ngrants;) {
+		const struct cf_grant *g = &s->grants[i];
+		if ((g->region == CF_RGN_LOG || g->region == CF_RGN_RECORDS) && g->inst == inst)
+			s->grants[i] = s->grants[--s->ngrants];
+		else
+			i++;
+	}
+}
+
+int cf_session_inst_attach(struct cf_session *s, uint32_t inst)
+{
+	struct cf_inst_ref ref = {.index = inst};
+	struct cf_grants gs;
+	int r;
+
+	r = cf_session_rpc(s, CF_CTRL_INST_ATTACH, &ref, sizeof(ref), CF_CTRL_GRANTS, &gs, sizeof(gs),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	if (r < 0)
+		return r;
+	if (gs.status < 0)
+		return gs.status;
+	cf_session_forget_inst(s, inst);
+	add_grants(s, &gs);
+	return 0;
+}
+
+int cf_session_inst_unreg(struct cf_session *s, uint32_t inst, char *msg, size_t msglen)
+{
+	struct cf_inst_ref ref = {.index = inst};
+	struct cf_status st;
+	int r;
+
+	memset(&st, 0, sizeof(st));
+	r = cf_session_rpc(s, CF_CTRL_INST_UNREG, &ref, sizeof(ref), CF_CTRL_STATUS, &st, sizeof(st),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	if (msg && msglen) {
+		st.msg[sizeof(st.msg) - 1] = 0;
+		snprintf(msg, msglen, "%s", st.msg);
+	}
+	if (r < 0)
+		return r;
+	if (st.status == 0)
+		cf_session_forget_inst(s, inst);
+	return st.status;
+}
+
+int cf_session_next_event(struct cf_session *s, struct cf_event *ev, int timeout_ms)
+{
+	uint8_t buf[CF_CTRL_MAX];
+	uint64_t t0 = cf_mono_ns();
+	struct cf_ctrl_hdr h;
+	int n, left;
+
+	for (;;) {
+		if (s->evq_len) {
+			*ev = s->evq[s->evq_head];
+			s->evq_head = (s->evq_head + 1) % CF_SESSION_EVQ;
+			s->evq_len--;
+			return 0;
+		}
+		if (s->dead)
+			return s->dead;
+		left = timeout_ms < 0 ? -1 : timeout_ms - (int)((cf_mono_ns() - t0) / 1000000u);
+		if (timeout_ms >= 0 && left < 0)
+			return -ETIMEDOUT;
+		n = recv_reply(s, buf, sizeof(buf), left);
+		if (n < 0)
+			return n;
+		memcpy(&h, buf, sizeof(h));
+		if (h.type == CF_CTRL_ERROR)
+			return kill_session(s, -EPROTO);
+		/* a stray reply (its RPC timed out): dropped */
+	}
+}
+
+int cf_session_fd(struct cf_session *s)
+{
+	return s->conn ? s->ops->ctrl_fd(s->conn) : -1;
+}
+
+int cf_session_event_pending(struct cf_session *s)
+{
+	return s->evq_len > 0 || (s->conn && s->ops->ctrl_pending(s->conn));
+}
+
+const struct cf_grant *cf_session_grant_for(const struct cf_session *s, uint64_t off, uint64_t len, uint32_t rights)
+{
+	for (uint32_t i = 0; i < s->ngrants; i++) {
+		const struct cf_grant *g = &s->grants[i];
+		if (off >= g->image_off && off - g->image_off <= g->len && len <= g->len - (off - g->image_off) &&
+		    (g->rights & rights) == rights)
+			return g;
+	}
+	return NULL;
+}
+
+static uint64_t raddr(const struct cf_grant *g, uint64_t off)
+{
+	return g->addr + (off - g->image_off);
+}
+
+/*
+ * Wait for the completion of wr_id (bounded by the op timeout). Completions
+ * of other posted ops are consumed; the first error among them is returned
+ * once wr_id completes.
+ */
+static int wait_wr(struct cf_session *s, uint64_t wr_id, uint64_t *value)
+{
+	uint64_t t0 = cf_mono_ns();
+	struct cf_wc wc[16];
+	int n, err = 0, left;
+
+	for (;;) {
+		left = CF_SESSION_OP_TIMEOUT_MS - (int)((cf_mono_ns() - t0) / 1000000u);
+		if (left <= 0)
+			return kill_session(s, -ETIMEDOUT);
+		n = s->ops->poll(s->conn, wc, (int)CF_ARRAY_SIZE(wc), left);
+		if (n < 0)
+			return kill_session(s, n);
+		for (int i = 0; i < n; i++) {
+			if (wc[i].wr_id == wr_id) {
+				if (value)
+					*value = wc[i].value;
+				/* later completions of this batch belong to ops posted after wr_id: none */
+				return wc[i].status < 0 ? wc[i].status : err;
+			}
+			if (wc[i].status < 0 && !err)
+				err = wc[i].status;
+		}
+	}
+}
+
+int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+{
+	const struct cf_grant *g;
+	uint64_t id;
+	int r;
+
+	if (s->dead)
+		return s->dead;
+	g = cf_session_grant_for(s, off, len, CF_R_READ);
+	if (!g)
+		return -EACCES;
+	id = ++s->next_wr;
+	r = s->ops->post_read(s->conn, buf, len, raddr(g, off), g->rkey, id, 0);
+	return r < 0 ? r : wait_wr(s, id, NULL);
+}
+
+int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
+{
+	const struct cf_grant *g;
+	uint64_t id;
+	int r;
+
+	if (s->dead)
+		return s->dead;
+	g = cf_session_grant_for(s, off, len, CF_R_WRITE);
+	if (!g)
+		return -EACCES;
+	id = ++s->next_wr;
+	r = s->ops->post_write(s->conn, buf, len, raddr(g, off), g->rkey, id, 0);
+	return r < 0 ? r : wait_wr(s, id, NULL);
+}
+
+int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
+{
+	const struct cf_grant *g;
+	uint64_t id;
+	int r;
+
+	if (s->dead)
+		return s->dead;
+	g = cf_session_grant_for(s, off, 8, CF_R_ATOMIC);
+	if (!g)
+		return -EACCES;
+	id = ++s->next_wr;
+	r = s->ops->post_cas(s->conn, raddr(g, off), g->rkey, compare, swap, id, 0);
+	return r < 0 ? r : wait_wr(s, id, old);
+}
+
+int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old)
+{
+	const struct cf_grant *g;
+	uint64_t id;
+	int r;
+
+	if (s->dead)
+		return s->dead;
+	g = cf_session_grant_for(s, off, 8, CF_R_ATOMIC);
+	if (!g)
+		return -EACCES;
+	id = ++s->next_wr;
+	r = s->ops->post_faa(s->conn, raddr(g, off), g->rkey, add, id, 0);
+	return r < 0 ? r : wait_wr(s, id, old);
+}
+
+int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
+{
+	const struct cf_grant *g;
+
+	if (s->dead)
+		return s->dead;
+	g = cf_session_grant_for(s, off, len, CF_R_WRITE);
+	if (!g)
+		return -EACCES;
+	return s->ops->post_write(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, flags);
+}
+
+int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
+			      uint64_t compare, uint64_t swap, uint64_t *old)
+{
+	const struct cf_grant *gw, *gc;
+	uint64_t id;
+	int r;
+
+	if (s->dead)
+		return s->dead;
+	gw = cf_session_grant_for(s, woff, wlen, CF_R_WRITE);
+	gc = cf_session_grant_for(s, coff, 8, CF_R_ATOMIC);
+	if (!gw || !gc)
+		return -EACCES;
+	/* RC order: the WRITE executes before the CAS; only the CAS is awaited */
+	r = s->ops->post_write(s->conn, wbuf, wlen, raddr(gw, woff), gw->rkey, ++s->next_wr, CF_POST_UNSIGNALED);
+	if (r < 0)
+		return r;
+	id = ++s->next_wr;
+	r = s->ops->post_cas(s->conn, raddr(gc, coff), gc->rkey, compare, swap, id, 0);
+	return r < 0 ? r : wait_wr(s, id, old);
+}
+
+int cf_session_drain(struct cf_session *s)
+{
+	const struct cf_grant *g;
+	uint64_t marker, id;
+	int r;
+
+	if (s->dead)
+		return s->dead;
+	/* a READ behind everything posted: RC order makes its completion the last */
+	g = cf_session_grant_for(s, 0, 8, CF_R_READ);
+	if (!g) {
+		for (uint32_t i = 0; i < s->ngrants && !g; i++)
+			if (s->grants[i].rights & CF_R_READ)
+				g = &s->grants[i];
+		if (!g)
+			return 0;
+	}
+	id = ++s->next_wr;
+	r = s->ops->post_read(s->conn, &marker, 8, g->addr, g->rkey, id, 0);
+	return r < 0 ? r : wait_wr(s, id, NULL);
+}

@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_tclient - test client for the integration tests of the transport and
+ * cfserver. Environment: CF_ADDR (host:port), CF_KEYFILE, CF_TRANSPORT.
+ * Each subcommand asserts its outcome and exits 0 (pass) or 1 (fail).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cf_auth.h"
+#include "cf_session.h"
+#include "cf_util.h"
+#include "cf_words.h"
+
+static const char *addr, *transport;
+static uint8_t key[CF_KEY_LEN];
+
+#define FAIL(...)                                                   \
+	do {                                                        \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                       \
+		fprintf(stderr, "\n");                              \
+		exit(1);                                            \
+	} while (0)
+#define CHECK(cond, ...)                  \
+	do {                              \
+		if (!(cond))              \
+			FAIL(__VA_ARGS__); \
+	} while (0)
+
+static void open_sys(struct cf_session *s, const char *name)
+{
+	int r = cf_session_open(s, transport, addr, key, CF_ROLE_SYSTEM, 5000);
+
+	CHECK(r == 0, "open: %s", strerror(-r));
+	r = cf_session_join(s, name, "localhost", (uint64_t)getpid(), 0);
+	CHECK(r == 0, "join %s: %s", name, strerror(-r));
+}
+
+static void open_console(struct cf_session *s)
+{
+	int r = cf_session_open(s, transport, addr, key, CF_ROLE_CONSOLE, 5000);
+
+	CHECK(r == 0, "console open: %s", strerror(-r));
+}
+
+static uint64_t lock_off(struct cf_session *s, uint32_t k)
+{
+	return cf_lock_off(&s->map, k);
+}
+
+/* Register instance `name` to this system: open, CAS CLEAN(k)|FAILED(k) -> ACTIVE(me, k). */
+static uint32_t take_inst(struct cf_session *s, const char *name, int attach)
+{
+	struct cf_inst_info info;
+	uint64_t old, w;
+	int r;
+
+	r = cf_session_inst_open(s, name, &info);
+	CHECK(r == 0, "inst open %s: %s", name, strerror(-r));
+	r = cf_session_read(s, cf_inst_off(&s->map, info.index), &w, 8);
+	CHECK(r == 0, "read reg: %s", strerror(-r));
+	CHECK(cf_reg_state(w) == CF_REG_CLEAN || cf_reg_state(w) == CF_REG_FAILED, "%s not inactive: %#" PRIx64,
+	      name, w);
+	r = cf_session_cas(s, cf_inst_off(&s->map, info.index), w,
+			   cf_reg_active(s->sys, s->epoch, cf_reg_incident(w)), &old);
+	CHECK(r == 0 && old == w, "register %s: r=%d old=%#" PRIx64, name, r, old);
+	if (attach) {
+		r = cf_session_inst_attach(s, info.index);
+		CHECK(r == 0, "attach %s: %s", name, strerror(-r));
+	}
+	return info.index;
+}
+
+/* ---------------- roundtrip ---------------- */
+
+static int cmd_roundtrip(int argc, char **argv)
+{
+	struct cf_session s;
+	uint8_t buf[4096], back[4096];
+	static uint8_t big[CF_FRAME_MAX_PAYLOAD], bigback[CF_FRAME_MAX_PAYLOAD];
+	uint64_t old, v, off;
+	uint32_t inst;
+	char msg[128];
+	int r;
+
+	open_sys(&s, argc > 0 ? argv[0] : "RT1");
+	/* WRITE then READ (recovery-info region, rw) */
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	off = s.map.off_rinfo;
+	r = cf_session_write(&s, off, buf, 128);
+	CHECK(r == 0, "write: %s", strerror(-r));
+	r = cf_session_read(&s, off, back, 128);
+	CHECK(r == 0 && !memcmp(buf, back, 128), "read back: %d", r);
+	/* CAS: success, failure (returns the current value), FAA */
+	off = lock_off(&s, 5);
+	r = cf_session_cas(&s, off, 0, 0x1111, &old);
+	CHECK(r == 0 && old == 0, "cas 0->1111: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_cas(&s, off, 0, 0x2222, &old);
+	CHECK(r == 0 && old == 0x1111, "failing cas: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_faa(&s, off, 5, &old);
+	CHECK(r == 0 && old == 0x1111, "faa: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_read(&s, off, &v, 8);
+	CHECK(r == 0 && v == 0x1116, "read after faa: %#" PRIx64, v);
+	r = cf_session_cas(&s, off, 0x1116, 0, &old);
+	CHECK(r == 0 && old == 0x1116, "cas back to 0");
+	/* unsignaled WRITEs retire behind a drain */
+	for (int i = 0; i < 1000; i++) {
+		v = (uint64_t)i;
+		r = cf_session_post_write(&s, s.map.off_rinfo + 8, &v, 8, CF_POST_UNSIGNALED);
+		CHECK(r == 0, "post_write %d: %s", i, strerror(-r));
+		if (i % 100 == 99)
+			CHECK(cf_session_drain(&s) == 0, "drain");
+	}
+	r = cf_session_drain(&s);
+	CHECK(r == 0, "drain: %s", strerror(-r));
+	r = cf_session_read(&s, s.map.off_rinfo + 8, &v, 8);
+	CHECK(r == 0 && v == 999, "last unsignaled write visible: %" PRIu64, v);
+	/* an instance: register, attach, 64 KiB WRITE/READ in its log, write_then_cas, unregister */
+	inst = take_inst(&s, "RTINST", 1);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i ^ (i >> 8));
+	off = cf_log_off(&s.map, inst);
+	r = cf_session_write(&s, off, big, sizeof(big));
+	CHECK(r == 0, "64K write: %s", strerror(-r));
+	r = cf_session_read(&s, off, bigback, sizeof(bigback));
+	CHECK(r == 0 && !memcmp(big, bigback, sizeof(big)), "64K read back");
+	r = cf_session_write_then_cas(&s, cf_rec_off(&s.map, inst), buf, 64, lock_off(&s, 6), 0, 77, &old);
+	CHECK(r == 0 && old == 0, "write_then_cas");
+	r = cf_session_read(&s, cf_rec_off(&s.map, inst), back, 64);
+	CHECK(r == 0 && !memcmp(back, buf, 64), "record write landed");
+	r = cf_session_cas(&s, lock_off(&s, 6), 77, 0, &old);
+	CHECK(r == 0 && old == 77, "cas lock back");
+	r = cf_session_inst_unreg(&s, inst, msg, sizeof(msg));
+	CHECK(r == 0, "unreg: %s (%s)", strerror(-r), msg);
+	r = cf_session_read(&s, cf_log_off(&s.map, inst), back, 8);
+	CHECK(r == -EACCES, "log still readable after unregister: %d", r);
+	r = cf_session_goodbye(&s);
+	CHECK(r == 0, "goodbye: %s", strerror(-r));
+	cf_session_close(&s);
+	printf("OK roundtrip\n");
+	return 0;
+}
+
+/* ---------------- faa / cas race ---------------- */
+
+static int cmd_faa(int argc, char **argv)
+{
+	struct cf_session s;
+	long n = argc > 1 ? atol(argv[1]) : 100000;
+	uint32_t k = argc > 2 ? (uint32_t)atoi(argv[2]) : 1;
+	uint64_t old = 0;
+	int r;
+
+	CHECK(argc >= 1, "usage: faa NAME N [CLASS]");
+	open_sys(&s, argv[0]);
+	for (long i = 0; i < n; i++) {
+		r = cf_session_faa(&s, lock_off(&s, k), 1, &old);
+		CHECK(r == 0, "faa %ld: %s", i, strerror(-r));
+	}
+	r = cf_session_goodbye(&s);
+	CHECK(r == 0, "goodbye");
+	cf_session_close(&s);
+	printf("last %" PRIu64 "\n", old);
+	return 0;
+}
+
+/* cas-race NAME ID NCLIENTS ROUNDS: class 0 is the barrier, classes 1..ROUNDS the contested words */
+static int cmd_cas_race(int argc, char **argv)
+{
+	struct cf_session s;
+	uint64_t id, nclients, rounds, old, b, wins = 0, t0;
+	int r;
+
+	CHECK(argc >= 4, "usage: cas-race NAME ID NCLIENTS ROUNDS");
+	id = strtoull(argv[1], NULL, 0);
+	nclients = strtoull(argv[2], NULL, 0);
+	rounds = strtoull(argv[3], NULL, 0);
+	open_sys(&s, argv[0]);
+	CHECK(rounds + 1 <= s.map.geo.lock_entries, "too many rounds for the lock table");
+	for (uint64_t k = 0; k < rounds; k++) {
+		r = cf_session_cas(&s, lock_off(&s, (uint32_t)(k + 1)), 0, id, &old);
+		CHECK(r == 0, "cas round %" PRIu64 ": %s", k, strerror(-r));
+		if (old == 0)
+			wins++;
+		else
+			CHECK(old >= 1 && old <= nclients && old != id, "round %" PRIu64 ": word %" PRIu64, k, old);
+		/* barrier: everyone finishes round k before anyone starts k+1 */
+		r = cf_session_faa(&s, lock_off(&s, 0), 1, &old);
+		CHECK(r == 0, "barrier faa");
+		t0 = cf_mono_ns();
+		for (;;) {
+			r = cf_session_read(&s, lock_off(&s, 0), &b, 8);
+			CHECK(r == 0, "barrier read");
+			if (b >= nclients * (k + 1))
+				break;
+			CHECK(cf_mono_ns() - t0 < 20000000000ull, "barrier round %" PRIu64 " stuck at %" PRIu64, k, b);
+		}
+	}
+	r = cf_session_goodbye(&s);
+	CHECK(r == 0, "goodbye");
+	cf_session_close(&s);
+	printf("wins %" PRIu64 "\n", wins);
+	return 0;
+}
+
+/* verify-race NCLIENTS ROUNDS: every contested word holds exactly one winner id */
+static int cmd_verify_race(int argc, char **argv)
+{
+	struct cf_session s;
+	uint64_t nclients, rounds, v;
+	int r;
+
+	CHECK(argc >= 2, "usage: verify-race NCLIENTS ROUNDS");
+	nclients = strtoull(argv[0], NULL, 0);
+	rounds = strtoull(argv[1], NULL, 0);
+	open_console(&s);
+	for (uint64_t k = 0; k < rounds; k++) {
+		r = cf_session_read(&s, lock_off(&s, (uint32_t)(k + 1)), &v, 8);
+		CHECK(r == 0, "read: %s", strerror(-r));
+		CHECK(v >= 1 && v <= nclients, "round %" PRIu64 ": word %" PRIu64, k, v);
+	}
+	cf_session_close(&s);
+	printf("OK %" PRIu64 " rounds\n", rounds);
+	return 0;
+}
+
+/* read-word CLASS: console read of a lock word */
+static int cmd_read_word(int argc, char **argv)
+{
+	struct cf_session s;
+	uint64_t v;
+	int r;
+
+	CHECK(argc >= 1, "usage: read-word CLASS");
+	open_console(&s);
+	r = cf_session_read(&s, lock_off(&s, (uint32_t)atoi(argv[0])), &v, 8);
+	CHECK(r == 0, "read: %s", strerror(-r));
+	printf("%" PRIu64 "\n", v);
+	cf_session_close(&s);
+	return 0;
+}
+
+/* ---------------- grants ---------------- */
+
+static const struct cf_grant *grant_of(struct cf_session *s, uint32_t region)
+{
+	for (uint32_t i = 0; i < s->ngrants; i++)
+		if (s->grants[i].region == region)
+			return &s->grants[i];
+	FAIL("no grant for region %u", region);
+}
+
+static int raw_op(struct cf_session *s, int op, uint64_t raddr, uint32_t rkey, uint32_t len, uint64_t *val)
+{
+	static uint8_t buf[CF_FRAME_MAX_PAYLOAD + 16];
+	struct cf_wc wc;
+	uint64_t id = 0xabc0 + (uint64_t)op;
+	int r = 0, n;
+
+	switch (op) {
+	case CF_OP_READ: r = s->ops->post_read(s->conn, buf, len, raddr, rkey, id, 0); break;
+	case CF_OP_WRITE: r = s->ops->post_write(s->conn, buf, len, raddr, rkey, id, 0); break;
+	case CF_OP_CAS: r = s->ops->post_cas(s->conn, raddr, rkey, 0, 1, id, 0); break;
+	case CF_OP_FAA: r = s->ops->post_faa(s->conn, raddr, rkey, 1, id, 0); break;
+	}
+	if (r < 0)
+		return r;
+	n = s->ops->poll(s->conn, &wc, 1, 5000);
+	CHECK(n == 1, "no completion (%d)", n);
+	CHECK(wc.wr_id == id, "wrong wr_id");
+	if (val)
+		*val = wc.value;
+	return wc.status;
+}
+
+static int cmd_grants(int argc, char **argv)
+{
+	struct cf_session s, other;
+	const struct cf_grant *hg, *ig, *lg;
+	struct cf_inst_info info;
+	uint64_t old;
+	int r;
+
+	open_sys(&s, argc > 0 ? argv[0] : "GR1");
+	open_sys(&other, "GR2");
+	hg = grant_of(&s, CF_RGN_HEADER);
+	ig = grant_of(&s, CF_RGN_INSTANCES);
+	lg = grant_of(&s, CF_RGN_LOCKS);
+	r = raw_op(&s, CF_OP_READ, 0, 0xdead, 8, NULL);
+	CHECK(r == -EACCES, "unknown rkey: %d", r);
+	r = raw_op(&s, CF_OP_READ, hg->addr + hg->len - 4, hg->rkey, 8, NULL);
+	CHECK(r == -ERANGE, "read across the end of a grant: %d", r);
+	r = raw_op(&s, CF_OP_READ, lg->addr, lg->rkey, (uint32_t)s.map.geo.lock_entries * 8u + 8u > CF_FRAME_MAX_PAYLOAD ? 64 : 64, NULL);
+	CHECK(r == 0, "read in grant: %d", r);
+	r = raw_op(&s, CF_OP_READ, s.map.off_logs, lg->rkey, 8, NULL);
+	CHECK(r == -ERANGE, "read of a log with the lock grant: %d", r);
+	r = raw_op(&s, CF_OP_WRITE, ig->addr, ig->rkey, 8, NULL);
+	CHECK(r == -EACCES, "write to the read+atomic instance table: %d", r);
+	r = raw_op(&s, CF_OP_CAS, hg->addr, hg->rkey, 8, NULL);
+	CHECK(r == -EACCES, "cas on the read-only header: %d", r);
+	r = raw_op(&s, CF_OP_FAA, lg->addr + 4, lg->rkey, 8, NULL);
+	CHECK(r == -EINVAL, "misaligned faa: %d", r);
+	r = raw_op(&s, CF_OP_READ, lg->addr, lg->rkey, 0, NULL);
+	CHECK(r == -EINVAL, "zero-length read: %d", r);
+	r = cf_session_read(&s, s.map.off_logs, &old, 8);
+	CHECK(r == -EACCES, "session read of an unattached log: %d", r);
+	/* the connection still works, and so does another system's */
+	r = cf_session_faa(&s, lock_off(&s, 9), 1, &old);
+	CHECK(r == 0, "faa after refusals: %s", strerror(-r));
+	r = cf_session_faa(&other, lock_off(&other, 9), 1, &old);
+	CHECK(r == 0 && old == 1, "other client: r=%d old=%" PRIu64, r, old);
+	/* authorised attach: GR2 owns GRINST; GR1 is refused */
+	take_inst(&other, "GRINST", 1);
+	r = cf_session_inst_open(&s, "GRINST", &info);
+	CHECK(r == 0, "inst open");
+	r = cf_session_inst_attach(&s, info.index);
+	CHECK(r == -EACCES, "attach of an instance owned by another system: %d", r);
+	r = cf_session_read(&other, cf_log_off(&other.map, info.index), &old, 8);
+	CHECK(r == 0, "owner reads its log: %d", r);
+	r = cf_session_inst_unreg(&s, info.index, NULL, 0);
+	CHECK(r == -EACCES, "unregister by a non-owner: %d", r);
+	CHECK(cf_session_inst_unreg(&other, info.index, NULL, 0) == 0, "unreg by owner");
+	CHECK(cf_session_goodbye(&s) == 0 && cf_session_goodbye(&other) == 0, "goodbye");
+	cf_session_close(&s);
+	cf_session_close(&other);
+	printf("OK grants\n");
+	return 0;
+}
+
+/* ---------------- authentication ---------------- */
+
+static int raw_connect(void)
+{
+	struct cf_conn *c;
+	/* borrow the tcp client's connect; we only need a socket fd */
+	int r = cf_tcp_client.connect(addr, 5000, &c), fd;
+
+	CHECK(r == 0, "raw connect: %s", strerror(-r));
+	fd = dup(cf_tcp_client.ctrl_fd(c));
+	cf_tcp_client.close(c);
+	CHECK(fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0, "blocking fd");
+	return fd;
+}
+
+static void raw_send(int fd, uint16_t op, uint64_t id, const void *body, size_t len, uint32_t lenfield)
+{
+	struct cf_frame_hdr h = {.len = lenfield ? lenfield : (uint32_t)(sizeof(h) + len), .op = op, .id = id};
+	uint8_t buf[8192];
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), body, len);
+	CHECK(send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL) == (ssize_t)(sizeof(h) + len), "raw send");
+}
+
+/* Read frames until EOF (within timeout); returns the number of bytes and the last frame's ctrl type. */
+static ssize_t raw_read_to_eof(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	size_t got = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return -ETIMEDOUT;
+		n = recv(fd, buf + got, cap - got, 0);
+		if (n == 0)
+			return (ssize_t)got;
+		if (n < 0)
+			return errno == ECONNRESET ? (ssize_t)got : -errno;
+		got += (size_t)n;
+		if (got == cap)
+			return (ssize_t)got;
+	}
+}
+
+static int cmd_noauth(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_req_rw rw = {.addr = 0, .rkey = 1, .len = 8};
+	struct cf_hello hello = {.magic = CF_HELLO_MAGIC, .version_min = 1, .version_max = 1, .role = CF_ROLE_SYSTEM};
+	struct cf_auth au;
+	struct cf_frame_hdr h;
+	struct cf_resp resp;
+	uint8_t wrong[CF_KEY_LEN], buf[8192], msg[CF_CTRL_MAX];
+	ssize_t n;
+	size_t len;
+	int fd, r;
+
+	/* 1: one-sided ops before the handshake: refused, no data */
+	fd = raw_connect();
+	for (uint32_t rk = 0; rk < 64; rk++) {
+		rw.rkey = rk;
+		raw_send(fd, CF_OP_READ, 100 + rk, &rw, sizeof(rw), 0);
+	}
+	for (uint32_t rk = 0; rk < 64; rk++) {
+		n = recv(fd, buf, sizeof(h) + sizeof(resp), MSG_WAITALL);
+		CHECK(n == (ssize_t)(sizeof(h) + sizeof(resp)), "response to unauthenticated READ: %zd", n);
+		memcpy(&h, buf, sizeof(h));
+		memcpy(&resp, buf + sizeof(h), sizeof(resp));
+		CHECK(h.op == CF_OP_RESP && h.len == sizeof(h) + sizeof(resp) && resp.status == -EACCES,
+		      "unauthenticated READ got op %u len %u status %d", h.op, h.len, resp.status);
+	}
+	/* 2: a wrong MAC: ERROR "authentication failed", then the server closes */
+	len = cf_ctrl_build(msg, CF_CTRL_HELLO, &hello, sizeof(hello));
+	raw_send(fd, CF_OP_CTRL, 1, msg, len, 0);
+	memset(&au, 0x5a, sizeof(au));
+	len = cf_ctrl_build(msg, CF_CTRL_AUTH, &au, sizeof(au));
+	raw_send(fd, CF_OP_CTRL, 2, msg, len, 0);
+	rw.rkey = 1;
+	raw_send(fd, CF_OP_READ, 3, &rw, sizeof(rw), 0);
+	n = raw_read_to_eof(fd, buf, sizeof(buf), 5000);
+	CHECK(n > 0, "no answer before close: %zd", n);
+	{
+		/* frames: CHALLENGE, then ERROR; nothing else (the READ after it is never executed) */
+		size_t pos = 0;
+		int saw_error = 0;
+		while (pos + sizeof(h) <= (size_t)n) {
+			memcpy(&h, buf + pos, sizeof(h));
+			CHECK(h.op == CF_OP_CTRL, "unexpected frame op %u after a bad AUTH", h.op);
+			struct cf_ctrl_hdr ch;
+			memcpy(&ch, buf + pos + sizeof(h), sizeof(ch));
+			if (ch.type == CF_CTRL_ERROR) {
+				struct cf_status st;
+				memcpy(&st, buf + pos + sizeof(h) + sizeof(ch), sizeof(st));
+				CHECK(strstr(st.msg, "authentication failed"), "error message: %s", st.msg);
+				saw_error = 1;
+			} else {
+				CHECK(ch.type == CF_CTRL_CHALLENGE, "unexpected %s", cf_ctrl_type_str(ch.type));
+			}
+			pos += h.len;
+		}
+		CHECK(saw_error, "no ERROR frame");
+	}
+	close(fd);
+	/* 3: the session API with a wrong key: -EPERM (the server fails to prove the key) */
+	memcpy(wrong, key, sizeof(wrong));
+	wrong[0] ^= 1;
+	r = cf_session_open(&s, transport, addr, wrong, CF_ROLE_SYSTEM, 5000);
+	CHECK(r == -EPERM, "wrong key: %d", r);
+	/* 4: the right key still works */
+	open_sys(&s, "AUTHOK");
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	printf("OK noauth\n");
+	return 0;
+}
+
+/* ---------------- malformed frames ---------------- */
+
+static void expect_closed(const char *what, uint16_t op, const void *body, size_t len, uint32_t lenfield)
+{
+	uint8_t buf[65536];
+	int fd = raw_connect();
+	ssize_t n;
+
+	raw_send(fd, op, 7, body, len, lenfield);
+	n = raw_read_to_eof(fd, buf, sizeof(buf), 5000);
+	CHECK(n >= 0, "%s: connection not closed (%zd)", what, n);
+	close(fd);
+}
+
+static int cmd_malformed(int argc, char **argv)
+{
+	struct cf_session s;
+	uint8_t body[64] = {0};
+	struct cf_ctrl_hdr ch = {.type = 999, .len = 16};
+	uint64_t old;
+	int r;
+
+	open_sys(&s, "MAL1");
+	CHECK(cf_session_faa(&s, lock_off(&s, 3), 1, &old) == 0, "faa before");
+	expect_closed("unknown op", 99, body, 16, 0);
+	expect_closed("frame shorter than its header", CF_OP_READ, body, 0, 5);
+	expect_closed("oversized frame", CF_OP_WRITE, body, 16, CF_FRAME_MAX + 1);
+	expect_closed("READ with a wrong length", CF_OP_READ, body, 24, 0);
+	expect_closed("RESP from a client", CF_OP_RESP, body, 16, 0);
+	memcpy(body, &ch, sizeof(ch));
+	expect_closed("unknown control message", CF_OP_CTRL, body, 16, 0);
+	{
+		/* a WRITE whose request length disagrees with its frame */
+		struct cf_req_rw rw = {.addr = 0, .rkey = 1, .len = 40};
+		memcpy(body, &rw, sizeof(rw));
+		expect_closed("WRITE length mismatch", CF_OP_WRITE, body, 24, 0);
+	}
+	/* the good connection was not disturbed */
+	r = cf_session_faa(&s, lock_off(&s, 3), 1, &old);
+	CHECK(r == 0 && old == 1, "faa after malformed peers: r=%d old=%" PRIu64, r, old);
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	printf("OK malformed\n");
+	return 0;
+}
+
+/* ---------------- failure detection helpers ---------------- */
+
+struct hb_arg {
+	struct cf_session s;
+	int interval_ms;
+};
+
+static void *hb_thread(void *p)
+{
+	struct hb_arg *a = p;
+	struct cf_hb_slot slot;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)a->interval_ms * 1000000L};
+
+	memset(&slot, 0, sizeof(slot));
+	slot.epoch = a->s.epoch;
+	for (;;) {
+		slot.hb++;
+		if (cf_session_write(&a->s, cf_hb_off(&a->s.map, a->s.sys), &slot, sizeof(slot)) < 0)
+			return NULL;
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* hold NAME INST [HB_MS]: join, register INST, (heartbeat), print READY, wait to be killed */
+static int cmd_hold(int argc, char **argv)
+{
+	static struct hb_arg hb;
+	struct cf_session s;
+	pthread_t th;
+	int r;
+
+	CHECK(argc >= 2, "usage: hold NAME INST [HB_MS]");
+	open_sys(&s, argv[0]);
+	take_inst(&s, argv[1], 1);
+	if (argc > 2) {
+		hb.interval_ms = atoi(argv[2]);
+		r = cf_session_open(&hb.s, transport, addr, key, CF_ROLE_SYSTEM, 5000);
+		CHECK(r == 0, "hb open");
+		r = cf_session_attach(&hb.s, s.sys, s.epoch, s.token);
+		CHECK(r == 0, "hb attach: %s", strerror(-r));
+		CHECK(pthread_create(&th, NULL, hb_thread, &hb) == 0, "thread");
+	}
+	printf("READY %u %u\n", s.sys, s.epoch);
+	fflush(stdout);
+	/* bounded: the test kills us long before */
+	for (int i = 0; i < 600; i++) {
+		struct cf_event ev;
+		r = cf_session_next_event(&s, &ev, 100);
+		if (r < 0 && r != -ETIMEDOUT) {
+			printf("DEAD %s\n", strerror(-r));
+			return 2;
+		}
+	}
+	return 0;
+}
+
+/* inst NAME: "STATE OWNER EPOCH INCIDENT" of an instance, through a console */
+static int cmd_inst(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_inst_slot slot;
+	int r;
+
+	CHECK(argc >= 1, "usage: inst NAME");
+	open_console(&s);
+	for (uint32_t i = 0; i < s.map.geo.max_instances; i++) {
+		r = cf_session_read(&s, cf_inst_off(&s.map, i), &slot, sizeof(slot));
+		CHECK(r == 0, "read: %s", strerror(-r));
+		slot.name[CF_NAME_MAX - 1] = 0;
+		if (!strcmp(slot.name, argv[0])) {
+			printf("%s %u %u %u\n", cf_reg_state_str(cf_reg_state(slot.reg)),
+			       cf_reg_state(slot.reg) == CF_REG_ACTIVE ? cf_reg_owner(slot.reg) : 255u,
+			       cf_reg_epoch(slot.reg), cf_reg_incident(slot.reg));
+			cf_session_close(&s);
+			return 0;
+		}
+	}
+	printf("NONE\n");
+	cf_session_close(&s);
+	return 0;
+}
+
+/* sys NAME: "STATE EPOCH CAUSE" of a system slot */
+static int cmd_sys(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_sys_slot slot;
+	int r;
+
+	CHECK(argc >= 1, "usage: sys NAME");
+	open_console(&s);
+	for (uint32_t i = 0; i < s.map.geo.max_systems; i++) {
+		r = cf_session_read(&s, cf_sys_off(&s.map, i), &slot, sizeof(slot));
+		CHECK(r == 0, "read: %s", strerror(-r));
+		slot.name[CF_NAME_MAX - 1] = 0;
+		if (!strcmp(slot.name, argv[0])) {
+			printf("%s %u %" PRIu64 "\n", cf_sys_state_str(cf_sysword_state(slot.state)),
+			       cf_sysword_epoch(slot.state), slot.fail_cause);
+			cf_session_close(&s);
+			return 0;
+		}
+	}
+	printf("NONE\n");
+	cf_session_close(&s);
+	return 0;
+}
+
+/* ---------------- nvram ---------------- */
+
+/* fill SEED: write a pattern into the recovery-info region and lock words, then leave cleanly */
+static int cmd_fill(int argc, char **argv)
+{
+	struct cf_session s;
+	uint64_t seed = argc > 0 ? strtoull(argv[0], NULL, 0) : 1, x = seed, old;
+	uint8_t buf[4096];
+	int r;
+
+	open_sys(&s, "FILL");
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		buf[i] = (uint8_t)(x >> 56);
+	}
+	r = cf_session_write(&s, s.map.off_rinfo, buf, sizeof(struct cf_rinfo_slot) * s.map.geo.max_instances);
+	CHECK(r == 0, "write: %s", strerror(-r));
+	for (uint32_t k = 0; k < 256; k++) {
+		r = cf_session_cas(&s, lock_off(&s, k), 0, seed * 1000 + k, &old);
+		CHECK(r == 0, "cas: %s", strerror(-r));
+	}
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	printf("OK fill\n");
+	return 0;
+}
+
+/* dump FILE: the console-visible image with the generation zeroed; prints the generation */
+static int cmd_dump(int argc, char **argv)
+{
+	struct cf_session s;
+	static uint8_t chunk[CF_FRAME_MAX_PAYLOAD];
+	uint64_t off, end, gen = 0;
+	FILE *f;
+	int r;
+
+	CHECK(argc >= 1, "usage: dump FILE");
+	open_console(&s);
+	end = s.map.off_logs;
+	f = fopen(argv[0], "w");
+	CHECK(f, "open %s", argv[0]);
+	for (off = 0; off < end; off += sizeof(chunk)) {
+		uint32_t n = (uint32_t)(end - off < sizeof(chunk) ? end - off : sizeof(chunk));
+		r = cf_session_read(&s, off, chunk, n);
+		CHECK(r == 0, "read at %" PRIu64 ": %s", off, strerror(-r));
+		if (off == 0) {
+			memcpy(&gen, chunk + offsetof(struct cf_header, generation), 8);
+			memset(chunk + offsetof(struct cf_header, generation), 0, 8);
+		}
+		CHECK(fwrite(chunk, 1, n, f) == n, "fwrite");
+	}
+	fclose(f);
+	cf_session_close(&s);
+	printf("%" PRIu64 "\n", gen);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+} cmds[] = {
+	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
+	{"read-word", cmd_read_word}, {"grants", cmd_grants}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
+	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
+	{"dump", cmd_dump},
+};
+
+int main(int argc, char **argv)
+{
+	const char *kf = getenv("CF_KEYFILE");
+	int r;
+
+	addr = getenv("CF_ADDR");
+	transport = getenv("CF_TRANSPORT") ? getenv("CF_TRANSPORT") : "tcp";
+	if (argc < 2 || !addr || !kf) {
+		fprintf(stderr, "usage: CF_ADDR=host:port CF_KEYFILE=file cf_tclient CMD [ARGS]\n");
+		return 2;
+	}
+	r = cf_key_load(kf, key);
+	CHECK(r == 0, "key %s: %s", kf, strerror(-r));
+	for (size_t i = 0; i < CF_ARRAY_SIZE(cmds); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 2, argv + 2);
+	fprintf(stderr, "unknown command %s\n", argv[1]);
+	return 2;
+}

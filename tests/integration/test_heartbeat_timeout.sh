@@ -1,0 +1,24 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+. "$(dirname "$0")/../lib/harness.sh"
+require_transport
+require_bin CFSERVER CF_TCLIENT
+TC=$CF_TCLIENT
+# A client whose heartbeat stops (SIGSTOP) is marked FAILED after T, and fenced.
+start_cfserver --hb-interval 10 --hb-timeout 200 || fail "cfserver did not start"
+start_bg hold "$TC" hold SYSH NTSH 10; hp=$BG_PID
+wait_for 10 grep -q READY "$CF_WORK/hold.log" || fail "holder not ready"
+# alive while it beats: still ACTIVE after several T
+sleep 1
+[ "$("$TC" sys SYSH)" = "ACTIVE 1 0" ] || fail "a beating system was failed: $("$TC" sys SYSH)"
+kill -STOP "$hp"
+t0=$(date +%s%N)
+wait_for 5 sh -c "\"$TC\" sys SYSH | grep -q '^FAILED 1 2'" || fail "system not FAILED by heartbeat: $("$TC" sys SYSH)"
+t1=$(date +%s%N)
+[ "$("$TC" inst NTSH)" = "INACTIVE_FAILED 255 0 1" ] || fail "instance: $("$TC" inst NTSH)"
+grep -q "heartbeat unchanged" "$CF_WORK/cfserver.log" || fail "sweep not logged"
+kill -CONT "$hp"
+# the resumed zombie finds its connections gone
+wait_for 10 grep -q DEAD "$CF_WORK/hold.log" || fail "resumed holder still connected"
+log "detected in about $(( (t1 - t0) / 1000000 )) ms after SIGSTOP (T = 200 ms)"
+pass "heartbeat silence detected"

@@ -1,0 +1,23 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+. "$(dirname "$0")/../lib/harness.sh"
+require_transport
+require_bin CFSERVER CF_TCLIENT
+TC=$CF_TCLIENT
+# An --nvram image survives kill -9 of cfserver and a restart with the same
+# file: contents identical, generation bumped.
+IMG=$CF_WORK/cf.img
+start_cfserver --nvram "$IMG" --log-size 64K --hb-timeout 600000 || fail "cfserver did not start"
+bounded 20 "$TC" fill 7 || fail "fill"
+g1=$(bounded 20 "$TC" dump "$CF_WORK/before.bin") || fail "dump before"
+kill -KILL "$CFSERVER_PID"; wait "$CFSERVER_PID" 2>/dev/null
+start_cfserver cfserver2 -- --nvram "$IMG" --hb-timeout 600000 || fail "restart on the same image"
+grep -q "loaded" "$CF_WORK/cfserver2.log" || fail "image was not loaded"
+g2=$(bounded 20 "$TC" dump "$CF_WORK/after.bin") || fail "dump after"
+cmp "$CF_WORK/before.bin" "$CF_WORK/after.bin" || fail "image contents differ after kill -9 and restart"
+[ "$g2" -eq $((g1 + 1)) ] || fail "generation $g1 -> $g2, expected +1"
+# explicit geometry that differs from the image is refused (exit 3)
+"$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" --nvram "$IMG" --max-systems 8 2>"$CF_WORK/geo.err"; rc=$?
+[ "$rc" -eq 3 ] || fail "geometry mismatch: exit $rc"
+grep -q "max-systems" "$CF_WORK/geo.err" || fail "geometry mismatch not named"
+pass "image identical after kill -9 (generation $g1 -> $g2)"

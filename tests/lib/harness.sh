@@ -1,0 +1,182 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# harness.sh - helpers for cfplex integration tests. Source it:
+#   . "$(dirname "$0")/../lib/harness.sh"
+# It gives every test: a private work dir ($CF_WORK), a cluster key
+# ($CF_KEYFILE), start_cfserver (ephemeral loopback port), wait_for, and a
+# cleanup trap that kills every process it started (by PID and process group)
+# and removes the work dir.
+#
+# Environment:
+#   CF_TRANSPORT  tcp (default) or verbs
+#   CF_HOST       host the servers listen on / clients connect to (default 127.0.0.1)
+#   CFSERVER, CFNODE, CFCTL, CF_TCLIENT ...  binaries (meson passes them with env:)
+#   CF_KEEP_WORK  set to keep the work dir for debugging
+set -u
+
+CF_TRANSPORT=${CF_TRANSPORT:-tcp}
+CF_HOST=${CF_HOST:-127.0.0.1}
+export CF_TRANSPORT CF_HOST
+
+CF_PIDS=()
+CF_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cfplex-test.XXXXXX")
+export CF_WORK
+CF_KEYFILE=$CF_WORK/cluster.key
+export CF_KEYFILE
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; }
+fail() {
+	log "FAIL: $*"
+	exit 1
+}
+pass() {
+	log "PASS: $*"
+	exit 0
+}
+skip() {
+	log "SKIP: $*"
+	exit 77
+}
+
+# A random cluster key: 64 hex digits.
+make_key() { # [file]
+	local f=${1:-$CF_KEYFILE}
+	od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$f"
+	echo >>"$f"
+	chmod 600 "$f"
+}
+make_key
+
+# Record a PID for the cleanup trap.
+track_pid() { CF_PIDS+=("$1"); }
+
+# Kill a PID and its process group, wait for it (bounded).
+kill_pid() { # pid [signal]
+	local pid=$1 sig=${2:-TERM}
+	kill -"$sig" "$pid" 2>/dev/null
+	for _ in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+cf_cleanup() {
+	local rc=$?
+	local pid
+	for pid in "${CF_PIDS[@]}"; do
+		kill -CONT "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${CF_PIDS[@]}"; do
+		for _ in $(seq 1 30); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+		# its own process group, if it made one (setsid)
+		kill -KILL -- "-$pid" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		for f in "$CF_WORK"/*.log; do
+			[ -f "$f" ] || continue
+			echo "---- $f (last 40 lines) ----" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	if [ -z "${CF_KEEP_WORK:-}" ]; then
+		rm -rf "$CF_WORK"
+	else
+		log "work dir kept: $CF_WORK"
+	fi
+	exit "$rc"
+}
+trap cf_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for TIMEOUT_S CMD...: run CMD until it succeeds, at most TIMEOUT_S seconds.
+wait_for() {
+	local timeout=$1
+	shift
+	local deadline=$((SECONDS + timeout))
+	while ! "$@" >/dev/null 2>&1; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			log "timeout after ${timeout}s waiting for: $*"
+			return 1
+		fi
+		sleep 0.05
+	done
+	return 0
+}
+
+# Exit 77 (skipped) when CF_TRANSPORT=verbs and this host has no RDMA device.
+have_rdma_device() {
+	if [ -d /sys/class/infiniband ] && [ -n "$(ls -A /sys/class/infiniband 2>/dev/null)" ]; then
+		return 0
+	fi
+	if command -v ibv_devices >/dev/null 2>&1 &&
+		ibv_devices 2>/dev/null | awk 'NR>2 && NF>0 {found=1} END {exit !found}'; then
+		return 0
+	fi
+	return 1
+}
+require_transport() {
+	case "$CF_TRANSPORT" in
+	tcp) return 0 ;;
+	verbs) have_rdma_device || skip "CF_TRANSPORT=verbs but no RDMA device (ibv_devices lists none)" ;;
+	*) fail "unknown CF_TRANSPORT=$CF_TRANSPORT" ;;
+	esac
+}
+
+require_bin() { # VAR...
+	local v
+	for v in "$@"; do
+		[ -n "${!v:-}" ] && [ -x "${!v}" ] || skip "\$$v is not set to an executable (run under meson test)"
+	done
+}
+
+# start_cfserver [NAME] -- [cfserver args...]
+# or start_cfserver [cfserver args...] (name "cfserver").
+# Starts cfserver on an ephemeral port of $CF_HOST, waits until it listens.
+# Exports CF_PORT, CF_ADDR, CFSERVER_PID; its log is $CF_WORK/NAME.log.
+start_cfserver() {
+	local name=cfserver
+	if [ "${2:-}" = "--" ]; then
+		name=$1
+		shift 2
+	fi
+	require_bin CFSERVER
+	local pf=$CF_WORK/$name.port
+	rm -f "$pf"
+	"$CFSERVER" --listen "$CF_HOST:0" --port-file "$pf" --transport "$CF_TRANSPORT" \
+		--cluster-key "$CF_KEYFILE" "$@" >>"$CF_WORK/$name.log" 2>&1 &
+	CFSERVER_PID=$!
+	track_pid "$CFSERVER_PID"
+	if ! wait_for 10 test -s "$pf"; then
+		kill -0 "$CFSERVER_PID" 2>/dev/null || log "cfserver exited early"
+		tail -n 20 "$CF_WORK/$name.log" >&2
+		return 1
+	fi
+	CF_PORT=$(cat "$pf")
+	CF_ADDR=$CF_HOST:$CF_PORT
+	export CF_PORT CF_ADDR CFSERVER_PID
+	log "$name pid $CFSERVER_PID listening on $CF_ADDR ($CF_TRANSPORT)"
+}
+
+# Run a command in the background with its output in $CF_WORK/NAME.log; sets BG_PID.
+start_bg() { # NAME CMD...
+	local name=$1
+	shift
+	"$@" >>"$CF_WORK/$name.log" 2>&1 &
+	BG_PID=$!
+	track_pid "$BG_PID"
+}
+
+# Run a command with a hard time limit (seconds).
+bounded() { # TIMEOUT_S CMD...
+	local t=$1
+	shift
+	timeout --kill-after=5 "$t" "$@"
+}
