@@ -211,7 +211,10 @@ void cf_agent_hb_stop(struct cf_agent *a)
 	hb->running = false;
 	ev_loop_destroy(hb->loop);
 	hb->loop = NULL;
-	cf_session_close(&hb->s);
+	/*
+	 * The session stays open: the CF treats any connection of a system closing
+	 * before its GOODBYE as a failure. cf_agent_fini closes it.
+	 */
 }
 
 uint64_t cf_agent_hb_age_ms(struct cf_agent *a)
@@ -222,8 +225,11 @@ uint64_t cf_agent_hb_age_ms(struct cf_agent *a)
 int cf_agent_lease_check(struct cf_agent *a)
 {
 	uint64_t last = atomic_load(&a->hb.last_ok_ns);
+	int over = atomic_load(&a->over);
 
-	if (atomic_load(&a->over) || !last || cf_mono_ns() - last >= a->hb_timeout_ns / 2)
+	if (over)
+		return over;
+	if (!last || cf_mono_ns() - last >= a->hb_timeout_ns / 2)
 		return -ENOLINK;
 	return 0;
 }
@@ -646,6 +652,7 @@ void cf_agent_fini(struct cf_agent *a)
 	if (!a)
 		return;
 	cf_agent_hb_stop(a);
+	cf_session_close(&a->hb.s);
 	while (a->ninsts)
 		cf_agent_inst_free(a, a->insts[a->ninsts - 1]);
 	if (a->loop) {

@@ -142,7 +142,11 @@ int cf_agent_open_session(struct cf_agent *a, struct cf_session *s);
 /* Start the heartbeat thread; returns after the first beat completed. */
 int cf_agent_hb_start(struct cf_agent *a);
 void cf_agent_hb_stop(struct cf_agent *a);
-/* 0 while the lease is valid, -ENOLINK when it expired. */
+/*
+ * 0 while the lease is valid, -ENOLINK when it lapsed (it comes back with the
+ * next completed heartbeat, unless the CF declares this system failed), or
+ * the error that ended the incarnation.
+ */
 int cf_agent_lease_check(struct cf_agent *a);
 int cf_agent_lease_cb(void *agent); /* same, for cf_txn_ctx.lease_check */
 /* Milliseconds since the last completed heartbeat was issued. */
@@ -201,7 +205,9 @@ static inline int cf_agent_over(struct cf_agent *a) { return atomic_load(&a->ove
 
 /*
  * Clean leave: stop the heartbeat, unregister every instance still ACTIVE(me)
- * (INST_UNREG → INACTIVE_CLEAN), GOODBYE, close sessions.
+ * (INST_UNREG → INACTIVE_CLEAN), GOODBYE. Close the system's other sessions
+ * only after this: the CF treats a connection closing before the GOODBYE as
+ * a failure of the system.
  */
 int cf_agent_leave(struct cf_agent *a);
 void cf_agent_fini(struct cf_agent *a);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cf_util.h"
 
@@ -277,6 +278,22 @@ int cf_txn_backout(struct cf_txn *t)
 	c->aborts++;
 	publish(c);
 	return 0;
+}
+
+int cf_txn_lease_wait(struct cf_txn_ctx *c, int timeout_ms)
+{
+	uint64_t t0 = cf_mono_ns();
+	struct timespec ms = { 0, 1000000L };
+	int r;
+
+	if (!c->lease_check)
+		return 0;
+	while ((r = c->lease_check(c->lease_arg)) == -ENOLINK) {
+		if (cf_mono_ns() - t0 >= (uint64_t)timeout_ms * 1000000ull)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	return r;
 }
 
 void cf_txn_free(struct cf_txn *t)

@@ -12,9 +12,10 @@
  *             ABORT appended, awaited → release locks → END (posted)
  *
  * The lease is checked before every CF write and every data write: expired
- * → -ENOLINK ("lease expired"); the caller backs out (which fails the same
- * way while the lease stays expired: then the incarnation is over and peer
- * recovery backs the transaction out from the log).
+ * → -ENOLINK ("lease expired"); the caller waits for the lease to come back
+ * (cf_txn_lease_wait) and backs out, or retries a commit (both are
+ * idempotent). If it does not come back the incarnation is over and peer
+ * recovery backs the transaction out from the log.
  *
  * Several transactions of one context may be open at once; a context (its
  * session, log and lock table) is used by one thread. Errors are returned,
@@ -94,6 +95,11 @@ int cf_txn_read(struct cf_txn *t, uint32_t file, uint64_t rec, void *payload);
 int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *payload);
 int cf_txn_commit(struct cf_txn *t);
 int cf_txn_backout(struct cf_txn *t);
+/*
+ * Wait (polling every millisecond, at most timeout_ms) for a lapsed lease to
+ * come back: 0, -ENOLINK (still lapsed), or the incarnation's error.
+ */
+int cf_txn_lease_wait(struct cf_txn_ctx *c, int timeout_ms);
 /* Free a finished transaction's memory (also after a failed commit/backout). */
 void cf_txn_free(struct cf_txn *t);
 

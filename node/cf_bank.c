@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+/* cf_bank.c - built-in workloads and bank data tools (see cf_bank.h). */
+#include "cf_bank.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cf_session.h"
+#include "cf_util.h"
+
+#define JOURNAL_SYNC_EVERY 64u
+#define CAS_PROBES 2000u
+
+struct slot {
+	struct cf_txn t;
+	uint64_t from, to;
+	int64_t amount;
+	bool open;
+};
+
+struct bank {
+	struct cf_txn_ctx *c;
+	const struct cf_bank_opts *o;
+	struct cf_bank_result *res;
+	struct slot *q; /* ring of K open transactions, oldest at head */
+	uint32_t k, head, n;
+	uint64_t rng;
+	struct cf_data_file *f;
+	FILE *journal;
+	int journal_fd;
+	uint32_t unsynced;
+	uint64_t naccts;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	/* xorshift64* */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+static int journal_sync(struct bank *b)
+{
+	if (!b->journal || !b->unsynced)
+		return 0;
+	if (fflush(b->journal) || fdatasync(b->journal_fd))
+		return -errno;
+	b->unsynced = 0;
+	return 0;
+}
+
+/* A lapsed lease comes back with the next heartbeat; wait for it at most this long. */
+#define LEASE_WAIT_MS 5000
+
+static int commit_slot(struct bank *b, struct slot *sl)
+{
+	int r;
+
+	while ((r = cf_txn_commit(&sl->t)) == -ENOLINK) {
+		b->res->lease_waits++;
+		r = cf_txn_lease_wait(b->c, LEASE_WAIT_MS);
+		if (r)
+			return r;
+	}
+	if (r)
+		return r;
+	b->res->commits++;
+	if (b->journal) {
+		fprintf(b->journal, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 "\n", sl->t.id, sl->from, sl->to,
+			sl->amount);
+		if (++b->unsynced >= JOURNAL_SYNC_EVERY)
+			r = journal_sync(b);
+	}
+	cf_txn_free(&sl->t);
+	sl->open = false;
+	return r;
+}
+
+/* Commit the oldest open transaction. */
+static int commit_oldest(struct bank *b)
+{
+	struct slot *sl = &b->q[b->head];
+	int r = commit_slot(b, sl);
+
+	if (r)
+		return r;
+	b->head = (b->head + 1) % b->k;
+	b->n--;
+	return 0;
+}
+
+static int commit_all(struct bank *b)
+{
+	while (b->n) {
+		int r = commit_oldest(b);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Commit from the oldest up to and including the one with txid. */
+static int commit_through(struct bank *b, uint64_t txid)
+{
+	while (b->n) {
+		uint64_t id = b->q[b->head].t.id;
+		int r = commit_oldest(b);
+		if (r || id == txid)
+			return r;
+	}
+	return 0;
+}
+
+static int backout_cur(struct bank *b, struct slot *sl)
+{
+	int r;
+
+	while ((r = cf_txn_backout(&sl->t)) == -ENOLINK) {
+		b->res->lease_waits++;
+		r = cf_txn_lease_wait(b->c, LEASE_WAIT_MS);
+		if (r)
+			break;
+	}
+	cf_txn_free(&sl->t);
+	sl->open = false;
+	if (r)
+		return r;
+	b->res->aborts++;
+	return 0;
+}
+
+static int lock_acct(struct bank *b, struct slot *sl, uint64_t acct)
+{
+	uint64_t holder;
+	int r;
+
+	for (;;) {
+		r = cf_txn_lock(&sl->t, CF_BANK_FILE, acct, CF_LOCK_X, 0, &holder);
+		if (r == -EALREADY) {
+			b->res->self_waits++;
+			r = commit_through(b, holder);
+			if (r)
+				return r;
+			continue;
+		}
+		if (r == -EBUSY) {
+			/* Another instance holds it: hold nothing but this transaction's locks, then wait. */
+			b->res->busy_waits++;
+			r = commit_all(b);
+			if (r)
+				return r;
+			r = cf_txn_lock(&sl->t, CF_BANK_FILE, acct, CF_LOCK_X, -1, &holder);
+		}
+		return r;
+	}
+}
+
+static bool done(struct bank *b, uint64_t t0)
+{
+	if (b->o->stop && atomic_load(b->o->stop))
+		return true;
+	if (b->o->txns)
+		return b->res->commits + b->res->aborts + b->n >= b->o->txns;
+	return (double)(cf_mono_ns() - t0) / 1e9 >= b->o->duration_s;
+}
+
+static void cas_probe(struct cf_session *s, struct cf_lock_hist *h)
+{
+	/* A CAS that never matches changes nothing: a pure atomic round trip. */
+	uint64_t off = cf_lock_off(&s->map, cf_lock_class("cfplex.cas-probe", s->map.geo.lock_entries)), old;
+
+	for (uint32_t i = 0; i < CAS_PROBES + 100; i++) {
+		uint64_t t0 = cf_mono_ns();
+		if (cf_session_cas(s, off, 0xfffffffffffffffeull, 0xfffffffffffffffeull, &old))
+			return;
+		if (i >= 100)
+			cf_lock_hist_add(h, cf_mono_ns() - t0);
+	}
+}
+
+int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank_opts *o, struct cf_bank_result *res)
+{
+	struct bank b = { .c = c, .o = o, .res = res, .journal_fd = -1 };
+	uint64_t t0;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	b.k = o->inflight ? o->inflight : 1;
+	b.rng = o->seed ? o->seed : (cf_mono_ns() ^ (uint64_t)getpid() << 20);
+	if (!b.rng)
+		b.rng = 1;
+	r = cf_data_file(c->data, CF_BANK_FILE, &b.f);
+	if (r)
+		return r;
+	if (b.f->rec_size != CF_BANK_REC_SIZE || b.f->rec_count < 2 || o->accounts == 1 ||
+	    o->accounts > b.f->rec_count)
+		return -EINVAL;
+	b.naccts = o->accounts ? o->accounts : b.f->rec_count;
+	b.q = calloc(b.k, sizeof(*b.q));
+	if (!b.q)
+		return -ENOMEM;
+	if (o->journal) {
+		b.journal = fopen(o->journal, "a");
+		if (!b.journal) {
+			r = -errno;
+			goto out_free;
+		}
+		b.journal_fd = fileno(b.journal);
+	}
+	if (s)
+		cas_probe(s, &res->cas_rtt);
+	t0 = cf_mono_ns();
+	while (!done(&b, t0)) {
+		struct slot *sl = &b.q[(b.head + b.n) % b.k];
+		uint64_t x = rnd(&b.rng) % b.naccts, y = rnd(&b.rng) % (b.naccts - 1);
+		int64_t amount = 1 + (int64_t)(rnd(&b.rng) % (uint64_t)(o->max_amount > 0 ? o->max_amount : 100));
+		int64_t bx, by;
+
+		if (y >= x)
+			y++;
+		sl->from = x;
+		sl->to = y;
+		sl->amount = amount;
+		cf_txn_begin(c, &sl->t);
+		sl->open = true;
+		r = lock_acct(&b, sl, x < y ? x : y);
+		if (!r)
+			r = lock_acct(&b, sl, x < y ? y : x);
+		if (!r)
+			r = cf_txn_read(&sl->t, CF_BANK_FILE, x, &bx);
+		if (!r)
+			r = cf_txn_read(&sl->t, CF_BANK_FILE, y, &by);
+		if (!r) {
+			bx -= amount;
+			by += amount;
+			r = cf_txn_update(&sl->t, CF_BANK_FILE, x, &bx);
+		}
+		if (!r)
+			r = cf_txn_update(&sl->t, CF_BANK_FILE, y, &by);
+		if (r == -ETIMEDOUT || r == -ENOSPC || r == -ENOLINK) {
+			if (r == -ETIMEDOUT)
+				res->timeouts++;
+			else if (r == -ENOSPC)
+				res->log_full++;
+			else
+				res->lease_aborts++;
+			r = backout_cur(&b, sl);
+			if (!r)
+				r = commit_all(&b); /* frees log space and locks */
+			if (r)
+				break;
+			continue;
+		}
+		if (r) {
+			/* fatal for this run (lease, connection, corrupt data): try to back out, report */
+			(void)backout_cur(&b, sl);
+			break;
+		}
+		b.n++;
+		if (b.n == b.k && (r = commit_oldest(&b)))
+			break;
+	}
+	if (!r)
+		r = commit_all(&b);
+	res->elapsed_s = (double)(cf_mono_ns() - t0) / 1e9;
+	if (!r)
+		r = cf_log_advance_head(c->log); /* nothing pinned: the log is empty at the CF */
+	{
+		int rj = journal_sync(&b);
+		if (!r)
+			r = rj;
+	}
+	res->lock = c->locks->st;
+	res->err = r;
+	if (b.journal)
+		fclose(b.journal);
+out_free:
+	for (uint32_t i = 0; i < b.k; i++)
+		cf_txn_free(&b.q[i].t);
+	free(b.q);
+	return r;
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res, bool json)
+{
+	const struct cf_lock_hist *h = &res->lock.lat, *c = &res->cas_rtt;
+	double tps = res->elapsed_s > 0 ? (double)res->commits / res->elapsed_s : 0;
+
+	if (json) {
+		fprintf(out,
+			"{\"who\":\"%s\",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"lock_timeouts\":%" PRIu64
+			",\"log_full\":%" PRIu64 ",\"lease_aborts\":%" PRIu64 ",\"elapsed_s\":%.3f,\"txn_per_s\":%.1f,"
+			"\"lock_acquire_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+			"\"cas_rtt_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f},"
+			"\"locks\":{\"acquires\":%" PRIu64 ",\"cas\":%" PRIu64 ",\"shared_self\":%" PRIu64
+			",\"contended\":%" PRIu64 ",\"self_conflicts\":%" PRIu64 "},\"error\":%d}\n",
+			who, res->commits, res->aborts, res->timeouts, res->log_full, res->lease_aborts, res->elapsed_s, tps,
+			h->n,
+			us(cf_lock_hist_pct(h, 50)), us(cf_lock_hist_pct(h, 90)), us(cf_lock_hist_pct(h, 99)), us(h->max),
+			c->n, us(cf_lock_hist_pct(c, 50)), us(cf_lock_hist_pct(c, 99)), res->lock.acquires,
+			res->lock.cas_acquires, res->lock.shared_self, res->lock.contended, res->lock.self_conflicts,
+			res->err);
+		return;
+	}
+	fprintf(out, "bank %s: %" PRIu64 " transactions committed in %.2f s = %.1f txn/s; %" PRIu64
+		     " aborted (%" PRIu64 " lock timeouts, %" PRIu64 " log full, %" PRIu64 " lease lapses)\n",
+		who, res->commits, res->elapsed_s, tps, res->aborts, res->timeouts, res->log_full, res->lease_aborts);
+	fprintf(out, "  lock acquire (n=%" PRIu64 "): p50 %.1f us  p90 %.1f us  p99 %.1f us  max %.1f us\n", h->n,
+		us(cf_lock_hist_pct(h, 50)), us(cf_lock_hist_pct(h, 90)), us(cf_lock_hist_pct(h, 99)), us(h->max));
+	if (c->n)
+		fprintf(out, "  raw CAS round trip (n=%" PRIu64 "): p50 %.1f us  p99 %.1f us\n", c->n,
+			us(cf_lock_hist_pct(c, 50)), us(cf_lock_hist_pct(c, 99)));
+	fprintf(out, "  locks: %" PRIu64 " class CASes, %" PRIu64 " on own class holds, %" PRIu64
+		     " found the class held by another instance, %" PRIu64 " waits on own transactions\n",
+		res->lock.cas_acquires, res->lock.shared_self, res->lock.contended, res->lock.self_conflicts);
+}
+
+/* ---------------- test workloads ---------------- */
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int cf_bank_hold(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *out)
+{
+	struct cf_txn t;
+	uint64_t t0;
+	int r;
+
+	cf_txn_begin(c, &t);
+	r = cf_txn_lock(&t, CF_BANK_FILE, o->record, CF_LOCK_X, -1, NULL);
+	if (r) {
+		fprintf(out, "hold: lock f0.r%" PRIu64 ": %s\n", o->record, strerror(-r));
+		(void)cf_txn_backout(&t);
+		cf_txn_free(&t);
+		return r;
+	}
+	fprintf(out, "holding f0.r%" PRIu64 "\n", o->record);
+	fflush(out);
+	t0 = cf_mono_ns();
+	while (cf_mono_ns() - t0 < (uint64_t)o->hold_ms * 1000000ull && !(o->stop && atomic_load(o->stop)))
+		sleep_ms(5);
+	r = cf_txn_commit(&t);
+	cf_txn_free(&t);
+	fprintf(out, "released f0.r%" PRIu64 "\n", o->record);
+	return r;
+}
+
+int cf_bank_lock(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *out)
+{
+	struct cf_txn t;
+	uint64_t t0 = cf_mono_ns();
+	int r;
+
+	cf_txn_begin(c, &t);
+	r = cf_txn_lock(&t, CF_BANK_FILE, o->record, CF_LOCK_X, -1, NULL);
+	if (r == -ETIMEDOUT)
+		fprintf(out, "lock f0.r%" PRIu64 ": timed out after %.0f ms (-ETIMEDOUT); transaction backed out\n",
+			o->record, (double)(cf_mono_ns() - t0) / 1e6);
+	else if (r)
+		fprintf(out, "lock f0.r%" PRIu64 ": %s\n", o->record, strerror(-r));
+	else
+		fprintf(out, "lock f0.r%" PRIu64 ": acquired in %.3f ms\n", o->record, (double)(cf_mono_ns() - t0) / 1e6);
+	if (r) {
+		int rb = cf_txn_backout(&t);
+		if (rb)
+			r = rb;
+	} else {
+		r = cf_txn_commit(&t);
+	}
+	cf_txn_free(&t);
+	return r;
+}
+
+/* Snapshot raw slots of records [0, n) */
+static int snapshot(struct cf_txn_ctx *c, struct cf_data_file *f, uint64_t n, uint8_t *buf)
+{
+	uint32_t ss = cf_data_slot_size(f);
+
+	for (uint64_t i = 0; i < n; i++) {
+		int r = cf_data_read_slot(c->data, f, i, buf + i * ss);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int backout_and_compare(struct cf_txn_ctx *c, struct cf_txn *t, struct cf_data_file *f, uint64_t n,
+			       const uint8_t *before, uint8_t *after, uint64_t *bad)
+{
+	uint32_t ss = cf_data_slot_size(f);
+	int r = cf_txn_backout(t);
+
+	if (r)
+		return r;
+	r = snapshot(c, f, n, after);
+	if (r)
+		return r;
+	*bad = 0;
+	for (uint64_t i = 0; i < n; i++)
+		if (memcmp(before + i * ss, after + i * ss, ss))
+			(*bad)++;
+	return 0;
+}
+
+int cf_bank_backout(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *out)
+{
+	struct cf_data_file *f;
+	struct cf_txn t;
+	uint64_t n, bad = 0, rng = o->seed ? o->seed : 42;
+	uint32_t updates = o->updates ? o->updates : 16;
+	uint8_t *before = NULL, *after = NULL;
+	int r;
+
+	r = cf_data_file(c->data, CF_BANK_FILE, &f);
+	if (r)
+		return r;
+	n = f->rec_count < 64 ? f->rec_count : 64;
+	before = malloc(n * cf_data_slot_size(f));
+	after = malloc(n * cf_data_slot_size(f));
+	if (!before || !after) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = snapshot(c, f, n, before);
+	if (r)
+		goto out;
+	cf_txn_begin(c, &t);
+	for (uint32_t i = 0; i < updates && !r; i++) {
+		uint64_t rec = rnd(&rng) % n;
+		int64_t v = (int64_t)rnd(&rng);
+		r = cf_txn_update(&t, CF_BANK_FILE, rec, &v); /* the same record may repeat: reverse order matters */
+	}
+	if (r) {
+		fprintf(out, "backout: update failed: %s\n", strerror(-r));
+		(void)cf_txn_backout(&t);
+		cf_txn_free(&t);
+		goto out;
+	}
+	r = backout_and_compare(c, &t, f, n, before, after, &bad);
+	cf_txn_free(&t);
+	if (r) {
+		fprintf(out, "backout: %s\n", strerror(-r));
+		goto out;
+	}
+	if (bad) {
+		fprintf(out, "backout: %" PRIu64 " of %" PRIu64 " records differ from their before-images\n", bad, n);
+		r = -EDOM;
+	} else {
+		fprintf(out, "backout: %u updates backed out, %" PRIu64 " records restored byte for byte\n", updates, n);
+	}
+out:
+	free(before);
+	free(after);
+	return r;
+}
+
+int cf_bank_logfull(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *out)
+{
+	struct cf_data_file *f;
+	struct cf_txn t;
+	uint64_t n, bad = 0, k = 0;
+	uint8_t *before = NULL, *after = NULL;
+	int r;
+
+	r = cf_data_file(c->data, CF_BANK_FILE, &f);
+	if (r)
+		return r;
+	n = f->rec_count < 256 ? f->rec_count : 256;
+	before = malloc(n * cf_data_slot_size(f));
+	after = malloc(n * cf_data_slot_size(f));
+	if (!before || !after) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = snapshot(c, f, n, before);
+	if (r)
+		goto out;
+	cf_txn_begin(c, &t);
+	for (;;) {
+		int64_t v = (int64_t)k * 1000 + 7;
+		r = cf_txn_update(&t, CF_BANK_FILE, k % n, &v);
+		if (r)
+			break;
+		k++;
+	}
+	if (r != -ENOSPC) {
+		fprintf(out, "logfull: update %" PRIu64 " failed with %s, not -ENOSPC\n", k, strerror(-r));
+		(void)cf_txn_backout(&t);
+		cf_txn_free(&t);
+		goto out;
+	}
+	r = backout_and_compare(c, &t, f, n, before, after, &bad);
+	cf_txn_free(&t);
+	if (r) {
+		fprintf(out, "logfull: backout after log full failed: %s\n", strerror(-r));
+		goto out;
+	}
+	if (bad) {
+		fprintf(out, "logfull: %" PRIu64 " records differ after backout\n", bad);
+		r = -EDOM;
+		goto out;
+	}
+	/* The log is usable again. */
+	cf_txn_begin(c, &t);
+	{
+		int64_t v;
+		r = cf_txn_read(&t, CF_BANK_FILE, 0, &v);
+		if (!r)
+			r = cf_txn_update(&t, CF_BANK_FILE, 0, &v);
+		if (!r)
+			r = cf_txn_commit(&t);
+		else
+			(void)cf_txn_backout(&t);
+	}
+	cf_txn_free(&t);
+	if (r) {
+		fprintf(out, "logfull: the log is not usable after the backout: %s\n", strerror(-r));
+		goto out;
+	}
+	fprintf(out, "logfull: log full (-ENOSPC) after %" PRIu64 " updates; transaction backed out, %" PRIu64
+		     " records restored byte for byte; log usable again\n",
+		k, n);
+out:
+	free(before);
+	free(after);
+	return r;
+}
+
+/* ---------------- data tools ---------------- */
+
+static void fill_balance(void *arg, uint64_t idx, void *payload)
+{
+	memcpy(payload, arg, 8);
+}
+
+int cf_bank_mkdata(const char *dir, uint64_t accounts, int64_t balance)
+{
+	__int128 total = (__int128)balance * (__int128)accounts;
+
+	if (accounts < 2 || total > INT64_MAX || total < INT64_MIN)
+		return -EINVAL;
+	return cf_data_create(dir, CF_BANK_FILE, CF_BANK_REC_SIZE, accounts, (int64_t)total, fill_balance, &balance);
+}
+
+int cf_bank_verify(const char *dir, bool have_total, int64_t expect_total, bool json, FILE *out)
+{
+	struct cf_data d;
+	struct cf_data_file *f;
+	__int128 sum = 0;
+	uint64_t bad = 0;
+	int r;
+
+	r = cf_data_open(&d, dir);
+	if (r) {
+		fprintf(out, "verify: %s: %s\n", dir, strerror(-r));
+		return r;
+	}
+	r = cf_data_file(&d, CF_BANK_FILE, &f);
+	if (r) {
+		fprintf(out, "verify: %s/f0.cfd: %s\n", dir, r == -EBADMSG ? cf_data_corrupt_msg(&d) : strerror(-r));
+		goto out;
+	}
+	if (f->rec_size != CF_BANK_REC_SIZE) {
+		fprintf(out, "verify: f0.cfd has %u-byte records, not a bank file\n", f->rec_size);
+		r = -EINVAL;
+		goto out;
+	}
+	if (!have_total)
+		expect_total = f->initial_total;
+	for (uint64_t i = 0; i < f->rec_count; i++) {
+		int64_t v;
+		int rr = cf_data_read(&d, f, i, &v);
+		if (rr) {
+			if (bad < 20 && !json)
+				fprintf(out, "verify: account %" PRIu64 ": %s\n", i, cf_data_corrupt_msg(&d));
+			bad++;
+			continue;
+		}
+		sum += v;
+	}
+	if (json) {
+		fprintf(out, "{\"accounts\":%" PRIu64 ",\"total\":%" PRId64 ",\"expected\":%" PRId64
+			     ",\"corrupt\":%" PRIu64 ",\"ok\":%s}\n",
+			f->rec_count, (int64_t)sum, expect_total, bad, (!bad && sum == expect_total) ? "true" : "false");
+	} else if (bad) {
+		fprintf(out, "verify: FAILED: %" PRIu64 " of %" PRIu64 " accounts corrupt\n", bad, f->rec_count);
+	} else if (sum != expect_total) {
+		fprintf(out, "verify: FAILED: total %" PRId64 " != expected %" PRId64 " (off by %" PRId64 ") over %" PRIu64
+			     " accounts\n",
+			(int64_t)sum, expect_total, (int64_t)(sum - expect_total), f->rec_count);
+	} else {
+		fprintf(out, "verify: ok: %" PRIu64 " accounts, total %" PRId64 " as expected, every record crc valid\n",
+			f->rec_count, expect_total);
+	}
+	r = bad ? -EBADMSG : sum != expect_total ? -EDOM : 0;
+out:
+	cf_data_close(&d);
+	return r;
+}
