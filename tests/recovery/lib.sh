@@ -1,0 +1,90 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# lib.sh - a cluster for the peer-recovery tests: cfserver, systems running
+# cfnode on one data directory, and the checks every scenario ends with.
+. "$(dirname "$0")/../lib/harness.sh"
+require_transport
+require_bin CFSERVER CFNODE CFCTL CF_TCLIENT
+
+DATA=$CF_WORK/data
+ACCOUNTS=${ACCOUNTS:-200}
+# Generous T: a loaded CI machine must not fail systems by accident; tests of
+# heartbeat silence set their own.
+HB_TIMEOUT=${HB_TIMEOUT:-1000}
+
+# cluster [cfserver args...]: cfserver plus the data directory.
+cluster() {
+	start_cfserver --hb-interval 5 --hb-timeout "$HB_TIMEOUT" "$@" || fail "cfserver did not start"
+	"$CFCTL" mkdata --data "$DATA" --accounts "$ACCOUNTS" --balance 1000 >"$CF_WORK/mkdata.log" 2>&1 ||
+		fail "cfctl mkdata: $(cat "$CF_WORK/mkdata.log")"
+}
+
+ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
+
+# node SYS INST [cfnode args...]: a system with the bank workload; PID in PID_SYS.
+# Logs append to $CF_WORK/SYS.log across restarts.
+node() {
+	local sys=$1 inst=$2
+	shift 2
+	start_bg "$sys" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
+		--system "$sys" --instance "$inst" --data "$DATA" --fence-agent local \
+		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
+		--journal "$CF_WORK/$sys.journal" "$@"
+	eval "PID_$sys=$BG_PID"
+}
+pid_of() { eval "echo \${PID_$1}"; }
+
+# inst_state INST → "STATE OWNER EPOCH INCIDENT" (owner 255: none)
+inst_state() { CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" inst "$1" 2>/dev/null; }
+inst_is() { inst_state "$1" | grep -q "^$2"; }
+wait_inst() { # INST STATE [TIMEOUT]
+	wait_for "${3:-20}" inst_is "$1" "$2" || fail "$1 is not $2 but: $(inst_state "$1")"
+}
+# owner name of an ACTIVE instance, via cfctl status --json
+inst_owner() {
+	ctl status --json | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+print(next((i.get("owner","") for i in d["instances"] if i["name"]==sys.argv[1]), ""))' "$1"
+}
+owner_is() { [ "$(inst_owner "$1")" = "$2" ]; }
+locks_of() { # INST → lock record entries in use, from cfctl status --json
+	ctl status --json | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+print(next((i.get("locks",0) for i in d["instances"] if i["name"]==sys.argv[1]), -1))' "$1"
+}
+commits_of() { # SYS
+	ctl status --json 2>/dev/null | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+print(next((s.get("commits",0) for s in d["systems"] if s["name"]==sys.argv[1] and s["state"]=="ACTIVE"), 0))' "$1"
+}
+committing() { [ "$(commits_of "$1")" -gt "${2:-5}" ]; }
+wait_committing() { # SYS... : every one committed some work
+	local s
+	for s in "$@"; do wait_for 30 committing "$s" || fail "$s does not commit (see $s.log)"; done
+}
+stopped() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]; }
+gone() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
+recoveries() { # INST [INCIDENT] → RECOVERY json lines for it
+	local pat="RECOVERY {\"inst\":\"$1\",\"incident\":"
+	[ -n "${2:-}" ] && pat="$pat$2,"
+	grep -h "$pat" "$CF_WORK"/SYS*.log 2>/dev/null | sed 's/.*RECOVERY //'
+}
+has_recovery() { [ -n "$(recoveries "$@")" ]; }
+wait_recovery() { # INST [INCIDENT] [TIMEOUT]
+	wait_for "${3:-20}" has_recovery "$1" "${2:-}" || fail "no recovery of $1 ${2:+incident $2}"
+}
+counterpart_of() { recoveries "$@" | tail -n 1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["counterpart"])'; }
+
+# Stop every node cleanly, then check the bank invariant on the data directory.
+finish() {
+	local pid
+	for pid in "${CF_PIDS[@]:1}"; do kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; done
+	for pid in "${CF_PIDS[@]:1}"; do
+		for _ in $(seq 1 100); do gone "$pid" && break; sleep 0.05; done
+	done
+	"$CFCTL" verify --data "$DATA" >"$CF_WORK/verify.log" 2>&1 || fail "cfctl verify: $(cat "$CF_WORK/verify.log")"
+}
