@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_fault_tool - helpers of the fault suite (tests/fault), linking libcfnode.
+ *
+ *   cf_fault_tool mkdata DIR ACCOUNTS BALANCE
+ *   cf_fault_tool verify DIR
+ *   cf_fault_tool status --cf H:P --cluster-key F [--transport T]
+ *       one line per header / system / instance, shell-friendly:
+ *         gen G policy P
+ *         sys IDX NAME STATE EPOCH pid=PID commits=N
+ *         inst IDX NAME STATE OWNER OWNER_EPOCH INCIDENT home=NAME stale=0|1 phase=P
+ *       (OWNER "-" when not ACTIVE; stale=1: ACTIVE under a failed/older owner)
+ *   cf_fault_tool storm --cf H:P --cluster-key F --systems N --rounds R [--transport T]
+ *       the registration storm: N systems (one session and one thread each)
+ *       race the CAS INACTIVE_FAILED(k) -> ACTIVE(me, k) on the same instance,
+ *       R times; a victim system owns the instance before each round and
+ *       dies (its connection closes without GOODBYE: the CF's failure
+ *       processing marks the instance INACTIVE_FAILED). Exactly one CAS must
+ *       win each round; the winner unregisters through the CF.
+ *
+ * Exit: 0 ok, 1 check failed, 2 usage, 3 setup error.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cf_auth.h"
+#include "cf_bank.h"
+#include "cf_layout.h"
+#include "cf_session.h"
+#include "cf_words.h"
+
+#define TIMEOUT_MS 5000
+
+struct conn_opts {
+	const char *cf, *key_file, *transport;
+	uint8_t key[CF_KEY_LEN];
+	uint32_t systems;
+	uint64_t rounds;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int parse_conn(int argc, char **argv, struct conn_opts *o)
+{
+	o->transport = getenv("CF_TRANSPORT") ? getenv("CF_TRANSPORT") : "tcp";
+	o->systems = 3;
+	o->rounds = 500;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v)
+			return -EINVAL;
+		if (!strcmp(a, "--cf"))
+			o->cf = v;
+		else if (!strcmp(a, "--cluster-key"))
+			o->key_file = v;
+		else if (!strcmp(a, "--transport"))
+			o->transport = v;
+		else if (!strcmp(a, "--systems"))
+			o->systems = (uint32_t)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--rounds"))
+			o->rounds = strtoull(v, NULL, 10);
+		else
+			return -EINVAL;
+		i++;
+	}
+	if (!o->cf || !o->key_file || o->systems < 2 || o->systems > 60 || !o->rounds)
+		return -EINVAL;
+	if (cf_auth_init())
+		return -EIO;
+	return cf_key_load(o->key_file, o->key);
+}
+
+static void slot_name(char out[CF_NAME_MAX], const char in[CF_NAME_MAX])
+{
+	memcpy(out, in, CF_NAME_MAX);
+	out[CF_NAME_MAX - 1] = 0;
+	if (!out[0])
+		strcpy(out, "?");
+}
+
+static int cmd_status(struct conn_opts *o)
+{
+	struct cf_session s;
+	struct cf_header h;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	r = cf_session_open(&s, o->transport, o->cf, o->key, CF_ROLE_CONSOLE, TIMEOUT_MS);
+	if (r) {
+		fprintf(stderr, "status: connect %s: %s\n", o->cf, strerror(-r));
+		return 3;
+	}
+	r = cf_session_read(&s, 0, &h, sizeof(h));
+	if (r)
+		goto out_err;
+	printf("gen %" PRIu64 " policy %" PRIu64 "\n", h.generation, h.policy);
+	const struct cf_image_map *m = &s.map;
+	uint32_t nsys = m->geo.max_systems, ninst = m->geo.max_instances;
+	struct cf_sys_slot *ss = calloc(nsys, sizeof(*ss));
+	if (!ss) {
+		r = -ENOMEM;
+		goto out_err;
+	}
+	for (uint32_t i = 0; i < nsys && !r; i++) {
+		struct cf_hb_slot hb;
+		char nm[CF_NAME_MAX];
+		r = cf_session_read(&s, cf_sys_off(m, i), &ss[i], sizeof(ss[i]));
+		if (!r)
+			r = cf_session_read(&s, cf_hb_off(m, i), &hb, sizeof(hb));
+		if (r || cf_sysword_state(ss[i].state) == CF_SYS_FREE)
+			continue;
+		slot_name(nm, ss[i].name);
+		printf("sys %u %s %s %u pid=%" PRIu64 " commits=%" PRIu64 "\n", i, nm,
+		       cf_sys_state_str(cf_sysword_state(ss[i].state)), cf_sysword_epoch(ss[i].state), ss[i].pid,
+		       hb.commits);
+	}
+	for (uint32_t i = 0; i < ninst && !r; i++) {
+		struct cf_inst_slot is;
+		struct cf_rinfo_slot ri;
+		char nm[CF_NAME_MAX], owner[CF_NAME_MAX], home[CF_NAME_MAX];
+		r = cf_session_read(&s, cf_inst_off(m, i), &is, sizeof(is));
+		if (!r)
+			r = cf_session_read(&s, cf_rinfo_off(m, i), &ri, sizeof(ri));
+		if (r || cf_reg_state(is.reg) == CF_REG_FREE)
+			continue;
+		slot_name(nm, is.name);
+		strcpy(owner, "-");
+		int stale = 0;
+		if (cf_reg_state(is.reg) == CF_REG_ACTIVE && cf_reg_owner(is.reg) < nsys) {
+			slot_name(owner, ss[cf_reg_owner(is.reg)].name);
+			stale = cf_reg_owner_stale(is.reg, ss[cf_reg_owner(is.reg)].state);
+		}
+		if (is.home_sys < nsys)
+			slot_name(home, ss[is.home_sys].name);
+		else
+			strcpy(home, "-");
+		printf("inst %u %s %s %s %u %u home=%s stale=%d phase=%" PRIu64 "\n", i, nm,
+		       cf_reg_state_str(cf_reg_state(is.reg)), owner, cf_reg_epoch(is.reg), cf_reg_incident(is.reg), home,
+		       stale, ri.phase);
+	}
+	free(ss);
+	if (r)
+		goto out_err;
+	cf_session_close(&s);
+	return 0;
+out_err:
+	fprintf(stderr, "status: read: %s\n", strerror(-r));
+	cf_session_close(&s);
+	return 3;
+}
+
+/* ---- registration storm ---- */
+
+struct racer {
+	struct cf_session s;
+	pthread_t thr;
+	uint32_t idx;
+	int won;
+	int err;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t round;     /* bumped to start a round */
+	uint32_t done;      /* racers finished this round */
+	uint64_t failed_reg; /* the word to CAS from */
+	uint32_t inst;
+	atomic_int go;      /* spin barrier: racers CAS as close together as possible */
+	atomic_uint ready;
+	bool quit;
+} st = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void *racer_main(void *arg)
+{
+	struct racer *rc = arg;
+	uint64_t seen = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&st.mu);
+		while (st.round == seen && !st.quit)
+			pthread_cond_wait(&st.cv, &st.mu);
+		if (st.quit) {
+			pthread_mutex_unlock(&st.mu);
+			return NULL;
+		}
+		seen = st.round;
+		uint64_t failed = st.failed_reg;
+		uint32_t inst = st.inst;
+		pthread_mutex_unlock(&st.mu);
+
+		atomic_fetch_add(&st.ready, 1);
+		while (!atomic_load(&st.go))
+			sched_yield();
+		uint64_t mine = cf_reg_active(rc->s.sys, rc->s.epoch, cf_reg_incident(failed)), old = 0;
+		int r = cf_session_cas(&rc->s, cf_inst_off(&rc->s.map, inst), failed, mine, &old);
+		rc->err = r;
+		rc->won = !r && old == failed;
+
+		pthread_mutex_lock(&st.mu);
+		st.done++;
+		pthread_cond_broadcast(&st.cv);
+		pthread_mutex_unlock(&st.mu);
+	}
+}
+
+static int read_reg(struct cf_session *s, uint32_t inst, uint64_t *reg)
+{
+	return cf_session_read(s, cf_inst_off(&s->map, inst), reg, sizeof(*reg));
+}
+
+static int cmd_storm(struct conn_opts *o)
+{
+	struct racer *rs = calloc(o->systems, sizeof(*rs));
+	struct cf_session victim, console;
+	struct cf_inst_info info;
+	uint64_t wins_total = 0, t0 = now_ns();
+	int rc = 3, r;
+	uint32_t started = 0;
+	char name[CF_NAME_MAX];
+
+	memset(&victim, 0, sizeof(victim));
+	memset(&console, 0, sizeof(console));
+	if (!rs)
+		return 3;
+	r = cf_session_open(&console, o->transport, o->cf, o->key, CF_ROLE_CONSOLE, TIMEOUT_MS);
+	if (r) {
+		fprintf(stderr, "storm: console connect: %s\n", strerror(-r));
+		goto out;
+	}
+	for (uint32_t i = 0; i < o->systems; i++) {
+		rs[i].idx = i;
+		snprintf(name, sizeof(name), "RACE%u", i);
+		r = cf_session_open(&rs[i].s, o->transport, o->cf, o->key, CF_ROLE_SYSTEM, TIMEOUT_MS);
+		if (!r)
+			r = cf_session_join(&rs[i].s, name, "localhost", (uint64_t)getpid(), 0);
+		if (r) {
+			fprintf(stderr, "storm: join %s: %s\n", name, strerror(-r));
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < o->systems; i++) {
+		if (pthread_create(&rs[i].thr, NULL, racer_main, &rs[i])) {
+			fprintf(stderr, "storm: pthread_create failed\n");
+			goto out_threads;
+		}
+		started++;
+	}
+	for (uint64_t round = 1; round <= o->rounds; round++) {
+		uint64_t reg, deadline;
+
+		/* the victim: a new incarnation each round, owns STORM, dies */
+		r = cf_session_open(&victim, o->transport, o->cf, o->key, CF_ROLE_SYSTEM, TIMEOUT_MS);
+		if (!r)
+			r = cf_session_join(&victim, "VICTIM", "localhost", (uint64_t)getpid(), 0);
+		if (!r)
+			r = cf_session_inst_open(&victim, "STORM", &info);
+		if (!r)
+			r = read_reg(&victim, info.index, &reg);
+		if (r) {
+			fprintf(stderr, "storm: round %" PRIu64 ": victim setup: %s\n", round, strerror(-r));
+			goto out_threads;
+		}
+		/* wait until the previous round's unregister is visible, then take it */
+		deadline = now_ns() + 5000000000ull;
+		while (cf_reg_state(reg) != CF_REG_CLEAN && now_ns() < deadline) {
+			usleep(200);
+			if ((r = read_reg(&victim, info.index, &reg)))
+				break;
+		}
+		if (r || cf_reg_state(reg) != CF_REG_CLEAN) {
+			fprintf(stderr, "storm: round %" PRIu64 ": STORM not INACTIVE_CLEAN (%s): %s\n", round,
+				cf_reg_state_str(cf_reg_state(reg)), strerror(r ? -r : EBUSY));
+			rc = 1;
+			goto out_threads;
+		}
+		uint64_t mine = cf_reg_active(victim.sys, victim.epoch, cf_reg_incident(reg)), old;
+		r = cf_session_cas(&victim, cf_inst_off(&victim.map, info.index), reg, mine, &old);
+		if (r || old != reg) {
+			fprintf(stderr, "storm: round %" PRIu64 ": victim claim failed (%s, old %#" PRIx64 ")\n", round,
+				strerror(r ? -r : EBUSY), old);
+			rc = 1;
+			goto out_threads;
+		}
+		/* die: the connection closes without GOODBYE */
+		cf_session_close(&victim);
+		memset(&victim, 0, sizeof(victim));
+		deadline = now_ns() + 5000000000ull;
+		do {
+			if ((r = read_reg(&console, info.index, &reg)))
+				break;
+			if (cf_reg_state(reg) == CF_REG_FAILED)
+				break;
+			usleep(100);
+		} while (now_ns() < deadline);
+		if (r || cf_reg_state(reg) != CF_REG_FAILED) {
+			fprintf(stderr, "storm: round %" PRIu64 ": STORM not marked INACTIVE_FAILED after the victim died (%s)\n",
+				round, cf_reg_state_str(cf_reg_state(reg)));
+			rc = 1;
+			goto out_threads;
+		}
+		/* the race */
+		atomic_store(&st.go, 0);
+		atomic_store(&st.ready, 0);
+		pthread_mutex_lock(&st.mu);
+		st.failed_reg = reg;
+		st.inst = info.index;
+		st.done = 0;
+		st.round = round;
+		pthread_cond_broadcast(&st.cv);
+		pthread_mutex_unlock(&st.mu);
+		while (atomic_load(&st.ready) < o->systems)
+			sched_yield();
+		atomic_store(&st.go, 1);
+		pthread_mutex_lock(&st.mu);
+		while (st.done < o->systems)
+			pthread_cond_wait(&st.cv, &st.mu);
+		pthread_mutex_unlock(&st.mu);
+
+		uint32_t wins = 0, winner = 0;
+		for (uint32_t i = 0; i < o->systems; i++) {
+			if (rs[i].err) {
+				fprintf(stderr, "storm: round %" PRIu64 ": RACE%u CAS error %s\n", round, i,
+					strerror(-rs[i].err));
+				rc = 3;
+				goto out_threads;
+			}
+			if (rs[i].won) {
+				wins++;
+				winner = i;
+			}
+		}
+		if (wins != 1) {
+			fprintf(stderr, "storm: round %" PRIu64 ": %u counterparts won the registration (expected exactly 1)\n",
+				round, wins);
+			rc = 1;
+			goto out_threads;
+		}
+		wins_total++;
+		/* the word must name the winner */
+		if ((r = read_reg(&console, info.index, &reg)) || cf_reg_state(reg) != CF_REG_ACTIVE ||
+		    cf_reg_owner(reg) != rs[winner].s.sys) {
+			fprintf(stderr, "storm: round %" PRIu64 ": word %#" PRIx64 " does not name the winner RACE%u\n", round,
+				reg, winner);
+			rc = 1;
+			goto out_threads;
+		}
+		char msg[128] = "";
+		r = cf_session_inst_unreg(&rs[winner].s, info.index, msg, sizeof(msg));
+		if (r) {
+			fprintf(stderr, "storm: round %" PRIu64 ": unregister by RACE%u: %s %s\n", round, winner,
+				strerror(-r), msg);
+			rc = 1;
+			goto out_threads;
+		}
+		cf_session_forget_inst(&rs[winner].s, info.index);
+		if (round % 100 == 0)
+			fprintf(stderr, "storm: %" PRIu64 " rounds, exactly one counterpart each\n", round);
+	}
+	printf("storm: %" PRIu64 " races among %u systems, exactly one counterpart each time (%.1f races/s)\n",
+	       wins_total, o->systems, (double)wins_total * 1e9 / (double)(now_ns() - t0));
+	rc = 0;
+out_threads:
+	pthread_mutex_lock(&st.mu);
+	st.quit = true;
+	pthread_cond_broadcast(&st.cv);
+	pthread_mutex_unlock(&st.mu);
+	atomic_store(&st.go, 1);
+	for (uint32_t i = 0; i < started; i++)
+		pthread_join(rs[i].thr, NULL);
+out:
+	cf_session_close(&victim);
+	for (uint32_t i = 0; i < o->systems; i++) {
+		if (rs[i].s.conn)
+			(void)cf_session_goodbye(&rs[i].s);
+		cf_session_close(&rs[i].s);
+	}
+	cf_session_close(&console);
+	free(rs);
+	return rc;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: cf_fault_tool mkdata DIR ACCOUNTS BALANCE | verify DIR |\n"
+			"       status --cf H:P --cluster-key F [--transport T] |\n"
+			"       storm --cf H:P --cluster-key F --systems N --rounds R [--transport T]\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct conn_opts o;
+
+	memset(&o, 0, sizeof(o));
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	if (!strcmp(argv[1], "mkdata") && argc == 5) {
+		int r = cf_bank_mkdata(argv[2], strtoull(argv[3], NULL, 10), strtoll(argv[4], NULL, 10));
+		if (r)
+			fprintf(stderr, "mkdata %s: %s\n", argv[2], strerror(-r));
+		return r ? 3 : 0;
+	}
+	if (!strcmp(argv[1], "verify") && argc == 3)
+		return cf_bank_verify(argv[2], false, 0, false, stdout) ? 1 : 0;
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "storm")) {
+		int r = parse_conn(argc - 2, argv + 2, &o);
+		if (r) {
+			if (r == -EINVAL)
+				usage();
+			else
+				fprintf(stderr, "cf_fault_tool: %s\n", strerror(-r));
+			return 2;
+		}
+		return !strcmp(argv[1], "status") ? cmd_status(&o) : cmd_storm(&o);
+	}
+	usage();
+	return 2;
+}
