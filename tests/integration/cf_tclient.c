@@ -555,6 +555,12 @@ static int cmd_hold(int argc, char **argv)
 			printf("DEAD %s\n", strerror(-r));
 			return 2;
 		}
+		if (r == 0) {
+			printf("EVENT %s sys %u epoch %u inst %u reg %s/%u policy %" PRIu64 " cause %u\n",
+			       cf_event_type_str(ev.type), ev.sys, ev.epoch, ev.inst,
+			       cf_reg_state_str(cf_reg_state(ev.reg)), cf_reg_incident(ev.reg), ev.policy, ev.cause);
+			fflush(stdout);
+		}
 	}
 	return 0;
 }
@@ -667,6 +673,114 @@ static int cmd_dump(int argc, char **argv)
 	return 0;
 }
 
+/* policy auto|operator: console POLICY_SET, then the header word */
+static int cmd_policy(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_policy_msg m = {0};
+	struct cf_status st;
+	uint64_t w;
+	int r;
+
+	CHECK(argc >= 1, "usage: policy auto|operator|NUMBER");
+	m.policy = !strcmp(argv[0], "auto") ? CF_POLICY_AUTO
+		   : !strcmp(argv[0], "operator") ? CF_POLICY_OPERATOR : (uint32_t)atoi(argv[0]);
+	open_console(&s);
+	r = cf_session_rpc(&s, CF_CTRL_POLICY_SET, &m, sizeof(m), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+	CHECK(r == 0, "rpc: %s", strerror(-r));
+	r = cf_session_read(&s, offsetof(struct cf_header, policy), &w, 8);
+	CHECK(r == 0, "read");
+	printf("%d %s policy=%" PRIu64 "\n", st.status, st.msg, w);
+	cf_session_close(&s);
+	return 0;
+}
+
+/* recover INST [ON]: console RECOVER; prints "STATUS SYS MSG" */
+static int cmd_recover(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_recover m;
+	struct cf_recover_r rr;
+	int r;
+
+	CHECK(argc >= 1, "usage: recover INST [ON]");
+	memset(&m, 0, sizeof(m));
+	memset(&rr, 0, sizeof(rr));
+	strncpy(m.inst, argv[0], CF_NAME_MAX - 1);
+	if (argc > 1)
+		strncpy(m.on, argv[1], CF_NAME_MAX - 1);
+	open_console(&s);
+	r = cf_session_rpc(&s, CF_CTRL_RECOVER, &m, sizeof(m), CF_CTRL_RECOVER_R, &rr, sizeof(rr), 5000);
+	CHECK(r == 0, "rpc: %s", strerror(-r));
+	rr.msg[sizeof(rr.msg) - 1] = 0;
+	printf("%d %u %s\n", rr.status, rr.sys, rr.msg);
+	cf_session_close(&s);
+	return 0;
+}
+
+/* orphan NAME INST: register INST under a wrong (future) epoch of our own system, then leave */
+static int cmd_orphan(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_inst_info info;
+	uint64_t w, old;
+	int r;
+
+	CHECK(argc >= 2, "usage: orphan NAME INST");
+	open_sys(&s, argv[0]);
+	r = cf_session_inst_open(&s, argv[1], &info);
+	CHECK(r == 0, "inst open");
+	CHECK(cf_session_read(&s, cf_inst_off(&s.map, info.index), &w, 8) == 0, "read");
+	r = cf_session_cas(&s, cf_inst_off(&s.map, info.index), w,
+			   cf_reg_active(s.sys, s.epoch + 7, cf_reg_incident(w)), &old);
+	CHECK(r == 0 && old == w, "cas");
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	printf("OK orphan\n");
+	return 0;
+}
+
+/* readmit NAME: a second JOIN of the same name fences the first incarnation */
+static int cmd_readmit(int argc, char **argv)
+{
+	struct cf_session a, b;
+	uint64_t old;
+	int r;
+
+	CHECK(argc >= 1, "usage: readmit NAME");
+	open_sys(&a, argv[0]);
+	CHECK(cf_session_faa(&a, lock_off(&a, 20), 1, &old) == 0, "faa a");
+	open_sys(&b, argv[0]);
+	CHECK(b.sys == a.sys && b.epoch == a.epoch + 1, "new incarnation: sys %u/%u epoch %u/%u", a.sys, b.sys,
+	      a.epoch, b.epoch);
+	r = cf_session_faa(&a, lock_off(&a, 20), 1, &old);
+	CHECK(r < 0, "the old incarnation can still operate (%d)", r);
+	CHECK(a.dead < 0, "old session not marked dead");
+	r = cf_session_faa(&b, lock_off(&b, 20), 1, &old);
+	CHECK(r == 0 && old == 1, "new incarnation: r=%d old=%" PRIu64, r, old);
+	CHECK(cf_session_goodbye(&b) == 0, "goodbye");
+	cf_session_close(&a);
+	cf_session_close(&b);
+	printf("OK readmit %u -> %u\n", a.epoch, b.epoch);
+	return 0;
+}
+
+/* goodbye-active NAME INST: a GOODBYE while owning an ACTIVE instance is a failure */
+static int cmd_goodbye_active(int argc, char **argv)
+{
+	struct cf_session s;
+	int r;
+
+	CHECK(argc >= 2, "usage: goodbye-active NAME INST");
+	open_sys(&s, argv[0]);
+	take_inst(&s, argv[1], 1);
+	r = cf_session_goodbye(&s);
+	CHECK(r < 0, "goodbye with an ACTIVE instance accepted");
+	cf_session_close(&s);
+	printf("OK goodbye-active (%s)\n", strerror(-r));
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -674,7 +788,8 @@ static const struct {
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"grants", cmd_grants}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
-	{"dump", cmd_dump},
+	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
+	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active},
 };
 
 int main(int argc, char **argv)
