@@ -521,6 +521,8 @@ void cf_inst_ctx_detach(struct cf_inst_ctx *ic)
 {
 	if (!ic || !ic->attached)
 		return;
+	if (ic->s && !ic->s->dead)
+		(void)cf_session_drain(ic->s); /* posted entry clears and END records reach the CF */
 	cf_lock_table_fini(&ic->locks);
 	cf_log_detach(&ic->log);
 	cf_data_close(&ic->data);

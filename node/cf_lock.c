@@ -352,9 +352,13 @@ static void backoff_sleep(struct cf_lock_table *t, uint64_t *ns)
 
 static void drop_entry(struct cf_lock_table *t, int32_t e)
 {
-	/* The entry was written to the CF before a CAS that did not take the class: clear it. */
+	/*
+	 * The entry was written to the CF before a CAS that did not take the class:
+	 * clear it (awaited: this is the slow path, and a stale entry would show in
+	 * cfctl status until the next recovery or clean start).
+	 */
 	(void)io_write(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &zero_entry,
-		       sizeof(zero_entry), true);
+		       sizeof(zero_entry), false);
 	name_free(t, e, false);
 }
 

@@ -1,1 +1,605 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * cfctl - the operator console.
+ *
+ *   cfctl status  --cf ADDR --cluster-key FILE [--json]
+ *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
+ *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
+ *   cfctl verify  --data DIR [--total T] [--json]
+ *   cfctl mkdata  --data DIR --accounts N --balance B
+ *   cfctl keygen  > FILE
+ *
+ * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
+ * 2 usage, 69 CF unavailable, 77 cluster key refused.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cf_auth.h"
+#include "cf_bank.h"
+#include "cf_lock.h"
+#include "cf_recovery.h"
+#include "cf_session.h"
+#include "cf_util.h"
+#include "cf_words.h"
+
+#define EX_FAIL 1
+#define EX_USAGE_ 2
+#define EX_UNAVAILABLE_ 69
+#define EX_KEY 77
+#define READ_CHUNK 32768u
+#define MAX_NAMES_SHOWN 8u
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cfctl COMMAND [options]\n"
+		"\n"
+		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
+		"          systems, instances, locks held, log use, recovery in progress\n"
+		"  recover INSTANCE [--on SYSTEM] --cf HOST:PORT --cluster-key FILE\n"
+		"          start peer recovery of a failed instance (policy operator)\n"
+		"  policy  auto|operator --cf HOST:PORT --cluster-key FILE\n"
+		"          switch the cluster's recovery policy\n"
+		"  verify  --data DIR [--total T] [--json]\n"
+		"          every record's crc valid and the bank total equal to T (default: the\n"
+		"          total recorded at mkdata); exit 0 when it holds, 1 when not\n"
+		"  mkdata  --data DIR --accounts N --balance B\n"
+		"          create the bank's record file DIR/f0.cfd (N accounts of balance B)\n"
+		"  keygen  print a new cluster key (64 hex digits) on stdout\n"
+		"\n"
+		"Exit codes: 0 ok, 1 failed or refused, 2 usage, 69 CF unavailable, 77 cluster key refused.\n");
+}
+
+struct opts {
+	const char *cf, *key, *transport, *data, *on;
+	bool json, have_total;
+	int64_t total;
+	uint64_t accounts;
+	int64_t balance;
+	bool have_accounts, have_balance;
+};
+
+static int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || !*s || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int open_console(const struct opts *o, struct cf_session *s)
+{
+	uint8_t key[CF_KEY_LEN];
+	int r;
+
+	if (!o->cf || !o->key) {
+		fprintf(stderr, "cfctl: --cf and --cluster-key are required\n");
+		return EX_USAGE_;
+	}
+	if (cf_auth_init()) {
+		fprintf(stderr, "cfctl: libsodium failed to start\n");
+		return EX_FAIL;
+	}
+	r = cf_key_load(o->key, key);
+	if (r) {
+		fprintf(stderr, "cfctl: cannot use cluster key %s: %s\n", o->key,
+			r == -EINVAL ? "not 64 hex digits or 32 raw bytes" : strerror(-r));
+		return EX_FAIL;
+	}
+	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 3000);
+	sodium_memzero(key, sizeof(key));
+	if (!r)
+		return 0;
+	switch (r) {
+	case -EPERM:
+	case -EACCES:
+		fprintf(stderr, "cfctl: CF %s refused the cluster key\n", o->cf);
+		return EX_KEY;
+	case -ECONNREFUSED:
+	case -ETIMEDOUT:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -ENOENT:
+		fprintf(stderr, "cfctl: CF %s unavailable: %s\n", o->cf, strerror(-r));
+		return EX_UNAVAILABLE_;
+	default:
+		fprintf(stderr, "cfctl: connect to %s: %s\n", o->cf, strerror(-r));
+		return EX_FAIL;
+	}
+}
+
+static int read_range(struct cf_session *s, uint64_t off, void *buf, uint64_t len)
+{
+	for (uint64_t p = 0; p < len; p += READ_CHUNK) {
+		uint32_t n = (uint32_t)(len - p < READ_CHUNK ? len - p : READ_CHUNK);
+		int r = cf_session_read(s, off + p, (uint8_t *)buf + p, n);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void name_of(const char *field, char out[CF_NAME_MAX])
+{
+	memcpy(out, field, CF_NAME_MAX);
+	out[CF_NAME_MAX - 1] = 0;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static const char *cause_str(uint64_t c)
+{
+	switch (c) {
+	case CF_FAIL_NONE: return "-";
+	case CF_FAIL_CONN_LOST: return "connection lost";
+	case CF_FAIL_HB_TIMEOUT: return "heartbeat timeout";
+	case CF_FAIL_READMIT: return "re-admitted";
+	case CF_FAIL_PROTOCOL: return "protocol error";
+	}
+	return "?";
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull) };
+	nanosleep(&ts, NULL);
+}
+
+static int cmd_status(const struct opts *o)
+{
+	struct cf_session s;
+	const struct cf_image_map *m;
+	struct cf_header hdr;
+	struct cf_sys_slot *sys = NULL;
+	struct cf_hb_slot *hb1 = NULL, *hb2 = NULL;
+	struct cf_inst_slot *inst = NULL;
+	struct cf_rinfo_slot *ri = NULL;
+	struct cf_rec_entry *recs = NULL;
+	uint64_t gap_ns, now = cf_real_ns();
+	int rc, r;
+
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	m = &s.map;
+	sys = calloc(m->geo.max_systems, sizeof(*sys));
+	hb1 = calloc(m->geo.max_systems, sizeof(*hb1));
+	hb2 = calloc(m->geo.max_systems, sizeof(*hb2));
+	inst = calloc(m->geo.max_instances, sizeof(*inst));
+	ri = calloc(m->geo.max_instances, sizeof(*ri));
+	recs = malloc(m->records_size);
+	if (!sys || !hb1 || !hb2 || !inst || !ri || !recs) {
+		fprintf(stderr, "cfctl: out of memory\n");
+		rc = EX_FAIL;
+		goto out;
+	}
+	/* Heartbeat age: two reads of the counters, 2h apart. */
+	gap_ns = 2 * (s.welcome.hb_interval_ns ? s.welcome.hb_interval_ns : 5000000ull);
+	r = read_range(&s, 0, &hdr, sizeof(hdr));
+	if (!r)
+		r = read_range(&s, m->off_heartbeats, hb1, m->geo.max_systems * sizeof(*hb1));
+	if (!r) {
+		sleep_ns(gap_ns);
+		r = read_range(&s, m->off_heartbeats, hb2, m->geo.max_systems * sizeof(*hb2));
+	}
+	if (!r)
+		r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
+	if (!r)
+		r = read_range(&s, m->off_instances, inst, m->geo.max_instances * sizeof(*inst));
+	if (!r)
+		r = read_range(&s, m->off_rinfo, ri, m->geo.max_instances * sizeof(*ri));
+	if (r) {
+		fprintf(stderr, "cfctl: reading the CF image: %s\n", strerror(-r));
+		rc = EX_FAIL;
+		goto out;
+	}
+	if (o->json) {
+		printf("{\"generation\":%" PRIu64 ",\"policy\":\"%s\",\"hb_interval_ms\":%.3f,\"hb_timeout_ms\":%.3f,",
+		       hdr.generation, hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto",
+		       (double)s.welcome.hb_interval_ns / 1e6, (double)s.welcome.hb_timeout_ns / 1e6);
+		printf("\"systems\":[");
+	} else {
+		printf("CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n\n", hdr.generation,
+		       hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
+		       (double)s.welcome.hb_timeout_ns / 1e6);
+		printf("%-3s %-15s %-7s %6s %-10s %12s %-16s %8s  %s\n", "#", "SYSTEM", "STATE", "EPOCH", "HEARTBEAT",
+		       "HB", "HOST", "PID", "FAILURE");
+	}
+	bool first = true;
+	for (uint32_t i = 0; i < m->geo.max_systems; i++) {
+		char name[CF_NAME_MAX], host[CF_HOST_MAX];
+		enum cf_sys_state st = cf_sysword_state(sys[i].state);
+		const char *beat;
+		if (st == CF_SYS_FREE && !sys[i].name[0])
+			continue;
+		name_of(sys[i].name, name);
+		memcpy(host, sys[i].host, sizeof(host));
+		host[sizeof(host) - 1] = 0;
+		beat = st != CF_SYS_ACTIVE ? "-" : hb2[i].hb != hb1[i].hb ? "beating" : "SILENT";
+		if (o->json) {
+			printf("%s{\"index\":%u,\"name\":", first ? "" : ",", i);
+			json_str(stdout, name);
+			printf(",\"state\":\"%s\",\"epoch\":%u,\"heartbeat\":\"%s\",\"hb\":%" PRIu64
+			       ",\"hb_per_s\":%.0f,\"host\":",
+			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb,
+			       (double)(hb2[i].hb - hb1[i].hb) * 1e9 / (double)gap_ns);
+			json_str(stdout, host);
+			printf(",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f,\"commits\":%" PRIu64
+			       ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64 "}",
+			       sys[i].pid, cause_str(sys[i].fail_cause),
+			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0,
+			       hb2[i].commits, hb2[i].aborts, hb2[i].inflight);
+		} else {
+			printf("%-3u %-15s %-7s %6u %-10s %12" PRIu64 " %-16.16s %8" PRIu64 "  %s\n", i, name,
+			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb, host, sys[i].pid,
+			       st == CF_SYS_FAILED ? cause_str(sys[i].fail_cause) : "");
+		}
+		first = false;
+	}
+	if (o->json)
+		printf("],\"instances\":[");
+	else
+		printf("\n%-3s %-15s %-15s %-15s %6s %8s %-15s %10s %8s %7s %6s  %s\n", "#", "INSTANCE", "STATE", "OWNER",
+		       "EPOCH", "INCIDENT", "HOME", "LOG BYTES", "COMMITS", "ABORTS", "LOCKS", "RECOVERY");
+	first = true;
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		char name[CF_NAME_MAX], owner[CF_NAME_MAX] = "-", home[CF_NAME_MAX] = "-", cp[CF_NAME_MAX] = "-";
+		uint64_t w = inst[i].reg;
+		enum cf_reg_state st = cf_reg_state(w);
+		const struct cf_hb_slot *h = NULL;
+		uint32_t nlocks = 0;
+		char rec[96] = "";
+		if (st == CF_REG_FREE && !inst[i].name[0])
+			continue;
+		name_of(inst[i].name, name);
+		if (st == CF_REG_ACTIVE && cf_reg_owner(w) < m->geo.max_systems)
+			name_of(sys[cf_reg_owner(w)].name, owner);
+		if (inst[i].home_sys < m->geo.max_systems) {
+			name_of(sys[inst[i].home_sys].name, home);
+			if (hb2[inst[i].home_sys].home_inst == (uint64_t)i + 1)
+				h = &hb2[inst[i].home_sys];
+		}
+		/* the status riding on a heartbeat is current only while its owner is the home system */
+		if (h && !(st == CF_REG_ACTIVE && cf_reg_owner(w) == inst[i].home_sys))
+			h = NULL;
+		r = read_range(&s, cf_rec_off(m, i), recs, m->records_size);
+		if (r) {
+			fprintf(stderr, "cfctl: reading the record list of %s: %s\n", name, strerror(-r));
+			rc = EX_FAIL;
+			goto out;
+		}
+		for (uint32_t k = 0; k < m->geo.record_entries; k++)
+			nlocks += recs[k].used != 0;
+		if (ri[i].counterpart && ri[i].counterpart <= m->geo.max_systems)
+			name_of(sys[ri[i].counterpart - 1].name, cp);
+		if (ri[i].phase != CF_PHASE_NONE) {
+			uint64_t end = ri[i].end_ns ? ri[i].end_ns : now;
+			snprintf(rec, sizeof(rec), "%s by %s, incident %" PRIu64 ", %.1f ms",
+				 cf_phase_str((enum cf_phase)ri[i].phase), cp, ri[i].incident,
+				 end > ri[i].start_ns ? (double)(end - ri[i].start_ns) / 1e6 : 0.0);
+		}
+		if (o->json) {
+			uint32_t shown = 0;
+			printf("%s{\"index\":%u,\"name\":", first ? "" : ",", i);
+			json_str(stdout, name);
+			printf(",\"state\":\"%s\",\"owner\":", cf_reg_state_str(st));
+			json_str(stdout, owner);
+			printf(",\"owner_epoch\":%u,\"incident\":%u,\"home\":", cf_reg_epoch(w), cf_reg_incident(w));
+			json_str(stdout, home);
+			printf(",\"locks_held\":%u,\"lock_names\":[", nlocks);
+			for (uint32_t k = 0; k < m->geo.record_entries && shown < 64; k++) {
+				char n[CF_RES_NAME_MAX + 1];
+				if (!recs[k].used)
+					continue;
+				memcpy(n, recs[k].name, CF_RES_NAME_MAX);
+				n[CF_RES_NAME_MAX] = 0;
+				printf("%s{\"name\":", shown ? "," : "");
+				json_str(stdout, n);
+				printf(",\"mode\":\"%s\",\"class\":%" PRIu64 "}", recs[k].used == 1u + CF_LOCK_X ? "X" : "S",
+				       recs[k].klass);
+				shown++;
+			}
+			printf("]");
+			if (h)
+				printf(",\"log_used\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64
+				       ",\"inflight\":%" PRIu64,
+				       h->log_used, h->commits, h->aborts, h->inflight);
+			printf(",\"recovery\":{\"phase\":\"%s\",\"counterpart\":",
+			       cf_phase_str((enum cf_phase)(ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0)));
+			json_str(stdout, cp);
+			printf(",\"incident\":%" PRIu64 ",\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
+			       ",\"txns_backed_out\":%" PRIu64 ",\"locks_released\":%" PRIu64 ",\"phase_us\":{",
+			       ri[i].incident, ri[i].start_ns, ri[i].end_ns, ri[i].txns_backed_out, ri[i].locks_released);
+			for (int p = CF_PHASE_DETECT; p < CF_PHASE_COUNT; p++)
+				printf("%s\"%s\":%u", p == CF_PHASE_DETECT ? "" : ",", cf_phase_str((enum cf_phase)p),
+				       ri[i].phase_us[p]);
+			printf("}}}");
+		} else {
+			char lb[24] = "-", cm[24] = "-", ab[24] = "-";
+			if (h) {
+				snprintf(lb, sizeof(lb), "%" PRIu64, h->log_used);
+				snprintf(cm, sizeof(cm), "%" PRIu64, h->commits);
+				snprintf(ab, sizeof(ab), "%" PRIu64, h->aborts);
+			}
+			printf("%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
+			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, nlocks, rec);
+			if (nlocks) {
+				uint32_t shown = 0;
+				printf("      locks:");
+				for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_SHOWN; k++) {
+					if (!recs[k].used)
+						continue;
+					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name,
+					       recs[k].used == 1u + CF_LOCK_X ? "X" : "S");
+					shown++;
+				}
+				printf("%s\n", nlocks > shown ? " ..." : "");
+			}
+		}
+		first = false;
+	}
+	if (o->json)
+		printf("]}\n");
+	rc = 0;
+out:
+	free(sys);
+	free(hb1);
+	free(hb2);
+	free(inst);
+	free(ri);
+	free(recs);
+	cf_session_close(&s);
+	return rc;
+}
+
+static int cmd_recover(const struct opts *o, const char *instname)
+{
+	struct cf_session s;
+	struct cf_recover req;
+	struct cf_recover_r rep;
+	int rc, r;
+
+	if (cf_name_check(instname) || (o->on && cf_name_check(o->on))) {
+		fprintf(stderr, "cfctl: bad name: 1-15 characters of [A-Za-z0-9_.-]\n");
+		return EX_USAGE_;
+	}
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	memset(&req, 0, sizeof(req));
+	cf_name_put(req.inst, instname);
+	if (o->on)
+		cf_name_put(req.on, o->on);
+	r = cf_session_rpc(&s, CF_CTRL_RECOVER, &req, sizeof(req), CF_CTRL_RECOVER_R, &rep, sizeof(rep), 5000);
+	cf_session_close(&s);
+	if (r) {
+		fprintf(stderr, "cfctl: recover %s: %s\n", instname, strerror(-r));
+		return EX_FAIL;
+	}
+	rep.msg[sizeof(rep.msg) - 1] = 0;
+	if (rep.status) {
+		fprintf(stderr, "cfctl: recover %s refused: %s\n", instname, rep.msg[0] ? rep.msg : strerror(-rep.status));
+		return EX_FAIL;
+	}
+	printf("%s\n", rep.msg[0] ? rep.msg : "recovery requested");
+	return 0;
+}
+
+static int cmd_policy(const struct opts *o, const char *pol)
+{
+	struct cf_session s;
+	struct cf_policy_msg pm = { 0 };
+	struct cf_status st;
+	int rc, r;
+
+	if (!strcmp(pol, "auto"))
+		pm.policy = CF_POLICY_AUTO;
+	else if (!strcmp(pol, "operator"))
+		pm.policy = CF_POLICY_OPERATOR;
+	else {
+		fprintf(stderr, "cfctl: policy must be auto or operator\n");
+		return EX_USAGE_;
+	}
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	r = cf_session_rpc(&s, CF_CTRL_POLICY_SET, &pm, sizeof(pm), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+	cf_session_close(&s);
+	if (r) {
+		fprintf(stderr, "cfctl: policy %s: %s\n", pol, strerror(-r));
+		return EX_FAIL;
+	}
+	st.msg[sizeof(st.msg) - 1] = 0;
+	if (st.status) {
+		fprintf(stderr, "cfctl: policy %s refused: %s\n", pol, st.msg);
+		return EX_FAIL;
+	}
+	printf("%s\n", st.msg[0] ? st.msg : pol);
+	return 0;
+}
+
+static int cmd_verify(const struct opts *o)
+{
+	int r;
+
+	if (!o->data) {
+		fprintf(stderr, "cfctl: verify needs --data DIR\n");
+		return EX_USAGE_;
+	}
+	r = cf_bank_verify(o->data, o->have_total, o->total, o->json, stdout);
+	return r ? EX_FAIL : 0;
+}
+
+static int cmd_mkdata(const struct opts *o)
+{
+	int r;
+
+	if (!o->data || !o->have_accounts || !o->have_balance) {
+		fprintf(stderr, "cfctl: mkdata needs --data DIR --accounts N --balance B\n");
+		return EX_USAGE_;
+	}
+	if (o->accounts < 2 || o->accounts > CF_DATA_MAX_RECORDS) {
+		fprintf(stderr, "cfctl: --accounts must be 2..%llu\n", (unsigned long long)CF_DATA_MAX_RECORDS);
+		return EX_USAGE_;
+	}
+	if (mkdir(o->data, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "cfctl: mkdir %s: %s\n", o->data, strerror(errno));
+		return EX_FAIL;
+	}
+	r = cf_bank_mkdata(o->data, o->accounts, o->balance);
+	if (r) {
+		fprintf(stderr, "cfctl: mkdata %s: %s\n", o->data,
+			r == -EINVAL ? "total balance out of range" : strerror(-r));
+		return EX_FAIL;
+	}
+	printf("created %s/f0.cfd: %" PRIu64 " accounts of balance %" PRId64 " (total %" PRId64 ")\n", o->data,
+	       o->accounts, o->balance, (int64_t)o->accounts * o->balance);
+	return 0;
+}
+
+static int cmd_keygen(void)
+{
+	uint8_t key[CF_KEY_LEN];
+
+	if (cf_auth_init()) {
+		fprintf(stderr, "cfctl: libsodium failed to start\n");
+		return EX_FAIL;
+	}
+	randombytes_buf(key, sizeof(key));
+	for (unsigned i = 0; i < sizeof(key); i++)
+		printf("%02x", key[i]);
+	printf("\n");
+	sodium_memzero(key, sizeof(key));
+	return fflush(stdout) ? EX_FAIL : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON };
+	static const struct option lopts[] = {
+		{ "cf", required_argument, NULL, O_CF },
+		{ "cluster-key", required_argument, NULL, O_KEY },
+		{ "transport", required_argument, NULL, O_TRANSPORT },
+		{ "data", required_argument, NULL, O_DATA },
+		{ "total", required_argument, NULL, O_TOTAL },
+		{ "accounts", required_argument, NULL, O_ACCOUNTS },
+		{ "balance", required_argument, NULL, O_BALANCE },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "on", required_argument, NULL, O_ON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .transport = "tcp" };
+	const char *cmd, *arg = NULL;
+	int c;
+	int64_t v;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE_;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case O_CF: o.cf = optarg; break;
+		case O_KEY: o.key = optarg; break;
+		case O_TRANSPORT:
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "verbs")) {
+				fprintf(stderr, "cfctl: --transport must be tcp or verbs\n");
+				return EX_USAGE_;
+			}
+			o.transport = optarg;
+			break;
+		case O_DATA: o.data = optarg; break;
+		case O_TOTAL:
+			if (parse_i64(optarg, &o.total)) {
+				fprintf(stderr, "cfctl: --total must be an integer\n");
+				return EX_USAGE_;
+			}
+			o.have_total = true;
+			break;
+		case O_ACCOUNTS:
+			if (parse_i64(optarg, &v) || v < 2) {
+				fprintf(stderr, "cfctl: --accounts must be an integer >= 2\n");
+				return EX_USAGE_;
+			}
+			o.accounts = (uint64_t)v;
+			o.have_accounts = true;
+			break;
+		case O_BALANCE:
+			if (parse_i64(optarg, &o.balance)) {
+				fprintf(stderr, "cfctl: --balance must be an integer\n");
+				return EX_USAGE_;
+			}
+			o.have_balance = true;
+			break;
+		case O_JSON: o.json = true; break;
+		case O_ON: o.on = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EX_USAGE_;
+		}
+	}
+	if (optind < argc)
+		arg = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
+		return EX_USAGE_;
+	}
+	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy")) {
+		if (!arg) {
+			fprintf(stderr, "cfctl: %s needs an argument (see --help)\n", cmd);
+			return EX_USAGE_;
+		}
+		return !strcmp(cmd, "recover") ? cmd_recover(&o, arg) : cmd_policy(&o, arg);
+	}
+	if (arg) {
+		fprintf(stderr, "cfctl: unexpected argument '%s'\n", arg);
+		return EX_USAGE_;
+	}
+	if (!strcmp(cmd, "status"))
+		return cmd_status(&o);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(&o);
+	if (!strcmp(cmd, "mkdata"))
+		return cmd_mkdata(&o);
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen();
+	fprintf(stderr, "cfctl: unknown command '%s' (see --help)\n", cmd);
+	return EX_USAGE_;
+}

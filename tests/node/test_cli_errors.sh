@@ -1,0 +1,53 @@
+#!/bin/bash
+# Bad options and an unreachable CF give clear errors and the documented exit
+# codes: 2 usage, 69 CF unavailable, 77 key refused, 1 other.
+. "$(dirname "$0")/node_lib.sh"
+
+expect() { # RC PATTERN CMD... : exit code and a message on stderr/stdout
+	local want=$1 pat=$2
+	shift 2
+	local out rc
+	out=$(bounded 30 "$@" 2>&1)
+	rc=$?
+	[ "$rc" -eq "$want" ] || fail "$* exited $rc, expected $want: $out"
+	echo "$out" | grep -qi -- "$pat" || fail "$*: message lacks '$pat': $out"
+}
+mkdata 8 10
+N=("$CFNODE" --data "$DATA" --cluster-key "$CF_KEYFILE" --system SYS1 --instance NTS001)
+expect 2 "required" "$CFNODE"
+expect 0 "usage" "$CFNODE" --help
+expect 2 "bad system name" "${N[@]}" --cf 127.0.0.1:1 --system 'bad name!'
+expect 2 "bad instance name" "${N[@]}" --cf 127.0.0.1:1 --instance 0123456789abcdefXYZ
+expect 2 "workload must be" "${N[@]}" --cf 127.0.0.1:1 --workload nosuch
+expect 2 "inflight" "${N[@]}" --cf 127.0.0.1:1 --inflight 0
+expect 2 "transport" "${N[@]}" --cf 127.0.0.1:1 --transport carrier-pigeon
+expect 2 "unexpected argument" "${N[@]}" --cf 127.0.0.1:1 extra
+expect 1 "cluster key" "$CFNODE" --cf 127.0.0.1:1 --data "$DATA" --cluster-key "$CF_WORK/nokey" --system S --instance I
+expect 1 "data directory" "$CFNODE" --cf 127.0.0.1:1 --data "$CF_WORK/nodata" --cluster-key "$CF_KEYFILE" --system S --instance I --workload bank
+# A CF that is not there: a port nothing listens on.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+expect 69 "unavailable" "${N[@]}" --cf "127.0.0.1:$port" --transport "$CF_TRANSPORT" --connect-timeout 1000
+expect 69 "unavailable" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"
+# A CF with another key.
+start_cf
+make_key "$CF_WORK/other.key"
+expect 77 "refused the cluster key" "$CFNODE" --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --data "$DATA" \
+	--cluster-key "$CF_WORK/other.key" --system SYS1 --instance NTS001
+expect 77 "refused the cluster key" "$CFCTL" status --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --cluster-key "$CF_WORK/other.key"
+# cfctl
+expect 2 "usage" "$CFCTL"
+expect 2 "unknown command" "$CFCTL" frobnicate
+expect 2 "needs --data" "$CFCTL" verify
+expect 2 "mkdata needs" "$CFCTL" mkdata --data "$DATA"
+expect 2 "policy must be" "$CFCTL" policy sometimes --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE"
+key=$("$CFCTL" keygen) || fail "cfctl keygen"
+[[ "$key" =~ ^[0-9a-f]{64}$ ]] || fail "keygen printed '$key'"
+expect 0 "verify: ok" "$CFCTL" verify --data "$DATA"
+expect 1 "total 80 != expected 81" "$CFCTL" verify --data "$DATA" --total 81
+# A corrupt record is named.
+printf '\x01' | dd of="$DATA/f0.cfd" bs=1 seek=$((64 + 3 * 16 + 9)) conv=notrunc status=none
+expect 1 "account 3: file f0.cfd record 3" "$CFCTL" verify --data "$DATA"
+# A corrupt header is refused by cfnode too.
+printf 'X' | dd of="$DATA/f0.cfd" bs=1 seek=0 conv=notrunc status=none
+expect 1 "bad header" "${N[@]}" --cf "$CF_ADDR" --workload bank
+pass "options and errors give the documented exit codes"
