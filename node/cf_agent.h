@@ -97,6 +97,7 @@ struct cf_hb {
 	_Atomic uint64_t last_ok_ns; /* issue time of the last completed beat */
 	_Atomic uint64_t beats;
 	_Atomic int err;
+	_Atomic int realtime; /* the thread runs SCHED_FIFO */
 	bool running;
 };
 
