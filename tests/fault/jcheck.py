@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""jcheck.py - the journal check of the fault suite (DESIGN §6.3).
+
+Replays every committed transfer of every journal from the initial balances
+(a copy of f0.cfd taken when the data directory was made) and compares the
+result with the data file account by account: every committed transfer
+present, nothing in flight left.
+
+Journal lines (node/cf_bank.c, one per committed transaction):
+    TXID FROM TO AMOUNT            committed
+and, when the workload writes them (requested of cf_bank.c):
+    P TXID FROM TO AMOUNT          about to commit (intent)
+    A TXID                         backed out
+A transaction with an intent line and no committed line is indeterminate
+(the process died between the two): it may or may not be in the data.
+
+Without intent lines, a process killed after a commit but before its journal
+line reached the file leaves committed transfers the journal does not know
+("unjournaled"). --max-unknown N allows at most N of them: the difference
+must then conserve the total and touch at most 2N accounts; reported as a
+warning, never silently.
+
+usage: jcheck.py --initial F0COPY --data DIR [--max-unknown N] [--json] JOURNAL...
+exit: 0 holds, 1 violated, 2 usage / unreadable.
+"""
+import argparse
+import itertools
+import json
+import os
+import struct
+import sys
+import zlib
+
+HDR = 64
+
+
+def load(path):
+    with open(path, "rb") as f:
+        b = f.read()
+    if len(b) < HDR or b[:8] != b"CFPXDATA":
+        raise ValueError(f"{path}: not a cfplex data file")
+    version, rec_size, rec_count = struct.unpack_from("<IIQ", b, 8)
+    if rec_size != 8:
+        raise ValueError(f"{path}: {rec_size}-byte records, not a bank file")
+    bal, bad = [], []
+    for i in range(rec_count):
+        off = HDR + i * 16
+        if off + 16 > len(b):
+            raise ValueError(f"{path}: truncated at record {i}")
+        crc, flags, v = struct.unpack_from("<IIq", b, off)
+        want = zlib.crc32(b[off + 8:off + 16], zlib.crc32(struct.pack("<Q", i))) & 0xFFFFFFFF
+        if crc != want or not flags & 1:
+            bad.append(i)
+        bal.append(v)
+    return bal, bad
+
+
+def parse_journals(paths, n):
+    committed = {}  # (journal, txid) -> (from, to, amount)
+    pending = {}  # intent without commit (yet)
+    aborted = set()
+    torn = []
+    dup = []
+    for p in paths:
+        try:
+            lines = open(p, encoding="ascii", errors="replace").read().split("\n")
+        except FileNotFoundError:
+            continue
+        for ln, line in enumerate(lines, 1):
+            f = line.split()
+            if not f:
+                continue
+            try:
+                if f[0] == "P" and len(f) == 5:
+                    t = (p, int(f[1]))
+                    pending[t] = (int(f[2]), int(f[3]), int(f[4]))
+                    continue
+                if f[0] == "A" and len(f) == 2:
+                    t = (p, int(f[1]))
+                    pending.pop(t, None)
+                    aborted.add(t)
+                    continue
+                if len(f) != 4:
+                    raise ValueError
+                t = (p, int(f[0]))
+                x, y, a = int(f[1]), int(f[2]), int(f[3])
+            except ValueError:
+                torn.append(f"{os.path.basename(p)}:{ln}: {line[:60]!r}")
+                continue
+            if not (0 <= x < n and 0 <= y < n and x != y):
+                torn.append(f"{os.path.basename(p)}:{ln}: {line[:60]!r} (account out of range)")
+                continue
+            if t in committed:
+                dup.append(f"{os.path.basename(p)}:{ln}: txid {t[1]} committed twice")
+            committed[t] = (x, y, a)
+            pending.pop(t, None)
+    return committed, pending, aborted, torn, dup
+
+
+def explain(diff, cands, limit=22):
+    """A subset of candidate transfers whose sum is diff, or None."""
+    touched = {k for k, v in enumerate(diff) if v}
+    # only candidates touching a differing account can be part of the answer
+    c = [t for t in cands if t[0] in touched or t[1] in touched]
+    if len(c) > limit:
+        return None
+    for r in range(1, len(c) + 1):
+        for sub in itertools.combinations(c, r):
+            d = [0] * len(diff)
+            for x, y, a in sub:
+                d[x] -= a
+                d[y] += a
+            if d == diff:
+                return list(sub)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--initial", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--max-unknown", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("journals", nargs="*")
+    a = ap.parse_args()
+    try:
+        init, ibad = load(a.initial)
+        cur, cbad = load(os.path.join(a.data, "f0.cfd"))
+    except (OSError, ValueError) as e:
+        print(f"jcheck: {e}")
+        return 2
+    n = len(init)
+    problems, warnings = [], []
+    if len(cur) != n:
+        problems.append(f"data has {len(cur)} accounts, initial {n}")
+        cur = (cur + [0] * n)[:n]
+    if cbad:
+        problems.append(f"{len(cbad)} records with a bad crc or never written: {cbad[:10]}")
+    committed, pending, aborted, torn, dup = parse_journals(a.journals, n)
+    problems += dup
+    exp = list(init)
+    for x, y, amt in committed.values():
+        exp[x] -= amt
+        exp[y] += amt
+    diff = [c - e for c, e in zip(cur, exp)]
+    off = [k for k, v in enumerate(diff) if v]
+    explained = []
+    if off:
+        sub = explain(diff, list(pending.values()))
+        if sub is not None:
+            explained = sub
+            off = []
+    unknown_used = 0
+    if off:
+        s = sum(diff)
+        if s != 0:
+            problems.append(f"total not conserved: data total - replayed total = {s}")
+        if a.max_unknown and s == 0 and len(off) <= 2 * a.max_unknown:
+            unknown_used = (len(off) + 1) // 2
+            warnings.append(f"{len(off)} accounts differ from the replay, explainable by <= {unknown_used} "
+                            f"unjournaled committed transfers (allowance {a.max_unknown}): "
+                            + ", ".join(f"acct {k} {diff[k]:+d}" for k in off[:8]))
+        else:
+            problems.append(f"{len(off)} accounts differ from the replay of the journals "
+                            f"(committed transfer lost or in-flight update left): "
+                            + ", ".join(f"acct {k} data {cur[k]} expected {exp[k]} ({diff[k]:+d})" for k in off[:8]))
+    if torn:
+        if a.max_unknown:
+            warnings.append(f"{len(torn)} torn journal lines (a killed writer's partial buffer): {torn[:3]}")
+        else:
+            problems.append(f"{len(torn)} unparseable journal lines: {torn[:3]}")
+    res = {"accounts": n, "committed": len(committed), "indeterminate": len(pending),
+           "indeterminate_applied": len(explained), "aborted": len(aborted), "differing": len(off),
+           "unknown_used": unknown_used, "torn": len(torn), "ok": not problems,
+           "problems": problems, "warnings": warnings}
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for w in warnings:
+            print(f"jcheck: warning: {w}")
+        for p in problems:
+            print(f"jcheck: FAILED: {p}")
+        if not problems:
+            print(f"jcheck: ok: {n} accounts equal the replay of {len(committed)} committed transfers "
+                  f"({len(pending)} indeterminate, {len(explained)} of them landed)")
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

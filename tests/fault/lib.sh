@@ -1,0 +1,256 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# lib.sh - the fault suite's cluster on top of tests/lib/harness.sh: cfserver +
+# systems SYS1..SYSn (home instances NTS001..) running the bank workload on one
+# data directory, each with a journal; victim restart; waiting for recovery;
+# the full invariant check (DESIGN §6):
+#   - cfctl verify (total conserved, every record crc) -- cf_fault_tool verify
+#     while cfctl is not built;
+#   - the journal check (jcheck.py): the data equals the initial balances plus
+#     every committed transfer, account by account;
+#   - at most one counterpart per incident (one RECOVERY line per (inst, incident));
+#   - a restarted system rejoined with a higher epoch;
+#   - every instance INACTIVE_CLEAN after the clean stop.
+# Source it after setting nothing; knobs (env):
+#   FAULT_ACCOUNTS (200) FAULT_INFLIGHT (8) FAULT_H_MS (20) FAULT_T_MS (1000)
+#   FAULT_SEED (random)  FAULT_VERBOSE
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
+FAULT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ACCOUNTS=${FAULT_ACCOUNTS:-200}
+INFLIGHT=${FAULT_INFLIGHT:-8}
+H_MS=${FAULT_H_MS:-20}
+T_MS=${FAULT_T_MS:-1000}
+DATA=$CF_WORK/data
+INITIAL=$CF_WORK/f0.initial
+NSYS=3
+declare -A NODE_PID=() NODE_RC=() NODE_ARGS=()
+KILLED=0      # workload processes that died by a signal (their journal tail may be lost)
+CRASHES=0     # crashes we caused or armed that fired
+declare -A FIRED=() # point -> times it fired
+SRV_ARGS=()
+
+require_transport
+require_bin CFSERVER CFNODE CF_FAULT_TOOL
+
+cfctl_real() { [ -n "${CFCTL:-}" ] && [ -x "$CFCTL" ] && "$CFCTL" --help 2>&1 | grep -q verify; }
+
+inst_of() { printf 'NTS%03d' "${1#SYS}"; }
+
+# cluster_init [cfserver args...]: data directory, initial copy, cfserver.
+cluster_init() {
+	mkdir -p "$DATA"
+	"$CF_FAULT_TOOL" mkdata "$DATA" "$ACCOUNTS" 1000 || fail "mkdata"
+	cp "$DATA/f0.cfd" "$INITIAL"
+	SRV_ARGS=(--hb-interval "$H_MS" --hb-timeout "$T_MS" "$@")
+	start_cfserver "${SRV_ARGS[@]}" || fail "cfserver did not start"
+	SRV_PORT=$CF_PORT
+}
+
+# server_restart [env...]: start cfserver again on the same port (and --nvram image, if any).
+server_restart() {
+	local pf=$CF_WORK/cfserver.port
+	rm -f "$pf"
+	env "$@" "$CFSERVER" --listen "$CF_HOST:$SRV_PORT" --port-file "$pf" --transport "$CF_TRANSPORT" \
+		--cluster-key "$CF_KEYFILE" "${SRV_ARGS[@]}" >>"$CF_WORK/cfserver.log" 2>&1 &
+	CFSERVER_PID=$!
+	track_pid "$CFSERVER_PID"
+	wait_for 10 test -s "$pf" || fail "cfserver did not restart on port $SRV_PORT (see cfserver.log)"
+	log "cfserver restarted, pid $CFSERVER_PID"
+}
+
+# node_start SYS [VAR=VALUE...] [-- cfnode args...]: start a system with the bank workload.
+node_start() {
+	local sys=$1
+	shift
+	local envs=() extra=()
+	while [ $# -gt 0 ]; do
+		if [ "$1" = "--" ]; then
+			shift
+			extra=("$@")
+			break
+		fi
+		envs+=("$1")
+		shift
+	done
+	env CF_FAULT_LOG=1 "${envs[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
+		--transport "$CF_TRANSPORT" --system "$sys" --instance "$(inst_of "$sys")" --data "$DATA" \
+		--policy auto --fence-agent local --workload bank --accounts "$ACCOUNTS" --duration 3600 \
+		--inflight "$INFLIGHT" --journal "$CF_WORK/$sys.journal" "${extra[@]}" >>"$CF_WORK/$sys.log" 2>&1 &
+	NODE_PID[$sys]=$!
+	NODE_RC[$sys]=
+	track_pid "${NODE_PID[$sys]}"
+	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys started pid ${NODE_PID[$sys]} ${envs[*]} ${extra[*]}"
+	return 0
+}
+
+node_alive() { [ -n "${NODE_PID[$1]:-}" ] && [ -z "${NODE_RC[$1]:-}" ] && kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
+node_state() { awk '{print $3}' "/proc/${NODE_PID[$1]}/stat" 2>/dev/null; } # R S T Z ...
+node_exited() { # SYS: true once the process is gone (a zombie child counts)
+	local s
+	s=$(node_state "$1")
+	[ -z "$s" ] || [ "$s" = Z ]
+}
+
+# node_reap SYS: wait for an exited system, record its exit code (128+sig when killed).
+node_reap() {
+	local sys=$1 rc
+	[ -n "${NODE_RC[$sys]:-}" ] && return 0
+	wait "${NODE_PID[$sys]}" 2>/dev/null
+	rc=$?
+	NODE_RC[$sys]=$rc
+	[ "$rc" -ge 128 ] && KILLED=$((KILLED + 1))
+	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys (pid ${NODE_PID[$sys]}) exited $rc"
+	return 0
+}
+
+# node_wait_exit SYS TIMEOUT_S: bounded wait for the process to end; reaps it.
+node_wait_exit() {
+	wait_for "$2" node_exited "$1" || return 1
+	node_reap "$1"
+}
+
+# node_stop SYS: clean stop (SIGTERM: commit what is open, leave); expects exit 0.
+node_stop() {
+	local sys=$1
+	node_alive "$sys" || {
+		node_reap "$sys"
+		return 0
+	}
+	kill -CONT "${NODE_PID[$sys]}" 2>/dev/null
+	kill -TERM "${NODE_PID[$sys]}" 2>/dev/null
+	node_wait_exit "$sys" 30 || {
+		kill -KILL "${NODE_PID[$sys]}"
+		node_reap "$sys"
+		fail "$sys did not stop on SIGTERM within 30 s"
+	}
+}
+
+# The fired fault points, from the systems' and the server's logs.
+count_fired() {
+	FIRED=()
+	local p
+	while read -r p; do
+		FIRED[$p]=$((${FIRED[$p]:-0} + 1))
+	done < <(grep -ho 'cf-fault: [a-z_.]* fires' "$CF_WORK"/*.log 2>/dev/null | awk '{print $2}')
+}
+fired_total() { grep -ho 'cf-fault: [a-z_.]* fires' "$CF_WORK"/*.log 2>/dev/null | wc -l; }
+fired_point() { grep -hq "cf-fault: $1 fires" "$CF_WORK"/*.log 2>/dev/null; }
+
+cf_status() { "$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"; }
+
+# inst_settled INST: INACTIVE_CLEAN, or ACTIVE under its home system (not stale), no recovery running.
+inst_settled() {
+	cf_status 2>/dev/null | awk -v i="$1" '
+		$1 == "inst" && $3 == i {
+			found = 1
+			if ($4 == "INACTIVE_CLEAN") ok = 1
+			if ($4 == "ACTIVE" && "home=" $5 == $8 && $9 == "stale=0") ok = 1
+		}
+		END { exit !(found && ok) }'
+}
+inst_state() { cf_status 2>/dev/null | awk -v i="$1" '$1 == "inst" && $3 == i {print $4; exit}'; }
+sys_commits() { cf_status 2>/dev/null | awk -v s="$1" '$1 == "sys" && $3 == s && $4 == "ACTIVE" {sub("commits=", "", $7); print $7; exit}'; }
+busy() { local c; c=$(sys_commits "$1"); [ -n "$c" ] && [ "$c" -gt "${2:-10}" ]; }
+all_settled() {
+	local s
+	for s in $(seq 1 "$NSYS"); do inst_settled "$(inst_of "SYS$s")" || return 1; done
+}
+
+# wait_recovered INST [TIMEOUT_S]
+wait_recovered() { wait_for "${2:-30}" inst_settled "$1" || fail "$1 not recovered: $(cf_status 2>&1 | grep -w "$1")"; }
+
+# cluster_start [SYS VAR=VALUE...]: start SYS1..SYSn, wait until each commits.
+cluster_start() {
+	local s
+	for s in $(seq 1 "$NSYS"); do node_start "SYS$s"; done
+	for s in $(seq 1 "$NSYS"); do
+		wait_for 20 busy "SYS$s" 5 || fail "SYS$s did not start committing"
+	done
+}
+
+# restart_dead: restart every system that has exited (killed, fenced, or 75).
+restart_dead() {
+	local s
+	for s in $(seq 1 "$NSYS"); do
+		if ! node_alive "SYS$s" || node_exited "SYS$s"; then
+			node_reap "SYS$s"
+			node_start "SYS$s" "$@"
+		fi
+	done
+}
+
+# journal allowance: a system killed by a signal may have lost its journal's
+# unwritten tail (cf_bank.c buffers lines); with intent lines ("P ...") the
+# check is exact and needs none.
+journal_allowance() {
+	if grep -qs '^P ' "$CF_WORK"/SYS*.journal; then
+		echo 0
+	else
+		echo $((KILLED * ${FAULT_LOST_PER_KILL:-64}))
+	fi
+}
+
+# check_invariants LABEL: stop every system cleanly, then check everything.
+check_invariants() {
+	local label=${1:-} s out rc
+	for s in $(seq 1 "$NSYS"); do
+		if node_alive "SYS$s"; then
+			node_stop "SYS$s"
+			[ "${NODE_RC[SYS$s]}" = 0 ] || log "$label: SYS$s exited ${NODE_RC[SYS$s]} on SIGTERM"
+		else
+			node_reap "SYS$s"
+		fi
+	done
+	# every instance clean: nothing left to recover
+	out=$(cf_status 2>&1) || fail "$label: status: $out"
+	if echo "$out" | awk '$1 == "inst" && $4 != "INACTIVE_CLEAN" {bad = 1} END {exit !bad}'; then
+		fail "$label: an instance is not INACTIVE_CLEAN after every system left: $(echo "$out" | grep '^inst')"
+	fi
+	# cfctl verify (or the tool's, while cfctl is a stub)
+	if cfctl_real; then
+		out=$("$CFCTL" verify --data "$DATA" 2>&1) || fail "$label: cfctl verify: $out"
+	else
+		out=$("$CF_FAULT_TOOL" verify "$DATA" 2>&1) || fail "$label: verify: $out"
+	fi
+	# journal check
+	local allow
+	allow=$(journal_allowance)
+	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown "$allow" \
+		"$CF_WORK"/SYS*.journal 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] || fail "$label: journal check: $out"
+	echo "$out" | grep -q warning && log "$label: $out"
+	JCHECK_LAST=$(echo "$out" | tail -n 1)
+	check_counterparts "$label"
+	check_epochs "$label"
+	[ -n "${FAULT_VERBOSE:-}" ] && log "$label: invariants hold ($JCHECK_LAST)"
+	return 0
+}
+
+# At most one counterpart per incident: one RECOVERY line per (inst, incident).
+check_counterparts() {
+	local dup
+	dup=$(grep -ho 'RECOVERY {"inst":"[^"]*","incident":[0-9]*' "$CF_WORK"/SYS*.log 2>/dev/null | sort | uniq -d)
+	[ -z "$dup" ] || fail "$1: more than one counterpart for: $dup"
+}
+
+# A restarted system rejoined as a new incarnation: its epochs strictly increase.
+check_epochs() {
+	local f
+	for f in "$CF_WORK"/SYS*.log; do
+		[ -f "$f" ] || continue
+		grep -o 'as system #[0-9]* epoch [0-9]*' "$f" | awk -v f="$f" -v l="$1" '
+			{ if (NR > 1 && $5 + 0 <= last) { printf "%s: %s rejoined with epoch %d after %d\n", l, f, $5, last; bad = 1 } last = $5 + 0 }
+			END { exit bad }' >&2 || fail "$1: a restarted system did not rejoin with a higher epoch"
+	done
+}
+
+# reset_cluster_logs: keep logs but start counting RECOVERY lines afresh is not
+# needed: incidents only grow within one cfserver image.
+
+# Kill a system the hard way (SIGKILL), counted as a crash.
+crash() {
+	kill -KILL "${NODE_PID[$1]}" 2>/dev/null
+	node_wait_exit "$1" 10 || fail "$1 did not die on SIGKILL"
+	CRASHES=$((CRASHES + 1))
+}
