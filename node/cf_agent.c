@@ -443,59 +443,6 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 
 /* ---------------- instance context ---------------- */
 
-int cf_inst_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
-			 int (*lease)(void *), void *lease_arg, uint32_t *ntx)
-{
-	struct cf_log_rec *v = NULL;
-	size_t n = 0, nt = 0;
-	uint64_t *txids = NULL;
-	size_t ntxids = 0;
-	int r;
-
-	r = cf_log_scan_inflight(sc, &v, &n, &nt);
-	if (r)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		if (lease && (r = lease(lease_arg)))
-			goto out;
-		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
-		if (r)
-			goto out;
-	}
-	r = cf_data_sync_all(d);
-	if (r)
-		goto out;
-	/* ABORT + END for every in-flight transaction (also those with no UPDATE). */
-	txids = malloc((sc->n + 1) * sizeof(*txids));
-	if (!txids) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < sc->n; i++) {
-		uint64_t t = sc->recs[i].h.txid;
-		bool dup = false;
-		for (size_t k = 0; k < ntxids; k++)
-			dup |= txids[k] == t;
-		if (!dup && cf_log_scan_txn_open(sc, t))
-			txids[ntxids++] = t;
-	}
-	for (size_t k = 0; k < ntxids; k++) {
-		if (lease && (r = lease(lease_arg)))
-			goto out;
-		r = cf_log_append(log, CF_LR_ABORT, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
-		if (r == 0)
-			r = cf_log_append(log, CF_LR_END, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
-		if (r)
-			goto out;
-	}
-	if (ntx)
-		*ntx = (uint32_t)ntxids;
-out:
-	free(txids);
-	free(v);
-	return r;
-}
-
 int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_start)
 {
 	struct cf_agent *a = ic->a;
@@ -515,7 +462,7 @@ int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_
 		goto err_data;
 	if (clean_start) {
 		uint32_t ntx = 0, rel = 0;
-		r = cf_inst_backout_scan(&ic->data, &ic->log, &sc, cf_agent_lease_cb, a, &ntx);
+		r = cf_txn_backout_scan(&ic->data, &ic->log, &sc, cf_agent_lease_cb, a, &ntx);
 		if (r)
 			goto err_scan;
 		if (ntx)

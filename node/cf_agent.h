@@ -182,16 +182,6 @@ int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_
 void cf_inst_ctx_detach(struct cf_inst_ctx *ic);
 
 /*
- * Back out what a log scan shows in flight: before-images written back in
- * reverse LSN order (lease-checked when lease != NULL), fdatasync of every file
- * touched, then ABORT and END appended to log for each in-flight transaction.
- * Idempotent (a second run finds nothing in flight). *ntx: transactions
- * backed out (may be NULL). Used by a clean start and by recovery.
- */
-int cf_inst_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
-			 int (*lease)(void *), void *lease_arg, uint32_t *ntx);
-
-/*
  * Agent loop (agent thread): CF events to cf_recovery_on_event, a 50 ms tick
  * to cf_recovery_tick (fallback polling), SIGINT/SIGTERM → stop. Returns 0 on
  * a requested stop, or the error that ended the incarnation.

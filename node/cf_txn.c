@@ -280,6 +280,59 @@ int cf_txn_backout(struct cf_txn *t)
 	return 0;
 }
 
+int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
+			 int (*lease_fn)(void *), void *lease_arg, uint32_t *ntx)
+{
+	struct cf_log_rec *v = NULL;
+	size_t n = 0, nt = 0;
+	uint64_t *txids = NULL;
+	size_t ntxids = 0;
+	int r;
+
+	r = cf_log_scan_inflight(sc, &v, &n, &nt);
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (lease_fn && (r = lease_fn(lease_arg)))
+			goto out;
+		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
+		if (r)
+			goto out;
+	}
+	r = cf_data_sync_all(d);
+	if (r)
+		goto out;
+	/* ABORT + END for every in-flight transaction (also those with no UPDATE). */
+	txids = malloc((sc->n + 1) * sizeof(*txids));
+	if (!txids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < sc->n; i++) {
+		uint64_t t = sc->recs[i].h.txid;
+		bool dup = false;
+		for (size_t k = 0; k < ntxids; k++)
+			dup |= txids[k] == t;
+		if (!dup && cf_log_scan_txn_open(sc, t))
+			txids[ntxids++] = t;
+	}
+	for (size_t k = 0; k < ntxids; k++) {
+		if (lease_fn && (r = lease_fn(lease_arg)))
+			goto out;
+		r = cf_log_append(log, CF_LR_ABORT, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
+		if (r == 0)
+			r = cf_log_append(log, CF_LR_END, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
+		if (r)
+			goto out;
+	}
+	if (ntx)
+		*ntx = (uint32_t)ntxids;
+out:
+	free(txids);
+	free(v);
+	return r;
+}
+
 int cf_txn_lease_wait(struct cf_txn_ctx *c, int timeout_ms)
 {
 	uint64_t t0 = cf_mono_ns();

@@ -96,6 +96,17 @@ int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *pay
 int cf_txn_commit(struct cf_txn *t);
 int cf_txn_backout(struct cf_txn *t);
 /*
+ * Back out what a log scan shows in flight (a clean start finding leftovers;
+ * usable by recovery): before-images written back in reverse LSN order
+ * (lease-checked when lease != NULL), fdatasync of every file touched, then
+ * ABORT and END appended to log for each in-flight transaction. Idempotent: a
+ * second run over a fresh scan finds nothing in flight. *ntx: transactions
+ * backed out (may be NULL).
+ */
+int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *),
+			void *lease_arg, uint32_t *ntx);
+
+/*
  * Wait (polling every millisecond, at most timeout_ms) for a lapsed lease to
  * come back: 0, -ENOLINK (still lapsed), or the incarnation's error.
  */
