@@ -253,11 +253,15 @@ static int cmd_status(const struct opts *o)
 			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb,
 			       (double)(hb2[i].hb - hb1[i].hb) * 1e9 / (double)gap_ns);
 			json_str(stdout, host);
-			printf(",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f,\"commits\":%" PRIu64
-			       ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64 "}",
-			       sys[i].pid, cause_str(sys[i].fail_cause),
-			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0,
-			       hb2[i].commits, hb2[i].aborts, hb2[i].inflight);
+			printf(",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f", sys[i].pid,
+			       cause_str(sys[i].fail_cause),
+			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0);
+			/* the status riding on the heartbeat is current only while the system is ACTIVE */
+			if (st == CF_SYS_ACTIVE)
+				printf(",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64
+				       ",\"log_used\":%" PRIu64 ",\"locks_held\":%" PRIu64,
+				       hb2[i].commits, hb2[i].aborts, hb2[i].inflight, hb2[i].log_used, hb2[i].locks_held);
+			printf("}");
 		} else {
 			printf("%-3u %-15s %-7s %6u %-10s %12" PRIu64 " %-16.16s %8" PRIu64 "  %s\n", i, name,
 			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb, host, sys[i].pid,
