@@ -1,0 +1,609 @@
+#!/usr/bin/env python3
+"""cfplex failover benchmark (issue 7): crash one of N systems running the bank workload
+with K transactions in flight, measure crash -> the failed instance's locks usable again
+(from the counterpart's RECOVERY line) with the per-phase breakdown, against the physical
+floor measured in the same run, and against PostgreSQL and etcd crashed lock holders.
+Writes a human table, --json with every figure, and gnuplot PNGs.  python3 stdlib only.
+Run it through bench/failover.sh; see bench/README.md."""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+import common as C  # noqa: E402
+
+PHASES = ["detect", "cf-fence", "register", "disk-fence", "attach", "read-log", "backout", "sync", "release",
+          "unregister"]
+
+
+class Cluster:
+    """cfserver + N cfnode systems running the bank workload on one data directory."""
+
+    def __init__(self, a, workdir, inflight, log_size, label):
+        self.a, self.w, self.k, self.log_size, self.label = a, workdir, inflight, log_size, label
+        self.nodes = {}      # sys -> Popen
+        self.logpos = {}     # log path -> bytes already scanned
+        self.incident = {}   # inst -> last incident seen
+        self.server = None
+
+    def bin(self, *p):
+        return os.path.join(self.a.build, *p)
+
+    def ctl(self, *args, timeout=10):
+        cmd = [self.bin("node", "cfctl"), args[0], "--cf", self.addr, "--cluster-key", self.key,
+               "--transport", self.a.transport] + list(args[1:])
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def status(self):
+        try:
+            r = self.ctl("status", "--json")
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except (ValueError, subprocess.TimeoutExpired):
+            return None
+
+    def start(self):
+        os.makedirs(self.w, exist_ok=True)
+        self.key = os.path.join(self.w, "key")
+        with open(self.key, "w") as f:
+            r = subprocess.run([self.bin("node", "cfctl"), "keygen"], stdout=f, timeout=10)
+        if r.returncode:
+            raise RuntimeError("cfctl keygen failed")
+        self.data = os.path.join(self.w, "data")
+        os.makedirs(self.data, exist_ok=True)
+        r = subprocess.run([self.bin("node", "cfctl"), "mkdata", "--data", self.data, "--accounts",
+                            str(self.a.accounts), "--balance", "1000"], capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError(f"cfctl mkdata: {r.stderr.strip()}")
+        portf = os.path.join(self.w, "port")
+        self.server = C.spawn([self.bin("cfserver", "cfserver"), "--listen", "127.0.0.1:0", "--port-file", portf,
+                               "--cluster-key", self.key, "--transport", self.a.transport,
+                               "--hb-interval", str(self.a.h), "--hb-timeout", str(self.a.T),
+                               "--log-size", self.log_size],
+                              stdout=open(os.path.join(self.w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
+        if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
+            raise RuntimeError(f"cfserver did not start (see {self.w}/cfserver.log)")
+        self.addr = "127.0.0.1:" + open(portf).read().strip()
+        for i in range(1, self.a.systems + 1):
+            self.start_node(f"SYS{i}")
+        for i in range(1, self.a.systems + 1):
+            if not self.wait_busy(f"SYS{i}", None, 20):
+                raise RuntimeError(f"SYS{i} did not start committing (see {self.w}/SYS{i}.log)")
+
+    def inst_of(self, sysname):
+        return "NTS%03d" % int(sysname[3:])
+
+    def start_node(self, sysname):
+        log = os.path.join(self.w, f"{sysname}.log")
+        self.nodes[sysname] = C.spawn(
+            [self.bin("node", "cfnode"), "--cf", self.addr, "--cluster-key", self.key, "--transport", self.a.transport,
+             "--system", sysname, "--instance", self.inst_of(sysname), "--data", self.data,
+             "--policy", "auto", "--fence-agent", "local", "--workload", "bank", "--accounts", str(self.a.accounts),
+             "--duration", "100000", "--inflight", str(self.k)],
+            stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+    def sys_entry(self, st, sysname):
+        for s in (st or {}).get("systems", []):
+            if s.get("name") == sysname:
+                return s
+        return None
+
+    def wait_busy(self, sysname, old_epoch, timeout, commits=5):
+        """Until sysname is ACTIVE (in a new epoch when old_epoch is given) and committing."""
+        base = {}
+
+        def ok():
+            p = self.nodes[sysname]
+            if p.poll() is not None:
+                return "dead"
+            s = self.sys_entry(self.status(), sysname)
+            if not s or s.get("state") != "ACTIVE" or (old_epoch is not None and s.get("epoch") == old_epoch):
+                return False
+            c = s.get("commits", 0)
+            base.setdefault(s.get("epoch"), c)
+            return c >= base[s.get("epoch")] + commits
+        return C.wait_until(ok, timeout, 0.02) is True
+
+    def recovery_line(self, inst):
+        """A RECOVERY report for inst with an incident newer than the last one taken."""
+        for name in sorted(os.listdir(self.w)):
+            if not (name.startswith("SYS") and name.endswith(".log")):
+                continue
+            path = os.path.join(self.w, name)
+            with open(path, "rb") as f:
+                f.seek(self.logpos.get(path, 0))
+                chunk = f.read()
+            # only whole lines
+            end = chunk.rfind(b"\n") + 1
+            self.logpos[path] = self.logpos.get(path, 0) + end
+            for line in chunk[:end].decode(errors="replace").splitlines():
+                m = re.search(r"RECOVERY (\{.*\})\s*$", line)
+                if not m:
+                    continue
+                try:
+                    r = json.loads(m.group(1))
+                except ValueError:
+                    continue
+                self.pending.append(r)
+        for r in list(self.pending):
+            if r.get("inst") == inst and r.get("incident", 0) > self.incident.get(inst, -1):
+                self.pending.remove(r)
+                self.incident[inst] = r["incident"]
+                return r
+        return None
+
+    pending = []
+
+    def crash_once(self, victim, mode):
+        """Crash victim; returns a result dict (or raises RuntimeError)."""
+        st = self.status()
+        ent = self.sys_entry(st, victim)
+        old_epoch = ent.get("epoch") if ent else None
+        inst = self.inst_of(victim)
+        self.recovery_line(inst)  # consume anything older
+        p = self.nodes[victim]
+        t0 = time.time_ns()
+        os.kill(p.pid, signal.SIGKILL if mode == "kill" else signal.SIGSTOP)
+        rec = C.wait_until(lambda: self.recovery_line(inst), 20 + self.a.T / 1000.0, 0.002)
+        if not rec:
+            raise RuntimeError(f"no RECOVERY of {inst} within 20 s after {mode} of {victim} (see {self.w})")
+        # the victim: killed by us, or (stop) by the counterpart's local fence agent
+        try:
+            p.wait(timeout=5)
+            fenced_exit = p.returncode
+        except subprocess.TimeoutExpired:
+            fenced_exit = "still alive: not fenced"
+        C.reap(p)
+        # the waiter check: the victim's locks really are free and its instance is clean
+        st = self.status()
+        ist = next((i for i in (st or {}).get("instances", []) if i.get("name") == inst), {})
+        locks_ok = ist.get("locks_held", -1) == 0 and ist.get("state") in ("INACTIVE_CLEAN", "ACTIVE")
+        res = {
+            "victim": victim, "mode": mode, "counterpart": rec.get("counterpart"),
+            "total_ms": (rec["locks_free_ns"] - t0) / 1e6,
+            "done_ms": (rec["done_ns"] - t0) / 1e6 if rec.get("done_ns") else None,
+            "detect_ms": (rec["detect_ns"] - t0) / 1e6 if rec.get("detect_ns") else None,
+            "declared_ms": (rec["fail_ns"] - t0) / 1e6 if rec.get("fail_ns") else None,
+            "txns": rec.get("txns"), "updates": rec.get("updates"), "locks": rec.get("locks"),
+            "log_bytes": rec.get("log_bytes"),
+            "phases_us": {ph: rec.get(ph + "_us") for ph in PHASES},
+            "victim_exit": fenced_exit,
+            "waiter_check": {"ok": locks_ok, "state": ist.get("state"), "locks_held": ist.get("locks_held")},
+        }
+        # restart the victim as a new incarnation and wait until it commits again
+        self.start_node(victim)
+        if not self.wait_busy(victim, old_epoch, 30):
+            raise RuntimeError(f"restarted {victim} did not commit again within 30 s (see {self.w}/{victim}.log)")
+        return res
+
+    def stop(self):
+        """Stop the workload cleanly, then check the bank invariant."""
+        for p in self.nodes.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.nodes.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            C.reap(p)
+        if self.server:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            C.reap(self.server)
+            self.server = None
+        r = subprocess.run([self.bin("node", "cfctl"), "verify", "--data", self.data], capture_output=True,
+                           text=True, timeout=120)
+        return r.returncode == 0, (r.stdout + r.stderr).strip()[-400:]
+
+
+def phase_stats(samples):
+    out = {}
+    for ph in PHASES:
+        vals = [s["phases_us"].get(ph) for s in samples if s["phases_us"].get(ph) is not None]
+        s = C.summarize(vals)
+        out[ph] = {"p50_us": s.get("p50"), "p99_us": s.get("p99"), "mean_us": s.get("mean")}
+    return out
+
+
+def run_config(a, label, mode, inflight, log_size, reps, workroot):
+    w = tempfile.mkdtemp(prefix=f"{label}.", dir=workroot)
+    cl = Cluster(a, w, inflight, log_size, label)
+    Cluster.pending = []
+    out = {"label": label, "mode": mode, "inflight": inflight, "log_size": log_size, "systems": a.systems,
+           "h_ms": a.h, "T_ms": a.T, "reps": reps, "reps_done": 0, "samples": [], "error": None,
+           "verify_ok": False}
+    try:
+        cl.start()
+        for i in range(reps):
+            victim = f"SYS{i % a.systems + 1}"
+            s = cl.crash_once(victim, mode)
+            out["samples"].append(s)
+            out["reps_done"] += 1
+            C.log(f"{label} {i + 1}/{reps}: {mode} {victim} -> locks free {s['total_ms']:.3f} ms "
+                  f"(counterpart {s['counterpart']}, {s['txns']} txns, {s['locks']} locks, "
+                  f"{s['log_bytes']} log bytes{'' if s['waiter_check']['ok'] else ', WAITER CHECK FAILED'})")
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        out["error"] = str(e)
+        C.log(f"{label}: {e}")
+        a.keep = True
+    finally:
+        ok, msg = cl.stop()
+        out["verify_ok"], out["verify"] = ok, msg
+        if not ok:
+            C.log(f"{label}: cfctl verify FAILED: {msg}")
+            a.keep = True
+    sm = out["samples"]
+    out["total_ms"] = C.summarize([s["total_ms"] for s in sm])
+    out["done_ms"] = C.summarize([s["done_ms"] for s in sm if s["done_ms"] is not None])
+    out["phases"] = phase_stats(sm)
+    out["log_bytes"] = C.summarize([s["log_bytes"] for s in sm if s["log_bytes"] is not None])
+    out["waiter_checks_failed"] = sum(1 for s in sm if not s["waiter_check"]["ok"])
+    return out
+
+
+# ---- the physical floor, measured in the same run ----
+
+def measure_floor(a, workroot):
+    w = tempfile.mkdtemp(prefix="floor.", dir=workroot)
+    out = {}
+    key = os.path.join(w, "key")
+    with open(key, "w") as f:
+        subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen"], stdout=f, timeout=10)
+    portf = os.path.join(w, "port")
+    srv = C.spawn([os.path.join(a.build, "cfserver", "cfserver"), "--listen", "127.0.0.1:0", "--port-file", portf,
+                   "--cluster-key", key, "--transport", a.transport, "--hb-interval", str(a.h),
+                   # T does not change a round trip; a long one keeps cf_rtt's own heartbeat
+                   # thread (a plain nanosleep loop) from being declared failed mid-run
+                   "--hb-timeout", "10000"], stdout=open(os.path.join(w, "cfserver.log"), "w"),
+                  stderr=subprocess.STDOUT)
+    try:
+        if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
+            raise RuntimeError("cfserver for the floor did not start")
+        addr = "127.0.0.1:" + open(portf).read().strip()
+        iters = "2000" if a.quick else "20000"
+        r = subprocess.run([os.path.join(a.build, "bench", "cf_rtt"), "--cf", addr, "--key", key, "--transport",
+                            a.transport, "--ops", "cas,read,write,faa", "--iters", iters, "--json"],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise RuntimeError(f"cf_rtt failed: {r.stderr.strip()[-300:]}")
+        rtt = json.loads(r.stdout)
+        out["rtt"] = {x["op"]: x for x in rtt["results"]}
+        out["rtt_command"] = rtt.get("command")
+        r = subprocess.run([os.path.join(a.build, "bench", "cf_lockbench"), "--cf", addr, "--key", key,
+                            "--transport", a.transport, "--json"], capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise RuntimeError(f"cf_lockbench failed: {r.stderr.strip()[-300:]}")
+        out["read_bw"] = json.loads(r.stdout)
+    except (ValueError, RuntimeError, subprocess.SubprocessError) as e:
+        out["error"] = f"{e}"
+        C.log(f"floor: {e}")
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        C.reap(srv)
+    # one fdatasync of a 4 KiB record write on the data directory's filesystem
+    path = os.path.join(w, "fsync.probe")
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    lat = []
+    try:
+        os.write(fd, b"\0" * 65536)
+        os.fdatasync(fd)
+        for i in range(30 if a.quick else 200):
+            os.pwrite(fd, os.urandom(4096), (i % 16) * 4096)
+            t = time.monotonic_ns()
+            os.fdatasync(fd)
+            lat.append((time.monotonic_ns() - t) / 1e3)
+    finally:
+        os.close(fd)
+    s = C.summarize(lat)
+    out["fdatasync_us"] = {"p50": s["p50"], "p99": s["p99"], "min": s["min"], "filesystem_of": workroot}
+    return out
+
+
+def floor_ms(fl, mode, T, log_bytes):
+    """T (stop only) + one CAS round trip + READ log_bytes + one fdatasync, in ms."""
+    try:
+        cas = fl["rtt"]["cas"]["median_us"] / 1e3
+        bw = fl["read_bw"]["median_Bps"]
+        sync = fl["fdatasync_us"]["p50"] / 1e3
+    except (KeyError, TypeError):
+        return None
+    return (T if mode == "stop" else 0) + cas + (log_bytes or 0) / bw * 1e3 + sync
+
+
+# ---- report ----
+
+def peer_rows(res):
+    rows = []
+    pg = res.get("postgres", {})
+    if "lock_wait" in pg:
+        for k, v in pg["lock_wait"].items():
+            if "skipped" in v:
+                continue
+            mode, cfg = k.split("/")
+            rows.append((f"PostgreSQL {pg.get('version', '')} ({cfg})", mode, v))
+    et = res.get("etcd", {})
+    if "lock_wait" in et:
+        for mode, v in et["lock_wait"].items():
+            rows.append((f"etcd {et.get('version', '')} (lease TTL {','.join(map(str, v.get('granted_ttl_s', []))) or et.get('requested_ttl_s')} s)",
+                         mode, v))
+    return rows
+
+
+def table(res, a):
+    L = []
+    p = L.append
+    p(f"cfplex failover benchmark — {res['host']['when']} on {res['host']['uname']}, {res['host']['cpus']} CPUs")
+    p(f"command: {res['command']}")
+    p(f"transport {a.transport}, h = {a.h} ms, T = {a.T} ms, {a.systems} systems, bank workload, "
+      f"{a.accounts} accounts")
+    p("")
+    p("crash -> the failed holder's locks usable by a waiter (ms)")
+    p(f"{'system':<44} {'crash':<7} {'n':>4} {'min':>10} {'p50':>10} {'p90':>10} {'p99':>10} {'max':>10}")
+
+    def row(name, mode, s, cap=None):
+        cells = [C.fmt_ms(s.get(k), cap) if s.get("n") else "-" for k in ("min", "p50", "p90", "p99", "max")]
+        p(f"{name:<44} {mode:<7} {s.get('n', 0):>4} " + " ".join(f"{c:>10}" for c in cells))
+    for r in res["cfplex"]["runs"]:
+        if r["label"].startswith("main-"):
+            row(f"cfplex (K={r['inflight']} in flight, log {r['log_size']})", r["mode"], r["total_ms"])
+    for name, mode, s in peer_rows(res):
+        row(name, mode, s, s.get("cap"))
+    for k in ("postgres", "etcd"):
+        if res.get(k, {}).get("skipped"):
+            p(f"{k}: skipped: {res[k]['skipped']}")
+    p("")
+    p("cfplex per-phase breakdown, us (p50 / p99)")
+    p(f"{'mode':<7} " + " ".join(f"{ph:>15}" for ph in PHASES))
+    for r in res["cfplex"]["runs"]:
+        if r["label"].startswith("main-") and r["samples"]:
+            p(f"{r['mode']:<7} " + " ".join(
+                f"{(r['phases'][ph]['p50_us'] or 0):>7.0f}/{(r['phases'][ph]['p99_us'] or 0):<7.0f}" for ph in PHASES))
+    p("")
+    fl = res["floor"]
+    if "rtt" in fl and "read_bw" in fl:
+        p(f"physical floor (same run): CAS round trip p50 {fl['rtt']['cas']['median_us']:.1f} us, "
+          f"READ {fl['read_bw']['median_Bps'] / 1e6:.0f} MB/s ({fl['read_bw']['chunk']} B chunks), "
+          f"fdatasync p50 {fl['fdatasync_us']['p50']:.0f} us")
+    p(f"{'run':<28} {'mode':<6} {'K':>5} {'log bytes p50':>14} {'floor':>10} {'p50':>10} {'p50/floor':>10}")
+    for r in res["cfplex"]["runs"]:
+        if not r["samples"]:
+            p(f"{r['label']:<28} {r['mode']:<6} {r['inflight']:>5}  no samples: {r['error']}")
+            continue
+        f = r.get("floor_ms")
+        ratio = r["total_ms"]["p50"] / f if f else None
+        p(f"{r['label']:<28} {r['mode']:<6} {r['inflight']:>5} {r['log_bytes'].get('p50') or 0:>14.0f} "
+          f"{C.fmt_ms(f):>10} {C.fmt_ms(r['total_ms']['p50']):>10} {ratio if ratio else 0:>10.1f}")
+    pgb = res.get("postgres", {}).get("pgbench")
+    if pgb and pgb.get("runs"):
+        p("")
+        p("PostgreSQL pgbench TPC-B, fsync=on: " + ", ".join(
+            f"{x['clients']} clients {x['tps']:.0f} txn/s" for x in pgb["runs"] if x.get("tps")))
+    bank = [r for r in res["cfplex"]["runs"] if r.get("bank_txn_s")]
+    for r in res["cfplex"]["runs"]:
+        if not r["verify_ok"]:
+            p(f"!! {r['label']}: cfctl verify failed: {r.get('verify')}")
+        if r["waiter_checks_failed"]:
+            p(f"!! {r['label']}: {r['waiter_checks_failed']} waiter checks failed")
+        if r["error"]:
+            p(f"!! {r['label']}: {r['error']}")
+    del bank
+    return "\n".join(L) + "\n"
+
+
+def plots(res, out, a):
+    if not shutil.which("gnuplot"):
+        why = C.apt_ensure(["gnuplot"], ["gnuplot-nox"], not a.no_install)
+        if why:
+            C.log(f"plots skipped: {why}")
+            return []
+    d = os.path.join(out, "plotdata")
+    os.makedirs(d, exist_ok=True)
+    runs = res["cfplex"]["runs"]
+    # 1. timeline: p50 of each phase, stacked, per crash mode
+    with open(os.path.join(d, "phases.dat"), "w") as f:
+        f.write("mode " + " ".join(PHASES) + "\n")
+        for r in runs:
+            if r["label"].startswith("main-") and r["samples"]:
+                f.write(r["mode"] + " " + " ".join(f"{(r['phases'][ph]['p50_us'] or 0) / 1e3:.4f}" for ph in PHASES)
+                        + "\n")
+    # 2. CDFs
+    cdfs = []
+    for r in runs:
+        if r["label"].startswith("main-") and r["samples"]:
+            cdfs.append((f"cfplex {r['mode']}", [s["total_ms"] for s in r["samples"]]))
+    for name, mode, s in peer_rows(res):
+        vals = [v for v in s.get("samples_ms", []) if v is not None]
+        if vals:
+            cdfs.append((f"{name.split(' (')[0].split(' ')[0]} {name[name.find('(') + 1:-1] if '(' in name else ''} {mode}",
+                         vals))
+    files = []
+    for i, (name, vals) in enumerate(cdfs):
+        fn = os.path.join(d, f"cdf{i}.dat")
+        vals = sorted(vals)
+        with open(fn, "w") as f:
+            for j, v in enumerate(vals):
+                f.write(f"{v:.6f} {(j + 1) / len(vals):.6f}\n")
+        files.append((fn, name.replace("_", " ")))
+    # 3. total vs K and vs log bytes
+    with open(os.path.join(d, "sweep.dat"), "w") as f:
+        f.write("# mode K log_bytes_p50 p50 p99 floor\n")
+        for r in runs:
+            if r["label"].startswith(("main-", "k-")) and r["samples"] and r["log_size"] == a.log_size:
+                f.write(f"{r['mode']} {r['inflight']} {r['log_bytes'].get('p50') or 0} {r['total_ms']['p50']:.4f} "
+                        f"{r['total_ms']['p99']:.4f} {r.get('floor_ms') or 0:.4f}\n")
+    with open(os.path.join(d, "logsize.dat"), "w") as f:
+        for r in runs:
+            if r["label"].startswith(("main-kill", "log-")) and r["samples"]:
+                f.write(f"{r['log_size']} {_size(r['log_size'])} {r['total_ms']['p50']:.4f} {r['total_ms']['p99']:.4f} "
+                        f"{(r['phases']['read-log']['p50_us'] or 0) / 1e3:.4f}\n")
+    cdf_plot = ", ".join(f"'{fn}' using 1:2 with steps lw 2 title '{t}'" for fn, t in files) or "NaN notitle"
+    script = f"""
+set terminal pngcairo size 1000,600 noenhanced
+set datafile separator whitespace
+set output '{out}/failover_timeline.png'
+set title 'cfplex failover: p50 of each phase, stacked (h={a.h} ms, T={a.T} ms, K={a.inflight})'
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set key outside right
+set ylabel 'ms from the crash'
+plot for [i=2:{len(PHASES) + 1}] '{d}/phases.dat' using i:xtic(1) title columnheader(i)
+unset style
+set output '{out}/failover_cdf.png'
+set title 'crash -> lock usable: CDF per crash mode, cfplex vs peers'
+set logscale x
+set xlabel 'ms (log scale)'
+set ylabel 'fraction of crashes'
+set key bottom right
+set yrange [0:1.02]
+plot {cdf_plot}
+unset logscale x
+set output '{out}/failover_vs_inflight.png'
+set title 'cfplex failover total vs in-flight transactions per system'
+set logscale x
+set xlabel 'K (transactions in flight per system)'
+set ylabel 'ms'
+set key top left
+set yrange [*:*]
+plot '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 title 'SIGKILL p50', \\
+     '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGKILL p99', \\
+     '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 title 'SIGKILL floor', \\
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 title 'SIGSTOP p50', \\
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGSTOP p99'
+set output '{out}/failover_vs_logsize.png'
+set title 'cfplex SIGKILL failover vs undo-log region size'
+set xlabel 'log region bytes per instance'
+plot '< sort -n -k2 {d}/logsize.dat' using 2:3 with linespoints lw 2 title 'total p50', \\
+     '< sort -n -k2 {d}/logsize.dat' using 2:4 with linespoints dt 2 title 'total p99', \\
+     '< sort -n -k2 {d}/logsize.dat' using 2:5 with linespoints title 'read-log phase p50'
+"""
+    gp = os.path.join(d, "plots.gp")
+    with open(gp, "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True, timeout=120)
+    if r.returncode:
+        C.log(f"gnuplot: {r.stderr.strip()[-500:]}")
+    return [os.path.join(out, n) for n in ("failover_timeline.png", "failover_cdf.png", "failover_vs_inflight.png",
+                                            "failover_vs_logsize.png") if os.path.exists(os.path.join(out, n))]
+
+
+def _size(s):
+    m = re.match(r"(\d+)([KMG]?)", s)
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="CI-sized run (few repetitions, short peer caps)")
+    ap.add_argument("--json", help="write every figure to this JSON file")
+    ap.add_argument("--out", help="directory for the table, JSON and PNG plots (default bench-out/DATE)")
+    ap.add_argument("--transport", default="tcp", choices=["tcp", "verbs"])
+    ap.add_argument("--build", default=None, help="meson build directory (default: build)")
+    ap.add_argument("--systems", type=int, default=3)
+    ap.add_argument("--inflight", type=int, default=100, help="K, transactions in flight per system")
+    ap.add_argument("--reps", type=int, help="crashes per configuration (default 50; --quick 5)")
+    ap.add_argument("--sweep-reps", type=int, help="crashes per sweep point (default 20; --quick 3)")
+    ap.add_argument("--sweep-k", default=None, help="in-flight sweep (default 1,10,100,1000; --quick 1,100)")
+    ap.add_argument("--sweep-log", default=None, help="log region sizes (default 256K,1M,4M,16M; --quick none)")
+    ap.add_argument("--log-size", default="4M", help="cfserver --log-size of the main runs (default 4M)")
+    ap.add_argument("--h", type=int, default=5, help="heartbeat interval, ms")
+    ap.add_argument("--T", type=int, default=50, help="heartbeat timeout, ms")
+    ap.add_argument("--accounts", type=int, default=10000)
+    ap.add_argument("--modes", default="kill,stop")
+    ap.add_argument("--peers", default="postgres,etcd", help="peers to measure ('' for none)")
+    ap.add_argument("--peer-reps", type=int, help="crashes per peer configuration (default 20; --quick 3)")
+    ap.add_argument("--cap", type=float, help="cap of each peer wait, s (default 20; --quick 3)")
+    ap.add_argument("--pgbench-seconds", type=int, help="default 10; --quick 2")
+    ap.add_argument("--no-install", action="store_true", help="never apt-get install a missing peer")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory with every log")
+    a = ap.parse_args()
+    q = a.quick
+    a.reps = a.reps or (5 if q else 50)
+    a.sweep_reps = a.sweep_reps or (3 if q else 20)
+    a.peer_reps = a.peer_reps or (3 if q else 20)
+    a.cap = a.cap or (3.0 if q else 20.0)
+    a.pgbench_seconds = a.pgbench_seconds if a.pgbench_seconds is not None else (2 if q else 10)
+    sweep_k = [int(x) for x in (a.sweep_k if a.sweep_k is not None else ("1,100" if q else "1,10,100,1000")).split(",")
+               if x]
+    sweep_log = [x for x in (a.sweep_log if a.sweep_log is not None else ("" if q else "256K,1M,4M,16M")).split(",")
+                 if x]
+    modes = [m for m in a.modes.split(",") if m]
+    root = os.path.dirname(HERE)
+    a.build = os.path.abspath(a.build or os.path.join(root, "build"))
+    for b in (("cfserver", "cfserver"), ("node", "cfnode"), ("node", "cfctl"), ("bench", "cf_rtt"),
+              ("bench", "cf_lockbench")):
+        if not os.access(os.path.join(a.build, *b), os.X_OK):
+            print(f"failover: {os.path.join(a.build, *b)} not built (ninja -C {a.build})", file=sys.stderr)
+            return 2
+    out = os.path.abspath(a.out or os.path.join(root, "bench-out", time.strftime("%Y%m%d-%H%M%S")))
+    os.makedirs(out, exist_ok=True)
+    C.install_cleanup()
+    workroot = tempfile.mkdtemp(prefix="cfbench.")
+    os.chmod(workroot, 0o755)  # the PostgreSQL peer runs as the 'postgres' user below it
+    a.keep = a.keep
+    C.on_cleanup(lambda: (C.log(f"work directory kept: {workroot}") if a.keep
+                          else shutil.rmtree(workroot, ignore_errors=True)))
+    un = os.uname()
+    res = {"command": " ".join(["bench/failover.sh"] + sys.argv[1:]),
+           "host": {"uname": f"{un.sysname} {un.release} {un.machine}", "cpus": os.cpu_count(),
+                    "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())},
+           "params": {"transport": a.transport, "h_ms": a.h, "T_ms": a.T, "systems": a.systems,
+                      "inflight": a.inflight, "reps": a.reps, "sweep_reps": a.sweep_reps, "sweep_k": sweep_k,
+                      "sweep_log": sweep_log, "log_size": a.log_size, "accounts": a.accounts, "modes": modes,
+                      "quick": q},
+           "cfplex": {"runs": []}}
+    C.log("measuring the physical floor (cf_rtt, READ bandwidth, fdatasync)")
+    res["floor"] = measure_floor(a, workroot)
+    plan = [(f"main-{m}", m, a.inflight, a.log_size, a.reps) for m in modes]
+    plan += [(f"k-{m}-{k}", m, k, a.log_size, a.sweep_reps) for m in modes for k in sweep_k if k != a.inflight]
+    plan += [(f"log-kill-{s}", "kill", a.inflight, s, a.sweep_reps) for s in sweep_log if s != a.log_size]
+    for label, mode, k, ls, reps in plan:
+        C.log(f"cfplex {label}: {mode}, K={k}, log {ls}, {reps} crashes")
+        r = run_config(a, label, mode, k, ls, reps, workroot)
+        lb = r["log_bytes"].get("p50")
+        r["floor_ms"] = floor_ms(res["floor"], mode, a.T, lb) if r["samples"] else None
+        if r["floor_ms"] and r["samples"]:
+            r["p50_over_floor"] = r["total_ms"]["p50"] / r["floor_ms"]
+        res["cfplex"]["runs"].append(r)
+    peers = [p for p in a.peers.split(",") if p]
+    if "postgres" in peers:
+        import postgres
+        C.log("PostgreSQL peer")
+        res["postgres"] = postgres.run(os.path.join(workroot, "pg"), reps=a.peer_reps, cap_s=a.cap,
+                                       pgbench_s=a.pgbench_seconds, allow_install=not a.no_install, progress=C.vlog)
+    if "etcd" in peers:
+        import etcd
+        C.log("etcd peer")
+        res["etcd"] = etcd.run(os.path.join(workroot, "etcd"), reps=a.peer_reps, cap_s=a.cap,
+                               allow_install=not a.no_install, progress=C.vlog)
+    txt = table(res, a)
+    res["plots"] = plots(res, out, a)
+    with open(os.path.join(out, "table.txt"), "w") as f:
+        f.write(txt)
+    C.dump_json(res, os.path.join(out, "result.json"))
+    if a.json:
+        C.dump_json(res, a.json)
+    sys.stdout.write(txt)
+    print(f"\nreport: {out}/table.txt, {out}/result.json" + "".join(f", {p}" for p in res["plots"]))
+    bad = [r for r in res["cfplex"]["runs"] if r["error"] or not r["verify_ok"] or r["waiter_checks_failed"]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
