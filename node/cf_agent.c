@@ -574,7 +574,11 @@ int cf_agent_run(struct cf_agent *a)
 	int r;
 
 	if (!a->loop) {
-		a->loop = ev_default_loop(EVFLAG_AUTO);
+		/*
+		 * Not the default loop: that one reaps every child on SIGCHLD, which
+		 * would steal the exit status of an external fence agent.
+		 */
+		a->loop = ev_loop_new(EVFLAG_AUTO);
 		if (!a->loop)
 			return -ENOMEM;
 		ev_async_init(&a->wake, wake_cb);
@@ -645,6 +649,7 @@ void cf_agent_fini(struct cf_agent *a)
 		ev_timer_stop(a->loop, &a->tick);
 		ev_signal_stop(a->loop, &a->sigint);
 		ev_signal_stop(a->loop, &a->sigterm);
+		ev_loop_destroy(a->loop);
 		a->loop = NULL;
 	}
 	cf_session_close(&a->s);
