@@ -12,16 +12,19 @@
 
 #include "cf_util.h"
 
-static void format(struct cf_image *im, const struct cf_geometry *geo)
+/* known_zero: the memory is fresh zero pages (anonymous map, new sparse file). */
+static void format(struct cf_image *im, const struct cf_geometry *geo, int known_zero)
 {
 	struct cf_header *h = cf_image_header(im);
 
 	/*
 	 * Plain stores: nobody can reach the image yet. Every word the protocol
 	 * CASes starts at 0, which is FREE for system and instance words and
-	 * free for lock words.
+	 * free for lock words. Fresh pages are zero already: touching them all
+	 * would only commit memory.
 	 */
-	memset(im->base, 0, im->map.image_size);
+	if (!known_zero)
+		memset(im->base, 0, im->map.image_size);
 	cf_header_init(h, geo, cf_real_ns());
 	im->formatted = 1;
 }
@@ -69,7 +72,7 @@ static int open_dram(struct cf_image *im, const struct cf_geometry *geo)
 	}
 	im->base = p;
 	im->size = im->map.image_size;
-	format(im, geo);
+	format(im, geo, 1);
 	return 0;
 }
 
@@ -111,7 +114,7 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 	struct cf_header *h;
 	const char *why = NULL;
 	struct stat st;
-	int r, regular;
+	int r, regular, fresh = 0;
 
 	im->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (im->fd < 0) {
@@ -125,6 +128,7 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 	if (regular && st.st_size == 0) {
 		if (ftruncate(im->fd, (off_t)im->map.image_size) < 0)
 			goto err_errno;
+		fresh = 1; /* a sparse file of zeros */
 	} else if (regular && st.st_size < (off_t)CF_PAGE) {
 		snprintf(im->why, sizeof(im->why), "%s: %lld bytes, smaller than a CF image header page", path,
 			 (long long)st.st_size);
@@ -151,7 +155,7 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 				return r;
 			h = cf_image_header(im);
 		}
-		format(im, geo);
+		format(im, geo, fresh);
 		cf_image_persist(im, 0, im->map.image_size);
 		return 0;
 	}

@@ -33,7 +33,7 @@
 #define UNSIG_RUN 256u      /* every so many unsignaled WRITEs, one is answered (hidden) */
 #define IN_CAP (4u * CF_FRAME_MAX)
 #define OUT_INIT (256u * 1024u)
-#define CTRLQ_MAX 256u
+#define CTRLQ_MAX 1024u
 #define FLUSH_TIMEOUT_MS 10000
 #define SPIN_NS 0u /* busy-poll before sleeping in poll(): 0 = off (it costs more than it saves on 2 cores) */
 
@@ -49,6 +49,7 @@ struct pend {
 
 struct ctrlmsg {
 	struct ctrlmsg *next;
+	uint64_t id; /* 0: an event */
 	size_t len;
 	uint8_t data[];
 };
@@ -144,12 +145,25 @@ static int on_ctrl_frame(struct cf_conn *c, const struct cf_frame_hdr *h, const 
 	size_t len = h->len - sizeof(*h);
 	struct ctrlmsg *m;
 
-	if (c->nctrl >= CTRLQ_MAX)
-		return -ENOBUFS; /* nobody reads control messages: give up the connection */
+	if (c->nctrl >= CTRLQ_MAX) {
+		/* nobody reads events: the oldest goes (the instance table is the fallback) */
+		struct ctrlmsg **pp = &c->cq_first, *prev = NULL;
+		while (*pp && (*pp)->id != 0)
+			prev = *pp, pp = &(*pp)->next;
+		if (!*pp)
+			return -ENOBUFS; /* only replies queued: the peer misbehaves */
+		m = *pp;
+		*pp = m->next;
+		if (c->cq_last == m)
+			c->cq_last = prev;
+		free(m);
+		c->nctrl--;
+	}
 	m = malloc(sizeof(*m) + len); /* control messages are rare: not the hot path */
 	if (!m)
 		return -ENOMEM;
 	m->next = NULL;
+	m->id = h->id;
 	m->len = len;
 	memcpy(m->data, body, len);
 	if (c->cq_last)
