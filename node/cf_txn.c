@@ -2,6 +2,7 @@
 /* cf_txn.c - transactions (protocol in cf_txn.h). */
 #include "cf_txn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,25 @@
 #include "cf_util.h"
 
 #define DEFAULT_LOCK_TIMEOUT_MS 2000
+
+const char *cf_txn_state_str(enum cf_txn_state st)
+{
+	switch (st) {
+	case CF_TXN_IDLE: return "IDLE";
+	case CF_TXN_OPEN: return "OPEN";
+	case CF_TXN_COMMITTED: return "COMMITTED";
+	case CF_TXN_ABORTED: return "ABORTED";
+	}
+	return "?";
+}
+
+/* The only transitions: IDLE → OPEN → COMMITTED | ABORTED. */
+static void set_state(struct cf_txn *t, enum cf_txn_state to)
+{
+	assert((t->state == CF_TXN_IDLE && to == CF_TXN_OPEN) ||
+	       (t->state == CF_TXN_OPEN && (to == CF_TXN_COMMITTED || to == CF_TXN_ABORTED)));
+	t->state = to;
+}
 
 static void publish(struct cf_txn_ctx *c)
 {
@@ -56,7 +76,7 @@ int cf_txn_begin(struct cf_txn_ctx *c, struct cf_txn *t)
 	memset(t, 0, sizeof(*t));
 	t->ctx = c;
 	t->id = c->next_txid++;
-	t->state = CF_TXN_OPEN;
+	set_state(t, CF_TXN_OPEN);
 	c->nopen++;
 	publish(c);
 	return 0;
@@ -243,7 +263,7 @@ int cf_txn_commit(struct cf_txn *t)
 	r = finish(t, CF_LR_COMMIT);
 	if (r)
 		return r;
-	t->state = CF_TXN_COMMITTED;
+	set_state(t, CF_TXN_COMMITTED);
 	c->nopen--;
 	c->commits++;
 	publish(c);
@@ -273,7 +293,7 @@ int cf_txn_backout(struct cf_txn *t)
 	r = finish(t, CF_LR_ABORT);
 	if (r)
 		return r;
-	t->state = CF_TXN_ABORTED;
+	set_state(t, CF_TXN_ABORTED);
 	c->nopen--;
 	c->aborts++;
 	publish(c);

@@ -62,6 +62,7 @@ struct cf_txn_upd {
 };
 
 enum cf_txn_state { CF_TXN_IDLE = 0, CF_TXN_OPEN, CF_TXN_COMMITTED, CF_TXN_ABORTED };
+const char *cf_txn_state_str(enum cf_txn_state st);
 
 struct cf_txn {
 	struct cf_txn_ctx *ctx;
