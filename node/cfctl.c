@@ -529,16 +529,6 @@ int main(int argc, char **argv)
 	int c;
 	int64_t v;
 
-	if (argc < 2) {
-		usage(stderr);
-		return EX_USAGE_;
-	}
-	cmd = argv[1];
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		usage(stdout);
-		return 0;
-	}
-	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (c) {
 		case O_CF: o.cf = optarg; break;
@@ -578,6 +568,16 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EX_USAGE_;
 		}
+	}
+	/* Options may come before or after the command (getopt moves the words to the end). */
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE_;
+	}
+	cmd = argv[optind++];
+	if (!strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
 	}
 	if (optind < argc)
 		arg = argv[optind++];
