@@ -138,6 +138,7 @@ struct cf_core {
 	unsigned nconns;
 	int shutting_down;
 	ev_timer sweep, orphan;
+	uint64_t last_sweep_ns; /* when the sweep last ran: a late sweep means this loop stalled */
 };
 
 /* ---------------- image access ---------------- */
@@ -1128,13 +1129,25 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct cf_core *c = w->data;
 	uint64_t now = cf_mono_ns(), hb;
 	char sn[CF_NAME_MAX];
+	/*
+	 * If this loop itself did not run for a while (no CPU, a long batch),
+	 * heartbeats may be sitting unread in socket buffers: silence seen
+	 * across our own stall is not the systems' silence. Credit everyone and
+	 * judge again from now. (The sweep also runs at the lowest priority, so
+	 * pending input of this iteration is executed before it looks.)
+	 */
+	bool stalled = c->last_sweep_ns && now - c->last_sweep_ns > c->cfg.hb_timeout_ns / 4;
 
+	if (stalled)
+		cfs_debug("sweep: loop stalled %llu us: heartbeat ages restart now",
+			  (unsigned long long)((now - c->last_sweep_ns) / 1000u));
+	c->last_sweep_ns = now;
 	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
 		struct core_sys *cs = &c->sys[s];
 		if (!cs->live)
 			continue;
 		hb = load64(&hb_slot(c, s)->hb);
-		if (hb != cs->hb_last) {
+		if (hb != cs->hb_last || stalled) {
 			cs->hb_last = hb;
 			cs->hb_seen_ns = now;
 		} else if (now - cs->hb_seen_ns > c->cfg.hb_timeout_ns) {
@@ -1230,6 +1243,7 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 	if (sweep < 0.0005)
 		sweep = 0.0005;
 	ev_timer_init(&c->sweep, sweep_cb, sweep, sweep);
+	ev_set_priority(&c->sweep, EV_MINPRI);
 	c->sweep.data = c;
 	ev_timer_start(c->loop, &c->sweep);
 	ev_timer_init(&c->orphan, orphan_cb, orphan, orphan);
