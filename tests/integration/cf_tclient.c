@@ -553,6 +553,8 @@ static int cmd_hold(int argc, char **argv)
 		r = cf_session_next_event(&s, &ev, 100);
 		if (r < 0 && r != -ETIMEDOUT) {
 			printf("DEAD %s\n", strerror(-r));
+			fflush(stdout);
+			cf_session_close(&s);
 			return 2;
 		}
 		if (r == 0) {
