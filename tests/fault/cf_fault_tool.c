@@ -10,6 +10,10 @@
  *         sys IDX NAME STATE EPOCH pid=PID commits=N
  *         inst IDX NAME STATE OWNER OWNER_EPOCH INCIDENT home=NAME stale=0|1 phase=P
  *       (OWNER "-" when not ACTIVE; stale=1: ACTIVE under a failed/older owner)
+ *   cf_fault_tool locks --cf H:P --cluster-key F [--transport T]
+ *       scan the lock table and every record list: "locks HELD ENTRIES", then
+ *       one line per held lock word / used record entry (at most 20 each).
+ *       Exit 0 when nothing is held, 1 otherwise.
  *   cf_fault_tool storm --cf H:P --cluster-key F --systems N --rounds R [--transport T]
  *       the registration storm: N systems (one session and one thread each)
  *       race the CAS INACTIVE_FAILED(k) -> ACTIVE(me, k) on the same instance,
@@ -161,6 +165,56 @@ out_err:
 	fprintf(stderr, "status: read: %s\n", strerror(-r));
 	cf_session_close(&s);
 	return 3;
+}
+
+static int cmd_locks(struct conn_opts *o)
+{
+	struct cf_session s;
+	uint64_t held = 0, used = 0;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	r = cf_session_open(&s, o->transport, o->cf, o->key, CF_ROLE_CONSOLE, TIMEOUT_MS);
+	if (r) {
+		fprintf(stderr, "locks: connect %s: %s\n", o->cf, strerror(-r));
+		return 3;
+	}
+	const struct cf_image_map *m = &s.map;
+	enum { CHUNK = 512 };
+	static uint64_t w[CHUNK];
+	for (uint32_t k = 0; k < m->geo.lock_entries && !r; k += CHUNK) {
+		uint32_t n = m->geo.lock_entries - k < CHUNK ? m->geo.lock_entries - k : CHUNK;
+		r = cf_session_read(&s, cf_lock_off(m, k), w, n * 8u);
+		for (uint32_t j = 0; j < n && !r; j++) {
+			if (!w[j])
+				continue;
+			if (held++ < 20)
+				printf("lock class %u word %#" PRIx64 " (%s inst %u epoch %u)\n", k + j, w[j],
+				       cf_lock_is_x(w[j]) ? "X" : "S", cf_lock_x_inst(w[j]), cf_lock_x_epoch(w[j]));
+		}
+	}
+	for (uint32_t i = 0; i < m->geo.max_instances && !r; i++) {
+		for (uint32_t e = 0; e < m->geo.record_entries && !r; e += 64) {
+			struct cf_rec_entry re[64];
+			uint32_t n = m->geo.record_entries - e < 64 ? m->geo.record_entries - e : 64;
+			r = cf_session_read(&s, cf_rec_off(m, i) + (uint64_t)e * sizeof(re[0]), re, n * (uint32_t)sizeof(re[0]));
+			for (uint32_t j = 0; j < n && !r; j++) {
+				if (!re[j].used)
+					continue;
+				re[j].name[CF_RES_NAME_MAX - 1] = 0;
+				if (used++ < 20)
+					printf("record inst %u entry %u %s mode %" PRIu64 " class %" PRIu64 "\n", i, e + j,
+					       re[j].name, re[j].used - 1, re[j].klass);
+			}
+		}
+	}
+	cf_session_close(&s);
+	if (r) {
+		fprintf(stderr, "locks: read: %s\n", strerror(-r));
+		return 3;
+	}
+	printf("locks %" PRIu64 " %" PRIu64 "\n", held, used);
+	return held || used ? 1 : 0;
 }
 
 /* ---- registration storm ---- */
@@ -397,7 +451,7 @@ out:
 static void usage(void)
 {
 	fprintf(stderr, "usage: cf_fault_tool mkdata DIR ACCOUNTS BALANCE | verify DIR |\n"
-			"       status --cf H:P --cluster-key F [--transport T] |\n"
+			"       status|locks --cf H:P --cluster-key F [--transport T] |\n"
 			"       storm --cf H:P --cluster-key F --systems N --rounds R [--transport T]\n");
 }
 
@@ -418,7 +472,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "verify") && argc == 3)
 		return cf_bank_verify(argv[2], false, 0, false, stdout) ? 1 : 0;
-	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "storm")) {
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "storm") || !strcmp(argv[1], "locks")) {
 		int r = parse_conn(argc - 2, argv + 2, &o);
 		if (r) {
 			if (r == -EINVAL)
@@ -427,6 +481,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "cf_fault_tool: %s\n", strerror(-r));
 			return 2;
 		}
+		if (!strcmp(argv[1], "locks"))
+			return cmd_locks(&o);
 		return !strcmp(argv[1], "status") ? cmd_status(&o) : cmd_storm(&o);
 	}
 	usage();

@@ -184,7 +184,7 @@ random_mode() {
 			node_stop "$v"
 			node_start "$v" "CF_FAULT=$p:$act:$((RANDOM % 300))"
 			ARM[$v]="$p:$act"
-			node_wait_exit "$v" $((T_MS / 1000 + 20)) || {
+			node_wait_exit "$v" $((T_MS / 1000 + 5)) || {
 				log "round $round: $v armed with ${ARM[$v]} did not fire in time; SIGKILL"
 				kill -KILL "${NODE_PID[$v]}"
 				node_reap "$v"
