@@ -9,5 +9,5 @@ TC=$CF_TCLIENT
 start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
 bounded 40 "$TC" grants GR1 || fail "grant checks"
 bounded 20 "$TC" roundtrip RT2 || fail "server stopped serving"
-grep -q "INST_ATTACH GRINST by GR1 (epoch 1) refused" "$CF_WORK/cfserver.log" || fail "refused attach not logged"
+grep -q "INST_ATTACH GRINST by GR1 (epoch [0-9]*) refused" "$CF_WORK/cfserver.log" || fail "refused attach not logged"
 pass "grants enforced"

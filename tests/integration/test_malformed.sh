@@ -3,6 +3,7 @@
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
 require_bin CFSERVER CF_TCLIENT
+[ "$CF_TRANSPORT" = tcp ] || skip "malformed tcp frames: a tcp-only test"
 TC=$CF_TCLIENT
 # Malformed frames close that connection only.
 start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
