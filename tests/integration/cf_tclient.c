@@ -797,6 +797,89 @@ static int cmd_goodbye_active(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * fence-barrier NAME: incarnation A floods FAA requests it never reads the
+ * answers of (so the server holds many of them unread); a re-admission of
+ * NAME fences A. Once B's JOIN is answered, the word must not move again:
+ * the fence dropped everything A had queued.
+ */
+struct flood {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void *flood_main(void *p)
+{
+	struct flood *f = p;
+	size_t off = 0;
+
+	while (off < f->len) {
+		struct pollfd pfd = {.fd = f->fd, .events = POLLOUT};
+		ssize_t n = send(f->fd, f->buf + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			break; /* fenced */
+		if (poll(&pfd, 1, 10000) <= 0)
+			break;
+	}
+	return NULL;
+}
+
+static int cmd_fence_barrier(int argc, char **argv)
+{
+	static struct flood f;
+	struct cf_session a, b;
+	const struct cf_grant *lg;
+	uint64_t v = 0, v1, v2, t0, off;
+	const size_t n = 400000, fl = sizeof(struct cf_frame_hdr) + sizeof(struct cf_req_atomic);
+	pthread_t th;
+	int r;
+
+	CHECK(argc >= 1, "usage: fence-barrier NAME");
+	CHECK(!strcmp(transport, "tcp"), "tcp only");
+	open_sys(&a, argv[0]);
+	lg = grant_of(&a, CF_RGN_LOCKS);
+	off = cf_lock_off(&a.map, 30);
+	f.fd = a.ops->ctrl_fd(a.conn);
+	f.len = n * fl;
+	f.buf = malloc(f.len);
+	CHECK(f.buf, "malloc");
+	for (size_t i = 0; i < n; i++) {
+		struct cf_frame_hdr h = {.len = (uint32_t)fl, .op = CF_OP_FAA, .flags = 0, .id = 1000000 + i};
+		struct cf_req_atomic at = {.addr = lg->addr + (off - lg->image_off), .rkey = lg->rkey, .compare = 1};
+		memcpy(f.buf + i * fl, &h, sizeof(h));
+		memcpy(f.buf + i * fl + sizeof(h), &at, sizeof(at));
+	}
+	CHECK(pthread_create(&th, NULL, flood_main, &f) == 0, "thread");
+	open_console(&b);
+	t0 = cf_mono_ns();
+	do {
+		CHECK(cf_session_read(&b, off, &v, 8) == 0, "read");
+		CHECK(cf_mono_ns() - t0 < 10000000000ull, "flood never executed");
+	} while (v < 1000);
+	cf_session_close(&b);
+	open_sys(&b, argv[0]); /* re-admission: A is fenced before this returns */
+	CHECK(b.epoch == a.epoch + 1, "epoch");
+	r = cf_session_read(&b, off, &v1, 8);
+	CHECK(r == 0, "read v1");
+	usleep(300000);
+	r = cf_session_read(&b, off, &v2, 8);
+	CHECK(r == 0, "read v2");
+	CHECK(v1 == v2, "the fenced incarnation's queued requests still executed: %" PRIu64 " -> %" PRIu64, v1, v2);
+	CHECK(v1 < n, "vacuous: all %zu requests executed before the fence", n);
+	pthread_join(th, NULL);
+	CHECK(cf_session_goodbye(&b) == 0, "goodbye");
+	cf_session_close(&b);
+	cf_session_close(&a);
+	free(f.buf);
+	printf("OK fence-barrier: %" PRIu64 " of %zu executed before the fence, none after\n", v1, n);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -805,7 +888,7 @@ static const struct {
 	{"read-word", cmd_read_word}, {"grants", cmd_grants}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
-	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active},
+	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 };
 
 int main(int argc, char **argv)
