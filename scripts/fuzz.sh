@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run each libFuzzer target of tests/fuzz for a bounded time (default 60 s).
 #
-#   scripts/fuzz.sh [-t SECONDS] [TARGET...]      targets: frame ctrl logrec header key
+#   scripts/fuzz.sh [-t SECONDS] [TARGET...]      targets: frame ctrl logrec logscan header key
 #
 # Builds the targets with clang in build-fuzz (-Dfuzz=true), seeds each run
 # from tests/fuzz/corpus/<target>/ and replays tests/fuzz/regress/<target>/
@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECS=${FUZZ_TIME:-60}
-ALL=(frame ctrl logrec header key)
+ALL=(frame ctrl logrec logscan header key)
 
 usage() { echo "usage: $0 [-t SECONDS] [TARGET...]   (targets: ${ALL[*]})" >&2; exit 2; }
 while getopts "t:h" o; do
@@ -41,7 +41,9 @@ build_direct() {
   echo "fuzz: meson build unavailable, compiling the targets directly" >&2
   mkdir -p "$BUILD/tests/fuzz"
   for t in "${TARGETS[@]}"; do
-    clang "${FLAGS[@]}" -o "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" \
+    extra=()
+    [ "$t" = logscan ] && extra=(-I"$ROOT/node" "$ROOT/node/cf_log.c")
+    clang "${FLAGS[@]}" -o "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "${extra[@]}" \
       "$ROOT"/proto/cf_{layout,words,logrec,wire,util,auth}.c -lz -lsodium
   done
 }
@@ -56,7 +58,7 @@ max_len() {
   case $1 in
     frame) echo 70000 ;;  # room for a frame above CF_FRAME_MAX
     ctrl) echo 8192 ;;
-    logrec) echo 16384 ;;
+    logrec|logscan) echo 16384 ;;
     header) echo 4200 ;;
     key) echo 512 ;;
   esac

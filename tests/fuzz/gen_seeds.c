@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * gen_seeds - write the seed corpora of the fuzz targets:
- *   gen_seeds DIR   → DIR/{frame,ctrl,logrec,header,key}/NAME
+ *   gen_seeds DIR   → DIR/{frame,ctrl,logrec,logscan,header,key}/NAME
  * Every seed is a valid input built with proto/'s own encoders (plus a few
  * near misses), so the fuzzers start from deep inside each parser. The
  * generated files are checked in under tests/fuzz/corpus/.
@@ -359,9 +359,14 @@ static int seeds_logrec(void)
 	PUT_REC(cf_logrec_encode(region + 64 + pos % 4096, 4096 - pos % 4096, CF_LR_UPDATE, lsn, 78, 2, 0, img, 64));
 #undef PUT_REC
 	r |= put("logrec", "region-wrapped", region, sizeof(region));
+	r |= put("logscan", "region-wrapped", region, sizeof(region));
 	/* the same region with a torn tail: last record's image half written */
 	region[64 + (pos - 30) % 4096] ^= 0xff;
 	r |= put("logrec", "region-torn-tail", region, sizeof(region));
+	r |= put("logscan", "region-torn-tail", region, sizeof(region));
+	/* an empty log: head 0, zero ring */
+	memset(region, 0, sizeof(region));
+	r |= put("logscan", "region-empty", region, sizeof(region));
 	return r;
 }
 
