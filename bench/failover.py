@@ -20,8 +20,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "peers"))
 import common as C  # noqa: E402
 
-PHASES = ["detect", "cf-fence", "register", "disk-fence", "attach", "read-log", "backout", "sync", "release",
+# "crash->declared" (the crash to cfserver starting failure processing, from its log, whose
+# timestamps are CLOCK_MONOTONIC) and "declared->detect" (to the counterpart learning of it)
+# are measured by the driver; the others are the counterpart's own phase timings from its
+# RECOVERY line.  STACKED are the disjoint ones that add up to crash -> unregistered.
+PHASES = ["crash->declared", "declared->detect", "detect", "cf-fence", "register", "disk-fence", "attach", "read-log", "backout", "sync", "release",
           "unregister"]
+STACKED = ["crash->declared", "declared->detect", "register", "disk-fence", "attach", "read-log", "backout",
+           "sync", "release", "unregister"]
 
 
 class Cluster:
@@ -141,6 +147,21 @@ class Cluster:
 
     pending = []
 
+    def declared_mono(self, victim, after_ns):
+        """CLOCK_MONOTONIC ns at which cfserver logged the start of victim's failure
+        processing, the first such line after after_ns (None if not found)."""
+        try:
+            with open(os.path.join(self.w, "cfserver.log"), errors="replace") as f:
+                for line in f:
+                    m = re.match(r"(\d+)\.(\d{6}) \S+\s+failure: (\S+) \(system .*processing starts", line)
+                    if m and m.group(3) == victim:
+                        ns = int(m.group(1)) * 10**9 + int(m.group(2)) * 1000
+                        if ns >= after_ns:
+                            return ns
+        except OSError:
+            pass
+        return None
+
     def crash_once(self, victim, mode):
         """Crash victim; returns a result dict (or raises RuntimeError)."""
         st = self.status()
@@ -149,6 +170,7 @@ class Cluster:
         inst = self.inst_of(victim)
         self.recovery_line(inst)  # consume anything older
         p = self.nodes[victim]
+        t0m = time.monotonic_ns()
         t0 = time.time_ns()
         os.kill(p.pid, signal.SIGKILL if mode == "kill" else signal.SIGSTOP)
         rec = C.wait_until(lambda: self.recovery_line(inst), 20 + self.a.T / 1000.0, 0.002)
@@ -161,11 +183,19 @@ class Cluster:
         except subprocess.TimeoutExpired:
             fenced_exit = "still alive: not fenced"
         C.reap(p)
+        decl = self.declared_mono(victim, t0m)
+        if decl is not None:
+            declared_real = t0 + (decl - t0m)
+            res_decl = {"crash->declared": (decl - t0m) / 1e3,
+                        "declared->detect": (rec["detect_ns"] - declared_real) / 1e3 if rec.get("detect_ns") else None}
+        else:
+            res_decl = {"crash->declared": None, "declared->detect": None}
         # the waiter check: the victim's locks really are free and its instance is clean
         st = self.status()
         ist = next((i for i in (st or {}).get("instances", []) if i.get("name") == inst), {})
         locks_ok = ist.get("locks_held", -1) == 0 and ist.get("state") in ("INACTIVE_CLEAN", "ACTIVE")
         res = {
+            "crash_to_detect_ms": (rec["detect_ns"] - t0) / 1e6 if rec.get("detect_ns") else None,
             "victim": victim, "mode": mode, "counterpart": rec.get("counterpart"),
             "total_ms": (rec["locks_free_ns"] - t0) / 1e6,
             "done_ms": (rec["done_ns"] - t0) / 1e6 if rec.get("done_ns") else None,
@@ -173,10 +203,12 @@ class Cluster:
             "declared_ms": (rec["fail_ns"] - t0) / 1e6 if rec.get("fail_ns") else None,
             "txns": rec.get("txns"), "updates": rec.get("updates"), "locks": rec.get("locks"),
             "log_bytes": rec.get("log_bytes"),
-            "phases_us": {ph: rec.get(ph + "_us") for ph in PHASES},
+            "phases_us": {ph: rec.get(ph + "_us") for ph in PHASES[2:]},
             "victim_exit": fenced_exit,
+            "cf_declared_ms": (res_decl["crash->declared"] or 0) / 1e3 if res_decl["crash->declared"] else None,
             "waiter_check": {"ok": locks_ok, "state": ist.get("state"), "locks_held": ist.get("locks_held")},
         }
+        res["phases_us"].update(res_decl)
         # restart the victim as a new incarnation and wait until it commits again
         self.start_node(victim)
         if not self.wait_busy(victim, old_epoch, 30):
@@ -328,19 +360,21 @@ def floor_ms(fl, mode, T, log_bytes):
 # ---- report ----
 
 def peer_rows(res):
+    """(table label, short label for plots, crash mode, summary) of every peer figure."""
     rows = []
     pg = res.get("postgres", {})
     if "lock_wait" in pg:
+        ver = (pg.get("version") or "").split(" ")[0]
         for k, v in pg["lock_wait"].items():
             if "skipped" in v:
                 continue
             mode, cfg = k.split("/")
-            rows.append((f"PostgreSQL {pg.get('version', '')} ({cfg})", mode, v))
+            rows.append((f"PostgreSQL {ver} ({cfg})", f"PostgreSQL {cfg}", mode, v))
     et = res.get("etcd", {})
     if "lock_wait" in et:
         for mode, v in et["lock_wait"].items():
-            rows.append((f"etcd {et.get('version', '')} (lease TTL {','.join(map(str, v.get('granted_ttl_s', []))) or et.get('requested_ttl_s')} s)",
-                         mode, v))
+            ttl = ",".join(map(str, v.get("granted_ttl_s", []))) or et.get("requested_ttl_s")
+            rows.append((f"etcd {et.get('version', '')} (lease TTL {ttl} s)", f"etcd TTL {ttl} s", mode, v))
     return rows
 
 
@@ -361,18 +395,29 @@ def table(res, a):
     for r in res["cfplex"]["runs"]:
         if r["label"].startswith("main-"):
             row(f"cfplex (K={r['inflight']} in flight, log {r['log_size']})", r["mode"], r["total_ms"])
-    for name, mode, s in peer_rows(res):
+    for name, _, mode, s in peer_rows(res):
         row(name, mode, s, s.get("cap"))
     for k in ("postgres", "etcd"):
         if res.get(k, {}).get("skipped"):
             p(f"{k}: skipped: {res[k]['skipped']}")
     p("")
-    p("cfplex per-phase breakdown, us (p50 / p99)")
-    p(f"{'mode':<7} " + " ".join(f"{ph:>15}" for ph in PHASES))
-    for r in res["cfplex"]["runs"]:
-        if r["label"].startswith("main-") and r["samples"]:
-            p(f"{r['mode']:<7} " + " ".join(
-                f"{(r['phases'][ph]['p50_us'] or 0):>7.0f}/{(r['phases'][ph]['p99_us'] or 0):<7.0f}" for ph in PHASES))
+    mains = [r for r in res["cfplex"]["runs"] if r["label"].startswith("main-") and r["samples"]]
+    p("cfplex per-phase breakdown, us (p50 / p99); * = the stacked, disjoint phases that add up to "
+      "crash -> unregistered")
+    p(f"{'phase':<20} " + " ".join(f"{r['mode'] + ' p50':>12} {r['mode'] + ' p99':>12}" for r in mains))
+    for ph in PHASES:
+        def cell(v):
+            return f"{v:>12.0f}" if v is not None else f"{'-':>12}"
+        p(f"{('* ' if ph in STACKED else '  ') + ph:<20} " + " ".join(
+            cell(r['phases'][ph]['p50_us']) + " " + cell(r['phases'][ph]['p99_us']) for r in mains))
+    p(f"{'  = locks free':<20} " + " ".join(
+        f"{r['total_ms']['p50'] * 1e3:>12.0f} {r['total_ms']['p99'] * 1e3:>12.0f}" for r in mains))
+    for r in mains:
+        n = len(r["samples"])
+        p(f"  {r['mode']}: per crash p50 {_p50([s['txns'] for s in r['samples']])} in-flight transactions backed out, "
+          f"{_p50([s['locks'] for s in r['samples']])} locks released, "
+          f"{_p50([s['log_bytes'] for s in r['samples']])} log bytes in use; waiter check (victim instance clean, "
+          f"0 locks) passed {n - r['waiter_checks_failed']}/{n}")
     p("")
     fl = res["floor"]
     if "rtt" in fl and "read_bw" in fl:
@@ -416,29 +461,29 @@ def plots(res, out, a):
     runs = res["cfplex"]["runs"]
     # 1. timeline: p50 of each phase, stacked, per crash mode
     with open(os.path.join(d, "phases.dat"), "w") as f:
-        f.write("mode " + " ".join(PHASES) + "\n")
+        f.write("mode " + " ".join(STACKED) + "\n")
         for r in runs:
             if r["label"].startswith("main-") and r["samples"]:
-                f.write(r["mode"] + " " + " ".join(f"{(r['phases'][ph]['p50_us'] or 0) / 1e3:.4f}" for ph in PHASES)
+                f.write(r["mode"] + " " + " ".join(f"{(r['phases'][ph]['p50_us'] or 0) / 1e3:.4f}" for ph in STACKED)
                         + "\n")
     # 2. CDFs
     cdfs = []
     for r in runs:
         if r["label"].startswith("main-") and r["samples"]:
-            cdfs.append((f"cfplex {r['mode']}", [s["total_ms"] for s in r["samples"]]))
-    for name, mode, s in peer_rows(res):
+            cdfs.append((f"cfplex {r['mode']}", [s["total_ms"] for s in r["samples"]], len(r["samples"])))
+    for _, short, mode, s in peer_rows(res):
         vals = [v for v in s.get("samples_ms", []) if v is not None]
-        if vals:
-            cdfs.append((f"{name.split(' (')[0].split(' ')[0]} {name[name.find('(') + 1:-1] if '(' in name else ''} {mode}",
-                         vals))
+        if vals:  # capped waits count in the denominator: the curve stops below 1
+            cdfs.append((f"{short} {mode}", vals, len(s.get("samples_ms", []))))
     files = []
-    for i, (name, vals) in enumerate(cdfs):
+    for i, (name, vals, n) in enumerate(cdfs):
         fn = os.path.join(d, f"cdf{i}.dat")
         vals = sorted(vals)
         with open(fn, "w") as f:
+            f.write(f"{vals[0]:.6f} 0\n")
             for j, v in enumerate(vals):
-                f.write(f"{v:.6f} {(j + 1) / len(vals):.6f}\n")
-        files.append((fn, name.replace("_", " ")))
+                f.write(f"{v:.6f} {(j + 1) / n:.6f}\n")
+        files.append((fn, name.replace("_", " "), "lw 3" if name.startswith("cfplex") else "lw 1.5 dt 2"))
     # 3. total vs K and vs log bytes
     with open(os.path.join(d, "sweep.dat"), "w") as f:
         f.write("# mode K log_bytes_p50 p50 p99 floor\n")
@@ -451,9 +496,9 @@ def plots(res, out, a):
             if r["label"].startswith(("main-kill", "log-")) and r["samples"]:
                 f.write(f"{r['log_size']} {_size(r['log_size'])} {r['total_ms']['p50']:.4f} {r['total_ms']['p99']:.4f} "
                         f"{(r['phases']['read-log']['p50_us'] or 0) / 1e3:.4f}\n")
-    cdf_plot = ", ".join(f"'{fn}' using 1:2 with steps lw 2 title '{t}'" for fn, t in files) or "NaN notitle"
+    cdf_plot = ", ".join(f"'{fn}' using 1:2 with steps {st} title '{t}'" for fn, t, st in files) or "NaN notitle"
     script = f"""
-set terminal pngcairo size 1000,600 noenhanced
+set terminal pngcairo size 1200,650 noenhanced
 set datafile separator whitespace
 set output '{out}/failover_timeline.png'
 set title 'cfplex failover: p50 of each phase, stacked (h={a.h} ms, T={a.T} ms, K={a.inflight})'
@@ -463,14 +508,14 @@ set style fill solid 0.8 border -1
 set boxwidth 0.6
 set key outside right
 set ylabel 'ms from the crash'
-plot for [i=2:{len(PHASES) + 1}] '{d}/phases.dat' using i:xtic(1) title columnheader(i)
+plot for [i=2:{len(STACKED) + 1}] '{d}/phases.dat' using i:xtic(1) title columnheader(i)
 unset style
 set output '{out}/failover_cdf.png'
-set title 'crash -> lock usable: CDF per crash mode, cfplex vs peers'
+set title 'crash -> lock usable: CDF per crash mode, cfplex vs peers (waits past the cap are missing mass)'
+set key outside right top
 set logscale x
 set xlabel 'ms (log scale)'
 set ylabel 'fraction of crashes'
-set key bottom right
 set yrange [0:1.02]
 plot {cdf_plot}
 unset logscale x
@@ -501,6 +546,11 @@ plot '< sort -n -k2 {d}/logsize.dat' using 2:3 with linespoints lw 2 title 'tota
         C.log(f"gnuplot: {r.stderr.strip()[-500:]}")
     return [os.path.join(out, n) for n in ("failover_timeline.png", "failover_cdf.png", "failover_vs_inflight.png",
                                             "failover_vs_logsize.png") if os.path.exists(os.path.join(out, n))]
+
+
+def _p50(vals):
+    v = C.summarize([x for x in vals if x is not None]).get("p50")
+    return "?" if v is None else f"{v:.0f}"
 
 
 def _size(s):
