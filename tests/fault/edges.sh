@@ -1,2 +1,235 @@
 #!/bin/bash
-exit 77
+# SPDX-License-Identifier: MIT
+# edges.sh - bad input at the edges (issue 6 §8, DESIGN §6.7): each case must
+# give a clear error (exit code and message) and lose nothing.
+#   options      bad options of cfnode, cfserver, cfctl: exit 2 and a message
+#   unreachable  no CF at the address: exit 69, "unavailable"
+#   version      a fake CF that speaks protocol version 2 (python3, loopback): refused clearly
+#   key          wrong cluster key: exit 77, "refused the cluster key"
+#   corrupt      a flipped byte in a record: cfctl verify names it; a transaction touching it
+#                fails clearly; a corrupt header is refused at start
+#   diskfull     data directory and journals on a full tmpfs (2M): commits, journal writes and
+#                backouts on a full disk; clear errors, nothing lost
+#   nvramfull    cfserver --nvram on a full tmpfs: a clear error, not a crash later
+# usage: edges.sh [CASE...]   (default: all). Every case runs; the failures are listed at the end.
+. "$(dirname "$0")/lib.sh"
+require_bin CFCTL
+FAILS=()
+efail() {
+	log "EDGE FAILED: $*"
+	FAILS+=("$*")
+}
+
+# expect RC PATTERN LABEL CMD...: CMD exits RC (a regex: "69|1") and its output matches PATTERN (grep -Ei)
+expect() {
+	local want=$1 pat=$2 label=$3 out rc
+	shift 3
+	out=$(bounded 20 "$@" 2>&1)
+	rc=$?
+	if ! echo "$rc" | grep -Eqx -- "$want"; then
+		efail "$label: exit $rc, expected $want: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	elif ! echo "$out" | grep -Eqi -- "$pat"; then
+		efail "$label: exit $rc but no clear message (/$pat/): $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	else
+		log "ok: $label: exit $rc: $(echo "$out" | grep -Ei -- "$pat" | head -n 1)"
+	fi
+}
+
+NODE_BASE=(--cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA")
+
+edge_options() {
+	expect 2 "unrecognized|unknown|usage" "cfnode --bogus" "$CFNODE" --bogus
+	expect 2 "required" "cfnode without --cf" "$CFNODE" --system S --instance I --data /tmp --cluster-key "$CF_KEYFILE"
+	expect 2 "system name" "cfnode bad --system" "$CFNODE" --cf 127.0.0.1:1 "${NODE_BASE[@]}" --system 'bad name!'
+	expect 2 "inflight|range|invalid|bad" "cfnode --inflight 0" "$CFNODE" --cf 127.0.0.1:1 "${NODE_BASE[@]}" --inflight 0
+	expect 2 "policy|invalid|bad" "cfnode --policy maybe" "$CFNODE" --cf 127.0.0.1:1 "${NODE_BASE[@]}" --policy maybe
+	expect 2 "hb-timeout|exceed" "cfserver T < h" "$CFSERVER" --cluster-key "$CF_KEYFILE" --hb-interval 50 --hb-timeout 10
+	expect 2 "unrecognized|unknown|usage" "cfserver --bogus" "$CFSERVER" --bogus
+	expect "2|4" "listen|address|port|invalid|bad" "cfserver --listen nonsense" "$CFSERVER" --cluster-key "$CF_KEYFILE" --listen nonsense
+	expect 2 "usage|unknown" "cfctl frobnicate" "$CFCTL" frobnicate
+	expect 2 "policy|usage|auto" "cfctl policy maybe" "$CFCTL" policy maybe --cf 127.0.0.1:1 --cluster-key "$CF_KEYFILE"
+	expect 2 "accounts|usage|invalid" "cfctl mkdata --accounts x" "$CFCTL" mkdata --data "$CF_WORK/x" --accounts x --balance 1
+}
+
+edge_unreachable() {
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	expect 69 "unavailable|refused" "cfnode, no CF listening" "$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}"
+	expect 69 "unavailable|refused" "cfctl status, no CF listening" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
+}
+
+edge_version() {
+	local mode port fpid
+	for mode in challenge error; do
+		rm -f "$CF_WORK/fake.port"
+		python3 "$FAULT_DIR/fake_cf.py" "$CF_WORK/fake.port" "$CF_KEYFILE" "$mode" >>"$CF_WORK/fake.log" 2>&1 &
+		fpid=$!
+		track_pid $fpid
+		wait_for 10 test -s "$CF_WORK/fake.port" || {
+			efail "version: fake server did not start: $(tail -n 3 "$CF_WORK/fake.log")"
+			return
+		}
+		port=$(cat "$CF_WORK/fake.port")
+		expect "69|1" "version|protocol" "cfnode against a version-2 CF ($mode)" "$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}"
+		expect "69|1" "version|protocol" "cfctl status against a version-2 CF ($mode)" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
+		kill $fpid 2>/dev/null
+		wait $fpid 2>/dev/null
+	done
+}
+
+edge_key() {
+	local other=$CF_WORK/other.key
+	make_key "$other"
+	expect 77 "key" "cfnode with a wrong cluster key" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$other" \
+		--system SYSX --instance NTSX --data "$DATA"
+	expect 77 "key" "cfctl status with a wrong cluster key" "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$other"
+	printf 'not a key\n' >"$CF_WORK/bad.key"
+	expect 1 "key" "cfnode with a malformed key file" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/bad.key" \
+		--system SYSX --instance NTSX --data "$DATA"
+	# the server is unharmed: a good client still works
+	"$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" >/dev/null || efail "key: the CF stopped serving after bad keys"
+}
+
+edge_corrupt() {
+	local d=$CF_WORK/corrupt rec=3
+	mkdir -p "$d"
+	"$CFCTL" mkdata --data "$d" --accounts 8 --balance 1000 >/dev/null || {
+		efail "corrupt: mkdata"
+		return
+	}
+	# flip one payload byte of record 3: slot at 64 + 3*16, payload at +8
+	python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); off = 64 + $rec * 16 + 9
+f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x5a]))" "$d/f0.cfd"
+	expect 1 "record $rec|account $rec" "cfctl verify names the corrupt record" "$CFCTL" verify --data "$d"
+	cp "$d/f0.cfd" "$CF_WORK/corrupt.before"
+	# a transaction touching it (--accounts 4: accounts 0..3, record 3 is hit at once)
+	expect 1 "record $rec|account $rec|corrupt|bad message" "bank transaction on a corrupt record" \
+		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSC --instance NTSC --data "$d" \
+		--workload bank --accounts 4 --txns 200 --inflight 1
+	# nothing changed but what committed: the corrupt record is untouched, the total of
+	# the valid records is conserved
+	python3 - "$CF_WORK/corrupt.before" "$d/f0.cfd" "$rec" <<'EOF' || efail "corrupt: the corrupt record was changed, or the valid total is not conserved"
+import struct, sys
+a = open(sys.argv[1], "rb").read(); b = open(sys.argv[2], "rb").read(); r = int(sys.argv[3])
+slot = lambda x, i: x[64 + i * 16: 64 + i * 16 + 16]
+assert slot(a, r) == slot(b, r), "corrupt slot changed"
+tot = lambda x: sum(struct.unpack_from("<q", x, 64 + i * 16 + 8)[0] for i in range(8) if i != r)
+assert tot(a) == tot(b), (tot(a), tot(b))
+EOF
+	"$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" >/dev/null ||
+		efail "corrupt: the failed transaction left locks behind"
+	# a corrupt header: refused at start
+	printf 'XXXX' | dd of="$d/f0.cfd" bs=1 seek=0 conv=notrunc 2>/dev/null
+	expect 1 "header|corrupt|bad" "cfnode refuses a corrupt data file header" \
+		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSC --instance NTSC --data "$d" \
+		--workload bank --txns 1
+	expect 1 "header|corrupt|bad" "cfctl verify on a corrupt header" "$CFCTL" verify --data "$d"
+}
+
+TMPFS=
+umount_tmpfs() { [ -n "$TMPFS" ] && mountpoint -q "$TMPFS" && umount -l "$TMPFS"; TMPFS=; }
+mount_tmpfs() { # DIR SIZE
+	mkdir -p "$1"
+	mount -t tmpfs -o "size=$2" tmpfs "$1" 2>/dev/null || return 1
+	TMPFS=$1
+}
+fill() { dd if=/dev/zero of="$1/fill.$RANDOM" bs=4k 2>/dev/null; sync; }
+
+edge_diskfull() {
+	[ "$(id -u)" = 0 ] || {
+		log "diskfull: not root, skipped"
+		return
+	}
+	local m=$CF_WORK/full
+	mount_tmpfs "$m" 2M || {
+		log "diskfull: cannot mount a tmpfs here, skipped"
+		return
+	}
+	mkdir -p "$m/data"
+	"$CFCTL" mkdata --data "$m/data" --accounts 200 --balance 1000 >/dev/null || efail "diskfull: mkdata"
+	cp "$m/data/f0.cfd" "$CF_WORK/full.initial"
+	# the data directory on the small tmpfs; SYSC's journal there too (its commits
+	# hit the full disk), SYSA's and SYSB's journals elsewhere
+	local s pids=() j
+	for s in SYSA SYSB SYSC; do
+		j=$CF_WORK/$s.fjournal
+		[ $s = SYSC ] && j=$m/SYSC.fjournal
+		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system $s --instance "N$s" --data "$m/data" \
+			--policy auto --fence-agent local --workload bank --accounts 200 --duration 3600 --inflight 4 \
+			--journal "$j" >>"$CF_WORK/full-$s.log" 2>&1 &
+		pids+=($!)
+		track_pid $!
+	done
+	wait_for 20 test -s "$m/SYSC.fjournal" || efail "diskfull: SYSC does not commit"
+	fill "$m"
+	# SYSC: its journal cannot grow; the workload must stop with a clear error
+	local rc
+	if wait_for 30 eval '! kill -0 '"${pids[2]}"; then
+		wait "${pids[2]}" 2>/dev/null
+		rc=$?
+		grep -Eqi "no space" "$CF_WORK/full-SYSC.log" ||
+			efail "diskfull: SYSC (journal on the full disk) exited $rc without naming the full disk: $(grep -i error "$CF_WORK/full-SYSC.log" | tail -n 1)"
+		log "diskfull: SYSC exited $rc: $(grep -i error "$CF_WORK/full-SYSC.log" | tail -n 1)"
+	else
+		log "diskfull: SYSC still runs on the full disk (journal writes buffered?)"
+	fi
+	# a crash: the counterpart's backout writes before-images onto the full disk
+	kill -KILL "${pids[0]}"
+	wait "${pids[0]}" 2>/dev/null
+	wait_for 30 grep -qs 'RECOVERY {"inst":"NSYSA"' "$CF_WORK/full-SYSB.log" ||
+		efail "diskfull: NSYSA not recovered on the full disk: $(grep -h 'error' "$CF_WORK/full-SYSB.log" | tail -n 2 | tr '\n' ' ')"
+	kill -TERM "${pids[1]}" "${pids[2]}" 2>/dev/null
+	wait "${pids[1]}" 2>/dev/null
+	rc=$?
+	[ $rc = 0 ] || efail "diskfull: SYSB exited $rc: $(grep -i error "$CF_WORK/full-SYSB.log" | tail -n 1)"
+	wait "${pids[2]}" 2>/dev/null
+	# nothing lost: every instance clean, every lock free, verify and the journal check
+	local st out
+	st=$("$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" | grep "^inst .*NSYS")
+	echo "$st" | grep -v INACTIVE_CLEAN | grep -q . &&
+		efail "diskfull: instance not clean after the workloads ended: $(echo "$st" | grep -v INACTIVE_CLEAN | tr '\n' ';')"
+	out=$("$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" 2>&1) ||
+		efail "diskfull: locks still held after every system left (SYSC ended on ENOSPC and left cleanly): $(echo "$out" | sed -n '1,2p;$p' | tr '\n' ';')"
+	out=$("$CFCTL" verify --data "$m/data" 2>&1) || efail "diskfull: cfctl verify: $out"
+	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$CF_WORK/full.initial" --data "$m/data" --max-unknown 70 \
+		"$CF_WORK"/SYS[AB].fjournal "$m/SYSC.fjournal" 2>&1) || efail "diskfull: journal check: $out"
+	log "diskfull: $out"
+	umount_tmpfs
+}
+
+edge_nvramfull() {
+	[ "$(id -u)" = 0 ] || return 0
+	local m=$CF_WORK/nvfull
+	# 1 MiB: the default image (32 instances x 4 MiB of log) cannot fit
+	mount_tmpfs "$m" 1M || return 0
+	local pf=$CF_WORK/nvfull.port out rc
+	out=$(bounded 20 "$CFSERVER" --listen 127.0.0.1:0 --port-file "$pf" --cluster-key "$CF_KEYFILE" \
+		--nvram "$m/cf.img" 2>&1)
+	rc=$?
+	# it must refuse at start (not listen, and not die of SIGBUS later)
+	if [ -s "$pf" ] || [ $rc = 124 ]; then
+		efail "nvramfull: cfserver started on an image that cannot fit (rc $rc): $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	elif [ $rc -ge 128 ]; then
+		efail "nvramfull: cfserver died of signal $((rc - 128)) on a full disk"
+	elif ! echo "$out" | grep -Eqi "space|nvram|image"; then
+		efail "nvramfull: no clear message (rc $rc): $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	else
+		log "ok: nvramfull: exit $rc: $(echo "$out" | grep -Ei 'space|nvram|image' | head -n 1)"
+	fi
+	umount_tmpfs
+}
+
+trap 'rc=$?; umount_tmpfs; (exit $rc); cf_cleanup' EXIT
+cluster_init
+cases=("$@")
+[ ${#cases[@]} = 0 ] && cases=(options unreachable version key corrupt diskfull nvramfull)
+for c in "${cases[@]}"; do
+	"edge_$c"
+done
+if [ ${#FAILS[@]} -gt 0 ]; then
+	printf '  %s\n' "${FAILS[@]}" >&2
+	fail "${#FAILS[@]} edge case(s) without a clear error"
+fi
+pass "edges: ${cases[*]}"
