@@ -28,6 +28,8 @@ bool cf_reg_valid(uint64_t w)
 {
 	enum cf_reg_state st = cf_reg_state(w);
 
+	if (w == 0)
+		return true; /* FREE as formatted: a zeroed slot (cfserver never writes unused slots) */
 	if ((w & 0xffu) > CF_REG_STATE_MAX)
 		return false;
 	if (st == CF_REG_ACTIVE)

@@ -63,7 +63,11 @@ static inline uint64_t cf_reg_active(uint32_t owner, uint32_t epoch, uint32_t in
 {
 	return cf_regword(CF_REG_ACTIVE, owner, epoch, incident);
 }
-/* Structurally valid: state in range, owner/epoch zero unless ACTIVE. */
+/*
+ * Structurally valid: state in range, owner CF_NO_SYS and epoch 0 unless
+ * ACTIVE (ACTIVE: owner != CF_NO_SYS), incident 0 when FREE. The all-zero
+ * word is valid too: it is FREE as a freshly formatted image holds it.
+ */
 bool cf_reg_valid(uint64_t w);
 const char *cf_reg_state_str(enum cf_reg_state st);
 /*

@@ -94,8 +94,11 @@ static void test_regword(void)
 					CHECKF(cf_reg_owner(w) == owner, "st=%u o=%u e=%u k=%u", st, owner, e, k);
 					CHECKF(cf_reg_epoch(w) == e, "st=%u o=%u e=%u k=%u", st, owner, e, k);
 					CHECKF(cf_reg_incident(w) == k, "st=%u o=%u e=%u k=%u", st, owner, e, k);
-					/* only ACTIVE names an owner; FREE has no incident either */
-					ok = st == CF_REG_ACTIVE;
+					/*
+					 * only ACTIVE names an owner; FREE has no incident
+					 * either; the all-zero word is FREE as formatted
+					 */
+					ok = st == CF_REG_ACTIVE || w == 0;
 					CHECKF(cf_reg_valid(w) == ok, "st=%u o=%u e=%u k=%u", st, owner, e, k);
 				}
 			}
@@ -133,6 +136,9 @@ static void test_regword(void)
 			CHECK(a != c && a != f && c != f);
 		}
 	}
+	/* a zeroed slot is FREE (cfserver formats with zero pages) */
+	CHECK(cf_reg_valid(0) && cf_reg_state(0) == CF_REG_FREE);
+	CHECK(!cf_reg_valid(cf_regword(CF_REG_FREE, 0, 0, 1)) && !cf_reg_valid(cf_regword(CF_REG_FREE, 1, 0, 0)));
 	/* invalid state bytes, whatever the rest */
 	for (uint32_t st = CF_REG_STATE_MAX + 1; st < 256; st++) {
 		CHECKF(!cf_reg_valid(cf_regword((enum cf_reg_state)st, CF_NO_SYS, 0, 0)), "st=%u", st);
