@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,6 +531,9 @@ static void *hb_thread(void *p)
 	struct cf_hb_slot slot;
 	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)a->interval_ms * 1000000L};
 
+	/* like cfnode's heartbeat thread: real-time when allowed (cfserver may be too) */
+	struct sched_param sp = {.sched_priority = 10};
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	memset(&slot, 0, sizeof(slot));
 	slot.epoch = a->s.epoch;
 	for (;;) {
