@@ -69,14 +69,14 @@ class Cluster:
         if r.returncode:
             raise RuntimeError(f"cfctl mkdata: {r.stderr.strip()}")
         portf = os.path.join(self.w, "port")
-        self.server = C.spawn([self.bin("cfserver", "cfserver"), "--listen", "127.0.0.1:0", "--port-file", portf,
+        self.server = C.spawn([self.bin("cfserver", "cfserver"), "--listen", f"{self.a.host}:0", "--port-file", portf,
                                "--cluster-key", self.key, "--transport", self.a.transport,
                                "--hb-interval", str(self.a.h), "--hb-timeout", str(self.a.T),
                                "--log-size", self.log_size],
                               stdout=open(os.path.join(self.w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
         if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
             raise RuntimeError(f"cfserver did not start (see {self.w}/cfserver.log)")
-        self.addr = "127.0.0.1:" + open(portf).read().strip()
+        self.addr = f"{self.a.host}:" + open(portf).read().strip()
         for i in range(1, self.a.systems + 1):
             self.start_node(f"SYS{i}")
         for i in range(1, self.a.systems + 1):
@@ -335,7 +335,7 @@ def _floor_rtt(a, workroot):
     with open(key, "w") as f:
         subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen"], stdout=f, timeout=10)
     portf = os.path.join(w, "port")
-    srv = C.spawn([os.path.join(a.build, "cfserver", "cfserver"), "--listen", "127.0.0.1:0", "--port-file", portf,
+    srv = C.spawn([os.path.join(a.build, "cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf,
                    "--cluster-key", key, "--transport", a.transport, "--hb-interval", str(a.h),
                    # T does not change a round trip; a long one keeps cf_rtt's own heartbeat
                    # thread (a plain nanosleep loop) from being declared failed mid-run
@@ -344,7 +344,7 @@ def _floor_rtt(a, workroot):
     try:
         if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
             raise RuntimeError("cfserver for the floor did not start")
-        addr = "127.0.0.1:" + open(portf).read().strip()
+        addr = f"{a.host}:" + open(portf).read().strip()
         iters = "2000" if a.quick else "20000"
         r = subprocess.run([os.path.join(a.build, "bench", "cf_rtt"), "--cf", addr, "--key", key, "--transport",
                             a.transport, "--ops", "cas,read,write,faa", "--iters", iters, "--json"],
@@ -592,6 +592,9 @@ def main():
     ap.add_argument("--json", help="write every figure to this JSON file")
     ap.add_argument("--out", help="directory for the table, JSON and PNG plots (default bench-out/DATE)")
     ap.add_argument("--transport", default="tcp", choices=["tcp", "verbs"])
+    ap.add_argument("--host", default=os.environ.get("CF_HOST", "127.0.0.1"),
+                    help="address cfserver listens on (default $CF_HOST or 127.0.0.1; in the soft-RoCE rig "
+                         "rxe0's address, which the rig puts in CF_HOST)")
     ap.add_argument("--build", default=None, help="meson build directory (default: build)")
     ap.add_argument("--systems", type=int, default=3)
     ap.add_argument("--inflight", type=int, default=100, help="K, transactions in flight per system")

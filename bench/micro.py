@@ -34,7 +34,7 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label):
     subprocess.run([b("node", "cfctl"), "mkdata", "--data", data, "--accounts", str(accounts), "--balance", "1000"],
                    capture_output=True, timeout=120, check=True)
     portf = os.path.join(w, "port")
-    srv = C.spawn([b("cfserver", "cfserver"), "--listen", "127.0.0.1:0", "--port-file", portf, "--cluster-key", key,
+    srv = C.spawn([b("cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf, "--cluster-key", key,
                    "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", str(a.T)],
                   stdout=open(os.path.join(w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
     out = {"label": label, "systems": systems, "inflight": inflight, "accounts": accounts, "seconds": seconds,
@@ -43,7 +43,7 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label):
     try:
         if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
             raise RuntimeError("cfserver did not start")
-        addr = "127.0.0.1:" + open(portf).read().strip()
+        addr = f"{a.host}:" + open(portf).read().strip()
         for i in range(1, systems + 1):
             nodes.append(C.spawn([b("node", "cfnode"), "--cf", addr, "--cluster-key", key, "--transport", a.transport,
                                   "--system", f"SYS{i}", "--instance", "NTS%03d" % i, "--data", data,
@@ -99,13 +99,32 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label):
 
 
 def rtt(a, work):
-    r = subprocess.run([os.path.join(a.build, "bench", "cf_rtt"), "--cfserver", os.path.join(a.build, "cfserver", "cfserver"),
-                        "--transport", a.transport, "--iters", "2000" if a.quick else "20000", "--json"],
-                       capture_output=True, text=True, timeout=600)
+    """cf_rtt against a cfserver of our own on a.host (T long: only round trips matter)."""
+    w = tempfile.mkdtemp(prefix="rtt.", dir=work)
+    key = os.path.join(w, "key")
+    with open(key, "w") as f:
+        subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen"], stdout=f, timeout=10, check=True)
+    portf = os.path.join(w, "port")
+    srv = C.spawn([os.path.join(a.build, "cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf,
+                   "--cluster-key", key, "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", "10000",
+                   "--log-size", "64K"], stdout=open(os.path.join(w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
     try:
-        return json.loads(r.stdout)
-    except ValueError:
-        return {"error": f"cf_rtt failed (exit {r.returncode}): {r.stderr.strip()[-300:]}"}
+        if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
+            return {"error": "cfserver did not start"}
+        r = subprocess.run([os.path.join(a.build, "bench", "cf_rtt"), "--cf", f"{a.host}:" + open(portf).read().strip(),
+                            "--key", key, "--transport", a.transport, "--iters", "2000" if a.quick else "20000",
+                            "--json"], capture_output=True, text=True, timeout=600)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return {"error": f"cf_rtt failed (exit {r.returncode}): {r.stderr.strip()[-300:]}"}
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        C.reap(srv)
 
 
 def main():
@@ -114,6 +133,9 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--build")
     ap.add_argument("--transport", default="tcp", choices=["tcp", "verbs"])
+    ap.add_argument("--host", default=os.environ.get("CF_HOST", "127.0.0.1"),
+                    help="address cfserver listens on (default $CF_HOST or 127.0.0.1; in the soft-RoCE rig "
+                         "rxe0's address, which the rig puts in CF_HOST)")
     ap.add_argument("--seconds", type=int, help="per run (default 10; --quick 2)")
     ap.add_argument("--h", type=int, default=5)
     ap.add_argument("--T", type=int, default=50)
