@@ -325,8 +325,24 @@ static int post(struct cf_conn *c, uint16_t op, uint16_t fflags, const void *req
 
 	if (c->dead)
 		return c->dead;
-	if (c->ring_len + c->cq_len >= RING)
-		return -ENOBUFS; /* reap completions first */
+	if (c->ring_len + c->cq_len >= RING) {
+		/*
+		 * Full. Unsignaled WRITEs retire once a later answer arrives:
+		 * push everything out and take in answers (bounded). Completions
+		 * the caller has not reaped stay: then -ENOBUFS.
+		 */
+		uint64_t t0 = cf_mono_ns();
+		r = flush(c);
+		if (r < 0)
+			return r;
+		while (c->ring_len + c->cq_len >= RING && c->ring_len && elapsed_ms(t0) < FLUSH_TIMEOUT_MS) {
+			r = wait_input(c, 100);
+			if (r < 0)
+				return r;
+		}
+		if (c->ring_len + c->cq_len >= RING)
+			return -ENOBUFS; /* reap completions first */
+	}
 	r = out_reserve(c, h.len);
 	if (r < 0)
 		return r;
