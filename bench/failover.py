@@ -558,7 +558,8 @@ plot '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 
      '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGKILL p99', \\
      '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 title 'SIGKILL floor', \\
      '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 title 'SIGSTOP p50', \\
-     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGSTOP p99'
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGSTOP p99', \\
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 title 'SIGSTOP floor (T + ...)'
 set output '{out}/failover_vs_logsize.png'
 set title 'cfplex SIGKILL failover vs undo-log region size'
 set xlabel 'log region bytes per instance'
@@ -613,7 +614,22 @@ def main():
     ap.add_argument("--pgbench-seconds", type=int, help="default 10; --quick 2")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install a missing peer")
     ap.add_argument("--keep", action="store_true", help="keep the work directory with every log")
+    ap.add_argument("--replot", metavar="RESULT_JSON", help="only redo the table and plots of an earlier run")
     a = ap.parse_args()
+    if a.replot:
+        res = json.load(open(a.replot))
+        for k, v in res["params"].items():
+            if k in ("transport", "systems", "inflight", "accounts", "log_size"):
+                setattr(a, k, v)
+        a.h, a.T = res["params"]["h_ms"], res["params"]["T_ms"]
+        out = os.path.abspath(a.out or os.path.dirname(os.path.abspath(a.replot)))
+        txt = table(res, a)
+        res["plots"] = plots(res, out, a)
+        with open(os.path.join(out, "table.txt"), "w") as f:
+            f.write(txt)
+        sys.stdout.write(txt)
+        print(f"\nreplotted: {out}/table.txt" + "".join(f", {p}" for p in res["plots"]))
+        return 0
     q = a.quick
     a.reps = a.reps or (5 if q else 50)
     a.sweep_reps = a.sweep_reps or (3 if q else 20)
