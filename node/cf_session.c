@@ -222,7 +222,7 @@ err:
 	s->ops->close(s->conn);
 	s->conn = NULL;
 	s->dead = r;
-	return r == -ETIMEDOUT || r == -EPERM || r == -EPROTO || r < 0 ? r : -EPROTO;
+	return r;
 }
 
 void cf_session_close(struct cf_session *s)
