@@ -21,6 +21,17 @@ line reached the file leaves committed transfers the journal does not know
 must then conserve the total and touch at most 2N accounts; reported as a
 warning, never silently.
 
+Exact tails without intent lines: when a journal's name carries the bank seed
+its incarnation ran with (NAME.seed<S>.journal, cfnode --seed S), the i-th
+transaction of that incarnation (txid = epoch << 32 | i) is regenerated from
+the seed (cf_bank.c: xorshift64*, three draws per transaction). A killed
+writer's unwritten journal tail is then a known sequence: the transactions
+after its last journaled one, committed in order (FIFO). A sidecar
+NAME.seed<S>.journal.tail holds how long that tail may be (0 for a clean
+exit, 1 for an exit 75, 64 + K for a kill). The check then looks for the
+prefixes of those tails that make the data equal the replay exactly;
+anything else is a lost commit or an in-flight update left.
+
 usage: jcheck.py --initial F0COPY --data DIR [--max-unknown N] [--json] JOURNAL...
 exit: 0 holds, 1 violated, 2 usage / unreadable.
 """
@@ -103,6 +114,113 @@ def parse_journals(paths, n):
     return committed, pending, aborted, torn, dup, same
 
 
+M64 = (1 << 64) - 1
+
+
+def draws(seed, n, count, max_amount=100):
+    """The first count (from, to, amount) triples of cf_bank.c's generator."""
+    st = seed & M64 or 1
+    out = [None]
+
+    def rnd():
+        nonlocal st
+        st ^= st >> 12
+        st ^= (st << 25) & M64
+        st ^= st >> 27
+        return (st * 2685821657736338717) & M64
+    for _ in range(count):
+        x = rnd() % n
+        y = rnd() % (n - 1)
+        a = 1 + rnd() % max_amount
+        if y >= x:
+            y += 1
+        out.append((x, y, a))
+    return out
+
+
+def seeded_tails(paths, committed, n, warnings):
+    """For each seeded journal: the list of prefix-sum dicts of its possible unjournaled tail."""
+    import re
+    tails = []
+    for p in paths:
+        m = re.search(r"\.seed(\d+)\.journal$", p)
+        if not m:
+            continue
+        seed = int(m.group(1))
+        try:
+            tl = int(open(p + ".tail").read().strip())
+        except (OSError, ValueError):
+            tl = 72
+        seqs = {t[1] & 0xFFFFFFFF: v for t, v in committed.items() if t[0] == p}
+        last = max(seqs) if seqs else 0
+        gen = draws(seed, n, last + tl)
+        bad = [q for q, v in seqs.items() if gen[q] != v]
+        if bad:
+            warnings.append(f"{os.path.basename(p)}: {len(bad)} journal lines do not match the seed's "
+                            f"transactions (txid {bad[0]}): tail not used")
+            continue
+        if tl == 0:
+            continue
+        pre, acc = [{}], {}
+        for q in range(last + 1, last + tl + 1):
+            x, y, a = gen[q]
+            acc = dict(acc)
+            acc[x] = acc.get(x, 0) - a
+            acc[y] = acc.get(y, 0) + a
+            pre.append({k: v for k, v in acc.items() if v})
+        tails.append((os.path.basename(p), last, pre))
+    return tails
+
+
+def solve_tails(diff, tails, budget=2_000_000):
+    """Prefix lengths, one per tail, whose sums equal diff; None if none; 'big' if the
+    search gives up. Backtracking with bounds: after fixing some tails, every
+    account's residual must lie between the least and the most the remaining
+    tails can still contribute to it."""
+    n = len(diff)
+    if not tails:
+        return [] if not any(diff) else None
+    vecs = []
+    for _, _, pre in tails:
+        vs = []
+        for d in pre:
+            v = [0] * n
+            for k, x in d.items():
+                v[k] = x
+            vs.append(v)
+        vecs.append(vs)
+    D = len(vecs)
+    lo = [[min(v[a] for v in vecs[j]) for a in range(n)] for j in range(D)]
+    hi = [[max(v[a] for v in vecs[j]) for a in range(n)] for j in range(D)]
+    LO = [[0] * n for _ in range(D + 1)]
+    HI = [[0] * n for _ in range(D + 1)]
+    for j in range(D - 1, -1, -1):
+        LO[j] = [LO[j + 1][a] + lo[j][a] for a in range(n)]
+        HI[j] = [HI[j + 1][a] + hi[j][a] for a in range(n)]
+    visited = 0
+
+    def rec(j, resid, chosen):
+        nonlocal visited
+        visited += 1
+        if visited > budget:
+            raise OverflowError
+        L, H = LO[j], HI[j]
+        for a in range(n):
+            if resid[a] < L[a] or resid[a] > H[a]:
+                return None
+        if j == D:
+            return chosen
+        for m, v in enumerate(vecs[j]):
+            got = rec(j + 1, [resid[a] - v[a] for a in range(n)], chosen + [m])
+            if got is not None:
+                return got
+        return None
+    try:
+        return rec(0, list(diff), [])
+    except OverflowError:
+        return "big"
+
+
 def explain(diff, cands, limit=22):
     """A subset of candidate transfers whose sum is diff, or None."""
     touched = {k for k, v in enumerate(diff) if v}
@@ -161,6 +279,15 @@ def main():
         if sub is not None:
             explained = sub
             off = []
+    tails_used = []
+    if off:
+        tails = seeded_tails(a.journals, committed, n, warnings)
+        got = solve_tails(diff, tails)
+        if got == "big":
+            warnings.append(f"{len(tails)} seeded tails: too many combinations, not searched")
+        elif got is not None:
+            tails_used = [f"{t[0]}: {m} of its unjournaled tail after seq {t[1]}" for t, m in zip(tails, got) if m]
+            off = []
     unknown_used = 0
     if off:
         s = sum(diff)
@@ -182,7 +309,7 @@ def main():
             problems.append(f"{len(torn)} unparseable journal lines: {torn[:3]}")
     res = {"accounts": n, "committed": len(committed), "indeterminate": len(pending),
            "indeterminate_applied": len(explained), "aborted": len(aborted), "differing": len(off),
-           "unknown_used": unknown_used, "torn": len(torn), "duplicated": len(same), "ok": not problems,
+           "tails": tails_used, "unknown_used": unknown_used, "torn": len(torn), "duplicated": len(same), "ok": not problems,
            "problems": problems, "warnings": warnings}
     if a.json:
         print(json.dumps(res))
@@ -191,6 +318,9 @@ def main():
             print(f"jcheck: warning: {w}")
         for p in problems:
             print(f"jcheck: FAILED: {p}")
+        if tails_used:
+            print("jcheck: committed transfers whose journal lines a killed writer never wrote (regenerated "
+                  "from its seed): " + "; ".join(tails_used))
         if not problems:
             print(f"jcheck: ok{' (within the allowance)' if unknown_used else ''}: {n} accounts equal the replay of {len(committed)} committed transfers "
                   f"({len(pending)} indeterminate, {len(explained)} of them landed)")

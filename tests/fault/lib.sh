@@ -24,7 +24,7 @@ T_MS=${FAULT_T_MS:-1000}
 DATA=$CF_WORK/data
 INITIAL=$CF_WORK/f0.initial
 NSYS=3
-declare -A NODE_PID=() NODE_RC=() NODE_ARGS=()
+declare -A NODE_PID=() NODE_RC=() NODE_ARGS=() NODE_JOURNAL=()
 KILLED=0      # workload processes that died by a signal (their journal tail may be lost)
 OVER=0        # incarnations ended by a lost connection (75): one commit each may be indeterminate
 CRASHES=0     # crashes we caused or armed that fired
@@ -74,10 +74,15 @@ node_start() {
 		envs+=("$1")
 		shift
 	done
+	# one journal per incarnation, named after its bank seed (jcheck.py regenerates
+	# a killed writer's unwritten tail from it)
+	local seed=$((RANDOM * 1073741824 + RANDOM * 32768 + RANDOM + 1))
+	NODE_JOURNAL[$sys]=$CF_WORK/$sys.seed$seed.journal
 	env CF_FAULT_LOG=1 "${envs[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
 		--transport "$CF_TRANSPORT" --system "$sys" --instance "$(inst_of "$sys")" --data "$DATA" \
 		--policy auto --fence-agent local --workload bank --accounts "$ACCOUNTS" --duration 3600 \
-		--inflight "$INFLIGHT" --journal "$CF_WORK/$sys.journal" "${extra[@]}" >>"$CF_WORK/$sys.log" 2>&1 &
+		--inflight "$INFLIGHT" --seed "$seed" --journal "${NODE_JOURNAL[$sys]}" "${extra[@]}" \
+		>>"$CF_WORK/$sys.log" 2>&1 &
 	NODE_PID[$sys]=$!
 	NODE_RC[$sys]=
 	track_pid "${NODE_PID[$sys]}"
@@ -102,6 +107,11 @@ node_reap() {
 	NODE_RC[$sys]=$rc
 	[ "$rc" -ge 128 ] && KILLED=$((KILLED + 1))
 	[ "$rc" = 75 ] && OVER=$((OVER + 1))
+	# how much of its journal may be missing: the unflushed lines of a killed
+	# writer (cf_bank.c writes every 64), the last commit of an incarnation cut off
+	local tail=$((64 + INFLIGHT))
+	case $rc in 0) tail=0 ;; 75) tail=2 ;; esac
+	[ -n "${NODE_JOURNAL[$sys]:-}" ] && echo "$tail" >"${NODE_JOURNAL[$sys]}.tail"
 	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys (pid ${NODE_PID[$sys]}) exited $rc"
 	return 0
 }
@@ -138,6 +148,11 @@ count_fired() {
 }
 fired_total() { grep -ho 'cf-fault: [a-z_.]* fires' "$CF_WORK"/*.log 2>/dev/null | wc -l; }
 fired_point() { grep -hq "cf-fault: $1 fires" "$CF_WORK"/*.log 2>/dev/null; }
+
+# Is the point compiled into the binaries? (the name is a string literal at its CF_FAULT())
+point_compiled() {
+	grep -qaF -- "$1" "$CFSERVER" "$CFNODE" "$(dirname "$CFNODE")"/libcfnode.so* 2>/dev/null
+}
 
 cf_status() { "$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"; }
 
@@ -187,7 +202,7 @@ restart_dead() {
 # may have had its last COMMIT land at the CF without the reply (indeterminate,
 # never journaled). With intent lines ("P ...") the check is exact and needs none.
 journal_allowance() {
-	if grep -qs '^P ' "$CF_WORK"/SYS*.journal; then
+	if grep -qs '^P ' "$CF_WORK"/SYS*.journal || ls "$CF_WORK"/SYS*.seed*.journal >/dev/null 2>&1; then
 		echo 0
 	else
 		echo $((KILLED * ${FAULT_LOST_PER_KILL:-64} + OVER))
