@@ -79,6 +79,7 @@ struct cf_tserver {
 	struct ev_loop *loop;
 	int lfd, port;
 	ev_io lio;
+	ev_timer accept_retry; /* out of fds: stop accepting for a moment */
 	ev_prepare reaper;
 	uint8_t *image;
 	uint64_t size;
@@ -496,8 +497,15 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* the listener stays readable: pause it, or the loop spins */
+				cfs_warn("tcp: accept: %s: not accepting for 100 ms", strerror(errno));
+				ev_io_stop(loop, &t->lio);
+				ev_timer_set(&t->accept_retry, 0.1, 0.);
+				ev_timer_start(loop, &t->accept_retry);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
 				cfs_warn("tcp: accept: %s", strerror(errno));
+			}
 			return;
 		}
 		if (t->nconns >= CONNS_HARD) {
@@ -530,6 +538,13 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (t->cbs.on_accept)
 			t->cbs.on_accept(t->cbs.arg, c);
 	}
+}
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cf_tserver *t = w->data;
+
+	ev_io_start(loop, &t->lio);
 }
 
 /* ---------------- ops ---------------- */
@@ -606,6 +621,8 @@ static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	ev_io_init(&t->lio, lio_cb, t->lfd, EV_READ);
 	t->lio.data = t;
 	ev_io_start(loop, &t->lio);
+	ev_timer_init(&t->accept_retry, accept_retry_cb, 0.1, 0.);
+	t->accept_retry.data = t;
 	ev_prepare_init(&t->reaper, reaper_cb);
 	t->reaper.data = t;
 	*out = t;
@@ -625,6 +642,7 @@ static void t_destroy(struct cf_tserver *t)
 	if (!t)
 		return;
 	ev_io_stop(t->loop, &t->lio);
+	ev_timer_stop(t->loop, &t->accept_retry);
 	if (t->lfd >= 0)
 		close(t->lfd);
 	while (t->live)
