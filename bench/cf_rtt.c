@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ static void *hb_main(void *p)
 	struct cf_hb_slot slot;
 	struct timespec ts = {.tv_sec = 0, .tv_nsec = h->interval_ns};
 
+	/* like cfnode's heartbeat thread: real-time when allowed */
+	struct sched_param sp = {.sched_priority = 10};
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	memset(&slot, 0, sizeof(slot));
 	slot.epoch = h->s.epoch;
 	while (!h->stop) {
@@ -84,7 +88,7 @@ static pid_t start_server(const char *bin, const char *dir, char *addr, size_t c
 		return -errno;
 	if (pid == 0) {
 		execl(bin, bin, "--listen", "127.0.0.1:0", "--port-file", portfile, "--cluster-key", keyfile,
-		      "--log-level", "warn", "--log-size", "64K", (char *)NULL);
+		      "--log-level", "warn", "--log-size", "64K", "--hb-timeout", "1000", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 1000; i++) {
