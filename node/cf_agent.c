@@ -171,7 +171,6 @@ static void *hb_main(void *arg)
 int cf_agent_hb_start(struct cf_agent *a)
 {
 	struct cf_hb *hb = &a->hb;
-	uint64_t t0;
 	int r;
 
 	hb->interval_ns = a->o.hb_interval_ns ? a->o.hb_interval_ns : a->s.welcome.hb_interval_ns;
@@ -224,8 +223,6 @@ int cf_agent_hb_start(struct cf_agent *a)
 	if (r)
 		goto err_loop;
 	hb->running = true;
-	t0 = cf_mono_ns();
-	(void)t0;
 	return 0;
 err_loop:
 	ev_loop_destroy(hb->loop);
