@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run each libFuzzer target of tests/fuzz for a bounded time (default 60 s).
 #
-#   scripts/fuzz.sh [-t SECONDS] [TARGET...]      targets: frame ctrl logrec logscan header key
+#   scripts/fuzz.sh [-t SECONDS] [TARGET...]      targets: frame ctrl logrec logscan header image key
 #
 # Builds the targets with clang in build-fuzz (-Dfuzz=true), seeds each run
 # from tests/fuzz/corpus/<target>/ and replays tests/fuzz/regress/<target>/
@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECS=${FUZZ_TIME:-60}
-ALL=(frame ctrl logrec logscan header key)
+ALL=(frame ctrl logrec logscan header image key)
 
 usage() { echo "usage: $0 [-t SECONDS] [TARGET...]   (targets: ${ALL[*]})" >&2; exit 2; }
 while getopts "t:h" o; do
@@ -43,6 +43,7 @@ build_direct() {
   for t in "${TARGETS[@]}"; do
     extra=()
     [ "$t" = logscan ] && extra=(-I"$ROOT/node" "$ROOT/node/cf_log.c")
+    [ "$t" = image ] && extra=(-I"$ROOT/cfserver" "$ROOT/cfserver/cf_image.c" -lpmem2)
     clang "${FLAGS[@]}" -o "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "${extra[@]}" \
       "$ROOT"/proto/cf_{layout,words,logrec,wire,util,auth}.c -lz -lsodium
   done
@@ -60,6 +61,7 @@ max_len() {
     ctrl) echo 8192 ;;
     logrec|logscan) echo 16384 ;;
     header) echo 4200 ;;
+    image) echo 8192 ;;
     key) echo 512 ;;
   esac
 }

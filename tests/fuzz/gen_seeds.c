@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * gen_seeds - write the seed corpora of the fuzz targets:
- *   gen_seeds DIR   → DIR/{frame,ctrl,logrec,logscan,header,key}/NAME
+ *   gen_seeds DIR   → DIR/{frame,ctrl,logrec,logscan,header,image,key}/NAME
  * Every seed is a valid input built with proto/'s own encoders (plus a few
  * near misses), so the fuzzers start from deep inside each parser. The
  * generated files are checked in under tests/fuzz/corpus/.
@@ -404,6 +404,41 @@ static int seeds_header(void)
 	return r;
 }
 
+/* ---- image files: mask byte, 32-bit file size, the file's first bytes ---- */
+
+static int seeds_image(void)
+{
+	static uint8_t buf[5 + CF_PAGE];
+	struct cf_geometry g = {1, 1, CF_LOCK_ENTRIES_MIN, CF_RECORD_ENTRIES_MIN, CF_LOG_SIZE_MIN};
+	struct cf_header h;
+	uint32_t fsize;
+	int r = 0;
+
+	cf_header_init(&h, &g, 1700000000000000000ull);
+	memset(buf, 0, sizeof(buf));
+	buf[0] = 0x1f; /* every geometry option given */
+	fsize = (uint32_t)h.image_size;
+	memcpy(buf + 1, &fsize, 4);
+	memcpy(buf + 5, &h, sizeof(h));
+	r |= put("image", "valid-min", buf, 5 + sizeof(h));
+	fsize = (uint32_t)h.image_size - CF_PAGE;
+	memcpy(buf + 1, &fsize, 4);
+	r |= put("image", "truncated", buf, 5 + sizeof(h));
+	fsize = (uint32_t)h.image_size;
+	memcpy(buf + 1, &fsize, 4);
+	h.geo.max_systems = 2; /* valid image of another geometry: mismatch when given */
+	h.crc = cf_header_crc(&h);
+	memcpy(buf + 5, &h, sizeof(h));
+	r |= put("image", "other-geometry", buf, 5 + sizeof(h));
+	buf[5 + 20] ^= 1; /* crc mismatch */
+	r |= put("image", "bad-crc", buf, 5 + sizeof(h));
+	memset(buf + 5, 0, sizeof(h)); /* zero header: formatted */
+	fsize = 3 * CF_PAGE;
+	memcpy(buf + 1, &fsize, 4);
+	r |= put("image", "zero-header", buf, 5 + 64);
+	return r;
+}
+
 static int seeds_key(void)
 {
 	static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF\n";
@@ -431,7 +466,7 @@ int main(int argc, char **argv)
 		perror(outdir);
 		return 1;
 	}
-	r = seeds_ctrl() | seeds_frame() | seeds_logrec() | seeds_header() | seeds_key();
+	r = seeds_ctrl() | seeds_frame() | seeds_logrec() | seeds_header() | seeds_image() | seeds_key();
 	if (r) {
 		fprintf(stderr, "gen_seeds: writing seeds failed\n");
 		return 1;
