@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cf_util.h"
 
@@ -27,9 +28,10 @@ void cfs_log(enum cfs_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	/* one write per line, so lines of concurrent writers do not interleave */
+	/* one write(2) per line, so lines of concurrent writers do not interleave */
 	strcat(line, "\n");
-	fputs(line, stderr);
+	if (write(STDERR_FILENO, line, strlen(line)) < 0)
+		return;
 }
 
 int cfs_level_parse(const char *s, int *lvl)
