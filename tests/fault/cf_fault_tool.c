@@ -180,7 +180,7 @@ static int cmd_locks(struct conn_opts *o)
 		return 3;
 	}
 	const struct cf_image_map *m = &s.map;
-	enum { CHUNK = 512 };
+	enum { CHUNK = 8192 }; /* 64 KiB: one frame */
 	static uint64_t w[CHUNK];
 	for (uint32_t k = 0; k < m->geo.lock_entries && !r; k += CHUNK) {
 		uint32_t n = m->geo.lock_entries - k < CHUNK ? m->geo.lock_entries - k : CHUNK;
@@ -194,9 +194,13 @@ static int cmd_locks(struct conn_opts *o)
 		}
 	}
 	for (uint32_t i = 0; i < m->geo.max_instances && !r; i++) {
-		for (uint32_t e = 0; e < m->geo.record_entries && !r; e += 64) {
-			struct cf_rec_entry re[64];
-			uint32_t n = m->geo.record_entries - e < 64 ? m->geo.record_entries - e : 64;
+		uint64_t reg;
+		r = cf_session_read(&s, cf_inst_off(m, i), &reg, sizeof(reg));
+		if (r || cf_reg_state(reg) == CF_REG_FREE)
+			continue;
+		for (uint32_t e = 0; e < m->geo.record_entries && !r; e += 1024) {
+			static struct cf_rec_entry re[1024];
+			uint32_t n = m->geo.record_entries - e < 1024 ? m->geo.record_entries - e : 1024;
 			r = cf_session_read(&s, cf_rec_off(m, i) + (uint64_t)e * sizeof(re[0]), re, n * (uint32_t)sizeof(re[0]));
 			for (uint32_t j = 0; j < n && !r; j++) {
 				if (!re[j].used)
