@@ -25,6 +25,16 @@ done
 "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" --json |
 	python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["systems"])==3 and len(d["instances"])==3' ||
 	fail "cfctl status --json"
+# The status riding on the heartbeats: every instance shows commits and log use.
+status_commits() {
+	"$CFCTL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" --json |
+		python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+assert all(i.get("commits",0)>0 and "log_used" in i for i in d["instances"])
+assert all(s.get("commits",0)>0 and s["heartbeat"]=="beating" for s in d["systems"])'
+}
+wait_for 20 status_commits || fail "cfctl status does not show the heartbeats' commit counters"
 for i in 1 2 3; do
 	wait_exit "${pids[$((i - 1))]}" $((DURATION + 60))
 	[ "$EXIT_RC" -eq 0 ] || fail "node$i exited $EXIT_RC"
