@@ -161,6 +161,25 @@ static int lock_acct(struct bank *b, struct slot *sl, uint64_t acct)
 	}
 }
 
+/*
+ * Lock order: by lock class, then by account id. Ordering by id alone is not
+ * enough: two accounts of one class are one lock word, so A holding class(1)
+ * waiting for class(2) and B holding class(2) via account 0 waiting for
+ * class(1) via account 3 would be a deadlock through false contention. One
+ * total order on classes, shared by every instance, makes waits acyclic.
+ */
+static bool lock_before(const struct bank *b, uint64_t x, uint64_t y)
+{
+	char nx[CF_RES_NAME_MAX], ny[CF_RES_NAME_MAX];
+	uint32_t cx, cy;
+
+	cf_txn_lock_name(nx, sizeof(nx), CF_BANK_FILE, x);
+	cf_txn_lock_name(ny, sizeof(ny), CF_BANK_FILE, y);
+	cx = cf_lock_class(nx, b->c->locks->lock_entries);
+	cy = cf_lock_class(ny, b->c->locks->lock_entries);
+	return cx != cy ? cx < cy : x < y;
+}
+
 static bool done(struct bank *b, uint64_t t0)
 {
 	if (b->o->stop && atomic_load(b->o->stop))
@@ -229,9 +248,12 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 		sl->amount = amount;
 		cf_txn_begin(c, &sl->t);
 		sl->open = true;
-		r = lock_acct(&b, sl, x < y ? x : y);
-		if (!r)
-			r = lock_acct(&b, sl, x < y ? y : x);
+		{
+			bool xfirst = lock_before(&b, x, y);
+			r = lock_acct(&b, sl, xfirst ? x : y);
+			if (!r)
+				r = lock_acct(&b, sl, xfirst ? y : x);
+		}
 		if (!r)
 			r = cf_txn_read(&sl->t, CF_BANK_FILE, x, &bx);
 		if (!r)

@@ -5,11 +5,13 @@
  *
  * Bank: file 0 holds `accounts` records of one int64 balance each (record
  * size 8). Each transaction moves a random amount between two distinct random
- * accounts, locking both in account-id order. With K transactions in flight
+ * accounts, locking both in lock-class order, then account-id order (id order
+ * alone can deadlock through false contention of hash classes; one order on
+ * classes cannot). With K transactions in flight
  * one thread pipelines: it opens transactions and commits the oldest once K
  * are open. When a lock is held by another instance it first commits its own
  * open transactions (so it then holds only the current transaction's locks,
- * taken in id order: no deadlock) and retries with backoff until the lock
+ * taken in class order: no deadlock) and retries with backoff until the lock
  * timeout; when the lock is held by one of its own open transactions it
  * commits up to that one.
  *
