@@ -399,6 +399,34 @@ static void inst_failed_event(struct cf_core *c, uint32_t i, uint64_t nw, uint32
 }
 
 /* DESIGN §4 failure processing of system s's current incarnation. */
+/*
+ * Record in instance i's slot which incarnation (system s, epoch e) owned it
+ * when it failed, for the next counterpart's disk fence. Plain stores: none of
+ * these fields is a CAS target, and they are written BEFORE the CAS that
+ * publishes INACTIVE_FAILED(incident), so a reader that sees that incident
+ * finds them. The pid is known only while s's slot still describes epoch e
+ * (a rejoined system's slot describes its new incarnation): else 0, unknown.
+ */
+static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e, uint32_t incident, uint64_t t_ns,
+			   uint32_t cause)
+{
+	struct cf_inst_slot *is = inst_slot(c, i);
+	const struct cf_sys_slot *ss = s < c->map->geo.max_systems ? sys_slot(c, s) : NULL;
+	bool same = ss && cf_sysword_epoch(ss->state) == e;
+
+	is->fail_sys = ss ? s : CF_NO_SYS;
+	is->fail_epoch = e;
+	is->fail_incident = incident;
+	is->fail_pid = same ? ss->pid : 0;
+	is->fail_starttime = same ? ss->starttime : 0;
+	is->fail_ns = t_ns;
+	is->fail_cause = cause;
+	memset(is->fail_host, 0, sizeof(is->fail_host));
+	if (ss)
+		memcpy(is->fail_host, ss->host, sizeof(is->fail_host) - 1);
+	persist(c, cf_inst_off(c->map, i), sizeof(*is));
+}
+
 static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 {
 	struct core_sys *cs = &c->sys[s];
@@ -446,6 +474,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 			if (cf_reg_state(iw) != CF_REG_ACTIVE || cf_reg_owner(iw) != s || cf_reg_epoch(iw) != e)
 				break;
 			uint64_t nw = cf_reg_failed(cf_reg_incident(iw) + 1);
+			record_failure(c, i, s, e, cf_reg_incident(nw), t_ns, cause);
 			if (word_cas(c, cf_inst_off(c->map, i), iw, nw) == 0) {
 				failed[nfailed] = i;
 				neww[nfailed++] = nw;
@@ -483,6 +512,7 @@ static void orphan_scan(struct cf_core *c)
 		if (o < c->map->geo.max_systems && !cf_reg_owner_stale(w, sysword(c, o)))
 			continue;
 		nw = cf_reg_failed(cf_reg_incident(w) + 1);
+		record_failure(c, i, o, cf_reg_epoch(w), cf_reg_incident(nw), cf_real_ns(), CF_FAIL_NONE);
 		if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0)
 			continue;
 		reg_desc(c, w, desc, sizeof(desc));
@@ -1203,6 +1233,7 @@ static void take_over_image(struct cf_core *c)
 			struct cf_inst_slot *is = inst_slot(c, i);
 			uint64_t iw = is->reg;
 			if (cf_reg_state(iw) == CF_REG_ACTIVE && cf_reg_owner(iw) == s && cf_reg_epoch(iw) == e) {
+				record_failure(c, i, s, e, cf_reg_incident(iw) + 1, now, CF_FAIL_CONN_LOST);
 				is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
 				persist(c, cf_inst_off(c->map, i), sizeof(*is));
 				cfs_info("restart: %s -> INACTIVE_FAILED(%u)", inst_name(c, i, in),

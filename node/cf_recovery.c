@@ -217,6 +217,12 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 	t.host[sizeof(slot->fail_host) - 1] = 0;
 	t.pid = slot->fail_pid;
 	t.starttime = slot->fail_starttime;
+	if (!t.pid && x->env->fence->kind == CF_FENCE_LOCAL) {
+		/* only when the failed incarnation's slot was already reused (orphan scan) */
+		snprintf(rep->fence_msg, sizeof(rep->fence_msg),
+			 "pid of %s's failed incarnation unknown: cannot fence locally, relying on the lease", t.name);
+		return 0;
+	}
 	if (t.pid == (uint64_t)getpid() && t.starttime == cf_proc_starttime(t.pid)) {
 		/* Cannot happen for a live incarnation (its word would not be FAILED). */
 		snprintf(rep->fence_msg, sizeof(rep->fence_msg), "refusing to fence this very process (pid %llu)",
