@@ -3,7 +3,7 @@
 # crashloop.sh - crash at every named fault point, and random crash schedules.
 #
 #   crashloop.sh points                  every point of points.txt in turn, each in a
-#                                        fresh cluster (txn.* also as a freeze: :stop)
+#                                        fresh cluster (4 txn.* also as a freeze: :stop)
 #   crashloop.sh point NAME [kill|stop|abort]   one point
 #   crashloop.sh random [--rounds N] [--seed S] random victim, point, action and skip,
 #                                        several crashes per cluster lifetime
@@ -82,8 +82,13 @@ run_point() { # POINT ACTION SKIP
 		kill -KILL "$CFSERVER_PID"
 		wait "$CFSERVER_PID" 2>/dev/null
 		server_restart "CF_FAULT=$p:$act:$skip" CF_FAULT_LOG=1
-		cluster_start
-		[ "$p" = srv.between_fence_and_mark ] && crash SYS1
+		if [ "$p" = srv.between_fence_and_mark ]; then
+			cluster_start
+			crash SYS1
+		else
+			# the sweep may fire before every system is busy
+			for s in $(seq 1 "$NSYS"); do node_start "SYS$s"; done
+		fi
 		wait_for $((T_MS / 1000 + 20)) eval '! kill -0 $CFSERVER_PID' ||
 			fail "$p: cfserver did not die (the point never fired?)"
 		wait "$CFSERVER_PID" 2>/dev/null
@@ -133,10 +138,11 @@ points_mode() {
 			continue
 		fi
 		local acts=(kill)
-		case $p in txn.*) acts=(kill stop) ;; esac
+		# a freeze where it matters most: around the data write and the commit point
+		case $p in txn.after_undo | txn.after_lease_check | txn.after_data_write | txn.after_commit) acts=(kill stop) ;; esac
 		for act in "${acts[@]}"; do
 			skip=$((RANDOM % 40 + 5))
-			case $p in rec.* | srv.between*) skip=0 ;; srv.mid_sweep) skip=$((RANDOM % 20 + 10)) ;; esac
+			case $p in rec.* | srv.between*) skip=0 ;; srv.mid_sweep) skip=$((RANDOM % 100 + 50)) ;; esac
 			n=$((n + 1))
 			if out=$(bounded 120 "$0" point "$p" "$act" "$skip" 2>&1); then
 				summary+=("$p:$act:$skip ok")
