@@ -93,8 +93,10 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label):
         out["lock_over_cas"] = out["lock_p50_us"] / out["cas_p50_us"] if out["cas_p50_us"] else None
         out["contended_frac"] = (sum(x["locks"]["contended"] for x in n) /
                                  max(1, sum(x["locks"]["cas"] for x in n)))
-    if out["error"] is None and not a.keep:
+    if out["error"] is None and out["verify_ok"] and not a.keep:
         shutil.rmtree(w, ignore_errors=True)
+    else:
+        a.keep = True
     return out
 
 
@@ -138,14 +140,17 @@ def main():
                          "rxe0's address, which the rig puts in CF_HOST)")
     ap.add_argument("--seconds", type=int, help="per run (default 10; --quick 2)")
     ap.add_argument("--h", type=int, default=5)
-    ap.add_argument("--T", type=int, default=50)
+    ap.add_argument("--T", type=int, default=1000,
+                    help="heartbeat timeout, ms (default 1000: throughput does not depend on T, and a loaded "
+                         "machine must not fail a system mid-run)")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build or os.path.join(os.path.dirname(HERE), "build"))
     secs = a.seconds or (2 if a.quick else 10)
     C.install_cleanup()
     work = tempfile.mkdtemp(prefix="cfmicro.")
-    C.on_cleanup(lambda: None if a.keep else shutil.rmtree(work, ignore_errors=True))
+    C.on_cleanup(lambda: C.log(f"work directory kept: {work}") if a.keep
+                 else shutil.rmtree(work, ignore_errors=True))
     res = {"command": " ".join(["bench/micro.sh"] + sys.argv[1:]), "transport": a.transport, "h_ms": a.h,
            "T_ms": a.T, "seconds": secs, "cpus": os.cpu_count()}
     C.log("transport round trips (cf_rtt)")
