@@ -126,9 +126,20 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 		goto err_errno;
 	regular = S_ISREG(st.st_mode);
 	if (regular && st.st_size == 0) {
-		if (ftruncate(im->fd, (off_t)im->map.image_size) < 0)
-			goto err_errno;
-		fresh = 1; /* a sparse file of zeros */
+		/*
+		 * Allocate every block now: a sparse file on a full filesystem
+		 * would map fine and then kill the server with SIGBUS at the
+		 * first store to an unbacked page.
+		 */
+		r = posix_fallocate(im->fd, 0, (off_t)im->map.image_size);
+		if (r) {
+			snprintf(im->why, sizeof(im->why), "%s: cannot allocate %llu bytes for the image: %s", path,
+				 (unsigned long long)im->map.image_size, strerror(r));
+			if (ftruncate(im->fd, 0) < 0) /* leave an empty file, as found */
+				r = errno;
+			return -r;
+		}
+		fresh = 1; /* fresh blocks read as zeros */
 	} else if (regular && st.st_size < (off_t)CF_PAGE) {
 		snprintf(im->why, sizeof(im->why), "%s: %lld bytes, smaller than a CF image header page", path,
 			 (long long)st.st_size);
@@ -148,8 +159,12 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 				return -ENOSPC;
 			}
 			pmem2_map_delete(&im->pmap);
-			if (ftruncate(im->fd, (off_t)im->map.image_size) < 0)
-				goto err_errno;
+			r = posix_fallocate(im->fd, 0, (off_t)im->map.image_size);
+			if (r) {
+				snprintf(im->why, sizeof(im->why), "%s: cannot allocate %llu bytes for the image: %s",
+					 path, (unsigned long long)im->map.image_size, strerror(r));
+				return -r;
+			}
 			r = map_pmem(im);
 			if (r < 0)
 				return r;

@@ -58,7 +58,7 @@ static void usage(FILE *f)
 		"Geometry options must match an existing --nvram image; give none to use the image's.\n"
 		"\n"
 		"Exit status: 0 clean shutdown (SIGTERM/SIGINT), 1 other error, 2 usage error,\n"
-		"3 CF image refused (corrupt, foreign or mismatched), 4 cannot listen, 5 cluster key problem.\n",
+		"3 CF image refused (corrupt, foreign, mismatched or no space), 4 cannot listen,\n5 cluster key problem.\n",
 		CF_DEFAULT_MAX_SYSTEMS, CF_MAX_SYSTEMS_LIMIT, CF_DEFAULT_MAX_INSTANCES, CF_MAX_INSTANCES_LIMIT,
 		CF_DEFAULT_LOCK_ENTRIES, CF_DEFAULT_RECORD_ENTRIES);
 }
@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 		if (r == -EBADMSG)
 			cfs_err("refusing to start rather than overwrite it; move it away to start afresh");
 		cf_image_close(&im);
-		return r == -EBADMSG || r == -EINVAL ? EXIT_IMAGE : EXIT_OTHER;
+		return r == -EBADMSG || r == -EINVAL || r == -ENOSPC ? EXIT_IMAGE : EXIT_OTHER;
 	}
 	cfs_info("CF image: %s, %llu bytes (%u systems, %u instances, %u lock classes, %u records, log %llu)%s",
 		 nvram ? nvram : "DRAM (volatile)", (unsigned long long)im.map.image_size, im.map.geo.max_systems,
