@@ -35,7 +35,13 @@
 #define OUT_INIT (256u * 1024u)
 #define CTRLQ_MAX 1024u
 #define FLUSH_TIMEOUT_MS 10000
-#define SPIN_NS 0u /* busy-poll before sleeping in poll(): 0 = off (it costs more than it saves on 2 cores) */
+/*
+ * Busy-poll this long before sleeping in poll() when an answer is due:
+ * env CF_TCP_SPIN_US (default 0 = off). A loopback round trip is ~15 us, less
+ * than a sleep/wake-up pair, so spinning helps when client and server have
+ * cores of their own; on 2 shared cores it costs more than it saves.
+ */
+#define SPIN_US_MAX 1000u
 
 enum { P_SIGNALED = 0x1, P_HIDDEN = 0x2 };
 
@@ -67,6 +73,7 @@ struct cf_conn {
 	struct cf_wc cq[RING];
 	uint32_t cq_head, cq_len;
 	uint32_t unsig_run;
+	uint64_t spin_ns;
 	struct ctrlmsg *cq_first, *cq_last;
 	uint32_t nctrl;
 };
@@ -234,8 +241,8 @@ static int wait_input(struct cf_conn *c, int timeout_ms)
 	size_t before;
 	int r;
 
-	if (SPIN_NS && timeout_ms != 0 && c->ring_len) {
-		spin_end = cf_mono_ns() + SPIN_NS;
+	if (c->spin_ns && timeout_ms != 0 && c->ring_len) {
+		spin_end = cf_mono_ns() + c->spin_ns;
 		do {
 			before = c->in_len;
 			r = read_some(c);
@@ -442,6 +449,10 @@ static int c_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 		return -ENOMEM;
 	c->fd = -1;
 	c->next_id = 1;
+	if (getenv("CF_TCP_SPIN_US")) {
+		unsigned long us = strtoul(getenv("CF_TCP_SPIN_US"), NULL, 10);
+		c->spin_ns = (us > SPIN_US_MAX ? SPIN_US_MAX : us) * 1000u;
+	}
 	c->in = malloc(IN_CAP);
 	c->out = malloc(OUT_INIT);
 	c->out_cap = OUT_INIT;
