@@ -568,6 +568,17 @@ static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 int cf_agent_run(struct cf_agent *a)
 {
+	/*
+	 * The agent thread turns CF events into recoveries: the failover time is
+	 * its latency. Ask for a real-time priority (best effort) so that it does
+	 * not wait for a CPU behind workload threads; threads created before this
+	 * point (the workload's) keep their normal policy.
+	 */
+	{
+		struct sched_param sp = {.sched_priority = 9};
+		if (pthread_setschedparam(pthread_self(), SCHED_RR, &sp) != 0)
+			cf_agent_log(a, CF_AGENT_DEBUG, "agent thread: no real-time priority (not permitted)");
+	}
 	int r;
 
 	if (!a->loop) {

@@ -533,59 +533,130 @@ int cf_lock_release_owner(struct cf_lock_table *t, uint64_t owner)
 
 /* ---------------- another instance's holds (recovery) ---------------- */
 
+/* A batch over either backing: the session pipelines it, memory runs it in place. */
+static int io_batch(struct lkio io, struct cf_batch_op *ops, size_t n)
+{
+	if (!io.mem)
+		return cf_session_batch(io.s, ops, n);
+	for (size_t i = 0; i < n; i++) {
+		struct cf_batch_op *o = &ops[i];
+		o->status = 0;
+		if (o->op == CF_OP_READ)
+			o->status = io_read(io, o->off, o->buf, o->len);
+		else if (o->op == CF_OP_WRITE)
+			o->status = io_write(io, o->off, o->buf, o->len, false);
+		else if (o->op == CF_OP_CAS)
+			o->status = io_cas(io, o->off, o->compare, o->swap, &o->value);
+		else
+			o->status = -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Release every hold of inst that its record list names. Pipelined, because
+ * this is on the failover path: the list is read in one batch, the lock words
+ * of its distinct classes in another, then every release CAS in a third; a
+ * CAS that finds the word changed (another holder came or went) is retried
+ * with the value it returned. So the cost is about three round trips,
+ * whatever the number of locks.
+ */
 static int release_instance(struct lkio io, const struct cf_image_map *map, uint32_t inst, uint32_t *released)
 {
 	uint64_t size = map->records_size, base = cf_rec_off(map, inst);
-	uint32_t n = map->geo.record_entries, done = 0;
-	struct cf_rec_entry *ents;
-	uint8_t *zero;
+	uint32_t n = map->geo.record_entries, done = 0, ncls = 0, nchunks;
+	struct cf_rec_entry *ents = NULL;
+	struct cf_batch_op *ops = NULL;
+	uint64_t *cls = NULL, *word = NULL;
+	uint32_t *which = NULL; /* batch op → class index */
+	uint8_t *zero = NULL;
 	int r = 0;
 
 	if (inst >= map->geo.max_instances)
 		return -EINVAL;
+	nchunks = (uint32_t)((size + READ_CHUNK - 1) / READ_CHUNK);
 	ents = malloc(size);
 	zero = calloc(1, READ_CHUNK);
-	if (!ents || !zero) {
+	cls = malloc(n * sizeof(*cls));
+	word = malloc(n * sizeof(*word));
+	which = malloc(n * sizeof(*which));
+	ops = calloc(n > nchunks ? n : nchunks, sizeof(*ops));
+	if (!ents || !zero || !cls || !word || !which || !ops) {
 		r = -ENOMEM;
 		goto out_free;
 	}
-	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
-		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
-		r = io_read(io, base + p, (uint8_t *)ents + p, len);
-		if (r)
-			goto out_free;
+	for (uint32_t c = 0; c < nchunks; c++) {
+		uint64_t p = (uint64_t)c * READ_CHUNK;
+		ops[c] = (struct cf_batch_op){.op = CF_OP_READ, .off = base + p, .buf = (uint8_t *)ents + p,
+					      .len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK)};
 	}
+	r = io_batch(io, ops, nchunks);
+	for (uint32_t c = 0; !r && c < nchunks; c++)
+		r = ops[c].status;
+	if (r)
+		goto out_free;
+	/* distinct classes named by used, well-formed entries */
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t w, next, old;
-		if (!ents[i].used)
-			continue;
-		if (ents[i].used > 1u + CF_LOCK_X || ents[i].klass >= map->geo.lock_entries)
-			continue; /* malformed entry: names nothing we could release */
-		r = io_read(io, map->off_locks + ents[i].klass * 8u, &w, 8);
+		bool seen = false;
+		if (!ents[i].used || ents[i].used > 1u + CF_LOCK_X || ents[i].klass >= map->geo.lock_entries)
+			continue; /* free, or malformed: names nothing we could release */
+		for (uint32_t j = 0; j < ncls && !seen; j++)
+			seen = cls[j] == ents[i].klass;
+		if (!seen)
+			cls[ncls++] = ents[i].klass;
+	}
+	for (uint32_t j = 0; j < ncls; j++)
+		ops[j] = (struct cf_batch_op){.op = CF_OP_READ, .off = map->off_locks + cls[j] * 8u, .buf = &word[j], .len = 8};
+	r = io_batch(io, ops, ncls);
+	for (uint32_t j = 0; !r && j < ncls; j++)
+		r = ops[j].status;
+	if (r)
+		goto out_free;
+	for (uint32_t k = 0; k < RELEASE_RETRIES; k++) {
+		uint32_t m = 0;
+		for (uint32_t j = 0; j < ncls; j++) {
+			uint64_t next;
+			if (cls[j] == UINT64_MAX || cf_lock_release_next(word[j], inst, &next)) {
+				cls[j] = UINT64_MAX; /* not (or no longer) held by inst: e.g. entry written, CAS never landed */
+				continue;
+			}
+			which[m] = j;
+			ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = map->off_locks + cls[j] * 8u,
+							.compare = word[j], .swap = next};
+		}
+		if (!m)
+			break;
+		r = io_batch(io, ops, m);
 		if (r)
 			goto out_free;
-		for (uint32_t k = 0; k < RELEASE_RETRIES; k++) {
-			if (cf_lock_release_next(w, inst, &next))
-				break; /* not (or no longer) held by inst: e.g. entry written, CAS never landed */
-			r = io_cas(io, map->off_locks + ents[i].klass * 8u, w, next, &old);
-			if (r)
+		for (uint32_t q = 0; q < m; q++) {
+			uint32_t j = which[q];
+			if (ops[q].status) {
+				r = ops[q].status;
 				goto out_free;
-			if (old == w) {
-				done++;
-				break;
 			}
-			w = old;
+			if (ops[q].value == ops[q].compare) {
+				done++;
+				cls[j] = UINT64_MAX;
+			} else
+				word[j] = ops[q].value; /* changed under us: retry with what it is now */
 		}
 	}
 	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
 		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
-		r = io_write(io, base + p, zero, len, false);
+		r = io_write(io, base + p, zero, len, true);
 		if (r)
 			goto out_free;
 	}
+	if (!io.mem)
+		r = cf_session_drain(io.s); /* the zero buffer must outlive the posted writes */
 	if (released)
 		*released = done;
 out_free:
+	free(ops);
+	free(which);
+	free(word);
+	free(cls);
 	free(zero);
 	free(ents);
 	return r;

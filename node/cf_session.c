@@ -553,3 +553,69 @@ int cf_session_drain(struct cf_session *s)
 	r = s->ops->post_read(s->conn, &marker, 8, g->addr, g->rkey, id, 0);
 	return r < 0 ? r : wait_wr(s, id, NULL);
 }
+
+static int batch_post(struct cf_session *s, struct cf_batch_op *o, uint64_t id)
+{
+	const struct cf_grant *g;
+	uint32_t need;
+
+	switch (o->op) {
+	case CF_OP_READ: need = CF_R_READ; break;
+	case CF_OP_WRITE: need = CF_R_WRITE; break;
+	case CF_OP_CAS:
+	case CF_OP_FAA: need = CF_R_ATOMIC; break;
+	default: return -EINVAL;
+	}
+	g = cf_session_grant_for(s, o->off, o->op == CF_OP_READ || o->op == CF_OP_WRITE ? o->len : 8, need);
+	if (!g)
+		return -EACCES;
+	switch (o->op) {
+	case CF_OP_READ: return s->ops->post_read(s->conn, o->buf, o->len, raddr(g, o->off), g->rkey, id, 0);
+	case CF_OP_WRITE: return s->ops->post_write(s->conn, o->buf, o->len, raddr(g, o->off), g->rkey, id, 0);
+	case CF_OP_CAS: return s->ops->post_cas(s->conn, raddr(g, o->off), g->rkey, o->compare, o->swap, id, 0);
+	default: return s->ops->post_faa(s->conn, raddr(g, o->off), g->rkey, o->compare, id, 0);
+	}
+}
+
+int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
+{
+	struct cf_wc wc[CF_BATCH_DEPTH];
+
+	for (size_t base = 0; base < n; base += CF_BATCH_DEPTH) {
+		size_t m = n - base < CF_BATCH_DEPTH ? n - base : CF_BATCH_DEPTH, left = 0;
+		uint64_t first = s->next_wr + 1, t0 = cf_mono_ns();
+
+		if (s->dead)
+			return s->dead;
+		for (size_t i = 0; i < m; i++) {
+			struct cf_batch_op *o = &ops[base + i];
+			int r = batch_post(s, o, ++s->next_wr);
+			o->status = r < 0 ? r : 1; /* 1: in flight */
+			if (r == -EACCES || r == -EINVAL)
+				continue; /* refused locally: nothing posted */
+			if (r < 0)
+				return kill_session(s, r);
+			left++;
+		}
+		while (left > 0) {
+			int ms = CF_SESSION_OP_TIMEOUT_MS - (int)((cf_mono_ns() - t0) / 1000000u);
+			if (ms <= 0)
+				return kill_session(s, -ETIMEDOUT);
+			int k = s->ops->poll(s->conn, wc, (int)CF_ARRAY_SIZE(wc), ms);
+			if (k < 0)
+				return kill_session(s, k);
+			for (int j = 0; j < k; j++) {
+				uint64_t idx = wc[j].wr_id - first;
+				if (wc[j].wr_id < first || idx >= m)
+					continue; /* an earlier unsignaled op's completion */
+				struct cf_batch_op *o = &ops[base + idx];
+				if (o->status != 1)
+					continue;
+				o->status = wc[j].status;
+				o->value = wc[j].value;
+				left--;
+			}
+		}
+	}
+	return 0;
+}

@@ -105,6 +105,26 @@ int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *w
 /* Wait until every posted op has completed (unsignaled ones are covered by a later signaled one). */
 int cf_session_drain(struct cf_session *s);
 
+/*
+ * A batch of one-sided ops, posted together and reaped together: n ops cost
+ * about one round trip instead of n (the transport pipelines them; RC order
+ * still holds). Each op gets its own status (0 or -errno) and, for CAS/FAA,
+ * the old value. Returns 0 when every op was executed (look at each status),
+ * or the session's error (then the connection is dead).
+ */
+struct cf_batch_op {
+	uint32_t op;      /* CF_OP_READ, CF_OP_WRITE, CF_OP_CAS, CF_OP_FAA */
+	uint32_t len;     /* READ/WRITE bytes */
+	uint64_t off;     /* image offset */
+	void *buf;        /* READ destination / WRITE source */
+	uint64_t compare; /* CAS compare, FAA addend */
+	uint64_t swap;
+	uint64_t value;   /* out: CAS/FAA old value */
+	int32_t status;   /* out */
+};
+#define CF_BATCH_DEPTH 32u /* ops in flight at once, within every backend's queue depth */
+int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n);
+
 /* Default op timeout (ms) before a connection is declared dead. */
 #define CF_SESSION_OP_TIMEOUT_MS 5000
 
