@@ -22,6 +22,7 @@
  * CPU store is not atomic against the NIC's atomics (IBV_ATOMIC_HCA).
  */
 #include "cf_core.h"
+#include "cf_fault.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -456,6 +457,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	cs->agent = NULL;
 	fence_us = (uint32_t)((cf_mono_ns() - t0) / 1000u);
 	cfs_info("failure: %s step 1: fenced %u connection(s) in %u us", sn, nfenced, fence_us);
+	CF_FAULT("srv.between_fence_and_mark");
 
 	/* (2) mark FAILED, same epoch (fields first, the word last) */
 	slot->fail_ns = t_ns;
@@ -1184,6 +1186,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			cfs_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)", sys_name(c, s, sn),
 				 (unsigned long long)((now - cs->hb_seen_ns) / 1000000u),
 				 (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
+			CF_FAULT("srv.mid_sweep");
 			fail_system(c, s, CF_FAIL_HB_TIMEOUT);
 		}
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cf_lock.c - record locks (design in cf_lock.h). */
 #include "cf_lock.h"
+#include "cf_fault.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -432,6 +433,9 @@ int cf_lock_acquire(struct cf_lock_table *t, const char *name, enum cf_lock_mode
 			name_free(t, e, false);
 			return r;
 		}
+		/* record entry written, the CAS lost: the state "entry without hold" */
+		if (first && old != cmp)
+			CF_FAULT("txn.after_lock_record");
 		first = false;
 		if (old == cmp)
 			break;
@@ -466,6 +470,7 @@ int cf_lock_acquire(struct cf_lock_table *t, const char *name, enum cf_lock_mode
 			}
 		}
 	}
+	CF_FAULT("txn.after_lock_cas");
 	if (c < 0) {
 		c = cls_add(t, klass, (uint8_t)m, next);
 		if (c < 0) { /* cannot happen: one class per name at most */

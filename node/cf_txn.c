@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cf_txn.c - transactions (protocol in cf_txn.h). */
 #include "cf_txn.h"
+#include "cf_fault.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -190,13 +191,17 @@ int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *pay
 		goto err_free;
 	}
 	t->nupd++; /* from here on backout restores it, whether the pwrite lands or not */
+	CF_FAULT("txn.after_undo");
 	r = lease(c);
 	if (r)
 		goto out;
+	/* a freeze here is what no lease survives: the disk fence must stop it */
+	CF_FAULT("txn.after_lease_check");
 	cf_data_make_slot(f, rec, payload, slot);
 	r = cf_data_pwrite(c->data, file, u->off, slot, len);
 	if (r)
 		goto out;
+	CF_FAULT("txn.after_data_write");
 	t->touched |= 1ull << file;
 out:
 	publish(c);
@@ -237,7 +242,10 @@ static int finish(struct cf_txn *t, enum cf_logrec_type type)
 		r = cf_log_append(c->log, type, t->id, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
 		if (r)
 			return r;
+		if (type == CF_LR_COMMIT)
+			CF_FAULT("txn.after_commit");
 	}
+	CF_FAULT("txn.before_release");
 	r = cf_lock_release_owner(c->locks, t->id);
 	if (r)
 		return r;
@@ -260,6 +268,7 @@ int cf_txn_commit(struct cf_txn *t)
 	r = sync_touched(t);
 	if (r)
 		return r;
+	CF_FAULT("txn.after_fsync");
 	r = finish(t, CF_LR_COMMIT);
 	if (r)
 		return r;
