@@ -466,6 +466,26 @@ static int cmd_noauth(int argc, char **argv)
 		CHECK(saw_error, "no ERROR frame");
 	}
 	close(fd);
+	/* 2b: a HELLO for protocol versions this server does not speak: ERROR naming both ranges */
+	fd = raw_connect();
+	hello.version_min = CF_PROTO_VERSION_MAX + 1;
+	hello.version_max = CF_PROTO_VERSION_MAX + 2;
+	len = cf_ctrl_build(msg, CF_CTRL_HELLO, &hello, sizeof(hello));
+	raw_send(fd, CF_OP_CTRL, 1, msg, len, 0);
+	n = raw_read_to_eof(fd, buf, sizeof(buf), 5000);
+	{
+		struct cf_ctrl_hdr ch;
+		struct cf_status st;
+		char want[64];
+		CHECK(n >= (ssize_t)(sizeof(h) + sizeof(ch) + sizeof(st)), "no ERROR for a version mismatch: %zd", n);
+		memcpy(&ch, buf + sizeof(h), sizeof(ch));
+		memcpy(&st, buf + sizeof(h) + sizeof(ch), sizeof(st));
+		st.msg[sizeof(st.msg) - 1] = 0;
+		snprintf(want, sizeof(want), "client speaks %u..%u, server %u..%u", CF_PROTO_VERSION_MAX + 1,
+			 CF_PROTO_VERSION_MAX + 2, CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX);
+		CHECK(ch.type == CF_CTRL_ERROR && strstr(st.msg, want), "version mismatch answer: %s", st.msg);
+	}
+	close(fd);
 session_only:
 	/* 3: the session API with a wrong key: -EPERM (the server fails to prove the key) */
 	memcpy(wrong, key, sizeof(wrong));
