@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Run each libFuzzer target of tests/fuzz for a bounded time (default 60 s).
 #
-#   scripts/fuzz.sh [-t SECONDS] [TARGET...]      targets: frame ctrl logrec logscan header image key
+#   scripts/fuzz.sh [-t SECONDS] [-m] [TARGET...]  targets: frame ctrl logrec logscan header image key
+#
+# -m merges the inputs that reached new coverage into the checked-in corpus
+# (tests/fuzz/corpus/<target>/), so the unit suite's replay covers them too.
 #
 # Builds the targets with clang in build-fuzz (-Dfuzz=true), seeds each run
 # from tests/fuzz/corpus/<target>/ and replays tests/fuzz/regress/<target>/
@@ -16,10 +19,12 @@ BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECS=${FUZZ_TIME:-60}
 ALL=(frame ctrl logrec logscan header image key)
 
-usage() { echo "usage: $0 [-t SECONDS] [TARGET...]   (targets: ${ALL[*]})" >&2; exit 2; }
-while getopts "t:h" o; do
+MERGE=0
+usage() { echo "usage: $0 [-t SECONDS] [-m] [TARGET...]   (targets: ${ALL[*]})" >&2; exit 2; }
+while getopts "t:mh" o; do
   case $o in
     t) SECS=$OPTARG ;;
+    m) MERGE=1 ;;
     *) usage ;;
   esac
 done
@@ -96,6 +101,10 @@ for t in "${TARGETS[@]}"; do
     summary+=("$(printf '%-8s FAILED  executions=%s  execs/s=%s  cov=%s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}")")
   else
     summary+=("$(printf '%-8s ok      executions=%s  execs/s=%s  cov=%s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}")")
+    if [ $MERGE -eq 1 ]; then
+      "$BUILD/tests/fuzz/fuzz_$t" -merge=1 -max_len="$(max_len "$t")" "$ROOT/tests/fuzz/corpus/$t" "$work" \
+        >>"$log" 2>&1 || echo "fuzz: merging $t's corpus failed (see $log)" >&2
+    fi
   fi
 done
 printf '%s\n' "${summary[@]}"
