@@ -20,4 +20,13 @@ cmp "$CF_WORK/before.bin" "$CF_WORK/after.bin" || fail "image contents differ af
 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" --nvram "$IMG" --max-systems 8 2>"$CF_WORK/geo.err"; rc=$?
 [ "$rc" -eq 3 ] || fail "geometry mismatch: exit $rc"
 grep -q "max-systems" "$CF_WORK/geo.err" || fail "geometry mismatch not named"
-pass "image identical after kill -9 (generation $g1 -> $g2)"
+# a system ACTIVE when the CF died: the restarted CF fails it (its connections died with the old run)
+start_bg hold "$TC" hold SYSN NTSN; hp=$BG_PID
+wait_for 10 grep -q READY "$CF_WORK/hold.log" || fail "holder not ready"
+kill -KILL "$CFSERVER_PID"; wait "$CFSERVER_PID" 2>/dev/null
+wait_for 10 grep -q DEAD "$CF_WORK/hold.log" || fail "holder did not see the CF die"
+start_cfserver cfserver3 -- --nvram "$IMG" --hb-timeout 600000 || fail "second restart"
+[ "$("$TC" sys SYSN)" = "FAILED 1 1" ] || fail "SYSN after CF restart: $("$TC" sys SYSN)"
+[ "$("$TC" inst NTSN)" = "INACTIVE_FAILED 255 0 1" ] || fail "NTSN after CF restart: $("$TC" inst NTSN)"
+grep -q "restart: SYSN (epoch 1) was ACTIVE" "$CF_WORK/cfserver3.log" || fail "restart processing not logged"
+pass "image identical after kill -9 (generation $g1 -> $g2); ACTIVE systems failed at restart"
