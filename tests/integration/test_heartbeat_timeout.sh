@@ -8,7 +8,7 @@ TC=$CF_TCLIENT
 start_cfserver --hb-interval 10 --hb-timeout 500 || fail "cfserver did not start"
 start_bg hold "$TC" hold SYSH NTSH 10; hp=$BG_PID
 wait_for 10 grep -q READY "$CF_WORK/hold.log" || fail "holder not ready"
-# alive while it beats: still ACTIVE after several T
+# alive while it beats: still ACTIVE after two T (a deliberate wait: proving no false detection)
 sleep 1
 [ "$("$TC" sys SYSH)" = "ACTIVE 1 0" ] || fail "a beating system was failed: $("$TC" sys SYSH)"
 kill -STOP "$hp"
