@@ -233,8 +233,8 @@ random_mode() {
 			;;
 		esac
 		stabilize "round $round ($how $v)"
-		# several crashes per cluster lifetime; a full check every 10 rounds
-		if [ $((round % 10)) = 0 ] || [ "$round" = "$rounds" ]; then
+		# several crashes per cluster lifetime; a full check every 5 rounds
+		if [ $((round % 5)) = 0 ] || [ "$round" = "$rounds" ]; then
 			check_invariants "round $round"
 			checks=$((checks + 1))
 			log "round $round: invariants hold; $(fired_total) points fired so far; $JCHECK_LAST"

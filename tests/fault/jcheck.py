@@ -147,8 +147,13 @@ def seeded_tails(paths, committed, n, warnings):
         if not m:
             continue
         seed = int(m.group(1))
+        fixed = None
         try:
-            tl = int(open(p + ".tail").read().strip())
+            txt = open(p + ".tail").read().strip()
+            if txt.startswith("="):
+                fixed = tl = int(txt[1:])  # solved by an earlier check: exactly this long
+            else:
+                tl = int(txt)
         except (OSError, ValueError):
             tl = 72
         seqs = {t[1] & 0xFFFFFFFF: v for t, v in committed.items() if t[0] == p}
@@ -168,11 +173,13 @@ def seeded_tails(paths, committed, n, warnings):
             acc[x] = acc.get(x, 0) - a
             acc[y] = acc.get(y, 0) + a
             pre.append({k: v for k, v in acc.items() if v})
-        tails.append((os.path.basename(p), last, pre))
+        if fixed is not None:
+            pre = pre[-1:]  # no choice left
+        tails.append((p, last, pre, fixed))
     return tails
 
 
-def solve_tails(diff, tails, budget=2_000_000):
+def solve_tails(diff, tails, budget=200_000):
     """Prefix lengths, one per tail, whose sums equal diff; None if none; 'big' if the
     search gives up. Backtracking with bounds: after fixing some tails, every
     account's residual must lie between the least and the most the remaining
@@ -181,7 +188,7 @@ def solve_tails(diff, tails, budget=2_000_000):
     if not tails:
         return [] if not any(diff) else None
     vecs = []
-    for _, _, pre in tails:
+    for _, _, pre, _ in tails:
         vs = []
         for d in pre:
             v = [0] * n
@@ -246,6 +253,8 @@ def main():
     ap.add_argument("--max-unknown", type=int, default=0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--strict-dup", action="store_true", help="fail on identical duplicate lines too")
+    ap.add_argument("--fix-tails", action="store_true",
+                    help="on success, record each solved tail length in its .tail file (=M) for later checks")
     ap.add_argument("journals", nargs="*")
     a = ap.parse_args()
     try:
@@ -286,7 +295,13 @@ def main():
         if got == "big":
             warnings.append(f"{len(tails)} seeded tails: too many combinations, not searched")
         elif got is not None:
-            tails_used = [f"{t[0]}: {m} of its unjournaled tail after seq {t[1]}" for t, m in zip(tails, got) if m]
+            lens = [t[3] if t[3] is not None else m for t, m in zip(tails, got)]
+            tails_used = [f"{os.path.basename(t[0])}: {k} of its unjournaled tail after seq {t[1]}"
+                          for t, k in zip(tails, lens) if k]
+            if a.fix_tails:
+                for t, k in zip(tails, lens):
+                    with open(t[0] + ".tail", "w") as f:
+                        f.write(f"={k}\n")
             off = []
     unknown_used = 0
     if off:

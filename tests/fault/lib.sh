@@ -237,7 +237,7 @@ check_invariants() {
 	# journal check
 	local allow
 	allow=$(journal_allowance)
-	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown "$allow" \
+	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown "$allow" --fix-tails \
 		"$CF_WORK"/SYS*.journal 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] || fail "$label: journal check: $out"
