@@ -319,7 +319,7 @@ static int cmd_status(const struct opts *o)
 			json_str(stdout, owner);
 			printf(",\"owner_epoch\":%u,\"incident\":%u,\"home\":", cf_reg_epoch(w), cf_reg_incident(w));
 			json_str(stdout, home);
-			printf(",\"locks_held\":%u,\"lock_names\":[", nlocks);
+			printf(",\"locks\":%u,\"locks_held\":%u,\"lock_names\":[", nlocks, nlocks);
 			for (uint32_t k = 0; k < m->geo.record_entries && shown < 64; k++) {
 				char n[CF_RES_NAME_MAX + 1];
 				if (!recs[k].used)
