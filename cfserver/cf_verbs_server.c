@@ -107,6 +107,16 @@ struct cf_sconn {
 	struct cf_sconn *znext;       /* t->zombies */
 };
 
+/* A connected RC QP pair on our own device: cli (requester) -> srv (responder). */
+struct lbqp {
+	struct rdma_event_channel *ech;
+	struct rdma_cm_id *lid, *cli, *srv;
+	struct ibv_cq *cq, *scq;
+	struct ibv_mr *mr;
+	uint64_t *buf;
+	bool broken;
+};
+
 struct cf_tserver {
 	struct ev_loop *loop;
 	struct cf_server_cbs cbs;
@@ -126,13 +136,7 @@ struct cf_tserver {
 	struct cf_sconn *conns, *zombies;
 	unsigned nconns;
 	int port;
-	/* loopback QP for local_cas */
-	struct rdma_event_channel *lb_ech;
-	struct rdma_cm_id *lb_lid, *lb_cli, *lb_srv;
-	struct ibv_cq *lb_cq, *lb_scq;
-	struct ibv_mr *lb_mr;
-	uint64_t *lb_buf;
-	bool lb_broken;
+	struct lbqp lb; /* loopback QP pair for local_cas */
 };
 
 /* rdma-core's conventions -> 0/-errno. */
@@ -582,14 +586,14 @@ static void cq_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---------------- loopback QP (local_cas) ---------------- */
 
-static int lb_expect(struct cf_tserver *t, enum rdma_cm_event_type want, struct rdma_cm_id **id)
+static int lb_expect(struct lbqp *lb, enum rdma_cm_event_type want, struct rdma_cm_id **id)
 {
-	struct pollfd pfd = {.fd = t->lb_ech->fd, .events = POLLIN};
+	struct pollfd pfd = {.fd = lb->ech->fd, .events = POLLIN};
 	struct rdma_cm_event *ev;
 	uint64_t deadline = cf_mono_ns() + (uint64_t)SV_CM_TIMEOUT_MS * 1000000ull;
 
 	for (;;) {
-		if (rdma_get_cm_event(t->lb_ech, &ev) == 0) {
+		if (rdma_get_cm_event(lb->ech, &ev) == 0) {
 			enum rdma_cm_event_type got = ev->event;
 			int status = ev->status;
 			if (id)
@@ -625,7 +629,7 @@ static int lb_qp(struct cf_tserver *t, struct rdma_cm_id *id, struct ibv_cq *cq)
 	return rdma_create_qp(id, t->pd, &qa) ? neg_errno() : 0;
 }
 
-static int lb_setup(struct cf_tserver *t, struct sockaddr *bound)
+static int lb_setup(struct cf_tserver *t, struct lbqp *lb, struct sockaddr *bound)
 {
 	struct sockaddr_storage ss;
 	struct rdma_conn_param p = {.responder_resources = 1, .initiator_depth = 1, .retry_count = 7,
@@ -634,83 +638,161 @@ static int lb_setup(struct cf_tserver *t, struct sockaddr *bound)
 	socklen_t sl = bound->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	int r;
 
-	t->lb_ech = rdma_create_event_channel();
-	if (!t->lb_ech)
+	lb->ech = rdma_create_event_channel();
+	if (!lb->ech)
 		return neg_errno();
-	if ((r = set_nonblock(t->lb_ech->fd)) < 0)
+	if ((r = set_nonblock(lb->ech->fd)) < 0)
 		return r;
-	if (rdma_create_id(t->lb_ech, &t->lb_lid, NULL, RDMA_PS_TCP) ||
-	    rdma_create_id(t->lb_ech, &t->lb_cli, NULL, RDMA_PS_TCP))
+	if (rdma_create_id(lb->ech, &lb->lid, NULL, RDMA_PS_TCP) ||
+	    rdma_create_id(lb->ech, &lb->cli, NULL, RDMA_PS_TCP))
 		return neg_errno();
 	memcpy(&ss, bound, sl);
 	if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = 0;
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-	if (rdma_bind_addr(t->lb_lid, (struct sockaddr *)&ss) || rdma_listen(t->lb_lid, 1))
+	if (rdma_bind_addr(lb->lid, (struct sockaddr *)&ss) || rdma_listen(lb->lid, 1))
 		return neg_errno();
 	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = rdma_get_src_port(t->lb_lid);
+		((struct sockaddr_in *)&ss)->sin_port = rdma_get_src_port(lb->lid);
 	else
-		((struct sockaddr_in6 *)&ss)->sin6_port = rdma_get_src_port(t->lb_lid);
-	if (rdma_resolve_addr(t->lb_cli, NULL, (struct sockaddr *)&ss, SV_CM_TIMEOUT_MS))
+		((struct sockaddr_in6 *)&ss)->sin6_port = rdma_get_src_port(lb->lid);
+	if (rdma_resolve_addr(lb->cli, NULL, (struct sockaddr *)&ss, SV_CM_TIMEOUT_MS))
 		return neg_errno();
-	if ((r = lb_expect(t, RDMA_CM_EVENT_ADDR_RESOLVED, NULL)) < 0)
+	if ((r = lb_expect(lb, RDMA_CM_EVENT_ADDR_RESOLVED, NULL)) < 0)
 		return r;
-	if (rdma_resolve_route(t->lb_cli, SV_CM_TIMEOUT_MS))
+	if (rdma_resolve_route(lb->cli, SV_CM_TIMEOUT_MS))
 		return neg_errno();
-	if ((r = lb_expect(t, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL)) < 0)
+	if ((r = lb_expect(lb, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL)) < 0)
 		return r;
-	if (t->lb_cli->verbs != t->verbs)
+	if (lb->cli->verbs != t->verbs)
 		return -EXDEV;
-	t->lb_buf = aligned_alloc(64, 64);
-	if (!t->lb_buf)
+	lb->buf = aligned_alloc(64, 64);
+	if (!lb->buf)
 		return -ENOMEM;
-	t->lb_mr = ibv_reg_mr(t->pd, t->lb_buf, 64, IBV_ACCESS_LOCAL_WRITE);
-	t->lb_cq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
-	t->lb_scq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
-	if (!t->lb_mr || !t->lb_cq || !t->lb_scq)
+	lb->mr = ibv_reg_mr(t->pd, lb->buf, 64, IBV_ACCESS_LOCAL_WRITE);
+	lb->cq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
+	lb->scq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
+	if (!lb->mr || !lb->cq || !lb->scq)
 		return neg_errno();
-	if ((r = lb_qp(t, t->lb_cli, t->lb_cq)) < 0)
+	if ((r = lb_qp(t, lb->cli, lb->cq)) < 0)
 		return r;
-	if (rdma_connect(t->lb_cli, &p))
+	if (rdma_connect(lb->cli, &p))
 		return neg_errno();
-	if ((r = lb_expect(t, RDMA_CM_EVENT_CONNECT_REQUEST, &got)) < 0)
+	if ((r = lb_expect(lb, RDMA_CM_EVENT_CONNECT_REQUEST, &got)) < 0)
 		return r;
-	t->lb_srv = got;
-	if ((r = lb_qp(t, t->lb_srv, t->lb_scq)) < 0)
+	lb->srv = got;
+	if ((r = lb_qp(t, lb->srv, lb->scq)) < 0)
 		return r;
-	if (rdma_accept(t->lb_srv, &p))
+	if (rdma_accept(lb->srv, &p))
 		return neg_errno();
-	if ((r = lb_expect(t, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0 ||
-	    (r = lb_expect(t, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0)
+	if ((r = lb_expect(lb, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0 ||
+	    (r = lb_expect(lb, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0)
 		return r;
 	return 0;
 }
 
-static void lb_destroy(struct cf_tserver *t)
+static void lb_destroy(struct lbqp *lb)
 {
-	if (t->lb_cli) {
-		if (t->lb_cli->qp)
-			rdma_destroy_qp(t->lb_cli);
-		rdma_destroy_id(t->lb_cli);
+	if (lb->cli) {
+		if (lb->cli->qp)
+			rdma_destroy_qp(lb->cli);
+		rdma_destroy_id(lb->cli);
 	}
-	if (t->lb_srv) {
-		if (t->lb_srv->qp)
-			rdma_destroy_qp(t->lb_srv);
-		rdma_destroy_id(t->lb_srv);
+	if (lb->srv) {
+		if (lb->srv->qp)
+			rdma_destroy_qp(lb->srv);
+		rdma_destroy_id(lb->srv);
 	}
-	if (t->lb_lid)
-		rdma_destroy_id(t->lb_lid);
-	if (t->lb_cq)
-		ibv_destroy_cq(t->lb_cq);
-	if (t->lb_scq)
-		ibv_destroy_cq(t->lb_scq);
-	if (t->lb_mr)
-		ibv_dereg_mr(t->lb_mr);
-	free(t->lb_buf);
-	if (t->lb_ech)
-		rdma_destroy_event_channel(t->lb_ech);
+	if (lb->lid)
+		rdma_destroy_id(lb->lid);
+	if (lb->cq)
+		ibv_destroy_cq(lb->cq);
+	if (lb->scq)
+		ibv_destroy_cq(lb->scq);
+	if (lb->mr)
+		ibv_dereg_mr(lb->mr);
+	free(lb->buf);
+	if (lb->ech)
+		rdma_destroy_event_channel(lb->ech);
+}
+
+/* Wait (bounded) for one completion on cq; its status as 0/-errno. */
+static int lb_wait(struct ibv_cq *cq)
+{
+	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	struct ibv_wc wc;
+	int n;
+
+	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0)
+		if (cf_mono_ns() > deadline)
+			return -ETIMEDOUT;
+	return n < 0 ? -EIO : wc_to_errno(wc.status);
+}
+
+/*
+ * Does this device enforce a type-2 window's bounds? rxe does not: it checks
+ * an access through a window against the window's MR only. Probe on a
+ * throwaway loopback pair: bind a window over image[0,64) with REMOTE_READ on
+ * the responder QP, READ inside it (must work), then READ image[64,72)
+ * through it (must fail). A device that lets the second READ through gets
+ * per-grant MRs instead, which it does bound-check, because invariant 7
+ * (out-of-range offsets get an error) matters more than the window's
+ * per-QP binding.
+ */
+static int probe_mw_bounds(struct cf_tserver *t, struct sockaddr *bound, bool *enforced)
+{
+	struct lbqp lb = {0};
+	struct ibv_mw *mw = NULL;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge;
+	uint32_t rkey;
+	int r;
+
+	*enforced = false;
+	if (t->size < 128)
+		return -EINVAL;
+	r = lb_setup(t, &lb, bound);
+	if (r < 0)
+		goto out;
+	mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
+	if (!mw) {
+		r = neg_errno();
+		goto out;
+	}
+	rkey = ibv_inc_rkey(mw->rkey);
+	memset(&wr, 0, sizeof(wr));
+	wr.opcode = IBV_WR_BIND_MW;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.bind_mw.mw = mw;
+	wr.bind_mw.rkey = rkey;
+	wr.bind_mw.bind_info.mr = t->mr;
+	wr.bind_mw.bind_info.addr = (uintptr_t)t->image;
+	wr.bind_mw.bind_info.length = 64;
+	wr.bind_mw.bind_info.mw_access_flags = IBV_ACCESS_REMOTE_READ;
+	if ((r = post_ret(ibv_post_send(lb.srv->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.scq)) < 0)
+		goto out;
+	sge.addr = (uintptr_t)lb.buf;
+	sge.length = 8;
+	sge.lkey = lb.mr->lkey;
+	memset(&wr, 0, sizeof(wr));
+	wr.opcode = IBV_WR_RDMA_READ;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.wr.rdma.rkey = rkey;
+	wr.wr.rdma.remote_addr = (uintptr_t)t->image;
+	if ((r = post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.cq)) < 0)
+		goto out; /* even an in-bounds READ fails: the probe proves nothing */
+	wr.wr.rdma.remote_addr = (uintptr_t)t->image + 64;
+	if ((r = post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0)
+		goto out;
+	*enforced = lb_wait(lb.cq) != 0;
+out:
+	if (mw)
+		ibv_dealloc_mw(mw);
+	lb_destroy(&lb);
+	return r;
 }
 
 static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
@@ -720,7 +802,7 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 	 * of this HCA are atomic against the clients' RDMA CAS/FAA on the same
 	 * word. We send our own CAS through a loopback RC QP to our own MR.
 	 */
-	struct ibv_sge sge = {.addr = (uintptr_t)t->lb_buf, .length = 8, .lkey = t->lb_mr->lkey};
+	struct ibv_sge sge = {.addr = (uintptr_t)t->lb.buf, .length = 8, .lkey = t->lb.mr->lkey};
 	struct ibv_send_wr wr = {.wr_id = 1, .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_ATOMIC_CMP_AND_SWP,
 				 .send_flags = IBV_SEND_SIGNALED}, *bad;
 	struct ibv_wc wc;
@@ -729,19 +811,19 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 
 	if (off % 8 || off + 8 > t->size || off + 8 < off)
 		return -EINVAL;
-	if (t->lb_broken)
+	if (t->lb.broken)
 		return -EIO;
 	wr.wr.atomic.remote_addr = (uintptr_t)(t->image + off);
 	wr.wr.atomic.rkey = t->mr->rkey;
 	wr.wr.atomic.compare_add = compare;
 	wr.wr.atomic.swap = swap;
-	r = post_ret(ibv_post_send(t->lb_cli->qp, &wr, &bad));
+	r = post_ret(ibv_post_send(t->lb.cli->qp, &wr, &bad));
 	if (r < 0)
 		return r;
 	deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
-	while ((n = ibv_poll_cq(t->lb_cq, 1, &wc)) == 0) {
+	while ((n = ibv_poll_cq(t->lb.cq, 1, &wc)) == 0) {
 		if (cf_mono_ns() > deadline) {
-			t->lb_broken = true; /* the WR may still complete into lb_buf: never reuse */
+			t->lb.broken = true; /* the WR may still complete into lb_buf: never reuse */
 			return -ETIMEDOUT;
 		}
 	}
@@ -749,11 +831,11 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 		return -EIO;
 	if (wc.status != IBV_WC_SUCCESS) {
 		vlog("loopback CAS: %s\n", ibv_wc_status_str(wc.status));
-		t->lb_broken = true;
+		t->lb.broken = true;
 		return wc_to_errno(wc.status);
 	}
 	/* The original value lands in host byte order (rdma-core converts). */
-	*old = *(volatile uint64_t *)t->lb_buf;
+	*old = *(volatile uint64_t *)t->lb.buf;
 	return 0;
 }
 
@@ -798,8 +880,6 @@ static int probe_device(struct cf_tserver *t)
 		else
 			t->use_mw = false;
 	}
-	vlog("grants use %s\n", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
-					  : "per-grant memory regions (dereg to revoke)");
 	return 0;
 }
 
@@ -816,7 +896,7 @@ static void v_destroy(struct cf_tserver *t)
 		ev_io_stop(t->loop, &t->cq_w);
 		reap_cb(t->loop, &t->reap_w, 0); /* on_close for every connection, then free */
 	}
-	lb_destroy(t);
+	lb_destroy(&t->lb);
 	if (t->mr)
 		ibv_dereg_mr(t->mr);
 	if (t->lid)
@@ -902,11 +982,23 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 		goto err_destroy;
 	}
 	t->port = ntohs(rdma_get_src_port(t->lid));
-	r = lb_setup(t, rdma_get_local_addr(t->lid));
+	r = lb_setup(t, &t->lb, rdma_get_local_addr(t->lid));
 	if (r < 0) {
 		vlog("loopback QP for the server's own atomics: %s\n", strerror(-r));
 		goto err_destroy;
 	}
+	if (t->use_mw && !(getenv("CF_VERBS_FORCE_MW") && strcmp(getenv("CF_VERBS_FORCE_MW"), "1") == 0)) {
+		bool enforced;
+		int pr = probe_mw_bounds(t, rdma_get_local_addr(t->lid), &enforced);
+		if (pr < 0 || !enforced) {
+			vlog("%s: memory windows are not usable for grants (%s): falling back\n",
+			     ibv_get_device_name(t->verbs->device),
+			     pr < 0 ? strerror(-pr) : "the device does not check a window's bounds");
+			t->use_mw = false;
+		}
+	}
+	vlog("grants use %s\n", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
+					  : "per-grant memory regions (rkey disclosed to one connection; dereg to revoke)");
 	t->loop = loop;
 	ev_io_init(&t->cm_w, cm_cb, t->ech->fd, EV_READ);
 	ev_io_init(&t->cq_w, cq_cb, t->cch->fd, EV_READ);

@@ -41,11 +41,11 @@
  *     consumed, not on every call: arming is a syscall on some providers.
  *
  * Errors: any error completion puts an RC QP in error; the connection is then
- * dead (cf_transport.h): the failing op's completion carries its status
- * (-EACCES for a bad rkey or range, ...), later completions are flushed
- * (-ECONNRESET), and every later call returns -ECONNRESET. Unlike tcp, an
- * access error therefore also ends the connection; the protocol never relies
- * on surviving one.
+ * dead (cf_transport.h). A refused op (bad rkey, missing right, out of
+ * bounds: -EACCES; bad length: -EINVAL) still gets its completion with that
+ * status, as on tcp; flushed ops get none; poll() then returns -ECONNRESET and
+ * every later call does too. Unlike tcp, a refusal therefore also ends the
+ * connection; the protocol never relies on surviving one.
  *
  * ctrl_fd is an epoll fd over the completion channel and the CM event
  * channel, so a libev watcher wakes for control messages and for the
@@ -169,6 +169,18 @@ static int post_recv(struct cf_conn *c, unsigned i)
 	return post_ret(ibv_post_recv(c->id->qp, &wr, &bad));
 }
 
+/*
+ * Which failed ops get a completion of their own: the refusals tcp also
+ * answers per op (bad rkey, missing right, out of bounds, bad length). A
+ * transport failure (flushed, retries exhausted, ...) gives none: poll()
+ * then returns -ECONNRESET, as tcp does when its connection dies, and the
+ * caller knows every outstanding op is lost.
+ */
+static bool per_op_status(int status)
+{
+	return status == 0 || status == -EACCES || status == -EINVAL || status == -EMSGSIZE;
+}
+
 static void wc_push(struct cf_conn *c, const struct sq_ent *e, int status)
 {
 	struct cf_wc *w;
@@ -176,6 +188,8 @@ static void wc_push(struct cf_conn *c, const struct sq_ent *e, int status)
 	if (!e->report)
 		return;
 	c->reported_out--;
+	if (!per_op_status(status))
+		return;
 	/* cannot overflow: post_* refuse when wc_n + reported_out reaches CL_WCQ */
 	w = &c->wcq[(c->wc_head + c->wc_n++) % CL_WCQ];
 	w->wr_id = e->user_wr_id;
@@ -220,8 +234,19 @@ static void handle_wc(struct cf_conn *c, const struct ibv_wc *wc)
 		c->rq_n++;
 		return;
 	}
-	if (wc->status != IBV_WC_SUCCESS)
+	if (wc->status != IBV_WC_SUCCESS) {
 		set_dead(c, wc_to_errno(wc->status)); /* FLUSH_ERR after that one: expected */
+	} else if (wc->wr_id >= c->done && wc->wr_id < c->posted) {
+		/* byte_len is defined for READ and atomics: a short one is a broken HCA
+		 * or provider, and the staged bytes must not be handed out */
+		const struct sq_ent *e = &c->sq[wc->wr_id % CL_SQ_DEPTH];
+		uint32_t want = e->op == CF_OP_READ ? e->len : 8u;
+		if ((e->op == CF_OP_READ || e->op == CF_OP_CAS || e->op == CF_OP_FAA) && wc->byte_len != want) {
+			set_dead(c, -EIO);
+			sq_complete(c, wc->wr_id, IBV_WC_GENERAL_ERR);
+			return;
+		}
+	}
 	sq_complete(c, wc->wr_id, wc->status);
 }
 
@@ -372,23 +397,25 @@ static uint64_t deadline_of(int timeout_ms)
  * SQ or the arena is full; the forced signaling in sq_build() guarantees one
  * is coming.
  */
-static int sq_room(struct cf_conn *c, uint32_t bytes)
+static int sq_room(struct cf_conn *c, uint32_t bytes, bool need_wc)
 {
-	uint64_t deadline = cf_mono_ns() + CL_STALL_NS;
+	uint64_t deadline = 0;
 
 	for (;;) {
 		uint64_t head = c->a_head;
+		bool wc_ok = !need_wc || c->wc_n + c->reported_out < CL_WCQ;
 		if (bytes && head % CL_ARENA + bytes > CL_ARENA)
 			head += CL_ARENA - head % CL_ARENA; /* don't straddle the wrap */
-		if (c->seq - c->done < CL_SQ_DEPTH && head + bytes - c->a_tail <= CL_ARENA &&
-		    c->wc_n + c->reported_out < CL_WCQ)
-			return 0;
+		if (c->seq - c->done < CL_SQ_DEPTH && head + bytes - c->a_tail <= CL_ARENA && wc_ok)
+			return 0; /* the common case: no clock read, no syscall */
 		if (flush_sq(c) < 0 || drain_cq(c) < 0)
 			return -ECONNRESET;
-		if (c->wc_n + c->reported_out >= CL_WCQ)
+		if (need_wc && c->wc_n + c->reported_out >= CL_WCQ)
 			return -ENOBUFS; /* too many unreaped completions: the caller must poll() */
 		if (c->seq - c->done < CL_SQ_DEPTH && head + bytes - c->a_tail <= CL_ARENA)
 			continue;
+		if (!deadline)
+			deadline = cf_mono_ns() + CL_STALL_NS;
 		if (cf_mono_ns() > deadline) {
 			set_dead(c, -ETIMEDOUT);
 			return -ETIMEDOUT;
@@ -405,7 +432,7 @@ static struct sq_ent *sq_build(struct cf_conn *c, uint32_t op, uint32_t bytes, u
 	bool sig;
 	int r;
 
-	r = sq_room(c, bytes);
+	r = sq_room(c, bytes, report);
 	if (r < 0) {
 		*err = r;
 		return NULL;

@@ -19,9 +19,10 @@
 #   --timeout SEC     kill the guest after SEC seconds (default 1800); rc 124
 #   --kvm             use KVM (default TCG: the hosts here have no usable KVM)
 #   --mem MB --smp N  guest size (default 1024 MB, 2 vCPU)
-# In the guest: CF_HOST=<rxe0's address>, CF_TRANSPORT=verbs, CF_RIG=1; the
-# command runs as root under bash in your cwd (if shared) and its exit status
-# is rig.sh's. CF_* and MESON_* variables of the caller are passed through.
+# In the guest: CF_HOST=<rxe0's address>, CF_TRANSPORT=verbs, CF_RIG=1,
+# CF_TEST_T_MS=5000 unless set (heartbeat timeout for tests: emulation is
+# slow); the command runs as root under bash in your cwd (if shared) and its
+# exit status is rig.sh's. CF_* and MESON_* variables of the caller pass through.
 #
 #   tests/rig/rig.sh --share "$PWD" -- meson test -C build --suite verbs
 set -euo pipefail
@@ -118,7 +119,10 @@ cleanup() { [ -n "$QPID" ] && kill "$QPID" 2>/dev/null; rm -rf "$RUN"; }
 trap cleanup EXIT
 {
 	echo "export CF_RIG=1 CF_TRANSPORT=verbs CF_RIG_NETDEV=$NETDEV"
-	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|TRANSPORT)$' || true); do
+	# emulation is 20-50x slower than the host: tests that honour CF_TEST_T_MS
+	# get a heartbeat timeout T that survives connection setup under TCG
+	echo "export CF_TEST_T_MS=${CF_TEST_T_MS:-5000}"
+	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|TRANSPORT|TEST_T_MS)$' || true); do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	cat <<EOF
