@@ -50,7 +50,7 @@ build_direct() {
     [ "$t" = logscan ] && extra=(-I"$ROOT/node" "$ROOT/node/cf_log.c")
     [ "$t" = image ] && extra=(-I"$ROOT/cfserver" "$ROOT/cfserver/cf_image.c" -lpmem2)
     clang "${FLAGS[@]}" -o "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "${extra[@]}" \
-      "$ROOT"/proto/cf_{layout,words,logrec,wire,util,auth}.c -lz -lsodium
+      "$ROOT"/proto/*.c -lz -lsodium
   done
 }
 if { [ -f "$BUILD/build.ninja" ] || CC=clang meson setup "$BUILD" "$ROOT" -Dfuzz=true -Dtests=true >/dev/null 2>&1; } &&
