@@ -69,6 +69,13 @@ int cf_log_scan(const void *region, uint64_t region_len, struct cf_log_scan *sc)
 		return CF_CORRUPT();
 	memcpy(&lh, region, sizeof(lh));
 	R = region_len - sizeof(lh);
+	/*
+	 * A header no writer produces is corrupt, not a place to start: records
+	 * are 8-aligned, and positions/LSNs never come within a lap of wrapping
+	 * (found by fuzz_logscan: the writer would assert or write a bad PAD).
+	 */
+	if (lh.head % 8 || lh.head > UINT64_MAX - 2 * R || lh.head_lsn > UINT64_MAX - R)
+		return CF_CORRUPT();
 	sc->head = pos = lh.head;
 	sc->head_lsn = lsn = lh.head_lsn;
 	for (;;) {
@@ -368,7 +375,9 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 		r = post_slot(l, &p);
 		if (r)
 			return r;
-		cf_logrec_encode_pad(p, pad, l->next_lsn);
+		r = cf_logrec_encode_pad(p, pad, l->next_lsn);
+		if (r < 0)
+			return r; /* cannot happen on a well-formed log: pad is 8-aligned */
 		r = log_write(l, sizeof(struct cf_log_hdr) + l->tail % l->ring_size, p, HDR, false);
 		if (r)
 			return r;

@@ -233,10 +233,18 @@ static void test_stale_lap(void)
 	CHECK(sc.n == 0 && sc.stop == 0);
 	cf_log_scan_free(&sc);
 	/* A corrupted header (head far away) scans nothing valid and never crashes. */
-	((struct cf_log_hdr *)(void *)region)->head = 0x123456789ull;
+	((struct cf_log_hdr *)(void *)region)->head = 0x123456788ull;
 	CHECK(cf_log_scan(region, REGION, &sc) == 0);
 	CHECK(sc.n == 0);
 	cf_log_scan_free(&sc);
+	/* Headers no writer produces are corrupt: misaligned, or about to wrap. */
+	((struct cf_log_hdr *)(void *)region)->head = 0x123456789ull;
+	CHECK(cf_log_scan(region, REGION, &sc) == -EBADMSG);
+	((struct cf_log_hdr *)(void *)region)->head = UINT64_MAX - 7;
+	CHECK(cf_log_scan(region, REGION, &sc) == -EBADMSG);
+	((struct cf_log_hdr *)(void *)region)->head = 0;
+	((struct cf_log_hdr *)(void *)region)->head_lsn = UINT64_MAX - 1;
+	CHECK(cf_log_scan(region, REGION, &sc) == -EBADMSG);
 	cf_log_detach(&l);
 	free(region);
 }
