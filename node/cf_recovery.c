@@ -49,6 +49,7 @@
 #include "cf_lock.h"
 #include "cf_log.h"
 #include "cf_session.h"
+#include "cf_txn.h"
 #include "cf_util.h"
 #include "cf_words.h"
 
@@ -63,61 +64,6 @@ const char *cf_phase_str(enum cf_phase p)
 		[CF_PHASE_UNREGISTER] = "unregister", [CF_PHASE_DONE] = "done",
 	};
 	return (unsigned)p < CF_PHASE_COUNT ? n[p] : "?";
-}
-
-/* ---------------- backout building blocks ---------------- */
-
-int cf_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
-		     uint64_t *nupd, uint64_t *ntx)
-{
-	struct cf_log_rec *recs = NULL;
-	size_t n = 0, tx = 0;
-	int r;
-
-	r = cf_log_scan_inflight(sc, &recs, &n, &tx);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		/* A counterpart that froze and was declared failed must not write. */
-		if (lease && (r = lease(lease_arg)) < 0)
-			goto out;
-		r = cf_data_pwrite(d, recs[i].h.file, recs[i].h.offset, recs[i].image, recs[i].h.length);
-		if (r < 0)
-			goto out;
-		CF_FAULT("rec.mid_backout");
-	}
-	r = 0;
-	if (nupd)
-		*nupd = n;
-	if (ntx)
-		*ntx = tx;
-out:
-	free(recs);
-	return r;
-}
-
-int cf_backout_mark(struct cf_log *log, const struct cf_log_scan *sc)
-{
-	struct cf_log_rec *recs = NULL;
-	size_t n = 0;
-	int r;
-
-	r = cf_log_scan_inflight(sc, &recs, &n, NULL);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		bool seen = false;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = recs[j].h.txid == recs[i].h.txid;
-		if (seen)
-			continue;
-		r = cf_log_append(log, CF_LR_ABORT, recs[i].h.txid, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL,
-				  NULL);
-		if (r < 0)
-			break;
-	}
-	free(recs);
-	return r < 0 ? r : 0;
 }
 
 /* ---------------- one recovery ---------------- */
@@ -336,8 +282,7 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	phase(x, CF_PHASE_BACKOUT);
 	a = 0;
 	do {
-		r = cf_backout_apply(env->data, &sc, env->lease, env->lease_arg, &rep->updates_applied,
-				     &rep->txns_inflight);
+		r = cf_txn_backout_apply(env->data, &sc, env->lease, env->lease_arg, &rep->updates_applied);
 	} while (retry_step(x, r, a++));
 	if (r < 0) {
 		fail(x, r, "back out %s: %s%s%s", rep->inst_name, strerror(-r), r == -EBADMSG ? " " : "",
@@ -351,8 +296,11 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	do
 		r = cf_data_sync_all(env->data);
 	while (retry_step(x, r, a++));
-	if (r >= 0)
-		r = cf_backout_mark(&log, &sc);
+	if (r >= 0) {
+		uint32_t ntx = 0;
+		r = cf_txn_backout_mark(&log, &sc, env->lease, env->lease_arg, &ntx);
+		rep->txns_inflight = ntx;
+	}
 	if (r < 0) {
 		fail(x, r, "sync after backout of %s: %s", rep->inst_name, strerror(-r));
 		goto out;

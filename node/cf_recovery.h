@@ -128,15 +128,5 @@ int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t r
 /* Switch the policy at run time (cfctl policy → CF event). */
 void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p);
 
-/*
- * Backout building blocks (shared by recovery and a clean start):
- * apply the before-images of every in-flight transaction of a scan in reverse
- * LSN order (lease-checked when lease != NULL) → *nupd images written, *ntx
- * transactions; then, after the caller's fdatasync, append ABORT for each of
- * them (awaited) so that a second recovery is a no-op.
- */
-int cf_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
-		     uint64_t *nupd, uint64_t *ntx);
-int cf_backout_mark(struct cf_log *log, const struct cf_log_scan *sc);
 
 #endif

@@ -309,34 +309,42 @@ int cf_txn_backout(struct cf_txn *t)
 	return 0;
 }
 
-int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
-			 int (*lease_fn)(void *), void *lease_arg, uint32_t *ntx)
+int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
+			  uint64_t *nupd)
 {
 	struct cf_log_rec *v = NULL;
-	size_t n = 0, nt = 0;
-	uint64_t *txids = NULL;
-	size_t ntxids = 0;
+	size_t n = 0;
 	int r;
 
-	r = cf_log_scan_inflight(sc, &v, &n, &nt);
+	r = cf_log_scan_inflight(sc, &v, &n, NULL);
 	if (r)
 		return r;
 	for (size_t i = 0; i < n; i++) {
+		/* a counterpart that froze and was declared failed must not write */
 		if (lease_fn && (r = lease_fn(lease_arg)))
 			goto out;
 		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
 		if (r)
 			goto out;
 	}
-	r = cf_data_sync_all(d);
-	if (r)
-		goto out;
+	if (nupd)
+		*nupd = n;
+out:
+	free(v);
+	return r;
+}
+
+int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
+			uint32_t *ntx)
+{
+	uint64_t *txids;
+	size_t ntxids = 0;
+	int r = 0;
+
 	/* ABORT + END for every in-flight transaction (also those with no UPDATE). */
 	txids = malloc((sc->n + 1) * sizeof(*txids));
-	if (!txids) {
-		r = -ENOMEM;
-		goto out;
-	}
+	if (!txids)
+		return -ENOMEM;
 	for (size_t i = 0; i < sc->n; i++) {
 		uint64_t t = sc->recs[i].h.txid;
 		bool dup = false;
@@ -347,18 +355,28 @@ int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_l
 	}
 	for (size_t k = 0; k < ntxids; k++) {
 		if (lease_fn && (r = lease_fn(lease_arg)))
-			goto out;
+			break;
 		r = cf_log_append(log, CF_LR_ABORT, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
 		if (r == 0)
 			r = cf_log_append(log, CF_LR_END, txids[k], 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
 		if (r)
-			goto out;
+			break;
 	}
-	if (ntx)
+	if (!r && ntx)
 		*ntx = (uint32_t)ntxids;
-out:
 	free(txids);
-	free(v);
+	return r;
+}
+
+int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
+			 int (*lease_fn)(void *), void *lease_arg, uint32_t *ntx)
+{
+	int r = cf_txn_backout_apply(d, sc, lease_fn, lease_arg, NULL);
+
+	if (!r)
+		r = cf_data_sync_all(d);
+	if (!r)
+		r = cf_txn_backout_mark(log, sc, lease_fn, lease_arg, ntx);
 	return r;
 }
 

@@ -106,6 +106,16 @@ int cf_txn_backout(struct cf_txn *t);
  */
 int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *),
 			void *lease_arg, uint32_t *ntx);
+/*
+ * Its two halves, for recovery (which times them apart and syncs between):
+ * apply writes the before-images (*nupd of them); mark appends ABORT and END
+ * for every in-flight transaction (*ntx of them) - only after the caller's
+ * fdatasync, so that a second recovery is a no-op only once the data is safe.
+ */
+int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
+			 uint64_t *nupd);
+int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
+			uint32_t *ntx);
 
 /*
  * Wait (polling every millisecond, at most timeout_ms) for a lapsed lease to
