@@ -205,6 +205,26 @@ static int over_exit(struct cf_agent *a, int err)
 	return EX_OVER;
 }
 
+/*
+ * The incarnation is over: stop the heartbeat thread and ask the workload to
+ * stop. Its every CF or data write is lease-checked and the lease is gone, so
+ * nothing it still does can land; wait for it a bounded time only (it may sit
+ * in an fdatasync or a lock backoff), then let it die with the process.
+ */
+static void end_threads(struct cf_agent *a, struct wl_run *w, pthread_t thr, bool started)
+{
+	struct timespec until;
+
+	cf_agent_hb_stop(a);
+	if (!started)
+		return;
+	atomic_store(&w->stop, 1);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	if (pthread_timedjoin_np(thr, NULL, &until) != 0)
+		pthread_detach(thr);
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -524,8 +544,9 @@ int main(int argc, char **argv)
 		/* The incarnation is over: no clean leave, nothing carried over. */
 		rc = over_exit(&a, r);
 		fflush(stdout);
+		end_threads(&a, &w, thr, thr_started);
 		cf_recovery_fini(&a);
-		return rc; /* the workload thread dies with the process */
+		return rc;
 	}
 	if (thr_started) {
 		atomic_store(&w.stop, 1);
@@ -537,6 +558,7 @@ int main(int argc, char **argv)
 		if (w.r) {
 			if (ws.dead || cf_agent_over(&a) || w.r == -ENOLINK) {
 				rc = over_exit(&a, ws.dead ? ws.dead : w.r);
+				end_threads(&a, &w, thr, false);
 				cf_recovery_fini(&a);
 				return rc;
 			}
