@@ -204,19 +204,35 @@ edge_nvramfull() {
 	local m=$CF_WORK/nvfull
 	# 1 MiB: the default image (32 instances x 4 MiB of log) cannot fit
 	mount_tmpfs "$m" 1M || return 0
-	local pf=$CF_WORK/nvfull.port out rc
-	out=$(bounded 20 "$CFSERVER" --listen 127.0.0.1:0 --port-file "$pf" --cluster-key "$CF_KEYFILE" \
-		--nvram "$m/cf.img" 2>&1)
-	rc=$?
-	# it must refuse at start (not listen, and not die of SIGBUS later)
-	if [ -s "$pf" ] || [ $rc = 124 ]; then
-		efail "nvramfull: cfserver started on an image that cannot fit (rc $rc): $(echo "$out" | tail -n 2 | tr '\n' ' ')"
-	elif [ $rc -ge 128 ]; then
-		efail "nvramfull: cfserver died of signal $((rc - 128)) on a full disk"
-	elif ! echo "$out" | grep -Eqi "space|nvram|image"; then
-		efail "nvramfull: no clear message (rc $rc): $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	local pf=$CF_WORK/nvfull.port out rc spid
+	"$CFSERVER" --listen 127.0.0.1:0 --port-file "$pf" --cluster-key "$CF_KEYFILE" --nvram "$m/cf.img" \
+		>"$CF_WORK/nvfull.log" 2>&1 &
+	spid=$!
+	track_pid $spid
+	wait_for 10 eval '[ -s "$pf" ] || ! kill -0 '$spid || true
+	if kill -0 $spid 2>/dev/null; then
+		# it listens on an image the disk cannot hold: write into it (a join) and see
+		"$CFNODE" --cf "127.0.0.1:$(cat "$pf")" --cluster-key "$CF_KEYFILE" --system SYSN --instance NTSN \
+			--data "$DATA" --workload bank --txns 100 >>"$CF_WORK/nvfull.log" 2>&1
+		sleep 0.2
+		if kill -0 $spid 2>/dev/null; then
+			efail "nvramfull: cfserver started and serves an --nvram image the 1 MiB disk cannot hold (no preallocation: a later write may SIGBUS)"
+			kill -TERM $spid
+		fi
+		wait $spid 2>/dev/null
+		rc=$?
+		[ $rc -ge 128 ] && efail "nvramfull: cfserver died of signal $((rc - 128)) when the image on the full disk was written"
 	else
-		log "ok: nvramfull: exit $rc: $(echo "$out" | grep -Ei 'space|nvram|image' | head -n 1)"
+		wait $spid 2>/dev/null
+		rc=$?
+		out=$(cat "$CF_WORK/nvfull.log")
+		if [ $rc -ge 128 ]; then
+			efail "nvramfull: cfserver died of signal $((rc - 128)) on a full disk"
+		elif ! echo "$out" | grep -Eqi "space|nvram|image"; then
+			efail "nvramfull: no clear message (rc $rc): $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+		else
+			log "ok: nvramfull: exit $rc: $(echo "$out" | grep -Ei 'space|nvram|image' | head -n 1)"
+		fi
 	fi
 	umount_tmpfs
 }
