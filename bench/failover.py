@@ -294,6 +294,9 @@ def run_config(a, label, mode, inflight, log_size, reps, workroot):
     out["log_bytes"] = C.summarize([s["log_bytes"] for s in sm if s["log_bytes"] is not None])
     out["waiter_checks_failed"] = sum(1 for s in sm if not s["waiter_check"]["ok"])
     out["extra_restarts"] = sum(s.get("restarts", 1) - 1 for s in sm)
+    # stop mode: the frozen victim must have been fenced (SIGKILLed by the counterpart's
+    # local fence agent) before its instance was backed out; kill mode: we killed it
+    out["victims_fenced"] = sum(1 for s in sm if s["victim_exit"] == -signal.SIGKILL)
     return out
 
 
@@ -442,7 +445,9 @@ def table(res, a):
         p(f"  {r['mode']}: per crash p50 {_p50([s['txns'] for s in r['samples']])} in-flight transactions backed out, "
           f"{_p50([s['locks'] for s in r['samples']])} locks released, "
           f"{_p50([s['log_bytes'] for s in r['samples']])} log bytes in use; waiter check (victim instance clean, "
-          f"0 locks) passed {n - r['waiter_checks_failed']}/{n}")
+          f"0 locks) passed {n - r['waiter_checks_failed']}/{n}"
+          + (f"; frozen victim fenced by the counterpart {r.get('victims_fenced', '?')}/{n}" if r["mode"] == "stop"
+             else ""))
     p("")
     fl = res["floor"]
     if "rtt" in fl and "read_bw" in fl:
