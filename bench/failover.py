@@ -468,7 +468,6 @@ def table(res, a):
         p("")
         p("PostgreSQL pgbench TPC-B, fsync=on: " + ", ".join(
             f"{x['clients']} clients {x['tps']:.0f} txn/s" for x in pgb["runs"] if x.get("tps")))
-    bank = [r for r in res["cfplex"]["runs"] if r.get("bank_txn_s")]
     for r in res["cfplex"]["runs"]:
         if not r["verify_ok"]:
             p(f"!! {r['label']}: cfctl verify failed: {r.get('verify')}")
@@ -479,7 +478,6 @@ def table(res, a):
             p(f"!! {r['label']}: {r['waiter_checks_failed']} waiter checks failed")
         if r["error"]:
             p(f"!! {r['label']}: {r['error']}")
-    del bank
     return "\n".join(L) + "\n"
 
 
