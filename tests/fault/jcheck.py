@@ -74,11 +74,18 @@ def parse_journals(paths, n):
     torn = []
     dup = []
     same = []  # the same committed line twice: a journal buffer written twice
+    partial = []
     for p in paths:
         try:
-            lines = open(p, encoding="ascii", errors="replace").read().split("\n")
+            text = open(p, encoding="ascii", errors="replace").read()
         except FileNotFoundError:
             continue
+        lines = text.split("\n")
+        if text and not text.endswith("\n"):
+            # a partial last line (the write that hit ENOSPC, or a killed writer's
+            # half-flushed buffer): not a committed line
+            partial.append(f"{os.path.basename(p)}: {lines[-1][:40]!r}")
+            lines = lines[:-1]
         for ln, line in enumerate(lines, 1):
             f = line.split()
             if not f:
@@ -111,7 +118,7 @@ def parse_journals(paths, n):
                 continue
             committed[t] = (x, y, a)
             pending.pop(t, None)
-    return committed, pending, aborted, torn, dup, same
+    return committed, pending, aborted, torn, dup, same, partial
 
 
 M64 = (1 << 64) - 1
@@ -143,7 +150,7 @@ def seeded_tails(paths, committed, n, warnings):
     import re
     tails = []
     for p in paths:
-        m = re.search(r"\.seed(\d+)\.journal$", p)
+        m = re.search(r"\.seed(\d+)\.f?journal$", p)
         if not m:
             continue
         seed = int(m.group(1))
@@ -270,7 +277,9 @@ def main():
         cur = (cur + [0] * n)[:n]
     if cbad:
         problems.append(f"{len(cbad)} records with a bad crc or never written: {cbad[:10]}")
-    committed, pending, aborted, torn, dup, same = parse_journals(a.journals, n)
+    committed, pending, aborted, torn, dup, same, partial = parse_journals(a.journals, n)
+    if partial:
+        warnings.append(f"partial last journal lines ignored: {partial[:3]}")
     problems += dup
     if same:
         msg = (f"{len(same)} committed lines appear twice, identically (the journal's stdio buffer "
