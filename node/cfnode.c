@@ -211,18 +211,32 @@ static int over_exit(struct cf_agent *a, int err)
  * nothing it still does can land; wait for it a bounded time only (it may sit
  * in an fdatasync or a lock backoff), then let it die with the process.
  */
-static void end_threads(struct cf_agent *a, struct wl_run *w, pthread_t thr, bool started)
+static bool end_threads(struct cf_agent *a, struct wl_run *w, pthread_t thr, bool started)
 {
 	struct timespec until;
 
 	cf_agent_hb_stop(a);
 	if (!started)
-		return;
+		return true;
 	atomic_store(&w->stop, 1);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 1;
-	if (pthread_timedjoin_np(thr, NULL, &until) != 0)
-		pthread_detach(thr);
+	if (pthread_timedjoin_np(thr, NULL, &until) == 0)
+		return true;
+	pthread_detach(thr);
+	return false;
+}
+
+/* After end_threads: free what the ended incarnation held, unless a thread still uses it. */
+static void end_incarnation(struct cf_agent *a, struct cf_inst_ctx *home, struct cf_session *ws, bool joined)
+{
+	cf_recovery_fini(a);
+	if (!joined)
+		return; /* the process exits: the kernel takes it all back */
+	if (home)
+		cf_inst_ctx_detach(home);
+	cf_session_close(ws);
+	cf_agent_fini(a);
 }
 
 int main(int argc, char **argv)
@@ -544,8 +558,7 @@ int main(int argc, char **argv)
 		/* The incarnation is over: no clean leave, nothing carried over. */
 		rc = over_exit(&a, r);
 		fflush(stdout);
-		end_threads(&a, &w, thr, thr_started);
-		cf_recovery_fini(&a);
+		end_incarnation(&a, home, &ws, end_threads(&a, &w, thr, thr_started));
 		return rc;
 	}
 	if (thr_started) {
@@ -558,8 +571,7 @@ int main(int argc, char **argv)
 		if (w.r) {
 			if (ws.dead || cf_agent_over(&a) || w.r == -ENOLINK) {
 				rc = over_exit(&a, ws.dead ? ws.dead : w.r);
-				end_threads(&a, &w, thr, false);
-				cf_recovery_fini(&a);
+				end_incarnation(&a, home, &ws, end_threads(&a, &w, thr, false));
 				return rc;
 			}
 			say(CF_AGENT_ERR, "workload %s: %s", wl_names[w.kind], strerror(-w.r));
