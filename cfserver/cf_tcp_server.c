@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cf_slog.h"
+#include "cf_addr.h"
 #include "cf_transport.h"
 #include "cf_util.h"
 
@@ -549,37 +550,6 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---------------- ops ---------------- */
 
-static int split_addr(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
-{
-	const char *colon;
-	size_t hl;
-
-	if (addr[0] == '[') {
-		const char *rb = strchr(addr, ']');
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		hl = (size_t)(rb - addr - 1);
-		if (hl >= hcap)
-			return -EINVAL;
-		memcpy(host, addr + 1, hl);
-		host[hl] = 0;
-		colon = rb + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = (size_t)(colon - addr);
-		if (hl >= hcap)
-			return -EINVAL;
-		memcpy(host, addr, hl);
-		host[hl] = 0;
-	}
-	if (strlen(colon + 1) >= pcap || !colon[1])
-		return -EINVAL;
-	strcpy(port, colon + 1);
-	return 0;
-}
-
 static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_t size,
 		    const struct cf_server_cbs *cbs, struct cf_tserver **out)
 {
@@ -587,13 +557,15 @@ static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char host[256], port[32];
+	char host[CF_ADDR_HOST_MAX], port[8];
+	uint16_t pnum;
 	struct cf_tserver *t;
 	int r, one = 1;
 
-	r = split_addr(addr, host, sizeof(host), port, sizeof(port));
+	r = cf_addr_split(addr, host, sizeof(host), &pnum);
 	if (r < 0)
 		return r;
+	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;

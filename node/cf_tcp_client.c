@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "cf_transport.h"
+#include "cf_addr.h"
 #include "cf_util.h"
 
 #define RING 4096u          /* outstanding ops + unreaped completions */
@@ -384,36 +386,6 @@ static int post(struct cf_conn *c, uint16_t op, uint16_t fflags, const void *req
 
 /* ---------------- ops ---------------- */
 
-static int split_addr(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
-{
-	const char *colon;
-	size_t hl;
-
-	if (addr[0] == '[') {
-		const char *rb = strchr(addr, ']');
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		hl = (size_t)(rb - addr - 1);
-		colon = rb + 1;
-		if (hl >= hcap)
-			return -EINVAL;
-		memcpy(host, addr + 1, hl);
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = (size_t)(colon - addr);
-		if (hl >= hcap)
-			return -EINVAL;
-		memcpy(host, addr, hl);
-	}
-	host[hl] = 0;
-	if (!colon[1] || strlen(colon + 1) >= pcap)
-		return -EINVAL;
-	strcpy(port, colon + 1);
-	return 0;
-}
-
 static void c_close(struct cf_conn *c)
 {
 	struct ctrlmsg *m;
@@ -435,15 +407,17 @@ static int c_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
-	char host[256], port[32];
+	char host[CF_ADDR_HOST_MAX], port[8];
+	uint16_t pnum;
 	struct cf_conn *c;
 	struct pollfd pfd;
 	socklen_t sl;
 	int r, one = 1, err = 0;
 
-	r = split_addr(addr, host, sizeof(host), port, sizeof(port));
+	r = cf_addr_split(addr, host, sizeof(host), &pnum);
 	if (r < 0)
 		return r;
+	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
