@@ -105,7 +105,7 @@ f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x5a]))" "$d/f0.c
 	expect 1 "record $rec|account $rec" "cfctl verify names the corrupt record" "$CFCTL" verify --data "$d"
 	cp "$d/f0.cfd" "$CF_WORK/corrupt.before"
 	# a transaction touching it (--accounts 4: accounts 0..3, record 3 is hit at once)
-	expect 1 "record $rec|account $rec|corrupt|bad message" "bank transaction on a corrupt record" \
+	expect 1 "record $rec|account $rec" "bank transaction on a corrupt record names it" \
 		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSC --instance NTSC --data "$d" \
 		--workload bank --accounts 4 --txns 200 --inflight 1
 	# nothing changed but what committed: the corrupt record is untouched, the total of

@@ -65,8 +65,11 @@ sc_cf_crash_workload() {
 
 sc_cf_crash_recovery() {
 	cluster_init --nvram "$CF_WORK/cf.img"
-	node_start SYS1 CF_FAULT=txn.after_data_write:kill:50 # an update in flight when it dies, if the point exists
-	node_start SYS2 CF_FAULT=rec.mid_backout:stop:0
+	# freeze the counterpart mid-backout (or, without that point, after its attach)
+	local rp=rec.mid_backout
+	point_compiled $rp || rp=rec.after_attach
+	node_start SYS1 CF_FAULT=txn.after_data_write:kill:50 # an update in flight when it dies
+	node_start SYS2 CF_FAULT=$rp:stop:0
 	node_start SYS3 -- --policy operator
 	for s in SYS2 SYS3; do wait_for 20 busy $s 5 || fail "$s did not start"; done
 	local try
@@ -78,7 +81,7 @@ sc_cf_crash_recovery() {
 		wait_recovered NTS001
 		node_start SYS1
 	done
-	[ "$(node_state SYS2)" = T ] || fail "cf_crash_recovery: the counterpart never froze mid-backout"
+	[ "$(node_state SYS2)" = T ] || fail "cf_crash_recovery: the counterpart never froze at $rp"
 	# the counterpart is frozen mid-backout: crash the CF now
 	kill -KILL "$CFSERVER_PID"
 	wait "$CFSERVER_PID" 2>/dev/null
