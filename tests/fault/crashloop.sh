@@ -177,7 +177,7 @@ random_mode() {
 		case $p in txn.*) txn_points+=("$p") ;; rec.*) rec_points+=("$p") ;; esac
 	done <"$FAULT_DIR/points.txt"
 	declare -A ARM=()
-	cluster_init
+	cluster_init --nvram "$CF_WORK/cf.img"
 	cluster_start
 	local round crashes=0 checks=0
 	for round in $(seq 1 "$rounds"); do
@@ -185,7 +185,10 @@ random_mode() {
 		local r10=$((RANDOM % 10))
 		[ ${#txn_points[@]} = 0 ] && [ $r10 -le 4 ] && r10=9
 		[ ${#rec_points[@]} = 0 ] && [ $r10 -le 6 ] && [ $r10 -ge 5 ] && r10=8
+		# now and then the CF itself: kill -9, restart on its --nvram image
+		[ $((RANDOM % 15)) = 0 ] && r10=cf
 		case $r10 in
+		cf) how=cf ;;
 		0 | 1 | 2 | 3 | 4) how=arm-txn ;;
 		5 | 6) how=arm-rec ;;
 		7) how=stop ;;
@@ -233,6 +236,19 @@ random_mode() {
 			kill -KILL "${NODE_PID[$v]}"
 			node_wait_exit "$v" 10
 			;;
+		cf)
+			how=cf
+			kill -KILL "$CFSERVER_PID"
+			wait "$CFSERVER_PID" 2>/dev/null
+			CF_CRASHES=$((CF_CRASHES + 1))
+			local s
+			for s in $(seq 1 "$NSYS"); do
+				kill -CONT "${NODE_PID[SYS$s]}" 2>/dev/null
+				node_wait_exit "SYS$s" 20 || fail "round $round: SYS$s did not notice the CF crash"
+				case ${NODE_RC[SYS$s]} in 75 | 13[47]) ;; *) fail "round $round: SYS$s exited ${NODE_RC[SYS$s]} after the CF crash" ;; esac
+			done
+			server_restart
+			;;
 		esac
 		stabilize "round $round ($how $v)"
 		# several crashes per cluster lifetime; a full check every 5 rounds
@@ -246,10 +262,11 @@ random_mode() {
 	count_fired
 	local k fired=""
 	for k in "${!FIRED[@]}"; do fired+=" $k=${FIRED[$k]}"; done
-	pass "random crash schedule (seed $seed): $rounds rounds, $((DEATHS)) system deaths, $(fired_total) fault points fired:$fired; invariants checked $checks times"
+	pass "random crash schedule (seed $seed): $rounds rounds, $((DEATHS)) system deaths, $CF_CRASHES CF crashes (kill -9, --nvram), $(fired_total) fault points fired:$fired; invariants checked $checks times"
 }
 
 DEATHS=0
+CF_CRASHES=0
 # stabilize LABEL: restart every system that died (killed, fenced, exit 75),
 # unarmed, until every instance is settled and every system is up.
 stabilize() {
