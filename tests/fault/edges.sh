@@ -5,6 +5,7 @@
 #   options      bad options of cfnode, cfserver, cfctl: exit 2 and a message
 #   unreachable  no CF at the address: exit 69, "unavailable"
 #   version      a fake CF that speaks protocol version 2 (python3, loopback): refused clearly
+#   hung         a fake CF that accepts and never answers: a bounded wait, exit 69
 #   key          wrong cluster key: exit 77, "refused the cluster key"
 #   corrupt      a flipped byte in a record: cfctl verify names it; a transaction touching it
 #                fails clearly; a corrupt header is refused at start
@@ -75,6 +76,26 @@ edge_version() {
 		kill $fpid 2>/dev/null
 		wait $fpid 2>/dev/null
 	done
+}
+
+edge_hung() {
+	# a CF that accepts and never answers: a bounded wait and a clear error
+	rm -f "$CF_WORK/fake.port"
+	python3 "$FAULT_DIR/fake_cf.py" "$CF_WORK/fake.port" "$CF_KEYFILE" silent >>"$CF_WORK/fake.log" 2>&1 &
+	local fpid=$!
+	track_pid $fpid
+	wait_for 10 test -s "$CF_WORK/fake.port" || {
+		efail "hung: fake server did not start"
+		return
+	}
+	local port
+	port=$(cat "$CF_WORK/fake.port")
+	expect 69 "unavailable|timed out|timeout" "cfnode against a CF that never answers" \
+		"$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}" --connect-timeout 1000
+	expect 69 "unavailable|timed out|timeout" "cfctl status against a CF that never answers" \
+		"$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
+	kill $fpid 2>/dev/null
+	wait $fpid 2>/dev/null
 }
 
 edge_key() {
@@ -244,7 +265,7 @@ edge_nvramfull() {
 trap 'rc=$?; umount_tmpfs; (exit $rc); cf_cleanup' EXIT
 cluster_init
 cases=("$@")
-[ ${#cases[@]} = 0 ] && cases=(options unreachable version key corrupt diskfull nvramfull)
+[ ${#cases[@]} = 0 ] && cases=(options unreachable version hung key corrupt diskfull nvramfull)
 for c in "${cases[@]}"; do
 	"edge_$c"
 done

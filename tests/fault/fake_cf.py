@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: MIT
 """fake_cf.py - a CF of protocol version 2, for edges.sh (loopback only).
 
-usage: fake_cf.py PORTFILE KEYFILE challenge|error
+usage: fake_cf.py PORTFILE KEYFILE challenge|error|silent
   challenge: answers HELLO with a correctly authenticated CHALLENGE that
              chooses version 2 (the client offers 1..1)
   error:     refuses the client's version range with an ERROR (-EPROTO), as a
              v2-only server would
+  silent:    accepts and never answers (a hung CF)
 Exits after 30 s without a connection.
 """
 import hashlib
@@ -36,6 +37,11 @@ while True:
         magic, vmin, vmax, role, pad = struct.unpack_from("<IHHII", body, 8)
         cnonce = body[8 + 16:8 + 16 + 32]
         print(mode, "hello: versions", vmin, vmax, "role", role, flush=True)
+        if mode == "silent":
+            c.settimeout(20)
+            c.recv(4096)
+            c.close()
+            continue
         if mode == "challenge":
             snonce = os.urandom(32)
             mac = hmac.new(key, b"srv" + cnonce + snonce, hashlib.sha512).digest()[:32]
