@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -167,6 +168,22 @@ static int wc_to_errno(enum ibv_wc_status s)
 	}
 }
 
+/*
+ * Pause between two polls of a CQ we wait on synchronously. Spin for the
+ * first few (a bind or an atomic completes in microseconds on hardware),
+ * then sleep 20 us per poll: cfserver may run with real-time priority, and
+ * soft-RoCE (rxe) does its work in softirq/ksoftirqd and kernel workers of
+ * normal priority on the same CPU - a real-time thread spinning for the
+ * completion would starve the very code that produces it.
+ */
+static void sync_pause(unsigned *spins)
+{
+	if (++*spins < 64)
+		return;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000};
+	nanosleep(&ts, NULL);
+}
+
 /* ---------------- connections ---------------- */
 
 static void conn_kill(struct cf_sconn *sc, int err);
@@ -218,14 +235,18 @@ static int wait_send(struct cf_sconn *sc, uint64_t seq)
 	 * microseconds on hardware (a few hundred under emulation), and fence
 	 * must not return before they did. */
 	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	unsigned spins = 0;
 	int r;
 
 	while (sc->send_done <= seq) {
 		r = reap_send(sc);
 		if (r < 0)
 			return r;
-		if (r == 0 && cf_mono_ns() > deadline)
-			return -ETIMEDOUT;
+		if (r == 0) {
+			if (cf_mono_ns() > deadline)
+				return -ETIMEDOUT;
+			sync_pause(&spins);
+		}
 	}
 	/* send_status is the status of the last reaped WR; seq is the newest posted. */
 	return sc->send_status;
@@ -235,14 +256,18 @@ static int wait_send(struct cf_sconn *sc, uint64_t seq)
 static int send_room(struct cf_sconn *sc)
 {
 	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	unsigned spins = 0;
 	int r;
 
 	while (sc->send_seq - sc->send_done >= SV_SEND_DEPTH) {
 		r = reap_send(sc);
 		if (r < 0)
 			return r;
-		if (r == 0 && cf_mono_ns() > deadline)
-			return -ETIMEDOUT;
+		if (r == 0) {
+			if (cf_mono_ns() > deadline)
+				return -ETIMEDOUT;
+			sync_pause(&spins);
+		}
 	}
 	return 0;
 }
@@ -721,12 +746,15 @@ static void lb_destroy(struct lbqp *lb)
 static int lb_wait(struct ibv_cq *cq)
 {
 	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
+	unsigned spins = 0;
 	struct ibv_wc wc;
 	int n;
 
-	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0)
+	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0) {
 		if (cf_mono_ns() > deadline)
 			return -ETIMEDOUT;
+		sync_pause(&spins);
+	}
 	return n < 0 ? -EIO : wc_to_errno(wc.status);
 }
 
@@ -807,6 +835,7 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 				 .send_flags = IBV_SEND_SIGNALED}, *bad;
 	struct ibv_wc wc;
 	uint64_t deadline;
+	unsigned spins = 0;
 	int n, r;
 
 	if (off % 8 || off + 8 > t->size || off + 8 < off)
@@ -822,6 +851,7 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 		return r;
 	deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
 	while ((n = ibv_poll_cq(t->lb.cq, 1, &wc)) == 0) {
+		sync_pause(&spins);
 		if (cf_mono_ns() > deadline) {
 			t->lb.broken = true; /* the WR may still complete into lb_buf: never reuse */
 			return -ETIMEDOUT;
@@ -1144,9 +1174,15 @@ static void v_close(struct cf_sconn *sc)
 	if (sc->state != SC_LIVE)
 		return;
 	/* flush queued replies (e.g. an ERROR message) before tearing down */
-	while (!sc->qp_dead && sc->send_done < sc->send_seq && cf_mono_ns() < deadline)
-		if (reap_send(sc) < 0)
+	unsigned spins = 0;
+
+	while (!sc->qp_dead && sc->send_done < sc->send_seq && cf_mono_ns() < deadline) {
+		int n = reap_send(sc);
+		if (n < 0)
 			break;
+		if (n == 0)
+			sync_pause(&spins);
+	}
 	conn_kill(sc, 0);
 }
 

@@ -49,7 +49,9 @@
  *
  * ctrl_fd is an epoll fd over the completion channel and the CM event
  * channel, so a libev watcher wakes for control messages and for the
- * server's DISCONNECT alike.
+ * server's DISCONNECT alike. It may fire for a one-sided completion too (the
+ * CQ is shared); ctrl_pending() then consumes the notification and re-arms,
+ * so the fd goes quiet again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -602,6 +604,20 @@ static int v_send_ctrl(struct cf_conn *c, const void *msg, size_t len)
 	return flush_sq(c);
 }
 
+/*
+ * recv_ctrl and ctrl_pending are what a ctrl_fd watcher calls: consume what
+ * made the fd readable (channel notifications, CM events) and re-arm, or a
+ * level-triggered watcher fires forever - and a real-time event thread
+ * spinning on it starves the softirq that soft-RoCE completes everything in.
+ */
+static void quiesce(struct cf_conn *c)
+{
+	consume_events(c);
+	drain_cm(c);
+	arm(c);
+	drain_cq(c); /* after the arm: a completion in between is not lost */
+}
+
 static int v_recv_ctrl(struct cf_conn *c, void *buf, size_t cap, int timeout_ms)
 {
 	uint64_t deadline = deadline_of(timeout_ms);
@@ -610,6 +626,7 @@ static int v_recv_ctrl(struct cf_conn *c, void *buf, size_t cap, int timeout_ms)
 	int r;
 
 	flush_sq(c);
+	quiesce(c);
 	for (;;) {
 		drain_cq(c);
 		if (c->rq_n)
@@ -637,7 +654,7 @@ static int v_ctrl_fd(struct cf_conn *c) { return c->efd; }
 
 static int v_ctrl_pending(struct cf_conn *c)
 {
-	drain_cq(c);
+	quiesce(c);
 	return c->rq_n > 0 || c->dead;
 }
 
