@@ -368,6 +368,14 @@ int cf_session_next_event(struct cf_session *s, struct cf_event *ev, int timeout
 		if (timeout_ms >= 0 && left < 0)
 			return -ETIMEDOUT;
 		n = recv_reply(s, buf, sizeof(buf), left);
+		/*
+		 * recv_reply queues the events it reads while it looks for a reply:
+		 * one that times out may have queued the very event we wait for.
+		 * (Returning -ETIMEDOUT here left failure events waiting for the
+		 * agent's next 50 ms tick: 0-50 ms added to every failover.)
+		 */
+		if (n == -ETIMEDOUT && s->evq_len)
+			continue;
 		if (n < 0)
 			return n;
 		memcpy(&h, buf, sizeof(h));
