@@ -408,20 +408,35 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 
 /* ---------------- attach ---------------- */
 
-/* Read ring bytes [from, from + n) (ring offsets, wrapping) into the region copy. */
+/*
+ * Read ring bytes [from, from + n) (ring offsets, wrapping) into the region
+ * copy, as one batch of chunk READs (pipelined: about one round trip).
+ */
 static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t ring, uint64_t from, uint64_t n)
 {
-	while (n > 0) {
-		uint64_t pos = from % ring;
-		uint64_t k = ring - pos < n ? ring - pos : n;
-		if (k > READ_CHUNK)
-			k = READ_CHUNK;
-		int r = cf_session_read(s, off + sizeof(struct cf_log_hdr) + pos,
-					buf + sizeof(struct cf_log_hdr) + pos, (uint32_t)k);
+	struct cf_batch_op ops[CF_BATCH_DEPTH];
+	size_t k = 0;
+	int r;
+
+	while (n > 0 || k > 0) {
+		if (n > 0 && k < CF_BATCH_DEPTH) {
+			uint64_t pos = from % ring;
+			uint64_t len = ring - pos < n ? ring - pos : n;
+			if (len > READ_CHUNK)
+				len = READ_CHUNK;
+			ops[k++] = (struct cf_batch_op){.op = CF_OP_READ, .len = (uint32_t)len,
+							.off = off + sizeof(struct cf_log_hdr) + pos,
+							.buf = buf + sizeof(struct cf_log_hdr) + pos};
+			from += len;
+			n -= len;
+			continue;
+		}
+		r = cf_session_batch(s, ops, k);
+		for (size_t i = 0; !r && i < k; i++)
+			r = ops[i].status;
 		if (r)
 			return r;
-		from += k;
-		n -= k;
+		k = 0;
 	}
 	return 0;
 }

@@ -47,7 +47,7 @@ build_direct() {
   mkdir -p "$BUILD/tests/fuzz"
   for t in "${TARGETS[@]}"; do
     extra=()
-    [ "$t" = logscan ] && extra=(-I"$ROOT/node" "$ROOT/node/cf_log.c")
+    [ "$t" = logscan ] && extra=(-I"$ROOT/node" "$ROOT/node/cf_log.c" "$ROOT/tests/unit/session_stub.c")
     [ "$t" = image ] && extra=(-I"$ROOT/cfserver" "$ROOT/cfserver/cf_image.c" -lpmem2)
     clang "${FLAGS[@]}" -o "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "${extra[@]}" \
       "$ROOT"/proto/*.c -lz -lsodium

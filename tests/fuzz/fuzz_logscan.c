@@ -21,23 +21,6 @@
 #include "cf_session.h"
 #include "fuzz.h"
 
-int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
-{
-	return -ENOTCONN;
-}
-int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
-{
-	return -ENOTCONN;
-}
-int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
-{
-	return -ENOTCONN;
-}
-int cf_session_drain(struct cf_session *s)
-{
-	return -ENOTCONN;
-}
-
 static void check_scan(const uint8_t *region, uint64_t len, const struct cf_log_scan *sc)
 {
 	const uint64_t R = len - sizeof(struct cf_log_hdr);

@@ -16,22 +16,6 @@
 #include "cf_session.h"
 #include "cf_words.h"
 
-/* The memory-backed table never touches a session; these only satisfy the linker. */
-int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len) { return -ENOTCONN; }
-int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
-{
-	return -ENOTCONN;
-}
-int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len) { return -ENOTCONN; }
-int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n) { return -ENOTCONN; }
-int cf_session_drain(struct cf_session *s) { return -ENOTCONN; }
-int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t c, uint64_t w, uint64_t *old) { return -ENOTCONN; }
-int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
-			      uint64_t compare, uint64_t swap, uint64_t *old)
-{
-	return -ENOTCONN;
-}
-
 static int failures;
 #define CHECK(c)                                                                   \
 	do {                                                                       \

@@ -15,14 +15,6 @@
 #include "cf_session.h"
 #include "cf_util.h"
 
-/* The memory-backed log never touches a session; these only satisfy the linker. */
-int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len) { return -ENOTCONN; }
-int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
-{
-	return -ENOTCONN;
-}
-int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len) { return -ENOTCONN; }
-int cf_session_drain(struct cf_session *s) { return -ENOTCONN; }
 
 static int failures;
 #define CHECK(c)                                                                   \
