@@ -680,7 +680,13 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	cs->agent = cc;
 	randombytes_buf(&cs->token, sizeof(cs->token));
 	cs->hb_last = load64(&hb_slot(c, (uint32_t)s)->hb);
-	cs->hb_seen_ns = cf_mono_ns();
+	/*
+	 * A new incarnation still has to open its heartbeat connection and
+	 * authenticate it before its first beat: one extra T of grace for that
+	 * first beat only (a crash meanwhile is still seen at once: its JOIN
+	 * connection closes).
+	 */
+	cs->hb_seen_ns = cf_mono_ns() + c->cfg.hb_timeout_ns;
 	set_state(cc, CS_SYSTEM);
 	sys_link(c, (uint32_t)s, cc);
 
@@ -1182,7 +1188,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (hb != cs->hb_last || stalled) {
 			cs->hb_last = hb;
 			cs->hb_seen_ns = now;
-		} else if (now - cs->hb_seen_ns > c->cfg.hb_timeout_ns) {
+		} else if (now > cs->hb_seen_ns && now - cs->hb_seen_ns > c->cfg.hb_timeout_ns) {
 			cfs_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)", sys_name(c, s, sn),
 				 (unsigned long long)((now - cs->hb_seen_ns) / 1000000u),
 				 (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));

@@ -1,0 +1,56 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# External fence agents (fence-agents calling convention: key=value options on
+# stdin, action=off, plug=<system>; exit 0 = fenced). A working agent fences
+# the frozen system before any before-image is written; a failing one is
+# retried, reported, and never skipped: the instance stays registered to the
+# counterpart with its locks held until someone can fence.
+. "$(dirname "$0")/lib.sh"
+HB_TIMEOUT=200 cluster
+
+# The agent: records its options, then powers the "plug" off by the pid the
+# test registered for it (as fence_ipmilan would power off a machine).
+AGENT=$CF_WORK/fence_test
+cat >"$AGENT" <<'AG'
+#!/bin/bash
+opts=$(cat)
+echo "$opts" >>"$FENCE_LOG"
+plug=$(sed -n 's/^plug=//p' <<<"$opts")
+[ -f "$FENCE_FAIL" ] && exit 1
+pid=$(cat "$FENCE_DIR/$plug.pid" 2>/dev/null) || exit 1
+kill -KILL "$pid" 2>/dev/null
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || exit 0; [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" = Z ] && exit 0; sleep 0.02; done
+exit 1
+AG
+chmod +x "$AGENT"
+export FENCE_LOG=$CF_WORK/fence.log FENCE_DIR=$CF_WORK FENCE_FAIL=$CF_WORK/fence.fail
+
+node SYS1 NTS001
+node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin
+node SYS3 NTS003 --policy operator
+wait_committing SYS1 SYS2 SYS3
+echo "$(pid_of SYS1)" >"$CF_WORK/SYS1.pid"
+kill -STOP "$(pid_of SYS1)"
+wait_recovery NTS001
+[ "$(counterpart_of NTS001)" = SYS2 ] || fail "recovered by $(counterpart_of NTS001)"
+grep -q "fence agent $AGENT confirmed SYS1 off" "$CF_WORK/SYS2.log" || fail "agent confirmation not logged"
+for kv in action=off plug=SYS1 ipaddr=192.0.2.1 login=admin; do
+	grep -qx "$kv" "$FENCE_LOG" || fail "agent did not get $kv: $(cat "$FENCE_LOG")"
+done
+wait_for 10 gone "$(pid_of SYS1)" || fail "SYS1 still alive after its fence"
+
+# Now an agent that fails: SYS3 freezes; the counterpart must not back out.
+touch "$FENCE_FAIL"
+echo "$(pid_of SYS3)" >"$CF_WORK/SYS3.pid"
+kill -STOP "$(pid_of SYS3)"
+wait_for 20 grep -q "recovery of NTS003 (incident 1) stopped in phase disk-fence" "$CF_WORK/SYS2.log" ||
+	fail "failed fence not reported"
+grep -q "disk fence failed: fence agent $AGENT failed for SYS3" "$CF_WORK/SYS2.log" || fail "failure reason not logged"
+[ "$(grep -c '^action=off' "$FENCE_LOG")" -ge 4 ] || fail "failed fence not retried: $(grep -c '^action=off' "$FENCE_LOG") calls"
+has_recovery NTS003 && fail "NTS003 backed out without a fence"
+inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
+[ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
+[ "$(locks_of NTS003)" -ge 0 ] || fail "locks of NTS003 unknown"
+kill -KILL "$(pid_of SYS3)"
+finish
+pass "external fence agent: options passed, fenced before backout; a failing agent retried, reported, never skipped"
