@@ -866,6 +866,13 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	*out = c;
 	return 0;
 err_close:
+	/*
+	 * rdma_cm says ENODEV (or EADDRNOTAVAIL) when no RDMA device routes to
+	 * the address - e.g. 127.0.0.1. For the caller that is "the CF is not
+	 * reachable here", the same class tcp reports, not a local fault.
+	 */
+	if (r == -ENODEV || r == -EADDRNOTAVAIL)
+		r = -ENETUNREACH;
 	if (ai)
 		freeaddrinfo(ai);
 	v_close(c);
