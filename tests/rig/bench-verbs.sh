@@ -40,6 +40,18 @@ for _ in $(seq 1 500); do [ -s "$work/port" ] && break; kill -0 $spid 2>/dev/nul
 [ -s "$work/port" ] || { echo "cfserver did not start:"; cat "$work/cfserver.log"; exit 1; }
 "$B/bench/cf_rtt" --transport verbs --cf "$ip:$(cat "$work/port")" --key "$work/key" --iters "$iters" --warmup 500
 rc=$?
+echo "== one cfnode, bank workload (uncontended lock acquire = record WRITE + CAS in one batch)"
+"$B/node/cfctl" mkdata --data "$work/data" --accounts 1000 --balance 100 > /dev/null &&
+timeout 120 "$B/node/cfnode" --cf "$ip:$(cat "$work/port")" --transport verbs --system BENCH --instance NTSB \
+	--data "$work/data" --cluster-key "$work/key" --workload bank --duration "${CF_BENCH_BANK_S:-5}" --json \
+	2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    if line.startswith("{") and "lock_acquire_us" in line:
+        d = json.loads(line)
+        la, cr = d["lock_acquire_us"], d["cas_rtt_us"]
+        print("lock acquire  n %d  p50 %.1f us  p90 %.1f us  p99 %.1f us   (cas rtt p50 %.1f us; %.1f txn/s)"
+              % (la["n"], la["p50"], la["p90"], la["p99"], cr["p50"], d["txn_per_s"]))' || rc=1
 CF_VERBS_BUSYPOLL=1 "$B/bench/cf_rtt" --transport verbs --cf "$ip:$(cat "$work/port")" --key "$work/key" \
 	--iters "$iters" --warmup 500 --ops cas | sed 's/^/[busypoll] /'
 exit $rc

@@ -314,6 +314,19 @@ static void run_lat(struct cf_conn *c, struct cf_grant g, const char *tag)
 	snprintf(name, sizeof(name), "write%s", tag);
 	if (!r)
 		lat(name, ns, N);
+	/* a lock acquire's shape: 64-byte record WRITE (unsignaled) + CAS, one doorbell */
+	for (i = 0; i < N + WARM && !r; i++) {
+		uint64_t t0 = cf_mono_ns();
+		r = C->post_write(c, back, 64, g.addr + 512, g.rkey, 23, CF_POST_UNSIGNALED);
+		r = r ? r : C->post_cas(c, w, g.rkey, v, v + 1, 24, 0);
+		r = r ? r : wait1(c, &wc);
+		v = wc.value == v ? v + 1 : wc.value;
+		if (i >= WARM)
+			ns[i - WARM] = cf_mono_ns() - t0;
+	}
+	snprintf(name, sizeof(name), "wcas%s", tag);
+	if (!r)
+		lat(name, ns, N);
 }
 
 static volatile uint64_t *word(uint64_t off) { return (volatile uint64_t *)(image + off); }
