@@ -622,6 +622,23 @@ int cf_agent_leave(struct cf_agent *a)
 	cf_agent_hb_stop(a);
 	if (a->s.dead)
 		return a->s.dead;
+	/*
+	 * Only an instance with nothing in flight may be unregistered: a clean
+	 * INACTIVE_CLEAN with locks or open transactions left behind would strand
+	 * them for good. If a workload could not back out what it had open, leave
+	 * without GOODBYE instead: the CF fails this system and a peer (or our own
+	 * restart) recovers the instance from its log.
+	 */
+	for (uint32_t i = 0; i < a->ninsts; i++) {
+		struct cf_inst_ctx *ic = a->insts[i];
+		if (ic->attached && (ic->txn.nopen || ic->locks.nheld)) {
+			cf_agent_log(a, CF_AGENT_ERR,
+				     "%s still has %u open transactions and %u locks that could not be backed out: "
+				     "no clean leave, leaving it to peer recovery",
+				     ic->name, ic->txn.nopen, ic->locks.nheld);
+			return -EBUSY;
+		}
+	}
 	for (uint32_t i = 0; i < a->ninsts; i++) {
 		struct cf_inst_ctx *ic = a->insts[i];
 		uint64_t w;

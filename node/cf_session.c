@@ -229,6 +229,13 @@ void cf_session_close(struct cf_session *s)
 {
 	if (!s)
 		return;
+	/*
+	 * Posted (unsignaled) ops may still sit in the transport's send queue:
+	 * make them land before the connection goes, or a clean close would drop
+	 * e.g. the last record-list clear. (A dead session has nothing to save.)
+	 */
+	if (s->ops && s->conn && !s->dead && s->ngrants)
+		(void)cf_session_drain(s);
 	if (s->ops && s->conn)
 		s->ops->close(s->conn);
 	s->conn = NULL;

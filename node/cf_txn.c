@@ -326,6 +326,7 @@ int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*
 		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
 		if (r)
 			goto out;
+		CF_FAULT("rec.mid_backout");
 	}
 	if (nupd)
 		*nupd = n;

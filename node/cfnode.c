@@ -565,6 +565,12 @@ int main(int argc, char **argv)
 		atomic_store(&w.stop, 1);
 		pthread_join(thr, NULL);
 		thr_started = false;
+		/*
+		 * Posted record-list clears must land while the instance is still
+		 * ours: the unregister below revokes this session's grants on it.
+		 */
+		if (!ws.dead)
+			(void)cf_session_drain(&ws);
 		if (w.kind == WL_BANK)
 			cf_bank_print(stdout, o.system, &w.res, w.json);
 		fflush(stdout);
@@ -574,7 +580,9 @@ int main(int argc, char **argv)
 				end_incarnation(&a, home, &ws, end_threads(&a, &w, thr, false));
 				return rc;
 			}
-			say(CF_AGENT_ERR, "workload %s: %s", wl_names[w.kind], strerror(-w.r));
+			say(CF_AGENT_ERR, "workload %s: %s", wl_names[w.kind],
+			    w.r == -EBADMSG && cf_data_corrupt_msg(&home->data)[0] ? cf_data_corrupt_msg(&home->data)
+										  : strerror(-w.r));
 			rc = EX_OTHER;
 		}
 	}
@@ -584,13 +592,17 @@ out_leave:
 	if (thr_started) {
 		atomic_store(&w.stop, 1);
 		pthread_join(thr, NULL);
+		if (!ws.dead)
+			(void)cf_session_drain(&ws);
 	}
-	if (home)
-		cf_inst_ctx_detach(home);
 	/* GOODBYE first: a connection closing before it would be a failure at the CF. */
 	r = cf_agent_leave(&a);
+	if (home)
+		cf_inst_ctx_detach(home);
 	cf_session_close(&ws);
-	if (r && rc == EX_OK_) {
+	if (r == -EBUSY) {
+		rc = EX_OVER; /* left to peer recovery: restart to rejoin */
+	} else if (r && rc == EX_OK_) {
 		say(CF_AGENT_ERR, "clean leave: %s", strerror(-r));
 		rc = EX_OTHER;
 	} else if (rc == EX_OK_) {

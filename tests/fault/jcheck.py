@@ -236,21 +236,32 @@ def solve_tails(diff, tails, budget=200_000):
 
 
 def explain(diff, cands, limit=22):
-    """A subset of candidate transfers whose sum is diff, or None."""
+    """A subset of candidate (key, (from, to, amount)) items whose sum is diff, or None."""
     touched = {k for k, v in enumerate(diff) if v}
     # only candidates touching a differing account can be part of the answer
-    c = [t for t in cands if t[0] in touched or t[1] in touched]
+    c = [t for t in cands if t[1][0] in touched or t[1][1] in touched]
     if len(c) > limit:
         return None
     for r in range(1, len(c) + 1):
         for sub in itertools.combinations(c, r):
             d = [0] * len(diff)
-            for x, y, a in sub:
+            for _, (x, y, a) in sub:
                 d[x] -= a
                 d[y] += a
             if d == diff:
                 return list(sub)
     return None
+
+
+def settle_pending(pending, landed):
+    """Write the outcome of each solved intent into its journal, once the writer is gone
+    (its .tail file exists): "txid from to amount" when its commit landed, "A txid" when
+    not, so that later checks need not search for it again."""
+    for (path, txid), (x, y, a) in pending.items():
+        if not os.path.exists(path + ".tail"):
+            continue  # a live writer: its commit may still come
+        with open(path, "a") as f:
+            f.write(f"{txid} {x} {y} {a}\n" if (path, txid) in landed else f"A {txid}\n")
 
 
 def main():
@@ -293,10 +304,12 @@ def main():
     off = [k for k, v in enumerate(diff) if v]
     explained = []
     if off:
-        sub = explain(diff, list(pending.values()))
+        sub = explain(diff, list(pending.items()))
         if sub is not None:
             explained = sub
             off = []
+    if not off and a.fix_tails:
+        settle_pending(pending, {k for k, _ in explained})
     tails_used = []
     if off:
         tails = seeded_tails(a.journals, committed, n, warnings)

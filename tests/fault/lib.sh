@@ -107,10 +107,10 @@ node_reap() {
 	NODE_RC[$sys]=$rc
 	[ "$rc" -ge 128 ] && KILLED=$((KILLED + 1))
 	[ "$rc" = 75 ] && OVER=$((OVER + 1))
-	# how much of its journal may be missing: the unflushed lines of a killed
-	# writer (cf_bank.c writes every 64), the last commit of an incarnation cut off
-	local tail=$((64 + INFLIGHT))
-	case $rc in 0) tail=0 ;; 75) tail=2 ;; esac
+	# how much of its journal may be missing: nothing. cf_bank.c writes every
+	# line with write(2) and an intent line "P ..." before each commit, so a
+	# transfer whose commit a kill cut off is pending (indeterminate), not lost.
+	local tail=0
 	[ -n "${NODE_JOURNAL[$sys]:-}" ] && echo "$tail" >"${NODE_JOURNAL[$sys]}.tail"
 	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys (pid ${NODE_PID[$sys]}) exited $rc"
 	return 0
