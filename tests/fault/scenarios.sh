@@ -68,10 +68,12 @@ sc_cf_crash_recovery() {
 	# freeze the counterpart mid-backout (or, without that point, after its attach)
 	local rp=rec.mid_backout
 	point_compiled $rp || rp=rec.after_attach
-	node_start SYS1 CF_FAULT=txn.after_data_write:kill:50 # an update in flight when it dies
 	node_start SYS2 CF_FAULT=$rp:stop:0
 	node_start SYS3 -- --policy operator
 	for s in SYS2 SYS3; do wait_for 20 busy $s 5 || fail "$s did not start"; done
+	# the victim last: it dies at its 51st data write, and SYS2 freezes in that
+	# recovery, so SYS2 must be seen busy before
+	node_start SYS1 CF_FAULT=txn.after_data_write:kill:50 # an update in flight when it dies
 	local try
 	for try in 1 2 3 4 5 6 7 8; do
 		node_exited SYS1 || { wait_for 20 busy SYS1 5 && crash SYS1; }

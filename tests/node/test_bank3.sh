@@ -40,8 +40,11 @@ for i in 1 2 3; do
 	[ "$EXIT_RC" -eq 0 ] || fail "node$i exited $EXIT_RC"
 	commits=$(grep -o '"commits":[0-9]*' "$CF_WORK/node$i.log" | head -1 | cut -d: -f2)
 	[ -n "$commits" ] && [ "$commits" -gt 0 ] || fail "node$i committed nothing"
-	lines=$(wc -l <"$CF_WORK/journal$i")
-	[ "$lines" -eq "$commits" ] || fail "node$i journal has $lines lines for $commits commits"
+	# one line per commit, each after an intent line "P ..." (a clean run leaves none pending)
+	lines=$(grep -vc '^P ' "$CF_WORK/journal$i")
+	intents=$(grep -c '^P ' "$CF_WORK/journal$i")
+	[ "$lines" -eq "$commits" ] || fail "node$i journal has $lines commit lines for $commits commits"
+	[ "$intents" -eq "$commits" ] || fail "node$i journal has $intents intent lines for $commits commits"
 	log "node$i: $(grep '"who"' "$CF_WORK/node$i.log")"
 done
 verify_data
