@@ -25,7 +25,7 @@ test: build
 
 # The verbs suite needs an RDMA device: on a host without one, run it in the soft-RoCE rig.
 test-verbs: build
-	bash tests/rig/rig.sh --share "$(CURDIR)" -- meson test -C $(CURDIR)/$(BUILD) --suite verbs --print-errorlogs --num-processes 1
+	bash tests/rig/rig.sh --share "$(CURDIR)" -- meson test -C $(CURDIR)/$(BUILD) --suite verbs --no-rebuild --print-errorlogs --num-processes 2
 
 bench: build
 	bash bench/failover.sh --build $(BUILD)

@@ -10,7 +10,7 @@ DATA=$CF_WORK/data
 ACCOUNTS=${ACCOUNTS:-200}
 # Generous T: a loaded CI machine must not fail systems by accident; tests of
 # heartbeat silence set their own.
-HB_TIMEOUT=${HB_TIMEOUT:-1000}
+HB_TIMEOUT=${HB_TIMEOUT:-${CF_TEST_T_MS:-1000}} # the rig sets CF_TEST_T_MS for emulation
 
 # cluster [cfserver args...]: cfserver plus the data directory.
 cluster() {
