@@ -4,7 +4,7 @@
 # at the CF and by the local fence agent (killed, exit confirmed), recovered,
 # and restarts as a new incarnation.
 . "$(dirname "$0")/lib.sh"
-HB_TIMEOUT=200 cluster
+HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 node SYS1 NTS001; node SYS2 NTS002
 wait_committing SYS1 SYS2
 p1=$(pid_of SYS1)

@@ -6,7 +6,7 @@
 # retried, reported, and never skipped: the instance stays registered to the
 # counterpart with its locks held until someone can fence.
 . "$(dirname "$0")/lib.sh"
-HB_TIMEOUT=200 cluster
+HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 
 # The agent: records its options, then powers the "plug" off by the pid the
 # test registered for it (as fence_ipmilan would power off a machine).

@@ -4,7 +4,7 @@
 # it resumes, the CF refuses it (its connection is gone) and its lease stops
 # its data writes: it ends its incarnation (exit 75) and writes nothing.
 . "$(dirname "$0")/lib.sh"
-HB_TIMEOUT=200 cluster
+HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 # SYS1 holds one record lock in an open transaction, idle: nothing in flight at the freeze.
 start_bg SYS1 "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
 	--system SYS1 --instance NTS001 --data "$DATA" --workload hold --record 7 --hold-ms 60000
