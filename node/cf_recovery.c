@@ -152,6 +152,7 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 		snprintf(rep->fence_msg, sizeof(rep->fence_msg),
 			 "failed owner of %s unknown for incident %u: cannot fence, relying on the lease", rep->inst_name,
 			 rep->incident);
+		rep->fence_skipped = true;
 		return 0;
 	}
 	rep->failed_sys = slot->fail_sys;
@@ -167,6 +168,7 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 		/* only when the failed incarnation's slot was already reused (orphan scan) */
 		snprintf(rep->fence_msg, sizeof(rep->fence_msg),
 			 "pid of %s's failed incarnation unknown: cannot fence locally, relying on the lease", t.name);
+		rep->fence_skipped = true;
 		return 0;
 	}
 	if (t.pid == (uint64_t)getpid() && t.starttime == cf_proc_starttime(t.pid)) {
@@ -176,6 +178,7 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 		return -EINVAL;
 	}
 	r = cf_fence_run(x->env->fence, &t, rep->fence_msg, sizeof(rep->fence_msg));
+	rep->fence_skipped = x->env->fence->kind == CF_FENCE_NONE;
 	return r;
 }
 
@@ -471,7 +474,8 @@ static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum c
 		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: registered as counterpart (incident %u)", rep->inst_name,
 			     rep->incident);
 	else if (p == CF_PHASE_ATTACH)
-		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: disk fence: %s", rep->inst_name, rep->fence_msg);
+		cf_agent_log(a, rep->fence_skipped ? CF_AGENT_WARN : CF_AGENT_INFO, "recovery %s: disk fence: %s",
+			     rep->inst_name, rep->fence_msg);
 	else if (p == CF_PHASE_BACKOUT)
 		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: log read: %llu records, %llu bytes", rep->inst_name,
 			     (unsigned long long)rep->records_scanned, (unsigned long long)rep->log_bytes);

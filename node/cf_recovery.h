@@ -32,6 +32,7 @@ struct cf_recovery_report {
 	uint32_t failed_sys, failed_epoch;
 	char failed_name[CF_NAME_MAX];
 	char fence_msg[200];
+	bool fence_skipped; /* the failed owner could not be fenced (unknown, or agent none): logged as a warning */
 	char err_msg[200];
 	uint64_t fail_real_ns;   /* CF's CLOCK_REALTIME at the declaration */
 	uint64_t detect_real_ns; /* CLOCK_REALTIME when this system learned of it */
