@@ -4,7 +4,7 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps build demo test test-verbs bench fuzz sanitize clean
+.PHONY: all deps build demo demo-verbs test test-verbs bench fuzz sanitize clean
 
 all: build
 
@@ -26,6 +26,11 @@ test: build
 # The verbs suite needs an RDMA device: on a host without one, run it in the soft-RoCE rig.
 test-verbs: build
 	bash tests/rig/rig.sh --share "$(CURDIR)" -- meson test -C $(CURDIR)/$(BUILD) --suite verbs --no-rebuild --print-errorlogs --num-processes 2
+
+# The demo over verbs in the soft-RoCE rig; T and h scaled for CPU emulation.
+demo-verbs: build
+	bash tests/rig/rig.sh --share "$(CURDIR)" -- env DEMO_T_MS=3000 DEMO_H_MS=30 DEMO_INFLIGHT=16 \
+		bash scripts/demo.sh $(CURDIR)/$(BUILD)
 
 bench: build
 	bash bench/failover.sh --build $(BUILD)
