@@ -595,6 +595,7 @@ static int batch_post(struct cf_session *s, struct cf_batch_op *o, uint64_t id)
 int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 {
 	struct cf_wc wc[CF_BATCH_DEPTH];
+	int prior = 0; /* an earlier posted op's error, reported as wait_wr does */
 
 	for (size_t base = 0; base < n; base += CF_BATCH_DEPTH) {
 		size_t m = n - base < CF_BATCH_DEPTH ? n - base : CF_BATCH_DEPTH, left = 0;
@@ -621,8 +622,12 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 				return kill_session(s, k);
 			for (int j = 0; j < k; j++) {
 				uint64_t idx = wc[j].wr_id - first;
-				if (wc[j].wr_id < first || idx >= m)
-					continue; /* an earlier unsignaled op's completion */
+				if (wc[j].wr_id < first || idx >= m) {
+					/* an earlier posted op's completion: only its error matters */
+					if (wc[j].status < 0 && !prior)
+						prior = wc[j].status;
+					continue;
+				}
 				struct cf_batch_op *o = &ops[base + idx];
 				if (o->status != 1)
 					continue;
@@ -632,5 +637,5 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 			}
 		}
 	}
-	return 0;
+	return prior;
 }

@@ -110,7 +110,8 @@ int cf_session_drain(struct cf_session *s);
  * about one round trip instead of n (the transport pipelines them; RC order
  * still holds). Each op gets its own status (0 or -errno) and, for CAS/FAA,
  * the old value. Returns 0 when every op was executed (look at each status),
- * or the session's error (then the connection is dead).
+ * the error of an op posted earlier that completed meanwhile (as the
+ * synchronous calls do), or the session's error (then the connection is dead).
  */
 struct cf_batch_op {
 	uint32_t op;      /* CF_OP_READ, CF_OP_WRITE, CF_OP_CAS, CF_OP_FAA */
