@@ -121,6 +121,8 @@ check_fenced_before_backout() { # VICTIM LABEL
 	kill -0 "$pid" 2>/dev/null && fail "$2: $1 (pid $pid) still runs after its recovery"
 	# in the counterpart's log: the fence agent's confirmation of exactly that pid,
 	# before the backout line
+	# the victim dies at the fence, before the counterpart finishes and logs its RECOVERY line
+	wait_for 20 grep -qs "RECOVERY {\"inst\":\"$inst\"" "$CF_WORK"/SYS*.log
 	f=$(grep -l "RECOVERY {\"inst\":\"$inst\"" "$CF_WORK"/SYS*.log | head -n 1)
 	[ -n "$f" ] || fail "$2: no counterpart logged the recovery of $inst"
 	awk -v i="recovery $inst:" -v p="(pid $pid)" '
