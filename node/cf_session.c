@@ -449,68 +449,53 @@ static int wait_wr(struct cf_session *s, uint64_t wr_id, uint64_t *value)
 	}
 }
 
-int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+static int batch_post(struct cf_session *s, struct cf_batch_op *o, uint64_t id);
+
+/* One op, posted and awaited: the synchronous calls below. */
+static int sync_op(struct cf_session *s, struct cf_batch_op *o)
 {
-	const struct cf_grant *g;
 	uint64_t id;
 	int r;
 
 	if (s->dead)
 		return s->dead;
-	g = cf_session_grant_for(s, off, len, CF_R_READ);
-	if (!g)
-		return -EACCES;
 	id = ++s->next_wr;
-	r = s->ops->post_read(s->conn, buf, len, raddr(g, off), g->rkey, id, 0);
-	return r < 0 ? r : wait_wr(s, id, NULL);
+	r = batch_post(s, o, id);
+	return r < 0 ? r : wait_wr(s, id, &o->value);
+}
+
+int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+{
+	struct cf_batch_op o = {.op = CF_OP_READ, .off = off, .buf = buf, .len = len};
+
+	return sync_op(s, &o);
 }
 
 int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
 {
-	const struct cf_grant *g;
-	uint64_t id;
-	int r;
+	struct cf_batch_op o = {.op = CF_OP_WRITE, .off = off, .buf = (void *)buf, .len = len};
 
-	if (s->dead)
-		return s->dead;
-	g = cf_session_grant_for(s, off, len, CF_R_WRITE);
-	if (!g)
-		return -EACCES;
-	id = ++s->next_wr;
-	r = s->ops->post_write(s->conn, buf, len, raddr(g, off), g->rkey, id, 0);
-	return r < 0 ? r : wait_wr(s, id, NULL);
+	return sync_op(s, &o);
 }
 
 int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
 {
-	const struct cf_grant *g;
-	uint64_t id;
-	int r;
+	struct cf_batch_op o = {.op = CF_OP_CAS, .off = off, .compare = compare, .swap = swap};
+	int r = sync_op(s, &o);
 
-	if (s->dead)
-		return s->dead;
-	g = cf_session_grant_for(s, off, 8, CF_R_ATOMIC);
-	if (!g)
-		return -EACCES;
-	id = ++s->next_wr;
-	r = s->ops->post_cas(s->conn, raddr(g, off), g->rkey, compare, swap, id, 0);
-	return r < 0 ? r : wait_wr(s, id, old);
+	if (r == 0 && old)
+		*old = o.value;
+	return r;
 }
 
 int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old)
 {
-	const struct cf_grant *g;
-	uint64_t id;
-	int r;
+	struct cf_batch_op o = {.op = CF_OP_FAA, .off = off, .compare = add};
+	int r = sync_op(s, &o);
 
-	if (s->dead)
-		return s->dead;
-	g = cf_session_grant_for(s, off, 8, CF_R_ATOMIC);
-	if (!g)
-		return -EACCES;
-	id = ++s->next_wr;
-	r = s->ops->post_faa(s->conn, raddr(g, off), g->rkey, add, id, 0);
-	return r < 0 ? r : wait_wr(s, id, old);
+	if (r == 0 && old)
+		*old = o.value;
+	return r;
 }
 
 int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
