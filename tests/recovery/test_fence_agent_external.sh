@@ -51,6 +51,15 @@ has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
 [ "$(locks_of NTS003)" -ge 0 ] || fail "locks of NTS003 unknown"
+# The operator's way out: the agent works again, the stuck counterpart is stopped;
+# the CF fails it and a new peer recovers both its instances (NTS003 from SYS2 now).
 kill -KILL "$(pid_of SYS3)"
+rm -f "$FENCE_FAIL"
+echo "$(pid_of SYS2)" >"$CF_WORK/SYS2.pid"
+kill -KILL "$(pid_of SYS2)"
+node SYS4 NTS004 --fence-agent "$AGENT"
+wait_recovery NTS003 2 30
+wait_recovery NTS002 "" 30
+wait_inst NTS003 INACTIVE_CLEAN
 finish
 pass "external fence agent: options passed, fenced before backout; a failing agent retried, reported, never skipped"
