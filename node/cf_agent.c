@@ -35,8 +35,7 @@ void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o)
 	a->o = *o;
 	if (!a->o.transport)
 		a->o.transport = "tcp";
-	if (!a->o.connect_timeout_ms)
-		a->o.connect_timeout_ms = 3000;
+	a->o.connect_timeout_ms = cf_session_connect_timeout(a->o.connect_timeout_ms);
 	a->s.dead = 0;
 }
 

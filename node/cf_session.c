@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cf_auth.h"
@@ -124,6 +125,23 @@ int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t
 	return kill_session(s, -EPROTO);
 }
 
+int cf_session_connect_timeout(int timeout_ms)
+{
+	const char *e = getenv("CF_CONNECT_TIMEOUT_MS");
+	char *end;
+	long v;
+
+	if (timeout_ms > 0)
+		return timeout_ms;
+	if (e && *e) {
+		errno = 0;
+		v = strtol(e, &end, 10);
+		if (!errno && !*end && v >= 1 && v <= 600000)
+			return (int)v;
+	}
+	return 3000;
+}
+
 int cf_session_open(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],
 		    enum cf_role role, int timeout_ms)
 {
@@ -143,6 +161,7 @@ int cf_session_open(struct cf_session *s, const char *transport, const char *add
 		return -EINVAL;
 	if (cf_auth_init() < 0)
 		return -EIO;
+	timeout_ms = cf_session_connect_timeout(timeout_ms);
 	r = s->ops->connect(addr, timeout_ms, &s->conn);
 	if (r < 0) {
 		s->conn = NULL;

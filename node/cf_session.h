@@ -50,6 +50,14 @@ const struct cf_client_ops *cf_transport_by_name(const char *name);
  */
 int cf_session_open(struct cf_session *s, const char *transport, const char *addr,
 		    const uint8_t key[CF_KEY_LEN], enum cf_role role, int timeout_ms);
+
+/*
+ * The connect-and-handshake bound for a timeout_ms <= 0: the environment's
+ * CF_CONNECT_TIMEOUT_MS (1..600000) if set and valid, else 3000 ms. The same
+ * idea as libpq's PGCONNECT_TIMEOUT: a slow fabric (or the soft-RoCE rig under
+ * CPU emulation) is configured once, for every tool.
+ */
+int cf_session_connect_timeout(int timeout_ms);
 void cf_session_close(struct cf_session *s); /* accepts a half-open session */
 
 /* First connection of a system: JOIN → sys, epoch, token, grants. */

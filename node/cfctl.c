@@ -102,7 +102,7 @@ static int open_console(const struct opts *o, struct cf_session *s)
 			r == -EINVAL ? "not 64 hex digits or 32 raw bytes" : strerror(-r));
 		return EX_FAIL;
 	}
-	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 3000);
+	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
 	sodium_memzero(key, sizeof(key));
 	if (!r)
 		return 0;

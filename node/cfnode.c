@@ -80,7 +80,7 @@ static void usage(FILE *out)
 		"  --transport tcp|verbs  transport (default tcp)\n"
 		"  --hb-interval MS       heartbeat interval h (default: the CF's, 5 ms)\n"
 		"  --hb-timeout MS        lease timeout T, at most the CF's (default: the CF's)\n"
-		"  --connect-timeout MS   (default 3000)\n"
+		"  --connect-timeout MS   (default $CF_CONNECT_TIMEOUT_MS, else 3000)\n"
 		"  --workload W           none (default) | bank | hold | lock | backout | logfull\n"
 		"  --accounts N           bank: use accounts 0..N-1 (default: all in the file)\n"
 		"  --duration S           bank: run S seconds (default 10)\n"

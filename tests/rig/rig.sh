@@ -20,7 +20,8 @@
 #   --kvm             use KVM (default TCG: the hosts here have no usable KVM)
 #   --mem MB --smp N  guest size (default 1024 MB, 2 vCPU)
 # In the guest: CF_HOST=<rxe0's address>, CF_TRANSPORT=verbs, CF_RIG=1,
-# CF_TEST_T_MS=5000 unless set (heartbeat timeout for tests: emulation is
+# CF_TEST_T_MS=5000 and CF_CONNECT_TIMEOUT_MS=30000 unless set (heartbeat and
+# connect timeouts for tests: emulation is
 # slow); the command runs as root under bash in your cwd (if shared) and its
 # exit status is rig.sh's. CF_* and MESON_* variables of the caller pass through.
 #
@@ -122,7 +123,9 @@ trap cleanup EXIT
 	# emulation is 20-50x slower than the host: tests that honour CF_TEST_T_MS
 	# get a heartbeat timeout T that survives connection setup under TCG
 	echo "export CF_TEST_T_MS=${CF_TEST_T_MS:-5000}"
-	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|TRANSPORT|TEST_T_MS)$' || true); do
+	# and rdma_cm connection setup takes seconds when two tests share the vCPUs
+	echo "export CF_CONNECT_TIMEOUT_MS=${CF_CONNECT_TIMEOUT_MS:-30000}"
+	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|TRANSPORT|TEST_T_MS|CONNECT_TIMEOUT_MS)$' || true); do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	cat <<EOF
