@@ -468,7 +468,8 @@ int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_
 		if (ntx)
 			cf_agent_log(a, CF_AGENT_WARN, "%s: backed out %u transaction(s) left in flight in its log",
 				     ic->name, ntx);
-		r = cf_lock_release_instance(s, ic->index, &rel);
+		r = cf_lock_release_instance(s, ic->index, 0 /* the holds' epoch is not known here */, NULL,
+					     &rel);
 		if (r)
 			goto err_scan;
 		if (rel)

@@ -566,10 +566,18 @@ static int io_batch(struct lkio io, struct cf_batch_op *ops, size_t n)
  * with the value it returned. So the cost is about three round trips,
  * whatever the number of locks.
  */
-static int release_instance(struct lkio io, const struct cf_image_map *map, uint32_t inst, uint32_t *released)
+/*
+ * Round trips, on the failover path: one batch READs the record list, one
+ * batch CASes every class (compare = the word the entries imply: X(inst,
+ * epoch) or S{inst}, so the class words need no READ first - a wrong guess
+ * returns the real word, and the retry uses it), and posted WRITEs clear the
+ * used part of the list.
+ */
+static int release_instance(struct lkio io, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
+			    const struct cf_rec_entry *pre, uint32_t *released)
 {
 	uint64_t size = map->records_size, base = cf_rec_off(map, inst);
-	uint32_t n = map->geo.record_entries, done = 0, ncls = 0, nchunks;
+	uint32_t n = map->geo.record_entries, done = 0, ncls = 0, nchunks, lo = UINT32_MAX, hi = 0;
 	struct cf_rec_entry *ents = NULL;
 	struct cf_batch_op *ops = NULL;
 	uint64_t *cls = NULL, *word = NULL;
@@ -580,43 +588,50 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 	if (inst >= map->geo.max_instances)
 		return -EINVAL;
 	nchunks = (uint32_t)((size + READ_CHUNK - 1) / READ_CHUNK);
-	ents = malloc(size);
+	ents = pre ? NULL : malloc(size);
 	zero = calloc(1, READ_CHUNK);
 	cls = malloc(n * sizeof(*cls));
 	word = malloc(n * sizeof(*word));
 	which = malloc(n * sizeof(*which));
 	ops = calloc(n > nchunks ? n : nchunks, sizeof(*ops));
-	if (!ents || !zero || !cls || !word || !which || !ops) {
+	if ((!pre && !ents) || !zero || !cls || !word || !which || !ops) {
 		r = -ENOMEM;
 		goto out_free;
 	}
-	for (uint32_t c = 0; c < nchunks; c++) {
-		uint64_t p = (uint64_t)c * READ_CHUNK;
-		ops[c] = (struct cf_batch_op){.op = CF_OP_READ, .off = base + p, .buf = (uint8_t *)ents + p,
-					      .len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK)};
+	if (!pre) {
+		for (uint32_t c = 0; c < nchunks; c++) {
+			uint64_t p = (uint64_t)c * READ_CHUNK;
+			ops[c] = (struct cf_batch_op){.op = CF_OP_READ, .off = base + p, .buf = (uint8_t *)ents + p,
+						      .len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK)};
+		}
+		r = io_batch(io, ops, nchunks);
+		for (uint32_t c = 0; !r && c < nchunks; c++)
+			r = ops[c].status;
+		if (r)
+			goto out_free;
+		pre = ents;
 	}
-	r = io_batch(io, ops, nchunks);
-	for (uint32_t c = 0; !r && c < nchunks; c++)
-		r = ops[c].status;
-	if (r)
-		goto out_free;
-	/* distinct classes named by used, well-formed entries */
+	/*
+	 * Distinct classes named by used, well-formed entries, each with the
+	 * word its entries imply; [lo, hi] spans every entry in use.
+	 */
 	for (uint32_t i = 0; i < n; i++) {
-		bool seen = false;
-		if (!ents[i].used || ents[i].used > 1u + CF_LOCK_X || ents[i].klass >= map->geo.lock_entries)
+		uint32_t j;
+		if (pre[i].used) {
+			lo = lo < i ? lo : i;
+			hi = i;
+		}
+		if (!pre[i].used || pre[i].used > 1u + CF_LOCK_X || pre[i].klass >= map->geo.lock_entries)
 			continue; /* free, or malformed: names nothing we could release */
-		for (uint32_t j = 0; j < ncls && !seen; j++)
-			seen = cls[j] == ents[i].klass;
-		if (!seen)
-			cls[ncls++] = ents[i].klass;
+		for (j = 0; j < ncls && cls[j] != pre[i].klass; j++)
+			;
+		if (j == ncls) {
+			cls[ncls++] = pre[i].klass;
+			word[j] = CF_LOCK_SBIT | (1ull << inst);
+		}
+		if (pre[i].used == 1u + CF_LOCK_X)
+			word[j] = cf_lock_x(inst, epoch);
 	}
-	for (uint32_t j = 0; j < ncls; j++)
-		ops[j] = (struct cf_batch_op){.op = CF_OP_READ, .off = map->off_locks + cls[j] * 8u, .buf = &word[j], .len = 8};
-	r = io_batch(io, ops, ncls);
-	for (uint32_t j = 0; !r && j < ncls; j++)
-		r = ops[j].status;
-	if (r)
-		goto out_free;
 	for (uint32_t k = 0; k < RELEASE_RETRIES; k++) {
 		uint32_t m = 0;
 		for (uint32_t j = 0; j < ncls; j++) {
@@ -647,8 +662,10 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 				word[j] = ops[q].value; /* changed under us: retry with what it is now */
 		}
 	}
-	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
-		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
+	/* entries outside [lo, hi] are free already */
+	for (uint64_t p = (uint64_t)lo * sizeof(*pre), end = (uint64_t)(hi + 1) * sizeof(*pre); lo <= hi && p < end;
+	     p += READ_CHUNK) {
+		uint32_t len = (uint32_t)(end - p < READ_CHUNK ? end - p : READ_CHUNK);
 		r = io_write(io, base + p, zero, len, true);
 		if (r)
 			goto out_free;
@@ -667,14 +684,31 @@ out_free:
 	return r;
 }
 
-int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t *released)
+int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t epoch,
+			     const struct cf_rec_entry *records, uint32_t *released)
 {
-	return release_instance((struct lkio){ .s = s }, &s->map, inst, released);
+	return release_instance((struct lkio){ .s = s }, &s->map, inst, epoch, records, released);
 }
 
-int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t *released)
+int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
+				 uint32_t *released)
 {
-	return release_instance((struct lkio){ .mem = image }, map, inst, released);
+	return release_instance((struct lkio){ .mem = image }, map, inst, epoch, NULL, released);
+}
+
+int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
+{
+	uint64_t size = s->map.records_size, base = cf_rec_off(&s->map, inst);
+
+	if (inst >= s->map.geo.max_instances)
+		return -EINVAL;
+	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
+		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
+		int r = cf_session_post_read(s, base + p, (uint8_t *)out + p, len);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 int cf_lock_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)

@@ -112,12 +112,26 @@ enum cf_lock_mode cf_lock_owner_mode(const struct cf_lock_table *t, const char *
  * Recovery and clean start: release every hold of instance inst that its
  * record list names (for each used entry: CAS the class word removing inst,
  * retrying on change; a class inst does not hold is skipped), then clear the
- * whole list. s must hold the RECORDS grant of inst and the LOCKS grant.
- * *released counts the classes freed of inst (may be NULL).
+ * list. epoch is the incarnation the holds were taken under (the failed
+ * registration word's): the first CAS compares with the word that implies,
+ * so a right guess costs no READ; a wrong one (0 when unknown) costs one more
+ * round trip, never correctness. s must hold the RECORDS grant of inst and
+ * the LOCKS grant. *released counts the classes freed of inst (may be NULL).
+ * records: the record list already read (cf_lock_post_read_records, then
+ * cf_session_drain), or NULL to read it here.
  */
-int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t *released);
+int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t epoch,
+			     const struct cf_rec_entry *records, uint32_t *released);
 /* Same on a memory image (tests). */
-int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t *released);
+int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
+				 uint32_t *released);
+
+/*
+ * Post the READs of instance inst's record list into out (records_size
+ * bytes) without waiting: they complete by the next cf_session_drain, whose
+ * result covers them. Recovery overlaps them with its fdatasync.
+ */
+int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out);
 
 /* Read instance inst's record list into out[record_entries] (cfctl, recovery). */
 int cf_lock_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out);

@@ -529,6 +529,18 @@ int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, u
 	return s->ops->post_write(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, flags);
 }
 
+int cf_session_post_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+{
+	const struct cf_grant *g;
+
+	if (s->dead)
+		return s->dead;
+	g = cf_session_grant_for(s, off, len, CF_R_READ);
+	if (!g)
+		return -EACCES;
+	return s->ops->post_read(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, 0);
+}
+
 int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
 			      uint64_t compare, uint64_t swap, uint64_t *old)
 {

@@ -104,6 +104,8 @@ int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_
 int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old);
 /* Post a WRITE without waiting (unsignaled when flags has CF_POST_UNSIGNALED). */
 int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags);
+/* Post a READ without waiting: buf holds the data once cf_session_drain returns 0. */
+int cf_session_post_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len);
 /*
  * The record-list WRITE and the lock CAS in one round trip: both posted on
  * this connection (RC order: the WRITE lands first), only the CAS awaited.

@@ -13,6 +13,7 @@ int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, u
 {
 	return -ENOTCONN;
 }
+int cf_session_post_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len) { return -ENOTCONN; }
 int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len) { return -ENOTCONN; }
 int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n) { return -ENOTCONN; }
 int cf_session_drain(struct cf_session *s) { return -ENOTCONN; }

@@ -171,21 +171,42 @@ static void test_table(void)
 	CHECK(word_of(&im, a) == cf_lock_x(1, 5));
 	/* instance 1 "fails": recovery releases every hold its record list names and clears it */
 	CHECK(cf_lock_acquire(&t2, "other", CF_LOCK_X, 1, 1000, &e3, NULL) == 0);
-	CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 1, &rel) == 0);
+	CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 1, 5, &rel) == 0);
 	CHECK(rel == 1);
 	CHECK(word_of(&im, a) == 0);
 	CHECK(word_of(&im, "other") == cf_lock_x(2, 9)); /* others untouched */
 	for (uint32_t i = 0; i < im.map.geo.record_entries; i++)
 		CHECK(rec_of(&im, 1, i)->used == 0);
 	/* idempotent: a second recovery finds nothing */
-	CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 1, &rel) == 0 && rel == 0);
+	CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 1, 5, &rel) == 0 && rel == 0);
+	/* a new incarnation (epoch 6); a wrong epoch hint (the first CAS misses) and a shared hold */
+	{
+		const char *c = "shared-c";
+		uint32_t ec;
+		CHECK(cf_lock_class(c, im.map.geo.lock_entries) != cf_lock_class(a, im.map.geo.lock_entries));
+		CHECK(cf_lock_class(c, im.map.geo.lock_entries) != cf_lock_class("other", im.map.geo.lock_entries));
+		cf_lock_table_fini(&t1);
+		CHECK(cf_lock_table_init_mem(&t1, im.mem, &im.map, 1, 6) == 0);
+		CHECK(cf_lock_acquire(&t1, a, CF_LOCK_X, 1, 1000, &e1, NULL) == 0);
+		CHECK(cf_lock_acquire(&t1, c, CF_LOCK_S, 1, 1000, &e2, NULL) == 0);
+		CHECK(cf_lock_acquire(&t2, c, CF_LOCK_S, 1, 1000, &ec, NULL) == 0);
+		CHECK(word_of(&im, a) == cf_lock_x(1, 6));
+		CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 1, 5, &rel) == 0);
+		CHECK(rel == 2 && word_of(&im, a) == 0);
+		CHECK(word_of(&im, c) == (CF_LOCK_SBIT | (1ull << 2)));
+		for (uint32_t i = 0; i < im.map.geo.record_entries; i++)
+			CHECK(rec_of(&im, 1, i)->used == 0);
+		CHECK(cf_lock_release(&t2, ec) == 0 && word_of(&im, c) == 0);
+		cf_lock_table_fini(&t1);
+		CHECK(cf_lock_table_init_mem(&t1, im.mem, &im.map, 1, 7) == 0);
+	}
 	/* an entry whose CAS never landed (crash between WRITE and CAS) is skipped */
 	{
 		struct cf_rec_entry *re = (struct cf_rec_entry *)(void *)(im.mem + cf_rec_off(&im.map, 3));
 		re->used = 1u + CF_LOCK_X;
 		re->klass = cf_lock_class("other", im.map.geo.lock_entries);
 		strcpy(re->name, "other");
-		CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 3, &rel) == 0 && rel == 0);
+		CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 3, 0, &rel) == 0 && rel == 0);
 		CHECK(word_of(&im, "other") == cf_lock_x(2, 9));
 		CHECK(re->used == 0);
 	}

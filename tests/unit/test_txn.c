@@ -227,7 +227,7 @@ static void test_crash_recovery(void)
 	CHECK(cf_txn_backout_scan(&d2, &log2, &sc, NULL, NULL, &ntx) == 0 && ntx == 1);
 	cf_log_scan_free(&sc);
 	CHECK(word(&e, 5) != 0);
-	CHECK(cf_lock_release_instance_mem(e.img, &e.map, 1, &rel) == 0 && rel == 2);
+	CHECK(cf_lock_release_instance_mem(e.img, &e.map, 1, 0, &rel) == 0 && rel == 2);
 	CHECK(word(&e, 5) == 0 && word(&e, 6) == 0);
 	slots(&e, after);
 	CHECK(!memcmp(before, after, sizeof(before))); /* committed 7 kept, in-flight gone */
