@@ -224,6 +224,11 @@ static int log_write(struct cf_log *l, uint64_t region_pos, const void *buf, uin
 	return cf_session_post_write(l->s, l->region_off + region_pos, buf, len, CF_POST_UNSIGNALED);
 }
 
+int cf_log_flush(struct cf_log *l)
+{
+	return l->mem ? 0 : cf_session_drain(l->s);
+}
+
 /* A buffer for a posted header-only record; reused only after a drain. */
 static int post_slot(struct cf_log *l, uint8_t **out)
 {

@@ -168,6 +168,8 @@ void cf_log_unpin(struct cf_log *l, struct cf_log_pin *p);
  * the header. Done lazily by append when space runs short; callable directly.
  */
 int cf_log_advance_head(struct cf_log *l);
+/* Wait until every posted append has landed (one round trip). */
+int cf_log_flush(struct cf_log *l);
 
 /*
  * Reset a log region: head = tail, head_lsn = next_lsn, i.e. empty, LSNs go
