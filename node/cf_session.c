@@ -83,6 +83,24 @@ static int recv_reply(struct cf_session *s, uint8_t *buf, size_t cap, int timeou
 	}
 }
 
+/* Keep the reason a STATUS/ERROR body gives for a refusal. */
+static void keep_reason(struct cf_session *s, const uint8_t *body, size_t blen)
+{
+	struct cf_status st;
+
+	if (blen < sizeof(st))
+		return;
+	memcpy(&st, body, sizeof(st));
+	st.msg[sizeof(st.msg) - 1] = 0;
+	if (st.msg[0])
+		snprintf(s->err_msg, sizeof(s->err_msg), "%s", st.msg);
+}
+
+const char *cf_session_error_msg(const struct cf_session *s)
+{
+	return s && s->err_msg[0] ? s->err_msg : NULL;
+}
+
 static void add_grants(struct cf_session *s, const struct cf_grants *gs)
 {
 	for (uint32_t i = 0; i < gs->count && i < CF_MAX_GRANTS && s->ngrants < CF_SESSION_MAX_GRANTS; i++)
@@ -116,6 +134,8 @@ int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t
 	}
 	if (h.type == CF_CTRL_STATUS || h.type == CF_CTRL_ERROR) {
 		memcpy(&st, buf + sizeof(h), sizeof(st));
+		if (st.status < 0 || h.type == CF_CTRL_ERROR)
+			keep_reason(s, buf + sizeof(h), blen);
 		if (reply && reply_len >= sizeof(st) && reply_type == CF_CTRL_STATUS)
 			memcpy(reply, &st, sizeof(st));
 		if (h.type == CF_CTRL_ERROR)
@@ -183,6 +203,8 @@ int cf_session_open(struct cf_session *s, const char *transport, const char *add
 	}
 	memcpy(&h, buf, sizeof(h));
 	if (h.type != CF_CTRL_CHALLENGE) {
+		if (h.type == CF_CTRL_ERROR)
+			keep_reason(s, buf + sizeof(h), (size_t)n - sizeof(h));
 		r = -EPROTO; /* ERROR here: version or role refused */
 		goto err;
 	}
@@ -193,6 +215,8 @@ int cf_session_open(struct cf_session *s, const char *transport, const char *add
 		goto err;
 	}
 	if (ch.version < CF_PROTO_VERSION_MIN || ch.version > CF_PROTO_VERSION_MAX) {
+		snprintf(s->err_msg, sizeof(s->err_msg), "the CF chose protocol version %u, outside this client's %u..%u",
+			 ch.version, CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX);
 		r = -EPROTO;
 		goto err;
 	}
@@ -208,6 +232,8 @@ int cf_session_open(struct cf_session *s, const char *transport, const char *add
 	}
 	memcpy(&h, buf, sizeof(h));
 	if (h.type != CF_CTRL_WELCOME) {
+		if (h.type == CF_CTRL_ERROR)
+			keep_reason(s, buf + sizeof(h), (size_t)n - sizeof(h));
 		r = h.type == CF_CTRL_ERROR ? -EPERM : -EPROTO;
 		goto err;
 	}

@@ -33,6 +33,7 @@ struct cf_session {
 	uint32_t ngrants;
 	uint64_t next_wr;
 	int dead; /* -errno once the connection failed: the incarnation is over */
+	char err_msg[120]; /* the CF's reason for the last refusal (ERROR/STATUS < 0), or "" */
 	/* events received while waiting for a reply */
 	struct cf_event evq[CF_SESSION_EVQ];
 	uint32_t evq_head, evq_len;
@@ -59,6 +60,8 @@ int cf_session_open(struct cf_session *s, const char *transport, const char *add
  */
 int cf_session_connect_timeout(int timeout_ms);
 void cf_session_close(struct cf_session *s); /* accepts a half-open session */
+/* The CF's own words for the last refusal (e.g. both version ranges), or NULL. */
+const char *cf_session_error_msg(const struct cf_session *s);
 
 /* First connection of a system: JOIN → sys, epoch, token, grants. */
 int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid,

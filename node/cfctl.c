@@ -119,7 +119,8 @@ static int open_console(const struct opts *o, struct cf_session *s)
 		fprintf(stderr, "cfctl: CF %s unavailable: %s\n", o->cf, strerror(-r));
 		return EX_UNAVAILABLE_;
 	default:
-		fprintf(stderr, "cfctl: connect to %s: %s\n", o->cf, strerror(-r));
+		fprintf(stderr, "cfctl: connect to %s: %s%s%s\n", o->cf, strerror(-r),
+			cf_session_error_msg(s) ? ": the CF says: " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_FAIL;
 	}
 }

@@ -485,7 +485,9 @@ int main(int argc, char **argv)
 		else if (rc == EX_KEY)
 			say(CF_AGENT_ERR, "CF %s refused the cluster key (%s)", o.cf_addr, key_file);
 		else
-			say(CF_AGENT_ERR, "join %s as %s: %s", o.cf_addr, o.system, strerror(-r));
+			say(CF_AGENT_ERR, "join %s as %s: %s%s%s", o.cf_addr, o.system, strerror(-r),
+			    cf_session_error_msg(&a.s) ? ": the CF says: " : "",
+			    cf_session_error_msg(&a.s) ? cf_session_error_msg(&a.s) : "");
 		goto out_fini;
 	}
 	say(CF_AGENT_INFO, "joined %s as system #%u epoch %u (h %.1f ms, T %.1f ms)", o.cf_addr, a.sys, a.epoch,

@@ -492,8 +492,14 @@ session_only:
 	wrong[0] ^= 1;
 	r = cf_session_open(&s, transport, addr, wrong, CF_ROLE_SYSTEM, 5000);
 	CHECK(r == -EPERM, "wrong key: %d", r);
+	/* 3b: a refusal at HELLO (here an unknown role): -EPROTO, and the CF's reason is kept */
+	r = cf_session_open(&s, transport, addr, key, (enum cf_role)99, 5000);
+	CHECK(r == -EPROTO, "unknown role: %d", r);
+	CHECK(cf_session_error_msg(&s) && strstr(cf_session_error_msg(&s), "unknown role"), "reason kept: %s",
+	      cf_session_error_msg(&s) ? cf_session_error_msg(&s) : "(none)");
 	/* 4: the right key still works */
 	open_sys(&s, "AUTHOK");
+	CHECK(!cf_session_error_msg(&s), "a stale reason after a good open");
 	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
 	cf_session_close(&s);
 	printf("OK noauth\n");
