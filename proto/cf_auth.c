@@ -81,6 +81,16 @@ int cf_key_parse(const void *buf, size_t len, uint8_t key[CF_KEY_LEN])
 	}
 raw:
 	if (len == CF_KEY_LEN) {
+		/*
+		 * 32 hex digits are a 128-bit key written as text (openssl rand
+		 * -hex 16), not 32 random bytes: taken raw, the same key with a
+		 * trailing newline on another node would be refused there.
+		 */
+		size_t nhex = 0;
+		for (size_t i = 0; i < CF_KEY_LEN; i++)
+			nhex += hexval(s[i]) >= 0;
+		if (nhex == CF_KEY_LEN)
+			return -EINVAL;
 		memcpy(key, buf, CF_KEY_LEN);
 		return 0;
 	}

@@ -29,7 +29,8 @@ void cf_auth_mac_client(const uint8_t key[CF_KEY_LEN], const uint8_t snonce[CF_N
 int cf_auth_verify(const uint8_t a[CF_MAC_LEN], const uint8_t b[CF_MAC_LEN]);
 /*
  * Parse a cluster key file's contents: 64 hex digits (whitespace around them
- * allowed) or exactly 32 raw bytes. 0 or -EINVAL.
+ * allowed) or exactly 32 raw bytes, unless those are all hex digits (a
+ * 128-bit key as text is refused, not taken raw). 0 or -EINVAL.
  */
 int cf_key_parse(const void *buf, size_t len, uint8_t key[CF_KEY_LEN]);
 /* Read and parse a key file: 0, -errno from open/read, or -EINVAL. */

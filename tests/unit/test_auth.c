@@ -157,6 +157,13 @@ static void test_key_parse(void)
 	memset(raw, ' ', sizeof(raw)); /* raw bytes are taken as they are, whitespace included */
 	CHECK(cf_key_parse(raw, CF_KEY_LEN, key) == 0 && memcmp(key, raw, CF_KEY_LEN) == 0);
 
+	/* 32 hex digits are a 128-bit key as text: refused, not taken as 32 raw bytes */
+	CHECK(cf_key_parse(HEX64, CF_KEY_LEN, key) == -EINVAL);
+	CHECK(key_parse_str("0123456789abcdef0123456789ABCDEF\n", key) == -EINVAL);
+	memcpy(raw, HEX64, CF_KEY_LEN);
+	raw[31] = 'g'; /* one byte that is not a hex digit: raw again */
+	CHECK(cf_key_parse(raw, CF_KEY_LEN, key) == 0 && memcmp(key, raw, CF_KEY_LEN) == 0);
+
 	/* wrong lengths */
 	for (size_t n = 0; n <= 66; n++) {
 		if (n == CF_KEY_LEN || n == 64)
