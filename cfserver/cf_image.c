@@ -182,6 +182,11 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 	if (r < 0)
 		return r;
 	cf_image_map(&h->geo, &im->map);
+	/* a header that checks out says nothing about the words behind it */
+	if (cf_image_body_check(im->base, &im->map, &im->body) < 0) {
+		snprintf(im->why, sizeof(im->why), "%s: %s", path, im->body.first_server);
+		return -EBADMSG;
+	}
 	return 0;
 err_errno:
 	r = -errno;

@@ -30,6 +30,7 @@ struct cf_image {
 	struct pmem2_map *pmap;
 	void (*persist_fn)(const void *ptr, size_t size);
 	char why[256];   /* reason of the last failure, for the log */
+	struct cf_body_report body; /* a loaded image: node-writable words that decode to nothing */
 };
 
 static inline struct cf_header *cf_image_header(struct cf_image *im)

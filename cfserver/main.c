@@ -258,6 +258,10 @@ int main(int argc, char **argv)
 		 nvram ? nvram : "DRAM (volatile)", (unsigned long long)im.map.image_size, im.map.geo.max_systems,
 		 im.map.geo.max_instances, im.map.geo.lock_entries, im.map.geo.record_entries,
 		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded");
+	if (im.body.bad_node)
+		cfs_warn("CF image: %llu word(s) that nodes write do not decode (first: %s); nodes treat them as "
+			 "unusable: a lock class that cannot be taken, an instance that cannot be registered",
+			 (unsigned long long)im.body.bad_node, im.body.first_node);
 
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (!loop) {

@@ -274,6 +274,25 @@ void cf_header_init(struct cf_header *h, const struct cf_geometry *g, uint64_t c
  */
 int cf_header_check(const struct cf_header *h, uint64_t avail, const char **why);
 uint32_t cf_header_crc(const struct cf_header *h);
+/*
+ * Structural check of an image's body, for an image loaded from NVRAM whose
+ * header passed: every system, registration and lock word decodes; every
+ * system, instance and lock class it names is inside the geometry; names are
+ * well formed; record-list entries name a mode and a class. (Logs are checked
+ * record by record, with their CRCs, when an instance is attached.) Pure, no
+ * I/O. Two classes of problem:
+ *  - in cfserver's own words (header policy, system slots), which nodes can
+ *    only read: the image is damaged. -EBADMSG.
+ *  - in words nodes may CAS or WRITE (instance slots, lock words, record
+ *    lists: grants are by region): a running CF accepts such values from a
+ *    buggy node too, and both sides handle them defensively. Counted, 0.
+ * The first problem of each class is described.
+ */
+struct cf_body_report {
+	uint64_t bad_server, bad_node;
+	char first_server[160], first_node[160];
+};
+int cf_image_body_check(const void *image, const struct cf_image_map *m, struct cf_body_report *rep);
 
 /* Names: 1..15 chars of [A-Za-z0-9_.-]; 0 or -EINVAL. */
 int cf_name_check(const char *s);

@@ -23,4 +23,22 @@ try poke 0 'X'; grep -q "bad magic" "$CF_WORK/bad.err" || fail "magic not named:
 try poke 8 '\x07'; grep -q "version" "$CF_WORK/bad.err" || fail "version not named"
 try poke 20 '\x01'; grep -q "CRC" "$CF_WORK/bad.err" || fail "crc not named: $(cat "$CF_WORK/bad.err")"
 try truncate -s 100000 "$CF_WORK/bad.img"; grep -qi "truncated\|smaller" "$CF_WORK/bad.err" || fail "truncation not named"
+# The body behind a good header. cfserver's own words (system slots): refused.
+u64_at() { od -An -tu8 -j "$1" -N8 "$IMG" | tr -d ' '; }
+off_systems=$(u64_at 48)
+off_locks=$(u64_at 80)
+try poke "$off_systems" '\x07'
+grep -q "system slot 0: state word" "$CF_WORK/bad.err" || fail "bad system word not named: $(cat "$CF_WORK/bad.err")"
+# Words nodes write (a lock word): a running CF accepts them from a buggy node
+# too, so a restart starts, says so, and leaves the word alone.
+cp "$IMG" "$CF_WORK/odd.img"
+printf '\xff\xff\xff\xff\xff\xff\xff\xff' |
+	dd of="$CF_WORK/odd.img" bs=1 seek=$((off_locks + 8 * 5)) conv=notrunc status=none
+start_cfserver odd -- --nvram "$CF_WORK/odd.img" --log-size 64K --hb-timeout 600000 ||
+	fail "cfserver refused an image with an odd lock word"
+grep -q "1 word(s) that nodes write do not decode (first: lock class 5: word 0xffffffffffffffff" \
+	"$CF_WORK/odd.log" || fail "odd lock word not reported: $(cat "$CF_WORK/odd.log")"
+kill -TERM "$CFSERVER_PID"; wait "$CFSERVER_PID"
+[ "$(od -An -tx8 -j $((off_locks + 8 * 5)) -N8 "$CF_WORK/odd.img" | tr -d ' ')" = ffffffffffffffff ] ||
+	fail "cfserver changed the odd lock word"
 pass "corrupt images refused"

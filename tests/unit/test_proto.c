@@ -592,6 +592,116 @@ static void test_image_map(void)
 	}
 }
 
+/*
+ * cf_image_body_check: a live-looking image passes; each kind of bad word is
+ * named, fatal in cfserver's own words, counted in the words nodes write.
+ */
+static void body_check(const uint8_t *img, const struct cf_image_map *m, bool server, const char *want)
+{
+	struct cf_body_report rep;
+	int r = cf_image_body_check(img, m, &rep);
+
+	if (!want)
+		CHECKF(r == 0 && rep.bad_server == 0 && rep.bad_node == 0, "good image: r=%d \"%s\" \"%s\"", r,
+		       rep.first_server, rep.first_node);
+	else if (server)
+		CHECKF(r == -EBADMSG && rep.bad_server == 1 && strstr(rep.first_server, want), "want \"%s\", got r=%d \"%s\"",
+		       want, r, rep.first_server);
+	else
+		CHECKF(r == 0 && rep.bad_server == 0 && rep.bad_node == 1 && strstr(rep.first_node, want),
+		       "want \"%s\", got r=%d %llu \"%s\"", want, r, (unsigned long long)rep.bad_node, rep.first_node);
+}
+
+static void test_body_check(void)
+{
+	struct cf_geometry g = {4, 3, CF_LOCK_ENTRIES_MIN, CF_RECORD_ENTRIES_MIN, CF_LOG_SIZE_MIN};
+	struct cf_body_report rep;
+	struct cf_image_map m;
+	struct cf_sys_slot ss;
+	struct cf_inst_slot is;
+	struct cf_rec_entry re;
+	uint8_t *img, *good;
+	uint64_t w;
+
+	cf_image_map(&g, &m);
+	img = calloc(1, m.image_size);
+	good = calloc(1, m.image_size);
+	CHECK(img && good);
+	if (!img || !good)
+		goto out;
+	cf_header_init((struct cf_header *)(void *)img, &g, 1);
+	body_check(img, &m, false, NULL); /* freshly formatted */
+	/* a system, an instance it owns, a held X and S lock, a record-list entry */
+	memset(&ss, 0, sizeof(ss));
+	ss.state = cf_sysword(CF_SYS_ACTIVE, 3);
+	cf_name_put(ss.name, "SYS2");
+	memcpy(img + cf_sys_off(&m, 1), &ss, sizeof(ss));
+	memset(&is, 0, sizeof(is));
+	is.reg = cf_reg_active(1, 3, 2);
+	is.home_sys = 1;
+	is.index = 2;
+	cf_name_put(is.name, "NTS002");
+	memcpy(img + cf_inst_off(&m, 2), &is, sizeof(is));
+	w = cf_lock_x(2, 3);
+	memcpy(img + cf_lock_off(&m, 7), &w, 8);
+	w = CF_LOCK_SBIT | (1ull << 2) | 1ull;
+	memcpy(img + cf_lock_off(&m, 9), &w, 8);
+	memset(&re, 0, sizeof(re));
+	re.used = 1u + CF_LOCK_X;
+	re.klass = 7;
+	strcpy(re.name, "f0:17");
+	memcpy(img + cf_rec_off(&m, 2) + 5 * sizeof(re), &re, sizeof(re));
+	body_check(img, &m, false, NULL);
+	memcpy(good, img, m.image_size);
+
+#define MUTATE(what, server, want)                   \
+	do {                                         \
+		memcpy(img, good, m.image_size);     \
+		what;                                \
+		body_check(img, &m, server, want);   \
+	} while (0)
+	/* cfserver's own words: fatal */
+	MUTATE(((struct cf_header *)(void *)img)->policy = 2, true, "recovery policy 2");
+	MUTATE((w = 7, memcpy(img + cf_sys_off(&m, 0), &w, 8)), true, "system slot 0: state word");
+	MUTATE((w = cf_sysword(CF_SYS_ACTIVE, 1) | (1ull << 60), memcpy(img + cf_sys_off(&m, 3), &w, 8)), true,
+	       "system slot 3: state word");
+	MUTATE(memcpy(img + cf_sys_off(&m, 1) + offsetof(struct cf_sys_slot, name), "SY S", 4), true,
+	       "system slot 1: its name");
+	/* words nodes write: counted */
+	MUTATE((w = cf_reg_active(4, 1, 1), memcpy(img + cf_inst_off(&m, 2), &w, 8)), false, "ACTIVE owner 4");
+	MUTATE((w = 0x0400000000000001ull, memcpy(img + cf_inst_off(&m, 0), &w, 8)), false,
+	       "instance slot 0: registration word");
+	MUTATE((w = 9, memcpy(img + cf_inst_off(&m, 1), &w, 8)), false, "instance slot 1: registration word");
+	MUTATE(img[cf_inst_off(&m, 2) + offsetof(struct cf_inst_slot, index)] = 1, false, "it says it is slot 1");
+	MUTATE(img[cf_inst_off(&m, 2) + offsetof(struct cf_inst_slot, home_sys)] = 4, false, "home system 4");
+	MUTATE(memset(img + cf_inst_off(&m, 2) + offsetof(struct cf_inst_slot, name), 'x', CF_NAME_MAX), false,
+	       "instance slot 2: its name");
+	MUTATE((w = CF_LOCK_XBIT | CF_LOCK_SBIT, memcpy(img + cf_lock_off(&m, 3), &w, 8)), false, "lock class 3");
+	MUTATE((w = cf_lock_x(3, 1), memcpy(img + cf_lock_off(&m, 4), &w, 8)), false, "outside max-instances 3");
+	MUTATE((w = CF_LOCK_SBIT | (1ull << 40), memcpy(img + cf_lock_off(&m, 4), &w, 8)), false,
+	       "outside max-instances 3");
+	MUTATE((w = 4, memcpy(img + cf_rec_off(&m, 2) + 5 * sizeof(re), &w, 8)), false, "entry 5: mode 3");
+	MUTATE((w = CF_LOCK_ENTRIES_MIN, memcpy(img + cf_rec_off(&m, 2) + 5 * sizeof(re) + 8, &w, 8)), false,
+	       "lock class 64 outside 64");
+	MUTATE(memset(img + cf_rec_off(&m, 0) + 8 * sizeof(re) + 16, 'n', CF_RES_NAME_MAX), false,
+	       NULL); /* a free entry's bytes are never read */
+	MUTATE(memset(img + cf_rec_off(&m, 2) + 5 * sizeof(re) + 16, 'n', CF_RES_NAME_MAX), false,
+	       "name not terminated");
+#undef MUTATE
+	/* every bad word is counted, the first described */
+	memcpy(img, good, m.image_size);
+	for (uint32_t k = 10; k < 20; k++) {
+		w = CF_LOCK_XBIT | CF_LOCK_SBIT | k;
+		memcpy(img + cf_lock_off(&m, k), &w, 8);
+	}
+	img[cf_sys_off(&m, 2)] = 9;
+	CHECK(cf_image_body_check(img, &m, &rep) == -EBADMSG && rep.bad_server == 1 && rep.bad_node == 10);
+	CHECK(strstr(rep.first_node, "lock class 10:") && strstr(rep.first_server, "system slot 2"));
+out:
+	free(img);
+	free(good);
+}
+
 #define HDR_FIELD(f) {#f, offsetof(struct cf_header, f), sizeof(((struct cf_header *)0)->f)}
 static const struct {
 	const char *name;
@@ -1156,6 +1266,7 @@ int main(void)
 	test_lock_class();
 	test_geometry();
 	test_image_map();
+	test_body_check();
 	test_header();
 	test_names();
 	test_logrec();
