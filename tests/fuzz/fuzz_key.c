@@ -2,7 +2,8 @@
 /*
  * fuzz_key - the cluster key file parser (cf_key_parse): the contents of
  * --cluster-key FILE. Accepted means: 64 hex digits with only whitespace
- * around them, decoding to the key; or exactly 32 bytes taken as they are.
+ * around them, decoding to the key; or exactly 32 bytes taken as they are,
+ * unless all 32 are hex digits (a 128-bit key written as text: refused).
  */
 #include <errno.h>
 #include <string.h>
@@ -47,7 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < CF_KEY_LEN; i++)
 			FUZZ_ASSERT(key[i] == (hexv(data[b + 2 * i]) << 4 | hexv(data[b + 2 * i + 1])));
 	} else if (size == CF_KEY_LEN) {
-		FUZZ_ASSERT(r == 0 && memcmp(key, data, CF_KEY_LEN) == 0);
+		size_t nhex = 0;
+		for (size_t i = 0; i < CF_KEY_LEN; i++)
+			nhex += hexv(data[i]) >= 0;
+		if (nhex == CF_KEY_LEN)
+			FUZZ_ASSERT(r == -EINVAL);
+		else
+			FUZZ_ASSERT(r == 0 && memcmp(key, data, CF_KEY_LEN) == 0);
 	} else {
 		FUZZ_ASSERT(r == -EINVAL);
 	}
