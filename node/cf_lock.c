@@ -696,7 +696,8 @@ int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, ui
 	return release_instance((struct lkio){ .mem = image }, map, inst, epoch, NULL, released);
 }
 
-int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
+/* The record list of inst into out, in READ_CHUNK pieces: posted, or each awaited. */
+static int records_read(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out, bool post)
 {
 	uint64_t size = s->map.records_size, base = cf_rec_off(&s->map, inst);
 
@@ -704,24 +705,20 @@ int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec
 		return -EINVAL;
 	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
 		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
-		int r = cf_session_post_read(s, base + p, (uint8_t *)out + p, len);
+		int r = post ? cf_session_post_read(s, base + p, (uint8_t *)out + p, len)
+			     : cf_session_read(s, base + p, (uint8_t *)out + p, len);
 		if (r)
 			return r;
 	}
 	return 0;
 }
 
+int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
+{
+	return records_read(s, inst, out, true);
+}
+
 int cf_lock_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
 {
-	uint64_t size = s->map.records_size, base = cf_rec_off(&s->map, inst);
-
-	if (inst >= s->map.geo.max_instances)
-		return -EINVAL;
-	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
-		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
-		int r = cf_session_read(s, base + p, (uint8_t *)out + p, len);
-		if (r)
-			return r;
-	}
-	return 0;
+	return records_read(s, inst, out, false);
 }
