@@ -79,6 +79,8 @@ struct cf_sconn {
 	int paused;  /* reading stopped for back-pressure */
 	int dead;    /* on the dead list, waiting for on_close */
 	int dead_err;
+	int eof;     /* the peer closed with replies held: close once they are out */
+	int eof_err;
 	size_t hold;                  /* output from out[hold] waits for the commit; HOLD_NONE */
 	struct cf_sconn *hprev, *hnext; /* on the held list while hold != HOLD_NONE */
 	void *data;
@@ -90,6 +92,7 @@ struct cf_tserver {
 	ev_io lio;
 	ev_timer accept_retry; /* out of fds: stop accepting for a moment */
 	ev_prepare reaper;
+	ev_idle kick; /* after a release: poll without blocking once (fed events, the reaper) */
 	uint8_t *image;
 	uint64_t size;
 	struct cf_server_cbs cbs;
@@ -147,10 +150,23 @@ static void release_held(void *arg)
 	struct cf_sconn *c;
 
 	t->gc_armed = 0;
+	if (!t->held)
+		return;
 	while ((c = t->held)) {
 		held_del(c);
 		conn_flush(c); /* may kill c: it is off the list already */
 	}
+	/*
+	 * This runs in the prepare phase, just before the loop blocks: what it
+	 * started (a paused reader's fed event, the reaper for a connection that
+	 * died) must not wait for the next unrelated event.
+	 */
+	ev_idle_start(t->loop, &t->kick);
+}
+
+static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	ev_idle_stop(loop, w);
 }
 
 /*
@@ -314,6 +330,10 @@ static void conn_flush(struct cf_sconn *c)
 	if (c->hold != HOLD_NONE) /* the rest waits for release_held() */
 		return;
 	out_shift(c);
+	if (c->eof) { /* the peer closed after its last requests: they are answered now */
+		conn_dead(c, c->eof_err);
+		return;
+	}
 	if (c->closing) {
 		/* replies are out: half-close and wait (bounded) for the peer's EOF */
 		shutdown(c->fd, SHUT_WR);
@@ -518,6 +538,12 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_flush(c);
 	if (eof && !c->dead) {
 		/* requests that arrived before the close have executed; now report it */
+		if (c->hold != HOLD_NONE) { /* ... once their held answers are out */
+			c->eof = 1;
+			c->eof_err = c->in_len ? -EPIPE : 0;
+			ev_io_stop(loop, &c->rio);
+			return;
+		}
 		conn_dead(c, c->in_len ? -EPIPE : 0);
 	}
 }
@@ -642,6 +668,8 @@ static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	t->accept_retry.data = t;
 	ev_prepare_init(&t->reaper, reaper_cb);
 	t->reaper.data = t;
+	ev_idle_init(&t->kick, kick_cb);
+	ev_set_priority(&t->kick, EV_MAXPRI);
 	*out = t;
 	return 0;
 err_errno:
@@ -666,6 +694,7 @@ static void t_destroy(struct cf_tserver *t)
 		conn_dead(t->live, -ESHUTDOWN);
 	if (t->gc_armed)
 		cf_persist_cancel(t->cbs.gc, release_held, t);
+	ev_idle_stop(t->loop, &t->kick);
 	reaper_cb(t->loop, &t->reaper, 0);
 	free(t);
 }

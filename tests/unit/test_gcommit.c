@@ -13,7 +13,8 @@
  *      response is readable before it;
  *   2. a connection with nothing durable pending gets its (volatile) WRITE
  *      answered with no persist at all; a volatile WRITE queued behind a
- *      durable one on the same connection waits for the persist (order);
+ *      durable one on the same connection waits for the persist (order); a
+ *      peer that half-closes after a durable write gets its answer, then EOF;
  *   3. cf_persist alone: exact ranges merged per cache line at 64-byte
  *      granularity, one span at page granularity, callbacks after the persist,
  *      cancel.
@@ -236,6 +237,20 @@ static void test_server(uint64_t gran)
 	CHECK(read_resps(cfd[3], 2, 6) == 2);
 	CHECK(early_responses == 0);
 	CHECK(persist_calls == (gran >= 4096 ? 2 : 5));
+	/* 2c: a peer that half-closes right after a durable write still gets its answer, after the persist */
+	send_write(cfd[2], 8, rkey[2], 24576u, 8);
+	shutdown(cfd[2], SHUT_WR);
+	usleep(20000);
+	ev_run(loop, EVRUN_NOWAIT);
+	CHECK(read_resps(cfd[2], 1, 8) == 1);
+	CHECK(early_responses == 0);
+	CHECK(persist_calls == (gran >= 4096 ? 3 : 6));
+	{
+		char b;
+		for (int k = 0; k < 200 && recv(cfd[2], &b, 1, MSG_DONTWAIT) < 0; k++)
+			ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+		CHECK(recv(cfd[2], &b, 1, MSG_DONTWAIT) == 0); /* then the server closes */
+	}
 
 	for (int i = 0; i < NCL; i++)
 		close(cfd[i]), cfd[i] = -1;
