@@ -1344,9 +1344,9 @@ void cf_core_free(struct cf_core *c)
 		c->ops->destroy(c->ts);
 	if (c->gc) {
 		struct cf_persist_stats st;
+		cf_persist_commit(c->gc); /* what is pending, before the figures */
 		cf_persist_get_stats(c->gc, &st);
-		st.commits += cf_persist_pending(c->gc) ? 1 : 0;
-		cf_persist_free(c->gc); /* commits what is pending */
+		cf_persist_free(c->gc);
 		c->gc = NULL;
 		/* one line the tests and the benchmark read: persists per write */
 		cfs_info("group commit: %llu commits, %llu persist calls, %llu ranges, %llu bytes, at most %llu "
