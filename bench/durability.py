@@ -106,8 +106,10 @@ def main():
     elif pgr:
         vals = [x["runs"][0]["tps"] for x in pgr["runs"] if x.get("runs") and x["runs"][0].get("tps")]
         med["postgres"] = statistics.median(vals) if vals else None
-        L.append(f"{'PostgreSQL ' + pgr['version'] + ' TPC-B c=' + str(a.systems):<28} "
+        L.append(f"{'pgbench TPC-B, ' + str(a.systems) + ' clients':<28} "
                  f"{' '.join('%.0f' % v for v in vals) or 'failed':<32} {med['postgres'] or 0:>9.0f}")
+    if pgr and "version" in pgr:
+        L.append(f"(PostgreSQL {pgr['version']}, fsync=on, synchronous_commit=on, scale 10, -M prepared)")
     L.append("")
     ratios = {}
     base = med.get("dram")
