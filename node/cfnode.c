@@ -127,6 +127,8 @@ static void usage(FILE *out)
 		"  --policy auto|operator recovery policy of this system (default: the cluster's)\n"
 		"  --fence-agent A        local | none | /path/to/fence_agent (default local)\n"
 		"  --fence-arg K=V        option for an external fence agent (repeatable)\n"
+		"  --data-io buffered|direct  data file I/O: page cache (default), or O_DIRECT for a data\n"
+		"                         directory on NFS shared by several hosts\n"
 		"  -q, --quiet / -v, --verbose\n"
 		"  -h, --help\n"
 		"\n"
@@ -275,7 +277,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
-		O_JSON, O_POLICY, O_FENCE, O_FENCEARG,
+		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_DATAIO,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -302,6 +304,7 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "fence-agent", required_argument, NULL, O_FENCE },
 		{ "fence-arg", required_argument, NULL, O_FENCEARG },
+		{ "data-io", required_argument, NULL, O_DATAIO },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -427,6 +430,14 @@ int main(int argc, char **argv)
 			else
 				fence_args[nfence_args++] = optarg;
 			break;
+		case O_DATAIO:
+			if (!strcmp(optarg, "buffered"))
+				cf_data_set_io(CF_DATA_IO_BUFFERED);
+			else if (!strcmp(optarg, "direct"))
+				cf_data_set_io(CF_DATA_IO_DIRECT);
+			else
+				bad = "--data-io must be buffered or direct";
+			break;
 		case 'q': verbosity = CF_AGENT_WARN; break;
 		case 'v': verbosity = CF_AGENT_DEBUG; break;
 		case 'h': usage(stdout); return EX_OK_;
@@ -484,7 +495,8 @@ int main(int argc, char **argv)
 			r = cf_data_file(&d, CF_BANK_FILE, &f);
 		if (r) {
 			fprintf(stderr, "cfnode: data directory %s: %s\n", o.data_dir,
-				r == -EBADMSG ? cf_data_corrupt_msg(&d) : strerror(-r));
+				r == -EBADMSG || (r == -EINVAL && d.io == CF_DATA_IO_DIRECT) ? cf_data_corrupt_msg(&d)
+											    : strerror(-r));
 			cf_data_close(&d);
 			return EX_OTHER;
 		}

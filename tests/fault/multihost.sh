@@ -12,9 +12,10 @@
 #                           of a random system. After each: the victim's instance
 #                           recovered by a peer by itself (policy auto), the victim
 #                           fenced by the agent (stop, cut), nothing left waiting,
-#                           the victim restarted on its host; after each round every
-#                           invariant of lib.sh check_invariants (cfctl verify,
-#                           jcheck.py, one counterpart per incident, epochs).
+#                           the victim restarted on its host; every 5 rounds and at
+#                           the end every invariant of lib.sh check_invariants
+#                           (cfctl verify, jcheck.py, one counterpart per incident,
+#                           epochs, every instance clean and every lock free).
 export CF_HOSTS=netns
 . "$(dirname "$0")/lib.sh"
 ulimit -c 0
@@ -72,13 +73,18 @@ incident() { # HOW VICTIM
 cluster_init
 cluster_start
 declare -A DONE=([kill]=0 [stop]=0 [cut]=0)
+CHECKS=0
 for round in $(seq 1 "$ROUNDS"); do
 	for how in kill stop cut; do
 		incident "$how" "SYS$((RANDOM % NSYS + 1))"
 		DONE[$how]=$((DONE[$how] + 1))
 	done
-	check_invariants "round $round"
-	log "round $round: kill, stop, cut recovered; invariants hold; $JCHECK_LAST"
-	[ "$round" = "$ROUNDS" ] || cluster_start
+	# the full check stops every system: every 5 rounds and at the end
+	if [ $((round % 5)) = 0 ] || [ "$round" = "$ROUNDS" ]; then
+		check_invariants "round $round"
+		CHECKS=$((CHECKS + 1))
+		log "round $round: invariants hold; $JCHECK_LAST"
+		[ "$round" = "$ROUNDS" ] || cluster_start
+	fi
 done
-pass "multihost: ${DONE[kill]} SIGKILL, ${DONE[stop]} SIGSTOP, ${DONE[cut]} network cuts on namespace-hosts, each recovered by a peer and fenced by fence_netns; invariants held after every round"
+pass "multihost: ${DONE[kill]} SIGKILL, ${DONE[stop]} SIGSTOP, ${DONE[cut]} network cuts on namespace-hosts, each recovered by a peer and fenced by fence_netns, nothing left waiting after each; every invariant held at $CHECKS full checks"
