@@ -72,6 +72,13 @@ incident() { # HOW VICTIM
 
 cluster_init
 cluster_start
+# each system really is on its own host: the CF saw it join from that host's
+# address, with that host's hostname
+for n in $(seq 1 "$NSYS"); do
+	h=$(host_of "SYS$n")
+	grep -q "JOIN SYS$n: .* from 10\.211\.$HOSTS_ID\.$((10 + n)):[0-9]* (host $h pid" "$CF_WORK/cfserver.log" ||
+		fail "SYS$n did not join from $h (10.211.$HOSTS_ID.$((10 + n))): $(grep "JOIN SYS$n" "$CF_WORK/cfserver.log")"
+done
 declare -A DONE=([kill]=0 [stop]=0 [cut]=0)
 CHECKS=0
 for round in $(seq 1 "$ROUNDS"); do
