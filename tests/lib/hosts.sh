@@ -70,7 +70,15 @@ hosts_up() { # N [STORE]
 	local n=$1 store=${2:-$CF_WORK/data} i h ns veth
 	hosts_require
 	[ "$n" -ge 1 ] && [ "$n" -le 8 ] || fail "hosts_up: 1..8 hosts"
-	HOSTS_ID=$(_hosts_pick_id) || fail "hosts_up: no free 10.211.x.0/24 subnet"
+	# the bridge's creation is the claim on the ID: parallel tests that drew the
+	# same one find it taken and draw again
+	local try
+	for try in $(seq 1 20); do
+		HOSTS_ID=$(_hosts_pick_id) || fail "hosts_up: no free 10.211.x.0/24 subnet"
+		ip link add "cfmh$HOSTS_ID" type bridge 2>/dev/null && break
+		HOSTS_ID=
+	done
+	[ -n "$HOSTS_ID" ] || fail "hosts_up: could not create a bridge cfmhN"
 	HOSTS_N=$n
 	HOSTS_STORE=$store
 	HOSTS_MNT=$CF_WORK/mnt/data
@@ -79,7 +87,6 @@ hosts_up() { # N [STORE]
 	HOSTS_FENCE_ARGS=(--fence-agent "$HOSTS_FENCE_AGENT" --fence-arg "netns_prefix=cfmh$HOSTS_ID-"
 		--fence-arg "log=$CF_WORK/fence_netns.log")
 	mkdir -p "$store" "$HOSTS_MNT"
-	ip link add "cfmh$HOSTS_ID" type bridge || fail "hosts_up: bridge"
 	ip addr add "$HOSTS_CF_IP/24" dev "cfmh$HOSTS_ID"
 	ip link set "cfmh$HOSTS_ID" up
 	for i in $(seq 0 $((n - 1))); do
