@@ -49,7 +49,7 @@ _hosts_veth() { echo "cfmh$HOSTS_ID-h${1#host}"; }
 hosts_require() {
 	[ "$(id -u)" = 0 ] || skip "multi-host topology needs root (network namespaces)"
 	local c
-	for c in ip unshare nsenter; do command -v $c >/dev/null || skip "multi-host topology needs $c"; done
+	for c in ip unshare nsenter setpriv; do command -v $c >/dev/null || skip "multi-host topology needs $c"; done
 }
 
 # A free ID: no bridge of that name and no address in its subnet on this machine.
@@ -105,9 +105,10 @@ hosts_up() { # N [STORE]
 	# running on one host names the others by their netns).
 	for i in $(seq 0 $((n - 1))); do
 		h=host$(_hosts_letter "$i")
-		# the holder: hostname, the data directory's mount, then it waits on a
-		# pipe (stdin) that hosts_down closes; it is killed by PID as well
-		unshare --uts --mount --propagation slave -- /bin/sh -c '
+		# the holder: hostname, the data directory's mount, then it sleeps until
+		# hosts_down kills it by PID, or until the test's shell dies (pdeathsig:
+		# a test killed with SIGKILL leaves no holder behind)
+		unshare --uts --mount --propagation slave -- setpriv --pdeathsig KILL -- /bin/sh -c '
 			hostname "$1" && mount --bind "$2" "$3" && echo ready && exec sleep 1000000' sh "$h" "$store" "$HOSTS_MNT" \
 			>"$CF_WORK/holder-$h.out" 2>&1 &
 		HOSTS_HOLDER[$h]=$!
