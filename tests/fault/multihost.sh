@@ -65,7 +65,7 @@ incident() { # HOW VICTIM
 	[ "$(fenced_count "$h")" -gt "$before" ] || fail "$how $v: no confirmed power-off of $h in $FENCE_LOG"
 	[ -z "$(host_pids "$h")" ] || fail "$how $v: $h still runs processes after its fence"
 	node_start "$v"
-	wait_for 20 busy "$v" 3 || fail "$how $v: did not rejoin from $h"
+	wait_for 40 busy "$v" 3 || fail "$how $v: did not rejoin from $h"
 	[ -n "${FAULT_VERBOSE:-}" ] && log "$how $v ($h): recovered, fenced, rejoined"
 	return 0
 }
