@@ -311,7 +311,11 @@ int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len)
 	s->persist_reqs++;
 	r = cf_session_rpc(s, CF_CTRL_PERSIST, &p, sizeof(p), CF_CTRL_STATUS, &st, sizeof(st),
 			   CF_SESSION_OP_TIMEOUT_MS);
-	return r < 0 ? r : st.status;
+	if (r < 0)
+		return r;
+	if (st.status < 0)
+		keep_reason(s, (const uint8_t *)&st, sizeof(st));
+	return st.status;
 }
 
 int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid, uint64_t starttime)
