@@ -296,6 +296,13 @@ static int joined(struct cf_session *s, const struct cf_joined *jd)
 	s->epoch = jd->epoch;
 	s->token = jd->token;
 	s->cf_flags = jd->flags;
+	/*
+	 * Benchmarks only (bench/persist: the cost of durability over verbs):
+	 * treat a durable CF as volatile, i.e. commits that a power failure at
+	 * the CF can lose. Never set it in production.
+	 */
+	if (getenv("CF_BENCH_NO_PERSIST") && !strcmp(getenv("CF_BENCH_NO_PERSIST"), "1"))
+		s->cf_flags &= ~CF_JOINED_DURABLE;
 	add_grants(s, &jd->grants);
 	return 0;
 }

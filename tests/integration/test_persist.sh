@@ -8,7 +8,7 @@ TC=$CF_TCLIENT
 # connection's write grants, empty or wrapping get -EINVAL with a reason and
 # change nothing (the CF queues none of them: its exit line counts only the
 # accepted ones); the connection keeps serving. Volatile CF, then --nvram.
-start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
+start_cfserver --log-size 64K --hb-timeout 600000 || fail "cfserver did not start"
 bounded 40 "$TC" persist PS1 volatile >"$CF_WORK/vol.out" || fail "PERSIST checks on a volatile CF"
 grep -q "not inside a write grant" "$CF_WORK/vol.out" || fail "refusal reason: $(cat "$CF_WORK/vol.out")"
 kill_pid "$CFSERVER_PID" TERM
