@@ -11,6 +11,7 @@ TC=$CF_TCLIENT
 start_cfserver --log-size 64K --hb-timeout 600000 || fail "cfserver did not start"
 bounded 40 "$TC" persist PS1 volatile >"$CF_WORK/vol.out" || fail "PERSIST checks on a volatile CF"
 grep -q "not inside a write grant" "$CF_WORK/vol.out" || fail "refusal reason: $(cat "$CF_WORK/vol.out")"
+log "volatile CF: $(grep 'round trip' "$CF_WORK/vol.out")"
 kill_pid "$CFSERVER_PID" TERM
 line=$(grep "persist: .* PERSIST requests" "$CF_WORK/cfserver.log") || fail "no persist counters at exit (volatile)"
 # a volatile CF answers a good range at once: nothing queued, nothing persisted
@@ -20,6 +21,7 @@ start_cfserver cfserver2 -- --nvram "$CF_WORK/cf.img" --log-size 64K --hb-timeou
 bounded 40 "$TC" persist PS2 durable >"$CF_WORK/dur.out" || fail "PERSIST checks on a durable CF"
 n=$(sed -n 's/^OK persist \([0-9]*\)$/\1/p' "$CF_WORK/dur.out")
 [ -n "$n" ] || fail "no count: $(cat "$CF_WORK/dur.out")"
+log "durable CF: $(grep 'round trip' "$CF_WORK/dur.out")"
 kill_pid "$CFSERVER_PID" TERM
 line=$(grep "persist: .* PERSIST requests" "$CF_WORK/cfserver2.log") || fail "no persist counters at exit"
 log "$line"
