@@ -241,6 +241,42 @@ static void test_durable(void)
 	env_close(&e);
 }
 
+/*
+ * Peer backout (cf_recovery.c): a counterpart attaches the failed instance's
+ * log, backs out and appends ABORT/END posted, then cf_txn_backout_mark's
+ * flush; the locks go after it returns. So the ABORTs must be on the medium
+ * by then, or a power failure would make the next recovery back out again
+ * over data other transactions have since committed.
+ */
+static void test_peer_backout_mark(void)
+{
+	struct env e;
+	struct cf_txn t1, t2;
+	struct cf_log rlog;
+	struct cf_log_scan sc;
+	void *region = NULL;
+	uint32_t ntx = 0;
+	size_t nupd;
+	int64_t v = 1;
+
+	env_open(&e, &verbs_like, CF_JOINED_DURABLE);
+	CHECK(cf_txn_begin(&e.c, &t1) == 0);
+	CHECK(cf_txn_update(&t1, 0, 3, &v) == 0);
+	CHECK(cf_txn_begin(&e.c, &t2) == 0);
+	CHECK(cf_txn_update(&t2, 0, 4, &v) == 0);
+	/* the owner "dies" here: both in flight, their UPDATEs on the medium */
+	CHECK(on_medium(&e, t1.id, &nupd) == 0 && on_medium(&e, t2.id, &nupd) == 0);
+	CHECK(cf_log_attach(&rlog, &e.s, INST, &sc, &region) == 0);
+	CHECK(cf_txn_backout_mark(&rlog, &sc, NULL, NULL, &ntx) == 0 && ntx == 2);
+	CHECK(on_medium(&e, t1.id, &nupd) == 1 && on_medium(&e, t2.id, &nupd) == 1);
+	cf_log_scan_free(&sc);
+	free(region);
+	cf_log_detach(&rlog);
+	cf_txn_free(&t1);
+	cf_txn_free(&t2);
+	env_close(&e);
+}
+
 static void test_not_needed(const struct cf_client_ops *ops, uint32_t flags, const char *what)
 {
 	struct env e;
@@ -268,6 +304,7 @@ static void test_not_needed(const struct cf_client_ops *ops, uint32_t flags, con
 int main(void)
 {
 	test_durable();
+	test_peer_backout_mark();
 	test_not_needed(&verbs_like, 0, "volatile CF over verbs");
 	test_not_needed(&tcp_like, CF_JOINED_DURABLE, "durable CF over tcp");
 	if (failures) {
