@@ -35,6 +35,7 @@
 
 #include "cf_auth.h"
 #include "cf_persist.h"
+#include "cf_pbatch.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 #include "cf_words.h"
@@ -86,7 +87,8 @@ static int conn_transition_ok(enum conn_state from, enum conn_state to)
 }
 
 struct cgrant {
-	uint32_t region, inst, rkey;
+	uint32_t region, inst, rkey, rights;
+	uint64_t off, len; /* image range (PERSIST requests must lie inside a WRITE grant) */
 };
 
 struct core_conn {
@@ -143,6 +145,8 @@ struct cf_core {
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
 	uint64_t sweep_period_ns; /* h/2, at least 0.5 ms */
 	struct cf_persist *gc;    /* --nvram: group commit of client writes (NULL on DRAM) */
+	struct cf_pbatch pb;      /* PERSIST requests of this loop iteration */
+	uint64_t persist_refused;
 };
 
 /* ---------------- image access ---------------- */
@@ -303,7 +307,7 @@ static int conn_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint
 	r = cc->core->ops->grant(cc->sc, region, inst, off, len, rights, g);
 	if (r < 0)
 		return r;
-	cc->grants[cc->ngrants++] = (struct cgrant){region, inst, g->rkey};
+	cc->grants[cc->ngrants++] = (struct cgrant){region, inst, g->rkey, rights, off, len};
 	return 0;
 }
 
@@ -697,6 +701,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	jd.sys = (uint32_t)s;
 	jd.epoch = e;
 	jd.token = cs->token;
+	jd.flags = c->im->persist_fn ? CF_JOINED_DURABLE : 0;
 	r = system_grants(cc, (uint32_t)s, &jd.grants);
 	jd.status = r;
 	jd.grants.status = r;
@@ -731,6 +736,7 @@ static void on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 	jd.sys = a->sys;
 	jd.epoch = a->epoch;
 	jd.token = a->token;
+	jd.flags = c->im->persist_fn ? CF_JOINED_DURABLE : 0;
 	r = system_grants(cc, a->sys, &jd.grants);
 	jd.status = r;
 	jd.grants.status = r;
@@ -1036,6 +1042,55 @@ reply:
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
+/* ---------------- PERSIST (cf_wire.h, cf_pbatch.h) ---------------- */
+
+static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persist *p)
+{
+	struct cf_core *c = cc->core;
+	uint64_t off = p->offset, len = p->length;
+	int r;
+
+	if (!len || off > c->map->image_size || len > c->map->image_size - off) {
+		c->persist_refused++;
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "PERSIST [%llu, +%llu): empty or outside the image",
+			    (unsigned long long)off, (unsigned long long)len);
+		return;
+	}
+	for (uint32_t k = 0; k < cc->ngrants; k++) {
+		const struct cgrant *g = &cc->grants[k];
+		if ((g->rights & CF_R_WRITE) && off >= g->off && off - g->off <= g->len && len <= g->len - (off - g->off))
+			goto granted;
+	}
+	c->persist_refused++;
+	send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "PERSIST [%llu, +%llu): not inside a write grant of this connection",
+		    (unsigned long long)off, (unsigned long long)len);
+	return;
+granted:
+	if (!c->im->persist_fn) {
+		send_status(cc, id, CF_CTRL_STATUS, 0, "volatile CF: nothing to persist");
+		return;
+	}
+	r = cf_pbatch_add(&c->pb, cc, id, off, len);
+	if (r < 0)
+		send_status(cc, id, CF_CTRL_STATUS, r, "PERSIST: %s", strerror(-r));
+}
+
+static void pb_persist(void *arg, uint64_t off, uint64_t len)
+{
+	struct cf_core *c = arg;
+
+	cf_image_persist(c->im, off, len);
+}
+
+static void pb_answer(void *arg, void *owner, uint64_t id, int status)
+{
+	struct core_conn *cc = owner;
+
+	(void)arg;
+	if (cc->state == CS_SYSTEM)
+		send_status(cc, id, CF_CTRL_STATUS, status, "persisted");
+}
+
 /* ---------------- transport callbacks ---------------- */
 
 static void cb_accept(void *arg, struct cf_sconn *sc)
@@ -1077,6 +1132,7 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 
 	if (!cc)
 		return;
+	cf_pbatch_forget(&c->pb, cc);
 	if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
 		sys_unlink(c, cc);
@@ -1118,6 +1174,9 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		return;
 	}
 	type = h->type;
+	/* answer a queued PERSIST of this connection before anything later of it */
+	if (cf_pbatch_has(&c->pb, cc))
+		cf_pbatch_flush(&c->pb);
 	switch (cc->state) {
 	case CS_NEW:
 		if (type == CF_CTRL_HELLO)
@@ -1139,6 +1198,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_INST_ATTACH: return on_inst_attach(cc, id, body);
 		case CF_CTRL_INST_UNREG: return on_inst_unreg(cc, id, body);
 		case CF_CTRL_GOODBYE: return on_goodbye(cc, id);
+		case CF_CTRL_PERSIST: return on_persist(cc, id, body);
 		}
 		break;
 	case CS_CONSOLE:
@@ -1291,6 +1351,7 @@ int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf
 	c->cfg = *cfg;
 	c->map = &im->map;
 	c->base = im->base;
+	cf_pbatch_init(&c->pb, loop, c, pb_persist, pb_answer);
 	take_over_image(c);
 	*out = c;
 	return 0;
@@ -1338,6 +1399,13 @@ void cf_core_free(struct cf_core *c)
 	if (!c)
 		return;
 	c->shutting_down = 1;
+	if (c->pb.st.requests || c->persist_refused)
+		cfs_info("persist: %llu PERSIST requests in %llu groups (%llu persists, %llu bytes, at most %llu "
+			 "requests in one group), %llu refused",
+			 (unsigned long long)c->pb.st.requests, (unsigned long long)c->pb.st.flushes,
+			 (unsigned long long)c->pb.st.ranges, (unsigned long long)c->pb.st.bytes,
+			 (unsigned long long)c->pb.st.max_group, (unsigned long long)c->persist_refused);
+	cf_pbatch_fini(&c->pb);
 	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->orphan);
 	if (c->ts)

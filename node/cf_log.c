@@ -224,9 +224,77 @@ static int log_write(struct cf_log *l, uint64_t region_pos, const void *buf, uin
 	return cf_session_post_write(l->s, l->region_off + region_pos, buf, len, CF_POST_UNSIGNALED);
 }
 
+/*
+ * Persist region bytes [a, b) and [c, d) (region offsets, a <= b, c <= d,
+ * either may be empty): one request when they are close, else two.
+ */
+#define PERSIST_MERGE_GAP 4096u
+
+static int persist_region(struct cf_log *l, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+	int r;
+
+	if (a == b) {
+		a = c;
+		b = d;
+		c = d = 0;
+	}
+	if (c != d && c >= b && c - b <= PERSIST_MERGE_GAP) {
+		b = d;
+		c = d = 0;
+	}
+	if (a != b) {
+		r = cf_session_persist(l->s, l->region_off + a, b - a);
+		if (r)
+			return r;
+		l->persists++;
+	}
+	if (c != d) {
+		r = cf_session_persist(l->s, l->region_off + c, d - c);
+		if (r)
+			return r;
+		l->persists++;
+	}
+	return 0;
+}
+
+int cf_log_persist(struct cf_log *l)
+{
+	const uint64_t H = sizeof(struct cf_log_hdr);
+	uint64_t n, a, hb = 0;
+	int r;
+
+	if (l->mem || !l->persist)
+		return 0;
+	n = l->tail - l->durable_tail; /* <= ring_size: never ahead of a durable head by more */
+	if (!n && l->head == l->durable_head)
+		return 0;
+	if (l->head != l->durable_head)
+		hb = H; /* the header is region bytes [0, H) */
+	a = l->durable_tail % l->ring_size;
+	if (!n) {
+		r = persist_region(l, 0, hb, 0, 0);
+	} else if (a + n <= l->ring_size) {
+		r = persist_region(l, 0, hb, H + a, H + a + n);
+	} else {
+		/* wraps: the ring's start follows the header */
+		r = persist_region(l, 0, H + (a + n - l->ring_size), H + a, H + l->ring_size);
+	}
+	if (r)
+		return r;
+	l->durable_tail = l->tail;
+	l->durable_head = l->head;
+	return 0;
+}
+
 int cf_log_flush(struct cf_log *l)
 {
-	return l->mem ? 0 : cf_session_drain(l->s);
+	int r;
+
+	if (l->mem)
+		return 0;
+	r = cf_session_drain(l->s);
+	return r ? r : cf_log_persist(l);
 }
 
 /* A buffer for a posted header-only record; reused only after a drain. */
@@ -388,6 +456,15 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 			return r;
 		l->next_lsn++;
 	}
+	/*
+	 * Ring space the CF's head freed is reused only once that head is
+	 * durable too: [tail, tail + need) must lie below durable_head + R.
+	 */
+	if (l->persist && l->tail + need > l->durable_head + l->ring_size) {
+		r = cf_log_persist(l);
+		if (r)
+			return r;
+	}
 	l->tail += pad;
 	if (wait) {
 		rec = l->buf;
@@ -408,6 +485,12 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 	l->next_lsn++;
 	l->appends++;
 	assert_state(l);
+	/* write-ahead and commit point: durable, not only visible (cf_log.h) */
+	if (wait && l->persist) {
+		r = cf_log_persist(l);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -517,6 +600,8 @@ static int attach_common(struct cf_log *l, const void *region, uint64_t region_l
 	l->head_lsn = use->head_lsn;
 	l->tail = use->end;
 	l->next_lsn = use->next_lsn;
+	l->durable_tail = l->tail; /* what a previous writer left is its own business */
+	l->durable_head = l->head;
 	if (!sc)
 		cf_log_scan_free(&local);
 	return 0;
@@ -541,6 +626,7 @@ int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct 
 	l->s = s;
 	l->inst = inst;
 	l->region_off = cf_log_off(&s->map, inst);
+	l->persist = cf_session_persist_needed(s);
 	r = cf_log_read_region(s, inst, &region, &len);
 	if (r)
 		return r;

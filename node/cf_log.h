@@ -27,6 +27,15 @@
  *
  * Write-ahead: cf_log_append(..., CF_LOG_WAIT) returns only once the record
  * is visible at the CF (the completion), so a data write after it is covered.
+ * On a durable CF reached by a transport whose completions are not
+ * durability (verbs to an --nvram CF, cf_transport.h) it returns only once
+ * the record is also durable: one persist covering every byte appended since
+ * the last persist (BEGIN and UPDATE together, END of the previous
+ * transaction with the COMMIT). cf_log_flush persists the same way (the
+ * ABORT records of a backout, before its locks go). A region header (head)
+ * that is not yet durable is persisted before the writer reuses ring space
+ * it freed: otherwise, after a power loss, the durable old head could point
+ * at overwritten records and hide a live transaction.
  */
 #ifndef CF_LOG_H
 #define CF_LOG_H
@@ -65,8 +74,12 @@ struct cf_log {
 	uint32_t post_next;
 	uint8_t *buf; /* staging for one record */
 	uint8_t *mem; /* memory-backed region (tests, offline tools) instead of the session */
+	/* durability (cf_session_persist_needed at attach; never for l->mem) */
+	bool persist;
+	uint64_t durable_tail; /* ring bytes before this position are durable */
+	uint64_t durable_head; /* the head value last made durable */
 	/* counters */
-	uint64_t appends, head_writes, full;
+	uint64_t appends, head_writes, full, persists;
 };
 
 /* One parsed record of a scan. image points into the caller's region buffer. */
@@ -168,8 +181,18 @@ void cf_log_unpin(struct cf_log *l, struct cf_log_pin *p);
  * the header. Done lazily by append when space runs short; callable directly.
  */
 int cf_log_advance_head(struct cf_log *l);
-/* Wait until every posted append has landed (one round trip). */
+/*
+ * Wait until every posted append has landed (one round trip), and on a
+ * persisting log until it is durable too (cf_log_persist).
+ */
 int cf_log_flush(struct cf_log *l);
+/*
+ * Make everything appended (and the head) durable at the CF: one persist per
+ * disjoint dirty range (usually one), none when nothing changed or the log
+ * does not persist. Bytes posted but not yet completed are covered: the
+ * persist request follows them on the same connection.
+ */
+int cf_log_persist(struct cf_log *l);
 
 /*
  * Reset a log region: head = tail, head_lsn = next_lsn, i.e. empty, LSNs go

@@ -295,8 +295,34 @@ static int joined(struct cf_session *s, const struct cf_joined *jd)
 	s->sys = jd->sys;
 	s->epoch = jd->epoch;
 	s->token = jd->token;
+	s->cf_flags = jd->flags;
+	/*
+	 * Benchmarks only (bench/persist: the cost of durability over verbs):
+	 * treat a durable CF as volatile, i.e. commits that a power failure at
+	 * the CF can lose. Never set it in production.
+	 */
+	if (getenv("CF_BENCH_NO_PERSIST") && !strcmp(getenv("CF_BENCH_NO_PERSIST"), "1"))
+		s->cf_flags &= ~CF_JOINED_DURABLE;
 	add_grants(s, &jd->grants);
 	return 0;
+}
+
+int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len)
+{
+	struct cf_persist p = {.offset = off, .length = len};
+	struct cf_status st;
+	int r;
+
+	if (!cf_session_persist_needed(s))
+		return 0;
+	s->persist_reqs++;
+	r = cf_session_rpc(s, CF_CTRL_PERSIST, &p, sizeof(p), CF_CTRL_STATUS, &st, sizeof(st),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	if (r < 0)
+		return r;
+	if (st.status < 0)
+		keep_reason(s, (const uint8_t *)&st, sizeof(st));
+	return st.status;
 }
 
 int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid, uint64_t starttime)

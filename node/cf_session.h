@@ -29,6 +29,8 @@ struct cf_session {
 	uint32_t sys;
 	uint32_t epoch;
 	uint64_t token;
+	uint32_t cf_flags;     /* CF_JOINED_* from the CF (CF_JOINED_DURABLE) */
+	uint64_t persist_reqs; /* PERSIST requests sent */
 	struct cf_grant grants[CF_SESSION_MAX_GRANTS];
 	uint32_t ngrants;
 	uint64_t next_wr;
@@ -117,6 +119,25 @@ int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *w
 			      uint64_t coff, uint64_t compare, uint64_t swap, uint64_t *old);
 /* Wait until every posted op has completed (unsignaled ones are covered by a later signaled one). */
 int cf_session_drain(struct cf_session *s);
+
+/*
+ * Does making bytes durable at the CF need a request on this session? Only
+ * when the CF is durable (--nvram, JOINED flag) and the transport's
+ * completions are not durability already (verbs; cf_transport.h).
+ */
+static inline int cf_session_persist_needed(const struct cf_session *s)
+{
+	return (s->cf_flags & CF_JOINED_DURABLE) && s->ops && !s->ops->completion_durable;
+}
+
+/*
+ * Make image bytes [off, off+len) durable at the CF; returns once they are
+ * (cf_transport.h, "Persist"). Covers every WRITE posted on this session
+ * before it. 0 at once where nothing is needed; else one CF_CTRL_PERSIST
+ * round trip: -EINVAL when the range is not inside one of the session's
+ * write grants, or the session's error.
+ */
+int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len);
 
 /*
  * A batch of one-sided ops, posted together and reaped together: n ops cost

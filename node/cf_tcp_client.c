@@ -629,6 +629,7 @@ static int c_ctrl_pending(struct cf_conn *c)
 
 const struct cf_client_ops cf_tcp_client = {
 	.name = "tcp",
+	.completion_durable = 1, /* the server persists before it answers */
 	.connect = c_connect,
 	.close = c_close,
 	.post_read = c_post_read,

@@ -881,6 +881,7 @@ err_close:
 
 const struct cf_client_ops cf_verbs_client = {
 	.name = "verbs",
+	.completion_durable = 0, /* a WRITE completion is not durability: PERSIST */
 	.connect = v_connect,
 	.close = v_close,
 	.post_read = v_post_read,

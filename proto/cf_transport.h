@@ -20,6 +20,22 @@
  *     on that connection are durable where the protocol needs it (log,
  *     registration and recovery words, lock table, record lists; not
  *     heartbeats): the server persists before answering.
+ *     Not on verbs: the NIC wrote the CF's memory, not its medium.
+ *   - Persist: "make image bytes [off, off+len) durable at the CF; return
+ *     once they are". One semantics, two mechanisms (the session's
+ *     cf_session_persist is the one entry point; ops->completion_durable says
+ *     which mechanism a backend needs):
+ *       tcp   - nothing to send: every completion already came after the
+ *               CF persisted the batch that wrote it (group commit).
+ *       verbs - a CF_CTRL_PERSIST request on the same connection; RC order
+ *               puts it behind every WRITE posted before it, the CF
+ *               persists the range (grouped with the other PERSISTs of its
+ *               loop iteration) and answers. Sent only when the CF says it
+ *               is durable (JOINED flag CF_JOINED_DURABLE): a DRAM CF has
+ *               nothing to make durable.
+ *     Persisting only covers bytes whose WRITE completed (or was posted
+ *     before it on the same connection). docs/design.md, "Durability", has
+ *     the contract per medium and the hardware assumptions.
  *   - A connection that reports an error is dead; its incarnation is over.
  *   - Server fence is a barrier: when fence() returns, no request of that
  *     connection executes any more, even one already received.
@@ -51,6 +67,11 @@ struct cf_wc {
 
 struct cf_client_ops {
 	const char *name;
+	/*
+	 * 1: a completion implies durability at a durable CF, so persist needs
+	 * no request (tcp). 0: persist is a CF_CTRL_PERSIST round trip (verbs).
+	 */
+	int completion_durable;
 	/* Connect to "host:port" (tcp) or "addr:port" (verbs, rdma_cm). Raw: no handshake. */
 	int (*connect)(const char *addr, int timeout_ms, struct cf_conn **out);
 	void (*close)(struct cf_conn *c); /* accepts NULL */

@@ -51,6 +51,7 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_JOINED: return sizeof(struct cf_joined);
 	case CF_CTRL_CONN_ATTACH: return sizeof(struct cf_conn_attach);
 	case CF_CTRL_GOODBYE: return sizeof(struct cf_empty);
+	case CF_CTRL_PERSIST: return sizeof(struct cf_persist);
 	case CF_CTRL_INST_OPEN: return sizeof(struct cf_inst_name);
 	case CF_CTRL_INST_ATTACH: return sizeof(struct cf_inst_ref);
 	case CF_CTRL_INST_UNREG: return sizeof(struct cf_inst_ref);
@@ -101,6 +102,7 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_JOINED: return "JOINED";
 	case CF_CTRL_CONN_ATTACH: return "CONN_ATTACH";
 	case CF_CTRL_GOODBYE: return "GOODBYE";
+	case CF_CTRL_PERSIST: return "PERSIST";
 	case CF_CTRL_INST_OPEN: return "INST_OPEN";
 	case CF_CTRL_INST_ATTACH: return "INST_ATTACH";
 	case CF_CTRL_INST_UNREG: return "INST_UNREG";

@@ -100,6 +100,7 @@ enum cf_ctrl_type {
 	CF_CTRL_JOINED = 11,    /* s→c cf_joined */
 	CF_CTRL_CONN_ATTACH = 12, /* c→s cf_conn_attach: a further connection of a joined system */
 	CF_CTRL_GOODBYE = 13,   /* c→s cf_empty: clean leave of the whole system */
+	CF_CTRL_PERSIST = 14,   /* c→s cf_persist → cf_status: make a written range durable (verbs, --nvram) */
 	/* instances */
 	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
 	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */
@@ -213,10 +214,21 @@ struct cf_joined {
 	int32_t status;
 	uint32_t sys;
 	uint32_t epoch;
-	uint32_t pad;
+	uint32_t flags; /* CF_JOINED_*; was pad (always 0), so an older CF reads as volatile */
 	uint64_t token;
 	struct cf_grants grants;
 };
+
+/*
+ * The CF keeps its image on a medium that survives power loss (--nvram): a
+ * node whose transport's completions do not imply durability (verbs) must
+ * send CF_CTRL_PERSIST for what has to survive (cf_transport.h). Without the
+ * flag nothing is persisted and no PERSIST is sent. The JOINED body keeps its
+ * size (the flag takes the old pad word, which every earlier server zeroed),
+ * so the protocol version stays 1: an older CF reads as volatile, which is
+ * what it is over verbs (it never persisted a node's WRITEs).
+ */
+#define CF_JOINED_DURABLE 0x1u
 
 struct cf_conn_attach {
 	uint32_t sys;
@@ -286,6 +298,18 @@ struct cf_event {
 struct cf_empty {
 	uint64_t pad;
 };
+
+/*
+ * PERSIST: make image bytes [offset, offset+length) durable at the CF; the
+ * STATUS reply comes once they are. The range must lie inside one of the
+ * sending connection's WRITE grants (-EINVAL otherwise, or when empty or
+ * wrapping; nothing is persisted then). A volatile CF answers 0 at once.
+ */
+struct cf_persist {
+	uint64_t offset;
+	uint64_t length;
+};
+_Static_assert(sizeof(struct cf_persist) == 16, "persist");
 
 /* Size of the body for a ctrl type, or 0 if the type is unknown. */
 size_t cf_ctrl_body_size(uint16_t type);

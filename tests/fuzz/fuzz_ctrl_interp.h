@@ -107,6 +107,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_event event;
 		struct cf_grants grants;
 		struct cf_empty empty;
+		struct cf_persist persist;
 	} u;
 	struct cf_ctrl_hdr h;
 	char name[CF_NAME_MAX], name2[CF_NAME_MAX], text[256];
@@ -173,6 +174,13 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 			return -EINVAL;
 		return 0;
 	case CF_CTRL_GOODBYE:
+		return 0;
+	case CF_CTRL_PERSIST:
+		/* what the CF checks before the grants: a non-empty range inside the image */
+		if (!u.persist.length || u.persist.offset > m->image_size ||
+		    u.persist.length > m->image_size - u.persist.offset)
+			return -EINVAL;
+		FUZZ_ASSERT(u.persist.offset + u.persist.length <= m->image_size);
 		return 0;
 	case CF_CTRL_INST_OPEN:
 		return fz_name(u.inst_name.name, name);

@@ -82,6 +82,7 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		struct cf_event event;
 		struct cf_grants grants;
 		struct cf_empty empty;
+		struct cf_persist persist;
 	} u;
 	struct cf_image_map m;
 	struct cf_geometry g = geo_default();
@@ -129,6 +130,10 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		u.attach.sys = 1;
 		u.attach.epoch = 2;
 		u.attach.token = 0x1234567890abcdefull;
+		break;
+	case CF_CTRL_PERSIST:
+		u.persist.offset = cf_log_off(&m, 0) + sizeof(struct cf_log_hdr);
+		u.persist.length = 4096;
 		break;
 	case CF_CTRL_INST_OPEN:
 		cf_name_put(u.inst_name.name, "NTS001");
@@ -184,7 +189,7 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 
 static const uint16_t ctrl_types[] = {
 	CF_CTRL_HELLO, CF_CTRL_CHALLENGE, CF_CTRL_AUTH, CF_CTRL_WELCOME, CF_CTRL_JOIN, CF_CTRL_JOINED,
-	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
+	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_PERSIST, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR,
 };

@@ -168,7 +168,10 @@ start_cfserver() {
 		--cluster-key "$CF_KEYFILE" "$@" >>"$CF_WORK/$name.log" 2>&1 &
 	CFSERVER_PID=$!
 	track_pid "$CFSERVER_PID"
-	if ! wait_for 10 test -s "$pf"; then
+	# verbs: registering the image takes seconds under emulation, more on a loaded host
+	local start_s=${CF_START_TIMEOUT_S:-10}
+	[ "$CF_TRANSPORT" = verbs ] && start_s=${CF_START_TIMEOUT_S:-60}
+	if ! wait_for "$start_s" test -s "$pf"; then
 		kill -0 "$CFSERVER_PID" 2>/dev/null || log "cfserver exited early"
 		tail -n 20 "$CF_WORK/$name.log" >&2
 		return 1

@@ -1160,7 +1160,7 @@ static void test_frames(void)
 
 static const uint16_t ctrl_types[] = {
 	CF_CTRL_HELLO, CF_CTRL_CHALLENGE, CF_CTRL_AUTH, CF_CTRL_WELCOME, CF_CTRL_JOIN, CF_CTRL_JOINED,
-	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
+	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_PERSIST, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR,
 };
@@ -1174,6 +1174,8 @@ static void test_ctrl(void)
 	/* body sizes are what the structs say */
 	CHECK(cf_ctrl_body_size(CF_CTRL_HELLO) == sizeof(struct cf_hello));
 	CHECK(cf_ctrl_body_size(CF_CTRL_JOINED) == sizeof(struct cf_joined));
+	CHECK(cf_ctrl_body_size(CF_CTRL_PERSIST) == sizeof(struct cf_persist));
+	CHECK(sizeof(struct cf_joined) == 512); /* flags took the pad word: same size, same version */
 	CHECK(cf_ctrl_body_size(CF_CTRL_ERROR) == sizeof(struct cf_status));
 	CHECK(cf_ctrl_body_size(CF_CTRL_EVENT) == sizeof(struct cf_event));
 	CHECK(cf_ctrl_body_size(CF_CTRL_GRANTS) == sizeof(struct cf_grants));

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_persist - the undo log makes its write-ahead and commit records
+ * durable (node/cf_log.c, cf_txn.c) through the session's persist op, and only
+ * where that is needed.
+ *
+ * The log runs over a session stub whose one-sided ops act on an in-memory
+ * image ("the CF's memory") and whose cf_session_persist copies the range into
+ * a second image ("the medium"). A power failure keeps only the medium. So:
+ *   - durable CF, verbs-like transport: after cf_txn_update returns, the
+ *     medium's log holds that UPDATE (recovery would back it out); after
+ *     cf_txn_commit returns, the medium's log says COMMIT (recovery keeps
+ *     it); after a backout, ABORT. Over several laps of a small ring, so a
+ *     head that was not durable before its space was reused would show too;
+ *   - one PERSIST per durable point at most (batched: BEGIN+UPDATE, END+COMMIT);
+ *   - volatile CF (no JOINED flag), or a transport whose completions are
+ *     durable (tcp): not one persist call.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cf_data.h"
+#include "cf_layout.h"
+#include "cf_lock.h"
+#include "cf_log.h"
+#include "cf_session.h"
+#include "cf_txn.h"
+
+static int failures;
+#define CHECK(c)                                                                   \
+	do {                                                                       \
+		if (!(c)) {                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+			failures++;                                                \
+		}                                                                  \
+	} while (0)
+
+/* ---------------- the session stub: memory, and a medium ---------------- */
+
+static uint8_t *mem, *medium;
+static uint64_t img_size, persist_calls, persist_bytes;
+
+static int in_image(uint64_t off, uint64_t len)
+{
+	return off <= img_size && len <= img_size - off;
+}
+
+int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+{
+	if (!in_image(off, len))
+		return -EACCES;
+	memcpy(buf, mem + off, len);
+	return 0;
+}
+int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
+{
+	if (!in_image(off, len))
+		return -EACCES;
+	memcpy(mem + off, buf, len);
+	return 0;
+}
+int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
+{
+	return cf_session_write(s, off, buf, len);
+}
+int cf_session_post_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+{
+	return cf_session_read(s, off, buf, len);
+}
+int cf_session_drain(struct cf_session *s) { return 0; }
+int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].op == CF_OP_READ)
+			ops[i].status = cf_session_read(s, ops[i].off, ops[i].buf, ops[i].len);
+		else if (ops[i].op == CF_OP_WRITE)
+			ops[i].status = cf_session_write(s, ops[i].off, ops[i].buf, ops[i].len);
+		else
+			ops[i].status = -EINVAL;
+	}
+	return 0;
+}
+int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len)
+{
+	persist_calls++;
+	if (!in_image(off, len) || !len)
+		return -EINVAL;
+	memcpy(medium + off, mem + off, len);
+	persist_bytes += len;
+	return 0;
+}
+/* the lock table is memory-backed: these are never reached */
+int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t c, uint64_t w, uint64_t *old) { return -ENOTCONN; }
+int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
+			      uint64_t compare, uint64_t swap, uint64_t *old)
+{
+	return -ENOTCONN;
+}
+
+static const struct cf_client_ops verbs_like = {.name = "verbs-stub", .completion_durable = 0};
+static const struct cf_client_ops tcp_like = {.name = "tcp-stub", .completion_durable = 1};
+
+/* ---------------- environment ---------------- */
+
+#define INST 1u
+#define N_TXN 1500
+
+struct env {
+	char dir[64];
+	struct cf_session s;
+	struct cf_data data;
+	struct cf_log log;
+	struct cf_lock_table locks;
+	struct cf_txn_ctx c;
+};
+
+static void fill(void *arg, uint64_t idx, void *payload)
+{
+	int64_t v = 100;
+	(void)arg;
+	(void)idx;
+	memcpy(payload, &v, 8);
+}
+
+static void env_open(struct env *e, const struct cf_client_ops *ops, uint32_t cf_flags)
+{
+	struct cf_geometry g = {
+		.max_systems = 4, .max_instances = 4, .lock_entries = 1024, .record_entries = 64, .log_size = 65536,
+	};
+	const char *why;
+
+	memset(e, 0, sizeof(*e));
+	strcpy(e->dir, "/tmp/cfplex-test-persist.XXXXXX");
+	if (!mkdtemp(e->dir))
+		abort();
+	CHECK(cf_data_create(e->dir, 0, 8, 16, 1600, fill, NULL) == 0);
+	CHECK(cf_data_open(&e->data, e->dir) == 0);
+	CHECK(cf_geometry_check(&g, &why) == 0);
+	cf_image_map(&g, &e->s.map);
+	e->s.welcome.geo = g;
+	e->s.ops = ops;
+	e->s.cf_flags = cf_flags;
+	img_size = e->s.map.image_size;
+	mem = calloc(1, img_size);
+	medium = calloc(1, img_size);
+	if (!mem || !medium)
+		abort();
+	persist_calls = persist_bytes = 0;
+	CHECK(cf_log_attach(&e->log, &e->s, INST, NULL, NULL) == 0);
+	CHECK(cf_lock_table_init_mem(&e->locks, mem, &e->s.map, 1, 3) == 0);
+	cf_txn_ctx_init(&e->c, &e->data, &e->log, &e->locks, 3);
+	e->c.lock_timeout_ms = 50;
+}
+
+static void env_close(struct env *e)
+{
+	char path[128];
+
+	cf_lock_table_fini(&e->locks);
+	cf_log_detach(&e->log);
+	cf_data_close(&e->data);
+	snprintf(path, sizeof(path), "%s/f0.cfd", e->dir);
+	unlink(path);
+	rmdir(e->dir);
+	free(mem);
+	free(medium);
+	mem = medium = NULL;
+}
+
+/* What a recovery after a power failure would find for txid: -1 absent, 0 open with n UPDATEs, 1 finished. */
+static int on_medium(struct env *e, uint64_t txid, size_t *nupd)
+{
+	struct cf_log_scan sc;
+	int seen = 0, done = 0;
+
+	*nupd = 0;
+	if (cf_log_scan(medium + cf_log_off(&e->s.map, INST), e->s.map.geo.log_size, &sc) < 0)
+		return -2;
+	for (size_t i = 0; i < sc.n; i++) {
+		if (sc.recs[i].h.txid != txid)
+			continue;
+		seen = 1;
+		if (sc.recs[i].h.type == CF_LR_UPDATE)
+			(*nupd)++;
+		if (sc.recs[i].h.type == CF_LR_COMMIT || sc.recs[i].h.type == CF_LR_ABORT)
+			done = 1;
+	}
+	cf_log_scan_free(&sc);
+	return seen ? done : -1;
+}
+
+/* ---------------- tests ---------------- */
+
+static void test_durable(void)
+{
+	struct env e;
+	struct cf_txn t;
+	size_t nupd;
+	uint64_t calls;
+	int64_t v;
+	int laps_rounds = 0;
+
+	env_open(&e, &verbs_like, CF_JOINED_DURABLE);
+	CHECK(e.log.persist);
+	/*
+	 * 64 KiB log, 16-byte records (+ header, ~100 bytes per record): 1500
+	 * transactions of 2 updates go round the ring several times.
+	 */
+	for (int i = 0; i < N_TXN; i++) {
+		CHECK(cf_txn_begin(&e.c, &t) == 0);
+		calls = persist_calls;
+		v = i;
+		CHECK(cf_txn_update(&t, 0, (uint64_t)(i % 16), &v) == 0);
+		/* write-ahead: the UPDATE is on the medium before the data write happened */
+		CHECK(on_medium(&e, t.id, &nupd) == 0 && nupd == 1);
+		CHECK(persist_calls - calls >= 1 && persist_calls - calls <= 2); /* BEGIN+UPDATE batched (+head) */
+		CHECK(cf_txn_update(&t, 0, (uint64_t)((i + 5) % 16), &v) == 0);
+		CHECK(on_medium(&e, t.id, &nupd) == 0 && nupd == 2);
+		calls = persist_calls;
+		if (i % 7 == 3) {
+			CHECK(cf_txn_backout(&t) == 0);
+		} else {
+			CHECK(cf_txn_commit(&t) == 0);
+		}
+		/* commit point (or the backout's ABORT): on the medium when the call returns */
+		CHECK(on_medium(&e, t.id, &nupd) == 1);
+		CHECK(persist_calls - calls >= 1 && persist_calls - calls <= 2);
+		cf_txn_free(&t);
+		if (e.log.tail / e.log.ring_size > (uint64_t)laps_rounds)
+			laps_rounds = (int)(e.log.tail / e.log.ring_size);
+	}
+	CHECK(laps_rounds >= 3);
+	/* a memory CF and the medium hold the same log once everything is persisted */
+	CHECK(cf_log_flush(&e.log) == 0);
+	printf("durable: %llu persist calls (%llu bytes) for %d transactions, %d laps of the ring\n",
+	       (unsigned long long)persist_calls, (unsigned long long)persist_bytes, N_TXN, laps_rounds);
+	CHECK(persist_calls <= N_TXN * 4 + N_TXN / 10);
+	env_close(&e);
+}
+
+/*
+ * Peer backout (cf_recovery.c): a counterpart attaches the failed instance's
+ * log, backs out and appends ABORT/END posted, then cf_txn_backout_mark's
+ * flush; the locks go after it returns. So the ABORTs must be on the medium
+ * by then, or a power failure would make the next recovery back out again
+ * over data other transactions have since committed.
+ */
+static void test_peer_backout_mark(void)
+{
+	struct env e;
+	struct cf_txn t1, t2;
+	struct cf_log rlog;
+	struct cf_log_scan sc;
+	void *region = NULL;
+	uint32_t ntx = 0;
+	size_t nupd;
+	int64_t v = 1;
+
+	env_open(&e, &verbs_like, CF_JOINED_DURABLE);
+	CHECK(cf_txn_begin(&e.c, &t1) == 0);
+	CHECK(cf_txn_update(&t1, 0, 3, &v) == 0);
+	CHECK(cf_txn_begin(&e.c, &t2) == 0);
+	CHECK(cf_txn_update(&t2, 0, 4, &v) == 0);
+	/* the owner "dies" here: both in flight, their UPDATEs on the medium */
+	CHECK(on_medium(&e, t1.id, &nupd) == 0 && on_medium(&e, t2.id, &nupd) == 0);
+	CHECK(cf_log_attach(&rlog, &e.s, INST, &sc, &region) == 0);
+	CHECK(cf_txn_backout_mark(&rlog, &sc, NULL, NULL, &ntx) == 0 && ntx == 2);
+	CHECK(on_medium(&e, t1.id, &nupd) == 1 && on_medium(&e, t2.id, &nupd) == 1);
+	cf_log_scan_free(&sc);
+	free(region);
+	cf_log_detach(&rlog);
+	cf_txn_free(&t1);
+	cf_txn_free(&t2);
+	env_close(&e);
+}
+
+static void test_not_needed(const struct cf_client_ops *ops, uint32_t flags, const char *what)
+{
+	struct env e;
+	struct cf_txn t;
+	int64_t v = 7;
+
+	env_open(&e, ops, flags);
+	CHECK(!e.log.persist);
+	for (int i = 0; i < 50; i++) {
+		CHECK(cf_txn_begin(&e.c, &t) == 0);
+		CHECK(cf_txn_update(&t, 0, (uint64_t)(i % 16), &v) == 0);
+		if (i % 2)
+			CHECK(cf_txn_commit(&t) == 0);
+		else
+			CHECK(cf_txn_backout(&t) == 0);
+		cf_txn_free(&t);
+	}
+	CHECK(cf_log_flush(&e.log) == 0);
+	if (persist_calls)
+		fprintf(stderr, "%s: %llu persist calls\n", what, (unsigned long long)persist_calls);
+	CHECK(persist_calls == 0);
+	env_close(&e);
+}
+
+int main(void)
+{
+	test_durable();
+	test_peer_backout_mark();
+	test_not_needed(&verbs_like, 0, "volatile CF over verbs");
+	test_not_needed(&tcp_like, CF_JOINED_DURABLE, "durable CF over tcp");
+	if (failures) {
+		fprintf(stderr, "test_persist: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("test_persist: ok\n");
+	return 0;
+}
