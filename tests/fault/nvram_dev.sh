@@ -8,10 +8,10 @@
 #                       losetup and /dev/loop-control; exit 77 without). Also:
 #                       a device too small for the geometry and a FIFO are
 #                       refused with exit 3 and left as they were.
-#   nvram_dev.sh pmem   /dev/pmem0 (the rig's emulated NVDIMM: tests/rig/rig.sh
-#                       --nvdimm), or $CF_TEST_NVRAM_DEV. Overwrites that device,
-#                       so it runs only inside the rig (CF_RIG=1) or when
-#                       CF_TEST_NVRAM_DEV names the device explicitly; else 77.
+#   nvram_dev.sh pmem   the rig's emulated NVDIMM /dev/pmem0 (tests/rig/rig.sh
+#                       --nvdimm sets CF_RIG_NVDIMM), or $CF_TEST_NVRAM_DEV.
+#                       Overwrites that device, so it runs only when one of the
+#                       two names it; else 77.
 # Loop devices are detached by name in the cleanup.
 MODE=${1:-loop}
 # the rig's emulation needs a longer T (CF_TEST_T_MS), as the other verbs tests
@@ -85,13 +85,10 @@ loop)
 	;;
 pmem)
 	require_transport
-	DEV=${CF_TEST_NVRAM_DEV:-}
-	if [ -z "$DEV" ]; then
-		[ -n "${CF_RIG:-}" ] || skip "pmem mode overwrites the device: only in the rig (CF_RIG) or with CF_TEST_NVRAM_DEV=/dev/..."
-		DEV=/dev/pmem0
-	fi
-	[ -b "$DEV" ] || [ -c "$DEV" ] ||
-		skip "$DEV does not exist (the rig has it with --nvdimm: tests/rig/rig.sh --nvdimm ...)"
+	# the rig's emulated NVDIMM (rig.sh --nvdimm sets CF_RIG_NVDIMM), or a device named on purpose
+	DEV=${CF_TEST_NVRAM_DEV:-${CF_RIG_NVDIMM:-}}
+	[ -n "$DEV" ] || skip "no scratch NVDIMM: run in the rig with --nvdimm (tests/rig/rig.sh --nvdimm ...) or set CF_TEST_NVRAM_DEV=/dev/... (it is overwritten)"
+	[ -b "$DEV" ] || [ -c "$DEV" ] || fail "$DEV is not a device"
 	# a fresh image: the test owns the device (the rig's NVDIMM is scratch)
 	dd if=/dev/zero of="$DEV" bs=4096 count=1 conv=fsync 2>/dev/null || fail "cannot clear $DEV's header page"
 	;;
