@@ -25,6 +25,9 @@ ulimit -c 0
 # waits scale in the rig (TCG is 20-50x slower than the host)
 W=1
 [ -n "${CF_RIG:-}" ] && W=4
+# formatting an image on the device and registering it takes seconds under emulation
+: "${CF_START_TIMEOUT_S:=$((15 * W))}"
+export CF_START_TIMEOUT_S
 
 LOOPS=()
 nv_cleanup() {

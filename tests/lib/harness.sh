@@ -12,6 +12,8 @@
 #   CF_HOST       host the servers listen on / clients connect to (default 127.0.0.1)
 #   CFSERVER, CFNODE, CFCTL, CF_TCLIENT ...  binaries (meson passes them with env:)
 #   CF_KEEP_WORK  set to keep the work dir for debugging
+#   CF_START_TIMEOUT_S  how long start_cfserver waits for the port (default 10 s;
+#                 a server formatting an image on a device under emulation needs more)
 set -u
 
 CF_TRANSPORT=${CF_TRANSPORT:-tcp}
@@ -154,7 +156,7 @@ start_cfserver() {
 		--cluster-key "$CF_KEYFILE" "$@" >>"$CF_WORK/$name.log" 2>&1 &
 	CFSERVER_PID=$!
 	track_pid "$CFSERVER_PID"
-	if ! wait_for 10 test -s "$pf"; then
+	if ! wait_for "${CF_START_TIMEOUT_S:-10}" test -s "$pf"; then
 		kill -0 "$CFSERVER_PID" 2>/dev/null || log "cfserver exited early"
 		tail -n 20 "$CF_WORK/$name.log" >&2
 		return 1

@@ -24,6 +24,9 @@
 #                     raw-mode namespace, nd_pmem) before the command runs, and
 #                     CF_RIG_NVDIMM=/dev/pmem0. Off by default: it costs the
 #                     namespace probe (a few seconds under TCG)
+#   --nvdimm-devdax [MB] the same NVDIMM with a label area, made a device-DAX
+#                     namespace with ndctl (host package ndctl, taken over 9p)
+#                     before the command: CF_RIG_NVDIMM=/dev/dax0.0
 # In the guest: CF_HOST=<rxe0's address>, CF_TRANSPORT=verbs, CF_RIG=1,
 # CF_TEST_T_MS=5000 and CF_CONNECT_TIMEOUT_MS=30000 unless set (heartbeat and
 # connect timeouts for tests: emulation is
@@ -38,7 +41,7 @@ RIGDIR=$ROOT/tests/rig
 CACHE=${CF_RIG_CACHE:-/var/tmp/cfplex-rig}
 NETDEV=cfrig0
 GUEST_IP=10.77.0.1
-ACCEL=tcg MEM=1024 SMP=2 SHELL_MODE=0 TIMEOUT=1800 NVDIMM_MB=0
+ACCEL=tcg MEM=1024 SMP=2 SHELL_MODE=0 TIMEOUT=1800 NVDIMM_MB=0 NVDIMM_DEVDAX=0
 SHARES=()
 
 die() { echo "rig: $*" >&2; exit 2; }
@@ -53,10 +56,11 @@ while [ $# -gt 0 ]; do
 	--kvm) ACCEL=kvm ;;
 	--mem) MEM=$2; shift ;;
 	--smp) SMP=$2; shift ;;
-	--nvdimm)
+	--nvdimm|--nvdimm-devdax)
 		NVDIMM_MB=256
+		[ "$1" = --nvdimm-devdax ] && NVDIMM_DEVDAX=1
 		if [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]]; then NVDIMM_MB=$2; shift; fi ;;
-	-h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) break ;;
@@ -148,7 +152,23 @@ ip link add $NETDEV type dummy && ip addr add $GUEST_IP/24 dev $NETDEV && ip lin
 rdma link add rxe0 type rxe netdev $NETDEV || echo "rig: rdma link add rxe0 failed" >&2
 export CF_HOST=$GUEST_IP
 EOF
-	if [ "$NVDIMM_MB" -gt 0 ]; then
+	if [ "$NVDIMM_DEVDAX" = 1 ]; then
+		# a labelled NVDIMM starts with no namespace: make one in devdax mode
+		cat <<'EOF'
+for _ in $(seq 1 300); do [ -e /sys/bus/nd/devices/region0 ] && break; sleep 0.1; done
+command -v ndctl >/dev/null || echo "rig: --nvdimm-devdax needs ndctl on the host (apt-get install ndctl)" >&2
+ndctl create-namespace -f -r region0 -m devdax >/run/cfrig-ndctl.log 2>&1 ||
+	{ ndctl disable-region region0 && ndctl init-labels -f nmem0 && ndctl enable-region region0 &&
+	  ndctl create-namespace -f -r region0 -m devdax; } >>/run/cfrig-ndctl.log 2>&1
+for _ in $(seq 1 300); do [ -c /dev/dax0.0 ] && break; sleep 0.1; done
+if [ -c /dev/dax0.0 ]; then
+	export CF_RIG_NVDIMM=/dev/dax0.0
+	echo "rig: NVDIMM /dev/dax0.0 (devdax, align $(cat /sys/bus/dax/devices/dax0.0/align 2>/dev/null || echo ?)), after $(cut -d' ' -f1 /proc/uptime)s" >&2
+else
+	echo "rig: --nvdimm-devdax but no /dev/dax0.0: $(tail -n 5 /run/cfrig-ndctl.log | tr '\n' ' ')" >&2
+fi
+EOF
+	elif [ "$NVDIMM_MB" -gt 0 ]; then
 		# the namespace shows up asynchronously (nfit probe, then nd_pmem): wait, bounded
 		cat <<'EOF'
 for _ in $(seq 1 300); do [ -b /dev/pmem0 ] && break; sleep 0.1; done
@@ -181,7 +201,7 @@ if [ "$NVDIMM_MB" -gt 0 ]; then
 	truncate -s "${NVDIMM_MB}M" "$RUN/nvdimm.img"
 	MACH=(-machine pc,nvdimm=on -m "$MEM,slots=2,maxmem=4G"
 		-object "memory-backend-file,id=nv1,share=on,mem-path=$RUN/nvdimm.img,size=${NVDIMM_MB}M"
-		-device nvdimm,id=nvd1,memdev=nv1)
+		-device "nvdimm,id=nvd1,memdev=nv1$([ "$NVDIMM_DEVDAX" = 1 ] && echo ,label-size=128K)")
 fi
 QEMU=(qemu-system-x86_64 "${ACC[@]}" "${MACH[@]}" -smp "$SMP" -nodefaults -no-user-config -nographic
 	-serial mon:stdio -no-reboot -nic none "${FS[@]}" -kernel "$CACHE/vmlinuz" -initrd "$INITRD"
