@@ -201,10 +201,12 @@ static int map_block(struct cf_image *im, const char *path)
 {
 	uint64_t bytes = 0;
 	void *p;
+	int r;
 
 	if (ioctl(im->fd, BLKGETSIZE64, &bytes) < 0) {
-		snprintf(im->why, sizeof(im->why), "%s: BLKGETSIZE64: %s", path, strerror(errno));
-		return -errno;
+		r = -errno;
+		snprintf(im->why, sizeof(im->why), "%s: BLKGETSIZE64: %s", path, strerror(-r));
+		return r;
 	}
 	if (bytes < CF_PAGE) {
 		snprintf(im->why, sizeof(im->why), "%s: block device has %llu bytes, geometry needs %llu", path,
@@ -217,9 +219,10 @@ static int map_block(struct cf_image *im, const char *path)
 	 */
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, im->fd, 0);
 	if (p == MAP_FAILED) {
+		r = -errno;
 		snprintf(im->why, sizeof(im->why), "%s: mmap %llu bytes: %s", path, (unsigned long long)bytes,
-			 strerror(errno));
-		return -errno;
+			 strerror(-r));
+		return r;
 	}
 	im->base = p;
 	im->size = bytes;

@@ -325,7 +325,12 @@ err_core:
 	cf_core_free(core);
 err_image:
 	cf_image_close(&im); /* persists the whole image under --nvram */
-	if (rc == EXIT_OK)
+	if (im.persist_errors) {
+		cfs_err("%llu persist(s) of the image failed (msync on %s): it may not hold the latest state",
+			(unsigned long long)im.persist_errors, nvram);
+		rc = EXIT_OTHER;
+	} else if (rc == EXIT_OK) {
 		cfs_info("image persisted, bye");
+	}
 	return rc;
 }

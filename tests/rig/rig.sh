@@ -195,19 +195,21 @@ for s in "${SHARES[@]}"; do
 	echo "cfshare$i $s" >> "$RUN/shares"; i=$((i + 1))
 done
 if [ $ACCEL = kvm ]; then ACC=(-accel kvm -cpu host); else ACC=(-accel tcg,thread=multi -cpu max); fi
-MACH=(-m "$MEM")
+MACH=(-m "$MEM") NVOPT= NVSAY=
+[ "$NVDIMM_DEVDAX" = 1 ] && NVOPT=,label-size=128K # a label area: namespaces can be configured
+[ "$NVDIMM_MB" -gt 0 ] && NVSAY=", NVDIMM ${NVDIMM_MB} MB"
 if [ "$NVDIMM_MB" -gt 0 ]; then
 	# a sparse file of the run dir backs the NVDIMM; share=on: the guest's stores reach it
 	truncate -s "${NVDIMM_MB}M" "$RUN/nvdimm.img"
 	MACH=(-machine pc,nvdimm=on -m "$MEM,slots=2,maxmem=4G"
 		-object "memory-backend-file,id=nv1,share=on,mem-path=$RUN/nvdimm.img,size=${NVDIMM_MB}M"
-		-device "nvdimm,id=nvd1,memdev=nv1$([ "$NVDIMM_DEVDAX" = 1 ] && echo ,label-size=128K)")
+		-device "nvdimm,id=nvd1,memdev=nv1$NVOPT")
 fi
 QEMU=(qemu-system-x86_64 "${ACC[@]}" "${MACH[@]}" -smp "$SMP" -nodefaults -no-user-config -nographic
 	-serial mon:stdio -no-reboot -nic none "${FS[@]}" -kernel "$CACHE/vmlinuz" -initrd "$INITRD"
 	-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init")
 
-say "booting $KVER ($ACCEL, ${MEM} MB, $SMP vCPU$([ "$NVDIMM_MB" -gt 0 ] && echo ", NVDIMM ${NVDIMM_MB} MB"))"
+say "booting $KVER ($ACCEL, ${MEM} MB, $SMP vCPU$NVSAY)"
 set +e
 if [ $SHELL_MODE = 1 ]; then
 	"${QEMU[@]}"
