@@ -25,6 +25,8 @@ ulimit -c 0
 # waits scale in the rig (TCG is 20-50x slower than the host)
 W=1
 [ -n "${CF_RIG:-}" ] && W=4
+# two systems under emulation (each one's rdma_cm set-up and heartbeats load the vCPUs)
+[ -n "${CF_RIG:-}" ] && NSYS=2
 # formatting an image on the device and registering it takes seconds under emulation
 : "${CF_START_TIMEOUT_S:=$((15 * W))}"
 export CF_START_TIMEOUT_S
@@ -103,14 +105,27 @@ cluster_init --nvram "$DEV" --max-instances 8 --log-size 1M
 grep -q "CF image: $DEV (\(block device\|device-DAX\), .*freshly formatted" "$CF_WORK/cfserver.log" ||
 	fail "the start-up line does not say the device kind: $(grep 'CF image' "$CF_WORK/cfserver.log")"
 log "$(grep -m1 -o 'CF image: .*' "$CF_WORK/cfserver.log")"
-for s in $(seq 1 "$NSYS"); do node_start "SYS$s"; done
-for s in $(seq 1 "$NSYS"); do wait_for $((60 * W)) busy "SYS$s" 2 || fail "SYS$s did not start committing"; done
+# one system at a time, each committing before the next joins: under emulation
+# on a busy host three rdma_cm handshakes at once can miss the server's bound,
+# and a system that died before the CF crash is not what this test is about
+# (restarted, at most twice)
+for s in $(seq 1 "$NSYS"); do
+	node_start "SYS$s"
+	for try in 1 2 3; do
+		wait_for $((60 * W)) busy "SYS$s" 2 && break
+		[ $try = 3 ] && fail "SYS$s did not start committing"
+		node_exited "SYS$s" || fail "SYS$s is alive but does not commit"
+		node_reap "SYS$s"
+		log "SYS$s exited ${NODE_RC[SYS$s]} before committing: starting it again"
+		node_start "SYS$s"
+	done
+done
 gen0=$(cf_status | awk '$1 == "gen" {print $2}')
 [ -n "$gen0" ] || fail "no generation in the status"
 kill -KILL "$CFSERVER_PID"
 wait "$CFSERVER_PID" 2>/dev/null
 CRASHES=$((CRASHES + 1))
-for s in SYS1 SYS2 SYS3; do # every system notices and ends its incarnation (75)
+for s in $(seq -f SYS%g 1 "$NSYS"); do # every system notices and ends its incarnation (75)
 	node_wait_exit $s $((20 * W)) || fail "$s did not notice the CF crash"
 	[ "${NODE_RC[$s]}" = 75 ] || fail "$s exited ${NODE_RC[$s]} after the CF crash, not 75"
 done
@@ -124,7 +139,7 @@ if [ -b "$DEV" ]; then
 	expect_refused "device in use" "$DEV" "in use"
 fi
 restart_dead
-for s in SYS1 SYS2 SYS3; do wait_recovered "$(inst_of $s)" $((30 * W)); done
-for s in SYS1 SYS2 SYS3; do wait_for $((60 * W)) busy $s 1 || fail "$s did not resume after the CF restart"; done
+for s in $(seq -f SYS%g 1 "$NSYS"); do wait_recovered "$(inst_of $s)" $((30 * W)); done
+for s in $(seq -f SYS%g 1 "$NSYS"); do wait_for $((60 * W)) busy $s 1 || fail "$s did not resume after the CF restart"; done
 check_invariants nvram_dev
 pass "cfserver --nvram $DEV ($CF_TRANSPORT): kill -9 mid-workload, restart took the image over (generation $gen0 -> $gen1), systems recovered; $JCHECK_LAST"
