@@ -71,6 +71,7 @@ done
 
 # ---- 1. host packages (userspace only; the host kernel is not touched) ----
 PKGS="qemu-system-x86 busybox-static kmod iproute2 xz-utils zstd cpio ibverbs-providers ibverbs-utils rdmacm-utils perftest libibverbs-dev librdmacm-dev"
+[ "$NVDIMM_DEVDAX" = 1 ] && PKGS="$PKGS ndctl" # the guest runs the host's ndctl
 need=()
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
