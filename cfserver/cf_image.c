@@ -3,11 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <libpmem2.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cf_util.h"
@@ -97,6 +101,8 @@ static int map_pmem(struct cf_image *im)
 	im->base = pmem2_map_get_address(im->pmap);
 	im->size = pmem2_map_get_size(im->pmap);
 	im->persist_fn = pmem2_get_persist_fn(im->pmap);
+	/* PAGE: libpmem2 persists with msync; BYTE / CACHE_LINE: CPU flushes */
+	im->cpu_flush = pmem2_map_get_store_granularity(im->pmap) != PMEM2_GRANULARITY_PAGE;
 err_src:
 	pmem2_source_delete(&src);
 err_cfg:
@@ -109,22 +115,199 @@ err:
 	return 0;
 }
 
+/*
+ * A block device's mapping persists through the page cache: msync of the
+ * pages the range touches. The signature is persist_fn's, so that callers
+ * that only test persist_fn for "does this image persist" see every kind;
+ * failures are counted by cf_image_persist, which is the one caller.
+ */
+static int msync_range(const void *ptr, size_t size)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)ptr & ~(pg - 1), e = (uintptr_t)ptr + size;
+
+	return msync((void *)a, e - a, MS_SYNC) < 0 ? -errno : 0;
+}
+
+static void block_persist(const void *ptr, size_t size)
+{
+	(void)msync_range(ptr, size);
+}
+
+int cf_image_classify(unsigned mode, int is_devdax, const char **what)
+{
+	const char *w = NULL;
+	int r;
+
+	switch (mode & S_IFMT) {
+	case S_IFREG: return CF_IMAGE_FILE;
+	case S_IFBLK: return CF_IMAGE_BLOCK;
+	case S_IFCHR:
+		if (is_devdax)
+			return CF_IMAGE_DEVDAX;
+		w = "a character device that is not a device-DAX (/dev/daxX.Y) device";
+		r = -ENODEV;
+		break;
+	case S_IFLNK:
+		w = "a symbolic link (refused: give the target, e.g. --nvram \"$(readlink -f PATH)\")";
+		r = -ELOOP;
+		break;
+	case S_IFIFO: w = "a FIFO", r = -ENODEV; break;
+	case S_IFSOCK: w = "a socket", r = -ENODEV; break;
+	case S_IFDIR: w = "a directory", r = -ENODEV; break;
+	default: w = "of an unknown file type", r = -ENODEV; break;
+	}
+	if (what)
+		*what = w;
+	return r;
+}
+
+const char *cf_image_kind_str(enum cf_image_kind k)
+{
+	switch (k) {
+	case CF_IMAGE_DRAM: return "DRAM";
+	case CF_IMAGE_FILE: return "regular file";
+	case CF_IMAGE_BLOCK: return "block device";
+	case CF_IMAGE_DEVDAX: return "device-DAX";
+	}
+	return "?";
+}
+
+const char *cf_image_persist_str(const struct cf_image *im)
+{
+	switch (im->kind) {
+	case CF_IMAGE_DRAM: return "volatile, lost at exit";
+	case CF_IMAGE_BLOCK: return "persisted by msync of the page range";
+	default: break;
+	}
+	return im->cpu_flush ? "persisted by CPU cache flushes (libpmem2, DAX)" : "persisted by msync (libpmem2, page cache)";
+}
+
+/* Is character device rdev a device-DAX one? Its sysfs subsystem is "dax" (bus or class). */
+static int chr_is_devdax(dev_t rdev)
+{
+	char link[128], target[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/sys/dev/char/%u:%u/subsystem", major(rdev), minor(rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	return !strcmp(basename(target), "dax");
+}
+
+static int map_block(struct cf_image *im, const char *path)
+{
+	uint64_t bytes = 0;
+	void *p;
+	int r;
+
+	if (ioctl(im->fd, BLKGETSIZE64, &bytes) < 0) {
+		r = -errno;
+		snprintf(im->why, sizeof(im->why), "%s: BLKGETSIZE64: %s", path, strerror(-r));
+		return r;
+	}
+	if (bytes < CF_PAGE) {
+		snprintf(im->why, sizeof(im->why), "%s: block device has %llu bytes, geometry needs %llu", path,
+			 (unsigned long long)bytes, (unsigned long long)im->map.image_size);
+		return -ENOSPC;
+	}
+	/*
+	 * The whole device: a loaded image's own geometry (which may differ
+	 * from the options' defaults) must fit it, and cf_header_check says so.
+	 */
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, im->fd, 0);
+	if (p == MAP_FAILED) {
+		r = -errno;
+		snprintf(im->why, sizeof(im->why), "%s: mmap %llu bytes: %s", path, (unsigned long long)bytes,
+			 strerror(-r));
+		return r;
+	}
+	im->base = p;
+	im->size = bytes;
+	im->persist_fn = block_persist;
+	return 0;
+}
+
+/*
+ * Open PATH for the kind it is, without following a symbolic link and without
+ * side effects on what it is not: look first (O_PATH opens nothing), decide,
+ * then open for real and check it is still the same inode.
+ */
+static int open_path(struct cf_image *im, const char *path, int *created)
+{
+	struct stat st, st2;
+	const char *what = NULL;
+	int pfd, flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC, r;
+
+	*created = 0;
+	pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0 && errno == ENOENT) {
+		/* a new image file; O_EXCL: never through a symlink planted meanwhile */
+		im->fd = open(path, flags | O_CREAT | O_EXCL, 0600);
+		if (im->fd < 0) {
+			r = -errno;
+			snprintf(im->why, sizeof(im->why), "create %s: %s", path, strerror(errno));
+			return r;
+		}
+		*created = 1;
+		im->kind = CF_IMAGE_FILE;
+		return 0;
+	}
+	if (pfd < 0 || fstat(pfd, &st) < 0) {
+		r = -errno;
+		snprintf(im->why, sizeof(im->why), "%s: %s", path, strerror(errno));
+		goto err_close_path;
+	}
+	r = cf_image_classify(st.st_mode, S_ISCHR(st.st_mode) && chr_is_devdax(st.st_rdev), &what);
+	if (r < 0) {
+		snprintf(im->why, sizeof(im->why), "%s is %s; --nvram takes a regular file, a block device "
+			 "or a device-DAX device", path, what);
+		goto err_close_path;
+	}
+	im->kind = (enum cf_image_kind)r;
+	if (im->kind == CF_IMAGE_BLOCK)
+		flags |= O_EXCL; /* a block device: fails EBUSY while mounted or held exclusively */
+	im->fd = open(path, flags);
+	if (im->fd < 0) {
+		r = -errno;
+		if (errno == EBUSY)
+			snprintf(im->why, sizeof(im->why), "%s: block device in use (mounted, or open exclusively "
+				 "by another process such as another cfserver)", path);
+		else
+			snprintf(im->why, sizeof(im->why), "open %s: %s", path, strerror(errno));
+		goto err_close_path;
+	}
+	if (fstat(im->fd, &st2) < 0) {
+		r = -errno;
+		snprintf(im->why, sizeof(im->why), "%s: %s", path, strerror(errno));
+		goto err_close_path;
+	}
+	if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino || st2.st_rdev != st.st_rdev) {
+		snprintf(im->why, sizeof(im->why), "%s was replaced while it was being opened", path);
+		r = -EAGAIN;
+		goto err_close_path;
+	}
+	r = 0;
+err_close_path:
+	close(pfd);
+	return r;
+}
+
 static int open_nvram(struct cf_image *im, const char *path, const struct cf_geometry *geo, unsigned mask)
 {
 	struct cf_header *h;
 	const char *why = NULL;
 	struct stat st;
-	int r, regular, fresh = 0;
+	int r, regular, created, fresh = 0;
 
-	im->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (im->fd < 0) {
-		r = -errno;
-		snprintf(im->why, sizeof(im->why), "open %s: %s", path, strerror(errno));
+	r = open_path(im, path, &created);
+	if (r < 0)
 		return r;
-	}
 	if (fstat(im->fd, &st) < 0)
 		goto err_errno;
-	regular = S_ISREG(st.st_mode);
+	regular = im->kind == CF_IMAGE_FILE;
 	if (regular && st.st_size == 0) {
 		/*
 		 * Allocate every block now: a sparse file on a full filesystem
@@ -135,7 +318,9 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 		if (r) {
 			snprintf(im->why, sizeof(im->why), "%s: cannot allocate %llu bytes for the image: %s", path,
 				 (unsigned long long)im->map.image_size, strerror(r));
-			if (ftruncate(im->fd, 0) < 0) /* leave an empty file, as found */
+			if (created) /* leave nothing behind */
+				unlink(path);
+			else if (ftruncate(im->fd, 0) < 0) /* leave an empty file, as found */
 				r = errno;
 			return -r;
 		}
@@ -145,7 +330,7 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 			 (long long)st.st_size);
 		return CF_CORRUPT();
 	}
-	r = map_pmem(im);
+	r = im->kind == CF_IMAGE_BLOCK ? map_block(im, path) : map_pmem(im);
 	if (r < 0)
 		return r;
 	h = cf_image_header(im);
@@ -153,8 +338,10 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 		/* new or never formatted: size it for the geometry, format, persist */
 		if (im->size < im->map.image_size) {
 			if (!regular) {
-				snprintf(im->why, sizeof(im->why), "%s: device has %llu bytes, geometry needs %llu",
-					 path, (unsigned long long)im->size,
+				/* a device is never resized: it holds the geometry or is refused */
+				snprintf(im->why, sizeof(im->why), "%s: %s has %llu bytes, geometry needs %llu "
+					 "(smaller --log-size / --max-instances, or a larger device)", path,
+					 cf_image_kind_str(im->kind), (unsigned long long)im->size,
 					 (unsigned long long)im->map.image_size);
 				return -ENOSPC;
 			}
@@ -172,6 +359,11 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 		}
 		format(im, geo, fresh);
 		cf_image_persist(im, 0, im->map.image_size);
+		if (im->persist_errors) {
+			snprintf(im->why, sizeof(im->why), "%s: the freshly formatted image could not be persisted "
+				 "(msync failed)", path);
+			return -EIO;
+		}
 		return 0;
 	}
 	if (cf_header_check(h, im->size, &why) < 0) {
@@ -214,6 +406,11 @@ void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)
 		return;
 	if (len > im->size - off)
 		len = im->size - off;
+	if (im->kind == CF_IMAGE_BLOCK) {
+		if (msync_range((char *)im->base + off, len) < 0)
+			im->persist_errors++;
+		return;
+	}
 	im->persist_fn((char *)im->base + off, len);
 }
 
@@ -231,6 +428,9 @@ void cf_image_close(struct cf_image *im)
 	if (im->pmap) {
 		cf_image_persist(im, 0, im->map.image_size);
 		pmem2_map_delete(&im->pmap);
+	} else if (im->base && im->kind == CF_IMAGE_BLOCK) {
+		cf_image_persist(im, 0, im->map.image_size);
+		munmap(im->base, im->size);
 	} else if (im->base) {
 		munmap(im->base, im->size);
 	}

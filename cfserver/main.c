@@ -42,8 +42,10 @@ static void usage(FILE *f)
 		"  --listen ADDR:PORT     where to listen (default 127.0.0.1:7410; port 0 = any)\n"
 		"  --port-file FILE       write the bound port to FILE once listening\n"
 		"  --transport tcp|verbs  transport backend (default tcp)\n"
-		"  --nvram PATH           keep the CF image in PATH (file, DAX device, /dev/pmem0),\n"
-		"                         mapped with libpmem2; default: DRAM, lost at exit\n"
+		"  --nvram PATH           keep the CF image in PATH: a regular file (created if\n"
+		"                         missing), a block device (/dev/pmem0, a loop device) or\n"
+		"                         a device-DAX device (/dev/daxX.Y); not a symlink.\n"
+		"                         Default: DRAM, lost at exit\n"
 		"  --max-systems N        system table size (default %u, max %u)\n"
 		"  --max-instances N      instance table size (default %u, max %u)\n"
 		"  --lock-entries N       lock table classes, power of two (default %u)\n"
@@ -61,7 +63,9 @@ static void usage(FILE *f)
 		"Geometry options must match an existing --nvram image; give none to use the image's.\n"
 		"\n"
 		"Exit status: 0 clean shutdown (SIGTERM/SIGINT), 1 other error, 2 usage error,\n"
-		"3 CF image refused (corrupt, foreign, mismatched or no space), 4 cannot listen,\n5 cluster key problem.\n",
+		"3 CF image refused (corrupt, foreign, mismatched, no space or device too small,\n"
+		"--nvram of a kind that cannot hold it, a symlink, or a device in use), 4 cannot\n"
+		"listen, 5 cluster key problem.\n",
 		CF_DEFAULT_MAX_SYSTEMS, CF_MAX_SYSTEMS_LIMIT, CF_DEFAULT_MAX_INSTANCES, CF_MAX_INSTANCES_LIMIT,
 		CF_DEFAULT_LOCK_ENTRIES, CF_DEFAULT_RECORD_ENTRIES);
 }
@@ -280,13 +284,23 @@ int main(int argc, char **argv)
 	r = cf_image_open(&im, nvram, &geo, explicit_geo);
 	if (r < 0) {
 		cfs_err("CF image refused: %s", im.why[0] ? im.why : strerror(-r));
-		if (r == -EBADMSG)
+		if (r == -EBADMSG && im.kind == CF_IMAGE_BLOCK)
+			cfs_err("refusing to start rather than overwrite it; zero its first 4 KiB page to start "
+				"afresh on this device");
+		else if (r == -EBADMSG)
 			cfs_err("refusing to start rather than overwrite it; move it away to start afresh");
 		cf_image_close(&im);
-		return r == -EBADMSG || r == -EINVAL || r == -ENOSPC ? EXIT_IMAGE : EXIT_OTHER;
+		switch (r) {
+		case -EBADMSG: case -EINVAL: case -ENOSPC: case -ENODEV: case -ELOOP: case -EBUSY:
+			return EXIT_IMAGE;
+		default:
+			return EXIT_OTHER;
+		}
 	}
-	cfs_info("CF image: %s, %llu bytes (%u systems, %u instances, %u lock classes, %u records, log %llu)%s",
-		 nvram ? nvram : "DRAM (volatile)", (unsigned long long)im.map.image_size, im.map.geo.max_systems,
+	cfs_info("CF image: %s (%s, %s), %llu bytes of %llu (%u systems, %u instances, %u lock classes, "
+		 "%u records, log %llu)%s",
+		 nvram ? nvram : "DRAM", cf_image_kind_str(im.kind), cf_image_persist_str(&im),
+		 (unsigned long long)im.map.image_size, (unsigned long long)im.size, im.map.geo.max_systems,
 		 im.map.geo.max_instances, im.map.geo.lock_entries, im.map.geo.record_entries,
 		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded");
 	if (im.body.bad_node)
@@ -343,7 +357,12 @@ err_core:
 	cf_core_free(core);
 err_image:
 	cf_image_close(&im); /* persists the whole image under --nvram */
-	if (rc == EXIT_OK)
+	if (im.persist_errors) {
+		cfs_err("%llu persist(s) of the image failed (msync on %s): it may not hold the latest state",
+			(unsigned long long)im.persist_errors, nvram);
+		rc = EXIT_OTHER;
+	} else if (rc == EXIT_OK) {
 		cfs_info("image persisted, bye");
+	}
 	return rc;
 }

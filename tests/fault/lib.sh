@@ -57,7 +57,7 @@ server_restart() {
 		--cluster-key "$CF_KEYFILE" "${SRV_ARGS[@]}" >>"$CF_WORK/cfserver.log" 2>&1 &
 	CFSERVER_PID=$!
 	track_pid "$CFSERVER_PID"
-	wait_for 10 test -s "$pf" || fail "cfserver did not restart on port $SRV_PORT (see cfserver.log)"
+	wait_for "${CF_START_TIMEOUT_S:-10}" test -s "$pf" || fail "cfserver did not restart on port $SRV_PORT (see cfserver.log)"
 	log "cfserver restarted, pid $CFSERVER_PID"
 }
 

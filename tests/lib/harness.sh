@@ -16,6 +16,8 @@
 #                 "netns": each system on its own namespace-host (tests/lib/hosts.sh:
 #                 own network, UTS and mount namespaces, hostname hostA.., the
 #                 data directory bind-mounted, the external fence agent fence_netns)
+#   CF_START_TIMEOUT_S  how long start_cfserver waits for the port (default 10 s, 60 s over verbs;
+#                 a server formatting an image on a device under emulation needs more)
 set -u
 
 CF_TRANSPORT=${CF_TRANSPORT:-tcp}

@@ -19,6 +19,14 @@
 #   --timeout SEC     kill the guest after SEC seconds (default 1800); rc 124
 #   --kvm             use KVM (default TCG: the hosts here have no usable KVM)
 #   --mem MB --smp N  guest size (default 1024 MB, 2 vCPU)
+#   --nvdimm [MB]     an emulated NVDIMM (default 256 MB, a sparse file in the
+#                     run dir, gone after the run): the guest has /dev/pmem0 (a
+#                     raw-mode namespace, nd_pmem) before the command runs, and
+#                     CF_RIG_NVDIMM=/dev/pmem0. Off by default: it costs the
+#                     namespace probe (a few seconds under TCG)
+#   --nvdimm-devdax [MB] the same NVDIMM with a label area, made a device-DAX
+#                     namespace with ndctl (host package ndctl, taken over 9p)
+#                     before the command: CF_RIG_NVDIMM=/dev/dax0.0
 # In the guest: CF_HOST=<rxe0's address>, CF_TRANSPORT=verbs, CF_RIG=1,
 # CF_TEST_T_MS=5000 and CF_CONNECT_TIMEOUT_MS=30000 unless set (heartbeat and
 # connect timeouts for tests: emulation is
@@ -33,7 +41,7 @@ RIGDIR=$ROOT/tests/rig
 CACHE=${CF_RIG_CACHE:-/var/tmp/cfplex-rig}
 NETDEV=cfrig0
 GUEST_IP=10.77.0.1
-ACCEL=tcg MEM=1024 SMP=2 SHELL_MODE=0 TIMEOUT=1800
+ACCEL=tcg MEM=1024 SMP=2 SHELL_MODE=0 TIMEOUT=1800 NVDIMM_MB=0 NVDIMM_DEVDAX=0
 SHARES=()
 
 die() { echo "rig: $*" >&2; exit 2; }
@@ -48,7 +56,11 @@ while [ $# -gt 0 ]; do
 	--kvm) ACCEL=kvm ;;
 	--mem) MEM=$2; shift ;;
 	--smp) SMP=$2; shift ;;
-	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--nvdimm|--nvdimm-devdax)
+		NVDIMM_MB=256
+		[ "$1" = --nvdimm-devdax ] && NVDIMM_DEVDAX=1
+		if [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]]; then NVDIMM_MB=$2; shift; fi ;;
+	-h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) break ;;
@@ -59,6 +71,7 @@ done
 
 # ---- 1. host packages (userspace only; the host kernel is not touched) ----
 PKGS="qemu-system-x86 busybox-static kmod iproute2 xz-utils zstd cpio ibverbs-providers ibverbs-utils rdmacm-utils perftest libibverbs-dev librdmacm-dev"
+[ "$NVDIMM_DEVDAX" = 1 ] && PKGS="$PKGS ndctl" # the guest runs the host's ndctl
 need=()
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
@@ -86,15 +99,20 @@ if [ ! -s "$CACHE/vmlinuz" ] || [ ! -d "$CACHE/kernel/lib/modules" ]; then
 fi
 KVER=$(ls "$CACHE/kernel/lib/modules" | head -1)
 
-# ---- 3. initramfs (cached; rebuilt when this script or the init changes) ----
-if [ ! -s "$CACHE/initrd.img" ] || [ "$0" -nt "$CACHE/initrd.img" ] || [ "$RIGDIR/guest-init.sh" -nt "$CACHE/initrd.img" ]; then
+# ---- 3. initramfs (cached, named after what is in it: rigs of other checkouts may share the cache) ----
+# rdma_rxe needs a "crc32" shash provider (else 'rdma link add' fails ENOENT).
+# nfit, nd_pmem, dax_pmem, device_dax: the emulated NVDIMM of --nvdimm
+# (/dev/pmem0, or /dev/daxX.Y for a devdax namespace); loop: loop devices.
+# Harmless without an NVDIMM.
+WANT="crc32_generic rdma_rxe ib_uverbs rdma_ucm dummy 9p 9pnet_virtio virtio_pci nfit nd_pmem dax_pmem device_dax loop"
+IRHASH=$( { echo "$KVER $WANT"; cat "$RIGDIR/guest-init.sh"; } | sha1sum | cut -c1-12)
+INITRD=$CACHE/initrd-$IRHASH.img
+if [ ! -s "$INITRD" ]; then
 	say "building the initramfs for $KVER"
-	IR=$CACHE/initramfs
+	IR=$CACHE/initramfs-$IRHASH
 	rm -rf "$IR"; mkdir -p "$IR"/{bin,dev,proc,sys,root,ko}
 	cp /bin/busybox "$IR/bin/busybox"
 	depmod -b "$CACHE/kernel" "$KVER"
-	# rdma_rxe needs a "crc32" shash provider (else 'rdma link add' fails ENOENT).
-	WANT="crc32_generic rdma_rxe ib_uverbs rdma_ucm dummy 9p 9pnet_virtio virtio_pci"
 	: > "$IR/ko/order"
 	for m in $WANT; do modprobe -d "$CACHE/kernel" -S "$KVER" --show-depends "$m"; done |
 		awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
@@ -108,8 +126,9 @@ if [ ! -s "$CACHE/initrd.img" ] || [ "$0" -nt "$CACHE/initrd.img" ] || [ "$RIGDI
 			echo "$base" >> "$IR/ko/order"
 		done
 	cp "$RIGDIR/guest-init.sh" "$IR/init"; chmod 755 "$IR/init"
-	(cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/initrd.new"
-	mv "$CACHE/initrd.new" "$CACHE/initrd.img"
+	(cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD.new"
+	mv "$INITRD.new" "$INITRD"
+	rm -rf "$IR"
 fi
 flock -u 9
 
@@ -125,7 +144,7 @@ trap cleanup EXIT
 	echo "export CF_TEST_T_MS=${CF_TEST_T_MS:-5000}"
 	# and rdma_cm connection setup takes seconds when two tests share the vCPUs
 	echo "export CF_CONNECT_TIMEOUT_MS=${CF_CONNECT_TIMEOUT_MS:-30000}"
-	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|TRANSPORT|TEST_T_MS|CONNECT_TIMEOUT_MS)$' || true); do
+	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|RIG_NVDIMM|TRANSPORT|TEST_T_MS|CONNECT_TIMEOUT_MS)$' || true); do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	cat <<EOF
@@ -133,6 +152,36 @@ ip link add $NETDEV type dummy && ip addr add $GUEST_IP/24 dev $NETDEV && ip lin
 	echo "rig: cannot set up $NETDEV" >&2
 rdma link add rxe0 type rxe netdev $NETDEV || echo "rig: rdma link add rxe0 failed" >&2
 export CF_HOST=$GUEST_IP
+EOF
+	if [ "$NVDIMM_DEVDAX" = 1 ]; then
+		# a labelled NVDIMM starts with no namespace: make one in devdax mode
+		cat <<'EOF'
+for _ in $(seq 1 300); do [ -e /sys/bus/nd/devices/region0 ] && break; sleep 0.1; done
+command -v ndctl >/dev/null || echo "rig: --nvdimm-devdax needs ndctl on the host (apt-get install ndctl)" >&2
+ndctl create-namespace -f -r region0 -m devdax >/run/cfrig-ndctl.log 2>&1 ||
+	{ ndctl disable-region region0 && ndctl init-labels -f nmem0 && ndctl enable-region region0 &&
+	  ndctl create-namespace -f -r region0 -m devdax; } >>/run/cfrig-ndctl.log 2>&1
+for _ in $(seq 1 300); do [ -c /dev/dax0.0 ] && break; sleep 0.1; done
+if [ -c /dev/dax0.0 ]; then
+	export CF_RIG_NVDIMM=/dev/dax0.0
+	echo "rig: NVDIMM /dev/dax0.0 (devdax, align $(cat /sys/bus/dax/devices/dax0.0/align 2>/dev/null || echo ?)), after $(cut -d' ' -f1 /proc/uptime)s" >&2
+else
+	echo "rig: --nvdimm-devdax but no /dev/dax0.0: $(tail -n 5 /run/cfrig-ndctl.log | tr '\n' ' ')" >&2
+fi
+EOF
+	elif [ "$NVDIMM_MB" -gt 0 ]; then
+		# the namespace shows up asynchronously (nfit probe, then nd_pmem): wait, bounded
+		cat <<'EOF'
+for _ in $(seq 1 300); do [ -b /dev/pmem0 ] && break; sleep 0.1; done
+if [ -b /dev/pmem0 ]; then
+	export CF_RIG_NVDIMM=/dev/pmem0
+	echo "rig: NVDIMM /dev/pmem0, $(($(cat /sys/block/pmem0/size) / 2048)) MiB, after $(cut -d' ' -f1 /proc/uptime)s" >&2
+else
+	echo "rig: --nvdimm but no /dev/pmem0 after 30 s: $(ls /sys/bus/nd/devices 2>&1 | tr '\n' ' ')" >&2
+fi
+EOF
+	fi
+	cat <<EOF
 cd $(printf %q "$PWD") 2>/dev/null || { echo "rig: $PWD is not shared (use --share); running in /" >&2; cd /; }
 EOF
 } > "$RUN/env.sh"
@@ -147,11 +196,21 @@ for s in "${SHARES[@]}"; do
 	echo "cfshare$i $s" >> "$RUN/shares"; i=$((i + 1))
 done
 if [ $ACCEL = kvm ]; then ACC=(-accel kvm -cpu host); else ACC=(-accel tcg,thread=multi -cpu max); fi
-QEMU=(qemu-system-x86_64 "${ACC[@]}" -m "$MEM" -smp "$SMP" -nodefaults -no-user-config -nographic
-	-serial mon:stdio -no-reboot -nic none "${FS[@]}" -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.img"
+MACH=(-m "$MEM") NVOPT= NVSAY=
+[ "$NVDIMM_DEVDAX" = 1 ] && NVOPT=,label-size=128K # a label area: namespaces can be configured
+[ "$NVDIMM_MB" -gt 0 ] && NVSAY=", NVDIMM ${NVDIMM_MB} MB"
+if [ "$NVDIMM_MB" -gt 0 ]; then
+	# a sparse file of the run dir backs the NVDIMM; share=on: the guest's stores reach it
+	truncate -s "${NVDIMM_MB}M" "$RUN/nvdimm.img"
+	MACH=(-machine pc,nvdimm=on -m "$MEM,slots=2,maxmem=4G"
+		-object "memory-backend-file,id=nv1,share=on,mem-path=$RUN/nvdimm.img,size=${NVDIMM_MB}M"
+		-device "nvdimm,id=nvd1,memdev=nv1$NVOPT")
+fi
+QEMU=(qemu-system-x86_64 "${ACC[@]}" "${MACH[@]}" -smp "$SMP" -nodefaults -no-user-config -nographic
+	-serial mon:stdio -no-reboot -nic none "${FS[@]}" -kernel "$CACHE/vmlinuz" -initrd "$INITRD"
 	-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init")
 
-say "booting $KVER ($ACCEL, ${MEM} MB, $SMP vCPU)"
+say "booting $KVER ($ACCEL, ${MEM} MB, $SMP vCPU$NVSAY)"
 set +e
 if [ $SHELL_MODE = 1 ]; then
 	"${QEMU[@]}"
