@@ -27,8 +27,9 @@ test: build
 # Under CPU emulation every test runs 5-30x slower than on the host, and its time varies with
 # the host's load (claim24 took 74 s in one CI run, 117 s of its 120 in the next): the
 # timeouts, which are bounds for hangs, get a multiplier of 3 there.
+# --nvdimm: the guest has an emulated NVDIMM, so the suite also runs cfserver --nvram /dev/pmem0.
 test-verbs: build
-	bash tests/rig/rig.sh --share "$(CURDIR)" -- meson test -C $(CURDIR)/$(BUILD) --suite verbs --no-rebuild --print-errorlogs --num-processes 2 --timeout-multiplier 3
+	bash tests/rig/rig.sh --nvdimm --share "$(CURDIR)" -- meson test -C $(CURDIR)/$(BUILD) --suite verbs --no-rebuild --print-errorlogs --num-processes 2 --timeout-multiplier 3
 
 # The demo over verbs in the soft-RoCE rig; T and h scaled for CPU emulation.
 demo-verbs: build
