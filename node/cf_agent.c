@@ -82,6 +82,15 @@ int cf_agent_join(struct cf_agent *a)
 	r = cf_session_join(&a->s, a->o.system, a->host, a->pid, a->starttime);
 	if (r)
 		return r;
+	{
+		struct cf_header h;
+		r = cf_session_read(&a->s, 0, &h, sizeof(h));
+		if (r)
+			return r;
+		a->image_id[0] = h.reserved[CF_HDR_IMAGE_ID0];
+		a->image_id[1] = h.reserved[CF_HDR_IMAGE_ID1];
+		a->cf_volatile = h.reserved[CF_HDR_DURABILITY] == CF_IMAGE_VOLATILE;
+	}
 	a->sys = a->s.sys;
 	a->epoch = a->s.epoch;
 	a->token = a->s.token;
