@@ -142,6 +142,8 @@ int cf_marker_parse(const char *buf, size_t len, struct cf_marker *m, char *why,
 			return bad(why, whylen, "line '%.40s' has no value", line);
 		*sp = 0;
 		val = sp + 1;
+		if (seen & (1u << F_CRC))
+			return bad(why, whylen, "'%.20s' after the crc (trailing bytes)", line);
 		for (f = 0; f < F_N; f++)
 			if (!strcmp(line, field_names[f]))
 				break;
@@ -149,8 +151,6 @@ int cf_marker_parse(const char *buf, size_t len, struct cf_marker *m, char *why,
 			return bad(why, whylen, "unknown field '%.20s'", line);
 		if (seen & (1u << f))
 			return bad(why, whylen, "field '%s' given twice", field_names[f]);
-		if (seen & (1u << F_CRC))
-			return bad(why, whylen, "field '%s' after the crc", field_names[f]);
 		seen |= 1u << f;
 		switch (f) {
 		case F_INSTANCE:

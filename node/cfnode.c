@@ -287,27 +287,20 @@ static int check_markers(struct cf_agent *a, const char *dir, uint64_t wait_ms)
 			return 0;
 		}
 		image_str(stale.image, old, sizeof(old));
-		if (!said) {
-			say(CF_AGENT_WARN,
-			    "data directory %s: instance %s (system %s, host %s, pid %llu) is in use under CF image %s, "
-			    "which is gone (this CF is image %s): waiting up to %.1f s for it to back out its open "
-			    "transactions from memory",
-			    dir, stale.instance, stale.system, stale.host, (unsigned long long)stale.pid, old, cur,
-			    (double)wait_ms / 1000.0);
-			said = true;
-		}
-		if (alive && cf_mono_ns() - t0 < wait_ms * 1000000ull && !atomic_load(&a->stop) && !cf_agent_over(a)) {
+		/* its owner may still be backing out: here and running, or on another host (unknown) */
+		if ((alive || strcmp(stale.host, a->host)) && cf_mono_ns() - t0 < wait_ms * 1000000ull &&
+		    !atomic_load(&a->stop) && !cf_agent_over(a)) {
 			struct timespec ts = { 0, 50 * 1000000L };
+			if (!said)
+				say(CF_AGENT_WARN,
+				    "data directory %s: instance %s (system %s, host %s, pid %llu) is in use under CF "
+				    "image %s, which is gone (this CF is image %s): waiting up to %.1f s for it to back "
+				    "out its open transactions from memory",
+				    dir, stale.instance, stale.system, stale.host, (unsigned long long)stale.pid, old, cur,
+				    (double)wait_ms / 1000.0);
+			said = true;
 			nanosleep(&ts, NULL);
 			continue;
-		}
-		if (cf_mono_ns() - t0 < wait_ms * 1000000ull && !alive && strcmp(stale.host, a->host)) {
-			/* on another host: its owner's fate is unknown here; wait the whole bound */
-			struct timespec ts = { 0, 50 * 1000000L };
-			if (!atomic_load(&a->stop) && !cf_agent_over(a)) {
-				nanosleep(&ts, NULL);
-				continue;
-			}
 		}
 		say(CF_AGENT_ERR,
 		    "data directory %s needs the operator: instance %s of system %s (host %s, pid %llu%s) was in use "
