@@ -206,11 +206,11 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 		snprintf(im->why, sizeof(im->why), "%s: %s", path, im->body.first_server);
 		return -EBADMSG;
 	}
-	/* an image formatted before the image id existed gets one now, and keeps it */
-	if (!h->reserved[CF_HDR_IMAGE_ID0] && !h->reserved[CF_HDR_IMAGE_ID1])
-		new_image_id(h);
-	h->reserved[CF_HDR_DURABILITY] = CF_IMAGE_DURABLE;
-	cf_image_persist(im, 0, sizeof(*h));
+	/*
+	 * Nothing is written here: an existing image is never rewritten by open.
+	 * One formatted before the image id existed has zeros there; nodes then
+	 * take its creation time and header crc as the id (cf_layout.h).
+	 */
 	return 0;
 err_errno:
 	r = -errno;

@@ -90,6 +90,10 @@ int cf_agent_join(struct cf_agent *a)
 		a->image_id[0] = h.reserved[CF_HDR_IMAGE_ID0];
 		a->image_id[1] = h.reserved[CF_HDR_IMAGE_ID1];
 		a->cf_volatile = h.reserved[CF_HDR_DURABILITY] == CF_IMAGE_VOLATILE;
+		if (!a->image_id[0] && !a->image_id[1]) { /* an image formatted before ids: cf_layout.h */
+			a->image_id[0] = h.created_ns;
+			a->image_id[1] = h.crc;
+		}
 	}
 	a->sys = a->s.sys;
 	a->epoch = a->s.epoch;

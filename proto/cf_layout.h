@@ -89,8 +89,9 @@ struct cf_header {
  * cfserver restarts; a DRAM image is formatted, so gets a new one, at every
  * start); reserved[2] says whether the image outlives the cfserver process.
  * Set by cfserver before the listener opens; read-only for everyone else.
- * A durability word that is neither value (a server before this field) is
- * treated as durable: nodes then keep their old behaviour.
+ * A durability word that is neither value (an --nvram image formatted before
+ * this field) is treated as durable, and a zero id as {created_ns, crc}:
+ * cfserver never rewrites an existing image at open.
  */
 #define CF_HDR_IMAGE_ID0 0
 #define CF_HDR_IMAGE_ID1 1
