@@ -46,9 +46,11 @@ void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o)
 void cf_agent_set_over(struct cf_agent *a, int err)
 {
 	int zero = 0;
+	uint64_t none = 0;
 
 	if (err >= 0)
 		err = -EPIPE;
+	atomic_compare_exchange_strong(&a->over_ns, &none, cf_mono_ns()); /* before over: readers see both */
 	if (atomic_compare_exchange_strong(&a->over, &zero, err))
 		cf_agent_poke(a);
 }

@@ -127,6 +127,7 @@ struct cf_agent {
 	ev_timer tick;
 	ev_signal sigint, sigterm;
 	_Atomic int over;   /* -errno: this incarnation is over */
+	_Atomic uint64_t over_ns; /* monotonic time it was first marked over (0: not yet) */
 	_Atomic int stop;   /* shutdown requested */
 	_Atomic int leaving;
 	void *recovery;     /* cf_recovery.c's state */

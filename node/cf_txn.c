@@ -317,6 +317,8 @@ int cf_txn_self_backout(struct cf_txn *t)
 
 	if (t->state != CF_TXN_OPEN)
 		return 0;
+	if (!t->terminal && c->self_backout_check && (r = c->self_backout_check(c->lease_arg)))
+		return r;
 	if (!t->terminal) {
 		for (size_t i = t->nupd; i-- > 0;) {
 			const struct cf_txn_upd *u = &t->upd[i];

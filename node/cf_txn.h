@@ -58,6 +58,9 @@ struct cf_txn_ctx {
 	 * instead (cf_txn_self_backout). Set by the daemon; off by default.
 	 */
 	bool self_backout;
+	/* 0 when a self-backout may write now, else -errno (why not); called with
+	 * lease_arg; NULL: always */
+	int (*self_backout_check)(void *arg);
 	uint64_t self_backouts; /* transactions backed out that way */
 };
 

@@ -314,6 +314,24 @@ static int check_markers(struct cf_agent *a, const char *dir, uint64_t wait_ms)
 	}
 }
 
+/*
+ * May the workload back out from memory now? Only if this incarnation ended
+ * while its heartbeat was younger than T: then a CF that is in fact alive had
+ * not declared us failed by silence, and a peer recovers us only after its
+ * disk fence (kill and confirmed exit), so our writes land first. A process
+ * that was frozen past T (a zombie) may find its instance recovered and its
+ * locks released without a fence (--fence-agent none): it must not write.
+ * Its marker stays in use; if the CF is gone, the operator decides.
+ */
+static int self_backout_check(void *arg)
+{
+	struct cf_agent *a = arg;
+	uint64_t over_ns = atomic_load(&a->over_ns), last = atomic_load(&a->hb.last_ok_ns);
+	uint64_t at = over_ns ? over_ns : cf_mono_ns();
+
+	return last && at - last < a->hb_timeout_ns ? 0 : -ESTALE;
+}
+
 /* Set the home instance's marker; 0 or -errno (logged). */
 static int set_marker(struct cf_agent *a, const char *inst, enum cf_marker_state st)
 {
@@ -344,9 +362,12 @@ static void after_self_backout(struct cf_agent *a, struct cf_inst_ctx *home, boo
 	}
 	if (home->txn.nopen) {
 		say(CF_AGENT_ERR,
-		    "self-backout of %s: %u transaction(s) could not be backed out from memory: its data-directory "
-		    "marker stays in use, restarts will ask the operator",
-		    home->name, home->txn.nopen);
+		    "self-backout of %s: %u transaction(s) not backed out from memory%s: its data-directory marker "
+		    "stays as it is; if this CF is gone, restarts will ask the operator",
+		    home->name, home->txn.nopen,
+		    self_backout_check(a) ? " (the heartbeat was older than T when the incarnation ended: a peer may "
+					    "have recovered the instance already)"
+					  : "");
 		return;
 	}
 	if (set_marker(a, home->name, CF_MARKER_CLEAN) == 0)
@@ -715,6 +736,7 @@ int main(int argc, char **argv)
 		}
 		home->txn.lock_timeout_ms = (int)lock_timeout;
 		home->txn.self_backout = a.cf_volatile;
+		home->txn.self_backout_check = self_backout_check;
 		w.a = &a;
 		w.ic = home;
 		w.ws = &ws;
