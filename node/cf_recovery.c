@@ -322,8 +322,6 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	}
 
 	CF_FAULT("rec.after_backout");
-	if (env->backed_out) /* before the unregister: a home claiming I next writes its marker after ours */
-		env->backed_out(env->arg, inst, rep->inst_name);
 	/* 7. release every lock the record list names; clear it; reset the log */
 	phase(x, CF_PHASE_RELEASE);
 	if (records && (r = cf_session_drain(s)) < 0) {
@@ -340,6 +338,12 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	}
 	rep->locks_free_real_ns = cf_real_ns();
 
+	/*
+	 * After the release (the locks are free as early as before) and before the
+	 * unregister: a home that claims I next writes its marker after ours.
+	 */
+	if (env->backed_out)
+		env->backed_out(env->arg, inst, rep->inst_name);
 	CF_FAULT("rec.before_unregister");
 	/* 8. unregister: cfserver revokes our access as it CASes to INACTIVE_CLEAN(k) */
 	phase(x, CF_PHASE_UNREGISTER);
