@@ -10,11 +10,28 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cf_util.h"
+
+/* A new random image id (cf_layout.h, reserved[0..1]); never all zero. */
+static void new_image_id(struct cf_header *h)
+{
+	uint64_t id[2] = { 0, 0 };
+
+	while (!id[0] && !id[1]) {
+		if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+			/* no entropy source: the clock and pid still differ between starts */
+			id[0] = cf_real_ns();
+			id[1] = cf_mono_ns() ^ ((uint64_t)getpid() << 32);
+		}
+	}
+	h->reserved[CF_HDR_IMAGE_ID0] = id[0];
+	h->reserved[CF_HDR_IMAGE_ID1] = id[1];
+}
 
 /* known_zero: the memory is fresh zero pages (anonymous map, new sparse file). */
 static void format(struct cf_image *im, const struct cf_geometry *geo, int known_zero)
@@ -30,6 +47,8 @@ static void format(struct cf_image *im, const struct cf_geometry *geo, int known
 	if (!known_zero)
 		memset(im->base, 0, im->map.image_size);
 	cf_header_init(h, geo, cf_real_ns());
+	new_image_id(h);
+	h->reserved[CF_HDR_DURABILITY] = im->fd < 0 ? CF_IMAGE_VOLATILE : CF_IMAGE_DURABLE;
 	im->formatted = 1;
 }
 
@@ -379,6 +398,11 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 		snprintf(im->why, sizeof(im->why), "%s: %s", path, im->body.first_server);
 		return -EBADMSG;
 	}
+	/*
+	 * Nothing is written here: an existing image is never rewritten by open.
+	 * One formatted before the image id existed has zeros there; nodes then
+	 * take its creation time and header crc as the id (cf_layout.h).
+	 */
 	return 0;
 err_errno:
 	r = -errno;

@@ -46,9 +46,11 @@ void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o)
 void cf_agent_set_over(struct cf_agent *a, int err)
 {
 	int zero = 0;
+	uint64_t none = 0;
 
 	if (err >= 0)
 		err = -EPIPE;
+	atomic_compare_exchange_strong(&a->over_ns, &none, cf_mono_ns()); /* before over: readers see both */
 	if (atomic_compare_exchange_strong(&a->over, &zero, err))
 		cf_agent_poke(a);
 }
@@ -82,6 +84,19 @@ int cf_agent_join(struct cf_agent *a)
 	r = cf_session_join(&a->s, a->o.system, a->host, a->pid, a->starttime);
 	if (r)
 		return r;
+	{
+		struct cf_header h;
+		r = cf_session_read(&a->s, 0, &h, sizeof(h));
+		if (r)
+			return r;
+		a->image_id[0] = h.reserved[CF_HDR_IMAGE_ID0];
+		a->image_id[1] = h.reserved[CF_HDR_IMAGE_ID1];
+		a->cf_volatile = h.reserved[CF_HDR_DURABILITY] == CF_IMAGE_VOLATILE;
+		if (!a->image_id[0] && !a->image_id[1]) { /* an image formatted before ids: cf_layout.h */
+			a->image_id[0] = h.created_ns;
+			a->image_id[1] = h.crc;
+		}
+	}
 	a->sys = a->s.sys;
 	a->epoch = a->s.epoch;
 	a->token = a->s.token;

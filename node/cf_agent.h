@@ -111,6 +111,9 @@ struct cf_agent {
 	char host[CF_HOST_MAX];
 	uint64_t pid, starttime;
 	uint64_t hb_timeout_ns; /* T in force */
+	/* the CF image joined (header reserved[0..2], read at join): markers name it */
+	uint64_t image_id[2];
+	bool cf_volatile; /* the image dies with cfserver: self-backout on a lost CF */
 	struct cf_hb hb;
 	_Atomic(struct cf_txn_pub *) hb_pub; /* counters the heartbeat carries */
 	_Atomic uint64_t hb_home1;           /* home instance index + 1 */
@@ -124,6 +127,7 @@ struct cf_agent {
 	ev_timer tick;
 	ev_signal sigint, sigterm;
 	_Atomic int over;   /* -errno: this incarnation is over */
+	_Atomic uint64_t over_ns; /* monotonic time it was first marked over (0: not yet) */
 	_Atomic int stop;   /* shutdown requested */
 	_Atomic int leaving;
 	void *recovery;     /* cf_recovery.c's state */

@@ -157,6 +157,15 @@ static int backout_cur(struct bank *b, struct slot *sl)
 		if (r)
 			break;
 	}
+	/*
+	 * The backout through the CF failed: the incarnation is over. On a
+	 * volatile CF nobody else can back this transaction out (its log dies
+	 * with the CF), so this thread, which owns it, does it now from the
+	 * before-images in memory, before they are freed. r stays the error:
+	 * the run ends.
+	 */
+	if (r && b->c->self_backout && cf_txn_self_backout(&sl->t) == 0)
+		b->res->self_backouts++;
 	cf_txn_free(&sl->t);
 	sl->open = false;
 	if (r)

@@ -55,6 +55,7 @@ struct cf_bank_result {
 	uint64_t commits, aborts, timeouts, log_full, self_waits, busy_waits;
 	uint64_t lease_aborts; /* transactions backed out because the lease lapsed */
 	uint64_t lease_waits;  /* commits/backouts that waited for the lease to come back */
+	uint64_t self_backouts; /* backed out from memory after the (volatile) CF was lost */
 	double elapsed_s;
 	struct cf_lock_stats lock;
 	struct cf_lock_hist cas_rtt; /* raw CAS round trips on the same session */

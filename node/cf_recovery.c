@@ -48,6 +48,7 @@
 #include "cf_fault.h"
 #include "cf_lock.h"
 #include "cf_log.h"
+#include "cf_marker.h"
 #include "cf_session.h"
 #include "cf_txn.h"
 #include "cf_util.h"
@@ -337,6 +338,12 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	}
 	rep->locks_free_real_ns = cf_real_ns();
 
+	/*
+	 * After the release (the locks are free as early as before) and before the
+	 * unregister: a home that claims I next writes its marker after ours.
+	 */
+	if (env->backed_out)
+		env->backed_out(env->arg, inst, rep->inst_name);
 	CF_FAULT("rec.before_unregister");
 	/* 8. unregister: cfserver revokes our access as it CASes to INACTIVE_CLEAN(k) */
 	phase(x, CF_PHASE_UNREGISTER);
@@ -533,6 +540,20 @@ static void log_report(struct cf_agent *a, const struct cf_recovery_report *rep)
 		     (unsigned long long)rep->locks_released, (unsigned long long)rep->log_bytes, line);
 }
 
+/* The recovered instance has nothing in flight in the data any more: its marker says so. */
+static void marker_clean(void *arg, uint32_t inst, const char *name)
+{
+	struct cf_agent *a = arg;
+	int r = cf_marker_set(a->o.data_dir, name, CF_MARKER_CLEAN, a->image_id, a->o.system, a->host, a->pid,
+			      a->starttime);
+
+	if (r < 0)
+		cf_agent_log(a, CF_AGENT_WARN,
+			     "recovery: data-directory marker of %s not set clean: %s (it stays in-use: a restart "
+			     "after a loss of this CF will ask the operator)",
+			     name, strerror(-r));
+}
+
 static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct cf_recovery_report *rep)
 {
 	struct cf_recovery_state *st = st_of(a);
@@ -561,6 +582,7 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 	env.lease = cf_agent_lease_cb;
 	env.lease_arg = a;
 	env.step_attempts = 5;
+	env.backed_out = marker_clean;
 	r = cf_recover_instance(&env, inst, reg, seen, fence_us, rep);
 	if (r == 0) {
 		st->recoveries++;

@@ -57,6 +57,12 @@ struct cf_recovery_env {
 	int (*lease)(void *lease_arg); /* may be NULL */
 	void *lease_arg;
 	int step_attempts; /* retries of a failing backout/sync/release/unregister step (default 5) */
+	/*
+	 * Called once the backout is synced and marked in the log and the locks
+	 * are released, before the unregister: the daemon sets the instance's
+	 * data-directory marker clean there (cf_marker.h). May be NULL.
+	 */
+	void (*backed_out)(void *arg, uint32_t inst, const char *name);
 };
 
 /*

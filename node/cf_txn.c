@@ -242,6 +242,7 @@ static int finish(struct cf_txn *t, enum cf_logrec_type type)
 		r = cf_log_append(c->log, type, t->id, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
 		if (r)
 			return r;
+		t->terminal = type;
 		if (type == CF_LR_COMMIT)
 			CF_FAULT("txn.after_commit");
 	}
@@ -305,6 +306,41 @@ int cf_txn_backout(struct cf_txn *t)
 	set_state(t, CF_TXN_ABORTED);
 	c->nopen--;
 	c->aborts++;
+	publish(c);
+	return 0;
+}
+
+int cf_txn_self_backout(struct cf_txn *t)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	int r;
+
+	if (t->state != CF_TXN_OPEN)
+		return 0;
+	if (!t->terminal && c->self_backout_check && (r = c->self_backout_check(c->lease_arg)))
+		return r;
+	if (!t->terminal) {
+		for (size_t i = t->nupd; i-- > 0;) {
+			const struct cf_txn_upd *u = &t->upd[i];
+			r = cf_data_pwrite(c->data, u->file, u->off, u->before, u->len);
+			if (r)
+				return r;
+			t->touched |= 1ull << u->file;
+		}
+		r = sync_touched(t);
+		if (r)
+			return r;
+	}
+	if (t->terminal == CF_LR_COMMIT) {
+		set_state(t, CF_TXN_COMMITTED);
+		c->commits++;
+	} else {
+		set_state(t, CF_TXN_ABORTED);
+		c->aborts++;
+		if (!t->terminal)
+			c->self_backouts++;
+	}
+	c->nopen--;
 	publish(c);
 	return 0;
 }

@@ -52,6 +52,16 @@ struct cf_txn_ctx {
 	uint32_t nopen;
 	uint64_t commits, aborts, lease_refusals, log_full;
 	struct cf_txn_pub *pub; /* may be NULL */
+	/*
+	 * The CF is volatile: when a backout through the CF fails (the
+	 * incarnation is over), back out from the before-images in memory
+	 * instead (cf_txn_self_backout). Set by the daemon; off by default.
+	 */
+	bool self_backout;
+	/* 0 when a self-backout may write now, else -errno (why not); called with
+	 * lease_arg; NULL: always */
+	int (*self_backout_check)(void *arg);
+	uint64_t self_backouts; /* transactions backed out that way */
 };
 
 struct cf_txn_upd {
@@ -69,6 +79,12 @@ struct cf_txn {
 	uint64_t id;
 	enum cf_txn_state state;
 	bool logged; /* BEGIN appended (pinned in the log) */
+	/*
+	 * COMMIT or ABORT acknowledged by the CF: past this point locks may be
+	 * released one by one and another instance may write the records, so
+	 * no before-image of t may be written again (cf_txn_self_backout).
+	 */
+	enum cf_logrec_type terminal; /* 0 until then */
 	struct cf_log_pin pin;
 	struct cf_txn_upd *upd;
 	size_t nupd, cap;
@@ -116,6 +132,17 @@ int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*
 			 uint64_t *nupd);
 int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
 			uint32_t *ntx);
+
+/*
+ * Self-backout, for a volatile CF whose connection is lost (docs/design.md,
+ * "A volatile CF"): no CF operation and no lease check. If t is open and its
+ * COMMIT/ABORT was not acknowledged, write its before-images back in reverse
+ * order and fdatasync the files it touched; t ends ABORTED (no ABORT record:
+ * the log is gone, or a peer writes the same images after fencing us). A t
+ * whose terminal record was acknowledged ends in that state untouched.
+ * Locks are not released (the CF is unreachable). Idempotent.
+ */
+int cf_txn_self_backout(struct cf_txn *t);
 
 /*
  * Wait (polling every millisecond, at most timeout_ms) for a lapsed lease to

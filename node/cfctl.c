@@ -6,6 +6,7 @@
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
  *   cfctl verify  --data DIR [--total T] [--json]
+ *   cfctl data-release INSTANCE --data DIR --force
  *   cfctl mkdata  --data DIR --accounts N --balance B
  *   cfctl keygen  > FILE
  *
@@ -23,11 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
 #include <sodium.h>
 
 #include "cf_auth.h"
 #include "cf_bank.h"
+#include "cf_fence.h"
 #include "cf_lock.h"
+#include "cf_marker.h"
 #include "cf_recovery.h"
 #include "cf_session.h"
 #include "cf_util.h"
@@ -53,7 +57,12 @@ static void usage(FILE *out)
 		"          switch the cluster's recovery policy\n"
 		"  verify  --data DIR [--total T] [--json]\n"
 		"          every record's crc valid and the bank total equal to T (default: the\n"
-		"          total recorded at mkdata); exit 0 when it holds, 1 when not\n"
+		"          total recorded at mkdata), and the instances' data-directory markers;\n"
+		"          exit 0 when the data holds, 1 when not\n"
+		"  data-release INSTANCE --data DIR --force\n"
+		"          mark INSTANCE's data-directory marker clean, after a volatile CF was lost\n"
+		"          with its open transactions (cfnode exit 78), once the data is restored or\n"
+		"          accepted as it is\n"
 		"  mkdata  --data DIR --accounts N --balance B\n"
 		"          create the bank's record file DIR/f0.cfd (N accounts of balance B)\n"
 		"  keygen  print a new cluster key (64 hex digits) on stdout\n"
@@ -68,6 +77,7 @@ struct opts {
 	uint64_t accounts;
 	int64_t balance;
 	bool have_accounts, have_balance;
+	bool force;
 };
 
 static int parse_i64(const char *s, int64_t *out)
@@ -454,6 +464,8 @@ static int cmd_policy(const struct opts *o, const char *pol)
 	return 0;
 }
 
+static void show_markers(const char *dir);
+
 static int cmd_verify(const struct opts *o)
 {
 	int r;
@@ -463,7 +475,119 @@ static int cmd_verify(const struct opts *o)
 		return EX_USAGE_;
 	}
 	r = cf_bank_verify(o->data, o->have_total, o->total, o->json, stdout);
+	if (!o->json)
+		show_markers(o->data);
 	return r ? EX_FAIL : 0;
+}
+
+static void print_marker(const char *name, const struct cf_marker *m)
+{
+	char img[40];
+	time_t t = (time_t)(m->time_ns / 1000000000ull);
+	struct tm tm;
+	char when[32] = "?";
+
+	cf_marker_image_str(m->image, img, sizeof(img));
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("marker %-15s %-6s image %s  system %s host %s pid %llu at %s\n", name, cf_marker_state_str(m->state),
+	       img, m->system, m->host, (unsigned long long)m->pid, when);
+}
+
+/* The markers of DIR (text mode of verify): informational, in-use is normal under a live CF. */
+static void show_markers(const char *dir)
+{
+	static char names[CF_MARKER_MAX_LIST][CF_NAME_MAX];
+	size_t n = 0;
+	int r = cf_marker_list(dir, names, CF_MARKER_MAX_LIST, &n);
+
+	if (r == -ENOENT || (!r && !n)) {
+		printf("markers: none (no instance has written to %s yet)\n", dir);
+		return;
+	}
+	if (r) {
+		printf("markers: %s/" CF_MARKER_DIR ": %s\n", dir, strerror(-r));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cf_marker m;
+		char why[160];
+		r = cf_marker_read(dir, names[i], &m, why, sizeof(why));
+		if (r == -EBADMSG)
+			printf("marker %-15s CORRUPT: %s\n", names[i], why);
+		else if (r)
+			printf("marker %-15s %s\n", names[i], strerror(-r));
+		else
+			print_marker(names[i], &m);
+	}
+	printf("markers: an instance in-use under a CF image that is gone keeps cfnode from starting (exit 78) "
+	       "until its open transactions are backed out, or cfctl data-release\n");
+}
+
+static int cmd_data_release(const struct opts *o, const char *inst)
+{
+	struct cf_marker m;
+	char why[160], host[CF_HOST_MAX], img[40];
+	uint64_t zero[2] = { 0, 0 };
+	const uint64_t *image = zero;
+	int r;
+
+	if (!o->data) {
+		fprintf(stderr, "cfctl: data-release needs --data DIR\n");
+		return EX_USAGE_;
+	}
+	if (cf_name_check(inst)) {
+		fprintf(stderr, "cfctl: bad instance name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", inst);
+		return EX_USAGE_;
+	}
+	r = cf_marker_read(o->data, inst, &m, why, sizeof(why));
+	if (r == -ENOENT) {
+		fprintf(stderr, "cfctl: data-release: %s has no marker in %s/" CF_MARKER_DIR ": nothing to release "
+				"(cfctl verify --data %s lists the markers)\n",
+			inst, o->data, o->data);
+		return EX_FAIL;
+	}
+	if (r && r != -EBADMSG) {
+		fprintf(stderr, "cfctl: data-release: marker of %s: %s\n", inst, strerror(-r));
+		return EX_FAIL;
+	}
+	if (r == -EBADMSG)
+		printf("marker %-15s CORRUPT: %s\n", inst, why);
+	else
+		print_marker(inst, &m);
+	if (!r && m.state == CF_MARKER_CLEAN) {
+		printf("%s is clean already: nothing changed\n", inst);
+		return 0;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = 0;
+	if (!r && !strcmp(m.host, host) && m.pid && m.pid <= INT32_MAX && kill((pid_t)m.pid, 0) == 0 &&
+	    (!m.starttime || cf_proc_starttime(m.pid) == m.starttime)) {
+		fprintf(stderr, "cfctl: data-release: %s is still in use by pid %llu on this host (system %s): stop "
+				"it first; nothing changed\n",
+			inst, (unsigned long long)m.pid, m.system);
+		return EX_FAIL;
+	}
+	if (!o->force) {
+		fprintf(stderr, "cfctl: data-release: %s may have left uncommitted updates in %s with no undo log left. "
+				"Restore the data or accept it as it is (cfctl verify --data %s), then repeat with "
+				"--force; nothing changed\n",
+			inst, o->data, o->data);
+		return EX_USAGE_;
+	}
+	if (!r)
+		image = m.image;
+	r = cf_marker_set(o->data, inst, CF_MARKER_CLEAN, image, "cfctl", host, (uint64_t)getpid(),
+			  cf_proc_starttime((uint64_t)getpid()));
+	if (r) {
+		fprintf(stderr, "cfctl: data-release: write the marker of %s: %s\n", inst, strerror(-r));
+		return EX_FAIL;
+	}
+	cf_marker_image_str(image, img, sizeof(img));
+	printf("%s released: marker set clean (image %s) by the operator; cfnode may start on %s again\n", inst,
+	       img, o->data);
+	return 0;
 }
 
 static int cmd_mkdata(const struct opts *o)
@@ -511,7 +635,7 @@ static int cmd_keygen(void)
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -522,6 +646,7 @@ int main(int argc, char **argv)
 		{ "balance", required_argument, NULL, O_BALANCE },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "on", required_argument, NULL, O_ON },
+		{ "force", no_argument, NULL, O_FORCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -566,6 +691,7 @@ int main(int argc, char **argv)
 			break;
 		case O_JSON: o.json = true; break;
 		case O_ON: o.on = optarg; break;
+		case O_FORCE: o.force = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EX_USAGE_;
 		}
@@ -586,11 +712,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
 		return EX_USAGE_;
 	}
-	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy")) {
+	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release")) {
 		if (!arg) {
 			fprintf(stderr, "cfctl: %s needs an argument (see --help)\n", cmd);
 			return EX_USAGE_;
 		}
+		if (!strcmp(cmd, "data-release"))
+			return cmd_data_release(&o, arg);
 		return !strcmp(cmd, "recover") ? cmd_recover(&o, arg) : cmd_policy(&o, arg);
 	}
 	if (arg) {

@@ -6,7 +6,9 @@
  *
  * Exit codes: 0 ok, 1 other error, 2 usage, 69 CF unavailable, 75 this
  * incarnation is over (connection to the CF lost, or declared failed:
- * restart to rejoin), 77 cluster key refused.
+ * restart to rejoin), 77 cluster key refused, 78 the data directory needs the
+ * operator (an instance was in use under a volatile CF image that is gone and
+ * its open transactions were not backed out: see cfctl data-release).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +28,7 @@
 #include "cf_agent.h"
 #include "cf_auth.h"
 #include "cf_bank.h"
+#include "cf_marker.h"
 #include "cf_recovery.h"
 #include "cf_util.h"
 
@@ -35,6 +38,9 @@
 #define EX_UNAVAILABLE_ 69
 #define EX_OVER 75
 #define EX_KEY 77
+#define EX_DATA 78 /* the data directory needs the operator (not restartable: fix, then start) */
+#define DEFAULT_MARKER_WAIT_MS 10000
+#define SELF_BACKOUT_WAIT_S 20 /* the workload thread's self-backout: writes and one fdatasync per file */
 
 enum workload { WL_NONE, WL_BANK, WL_HOLD, WL_LOCK, WL_BACKOUT, WL_LOGFULL };
 /*
@@ -129,11 +135,14 @@ static void usage(FILE *out)
 		"  --fence-arg K=V        option for an external fence agent (repeatable)\n"
 		"  --data-io buffered|direct  data file I/O: page cache (default), or O_DIRECT for a data\n"
 		"                         directory on NFS shared by several hosts\n"
+		"  --marker-wait MS       wait for another instance's self-backout after a volatile CF\n"
+		"                         was lost, at most MS (default 10000), before refusing (78)\n"
 		"  -q, --quiet / -v, --verbose\n"
 		"  -h, --help\n"
 		"\n"
 		"Exit codes: 0 ok, 1 error, 2 usage, 69 CF unavailable, 75 incarnation over (restart to rejoin),\n"
-		"77 cluster key refused.\n");
+		"77 cluster key refused, 78 the data directory needs the operator (do not restart: see the\n"
+		"message, cfctl verify and cfctl data-release).\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -238,6 +247,169 @@ static int over_exit(struct cf_agent *a, int err)
 	return EX_OVER;
 }
 
+static void image_str(const uint64_t id[2], char *buf, size_t cap)
+{
+	cf_marker_image_str(id, buf, cap);
+}
+
+/* Is the marker's writer still running here? (false when it is on another host: unknown) */
+static bool marker_owner_alive_here(const struct cf_agent *a, const struct cf_marker *m)
+{
+	if (strcmp(m->host, a->host) || m->pid == 0 || m->pid > INT32_MAX)
+		return false;
+	if (kill((pid_t)m->pid, 0) < 0 && errno == ESRCH)
+		return false;
+	return !m->starttime || cf_proc_starttime(m->pid) == m->starttime;
+}
+
+/*
+ * Before any data write of this incarnation: every marker in use under
+ * another CF image means that image's undo logs are gone with uncommitted
+ * work possibly in the data (docs/design.md, "A volatile CF"). Its owner may
+ * still be backing out from memory: wait at most wait_ms (not at all when it
+ * is known dead), then refuse. Returns 0 or an exit code.
+ */
+static int check_markers(struct cf_agent *a, const char *dir, uint64_t wait_ms)
+{
+	static char names[CF_MARKER_MAX_LIST][CF_NAME_MAX];
+	uint64_t t0 = cf_mono_ns();
+	char cur[40], old[40], why[160];
+	bool said = false;
+	size_t n = 0;
+	int r;
+
+	image_str(a->image_id, cur, sizeof(cur));
+	for (;;) {
+		struct cf_marker m, stale;
+		bool pending = false, alive = false;
+
+		r = cf_marker_list(dir, names, CF_MARKER_MAX_LIST, &n);
+		if (r == -ENOENT)
+			return 0;
+		if (r) {
+			say(CF_AGENT_ERR, "data directory %s: markers in %s/" CF_MARKER_DIR ": %s", dir, dir, strerror(-r));
+			return EX_OTHER;
+		}
+		for (size_t i = 0; i < n; i++) {
+			r = cf_marker_read(dir, names[i], &m, why, sizeof(why));
+			if (r == -ENOENT)
+				continue;
+			if (r == -EBADMSG) {
+				say(CF_AGENT_ERR,
+				    "data directory %s: the marker of instance %s (%s/" CF_MARKER_DIR "/%s) is corrupt: %s. "
+				    "Refusing to start: whether %s left uncommitted updates in the data is unknown. Check "
+				    "the data (cfctl verify --data %s), restore or accept it, then run: cfctl data-release "
+				    "--data %s %s --force",
+				    dir, names[i], dir, names[i], why, names[i], dir, dir, names[i]);
+				return EX_DATA;
+			}
+			if (r) {
+				say(CF_AGENT_ERR, "data directory %s: marker of %s: %s", dir, names[i], strerror(-r));
+				return EX_OTHER;
+			}
+			if (m.state != CF_MARKER_INUSE || cf_marker_same_image(&m, a->image_id))
+				continue;
+			if (!pending || marker_owner_alive_here(a, &m))
+				stale = m;
+			pending = true;
+			alive |= marker_owner_alive_here(a, &m);
+		}
+		if (!pending) {
+			if (said)
+				say(CF_AGENT_INFO, "data directory %s: every instance of a lost CF image has backed out", dir);
+			return 0;
+		}
+		image_str(stale.image, old, sizeof(old));
+		/* its owner may still be backing out: here and running, or on another host (unknown) */
+		if ((alive || strcmp(stale.host, a->host)) && cf_mono_ns() - t0 < wait_ms * 1000000ull &&
+		    !atomic_load(&a->stop) && !cf_agent_over(a)) {
+			struct timespec ts = { 0, 50 * 1000000L };
+			if (!said)
+				say(CF_AGENT_WARN,
+				    "data directory %s: instance %s (system %s, host %s, pid %llu) is in use under CF "
+				    "image %s, which is gone (this CF is image %s): waiting up to %.1f s for it to back "
+				    "out its open transactions from memory",
+				    dir, stale.instance, stale.system, stale.host, (unsigned long long)stale.pid, old, cur,
+				    (double)wait_ms / 1000.0);
+			said = true;
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		say(CF_AGENT_ERR,
+		    "data directory %s needs the operator: instance %s of system %s (host %s, pid %llu%s) was in use "
+		    "under CF image %s, which is gone (a volatile CF restarted, or its image was replaced), and its "
+		    "open transactions were not backed out: their uncommitted updates may be in the data, with no undo "
+		    "log left. Refusing to start (exit 78). Make sure that process is gone, check the data (cfctl verify "
+		    "--data %s), restore it or accept it, then run: cfctl data-release --data %s %s --force",
+		    dir, stale.instance, stale.system, stale.host, (unsigned long long)stale.pid,
+		    marker_owner_alive_here(a, &stale) ? ", still running" : "", old, dir, dir, stale.instance);
+		return EX_DATA;
+	}
+}
+
+/*
+ * May the workload back out from memory now? Only if this incarnation ended
+ * while its heartbeat was younger than T: then a CF that is in fact alive had
+ * not declared us failed by silence, and a peer recovers us only after its
+ * disk fence (kill and confirmed exit), so our writes land first. A process
+ * that was frozen past T (a zombie) may find its instance recovered and its
+ * locks released without a fence (--fence-agent none): it must not write.
+ * Its marker stays in use; if the CF is gone, the operator decides.
+ */
+static int self_backout_check(void *arg)
+{
+	struct cf_agent *a = arg;
+	uint64_t over_ns = atomic_load(&a->over_ns), last = atomic_load(&a->hb.last_ok_ns);
+	uint64_t at = over_ns ? over_ns : cf_mono_ns();
+
+	return last && at - last < a->hb_timeout_ns ? 0 : -ESTALE;
+}
+
+/* Set the home instance's marker; 0 or -errno (logged). */
+static int set_marker(struct cf_agent *a, const char *inst, enum cf_marker_state st)
+{
+	int r = cf_marker_set(a->o.data_dir, inst, st, a->image_id, a->o.system, a->host, a->pid, a->starttime);
+
+	if (r < 0)
+		say(CF_AGENT_ERR, "data directory %s: cannot set the marker of %s %s: %s", a->o.data_dir, inst,
+		    cf_marker_state_str(st), strerror(-r));
+	return r;
+}
+
+/*
+ * The incarnation is over and the workload thread has returned: on a volatile
+ * CF its open transactions were backed out from memory (cf_bank.c
+ * backout_cur); if none is left open, say so in the marker. Otherwise the
+ * marker stays in use and every restart asks the operator.
+ */
+static void after_self_backout(struct cf_agent *a, struct cf_inst_ctx *home, bool joined)
+{
+	if (!a->cf_volatile || !home)
+		return;
+	if (!joined || !home->attached) {
+		say(CF_AGENT_ERR,
+		    "self-backout of %s did not finish (the workload did not return): its data-directory marker stays "
+		    "in use, restarts will ask the operator",
+		    home->name);
+		return;
+	}
+	if (home->txn.nopen) {
+		say(CF_AGENT_ERR,
+		    "self-backout of %s: %u transaction(s) not backed out from memory%s: its data-directory marker "
+		    "stays as it is; if this CF is gone, restarts will ask the operator",
+		    home->name, home->txn.nopen,
+		    self_backout_check(a) ? " (the heartbeat was older than T when the incarnation ended: a peer may "
+					    "have recovered the instance already)"
+					  : "");
+		return;
+	}
+	if (set_marker(a, home->name, CF_MARKER_CLEAN) == 0)
+		say(CF_AGENT_WARN,
+		    "volatile CF lost: self-backout of %s done (%llu open transaction(s) backed out from the "
+		    "before-images in memory, files synced); its data-directory marker is clean",
+		    home->name, (unsigned long long)home->txn.self_backouts);
+}
+
 /*
  * The incarnation is over: stop the heartbeat thread and ask the workload to
  * stop. Its every CF or data write is lease-checked and the lease is gone, so
@@ -253,7 +425,8 @@ static bool end_threads(struct cf_agent *a, struct wl_run *w, pthread_t thr, boo
 		return true;
 	atomic_store(&w->stop, 1);
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 1;
+	/* on a volatile CF the thread backs out what it has open before it returns */
+	until.tv_sec += a->cf_volatile ? SELF_BACKOUT_WAIT_S : 1;
 	if (pthread_timedjoin_np(thr, NULL, &until) == 0)
 		return true;
 	pthread_detach(thr);
@@ -277,7 +450,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
-		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_DATAIO,
+		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_DATAIO, O_MARKERWAIT,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -305,6 +478,7 @@ int main(int argc, char **argv)
 		{ "fence-agent", required_argument, NULL, O_FENCE },
 		{ "fence-arg", required_argument, NULL, O_FENCEARG },
 		{ "data-io", required_argument, NULL, O_DATAIO },
+		{ "marker-wait", required_argument, NULL, O_MARKERWAIT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -315,12 +489,12 @@ int main(int argc, char **argv)
 	const char *key_file = NULL, *fence_spec = "local";
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
-	uint64_t v, lock_timeout = 2000;
+	uint64_t v, lock_timeout = 2000, marker_wait = DEFAULT_MARKER_WAIT_MS;
 	static struct cf_agent a;
 	struct cf_session ws;
 	struct cf_inst_ctx *home = NULL;
 	pthread_t thr;
-	bool thr_started = false;
+	bool thr_started = false, marked = false;
 	int c, r, rc = EX_OK_;
 
 	memset(&ws, 0, sizeof(ws));
@@ -438,6 +612,10 @@ int main(int argc, char **argv)
 			else
 				bad = "--data-io must be buffered or direct";
 			break;
+		case O_MARKERWAIT:
+			if (parse_u64(optarg, &marker_wait) || marker_wait > 3600000)
+				bad = "--marker-wait must be 0..3600000 ms";
+			break;
 		case 'q': verbosity = CF_AGENT_WARN; break;
 		case 'v': verbosity = CF_AGENT_DEBUG; break;
 		case 'h': usage(stdout); return EX_OK_;
@@ -542,6 +720,15 @@ int main(int argc, char **argv)
 		rc = r == -EINVAL ? EX_USAGE_ : a.s.dead ? EX_OVER : EX_OTHER;
 		goto out_fini;
 	}
+	{
+		char id[40];
+		image_str(a.image_id, id, sizeof(id));
+		say(CF_AGENT_INFO, "CF image %s (%s)", id,
+		    a.cf_volatile ? "volatile: a lost CF is backed out from memory" : "durable");
+	}
+	rc = check_markers(&a, o.data_dir, marker_wait);
+	if (rc)
+		goto out_leave;
 	r = cf_agent_inst_open(&a, o.instance, true, &home);
 	if (r) {
 		say(CF_AGENT_ERR, "open instance %s: %s", o.instance, strerror(-r));
@@ -565,6 +752,12 @@ int main(int argc, char **argv)
 	}
 	say(CF_AGENT_INFO, "instance %s (#%u) is ACTIVE here (incident %u)", o.instance, home->index,
 	    cf_reg_incident(home->reg));
+	/* before the first data write of this incarnation (the attach may back out leftovers) */
+	if (set_marker(&a, o.instance, w.kind != WL_NONE ? CF_MARKER_INUSE : CF_MARKER_CLEAN) < 0) {
+		rc = EX_OTHER;
+		goto out_leave;
+	}
+	marked = true;
 	r = cf_recovery_init(&a);
 	if (r) {
 		say(CF_AGENT_ERR, "recovery module: %s", strerror(-r));
@@ -585,6 +778,8 @@ int main(int argc, char **argv)
 			goto out_recovery;
 		}
 		home->txn.lock_timeout_ms = (int)lock_timeout;
+		home->txn.self_backout = a.cf_volatile;
+		home->txn.self_backout_check = self_backout_check;
 		w.a = &a;
 		w.ic = home;
 		w.ws = &ws;
@@ -603,9 +798,13 @@ int main(int argc, char **argv)
 	r = cf_agent_run(&a);
 	if (r) {
 		/* The incarnation is over: no clean leave, nothing carried over. */
+		bool joined;
 		rc = over_exit(&a, r);
 		fflush(stdout);
-		end_incarnation(&a, home, &ws, end_threads(&a, &w, thr, thr_started));
+		joined = end_threads(&a, &w, thr, thr_started);
+		if (thr_started)
+			after_self_backout(&a, home, joined);
+		end_incarnation(&a, home, &ws, joined);
 		return rc;
 	}
 	if (thr_started) {
@@ -624,6 +823,7 @@ int main(int argc, char **argv)
 		if (w.r) {
 			if (ws.dead || cf_agent_over(&a) || w.r == -ENOLINK) {
 				rc = over_exit(&a, ws.dead ? ws.dead : w.r);
+				after_self_backout(&a, home, true);
 				end_incarnation(&a, home, &ws, end_threads(&a, &w, thr, false));
 				return rc;
 			}
@@ -655,6 +855,9 @@ out_leave:
 	} else if (rc == EX_OK_) {
 		say(CF_AGENT_INFO, "left the cluster cleanly");
 	}
+	/* nothing of the home instance is in flight any more: a clean leave, or it was never used */
+	if (marked && !r && (rc == EX_OK_ || rc == EX_OTHER))
+		(void)set_marker(&a, home->name, CF_MARKER_CLEAN);
 out_fini:
 	cf_agent_fini(&a);
 	return rc;

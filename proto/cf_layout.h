@@ -81,8 +81,23 @@ struct cf_header {
 	/* ---- mutable part, not covered by crc ---- */
 	uint64_t generation; /* bumped at every cfserver start; tells nodes the CF restarted */
 	uint64_t policy;     /* cluster recovery policy: enum cf_policy */
-	uint64_t reserved[7];
+	uint64_t reserved[7]; /* [0..2]: image id and durability, below; [3..6] free */
 };
+/*
+ * Which image this is (docs/design.md, "A volatile CF"): reserved[0], [1] a
+ * random 128-bit image id drawn at format (an --nvram image keeps it across
+ * cfserver restarts; a DRAM image is formatted, so gets a new one, at every
+ * start); reserved[2] says whether the image outlives the cfserver process.
+ * Set by cfserver before the listener opens; read-only for everyone else.
+ * A durability word that is neither value (an --nvram image formatted before
+ * this field) is treated as durable, and a zero id as {created_ns, crc}:
+ * cfserver never rewrites an existing image at open.
+ */
+#define CF_HDR_IMAGE_ID0 0
+#define CF_HDR_IMAGE_ID1 1
+#define CF_HDR_DURABILITY 2
+#define CF_IMAGE_VOLATILE 0x454c4954414c4f56ull /* "VOLATILE" */
+#define CF_IMAGE_DURABLE 0x454c424152554440ull  /* "@DURABLE" */
 _Static_assert(sizeof(struct cf_header) == 192, "cf_header size");
 CF_ASSERT_WORD(struct cf_header, generation);
 CF_ASSERT_WORD(struct cf_header, policy);

@@ -5,7 +5,14 @@
 #   double_failure      SIGKILL two systems at once: the third recovers both
 #   cf_crash_workload   kill -9 cfserver (--nvram) mid-workload; restart on the image
 #   cf_crash_recovery   kill -9 cfserver (--nvram) while a counterpart is mid-backout
-#   cf_restart_volatile kill -9 cfserver without --nvram: every system notices, clearly
+#   cf_restart_volatile kill -9 cfserver without --nvram under the bank load, CF_KILLS
+#                       times (default 3), restarted on the same address each time:
+#                       every system backs out its open transactions from memory
+#                       (self-backout), exits 75, is restarted and rejoins the new
+#                       CF; at the end the journals must explain the data exactly
+#   volatile_refuse     SIGKILL a system, then kill -9 the DRAM CF (the system could
+#                       not back out): every restarted system refuses with exit 78
+#                       naming the instance; cfctl data-release --force lets them run
 #   zombie_none         freeze a system between its lease check and its data write,
 #                       peers with --fence-agent none: its CF operations must all fail;
 #                       report what the lease let through to the data
@@ -96,21 +103,95 @@ sc_cf_crash_recovery() {
 	check_invariants cf_crash_recovery
 }
 
+# the systems that ended their incarnation with 75 after a volatile CF loss say they backed out
+self_backed_out() { # LABEL SYS: its latest incarnation ended with a completed self-backout
+	tail -n 20 "$CF_WORK/$2.log" | grep -q "self-backout of $(inst_of "$2") done" ||
+		fail "$1: $2 did not report a completed self-backout: $(tail -n 5 "$CF_WORK/$2.log")"
+}
+
 sc_cf_restart_volatile() {
+	local kills=${CF_KILLS:-3} k s gen sb=0
 	cluster_init
 	cluster_start
+	for k in $(seq 1 "$kills"); do
+		# 1-3 s of load between kills (the first round's start-up counts)
+		[ "$k" -gt 1 ] && sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+		kill -KILL "$CFSERVER_PID"
+		wait "$CFSERVER_PID" 2>/dev/null
+		CRASHES=$((CRASHES + 1))
+		# the new CF on the same address at once: a system that exits early rejoins
+		# while the others may still be backing out (it must wait for their markers)
+		server_restart
+		for s in SYS1 SYS2 SYS3; do
+			node_wait_exit $s 30 || fail "cf_restart_volatile: round $k: $s did not notice the CF loss within 30 s"
+			[ "${NODE_RC[$s]}" = 75 ] || fail "cf_restart_volatile: round $k: $s exited ${NODE_RC[$s]}, not 75: $(tail -n 3 "$CF_WORK/$s.log")"
+			self_backed_out "cf_restart_volatile round $k" $s
+			node_start $s
+		done
+		for s in SYS1 SYS2 SYS3; do
+			wait_for 30 busy $s 3 || fail "cf_restart_volatile: round $k: $s did not resume on the new CF: $(tail -n 3 "$CF_WORK/$s.log")"
+		done
+	done
+	if grep -q "needs the operator" "$CF_WORK"/SYS*.log; then
+		fail "cf_restart_volatile: a system refused although none died with the CF: $(grep -h 'needs the operator' "$CF_WORK"/SYS*.log | head -n 1)"
+	fi
+	sb=$(grep -ho 'self-backout of NTS00[0-9] done ([0-9]*' "$CF_WORK"/SYS*.log | awk -F'(' '{n += $2} END {print n + 0}')
+	gen=$(grep -c "CF image .* (volatile" "$CF_WORK/SYS1.log")
+	VOLATILE_CF=1 check_invariants cf_restart_volatile
+	log "cf_restart_volatile: $kills CF kills, $sb open transactions backed out from memory, SYS1 saw $gen CF images; $JCHECK_LAST"
+}
+
+sc_volatile_refuse() {
+	local s out rc dead=SYS1
+	cluster_init
+	# nobody recovers NTS001 by itself before the CF dies: operator policy on the peers
+	node_start SYS1
+	node_start SYS2 -- --policy operator
+	node_start SYS3 -- --policy operator
+	for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 5 || fail "volatile_refuse: $s did not start"; done
+	crash $dead # it cannot back out: its open transactions stay in the data
 	kill -KILL "$CFSERVER_PID"
 	wait "$CFSERVER_PID" 2>/dev/null
-	all_75 cf_restart_volatile
+	CRASHES=$((CRASHES + 1))
+	for s in SYS2 SYS3; do
+		node_wait_exit $s 30 || fail "volatile_refuse: $s did not notice the CF loss"
+		[ "${NODE_RC[$s]}" = 75 ] || fail "volatile_refuse: $s exited ${NODE_RC[$s]}, not 75"
+		self_backed_out volatile_refuse $s
+	done
 	server_restart
-	local gen
-	gen=$(cf_status | awk '$1 == "gen" {print $2}')
+	restart_dead -- --marker-wait 2000
+	for s in SYS1 SYS2 SYS3; do
+		node_wait_exit $s 20 || fail "volatile_refuse: $s did not refuse within 20 s: $(tail -n 3 "$CF_WORK/$s.log")"
+		[ "${NODE_RC[$s]}" = 78 ] || fail "volatile_refuse: $s exited ${NODE_RC[$s]}, not 78: $(tail -n 3 "$CF_WORK/$s.log")"
+		tail -n 3 "$CF_WORK/$s.log" | grep "needs the operator" | grep "instance NTS001 of system SYS1" |
+			grep -q "cfctl data-release --data $DATA NTS001 --force" ||
+			fail "volatile_refuse: $s did not name NTS001 and the way out: $(tail -n 2 "$CF_WORK/$s.log")"
+	done
+	out=$("$CFCTL" verify --data "$DATA" 2>&1)
+	echo "$out" | grep -E "^marker NTS001 +in-use" >/dev/null || fail "volatile_refuse: cfctl verify does not show NTS001 in use: $out"
+	# bad input changes nothing
+	local before
+	before=$(cat "$DATA/.cfplex/NTS001")
+	out=$("$CFCTL" data-release --data "$DATA" NTS001 2>&1)
+	rc=$?
+	[ $rc = 2 ] && echo "$out" | grep -q -- "--force" || fail "volatile_refuse: data-release without --force: rc $rc: $out"
+	out=$("$CFCTL" data-release --data "$DATA" NTS009 --force 2>&1)
+	rc=$?
+	[ $rc = 1 ] && echo "$out" | grep -q "NTS009 has no marker" || fail "volatile_refuse: data-release of an unknown instance: rc $rc: $out"
+	out=$("$CFCTL" data-release --data "$DATA" 'bad/name' --force 2>&1)
+	rc=$?
+	[ $rc = 2 ] || fail "volatile_refuse: data-release of a bad name: rc $rc: $out"
+	[ "$(cat "$DATA/.cfplex/NTS001")" = "$before" ] || fail "volatile_refuse: bad data-release input changed the marker"
+	# what the dead system left in the data: reported (the operator's to judge)
+	local v
+	v=$("$CFCTL" verify --data "$DATA" 2>&1 | grep '^verify')
+	out=$("$CFCTL" data-release --data "$DATA" NTS001 --force 2>&1) || fail "volatile_refuse: data-release --force: $out"
 	restart_dead
-	for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 3 || fail "cf_restart_volatile: $s did not join the new CF"; done
-	# the CF image was lost with the process: the in-flight updates of the old CF
-	# cannot be backed out (DESIGN §4, volatile CF). Detected and reported; the
-	# data is not checked.
-	log "cf_restart_volatile: every system ended its incarnation (exit 75, 'connection to CF lost') and joined the new CF (generation $gen)"
+	for s in SYS1 SYS2 SYS3; do
+		wait_for 30 busy $s 3 || fail "volatile_refuse: $s did not start after data-release: $(tail -n 3 "$CF_WORK/$s.log")"
+	done
+	for s in SYS1 SYS2 SYS3; do node_stop $s; done
+	log "volatile_refuse: REPORT: every system refused with 78 naming NTS001; after data-release all ran; the data SYS1 left behind: $v"
 }
 
 rec_count() { cat "$CF_WORK"/SYS*.log | grep -c "RECOVERY {\"inst\":\"$1\""; }
@@ -152,7 +233,7 @@ sc_zombie_none() {
 	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" "$CF_WORK"/SYS*.journal 2>&1)
 	rc=$?
 	local v
-	v=$("$CFCTL" verify --data "$DATA" 2>&1 | tail -n 1)
+	v=$("$CFCTL" verify --data "$DATA" 2>&1 | grep '^verify')
 	if [ $rc -eq 0 ]; then
 		log "zombie_none ($p, $rounds zombies): REPORT: every CF operation of each resumed zombie failed (exit 75); no data write of theirs landed after the backout: $out"
 	else
@@ -162,7 +243,7 @@ sc_zombie_none() {
 
 run_one() {
 	case $1 in
-	double_failure | cf_crash_workload | cf_crash_recovery | cf_restart_volatile | zombie_none) "sc_$1" ;;
+	double_failure | cf_crash_workload | cf_crash_recovery | cf_restart_volatile | volatile_refuse | zombie_none) "sc_$1" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 	pass "$1 (crashes $CRASHES)"
@@ -170,7 +251,7 @@ run_one() {
 
 if [ "${1:-all}" = all ]; then
 	n=0
-	for sc in double_failure cf_crash_workload cf_crash_recovery cf_restart_volatile zombie_none; do
+	for sc in double_failure cf_crash_workload cf_crash_recovery cf_restart_volatile volatile_refuse zombie_none; do
 		if out=$(bounded 120 "$0" "$sc" 2>&1); then
 			echo "$out" | grep -E 'PASS|REPORT' >&2
 		else
