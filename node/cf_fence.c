@@ -28,6 +28,7 @@ const char *cf_fence_kind_str(enum cf_fence_kind k)
 	case CF_FENCE_NONE: return "none";
 	case CF_FENCE_LOCAL: return "local";
 	case CF_FENCE_EXTERNAL: return "external";
+	case CF_FENCE_AUTO: return "auto";
 	}
 	return "?";
 }
@@ -39,7 +40,9 @@ int cf_fence_parse(struct cf_fence_cfg *cfg, const char *spec)
 	cfg->attempts = 3;
 	if (!spec || !*spec)
 		return -EINVAL;
-	if (!strcmp(spec, "local"))
+	if (!strcmp(spec, "auto"))
+		cfg->kind = CF_FENCE_AUTO;
+	else if (!strcmp(spec, "local"))
 		cfg->kind = CF_FENCE_LOCAL;
 	else if (!strcmp(spec, "none"))
 		cfg->kind = CF_FENCE_NONE;
@@ -100,7 +103,8 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 
 	gethostname(host, sizeof(host) - 1);
 	if (strncmp(host, t->host, sizeof(host)) != 0) {
-		snprintf(msg, len, "local fence agent cannot reach %s on host %s (this is %s)", t->name, t->host, host);
+		snprintf(msg, len, "%s fence agent cannot reach %s on host %s (this is %s)",
+			 cfg->kind == CF_FENCE_AUTO ? "auto" : "local", t->name, t->host, host);
 		return -EHOSTUNREACH;
 	}
 	if (t->pid <= 1 || t->pid > INT32_MAX) {
@@ -213,7 +217,7 @@ int cf_fence_run(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t
 		return 0;
 	}
 	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
-		r = cfg->kind == CF_FENCE_LOCAL ? fence_local(cfg, t, msg, msglen) : fence_external(cfg, t, msg, msglen);
+		r = cfg->kind == CF_FENCE_EXTERNAL ? fence_external(cfg, t, msg, msglen) : fence_local(cfg, t, msg, msglen);
 		/* A host we cannot reach does not come closer by retrying. */
 		if (r == 0 || r == -EHOSTUNREACH || r == -EINVAL)
 			break;

@@ -15,6 +15,10 @@
  *              (fence_ipmilan, fence_scsi, ...): options on stdin as
  *              "key=value" lines with action=off and plug=<system>; exit 0
  *              means fenced.
+ *   auto     - (the default) local for a target on this host; for another
+ *              host -EHOSTUNREACH, upon which the recovery waits out the
+ *              target's watchdog if it announced one, else waits visibly
+ *              (retried, logged, in cfctl status) for `cfctl fence-confirm`.
  *   none     - explicit, logged, unsafe: relies on the lease alone.
  */
 #ifndef CF_FENCE_H
@@ -25,7 +29,7 @@
 
 #include "cf_layout.h"
 
-enum cf_fence_kind { CF_FENCE_NONE = 0, CF_FENCE_LOCAL = 1, CF_FENCE_EXTERNAL = 2 };
+enum cf_fence_kind { CF_FENCE_NONE = 0, CF_FENCE_LOCAL = 1, CF_FENCE_EXTERNAL = 2, CF_FENCE_AUTO = 3 };
 
 #define CF_FENCE_MAX_ARGS 16
 
@@ -45,7 +49,7 @@ struct cf_fence_target {
 	uint64_t starttime;
 };
 
-/* Parse "local", "none" or a path into cfg (defaults: 2 s per attempt, 3 attempts). */
+/* Parse "auto", "local", "none" or a path into cfg (defaults: 2 s per attempt, 3 attempts). */
 int cf_fence_parse(struct cf_fence_cfg *cfg, const char *spec);
 /* Add "k=v" to an external agent's options: 0, -EINVAL (no '='), -E2BIG. */
 int cf_fence_add_arg(struct cf_fence_cfg *cfg, const char *kv);

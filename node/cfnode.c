@@ -94,7 +94,8 @@ static void usage(FILE *out)
 		"  --updates N            backout: updates before the voluntary backout (default 16)\n"
 		"  --json                 workload report as JSON\n"
 		"  --policy auto|operator recovery policy of this system (default: the cluster's)\n"
-		"  --fence-agent A        local | none | /path/to/fence_agent (default local)\n"
+		"  --fence-agent A        auto | local | none | /path/to/fence_agent (default auto: local for\n"
+		"                         this host, else the target's watchdog, else wait for fence-confirm)\n"
 		"  --fence-arg K=V        option for an external fence agent (repeatable)\n"
 		"  -q, --quiet / -v, --verbose\n"
 		"  -h, --help\n"
@@ -278,7 +279,7 @@ int main(int argc, char **argv)
 	};
 	struct cf_agent_opts o = { .transport = "tcp", .policy = -1 };
 	struct wl_run w = { .kind = WL_NONE };
-	const char *key_file = NULL, *fence_spec = "local";
+	const char *key_file = NULL, *fence_spec = "auto";
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
 	uint64_t v, lock_timeout = 2000;
@@ -423,7 +424,7 @@ int main(int argc, char **argv)
 		return EX_USAGE_;
 	}
 	if (cf_fence_parse(&o.fence, fence_spec)) {
-		fprintf(stderr, "cfnode: bad --fence-agent '%s': local, none or a path\n", fence_spec);
+		fprintf(stderr, "cfnode: bad --fence-agent '%s': auto, local, none or a path\n", fence_spec);
 		return EX_USAGE_;
 	}
 	for (int i = 0; i < nfence_args; i++) {

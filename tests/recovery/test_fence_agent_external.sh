@@ -3,8 +3,8 @@
 # External fence agents (fence-agents calling convention: key=value options on
 # stdin, action=off, plug=<system>; exit 0 = fenced). A working agent fences
 # the frozen system before any before-image is written; a failing one is
-# retried, reported, and never skipped: the instance stays registered to the
-# counterpart with its locks held until someone can fence.
+# retried at intervals, reported, and never skipped: the instance stays
+# registered to the counterpart with its locks held until the agent confirms.
 . "$(dirname "$0")/lib.sh"
 HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 
@@ -43,23 +43,28 @@ wait_for 10 gone "$(pid_of SYS1)" || fail "SYS1 still alive after its fence"
 touch "$FENCE_FAIL"
 echo "$(pid_of SYS3)" >"$CF_WORK/SYS3.pid"
 kill -STOP "$(pid_of SYS3)"
-wait_for 20 grep -q "recovery of NTS003 (incident 1) stopped in phase disk-fence" "$CF_WORK/SYS2.log" ||
+wait_for 20 grep -q "error: recovery of NTS003 (incident 1) waits in phase disk-fence" "$CF_WORK/SYS2.log" ||
 	fail "failed fence not reported"
-grep -q "disk fence failed: fence agent $AGENT failed for SYS3" "$CF_WORK/SYS2.log" || fail "failure reason not logged"
+grep -q "waits in phase disk-fence.*fence agent $AGENT failed for SYS3" "$CF_WORK/SYS2.log" || fail "failure reason not logged"
+wait_for 10 fence_waiting NTS003 || fail "the wait is not in cfctl status"
 [ "$(grep -c '^action=off' "$FENCE_LOG")" -ge 4 ] || fail "failed fence not retried: $(grep -c '^action=off' "$FENCE_LOG") calls"
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
 [ "$(locks_of NTS003)" -ge 0 ] || fail "locks of NTS003 unknown"
-# The operator's way out: the agent works again, the stuck counterpart is stopped;
-# the CF fails it and a new peer recovers both its instances (NTS003 from SYS2 now).
-kill -KILL "$(pid_of SYS3)"
+# The agent works again: the counterpart's own retry (every second) fences SYS3
+# and the recovery proceeds, without anyone stopping the counterpart.
 rm -f "$FENCE_FAIL"
+wait_recovery NTS003 1 30
+[ "$(counterpart_of NTS003 1)" = SYS2 ] || fail "NTS003 recovered by $(counterpart_of NTS003 1)"
+grep -q "recovery NTS003: disk fence: fence agent $AGENT confirmed SYS3 off (after [0-9]* attempts)" "$CF_WORK/SYS2.log" ||
+	fail "the retried fence is not logged"
+wait_for 10 gone "$(pid_of SYS3)" || fail "SYS3 still alive after its fence"
+wait_inst NTS003 INACTIVE_CLEAN
+# A counterpart that dies: a new peer recovers its home instance.
 echo "$(pid_of SYS2)" >"$CF_WORK/SYS2.pid"
 kill -KILL "$(pid_of SYS2)"
 node SYS4 NTS004 --fence-agent "$AGENT"
-wait_recovery NTS003 2 30
 wait_recovery NTS002 "" 30
-wait_inst NTS003 INACTIVE_CLEAN
 finish
 pass "external fence agent: options passed, fenced before backout; a failing agent retried, reported, never skipped"
