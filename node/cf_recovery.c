@@ -687,6 +687,7 @@ static void log_report(struct cf_agent *a, const struct cf_recovery_report *rep)
 }
 
 static int recovery_outcome(struct cf_agent *a, uint32_t inst, uint64_t reg, int r, struct cf_recovery_report *rep);
+static void env_of(struct cf_agent *a, struct cf_recovery_env *env);
 static void pend_event(struct cf_agent *a, const struct cf_event *ev);
 
 static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct cf_recovery_report *rep)
@@ -708,16 +709,7 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 		}
 		st->data_open = true;
 	}
-	memset(&env, 0, sizeof(env));
-	env.s = &a->s;
-	env.data = &st->data;
-	env.fence = &a->o.fence;
-	env.on_phase = on_phase_log;
-	env.arg = a;
-	env.lease = cf_agent_lease_cb;
-	env.lease_arg = a;
-	env.step_attempts = 5;
-	env.hb_timeout_ns = a->s.welcome.hb_timeout_ns;
+	env_of(a, &env);
 	r = cf_recover_instance(&env, inst, reg, seen, fence_us, rep);
 	return recovery_outcome(a, inst, reg, r, rep);
 }
@@ -736,6 +728,7 @@ static void env_of(struct cf_agent *a, struct cf_recovery_env *env)
 	env->lease_arg = a;
 	env->step_attempts = 5;
 	env->hb_timeout_ns = a->s.welcome.hb_timeout_ns;
+	env->wd_margin_ns = a->o.wd_margin_ns;
 }
 
 static void pend_set(struct cf_agent *a, uint32_t inst, enum pend_state to)

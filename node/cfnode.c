@@ -97,6 +97,10 @@ static void usage(FILE *out)
 		"  --fence-agent A        auto | local | none | /path/to/fence_agent (default auto: local for\n"
 		"                         this host, else the target's watchdog, else wait for fence-confirm)\n"
 		"  --fence-arg K=V        option for an external fence agent (repeatable)\n"
+		"  --watchdog PATH        arm a watchdog (character device: Linux watchdog API; FIFO: the test\n"
+		"                         stand-in), pet it while the lease holds, announce it to the CF\n"
+		"  --watchdog-timeout MS  its timeout (default 5000; a device rounds up to whole seconds)\n"
+		"  --fence-wd-margin MS   slack added when waiting out a failed peer's watchdog (default 250)\n"
 		"  -q, --quiet / -v, --verbose\n"
 		"  -h, --help\n"
 		"\n"
@@ -245,7 +249,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
-		O_JSON, O_POLICY, O_FENCE, O_FENCEARG,
+		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -272,6 +276,9 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "fence-agent", required_argument, NULL, O_FENCE },
 		{ "fence-arg", required_argument, NULL, O_FENCEARG },
+		{ "watchdog", required_argument, NULL, O_WATCHDOG },
+		{ "watchdog-timeout", required_argument, NULL, O_WDTIMEOUT },
+		{ "fence-wd-margin", required_argument, NULL, O_WDMARGIN },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -279,7 +286,8 @@ int main(int argc, char **argv)
 	};
 	struct cf_agent_opts o = { .transport = "tcp", .policy = -1 };
 	struct wl_run w = { .kind = WL_NONE };
-	const char *key_file = NULL, *fence_spec = "auto";
+	const char *key_file = NULL, *fence_spec = "auto", *wd_path = NULL;
+	uint64_t wd_timeout_ms = 5000;
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
 	uint64_t v, lock_timeout = 2000;
@@ -391,6 +399,20 @@ int main(int argc, char **argv)
 				bad = "--policy must be auto or operator";
 			break;
 		case O_FENCE: fence_spec = optarg; break;
+		case O_WATCHDOG: wd_path = optarg; break;
+		case O_WDTIMEOUT:
+			if (parse_u64(optarg, &wd_timeout_ms) || wd_timeout_ms < CF_WD_TIMEOUT_MIN_MS ||
+			    wd_timeout_ms > CF_WD_TIMEOUT_MAX_MS)
+				bad = "--watchdog-timeout must be 100..600000 ms";
+			break;
+		case O_WDMARGIN: {
+			uint64_t ms;
+			if (parse_u64(optarg, &ms) || ms > 600000)
+				bad = "--fence-wd-margin must be 0..600000 ms";
+			else
+				o.wd_margin_ns = ms * 1000000ull;
+			break;
+		}
 		case O_FENCEARG:
 			if (nfence_args == CF_FENCE_MAX_ARGS)
 				bad = "too many --fence-arg";
@@ -499,6 +521,20 @@ int main(int argc, char **argv)
 		say(CF_AGENT_ERR, "heartbeat: %s", strerror(-r));
 		rc = r == -EINVAL ? EX_USAGE_ : a.s.dead ? EX_OVER : EX_OTHER;
 		goto out_fini;
+	}
+	if (wd_path) {
+		char msg[128];
+		/* armed and announced before the home instance is claimed: before any write */
+		r = cf_agent_watchdog_arm(&a, wd_path, (uint32_t)wd_timeout_ms, msg, sizeof(msg));
+		if (r) {
+			say(CF_AGENT_ERR, "watchdog %s: %s%s%s", wd_path,
+			    r == -ENXIO ? "a FIFO that nobody reads (is the watchdog stand-in running?)" : strerror(-r),
+			    msg[0] ? ": the CF says: " : "", msg);
+			rc = a.s.dead ? EX_OVER : EX_OTHER;
+			goto out_fini;
+		}
+		say(CF_AGENT_INFO, "watchdog %s armed (%u ms, %s), petted while the lease holds; announced to the CF",
+		    wd_path, a.wd.timeout_ms, a.wd.chardev ? "device" : "FIFO stand-in");
 	}
 	r = cf_agent_inst_open(&a, o.instance, true, &home);
 	if (r) {
