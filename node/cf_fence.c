@@ -56,14 +56,112 @@ int cf_fence_parse(struct cf_fence_cfg *cfg, const char *spec)
 	return 0;
 }
 
+int cf_fence_arg_check(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	/* one option a line on the agent's stdin: a newline would smuggle in another (action=...) */
+	if (!eq || eq == kv || strchr(kv, '\n') || strchr(kv, '\r') || strchr(eq + 1, '='))
+		return -EINVAL;
+	if (strlen(kv) >= CF_FENCE_ARG_MAX)
+		return -E2BIG;
+	return 0;
+}
+
 int cf_fence_add_arg(struct cf_fence_cfg *cfg, const char *kv)
 {
-	if (!strchr(kv, '=') || kv[0] == '=' || strchr(kv, '\n'))
-		return -EINVAL;
+	int r = cf_fence_arg_check(kv);
+
+	if (r < 0)
+		return r;
 	if (cfg->nargs >= CF_FENCE_MAX_ARGS)
 		return -E2BIG;
 	cfg->args[cfg->nargs++] = kv;
 	return 0;
+}
+
+void cf_fence_map_free(struct cf_fence_cfg *cfg)
+{
+	free(cfg->map);
+	cfg->map = NULL;
+	cfg->nmap = 0;
+}
+
+int cf_fence_map_load(struct cf_fence_cfg *cfg, const char *path, char *why, size_t whylen)
+{
+	char line[4096];
+	FILE *f;
+	int ln = 0, r = 0;
+
+	why[0] = 0;
+	cf_fence_map_free(cfg);
+	cfg->map = calloc(CF_FENCE_MAP_MAX, sizeof(*cfg->map));
+	if (!cfg->map)
+		return -ENOMEM;
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(why, whylen, "%s: %s", path, strerror(-r));
+		goto err_free;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct cf_fence_map_entry *e;
+		char *save = NULL, *tok;
+		ln++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			r = -E2BIG;
+			snprintf(why, whylen, "%s:%d: line too long", path, ln);
+			goto err_close;
+		}
+		line[strcspn(line, "\r\n")] = 0;
+		tok = strtok_r(line, " \t", &save);
+		if (!tok || tok[0] == '#')
+			continue;
+		if (strlen(tok) >= CF_HOST_MAX || strchr(tok, '=')) {
+			r = -EINVAL;
+			snprintf(why, whylen, "%s:%d: '%s' is not a system or host name", path, ln, tok);
+			goto err_close;
+		}
+		if (cfg->nmap >= CF_FENCE_MAP_MAX) {
+			r = -E2BIG;
+			snprintf(why, whylen, "%s:%d: more than %d entries", path, ln, CF_FENCE_MAP_MAX);
+			goto err_close;
+		}
+		e = &cfg->map[cfg->nmap];
+		snprintf(e->name, sizeof(e->name), "%s", tok);
+		while ((tok = strtok_r(NULL, " \t", &save))) {
+			if (tok[0] == '#')
+				break;
+			r = cf_fence_arg_check(tok);
+			if (r == 0 && e->nargs >= CF_FENCE_MAX_ARGS)
+				r = -E2BIG;
+			if (r < 0) {
+				snprintf(why, whylen, "%s:%d: bad option '%.64s': one key=value, no '=' or newline in the value",
+					 path, ln, tok);
+				goto err_close;
+			}
+			snprintf(e->args[e->nargs++], CF_FENCE_ARG_MAX, "%s", tok);
+		}
+		cfg->nmap++;
+	}
+	fclose(f);
+	return 0;
+err_close:
+	fclose(f);
+err_free:
+	cf_fence_map_free(cfg);
+	return r;
+}
+
+const struct cf_fence_map_entry *cf_fence_map_find(const struct cf_fence_cfg *cfg, const char *sys, const char *host)
+{
+	for (int i = 0; i < cfg->nmap; i++)
+		if (!strcmp(cfg->map[i].name, sys))
+			return &cfg->map[i];
+	for (int i = 0; host && host[0] && i < cfg->nmap; i++)
+		if (!strcmp(cfg->map[i].name, host))
+			return &cfg->map[i];
+	return NULL;
 }
 
 uint64_t cf_proc_starttime(uint64_t pid)
@@ -155,11 +253,24 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	return 0;
 }
 
-static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
+static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, const char *action,
+			  char *msg, size_t len)
 {
+	const struct cf_fence_map_entry *me = cf_fence_map_find(cfg, t->name, t->host);
 	int in[2], status = 0, r;
 	pid_t pid;
 	uint64_t deadline;
+
+	/*
+	 * The target's name and host come from the CF image (the failed system
+	 * wrote its host at JOIN): nothing that is not one plain value goes to
+	 * the agent's stdin.
+	 */
+	if (strpbrk(t->name, "=\n\r") || strpbrk(t->host, "=\n\r")) {
+		snprintf(msg, len, "refusing to pass system '%.16s' host '%.64s' to fence agent %s: '=' or newline in a value",
+			 t->name, t->host, cfg->agent);
+		return -EINVAL;
+	}
 
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
@@ -177,9 +288,11 @@ static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_
 	}
 	close(in[0]);
 	/* fence-agents convention: options on stdin, one key=value a line. */
-	dprintf(in[1], "action=off\nplug=%s\nnodename=%s\n", t->name, t->host);
+	dprintf(in[1], "action=%s\nplug=%s\nnodename=%s\n", action, t->name, t->host);
 	for (int i = 0; i < cfg->nargs; i++)
 		dprintf(in[1], "%s\n", cfg->args[i]);
+	for (int i = 0; me && i < me->nargs; i++)
+		dprintf(in[1], "%s\n", me->args[i]);
 	close(in[1]);
 	deadline = cf_mono_ns() + (uint64_t)cfg->timeout_ms * 1000000ull;
 	for (;;) {
@@ -199,10 +312,11 @@ static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_
 		nanosleep(&ts, NULL);
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		snprintf(msg, len, "fence agent %s confirmed %s off", cfg->agent, t->name);
+		snprintf(msg, len, "fence agent %s confirmed %s %s", cfg->agent, t->name, action);
 		return 0;
 	}
-	snprintf(msg, len, "fence agent %s failed for %s (%s %d)", cfg->agent, t->name,
+	snprintf(msg, len, "fence agent %s failed for %s%s (%s %d)", cfg->agent, t->name,
+		 strcmp(action, "off") ? " action=on" : "",
 		 WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	return -EIO;
 }
@@ -217,9 +331,25 @@ int cf_fence_run(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t
 		return 0;
 	}
 	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
-		r = cfg->kind == CF_FENCE_EXTERNAL ? fence_external(cfg, t, msg, msglen) : fence_local(cfg, t, msg, msglen);
+		r = cfg->kind == CF_FENCE_EXTERNAL ? fence_external(cfg, t, "off", msg, msglen)
+						   : fence_local(cfg, t, msg, msglen);
 		/* A host we cannot reach does not come closer by retrying. */
 		if (r == 0 || r == -EHOSTUNREACH || r == -EINVAL)
+			break;
+	}
+	return r;
+}
+
+int cf_fence_unfence(const struct cf_fence_cfg *cfg, const struct cf_fence_target *self, char *msg, size_t msglen)
+{
+	int r = -EINVAL;
+
+	msg[0] = 0;
+	if (cfg->kind != CF_FENCE_EXTERNAL)
+		return 0;
+	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
+		r = fence_external(cfg, self, "on", msg, msglen);
+		if (r == 0 || r == -EINVAL)
 			break;
 	}
 	return r;

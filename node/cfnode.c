@@ -97,6 +97,9 @@ static void usage(FILE *out)
 		"  --fence-agent A        auto | local | none | /path/to/fence_agent (default auto: local for\n"
 		"                         this host, else the target's watchdog, else wait for fence-confirm)\n"
 		"  --fence-arg K=V        option for an external fence agent (repeatable)\n"
+		"  --fence-map FILE       per system or host name, agent options: lines \"NAME k=v k=v ...\"\n"
+		"  --unfence              run the external agent with action=on for this system at join,\n"
+		"                         before it writes data (fence_scsi)\n"
 		"  --watchdog PATH        arm a watchdog (character device: Linux watchdog API; FIFO: the test\n"
 		"                         stand-in), pet it while the lease holds, announce it to the CF\n"
 		"  --watchdog-timeout MS  its timeout (default 5000; a device rounds up to whole seconds)\n"
@@ -249,7 +252,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
-		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN,
+		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -276,6 +279,8 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "fence-agent", required_argument, NULL, O_FENCE },
 		{ "fence-arg", required_argument, NULL, O_FENCEARG },
+		{ "fence-map", required_argument, NULL, O_FENCEMAP },
+		{ "unfence", no_argument, NULL, O_UNFENCE },
 		{ "watchdog", required_argument, NULL, O_WATCHDOG },
 		{ "watchdog-timeout", required_argument, NULL, O_WDTIMEOUT },
 		{ "fence-wd-margin", required_argument, NULL, O_WDMARGIN },
@@ -288,6 +293,8 @@ int main(int argc, char **argv)
 	struct wl_run w = { .kind = WL_NONE };
 	const char *key_file = NULL, *fence_spec = "auto", *wd_path = NULL;
 	uint64_t wd_timeout_ms = 5000;
+	const char *fence_map = NULL;
+	bool unfence = false;
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
 	uint64_t v, lock_timeout = 2000;
@@ -400,6 +407,8 @@ int main(int argc, char **argv)
 			break;
 		case O_FENCE: fence_spec = optarg; break;
 		case O_WATCHDOG: wd_path = optarg; break;
+		case O_FENCEMAP: fence_map = optarg; break;
+		case O_UNFENCE: unfence = true; break;
 		case O_WDTIMEOUT:
 			if (parse_u64(optarg, &wd_timeout_ms) || wd_timeout_ms < CF_WD_TIMEOUT_MIN_MS ||
 			    wd_timeout_ms > CF_WD_TIMEOUT_MAX_MS)
@@ -451,7 +460,19 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < nfence_args; i++) {
 		if (cf_fence_add_arg(&o.fence, fence_args[i])) {
-			fprintf(stderr, "cfnode: bad --fence-arg '%s': expected KEY=VALUE\n", fence_args[i]);
+			fprintf(stderr, "cfnode: bad --fence-arg '%s': expected KEY=VALUE, no '=' or newline in the value\n",
+				fence_args[i]);
+			return EX_USAGE_;
+		}
+	}
+	if ((fence_map || unfence) && o.fence.kind != CF_FENCE_EXTERNAL) {
+		fprintf(stderr, "cfnode: --fence-map and --unfence need an external --fence-agent PATH\n");
+		return EX_USAGE_;
+	}
+	if (fence_map) {
+		char why[256];
+		if (cf_fence_map_load(&o.fence, fence_map, why, sizeof(why))) {
+			fprintf(stderr, "cfnode: bad --fence-map: %s\n", why);
 			return EX_USAGE_;
 		}
 	}
@@ -535,6 +556,23 @@ int main(int argc, char **argv)
 		}
 		say(CF_AGENT_INFO, "watchdog %s armed (%u ms, %s), petted while the lease holds; announced to the CF",
 		    wd_path, a.wd.timeout_ms, a.wd.chardev ? "device" : "FIFO stand-in");
+	}
+	if (unfence) {
+		struct cf_fence_target self;
+		char msg[200];
+		/* before this system writes anything: fence_scsi registers its key here */
+		memset(&self, 0, sizeof(self));
+		snprintf(self.name, sizeof(self.name), "%s", o.system);
+		memcpy(self.host, a.host, sizeof(self.host));
+		self.pid = a.pid;
+		self.starttime = a.starttime;
+		r = cf_fence_unfence(&o.fence, &self, msg, sizeof(msg));
+		if (r) {
+			say(CF_AGENT_ERR, "unfence (action=on for %s): %s", o.system, msg[0] ? msg : strerror(-r));
+			rc = EX_OTHER;
+			goto out_fini;
+		}
+		say(CF_AGENT_INFO, "unfenced: %s", msg);
 	}
 	r = cf_agent_inst_open(&a, o.instance, true, &home);
 	if (r) {
@@ -649,5 +687,6 @@ out_leave:
 	}
 out_fini:
 	cf_agent_fini(&a);
+	cf_fence_map_free(&o.fence);
 	return rc;
 }

@@ -16,6 +16,7 @@ cat >"$AGENT" <<'AG'
 opts=$(cat)
 echo "$opts" >>"$FENCE_LOG"
 plug=$(sed -n 's/^plug=//p' <<<"$opts")
+[ "$(sed -n 's/^action=//p' <<<"$opts")" = on ] && exit 0 # unfence: fence_scsi would register a key
 [ -f "$FENCE_FAIL" ] && exit 1
 pid=$(cat "$FENCE_DIR/$plug.pid" 2>/dev/null) || exit 1
 kill -KILL "$pid" 2>/dev/null
@@ -25,16 +26,37 @@ AG
 chmod +x "$AGENT"
 export FENCE_LOG=$CF_WORK/fence.log FENCE_DIR=$CF_WORK FENCE_FAIL=$CF_WORK/fence.fail
 
+# the host map: per system (or host) the options its agent needs
+cat >"$CF_WORK/fence.map" <<'MAP'
+# name   options
+SYS1 port=11 ipaddr=192.0.2.11
+SYS3 port=13
+MAP
+# bad inputs: refused with a clear error, nothing joins
+out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
+	--fence-agent "$AGENT" --fence-arg ipaddr=a=b 2>&1); [ $? -eq 2 ] || fail "a '=' in a --fence-arg value accepted: $out"
+grep -q "no '=' or newline in the value" <<<"$out" || fail "unclear error: $out"
+printf 'SYS1 port=1\nSYS2 login=x=y\n' >"$CF_WORK/bad.map"
+out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
+	--fence-agent "$AGENT" --fence-map "$CF_WORK/bad.map" 2>&1); [ $? -eq 2 ] || fail "bad map accepted: $out"
+grep -q "bad.map:2: bad option 'login=x=y'" <<<"$out" || fail "unclear error: $out"
+out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
+	--fence-map "$CF_WORK/fence.map" 2>&1); [ $? -eq 2 ] || fail "--fence-map without an agent accepted: $out"
+
 node SYS1 NTS001
-node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin
+node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin \
+	--fence-map "$CF_WORK/fence.map" --unfence
 node SYS3 NTS003 --policy operator
 wait_committing SYS1 SYS2 SYS3
+# unfencing at join: SYS2 ran the agent with action=on for itself before it wrote
+grep -A2 -x "action=on" "$FENCE_LOG" | grep -qx "plug=SYS2" || fail "SYS2 not unfenced at join: $(cat "$FENCE_LOG")"
+grep -q "unfenced: fence agent $AGENT confirmed SYS2 on" "$CF_WORK/SYS2.log" || fail "unfence not logged"
 echo "$(pid_of SYS1)" >"$CF_WORK/SYS1.pid"
 kill -STOP "$(pid_of SYS1)"
 wait_recovery NTS001
 [ "$(counterpart_of NTS001)" = SYS2 ] || fail "recovered by $(counterpart_of NTS001)"
 grep -q "fence agent $AGENT confirmed SYS1 off" "$CF_WORK/SYS2.log" || fail "agent confirmation not logged"
-for kv in action=off plug=SYS1 ipaddr=192.0.2.1 login=admin; do
+for kv in action=off plug=SYS1 ipaddr=192.0.2.1 login=admin port=11 ipaddr=192.0.2.11; do
 	grep -qx "$kv" "$FENCE_LOG" || fail "agent did not get $kv: $(cat "$FENCE_LOG")"
 done
 wait_for 10 gone "$(pid_of SYS1)" || fail "SYS1 still alive after its fence"
@@ -47,6 +69,8 @@ wait_for 20 grep -q "error: recovery of NTS003 (incident 1) waits in phase disk-
 	fail "failed fence not reported"
 grep -q "waits in phase disk-fence.*fence agent $AGENT failed for SYS3" "$CF_WORK/SYS2.log" || fail "failure reason not logged"
 wait_for 10 fence_waiting NTS003 || fail "the wait is not in cfctl status"
+grep -qx "port=13" "$FENCE_LOG" || fail "the map's options for SYS3 not passed"
+grep -qx "port=11" <(sed -n '/plug=SYS3/,/^action/p' "$FENCE_LOG") && fail "SYS1's map entry passed for SYS3"
 [ "$(grep -c '^action=off' "$FENCE_LOG")" -ge 4 ] || fail "failed fence not retried: $(grep -c '^action=off' "$FENCE_LOG") calls"
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"

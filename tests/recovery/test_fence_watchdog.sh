@@ -32,7 +32,7 @@ start_bg wd2 "$STANDIN" "$CF_WORK/wd2.fifo" "$WD_MS" "$CF_WORK/SYS2.pid"
 WD2=$BG_PID
 start_bg wd3 "$STANDIN" "$CF_WORK/wd3.fifo" "$WD_MS" "$CF_WORK/SYS3.pid"
 WD3=$BG_PID
-wait_for 10 test -p "$CF_WORK/wd2.fifo" -a -p "$CF_WORK/wd3.fifo" || fail "stand-ins did not start"
+wait_for 30 test -p "$CF_WORK/wd2.fifo" -a -p "$CF_WORK/wd3.fifo" || fail "stand-ins did not start"
 sleep 0.3 # the stand-ins open their FIFOs right after creating them
 
 node SYS1 NTS001 --fence-agent auto --fence-wd-margin 500
