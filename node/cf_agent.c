@@ -428,6 +428,15 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 		}
 		case CF_REG_ACTIVE:
 			if (cf_reg_owner(w) == a->sys && cf_reg_epoch(w) == (a->epoch & CF_EPOCH_MASK)) {
+				/*
+				 * Ours, but maybe only as the counterpart of our own failed
+				 * incarnation, waiting on its disk fence: not claimed until
+				 * its backout is done and it is CLEAN again.
+				 */
+				if (cf_recovery_pending(a, ic->index)) {
+					cf_recovery_tick(a);
+					break;
+				}
 				ic->reg = w;
 				return 0;
 			}
@@ -451,6 +460,8 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 				r = cf_agent_self_recover(a, ic, w);
 				if (r == 0)
 					continue;
+				if (r == -EINPROGRESS)
+					break; /* waits on its fence: retried by cf_recovery_tick below */
 				if (r != -ENOSYS)
 					return r;
 				self_unavailable = true;

@@ -976,6 +976,13 @@ static void pend_event(struct cf_agent *a, const struct cf_event *ev)
 	pend_resume(a, ev->inst, how, CF_FWAIT_CONFIRMED);
 }
 
+bool cf_recovery_pending(struct cf_agent *a, uint32_t inst)
+{
+	struct cf_recovery_state *st = st_of(a);
+
+	return st && inst < CF_DETECT_MAX && st->pend[inst].state != PEND_IDLE;
+}
+
 void cf_recovery_tick(struct cf_agent *a)
 {
 	struct cf_recovery_state *st = st_of(a);

@@ -156,6 +156,8 @@ void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev);
 void cf_recovery_tick(struct cf_agent *a);
 /* Home instance found INACTIVE_FAILED at claim: recover it with the peer code. */
 int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t reg);
+/* A recovery of inst by this system waits on its disk fence (retried by cf_recovery_tick). */
+bool cf_recovery_pending(struct cf_agent *a, uint32_t inst);
 /* Switch the policy at run time (cfctl policy → CF event). */
 void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p);
 
