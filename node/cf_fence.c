@@ -344,11 +344,16 @@ int cf_fence_unfence(const struct cf_fence_cfg *cfg, const struct cf_fence_targe
 {
 	int r = -EINVAL;
 
+	struct cf_fence_cfg slow = *cfg;
+
 	msg[0] = 0;
 	if (cfg->kind != CF_FENCE_EXTERNAL)
 		return 0;
+	/* off the failover path: give a loaded host's agent time rather than fail the start */
+	if (slow.timeout_ms < 10000)
+		slow.timeout_ms = 10000;
 	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
-		r = fence_external(cfg, self, "on", msg, msglen);
+		r = fence_external(&slow, self, "on", msg, msglen);
 		if (r == 0 || r == -EINVAL)
 			break;
 	}
