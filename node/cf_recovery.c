@@ -10,7 +10,16 @@
  *   disk fence  the incarnation that owned I when it failed (the instance
  *               slot's fail_*, written by cfserver before it published
  *               FAILED(k)) is fenced from the data directory by the fence
- *               agent, and we wait for the confirmation.
+ *               agent, and we wait for the confirmation. When the agent
+ *               cannot confirm (another host, agent failing) the recovery
+ *               does not stop: it returns -EINPROGRESS holding the
+ *               registration and the locks, and the agent loop retries the
+ *               fence every second, logs and publishes the wait (rinfo),
+ *               until the agent confirms, the operator confirms (cfctl
+ *               fence-confirm), or, for a system that announced a watchdog,
+ *               T/2 + watchdog + margin have passed (phase watchdog-wait;
+ *               argument at fence_wait()); cf_recover_resume goes on at
+ *               attach.
  *   attach      cfserver grants I's log and record list to this connection
  *               only because the word says ACTIVE(C).
  *   read log    scan from the head; stops at the first torn/corrupt record.
@@ -26,9 +35,10 @@
  *   - Nothing of I is written (data, log, locks) unless our registration CAS
  *     won and our connection is alive: if C dies, cfserver fences C BEFORE it
  *     republishes I as FAILED(k+1), so no late write of C lands after that.
- *   - No before-image is written before the fence agent confirmed (model
- *     counterexample "lease"); with --fence-agent none only the lease
- *     stands, and that choice is logged as unsafe.
+ *   - No before-image is written before the fence agent confirmed, the
+ *     operator confirmed, or the failed system's watchdog has certainly
+ *     fired (model counterexample "lease"); with --fence-agent none only
+ *     the lease stands, and that choice is logged as unsafe.
  *   - I's locks are released only after its backout is synced (invariant 4).
  *   - Every step is idempotent: before-images are absolute, ABORT is appended
  *     only after the sync, releases remove only I's hold. A counterpart that
