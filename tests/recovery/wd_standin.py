@@ -7,6 +7,8 @@
 # exit 0). Armed by the first pet; when no pet arrives for TIMEOUT_MS it
 # "resets the machine": SIGKILL to every pid listed in PIDFILE (read at that
 # moment), and exits 1. Exits 2 after MAX_S seconds (default 600) in any case.
+# A PIDFILE entry "uts:PID" stands for a whole host: every process in the UTS
+# namespace of PID (never the stand-in's own namespace).
 import os
 import select
 import signal
@@ -18,6 +20,29 @@ def log(msg):
     t = time.time()
     print("%02d:%02d:%02d.%03d wd-standin: %s" % (t // 3600 % 24, t // 60 % 60, t % 60, int(t * 1000) % 1000, msg),
           flush=True)
+
+
+def ns_of(pid):
+    try:
+        return os.readlink("/proc/%d/ns/uts" % pid)
+    except OSError:
+        return None
+
+
+def victims(entries):
+    pids = []
+    own = ns_of(os.getpid())
+    for e in entries:
+        if e.startswith("uts:"):
+            ns = ns_of(int(e[4:]))
+            if ns is None or ns == own:
+                continue
+            for d in os.listdir("/proc"):
+                if d.isdigit() and ns_of(int(d)) == ns:
+                    pids.append(int(d))
+        else:
+            pids.append(int(e))
+    return pids
 
 
 def main():
@@ -46,8 +71,8 @@ def main():
         if last is not None and now - last >= tmo:
             try:
                 with open(pidfile) as f:
-                    pids = [int(p) for p in f.read().split()]
-            except OSError:
+                    pids = victims(f.read().split())
+            except (OSError, ValueError):
                 pids = []
             log("no pet for %.0f ms: firing, killing %s" % ((now - last) * 1000, pids))
             for p in pids:
