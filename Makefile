@@ -21,7 +21,7 @@ demo: build
 	bash scripts/demo.sh $(BUILD)
 
 test: build
-	meson test -C $(BUILD) --suite unit --suite integration --suite fault --print-errorlogs --num-processes 2
+	meson test -C $(BUILD) --suite unit --suite integration --suite fault --suite multihost --print-errorlogs --num-processes 2
 
 # The verbs suite needs an RDMA device: on a host without one, run it in the soft-RoCE rig.
 # Under CPU emulation every test runs 5-30x slower than on the host, and its time varies with

@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.join(HERE, "peers"))
 import common as C  # noqa: E402
 
 
-def cluster_run(a, work, systems, inflight, accounts, seconds, label):
+def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=()):
+    """srv_extra: more cfserver arguments (bench/durability.py passes --nvram FILE)."""
     w = tempfile.mkdtemp(prefix=label + ".", dir=work)
     b = lambda *p: os.path.join(a.build, *p)  # noqa: E731
     key = os.path.join(w, "key")
@@ -35,7 +36,7 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label):
                    capture_output=True, timeout=120, check=True)
     portf = os.path.join(w, "port")
     srv = C.spawn([b("cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf, "--cluster-key", key,
-                   "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", str(a.T)],
+                   "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", str(a.T)] + list(srv_extra),
                   stdout=open(os.path.join(w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
     out = {"label": label, "systems": systems, "inflight": inflight, "accounts": accounts, "seconds": seconds,
            "nodes": [], "error": None}

@@ -217,6 +217,13 @@ void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)
 	im->persist_fn((char *)im->base + off, len);
 }
 
+uint64_t cf_image_persist_gran(const struct cf_image *im)
+{
+	if (!im->pmap || !im->persist_fn)
+		return 0;
+	return pmem2_map_get_store_granularity(im->pmap) == PMEM2_GRANULARITY_PAGE ? CF_PAGE : 64u;
+}
+
 void cf_image_close(struct cf_image *im)
 {
 	if (!im)

@@ -49,6 +49,12 @@ static inline struct cf_header *cf_image_header(struct cf_image *im)
 int cf_image_open(struct cf_image *im, const char *path, const struct cf_geometry *geo, unsigned explicit_mask);
 /* Persist bytes [off, off+len) (no-op on DRAM). */
 void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len);
+/*
+ * The store granularity of the mapping in bytes: 64 where persist is CPU
+ * cache flushes (DAX, real persistent memory), 4096 where it is msync (a file
+ * in the page cache). 0 on DRAM.
+ */
+uint64_t cf_image_persist_gran(const struct cf_image *im);
 /* Persist everything and unmap. Accepts a half-open image. */
 void cf_image_close(struct cf_image *im);
 

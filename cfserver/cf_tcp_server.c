@@ -13,9 +13,18 @@
  * still queued: when fence() returns no request of that connection executes
  * any more (the barrier of DESIGN §4, R1 of the model).
  *
- * Group commit: the image ranges written by a batch (one read() worth of
- * frames) are handed to cbs->persist once, before any response of the batch
- * is written, so a completion implies durability under --nvram.
+ * Group commit (--nvram): a WRITE/CAS/FAA whose range cbs->durable() says
+ * must be durable adds it to the server's cf_persist (cbs->gc) and sets the
+ * connection's hold mark at the response it is about to append: output from
+ * the mark on waits; output before it goes out at once. Once per loop
+ * iteration cf_persist persists what every connection added - one persist
+ * for all of them - and then calls release_held(), which lifts the marks and
+ * sends. Per-connection order is kept because output is one byte stream cut
+ * at one point: nothing behind a held response overtakes it. A response that
+ * needs no durability (a READ, a heartbeat WRITE) on a connection with
+ * nothing held goes out at once: it acknowledges nothing durable of its own,
+ * and what it shows of other connections' pending writes is argued in
+ * docs/design.md ("Durability").
  *
  * on_close is never called from inside another callback of the core: closed
  * and fenced connections are reaped from an ev_prepare watcher.
@@ -34,6 +43,7 @@
 
 #include "cf_slog.h"
 #include "cf_addr.h"
+#include "cf_persist.h"
 #include "cf_transport.h"
 #include "cf_util.h"
 
@@ -43,7 +53,7 @@
 #define OUT_HARD (16u << 20) /* a peer that lets this much pile up is closed */
 #define CONNS_HARD 4096u     /* the core enforces --max-conns below this */
 #define GRANTS_MAX 256u      /* per connection */
-#define DIRTY_MAX 4u
+#define HOLD_NONE SIZE_MAX
 #define CLOSE_LINGER 1.0     /* seconds a gracefully closing connection may take */
 
 struct tgrant {
@@ -69,11 +79,11 @@ struct cf_sconn {
 	int paused;  /* reading stopped for back-pressure */
 	int dead;    /* on the dead list, waiting for on_close */
 	int dead_err;
+	int eof;     /* the peer closed with replies held: close once they are out */
+	int eof_err;
+	size_t hold;                  /* output from out[hold] waits for the commit; HOLD_NONE */
+	struct cf_sconn *hprev, *hnext; /* on the held list while hold != HOLD_NONE */
 	void *data;
-};
-
-struct dirty {
-	uint64_t lo, hi;
 };
 
 struct cf_tserver {
@@ -82,14 +92,15 @@ struct cf_tserver {
 	ev_io lio;
 	ev_timer accept_retry; /* out of fds: stop accepting for a moment */
 	ev_prepare reaper;
+	ev_idle kick; /* after a release: poll without blocking once (fed events, the reaper) */
 	uint8_t *image;
 	uint64_t size;
 	struct cf_server_cbs cbs;
 	uint32_t next_rkey;
 	struct cf_sconn *live, *dead;
+	struct cf_sconn *held; /* connections with output waiting for the group commit */
+	int gc_armed;          /* release_held registered with cbs.gc */
 	unsigned nconns;
-	struct dirty dirty[DIRTY_MAX];
-	unsigned ndirty;
 };
 
 static void list_add(struct cf_sconn **head, struct cf_sconn *c)
@@ -112,43 +123,80 @@ static void list_del(struct cf_sconn **head, struct cf_sconn *c)
 	c->prev = c->next = NULL;
 }
 
-/* ---------------- dirty ranges (group commit) ---------------- */
+/* ---------------- group commit ---------------- */
 
-static void dirty_add(struct cf_tserver *t, uint64_t off, uint64_t len)
+static void held_del(struct cf_sconn *c)
 {
-	uint64_t lo = off, hi = off + len;
-	unsigned i, best = 0;
-	uint64_t gap, best_gap = UINT64_MAX;
+	struct cf_tserver *t = c->t;
 
-	for (i = 0; i < t->ndirty; i++) {
-		struct dirty *d = &t->dirty[i];
-		if (lo <= d->hi && hi >= d->lo) {
-			d->lo = lo < d->lo ? lo : d->lo;
-			d->hi = hi > d->hi ? hi : d->hi;
-			return;
-		}
-	}
-	if (t->ndirty < DIRTY_MAX) {
-		t->dirty[t->ndirty++] = (struct dirty){lo, hi};
+	if (c->hold == HOLD_NONE)
 		return;
-	}
-	/* full: merge into the nearest range (the union only grows) */
-	for (i = 0; i < t->ndirty; i++) {
-		struct dirty *d = &t->dirty[i];
-		gap = hi < d->lo ? d->lo - hi : lo - d->hi;
-		if (gap < best_gap)
-			best_gap = gap, best = i;
-	}
-	t->dirty[best].lo = lo < t->dirty[best].lo ? lo : t->dirty[best].lo;
-	t->dirty[best].hi = hi > t->dirty[best].hi ? hi : t->dirty[best].hi;
+	if (c->hprev)
+		c->hprev->hnext = c->hnext;
+	else
+		t->held = c->hnext;
+	if (c->hnext)
+		c->hnext->hprev = c->hprev;
+	c->hprev = c->hnext = NULL;
+	c->hold = HOLD_NONE;
 }
 
-static void dirty_flush(struct cf_tserver *t)
+static void conn_flush(struct cf_sconn *c);
+
+/* cf_persist committed: everything held is durable; send it. */
+static void release_held(void *arg)
 {
-	for (unsigned i = 0; i < t->ndirty; i++)
-		if (t->cbs.persist)
-			t->cbs.persist(t->cbs.arg, t->dirty[i].lo, t->dirty[i].hi - t->dirty[i].lo);
-	t->ndirty = 0;
+	struct cf_tserver *t = arg;
+	struct cf_sconn *c;
+
+	t->gc_armed = 0;
+	if (!t->held)
+		return;
+	while ((c = t->held)) {
+		held_del(c);
+		conn_flush(c); /* may kill c: it is off the list already */
+	}
+	/*
+	 * This runs in the prepare phase, just before the loop blocks: what it
+	 * started (a paused reader's fed event, the reaper for a connection that
+	 * died) must not wait for the next unrelated event.
+	 */
+	ev_idle_start(t->loop, &t->kick);
+}
+
+static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	ev_idle_stop(loop, w);
+}
+
+/*
+ * A request of c changed [off, off+len): if it must be durable, hold c's
+ * output from here (the response about to be appended, and all after it)
+ * until the commit.
+ */
+static void mark_durable(struct cf_sconn *c, uint64_t off, uint64_t len)
+{
+	struct cf_tserver *t = c->t;
+
+	if (!t->cbs.gc || !t->cbs.durable(t->cbs.arg, off, len))
+		return;
+	if (cf_persist_add(t->cbs.gc, off, len) < 0)
+		return; /* out of memory: it was persisted at once */
+	if (!t->gc_armed) {
+		if (cf_persist_after(t->cbs.gc, release_held, t) < 0) {
+			cf_persist_commit(t->cbs.gc); /* out of memory: commit now, hold nothing */
+			return;
+		}
+		t->gc_armed = 1;
+	}
+	if (c->hold != HOLD_NONE)
+		return;
+	c->hold = c->out_len;
+	c->hprev = NULL;
+	c->hnext = t->held;
+	if (t->held)
+		t->held->hprev = c;
+	t->held = c;
 }
 
 /* ---------------- connection teardown ---------------- */
@@ -170,6 +218,7 @@ static void conn_dead(struct cf_sconn *c, int err)
 	c->dead = 1;
 	c->dead_err = err;
 	c->fenced = 1;
+	held_del(c); /* what it held is dropped with it (its writes are persisted anyway) */
 	c->in_len = 0;
 	c->ngrants = 0;
 	conn_stop_io(c);
@@ -201,20 +250,28 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 /* ---------------- output ---------------- */
 
+/* The sent bytes out[0, out_off) are gone (moved away or all sent): rebase the offsets. */
+static void out_shift(struct cf_sconn *c)
+{
+	if (c->hold != HOLD_NONE)
+		c->hold -= c->out_off; /* never sent past the mark: hold >= out_off */
+	c->out_len -= c->out_off;
+	c->out_off = 0;
+}
+
 static int out_reserve(struct cf_sconn *c, size_t n)
 {
 	size_t need, cap;
 	uint8_t *p;
 
 	if (c->out_off && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
+		out_shift(c);
 	need = c->out_len + n;
 	if (need <= c->out_cap)
 		return 0;
 	if (c->out_off) { /* compact before growing */
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
+		out_shift(c);
 		need = c->out_len + n;
 		if (need <= c->out_cap)
 			return 0;
@@ -237,8 +294,6 @@ static size_t out_pending(const struct cf_sconn *c)
 	return c->out_len - c->out_off;
 }
 
-static void conn_flush(struct cf_sconn *c);
-
 static void wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	conn_flush(w->data);
@@ -246,12 +301,17 @@ static void wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void rio_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* Send what may go: everything, or up to the hold mark. */
 static void conn_flush(struct cf_sconn *c)
 {
+	size_t lim;
 	ssize_t n;
 
-	while (!c->dead && out_pending(c)) {
-		n = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL);
+	while (!c->dead) {
+		lim = c->hold != HOLD_NONE ? c->hold : c->out_len;
+		if (c->out_off >= lim)
+			break;
+		n = send(c->fd, c->out + c->out_off, lim - c->out_off, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -267,7 +327,13 @@ static void conn_flush(struct cf_sconn *c)
 	if (c->dead)
 		return;
 	ev_io_stop(c->t->loop, &c->wio);
-	c->out_off = c->out_len = 0;
+	if (c->hold != HOLD_NONE) /* the rest waits for release_held() */
+		return;
+	out_shift(c);
+	if (c->eof) { /* the peer closed after its last requests: they are answered now */
+		conn_dead(c, c->eof_err);
+		return;
+	}
 	if (c->closing) {
 		/* replies are out: half-close and wait (bounded) for the peer's EOF */
 		shutdown(c->fd, SHUT_WR);
@@ -362,7 +428,7 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		r = grant_check(c, rw.rkey, rw.addr, rw.len, CF_R_WRITE);
 		if (r == 0) {
 			memcpy(t->image + rw.addr, body + sizeof(rw), rw.len);
-			dirty_add(t, rw.addr, rw.len);
+			mark_durable(c, rw.addr, rw.len);
 		}
 		/* an unsignaled WRITE is still answered when it fails (as a verbs error completion) */
 		if (r < 0 || !(h->flags & CF_FF_NO_RESP))
@@ -385,7 +451,7 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		} else {
 			old = __atomic_fetch_add(word, at.compare, __ATOMIC_SEQ_CST);
 		}
-		dirty_add(t, at.addr, 8);
+		mark_durable(c, at.addr, 8);
 		put_resp(c, h->id, 0, old, NULL, 0);
 		return 0;
 	case CF_OP_CTRL:
@@ -444,7 +510,6 @@ static void process_input(struct cf_sconn *c)
 static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct cf_sconn *c = w->data;
-	struct cf_tserver *t = c->t;
 	ssize_t n;
 	int eof = 0;
 
@@ -468,12 +533,17 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->in_len += (size_t)n;
 	}
 	process_input(c);
-	/* group commit: persist the batch's writes, then answer */
-	dirty_flush(t);
+	/* what needs no commit goes now; the rest after the iteration's group commit */
 	if (!c->dead)
 		conn_flush(c);
 	if (eof && !c->dead) {
 		/* requests that arrived before the close have executed; now report it */
+		if (c->hold != HOLD_NONE) { /* ... once their held answers are out */
+			c->eof = 1;
+			c->eof_err = c->in_len ? -EPIPE : 0;
+			ev_io_stop(loop, &c->rio);
+			return;
+		}
 		conn_dead(c, c->in_len ? -EPIPE : 0);
 	}
 }
@@ -524,6 +594,7 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->t = t;
 		c->fd = fd;
+		c->hold = HOLD_NONE;
 		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
 				NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
@@ -597,6 +668,8 @@ static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	t->accept_retry.data = t;
 	ev_prepare_init(&t->reaper, reaper_cb);
 	t->reaper.data = t;
+	ev_idle_init(&t->kick, kick_cb);
+	ev_set_priority(&t->kick, EV_MAXPRI);
 	*out = t;
 	return 0;
 err_errno:
@@ -619,6 +692,9 @@ static void t_destroy(struct cf_tserver *t)
 		close(t->lfd);
 	while (t->live)
 		conn_dead(t->live, -ESHUTDOWN);
+	if (t->gc_armed)
+		cf_persist_cancel(t->cbs.gc, release_held, t);
+	ev_idle_stop(t->loop, &t->kick);
 	reaper_cb(t->loop, &t->reaper, 0);
 	free(t);
 }

@@ -31,10 +31,25 @@ static void file_name(char *buf, size_t cap, uint32_t id)
 	snprintf(buf, cap, "f%u.cfd", id);
 }
 
+static enum cf_data_io data_io = CF_DATA_IO_BUFFERED;
+
+void cf_data_set_io(enum cf_data_io io) { data_io = io; }
+enum cf_data_io cf_data_get_io(void) { return data_io; }
+
+const char *cf_data_io_str(enum cf_data_io io)
+{
+	switch (io) {
+	case CF_DATA_IO_BUFFERED: return "buffered";
+	case CF_DATA_IO_DIRECT: return "direct";
+	}
+	return "?";
+}
+
 int cf_data_open(struct cf_data *d, const char *dir)
 {
 	memset(d, 0, sizeof(*d));
 	d->dirfd = -1;
+	d->io = data_io;
 	for (uint32_t i = 0; i < CF_DATA_MAX_FILES; i++)
 		d->files[i].fd = -1;
 	if (strlen(dir) >= sizeof(d->dir))
@@ -179,10 +194,22 @@ int cf_data_file(struct cf_data *d, uint32_t id, struct cf_data_file **out)
 		return 0;
 	}
 	file_name(name, sizeof(name), id);
-	fd = openat(d->dirfd, name, O_RDWR | O_CLOEXEC);
+	/*
+	 * O_DIRECT: reads come from the storage, not from a page this host
+	 * cached before another host wrote the slot. The I/O keeps the slots'
+	 * sizes and offsets (16 bytes in a bank file): NFS has no alignment
+	 * rule for O_DIRECT, a block-based local filesystem answers EINVAL.
+	 */
+	fd = openat(d->dirfd, name, O_RDWR | O_CLOEXEC | (d->io == CF_DATA_IO_DIRECT ? O_DIRECT : 0));
 	if (fd < 0)
 		return -errno;
 	r = read_all(fd, &h, sizeof(h), 0);
+	if (r == -EINVAL && d->io == CF_DATA_IO_DIRECT) {
+		snprintf(d->corrupt_msg, sizeof(d->corrupt_msg),
+			 "file %s: this filesystem refuses O_DIRECT I/O of single records (--data-io direct is for NFS)",
+			 name);
+		goto err_close;
+	}
 	if (r) {
 		snprintf(d->corrupt_msg, sizeof(d->corrupt_msg), "file %s: short header", name);
 		goto err_close;

@@ -21,7 +21,10 @@
  * whole slot (crc, flags and payload), its offset the slot's byte offset in
  * the file, so writing the before-image back restores the exact bytes.
  *
- * I/O is pread/pwrite on the file; cf_data_sync() is fdatasync. Corrupt
+ * I/O is pread/pwrite on the file; cf_data_sync() is fdatasync. The files
+ * are opened buffered (page cache) or, for a data directory shared by several
+ * hosts over NFS, with O_DIRECT: each host's page cache is not coherent with
+ * the others' writes (docs/design.md, "Storage across hosts"). Corrupt
  * headers or slots return -EBADMSG (CF_CORRUPT) and cf_data_corrupt_msg()
  * names the file and the record.
  */
@@ -63,14 +66,28 @@ struct cf_data_file {
 	int dirty; /* written since the last sync */
 };
 
+/* How record files are opened (cf_data_set_io, cfnode --data-io). */
+enum cf_data_io {
+	CF_DATA_IO_BUFFERED, /* page cache: one host, or a cluster filesystem */
+	CF_DATA_IO_DIRECT,   /* O_DIRECT at slot granularity: NFS across hosts */
+};
+
 struct cf_data {
 	int dirfd;
+	enum cf_data_io io; /* from cf_data_set_io() at cf_data_open() */
 	char dir[256];
 	struct cf_data_file files[CF_DATA_MAX_FILES];
 	char corrupt_msg[160];
 };
 
 /* Open a data directory (files are opened lazily). 0 or -errno. */
+/*
+ * The I/O mode of every cf_data_open() that follows, process-wide: set once
+ * at start, before any thread opens a data directory (cfnode --data-io).
+ */
+void cf_data_set_io(enum cf_data_io io);
+enum cf_data_io cf_data_get_io(void);
+const char *cf_data_io_str(enum cf_data_io io);
 int cf_data_open(struct cf_data *d, const char *dir);
 void cf_data_close(struct cf_data *d); /* accepts a half-open one */
 

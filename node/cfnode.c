@@ -19,6 +19,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "cf_agent.h"
 #include "cf_auth.h"
@@ -34,6 +37,34 @@
 #define EX_KEY 77
 
 enum workload { WL_NONE, WL_BANK, WL_HOLD, WL_LOCK, WL_BACKOUT, WL_LOGFULL };
+/*
+ * systemd readiness (Type=notify): one datagram "READY=1" to $NOTIFY_SOCKET,
+ * a filesystem or abstract (@) AF_UNIX address. Nothing when unset; errors
+ * are ignored (a supervisor that asked and cannot hear times the start out).
+ */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	n = strlen(path);
+	if (n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = 0;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+	close(fd);
+}
+
 static const char *const wl_names[] = { "none", "bank", "hold", "lock", "backout", "logfull" };
 
 static int verbosity = CF_AGENT_INFO;
@@ -104,6 +135,8 @@ static void usage(FILE *out)
 		"                         stand-in), pet it while the lease holds, announce it to the CF\n"
 		"  --watchdog-timeout MS  its timeout (default 5000; a device rounds up to whole seconds)\n"
 		"  --fence-wd-margin MS   slack added when waiting out a failed peer's watchdog (default 250)\n"
+		"  --data-io buffered|direct  data file I/O: page cache (default), or O_DIRECT for a data\n"
+		"                         directory on NFS shared by several hosts\n"
 		"  -q, --quiet / -v, --verbose\n"
 		"  -h, --help\n"
 		"\n"
@@ -252,7 +285,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
-		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE,
+		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -284,6 +317,7 @@ int main(int argc, char **argv)
 		{ "watchdog", required_argument, NULL, O_WATCHDOG },
 		{ "watchdog-timeout", required_argument, NULL, O_WDTIMEOUT },
 		{ "fence-wd-margin", required_argument, NULL, O_WDMARGIN },
+		{ "data-io", required_argument, NULL, O_DATAIO },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -428,6 +462,14 @@ int main(int argc, char **argv)
 			else
 				fence_args[nfence_args++] = optarg;
 			break;
+		case O_DATAIO:
+			if (!strcmp(optarg, "buffered"))
+				cf_data_set_io(CF_DATA_IO_BUFFERED);
+			else if (!strcmp(optarg, "direct"))
+				cf_data_set_io(CF_DATA_IO_DIRECT);
+			else
+				bad = "--data-io must be buffered or direct";
+			break;
 		case 'q': verbosity = CF_AGENT_WARN; break;
 		case 'v': verbosity = CF_AGENT_DEBUG; break;
 		case 'h': usage(stdout); return EX_OK_;
@@ -497,7 +539,8 @@ int main(int argc, char **argv)
 			r = cf_data_file(&d, CF_BANK_FILE, &f);
 		if (r) {
 			fprintf(stderr, "cfnode: data directory %s: %s\n", o.data_dir,
-				r == -EBADMSG ? cf_data_corrupt_msg(&d) : strerror(-r));
+				r == -EBADMSG || (r == -EINVAL && d.io == CF_DATA_IO_DIRECT) ? cf_data_corrupt_msg(&d)
+											    : strerror(-r));
 			cf_data_close(&d);
 			return EX_OTHER;
 		}
@@ -630,6 +673,8 @@ int main(int argc, char **argv)
 		thr_started = true;
 		say(CF_AGENT_INFO, "workload %s started", wl_names[w.kind]);
 	}
+	/* joined, home instance ACTIVE here, recovery module armed: a member */
+	notify_ready();
 	r = cf_agent_run(&a);
 	if (r) {
 		/* The incarnation is over: no clean leave, nothing carried over. */

@@ -16,7 +16,10 @@
  *     So a record-list WRITE posted before a lock CAS lands first, and only
  *     the CAS completion needs awaiting.
  *   - A completion means the op executed and is visible at the CF. With
- *     --nvram it is also durable on tcp (the server persists before answering).
+ *     --nvram on tcp, it also means that the op and every op posted before it
+ *     on that connection are durable where the protocol needs it (log,
+ *     registration and recovery words, lock table, record lists; not
+ *     heartbeats): the server persists before answering.
  *   - A connection that reports an error is dead; its incarnation is over.
  *   - Server fence is a barrier: when fence() returns, no request of that
  *     connection executes any more, even one already received.
@@ -84,6 +87,7 @@ struct cf_client_ops {
 /* ---------------- server side ---------------- */
 
 struct cf_sconn; /* the server's end of one connection */
+struct cf_persist;
 struct cf_tserver;
 
 struct cf_server_cbs {
@@ -99,11 +103,15 @@ struct cf_server_cbs {
 	 */
 	void (*on_close)(void *arg, struct cf_sconn *sc, int err);
 	/*
-	 * tcp backend: bytes [off, off+len) of the image were written by a
-	 * client; persist them before the next response goes out (called once
-	 * per batch with the union of dirty ranges; may be NULL).
+	 * Group commit under --nvram (NULL for a volatile image): the server's
+	 * cf_persist (cfserver/cf_persist.h), one persist per loop iteration.
+	 * tcp backend: a client WRITE/CAS/FAA changed [off, off+len); when
+	 * durable() says so the range is added to gc, and the response of that
+	 * request and every later output of that connection wait for gc's next
+	 * commit. Output of a connection with nothing waiting goes out at once.
 	 */
-	void (*persist)(void *arg, uint64_t off, uint64_t len);
+	struct cf_persist *gc;
+	int (*durable)(void *arg, uint64_t off, uint64_t len);
 };
 
 struct cf_server_ops {

@@ -41,6 +41,7 @@ inst_of() { printf 'NTS%03d' "${1#SYS}"; }
 # cluster_init [cfserver args...]: data directory, initial copy, cfserver.
 cluster_init() {
 	mkdir -p "$DATA"
+	cf_hosts_up "$NSYS" "$DATA" # CF_HOSTS=netns: SYS1..SYSn on hostA.., the CF on their bridge
 	"$CF_FAULT_TOOL" mkdata "$DATA" "$ACCOUNTS" 1000 || fail "mkdata"
 	cp "$DATA/f0.cfd" "$INITIAL"
 	SRV_ARGS=(--hb-interval "$H_MS" --hb-timeout "$T_MS" "$@")
@@ -78,9 +79,10 @@ node_start() {
 	# a killed writer's unwritten tail from it)
 	local seed=$((RANDOM * 1073741824 + RANDOM * 32768 + RANDOM + 1))
 	NODE_JOURNAL[$sys]=$CF_WORK/$sys.seed$seed.journal
-	env CF_FAULT_LOG=1 "${envs[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
-		--transport "$CF_TRANSPORT" --system "$sys" --instance "$(inst_of "$sys")" --data "$DATA" \
-		--policy auto --fence-agent local --workload bank --accounts "$ACCOUNTS" --duration 3600 \
+	cf_place "$sys" "$DATA" # CF_HOSTS=netns: on its own namespace-host
+	env CF_FAULT_LOG=1 "${envs[@]}" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
+		--transport "$CF_TRANSPORT" --system "$sys" --instance "$(inst_of "$sys")" --data "$NODE_DATA" \
+		--policy auto "${NODE_FENCE[@]}" --workload bank --accounts "$ACCOUNTS" --duration 3600 \
 		--inflight "$INFLIGHT" --seed "$seed" --journal "${NODE_JOURNAL[$sys]}" "${extra[@]}" \
 		>>"$CF_WORK/$sys.log" 2>&1 &
 	NODE_PID[$sys]=$!

@@ -12,11 +12,23 @@
 #   CF_HOST       host the servers listen on / clients connect to (default 127.0.0.1)
 #   CFSERVER, CFNODE, CFCTL, CF_TCLIENT ...  binaries (meson passes them with env:)
 #   CF_KEEP_WORK  set to keep the work dir for debugging
+#   CF_HOSTS      unset/"local": every system on this host (default);
+#                 "netns": each system on its own namespace-host (tests/lib/hosts.sh:
+#                 own network, UTS and mount namespaces, hostname hostA.., the
+#                 data directory bind-mounted, the external fence agent fence_netns)
 set -u
 
 CF_TRANSPORT=${CF_TRANSPORT:-tcp}
 CF_HOST=${CF_HOST:-127.0.0.1}
 export CF_TRANSPORT CF_HOST
+
+CF_HOSTS=${CF_HOSTS:-local}
+case $CF_HOSTS in
+local) ;;
+netns) . "$(dirname "${BASH_SOURCE[0]}")/hosts.sh" ;;
+*) echo "unknown CF_HOSTS=$CF_HOSTS (local or netns)" >&2; exit 1 ;;
+esac
+export CF_HOSTS
 
 CF_PIDS=()
 CF_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cfplex-test.XXXXXX")
@@ -86,6 +98,8 @@ cf_cleanup() {
 			tail -n 40 "$f" >&2
 		done
 	fi
+	# the namespace-hosts, by name (after their processes, killed above)
+	[ "$CF_HOSTS" = netns ] && hosts_down
 	if [ -z "${CF_KEEP_WORK:-}" ]; then
 		rm -rf "$CF_WORK"
 	else
@@ -179,4 +193,32 @@ bounded() { # TIMEOUT_S CMD...
 	local t=$1
 	shift
 	timeout --kill-after=5 "$t" "$@"
+}
+
+# cf_hosts_up N DATA: with CF_HOSTS=netns, N namespace-hosts sharing DATA, and
+# the CF's address on their bridge (CF_HOST); nothing otherwise. Call it before
+# start_cfserver.
+cf_hosts_up() {
+	[ "$CF_HOSTS" = netns ] || return 0
+	hosts_up "$1" "$2"
+	CF_HOST=$HOSTS_CF_IP
+	export CF_HOST
+}
+
+# cf_place SYS DATA: where system SYS runs. Sets NODE_PREFIX (the command
+# prefix: nothing, or nsenter into SYS's host), NODE_DATA (the data directory
+# as that host sees it) and NODE_FENCE (its fence agent arguments: the local
+# agent on one host, the external fence_netns across namespace-hosts, since the
+# local agent refuses other hosts by design).
+cf_place() {
+	if [ "$CF_HOSTS" = netns ]; then
+		host_argv "$(host_of "$1")" || fail "no host for $1"
+		NODE_PREFIX=("${HOST_ARGV[@]}")
+		NODE_DATA=$HOSTS_MNT
+		NODE_FENCE=("${HOSTS_FENCE_ARGS[@]}")
+	else
+		NODE_PREFIX=()
+		NODE_DATA=$2
+		NODE_FENCE=(--fence-agent local)
+	fi
 }

@@ -14,6 +14,7 @@ HB_TIMEOUT=${HB_TIMEOUT:-${CF_TEST_T_MS:-1000}} # the rig sets CF_TEST_T_MS for 
 
 # cluster [cfserver args...]: cfserver plus the data directory.
 cluster() {
+	cf_hosts_up 4 "$DATA" # CF_HOSTS=netns: SYS1..SYS4 on hostA..hostD
 	start_cfserver --hb-interval 5 --hb-timeout "$HB_TIMEOUT" "$@" || fail "cfserver did not start"
 	"$CFCTL" mkdata --data "$DATA" --accounts "$ACCOUNTS" --balance 1000 >"$CF_WORK/mkdata.log" 2>&1 ||
 		fail "cfctl mkdata: $(cat "$CF_WORK/mkdata.log")"
@@ -22,12 +23,14 @@ cluster() {
 ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 
 # node SYS INST [cfnode args...]: a system with the bank workload; PID in PID_SYS.
+# With CF_HOSTS=netns SYSn runs on its own namespace-host (harness.sh cf_place).
 # Logs append to $CF_WORK/SYS.log across restarts.
 node() {
 	local sys=$1 inst=$2
 	shift 2
-	start_bg "$sys" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-		--system "$sys" --instance "$inst" --data "$DATA" --fence-agent local \
+	cf_place "$sys" "$DATA"
+	start_bg "$sys" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
+		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
 		--journal "$CF_WORK/$sys.journal" "$@"
 	eval "PID_$sys=$BG_PID"

@@ -16,6 +16,6 @@ wait_inst NTS001 INACTIVE_CLEAN
 [ "$(locks_of NTS001)" = 0 ] || fail "NTS001 still has locks after recovery"
 recoveries NTS001 | grep -q '"txns":[1-9]' || log "note: nothing was in flight at the kill"
 grep -q "registered as counterpart" "$CF_WORK/$cp.log" || fail "no registration logged"
-grep -q "disk fence: SYS1" "$CF_WORK/$cp.log" || fail "no disk fence logged"
+grep -Eq "disk fence: (SYS1 |fence agent .* confirmed SYS1 off)" "$CF_WORK/$cp.log" || fail "no disk fence logged"
 finish
 pass "auto recovery of NTS001 by $cp"

@@ -13,7 +13,13 @@ kill -STOP "$p1"
 wait_recovery NTS001
 grep -q "heartbeat silence" "$CF_WORK/SYS2.log" || fail "not detected by heartbeat silence"
 wait_for 10 gone "$p1" || fail "frozen SYS1 not killed by the fence agent"
-grep -q "disk fence: SYS1 (pid $p1) killed, exit confirmed" "$CF_WORK/SYS2.log" || fail "fence not confirmed in log"
+if [ "$CF_HOSTS" = netns ]; then
+	# SYS1 is on hostA: the external agent powered that host off, from hostB
+	grep -q "disk fence: fence agent .*/fence_netns confirmed SYS1 off" "$CF_WORK/SYS2.log" || fail "fence not confirmed in log"
+	grep -q "on hostB: action=off plug=SYS1 nodename=hostA: off" "$CF_WORK/fence_netns.log" || fail "hostA not powered off by hostB"
+else
+	grep -q "disk fence: SYS1 (pid $p1) killed, exit confirmed" "$CF_WORK/SYS2.log" || fail "fence not confirmed in log"
+fi
 node SYS1 NTS001
 wait_for 20 inst_is NTS001 ACTIVE || fail "SYS1 did not rejoin"
 read -r _ _ e2 _ <<<"$(inst_state NTS001)"

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_persist.h - group commit of the CF image (--nvram), one persist per loop
+ * iteration for everybody.
+ *
+ * Whoever makes image bytes that must be durable before something is
+ * acknowledged (a tcp WRITE/CAS/FAA of a client, a PERSIST control request of
+ * the verbs backend) adds the range with cf_persist_add() and asks to be
+ * called back with cf_persist_after(). Nothing is persisted at that moment.
+ * Once per loop iteration (an ev_prepare watcher at the lowest priority, i.e.
+ * after every callback of the iteration has run and just before the loop
+ * blocks) the component persists every range added since the last commit -
+ * merged, see below - and then runs every callback registered before it, in
+ * registration order. A callback therefore never runs before the bytes added
+ * ahead of it are durable; the responses it releases are sent after ONE
+ * persist shared by every connection that executed requests in the iteration.
+ *
+ * How ranges are merged depends on the store granularity of the mapping
+ * (cf_persist_new's `gran`):
+ *   - page granularity (a file in the page cache, persist = msync): each call
+ *     is a system call and, on a disk, a device cache flush, while the kernel
+ *     writes back only the dirty pages of the span: so ONE call over the span
+ *     of all ranges;
+ *   - cache-line granularity (DAX, persist = CPU cache flushes and a fence):
+ *     the cost is per flushed line, so the exact ranges, merged only when they
+ *     overlap or share a line.
+ *
+ * Single-threaded: every function is called from the loop's thread.
+ * Functions return 0 or a negative errno.
+ */
+#ifndef CF_PERSIST_H
+#define CF_PERSIST_H
+
+#include <stdint.h>
+
+struct ev_loop;
+struct cf_persist;
+
+/* Make [off, off+len) of the image durable now (cf_image_persist, or a test's stub). */
+typedef void cf_persist_range_fn(void *arg, uint64_t off, uint64_t len);
+/* Called once after the commit that covers everything added before cf_persist_after(). */
+typedef void cf_persist_done_fn(void *arg);
+
+struct cf_persist_stats {
+	uint64_t commits;    /* commit points that persisted something or ran callbacks */
+	uint64_t calls;      /* calls of the range function (msyncs on a page-cache file) */
+	uint64_t ranges;     /* cf_persist_add() calls */
+	uint64_t bytes;      /* bytes handed to the range function */
+	uint64_t callbacks;  /* callbacks run */
+	uint64_t max_ranges; /* most ranges in one commit */
+};
+
+/* gran: the store granularity in bytes (4096: msync; 64: cache-line flushes). */
+int cf_persist_new(struct ev_loop *loop, uint64_t gran, cf_persist_range_fn *fn, void *fn_arg,
+		   struct cf_persist **out);
+/* Commits what is pending (ranges, then callbacks), then frees. Accepts NULL. */
+void cf_persist_free(struct cf_persist *p);
+/* [off, off+len) must be durable at the next commit. -ENOMEM: persisted at once instead. */
+int cf_persist_add(struct cf_persist *p, uint64_t off, uint64_t len);
+/*
+ * Run done(arg) after the next commit. -ENOMEM: nothing registered (the
+ * caller may commit with cf_persist_commit() and go on).
+ */
+int cf_persist_after(struct cf_persist *p, cf_persist_done_fn *done, void *arg);
+/* Forget a registered callback (its object is going away). Returns 0 or -ENOENT. */
+int cf_persist_cancel(struct cf_persist *p, cf_persist_done_fn *done, void *arg);
+/* Commit now (shutdown, tests). The watcher does this once per iteration. */
+void cf_persist_commit(struct cf_persist *p);
+/* Anything added or registered and not yet committed? */
+int cf_persist_pending(const struct cf_persist *p);
+void cf_persist_get_stats(const struct cf_persist *p, struct cf_persist_stats *st);
+
+#endif
