@@ -2,6 +2,7 @@
 #include "cf_fence.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -193,6 +194,14 @@ uint64_t cf_proc_starttime(uint64_t pid)
 	return st;
 }
 
+static bool same_host(const struct cf_fence_target *t)
+{
+	char host[CF_HOST_MAX] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	return t->host[0] && strncmp(host, t->host, sizeof(host)) == 0;
+}
+
 static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
 {
 	char host[CF_HOST_MAX] = "";
@@ -330,9 +339,17 @@ int cf_fence_run(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t
 		snprintf(msg, msglen, "fence agent none: %s NOT fenced from the data directory (unsafe)", t->name);
 		return 0;
 	}
+	/*
+	 * A target on this very host (a system recovering its own previous
+	 * incarnation, or a peer beside us) is fenced locally even when an
+	 * external agent is configured: a power fence would power off its caller,
+	 * and the pidfd kill confirmed by the exit is a complete fence here.
+	 */
+	bool here = cfg->kind == CF_FENCE_EXTERNAL && t->pid && same_host(t);
+
 	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
-		r = cfg->kind == CF_FENCE_EXTERNAL ? fence_external(cfg, t, "off", msg, msglen)
-						   : fence_local(cfg, t, msg, msglen);
+		r = cfg->kind == CF_FENCE_EXTERNAL && !here ? fence_external(cfg, t, "off", msg, msglen)
+							    : fence_local(cfg, t, msg, msglen);
 		/* A host we cannot reach does not come closer by retrying. */
 		if (r == 0 || r == -EHOSTUNREACH || r == -EINVAL)
 			break;

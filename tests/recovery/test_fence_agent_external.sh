@@ -5,7 +5,10 @@
 # the frozen system before any before-image is written; a failing one is
 # retried at intervals, reported, and never skipped: the instance stays
 # registered to the counterpart with its locks held until the agent confirms.
+# The fenced systems run on other hosts (own UTS namespaces): a target on the
+# counterpart's own host is fenced locally even with an external agent.
 . "$(dirname "$0")/lib.sh"
+have_uts || skip "no UTS namespaces here (unshare --uts needs root)"
 HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 
 # The agent: records its options, then powers the "plug" off by the pid the
@@ -43,10 +46,10 @@ grep -q "bad.map:2: bad option 'login=x=y'" <<<"$out" || fail "unclear error: $o
 out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
 	--fence-map "$CF_WORK/fence.map" 2>&1); [ $? -eq 2 ] || fail "--fence-map without an agent accepted: $out"
 
-node SYS1 NTS001
+node_host hostA SYS1 NTS001
 node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin \
 	--fence-map "$CF_WORK/fence.map" --unfence
-node SYS3 NTS003 --policy operator
+node_host hostC SYS3 NTS003 --policy operator
 wait_committing SYS1 SYS2 SYS3
 # unfencing at join: SYS2 ran the agent with action=on for itself before it wrote
 grep -A2 -x "action=on" "$FENCE_LOG" | grep -qx "plug=SYS2" || fail "SYS2 not unfenced at join: $(cat "$FENCE_LOG")"
@@ -56,7 +59,7 @@ kill -STOP "$(pid_of SYS1)"
 wait_recovery NTS001
 [ "$(counterpart_of NTS001)" = SYS2 ] || fail "recovered by $(counterpart_of NTS001)"
 grep -q "fence agent $AGENT confirmed SYS1 off" "$CF_WORK/SYS2.log" || fail "agent confirmation not logged"
-for kv in action=off plug=SYS1 ipaddr=192.0.2.1 login=admin port=11 ipaddr=192.0.2.11; do
+for kv in action=off plug=SYS1 nodename=hostA ipaddr=192.0.2.1 login=admin port=11 ipaddr=192.0.2.11; do
 	grep -qx "$kv" "$FENCE_LOG" || fail "agent did not get $kv: $(cat "$FENCE_LOG")"
 done
 wait_for 10 gone "$(pid_of SYS1)" || fail "SYS1 still alive after its fence"
@@ -90,5 +93,8 @@ echo "$(pid_of SYS2)" >"$CF_WORK/SYS2.pid"
 kill -KILL "$(pid_of SYS2)"
 node SYS4 NTS004 --fence-agent "$AGENT"
 wait_recovery NTS002 "" 30
+# SYS2 ran on SYS4's own host: fenced locally (pidfd), not by the power agent
+grep -q "recovery NTS002: disk fence: SYS2 (pid $(pid_of SYS2))" "$CF_WORK/SYS4.log" ||
+	fail "a same-host target was not fenced locally: $(grep 'disk fence' "$CF_WORK/SYS4.log")"
 finish
 pass "external fence agent: options passed, fenced before backout; a failing agent retried, reported, never skipped"
