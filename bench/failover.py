@@ -24,10 +24,11 @@ import common as C  # noqa: E402
 # timestamps are CLOCK_MONOTONIC) and "declared->detect" (to the counterpart learning of it)
 # are measured by the driver; the others are the counterpart's own phase timings from its
 # RECOVERY line.  STACKED are the disjoint ones that add up to crash -> unregistered.
-PHASES = ["crash->declared", "declared->detect", "detect", "cf-fence", "register", "disk-fence", "attach", "read-log", "backout", "sync", "release",
-          "unregister"]
-STACKED = ["crash->declared", "declared->detect", "register", "disk-fence", "attach", "read-log", "backout",
-           "sync", "release", "unregister"]
+# watchdog-wait: a counterpart waiting out a cross-host peer's watchdog (T/2 + timeout + margin); 0 otherwise
+PHASES = ["crash->declared", "declared->detect", "detect", "cf-fence", "register", "disk-fence", "watchdog-wait", "attach",
+          "read-log", "backout", "sync", "release", "unregister"]
+STACKED = ["crash->declared", "declared->detect", "register", "disk-fence", "watchdog-wait", "attach", "read-log",
+           "backout", "sync", "release", "unregister"]
 
 
 class Cluster:

@@ -429,6 +429,7 @@ static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e
 	is->fail_starttime = same ? ss->starttime : 0;
 	is->fail_ns = t_ns;
 	is->fail_cause = cause;
+	is->fail_wd_ms = same ? ss->wd_timeout_ms : 0;
 	memset(is->fail_host, 0, sizeof(is->fail_host));
 	if (ss)
 		memcpy(is->fail_host, ss->host, sizeof(is->fail_host) - 1);
@@ -673,6 +674,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	slot->join_ns = cf_real_ns();
 	slot->fail_ns = 0;
 	slot->fail_cause = CF_FAIL_NONE;
+	slot->wd_timeout_ms = 0; /* until this incarnation announces one (CF_CTRL_WATCHDOG) */
 	memset(slot->name, 0, CF_NAME_MAX);
 	memcpy(slot->name, name, strlen(name));
 	memcpy(slot->host, host, CF_HOST_MAX);
@@ -1091,6 +1093,169 @@ static void pb_answer(void *arg, void *owner, uint64_t id, int status)
 		send_status(cc, id, CF_CTRL_STATUS, status, "persisted");
 }
 
+/*
+ * Fencing across hosts (issue 16): the watchdog a system announces, and the
+ * operator's ways out of a recovery that waits on its disk fence.
+ */
+#define CF_WD_TIMEOUT_MAX_MS 600000u
+
+static void on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watchdog_msg *m)
+{
+	struct cf_core *c = cc->core;
+	struct cf_sys_slot *slot;
+	char sn[CF_NAME_MAX];
+
+	if (cc->sys < 0 || c->sys[cc->sys].agent != cc) {
+		send_status(cc, id, CF_CTRL_STATUS, -EPERM, "a watchdog is announced on the JOIN connection");
+		return;
+	}
+	if (m->timeout_ms > CF_WD_TIMEOUT_MAX_MS || m->pad) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "watchdog timeout %u ms out of range (0..%u)",
+			    m->timeout_ms, CF_WD_TIMEOUT_MAX_MS);
+		return;
+	}
+	slot = sys_slot(c, (uint32_t)cc->sys);
+	slot->wd_timeout_ms = m->timeout_ms;
+	persist(c, cf_sys_off(c->map, (uint32_t)cc->sys), sizeof(*slot));
+	cfs_info("%s announces a watchdog of %u ms", sys_name(c, (uint32_t)cc->sys, sn), m->timeout_ms);
+	send_status(cc, id, CF_CTRL_STATUS, 0, "watchdog %u ms recorded", m->timeout_ms);
+}
+
+static int sys_by_name(struct cf_core *c, const char *name)
+{
+	for (uint32_t k = 0; k < c->map->geo.max_systems; k++) {
+		char sn[CF_NAME_MAX];
+		name_of(sys_slot(c, k)->name, sn);
+		if (sn[0] && !strcmp(sn, name))
+			return (int)k;
+	}
+	return -1;
+}
+
+/*
+ * Does instance i wait on a disk fence, by a live counterpart? Then its owner
+ * (the counterpart) in *owner. The rinfo slot is the counterpart's word for
+ * it; the registration word and fail_* must agree with it.
+ */
+static bool waits_on_fence(struct cf_core *c, uint32_t i, uint32_t *owner)
+{
+	const struct cf_rinfo_slot *ri = (const struct cf_rinfo_slot *)(c->base + cf_rinfo_off(c->map, i));
+	const struct cf_inst_slot *is = inst_slot(c, i);
+	uint64_t w = regword(c, i);
+	uint32_t o = cf_reg_owner(w);
+
+	if (cf_reg_state(w) != CF_REG_ACTIVE || !live_sys(c, o) || cf_reg_owner_stale(w, sysword(c, o)))
+		return false;
+	if (is->fail_incident != cf_reg_incident(w) || ri->incident != cf_reg_incident(w) || ri->counterpart != o + 1u)
+		return false;
+	if (ri->phase != CF_PHASE_DISK_FENCE && ri->phase != CF_PHASE_WD_WAIT)
+		return false;
+	if (ri->wait != CF_FWAIT_AGENT && ri->wait != CF_FWAIT_OPERATOR && ri->wait != CF_FWAIT_WATCHDOG)
+		return false;
+	*owner = o;
+	return true;
+}
+
+static void on_fence_confirm(struct core_conn *cc, uint64_t id, const struct cf_fence_confirm *m)
+{
+	struct cf_core *c = cc->core;
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX], on[CF_NAME_MAX];
+	struct cf_recover_r rr;
+	struct cf_event ev;
+	uint32_t n = 0, o;
+	int s, k = 0;
+
+	name_of(m->sys, sn);
+	memset(&rr, 0, sizeof(rr));
+	if (cf_name_check(sn) < 0) {
+		rr.status = -EINVAL;
+		snprintf(rr.msg, sizeof(rr.msg), "bad system name: 1..15 chars of [A-Za-z0-9_.-]");
+		goto reply;
+	}
+	s = sys_by_name(c, sn);
+	if (s < 0) {
+		rr.status = -ENOENT;
+		snprintf(rr.msg, sizeof(rr.msg), "no system named %s", sn);
+		goto reply;
+	}
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		if (!waits_on_fence(c, i, &o) || inst_slot(c, i)->fail_sys != (uint32_t)s)
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CF_EV_FENCE_CONFIRM;
+		ev.sys = (uint32_t)s;
+		ev.epoch = inst_slot(c, i)->fail_epoch;
+		ev.inst = i;
+		ev.reg = regword(c, i);
+		ev.time_ns = cf_real_ns();
+		send_msg(c->sys[o].agent, 0, CF_CTRL_EVENT, &ev, sizeof(ev));
+		if (!n++) {
+			rr.sys = o;
+			k = snprintf(rr.msg, sizeof(rr.msg), "fence of %s confirmed by the operator:", sn);
+		}
+		if (k > 0 && (size_t)k < sizeof(rr.msg))
+			k += snprintf(rr.msg + k, sizeof(rr.msg) - (size_t)k, " %s (counterpart %s)", inst_name(c, i, in),
+				      sys_name(c, o, on));
+	}
+	if (!n) {
+		rr.status = -ESRCH;
+		snprintf(rr.msg, sizeof(rr.msg), "no recovery waits on a fence of %s", sn);
+	}
+reply:
+	cfs_info("FENCE_CONFIRM %s from console %s: %s", sn, cc->peer, rr.msg);
+	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
+}
+
+/*
+ * cfctl recover INST --retry: a recovery that waits on its fence is told to
+ * try its fence agent again now; a failed instance (nobody registered, or
+ * the counterpart gave up and died) is offered again like `recover`, even to
+ * a system that already tried this incident.
+ */
+static void on_recover_retry(struct core_conn *cc, uint64_t id, const struct cf_recover *m)
+{
+	struct cf_core *c = cc->core;
+	char in[CF_NAME_MAX], on[CF_NAME_MAX], desc[96];
+	struct cf_recover_r rr;
+	struct cf_event ev;
+	uint32_t o;
+	int i;
+
+	name_of(m->inst, in);
+	memset(&rr, 0, sizeof(rr));
+	i = find_inst(c, in, NULL);
+	if (i < 0) {
+		rr.status = -ENOENT;
+		snprintf(rr.msg, sizeof(rr.msg), "no instance named %s", in);
+		goto reply;
+	}
+	if (waits_on_fence(c, (uint32_t)i, &o)) {
+		name_of(m->on, on);
+		if (on[0] && sys_by_name(c, on) != (int)o) {
+			rr.status = -EBUSY;
+			snprintf(rr.msg, sizeof(rr.msg), "%s waits on its fence at its counterpart %s, not %s", in,
+				 sys_name(c, o, desc), on);
+			goto reply;
+		}
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CF_EV_FENCE_RETRY;
+		ev.sys = o;
+		ev.inst = (uint32_t)i;
+		ev.reg = regword(c, (uint32_t)i);
+		ev.time_ns = cf_real_ns();
+		send_msg(c->sys[o].agent, 0, CF_CTRL_EVENT, &ev, sizeof(ev));
+		rr.sys = o;
+		snprintf(rr.msg, sizeof(rr.msg), "%s's counterpart %s asked to retry its fence now", in,
+			 sys_name(c, o, on));
+		goto reply;
+	}
+	on_recover(cc, id, m);
+	return;
+reply:
+	cfs_info("RECOVER --retry %s from console %s: %s", in, cc->peer, rr.msg);
+	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
+}
+
 /* ---------------- transport callbacks ---------------- */
 
 static void cb_accept(void *arg, struct cf_sconn *sc)
@@ -1199,12 +1364,15 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_INST_UNREG: return on_inst_unreg(cc, id, body);
 		case CF_CTRL_GOODBYE: return on_goodbye(cc, id);
 		case CF_CTRL_PERSIST: return on_persist(cc, id, body);
+		case CF_CTRL_WATCHDOG: return on_watchdog(cc, id, body);
 		}
 		break;
 	case CS_CONSOLE:
 		switch (type) {
 		case CF_CTRL_POLICY_SET: return on_policy_set(cc, id, body);
 		case CF_CTRL_RECOVER: return on_recover(cc, id, body);
+		case CF_CTRL_FENCE_CONFIRM: return on_fence_confirm(cc, id, body);
+		case CF_CTRL_RECOVER_RETRY: return on_recover_retry(cc, id, body);
 		}
 		break;
 	default:

@@ -157,6 +157,36 @@ static void hb_beat(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	atomic_store(&hb->last_ok_ns, issued);
 	atomic_fetch_add(&hb->beats, 1);
+	/* the watchdog is petted only while the lease holds (cf_watchdog.h) */
+	struct cf_watchdog *wd = atomic_load(&a->wd_on);
+	if (wd && cf_agent_lease_check(a) == 0)
+		cf_watchdog_pet(wd);
+}
+
+int cf_agent_watchdog_arm(struct cf_agent *a, const char *path, uint32_t timeout_ms, char *msg, size_t msglen)
+{
+	struct cf_watchdog_msg m = { 0 };
+	struct cf_status st;
+	int r;
+
+	msg[0] = 0;
+	r = cf_watchdog_open(&a->wd, path, timeout_ms);
+	if (r < 0)
+		return r;
+	m.timeout_ms = a->wd.timeout_ms;
+	r = cf_session_rpc(&a->s, CF_CTRL_WATCHDOG, &m, sizeof(m), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+	if (r == 0 && st.status) {
+		st.msg[sizeof(st.msg) - 1] = 0;
+		snprintf(msg, msglen, "%s", st.msg);
+		r = st.status;
+	}
+	if (r < 0) {
+		cf_watchdog_disarm(&a->wd);
+		return r;
+	}
+	/* announced: the heartbeat thread pets it from its next beat on */
+	atomic_store(&a->wd_on, &a->wd);
+	return 0;
 }
 
 static void hb_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -413,6 +443,15 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 		}
 		case CF_REG_ACTIVE:
 			if (cf_reg_owner(w) == a->sys && cf_reg_epoch(w) == (a->epoch & CF_EPOCH_MASK)) {
+				/*
+				 * Ours, but maybe only as the counterpart of our own failed
+				 * incarnation, waiting on its disk fence: not claimed until
+				 * its backout is done and it is CLEAN again.
+				 */
+				if (cf_recovery_pending(a, ic->index)) {
+					cf_recovery_tick(a);
+					break;
+				}
 				ic->reg = w;
 				return 0;
 			}
@@ -436,6 +475,8 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 				r = cf_agent_self_recover(a, ic, w);
 				if (r == 0)
 					continue;
+				if (r == -EINPROGRESS)
+					break; /* waits on its fence: retried by cf_recovery_tick below */
 				if (r != -ENOSYS)
 					return r;
 				self_unavailable = true;
@@ -694,6 +735,9 @@ void cf_agent_fini(struct cf_agent *a)
 	if (!a)
 		return;
 	cf_agent_hb_stop(a);
+	/* no thread of ours writes any more: disarm (a crash never gets here, and it fires) */
+	atomic_store(&a->wd_on, NULL);
+	cf_watchdog_disarm(&a->wd);
 	cf_session_close(&a->hb.s);
 	while (a->ninsts)
 		cf_agent_inst_free(a, a->insts[a->ninsts - 1]);

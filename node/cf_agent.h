@@ -40,6 +40,7 @@
 #include "cf_log.h"
 #include "cf_session.h"
 #include "cf_txn.h"
+#include "cf_watchdog.h"
 
 struct cf_agent;
 
@@ -58,6 +59,7 @@ struct cf_agent_opts {
 	/* for the detector and recovery (cf_recovery.c) */
 	int policy; /* -1: the cluster's; else enum cf_policy */
 	struct cf_fence_cfg fence;
+	uint64_t wd_margin_ns; /* slack on a failed system's watchdog wait; 0: CF_WD_MARGIN_NS */
 	/* the daemon's logger (library code does not print) */
 	void (*logf)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;
@@ -131,6 +133,9 @@ struct cf_agent {
 	_Atomic int stop;   /* shutdown requested */
 	_Atomic int leaving;
 	void *recovery;     /* cf_recovery.c's state */
+	/* the watchdog (--watchdog): petted by the heartbeat thread while the lease holds */
+	struct cf_watchdog wd;
+	_Atomic(struct cf_watchdog *) wd_on; /* &wd once armed and announced, else NULL */
 };
 
 void cf_agent_log(struct cf_agent *a, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -156,6 +161,17 @@ int cf_agent_lease_check(struct cf_agent *a);
 int cf_agent_lease_cb(void *agent); /* same, for cf_txn_ctx.lease_check */
 /* Milliseconds since the last completed heartbeat was issued. */
 uint64_t cf_agent_hb_age_ms(struct cf_agent *a);
+
+/*
+ * Arm the watchdog at path (cf_watchdog.h) and announce it to the CF
+ * (CF_CTRL_WATCHDOG), after the heartbeat started and before any instance is
+ * claimed: from then on the heartbeat thread pets it after each beat while
+ * the lease holds. A counterpart that cannot fence this system otherwise
+ * waits out T/2 + the announced timeout. cf_agent_fini disarms it (magic
+ * close): by then no thread of this process writes any more. msg receives the
+ * CF's refusal if any.
+ */
+int cf_agent_watchdog_arm(struct cf_agent *a, const char *path, uint32_t timeout_ms, char *msg, size_t msglen);
 
 /* INST_OPEN: a context for the named instance (index, home, reg, offsets). */
 int cf_agent_inst_open(struct cf_agent *a, const char *name, bool home, struct cf_inst_ctx **out);

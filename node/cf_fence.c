@@ -2,6 +2,7 @@
 #include "cf_fence.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,6 +29,7 @@ const char *cf_fence_kind_str(enum cf_fence_kind k)
 	case CF_FENCE_NONE: return "none";
 	case CF_FENCE_LOCAL: return "local";
 	case CF_FENCE_EXTERNAL: return "external";
+	case CF_FENCE_AUTO: return "auto";
 	}
 	return "?";
 }
@@ -39,7 +41,9 @@ int cf_fence_parse(struct cf_fence_cfg *cfg, const char *spec)
 	cfg->attempts = 3;
 	if (!spec || !*spec)
 		return -EINVAL;
-	if (!strcmp(spec, "local"))
+	if (!strcmp(spec, "auto"))
+		cfg->kind = CF_FENCE_AUTO;
+	else if (!strcmp(spec, "local"))
 		cfg->kind = CF_FENCE_LOCAL;
 	else if (!strcmp(spec, "none"))
 		cfg->kind = CF_FENCE_NONE;
@@ -53,14 +57,112 @@ int cf_fence_parse(struct cf_fence_cfg *cfg, const char *spec)
 	return 0;
 }
 
+int cf_fence_arg_check(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	/* one option a line on the agent's stdin: a newline would smuggle in another (action=...) */
+	if (!eq || eq == kv || strchr(kv, '\n') || strchr(kv, '\r') || strchr(eq + 1, '='))
+		return -EINVAL;
+	if (strlen(kv) >= CF_FENCE_ARG_MAX)
+		return -E2BIG;
+	return 0;
+}
+
 int cf_fence_add_arg(struct cf_fence_cfg *cfg, const char *kv)
 {
-	if (!strchr(kv, '=') || kv[0] == '=' || strchr(kv, '\n'))
-		return -EINVAL;
+	int r = cf_fence_arg_check(kv);
+
+	if (r < 0)
+		return r;
 	if (cfg->nargs >= CF_FENCE_MAX_ARGS)
 		return -E2BIG;
 	cfg->args[cfg->nargs++] = kv;
 	return 0;
+}
+
+void cf_fence_map_free(struct cf_fence_cfg *cfg)
+{
+	free(cfg->map);
+	cfg->map = NULL;
+	cfg->nmap = 0;
+}
+
+int cf_fence_map_load(struct cf_fence_cfg *cfg, const char *path, char *why, size_t whylen)
+{
+	char line[4096];
+	FILE *f;
+	int ln = 0, r = 0;
+
+	why[0] = 0;
+	cf_fence_map_free(cfg);
+	cfg->map = calloc(CF_FENCE_MAP_MAX, sizeof(*cfg->map));
+	if (!cfg->map)
+		return -ENOMEM;
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(why, whylen, "%s: %s", path, strerror(-r));
+		goto err_free;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct cf_fence_map_entry *e;
+		char *save = NULL, *tok;
+		ln++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			r = -E2BIG;
+			snprintf(why, whylen, "%s:%d: line too long", path, ln);
+			goto err_close;
+		}
+		line[strcspn(line, "\r\n")] = 0;
+		tok = strtok_r(line, " \t", &save);
+		if (!tok || tok[0] == '#')
+			continue;
+		if (strlen(tok) >= CF_HOST_MAX || strchr(tok, '=')) {
+			r = -EINVAL;
+			snprintf(why, whylen, "%s:%d: '%s' is not a system or host name", path, ln, tok);
+			goto err_close;
+		}
+		if (cfg->nmap >= CF_FENCE_MAP_MAX) {
+			r = -E2BIG;
+			snprintf(why, whylen, "%s:%d: more than %d entries", path, ln, CF_FENCE_MAP_MAX);
+			goto err_close;
+		}
+		e = &cfg->map[cfg->nmap];
+		snprintf(e->name, sizeof(e->name), "%s", tok);
+		while ((tok = strtok_r(NULL, " \t", &save))) {
+			if (tok[0] == '#')
+				break;
+			r = cf_fence_arg_check(tok);
+			if (r == 0 && e->nargs >= CF_FENCE_MAX_ARGS)
+				r = -E2BIG;
+			if (r < 0) {
+				snprintf(why, whylen, "%s:%d: bad option '%.64s': one key=value, no '=' or newline in the value",
+					 path, ln, tok);
+				goto err_close;
+			}
+			snprintf(e->args[e->nargs++], CF_FENCE_ARG_MAX, "%s", tok);
+		}
+		cfg->nmap++;
+	}
+	fclose(f);
+	return 0;
+err_close:
+	fclose(f);
+err_free:
+	cf_fence_map_free(cfg);
+	return r;
+}
+
+const struct cf_fence_map_entry *cf_fence_map_find(const struct cf_fence_cfg *cfg, const char *sys, const char *host)
+{
+	for (int i = 0; i < cfg->nmap; i++)
+		if (!strcmp(cfg->map[i].name, sys))
+			return &cfg->map[i];
+	for (int i = 0; host && host[0] && i < cfg->nmap; i++)
+		if (!strcmp(cfg->map[i].name, host))
+			return &cfg->map[i];
+	return NULL;
 }
 
 uint64_t cf_proc_starttime(uint64_t pid)
@@ -92,6 +194,14 @@ uint64_t cf_proc_starttime(uint64_t pid)
 	return st;
 }
 
+static bool same_host(const struct cf_fence_target *t)
+{
+	char host[CF_HOST_MAX] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	return t->host[0] && strncmp(host, t->host, sizeof(host)) == 0;
+}
+
 static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
 {
 	char host[CF_HOST_MAX] = "";
@@ -100,7 +210,8 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 
 	gethostname(host, sizeof(host) - 1);
 	if (strncmp(host, t->host, sizeof(host)) != 0) {
-		snprintf(msg, len, "local fence agent cannot reach %s on host %s (this is %s)", t->name, t->host, host);
+		snprintf(msg, len, "%s fence agent cannot reach %s on host %s (this is %s)",
+			 cfg->kind == CF_FENCE_AUTO ? "auto" : "local", t->name, t->host, host);
 		return -EHOSTUNREACH;
 	}
 	if (t->pid <= 1 || t->pid > INT32_MAX) {
@@ -151,11 +262,24 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	return 0;
 }
 
-static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
+static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, const char *action,
+			  char *msg, size_t len)
 {
+	const struct cf_fence_map_entry *me = cf_fence_map_find(cfg, t->name, t->host);
 	int in[2], status = 0, r;
 	pid_t pid;
 	uint64_t deadline;
+
+	/*
+	 * The target's name and host come from the CF image (the failed system
+	 * wrote its host at JOIN): nothing that is not one plain value goes to
+	 * the agent's stdin.
+	 */
+	if (strpbrk(t->name, "=\n\r") || strpbrk(t->host, "=\n\r")) {
+		snprintf(msg, len, "refusing to pass system '%.16s' host '%.64s' to fence agent %s: '=' or newline in a value",
+			 t->name, t->host, cfg->agent);
+		return -EINVAL;
+	}
 
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
@@ -173,9 +297,11 @@ static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_
 	}
 	close(in[0]);
 	/* fence-agents convention: options on stdin, one key=value a line. */
-	dprintf(in[1], "action=off\nplug=%s\nnodename=%s\n", t->name, t->host);
+	dprintf(in[1], "action=%s\nplug=%s\nnodename=%s\n", action, t->name, t->host);
 	for (int i = 0; i < cfg->nargs; i++)
 		dprintf(in[1], "%s\n", cfg->args[i]);
+	for (int i = 0; me && i < me->nargs; i++)
+		dprintf(in[1], "%s\n", me->args[i]);
 	close(in[1]);
 	deadline = cf_mono_ns() + (uint64_t)cfg->timeout_ms * 1000000ull;
 	for (;;) {
@@ -195,10 +321,11 @@ static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_
 		nanosleep(&ts, NULL);
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		snprintf(msg, len, "fence agent %s confirmed %s off", cfg->agent, t->name);
+		snprintf(msg, len, "fence agent %s confirmed %s %s", cfg->agent, t->name, action);
 		return 0;
 	}
-	snprintf(msg, len, "fence agent %s failed for %s (%s %d)", cfg->agent, t->name,
+	snprintf(msg, len, "fence agent %s failed for %s%s (%s %d)", cfg->agent, t->name,
+		 strcmp(action, "off") ? " action=on" : "",
 		 WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	return -EIO;
 }
@@ -212,10 +339,39 @@ int cf_fence_run(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t
 		snprintf(msg, msglen, "fence agent none: %s NOT fenced from the data directory (unsafe)", t->name);
 		return 0;
 	}
+	/*
+	 * A target on this very host (a system recovering its own previous
+	 * incarnation, or a peer beside us) is fenced locally even when an
+	 * external agent is configured: a power fence would power off its caller,
+	 * and the pidfd kill confirmed by the exit is a complete fence here.
+	 */
+	bool here = cfg->kind == CF_FENCE_EXTERNAL && t->pid && same_host(t);
+
 	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
-		r = cfg->kind == CF_FENCE_LOCAL ? fence_local(cfg, t, msg, msglen) : fence_external(cfg, t, msg, msglen);
+		r = cfg->kind == CF_FENCE_EXTERNAL && !here ? fence_external(cfg, t, "off", msg, msglen)
+							    : fence_local(cfg, t, msg, msglen);
 		/* A host we cannot reach does not come closer by retrying. */
 		if (r == 0 || r == -EHOSTUNREACH || r == -EINVAL)
+			break;
+	}
+	return r;
+}
+
+int cf_fence_unfence(const struct cf_fence_cfg *cfg, const struct cf_fence_target *self, char *msg, size_t msglen)
+{
+	int r = -EINVAL;
+
+	struct cf_fence_cfg slow = *cfg;
+
+	msg[0] = 0;
+	if (cfg->kind != CF_FENCE_EXTERNAL)
+		return 0;
+	/* off the failover path: give a loaded host's agent time rather than fail the start */
+	if (slow.timeout_ms < 10000)
+		slow.timeout_ms = 10000;
+	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
+		r = fence_external(&slow, self, "on", msg, msglen);
+		if (r == 0 || r == -EINVAL)
 			break;
 	}
 	return r;

@@ -10,7 +10,16 @@
  *   disk fence  the incarnation that owned I when it failed (the instance
  *               slot's fail_*, written by cfserver before it published
  *               FAILED(k)) is fenced from the data directory by the fence
- *               agent, and we wait for the confirmation.
+ *               agent, and we wait for the confirmation. When the agent
+ *               cannot confirm (another host, agent failing) the recovery
+ *               does not stop: it returns -EINPROGRESS holding the
+ *               registration and the locks, and the agent loop retries the
+ *               fence every second, logs and publishes the wait (rinfo),
+ *               until the agent confirms, the operator confirms (cfctl
+ *               fence-confirm), or, for a system that announced a watchdog,
+ *               T/2 + watchdog + margin have passed (phase watchdog-wait;
+ *               argument at fence_wait()); cf_recover_resume goes on at
+ *               attach.
  *   attach      cfserver grants I's log and record list to this connection
  *               only because the word says ACTIVE(C).
  *   read log    scan from the head; stops at the first torn/corrupt record.
@@ -26,9 +35,10 @@
  *   - Nothing of I is written (data, log, locks) unless our registration CAS
  *     won and our connection is alive: if C dies, cfserver fences C BEFORE it
  *     republishes I as FAILED(k+1), so no late write of C lands after that.
- *   - No before-image is written before the fence agent confirmed (model
- *     counterexample "lease"); with --fence-agent none only the lease
- *     stands, and that choice is logged as unsafe.
+ *   - No before-image is written before the fence agent confirmed, the
+ *     operator confirmed, or the failed system's watchdog has certainly
+ *     fired (model counterexample "lease"); with --fence-agent none only
+ *     the lease stands, and that choice is logged as unsafe.
  *   - I's locks are released only after its backout is synced (invariant 4).
  *   - Every step is idempotent: before-images are absolute, ABORT is appended
  *     only after the sync, releases remove only I's hold. A counterpart that
@@ -36,6 +46,7 @@
  */
 #include "cf_recovery.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +70,8 @@ const char *cf_phase_str(enum cf_phase p)
 	static const char *const n[CF_PHASE_COUNT] = {
 		[CF_PHASE_NONE] = "none",         [CF_PHASE_DETECT] = "detect",
 		[CF_PHASE_CF_FENCE] = "cf-fence", [CF_PHASE_REGISTER] = "register",
-		[CF_PHASE_DISK_FENCE] = "disk-fence", [CF_PHASE_ATTACH] = "attach",
+		[CF_PHASE_DISK_FENCE] = "disk-fence", [CF_PHASE_WD_WAIT] = "watchdog-wait",
+		[CF_PHASE_ATTACH] = "attach",
 		[CF_PHASE_READ_LOG] = "read-log", [CF_PHASE_BACKOUT] = "backout",
 		[CF_PHASE_SYNC] = "sync",         [CF_PHASE_RELEASE] = "release",
 		[CF_PHASE_UNREGISTER] = "unregister", [CF_PHASE_DONE] = "done",
@@ -75,6 +87,7 @@ struct run {
 	uint32_t inst;
 	uint64_t rinfo_off;
 	uint64_t t_phase; /* monotonic start of the running phase */
+	uint64_t t_start; /* monotonic start of this call: after we learned of the failure */
 	/*
 	 * One buffer per phase: the rinfo WRITEs are posted without waiting (they
 	 * are informational and must not add round trips to the failover), so
@@ -83,20 +96,53 @@ struct run {
 	struct cf_rinfo_slot ri[CF_PHASE_COUNT];
 };
 
-static void rinfo_fill(struct run *x, struct cf_rinfo_slot *ri, enum cf_phase p)
+static void fill_rinfo(uint32_t sys, const struct cf_recovery_report *rep, struct cf_rinfo_slot *ri, enum cf_phase p)
 {
-	const struct cf_recovery_report *rep = x->rep;
-
 	memset(ri, 0, sizeof(*ri));
 	ri->phase = p;
-	ri->counterpart = (uint64_t)x->env->s->sys + 1;
+	ri->counterpart = (uint64_t)sys + 1;
 	ri->incident = rep->incident;
 	ri->start_ns = rep->fail_real_ns ? rep->fail_real_ns : rep->detect_real_ns;
 	ri->end_ns = rep->done_real_ns;
 	ri->txns_backed_out = rep->txns_inflight;
 	ri->locks_released = rep->locks_released;
+	ri->wait = rep->wait;
+	ri->wait_err = rep->wait_err;
+	ri->wait_tries = rep->wait_tries;
+	ri->wait_left_ms = rep->wait_left_ms;
 	for (int i = 0; i < CF_PHASE_COUNT; i++)
 		ri->phase_us[i] = (uint32_t)(rep->phase_ns[i] / 1000u);
+}
+
+static void rinfo_fill(struct run *x, struct cf_rinfo_slot *ri, enum cf_phase p)
+{
+	fill_rinfo(x->env->s->sys, x->rep, ri, p);
+}
+
+void cf_recover_rinfo(const struct cf_recovery_env *env, const struct cf_recovery_report *rep,
+		      struct cf_rinfo_slot *ri)
+{
+	uint64_t now = cf_mono_ns();
+
+	fill_rinfo(env->s->sys, rep, ri, rep->reached);
+	/* the running phase so far: its age, within one publication period */
+	if (rep->reached < CF_PHASE_COUNT && now > rep->t_phase_mono)
+		ri->phase_us[rep->reached] =
+			(uint32_t)((rep->phase_ns[rep->reached] + now - rep->t_phase_mono) / 1000u);
+}
+
+const char *cf_fence_wait_str(enum cf_fence_wait w)
+{
+	switch (w) {
+	case CF_FWAIT_NONE: return "none";
+	case CF_FWAIT_AGENT: return "agent";
+	case CF_FWAIT_WATCHDOG: return "watchdog";
+	case CF_FWAIT_OPERATOR: return "operator";
+	case CF_FWAIT_CONFIRMED: return "confirmed";
+	case CF_FWAIT_FENCED: return "fenced";
+	case CF_FWAIT_WD_EXPIRED: return "watchdog-expired";
+	}
+	return "?";
 }
 
 static void phase(struct run *x, enum cf_phase p)
@@ -107,6 +153,7 @@ static void phase(struct run *x, enum cf_phase p)
 	if (rep->reached != CF_PHASE_NONE && rep->reached < CF_PHASE_COUNT)
 		rep->phase_ns[rep->reached] += now - x->t_phase;
 	x->t_phase = now;
+	rep->t_phase_mono = now;
 	rep->reached = p;
 	if (x->env->on_phase)
 		x->env->on_phase(x->env->arg, rep, p);
@@ -165,7 +212,7 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 	t.host[sizeof(slot->fail_host) - 1] = 0;
 	t.pid = slot->fail_pid;
 	t.starttime = slot->fail_starttime;
-	if (!t.pid && x->env->fence->kind == CF_FENCE_LOCAL) {
+	if (!t.pid && (x->env->fence->kind == CF_FENCE_LOCAL || x->env->fence->kind == CF_FENCE_AUTO)) {
 		/* only when the failed incarnation's slot was already reused (orphan scan) */
 		snprintf(rep->fence_msg, sizeof(rep->fence_msg),
 			 "pid of %s's failed incarnation unknown: cannot fence locally, relying on the lease", t.name);
@@ -178,13 +225,67 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 			 (unsigned long long)t.pid);
 		return -EINVAL;
 	}
+	rep->fence_target = t;
+	rep->fail_wd_ms = slot->fail_wd_ms;
 	r = cf_fence_run(x->env->fence, &t, rep->fence_msg, sizeof(rep->fence_msg));
 	rep->fence_skipped = x->env->fence->kind == CF_FENCE_NONE;
+	rep->wait_tries = 1;
 	return r;
 }
 
-int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg,
-			uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_recovery_report *rep)
+/*
+ * The fence agent could not confirm (err). Never a silent stall, never a
+ * skipped fence: say why we wait and how it ends.
+ *   - the failed incarnation announced a watchdog that it pets only while its
+ *     lease holds: its last completed beat was issued before the CF declared
+ *     it (the CF fenced its connections first), so its lease ended by
+ *     declaration + T/2, its last pet was no later, and its watchdog fired by
+ *     declaration + T/2 + wd_timeout. We learned of the failure after the
+ *     declaration, so our own monotonic "now" + T/2 + wd + margin is later
+ *     still (no cross-host clock comparison). Phase watchdog-wait.
+ *   - otherwise wait in disk-fence: the agent is retried every
+ *     CF_FENCE_RETRY_MS by the caller, and `cfctl fence-confirm` ends it.
+ */
+static int fence_wait(struct run *x, int err)
+{
+	struct cf_recovery_report *rep = x->rep;
+	const struct cf_recovery_env *env = x->env;
+	uint64_t margin = env->wd_margin_ns ? env->wd_margin_ns : CF_WD_MARGIN_NS;
+
+	rep->wait_err = err;
+	if (rep->fail_wd_ms && env->fence->kind != CF_FENCE_NONE && env->hb_timeout_ns) {
+		uint64_t wait = env->hb_timeout_ns / 2 + (uint64_t)rep->fail_wd_ms * 1000000ull + margin;
+		rep->wait = CF_FWAIT_WATCHDOG;
+		rep->wd_deadline_mono = x->t_start + wait;
+		rep->wait_left_ms = (uint32_t)(wait / 1000000ull);
+		phase(x, CF_PHASE_WD_WAIT);
+	} else {
+		rep->wait = err == -EHOSTUNREACH ? CF_FWAIT_OPERATOR : CF_FWAIT_AGENT;
+		/* publish the reason now: phase() posted disk-fence before we knew it */
+		rinfo_fill(x, &x->ri[CF_PHASE_WD_WAIT], CF_PHASE_DISK_FENCE);
+		cf_session_post_write(env->s, x->rinfo_off, &x->ri[CF_PHASE_WD_WAIT], sizeof(x->ri[CF_PHASE_WD_WAIT]),
+				      CF_POST_UNSIGNALED);
+	}
+	fail(x, -EINPROGRESS, "disk fence not confirmed: %s", rep->fence_msg);
+	return -EINPROGRESS;
+}
+
+int cf_recover_fence_retry(const struct cf_recovery_env *env, struct cf_recovery_report *rep)
+{
+	struct cf_fence_cfg one = *env->fence;
+	char msg[sizeof(rep->fence_msg)];
+	int r;
+
+	one.attempts = 1;
+	r = cf_fence_run(&one, &rep->fence_target, msg, sizeof(msg));
+	rep->wait_tries++;
+	memcpy(rep->fence_msg, msg, sizeof(msg));
+	rep->wait_err = r < 0 ? r : 0;
+	return r;
+}
+
+static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, uint64_t detect_real_ns,
+		   uint32_t cf_fence_us, struct cf_recovery_report *rep, const char *resume_how)
 {
 	struct cf_session *s = env->s;
 	const struct cf_image_map *m = &s->map;
@@ -199,12 +300,18 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	bool log_attached = false, scanned = false;
 	int r, a;
 
+	if (resume_how) {
+		if (inst != rep->inst || rep->reached < CF_PHASE_DISK_FENCE || rep->reached > CF_PHASE_WD_WAIT)
+			return -EINVAL;
+		goto setup;
+	}
 	memset(rep, 0, sizeof(*rep));
 	rep->inst = inst;
 	rep->incident = cf_reg_incident(failed_reg);
 	rep->detect_real_ns = detect_real_ns;
 	rep->cf_fence_us = cf_fence_us;
 	rep->failed_sys = CF_NO_SYS;
+setup:
 	if (inst >= m->geo.max_instances || cf_reg_state(failed_reg) != CF_REG_FAILED)
 		return -EINVAL;
 	x = calloc(1, sizeof(*x));
@@ -214,8 +321,17 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	x->rep = rep;
 	x->inst = inst;
 	x->rinfo_off = cf_rinfo_off(m, inst);
-	x->t_phase = cf_mono_ns();
+	x->t_phase = x->t_start = cf_mono_ns();
 	memset(&sc, 0, sizeof(sc));
+	if (resume_how) {
+		/* the wait counts in the phase it happened in */
+		x->t_phase = rep->t_phase_mono;
+		snprintf(rep->fence_msg, sizeof(rep->fence_msg), "%s", resume_how);
+		rep->result = 0;
+		rep->err_msg[0] = 0;
+		rep->wait_left_ms = 0;
+		goto attach;
+	}
 
 	r = cf_session_read(s, cf_inst_off(m, inst), &slot, sizeof(slot));
 	if (r < 0) {
@@ -257,12 +373,12 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	phase(x, CF_PHASE_DISK_FENCE);
 	r = disk_fence(x, &slot);
 	if (r < 0) {
-		/* Keep the registration: the locks stay held until someone can fence. */
-		fail(x, -ENOLINK, "disk fence failed: %s", rep->fence_msg);
-		r = -ENOLINK;
+		/* Keep the registration: the locks stay held until the fence holds. */
+		r = fence_wait(x, r);
 		goto out;
 	}
 
+attach:
 	/* 3. authorised attach of the private log and the record list */
 	phase(x, CF_PHASE_ATTACH);
 	r = cf_session_inst_attach(s, inst);
@@ -366,7 +482,8 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
 	rep->result = 0;
 	r = 0;
 out:
-	if (rep->reached < CF_PHASE_DONE && rep->reached != CF_PHASE_NONE)
+	/* a waiting fence keeps its phase open: cf_recover_resume closes it */
+	if (r != -EINPROGRESS && rep->reached < CF_PHASE_DONE && rep->reached != CF_PHASE_NONE)
 		rep->phase_ns[rep->reached] += cf_mono_ns() - x->t_phase;
 	if (scanned)
 		cf_log_scan_free(&sc);
@@ -379,6 +496,19 @@ out:
 	free(records);
 	free(x);
 	return r;
+}
+
+int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg,
+			uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_recovery_report *rep)
+{
+	return recover(env, inst, failed_reg, detect_real_ns, cf_fence_us, rep, NULL);
+}
+
+int cf_recover_resume(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, const char *how,
+		      enum cf_fence_wait why, struct cf_recovery_report *rep)
+{
+	rep->wait = why;
+	return recover(env, inst, failed_reg, rep->detect_real_ns, rep->cf_fence_us, rep, how);
 }
 
 /* ---------------- detector ---------------- */
@@ -427,8 +557,41 @@ enum cf_detect_action cf_detector_decide(struct cf_detector *d, uint32_t inst, u
 
 /* ---------------- agent hooks ---------------- */
 
+/*
+ * A recovery waiting on its disk fence (cf_recover_instance returned
+ * -EINPROGRESS). State machine, per instance:
+ *   IDLE → WAIT_AGENT    fence agent failed / cannot reach: retried every
+ *                        CF_FENCE_RETRY_MS, logged as an error every
+ *                        CF_FENCE_LOG_MS, published every CF_FENCE_PUBLISH_MS
+ *   IDLE → WAIT_WD       the failed system announced a watchdog: wait out
+ *                        lease + watchdog timeout (published, logged)
+ *   WAIT_* → IDLE        fence confirmed (agent, operator, watchdog
+ *                        deadline): the recovery resumes at attach; or it
+ *                        stopped for good (our connection died).
+ */
+enum pend_state { PEND_IDLE = 0, PEND_WAIT_AGENT, PEND_WAIT_WD };
+
+static const char *pend_state_str(enum pend_state p)
+{
+	switch (p) {
+	case PEND_IDLE: return "idle";
+	case PEND_WAIT_AGENT: return "wait-agent";
+	case PEND_WAIT_WD: return "wait-watchdog";
+	}
+	return "?";
+}
+
+struct cf_pending {
+	enum pend_state state;
+	uint64_t reg; /* the INACTIVE_FAILED(k) word we registered from */
+	struct cf_recovery_report rep;
+	uint64_t next_try, next_log, next_pub; /* monotonic ns */
+	struct cf_rinfo_slot ri;
+};
+
 struct cf_recovery_state {
 	struct cf_detector det;
+	struct cf_pending pend[CF_DETECT_MAX];
 	struct cf_data data;
 	bool data_open;
 	uint64_t recoveries, rejections;
@@ -553,6 +716,9 @@ static void marker_clean(void *arg, uint32_t inst, const char *name)
 			     "after a loss of this CF will ask the operator)",
 			     name, strerror(-r));
 }
+static int recovery_outcome(struct cf_agent *a, uint32_t inst, uint64_t reg, int r, struct cf_recovery_report *rep);
+static void env_of(struct cf_agent *a, struct cf_recovery_env *env);
+static void pend_event(struct cf_agent *a, const struct cf_event *ev);
 
 static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct cf_recovery_report *rep)
 {
@@ -573,17 +739,100 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 		}
 		st->data_open = true;
 	}
-	memset(&env, 0, sizeof(env));
-	env.s = &a->s;
-	env.data = &st->data;
-	env.fence = &a->o.fence;
-	env.on_phase = on_phase_log;
-	env.arg = a;
-	env.lease = cf_agent_lease_cb;
-	env.lease_arg = a;
-	env.step_attempts = 5;
-	env.backed_out = marker_clean;
+	env_of(a, &env);
 	r = cf_recover_instance(&env, inst, reg, seen, fence_us, rep);
+	return recovery_outcome(a, inst, reg, r, rep);
+}
+
+static void env_of(struct cf_agent *a, struct cf_recovery_env *env)
+{
+	struct cf_recovery_state *st = st_of(a);
+
+	memset(env, 0, sizeof(*env));
+	env->s = &a->s;
+	env->data = &st->data;
+	env->fence = &a->o.fence;
+	env->on_phase = on_phase_log;
+	env->arg = a;
+	env->lease = cf_agent_lease_cb;
+	env->lease_arg = a;
+	env->step_attempts = 5;
+	env->hb_timeout_ns = a->s.welcome.hb_timeout_ns;
+	env->wd_margin_ns = a->o.wd_margin_ns;
+	env->backed_out = marker_clean;
+}
+
+static void pend_set(struct cf_agent *a, uint32_t inst, enum pend_state to)
+{
+	struct cf_pending *p = &st_of(a)->pend[inst];
+
+	/* legal: idle → wait-*, wait-* → idle, wait-agent → wait-agent (retry) */
+	assert((p->state == PEND_IDLE) != (to == PEND_IDLE) || (p->state == to && to == PEND_WAIT_AGENT));
+	cf_agent_log(a, CF_AGENT_DEBUG, "recovery %s: fence %s -> %s", p->rep.inst_name, pend_state_str(p->state),
+		     pend_state_str(to));
+	p->state = to;
+}
+
+static void pend_log(struct cf_agent *a, struct cf_pending *p)
+{
+	const struct cf_recovery_report *rep = &p->rep;
+	double age = (double)(cf_mono_ns() - rep->t_phase_mono) / 1e9;
+
+	if (p->state == PEND_WAIT_WD)
+		cf_agent_log(a, CF_AGENT_WARN,
+			     "recovery of %s (incident %u) waits %.1f s more for the watchdog of %s on host %s "
+			     "(announced %u ms; lease T/2 + watchdog + margin): %s",
+			     rep->inst_name, rep->incident, rep->wait_left_ms / 1e3, rep->fence_target.name,
+			     rep->fence_target.host, rep->fail_wd_ms, rep->fence_msg);
+	else
+		cf_agent_log(a, CF_AGENT_ERR,
+			     "recovery of %s (incident %u) waits in phase disk-fence for %.1f s (%u attempts): %s; its "
+			     "locks stay held. Fence %s, or if you know it is down: cfctl fence-confirm %s",
+			     rep->inst_name, rep->incident, age, rep->wait_tries, rep->fence_msg, rep->fence_target.name,
+			     rep->fence_target.name);
+}
+
+static void pend_publish(struct cf_agent *a, struct cf_pending *p)
+{
+	struct cf_recovery_env env;
+
+	env_of(a, &env);
+	cf_recover_rinfo(&env, &p->rep, &p->ri);
+	cf_session_write(&a->s, cf_rinfo_off(&a->s.map, p->rep.inst), &p->ri, sizeof(p->ri));
+}
+
+static int pend_resume(struct cf_agent *a, uint32_t inst, const char *how, enum cf_fence_wait why)
+{
+	struct cf_recovery_state *st = st_of(a);
+	struct cf_pending *p = &st->pend[inst];
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep = p->rep;
+	uint64_t reg = p->reg;
+	int r;
+
+	pend_set(a, inst, PEND_IDLE);
+	env_of(a, &env);
+	r = cf_recover_resume(&env, inst, reg, how, why, &rep);
+	return recovery_outcome(a, inst, reg, r, &rep);
+}
+
+static int recovery_outcome(struct cf_agent *a, uint32_t inst, uint64_t reg, int r, struct cf_recovery_report *rep)
+{
+	struct cf_recovery_state *st = st_of(a);
+
+	if (r == -EINPROGRESS) {
+		struct cf_pending *p = &st->pend[inst];
+		uint64_t now = cf_mono_ns();
+		pend_set(a, inst, rep->wait == CF_FWAIT_WATCHDOG ? PEND_WAIT_WD : PEND_WAIT_AGENT);
+		p->reg = reg;
+		p->rep = *rep;
+		p->next_try = now + CF_FENCE_RETRY_MS * 1000000ull;
+		p->next_log = now + CF_FENCE_LOG_MS * 1000000ull;
+		p->next_pub = now;
+		pend_log(a, p);
+		pend_publish(a, p);
+		return r;
+	}
 	if (r == 0) {
 		st->recoveries++;
 		log_report(a, rep);
@@ -674,9 +923,95 @@ void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev)
 		}
 		consider(a, ev->inst, reg, true);
 		break;
+	case CF_EV_FENCE_CONFIRM:
+	case CF_EV_FENCE_RETRY:
+		pend_event(a, ev);
+		break;
 	default:
 		break;
 	}
+}
+
+/* Waiting fences: retry, watchdog deadline, publish, log (every agent tick). */
+static void pend_tick(struct cf_agent *a)
+{
+	struct cf_recovery_state *st = st_of(a);
+	uint64_t now = cf_mono_ns();
+	char how[sizeof(st->pend[0].rep.fence_msg)];
+
+	for (uint32_t i = 0; i < CF_DETECT_MAX && !a->s.dead; i++) {
+		struct cf_pending *p = &st->pend[i];
+		if (p->state == PEND_IDLE)
+			continue;
+		if (p->state == PEND_WAIT_WD) {
+			if (now >= p->rep.wd_deadline_mono) {
+				snprintf(how, sizeof(how),
+					 "watchdog wait over: %s (watchdog %u ms) cannot write since its lease and "
+					 "watchdog ran out", p->rep.fence_target.name, p->rep.fail_wd_ms);
+				cf_agent_log(a, CF_AGENT_WARN, "recovery %s: %s", p->rep.inst_name, how);
+				pend_resume(a, i, how, CF_FWAIT_WD_EXPIRED);
+				continue;
+			}
+			p->rep.wait_left_ms = (uint32_t)((p->rep.wd_deadline_mono - now) / 1000000ull);
+		} else if (now >= p->next_try) {
+			struct cf_recovery_env env;
+			env_of(a, &env);
+			if (cf_recover_fence_retry(&env, &p->rep) == 0) {
+				snprintf(how, sizeof(how), "%s (after %u attempts)", p->rep.fence_msg, p->rep.wait_tries);
+				pend_resume(a, i, how, CF_FWAIT_FENCED);
+				continue;
+			}
+			p->next_try = cf_mono_ns() + CF_FENCE_RETRY_MS * 1000000ull;
+		}
+		if (now >= p->next_log) {
+			pend_log(a, p);
+			p->next_log = now + CF_FENCE_LOG_MS * 1000000ull;
+		}
+		if (now >= p->next_pub) {
+			pend_publish(a, p);
+			p->next_pub = now + CF_FENCE_PUBLISH_MS * 1000000ull;
+		}
+	}
+}
+
+static void pend_event(struct cf_agent *a, const struct cf_event *ev)
+{
+	struct cf_recovery_state *st = st_of(a);
+	struct cf_pending *p;
+	char how[200];
+
+	if (ev->inst >= CF_DETECT_MAX)
+		return;
+	p = &st->pend[ev->inst];
+	if (p->state == PEND_IDLE) {
+		cf_agent_log(a, CF_AGENT_WARN, "operator %s for instance %u: no recovery of it waits on a fence here",
+			     ev->type == CF_EV_FENCE_CONFIRM ? "fence-confirm" : "recover --retry", ev->inst);
+		return;
+	}
+	if (ev->type == CF_EV_FENCE_RETRY) {
+		cf_agent_log(a, CF_AGENT_INFO, "operator asks to retry the fence of %s for %s now",
+			     p->rep.fence_target.name, p->rep.inst_name);
+		p->next_try = 0;
+		pend_tick(a);
+		return;
+	}
+	if (ev->sys != p->rep.failed_sys || ev->epoch != p->rep.failed_epoch) {
+		cf_agent_log(a, CF_AGENT_WARN,
+			     "fence-confirm for system %u epoch %u ignored: %s waits on system %u epoch %u", ev->sys,
+			     ev->epoch, p->rep.inst_name, p->rep.failed_sys, p->rep.failed_epoch);
+		return;
+	}
+	snprintf(how, sizeof(how), "fence of %s (epoch %u, host %s) confirmed by the operator (cfctl fence-confirm)",
+		 p->rep.fence_target.name, p->rep.failed_epoch, p->rep.fence_target.host);
+	cf_agent_log(a, CF_AGENT_WARN, "recovery %s: %s: proceeding with the backout", p->rep.inst_name, how);
+	pend_resume(a, ev->inst, how, CF_FWAIT_CONFIRMED);
+}
+
+bool cf_recovery_pending(struct cf_agent *a, uint32_t inst)
+{
+	struct cf_recovery_state *st = st_of(a);
+
+	return st && inst < CF_DETECT_MAX && st->pend[inst].state != PEND_IDLE;
 }
 
 void cf_recovery_tick(struct cf_agent *a)
@@ -688,6 +1023,7 @@ void cf_recovery_tick(struct cf_agent *a)
 
 	if (!st || a->s.dead)
 		return;
+	pend_tick(a);
 	/* Fallback to the events: one READ of the whole instance table. */
 	r = cf_session_read(&a->s, m->off_instances, st->table, n * (uint32_t)sizeof(struct cf_inst_slot));
 	if (r < 0) {

@@ -32,6 +32,15 @@ struct cf_recovery_report {
 	uint32_t failed_sys, failed_epoch;
 	char failed_name[CF_NAME_MAX];
 	char fence_msg[200];
+	/* disk fence not confirmed yet (cf_recover_instance returned -EINPROGRESS) */
+	struct cf_fence_target fence_target;
+	uint32_t fail_wd_ms;          /* the failed incarnation's announced watchdog, 0: none */
+	enum cf_fence_wait wait;      /* why we wait, for cfctl status */
+	int wait_err;                 /* -errno of the last fence attempt */
+	uint32_t wait_tries;
+	uint32_t wait_left_ms;
+	uint64_t t_phase_mono;        /* monotonic start of the phase reached (to resume) */
+	uint64_t wd_deadline_mono;    /* CF_FWAIT_WATCHDOG: when the failed system certainly cannot write */
 	bool fence_skipped; /* the failed owner could not be fenced (unknown, or agent none): logged as a warning */
 	char err_msg[200];
 	uint64_t fail_real_ns;   /* CF's CLOCK_REALTIME at the declaration */
@@ -63,7 +72,15 @@ struct cf_recovery_env {
 	 * data-directory marker clean there (cf_marker.h). May be NULL.
 	 */
 	void (*backed_out)(void *arg, uint32_t inst, const char *name);
+	/* the watchdog wait: T/2 (the failed system's lease) + its watchdog timeout + margin */
+	uint64_t hb_timeout_ns; /* T of the CF */
+	uint64_t wd_margin_ns;  /* 0: CF_WD_MARGIN_NS */
 };
+
+#define CF_WD_MARGIN_NS 250000000ull /* scheduling of the watchdog itself; clock rates differ by ppm only */
+#define CF_FENCE_RETRY_MS 1000       /* a waiting disk fence is tried again this often */
+#define CF_FENCE_LOG_MS 5000         /* and logged as an error this often */
+#define CF_FENCE_PUBLISH_MS 250      /* its rinfo (reason, age) is rewritten this often */
 
 /*
  * Recover instance inst whose registration word was seen as failed_reg
@@ -81,7 +98,20 @@ struct cf_recovery_env {
 int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg,
 			uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_recovery_report *rep);
 
+/*
+ * Continue a recovery that returned -EINPROGRESS, once its fence holds: how
+ * says why (logged as the fence message). Same returns as cf_recover_instance.
+ */
+int cf_recover_resume(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, const char *how,
+		      enum cf_fence_wait why, struct cf_recovery_report *rep);
+/* Try the fence agent once more for a waiting recovery: 0 when it confirmed now. */
+int cf_recover_fence_retry(const struct cf_recovery_env *env, struct cf_recovery_report *rep);
+/* The rinfo record of a waiting recovery (phase, reason, age so far), for publishing. */
+void cf_recover_rinfo(const struct cf_recovery_env *env, const struct cf_recovery_report *rep,
+		      struct cf_rinfo_slot *ri);
+
 const char *cf_phase_str(enum cf_phase p);
+const char *cf_fence_wait_str(enum cf_fence_wait w);
 
 /* ---- detector: which failed instances to recover, by policy ---- */
 
@@ -132,6 +162,8 @@ void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev);
 void cf_recovery_tick(struct cf_agent *a);
 /* Home instance found INACTIVE_FAILED at claim: recover it with the peer code. */
 int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t reg);
+/* A recovery of inst by this system waits on its disk fence (retried by cf_recovery_tick). */
+bool cf_recovery_pending(struct cf_agent *a, uint32_t inst);
 /* Switch the policy at run time (cfctl policy → CF event). */
 void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p);
 

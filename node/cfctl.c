@@ -51,8 +51,16 @@ static void usage(FILE *out)
 		"\n"
 		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
 		"          systems, instances, locks held, log use, recovery in progress\n"
-		"  recover INSTANCE [--on SYSTEM] --cf HOST:PORT --cluster-key FILE\n"
-		"          start peer recovery of a failed instance (policy operator)\n"
+		"  recover INSTANCE [--on SYSTEM] [--retry] --cf HOST:PORT --cluster-key FILE\n"
+		"          start peer recovery of a failed instance (policy operator). --retry: if a\n"
+		"          counterpart waits on its disk fence, it tries its fence agent again now;\n"
+		"          if the instance is failed and unowned (the counterpart gave up), any live\n"
+		"          system (or --on SYSTEM) tries it again, even one that tried this incident\n"
+		"  fence-confirm SYSTEM --cf HOST:PORT --cluster-key FILE\n"
+		"          you vouch that SYSTEM's failed incarnation is down (powered off, or can no\n"
+		"          longer write the data directory): every recovery waiting on its fence\n"
+		"          proceeds with the backout. Refused if no recovery waits on it. A wrong\n"
+		"          confirmation can corrupt data, as with stonith_admin --confirm\n"
 		"  policy  auto|operator --cf HOST:PORT --cluster-key FILE\n"
 		"          switch the cluster's recovery policy\n"
 		"  verify  --data DIR [--total T] [--json]\n"
@@ -72,7 +80,7 @@ static void usage(FILE *out)
 
 struct opts {
 	const char *cf, *key, *transport, *data, *on;
-	bool json, have_total;
+	bool json, have_total, retry;
 	int64_t total;
 	uint64_t accounts;
 	int64_t balance;
@@ -184,6 +192,38 @@ static void sleep_ns(uint64_t ns)
 	nanosleep(&ts, NULL);
 }
 
+static const char *fence_wait_str(uint32_t w)
+{
+	switch (w) {
+	case CF_FWAIT_NONE: return "none";
+	case CF_FWAIT_AGENT: return "agent";
+	case CF_FWAIT_WATCHDOG: return "watchdog";
+	case CF_FWAIT_OPERATOR: return "operator";
+	case CF_FWAIT_CONFIRMED: return "confirmed";
+	case CF_FWAIT_FENCED: return "fenced";
+	case CF_FWAIT_WD_EXPIRED: return "watchdog-expired";
+	}
+	return "?";
+}
+
+/* Why a recovery waits on its disk fence, from the counterpart's codes and the failed incarnation. */
+static void fence_reason(const struct cf_rinfo_slot *ri, const char *fs, const char *fh, char *out, size_t cap)
+{
+	const char *err = ri->wait_err ? strerror(-ri->wait_err) : "not confirmed";
+
+	if (ri->wait == CF_FWAIT_WATCHDOG)
+		snprintf(out, cap, "waiting out the watchdog of %s on host %s: %u ms left (fence agent: %s)", fs, fh,
+			 ri->wait_left_ms, err);
+	else if (ri->wait == CF_FWAIT_OPERATOR)
+		snprintf(out, cap,
+			 "no fence agent reaches %s on host %s (%s) and it announced no watchdog; %u attempts; "
+			 "if it is down: cfctl fence-confirm %s",
+			 fs, fh, err, ri->wait_tries, fs);
+	else
+		snprintf(out, cap, "fence agent failed for %s on host %s (%s); %u attempts, retried every %d ms; "
+			 "if it is down: cfctl fence-confirm %s", fs, fh, err, ri->wait_tries, 1000, fs);
+}
+
 static int cmd_status(const struct opts *o)
 {
 	struct cf_session s;
@@ -264,6 +304,7 @@ static int cmd_status(const struct opts *o)
 			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb,
 			       (double)(hb2[i].hb - hb1[i].hb) * 1e9 / (double)gap_ns);
 			json_str(stdout, host);
+			printf(",\"watchdog_ms\":%u", sys[i].wd_timeout_ms);
 			printf(",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f", sys[i].pid,
 			       cause_str(sys[i].fail_cause),
 			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0);
@@ -316,6 +357,18 @@ static int cmd_status(const struct opts *o)
 			nlocks += recs[k].used != 0;
 		if (ri[i].counterpart && ri[i].counterpart <= m->geo.max_systems)
 			name_of(sys[ri[i].counterpart - 1].name, cp);
+		char reason[256] = "";
+		bool waiting = (ri[i].phase == CF_PHASE_DISK_FENCE || ri[i].phase == CF_PHASE_WD_WAIT) &&
+			       (ri[i].wait == CF_FWAIT_AGENT || ri[i].wait == CF_FWAIT_OPERATOR ||
+				ri[i].wait == CF_FWAIT_WATCHDOG) && st == CF_REG_ACTIVE;
+		char fs[CF_NAME_MAX] = "?", fh[CF_HOST_MAX] = "";
+		if (waiting) {
+			if (inst[i].fail_sys < m->geo.max_systems)
+				name_of(sys[inst[i].fail_sys].name, fs);
+			memcpy(fh, inst[i].fail_host, sizeof(inst[i].fail_host));
+			fh[sizeof(inst[i].fail_host) - 1] = 0;
+			fence_reason(&ri[i], fs, fh, reason, sizeof(reason));
+		}
 		if (ri[i].phase != CF_PHASE_NONE) {
 			uint64_t end = ri[i].end_ns ? ri[i].end_ns : now;
 			snprintf(rec, sizeof(rec), "%s by %s, incident %" PRIu64 ", %.1f ms",
@@ -357,7 +410,21 @@ static int cmd_status(const struct opts *o)
 			for (int p = CF_PHASE_DETECT; p < CF_PHASE_COUNT; p++)
 				printf("%s\"%s\":%u", p == CF_PHASE_DETECT ? "" : ",", cf_phase_str((enum cf_phase)p),
 				       ri[i].phase_us[p]);
-			printf("}}}");
+			printf("},\"fence_wait\":\"%s\"", fence_wait_str(ri[i].wait));
+			if (waiting) {
+				printf(",\"waiting\":true,\"fence_of\":");
+				json_str(stdout, fs);
+				printf(",\"fence_host\":");
+				json_str(stdout, fh);
+				printf(",\"reason\":");
+				json_str(stdout, reason);
+				printf(",\"wait_ms\":%.1f,\"age_ms\":%.1f,\"wait_err\":%d,\"wait_tries\":%u,"
+				       "\"wait_left_ms\":%u",
+				       ri[i].phase_us[ri[i].phase] / 1e3,
+				       now > ri[i].start_ns ? (double)(now - ri[i].start_ns) / 1e6 : 0.0, ri[i].wait_err,
+				       ri[i].wait_tries, ri[i].wait_left_ms);
+			}
+			printf("}}");
 		} else {
 			char lb[24] = "-", cm[24] = "-", ab[24] = "-";
 			if (h) {
@@ -367,6 +434,8 @@ static int cmd_status(const struct opts *o)
 			}
 			printf("%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
 			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, nlocks, rec);
+			if (waiting)
+				printf("      WAITING %.1f s: %s\n", ri[i].phase_us[ri[i].phase] / 1e6, reason);
 			if (nlocks) {
 				uint32_t shown = 0;
 				printf("      locks:");
@@ -415,7 +484,8 @@ static int cmd_recover(const struct opts *o, const char *instname)
 	cf_name_put(req.inst, instname);
 	if (o->on)
 		cf_name_put(req.on, o->on);
-	r = cf_session_rpc(&s, CF_CTRL_RECOVER, &req, sizeof(req), CF_CTRL_RECOVER_R, &rep, sizeof(rep), 5000);
+	r = cf_session_rpc(&s, o->retry ? CF_CTRL_RECOVER_RETRY : CF_CTRL_RECOVER, &req, sizeof(req), CF_CTRL_RECOVER_R,
+			   &rep, sizeof(rep), 5000);
 	cf_session_close(&s);
 	if (r) {
 		fprintf(stderr, "cfctl: recover %s: %s\n", instname, strerror(-r));
@@ -427,6 +497,43 @@ static int cmd_recover(const struct opts *o, const char *instname)
 		return EX_FAIL;
 	}
 	printf("%s\n", rep.msg[0] ? rep.msg : "recovery requested");
+	return 0;
+}
+
+static int cmd_fence_confirm(const struct opts *o, const char *sysname)
+{
+	struct cf_session s;
+	struct cf_fence_confirm req;
+	struct cf_recover_r rep;
+	int rc, r;
+
+	if (cf_name_check(sysname)) {
+		fprintf(stderr, "cfctl: bad system name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", sysname);
+		return EX_USAGE_;
+	}
+	if (o->on || o->retry) {
+		fprintf(stderr, "cfctl: fence-confirm takes no --on or --retry\n");
+		return EX_USAGE_;
+	}
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	memset(&req, 0, sizeof(req));
+	cf_name_put(req.sys, sysname);
+	r = cf_session_rpc(&s, CF_CTRL_FENCE_CONFIRM, &req, sizeof(req), CF_CTRL_RECOVER_R, &rep, sizeof(rep), 5000);
+	cf_session_close(&s);
+	if (r) {
+		fprintf(stderr, "cfctl: fence-confirm %s: %s\n", sysname, strerror(-r));
+		return EX_FAIL;
+	}
+	rep.msg[sizeof(rep.msg) - 1] = 0;
+	if (rep.status) {
+		fprintf(stderr, "cfctl: fence-confirm %s refused: %s\n", sysname,
+			rep.msg[0] ? rep.msg : strerror(-rep.status));
+		return EX_FAIL;
+	}
+	printf("%s\n", rep.msg);
 	return 0;
 }
 
@@ -635,7 +742,7 @@ static int cmd_keygen(void)
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -647,6 +754,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "on", required_argument, NULL, O_ON },
 		{ "force", no_argument, NULL, O_FORCE },
+		{ "retry", no_argument, NULL, O_RETRY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -692,6 +800,7 @@ int main(int argc, char **argv)
 		case O_JSON: o.json = true; break;
 		case O_ON: o.on = optarg; break;
 		case O_FORCE: o.force = true; break;
+		case O_RETRY: o.retry = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EX_USAGE_;
 		}
@@ -712,14 +821,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
 		return EX_USAGE_;
 	}
-	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release")) {
+	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release") ||
+	    !strcmp(cmd, "fence-confirm")) {
 		if (!arg) {
 			fprintf(stderr, "cfctl: %s needs an argument (see --help)\n", cmd);
 			return EX_USAGE_;
 		}
 		if (!strcmp(cmd, "data-release"))
 			return cmd_data_release(&o, arg);
+		if (!strcmp(cmd, "fence-confirm"))
+			return cmd_fence_confirm(&o, arg);
+		if (o.retry && strcmp(cmd, "recover")) {
+			fprintf(stderr, "cfctl: --retry goes with recover only\n");
+			return EX_USAGE_;
+		}
 		return !strcmp(cmd, "recover") ? cmd_recover(&o, arg) : cmd_policy(&o, arg);
+	}
+	if (o.retry) {
+		fprintf(stderr, "cfctl: --retry goes with recover only\n");
+		return EX_USAGE_;
 	}
 	if (arg) {
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", arg);

@@ -131,8 +131,16 @@ static void usage(FILE *out)
 		"  --updates N            backout: updates before the voluntary backout (default 16)\n"
 		"  --json                 workload report as JSON\n"
 		"  --policy auto|operator recovery policy of this system (default: the cluster's)\n"
-		"  --fence-agent A        local | none | /path/to/fence_agent (default local)\n"
+		"  --fence-agent A        auto | local | none | /path/to/fence_agent (default auto: local for\n"
+		"                         this host, else the target's watchdog, else wait for fence-confirm)\n"
 		"  --fence-arg K=V        option for an external fence agent (repeatable)\n"
+		"  --fence-map FILE       per system or host name, agent options: lines \"NAME k=v k=v ...\"\n"
+		"  --unfence              run the external agent with action=on for this system at join,\n"
+		"                         before it writes data (fence_scsi)\n"
+		"  --watchdog PATH        arm a watchdog (character device: Linux watchdog API; FIFO: the test\n"
+		"                         stand-in), pet it while the lease holds, announce it to the CF\n"
+		"  --watchdog-timeout MS  its timeout (default 5000; a device rounds up to whole seconds)\n"
+		"  --fence-wd-margin MS   slack added when waiting out a failed peer's watchdog (default 250)\n"
 		"  --data-io buffered|direct  data file I/O: page cache (default), or O_DIRECT for a data\n"
 		"                         directory on NFS shared by several hosts\n"
 		"  --marker-wait MS       wait for another instance's self-backout after a volatile CF\n"
@@ -450,7 +458,8 @@ int main(int argc, char **argv)
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
-		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_DATAIO, O_MARKERWAIT,
+		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
+		O_MARKERWAIT,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -477,6 +486,11 @@ int main(int argc, char **argv)
 		{ "policy", required_argument, NULL, O_POLICY },
 		{ "fence-agent", required_argument, NULL, O_FENCE },
 		{ "fence-arg", required_argument, NULL, O_FENCEARG },
+		{ "fence-map", required_argument, NULL, O_FENCEMAP },
+		{ "unfence", no_argument, NULL, O_UNFENCE },
+		{ "watchdog", required_argument, NULL, O_WATCHDOG },
+		{ "watchdog-timeout", required_argument, NULL, O_WDTIMEOUT },
+		{ "fence-wd-margin", required_argument, NULL, O_WDMARGIN },
 		{ "data-io", required_argument, NULL, O_DATAIO },
 		{ "marker-wait", required_argument, NULL, O_MARKERWAIT },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -486,7 +500,10 @@ int main(int argc, char **argv)
 	};
 	struct cf_agent_opts o = { .transport = "tcp", .policy = -1 };
 	struct wl_run w = { .kind = WL_NONE };
-	const char *key_file = NULL, *fence_spec = "local";
+	const char *key_file = NULL, *fence_spec = "auto", *wd_path = NULL;
+	uint64_t wd_timeout_ms = 5000;
+	const char *fence_map = NULL;
+	bool unfence = false;
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
 	uint64_t v, lock_timeout = 2000, marker_wait = DEFAULT_MARKER_WAIT_MS;
@@ -598,6 +615,22 @@ int main(int argc, char **argv)
 				bad = "--policy must be auto or operator";
 			break;
 		case O_FENCE: fence_spec = optarg; break;
+		case O_WATCHDOG: wd_path = optarg; break;
+		case O_FENCEMAP: fence_map = optarg; break;
+		case O_UNFENCE: unfence = true; break;
+		case O_WDTIMEOUT:
+			if (parse_u64(optarg, &wd_timeout_ms) || wd_timeout_ms < CF_WD_TIMEOUT_MIN_MS ||
+			    wd_timeout_ms > CF_WD_TIMEOUT_MAX_MS)
+				bad = "--watchdog-timeout must be 100..600000 ms";
+			break;
+		case O_WDMARGIN: {
+			uint64_t ms;
+			if (parse_u64(optarg, &ms) || ms > 600000)
+				bad = "--fence-wd-margin must be 0..600000 ms";
+			else
+				o.wd_margin_ns = ms * 1000000ull;
+			break;
+		}
 		case O_FENCEARG:
 			if (nfence_args == CF_FENCE_MAX_ARGS)
 				bad = "too many --fence-arg";
@@ -643,12 +676,24 @@ int main(int argc, char **argv)
 		return EX_USAGE_;
 	}
 	if (cf_fence_parse(&o.fence, fence_spec)) {
-		fprintf(stderr, "cfnode: bad --fence-agent '%s': local, none or a path\n", fence_spec);
+		fprintf(stderr, "cfnode: bad --fence-agent '%s': auto, local, none or a path\n", fence_spec);
 		return EX_USAGE_;
 	}
 	for (int i = 0; i < nfence_args; i++) {
 		if (cf_fence_add_arg(&o.fence, fence_args[i])) {
-			fprintf(stderr, "cfnode: bad --fence-arg '%s': expected KEY=VALUE\n", fence_args[i]);
+			fprintf(stderr, "cfnode: bad --fence-arg '%s': expected KEY=VALUE, no '=' or newline in the value\n",
+				fence_args[i]);
+			return EX_USAGE_;
+		}
+	}
+	if ((fence_map || unfence) && o.fence.kind != CF_FENCE_EXTERNAL) {
+		fprintf(stderr, "cfnode: --fence-map and --unfence need an external --fence-agent PATH\n");
+		return EX_USAGE_;
+	}
+	if (fence_map) {
+		char why[256];
+		if (cf_fence_map_load(&o.fence, fence_map, why, sizeof(why))) {
+			fprintf(stderr, "cfnode: bad --fence-map: %s\n", why);
 			return EX_USAGE_;
 		}
 	}
@@ -729,6 +774,37 @@ int main(int argc, char **argv)
 	rc = check_markers(&a, o.data_dir, marker_wait);
 	if (rc)
 		goto out_leave;
+	if (wd_path) {
+		char msg[128];
+		/* armed and announced before the home instance is claimed: before any write */
+		r = cf_agent_watchdog_arm(&a, wd_path, (uint32_t)wd_timeout_ms, msg, sizeof(msg));
+		if (r) {
+			say(CF_AGENT_ERR, "watchdog %s: %s%s%s", wd_path,
+			    r == -ENXIO ? "a FIFO that nobody reads (is the watchdog stand-in running?)" : strerror(-r),
+			    msg[0] ? ": the CF says: " : "", msg);
+			rc = a.s.dead ? EX_OVER : EX_OTHER;
+			goto out_fini;
+		}
+		say(CF_AGENT_INFO, "watchdog %s armed (%u ms, %s), petted while the lease holds; announced to the CF",
+		    wd_path, a.wd.timeout_ms, a.wd.chardev ? "device" : "FIFO stand-in");
+	}
+	if (unfence) {
+		struct cf_fence_target self;
+		char msg[200];
+		/* before this system writes anything: fence_scsi registers its key here */
+		memset(&self, 0, sizeof(self));
+		snprintf(self.name, sizeof(self.name), "%s", o.system);
+		memcpy(self.host, a.host, sizeof(self.host));
+		self.pid = a.pid;
+		self.starttime = a.starttime;
+		r = cf_fence_unfence(&o.fence, &self, msg, sizeof(msg));
+		if (r) {
+			say(CF_AGENT_ERR, "unfence (action=on for %s): %s", o.system, msg[0] ? msg : strerror(-r));
+			rc = EX_OTHER;
+			goto out_fini;
+		}
+		say(CF_AGENT_INFO, "unfenced: %s", msg);
+	}
 	r = cf_agent_inst_open(&a, o.instance, true, &home);
 	if (r) {
 		say(CF_AGENT_ERR, "open instance %s: %s", o.instance, strerror(-r));
@@ -860,5 +936,6 @@ out_leave:
 		(void)set_marker(&a, home->name, CF_MARKER_CLEAN);
 out_fini:
 	cf_agent_fini(&a);
+	cf_fence_map_free(&o.fence);
 	return rc;
 }

@@ -114,7 +114,8 @@ struct cf_sys_slot {
 	uint64_t starttime;  /* /proc/PID/stat field 22, guards against pid reuse */
 	uint64_t join_ns;    /* CLOCK_REALTIME at join */
 	uint64_t fail_ns;    /* CLOCK_REALTIME when declared failed (0 if never) */
-	uint64_t fail_cause; /* enum cf_fail_cause */
+	uint32_t fail_cause; /* enum cf_fail_cause (was a 64-bit field: little-endian, so old images read the same) */
+	uint32_t wd_timeout_ms; /* watchdog the system announced (CF_CTRL_WATCHDOG), 0: none */
 	char name[CF_NAME_MAX];
 	char host[CF_HOST_MAX];
 };
@@ -169,7 +170,8 @@ struct cf_inst_slot {
 	uint64_t fail_pid;
 	uint64_t fail_starttime;
 	uint64_t fail_ns;    /* CLOCK_REALTIME at the CF when declared */
-	uint64_t fail_cause; /* enum cf_fail_cause */
+	uint32_t fail_cause; /* enum cf_fail_cause */
+	uint32_t fail_wd_ms; /* the failed incarnation's announced watchdog timeout, 0: none */
 	char fail_host[CF_HOST_MAX - 16];
 };
 _Static_assert(sizeof(struct cf_inst_slot) == 128, "cf_inst_slot size");
@@ -181,7 +183,8 @@ enum cf_phase {
 	CF_PHASE_DETECT,     /* failure → counterpart learns of it */
 	CF_PHASE_CF_FENCE,   /* cfserver fence (reported by the server) */
 	CF_PHASE_REGISTER,   /* CAS INACTIVE_FAILED → ACTIVE(me) */
-	CF_PHASE_DISK_FENCE, /* fence agent */
+	CF_PHASE_DISK_FENCE, /* fence agent (and, while it cannot confirm, the visible wait for it) */
+	CF_PHASE_WD_WAIT,    /* the failed system's watchdog has certainly fired: lease + watchdog timeout */
 	CF_PHASE_ATTACH,     /* authorised attach of log and record list */
 	CF_PHASE_READ_LOG,
 	CF_PHASE_BACKOUT,
@@ -193,8 +196,25 @@ enum cf_phase {
 };
 
 /*
+ * Why a recovery waits in phase disk-fence / watchdog-wait (rinfo.wait).
+ * cfctl builds the human reason from it, wait_err and the instance slot's
+ * fail_* (who, which host), so the slot stays 128 bytes.
+ */
+enum cf_fence_wait {
+	CF_FWAIT_NONE = 0,
+	CF_FWAIT_AGENT = 1,    /* the fence agent refused or failed; retried at intervals */
+	CF_FWAIT_WATCHDOG = 2, /* waiting out the failed system's watchdog (wait_left_ms) */
+	CF_FWAIT_OPERATOR = 3, /* no agent can fence it: only `cfctl fence-confirm` (or an agent retry) ends it */
+	CF_FWAIT_CONFIRMED = 4, /* the operator confirmed the fence (cfctl fence-confirm) */
+	CF_FWAIT_FENCED = 5,   /* the agent confirmed (after waiting) */
+	CF_FWAIT_WD_EXPIRED = 6, /* the watchdog wait ran out: the failed system cannot write */
+};
+
+/*
  * Recovery info: written by the counterpart with plain WRITEs (informational:
- * cfctl status and the benchmarks read it; no decision is ever taken on it).
+ * cfctl status and the benchmarks read it; no decision is ever taken on it,
+ * except that cfserver refuses `cfctl fence-confirm` when no slot says that a
+ * recovery waits on a fence of that system).
  */
 struct cf_rinfo_slot {
 	uint64_t phase;       /* enum cf_phase currently running (CF_PHASE_DONE when finished) */
@@ -204,11 +224,14 @@ struct cf_rinfo_slot {
 	uint64_t end_ns;      /* CLOCK_REALTIME at unregister (0 while running) */
 	uint64_t txns_backed_out;
 	uint64_t locks_released;
-	uint64_t pad0;
+	uint32_t wait;        /* enum cf_fence_wait */
+	int32_t wait_err;     /* -errno of the last fence attempt (0: none) */
 	uint32_t phase_us[CF_PHASE_COUNT]; /* duration of each phase, microseconds */
-	uint32_t pad1[16 - CF_PHASE_COUNT];
+	uint32_t wait_tries;  /* fence attempts so far */
+	uint32_t wait_left_ms; /* CF_FWAIT_WATCHDOG: time left */
+	uint32_t pad1[16 - CF_PHASE_COUNT - 2];
 };
-_Static_assert(CF_PHASE_COUNT <= 16, "phase array");
+_Static_assert(CF_PHASE_COUNT <= 14, "phase array");
 _Static_assert(sizeof(struct cf_rinfo_slot) == 128, "cf_rinfo_slot size");
 
 /* Lock record list entry: what an instance holds (or is about to take). */

@@ -57,6 +57,9 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_INST_UNREG: return sizeof(struct cf_inst_ref);
 	case CF_CTRL_POLICY_SET: return sizeof(struct cf_policy_msg);
 	case CF_CTRL_RECOVER: return sizeof(struct cf_recover);
+	case CF_CTRL_FENCE_CONFIRM: return sizeof(struct cf_fence_confirm);
+	case CF_CTRL_RECOVER_RETRY: return sizeof(struct cf_recover);
+	case CF_CTRL_WATCHDOG: return sizeof(struct cf_watchdog_msg);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
 	case CF_CTRL_GRANTS: return sizeof(struct cf_grants);
 	case CF_CTRL_INST_INFO: return sizeof(struct cf_inst_info);
@@ -108,6 +111,9 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_INST_UNREG: return "INST_UNREG";
 	case CF_CTRL_POLICY_SET: return "POLICY_SET";
 	case CF_CTRL_RECOVER: return "RECOVER";
+	case CF_CTRL_FENCE_CONFIRM: return "FENCE_CONFIRM";
+	case CF_CTRL_RECOVER_RETRY: return "RECOVER_RETRY";
+	case CF_CTRL_WATCHDOG: return "WATCHDOG";
 	case CF_CTRL_STATUS: return "STATUS";
 	case CF_CTRL_GRANTS: return "GRANTS";
 	case CF_CTRL_INST_INFO: return "INST_INFO";
@@ -126,6 +132,8 @@ const char *cf_event_type_str(uint32_t type)
 	case CF_EV_POLICY: return "POLICY";
 	case CF_EV_RECOVER: return "RECOVER";
 	case CF_EV_INST_CLEAN: return "INST_CLEAN";
+	case CF_EV_FENCE_CONFIRM: return "FENCE_CONFIRM";
+	case CF_EV_FENCE_RETRY: return "FENCE_RETRY";
 	}
 	return "?";
 }

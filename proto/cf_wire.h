@@ -108,6 +108,9 @@ enum cf_ctrl_type {
 	/* console (role CF_ROLE_CONSOLE) */
 	CF_CTRL_POLICY_SET = 30,  /* c→s cf_policy_msg → cf_status; pushed to all systems as an event */
 	CF_CTRL_RECOVER = 31,     /* c→s cf_recover → cf_recover_r */
+	CF_CTRL_FENCE_CONFIRM = 32, /* c→s cf_fence_confirm → cf_recover_r: the operator vouches SYSTEM is down */
+	CF_CTRL_RECOVER_RETRY = 33, /* c→s cf_recover → cf_recover_r: `cfctl recover --retry` */
+	CF_CTRL_WATCHDOG = 34,    /* system: cf_watchdog_msg → cf_status, right after JOINED, before any claim */
 	/* replies and events */
 	CF_CTRL_STATUS = 40,      /* s→c cf_status: generic reply */
 	CF_CTRL_GRANTS = 41,      /* s→c cf_grants */
@@ -269,6 +272,16 @@ struct cf_recover {
 	char on[CF_NAME_MAX]; /* system name, or empty for any live system */
 };
 
+struct cf_fence_confirm {
+	char sys[CF_NAME_MAX]; /* the failed system the operator vouches for */
+};
+
+/* A system runs a watchdog that it pets only while its lease holds. */
+struct cf_watchdog_msg {
+	uint32_t timeout_ms; /* 0: none */
+	uint32_t pad;
+};
+
 struct cf_recover_r {
 	int32_t status;
 	uint32_t sys; /* chosen system */
@@ -281,6 +294,8 @@ enum cf_event_type {
 	CF_EV_POLICY = 3,      /* cluster policy changed to `policy` */
 	CF_EV_RECOVER = 4,     /* operator asks this system to recover inst */
 	CF_EV_INST_CLEAN = 5,  /* inst unregistered: INACTIVE_CLEAN (waiters may start) */
+	CF_EV_FENCE_CONFIRM = 6, /* operator confirmed sys (epoch) down: the counterpart of inst may proceed */
+	CF_EV_FENCE_RETRY = 7,   /* operator asks the counterpart of inst to retry its fence now */
 };
 
 struct cf_event {

@@ -659,7 +659,7 @@ static int cmd_sys(int argc, char **argv)
 		CHECK(r == 0, "read: %s", strerror(-r));
 		slot.name[CF_NAME_MAX - 1] = 0;
 		if (!strcmp(slot.name, argv[0])) {
-			printf("%s %u %" PRIu64 "\n", cf_sys_state_str(cf_sysword_state(slot.state)),
+			printf("%s %u %u\n", cf_sys_state_str(cf_sysword_state(slot.state)),
 			       cf_sysword_epoch(slot.state), slot.fail_cause);
 			cf_session_close(&s);
 			return 0;

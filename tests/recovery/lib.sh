@@ -91,3 +91,31 @@ finish() {
 	done
 	"$CFCTL" verify --data "$DATA" >"$CF_WORK/verify.log" 2>&1 || fail "cfctl verify: $(cat "$CF_WORK/verify.log")"
 }
+
+# Cross-host systems without network namespaces: a system in its own UTS
+# namespace has another host name, which is all the fence agents look at.
+have_uts() { unshare --uts true 2>/dev/null; }
+# node_host HOST SYS INST [cfnode args...]: like node, with hostname HOST.
+# unshare and sh exec in place, so PID_SYS is cfnode's own pid.
+node_host() {
+	local host=$1 sys=$2 inst=$3
+	shift 3
+	start_bg "$sys" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$host" \
+		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
+		--system "$sys" --instance "$inst" --data "$DATA" \
+		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
+		--journal "$CF_WORK/$sys.journal" "$@"
+	eval "PID_$sys=$BG_PID"
+}
+# rec_field INST KEY...: fields of INST's recovery record in cfctl status --json,
+# one status read, space-separated ("-" if absent)
+rec_field() {
+	ctl status --json 2>/dev/null | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+i=next((i for i in d["instances"] if i["name"]==sys.argv[1]), {})
+r=i.get("recovery",{})
+f=lambda v: str(v).lower() if isinstance(v,bool) else str(v)
+print(" ".join(f(r.get(k,"-")) for k in sys.argv[2:]))' "$@"
+}
+fence_waiting() { [ "$(rec_field "$1" waiting)" = true ]; }

@@ -3,9 +3,12 @@
 # External fence agents (fence-agents calling convention: key=value options on
 # stdin, action=off, plug=<system>; exit 0 = fenced). A working agent fences
 # the frozen system before any before-image is written; a failing one is
-# retried, reported, and never skipped: the instance stays registered to the
-# counterpart with its locks held until someone can fence.
+# retried at intervals, reported, and never skipped: the instance stays
+# registered to the counterpart with its locks held until the agent confirms.
+# The fenced systems run on other hosts (own UTS namespaces): a target on the
+# counterpart's own host is fenced locally even with an external agent.
 . "$(dirname "$0")/lib.sh"
+have_uts || skip "no UTS namespaces here (unshare --uts needs root)"
 HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 
 # The agent: records its options, then powers the "plug" off by the pid the
@@ -16,6 +19,7 @@ cat >"$AGENT" <<'AG'
 opts=$(cat)
 echo "$opts" >>"$FENCE_LOG"
 plug=$(sed -n 's/^plug=//p' <<<"$opts")
+[ "$(sed -n 's/^action=//p' <<<"$opts")" = on ] && exit 0 # unfence: fence_scsi would register a key
 [ -f "$FENCE_FAIL" ] && exit 1
 pid=$(cat "$FENCE_DIR/$plug.pid" 2>/dev/null) || exit 1
 kill -KILL "$pid" 2>/dev/null
@@ -25,16 +29,37 @@ AG
 chmod +x "$AGENT"
 export FENCE_LOG=$CF_WORK/fence.log FENCE_DIR=$CF_WORK FENCE_FAIL=$CF_WORK/fence.fail
 
-node SYS1 NTS001
-node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin
-node SYS3 NTS003 --policy operator
+# the host map: per system (or host) the options its agent needs
+cat >"$CF_WORK/fence.map" <<'MAP'
+# name   options
+SYS1 port=11 ipaddr=192.0.2.11
+SYS3 port=13
+MAP
+# bad inputs: refused with a clear error, nothing joins
+out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
+	--fence-agent "$AGENT" --fence-arg ipaddr=a=b 2>&1); [ $? -eq 2 ] || fail "a '=' in a --fence-arg value accepted: $out"
+grep -q "no '=' or newline in the value" <<<"$out" || fail "unclear error: $out"
+printf 'SYS1 port=1\nSYS2 login=x=y\n' >"$CF_WORK/bad.map"
+out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
+	--fence-agent "$AGENT" --fence-map "$CF_WORK/bad.map" 2>&1); [ $? -eq 2 ] || fail "bad map accepted: $out"
+grep -q "bad.map:2: bad option 'login=x=y'" <<<"$out" || fail "unclear error: $out"
+out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --instance NTSX --data "$DATA" \
+	--fence-map "$CF_WORK/fence.map" 2>&1); [ $? -eq 2 ] || fail "--fence-map without an agent accepted: $out"
+
+node_host hostA SYS1 NTS001
+node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin \
+	--fence-map "$CF_WORK/fence.map" --unfence
+node_host hostC SYS3 NTS003 --policy operator
 wait_committing SYS1 SYS2 SYS3
+# unfencing at join: SYS2 ran the agent with action=on for itself before it wrote
+grep -A2 -x "action=on" "$FENCE_LOG" | grep -qx "plug=SYS2" || fail "SYS2 not unfenced at join: $(cat "$FENCE_LOG")"
+grep -q "unfenced: fence agent $AGENT confirmed SYS2 on" "$CF_WORK/SYS2.log" || fail "unfence not logged"
 echo "$(pid_of SYS1)" >"$CF_WORK/SYS1.pid"
 kill -STOP "$(pid_of SYS1)"
 wait_recovery NTS001
 [ "$(counterpart_of NTS001)" = SYS2 ] || fail "recovered by $(counterpart_of NTS001)"
 grep -q "fence agent $AGENT confirmed SYS1 off" "$CF_WORK/SYS2.log" || fail "agent confirmation not logged"
-for kv in action=off plug=SYS1 ipaddr=192.0.2.1 login=admin; do
+for kv in action=off plug=SYS1 nodename=hostA ipaddr=192.0.2.1 login=admin port=11 ipaddr=192.0.2.11; do
 	grep -qx "$kv" "$FENCE_LOG" || fail "agent did not get $kv: $(cat "$FENCE_LOG")"
 done
 wait_for 10 gone "$(pid_of SYS1)" || fail "SYS1 still alive after its fence"
@@ -43,23 +68,33 @@ wait_for 10 gone "$(pid_of SYS1)" || fail "SYS1 still alive after its fence"
 touch "$FENCE_FAIL"
 echo "$(pid_of SYS3)" >"$CF_WORK/SYS3.pid"
 kill -STOP "$(pid_of SYS3)"
-wait_for 20 grep -q "recovery of NTS003 (incident 1) stopped in phase disk-fence" "$CF_WORK/SYS2.log" ||
+wait_for 20 grep -q "error: recovery of NTS003 (incident 1) waits in phase disk-fence" "$CF_WORK/SYS2.log" ||
 	fail "failed fence not reported"
-grep -q "disk fence failed: fence agent $AGENT failed for SYS3" "$CF_WORK/SYS2.log" || fail "failure reason not logged"
+grep -q "waits in phase disk-fence.*fence agent $AGENT failed for SYS3" "$CF_WORK/SYS2.log" || fail "failure reason not logged"
+wait_for 10 fence_waiting NTS003 || fail "the wait is not in cfctl status"
+grep -qx "port=13" "$FENCE_LOG" || fail "the map's options for SYS3 not passed"
+grep -qx "port=11" <(sed -n '/plug=SYS3/,/^action/p' "$FENCE_LOG") && fail "SYS1's map entry passed for SYS3"
 [ "$(grep -c '^action=off' "$FENCE_LOG")" -ge 4 ] || fail "failed fence not retried: $(grep -c '^action=off' "$FENCE_LOG") calls"
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
 [ "$(locks_of NTS003)" -ge 0 ] || fail "locks of NTS003 unknown"
-# The operator's way out: the agent works again, the stuck counterpart is stopped;
-# the CF fails it and a new peer recovers both its instances (NTS003 from SYS2 now).
-kill -KILL "$(pid_of SYS3)"
+# The agent works again: the counterpart's own retry (every second) fences SYS3
+# and the recovery proceeds, without anyone stopping the counterpart.
 rm -f "$FENCE_FAIL"
+wait_recovery NTS003 1 30
+[ "$(counterpart_of NTS003 1)" = SYS2 ] || fail "NTS003 recovered by $(counterpart_of NTS003 1)"
+grep -q "recovery NTS003: disk fence: fence agent $AGENT confirmed SYS3 off (after [0-9]* attempts)" "$CF_WORK/SYS2.log" ||
+	fail "the retried fence is not logged"
+wait_for 10 gone "$(pid_of SYS3)" || fail "SYS3 still alive after its fence"
+wait_inst NTS003 INACTIVE_CLEAN
+# A counterpart that dies: a new peer recovers its home instance.
 echo "$(pid_of SYS2)" >"$CF_WORK/SYS2.pid"
 kill -KILL "$(pid_of SYS2)"
 node SYS4 NTS004 --fence-agent "$AGENT"
-wait_recovery NTS003 2 30
 wait_recovery NTS002 "" 30
-wait_inst NTS003 INACTIVE_CLEAN
+# SYS2 ran on SYS4's own host: fenced locally (pidfd), not by the power agent
+grep -q "recovery NTS002: disk fence: SYS2 (pid $(pid_of SYS2))" "$CF_WORK/SYS4.log" ||
+	fail "a same-host target was not fenced locally: $(grep 'disk fence' "$CF_WORK/SYS4.log")"
 finish
 pass "external fence agent: options passed, fenced before backout; a failing agent retried, reported, never skipped"

@@ -1162,7 +1162,8 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_HELLO, CF_CTRL_CHALLENGE, CF_CTRL_AUTH, CF_CTRL_WELCOME, CF_CTRL_JOIN, CF_CTRL_JOINED,
 	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_PERSIST, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
-	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR,
+	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
+	CF_CTRL_WATCHDOG,
 };
 
 static void test_ctrl(void)
@@ -1251,7 +1252,7 @@ static void test_ctrl(void)
 	/* a zero-length body builds a bare header */
 	CHECK(cf_ctrl_build(msg, CF_CTRL_GOODBYE, NULL, 0) == H);
 	/* event names */
-	for (uint32_t e = CF_EV_SYS_FAILED; e <= CF_EV_INST_CLEAN; e++)
+	for (uint32_t e = CF_EV_SYS_FAILED; e <= CF_EV_FENCE_RETRY; e++)
 		CHECK(strcmp(cf_event_type_str(e), "?") != 0);
 	CHECK(strcmp(cf_event_type_str(0), "?") == 0 && strcmp(cf_event_type_str(99), "?") == 0);
 }

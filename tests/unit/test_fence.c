@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_fence.c - fence agent options (issue 16): what may reach an external
+ * agent's stdin, the host map, and the watchdog's FIFO stand-in protocol.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cf_fence.h"
+#include "cf_watchdog.h"
+
+static int failures;
+#define CHECK(c)                                                                   \
+	do {                                                                       \
+		if (!(c)) {                                                        \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+			failures++;                                                \
+		}                                                                  \
+	} while (0)
+
+static void test_args(void)
+{
+	struct cf_fence_cfg cfg;
+
+	CHECK(cf_fence_parse(&cfg, "auto") == 0 && cfg.kind == CF_FENCE_AUTO);
+	CHECK(cf_fence_parse(&cfg, "bogus") == -EINVAL);
+	CHECK(cf_fence_arg_check("ipaddr=192.0.2.1") == 0);
+	CHECK(cf_fence_arg_check("k=") == 0);
+	CHECK(cf_fence_arg_check("=v") == -EINVAL);
+	CHECK(cf_fence_arg_check("novalue") == -EINVAL);
+	CHECK(cf_fence_arg_check("k=a=b") == -EINVAL);
+	CHECK(cf_fence_arg_check("k=a\naction=on") == -EINVAL);
+	CHECK(cf_fence_arg_check("k=a\r") == -EINVAL);
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(cf_fence_add_arg(&cfg, "k=a=b") == -EINVAL && cfg.nargs == 0);
+	for (int i = 0; i < CF_FENCE_MAX_ARGS; i++)
+		CHECK(cf_fence_add_arg(&cfg, "k=v") == 0);
+	CHECK(cf_fence_add_arg(&cfg, "k=v") == -E2BIG);
+}
+
+static int map_from(struct cf_fence_cfg *cfg, const char *text, char *why, size_t whylen)
+{
+	char path[] = "/tmp/cf_fence_map_XXXXXX";
+	int fd = mkstemp(path), r;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		close(fd);
+		unlink(path);
+		return -EIO;
+	}
+	close(fd);
+	r = cf_fence_map_load(cfg, path, why, whylen);
+	unlink(path);
+	return r;
+}
+
+static void test_map(void)
+{
+	struct cf_fence_cfg cfg;
+	const struct cf_fence_map_entry *e;
+	char why[256];
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(map_from(&cfg, "# comment\n\nSYS2 plug=2 ipaddr=192.0.2.12\nhostC\tport=3 # tail\n", why, sizeof(why)) ==
+	      0);
+	CHECK(cfg.nmap == 2);
+	e = cf_fence_map_find(&cfg, "SYS2", "hostC");
+	CHECK(e && e->nargs == 2 && !strcmp(e->args[1], "ipaddr=192.0.2.12")); /* by name first */
+	e = cf_fence_map_find(&cfg, "SYS9", "hostC");
+	CHECK(e && e->nargs == 1 && !strcmp(e->args[0], "port=3"));
+	CHECK(cf_fence_map_find(&cfg, "SYS9", "hostD") == NULL);
+	cf_fence_map_free(&cfg);
+	CHECK(map_from(&cfg, "SYS2 plug=2\nSYS3 login=x=y\n", why, sizeof(why)) == -EINVAL);
+	CHECK(strstr(why, ":2: bad option 'login=x=y'") != NULL);
+	CHECK(cfg.map == NULL && cfg.nmap == 0);
+	CHECK(map_from(&cfg, "a=b port=1\n", why, sizeof(why)) == -EINVAL);
+	CHECK(map_from(&cfg, "SYS2 noequals\n", why, sizeof(why)) == -EINVAL);
+	CHECK(cf_fence_map_load(&cfg, "/nonexistent/map", why, sizeof(why)) == -ENOENT);
+}
+
+static void test_watchdog_fifo(void)
+{
+	char dir[] = "/tmp/cf_wd_XXXXXX", path[64], buf[16];
+	struct cf_watchdog w;
+	int rd, wr;
+	ssize_t n;
+
+	if (!mkdtemp(dir)) {
+		CHECK(0);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/wd", dir);
+	CHECK(cf_watchdog_open(&w, dir, 1000) == -EINVAL);  /* a directory */
+	CHECK(cf_watchdog_open(&w, path, 1000) == -ENOENT);
+	CHECK(mkfifo(path, 0600) == 0);
+	CHECK(cf_watchdog_open(&w, path, 1000) == -ENXIO);  /* nobody reads */
+	CHECK(cf_watchdog_open(&w, path, 10) == -EINVAL);   /* timeout out of range */
+	rd = open(path, O_RDONLY | O_NONBLOCK);
+	CHECK(rd >= 0);
+	CHECK(cf_watchdog_open(&w, path, 1000) == 0 && w.state == CF_WD_ARMED && w.timeout_ms == 1000);
+	CHECK(cf_watchdog_pet(&w) == 0);
+	n = read(rd, buf, sizeof(buf));
+	CHECK(n == 2 && buf[0] == '.' && buf[1] == '.'); /* one at arming, one pet */
+	CHECK(cf_watchdog_disarm(&w) == 0 && w.state == CF_WD_DISARMED);
+	n = read(rd, buf, sizeof(buf));
+	CHECK(n == 1 && buf[0] == 'V'); /* magic close */
+	CHECK(cf_watchdog_pet(&w) == -EBADF);
+	CHECK(cf_watchdog_disarm(&w) == 0); /* idempotent */
+	/* a regular file is no watchdog */
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	wr = open(path, O_CREAT | O_WRONLY, 0600);
+	CHECK(wr >= 0);
+	close(wr);
+	CHECK(cf_watchdog_open(&w, path, 1000) == -EINVAL);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/wd", dir);
+	unlink(path);
+	close(rd);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	test_args();
+	test_map();
+	test_watchdog_fifo();
+	if (failures) {
+		fprintf(stderr, "test_fence: %d failures\n", failures);
+		return 1;
+	}
+	printf("test_fence: ok\n");
+	return 0;
+}
