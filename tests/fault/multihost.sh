@@ -27,7 +27,7 @@ fenced_count() { cat "$FENCE_LOG" 2>/dev/null | grep -c "nodename=$1: off"; }
 # no recovery left waiting: no counterpart stuck in a phase, every instance settled
 nothing_waiting() {
 	all_settled || return 1
-	! grep -qs "stopped in phase" "$CF_WORK"/SYS*.log
+	! grep -qsE "stopped in phase|waits in phase" "$CF_WORK"/SYS*.log
 }
 
 incident() { # HOW VICTIM
@@ -60,7 +60,7 @@ incident() { # HOW VICTIM
 		;;
 	esac
 	CRASHES=$((CRASHES + 1))
-	wait_for 30 nothing_waiting || fail "$how $v: recovery left waiting: $(cf_status 2>&1 | grep '^inst' | tr '\n' ';') $(grep -h 'stopped in phase' "$CF_WORK"/SYS*.log | tail -n 2)"
+	wait_for 30 nothing_waiting || fail "$how $v: recovery left waiting: $(cf_status 2>&1 | grep '^inst' | tr '\n' ';') $(grep -hE 'stopped in phase|waits in phase' "$CF_WORK"/SYS*.log | tail -n 2)"
 	# every failure is fenced before the backout (a killed one too: the agent finds the host empty)
 	[ "$(fenced_count "$h")" -gt "$before" ] || fail "$how $v: no confirmed power-off of $h in $FENCE_LOG"
 	[ -z "$(host_pids "$h")" ] || fail "$how $v: $h still runs processes after its fence"
