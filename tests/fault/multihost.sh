@@ -44,6 +44,8 @@ fenced_count() {
 	fi
 }
 
+fenced_since() { [ "$(fenced_count "$1")" -gt "$2" ]; } # HOST COUNT_BEFORE
+
 # the newest RECOVERY json of INST (highest incident)
 last_recovery() {
 	grep -h "RECOVERY {\"inst\":\"$1\"" "$CF_WORK"/SYS*.log 2>/dev/null | sed 's/.*RECOVERY //' |
@@ -62,14 +64,14 @@ check_wd_incident() { # HOW VICTIM HOST INST INCIDENT_BEFORE
 	inc=$(rec_get "$rec" incident)
 	[ "$inc" -gt "$before" ] || fail "$how $v: no new RECOVERY line of $inst (incident $inc)"
 	cp=$(rec_get "$rec" counterpart)
-	wd_us=$(rec_get "$rec" watchdog-wait_us)
-	[ -n "$wd_us" ] && [ "${wd_us%.*}" -ge $((HOSTS_WD_MS * 1000)) ] ||
-		fail "$how $v: the recovery by $cp did not wait the watchdog out: watchdog-wait ${wd_us:-none} us < $((HOSTS_WD_MS * 1000)) ($rec)"
 	reset=$(grep -o '^[0-9:.]* wd-standin: host reset: .* none left' "$CF_WORK/wd-$h.log" | tail -n 1 | cut -d' ' -f1)
 	over=$(grep -ho "^[0-9:.]* cfnode\[$cp\] warning: recovery $inst: watchdog wait over" "$CF_WORK/$cp.log" | tail -n 1 | cut -d' ' -f1)
 	[ -n "$reset" ] || fail "$how $v: $h's watchdog never reset it: $(tail -n 3 "$CF_WORK/wd-$h.log")"
 	[ -n "$over" ] || fail "$how $v: $cp logged no end of its watchdog wait for $inst"
 	[[ "$reset" < "$over" ]] || fail "$how $v: $cp began backing out $inst at $over, before $h's watchdog reset it at $reset"
+	wd_us=$(rec_get "$rec" watchdog-wait_us)
+	[ -n "$wd_us" ] && [ "${wd_us%.*}" -ge $((HOSTS_WD_MS * 1000)) ] ||
+		fail "$how $v: the recovery by $cp did not wait the watchdog out: watchdog-wait ${wd_us:-none} us < $((HOSTS_WD_MS * 1000)) ($rec)"
 	WD_WAITS+=("${wd_us%.*}")
 }
 WD_WAITS=()
@@ -120,7 +122,9 @@ incident() { # HOW VICTIM
 	if [ "$MH_FENCE" = agent ]; then
 		[ "$(fenced_count "$h")" -gt "$before" ] || fail "$how $v: no confirmed power-off of $h in $FENCE_LOG"
 	else
-		[ "$(fenced_count "$h")" -gt "$before" ] || fail "$how $v: $h's watchdog did not reset it: $(tail -n 3 "$CF_WORK/wd-$h.log")"
+		# (bounded: a counterpart that did not wait may be done before the reset)
+		wait_for $((HOSTS_WD_MS / 1000 + 5)) fenced_since "$h" "$before" ||
+			fail "$how $v: $h's watchdog did not reset it: $(tail -n 3 "$CF_WORK/wd-$h.log" | tr '\n' ';')"
 		check_wd_incident "$how" "$v" "$h" "$inst" "$inc_before"
 	fi
 	[ -z "$(host_pids "$h")" ] || fail "$how $v: $h still runs processes after its fence: $(host_pids "$h" | tr '\n' ' ')"
