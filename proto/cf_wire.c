@@ -56,6 +56,8 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_INST_UNREG: return sizeof(struct cf_inst_ref);
 	case CF_CTRL_POLICY_SET: return sizeof(struct cf_policy_msg);
 	case CF_CTRL_RECOVER: return sizeof(struct cf_recover);
+	case CF_CTRL_RESTART_INFO: return sizeof(struct cf_empty);
+	case CF_CTRL_RESTART_INFO_R: return sizeof(struct cf_restart_info);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
 	case CF_CTRL_GRANTS: return sizeof(struct cf_grants);
 	case CF_CTRL_INST_INFO: return sizeof(struct cf_inst_info);
@@ -106,6 +108,8 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_INST_UNREG: return "INST_UNREG";
 	case CF_CTRL_POLICY_SET: return "POLICY_SET";
 	case CF_CTRL_RECOVER: return "RECOVER";
+	case CF_CTRL_RESTART_INFO: return "RESTART_INFO";
+	case CF_CTRL_RESTART_INFO_R: return "RESTART_INFO_R";
 	case CF_CTRL_STATUS: return "STATUS";
 	case CF_CTRL_GRANTS: return "GRANTS";
 	case CF_CTRL_INST_INFO: return "INST_INFO";
@@ -124,6 +128,16 @@ const char *cf_event_type_str(uint32_t type)
 	case CF_EV_POLICY: return "POLICY";
 	case CF_EV_RECOVER: return "RECOVER";
 	case CF_EV_INST_CLEAN: return "INST_CLEAN";
+	case CF_EV_RESTART_DONE: return "RESTART_DONE";
+	}
+	return "?";
+}
+
+const char *cf_restart_state_str(uint32_t state)
+{
+	switch (state) {
+	case CF_RESTART_OPEN: return "open";
+	case CF_RESTART_RECOVERY: return "restart recovery";
 	}
 	return "?";
 }
