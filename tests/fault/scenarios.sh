@@ -152,9 +152,10 @@ sc_cf_restart_barrier() {
 	local out
 	out=$(ctl policy operator) || fail "cf_restart_barrier: policy operator: $out"
 	cf_crash_then_stale cf_restart_barrier
-	# SYS1 and SYS2 only: each recovers its own instance; NTS003 stays failed
-	node_start SYS1
-	node_start SYS2
+	# SYS1 and SYS2 only, policy operator: each recovers its own instance;
+	# NTS003 stays failed until the operator asks
+	node_start SYS1 -- --policy operator
+	node_start SYS2 -- --policy operator
 	for s in SYS1 SYS2; do
 		wait_for 30 grep -q "CF restart recovery in progress: 1 instances left" "$CF_WORK/$s.log" ||
 			fail "cf_restart_barrier: $s was not refused with the restart-recovery status: $(tail -n 3 "$CF_WORK/$s.log")"
