@@ -470,7 +470,7 @@ static int restart_wait(struct cf_agent *a, int *delay_ms)
 		if (now >= until)
 			return 0;
 		r = cf_session_next_event(&a->s, &ev, (int)((until - now + 999999) / 1000000));
-		if (r == -ETIMEDOUT)
+		if (r == -ETIMEDOUT || r == -EAGAIN)
 			return 0;
 		if (r)
 			return r;
