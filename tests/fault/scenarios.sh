@@ -157,7 +157,8 @@ sc_cf_restart_barrier() {
 	node_start SYS1 -- --policy operator
 	node_start SYS2 -- --policy operator
 	for s in SYS1 SYS2; do
-		wait_for 30 grep -q "CF restart recovery in progress: 1 instances left" "$CF_WORK/$s.log" ||
+		# 2 left if it asks before the other system has recovered its own instance
+		wait_for 30 grep -q "CF restart recovery in progress: [12] instances left: waiting to attach" "$CF_WORK/$s.log" ||
 			fail "cf_restart_barrier: $s was not refused with the restart-recovery status: $(tail -n 3 "$CF_WORK/$s.log")"
 	done
 	out=$(ctl status) || fail "cf_restart_barrier: cfctl status: $out"
