@@ -147,7 +147,19 @@ struct cf_core {
 	struct cf_persist *gc;    /* --nvram: group commit of client writes (NULL on DRAM) */
 	struct cf_pbatch pb;      /* PERSIST requests of this loop iteration */
 	uint64_t persist_refused;
+	/*
+	 * Restart barrier (docs/design.md, "Durability"): server DRAM, rebuilt
+	 * from the image at every start. While rstate is CF_RESTART_RECOVERY,
+	 * INST_ATTACH is granted only to the registered owner of an instance in
+	 * rpending (a recovery); the last of them to unregister clears the lock
+	 * table and the record lists and opens the CF.
+	 */
+	enum cf_restart_state rstate;
+	uint64_t rpending; /* bit i: instance i must still be recovered from its log */
+	uint64_t rsince_ns;
 };
+
+_Static_assert(CF_MAX_INSTANCES_LIMIT <= 64, "restart barrier: one bit per instance in a 64-bit word");
 
 /* ---------------- image access ---------------- */
 
@@ -406,6 +418,21 @@ static void inst_failed_event(struct cf_core *c, uint32_t i, uint64_t nw, uint32
 	event_all(c, &ev);
 }
 
+/*
+ * An instance that fails while the CF is in restart recovery joins the set:
+ * its record list may be stale too, and its recovery must be able to attach.
+ */
+static void barrier_add(struct cf_core *c, uint32_t i)
+{
+	char in[CF_NAME_MAX];
+
+	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
+		return;
+	c->rpending |= 1ull << i;
+	cfs_info("restart recovery: %s failed meanwhile: %d instance(s) left", inst_name(c, i, in),
+		 __builtin_popcountll(c->rpending));
+}
+
 /* DESIGN §4 failure processing of system s's current incarnation. */
 /*
  * Record in instance i's slot which incarnation (system s, epoch e) owned it
@@ -486,6 +513,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 			uint64_t nw = cf_reg_failed(cf_reg_incident(iw) + 1);
 			record_failure(c, i, s, e, cf_reg_incident(nw), t_ns, cause);
 			if (word_cas(c, cf_inst_off(c->map, i), iw, nw) == 0) {
+				barrier_add(c, i);
 				failed[nfailed] = i;
 				neww[nfailed++] = nw;
 				cfs_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
@@ -525,6 +553,7 @@ static void orphan_scan(struct cf_core *c)
 		record_failure(c, i, o, cf_reg_epoch(w), cf_reg_incident(nw), cf_real_ns(), CF_FAIL_NONE);
 		if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0)
 			continue;
+		barrier_add(c, i);
 		reg_desc(c, w, desc, sizeof(desc));
 		cfs_warn("orphan scan: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
 			 desc, cf_reg_incident(nw));
@@ -871,6 +900,14 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
 		return;
 	}
+	if (c->rstate == CF_RESTART_RECOVERY && !(c->rpending & (1ull << i))) {
+		/* new work during restart recovery: the node waits and retries (not an error) */
+		cfs_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
+			 __builtin_popcountll(c->rpending));
+		send_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
+			    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
+		return;
+	}
 	memset(&gs, 0, sizeof(gs));
 	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
 	for (uint32_t k = 0; k < cc->ngrants; k++)
@@ -893,6 +930,67 @@ grant:
 	gs.count = 2;
 	send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
 	cfs_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
+}
+
+/*
+ * Zero every non-zero word of [off, off+len) through the transport's atomic
+ * path (on verbs a CPU store is not atomic against the NIC's atomics). Nobody
+ * changes these words meanwhile (restart_done says why), so a CAS that misses
+ * is a bug: counted, the word retried a few times. Returns the words cleared.
+ */
+static uint64_t clear_words(struct cf_core *c, uint64_t off, uint64_t len, uint64_t *missed)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = off; p + 8 <= off + len; p += 8) {
+		for (int tries = 0; tries < 4; tries++) {
+			uint64_t w = load64((const uint64_t *)(c->base + p)), old = 0;
+			if (!w)
+				break;
+			if (c->ops->local_cas(c->ts, p, w, 0, &old) == 0 && old == w) {
+				n++;
+				break;
+			}
+			if (tries == 3)
+				(*missed)++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The last instance failed at the restart has been recovered from its log.
+ * Nobody holds a lock now: every attach since the restart was a recovery
+ * (new work was refused), recoveries take no lock, and every recovered
+ * instance has unregistered, which revoked its log and record-list grants.
+ * A release CAS still in flight from a counterpart can only lower a word
+ * (cf_lock_release_next), so it is harmless after the clear too. What is left
+ * in the lock table and record lists is stale (not persisted since a power
+ * loss, or a hold the recovery's record list did not name): clear it all,
+ * persist that, open, and tell the waiting systems.
+ */
+static void restart_done(struct cf_core *c)
+{
+	uint64_t t0 = cf_mono_ns(), missed = 0, nl, nr;
+	const struct cf_image_map *m = c->map;
+	struct cf_event ev;
+
+	nl = clear_words(c, m->off_locks, (uint64_t)m->geo.lock_entries * 8u, &missed);
+	nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
+	persist(c, m->off_locks, m->off_logs - m->off_locks);
+	if (missed)
+		cfs_err("restart recovery: %llu word(s) changed while the lock table was cleared: BUG",
+			(unsigned long long)missed);
+	c->rstate = CF_RESTART_OPEN;
+	cfs_info("restart recovery: done in %llu ms; cleared %llu lock word(s) and %llu record-list word(s) in "
+		 "%llu us; the CF is open",
+		 (unsigned long long)((cf_real_ns() - c->rsince_ns) / 1000000u), (unsigned long long)nl,
+		 (unsigned long long)nr, (unsigned long long)((cf_mono_ns() - t0) / 1000u));
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CF_EV_RESTART_DONE;
+	ev.policy = load64(&hdr(c)->policy);
+	ev.time_ns = cf_real_ns();
+	event_all(c, &ev);
 }
 
 static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
@@ -934,6 +1032,12 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 	ev.time_ns = cf_real_ns();
 	event_all(c, &ev);
 	cfs_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
+	if (c->rstate == CF_RESTART_RECOVERY && (c->rpending & (1ull << i))) {
+		c->rpending &= ~(1ull << i);
+		cfs_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
+		if (!c->rpending)
+			restart_done(c);
+	}
 }
 
 /* ---------------- console ---------------- */
@@ -960,6 +1064,19 @@ static void on_policy_set(struct core_conn *cc, uint64_t id, const struct cf_pol
 	ev.time_ns = cf_real_ns();
 	event_all(c, &ev);
 	cfs_info("POLICY_SET from console %s: %s", cc->peer, p->policy == CF_POLICY_AUTO ? "auto" : "operator");
+}
+
+static void on_restart_info(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	struct cf_restart_info ri;
+
+	memset(&ri, 0, sizeof(ri));
+	ri.state = c->rstate;
+	ri.left = (uint32_t)__builtin_popcountll(c->rpending);
+	ri.pending = c->rpending;
+	ri.since_ns = c->rsince_ns;
+	send_msg(cc, id, CF_CTRL_RESTART_INFO_R, &ri, sizeof(ri));
 }
 
 static int live_sys(struct cf_core *c, uint32_t s)
@@ -992,6 +1109,7 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 		/* a stale owner: do the orphan scan's work now */
 		nw = cf_reg_failed(cf_reg_incident(w) + 1);
 		if (word_cas(c, cf_inst_off(c->map, (uint32_t)i), w, nw) == 0) {
+			barrier_add(c, (uint32_t)i);
 			inst_failed_event(c, (uint32_t)i, nw, cf_reg_owner(w), cf_reg_epoch(w), cf_real_ns(),
 					  CF_FAIL_NONE, 0);
 			w = nw;
@@ -1373,6 +1491,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_RECOVER: return on_recover(cc, id, body);
 		case CF_CTRL_FENCE_CONFIRM: return on_fence_confirm(cc, id, body);
 		case CF_CTRL_RECOVER_RETRY: return on_recover_retry(cc, id, body);
+		case CF_CTRL_RESTART_INFO: return on_restart_info(cc, id);
 		}
 		break;
 	default:
@@ -1393,15 +1512,22 @@ static void cb_persist(void *arg, uint64_t off, uint64_t len)
 
 /*
  * Which client writes must be durable before they are acknowledged (see
- * docs/design.md, "Durability"): everything but the heartbeat slots. A
- * restart fails every system that was ACTIVE whatever its heartbeat said, so
- * a heartbeat is never read across a restart.
+ * docs/design.md, "Durability"): the logs, the instance and recovery-info
+ * slots. Not the heartbeat slots: a restart fails every system that was ACTIVE
+ * whatever its heartbeat said. Not the lock table and the record lists: a
+ * restart does not read them as truth (restart_barrier: the instances failed
+ * at the restart are recovered from their durable logs while nobody may lock,
+ * then both are cleared).
  */
 static int cb_durable(void *arg, uint64_t off, uint64_t len)
 {
 	struct cf_core *c = arg;
 
-	return !(off >= c->map->off_heartbeats && off + len <= c->map->off_instances);
+	if (off >= c->map->off_heartbeats && off + len <= c->map->off_instances)
+		return 0;
+	if (off >= c->map->off_locks && off + len <= c->map->off_logs)
+		return 0;
+	return 1;
 }
 
 /* ---------------- timers ---------------- */
@@ -1469,6 +1595,61 @@ static void orphan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---------------- lifecycle ---------------- */
 
 /*
+ * The restart barrier (docs/design.md, "Durability"). The lock table and the
+ * record lists are not persisted, so after a power loss they are stale page
+ * snapshots. Which instances must be recovered from their logs before anyone
+ * may lock again: every one that is neither FREE (never used) nor
+ * INACTIVE_CLEAN. A CLEAN one has nothing in flight in its durable log: it got
+ * there only by its owner's INST_UNREG, sent after a clean leave (no open
+ * transaction, no lock, every log write answered, i.e. persisted) or after a
+ * recovery (ABORT/END answered); the CAS to CLEAN is persisted before its
+ * reply. ACTIVE words left here (an owner that was not ACTIVE) are orphans the
+ * scan fails. If the set is empty nobody can reach the image yet, so the
+ * clear is plain stores, now.
+ */
+static void restart_barrier(struct cf_core *c)
+{
+	const struct cf_image_map *m = c->map;
+	char in[CF_NAME_MAX];
+	uint64_t nl = 0, nr = 0;
+
+	c->rpending = 0;
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		uint32_t st = cf_reg_state(inst_slot(c, i)->reg);
+		if (st == CF_REG_FAILED || st == CF_REG_ACTIVE) {
+			c->rpending |= 1ull << i;
+			cfs_info("restart recovery: %s must be recovered from its log", inst_name(c, i, in));
+		}
+	}
+	c->rsince_ns = cf_real_ns();
+	if (c->rpending) {
+		c->rstate = CF_RESTART_RECOVERY;
+		cfs_info("restart recovery: %d instance(s) left; attaches for new work wait until they are recovered",
+			 __builtin_popcountll(c->rpending));
+		return;
+	}
+	c->rstate = CF_RESTART_OPEN;
+	for (uint64_t *w = (uint64_t *)(c->base + m->off_locks), *e = w + m->geo.lock_entries; w < e; w++)
+		if (*w) {
+			*w = 0;
+			nl++;
+		}
+	for (uint64_t *w = (uint64_t *)(c->base + m->off_records),
+		      *e = (uint64_t *)(c->base + m->off_records + (uint64_t)m->geo.max_instances * m->records_size);
+	     w < e; w++)
+		if (*w) {
+			*w = 0;
+			nr++;
+		}
+	if (nl || nr) {
+		persist(c, m->off_locks, m->off_logs - m->off_locks);
+		cfs_info("restart: no instance to recover; cleared %llu stale lock word(s) and %llu record-list "
+			 "word(s)",
+			 (unsigned long long)nl, (unsigned long long)nr);
+	}
+}
+
+/*
  * Before the listener opens: nothing can reach the image, so plain stores are
  * safe here. Systems left ACTIVE by a previous run died with its connections.
  */
@@ -1504,6 +1685,7 @@ static void take_over_image(struct cf_core *c)
 			}
 		}
 	}
+	restart_barrier(c);
 }
 
 int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,

@@ -185,6 +185,32 @@ static int cmd_faa(int argc, char **argv)
 	return 0;
 }
 
+/* rinfo-write NAME N SLOT: N awaited 8-byte WRITEs to recovery-info slot SLOT (durable under --nvram) */
+static int cmd_rinfo_write(int argc, char **argv)
+{
+	struct cf_session s;
+	long n;
+	uint32_t slot;
+	uint64_t v;
+	int r;
+
+	CHECK(argc >= 3, "usage: rinfo-write NAME N SLOT");
+	n = atol(argv[1]);
+	slot = (uint32_t)atoi(argv[2]);
+	open_sys(&s, argv[0]);
+	CHECK(slot < s.map.geo.max_instances, "no slot %u", slot);
+	for (long i = 0; i < n; i++) {
+		v = (uint64_t)i + 1;
+		r = cf_session_write(&s, cf_rinfo_off(&s.map, slot), &v, sizeof(v));
+		CHECK(r == 0, "write %ld: %s", i, strerror(-r));
+	}
+	r = cf_session_goodbye(&s);
+	CHECK(r == 0, "goodbye");
+	cf_session_close(&s);
+	printf("last %" PRIu64 "\n", v);
+	return 0;
+}
+
 /* cas-race NAME ID NCLIENTS ROUNDS: class 0 is the barrier, classes 1..ROUNDS the contested words */
 static int cmd_cas_race(int argc, char **argv)
 {
@@ -697,7 +723,11 @@ static int cmd_fill(int argc, char **argv)
 	return 0;
 }
 
-/* dump FILE: the console-visible image with the generation zeroed; prints the generation */
+/*
+ * dump FILE [durable]: the console-visible image with the generation zeroed;
+ * prints the generation. "durable": only up to the lock table, which a
+ * restart clears (docs/design.md, "Durability").
+ */
 static int cmd_dump(int argc, char **argv)
 {
 	struct cf_session s;
@@ -706,9 +736,9 @@ static int cmd_dump(int argc, char **argv)
 	FILE *f;
 	int r;
 
-	CHECK(argc >= 1, "usage: dump FILE");
+	CHECK(argc >= 1, "usage: dump FILE [durable]");
 	open_console(&s);
-	end = s.map.off_logs;
+	end = argc > 1 && !strcmp(argv[1], "durable") ? s.map.off_locks : s.map.off_logs;
 	f = fopen(argv[0], "w");
 	CHECK(f, "open %s", argv[0]);
 	for (off = 0; off < end; off += sizeof(chunk)) {
@@ -1028,7 +1058,7 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
-	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
+	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"rinfo-write", cmd_rinfo_write},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
