@@ -35,7 +35,6 @@
 
 #include "cf_auth.h"
 #include "cf_persist.h"
-#include "cf_pbatch.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 #include "cf_words.h"
@@ -106,6 +105,7 @@ struct core_conn {
 	uint8_t cnonce[CF_NONCE_LEN], snonce[CF_NONCE_LEN];
 	struct cgrant grants[CONN_GRANTS_MAX];
 	uint32_t ngrants;
+	uint32_t persist_waiting; /* its PERSIST requests waiting for the next group commit */
 	char peer[64];
 };
 
@@ -119,6 +119,27 @@ static void set_state(struct core_conn *cc, enum conn_state to)
 	cfs_debug("conn %s: %s -> %s", cc->peer, conn_state_str(cc->state), conn_state_str(to));
 	cc->state = to;
 }
+
+/*
+ * The PERSIST requests (cf_wire.h) of one loop iteration, waiting for the
+ * group commit (cf_persist.h) that makes their ranges durable: their ranges
+ * went to gc with cf_persist_add, and ONE cf_persist_after callback
+ * (persist_answer) answers them all, in arrival order, after that commit.
+ */
+struct persist_wait_req {
+	struct core_conn *cc; /* NULL: the connection closed, nothing to answer */
+	uint64_t id;
+};
+
+struct persist_wait {
+	struct persist_wait_req *q;  /* waiting for the next commit */
+	size_t n, cap;
+	struct persist_wait_req *answering; /* the list persist_answer is going through */
+	size_t nanswering;
+	int armed; /* persist_answer registered with gc */
+	uint64_t requests, refused; /* accepted (waited for a commit) / refused PERSISTs */
+	uint64_t groups, max_group; /* commits that answered some / most answered by one */
+};
 
 struct core_sys {
 	struct core_conn *conns; /* live connections of the current incarnation */
@@ -144,9 +165,8 @@ struct cf_core {
 	ev_timer sweep, orphan;
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
 	uint64_t sweep_period_ns; /* h/2, at least 0.5 ms */
-	struct cf_persist *gc;    /* --nvram: group commit of client writes (NULL on DRAM) */
-	struct cf_pbatch pb;      /* PERSIST requests of this loop iteration */
-	uint64_t persist_refused;
+	struct cf_persist *gc;    /* --nvram: group commit (client writes, PERSIST) (NULL on DRAM) */
+	struct persist_wait pw;   /* PERSIST requests waiting for gc's next commit */
 	/*
 	 * Restart barrier (docs/design.md, "Durability"): server DRAM, rebuilt
 	 * from the image at every start. While rstate is CF_RESTART_RECOVERY,
@@ -1162,7 +1182,79 @@ reply:
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
-/* ---------------- PERSIST (cf_wire.h, cf_pbatch.h) ---------------- */
+/* ---------------- PERSIST (cf_wire.h, cf_persist.h) ---------------- */
+
+/* gc committed: every waiting PERSIST's range is durable; answer them in arrival order. */
+static void persist_answer(void *arg)
+{
+	struct cf_core *c = arg;
+	struct persist_wait *pw = &c->pw;
+	struct persist_wait_req *q = pw->q;
+	size_t n = pw->n;
+
+	/* a request arriving from here on waits for the next commit */
+	pw->q = NULL;
+	pw->n = pw->cap = 0;
+	pw->armed = 0;
+	/* an answer may close a connection: persist_forget reaches this list too */
+	pw->answering = q;
+	pw->nanswering = n;
+	if (n) {
+		pw->groups++;
+		if (n > pw->max_group)
+			pw->max_group = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct core_conn *cc = q[i].cc;
+		if (!cc)
+			continue;
+		cc->persist_waiting--;
+		if (cc->state == CS_SYSTEM)
+			send_status(cc, q[i].id, CF_CTRL_STATUS, 0, "persisted");
+	}
+	pw->answering = NULL;
+	pw->nanswering = 0;
+	free(q);
+}
+
+/* A closing connection: its waiting PERSISTs are dropped unanswered. */
+static void persist_forget(struct cf_core *c, struct core_conn *cc)
+{
+	struct persist_wait *pw = &c->pw;
+
+	if (!cc->persist_waiting)
+		return;
+	for (size_t i = 0; i < pw->n; i++)
+		if (pw->q[i].cc == cc)
+			pw->q[i].cc = NULL;
+	for (size_t i = 0; i < pw->nanswering; i++)
+		if (pw->answering[i].cc == cc)
+			pw->answering[i].cc = NULL;
+	cc->persist_waiting = 0;
+}
+
+static int persist_wait(struct cf_core *c, struct core_conn *cc, uint64_t id)
+{
+	struct persist_wait *pw = &c->pw;
+
+	if (pw->n == pw->cap) {
+		size_t cap = pw->cap ? pw->cap * 2 : 16;
+		struct persist_wait_req *q = realloc(pw->q, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		pw->q = q;
+		pw->cap = cap;
+	}
+	if (!pw->armed) {
+		int r = cf_persist_after(c->gc, persist_answer, c);
+		if (r < 0)
+			return r;
+		pw->armed = 1;
+	}
+	pw->q[pw->n++] = (struct persist_wait_req){cc, id};
+	cc->persist_waiting++;
+	return 0;
+}
 
 static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persist *p)
 {
@@ -1171,7 +1263,7 @@ static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persis
 	int r;
 
 	if (!len || off > c->map->image_size || len > c->map->image_size - off) {
-		c->persist_refused++;
+		c->pw.refused++;
 		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "PERSIST [%llu, +%llu): empty or outside the image",
 			    (unsigned long long)off, (unsigned long long)len);
 		return;
@@ -1181,34 +1273,22 @@ static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persis
 		if ((g->rights & CF_R_WRITE) && off >= g->off && off - g->off <= g->len && len <= g->len - (off - g->off))
 			goto granted;
 	}
-	c->persist_refused++;
+	c->pw.refused++;
 	send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "PERSIST [%llu, +%llu): not inside a write grant of this connection",
 		    (unsigned long long)off, (unsigned long long)len);
 	return;
 granted:
-	if (!c->im->persist_fn) {
+	if (!c->gc) {
 		send_status(cc, id, CF_CTRL_STATUS, 0, "volatile CF: nothing to persist");
 		return;
 	}
-	r = cf_pbatch_add(&c->pb, cc, id, off, len);
-	if (r < 0)
-		send_status(cc, id, CF_CTRL_STATUS, r, "PERSIST: %s", strerror(-r));
-}
-
-static void pb_persist(void *arg, uint64_t off, uint64_t len)
-{
-	struct cf_core *c = arg;
-
-	cf_image_persist(c->im, off, len);
-}
-
-static void pb_answer(void *arg, void *owner, uint64_t id, int status)
-{
-	struct core_conn *cc = owner;
-
-	(void)arg;
-	if (cc->state == CS_SYSTEM)
-		send_status(cc, id, CF_CTRL_STATUS, status, "persisted");
+	c->pw.requests++;
+	cf_persist_add(c->gc, off, len); /* -ENOMEM: persisted at once */
+	r = persist_wait(c, cc, id);
+	if (r < 0) { /* out of memory: commit now and answer */
+		cf_persist_commit(c->gc);
+		send_status(cc, id, CF_CTRL_STATUS, 0, "persisted");
+	}
 }
 
 /*
@@ -1415,7 +1495,7 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 
 	if (!cc)
 		return;
-	cf_pbatch_forget(&c->pb, cc);
+	persist_forget(c, cc);
 	if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
 		sys_unlink(c, cc);
@@ -1457,9 +1537,12 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		return;
 	}
 	type = h->type;
-	/* answer a queued PERSIST of this connection before anything later of it */
-	if (cf_pbatch_has(&c->pb, cc))
-		cf_pbatch_flush(&c->pb);
+	/*
+	 * Answer a waiting PERSIST of this connection before anything later of
+	 * it: commit now (the group is cut short, the reply order is kept).
+	 */
+	if (cc->persist_waiting)
+		cf_persist_commit(c->gc);
 	switch (cc->state) {
 	case CS_NEW:
 		if (type == CF_CTRL_HELLO)
@@ -1701,7 +1784,6 @@ int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf
 	c->cfg = *cfg;
 	c->map = &im->map;
 	c->base = im->base;
-	cf_pbatch_init(&c->pb, loop, c, pb_persist, pb_answer);
 	take_over_image(c);
 	*out = c;
 	return 0;
@@ -1749,13 +1831,12 @@ void cf_core_free(struct cf_core *c)
 	if (!c)
 		return;
 	c->shutting_down = 1;
-	if (c->pb.st.requests || c->persist_refused)
-		cfs_info("persist: %llu PERSIST requests in %llu groups (%llu persists, %llu bytes, at most %llu "
-			 "requests in one group), %llu refused",
-			 (unsigned long long)c->pb.st.requests, (unsigned long long)c->pb.st.flushes,
-			 (unsigned long long)c->pb.st.ranges, (unsigned long long)c->pb.st.bytes,
-			 (unsigned long long)c->pb.st.max_group, (unsigned long long)c->persist_refused);
-	cf_pbatch_fini(&c->pb);
+	/* the PERSIST figures only; what they cost is in the "group commit" line */
+	if (c->pw.requests || c->pw.refused)
+		cfs_info("persist: %llu PERSIST requests in %llu groups (at most %llu requests in one group), "
+			 "%llu refused",
+			 (unsigned long long)c->pw.requests, (unsigned long long)c->pw.groups,
+			 (unsigned long long)c->pw.max_group, (unsigned long long)c->pw.refused);
 	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->orphan);
 	if (c->ts)
@@ -1773,6 +1854,7 @@ void cf_core_free(struct cf_core *c)
 			 (unsigned long long)st.bytes, (unsigned long long)st.max_ranges,
 			 (unsigned long long)st.callbacks);
 	}
+	free(c->pw.q); /* a list no commit took (its callback could not be registered) */
 	while (c->conns) { /* a transport that did not report every close */
 		struct core_conn *cc = c->conns;
 		c->conns = cc->next;

@@ -973,6 +973,13 @@ static int persist_raw(struct cf_session *s, uint64_t off, uint64_t len)
  * the connection keeps serving; after unregister the log range is refused.
  * Prints "OK persist N" with N the accepted requests (the CF counts them).
  */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int cmd_persist(int argc, char **argv)
 {
 	struct cf_session s, other;
@@ -999,11 +1006,29 @@ static int cmd_persist(int argc, char **argv)
 	CHECK(r == 0, "last byte: %s", strerror(-r));
 	ok += 3;
 	{
-		/* round trip of an accepted PERSIST (for the record: tcp and verbs alike) */
-		uint64_t t0 = cf_mono_ns();
-		for (int i = 0; i < 100; i++)
+		/*
+		 * Round trip of an accepted PERSIST (for the record: tcp and verbs
+		 * alike), its spread, and a one-sided READ of the same log on the
+		 * same connection for comparison.
+		 */
+		uint64_t t0 = cf_mono_ns(), t[100], rd[100], tot;
+		uint8_t b8[8];
+		for (int i = 0; i < 100; i++) {
+			uint64_t t1 = cf_mono_ns();
 			CHECK(persist_raw(&s, lo + 64, 128) == 0, "timed persist");
-		printf("persist round trip: %.1f us average over 100\n", (double)(cf_mono_ns() - t0) / 100e3);
+			t[i] = cf_mono_ns() - t1;
+		}
+		tot = cf_mono_ns() - t0;
+		for (int i = 0; i < 100; i++) {
+			uint64_t t1 = cf_mono_ns();
+			CHECK(cf_session_read(&s, lo, b8, sizeof(b8)) == 0, "timed read");
+			rd[i] = cf_mono_ns() - t1;
+		}
+		qsort(t, 100, sizeof(t[0]), cmp_u64);
+		qsort(rd, 100, sizeof(rd[0]), cmp_u64);
+		printf("persist round trip: %.1f us average over 100 (min %.1f, p50 %.1f, p90 %.1f, max %.1f us); "
+		       "READ 8 bytes: p50 %.1f us\n",
+		       (double)tot / 100e3, t[0] / 1e3, t[50] / 1e3, t[90] / 1e3, t[99] / 1e3, rd[50] / 1e3);
 		ok += 100;
 	}
 	r = cf_session_persist(&s, lo, 16); /* the node's own entry point: a no-op over tcp */
