@@ -1256,7 +1256,7 @@ static int persist_wait(struct cf_core *c, struct core_conn *cc, uint64_t id)
 	return 0;
 }
 
-static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persist *p)
+static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persist_msg *p)
 {
 	struct cf_core *c = cc->core;
 	uint64_t off = p->offset, len = p->length;

@@ -51,7 +51,7 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_JOINED: return sizeof(struct cf_joined);
 	case CF_CTRL_CONN_ATTACH: return sizeof(struct cf_conn_attach);
 	case CF_CTRL_GOODBYE: return sizeof(struct cf_empty);
-	case CF_CTRL_PERSIST: return sizeof(struct cf_persist);
+	case CF_CTRL_PERSIST: return sizeof(struct cf_persist_msg);
 	case CF_CTRL_INST_OPEN: return sizeof(struct cf_inst_name);
 	case CF_CTRL_INST_ATTACH: return sizeof(struct cf_inst_ref);
 	case CF_CTRL_INST_UNREG: return sizeof(struct cf_inst_ref);

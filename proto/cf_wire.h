@@ -346,11 +346,11 @@ struct cf_empty {
  * sending connection's WRITE grants (-EINVAL otherwise, or when empty or
  * wrapping; nothing is persisted then). A volatile CF answers 0 at once.
  */
-struct cf_persist {
+struct cf_persist_msg {
 	uint64_t offset;
 	uint64_t length;
 };
-_Static_assert(sizeof(struct cf_persist) == 16, "persist");
+_Static_assert(sizeof(struct cf_persist_msg) == 16, "persist");
 
 /* Size of the body for a ctrl type, or 0 if the type is unknown. */
 size_t cf_ctrl_body_size(uint16_t type);

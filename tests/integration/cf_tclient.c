@@ -955,7 +955,7 @@ static char persist_msg[120];
 /* One raw PERSIST request (whatever the transport): the CF's status, its words in persist_msg. */
 static int persist_raw(struct cf_session *s, uint64_t off, uint64_t len)
 {
-	struct cf_persist p = {.offset = off, .length = len};
+	struct cf_persist_msg p = {.offset = off, .length = len};
 	struct cf_status st;
 	int r;
 

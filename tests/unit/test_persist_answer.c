@@ -148,7 +148,7 @@ static struct core_conn *conn(int i, uint64_t off, uint64_t len)
 static void req(int i, uint64_t id, uint16_t type, uint64_t off, uint64_t len)
 {
 	uint8_t buf[CF_CTRL_MAX];
-	struct cf_persist p = {off, len};
+	struct cf_persist_msg p = {off, len};
 	size_t n = cf_ctrl_build(buf, type, &p, type == CF_CTRL_PERSIST ? sizeof(p) : 0);
 
 	the_cbs.on_ctrl(the_cbs.arg, &scs[i], id, buf, n);

@@ -1175,7 +1175,7 @@ static void test_ctrl(void)
 	/* body sizes are what the structs say */
 	CHECK(cf_ctrl_body_size(CF_CTRL_HELLO) == sizeof(struct cf_hello));
 	CHECK(cf_ctrl_body_size(CF_CTRL_JOINED) == sizeof(struct cf_joined));
-	CHECK(cf_ctrl_body_size(CF_CTRL_PERSIST) == sizeof(struct cf_persist));
+	CHECK(cf_ctrl_body_size(CF_CTRL_PERSIST) == sizeof(struct cf_persist_msg));
 	CHECK(sizeof(struct cf_joined) == 512); /* flags took the pad word: same size, same version */
 	CHECK(cf_ctrl_body_size(CF_CTRL_ERROR) == sizeof(struct cf_status));
 	CHECK(cf_ctrl_body_size(CF_CTRL_EVENT) == sizeof(struct cf_event));
