@@ -101,7 +101,7 @@ enum cf_ctrl_type {
 	CF_CTRL_JOINED = 11,    /* s→c cf_joined */
 	CF_CTRL_CONN_ATTACH = 12, /* c→s cf_conn_attach: a further connection of a joined system */
 	CF_CTRL_GOODBYE = 13,   /* c→s cf_empty: clean leave of the whole system */
-	CF_CTRL_PERSIST = 14,   /* c→s cf_persist → cf_status: make a written range durable (verbs, --nvram) */
+	CF_CTRL_PERSIST = 14,   /* c→s cf_persist_msg → cf_status: make a written range durable (verbs, --nvram) */
 	/* instances */
 	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
 	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */
