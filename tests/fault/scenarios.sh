@@ -3,7 +3,8 @@
 # scenarios.sh - multi-failure scenarios of issue 6 §3-4, each in a fresh cluster
 # (a subprocess with its own work dir):
 #   double_failure      SIGKILL two systems at once: the third recovers both
-#   cf_crash_workload   kill -9 cfserver (--nvram) mid-workload; restart on the image
+#   cf_crash_workload   kill -9 cfserver (--nvram) mid-workload, CF_KILLS times (default 1);
+#                       restart on the image each time
 #   cf_crash_recovery   kill -9 cfserver (--nvram) while a counterpart is mid-backout
 #   cf_restart_stale    kill -9 cfserver (--nvram), write stale holds and record-list
 #                       entries into the image (a power loss: neither is persisted),
@@ -58,23 +59,29 @@ sc_double_failure() {
 }
 
 sc_cf_crash_workload() {
+	# CF_KILLS rounds (default 1; 50 in the soak suite) of kill -9 under the bank
+	# load, each restarted on the same image after 1-3 s of work
+	local kills=${CF_KILLS:-1} k s gen0 gen1
 	cluster_init --nvram "$CF_WORK/cf.img"
 	cluster_start
-	local gen0
 	gen0=$(cf_status | awk '$1 == "gen" {print $2}')
-	kill -KILL "$CFSERVER_PID"
-	wait "$CFSERVER_PID" 2>/dev/null
-	CRASHES=$((CRASHES + 1))
-	all_75 cf_crash_workload
-	server_restart
-	local gen1
+	for k in $(seq 1 "$kills"); do
+		[ "$k" -gt 1 ] && sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+		kill -KILL "$CFSERVER_PID"
+		wait "$CFSERVER_PID" 2>/dev/null
+		CRASHES=$((CRASHES + 1))
+		all_75 "cf_crash_workload round $k"
+		server_restart
+		restart_dead
+		for s in SYS1 SYS2 SYS3; do wait_recovered "$(inst_of $s)" 30; done
+		for s in SYS1 SYS2 SYS3; do
+			wait_for 20 busy $s 3 || fail "cf_crash_workload: round $k: $s did not resume"
+		done
+	done
 	gen1=$(cf_status | awk '$1 == "gen" {print $2}')
-	[ "$gen1" -gt "$gen0" ] || fail "cf_crash_workload: generation $gen0 -> $gen1 after the restart"
-	restart_dead
-	for s in SYS1 SYS2 SYS3; do wait_recovered "$(inst_of $s)" 30; done
-	for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 3 || fail "cf_crash_workload: $s did not resume"; done
+	[ "$gen1" -eq "$((gen0 + kills))" ] || fail "cf_crash_workload: generation $gen0 -> $gen1 after $kills restarts"
 	check_invariants cf_crash_workload
-	log "cf_crash_workload: CF generation $gen0 -> $gen1; $JCHECK_LAST"
+	log "cf_crash_workload: $kills CF kills, generation $gen0 -> $gen1; $JCHECK_LAST"
 }
 
 sc_cf_crash_recovery() {
