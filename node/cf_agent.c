@@ -477,6 +477,8 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 					continue;
 				if (r == -EINPROGRESS)
 					break; /* waits on its fence: retried by cf_recovery_tick below */
+				if (r == -EBUSY || r == -ESTALE)
+					continue; /* a peer won the registration (or the word moved on): look again */
 				if (r != -ENOSYS)
 					return r;
 				self_unavailable = true;
