@@ -4,7 +4,7 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps build demo demo-verbs test test-verbs bench fuzz sanitize clean
+.PHONY: all deps build demo demo-verbs test test-soak test-verbs bench fuzz sanitize clean
 
 all: build
 
@@ -22,6 +22,12 @@ demo: build
 
 test: build
 	meson test -C $(BUILD) --suite unit --suite integration --suite fault --suite multihost --print-errorlogs --num-processes 2
+
+# The long and random schedules: crash at every fault point, 120 random rounds, the
+# registration storm, kill -9 of the CF under load in both modes, rounds of whole-host
+# failures across namespace-hosts. CI runs it as a stage of its own.
+test-soak: build
+	meson test -C $(BUILD) --suite soak --print-errorlogs --num-processes 1
 
 # The verbs suite needs an RDMA device: on a host without one, run it in the soft-RoCE rig.
 # Under CPU emulation every test runs 5-30x slower than on the host, and its time varies with

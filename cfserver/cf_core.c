@@ -35,7 +35,6 @@
 
 #include "cf_auth.h"
 #include "cf_persist.h"
-#include "cf_pbatch.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 #include "cf_words.h"
@@ -106,6 +105,7 @@ struct core_conn {
 	uint8_t cnonce[CF_NONCE_LEN], snonce[CF_NONCE_LEN];
 	struct cgrant grants[CONN_GRANTS_MAX];
 	uint32_t ngrants;
+	uint32_t persist_waiting; /* its PERSIST requests waiting for the next group commit */
 	char peer[64];
 };
 
@@ -119,6 +119,27 @@ static void set_state(struct core_conn *cc, enum conn_state to)
 	cfs_debug("conn %s: %s -> %s", cc->peer, conn_state_str(cc->state), conn_state_str(to));
 	cc->state = to;
 }
+
+/*
+ * The PERSIST requests (cf_wire.h) of one loop iteration, waiting for the
+ * group commit (cf_persist.h) that makes their ranges durable: their ranges
+ * went to gc with cf_persist_add, and ONE cf_persist_after callback
+ * (persist_answer) answers them all, in arrival order, after that commit.
+ */
+struct persist_wait_req {
+	struct core_conn *cc; /* NULL: the connection closed, nothing to answer */
+	uint64_t id;
+};
+
+struct persist_wait {
+	struct persist_wait_req *q;  /* waiting for the next commit */
+	size_t n, cap;
+	struct persist_wait_req *answering; /* the list persist_answer is going through */
+	size_t nanswering;
+	int armed; /* persist_answer registered with gc */
+	uint64_t requests, refused; /* accepted (waited for a commit) / refused PERSISTs */
+	uint64_t groups, max_group; /* commits that answered some / most answered by one */
+};
 
 struct core_sys {
 	struct core_conn *conns; /* live connections of the current incarnation */
@@ -144,10 +165,21 @@ struct cf_core {
 	ev_timer sweep, orphan;
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
 	uint64_t sweep_period_ns; /* h/2, at least 0.5 ms */
-	struct cf_persist *gc;    /* --nvram: group commit of client writes (NULL on DRAM) */
-	struct cf_pbatch pb;      /* PERSIST requests of this loop iteration */
-	uint64_t persist_refused;
+	struct cf_persist *gc;    /* --nvram: group commit (client writes, PERSIST) (NULL on DRAM) */
+	struct persist_wait pw;   /* PERSIST requests waiting for gc's next commit */
+	/*
+	 * Restart barrier (docs/design.md, "Durability"): server DRAM, rebuilt
+	 * from the image at every start. While rstate is CF_RESTART_RECOVERY,
+	 * INST_ATTACH is granted only to the registered owner of an instance in
+	 * rpending (a recovery); the last of them to unregister clears the lock
+	 * table and the record lists and opens the CF.
+	 */
+	enum cf_restart_state rstate;
+	uint64_t rpending; /* bit i: instance i must still be recovered from its log */
+	uint64_t rsince_ns;
 };
+
+_Static_assert(CF_MAX_INSTANCES_LIMIT <= 64, "restart barrier: one bit per instance in a 64-bit word");
 
 /* ---------------- image access ---------------- */
 
@@ -406,6 +438,21 @@ static void inst_failed_event(struct cf_core *c, uint32_t i, uint64_t nw, uint32
 	event_all(c, &ev);
 }
 
+/*
+ * An instance that fails while the CF is in restart recovery joins the set:
+ * its record list may be stale too, and its recovery must be able to attach.
+ */
+static void barrier_add(struct cf_core *c, uint32_t i)
+{
+	char in[CF_NAME_MAX];
+
+	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
+		return;
+	c->rpending |= 1ull << i;
+	cfs_info("restart recovery: %s failed meanwhile: %d instance(s) left", inst_name(c, i, in),
+		 __builtin_popcountll(c->rpending));
+}
+
 /* DESIGN §4 failure processing of system s's current incarnation. */
 /*
  * Record in instance i's slot which incarnation (system s, epoch e) owned it
@@ -486,6 +533,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 			uint64_t nw = cf_reg_failed(cf_reg_incident(iw) + 1);
 			record_failure(c, i, s, e, cf_reg_incident(nw), t_ns, cause);
 			if (word_cas(c, cf_inst_off(c->map, i), iw, nw) == 0) {
+				barrier_add(c, i);
 				failed[nfailed] = i;
 				neww[nfailed++] = nw;
 				cfs_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
@@ -525,6 +573,7 @@ static void orphan_scan(struct cf_core *c)
 		record_failure(c, i, o, cf_reg_epoch(w), cf_reg_incident(nw), cf_real_ns(), CF_FAIL_NONE);
 		if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0)
 			continue;
+		barrier_add(c, i);
 		reg_desc(c, w, desc, sizeof(desc));
 		cfs_warn("orphan scan: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
 			 desc, cf_reg_incident(nw));
@@ -871,6 +920,14 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
 		return;
 	}
+	if (c->rstate == CF_RESTART_RECOVERY && !(c->rpending & (1ull << i))) {
+		/* new work during restart recovery: the node waits and retries (not an error) */
+		cfs_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
+			 __builtin_popcountll(c->rpending));
+		send_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
+			    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
+		return;
+	}
 	memset(&gs, 0, sizeof(gs));
 	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
 	for (uint32_t k = 0; k < cc->ngrants; k++)
@@ -893,6 +950,67 @@ grant:
 	gs.count = 2;
 	send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
 	cfs_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
+}
+
+/*
+ * Zero every non-zero word of [off, off+len) through the transport's atomic
+ * path (on verbs a CPU store is not atomic against the NIC's atomics). Nobody
+ * changes these words meanwhile (restart_done says why), so a CAS that misses
+ * is a bug: counted, the word retried a few times. Returns the words cleared.
+ */
+static uint64_t clear_words(struct cf_core *c, uint64_t off, uint64_t len, uint64_t *missed)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = off; p + 8 <= off + len; p += 8) {
+		for (int tries = 0; tries < 4; tries++) {
+			uint64_t w = load64((const uint64_t *)(c->base + p)), old = 0;
+			if (!w)
+				break;
+			if (c->ops->local_cas(c->ts, p, w, 0, &old) == 0 && old == w) {
+				n++;
+				break;
+			}
+			if (tries == 3)
+				(*missed)++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The last instance failed at the restart has been recovered from its log.
+ * Nobody holds a lock now: every attach since the restart was a recovery
+ * (new work was refused), recoveries take no lock, and every recovered
+ * instance has unregistered, which revoked its log and record-list grants.
+ * A release CAS still in flight from a counterpart can only lower a word
+ * (cf_lock_release_next), so it is harmless after the clear too. What is left
+ * in the lock table and record lists is stale (not persisted since a power
+ * loss, or a hold the recovery's record list did not name): clear it all,
+ * persist that, open, and tell the waiting systems.
+ */
+static void restart_done(struct cf_core *c)
+{
+	uint64_t t0 = cf_mono_ns(), missed = 0, nl, nr;
+	const struct cf_image_map *m = c->map;
+	struct cf_event ev;
+
+	nl = clear_words(c, m->off_locks, (uint64_t)m->geo.lock_entries * 8u, &missed);
+	nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
+	persist(c, m->off_locks, m->off_logs - m->off_locks);
+	if (missed)
+		cfs_err("restart recovery: %llu word(s) changed while the lock table was cleared: BUG",
+			(unsigned long long)missed);
+	c->rstate = CF_RESTART_OPEN;
+	cfs_info("restart recovery: done in %llu ms; cleared %llu lock word(s) and %llu record-list word(s) in "
+		 "%llu us; the CF is open",
+		 (unsigned long long)((cf_real_ns() - c->rsince_ns) / 1000000u), (unsigned long long)nl,
+		 (unsigned long long)nr, (unsigned long long)((cf_mono_ns() - t0) / 1000u));
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CF_EV_RESTART_DONE;
+	ev.policy = load64(&hdr(c)->policy);
+	ev.time_ns = cf_real_ns();
+	event_all(c, &ev);
 }
 
 static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
@@ -934,6 +1052,12 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 	ev.time_ns = cf_real_ns();
 	event_all(c, &ev);
 	cfs_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
+	if (c->rstate == CF_RESTART_RECOVERY && (c->rpending & (1ull << i))) {
+		c->rpending &= ~(1ull << i);
+		cfs_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
+		if (!c->rpending)
+			restart_done(c);
+	}
 }
 
 /* ---------------- console ---------------- */
@@ -960,6 +1084,19 @@ static void on_policy_set(struct core_conn *cc, uint64_t id, const struct cf_pol
 	ev.time_ns = cf_real_ns();
 	event_all(c, &ev);
 	cfs_info("POLICY_SET from console %s: %s", cc->peer, p->policy == CF_POLICY_AUTO ? "auto" : "operator");
+}
+
+static void on_restart_info(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	struct cf_restart_info ri;
+
+	memset(&ri, 0, sizeof(ri));
+	ri.state = c->rstate;
+	ri.left = (uint32_t)__builtin_popcountll(c->rpending);
+	ri.pending = c->rpending;
+	ri.since_ns = c->rsince_ns;
+	send_msg(cc, id, CF_CTRL_RESTART_INFO_R, &ri, sizeof(ri));
 }
 
 static int live_sys(struct cf_core *c, uint32_t s)
@@ -992,6 +1129,7 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 		/* a stale owner: do the orphan scan's work now */
 		nw = cf_reg_failed(cf_reg_incident(w) + 1);
 		if (word_cas(c, cf_inst_off(c->map, (uint32_t)i), w, nw) == 0) {
+			barrier_add(c, (uint32_t)i);
 			inst_failed_event(c, (uint32_t)i, nw, cf_reg_owner(w), cf_reg_epoch(w), cf_real_ns(),
 					  CF_FAIL_NONE, 0);
 			w = nw;
@@ -1044,16 +1182,88 @@ reply:
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
-/* ---------------- PERSIST (cf_wire.h, cf_pbatch.h) ---------------- */
+/* ---------------- PERSIST (cf_wire.h, cf_persist.h) ---------------- */
 
-static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persist *p)
+/* gc committed: every waiting PERSIST's range is durable; answer them in arrival order. */
+static void persist_answer(void *arg)
+{
+	struct cf_core *c = arg;
+	struct persist_wait *pw = &c->pw;
+	struct persist_wait_req *q = pw->q;
+	size_t n = pw->n;
+
+	/* a request arriving from here on waits for the next commit */
+	pw->q = NULL;
+	pw->n = pw->cap = 0;
+	pw->armed = 0;
+	/* an answer may close a connection: persist_forget reaches this list too */
+	pw->answering = q;
+	pw->nanswering = n;
+	if (n) {
+		pw->groups++;
+		if (n > pw->max_group)
+			pw->max_group = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct core_conn *cc = q[i].cc;
+		if (!cc)
+			continue;
+		cc->persist_waiting--;
+		if (cc->state == CS_SYSTEM)
+			send_status(cc, q[i].id, CF_CTRL_STATUS, 0, "persisted");
+	}
+	pw->answering = NULL;
+	pw->nanswering = 0;
+	free(q);
+}
+
+/* A closing connection: its waiting PERSISTs are dropped unanswered. */
+static void persist_forget(struct cf_core *c, struct core_conn *cc)
+{
+	struct persist_wait *pw = &c->pw;
+
+	if (!cc->persist_waiting)
+		return;
+	for (size_t i = 0; i < pw->n; i++)
+		if (pw->q[i].cc == cc)
+			pw->q[i].cc = NULL;
+	for (size_t i = 0; i < pw->nanswering; i++)
+		if (pw->answering[i].cc == cc)
+			pw->answering[i].cc = NULL;
+	cc->persist_waiting = 0;
+}
+
+static int persist_wait(struct cf_core *c, struct core_conn *cc, uint64_t id)
+{
+	struct persist_wait *pw = &c->pw;
+
+	if (pw->n == pw->cap) {
+		size_t cap = pw->cap ? pw->cap * 2 : 16;
+		struct persist_wait_req *q = realloc(pw->q, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		pw->q = q;
+		pw->cap = cap;
+	}
+	if (!pw->armed) {
+		int r = cf_persist_after(c->gc, persist_answer, c);
+		if (r < 0)
+			return r;
+		pw->armed = 1;
+	}
+	pw->q[pw->n++] = (struct persist_wait_req){cc, id};
+	cc->persist_waiting++;
+	return 0;
+}
+
+static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persist_msg *p)
 {
 	struct cf_core *c = cc->core;
 	uint64_t off = p->offset, len = p->length;
 	int r;
 
 	if (!len || off > c->map->image_size || len > c->map->image_size - off) {
-		c->persist_refused++;
+		c->pw.refused++;
 		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "PERSIST [%llu, +%llu): empty or outside the image",
 			    (unsigned long long)off, (unsigned long long)len);
 		return;
@@ -1063,34 +1273,22 @@ static void on_persist(struct core_conn *cc, uint64_t id, const struct cf_persis
 		if ((g->rights & CF_R_WRITE) && off >= g->off && off - g->off <= g->len && len <= g->len - (off - g->off))
 			goto granted;
 	}
-	c->persist_refused++;
+	c->pw.refused++;
 	send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "PERSIST [%llu, +%llu): not inside a write grant of this connection",
 		    (unsigned long long)off, (unsigned long long)len);
 	return;
 granted:
-	if (!c->im->persist_fn) {
+	if (!c->gc) {
 		send_status(cc, id, CF_CTRL_STATUS, 0, "volatile CF: nothing to persist");
 		return;
 	}
-	r = cf_pbatch_add(&c->pb, cc, id, off, len);
-	if (r < 0)
-		send_status(cc, id, CF_CTRL_STATUS, r, "PERSIST: %s", strerror(-r));
-}
-
-static void pb_persist(void *arg, uint64_t off, uint64_t len)
-{
-	struct cf_core *c = arg;
-
-	cf_image_persist(c->im, off, len);
-}
-
-static void pb_answer(void *arg, void *owner, uint64_t id, int status)
-{
-	struct core_conn *cc = owner;
-
-	(void)arg;
-	if (cc->state == CS_SYSTEM)
-		send_status(cc, id, CF_CTRL_STATUS, status, "persisted");
+	c->pw.requests++;
+	cf_persist_add(c->gc, off, len); /* -ENOMEM: persisted at once */
+	r = persist_wait(c, cc, id);
+	if (r < 0) { /* out of memory: commit now and answer */
+		cf_persist_commit(c->gc);
+		send_status(cc, id, CF_CTRL_STATUS, 0, "persisted");
+	}
 }
 
 /*
@@ -1297,7 +1495,7 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 
 	if (!cc)
 		return;
-	cf_pbatch_forget(&c->pb, cc);
+	persist_forget(c, cc);
 	if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
 		sys_unlink(c, cc);
@@ -1339,9 +1537,12 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		return;
 	}
 	type = h->type;
-	/* answer a queued PERSIST of this connection before anything later of it */
-	if (cf_pbatch_has(&c->pb, cc))
-		cf_pbatch_flush(&c->pb);
+	/*
+	 * Answer a waiting PERSIST of this connection before anything later of
+	 * it: commit now (the group is cut short, the reply order is kept).
+	 */
+	if (cc->persist_waiting)
+		cf_persist_commit(c->gc);
 	switch (cc->state) {
 	case CS_NEW:
 		if (type == CF_CTRL_HELLO)
@@ -1373,6 +1574,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_RECOVER: return on_recover(cc, id, body);
 		case CF_CTRL_FENCE_CONFIRM: return on_fence_confirm(cc, id, body);
 		case CF_CTRL_RECOVER_RETRY: return on_recover_retry(cc, id, body);
+		case CF_CTRL_RESTART_INFO: return on_restart_info(cc, id);
 		}
 		break;
 	default:
@@ -1393,15 +1595,22 @@ static void cb_persist(void *arg, uint64_t off, uint64_t len)
 
 /*
  * Which client writes must be durable before they are acknowledged (see
- * docs/design.md, "Durability"): everything but the heartbeat slots. A
- * restart fails every system that was ACTIVE whatever its heartbeat said, so
- * a heartbeat is never read across a restart.
+ * docs/design.md, "Durability"): the logs, the instance and recovery-info
+ * slots. Not the heartbeat slots: a restart fails every system that was ACTIVE
+ * whatever its heartbeat said. Not the lock table and the record lists: a
+ * restart does not read them as truth (restart_barrier: the instances failed
+ * at the restart are recovered from their durable logs while nobody may lock,
+ * then both are cleared).
  */
 static int cb_durable(void *arg, uint64_t off, uint64_t len)
 {
 	struct cf_core *c = arg;
 
-	return !(off >= c->map->off_heartbeats && off + len <= c->map->off_instances);
+	if (off >= c->map->off_heartbeats && off + len <= c->map->off_instances)
+		return 0;
+	if (off >= c->map->off_locks && off + len <= c->map->off_logs)
+		return 0;
+	return 1;
 }
 
 /* ---------------- timers ---------------- */
@@ -1469,6 +1678,61 @@ static void orphan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---------------- lifecycle ---------------- */
 
 /*
+ * The restart barrier (docs/design.md, "Durability"). The lock table and the
+ * record lists are not persisted, so after a power loss they are stale page
+ * snapshots. Which instances must be recovered from their logs before anyone
+ * may lock again: every one that is neither FREE (never used) nor
+ * INACTIVE_CLEAN. A CLEAN one has nothing in flight in its durable log: it got
+ * there only by its owner's INST_UNREG, sent after a clean leave (no open
+ * transaction, no lock, every log write answered, i.e. persisted) or after a
+ * recovery (ABORT/END answered); the CAS to CLEAN is persisted before its
+ * reply. ACTIVE words left here (an owner that was not ACTIVE) are orphans the
+ * scan fails. If the set is empty nobody can reach the image yet, so the
+ * clear is plain stores, now.
+ */
+static void restart_barrier(struct cf_core *c)
+{
+	const struct cf_image_map *m = c->map;
+	char in[CF_NAME_MAX];
+	uint64_t nl = 0, nr = 0;
+
+	c->rpending = 0;
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		uint32_t st = cf_reg_state(inst_slot(c, i)->reg);
+		if (st == CF_REG_FAILED || st == CF_REG_ACTIVE) {
+			c->rpending |= 1ull << i;
+			cfs_info("restart recovery: %s must be recovered from its log", inst_name(c, i, in));
+		}
+	}
+	c->rsince_ns = cf_real_ns();
+	if (c->rpending) {
+		c->rstate = CF_RESTART_RECOVERY;
+		cfs_info("restart recovery: %d instance(s) left; attaches for new work wait until they are recovered",
+			 __builtin_popcountll(c->rpending));
+		return;
+	}
+	c->rstate = CF_RESTART_OPEN;
+	for (uint64_t *w = (uint64_t *)(c->base + m->off_locks), *e = w + m->geo.lock_entries; w < e; w++)
+		if (*w) {
+			*w = 0;
+			nl++;
+		}
+	for (uint64_t *w = (uint64_t *)(c->base + m->off_records),
+		      *e = (uint64_t *)(c->base + m->off_records + (uint64_t)m->geo.max_instances * m->records_size);
+	     w < e; w++)
+		if (*w) {
+			*w = 0;
+			nr++;
+		}
+	if (nl || nr) {
+		persist(c, m->off_locks, m->off_logs - m->off_locks);
+		cfs_info("restart: no instance to recover; cleared %llu stale lock word(s) and %llu record-list "
+			 "word(s)",
+			 (unsigned long long)nl, (unsigned long long)nr);
+	}
+}
+
+/*
  * Before the listener opens: nothing can reach the image, so plain stores are
  * safe here. Systems left ACTIVE by a previous run died with its connections.
  */
@@ -1504,6 +1768,7 @@ static void take_over_image(struct cf_core *c)
 			}
 		}
 	}
+	restart_barrier(c);
 }
 
 int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,
@@ -1519,7 +1784,6 @@ int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf
 	c->cfg = *cfg;
 	c->map = &im->map;
 	c->base = im->base;
-	cf_pbatch_init(&c->pb, loop, c, pb_persist, pb_answer);
 	take_over_image(c);
 	*out = c;
 	return 0;
@@ -1567,13 +1831,12 @@ void cf_core_free(struct cf_core *c)
 	if (!c)
 		return;
 	c->shutting_down = 1;
-	if (c->pb.st.requests || c->persist_refused)
-		cfs_info("persist: %llu PERSIST requests in %llu groups (%llu persists, %llu bytes, at most %llu "
-			 "requests in one group), %llu refused",
-			 (unsigned long long)c->pb.st.requests, (unsigned long long)c->pb.st.flushes,
-			 (unsigned long long)c->pb.st.ranges, (unsigned long long)c->pb.st.bytes,
-			 (unsigned long long)c->pb.st.max_group, (unsigned long long)c->persist_refused);
-	cf_pbatch_fini(&c->pb);
+	/* the PERSIST figures only; what they cost is in the "group commit" line */
+	if (c->pw.requests || c->pw.refused)
+		cfs_info("persist: %llu PERSIST requests in %llu groups (at most %llu requests in one group), "
+			 "%llu refused",
+			 (unsigned long long)c->pw.requests, (unsigned long long)c->pw.groups,
+			 (unsigned long long)c->pw.max_group, (unsigned long long)c->pw.refused);
 	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->orphan);
 	if (c->ts)
@@ -1591,6 +1854,7 @@ void cf_core_free(struct cf_core *c)
 			 (unsigned long long)st.bytes, (unsigned long long)st.max_ranges,
 			 (unsigned long long)st.callbacks);
 	}
+	free(c->pw.q); /* a list no commit took (its callback could not be registered) */
 	while (c->conns) { /* a transport that did not report every close */
 		struct core_conn *cc = c->conns;
 		c->conns = cc->next;

@@ -477,6 +477,8 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 					continue;
 				if (r == -EINPROGRESS)
 					break; /* waits on its fence: retried by cf_recovery_tick below */
+				if (r == -EBUSY || r == -ESTALE)
+					continue; /* a peer won the registration (or the word moved on): look again */
 				if (r != -ENOSYS)
 					return r;
 				self_unavailable = true;
@@ -499,16 +501,64 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 
 /* ---------------- instance context ---------------- */
 
+#define RESTART_WAIT_MIN_MS 50
+#define RESTART_WAIT_MAX_MS 1000
+
+/*
+ * The CF refused an attach for new work: it restarted and is still recovering
+ * instances from their logs (docs/design.md, "Durability"). Not an error:
+ * wait for RESTART_DONE or *delay_ms (doubled each time, bounded), serving
+ * the recovery module meanwhile (this system may be the counterpart the CF
+ * waits for), then let the caller retry.
+ */
+static int restart_wait(struct cf_agent *a, int *delay_ms)
+{
+	uint64_t until = cf_mono_ns() + (uint64_t)*delay_ms * 1000000ull;
+	struct cf_event ev;
+	int r;
+
+	*delay_ms = *delay_ms * 2 > RESTART_WAIT_MAX_MS ? RESTART_WAIT_MAX_MS : *delay_ms * 2;
+	for (;;) {
+		uint64_t now = cf_mono_ns();
+		if (atomic_load(&a->stop))
+			return -EINTR;
+		if ((r = cf_agent_over(a)))
+			return r;
+		cf_recovery_tick(a);
+		if (now >= until)
+			return 0;
+		r = cf_session_next_event(&a->s, &ev, (int)((until - now + 999999) / 1000000));
+		if (r == -ETIMEDOUT || r == -EAGAIN)
+			return 0;
+		if (r)
+			return r;
+		if (ev.type == CF_EV_RESTART_DONE)
+			return 0;
+		cf_recovery_on_event(a, &ev);
+	}
+}
+
 int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_start)
 {
 	struct cf_agent *a = ic->a;
 	struct cf_log_scan sc;
 	void *region = NULL;
-	int r;
+	int r, delay_ms = RESTART_WAIT_MIN_MS, tries = 0;
+	uint64_t t0 = cf_mono_ns();
 
-	r = cf_session_inst_attach(s, ic->index);
+	while ((r = cf_session_inst_attach(s, ic->index)) == CF_STATUS_RESTART_RECOVERY) {
+		if (!tries++)
+			cf_agent_log(a, CF_AGENT_WARN, "%s: the CF says: %s: waiting to attach", ic->name,
+				     cf_session_error_msg(s) ? cf_session_error_msg(s) : "restart recovery");
+		r = restart_wait(a, &delay_ms);
+		if (r)
+			return r;
+	}
 	if (r)
 		return r;
+	if (tries)
+		cf_agent_log(a, CF_AGENT_INFO, "%s: CF restart recovery over after %llu ms (%d attach attempts): attached",
+			     ic->name, (unsigned long long)((cf_mono_ns() - t0) / 1000000u), tries + 1);
 	ic->s = s;
 	r = cf_data_open(&ic->data, a->o.data_dir);
 	if (r)

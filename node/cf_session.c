@@ -309,7 +309,7 @@ static int joined(struct cf_session *s, const struct cf_joined *jd)
 
 int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len)
 {
-	struct cf_persist p = {.offset = off, .length = len};
+	struct cf_persist_msg p = {.offset = off, .length = len};
 	struct cf_status st;
 	int r;
 

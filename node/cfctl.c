@@ -235,6 +235,8 @@ static int cmd_status(const struct opts *o)
 	struct cf_rinfo_slot *ri = NULL;
 	struct cf_rec_entry *recs = NULL;
 	uint64_t gap_ns, now = cf_real_ns();
+	struct cf_restart_info rinfo;
+	struct cf_empty empty = {0};
 	int rc, r;
 
 	memset(&s, 0, sizeof(s));
@@ -273,15 +275,32 @@ static int cmd_status(const struct opts *o)
 		rc = EX_FAIL;
 		goto out;
 	}
+	/* the restart barrier lives in cfserver's memory, not in the image: ask */
+	memset(&rinfo, 0, sizeof(rinfo));
+	r = cf_session_rpc(&s, CF_CTRL_RESTART_INFO, &empty, sizeof(empty), CF_CTRL_RESTART_INFO_R, &rinfo,
+			   sizeof(rinfo), 5000);
+	if (r) {
+		fprintf(stderr, "cfctl: restart state: %s\n", strerror(-r));
+		rc = EX_FAIL;
+		goto out;
+	}
 	if (o->json) {
 		printf("{\"generation\":%" PRIu64 ",\"policy\":\"%s\",\"hb_interval_ms\":%.3f,\"hb_timeout_ms\":%.3f,",
 		       hdr.generation, hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto",
 		       (double)s.welcome.hb_interval_ns / 1e6, (double)s.welcome.hb_timeout_ns / 1e6);
+		printf("\"restart\":{\"state\":\"%s\",\"left\":%u},", cf_restart_state_str(rinfo.state), rinfo.left);
 		printf("\"systems\":[");
 	} else {
 		printf("CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n\n", hdr.generation,
 		       hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
 		       (double)s.welcome.hb_timeout_ns / 1e6);
+		if (rinfo.state == CF_RESTART_RECOVERY) {
+			printf("restart recovery: %u instances left:", rinfo.left);
+			for (uint32_t i = 0; i < m->geo.max_instances && i < 64; i++)
+				if (rinfo.pending & (1ull << i))
+					printf(" %.*s", (int)CF_NAME_MAX, inst[i].name[0] ? inst[i].name : "?");
+			printf(" (attaches for new work wait)\n\n");
+		}
 		printf("%-3s %-15s %-7s %6s %-10s %12s %-16s %8s  %s\n", "#", "SYSTEM", "STATE", "EPOCH", "HEARTBEAT",
 		       "HB", "HOST", "PID", "FAILURE");
 	}

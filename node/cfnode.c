@@ -844,6 +844,11 @@ int main(int argc, char **argv)
 		r = cf_agent_open_session(&a, &ws);
 		if (!r)
 			r = cf_inst_ctx_attach(home, &ws, true);
+		if (r == -EINTR) { /* stopped while the CF's restart recovery made us wait */
+			say(CF_AGENT_INFO, "stopped while waiting to attach %s", o.instance);
+			rc = EX_OK_;
+			goto out_recovery;
+		}
 		if (r) {
 			if (ws.dead || cf_agent_over(&a))
 				rc = over_exit(&a, r);

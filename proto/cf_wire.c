@@ -51,7 +51,7 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_JOINED: return sizeof(struct cf_joined);
 	case CF_CTRL_CONN_ATTACH: return sizeof(struct cf_conn_attach);
 	case CF_CTRL_GOODBYE: return sizeof(struct cf_empty);
-	case CF_CTRL_PERSIST: return sizeof(struct cf_persist);
+	case CF_CTRL_PERSIST: return sizeof(struct cf_persist_msg);
 	case CF_CTRL_INST_OPEN: return sizeof(struct cf_inst_name);
 	case CF_CTRL_INST_ATTACH: return sizeof(struct cf_inst_ref);
 	case CF_CTRL_INST_UNREG: return sizeof(struct cf_inst_ref);
@@ -60,6 +60,8 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_FENCE_CONFIRM: return sizeof(struct cf_fence_confirm);
 	case CF_CTRL_RECOVER_RETRY: return sizeof(struct cf_recover);
 	case CF_CTRL_WATCHDOG: return sizeof(struct cf_watchdog_msg);
+	case CF_CTRL_RESTART_INFO: return sizeof(struct cf_empty);
+	case CF_CTRL_RESTART_INFO_R: return sizeof(struct cf_restart_info);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
 	case CF_CTRL_GRANTS: return sizeof(struct cf_grants);
 	case CF_CTRL_INST_INFO: return sizeof(struct cf_inst_info);
@@ -114,6 +116,8 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_FENCE_CONFIRM: return "FENCE_CONFIRM";
 	case CF_CTRL_RECOVER_RETRY: return "RECOVER_RETRY";
 	case CF_CTRL_WATCHDOG: return "WATCHDOG";
+	case CF_CTRL_RESTART_INFO: return "RESTART_INFO";
+	case CF_CTRL_RESTART_INFO_R: return "RESTART_INFO_R";
 	case CF_CTRL_STATUS: return "STATUS";
 	case CF_CTRL_GRANTS: return "GRANTS";
 	case CF_CTRL_INST_INFO: return "INST_INFO";
@@ -134,6 +138,16 @@ const char *cf_event_type_str(uint32_t type)
 	case CF_EV_INST_CLEAN: return "INST_CLEAN";
 	case CF_EV_FENCE_CONFIRM: return "FENCE_CONFIRM";
 	case CF_EV_FENCE_RETRY: return "FENCE_RETRY";
+	case CF_EV_RESTART_DONE: return "RESTART_DONE";
+	}
+	return "?";
+}
+
+const char *cf_restart_state_str(uint32_t state)
+{
+	switch (state) {
+	case CF_RESTART_OPEN: return "open";
+	case CF_RESTART_RECOVERY: return "restart recovery";
 	}
 	return "?";
 }

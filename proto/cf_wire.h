@@ -20,6 +20,7 @@
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,7 +101,7 @@ enum cf_ctrl_type {
 	CF_CTRL_JOINED = 11,    /* s→c cf_joined */
 	CF_CTRL_CONN_ATTACH = 12, /* c→s cf_conn_attach: a further connection of a joined system */
 	CF_CTRL_GOODBYE = 13,   /* c→s cf_empty: clean leave of the whole system */
-	CF_CTRL_PERSIST = 14,   /* c→s cf_persist → cf_status: make a written range durable (verbs, --nvram) */
+	CF_CTRL_PERSIST = 14,   /* c→s cf_persist_msg → cf_status: make a written range durable (verbs, --nvram) */
 	/* instances */
 	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
 	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */
@@ -111,6 +112,8 @@ enum cf_ctrl_type {
 	CF_CTRL_FENCE_CONFIRM = 32, /* c→s cf_fence_confirm → cf_recover_r: the operator vouches SYSTEM is down */
 	CF_CTRL_RECOVER_RETRY = 33, /* c→s cf_recover → cf_recover_r: `cfctl recover --retry` */
 	CF_CTRL_WATCHDOG = 34,    /* system: cf_watchdog_msg → cf_status, right after JOINED, before any claim */
+	CF_CTRL_RESTART_INFO = 36,   /* c→s cf_empty → cf_restart_info: the CF's restart-recovery state */
+	CF_CTRL_RESTART_INFO_R = 37, /* s→c cf_restart_info */
 	/* replies and events */
 	CF_CTRL_STATUS = 40,      /* s→c cf_status: generic reply */
 	CF_CTRL_GRANTS = 41,      /* s→c cf_grants */
@@ -296,7 +299,30 @@ enum cf_event_type {
 	CF_EV_INST_CLEAN = 5,  /* inst unregistered: INACTIVE_CLEAN (waiters may start) */
 	CF_EV_FENCE_CONFIRM = 6, /* operator confirmed sys (epoch) down: the counterpart of inst may proceed */
 	CF_EV_FENCE_RETRY = 7,   /* operator asks the counterpart of inst to retry its fence now */
+	CF_EV_RESTART_DONE = 8, /* restart recovery over, lock table and record lists cleared: attach */
 };
+
+/*
+ * A CF restarted on an --nvram image first recovers, from their durable logs,
+ * every instance that was not FREE or INACTIVE_CLEAN at the restart: until
+ * then it refuses INST_ATTACH for new work with CF_STATUS_RESTART_RECOVERY
+ * (the node waits and retries), then it clears the lock table and record lists
+ * and opens (docs/design.md, "Durability").
+ */
+enum cf_restart_state {
+	CF_RESTART_OPEN = 0,     /* normal operation */
+	CF_RESTART_RECOVERY = 1, /* attaches for new work refused until `left` reaches 0 */
+};
+#define CF_STATUS_RESTART_RECOVERY (-EAGAIN)
+
+struct cf_restart_info {
+	uint32_t state;   /* enum cf_restart_state */
+	uint32_t left;    /* instances still to be recovered */
+	uint64_t pending; /* bitmap of their indexes */
+	uint64_t since_ns; /* CLOCK_REALTIME when the state was entered */
+};
+
+const char *cf_restart_state_str(uint32_t state);
 
 struct cf_event {
 	uint32_t type;
@@ -320,11 +346,11 @@ struct cf_empty {
  * sending connection's WRITE grants (-EINVAL otherwise, or when empty or
  * wrapping; nothing is persisted then). A volatile CF answers 0 at once.
  */
-struct cf_persist {
+struct cf_persist_msg {
 	uint64_t offset;
 	uint64_t length;
 };
-_Static_assert(sizeof(struct cf_persist) == 16, "persist");
+_Static_assert(sizeof(struct cf_persist_msg) == 16, "persist");
 
 /* Size of the body for a ctrl type, or 0 if the type is unknown. */
 size_t cf_ctrl_body_size(uint16_t type);

@@ -25,6 +25,7 @@
  * Exit: 0 ok, 1 check failed, 2 usage, 3 setup error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -452,11 +454,82 @@ out:
 	return rc;
 }
 
+/*
+ * stale-locks IMAGE N: what a power loss can leave in the unpersisted lock
+ * table and record lists of an --nvram image (cfserver must be down): for each
+ * instance in use, N lock words X-held by it that its record list does not
+ * name (a release whose persist never happened, or a hold whose entry was
+ * lost) and N record-list entries that name classes it does not hold (or that
+ * another instance holds). Every word stays well formed (the image body check
+ * must pass). Prints how many words it wrote.
+ */
+static int cmd_stale_locks(const char *path, uint32_t n)
+{
+	struct cf_header h;
+	struct cf_image_map m;
+	const char *why = NULL;
+	uint32_t ninst = 0, idx[CF_MAX_INSTANCES_LIMIT], nw = 0;
+	uint8_t *base;
+	int fd, rc = 3;
+
+	fd = open(path, O_RDWR);
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || cf_header_check(&h, UINT64_MAX, &why)) {
+		fprintf(stderr, "stale-locks %s: not a CF image (%s)\n", path, why ? why : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 3;
+	}
+	cf_image_map(&h.geo, &m);
+	base = mmap(NULL, m.image_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		fprintf(stderr, "stale-locks %s: mmap: %s\n", path, strerror(errno));
+		close(fd);
+		return 3;
+	}
+	for (uint32_t i = 0; i < m.geo.max_instances; i++) {
+		const struct cf_inst_slot *is = (const void *)(base + cf_inst_off(&m, i));
+		if (is->reg && ninst < CF_MAX_INSTANCES_LIMIT)
+			idx[ninst++] = i;
+	}
+	srand((unsigned)time(NULL));
+	for (uint32_t k = 0; k < ninst; k++) {
+		uint32_t i = idx[k];
+		struct cf_rec_entry *re = (void *)(base + cf_rec_off(&m, i));
+		for (uint32_t j = 0; j < n; j++) {
+			uint32_t kl = (uint32_t)rand() & (m.geo.lock_entries - 1u);
+			uint64_t *w = (uint64_t *)(base + m.off_locks + (uint64_t)kl * 8u);
+			*w = j % 3 == 2 ? (CF_LOCK_SBIT | (1ull << i)) : cf_lock_x(i, (uint32_t)rand() & 0xffffu);
+			nw++;
+		}
+		for (uint32_t j = 0; j < n && j < m.geo.record_entries; j++) {
+			uint32_t e = m.geo.record_entries - 1u - j; /* from the end: not where the workload writes */
+			uint32_t kl = (uint32_t)rand() & (m.geo.lock_entries - 1u);
+			uint64_t *w = (uint64_t *)(base + m.off_locks + (uint64_t)kl * 8u);
+			memset(&re[e], 0, sizeof(re[e]));
+			re[e].used = 1u + CF_LOCK_X;
+			re[e].klass = kl;
+			snprintf(re[e].name, sizeof(re[e].name), "stale-%u", j);
+			if (j % 2 && ninst > 1) /* held by another instance: the release must leave it alone */
+				*w = cf_lock_x(idx[(k + 1) % ninst], 1);
+			nw++;
+		}
+	}
+	if (msync(base, m.image_size, MS_SYNC) == 0)
+		rc = 0;
+	else
+		fprintf(stderr, "stale-locks %s: msync: %s\n", path, strerror(errno));
+	munmap(base, m.image_size);
+	close(fd);
+	printf("stale-locks: %u word(s) or entries written for %u instance(s)\n", nw, ninst);
+	return rc;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: cf_fault_tool mkdata DIR ACCOUNTS BALANCE | verify DIR |\n"
 			"       status|locks --cf H:P --cluster-key F [--transport T] |\n"
-			"       storm --cf H:P --cluster-key F --systems N --rounds R [--transport T]\n");
+			"       storm --cf H:P --cluster-key F --systems N --rounds R [--transport T] |\n"
+			"       stale-locks IMAGE N\n");
 }
 
 int main(int argc, char **argv)
@@ -474,6 +547,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mkdata %s: %s\n", argv[2], strerror(-r));
 		return r ? 3 : 0;
 	}
+	if (!strcmp(argv[1], "stale-locks") && argc == 4)
+		return cmd_stale_locks(argv[2], (uint32_t)strtoul(argv[3], NULL, 10));
 	if (!strcmp(argv[1], "verify") && argc == 3)
 		return cf_bank_verify(argv[2], false, 0, false, stdout) ? 1 : 0;
 	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "storm") || !strcmp(argv[1], "locks")) {

@@ -236,21 +236,71 @@ def solve_tails(diff, tails, budget=200_000):
 
 
 def explain(diff, cands, limit=22):
-    """A subset of candidate (key, (from, to, amount)) items whose sum is diff, or None."""
+    """A subset of candidate (key, (from, to, amount)) items whose sum is diff, or None.
+
+    Only candidates that touch a differing account can start an answer; a chosen one that
+    also moves another account needs others to put that account back. So the candidates
+    are split into groups linked by the accounts they touch, and each group is solved on
+    its own: a long run (fifty CF kills, each leaving a few intents whose outcome nobody
+    saw) has many indeterminate transfers in all, but few that touch each other."""
     touched = {k for k, v in enumerate(diff) if v}
-    # only candidates touching a differing account can be part of the answer
     c = [t for t in cands if t[1][0] in touched or t[1][1] in touched]
-    if len(c) > limit:
-        return None
-    for r in range(1, len(c) + 1):
-        for sub in itertools.combinations(c, r):
-            d = [0] * len(diff)
-            for _, (x, y, a) in sub:
-                d[x] -= a
-                d[y] += a
-            if d == diff:
-                return list(sub)
-    return None
+    # grow the groups: a candidate touching an account of a group joins it, and every
+    # other candidate touching one of its accounts too (transfers between accounts that
+    # already agree may be needed to cancel a chosen one's side effect)
+    parent = list(range(len(cands)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_acct = {}
+    for i, (_, (x, y, _a)) in enumerate(cands):
+        for acct in (x, y):
+            if acct in by_acct:
+                parent[find(i)] = find(by_acct[acct])
+            else:
+                by_acct[acct] = i
+    groups = {}
+    idx = {id(t): i for i, t in enumerate(cands)}
+    for t in c:
+        groups.setdefault(find(idx[id(t)]), set())
+    members = {}
+    for i, t in enumerate(cands):
+        r = find(i)
+        if r in groups:
+            members.setdefault(r, []).append(t)
+    covered = set()
+    for g in members.values():
+        for _, (x, y, _a) in g:
+            covered.update((x, y))
+    if touched - covered:
+        return None  # a differing account no indeterminate transfer touches
+    answer = []
+    for g in members.values():
+        accts = sorted({a for _, (x, y, _m) in g for a in (x, y)})
+        want = [diff[a] for a in accts]
+        pos = {a: i for i, a in enumerate(accts)}
+        if len(g) > limit:
+            return None
+        found = None
+        for r in range(0, len(g) + 1):
+            for sub in itertools.combinations(g, r):
+                d = [0] * len(accts)
+                for _, (x, y, amt) in sub:
+                    d[pos[x]] -= amt
+                    d[pos[y]] += amt
+                if d == want:
+                    found = list(sub)
+                    break
+            if found is not None:
+                break
+        if found is None:
+            return None
+        answer.extend(found)
+    return answer
 
 
 def settle_pending(pending, landed):

@@ -3,8 +3,16 @@
 # scenarios.sh - multi-failure scenarios of issue 6 §3-4, each in a fresh cluster
 # (a subprocess with its own work dir):
 #   double_failure      SIGKILL two systems at once: the third recovers both
-#   cf_crash_workload   kill -9 cfserver (--nvram) mid-workload; restart on the image
+#   cf_crash_workload   kill -9 cfserver (--nvram) mid-workload, CF_KILLS times (default 1);
+#                       restart on the image each time
 #   cf_crash_recovery   kill -9 cfserver (--nvram) while a counterpart is mid-backout
+#   cf_restart_stale    kill -9 cfserver (--nvram), write stale holds and record-list
+#                       entries into the image (a power loss: neither is persisted),
+#                       restart: systems wait in restart recovery, it completes, the
+#                       stale words are cleared, the invariants hold
+#   cf_restart_barrier  as above with policy operator and one system left down: the
+#                       others' attaches are refused, they wait (no exit, no commit)
+#                       until `cfctl recover` recovers the last instance
 #   cf_restart_volatile kill -9 cfserver without --nvram under the bank load, CF_KILLS
 #                       times (default 3), restarted on the same address each time:
 #                       every system backs out its open transactions from memory
@@ -51,23 +59,29 @@ sc_double_failure() {
 }
 
 sc_cf_crash_workload() {
+	# CF_KILLS rounds (default 1; 50 in the soak suite) of kill -9 under the bank
+	# load, each restarted on the same image after 1-3 s of work
+	local kills=${CF_KILLS:-1} k s gen0 gen1
 	cluster_init --nvram "$CF_WORK/cf.img"
 	cluster_start
-	local gen0
 	gen0=$(cf_status | awk '$1 == "gen" {print $2}')
-	kill -KILL "$CFSERVER_PID"
-	wait "$CFSERVER_PID" 2>/dev/null
-	CRASHES=$((CRASHES + 1))
-	all_75 cf_crash_workload
-	server_restart
-	local gen1
+	for k in $(seq 1 "$kills"); do
+		[ "$k" -gt 1 ] && sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+		kill -KILL "$CFSERVER_PID"
+		wait "$CFSERVER_PID" 2>/dev/null
+		CRASHES=$((CRASHES + 1))
+		all_75 "cf_crash_workload round $k"
+		server_restart
+		restart_dead
+		for s in SYS1 SYS2 SYS3; do wait_recovered "$(inst_of $s)" 30; done
+		for s in SYS1 SYS2 SYS3; do
+			wait_for 20 busy $s 3 || fail "cf_crash_workload: round $k: $s did not resume"
+		done
+	done
 	gen1=$(cf_status | awk '$1 == "gen" {print $2}')
-	[ "$gen1" -gt "$gen0" ] || fail "cf_crash_workload: generation $gen0 -> $gen1 after the restart"
-	restart_dead
-	for s in SYS1 SYS2 SYS3; do wait_recovered "$(inst_of $s)" 30; done
-	for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 3 || fail "cf_crash_workload: $s did not resume"; done
+	[ "$gen1" -eq "$((gen0 + kills))" ] || fail "cf_crash_workload: generation $gen0 -> $gen1 after $kills restarts"
 	check_invariants cf_crash_workload
-	log "cf_crash_workload: CF generation $gen0 -> $gen1; $JCHECK_LAST"
+	log "cf_crash_workload: $kills CF kills, generation $gen0 -> $gen1; $JCHECK_LAST"
 }
 
 sc_cf_crash_recovery() {
@@ -107,6 +121,87 @@ sc_cf_crash_recovery() {
 self_backed_out() { # LABEL SYS: its latest incarnation ended with a completed self-backout
 	tail -n 20 "$CF_WORK/$2.log" | grep -q "self-backout of $(inst_of "$2") done" ||
 		fail "$1: $2 did not report a completed self-backout: $(tail -n 5 "$CF_WORK/$2.log")"
+}
+
+ctl() { bounded 20 "$CFCTL" "$@" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"; }
+
+# cf_crash_then_stale LABEL: kill -9 cfserver, every system notices, then the
+# image gets what a power loss may leave in the unpersisted lock table and record
+# lists; cfserver restarts on it.
+cf_crash_then_stale() {
+	kill -KILL "$CFSERVER_PID"
+	wait "$CFSERVER_PID" 2>/dev/null
+	CRASHES=$((CRASHES + 1))
+	all_75 "$1"
+	"$CF_FAULT_TOOL" stale-locks "$CF_WORK/cf.img" 8 >>"$CF_WORK/cfserver.log" 2>&1 || fail "$1: stale-locks"
+	server_restart
+}
+
+sc_cf_restart_stale() {
+	cluster_init --nvram "$CF_WORK/cf.img"
+	cluster_start
+	cf_crash_then_stale cf_restart_stale
+	local out
+	out=$(ctl status) || fail "cf_restart_stale: cfctl status: $out"
+	echo "$out" | grep -q "restart recovery: 3 instances left" ||
+		fail "cf_restart_stale: cfctl status does not show the restart recovery: $(echo "$out" | head -n 3)"
+	out=$(ctl status --json) || fail "cf_restart_stale: cfctl status --json: $out"
+	echo "$out" | grep -q '"restart":{"state":"restart recovery","left":3}' ||
+		fail "cf_restart_stale: cfctl status --json: no restart recovery: $(echo "$out" | cut -c1-200)"
+	# SYS1 alone: it recovers its own instance, is refused for new work while
+	# NTS002 and NTS003 are left, recovers them (policy auto) while it waits
+	node_start SYS1
+	wait_for 30 grep -q "restart recovery: done" "$CF_WORK/cfserver.log" ||
+		fail "cf_restart_stale: restart recovery did not complete: $(grep 'restart' "$CF_WORK/cfserver.log" | tail -n 3)"
+	grep -q "CF restart recovery in progress: .* waiting to attach" "$CF_WORK/SYS1.log" ||
+		fail "cf_restart_stale: SYS1 did not wait for the restart recovery"
+	grep -q "restart recovery: done .* cleared [1-9][0-9]* lock word" "$CF_WORK/cfserver.log" ||
+		fail "cf_restart_stale: the stale lock words were not cleared: $(grep 'restart recovery: done' "$CF_WORK/cfserver.log")"
+	out=$(ctl status --json) || fail "cf_restart_stale: cfctl status --json: $out"
+	echo "$out" | grep -q '"restart":{"state":"open","left":0}' || fail "cf_restart_stale: the CF did not open"
+	wait_for 20 busy SYS1 3 || fail "cf_restart_stale: SYS1 did not resume"
+	restart_dead
+	for s in SYS2 SYS3; do wait_for 20 busy $s 3 || fail "cf_restart_stale: $s did not resume"; done
+	check_invariants cf_restart_stale
+	log "cf_restart_stale: $(grep -o 'restart recovery: done.*' "$CF_WORK/cfserver.log" | tail -n 1); $JCHECK_LAST"
+}
+
+sc_cf_restart_barrier() {
+	cluster_init --nvram "$CF_WORK/cf.img"
+	cluster_start
+	local out
+	out=$(ctl policy operator) || fail "cf_restart_barrier: policy operator: $out"
+	cf_crash_then_stale cf_restart_barrier
+	# SYS1 and SYS2 only, policy operator: each recovers its own instance;
+	# NTS003 stays failed until the operator asks
+	node_start SYS1 -- --policy operator
+	node_start SYS2 -- --policy operator
+	for s in SYS1 SYS2; do
+		# 2 left if it asks before the other system has recovered its own instance
+		wait_for 30 grep -q "CF restart recovery in progress: [12] instances left: waiting to attach" "$CF_WORK/$s.log" ||
+			fail "cf_restart_barrier: $s was not refused with the restart-recovery status: $(tail -n 3 "$CF_WORK/$s.log")"
+	done
+	out=$(ctl status) || fail "cf_restart_barrier: cfctl status: $out"
+	echo "$out" | grep -q "restart recovery: 1 instances left: NTS003" ||
+		fail "cf_restart_barrier: cfctl status: $(echo "$out" | head -n 3)"
+	sleep 2 # they must keep waiting: no exit, no commit, while NTS003 is not recovered
+	for s in SYS1 SYS2; do
+		node_alive $s || fail "cf_restart_barrier: $s exited while waiting (rc ${NODE_RC[$s]:-?})"
+		[ "$(sys_commits $s)" = 0 ] || fail "cf_restart_barrier: $s committed during restart recovery"
+	done
+	grep -q "INST_ATTACH NTS00[12] by SYS[12] deferred: restart recovery" "$CF_WORK/cfserver.log" ||
+		fail "cf_restart_barrier: cfserver did not log the deferred attaches"
+	out=$(ctl recover NTS003 --on SYS1) || fail "cf_restart_barrier: cfctl recover NTS003: $out"
+	wait_for 30 grep -q "restart recovery: done" "$CF_WORK/cfserver.log" ||
+		fail "cf_restart_barrier: restart recovery did not complete after cfctl recover"
+	for s in SYS1 SYS2; do
+		wait_for 20 busy $s 3 || fail "cf_restart_barrier: $s did not proceed after the restart recovery"
+		grep -q "CF restart recovery over after" "$CF_WORK/$s.log" || fail "cf_restart_barrier: $s did not say it attached"
+	done
+	restart_dead
+	wait_for 20 busy SYS3 3 || fail "cf_restart_barrier: SYS3 did not resume"
+	check_invariants cf_restart_barrier
+	log "cf_restart_barrier: $JCHECK_LAST"
 }
 
 sc_cf_restart_volatile() {
@@ -243,7 +338,8 @@ sc_zombie_none() {
 
 run_one() {
 	case $1 in
-	double_failure | cf_crash_workload | cf_crash_recovery | cf_restart_volatile | volatile_refuse | zombie_none) "sc_$1" ;;
+	double_failure | cf_crash_workload | cf_crash_recovery | cf_restart_stale | cf_restart_barrier | \
+		cf_restart_volatile | volatile_refuse | zombie_none) "sc_$1" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 	pass "$1 (crashes $CRASHES)"
@@ -251,7 +347,8 @@ run_one() {
 
 if [ "${1:-all}" = all ]; then
 	n=0
-	for sc in double_failure cf_crash_workload cf_crash_recovery cf_restart_volatile volatile_refuse zombie_none; do
+	for sc in double_failure cf_crash_workload cf_crash_recovery cf_restart_stale cf_restart_barrier \
+		cf_restart_volatile volatile_refuse zombie_none; do
 		if out=$(bounded 120 "$0" "$sc" 2>&1); then
 			echo "$out" | grep -E 'PASS|REPORT' >&2
 		else

@@ -107,7 +107,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_event event;
 		struct cf_grants grants;
 		struct cf_empty empty;
-		struct cf_persist persist;
+		struct cf_persist_msg persist;
 	} u;
 	struct cf_ctrl_hdr h;
 	char name[CF_NAME_MAX], name2[CF_NAME_MAX], text[256];

@@ -82,7 +82,7 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		struct cf_event event;
 		struct cf_grants grants;
 		struct cf_empty empty;
-		struct cf_persist persist;
+		struct cf_persist_msg persist;
 	} u;
 	struct cf_image_map m;
 	struct cf_geometry g = geo_default();

@@ -185,6 +185,32 @@ static int cmd_faa(int argc, char **argv)
 	return 0;
 }
 
+/* rinfo-write NAME N SLOT: N awaited 8-byte WRITEs to recovery-info slot SLOT (durable under --nvram) */
+static int cmd_rinfo_write(int argc, char **argv)
+{
+	struct cf_session s;
+	long n;
+	uint32_t slot;
+	uint64_t v;
+	int r;
+
+	CHECK(argc >= 3, "usage: rinfo-write NAME N SLOT");
+	n = atol(argv[1]);
+	slot = (uint32_t)atoi(argv[2]);
+	open_sys(&s, argv[0]);
+	CHECK(slot < s.map.geo.max_instances, "no slot %u", slot);
+	for (long i = 0; i < n; i++) {
+		v = (uint64_t)i + 1;
+		r = cf_session_write(&s, cf_rinfo_off(&s.map, slot), &v, sizeof(v));
+		CHECK(r == 0, "write %ld: %s", i, strerror(-r));
+	}
+	r = cf_session_goodbye(&s);
+	CHECK(r == 0, "goodbye");
+	cf_session_close(&s);
+	printf("last %" PRIu64 "\n", v);
+	return 0;
+}
+
 /* cas-race NAME ID NCLIENTS ROUNDS: class 0 is the barrier, classes 1..ROUNDS the contested words */
 static int cmd_cas_race(int argc, char **argv)
 {
@@ -697,7 +723,11 @@ static int cmd_fill(int argc, char **argv)
 	return 0;
 }
 
-/* dump FILE: the console-visible image with the generation zeroed; prints the generation */
+/*
+ * dump FILE [durable]: the console-visible image with the generation zeroed;
+ * prints the generation. "durable": only up to the lock table, which a
+ * restart clears (docs/design.md, "Durability").
+ */
 static int cmd_dump(int argc, char **argv)
 {
 	struct cf_session s;
@@ -706,9 +736,9 @@ static int cmd_dump(int argc, char **argv)
 	FILE *f;
 	int r;
 
-	CHECK(argc >= 1, "usage: dump FILE");
+	CHECK(argc >= 1, "usage: dump FILE [durable]");
 	open_console(&s);
-	end = s.map.off_logs;
+	end = argc > 1 && !strcmp(argv[1], "durable") ? s.map.off_locks : s.map.off_logs;
 	f = fopen(argv[0], "w");
 	CHECK(f, "open %s", argv[0]);
 	for (off = 0; off < end; off += sizeof(chunk)) {
@@ -925,7 +955,7 @@ static char persist_msg[120];
 /* One raw PERSIST request (whatever the transport): the CF's status, its words in persist_msg. */
 static int persist_raw(struct cf_session *s, uint64_t off, uint64_t len)
 {
-	struct cf_persist p = {.offset = off, .length = len};
+	struct cf_persist_msg p = {.offset = off, .length = len};
 	struct cf_status st;
 	int r;
 
@@ -943,6 +973,13 @@ static int persist_raw(struct cf_session *s, uint64_t off, uint64_t len)
  * the connection keeps serving; after unregister the log range is refused.
  * Prints "OK persist N" with N the accepted requests (the CF counts them).
  */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int cmd_persist(int argc, char **argv)
 {
 	struct cf_session s, other;
@@ -969,11 +1006,29 @@ static int cmd_persist(int argc, char **argv)
 	CHECK(r == 0, "last byte: %s", strerror(-r));
 	ok += 3;
 	{
-		/* round trip of an accepted PERSIST (for the record: tcp and verbs alike) */
-		uint64_t t0 = cf_mono_ns();
-		for (int i = 0; i < 100; i++)
+		/*
+		 * Round trip of an accepted PERSIST (for the record: tcp and verbs
+		 * alike), its spread, and a one-sided READ of the same log on the
+		 * same connection for comparison.
+		 */
+		uint64_t t0 = cf_mono_ns(), t[100], rd[100], tot;
+		uint8_t b8[8];
+		for (int i = 0; i < 100; i++) {
+			uint64_t t1 = cf_mono_ns();
 			CHECK(persist_raw(&s, lo + 64, 128) == 0, "timed persist");
-		printf("persist round trip: %.1f us average over 100\n", (double)(cf_mono_ns() - t0) / 100e3);
+			t[i] = cf_mono_ns() - t1;
+		}
+		tot = cf_mono_ns() - t0;
+		for (int i = 0; i < 100; i++) {
+			uint64_t t1 = cf_mono_ns();
+			CHECK(cf_session_read(&s, lo, b8, sizeof(b8)) == 0, "timed read");
+			rd[i] = cf_mono_ns() - t1;
+		}
+		qsort(t, 100, sizeof(t[0]), cmp_u64);
+		qsort(rd, 100, sizeof(rd[0]), cmp_u64);
+		printf("persist round trip: %.1f us average over 100 (min %.1f, p50 %.1f, p90 %.1f, max %.1f us); "
+		       "READ 8 bytes: p50 %.1f us\n",
+		       (double)tot / 100e3, t[0] / 1e3, t[50] / 1e3, t[90] / 1e3, t[99] / 1e3, rd[50] / 1e3);
 		ok += 100;
 	}
 	r = cf_session_persist(&s, lo, 16); /* the node's own entry point: a no-op over tcp */
@@ -1028,7 +1083,7 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
-	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
+	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"rinfo-write", cmd_rinfo_write},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},

@@ -3,8 +3,10 @@
 # Durable commits over verbs (cf_transport.h "Persist"): cfserver --nvram on a
 # file, three cfnodes run the bank workload. Over verbs every transaction sends
 # PERSIST requests (its UPDATEs before the data writes, its COMMIT before
-# commit returns), which cfserver groups per loop iteration and counts at exit:
-#   persist: R PERSIST requests in G groups (P persists, ... at most M requests in one group), X refused
+# commit returns), which cfserver's group commit makes durable once per loop
+# iteration; it counts them at exit, and what they cost on the group commit line:
+#   persist: R PERSIST requests in G groups (at most M requests in one group), X refused
+#   group commit: C commits, P persist calls, ...
 # Checked: R >= commits (each commit is one at least), G < R and M >= 2 (some
 # requests of different nodes shared a loop iteration), P <= R, X = 0.
 # Over tcp the completions are durable already: R = 0 (no line at all).
@@ -50,9 +52,13 @@ fi
 [ -n "$line" ] || fail "no PERSIST requests reached the CF ($total commits over verbs, --nvram)"
 log "$total commits; $line"
 # (a here-string, not a process substitution: the rig's guest has no /dev/fd)
-read -r R G P M X <<<"$(echo "$line" |
-	sed -n 's/.*persist: \([0-9]*\) PERSIST requests in \([0-9]*\) groups (\([0-9]*\) persists, [0-9]* bytes, at most \([0-9]*\) requests in one group), \([0-9]*\) refused.*/\1 \2 \3 \4 \5/p')"
+read -r R G M X <<<"$(echo "$line" |
+	sed -n 's/.*persist: \([0-9]*\) PERSIST requests in \([0-9]*\) groups (at most \([0-9]*\) requests in one group), \([0-9]*\) refused.*/\1 \2 \3 \4/p')"
 [ -n "$X" ] || fail "unparsable: $line"
+gline=$(grep "group commit: .* commits" "$CF_WORK/cfserver.log")
+log "$gline"
+P=$(echo "$gline" | sed -n 's/.*group commit: [0-9]* commits, \([0-9]*\) persist calls.*/\1/p')
+[ -n "$P" ] || fail "unparsable: $gline"
 [ "$R" -ge "$total" ] || fail "$R PERSIST requests for $total commits: a commit returned without one"
 [ "$P" -le "$R" ] || fail "persists $P exceed requests $R"
 # three nodes committing at once: some requests must have shared a loop iteration

@@ -15,9 +15,10 @@
  *      answered with no persist at all; a volatile WRITE queued behind a
  *      durable one on the same connection waits for the persist (order); a
  *      peer that half-closes after a durable write gets its answer, then EOF;
- *   3. cf_persist alone: exact ranges merged per cache line at 64-byte
- *      granularity, one span at page granularity, callbacks after the persist,
- *      cancel.
+ *   3. cf_persist alone: exact ranges sorted and merged (overlapping,
+ *      touching, contained, sharing a cache line) at 64-byte granularity, one
+ *      span at page granularity, callbacks after the persist, cancel, an empty
+ *      commit is none. (The PERSIST answers on top of it: test_persist_answer.)
  */
 #include <errno.h>
 #include <ev.h>
@@ -290,6 +291,28 @@ static void test_persist_alone(void)
 	CHECK(persisted_lo[1] == 1000 && persisted_len[1] == 24);
 	CHECK(persisted_lo[2] == 4096 && persisted_len[2] == 16);
 	CHECK(norder == 1 && order[0] == 13);
+	cf_persist_free(p);
+
+	/* overlapping, touching and swallowed ranges, given out of order (the PERSIST case) */
+	persist_calls = 0;
+	CHECK(cf_persist_new(NULL, 64, stub_persist, NULL, &p) == 0);
+	cf_persist_add(p, 1000, 100);
+	cf_persist_add(p, 4096, 1);
+	cf_persist_add(p, 40, 20);
+	cf_persist_add(p, 0, 50);
+	cf_persist_add(p, 1050, 2); /* inside [1000, 1100) */
+	cf_persist_add(p, 60, 5);   /* touches [40, 60) */
+	cf_persist_commit(p);
+	CHECK(persist_calls == 3);
+	CHECK(persisted_lo[0] == 0 && persisted_len[0] == 65);
+	CHECK(persisted_lo[1] == 1000 && persisted_len[1] == 100);
+	CHECK(persisted_lo[2] == 4096 && persisted_len[2] == 1);
+	cf_persist_commit(p); /* nothing pending: no call, no commit */
+	{
+		struct cf_persist_stats st;
+		cf_persist_get_stats(p, &st);
+		CHECK(persist_calls == 3 && st.commits == 1 && st.ranges == 6);
+	}
 	cf_persist_free(p);
 
 	persist_calls = 0;

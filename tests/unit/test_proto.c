@@ -1163,7 +1163,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_PERSIST, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
-	CF_CTRL_WATCHDOG,
+	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R,
 };
 
 static void test_ctrl(void)
@@ -1175,7 +1175,7 @@ static void test_ctrl(void)
 	/* body sizes are what the structs say */
 	CHECK(cf_ctrl_body_size(CF_CTRL_HELLO) == sizeof(struct cf_hello));
 	CHECK(cf_ctrl_body_size(CF_CTRL_JOINED) == sizeof(struct cf_joined));
-	CHECK(cf_ctrl_body_size(CF_CTRL_PERSIST) == sizeof(struct cf_persist));
+	CHECK(cf_ctrl_body_size(CF_CTRL_PERSIST) == sizeof(struct cf_persist_msg));
 	CHECK(sizeof(struct cf_joined) == 512); /* flags took the pad word: same size, same version */
 	CHECK(cf_ctrl_body_size(CF_CTRL_ERROR) == sizeof(struct cf_status));
 	CHECK(cf_ctrl_body_size(CF_CTRL_EVENT) == sizeof(struct cf_event));
@@ -1254,7 +1254,15 @@ static void test_ctrl(void)
 	/* event names */
 	for (uint32_t e = CF_EV_SYS_FAILED; e <= CF_EV_FENCE_RETRY; e++)
 		CHECK(strcmp(cf_event_type_str(e), "?") != 0);
+	CHECK(strcmp(cf_event_type_str(CF_EV_RESTART_DONE), "RESTART_DONE") == 0);
 	CHECK(strcmp(cf_event_type_str(0), "?") == 0 && strcmp(cf_event_type_str(99), "?") == 0);
+	/* restart barrier: its states, its reply, its refusal status */
+	CHECK(cf_ctrl_body_size(CF_CTRL_RESTART_INFO) == sizeof(struct cf_empty));
+	CHECK(cf_ctrl_body_size(CF_CTRL_RESTART_INFO_R) == sizeof(struct cf_restart_info));
+	CHECK(strcmp(cf_restart_state_str(CF_RESTART_OPEN), "open") == 0);
+	CHECK(strcmp(cf_restart_state_str(CF_RESTART_RECOVERY), "restart recovery") == 0);
+	CHECK(strcmp(cf_restart_state_str(7), "?") == 0);
+	CHECK(CF_STATUS_RESTART_RECOVERY == -EAGAIN);
 }
 
 int main(void)
