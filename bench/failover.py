@@ -34,8 +34,13 @@ STACKED = ["crash->declared", "declared->detect", "register", "disk-fence", "wat
 class Cluster:
     """cfserver + N cfnode systems running the bank workload on one data directory."""
 
-    def __init__(self, a, workdir, inflight, log_size, label):
+    def __init__(self, a, workdir, inflight, log_size, label, netns=False):
         self.a, self.w, self.k, self.log_size, self.label = a, workdir, inflight, log_size, label
+        # netns: each system on its own namespace-host of tests/lib/hosts.sh (bench/failover.sh
+        # --hosts netns set them up and exports where they are), the default fence (auto), each
+        # host guarded by its watchdog stand-in
+        self.netns = netns
+        self.wds = {}        # host -> Popen of its watchdog stand-in
         self.nodes = {}      # sys -> Popen
         self.logpos = {}     # log path -> bytes already scanned
         self.incident = {}   # inst -> last incident seen
@@ -87,12 +92,49 @@ class Cluster:
     def inst_of(self, sysname):
         return "NTS%03d" % int(sysname[3:])
 
+    def host_of(self, sysname):
+        return "host" + chr(ord("A") + int(sysname[3:]) - 1)
+
+    def host_prefix(self, host):
+        """nsenter into a namespace-host of tests/lib/hosts.sh (its net, UTS and mount namespaces)."""
+        holder = os.environ[f"FAILOVER_HOLDER_{host}"]
+        return ["nsenter", f"--net=/run/netns/cfmh{os.environ['FAILOVER_HOSTS_ID']}-{host}",
+                f"--uts=/proc/{holder}/ns/uts", f"--mount=/proc/{holder}/ns/mnt", "--"]
+
+    def wd_fifo(self, host):
+        return os.path.join(self.w, f"wd-{host}.fifo")
+
+    def host_watchdog(self, host):
+        """The host's watchdog stand-in (tests/recovery/wd_standin.py, target net:self: a reset
+        kills every process of the host), started unless it runs."""
+        p = self.wds.get(host)
+        if p is not None and p.poll() is None:
+            return
+        if p is not None:
+            C.reap(p)
+        tg = os.path.join(self.w, f"wd-{host}.targets")
+        with open(tg, "w") as f:
+            f.write("net:self\n")
+        log = os.path.join(self.w, f"wd-{host}.log")
+        n = open(log).read().count("listening on") if os.path.exists(log) else 0
+        self.wds[host] = C.spawn(self.host_prefix(host) + [
+            "python3", os.path.join(os.path.dirname(HERE), "tests", "recovery", "wd_standin.py"),
+            self.wd_fifo(host), str(self.a.wd_ms), tg, "86400"], stdout=open(log, "a"), stderr=subprocess.STDOUT)
+        if not C.wait_until(lambda: open(log).read().count("listening on") > n, 10):
+            raise RuntimeError(f"watchdog stand-in of {host} did not start (see {log})")
+
     def start_node(self, sysname):
         log = os.path.join(self.w, f"{sysname}.log")
-        self.nodes[sysname] = C.spawn(
+        pre, fence = [], ["--fence-agent", "local"]
+        if self.netns:
+            host = self.host_of(sysname)
+            self.host_watchdog(host)
+            pre = self.host_prefix(host)
+            fence = ["--watchdog", self.wd_fifo(host), "--watchdog-timeout", str(self.a.wd_ms)]  # fence auto
+        self.nodes[sysname] = C.spawn(pre + 
             [self.bin("node", "cfnode"), "--cf", self.addr, "--cluster-key", self.key, "--transport", self.a.transport,
              "--system", sysname, "--instance", self.inst_of(sysname), "--data", self.data,
-             "--policy", "auto", "--fence-agent", "local", "--workload", "bank", "--accounts", str(self.a.accounts),
+             "--policy", "auto"] + fence + ["--workload", "bank", "--accounts", str(self.a.accounts),
              "--duration", "100000", "--inflight", str(self.k)],
             stdout=open(log, "a"), stderr=subprocess.STDOUT)
 
@@ -174,7 +216,7 @@ class Cluster:
         t0m = time.monotonic_ns()
         t0 = time.time_ns()
         os.kill(p.pid, signal.SIGKILL if mode == "kill" else signal.SIGSTOP)
-        rec = C.wait_until(lambda: self.recovery_line(inst), 20 + self.a.T / 1000.0, 0.002)
+        rec = C.wait_until(lambda: self.recovery_line(inst), 20 + self.a.T / 1000.0 + self.a.wd_ms / 1000.0, 0.002)
         if not rec:
             raise RuntimeError(f"no RECOVERY of {inst} within 20 s after {mode} of {victim} (see {self.w})")
         # the victim: killed by us, or (stop) by the counterpart's local fence agent
@@ -184,6 +226,13 @@ class Cluster:
         except subprocess.TimeoutExpired:
             fenced_exit = "still alive: not fenced"
         C.reap(p)
+        if self.netns:
+            # the victim's host was reset by its watchdog (pets stopped) before it restarts
+            wd = self.wds.get(self.host_of(victim))
+            try:
+                wd.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"{victim}'s watchdog did not fire (see {self.w})")
         decl = self.declared_mono(victim, t0m)
         if decl is not None:
             declared_real = t0 + (decl - t0m)
@@ -233,7 +282,7 @@ class Cluster:
         for p in self.nodes.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.nodes.values():
+        for p in list(self.nodes.values()) + list(self.wds.values()):
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -261,11 +310,13 @@ def phase_stats(samples):
     return out
 
 
-def run_config(a, label, mode, inflight, log_size, reps, workroot):
+def run_config(a, label, mode, inflight, log_size, reps, workroot, netns=False):
     w = tempfile.mkdtemp(prefix=f"{label}.", dir=workroot)
-    cl = Cluster(a, w, inflight, log_size, label)
+    os.chmod(w, 0o755)
+    cl = Cluster(a, w, inflight, log_size, label, netns)
     Cluster.pending = []
     out = {"label": label, "mode": mode, "inflight": inflight, "log_size": log_size, "systems": a.systems,
+           "hosts": "netns" if netns else "local", "wd_ms": a.wd_ms if netns else None,
            "h_ms": a.h, "T_ms": a.T, "reps": reps, "reps_done": 0, "samples": [], "error": None,
            "verify_ok": False}
     try:
@@ -424,16 +475,21 @@ def table(res, a):
     for r in res["cfplex"]["runs"]:
         if r["label"].startswith("main-"):
             row(f"cfplex (K={r['inflight']} in flight, log {r['log_size']})", r["mode"], r["total_ms"])
+    for r in res["cfplex"]["runs"]:
+        if r["label"].startswith("hosts-"):
+            row(f"cfplex netns-hosts, watchdog {r['wd_ms']} ms (K={r['inflight']})", r["mode"], r["total_ms"])
     for name, _, mode, s in peer_rows(res):
         row(name, mode, s, s.get("cap"))
     for k in ("postgres", "etcd"):
         if res.get(k, {}).get("skipped"):
             p(f"{k}: skipped: {res[k]['skipped']}")
     p("")
-    mains = [r for r in res["cfplex"]["runs"] if r["label"].startswith("main-") and r["samples"]]
+    mains = [r for r in res["cfplex"]["runs"] if r["label"].startswith(("main-", "hosts-")) and r["samples"]]
     p("cfplex per-phase breakdown, us (p50 / p99); * = the stacked, disjoint phases that add up to "
       "crash -> unregistered")
-    p(f"{'phase':<20} " + " ".join(f"{r['mode'] + ' p50':>12} {r['mode'] + ' p99':>12}" for r in mains))
+    def col(r):
+        return r["mode"] + ("@ns" if r["label"].startswith("hosts-") else "")
+    p(f"{'phase':<20} " + " ".join(f"{col(r) + ' p50':>12} {col(r) + ' p99':>12}" for r in mains))
     for ph in PHASES:
         def cell(v):
             return f"{v:>12.0f}" if v is not None else f"{'-':>12}"
@@ -443,12 +499,17 @@ def table(res, a):
         f"{r['total_ms']['p50'] * 1e3:>12.0f} {r['total_ms']['p99'] * 1e3:>12.0f}" for r in mains))
     for r in mains:
         n = len(r["samples"])
-        p(f"  {r['mode']}: per crash p50 {_p50([s['txns'] for s in r['samples']])} in-flight transactions backed out, "
+        p(f"  {col(r)}: per crash p50 {_p50([s['txns'] for s in r['samples']])} in-flight transactions backed out, "
           f"{_p50([s['locks'] for s in r['samples']])} locks released, "
           f"{_p50([s['log_bytes'] for s in r['samples']])} log bytes in use; waiter check (victim instance clean, "
           f"0 locks) passed {n - r['waiter_checks_failed']}/{n}"
           + (f"; frozen victim fenced by the counterpart {r.get('victims_fenced', '?')}/{n}" if r["mode"] == "stop"
-             else ""))
+             and not r["label"].startswith("hosts-") else "")
+          + (f"; victim killed by its host's watchdog {r.get('victims_fenced', '?')}/{n}, the counterpart on another "
+             f"host waited it out (watchdog-wait)" if r["mode"] == "stop" and r["label"].startswith("hosts-") else ""))
+    if any(r["label"].startswith("hosts-") for r in mains):
+        p("  @ns: every system on its own namespace-host (tests/lib/hosts.sh), default fence (auto): the counterpart "
+          "waits T/2 + the victim's watchdog + 250 ms margin (watchdog-wait)")
     p("")
     fl = res["floor"]
     if "rtt" in fl and "read_bw" in fl:
@@ -612,6 +673,11 @@ def main():
     ap.add_argument("--T", type=int, default=50, help="heartbeat timeout, ms")
     ap.add_argument("--accounts", type=int, default=10000)
     ap.add_argument("--modes", default="kill,stop")
+    ap.add_argument("--hosts", default="local", choices=["local", "netns"],
+                    help="netns: also crash systems each on its own namespace-host (tests/lib/hosts.sh; root; "
+                         "set up by failover.sh) with the default fence, a watchdog per host; reported next to "
+                         "the one-host rows")
+    ap.add_argument("--wd-ms", type=int, default=1000, help="--hosts netns: each host's watchdog timeout, ms")
     ap.add_argument("--peers", default="postgres,etcd", help="peers to measure ('' for none)")
     ap.add_argument("--peer-reps", type=int, help="crashes per peer configuration (default 20; --quick 3)")
     ap.add_argument("--cap", type=float, help="cap of each peer wait, s (default 20; --quick 3)")
@@ -667,18 +733,25 @@ def main():
            "params": {"transport": a.transport, "h_ms": a.h, "T_ms": a.T, "systems": a.systems,
                       "inflight": a.inflight, "reps": a.reps, "sweep_reps": a.sweep_reps, "sweep_k": sweep_k,
                       "sweep_log": sweep_log, "log_size": a.log_size, "accounts": a.accounts, "modes": modes,
-                      "quick": q},
+                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms},
            "cfplex": {"runs": []}}
     C.log("measuring the physical floor (cf_rtt, READ bandwidth, fdatasync)")
     res["floor"] = measure_floor(a, workroot)
     plan = [(f"main-{m}", m, a.inflight, a.log_size, a.reps) for m in modes]
     plan += [(f"k-{m}-{k}", m, k, a.log_size, a.sweep_reps) for m in modes for k in sweep_k if k != a.inflight]
     plan += [(f"log-kill-{s}", "kill", a.inflight, s, a.sweep_reps) for s in sweep_log if s != a.log_size]
+    if a.hosts == "netns":
+        if not os.environ.get("FAILOVER_HOSTS_ID"):
+            print("failover: --hosts netns needs the namespace-hosts: run it through bench/failover.sh", file=sys.stderr)
+            return 2
+        plan += [(f"hosts-{m}", m, a.inflight, a.log_size, a.reps) for m in modes]
     for label, mode, k, ls, reps in plan:
         C.log(f"cfplex {label}: {mode}, K={k}, log {ls}, {reps} crashes")
-        r = run_config(a, label, mode, k, ls, reps, workroot)
+        r = run_config(a, label, mode, k, ls, reps, workroot, label.startswith("hosts-"))
         lb = r["log_bytes"].get("p50")
         r["floor_ms"] = floor_ms(res["floor"], mode, a.T, lb) if r["samples"] else None
+        if r["floor_ms"] and label.startswith("hosts-"):
+            r["floor_ms"] += a.T / 2 + a.wd_ms + 250  # the watchdog fence's wait is part of the floor there
         if r["floor_ms"] and r["samples"]:
             r["p50_over_floor"] = r["total_ms"]["p50"] / r["floor_ms"]
         res["cfplex"]["runs"].append(r)

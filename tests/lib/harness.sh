@@ -212,15 +212,17 @@ cf_hosts_up() {
 
 # cf_place SYS DATA: where system SYS runs. Sets NODE_PREFIX (the command
 # prefix: nothing, or nsenter into SYS's host), NODE_DATA (the data directory
-# as that host sees it) and NODE_FENCE (its fence agent arguments: the local
-# agent on one host, the external fence_netns across namespace-hosts, since the
-# local agent refuses other hosts by design).
+# as that host sees it) and NODE_FENCE (its fence arguments: the local agent on
+# one host; across namespace-hosts those of HOSTS_FENCE (hosts.sh): the
+# external fence_netns, since the local agent refuses other hosts by design, or
+# the host's watchdog with the default fence, auto).
 cf_place() {
 	if [ "$CF_HOSTS" = netns ]; then
 		host_argv "$(host_of "$1")" || fail "no host for $1"
 		NODE_PREFIX=("${HOST_ARGV[@]}")
 		NODE_DATA=$HOSTS_MNT
-		NODE_FENCE=("${HOSTS_FENCE_ARGS[@]}")
+		host_fence_args "$(host_of "$1")" || fail "no fence for $1's host"
+		NODE_FENCE=("${HOST_FENCE[@]}")
 	else
 		NODE_PREFIX=()
 		NODE_DATA=$2

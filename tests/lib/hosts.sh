@@ -32,14 +32,32 @@
 #   net_cut HOST / net_heal HOST   the host's link to the bridge down / up
 #   hosts_down           kill every host process, remove namespaces, veths,
 #                        bridge, by name; idempotent; installed in the EXIT trap
+#   HOSTS_FENCE          how a failed system's host is fenced (env, default agent):
+#                        agent: the external agent below, a power fence;
+#                        watchdog: each host runs a watchdog (host_watchdog), the
+#                        cfnodes pet it (--watchdog FIFO) and keep the default
+#                        --fence-agent auto, so a counterpart on another host
+#                        waits the target's watchdog out (phase watchdog-wait)
+#   HOSTS_WD_MS          the watchdog timeout in watchdog mode (default 1000 ms)
 #   HOSTS_FENCE_AGENT    path of the external fence agent (tests/lib/fence_netns)
-#   HOSTS_FENCE_ARGS     (array) the cfnode arguments that select it for this
-#                        topology: it maps nodename=hostX to the netns cfmhID-hostX
+#   HOSTS_FENCE_ARGS     (array) the cfnode arguments that select the fence of
+#                        HOSTS_FENCE for this topology: the agent, which maps
+#                        nodename=hostX to the netns cfmhID-hostX; or nothing
+#                        (auto) in watchdog mode, host_fence_args adds --watchdog
+#   host_watchdog HOST   start HOST's watchdog unless it runs: the stand-in
+#                        tests/recovery/wd_standin.py on HOST, FIFO $CF_WORK/wd-HOST.fifo,
+#                        log $CF_WORK/wd-HOST.log; on a missed pet it resets the
+#                        host: every process of its network namespace killed
+#   host_fence_args HOST HOST_FENCE=(the cfnode fence arguments for a system on HOST);
+#                        in watchdog mode it starts the host's watchdog first
 HOSTS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS_FENCE_AGENT=$HOSTS_LIB/fence_netns
+HOSTS_WD_STANDIN=$HOSTS_LIB/../recovery/wd_standin.py
+HOSTS_FENCE=${HOSTS_FENCE:-agent}
+HOSTS_WD_MS=${HOSTS_WD_MS:-1000}
 HOSTS_ID=
 HOSTS_N=0
-declare -A HOSTS_HOLDER=()
+declare -A HOSTS_HOLDER=() HOSTS_WD_PID=()
 
 _hosts_letter() { printf "\\$(printf %03o $((65 + $1)))"; } # 0 -> A
 host_of() { echo "host$(_hosts_letter $((${1#SYS} - 1)))"; }
@@ -84,8 +102,12 @@ hosts_up() { # N [STORE]
 	HOSTS_MNT=$CF_WORK/mnt/data
 	HOSTS_CF_IP=10.211.$HOSTS_ID.1
 	export HOSTS_ID HOSTS_N HOSTS_STORE HOSTS_MNT HOSTS_CF_IP
-	HOSTS_FENCE_ARGS=(--fence-agent "$HOSTS_FENCE_AGENT" --fence-arg "netns_prefix=cfmh$HOSTS_ID-"
-		--fence-arg "log=$CF_WORK/fence_netns.log")
+	case $HOSTS_FENCE in
+	agent) HOSTS_FENCE_ARGS=(--fence-agent "$HOSTS_FENCE_AGENT" --fence-arg "netns_prefix=cfmh$HOSTS_ID-"
+		--fence-arg "log=$CF_WORK/fence_netns.log") ;;
+	watchdog) HOSTS_FENCE_ARGS=() ;; # the default, --fence-agent auto
+	*) fail "hosts_up: HOSTS_FENCE=$HOSTS_FENCE (agent or watchdog)" ;;
+	esac
 	mkdir -p "$store" "$HOSTS_MNT"
 	ip addr add "$HOSTS_CF_IP/24" dev "cfmh$HOSTS_ID"
 	ip link set "cfmh$HOSTS_ID" up
@@ -161,6 +183,36 @@ host_kill() { # HOST: power off: SIGKILL everything, bounded wait until nothing 
 	log "host_kill $h: still running: $(host_pids "$h" | tr '\n' ' ')"
 	return 1
 }
+
+_hosts_running() { # PID: alive and not a zombie
+	local st
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+host_watchdog() { # HOST
+	local h=$1 pid=${HOSTS_WD_PID[$1]:-} n
+	if [ -n "$pid" ] && _hosts_running "$pid"; then return 0; fi
+	[ -n "$pid" ] && wait "$pid" 2>/dev/null # reap the one that fired
+	host_argv "$h" || return 1
+	echo "net:self" >"$CF_WORK/wd-$h.targets"
+	n=$(grep -c "listening on" "$CF_WORK/wd-$h.log" 2>/dev/null)
+	"${HOST_ARGV[@]}" python3 "$HOSTS_WD_STANDIN" "$CF_WORK/wd-$h.fifo" "$HOSTS_WD_MS" "$CF_WORK/wd-$h.targets" \
+		"${HOSTS_WD_MAX_S:-7200}" >>"$CF_WORK/wd-$h.log" 2>&1 &
+	HOSTS_WD_PID[$h]=$!
+	# it reads the FIFO once it logged that it listens (cfnode refuses a FIFO nobody reads)
+	wait_for 10 _hosts_wd_listening "$h" "${n:-0}" ||
+		fail "host_watchdog $h: the stand-in did not start: $(tail -n 3 "$CF_WORK/wd-$h.log")"
+}
+_hosts_wd_listening() { [ "$(grep -c "listening on" "$CF_WORK/wd-$1.log" 2>/dev/null)" -gt "$2" ]; }
+host_fence_args() { # HOST
+	HOST_FENCE=("${HOSTS_FENCE_ARGS[@]}")
+	[ "$HOSTS_FENCE" = watchdog ] || return 0
+	host_watchdog "$1" || return 1
+	HOST_FENCE+=(--watchdog "$CF_WORK/wd-$1.fifo" --watchdog-timeout "$HOSTS_WD_MS")
+}
+# host_wd_fired HOST: how many times HOST's watchdog reset it (confirmed empty)
+host_wd_fired() { grep -c "host reset: .* none left" "$CF_WORK/wd-$1.log" 2>/dev/null; }
 
 net_cut() { ip link set "$(_hosts_veth "$1")" down; }
 net_heal() { ip link set "$(_hosts_veth "$1")" up; }

@@ -8,7 +8,12 @@
 # "resets the machine": SIGKILL to every pid listed in PIDFILE (read at that
 # moment), and exits 1. Exits 2 after MAX_S seconds (default 600) in any case.
 # A PIDFILE entry "uts:PID" stands for a whole host: every process in the UTS
-# namespace of PID (never the stand-in's own namespace).
+# namespace of PID (never the stand-in's own namespace). An entry "net:PID"
+# (PID may be "self") stands for the host the stand-in runs on, as a hardware
+# watchdog resets its own machine: every process of the network namespace of
+# PID but the stand-in itself (refused for the root namespace, that of pid 1);
+# the stand-in then waits (bounded, 2 s) until none is left and logs
+# "host reset: N processes killed, none left" before it exits 1.
 import os
 import select
 import signal
@@ -22,17 +27,50 @@ def log(msg):
           flush=True)
 
 
-def ns_of(pid):
+def ns_of(pid, kind="uts"):
     try:
-        return os.readlink("/proc/%d/ns/uts" % pid)
+        return os.readlink("/proc/%d/ns/%s" % (pid, kind))
     except OSError:
         return None
+
+
+def net_members(ns):
+    """Every process of network namespace ns but ourselves."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid() and ns_of(int(d), "net") == ns:
+            out.append(int(d))
+    return out
+
+
+def running(pid):
+    """Not gone and not a zombie (a zombie executes nothing)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def net_targets(entries):
+    """The network namespaces named by "net:PID" entries (never the root one)."""
+    out = []
+    for e in entries:
+        if e.startswith("net:"):
+            ns = ns_of(os.getpid() if e[4:] == "self" else int(e[4:]), "net")
+            if ns is not None and ns != ns_of(1, "net"):
+                out.append(ns)
+    return out
 
 
 def victims(entries):
     pids = []
     own = ns_of(os.getpid())
+    for ns in net_targets(entries):
+        pids.extend(net_members(ns))
     for e in entries:
+        if e.startswith("net:"):
+            continue
         if e.startswith("uts:"):
             ns = ns_of(int(e[4:]))
             if ns is None or ns == own:
@@ -71,15 +109,33 @@ def main():
         if last is not None and now - last >= tmo:
             try:
                 with open(pidfile) as f:
-                    pids = victims(f.read().split())
+                    entries = f.read().split()
+                pids = victims(entries)
             except (OSError, ValueError):
-                pids = []
+                entries, pids = [], []
             log("no pet for %.0f ms: firing, killing %s" % ((now - last) * 1000, pids))
             for p in pids:
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
                     pass
+            nets = net_targets(entries)
+            if nets:
+                # a reset leaves nothing running: kill what appears meanwhile, until none is left
+                end = time.monotonic() + 2.0
+                left = [p for ns in nets for p in net_members(ns)]
+                while left and time.monotonic() < end:
+                    for p in left:
+                        try:
+                            os.kill(p, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    time.sleep(0.005)
+                    left = [p for ns in nets for p in net_members(ns) if running(p)]
+                if left:
+                    log("host reset FAILED: still running %s" % left)
+                else:
+                    log("host reset: %d processes killed, none left" % len(pids))
             return 1
     log("time limit")
     return 2
