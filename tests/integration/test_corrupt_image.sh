@@ -30,7 +30,9 @@ off_locks=$(u64_at 80)
 try poke "$off_systems" '\x07'
 grep -q "system slot 0: state word" "$CF_WORK/bad.err" || fail "bad system word not named: $(cat "$CF_WORK/bad.err")"
 # Words nodes write (a lock word): a running CF accepts them from a buggy node
-# too, so a restart starts, says so, and leaves the word alone.
+# too, so a restart starts and says so. The lock table is not durable (it is
+# rebuilt empty once no instance needs recovery from its log: the restart
+# barrier of docs/design.md "Durability"), so the restart clears the word.
 cp "$IMG" "$CF_WORK/odd.img"
 printf '\xff\xff\xff\xff\xff\xff\xff\xff' |
 	dd of="$CF_WORK/odd.img" bs=1 seek=$((off_locks + 8 * 5)) conv=notrunc status=none
@@ -39,6 +41,8 @@ start_cfserver odd -- --nvram "$CF_WORK/odd.img" --log-size 64K --hb-timeout 600
 grep -q "1 word(s) that nodes write do not decode (first: lock class 5: word 0xffffffffffffffff" \
 	"$CF_WORK/odd.log" || fail "odd lock word not reported: $(cat "$CF_WORK/odd.log")"
 kill -TERM "$CFSERVER_PID"; wait "$CFSERVER_PID"
-[ "$(od -An -tx8 -j $((off_locks + 8 * 5)) -N8 "$CF_WORK/odd.img" | tr -d ' ')" = ffffffffffffffff ] ||
-	fail "cfserver changed the odd lock word"
+grep -q "restart: no instance to recover; cleared 1 stale lock word" "$CF_WORK/odd.log" ||
+	fail "the restart did not clear the odd lock word: $(grep restart "$CF_WORK/odd.log")"
+[ "$(od -An -tx8 -j $((off_locks + 8 * 5)) -N8 "$CF_WORK/odd.img" | tr -d ' ')" = 0000000000000000 ] ||
+	fail "the odd lock word is still in the image after the restart"
 pass "corrupt images refused"
