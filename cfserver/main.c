@@ -17,6 +17,7 @@
 #include "cf_core.h"
 #include "cf_image.h"
 #include "cf_slog.h"
+#include "cf_notify.h"
 #include "cf_util.h"
 
 #ifndef CFPLEX_VERSION
@@ -114,33 +115,6 @@ static int parse_u32(const char *s, uint32_t *v)
 	return 0;
 }
 
-/*
- * systemd readiness (Type=notify): one datagram "READY=1" to $NOTIFY_SOCKET,
- * a filesystem or abstract (@) AF_UNIX address. Nothing when unset; errors
- * are ignored (a supervisor that asked and cannot hear times the start out).
- */
-static void notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t n;
-	int fd;
-
-	if (!path || (path[0] != '/' && path[0] != '@'))
-		return;
-	n = strlen(path);
-	if (n >= sizeof(sa.sun_path))
-		return;
-	memcpy(sa.sun_path, path, n);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = 0;
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
-	close(fd);
-}
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -350,7 +324,7 @@ int main(int argc, char **argv)
 	ev_signal_init(&sigint, stop_cb, SIGINT);
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
-	notify_ready(); /* listening, port file written: nodes can join */
+	cf_notify_ready(); /* listening, port file written: nodes can join */
 	ev_run(loop, 0);
 	rc = EXIT_OK;
 err_core:

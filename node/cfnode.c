@@ -30,6 +30,7 @@
 #include "cf_bank.h"
 #include "cf_marker.h"
 #include "cf_recovery.h"
+#include "cf_notify.h"
 #include "cf_util.h"
 
 #define EX_OK_ 0
@@ -43,34 +44,6 @@
 #define SELF_BACKOUT_WAIT_S 20 /* the workload thread's self-backout: writes and one fdatasync per file */
 
 enum workload { WL_NONE, WL_BANK, WL_HOLD, WL_LOCK, WL_BACKOUT, WL_LOGFULL };
-/*
- * systemd readiness (Type=notify): one datagram "READY=1" to $NOTIFY_SOCKET,
- * a filesystem or abstract (@) AF_UNIX address. Nothing when unset; errors
- * are ignored (a supervisor that asked and cannot hear times the start out).
- */
-static void notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t n;
-	int fd;
-
-	if (!path || (path[0] != '/' && path[0] != '@'))
-		return;
-	n = strlen(path);
-	if (n >= sizeof(sa.sun_path))
-		return;
-	memcpy(sa.sun_path, path, n);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = 0;
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
-	close(fd);
-}
-
 static const char *const wl_names[] = { "none", "bank", "hold", "lock", "backout", "logfull" };
 
 static int verbosity = CF_AGENT_INFO;
@@ -875,7 +848,7 @@ int main(int argc, char **argv)
 		say(CF_AGENT_INFO, "workload %s started", wl_names[w.kind]);
 	}
 	/* joined, home instance ACTIVE here, recovery module armed: a member */
-	notify_ready();
+	cf_notify_ready();
 	r = cf_agent_run(&a);
 	if (r) {
 		/* The incarnation is over: no clean leave, nothing carried over. */
