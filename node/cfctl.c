@@ -192,20 +192,6 @@ static void sleep_ns(uint64_t ns)
 	nanosleep(&ts, NULL);
 }
 
-static const char *fence_wait_str(uint32_t w)
-{
-	switch (w) {
-	case CF_FWAIT_NONE: return "none";
-	case CF_FWAIT_AGENT: return "agent";
-	case CF_FWAIT_WATCHDOG: return "watchdog";
-	case CF_FWAIT_OPERATOR: return "operator";
-	case CF_FWAIT_CONFIRMED: return "confirmed";
-	case CF_FWAIT_FENCED: return "fenced";
-	case CF_FWAIT_WD_EXPIRED: return "watchdog-expired";
-	}
-	return "?";
-}
-
 /* Why a recovery waits on its disk fence, from the counterpart's codes and the failed incarnation. */
 static void fence_reason(const struct cf_rinfo_slot *ri, const char *fs, const char *fh, char *out, size_t cap)
 {
@@ -429,7 +415,7 @@ static int cmd_status(const struct opts *o)
 			for (int p = CF_PHASE_DETECT; p < CF_PHASE_COUNT; p++)
 				printf("%s\"%s\":%u", p == CF_PHASE_DETECT ? "" : ",", cf_phase_str((enum cf_phase)p),
 				       ri[i].phase_us[p]);
-			printf("},\"fence_wait\":\"%s\"", fence_wait_str(ri[i].wait));
+			printf("},\"fence_wait\":\"%s\"", cf_fence_wait_str((enum cf_fence_wait)ri[i].wait));
 			if (waiting) {
 				printf(",\"waiting\":true,\"fence_of\":");
 				json_str(stdout, fs);
