@@ -470,47 +470,56 @@ out:
 	return rc;
 }
 
-static int cmd_recover(const struct opts *o, const char *instname)
+/*
+ * A console request answered with RECOVER_R (recover, recover --retry,
+ * fence-confirm): send it, print the CF's answer. what/name label the errors;
+ * dflt is printed when the CF's answer carries no message.
+ */
+static int console_recover_rpc(const struct opts *o, uint16_t type, const void *req, size_t len, const char *what,
+			       const char *name, const char *dflt)
 {
 	struct cf_session s;
-	struct cf_recover req;
 	struct cf_recover_r rep;
 	int rc, r;
+
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	r = cf_session_rpc(&s, type, req, len, CF_CTRL_RECOVER_R, &rep, sizeof(rep), 5000);
+	cf_session_close(&s);
+	if (r) {
+		fprintf(stderr, "cfctl: %s %s: %s\n", what, name, strerror(-r));
+		return EX_FAIL;
+	}
+	rep.msg[sizeof(rep.msg) - 1] = 0;
+	if (rep.status) {
+		fprintf(stderr, "cfctl: %s %s refused: %s\n", what, name, rep.msg[0] ? rep.msg : strerror(-rep.status));
+		return EX_FAIL;
+	}
+	printf("%s\n", rep.msg[0] ? rep.msg : dflt);
+	return 0;
+}
+
+static int cmd_recover(const struct opts *o, const char *instname)
+{
+	struct cf_recover req;
 
 	if (cf_name_check(instname) || (o->on && cf_name_check(o->on))) {
 		fprintf(stderr, "cfctl: bad name: 1-15 characters of [A-Za-z0-9_.-]\n");
 		return EX_USAGE_;
 	}
-	memset(&s, 0, sizeof(s));
-	rc = open_console(o, &s);
-	if (rc)
-		return rc;
 	memset(&req, 0, sizeof(req));
 	cf_name_put(req.inst, instname);
 	if (o->on)
 		cf_name_put(req.on, o->on);
-	r = cf_session_rpc(&s, o->retry ? CF_CTRL_RECOVER_RETRY : CF_CTRL_RECOVER, &req, sizeof(req), CF_CTRL_RECOVER_R,
-			   &rep, sizeof(rep), 5000);
-	cf_session_close(&s);
-	if (r) {
-		fprintf(stderr, "cfctl: recover %s: %s\n", instname, strerror(-r));
-		return EX_FAIL;
-	}
-	rep.msg[sizeof(rep.msg) - 1] = 0;
-	if (rep.status) {
-		fprintf(stderr, "cfctl: recover %s refused: %s\n", instname, rep.msg[0] ? rep.msg : strerror(-rep.status));
-		return EX_FAIL;
-	}
-	printf("%s\n", rep.msg[0] ? rep.msg : "recovery requested");
-	return 0;
+	return console_recover_rpc(o, o->retry ? CF_CTRL_RECOVER_RETRY : CF_CTRL_RECOVER, &req, sizeof(req), "recover",
+				   instname, "recovery requested");
 }
 
 static int cmd_fence_confirm(const struct opts *o, const char *sysname)
 {
-	struct cf_session s;
 	struct cf_fence_confirm req;
-	struct cf_recover_r rep;
-	int rc, r;
 
 	if (cf_name_check(sysname)) {
 		fprintf(stderr, "cfctl: bad system name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", sysname);
@@ -520,26 +529,10 @@ static int cmd_fence_confirm(const struct opts *o, const char *sysname)
 		fprintf(stderr, "cfctl: fence-confirm takes no --on or --retry\n");
 		return EX_USAGE_;
 	}
-	memset(&s, 0, sizeof(s));
-	rc = open_console(o, &s);
-	if (rc)
-		return rc;
 	memset(&req, 0, sizeof(req));
 	cf_name_put(req.sys, sysname);
-	r = cf_session_rpc(&s, CF_CTRL_FENCE_CONFIRM, &req, sizeof(req), CF_CTRL_RECOVER_R, &rep, sizeof(rep), 5000);
-	cf_session_close(&s);
-	if (r) {
-		fprintf(stderr, "cfctl: fence-confirm %s: %s\n", sysname, strerror(-r));
-		return EX_FAIL;
-	}
-	rep.msg[sizeof(rep.msg) - 1] = 0;
-	if (rep.status) {
-		fprintf(stderr, "cfctl: fence-confirm %s refused: %s\n", sysname,
-			rep.msg[0] ? rep.msg : strerror(-rep.status));
-		return EX_FAIL;
-	}
-	printf("%s\n", rep.msg);
-	return 0;
+	return console_recover_rpc(o, CF_CTRL_FENCE_CONFIRM, &req, sizeof(req), "fence-confirm", sysname,
+				   "fence confirmed");
 }
 
 static int cmd_policy(const struct opts *o, const char *pol)
