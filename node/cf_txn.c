@@ -280,6 +280,24 @@ int cf_txn_commit(struct cf_txn *t)
 	return 0;
 }
 
+/* t's before-images written back, newest first, then the touched files synced. */
+static int restore_before_images(struct cf_txn *t, bool check_lease)
+{
+	struct cf_txn_ctx *c = t->ctx;
+	int r;
+
+	for (size_t i = t->nupd; i-- > 0;) {
+		const struct cf_txn_upd *u = &t->upd[i];
+		if (check_lease && (r = lease(c)))
+			return r;
+		r = cf_data_pwrite(c->data, u->file, u->off, u->before, u->len);
+		if (r)
+			return r;
+		t->touched |= 1ull << u->file;
+	}
+	return sync_touched(t);
+}
+
 int cf_txn_backout(struct cf_txn *t)
 {
 	struct cf_txn_ctx *c = t->ctx;
@@ -287,17 +305,7 @@ int cf_txn_backout(struct cf_txn *t)
 
 	if (t->state != CF_TXN_OPEN)
 		return -EINVAL;
-	for (size_t i = t->nupd; i-- > 0;) {
-		const struct cf_txn_upd *u = &t->upd[i];
-		r = lease(c);
-		if (r)
-			return r;
-		r = cf_data_pwrite(c->data, u->file, u->off, u->before, u->len);
-		if (r)
-			return r;
-		t->touched |= 1ull << u->file;
-	}
-	r = sync_touched(t);
+	r = restore_before_images(t, true);
 	if (r)
 		return r;
 	r = finish(t, CF_LR_ABORT);
@@ -320,14 +328,8 @@ int cf_txn_self_backout(struct cf_txn *t)
 	if (!t->terminal && c->self_backout_check && (r = c->self_backout_check(c->lease_arg)))
 		return r;
 	if (!t->terminal) {
-		for (size_t i = t->nupd; i-- > 0;) {
-			const struct cf_txn_upd *u = &t->upd[i];
-			r = cf_data_pwrite(c->data, u->file, u->off, u->before, u->len);
-			if (r)
-				return r;
-			t->touched |= 1ull << u->file;
-		}
-		r = sync_touched(t);
+		/* the CF is gone: no lease to check (self_backout_check decided) */
+		r = restore_before_images(t, false);
 		if (r)
 			return r;
 	}
