@@ -1295,8 +1295,6 @@ granted:
  * Fencing across hosts (issue 16): the watchdog a system announces, and the
  * operator's ways out of a recovery that waits on its disk fence.
  */
-#define CF_WD_TIMEOUT_MAX_MS 600000u
-
 static void on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watchdog_msg *m)
 {
 	struct cf_core *c = cc->core;

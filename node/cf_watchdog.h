@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cf_wire.h" /* CF_WD_TIMEOUT_MAX_MS */
+
 enum cf_wd_state { CF_WD_CLOSED = 0, CF_WD_ARMED = 1, CF_WD_DISARMED = 2 };
 
 struct cf_watchdog {
@@ -34,7 +36,6 @@ struct cf_watchdog {
 };
 
 #define CF_WD_TIMEOUT_MIN_MS 100u
-#define CF_WD_TIMEOUT_MAX_MS 600000u
 
 /*
  * Open and arm the watchdog at path with timeout_ms. 0; -EINVAL (timeout

@@ -281,9 +281,10 @@ struct cf_fence_confirm {
 
 /* A system runs a watchdog that it pets only while its lease holds. */
 struct cf_watchdog_msg {
-	uint32_t timeout_ms; /* 0: none */
+	uint32_t timeout_ms; /* 0: none; at most CF_WD_TIMEOUT_MAX_MS */
 	uint32_t pad;
 };
+#define CF_WD_TIMEOUT_MAX_MS 600000u
 
 struct cf_recover_r {
 	int32_t status;

@@ -108,6 +108,9 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_grants grants;
 		struct cf_empty empty;
 		struct cf_persist_msg persist;
+		struct cf_fence_confirm fence_confirm;
+		struct cf_watchdog_msg watchdog;
+		struct cf_restart_info restart_info;
 	} u;
 	struct cf_ctrl_hdr h;
 	char name[CF_NAME_MAX], name2[CF_NAME_MAX], text[256];
@@ -201,6 +204,31 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		if (u.recover.on[0] && fz_name(u.recover.on, name2) < 0)
 			return -EINVAL;
 		return 0;
+	case CF_CTRL_RECOVER_RETRY:
+		if (fz_name(u.recover.inst, name) < 0)
+			return -EINVAL;
+		if (u.recover.on[0] && fz_name(u.recover.on, name2) < 0)
+			return -EINVAL;
+		return 0;
+	case CF_CTRL_FENCE_CONFIRM:
+		return fz_name(u.fence_confirm.sys, name);
+	case CF_CTRL_WATCHDOG:
+		/* what on_watchdog checks before it records the timeout */
+		if (u.watchdog.timeout_ms > CF_WD_TIMEOUT_MAX_MS || u.watchdog.pad)
+			return -EINVAL;
+		return 0;
+	case CF_CTRL_RESTART_INFO:
+		return 0;
+	case CF_CTRL_RESTART_INFO_R:
+		if (u.restart_info.state > CF_RESTART_RECOVERY)
+			return -EBADMSG;
+		if (u.restart_info.left > m->geo.max_instances || u.restart_info.left > 64)
+			return -EBADMSG;
+		if ((uint32_t)__builtin_popcountll(u.restart_info.pending) != u.restart_info.left &&
+		    u.restart_info.left <= 64)
+			return -EBADMSG;
+		FUZZ_ASSERT(strcmp(cf_restart_state_str(u.restart_info.state), "?") != 0);
+		return 0;
 	case CF_CTRL_STATUS:
 	case CF_CTRL_ERROR:
 		FUZZ_ASSERT(fz_text(u.status.msg, sizeof(u.status.msg), text, sizeof(text)) <= sizeof(u.status.msg));
@@ -238,6 +266,8 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		case CF_EV_INST_FAILED:
 		case CF_EV_INST_CLEAN:
 		case CF_EV_RECOVER:
+		case CF_EV_FENCE_CONFIRM:
+		case CF_EV_FENCE_RETRY:
 			if (u.event.inst >= m->geo.max_instances)
 				return -EBADMSG;
 			if (u.event.type != CF_EV_RECOVER && !cf_reg_valid(u.event.reg))

@@ -83,6 +83,9 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		struct cf_grants grants;
 		struct cf_empty empty;
 		struct cf_persist_msg persist;
+		struct cf_fence_confirm fence_confirm;
+		struct cf_watchdog_msg watchdog;
+		struct cf_restart_info restart_info;
 	} u;
 	struct cf_image_map m;
 	struct cf_geometry g = geo_default();
@@ -149,6 +152,21 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		cf_name_put(u.recover.inst, "NTS001");
 		cf_name_put(u.recover.on, "SYS2");
 		break;
+	case CF_CTRL_RECOVER_RETRY:
+		cf_name_put(u.recover.inst, "NTS001");
+		break;
+	case CF_CTRL_FENCE_CONFIRM:
+		cf_name_put(u.fence_confirm.sys, "SYS2");
+		break;
+	case CF_CTRL_WATCHDOG:
+		u.watchdog.timeout_ms = 2000;
+		break;
+	case CF_CTRL_RESTART_INFO_R:
+		u.restart_info.state = CF_RESTART_RECOVERY;
+		u.restart_info.left = 2;
+		u.restart_info.pending = 0x5;
+		u.restart_info.since_ns = 1700000000000000000ull;
+		break;
 	case CF_CTRL_STATUS:
 	case CF_CTRL_ERROR:
 		u.status.status = -EPERM;
@@ -191,7 +209,8 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_HELLO, CF_CTRL_CHALLENGE, CF_CTRL_AUTH, CF_CTRL_WELCOME, CF_CTRL_JOIN, CF_CTRL_JOINED,
 	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_PERSIST, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
-	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR,
+	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
+	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R,
 };
 
 static int seeds_ctrl(void)
