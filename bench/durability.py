@@ -6,8 +6,12 @@ K transactions in flight each, 10 000 accounts) against
             libpmem2's persist is msync there, i.e. a write-back and a device cache flush
   nvram-shm   cfserver --nvram FILE, FILE on tmpfs (--shm-dir, default /dev/shm): the stand-in
             for memory-speed persistence (msync of tmpfs pages costs a system call, no I/O)
-and, only when asked (--peers postgres), PostgreSQL pgbench TPC-B at fsync=on,
-synchronous_commit=on with the same number of clients as systems (bench/peers/postgres.py
+Each name may end in "-nogroup": the same with the systems' group commit off (cfnode
+--group-commit off: every update awaits its own undo record, every commit its own COMMIT).
+And, only when asked (--peers postgres), PostgreSQL pgbench TPC-B at fsync=on,
+synchronous_commit=on with as many clients as systems, and with as many clients as
+transactions in flight in the whole cluster (systems x K): the first is the number of
+processes, the second the concurrency cfplex's group commit draws on (bench/peers/postgres.py
 starts its own cluster, installing the package with apt-get if missing unless --no-install).
 Configurations run in the order given by --configs, --rounds times (A/B alternating: other
 jobs share the machine); the table gives each round and the median, and the ratios.
@@ -60,15 +64,20 @@ def main():
     for rnd in range(a.rounds):
         for cfg in configs:
             extra = []
-            if cfg != "dram":
-                d = a.disk_dir if cfg == "nvram-disk" else a.shm_dir
+            base_cfg = cfg[:-len("-nogroup")] if cfg.endswith("-nogroup") else cfg
+            if base_cfg not in ("dram", "nvram-disk", "nvram-shm"):
+                C.log(f"unknown configuration {cfg}")
+                return 2
+            node_extra = ["--group-commit", "off"] if cfg != base_cfg else []
+            if base_cfg != "dram":
+                d = a.disk_dir if base_cfg == "nvram-disk" else a.shm_dir
                 img = os.path.join(d, f"cfdurab.{os.getpid()}.{cfg}.img")
                 if os.path.exists(img):
                     os.unlink(img)
                 images.append(img)
                 extra = ["--nvram", img]
             C.log(f"round {rnd + 1}: {cfg}: {a.systems} systems, K={a.inflight}, {a.seconds} s")
-            r = micro.cluster_run(a, work, a.systems, a.inflight, a.accounts, a.seconds, cfg, extra)
+            r = micro.cluster_run(a, work, a.systems, a.inflight, a.accounts, a.seconds, cfg, extra, node_extra)
             r["config"] = cfg
             r["round"] = rnd + 1
             res["runs"].append(r)
@@ -76,7 +85,8 @@ def main():
                 os.unlink(extra[1])
     if "postgres" in [x for x in a.peers.split(",") if x]:
         import postgres
-        C.log(f"PostgreSQL pgbench TPC-B, {a.systems} clients, {a.seconds} s x {a.rounds}")
+        pg_clients = sorted({a.systems, a.systems * a.inflight})
+        C.log(f"PostgreSQL pgbench TPC-B, {pg_clients} clients, {a.seconds} s x {a.rounds}")
         pg = postgres.PgPeer(os.path.join(work, "pg"), allow_install=not a.no_install)
         os.chmod(work, 0o755)
         why = pg.start()
@@ -84,7 +94,7 @@ def main():
             if why:
                 res["postgres"] = {"skipped": why}
             else:
-                runs = [pg.pgbench([a.systems], a.seconds) for _ in range(a.rounds)]
+                runs = [pg.pgbench(pg_clients, a.seconds) for _ in range(a.rounds)]
                 res["postgres"] = {"version": pg.version, "runs": runs}
         finally:
             pg.stop()
@@ -104,10 +114,11 @@ def main():
     if pgr and "skipped" in pgr:
         L.append(f"{'postgres pgbench':<28} skipped: {pgr['skipped']}")
     elif pgr:
-        vals = [x["runs"][0]["tps"] for x in pgr["runs"] if x.get("runs") and x["runs"][0].get("tps")]
-        med["postgres"] = statistics.median(vals) if vals else None
-        L.append(f"{'pgbench TPC-B, ' + str(a.systems) + ' clients':<28} "
-                 f"{' '.join('%.0f' % v for v in vals) or 'failed':<32} {med['postgres'] or 0:>9.0f}")
+        for c in sorted({a.systems, a.systems * a.inflight}):
+            vals = [x["tps"] for run in pgr["runs"] for x in run.get("runs", []) if x["clients"] == c and x.get("tps")]
+            med[f"postgres-c{c}"] = statistics.median(vals) if vals else None
+            L.append(f"{'pgbench TPC-B, ' + str(c) + ' clients':<28} "
+                     f"{' '.join('%.0f' % v for v in vals) or 'failed':<32} {med[f'postgres-c{c}'] or 0:>9.0f}")
     if pgr and "version" in pgr:
         L.append(f"(PostgreSQL {pgr['version']}, fsync=on, synchronous_commit=on, scale 10, -M prepared)")
     L.append("")
@@ -116,8 +127,12 @@ def main():
     for cfg in ("nvram-disk", "nvram-shm"):
         if base and med.get(cfg):
             ratios[f"{cfg}/dram"] = med[cfg] / base
-    if med.get("postgres") and med.get("nvram-disk"):
-        ratios["nvram-disk/postgres"] = med["nvram-disk"] / med["postgres"]
+    for cfg in ("dram", "nvram-disk", "nvram-shm"):
+        if med.get(cfg) and med.get(cfg + "-nogroup"):
+            ratios[f"{cfg}/{cfg}-nogroup"] = med[cfg] / med[cfg + "-nogroup"]
+    for k in [k for k in med if k.startswith("postgres-c")]:
+        if med.get(k) and med.get("nvram-disk"):
+            ratios[f"nvram-disk/{k}"] = med["nvram-disk"] / med[k]
     for k, v in ratios.items():
         L.append(f"ratio {k:<24} {v:6.2f}")
     res["median"] = med

@@ -23,8 +23,9 @@ sys.path.insert(0, os.path.join(HERE, "peers"))
 import common as C  # noqa: E402
 
 
-def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=()):
-    """srv_extra: more cfserver arguments (bench/durability.py passes --nvram FILE)."""
+def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=(), node_extra=()):
+    """srv_extra: more cfserver arguments (bench/durability.py passes --nvram FILE); node_extra: more
+    cfnode arguments (--group-commit off)."""
     w = tempfile.mkdtemp(prefix=label + ".", dir=work)
     b = lambda *p: os.path.join(a.build, *p)  # noqa: E731
     key = os.path.join(w, "key")
@@ -49,7 +50,8 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
             nodes.append(C.spawn([b("node", "cfnode"), "--cf", addr, "--cluster-key", key, "--transport", a.transport,
                                   "--system", f"SYS{i}", "--instance", "NTS%03d" % i, "--data", data,
                                   "--workload", "bank", "--accounts", str(accounts), "--duration", str(seconds),
-                                  "--inflight", str(inflight), "--lock-timeout", "10000", "--json", "-q"],
+                                  "--inflight", str(inflight), "--lock-timeout", "10000", "--json", "-q"]
+                                 + list(node_extra),
                                  stdout=subprocess.PIPE, stderr=open(os.path.join(w, f"SYS{i}.log"), "w")))
         for i, p in enumerate(nodes):
             try:

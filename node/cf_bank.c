@@ -29,6 +29,7 @@ struct bank {
 	const struct cf_bank_opts *o;
 	struct cf_bank_result *res;
 	struct slot *q; /* ring of K open transactions, oldest at head */
+	struct cf_txn **ts; /* K: a commit group */
 	uint32_t k, head, n;
 	uint64_t rng;
 	struct cf_data_file *f;
@@ -87,64 +88,73 @@ static int journal_sync(struct bank *b)
 /* A lapsed lease comes back with the next heartbeat; wait for it at most this long. */
 #define LEASE_WAIT_MS 5000
 
-static int commit_slot(struct bank *b, struct slot *sl)
+/*
+ * Commit the n oldest open transactions as one group (cf_txn_commit_group):
+ * intent lines first, then one commit point for all, then a line for each
+ * one committed. Retired from the head of the ring as far as committed.
+ */
+static int commit_n(struct bank *b, uint32_t n)
 {
-	int r, rj;
+	int r, rj = 0;
 
-	rj = journal_line(b, "P ", sl);
-	if (rj)
-		return rj;
-	while ((r = cf_txn_commit(&sl->t)) == -ENOLINK) {
+	if (n > b->n)
+		n = b->n;
+	if (!n)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct slot *sl = &b->q[(b->head + i) % b->k];
+		b->ts[i] = &sl->t;
+		rj = journal_line(b, "P ", sl);
+		if (rj)
+			return rj;
+	}
+	while ((r = cf_txn_commit_group(b->ts, n)) == -ENOLINK) {
 		b->res->lease_waits++;
 		r = cf_txn_lease_wait(b->c, LEASE_WAIT_MS);
 		if (r)
-			return r;
+			break;
 	}
-	if (r)
-		return r;
-	b->res->commits++;
-	/* committed: the slot is done whatever the journal says next */
-	rj = journal_line(b, "", sl);
-	if (!rj && ++b->unsynced >= JOURNAL_SYNC_EVERY)
-		rj = journal_sync(b);
-	cf_txn_free(&sl->t);
-	sl->open = false;
-	return rj;
-}
-
-/* Commit the oldest open transaction. */
-static int commit_oldest(struct bank *b)
-{
-	struct slot *sl = &b->q[b->head];
-	int r = commit_slot(b, sl);
-
-	if (!sl->open) { /* committed (even if the journal then failed): retire it */
+	if (n > 1 && !r)
+		b->res->group_commits++;
+	/* committed: each slot is done whatever the journal says next */
+	for (uint32_t i = 0; i < n; i++) {
+		struct slot *sl = &b->q[(b->head + i) % b->k];
+		if (!sl->open || sl->t.state != CF_TXN_COMMITTED)
+			continue;
+		b->res->commits++;
+		if (!rj) {
+			rj = journal_line(b, "", sl);
+			if (!rj && ++b->unsynced >= JOURNAL_SYNC_EVERY)
+				rj = journal_sync(b);
+		}
+		cf_txn_free(&sl->t);
+		sl->open = false;
+	}
+	while (b->n && !b->q[b->head].open) {
 		b->head = (b->head + 1) % b->k;
 		b->n--;
 	}
-	return r;
+	return r ? r : rj;
+}
+
+/* Commit the oldest open transaction, or with group commit every open one. */
+static int commit_oldest(struct bank *b)
+{
+	return commit_n(b, b->o->group_commit ? b->n : 1);
 }
 
 static int commit_all(struct bank *b)
 {
-	while (b->n) {
-		int r = commit_oldest(b);
-		if (r)
-			return r;
-	}
-	return 0;
+	return commit_n(b, b->n);
 }
 
 /* Commit from the oldest up to and including the one with txid. */
 static int commit_through(struct bank *b, uint64_t txid)
 {
-	while (b->n) {
-		uint64_t id = b->q[b->head].t.id;
-		int r = commit_oldest(b);
-		if (r || id == txid)
-			return r;
-	}
-	return 0;
+	for (uint32_t i = 0; i < b->n; i++)
+		if (b->q[(b->head + i) % b->k].t.id == txid)
+			return commit_n(b, i + 1);
+	return commit_all(b);
 }
 
 static int backout_cur(struct bank *b, struct slot *sl)
@@ -261,8 +271,11 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 		return -EINVAL;
 	b.naccts = o->accounts ? o->accounts : b.f->rec_count;
 	b.q = calloc(b.k, sizeof(*b.q));
-	if (!b.q)
-		return -ENOMEM;
+	b.ts = calloc(b.k, sizeof(*b.ts));
+	if (!b.q || !b.ts) {
+		r = -ENOMEM;
+		goto out_free;
+	}
 	if (o->journal) {
 		b.journal_fd = open(o->journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (b.journal_fd < 0) {
@@ -351,9 +364,10 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 	if (b.journal_fd >= 0)
 		close(b.journal_fd);
 out_free:
-	for (uint32_t i = 0; i < b.k; i++)
+	for (uint32_t i = 0; b.q && i < b.k; i++)
 		cf_txn_free(&b.q[i].t);
 	free(b.q);
+	free(b.ts);
 	return r;
 }
 

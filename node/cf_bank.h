@@ -40,6 +40,11 @@ struct cf_bank_opts {
 	double duration_s; /* 0: run for txns */
 	uint64_t txns;     /* 0: run for duration */
 	uint32_t inflight; /* K >= 1 */
+	/*
+	 * Commit the whole ring as one group when it is full (cf_txn_commit_group;
+	 * the context should defer its writes, cf_txn.h); else the oldest alone.
+	 */
+	bool group_commit;
 	uint64_t seed;
 	int64_t max_amount;
 	uint64_t accounts; /* use accounts [0, accounts) of the file; 0: all */
@@ -56,6 +61,7 @@ struct cf_bank_result {
 	uint64_t lease_aborts; /* transactions backed out because the lease lapsed */
 	uint64_t lease_waits;  /* commits/backouts that waited for the lease to come back */
 	uint64_t self_backouts; /* backed out from memory after the (volatile) CF was lost */
+	uint64_t group_commits; /* commit points shared by more than one transaction */
 	double elapsed_s;
 	struct cf_lock_stats lock;
 	struct cf_lock_hist cas_rtt; /* raw CAS round trips on the same session */

@@ -297,18 +297,21 @@ int cf_log_flush(struct cf_log *l)
 	return r ? r : cf_log_persist(l);
 }
 
-/* A buffer for a posted header-only record; reused only after a drain. */
-static int post_slot(struct cf_log *l, uint8_t **out)
+/* Room for a posted record of size bytes; the arena is reused only after a drain. */
+static int post_alloc(struct cf_log *l, uint32_t size, uint8_t **out)
 {
-	if (l->post_next == CF_LOG_POST_SLOTS) {
+	if (size > CF_LOG_POST_ARENA)
+		return -EMSGSIZE; /* cannot happen: records are at most ring_size / 4 and CF_LOGREC_MAX_IMAGE */
+	if (l->post_used + size > CF_LOG_POST_ARENA) {
 		if (!l->mem) {
 			int r = cf_session_drain(l->s);
 			if (r)
 				return r;
 		}
-		l->post_next = 0;
+		l->post_used = 0;
 	}
-	*out = l->post_buf[l->post_next++];
+	*out = l->post_arena + l->post_used;
+	l->post_used += size;
 	return 0;
 }
 
@@ -348,7 +351,7 @@ static int advance_head_posted(struct cf_log *l)
 
 	if (head - l->head < EAGER_HEAD_BYTES)
 		return 0;
-	r = post_slot(l, &p);
+	r = post_alloc(l, 16, &p);
 	if (r)
 		return r;
 	memcpy(p, &head, 8);
@@ -426,7 +429,7 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 	bool wait = flags & CF_LOG_WAIT;
 	int r;
 
-	if (type == CF_LR_PAD || (!wait && len))
+	if (type == CF_LR_PAD || len > CF_LOGREC_MAX_IMAGE)
 		return -EINVAL;
 	if (size > l->ring_size / 4)
 		return -EINVAL;
@@ -445,7 +448,7 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 	}
 	if (pad >= HDR) {
 		uint8_t *p;
-		r = post_slot(l, &p);
+		r = post_alloc(l, HDR, &p);
 		if (r)
 			return r;
 		r = cf_logrec_encode_pad(p, pad, l->next_lsn);
@@ -469,7 +472,7 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 	if (wait) {
 		rec = l->buf;
 	} else {
-		r = post_slot(l, &rec);
+		r = post_alloc(l, size, &rec);
 		if (r)
 			return r;
 	}
@@ -588,14 +591,14 @@ static int attach_common(struct cf_log *l, const void *region, uint64_t region_l
 
 	l->ring_size = region_len - sizeof(struct cf_log_hdr);
 	l->buf = malloc(cf_logrec_size(CF_LOGREC_MAX_IMAGE));
-	if (!l->buf)
-		return -ENOMEM;
-	r = cf_log_scan(region, region_len, use);
-	if (r) {
-		free(l->buf);
-		l->buf = NULL;
-		return r;
+	l->post_arena = malloc(CF_LOG_POST_ARENA);
+	if (!l->buf || !l->post_arena) {
+		r = -ENOMEM;
+		goto err;
 	}
+	r = cf_log_scan(region, region_len, use);
+	if (r)
+		goto err;
 	l->head = use->head;
 	l->head_lsn = use->head_lsn;
 	l->tail = use->end;
@@ -605,6 +608,11 @@ static int attach_common(struct cf_log *l, const void *region, uint64_t region_l
 	if (!sc)
 		cf_log_scan_free(&local);
 	return 0;
+err:
+	free(l->buf);
+	free(l->post_arena);
+	l->buf = l->post_arena = NULL;
+	return r;
 }
 
 int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len)
@@ -646,7 +654,8 @@ void cf_log_detach(struct cf_log *l)
 	if (!l)
 		return;
 	free(l->buf);
-	l->buf = NULL;
+	free(l->post_arena);
+	l->buf = l->post_arena = NULL;
 	l->pins_first = l->pins_last = NULL;
 	l->npinned = 0;
 }

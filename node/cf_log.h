@@ -51,7 +51,7 @@ struct cf_session;
 
 /* COMMIT|ABORT + END, each possibly preceded by a PAD that wastes < a record. */
 #define CF_LOG_TXN_RESERVE (4u * sizeof(struct cf_logrec_hdr))
-#define CF_LOG_POST_SLOTS 64u
+#define CF_LOG_POST_ARENA (128u * 1024u) /* posted records awaiting completion */
 
 /* A pinned transaction: its first record's position and LSN. */
 struct cf_log_pin {
@@ -70,8 +70,8 @@ struct cf_log {
 	uint64_t npinned;
 	struct cf_log_pin *pins_first, *pins_last; /* in position order */
 	/* posted (unawaited) records must stay valid until completion */
-	uint8_t post_buf[CF_LOG_POST_SLOTS][sizeof(struct cf_logrec_hdr)];
-	uint32_t post_next;
+	uint8_t *post_arena; /* CF_LOG_POST_ARENA bytes, reused from the start after a drain */
+	uint32_t post_used;
 	uint8_t *buf; /* staging for one record */
 	uint8_t *mem; /* memory-backed region (tests, offline tools) instead of the session */
 	/* durability (cf_session_persist_needed at attach; never for l->mem) */

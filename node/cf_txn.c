@@ -115,6 +115,20 @@ static bool holds(struct cf_txn *t, uint32_t file, uint64_t rec, enum cf_lock_mo
 	return cf_lock_owner_mode(t->ctx->locks, name, t->id) >= m;
 }
 
+/* t keeps a write of this record: flush, so that the data holds what t wrote. */
+static int flush_if_kept(struct cf_txn *t, const struct cf_data_file *f, uint32_t file, uint64_t rec)
+{
+	uint64_t off;
+
+	if (!t->nkept || rec >= f->rec_count)
+		return 0;
+	off = cf_data_slot_off(f, rec);
+	for (size_t i = 0; i < t->nupd; i++)
+		if (t->upd[i].after && t->upd[i].file == file && t->upd[i].off == off)
+			return cf_txn_flush(t->ctx);
+	return 0;
+}
+
 int cf_txn_read(struct cf_txn *t, uint32_t file, uint64_t rec, void *payload)
 {
 	struct cf_data_file *f;
@@ -128,6 +142,9 @@ int cf_txn_read(struct cf_txn *t, uint32_t file, uint64_t rec, void *payload)
 			return r;
 	}
 	r = cf_data_file(t->ctx->data, file, &f);
+	if (r)
+		return r;
+	r = flush_if_kept(t, f, file, rec);
 	if (r)
 		return r;
 	return cf_data_read(t->ctx->data, f, rec, payload);
@@ -154,6 +171,9 @@ int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *pay
 		return r;
 	if (rec >= f->rec_count)
 		return -ERANGE;
+	r = flush_if_kept(t, f, file, rec); /* the before-image is what the data holds */
+	if (r)
+		return r;
 	len = cf_data_slot_size(f);
 	if (t->nupd == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 4;
@@ -164,6 +184,7 @@ int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *pay
 		t->cap = cap;
 	}
 	u = &t->upd[t->nupd];
+	u->after = NULL;
 	u->before = malloc(len);
 	if (!u->before)
 		return -ENOMEM;
@@ -182,6 +203,28 @@ int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *pay
 		r = cf_log_append(c->log, CF_LR_BEGIN, t->id, 0, 0, NULL, 0, 0, NULL);
 		if (r)
 			goto err_free;
+	}
+	if (c->defer_writes) {
+		/* group commit: posted now, awaited at the next flush, which writes the slot */
+		u->after = malloc(len);
+		if (!u->after) {
+			r = -ENOMEM;
+			goto err_free;
+		}
+		r = cf_log_append(c->log, CF_LR_UPDATE, t->id, file, u->off, u->before, len, 0, NULL);
+		if (r) {
+			if (r == -ENOSPC)
+				c->log_full++;
+			goto err_free;
+		}
+		t->nupd++;
+		cf_data_make_slot(f, rec, payload, u->after);
+		if (!t->nkept++) {
+			t->next_deferred = c->deferred;
+			c->deferred = t;
+		}
+		publish(c);
+		return 0;
 	}
 	/* Write-ahead: the before-image is at the CF before the data write. */
 	r = cf_log_append(c->log, CF_LR_UPDATE, t->id, file, u->off, u->before, len, CF_LOG_WAIT, NULL);
@@ -208,76 +251,186 @@ out:
 	return r;
 err_free:
 	free(u->before);
-	u->before = NULL;
+	free(u->after);
+	u->before = u->after = NULL;
 	publish(c);
 	return r;
 }
 
-static int sync_touched(struct cf_txn *t)
+/* Forget t's kept writes (they never reach the data): t is backed out or freed. */
+static void drop_kept(struct cf_txn *t)
+{
+	struct cf_txn_ctx *c = t->ctx;
+
+	if (!c || !t->nkept)
+		return;
+	for (struct cf_txn **p = &c->deferred; *p; p = &(*p)->next_deferred) {
+		if (*p == t) {
+			*p = t->next_deferred;
+			break;
+		}
+	}
+	for (size_t i = 0; i < t->nupd; i++) {
+		free(t->upd[i].after);
+		t->upd[i].after = NULL;
+	}
+	t->nkept = 0;
+	t->next_deferred = NULL;
+}
+
+int cf_txn_flush(struct cf_txn_ctx *c)
+{
+	int r;
+
+	if (!c->deferred)
+		return 0;
+	/* Write-ahead: every kept slot's before-image is at the CF (durable there) first. */
+	r = cf_log_flush(c->log);
+	if (r)
+		return r;
+	c->flushes++;
+	CF_FAULT("txn.after_undo");
+	while (c->deferred) {
+		struct cf_txn *t = c->deferred;
+		for (size_t i = 0; i < t->nupd; i++) {
+			struct cf_txn_upd *u = &t->upd[i];
+			if (!u->after)
+				continue;
+			r = lease(c);
+			if (r)
+				goto out;
+			/* a freeze here is what no lease survives: the disk fence must stop it */
+			CF_FAULT("txn.after_lease_check");
+			r = cf_data_pwrite(c->data, u->file, u->off, u->after, u->len);
+			if (r)
+				goto out;
+			CF_FAULT("txn.after_data_write");
+			t->touched |= 1ull << u->file;
+			free(u->after);
+			u->after = NULL;
+			t->nkept--;
+			c->deferred_writes++;
+		}
+		c->deferred = t->next_deferred;
+		t->next_deferred = NULL;
+	}
+out:
+	publish(c);
+	return r;
+}
+
+static int sync_files(struct cf_txn_ctx *c, uint64_t mask)
 {
 	for (uint32_t i = 0; i < 64; i++) {
 		struct cf_data_file *f;
 		int r;
-		if (!(t->touched & (1ull << i)))
+		if (!(mask & (1ull << i)))
 			continue;
-		r = cf_data_file(t->ctx->data, i, &f);
+		r = cf_data_file(c->data, i, &f);
 		if (!r)
-			r = cf_data_sync(t->ctx->data, f);
+			r = cf_data_sync(c->data, f);
 		if (r)
 			return r;
 	}
 	return 0;
 }
 
-static int finish(struct cf_txn *t, enum cf_logrec_type type)
+static int sync_touched(struct cf_txn *t)
 {
-	struct cf_txn_ctx *c = t->ctx;
+	return sync_files(t->ctx, t->touched);
+}
+
+/*
+ * The end of open transactions: their COMMITs (or ABORTs) posted and awaited
+ * once - the commit point - then, one by one, locks released and END posted.
+ * A transaction whose terminal record was acknowledged before (a retry after
+ * a failed release) is not logged again.
+ */
+static int finish_group(struct cf_txn *const *ts, size_t n, enum cf_logrec_type type)
+{
+	struct cf_txn_ctx *c = ts[0]->ctx;
+	size_t nlog = 0;
 	int r;
 
-	if (t->logged) {
-		r = lease(c);
+	for (size_t i = 0; i < n; i++) {
+		struct cf_txn *t = ts[i];
+		if (t->state != CF_TXN_OPEN || !t->logged || t->terminal)
+			continue;
+		if (!nlog++ && (r = lease(c)))
+			return r;
+		r = cf_log_append(c->log, type, t->id, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
 		if (r)
 			return r;
+	}
+	if (nlog) {
 		/* COMMIT: the commit point. ABORT: the before-images are synced. */
-		r = cf_log_append(c->log, type, t->id, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL);
+		r = cf_log_flush(c->log);
 		if (r)
 			return r;
-		t->terminal = type;
+		for (size_t i = 0; i < n; i++)
+			if (ts[i]->state == CF_TXN_OPEN && ts[i]->logged)
+				ts[i]->terminal = type;
 		if (type == CF_LR_COMMIT)
 			CF_FAULT("txn.after_commit");
 	}
 	CF_FAULT("txn.before_release");
-	r = cf_lock_release_owner(c->locks, t->id);
-	if (r)
-		return r;
-	if (t->logged) {
-		r = cf_log_append(c->log, CF_LR_END, t->id, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct cf_txn *t = ts[i];
+		if (t->state != CF_TXN_OPEN)
+			continue;
+		r = cf_lock_release_owner(c->locks, t->id);
 		if (r)
 			return r;
-		cf_log_unpin(c->log, &t->pin);
+		if (t->logged) {
+			r = cf_log_append(c->log, CF_LR_END, t->id, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
+			if (r)
+				return r;
+			cf_log_unpin(c->log, &t->pin);
+		}
+		set_state(t, type == CF_LR_COMMIT ? CF_TXN_COMMITTED : CF_TXN_ABORTED);
+		c->nopen--;
+		if (type == CF_LR_COMMIT)
+			c->commits++;
+		else
+			c->aborts++;
 	}
+	publish(c);
 	return 0;
+}
+
+int cf_txn_commit_group(struct cf_txn *const *ts, size_t n)
+{
+	struct cf_txn_ctx *c;
+	uint64_t mask = 0;
+	int r;
+
+	if (!n)
+		return 0;
+	c = ts[0]->ctx;
+	for (size_t i = 0; i < n; i++) {
+		if (ts[i]->ctx != c || (ts[i]->state != CF_TXN_OPEN && ts[i]->state != CF_TXN_COMMITTED))
+			return -EINVAL;
+		if (ts[i]->state == CF_TXN_OPEN && ts[i]->terminal == CF_LR_ABORT)
+			return -EINVAL;
+	}
+	r = cf_txn_flush(c);
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (ts[i]->state == CF_TXN_OPEN && !ts[i]->terminal)
+			mask |= ts[i]->touched;
+	r = sync_files(c, mask);
+	if (r)
+		return r;
+	CF_FAULT("txn.after_fsync");
+	return finish_group(ts, n, CF_LR_COMMIT);
 }
 
 int cf_txn_commit(struct cf_txn *t)
 {
-	struct cf_txn_ctx *c = t->ctx;
-	int r;
-
 	if (t->state != CF_TXN_OPEN)
 		return -EINVAL;
-	r = sync_touched(t);
-	if (r)
-		return r;
-	CF_FAULT("txn.after_fsync");
-	r = finish(t, CF_LR_COMMIT);
-	if (r)
-		return r;
-	set_state(t, CF_TXN_COMMITTED);
-	c->nopen--;
-	c->commits++;
-	publish(c);
-	return 0;
+	return cf_txn_commit_group(&t, 1);
 }
 
 /* t's before-images written back, newest first, then the touched files synced. */
@@ -300,22 +453,20 @@ static int restore_before_images(struct cf_txn *t, bool check_lease)
 
 int cf_txn_backout(struct cf_txn *t)
 {
-	struct cf_txn_ctx *c = t->ctx;
 	int r;
 
 	if (t->state != CF_TXN_OPEN)
 		return -EINVAL;
-	r = restore_before_images(t, true);
-	if (r)
-		return r;
-	r = finish(t, CF_LR_ABORT);
-	if (r)
-		return r;
-	set_state(t, CF_TXN_ABORTED);
-	c->nopen--;
-	c->aborts++;
-	publish(c);
-	return 0;
+	if (t->terminal == CF_LR_COMMIT)
+		return -EALREADY; /* committed: its release failed, nothing to undo */
+	drop_kept(t); /* never written: their before-images are what the data holds */
+	if (!t->terminal) {
+		/* once the ABORT is acknowledged, locks go one by one: never write again */
+		r = restore_before_images(t, true);
+		if (r)
+			return r;
+	}
+	return finish_group(&t, 1, CF_LR_ABORT);
 }
 
 int cf_txn_self_backout(struct cf_txn *t)
@@ -325,6 +476,7 @@ int cf_txn_self_backout(struct cf_txn *t)
 
 	if (t->state != CF_TXN_OPEN)
 		return 0;
+	drop_kept(t);
 	if (!t->terminal && c->self_backout_check && (r = c->self_backout_check(c->lease_arg)))
 		return r;
 	if (!t->terminal) {
@@ -447,6 +599,7 @@ void cf_txn_free(struct cf_txn *t)
 {
 	if (!t)
 		return;
+	drop_kept(t);
 	for (size_t i = 0; i < t->nupd; i++)
 		free(t->upd[i].before);
 	free(t->upd);

@@ -8,6 +8,16 @@
  *             pwrite of the new slot
  *   commit  = fdatasync touched files → COMMIT appended, awaited (the commit
  *             point) → release locks → END (posted)
+ *
+ * Group commit (ctx->defer_writes, docs/design.md "Group commit on a node"):
+ * an update posts its UPDATE and keeps the new slot in memory; the next
+ * durable point of the context (cf_txn_flush: before a commit, a backout, a
+ * read of that record, or when the caller asks) awaits every posted UPDATE
+ * at once, checks the lease and only then writes the kept slots. The
+ * write-ahead rule is the same (no data write before its before-image is
+ * durable at the CF); one wait covers many updates. cf_txn_commit_group
+ * commits several open transactions with one flush, one fdatasync per file
+ * and one awaited batch of COMMITs.
  *   backout = before-images applied in reverse LSN order → fdatasync →
  *             ABORT appended, awaited → release locks → END (posted)
  *
@@ -62,6 +72,10 @@ struct cf_txn_ctx {
 	 * lease_arg; NULL: always */
 	int (*self_backout_check)(void *arg);
 	uint64_t self_backouts; /* transactions backed out that way */
+	/* group commit (above): updates keep their data writes until cf_txn_flush */
+	bool defer_writes;
+	struct cf_txn *deferred; /* open transactions with kept writes (list by next_deferred) */
+	uint64_t flushes, deferred_writes; /* durable points, data writes they carried */
 };
 
 struct cf_txn_upd {
@@ -69,6 +83,7 @@ struct cf_txn_upd {
 	uint32_t len;
 	uint64_t off;
 	uint8_t *before;
+	uint8_t *after; /* the new slot, while its write is kept (defer_writes); else NULL */
 };
 
 enum cf_txn_state { CF_TXN_IDLE = 0, CF_TXN_OPEN, CF_TXN_COMMITTED, CF_TXN_ABORTED };
@@ -89,6 +104,8 @@ struct cf_txn {
 	struct cf_txn_upd *upd;
 	size_t nupd, cap;
 	uint64_t touched; /* bitmap of data file ids */
+	uint32_t nkept; /* updates whose data write is kept for the next flush */
+	struct cf_txn *next_deferred;
 };
 
 void cf_txn_ctx_init(struct cf_txn_ctx *c, struct cf_data *data, struct cf_log *log, struct cf_lock_table *locks,
@@ -111,6 +128,20 @@ int cf_txn_read(struct cf_txn *t, uint32_t file, uint64_t rec, void *payload);
 /* Update a record (X lock taken if not held). -ENOSPC: log full (back out). */
 int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *payload);
 int cf_txn_commit(struct cf_txn *t);
+/*
+ * Commit n open transactions of one context together: one cf_txn_flush, one
+ * fdatasync per file any of them touched, their COMMITs posted and awaited
+ * once, then each one's locks released. On an error none of them is
+ * committed unless its COMMIT was acknowledged (t->terminal == CF_LR_COMMIT,
+ * state still OPEN when the release failed); a retry after -ENOLINK is safe.
+ */
+int cf_txn_commit_group(struct cf_txn *const *ts, size_t n);
+/*
+ * The context's durable point: await every posted UPDATE (durable at a
+ * durable CF), check the lease, write every kept slot. 0 when nothing is kept.
+ */
+int cf_txn_flush(struct cf_txn_ctx *c);
+/* Back out t. -EALREADY when its COMMIT was acknowledged (it is committed). */
 int cf_txn_backout(struct cf_txn *t);
 /*
  * Back out what a log scan shows in flight (a clean start finding leftovers;

@@ -96,6 +96,8 @@ static void usage(FILE *out)
 		"  --duration S           bank: run S seconds (default 10)\n"
 		"  --txns M               bank: run M transactions instead\n"
 		"  --inflight K           bank: transactions in flight (default 1)\n"
+		"  --group-commit on|off  bank: updates keep their data writes until the next durable point,\n"
+		"                         and a full ring of K commits as one group (default on)\n"
 		"  --seed N               random seed\n"
 		"  --journal FILE         bank: append \"txid from to amount\" per committed transaction\n"
 		"  --lock-timeout MS      give up a contended lock after MS (default 2000)\n"
@@ -432,7 +434,7 @@ int main(int argc, char **argv)
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
-		O_MARKERWAIT,
+		O_MARKERWAIT, O_GROUP,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -449,6 +451,7 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "txns", required_argument, NULL, O_TXNS },
 		{ "inflight", required_argument, NULL, O_INFLIGHT },
+		{ "group-commit", required_argument, NULL, O_GROUP },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "journal", required_argument, NULL, O_JOURNAL },
 		{ "lock-timeout", required_argument, NULL, O_LOCKTO },
@@ -491,6 +494,7 @@ int main(int argc, char **argv)
 	w.bo.duration_s = 10;
 	w.bo.hold_ms = 5000;
 	w.bo.inflight = 1;
+	w.bo.group_commit = true;
 	while ((c = getopt_long(argc, argv, "qvh", lopts, NULL)) != -1) {
 		const char *bad = NULL;
 		switch (c) {
@@ -552,6 +556,14 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, &v) || v == 0 || v > 1024)
 				bad = "--inflight must be 1..1024";
 			w.bo.inflight = (uint32_t)v;
+			break;
+		case O_GROUP:
+			if (!strcmp(optarg, "on"))
+				w.bo.group_commit = true;
+			else if (!strcmp(optarg, "off"))
+				w.bo.group_commit = false;
+			else
+				bad = "--group-commit must be on or off";
 			break;
 		case O_SEED:
 			if (parse_u64(optarg, &v))
@@ -833,6 +845,8 @@ int main(int argc, char **argv)
 		}
 		home->txn.lock_timeout_ms = (int)lock_timeout;
 		home->txn.self_backout = a.cf_volatile;
+		/* group commit (cf_txn.h) where the workload commits in groups: the bank */
+		home->txn.defer_writes = w.bo.group_commit && w.kind == WL_BANK;
 		home->txn.self_backout_check = self_backout_check;
 		w.a = &a;
 		w.ic = home;

@@ -90,8 +90,9 @@ static void test_append_scan(void)
 	CHECK(cf_log_append(&l, CF_LR_COMMIT, 2, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL) == 0);
 	CHECK(cf_log_append(&l, CF_LR_END, 2, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL) == 0);
 	cf_log_unpin(&l, &p2);
-	/* posted records must be header-only */
-	CHECK(cf_log_append(&l, CF_LR_UPDATE, 1, 0, 0, img, 8, 0, NULL) == -EINVAL);
+	/* an image larger than a record carries is refused, posted or awaited, before any write */
+	CHECK(cf_log_append(&l, CF_LR_UPDATE, 1, 0, 0, img, CF_LOGREC_MAX_IMAGE + 8, 0, NULL) == -EINVAL);
+	CHECK(cf_log_append(&l, CF_LR_UPDATE, 1, 0, 0, img, CF_LOGREC_MAX_IMAGE + 8, CF_LOG_WAIT, NULL) == -EINVAL);
 
 	CHECK(cf_log_scan(region, REGION, &sc) == 0);
 	CHECK(sc.n == 7 && sc.stop == 0 && sc.end == l.tail && sc.next_lsn == 7);

@@ -4,7 +4,10 @@
  * dir) and an in-memory CF image (log and lock table memory-backed): commit,
  * voluntary backout restoring exact bytes, lease refusal, two transactions of
  * one instance on one record, and a "crash" recovered from the log alone
- * (cf_txn_backout_scan), idempotently.
+ * (cf_txn_backout_scan), idempotently; group commit (defer_writes): no
+ * data write before the flush and its lease check, a transaction's own kept
+ * write read back, a group committed together, kept writes of a backed-out
+ * transaction never written, a committed transaction never backed out.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -298,9 +301,119 @@ static void test_self_backout(void)
 	env_close(&e);
 }
 
+static size_t inflight_updates(struct env *e)
+{
+	struct cf_log_scan sc;
+	struct cf_log_rec *r = NULL;
+	size_t n = 0;
+
+	CHECK(cf_log_scan(e->img + cf_log_off(&e->map, 1), e->map.geo.log_size, &sc) == 0);
+	CHECK(cf_log_scan_inflight(&sc, &r, &n, NULL) == 0);
+	free(r);
+	cf_log_scan_free(&sc);
+	return n;
+}
+
+static void test_group_commit(void)
+{
+	struct env e;
+	struct cf_txn t1, t2, t3;
+	struct cf_txn *g[3] = { &t1, &t2, &t3 };
+	uint8_t before[16 * 16], after[16 * 16];
+	int64_t v;
+
+	env_open(&e);
+	e.c.defer_writes = true;
+	CHECK(cf_txn_begin(&e.c, &t1) == 0);
+	v = 10;
+	CHECK(cf_txn_update(&t1, 0, 1, &v) == 0);
+	/* the before-image is in the log, the data not written yet */
+	CHECK(bal(&e, 1) == 100 && t1.nkept == 1 && inflight_updates(&e) == 1);
+	/* its own kept write is what t1 reads: the read flushes */
+	v = 0;
+	CHECK(cf_txn_read(&t1, 0, 1, &v) == 0 && v == 10 && t1.nkept == 0 && e.c.flushes == 1);
+	CHECK(bal(&e, 1) == 10);
+	CHECK(cf_txn_begin(&e.c, &t2) == 0);
+	v = 20;
+	CHECK(cf_txn_update(&t2, 0, 2, &v) == 0);
+	v = 21;
+	CHECK(cf_txn_update(&t2, 0, 2, &v) == 0); /* the same record again: flushed first */
+	CHECK(cf_txn_begin(&e.c, &t3) == 0);
+	v = 30;
+	CHECK(cf_txn_update(&t3, 0, 3, &v) == 0);
+	CHECK(bal(&e, 3) == 100);
+	/* the lease lapses at the flush: nothing is written, nothing committed */
+	lease_state = -ENOLINK;
+	CHECK(cf_txn_commit_group(g, 3) == -ENOLINK);
+	CHECK(bal(&e, 3) == 100 && t3.nkept == 1);
+	CHECK(t1.state == CF_TXN_OPEN && t2.state == CF_TXN_OPEN && t3.state == CF_TXN_OPEN && e.c.commits == 0);
+	lease_state = 0;
+	CHECK(cf_txn_commit_group(g, 3) == 0);
+	CHECK(t1.state == CF_TXN_COMMITTED && t2.state == CF_TXN_COMMITTED && t3.state == CF_TXN_COMMITTED);
+	CHECK(bal(&e, 1) == 10 && bal(&e, 2) == 21 && bal(&e, 3) == 30);
+	CHECK(e.c.commits == 3 && e.c.nopen == 0 && e.locks.nheld == 0 && inflight_updates(&e) == 0);
+	CHECK(cf_txn_commit_group(g, 3) == 0 && e.c.commits == 3); /* a retry commits nothing twice */
+	cf_txn_free(&t1);
+	cf_txn_free(&t2);
+	cf_txn_free(&t3);
+
+	/* a backed-out transaction's kept writes never reach the data, not even by another's flush */
+	slots(&e, before);
+	CHECK(cf_txn_begin(&e.c, &t1) == 0 && cf_txn_begin(&e.c, &t2) == 0);
+	v = 40;
+	CHECK(cf_txn_update(&t1, 0, 4, &v) == 0);
+	v = 60;
+	CHECK(cf_txn_update(&t2, 0, 6, &v) == 0);
+	CHECK(cf_txn_backout(&t1) == 0 && t1.nkept == 0);
+	CHECK(cf_txn_commit(&t2) == 0);
+	CHECK(bal(&e, 4) == 100 && bal(&e, 6) == 60);
+	slots(&e, after);
+	CHECK(!memcmp(before, after, 6 * 16) && !memcmp(before + 7 * 16, after + 7 * 16, 9 * 16));
+	cf_txn_free(&t1);
+	cf_txn_free(&t2);
+
+	/* committed, then its release failed: a backout must not undo it */
+	CHECK(cf_txn_begin(&e.c, &t1) == 0);
+	v = 70;
+	CHECK(cf_txn_update(&t1, 0, 7, &v) == 0);
+	CHECK(cf_txn_flush(&e.c) == 0 && bal(&e, 7) == 70);
+	t1.terminal = CF_LR_COMMIT;
+	CHECK(cf_txn_backout(&t1) == -EALREADY && bal(&e, 7) == 70);
+	t1.terminal = 0;
+	CHECK(cf_txn_commit(&t1) == 0);
+	cf_txn_free(&t1);
+
+	/* a crash with kept writes: the log's before-images restore the data, and twice is once */
+	slots(&e, before);
+	CHECK(cf_txn_begin(&e.c, &t1) == 0);
+	v = 80;
+	CHECK(cf_txn_update(&t1, 0, 8, &v) == 0);
+	v = 90;
+	CHECK(cf_txn_update(&t1, 0, 9, &v) == 0);
+	CHECK(cf_txn_flush(&e.c) == 0 && bal(&e, 8) == 80);
+	v = 11;
+	CHECK(cf_txn_update(&t1, 0, 10, &v) == 0); /* kept: never written */
+	{
+		struct cf_log_scan sc;
+		uint32_t ntx = 0;
+		for (int pass = 0; pass < 2; pass++) {
+			CHECK(cf_log_scan(e.img + cf_log_off(&e.map, 1), e.map.geo.log_size, &sc) == 0);
+			CHECK(cf_txn_backout_scan(&e.data, &e.log, &sc, NULL, NULL, &ntx) == 0);
+			CHECK(ntx == (pass == 0 ? 1u : 0u));
+			cf_log_scan_free(&sc);
+		}
+	}
+	slots(&e, after);
+	CHECK(!memcmp(before, after, sizeof(before)));
+	cf_txn_free(&t1); /* the crashed incarnation's memory: its kept write is dropped */
+	CHECK(e.c.deferred == NULL);
+	env_close(&e);
+}
+
 int main(void)
 {
 	test_commit_backout();
+	test_group_commit();
 	test_crash_recovery();
 	test_self_backout();
 	if (failures) {
