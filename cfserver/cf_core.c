@@ -129,14 +129,13 @@ static void set_state(struct core_conn *cc, enum conn_state to)
 struct persist_wait_req {
 	struct core_conn *cc; /* NULL: the connection closed, nothing to answer */
 	uint64_t id;
+	uint64_t batch; /* cf_persist_batch() when it came: answered once that batch is durable */
 };
 
 struct persist_wait {
-	struct persist_wait_req *q;  /* waiting for the next commit */
+	struct persist_wait_req *q;  /* waiting, in arrival (and so batch) order */
 	size_t n, cap;
-	struct persist_wait_req *answering; /* the list persist_answer is going through */
-	size_t nanswering;
-	int armed; /* persist_answer registered with gc */
+	uint64_t armed_batch; /* the newest batch persist_answer is registered for (0: none) */
 	uint64_t requests, refused; /* accepted (waited for a commit) / refused PERSISTs */
 	uint64_t groups, max_group; /* commits that answered some / most answered by one */
 };
@@ -1184,37 +1183,37 @@ reply:
 
 /* ---------------- PERSIST (cf_wire.h, cf_persist.h) ---------------- */
 
-/* gc committed: every waiting PERSIST's range is durable; answer them in arrival order. */
+/*
+ * gc made a batch durable: answer, in arrival order, every waiting PERSIST
+ * whose batch is durable (a prefix of the queue: batches only grow). Those
+ * that came while that batch was with the persister thread wait for theirs.
+ */
 static void persist_answer(void *arg)
 {
 	struct cf_core *c = arg;
 	struct persist_wait *pw = &c->pw;
-	struct persist_wait_req *q = pw->q;
-	size_t n = pw->n;
+	uint64_t done = cf_persist_done(c->gc);
+	size_t m = 0;
 
-	/* a request arriving from here on waits for the next commit */
-	pw->q = NULL;
-	pw->n = pw->cap = 0;
-	pw->armed = 0;
-	/* an answer may close a connection: persist_forget reaches this list too */
-	pw->answering = q;
-	pw->nanswering = n;
-	if (n) {
-		pw->groups++;
-		if (n > pw->max_group)
-			pw->max_group = n;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct core_conn *cc = q[i].cc;
+	while (m < pw->n && pw->q[m].batch <= done)
+		m++;
+	/* an answer may close a connection: persist_forget clears its entries in place */
+	for (size_t i = 0; i < m; i++) {
+		struct core_conn *cc = pw->q[i].cc;
 		if (!cc)
 			continue;
+		pw->q[i].cc = NULL;
 		cc->persist_waiting--;
 		if (cc->state == CS_SYSTEM)
-			send_status(cc, q[i].id, CF_CTRL_STATUS, 0, "persisted");
+			send_status(cc, pw->q[i].id, CF_CTRL_STATUS, 0, "persisted");
 	}
-	pw->answering = NULL;
-	pw->nanswering = 0;
-	free(q);
+	if (m) {
+		pw->groups++;
+		if (m > pw->max_group)
+			pw->max_group = m;
+		memmove(pw->q, pw->q + m, (pw->n - m) * sizeof(*pw->q));
+		pw->n -= m;
+	}
 }
 
 /* A closing connection: its waiting PERSISTs are dropped unanswered. */
@@ -1227,9 +1226,6 @@ static void persist_forget(struct cf_core *c, struct core_conn *cc)
 	for (size_t i = 0; i < pw->n; i++)
 		if (pw->q[i].cc == cc)
 			pw->q[i].cc = NULL;
-	for (size_t i = 0; i < pw->nanswering; i++)
-		if (pw->answering[i].cc == cc)
-			pw->answering[i].cc = NULL;
 	cc->persist_waiting = 0;
 }
 
@@ -1245,13 +1241,14 @@ static int persist_wait(struct cf_core *c, struct core_conn *cc, uint64_t id)
 		pw->q = q;
 		pw->cap = cap;
 	}
-	if (!pw->armed) {
+	uint64_t b = cf_persist_batch(c->gc);
+	if (pw->armed_batch != b) {
 		int r = cf_persist_after(c->gc, persist_answer, c);
 		if (r < 0)
 			return r;
-		pw->armed = 1;
+		pw->armed_batch = b;
 	}
-	pw->q[pw->n++] = (struct persist_wait_req){cc, id};
+	pw->q[pw->n++] = (struct persist_wait_req){cc, id, b};
 	cc->persist_waiting++;
 	return 0;
 }
@@ -1796,11 +1793,14 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 	int r;
 
 	if (gran) {
-		r = cf_persist_new(c->loop, gran, cb_persist, c, &c->gc);
+		/* msync blocks for a device flush: in a thread, while the loop serves the rest */
+		r = cf_persist_new(c->loop, gran, gran >= CF_PAGE ? CF_PERSIST_THREAD : 0, cb_persist, c, &c->gc);
 		if (r < 0)
 			return r;
 		cbs.gc = c->gc;
-		cfs_info("group commit: one persist per loop iteration (%s, %llu-byte granularity)",
+		cfs_info("group commit: %s (%s, %llu-byte granularity)",
+			 gran >= CF_PAGE ? "one persist at a time in a persister thread, batching what arrives meanwhile"
+					 : "one persist per loop iteration",
 			 gran >= CF_PAGE ? "msync" : "CPU cache flushes", (unsigned long long)gran);
 	}
 	r = c->ops->listen(c->loop, addr, c->base, c->map->image_size, &cbs, &c->ts);

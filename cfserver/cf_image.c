@@ -431,8 +431,8 @@ void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)
 	if (len > im->size - off)
 		len = im->size - off;
 	if (im->kind == CF_IMAGE_BLOCK) {
-		if (msync_range((char *)im->base + off, len) < 0)
-			im->persist_errors++;
+		if (msync_range((char *)im->base + off, len) < 0) /* also from the persister thread */
+			__atomic_fetch_add(&im->persist_errors, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	im->persist_fn((char *)im->base + off, len);
@@ -440,6 +440,8 @@ void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)
 
 uint64_t cf_image_persist_gran(const struct cf_image *im)
 {
+	if (im->kind == CF_IMAGE_BLOCK)
+		return im->persist_fn ? CF_PAGE : 0; /* msync of the page range */
 	if (!im->pmap || !im->persist_fn)
 		return 0;
 	return pmem2_map_get_store_granularity(im->pmap) == PMEM2_GRANULARITY_PAGE ? CF_PAGE : 64u;

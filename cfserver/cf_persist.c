@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,23 @@ struct cf_persist {
 	struct pcb *running; /* the callbacks a commit is running (cancel reaches them too) */
 	size_t nrunning;
 	struct cf_persist_stats st;
+	/*
+	 * The persister thread (CF_PERSIST_THREAD): one batch at a time. The
+	 * loop hands it a span and keeps the batch's callbacks in fly; the
+	 * thread persists and wakes the loop (done_w), which runs them.
+	 */
+	bool threaded;
+	bool busy; /* loop's view: a batch is with the thread */
+	struct pcb *fly;
+	size_t nfly;
+	ev_async done_w;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* thread waits for a job; loop waits for job_done */
+	bool job, job_done, quit; /* under mu */
+	uint64_t job_lo, job_hi;
+	/* batch ids: bytes added now go out in batch_next; batch_done is durable */
+	uint64_t batch_next, batch_done, fly_batch;
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem, size_t init)
@@ -98,48 +117,185 @@ static void persist_ranges(struct cf_persist *p)
 	p->nr = 0;
 }
 
+/* Run the callbacks in cbs (taken from the lists: cancel reaches them through running). */
+static void run_cbs(struct cf_persist *p, struct pcb *cbs, size_t n)
+{
+	p->running = cbs;
+	p->nrunning = n;
+	for (size_t i = 0; i < n; i++) {
+		cf_persist_done_fn *fn = cbs[i].fn;
+		if (!fn) /* cancelled */
+			continue;
+		cbs[i].fn = NULL;
+		p->st.callbacks++;
+		fn(cbs[i].arg);
+	}
+	p->running = NULL;
+	p->nrunning = 0;
+	free(cbs);
+}
+
+/* Take the registered callbacks: they belong to the commit being made. */
+static struct pcb *take_cbs(struct cf_persist *p, size_t *n)
+{
+	struct pcb *cbs = p->cb;
+
+	*n = p->ncb;
+	p->cb = NULL;
+	p->ncb = p->capcb = 0;
+	return cbs;
+}
+
+/* The batch with the thread is persisted: run its callbacks (loop thread). */
+static void finish_batch(struct cf_persist *p)
+{
+	struct pcb *cbs = p->fly;
+	size_t n = p->nfly;
+
+	p->fly = NULL;
+	p->nfly = 0;
+	p->busy = false;
+	p->batch_done = p->fly_batch;
+	run_cbs(p, cbs, n);
+}
+
+/* Wait for the thread's batch, then finish it here. */
+static void wait_batch(struct cf_persist *p)
+{
+	if (!p->busy)
+		return;
+	pthread_mutex_lock(&p->mu);
+	while (!p->job_done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	p->job_done = false;
+	pthread_mutex_unlock(&p->mu);
+	finish_batch(p);
+}
+
 void cf_persist_commit(struct cf_persist *p)
 {
 	struct pcb *cbs;
 	size_t n;
 
+	wait_batch(p);
 	if (!p->nr && !p->ncb)
 		return;
 	p->st.commits++;
 	persist_ranges(p);
+	p->batch_done = p->batch_next++;
 	/*
 	 * Run the callbacks registered up to here. One may register another
 	 * (or add ranges): that belongs to the next commit, so take the list.
 	 */
 	while (p->ncb) {
-		cbs = p->cb;
-		n = p->ncb;
-		p->cb = NULL;
-		p->ncb = p->capcb = 0;
-		p->running = cbs;
-		p->nrunning = n;
-		for (size_t i = 0; i < n; i++) {
-			cf_persist_done_fn *fn = cbs[i].fn;
-			if (!fn) /* cancelled */
-				continue;
-			cbs[i].fn = NULL;
-			p->st.callbacks++;
-			fn(cbs[i].arg);
-		}
-		p->running = NULL;
-		p->nrunning = 0;
-		free(cbs);
+		cbs = take_cbs(p, &n);
+		run_cbs(p, cbs, n);
 		if (p->nr) /* a callback added bytes: its own callbacks wait for the next commit */
 			break;
+		if (p->ncb) /* registered by a callback, nothing added since: durable already */
+			p->batch_done = p->batch_next++;
 	}
+}
+
+/*
+ * The loop's commit point with a thread: hand every range added so far (one
+ * span: page granularity) and the callbacks registered so far to the thread,
+ * unless it is busy - then they wait, and grow, until its batch is done.
+ * Callbacks with no bytes pending and nothing in flight run at once.
+ */
+static void start_batch(struct cf_persist *p)
+{
+	uint64_t lo, hi;
+
+	if (p->busy)
+		return;
+	if (!p->nr) {
+		while (p->ncb && !p->nr && !p->busy) {
+			size_t n;
+			struct pcb *cbs = take_cbs(p, &n);
+			p->st.commits++;
+			p->batch_done = p->batch_next++; /* nothing to persist: durable already */
+			run_cbs(p, cbs, n);
+		}
+		if (!p->nr)
+			return;
+	}
+	p->st.commits++;
+	if (p->nr > p->st.max_ranges)
+		p->st.max_ranges = p->nr;
+	lo = p->r[0].lo, hi = p->r[0].hi;
+	for (size_t i = 1; i < p->nr; i++) {
+		lo = p->r[i].lo < lo ? p->r[i].lo : lo;
+		hi = p->r[i].hi > hi ? p->r[i].hi : hi;
+	}
+	p->nr = 0;
+	p->st.calls++;
+	p->st.bytes += hi - lo;
+	p->fly = take_cbs(p, &p->nfly);
+	p->fly_batch = p->batch_next++;
+	p->busy = true;
+	pthread_mutex_lock(&p->mu);
+	p->job_lo = lo;
+	p->job_hi = hi;
+	p->job = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void *persister(void *arg)
+{
+	struct cf_persist *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->job && !p->quit)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (!p->job)
+			break; /* quit with nothing to do */
+		uint64_t lo = p->job_lo, hi = p->job_hi;
+		pthread_mutex_unlock(&p->mu);
+		p->fn(p->fn_arg, lo, hi - lo);
+		pthread_mutex_lock(&p->mu);
+		p->job = false;
+		p->job_done = true;
+		pthread_cond_broadcast(&p->cv);
+		if (p->loop)
+			ev_async_send(p->loop, &p->done_w);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void arm(struct cf_persist *p);
+
+static void done_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct cf_persist *p = w->data;
+	bool done;
+
+	if (!p->busy)
+		return; /* a synchronous commit finished it already */
+	pthread_mutex_lock(&p->mu);
+	done = p->job_done;
+	p->job_done = false;
+	pthread_mutex_unlock(&p->mu);
+	if (!done)
+		return;
+	finish_batch(p);
+	if (p->nr || p->ncb)
+		arm(p); /* what arrived meanwhile: the next batch, at this iteration's end */
 }
 
 static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct cf_persist *p = w->data;
 
-	cf_persist_commit(p);
-	if (!p->nr && !p->ncb)
+	if (p->threaded)
+		start_batch(p);
+	else
+		cf_persist_commit(p);
+	/* with a batch in flight, done_cb arms again for what waits */
+	if ((!p->nr && !p->ncb) || p->busy)
 		ev_prepare_stop(loop, w);
 }
 
@@ -149,18 +305,38 @@ static void arm(struct cf_persist *p)
 		ev_prepare_start(p->loop, &p->commit_w);
 }
 
-int cf_persist_new(struct ev_loop *loop, uint64_t gran, cf_persist_range_fn *fn, void *fn_arg,
+int cf_persist_new(struct ev_loop *loop, uint64_t gran, unsigned flags, cf_persist_range_fn *fn, void *fn_arg,
 		   struct cf_persist **out)
 {
 	struct cf_persist *p;
+	int r;
 
-	if (!fn || !gran || (gran & (gran - 1)))
+	if (!fn || !gran || (gran & (gran - 1)) || (flags & ~CF_PERSIST_THREAD))
 		return -EINVAL;
+	if ((flags & CF_PERSIST_THREAD) && (!loop || gran < 4096))
+		return -EINVAL; /* a thread pays off for msync only, and needs the loop to wake */
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	if (flags & CF_PERSIST_THREAD) {
+		pthread_mutex_init(&p->mu, NULL);
+		pthread_cond_init(&p->cv, NULL);
+		ev_async_init(&p->done_w, done_cb);
+		p->done_w.data = p;
+		ev_async_start(loop, &p->done_w);
+		r = -pthread_create(&p->thr, NULL, persister, p);
+		if (r) {
+			ev_async_stop(loop, &p->done_w);
+			pthread_cond_destroy(&p->cv);
+			pthread_mutex_destroy(&p->mu);
+			free(p);
+			return r;
+		}
+		p->threaded = true;
+	}
 	p->loop = loop;
 	p->gran = gran;
+	p->batch_next = 1;
 	p->fn = fn;
 	p->fn_arg = fn_arg;
 	ev_prepare_init(&p->commit_w, commit_cb);
@@ -178,6 +354,16 @@ void cf_persist_free(struct cf_persist *p)
 	cf_persist_commit(p);
 	if (p->loop)
 		ev_prepare_stop(p->loop, &p->commit_w);
+	if (p->threaded) {
+		pthread_mutex_lock(&p->mu);
+		p->quit = true;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->thr, NULL);
+		ev_async_stop(p->loop, &p->done_w);
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+	}
 	free(p->r);
 	free(p->cb);
 	free(p);
@@ -222,6 +408,12 @@ int cf_persist_cancel(struct cf_persist *p, cf_persist_done_fn *done, void *arg)
 {
 	int r = -ENOENT;
 
+	for (size_t i = 0; i < p->nfly; i++) {
+		if (p->fly[i].fn == done && p->fly[i].arg == arg) {
+			p->fly[i].fn = NULL;
+			r = 0;
+		}
+	}
 	for (size_t i = 0; i < p->nrunning; i++) {
 		if (p->running[i].fn == done && p->running[i].arg == arg) {
 			p->running[i].fn = NULL;
@@ -237,9 +429,19 @@ int cf_persist_cancel(struct cf_persist *p, cf_persist_done_fn *done, void *arg)
 	return r;
 }
 
+uint64_t cf_persist_batch(const struct cf_persist *p)
+{
+	return p->batch_next;
+}
+
+uint64_t cf_persist_done(const struct cf_persist *p)
+{
+	return p->batch_done;
+}
+
 int cf_persist_pending(const struct cf_persist *p)
 {
-	return p->nr || p->ncb;
+	return p->nr || p->ncb || p->busy;
 }
 
 void cf_persist_get_stats(const struct cf_persist *p, struct cf_persist_stats *st)

@@ -25,8 +25,17 @@
  *     the cost is per flushed line, so the exact ranges, merged only when they
  *     overlap or share a line.
  *
- * Single-threaded: every function is called from the loop's thread.
- * Functions return 0 or a negative errno.
+ * With CF_PERSIST_THREAD (page granularity only: msync blocks for a device
+ * cache flush, milliseconds on a disk) the commit point hands the span to a
+ * persister thread and the loop goes on serving everything else - lock
+ * atomics, reads, heartbeats - while the disk flushes. Ranges and callbacks
+ * added meanwhile wait and form the next batch, started at the end of the
+ * loop iteration in which the thread reports back (ev_async). One batch at a
+ * time, so the order "a callback never runs before the bytes added ahead of
+ * it are durable" holds across batches.
+ *
+ * Every function is called from the loop's thread (the persister thread only
+ * calls the range function). Functions return 0 or a negative errno.
  */
 #ifndef CF_PERSIST_H
 #define CF_PERSIST_H
@@ -50,8 +59,14 @@ struct cf_persist_stats {
 	uint64_t max_ranges; /* most ranges in one commit */
 };
 
-/* gran: the store granularity in bytes (4096: msync; 64: cache-line flushes). */
-int cf_persist_new(struct ev_loop *loop, uint64_t gran, cf_persist_range_fn *fn, void *fn_arg,
+#define CF_PERSIST_THREAD 0x1u /* persist in a thread (gran >= 4096, loop required) */
+
+/*
+ * gran: the store granularity in bytes (4096: msync; 64: cache-line flushes).
+ * The range function must be safe to call from another thread with
+ * CF_PERSIST_THREAD.
+ */
+int cf_persist_new(struct ev_loop *loop, uint64_t gran, unsigned flags, cf_persist_range_fn *fn, void *fn_arg,
 		   struct cf_persist **out);
 /* Commits what is pending (ranges, then callbacks), then frees. Accepts NULL. */
 void cf_persist_free(struct cf_persist *p);
@@ -64,9 +79,22 @@ int cf_persist_add(struct cf_persist *p, uint64_t off, uint64_t len);
 int cf_persist_after(struct cf_persist *p, cf_persist_done_fn *done, void *arg);
 /* Forget a registered callback (its object is going away). Returns 0 or -ENOENT. */
 int cf_persist_cancel(struct cf_persist *p, cf_persist_done_fn *done, void *arg);
-/* Commit now (shutdown, tests). The watcher does this once per iteration. */
+/*
+ * Commit now, in this thread, after waiting for a batch in flight (shutdown,
+ * tests, out of memory). The watcher commits once per iteration.
+ */
 void cf_persist_commit(struct cf_persist *p);
-/* Anything added or registered and not yet committed? */
+/*
+ * Batches are numbered from 1 in the order they are made durable. A range
+ * added now goes out in batch cf_persist_batch(); every batch up to
+ * cf_persist_done() is durable. A user that coalesces its callbacks (one per
+ * batch, not one per item) tags each waiting item with cf_persist_batch() and
+ * in its callback releases the items whose tag is <= cf_persist_done(): with
+ * the thread, items added while a batch is in flight belong to the next one.
+ */
+uint64_t cf_persist_batch(const struct cf_persist *p);
+uint64_t cf_persist_done(const struct cf_persist *p);
+/* Anything added or registered and not yet committed, or a batch in flight? */
 int cf_persist_pending(const struct cf_persist *p);
 void cf_persist_get_stats(const struct cf_persist *p, struct cf_persist_stats *st);
 

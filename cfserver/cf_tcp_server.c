@@ -82,6 +82,8 @@ struct cf_sconn {
 	int eof;     /* the peer closed with replies held: close once they are out */
 	int eof_err;
 	size_t hold;                  /* output from out[hold] waits for the commit; HOLD_NONE */
+	uint64_t hold_batch;          /* the cf_persist batch that releases out[hold...] */
+	size_t hold2;                 /* from out[hold2] on, the batch after it (HOLD_NONE) */
 	struct cf_sconn *hprev, *hnext; /* on the held list while hold != HOLD_NONE */
 	void *data;
 };
@@ -99,7 +101,7 @@ struct cf_tserver {
 	uint32_t next_rkey;
 	struct cf_sconn *live, *dead;
 	struct cf_sconn *held; /* connections with output waiting for the group commit */
-	int gc_armed;          /* release_held registered with cbs.gc */
+	uint64_t armed_batch;  /* the newest cf_persist batch release_held is registered for */
 	unsigned nconns;
 };
 
@@ -138,23 +140,35 @@ static void held_del(struct cf_sconn *c)
 	if (c->hnext)
 		c->hnext->hprev = c->hprev;
 	c->hprev = c->hnext = NULL;
-	c->hold = HOLD_NONE;
+	c->hold = c->hold2 = HOLD_NONE;
 }
 
 static void conn_flush(struct cf_sconn *c);
 
-/* cf_persist committed: everything held is durable; send it. */
+/*
+ * cf_persist made a batch durable: send what it covers. A connection whose
+ * held bytes belong to a later batch (they came while this one was with the
+ * persister thread) stays held; one with a second mark is released up to it.
+ */
 static void release_held(void *arg)
 {
 	struct cf_tserver *t = arg;
-	struct cf_sconn *c;
+	uint64_t done = cf_persist_done(t->cbs.gc);
+	struct cf_sconn *c, *next;
 
-	t->gc_armed = 0;
-	if (!t->held)
-		return;
-	while ((c = t->held)) {
-		held_del(c);
-		conn_flush(c); /* may kill c: it is off the list already */
+	for (c = t->held; c; c = next) {
+		next = c->hnext;
+		if (c->hold_batch > done)
+			continue;
+		if (c->hold2 != HOLD_NONE) {
+			/* the next batch's bytes stay held (c stays on the list) */
+			c->hold = c->hold2;
+			c->hold_batch++;
+			c->hold2 = HOLD_NONE;
+		} else {
+			held_del(c);
+		}
+		conn_flush(c); /* may kill c: conn_dead takes it off the list */
 	}
 	/*
 	 * This runs in the prepare phase, just before the loop blocks: what it
@@ -177,21 +191,29 @@ static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
 static void mark_durable(struct cf_sconn *c, uint64_t off, uint64_t len)
 {
 	struct cf_tserver *t = c->t;
+	uint64_t b;
 
 	if (!t->cbs.gc || !t->cbs.durable(t->cbs.arg, off, len))
 		return;
 	if (cf_persist_add(t->cbs.gc, off, len) < 0)
 		return; /* out of memory: it was persisted at once */
-	if (!t->gc_armed) {
+	b = cf_persist_batch(t->cbs.gc);
+	if (t->armed_batch != b) {
 		if (cf_persist_after(t->cbs.gc, release_held, t) < 0) {
 			cf_persist_commit(t->cbs.gc); /* out of memory: commit now, hold nothing */
 			return;
 		}
-		t->gc_armed = 1;
+		t->armed_batch = b;
 	}
-	if (c->hold != HOLD_NONE)
+	if (c->hold != HOLD_NONE) {
+		/* held for the batch in flight: what follows waits for the next one */
+		if (c->hold_batch != b && c->hold2 == HOLD_NONE)
+			c->hold2 = c->out_len;
 		return;
+	}
 	c->hold = c->out_len;
+	c->hold_batch = b;
+	c->hold2 = HOLD_NONE;
 	c->hprev = NULL;
 	c->hnext = t->held;
 	if (t->held)
@@ -255,6 +277,8 @@ static void out_shift(struct cf_sconn *c)
 {
 	if (c->hold != HOLD_NONE)
 		c->hold -= c->out_off; /* never sent past the mark: hold >= out_off */
+	if (c->hold2 != HOLD_NONE)
+		c->hold2 -= c->out_off; /* hold2 >= hold */
 	c->out_len -= c->out_off;
 	c->out_off = 0;
 }
@@ -594,7 +618,7 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->t = t;
 		c->fd = fd;
-		c->hold = HOLD_NONE;
+		c->hold = c->hold2 = HOLD_NONE;
 		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
 				NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
@@ -692,7 +716,7 @@ static void t_destroy(struct cf_tserver *t)
 		close(t->lfd);
 	while (t->live)
 		conn_dead(t->live, -ESHUTDOWN);
-	if (t->gc_armed)
+	if (t->armed_batch)
 		cf_persist_cancel(t->cbs.gc, release_held, t);
 	ev_idle_stop(t->loop, &t->kick);
 	reaper_cb(t->loop, &t->reaper, 0);

@@ -19,12 +19,26 @@
  *      touching, contained, sharing a cache line) at 64-byte granularity, one
  *      span at page granularity, callbacks after the persist, cancel, an empty
  *      commit is none. (The PERSIST answers on top of it: test_persist_answer.)
+ *   4. the persister thread (CF_PERSIST_THREAD): the commit point hands the
+ *      span over and returns while the thread is still persisting (the loop
+ *      is not held by a slow flush); a callback runs only after its persist
+ *      returned; what is added while a batch is in flight waits and goes out
+ *      as ONE next batch; a synchronous commit waits for the batch in flight;
+ *      cancel reaches a batch in flight;
+ *   5. the tcp backend over the thread, with a persist that completes only
+ *      when the test lets it: while a connection's batch is in flight, another
+ *      connection's volatile READ is answered (the loop is free), and the same
+ *      connection's next durable WRITE joins the NEXT batch - the first
+ *      batch's completion releases the first answer only; the second answer
+ *      comes after the second persist.
  */
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +46,7 @@
 #include <unistd.h>
 
 #include "cf_persist.h"
+#include "cf_util.h"
 #include "cf_transport.h"
 
 extern const struct cf_server_ops cf_tcp_server;
@@ -188,7 +203,7 @@ static void test_server(uint64_t gran)
 	persist_calls = early_responses = 0;
 	for (int i = 0; i < NCL; i++)
 		cfd[i] = -1;
-	r = cf_persist_new(loop, gran, stub_persist, NULL, &gc);
+	r = cf_persist_new(loop, gran, 0, stub_persist, NULL, &gc);
 	CHECK(r == 0);
 	cbs.gc = gc;
 	r = cf_tcp_server.listen(loop, "127.0.0.1:0", image, IMG, &cbs, &ts);
@@ -276,7 +291,7 @@ static void test_persist_alone(void)
 	norder = 0;
 	for (int i = 0; i < NCL; i++)
 		cfd[i] = -1;
-	CHECK(cf_persist_new(NULL, 64, stub_persist, NULL, &p) == 0);
+	CHECK(cf_persist_new(NULL, 64, 0, stub_persist, NULL, &p) == 0);
 	cf_persist_add(p, 1000, 8);   /* line 960..1024 */
 	cf_persist_add(p, 1016, 8);   /* same line: merged */
 	cf_persist_add(p, 4096, 16);  /* far away: its own call */
@@ -295,7 +310,7 @@ static void test_persist_alone(void)
 
 	/* overlapping, touching and swallowed ranges, given out of order (the PERSIST case) */
 	persist_calls = 0;
-	CHECK(cf_persist_new(NULL, 64, stub_persist, NULL, &p) == 0);
+	CHECK(cf_persist_new(NULL, 64, 0, stub_persist, NULL, &p) == 0);
 	cf_persist_add(p, 1000, 100);
 	cf_persist_add(p, 4096, 1);
 	cf_persist_add(p, 40, 20);
@@ -316,7 +331,7 @@ static void test_persist_alone(void)
 	cf_persist_free(p);
 
 	persist_calls = 0;
-	CHECK(cf_persist_new(NULL, 4096, stub_persist, NULL, &p) == 0);
+	CHECK(cf_persist_new(NULL, 4096, 0, stub_persist, NULL, &p) == 0);
 	cf_persist_add(p, 100, 8);
 	cf_persist_add(p, 1u << 20, 8);
 	cf_persist_commit(p);
@@ -324,10 +339,177 @@ static void test_persist_alone(void)
 	cf_persist_free(p);
 }
 
+/* 4. the persister thread: a slow stub, a flag the callbacks read */
+static _Atomic int slow_calls, slow_done;
+static uint64_t slow_lo[8], slow_len[8];
+static int cb_seen[8], cb_n;
+
+static void slow_persist(void *arg, uint64_t off, uint64_t len)
+{
+	int i = atomic_fetch_add(&slow_calls, 1);
+
+	if (i < 8)
+		slow_lo[i] = off, slow_len[i] = len;
+	usleep(50000); /* a device flush */
+	atomic_fetch_add(&slow_done, 1);
+}
+
+static void cb_done_count(void *arg)
+{
+	if (cb_n < 8)
+		cb_seen[cb_n++] = (int)(intptr_t)arg * 100 + atomic_load(&slow_done);
+}
+
+static void run_until(struct cf_persist *p, int done)
+{
+	for (int i = 0; i < 400 && (atomic_load(&slow_done) < done || cf_persist_pending(p)); i++)
+		ev_run(loop, EVRUN_ONCE);
+}
+
+static void test_persist_thread(void)
+{
+	struct cf_persist *p;
+	struct cf_persist_stats st;
+	uint64_t t0;
+
+	CHECK(cf_persist_new(NULL, 4096, CF_PERSIST_THREAD, slow_persist, NULL, &p) == -EINVAL); /* needs a loop */
+	CHECK(cf_persist_new(loop, 64, CF_PERSIST_THREAD, slow_persist, NULL, &p) == -EINVAL);   /* msync only */
+	CHECK(cf_persist_new(loop, 4096, CF_PERSIST_THREAD, slow_persist, NULL, &p) == 0);
+	cf_persist_add(p, 100, 8);
+	CHECK(cf_persist_after(p, cb_done_count, (void *)1) == 0);
+	t0 = cf_mono_ns();
+	ev_run(loop, EVRUN_NOWAIT); /* the commit point: handed over, not waited for */
+	CHECK(cf_mono_ns() - t0 < 40000000ull);
+	CHECK(cb_n == 0 && cf_persist_pending(p));
+	/* meanwhile: two more ranges and callbacks, and one to cancel in flight */
+	cf_persist_add(p, 8192, 8);
+	cf_persist_add(p, 1u << 20, 8);
+	CHECK(cf_persist_after(p, cb_done_count, (void *)2) == 0);
+	CHECK(cf_persist_after(p, cb_done_count, (void *)3) == 0);
+	ev_run(loop, EVRUN_NOWAIT);
+	CHECK(atomic_load(&slow_calls) <= atomic_load(&slow_done) + 1); /* one batch at a time */
+	run_until(p, 2);
+	CHECK(atomic_load(&slow_calls) == 2); /* what waited went out as one batch */
+	CHECK(slow_lo[0] == 100 && slow_len[0] == 8);
+	CHECK(slow_lo[1] == 8192 && slow_len[1] == (1u << 20) + 8 - 8192);
+	/* each callback after its own persist returned: 1 after the first, 2 and 3 after the second */
+	CHECK(cb_n == 3 && cb_seen[0] == 101 && cb_seen[1] == 202 && cb_seen[2] == 302);
+
+	/* cancel in flight; a synchronous commit waits for the batch, then commits the rest itself */
+	cb_n = 0;
+	cf_persist_add(p, 300, 8);
+	CHECK(cf_persist_after(p, cb_done_count, (void *)4) == 0);
+	ev_run(loop, EVRUN_NOWAIT);
+	CHECK(cf_persist_cancel(p, cb_done_count, (void *)4) == 0);
+	cf_persist_add(p, 400, 8);
+	CHECK(cf_persist_after(p, cb_done_count, (void *)5) == 0);
+	cf_persist_commit(p);
+	CHECK(atomic_load(&slow_done) == 4 && !cf_persist_pending(p));
+	CHECK(cb_n == 1 && cb_seen[0] == 504);
+	cf_persist_get_stats(p, &st);
+	CHECK(st.calls == 4 && st.callbacks == 4);
+	cf_persist_free(p);
+}
+
+/* 5: a persist the test opens one call at a time */
+static _Atomic int gate_allowed, gate_calls;
+
+static void gate_persist(void *arg, uint64_t off, uint64_t len)
+{
+	int i = atomic_fetch_add(&gate_calls, 1);
+
+	for (int k = 0; k < 5000 && atomic_load(&gate_allowed) <= i; k++)
+		usleep(1000);
+}
+
+static void send_read(int fd, uint64_t id, uint32_t rk, uint64_t addr, uint32_t len)
+{
+	uint8_t buf[sizeof(struct cf_frame_hdr) + sizeof(struct cf_req_rw)];
+	struct cf_frame_hdr h = {.len = sizeof(buf), .op = CF_OP_READ, .id = id};
+	struct cf_req_rw rw = {.addr = addr, .rkey = rk, .len = len};
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &rw, sizeof(rw));
+	CHECK(send(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
+}
+
+/* Bytes readable on fd after letting the server iterate (no blocking), without consuming them. */
+static ssize_t pending_bytes(int fd)
+{
+	char b[4096];
+
+	for (int k = 0; k < 20; k++)
+		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+	return recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+}
+
+static void drain_fd(int fd, size_t n)
+{
+	char b[4096];
+
+	while (n) {
+		ssize_t k = recv(fd, b, n < sizeof(b) ? n : sizeof(b), 0);
+		if (k <= 0)
+			break;
+		n -= (size_t)k;
+	}
+}
+
+static void test_server_thread(void)
+{
+	struct cf_server_cbs cbs = {.on_accept = on_accept, .on_ctrl = on_ctrl, .on_close = on_close,
+				    .durable = durable};
+	const ssize_t resp = (ssize_t)(sizeof(struct cf_frame_hdr) + sizeof(struct cf_resp));
+	int port, r;
+
+	memset(image, 0, sizeof(image));
+	naccepted = 0;
+	atomic_store(&gate_allowed, 0);
+	atomic_store(&gate_calls, 0);
+	r = cf_persist_new(loop, 4096, CF_PERSIST_THREAD, gate_persist, NULL, &gc);
+	CHECK(r == 0);
+	cbs.gc = gc;
+	r = cf_tcp_server.listen(loop, "127.0.0.1:0", image, IMG, &cbs, &ts);
+	CHECK(r == 0);
+	if (r)
+		exit(1);
+	port = cf_tcp_server.port(ts);
+	for (int i = 0; i < 2; i++)
+		cfd[i] = connect_to(port);
+	for (int k = 0; k < 500 && naccepted < 2; k++)
+		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+	CHECK(naccepted == 2);
+
+	send_write(cfd[0], 1, rkey[0], 16384u, 48); /* batch 1, with the thread until let go */
+	usleep(20000);
+	CHECK(pending_bytes(cfd[0]) < 0 && atomic_load(&gate_calls) == 1);
+	send_write(cfd[0], 2, rkey[0], 20480u, 48); /* same connection: the next batch */
+	send_read(cfd[1], 3, rkey[1], 0, 64);       /* another connection: answered meanwhile */
+	usleep(20000);
+	CHECK(pending_bytes(cfd[1]) > 0);
+	CHECK(pending_bytes(cfd[0]) < 0);
+	atomic_store(&gate_allowed, 1); /* batch 1 durable */
+	for (int k = 0; k < 200 && atomic_load(&gate_calls) < 2; k++)
+		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+	CHECK(atomic_load(&gate_calls) == 2);  /* batch 2 with the thread now */
+	CHECK(pending_bytes(cfd[0]) == resp); /* the first answer only */
+	drain_fd(cfd[0], (size_t)resp);
+	CHECK(pending_bytes(cfd[0]) < 0);
+	atomic_store(&gate_allowed, 2);
+	CHECK(read_resps(cfd[0], 1, 2) == 1);
+
+	for (int i = 0; i < 2; i++)
+		close(cfd[i]), cfd[i] = -1;
+	cf_tcp_server.destroy(ts);
+	cf_persist_free(gc);
+}
+
 int main(void)
 {
 	loop = ev_default_loop(0);
 	test_persist_alone();
+	test_persist_thread();
+	test_server_thread();
 	test_server(4096);
 	test_server(64);
 	if (failures)

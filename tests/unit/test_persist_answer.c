@@ -17,10 +17,14 @@
  *      others of the group are answered;
  *   4. refusals (outside a write grant, empty) are answered at once with
  *      -EINVAL and counted, nothing is persisted;
- *   5. a DRAM CF (no group commit) answers at once.
+ *   5. a DRAM CF (no group commit) answers at once;
+ *   6. a file image persists in cf_persist's thread: a PERSIST that comes
+ *      while a batch is with the thread is not answered by that batch's
+ *      completion but after the next persist.
  */
 #include "../../cfserver/cf_core.c"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -60,8 +64,13 @@ static struct {
 static unsigned nsent;
 static uint8_t *img_base;
 
+/* case 6: with gate_on, the persister thread's call i waits until gate_allowed > i (bounded) */
+static _Atomic int gate_on, gate_allowed;
+
 static void stub_persist(const void *ptr, size_t size)
 {
+	for (int k = 0; k < 5000 && atomic_load(&gate_on) && atomic_load(&gate_allowed) <= (int)npersist; k++)
+		usleep(1000);
 	persist_lo[npersist] = (uint64_t)((const uint8_t *)ptr - img_base);
 	persist_len[npersist] = size;
 	npersist++;
@@ -168,6 +177,17 @@ static void reset(void)
 	npersist = nsent = 0;
 }
 
+/*
+ * The loop's commit point, then (a file image persists in cf_persist's
+ * thread) the loop until that batch is persisted and answered.
+ */
+static void settle(struct ev_loop *loop, struct cf_core *c)
+{
+	ev_run(loop, EVRUN_NOWAIT);
+	for (int i = 0; i < 1000 && cf_persist_pending(c->gc); i++)
+		ev_run(loop, EVRUN_ONCE);
+}
+
 static void test_durable(const char *path)
 {
 	struct cf_geometry geo = {CF_DEFAULT_MAX_SYSTEMS, CF_DEFAULT_MAX_INSTANCES, 1024, 256, 64 * 1024};
@@ -201,14 +221,14 @@ static void test_durable(const char *path)
 	req(1, 21, CF_CTRL_PERSIST, base + 4096 + 128, 64);
 	req(2, 31, CF_CTRL_PERSIST, base + 8192, 4096);
 	CHECK(npersist == 0 && nsent == 0); /* nothing before the commit point */
-	ev_run(loop, EVRUN_NOWAIT);
+	settle(loop, c);
 	CHECK(npersist == 1);
 	CHECK(persist_lo[0] == base + 4096 && persist_len[0] == 8192);
 	CHECK(nsent == 3);
 	for (unsigned k = 0; k < nsent; k++)
 		CHECK(sent[k].status == 0 && sent[k].persists_before == 1);
 	CHECK(sent[0].id == 11 && sent[1].id == 21 && sent[2].id == 31); /* arrival order */
-	ev_run(loop, EVRUN_NOWAIT); /* nothing waiting: nothing persisted */
+	settle(loop, c); /* nothing waiting: nothing persisted */
 	CHECK(npersist == 1 && nsent == 3);
 
 	/* 2. reply order: a later request of the connection commits its waiting PERSIST first */
@@ -218,7 +238,7 @@ static void test_durable(const char *path)
 	req(0, 13, CF_CTRL_PERSIST, base + 128, 8);
 	CHECK(npersist == 1 && nsent == 2);
 	CHECK(sent[0].id == 12 && sent[1].id == 22 && sent[0].persists_before == 1);
-	ev_run(loop, EVRUN_NOWAIT);
+	settle(loop, c);
 	CHECK(npersist == 2 && nsent == 3 && sent[2].id == 13 && sent[2].persists_before == 2);
 
 	/* 3. a closing connection's waiting PERSIST is dropped unanswered */
@@ -226,7 +246,7 @@ static void test_durable(const char *path)
 	req(0, 14, CF_CTRL_PERSIST, base, 8);
 	req(1, 23, CF_CTRL_PERSIST, base + 8, 8);
 	close_conn(0);
-	ev_run(loop, EVRUN_NOWAIT);
+	settle(loop, c);
 	CHECK(npersist == 1 && nsent == 1 && sent[0].id == 23 && sent[0].sc == &scs[1]);
 
 	/* 4. refusals: at once, -EINVAL, nothing persisted */
@@ -234,10 +254,31 @@ static void test_durable(const char *path)
 	req(1, 24, CF_CTRL_PERSIST, base + (1u << 16), 8); /* past the grant */
 	req(1, 25, CF_CTRL_PERSIST, base, 0);             /* empty */
 	CHECK(nsent == 2 && sent[0].status == -EINVAL && sent[1].status == -EINVAL);
-	ev_run(loop, EVRUN_NOWAIT);
+	settle(loop, c);
 	CHECK(npersist == 0 && nsent == 2);
 	CHECK(c->pw.requests == 8 && c->pw.refused == 2);
 	CHECK(c->pw.groups == 4 && c->pw.max_group == 3);
+
+	/* 6. a PERSIST that comes while a batch is with the thread waits for the next batch */
+	reset();
+	atomic_store(&gate_on, 1);
+	atomic_store(&gate_allowed, 0);
+	req(1, 41, CF_CTRL_PERSIST, base, 8); /* (connection 0 was closed in 3) */
+	ev_run(loop, EVRUN_NOWAIT); /* batch 1 to the thread, held at the gate */
+	req(2, 51, CF_CTRL_PERSIST, base + 64, 8);
+	ev_run(loop, EVRUN_NOWAIT);
+	CHECK(nsent == 0);
+	atomic_store(&gate_allowed, 1);
+	for (int k = 0; k < 2000 && nsent < 1; k++)
+		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+	CHECK(nsent == 1 && sent[0].id == 41 && sent[0].persists_before == 1);
+	for (int k = 0; k < 20; k++)
+		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+	CHECK(nsent == 1); /* 51 is in batch 2, still at the gate */
+	atomic_store(&gate_allowed, 2);
+	settle(loop, c);
+	CHECK(nsent == 2 && sent[1].id == 51 && sent[1].persists_before == 2);
+	atomic_store(&gate_on, 0);
 
 	cf_core_free(c);
 	cf_image_close(&im);
