@@ -14,6 +14,13 @@ and, when the workload writes them (requested of cf_bank.c):
     A TXID                         backed out
 A transaction with an intent line and no committed line is indeterminate
 (the process died between the two): it may or may not be in the data.
+Consecutive intent lines of one journal are one commit group (cf_bank.c
+commit_n: the group's COMMITs are posted in order and awaited once); what
+landed of a group is a prefix of it in that order, because the CF executes
+one connection's writes in order and recovery reads the log only up to its
+first missing record. The check looks for the prefix of each group that
+explains the data (solve_tails), and only if that search is too big for any
+subset (explain), with a warning.
 
 Without intent lines, a process killed after a commit but before its journal
 line reached the file leaves committed transfers the journal does not know
@@ -70,6 +77,7 @@ def load(path):
 def parse_journals(paths, n):
     committed = {}  # (journal, txid) -> (from, to, amount)
     pending = {}  # intent without commit (yet)
+    groups = []  # runs of consecutive intent lines of one journal: [key, ...] in order
     aborted = set()
     torn = []
     dup = []
@@ -81,6 +89,7 @@ def parse_journals(paths, n):
         except FileNotFoundError:
             continue
         lines = text.split("\n")
+        prev_p = False
         if text and not text.endswith("\n"):
             # a partial last line (the write that hit ENOSPC, or a killed writer's
             # half-flushed buffer): not a committed line
@@ -90,10 +99,16 @@ def parse_journals(paths, n):
             f = line.split()
             if not f:
                 continue
+            is_p = f[0] == "P"
+            was_p, prev_p = prev_p, is_p
             try:
-                if f[0] == "P" and len(f) == 5:
+                if is_p and len(f) == 5:
                     t = (p, int(f[1]))
                     pending[t] = (int(f[2]), int(f[3]), int(f[4]))
+                    if was_p:
+                        groups[-1].append(t)
+                    else:
+                        groups.append([t])
                     continue
                 if f[0] == "A" and len(f) == 2:
                     t = (p, int(f[1]))
@@ -118,7 +133,8 @@ def parse_journals(paths, n):
                 continue
             committed[t] = (x, y, a)
             pending.pop(t, None)
-    return committed, pending, aborted, torn, dup, same, partial
+    groups = [[t for t in g if t in pending] for g in groups]
+    return committed, pending, aborted, torn, dup, same, partial, [g for g in groups if g]
 
 
 M64 = (1 << 64) - 1
@@ -303,6 +319,25 @@ def explain(diff, cands, limit=22):
     return answer
 
 
+def explain_groups(diff, pending, groups, budget=200_000):
+    """The landed indeterminate transfers as one prefix per commit group, or None when no
+    choice of prefixes explains diff, or 'big' when the search gives up."""
+    tails = []
+    for g in groups:
+        pre, acc = [{}], {}
+        for t in g:
+            x, y, a = pending[t]
+            acc = dict(acc)
+            acc[x] = acc.get(x, 0) - a
+            acc[y] = acc.get(y, 0) + a
+            pre.append({k: v for k, v in acc.items() if v})
+        tails.append((None, 0, pre, None))
+    got = solve_tails(diff, tails, budget)
+    if got is None or got == "big":
+        return got
+    return [t for g, m in zip(groups, got) for t in g[:m]]
+
+
 def settle_pending(pending, landed):
     """Write the outcome of each solved intent into its journal, once the writer is gone
     (its .tail file exists): "txid from to amount" when its commit landed, "A txid" when
@@ -338,7 +373,7 @@ def main():
         cur = (cur + [0] * n)[:n]
     if cbad:
         problems.append(f"{len(cbad)} records with a bad crc or never written: {cbad[:10]}")
-    committed, pending, aborted, torn, dup, same, partial = parse_journals(a.journals, n)
+    committed, pending, aborted, torn, dup, same, partial, groups = parse_journals(a.journals, n)
     if partial:
         warnings.append(f"partial last journal lines ignored: {partial[:3]}")
     problems += dup
@@ -354,12 +389,17 @@ def main():
     off = [k for k, v in enumerate(diff) if v]
     explained = []
     if off:
-        sub = explain(diff, list(pending.items()))
+        sub = explain_groups(diff, pending, groups)
+        if sub == "big":
+            warnings.append(f"{len(groups)} commit groups of indeterminate transfers: too many prefix "
+                            f"combinations, any subset searched instead")
+            sub = explain(diff, [(k, pending[k]) for k in pending])
+            sub = [k for k, _ in sub] if sub is not None else None
         if sub is not None:
             explained = sub
             off = []
     if not off and a.fix_tails:
-        settle_pending(pending, {k for k, _ in explained})
+        settle_pending(pending, set(explained))
     tails_used = []
     if off:
         tails = seeded_tails(a.journals, committed, n, warnings)

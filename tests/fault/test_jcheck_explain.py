@@ -54,5 +54,38 @@ for trial in range(20):
 # a difference on an account no candidate touches
 check(jcheck.explain([0, 5, -5, 0], [(("j", 1), (0, 3, 5))]) is None, "an untouched account explained")
 check(jcheck.explain([0, 0, 0, 0], [(("j", 1), (0, 3, 5))]) == [], "no difference needs no transfer")
+
+# commit groups (cf_bank.c commit_n): what landed of a group is a prefix of it
+for trial in range(20):
+    pending, groups = {}, []
+    t = 0
+    for g in range(12):  # twelve crashed groups of up to 8 transfers
+        grp = []
+        for _ in range(rng.randrange(1, 9)):
+            x = rng.randrange(n)
+            y = (x + 1 + rng.randrange(n - 1)) % n
+            k = (f"SYS{g % 3}.journal", t)
+            t += 1
+            pending[k] = (x, y, rng.randrange(1, 100))
+            grp.append(k)
+        groups.append(grp)
+    landed = [k for g in groups for k in g[:rng.randrange(len(g) + 1)]]
+    diff = apply(n, [(k, pending[k]) for k in landed])
+    got = jcheck.explain_groups(diff, pending, groups)
+    check(got not in (None, "big"), f"groups trial {trial}: prefixes not explained ({got})")
+    if got not in (None, "big"):
+        check(apply(n, [(k, pending[k]) for k in got]) == diff, f"groups trial {trial}: wrong explanation")
+    # a group's second transfer landed without its first: not a prefix, refused
+    g = next(g for g in groups if len(g) >= 2)
+    bad = apply(n, [(g[1], pending[g[1]])])
+    got = jcheck.explain_groups(bad, pending, groups)
+    check(got is None or got == "big" or apply(n, [(k, pending[k]) for k in got]) == bad,
+          f"groups trial {trial}: a wrong explanation accepted")
+# the simplest non-prefix: one group of two, only the second landed
+pend = {("j", 1): (0, 1, 5), ("j", 2): (2, 3, 7)}
+check(jcheck.explain_groups(apply(4, [(("j", 2), (2, 3, 7))]), pend, [[("j", 1), ("j", 2)]]) is None,
+      "a commit group's later transfer landed without the earlier one: explained")
+check(jcheck.explain_groups(apply(4, [(("j", 1), (0, 1, 5))]), pend, [[("j", 1), ("j", 2)]]) == [("j", 1)],
+      "a commit group's first transfer alone: not explained")
 print(f"{'FAILED' if fails else 'ok'}: jcheck explain, {fails} failure(s)")
 sys.exit(1 if fails else 0)
