@@ -147,6 +147,7 @@ struct core_sys {
 	uint64_t token;
 	uint64_t hb_last;
 	uint64_t hb_seen_ns; /* monotonic, when hb_last was first seen */
+	int suspected_by;    /* system index + 1 of a peer that reported it silent (SUSPECT), 0: none */
 };
 
 struct cf_core {
@@ -163,6 +164,7 @@ struct cf_core {
 	int shutting_down;
 	ev_timer sweep, orphan;
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
+	uint64_t suspects, suspects_declared; /* SUSPECT requests; those after which the sweep declared */
 	uint64_t sweep_period_ns; /* h/2, at least 0.5 ms */
 	struct cf_persist *gc;    /* --nvram: group commit (client writes, PERSIST) (NULL on DRAM) */
 	struct persist_wait pw;   /* PERSIST requests waiting for gc's next commit */
@@ -1314,6 +1316,52 @@ static void on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watch
 	send_status(cc, id, CF_CTRL_STATUS, 0, "watchdog %u ms recorded", m->timeout_ms);
 }
 
+/*
+ * Node-side detection (docs/design.md, "Who detects"): a system read a peer's
+ * heartbeat slot one-sided and saw it stand still for its lease timeout. The
+ * CF does not take its word for it: it runs its sweep now (fed at the lowest
+ * priority, so the input of this iteration - a late heartbeat included -
+ * executes first, and a stall of this loop is not counted), which declares
+ * the peer failed only if the CF's own clock agrees. The answer says what
+ * the CF saw; the declaration, if any, reaches everybody as an event.
+ */
+static void on_suspect(struct core_conn *cc, uint64_t id, const struct cf_suspect *m)
+{
+	struct cf_core *c = cc->core;
+	struct core_sys *cs;
+	char sn[CF_NAME_MAX], tn[CF_NAME_MAX];
+	uint64_t w, now = cf_mono_ns(), age;
+
+	if (cc->sys < 0 || c->sys[cc->sys].agent != cc) {
+		send_status(cc, id, CF_CTRL_STATUS, -EPERM, "a suspicion is reported on the JOIN connection");
+		return;
+	}
+	if (m->sys >= c->map->geo.max_systems || m->sys == (uint32_t)cc->sys || m->epoch > CF_EPOCH_MASK) {
+		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "SUSPECT of system %u epoch %u: not another system",
+			    m->sys, m->epoch);
+		return;
+	}
+	c->suspects++;
+	cs = &c->sys[m->sys];
+	w = sysword(c, m->sys);
+	sys_name(c, (uint32_t)cc->sys, sn);
+	sys_name(c, m->sys, tn);
+	if (!cs->live || cf_sysword_state(w) != CF_SYS_ACTIVE || cf_sysword_epoch(w) != m->epoch) {
+		send_status(cc, id, CF_CTRL_STATUS, -ESTALE, "%s epoch %u is not active here (already failed or left)",
+			    tn, m->epoch);
+		return;
+	}
+	age = now > cs->hb_seen_ns ? now - cs->hb_seen_ns : 0;
+	if (!cs->suspected_by)
+		cs->suspected_by = cc->sys + 1;
+	cfs_info("SUSPECT from %s: %s heartbeat %llu silent for %llu ms by its clock; here %llu ms since it moved "
+		 "(T = %llu ms): sweeping now", sn, tn, (unsigned long long)m->hb, (unsigned long long)m->silent_ms,
+		 (unsigned long long)(age / 1000000u), (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
+	ev_feed_event(c->loop, &c->sweep, EV_TIMER);
+	send_status(cc, id, CF_CTRL_STATUS, 0, "%s: heartbeat last moved %llu ms ago here (T = %llu ms): swept now",
+		    tn, (unsigned long long)(age / 1000000u), (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
+}
+
 static int sys_by_name(struct cf_core *c, const char *name)
 {
 	for (uint32_t k = 0; k < c->map->geo.max_systems; k++) {
@@ -1561,6 +1609,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_GOODBYE: return on_goodbye(cc, id);
 		case CF_CTRL_PERSIST: return on_persist(cc, id, body);
 		case CF_CTRL_WATCHDOG: return on_watchdog(cc, id, body);
+		case CF_CTRL_SUSPECT: return on_suspect(cc, id, body);
 		}
 		break;
 	case CS_CONSOLE:
@@ -1641,15 +1690,22 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (hb != cs->hb_last) {
 			cs->hb_last = hb;
 			cs->hb_seen_ns = now;
+			cs->suspected_by = 0;
 			continue;
 		}
 		/* a first-beat grace may put hb_seen_ns in the future: leave it */
 		if (credit && cs->hb_seen_ns < now)
 			cs->hb_seen_ns = now - cs->hb_seen_ns > credit ? cs->hb_seen_ns + credit : now;
 		if (now > cs->hb_seen_ns && now - cs->hb_seen_ns > c->cfg.hb_timeout_ns) {
-			cfs_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)", sys_name(c, s, sn),
+			char by[CF_NAME_MAX] = "";
+			if (cs->suspected_by) {
+				sys_name(c, (uint32_t)cs->suspected_by - 1, by);
+				c->suspects_declared++;
+			}
+			cfs_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)%s%s", sys_name(c, s, sn),
 				 (unsigned long long)((now - cs->hb_seen_ns) / 1000000u),
-				 (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
+				 (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u),
+				 cs->suspected_by ? ": run at once on a SUSPECT from " : "", by);
 			CF_FAULT("srv.mid_sweep");
 			fail_system(c, s, CF_FAIL_HB_TIMEOUT);
 		}
@@ -1806,6 +1862,8 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 	r = c->ops->listen(c->loop, addr, c->base, c->map->image_size, &cbs, &c->ts);
 	if (r < 0)
 		return r;
+	if (c->cfg.sweep_ns)
+		sweep = (double)c->cfg.sweep_ns / 1e9;
 	if (sweep < 0.0005)
 		sweep = 0.0005;
 	c->sweep_period_ns = (uint64_t)(sweep * 1e9);
@@ -1835,6 +1893,9 @@ void cf_core_free(struct cf_core *c)
 			 "%llu refused",
 			 (unsigned long long)c->pw.requests, (unsigned long long)c->pw.groups,
 			 (unsigned long long)c->pw.max_group, (unsigned long long)c->pw.refused);
+	if (c->suspects)
+		cfs_info("detection: %llu SUSPECT reports from systems, %llu systems declared failed by the sweep they ran",
+			 (unsigned long long)c->suspects, (unsigned long long)c->suspects_declared);
 	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->orphan);
 	if (c->ts)

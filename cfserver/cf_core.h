@@ -22,6 +22,7 @@ struct cf_core_cfg {
 	uint8_t key[CF_KEY_LEN];
 	uint64_t hb_interval_ns; /* h: how often nodes beat (the sweep runs every h/2) */
 	uint64_t hb_timeout_ns;  /* T: silence that makes a system FAILED */
+	uint64_t sweep_ns;       /* how often the sweep runs; 0: h/2 (at least 0.5 ms) */
 	unsigned max_conns;
 };
 

@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes (required)\n"
 		"  --hb-interval MS       heartbeat interval h the nodes use (default 5)\n"
 		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50)\n"
+		"  --sweep-interval MS    how often cfserver checks the heartbeats itself (default h/2);\n"
+		"                         systems also watch each other and report silence (SUSPECT)\n"
 		"  --max-conns N          connections at once (default 256)\n"
 		"  --log-level LEVEL      err|warn|info|debug (default info)\n"
 		"  -v, --verbose          same as --log-level debug\n"
@@ -142,7 +144,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
-		O_KEY, O_HBI, O_HBT, O_MAXCONNS, O_LOGLEVEL, O_VERSION,
+		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION,
 	};
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -157,6 +159,7 @@ int main(int argc, char **argv)
 		{"cluster-key", required_argument, NULL, O_KEY},
 		{"hb-interval", required_argument, NULL, O_HBI},
 		{"hb-timeout", required_argument, NULL, O_HBT},
+		{"sweep-interval", required_argument, NULL, O_SWEEP},
 		{"max-conns", required_argument, NULL, O_MAXCONNS},
 		{"log-level", required_argument, NULL, O_LOGLEVEL},
 		{"verbose", no_argument, NULL, 'v'},
@@ -168,7 +171,7 @@ int main(int argc, char **argv)
 				  CF_DEFAULT_RECORD_ENTRIES, CF_DEFAULT_LOG_SIZE};
 	const char *listen_addr = "127.0.0.1:7410", *port_file = NULL, *transport = "tcp", *nvram = NULL;
 	const char *key_file = NULL;
-	uint64_t hbi_ms = 5, hbt_ms = 50;
+	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0;
 	uint32_t max_conns = 256;
 	unsigned explicit_geo = 0;
 	const struct cf_server_ops *ops;
@@ -195,6 +198,7 @@ int main(int argc, char **argv)
 		case O_KEY: key_file = optarg; break;
 		case O_HBI: r = parse_u64(optarg, &hbi_ms, 0); if (!r && !hbi_ms) r = -EINVAL; break;
 		case O_HBT: r = parse_u64(optarg, &hbt_ms, 0); if (!r && !hbt_ms) r = -EINVAL; break;
+		case O_SWEEP: r = parse_u64(optarg, &sweep_ms, 0); if (!r && (!sweep_ms || sweep_ms > 600000)) r = -EINVAL; break;
 		case O_MAXCONNS: r = parse_u32(optarg, &max_conns); if (!r && !max_conns) r = -EINVAL; break;
 		case O_LOGLEVEL: r = cfs_level_parse(optarg, &cfs_log_level); break;
 		case 'v': cfs_log_level = CFS_DEBUG; break;
@@ -203,7 +207,11 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 		if (r < 0) {
-			fprintf(stderr, "cfserver: invalid value '%s' for --%s\n", optarg, opts[o - O_LISTEN].name);
+			const char *oname = "?";
+			for (size_t i = 0; opts[i].name; i++)
+				if (opts[i].val == o)
+					oname = opts[i].name;
+			fprintf(stderr, "cfserver: invalid value '%s' for --%s\n", optarg, oname);
 			return EXIT_USAGE;
 		}
 	}
@@ -253,6 +261,7 @@ int main(int argc, char **argv)
 	}
 	cfg.hb_interval_ns = hbi_ms * 1000000ull;
 	cfg.hb_timeout_ns = hbt_ms * 1000000ull;
+	cfg.sweep_ns = sweep_ms * 1000000ull;
 	cfg.max_conns = max_conns;
 
 	r = cf_image_open(&im, nvram, &geo, explicit_geo);

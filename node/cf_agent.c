@@ -662,6 +662,59 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	check_flags(a);
 }
 
+/*
+ * Node-side detection: READ the system table and the heartbeat slots (both
+ * posted, one wait) and report each peer silent for T to the CF, which
+ * sweeps at once and declares only if its own clock agrees (cf_watch.h).
+ */
+static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cf_agent *a = w->data;
+	const struct cf_image_map *m = &a->s.map;
+	uint32_t n = a->watch.nsys, k;
+	struct cf_sys_slot sys[CF_MAX_SYSTEMS_LIMIT];
+	struct cf_hb_slot hb[CF_MAX_SYSTEMS_LIMIT];
+	struct cf_suspect sus[CF_MAX_SYSTEMS_LIMIT];
+	int r;
+
+	if (a->s.dead || atomic_load(&a->over) || atomic_load(&a->stop) || atomic_load(&a->leaving))
+		return;
+	r = cf_session_post_read(&a->s, m->off_systems, sys, n * (uint32_t)sizeof(*sys));
+	if (!r)
+		r = cf_session_post_read(&a->s, m->off_heartbeats, hb, n * (uint32_t)sizeof(*hb));
+	if (!r)
+		r = cf_session_drain(&a->s);
+	if (r) {
+		if (a->s.dead)
+			cf_agent_set_over(a, a->s.dead);
+		return;
+	}
+	k = cf_watch_observe(&a->watch, sys, hb, cf_mono_ns(), sus, CF_MAX_SYSTEMS_LIMIT);
+	for (uint32_t i = 0; i < k; i++) {
+		struct cf_status st;
+		char name[CF_NAME_MAX + 12];
+		snprintf(name, sizeof(name), "%.*s", (int)(CF_NAME_MAX - 1), sys[sus[i].sys].name);
+		if (!name[0] || cf_name_check(name) < 0)
+			snprintf(name, sizeof(name), "system #%u", sus[i].sys);
+		r = cf_session_rpc(&a->s, CF_CTRL_SUSPECT, &sus[i], sizeof(sus[i]), CF_CTRL_STATUS, &st, sizeof(st),
+				   5000);
+		if (r) {
+			if (a->s.dead)
+				cf_agent_set_over(a, a->s.dead);
+			return;
+		}
+		st.msg[sizeof(st.msg) - 1] = 0;
+		cf_agent_log(a, st.status ? CF_AGENT_INFO : CF_AGENT_WARN,
+			     "watch: %s (epoch %u) heartbeat %llu unmoved for %llu ms: reported to the CF: %s%s%s",
+			     name, sus[i].epoch, (unsigned long long)sus[i].hb,
+			     (unsigned long long)sus[i].silent_ms, st.status ? strerror(-st.status) : "",
+			     st.status ? ": " : "", st.msg);
+	}
+	if (cf_session_event_pending(&a->s))
+		drain_events(a);
+	check_flags(a);
+}
+
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	check_flags(w->data);
@@ -718,6 +771,16 @@ int cf_agent_run(struct cf_agent *a)
 		ev_timer_init(&a->tick, tick_cb, TICK_S, TICK_S);
 		a->tick.data = a;
 		ev_timer_start(a->loop, &a->tick);
+		{
+			uint64_t h = a->hb.interval_ns ? a->hb.interval_ns : a->s.welcome.hb_interval_ns;
+			uint64_t T = a->s.welcome.hb_timeout_ns, per = h > T / 8 ? h : T / 8;
+			cf_watch_init(&a->watch, a->sys, a->s.map.geo.max_systems, T);
+			if (per < 1000000u)
+				per = 1000000u;
+			ev_timer_init(&a->watch_t, watch_cb, (double)per / 1e9, (double)per / 1e9);
+			a->watch_t.data = a;
+			ev_timer_start(a->loop, &a->watch_t);
+		}
 		ev_signal_init(&a->sigint, sig_cb, SIGINT);
 		a->sigint.data = a;
 		ev_signal_start(a->loop, &a->sigint);
@@ -795,6 +858,7 @@ void cf_agent_fini(struct cf_agent *a)
 		ev_async_stop(a->loop, &a->wake);
 		ev_io_stop(a->loop, &a->ev_w);
 		ev_timer_stop(a->loop, &a->tick);
+		ev_timer_stop(a->loop, &a->watch_t);
 		ev_signal_stop(a->loop, &a->sigint);
 		ev_signal_stop(a->loop, &a->sigterm);
 		ev_loop_destroy(a->loop);

@@ -6,7 +6,8 @@
  * Threads and connections of one cfnode process (a session is used by one
  * thread only):
  *   agent thread (main): the JOIN session, one libev loop: CF events, the
- *                        detector and recovery (cf_recovery.h), shutdown.
+ *                        detector and recovery (cf_recovery.h), the watch
+ *                        of the peers' heartbeats (cf_watch.h), shutdown.
  *   heartbeat thread:    its own session (CONN_ATTACH) and libev loop; every h
  *                        it WRITEs the whole struct cf_hb_slot (hb++, epoch,
  *                        home instance, status counters) and records the
@@ -40,6 +41,7 @@
 #include "cf_log.h"
 #include "cf_session.h"
 #include "cf_txn.h"
+#include "cf_watch.h"
 #include "cf_watchdog.h"
 
 struct cf_agent;
@@ -127,6 +129,9 @@ struct cf_agent {
 	ev_async wake; /* other threads poke the agent loop */
 	ev_io ev_w;    /* JOIN session: events */
 	ev_timer tick;
+	/* node-side detection (cf_watch.h): the heartbeat table read every max(h, T/8) */
+	ev_timer watch_t;
+	struct cf_watch watch;
 	ev_signal sigint, sigterm;
 	_Atomic int over;   /* -errno: this incarnation is over */
 	_Atomic uint64_t over_ns; /* monotonic time it was first marked over (0: not yet) */

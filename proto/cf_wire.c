@@ -60,6 +60,7 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_FENCE_CONFIRM: return sizeof(struct cf_fence_confirm);
 	case CF_CTRL_RECOVER_RETRY: return sizeof(struct cf_recover);
 	case CF_CTRL_WATCHDOG: return sizeof(struct cf_watchdog_msg);
+	case CF_CTRL_SUSPECT: return sizeof(struct cf_suspect);
 	case CF_CTRL_RESTART_INFO: return sizeof(struct cf_empty);
 	case CF_CTRL_RESTART_INFO_R: return sizeof(struct cf_restart_info);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
@@ -116,6 +117,7 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_FENCE_CONFIRM: return "FENCE_CONFIRM";
 	case CF_CTRL_RECOVER_RETRY: return "RECOVER_RETRY";
 	case CF_CTRL_WATCHDOG: return "WATCHDOG";
+	case CF_CTRL_SUSPECT: return "SUSPECT";
 	case CF_CTRL_RESTART_INFO: return "RESTART_INFO";
 	case CF_CTRL_RESTART_INFO_R: return "RESTART_INFO_R";
 	case CF_CTRL_STATUS: return "STATUS";

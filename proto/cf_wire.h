@@ -112,6 +112,7 @@ enum cf_ctrl_type {
 	CF_CTRL_FENCE_CONFIRM = 32, /* c→s cf_fence_confirm → cf_recover_r: the operator vouches SYSTEM is down */
 	CF_CTRL_RECOVER_RETRY = 33, /* c→s cf_recover → cf_recover_r: `cfctl recover --retry` */
 	CF_CTRL_WATCHDOG = 34,    /* system: cf_watchdog_msg → cf_status, right after JOINED, before any claim */
+	CF_CTRL_SUSPECT = 35,     /* system: cf_suspect → cf_status: a peer's heartbeat looks silent to me */
 	CF_CTRL_RESTART_INFO = 36,   /* c→s cf_empty → cf_restart_info: the CF's restart-recovery state */
 	CF_CTRL_RESTART_INFO_R = 37, /* s→c cf_restart_info */
 	/* replies and events */
@@ -285,6 +286,18 @@ struct cf_watchdog_msg {
 	uint32_t pad;
 };
 #define CF_WD_TIMEOUT_MAX_MS 600000u
+
+/*
+ * Node-side detection (docs/design.md, "Who detects"): the sender read sys's
+ * heartbeat slot one-sided and saw hb unchanged for its lease timeout while
+ * sys was ACTIVE in epoch. The CF decides with its own clock (a sweep now).
+ */
+struct cf_suspect {
+	uint32_t sys;
+	uint32_t epoch;
+	uint64_t hb;        /* the heartbeat counter the sender saw standing still */
+	uint64_t silent_ms; /* for how long, by the sender's clock */
+};
 
 struct cf_recover_r {
 	int32_t status;

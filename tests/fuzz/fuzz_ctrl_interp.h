@@ -111,6 +111,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_fence_confirm fence_confirm;
 		struct cf_watchdog_msg watchdog;
 		struct cf_restart_info restart_info;
+		struct cf_suspect suspect;
 	} u;
 	struct cf_ctrl_hdr h;
 	char name[CF_NAME_MAX], name2[CF_NAME_MAX], text[256];
@@ -215,6 +216,11 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 	case CF_CTRL_WATCHDOG:
 		/* what on_watchdog checks before it records the timeout */
 		if (u.watchdog.timeout_ms > CF_WD_TIMEOUT_MAX_MS || u.watchdog.pad)
+			return -EINVAL;
+		return 0;
+	case CF_CTRL_SUSPECT:
+		/* what on_suspect checks before it looks at the system (the sender is checked by state) */
+		if (u.suspect.sys >= m->geo.max_systems || u.suspect.epoch > CF_EPOCH_MASK)
 			return -EINVAL;
 		return 0;
 	case CF_CTRL_RESTART_INFO:

@@ -86,6 +86,7 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		struct cf_fence_confirm fence_confirm;
 		struct cf_watchdog_msg watchdog;
 		struct cf_restart_info restart_info;
+		struct cf_suspect suspect;
 	} u;
 	struct cf_image_map m;
 	struct cf_geometry g = geo_default();
@@ -161,6 +162,12 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 	case CF_CTRL_WATCHDOG:
 		u.watchdog.timeout_ms = 2000;
 		break;
+	case CF_CTRL_SUSPECT:
+		u.suspect.sys = 2;
+		u.suspect.epoch = 3;
+		u.suspect.hb = 1234;
+		u.suspect.silent_ms = 60;
+		break;
 	case CF_CTRL_RESTART_INFO_R:
 		u.restart_info.state = CF_RESTART_RECOVERY;
 		u.restart_info.left = 2;
@@ -210,7 +217,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_CONN_ATTACH, CF_CTRL_GOODBYE, CF_CTRL_PERSIST, CF_CTRL_INST_OPEN, CF_CTRL_INST_ATTACH, CF_CTRL_INST_UNREG,
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
-	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R,
+	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
 };
 
 static int seeds_ctrl(void)

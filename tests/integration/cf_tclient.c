@@ -696,6 +696,47 @@ static int cmd_sys(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * suspect NAME TARGET [self|stale]: join as system NAME and report TARGET's
+ * heartbeat silent (CF_CTRL_SUSPECT), as a buggy or lying member would:
+ * prints "STATUS MESSAGE" of the CF's answer. self: name ourselves instead;
+ * stale: an epoch TARGET does not have.
+ */
+static int cmd_suspect(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_sys_slot slot;
+	struct cf_suspect m = {0};
+	struct cf_status st;
+	int r, found = -1;
+
+	CHECK(argc >= 2, "usage: suspect NAME TARGET [self|stale]");
+	open_sys(&s, argv[0]);
+	for (uint32_t i = 0; i < s.map.geo.max_systems; i++) {
+		r = cf_session_read(&s, cf_sys_off(&s.map, i), &slot, sizeof(slot));
+		CHECK(r == 0, "read: %s", strerror(-r));
+		slot.name[CF_NAME_MAX - 1] = 0;
+		if (!strcmp(slot.name, argv[1])) {
+			found = (int)i;
+			m.sys = i;
+			m.epoch = cf_sysword_epoch(slot.state);
+		}
+	}
+	CHECK(found >= 0, "no system %s", argv[1]);
+	if (argc > 2 && !strcmp(argv[2], "self"))
+		m.sys = s.sys;
+	if (argc > 2 && !strcmp(argv[2], "stale"))
+		m.epoch = (m.epoch + 1) & CF_EPOCH_MASK;
+	m.silent_ms = 999999;
+	r = cf_session_rpc(&s, CF_CTRL_SUSPECT, &m, sizeof(m), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+	CHECK(r == 0, "SUSPECT: %s", strerror(-r));
+	st.msg[sizeof(st.msg) - 1] = 0;
+	printf("%d %s\n", st.status, st.msg);
+	cf_session_goodbye(&s);
+	cf_session_close(&s);
+	return 0;
+}
+
 /* ---------------- nvram ---------------- */
 
 /* fill SEED: write a pattern into the recovery-info region and lock words, then leave cleanly */
@@ -1088,6 +1129,7 @@ static const struct {
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
+	{"suspect", cmd_suspect},
 };
 
 int main(int argc, char **argv)
