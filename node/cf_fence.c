@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -202,6 +204,52 @@ static bool same_host(const struct cf_fence_target *t)
 	return t->host[0] && strncmp(host, t->host, sizeof(host)) == 0;
 }
 
+/* The executable of pid, as a path (" (deleted)" dropped: replaced by an upgrade in place). */
+static int exe_path(const char *proc, char *out, size_t cap)
+{
+	ssize_t n = readlink(proc, out, cap - 1);
+	size_t k;
+
+	if (n < 0)
+		return -errno;
+	out[n] = 0;
+	k = (size_t)n;
+	if (k > 10 && !strcmp(out + k - 10, " (deleted)"))
+		out[k - 10] = 0;
+	return 0;
+}
+
+/*
+ * Is pid recognisably a process of the same cfplex program as this one, run
+ * by the same user? The pid and start time of a failed system come from its
+ * own JOIN, which the CF cannot check (issue 11): a buggy or hostile member
+ * could name any process of this host. 0, or -EPERM with the reason.
+ */
+static int same_program(uint64_t pid, char *why, size_t len)
+{
+	char self[PATH_MAX], other[PATH_MAX], proc[64];
+	struct stat st;
+	int r;
+
+	snprintf(proc, sizeof(proc), "/proc/%llu", (unsigned long long)pid);
+	if (stat(proc, &st) < 0)
+		return -errno;
+	if (st.st_uid != geteuid()) {
+		snprintf(why, len, "it belongs to uid %u, not %u", (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	snprintf(proc, sizeof(proc), "/proc/%llu/exe", (unsigned long long)pid);
+	if ((r = exe_path("/proc/self/exe", self, sizeof(self))) < 0 || (r = exe_path(proc, other, sizeof(other))) < 0) {
+		snprintf(why, len, "its executable cannot be read: %s", strerror(-r));
+		return -EPERM;
+	}
+	if (strcmp(self, other)) {
+		snprintf(why, len, "it runs %.200s, not %.200s", other, self);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
 {
 	char host[CF_HOST_MAX] = "";
@@ -233,10 +281,32 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	 * recorded at join, the pid was reused: the system we must fence is gone.
 	 */
 	uint64_t st = cf_proc_starttime(t->pid);
-	if (t->starttime && st != t->starttime) {
+	if (!t->starttime) {
+		close(fd);
+		snprintf(msg, len, "no process start time recorded for %s: pid %llu may be anything now, not killed",
+			 t->name, (unsigned long long)t->pid);
+		return -EPERM;
+	}
+	if (st != t->starttime) {
 		close(fd);
 		snprintf(msg, len, "%s (pid %llu) already gone (pid reused)", t->name, (unsigned long long)t->pid);
 		return 0;
+	}
+	/* kill only what is recognisably a system of ours: never an unrelated process */
+	{
+		char why[480];
+		r = same_program(t->pid, why, sizeof(why));
+		if (r == -ESRCH || r == -ENOENT) {
+			close(fd);
+			snprintf(msg, len, "%s (pid %llu) already gone", t->name, (unsigned long long)t->pid);
+			return 0;
+		}
+		if (r < 0) {
+			close(fd);
+			snprintf(msg, len, "pid %llu recorded for %s is not a cfplex system process: %s; not killed",
+				 (unsigned long long)t->pid, t->name, r == -EPERM ? why : strerror(-r));
+			return -EPERM;
+		}
 	}
 	if (syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) {
 		r = -errno;
@@ -350,8 +420,8 @@ int cf_fence_run(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t
 	for (int a = 0; a < (cfg->attempts > 0 ? cfg->attempts : 1); a++) {
 		r = cfg->kind == CF_FENCE_EXTERNAL && !here ? fence_external(cfg, t, "off", msg, msglen)
 							    : fence_local(cfg, t, msg, msglen);
-		/* A host we cannot reach does not come closer by retrying. */
-		if (r == 0 || r == -EHOSTUNREACH || r == -EINVAL)
+		/* A host we cannot reach, or a process we will not kill, does not change by retrying now. */
+		if (r == 0 || r == -EHOSTUNREACH || r == -EINVAL || r == -EPERM)
 			break;
 	}
 	return r;

@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,9 +128,59 @@ static void test_watchdog_fifo(void)
 	rmdir(dir);
 }
 
+/*
+ * The local fence kills only a process of this same program, by this user,
+ * with the start time recorded at JOIN (issue 11: a member's JOIN names a pid
+ * the CF cannot check). An unrelated process (sleep) with its true start time
+ * is refused and lives; a target with no start time is refused; a child of
+ * this program (fork, the same executable) is killed and its exit confirmed.
+ */
+static void test_local_identity(void)
+{
+	struct cf_fence_cfg cfg;
+	struct cf_fence_target t;
+	char msg[512];
+	pid_t other, mine;
+	int status;
+
+	memset(&cfg, 0, sizeof(cfg));
+	CHECK(cf_fence_parse(&cfg, "local") == 0);
+	cfg.timeout_ms = 2000;
+	other = fork();
+	if (other == 0) {
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	mine = fork();
+	if (mine == 0) {
+		pause();
+		_exit(0);
+	}
+	usleep(200000); /* the sleep has exec'd */
+	memset(&t, 0, sizeof(t));
+	strcpy(t.name, "SYSX");
+	gethostname(t.host, sizeof(t.host) - 1);
+	t.pid = (uint64_t)other;
+	t.starttime = cf_proc_starttime(t.pid);
+	CHECK(t.starttime != 0);
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == -EPERM);
+	CHECK(strstr(msg, "not a cfplex system process") && strstr(msg, "sleep"));
+	CHECK(kill(other, 0) == 0); /* alive */
+	t.starttime = 0;
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == -EPERM && strstr(msg, "no process start time"));
+	CHECK(kill(other, 0) == 0);
+	t.pid = (uint64_t)mine;
+	t.starttime = cf_proc_starttime(t.pid);
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == 0 && strstr(msg, "killed, exit confirmed"));
+	CHECK(waitpid(mine, &status, 0) == mine && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	kill(other, SIGKILL);
+	waitpid(other, &status, 0);
+}
+
 int main(void)
 {
 	test_args();
+	test_local_identity();
 	test_map();
 	test_watchdog_fifo();
 	if (failures) {
