@@ -444,7 +444,12 @@ attach:
 		fail(x, r, "read the record list of %s: %s", rep->inst_name, strerror(-r));
 		goto out;
 	}
-	r = cf_lock_release_instance(s, inst, cf_reg_epoch(failed_reg), records, &released);
+	/*
+	 * The X words of the failed owner name its epoch (cf_lock_x): guess them
+	 * with that epoch, so each class is released by one CAS. (The FAILED word
+	 * carries no epoch; guessing 0 cost every X class a second round.)
+	 */
+	r = cf_lock_release_instance(s, inst, rep->failed_epoch, records, &released);
 	rep->locks_released = released;
 	if (r >= 0)
 		r = cf_log_reset(&log);
