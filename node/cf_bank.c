@@ -114,8 +114,11 @@ static int commit_n(struct bank *b, uint32_t n)
 		if (r)
 			break;
 	}
-	if (n > 1 && !r)
-		b->res->group_commits++;
+	if (!r) {
+		b->res->commit_points++;
+		if (n > 1)
+			b->res->group_commits++;
+	}
 	/* committed: each slot is done whatever the journal says next */
 	for (uint32_t i = 0; i < n; i++) {
 		struct slot *sl = &b->q[(b->head + i) % b->k];
@@ -384,12 +387,13 @@ void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res,
 	if (json) {
 		fprintf(out,
 			"{\"who\":\"%s\",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"lock_timeouts\":%" PRIu64
-			",\"log_full\":%" PRIu64 ",\"lease_aborts\":%" PRIu64 ",\"elapsed_s\":%.3f,\"txn_per_s\":%.1f,"
+			",\"log_full\":%" PRIu64 ",\"lease_aborts\":%" PRIu64 ",\"commit_points\":%" PRIu64 ",\"elapsed_s\":%.3f,\"txn_per_s\":%.1f,"
 			"\"lock_acquire_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
 			"\"cas_rtt_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f},"
 			"\"locks\":{\"acquires\":%" PRIu64 ",\"cas\":%" PRIu64 ",\"shared_self\":%" PRIu64
 			",\"contended\":%" PRIu64 ",\"self_conflicts\":%" PRIu64 "},\"error\":%d}\n",
-			who, res->commits, res->aborts, res->timeouts, res->log_full, res->lease_aborts, res->elapsed_s, tps,
+			who, res->commits, res->aborts, res->timeouts, res->log_full, res->lease_aborts, res->commit_points,
+			res->elapsed_s, tps,
 			h->n,
 			us(cf_lock_hist_pct(h, 50)), us(cf_lock_hist_pct(h, 90)), us(cf_lock_hist_pct(h, 99)), us(h->max),
 			c->n, us(cf_lock_hist_pct(c, 50)), us(cf_lock_hist_pct(c, 99)), res->lock.acquires,

@@ -61,7 +61,8 @@ struct cf_bank_result {
 	uint64_t lease_aborts; /* transactions backed out because the lease lapsed */
 	uint64_t lease_waits;  /* commits/backouts that waited for the lease to come back */
 	uint64_t self_backouts; /* backed out from memory after the (volatile) CF was lost */
-	uint64_t group_commits; /* commit points shared by more than one transaction */
+	uint64_t commit_points; /* commits of one or more transactions together (one COMMIT wait each) */
+	uint64_t group_commits; /* of those, shared by more than one transaction */
 	double elapsed_s;
 	struct cf_lock_stats lock;
 	struct cf_lock_hist cas_rtt; /* raw CAS round trips on the same session */
