@@ -1850,12 +1850,12 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 
 	if (gran) {
 		/* msync blocks for a device flush: in a thread, while the loop serves the rest */
-		r = cf_persist_new(c->loop, gran, gran >= CF_PAGE ? CF_PERSIST_THREAD : 0, cb_persist, c, &c->gc);
+		r = cf_persist_new(c->loop, gran, gran >= CF_PAGE ? CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE : 0, cb_persist, c, &c->gc);
 		if (r < 0)
 			return r;
 		cbs.gc = c->gc;
 		cfs_info("group commit: %s (%s, %llu-byte granularity)",
-			 gran >= CF_PAGE ? "one persist at a time in a persister thread, batching what arrives meanwhile"
+			 gran >= CF_PAGE ? "one persist at a time in a persister thread while persists are slow, batching what arrives meanwhile"
 					 : "one persist per loop iteration",
 			 gran >= CF_PAGE ? "msync" : "CPU cache flushes", (unsigned long long)gran);
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cf_persist.c - group commit of the CF image; see cf_persist.h. */
 #include "cf_persist.h"
+#include "cf_util.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -51,7 +52,27 @@ struct cf_persist {
 	uint64_t job_lo, job_hi;
 	/* batch ids: bytes added now go out in batch_next; batch_done is durable */
 	uint64_t batch_next, batch_done, fly_batch;
+	/*
+	 * CF_PERSIST_ADAPTIVE: how long a persist call takes (EWMA, 1/8): at or
+	 * above CF_PERSIST_SLOW_NS the thread is used, below it the loop calls
+	 * in place (a tmpfs msync is ~10 us: a hand-off would cost more).
+	 */
+	bool adaptive;
+	uint64_t ewma_ns, job_ns;
 };
+
+#define CF_PERSIST_SLOW_NS 100000ull
+
+static void learn(struct cf_persist *p, uint64_t ns)
+{
+	p->ewma_ns = p->ewma_ns - p->ewma_ns / 8 + ns / 8;
+}
+
+/* Hand this batch to the thread? */
+static bool use_thread(const struct cf_persist *p)
+{
+	return p->threaded && (p->busy || !p->adaptive || p->ewma_ns >= CF_PERSIST_SLOW_NS);
+}
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem, size_t init)
 {
@@ -71,9 +92,12 @@ static int grow(void **p, size_t *cap, size_t n, size_t elem, size_t init)
 
 static void call(struct cf_persist *p, uint64_t lo, uint64_t hi)
 {
+	uint64_t t0 = cf_mono_ns();
+
 	p->st.calls++;
 	p->st.bytes += hi - lo;
 	p->fn(p->fn_arg, lo, hi - lo);
+	learn(p, cf_mono_ns() - t0);
 }
 
 static int range_cmp(const void *a, const void *b)
@@ -156,6 +180,7 @@ static void finish_batch(struct cf_persist *p)
 	p->nfly = 0;
 	p->busy = false;
 	p->batch_done = p->fly_batch;
+	learn(p, p->job_ns); /* written under mu before job_done, read after it */
 	run_cbs(p, cbs, n);
 }
 
@@ -252,10 +277,12 @@ static void *persister(void *arg)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (!p->job)
 			break; /* quit with nothing to do */
-		uint64_t lo = p->job_lo, hi = p->job_hi;
+		uint64_t lo = p->job_lo, hi = p->job_hi, t0 = cf_mono_ns();
 		pthread_mutex_unlock(&p->mu);
 		p->fn(p->fn_arg, lo, hi - lo);
+		t0 = cf_mono_ns() - t0;
 		pthread_mutex_lock(&p->mu);
+		p->job_ns = t0;
 		p->job = false;
 		p->job_done = true;
 		pthread_cond_broadcast(&p->cv);
@@ -290,7 +317,7 @@ static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct cf_persist *p = w->data;
 
-	if (p->threaded)
+	if (use_thread(p))
 		start_batch(p);
 	else
 		cf_persist_commit(p);
@@ -311,7 +338,9 @@ int cf_persist_new(struct ev_loop *loop, uint64_t gran, unsigned flags, cf_persi
 	struct cf_persist *p;
 	int r;
 
-	if (!fn || !gran || (gran & (gran - 1)) || (flags & ~CF_PERSIST_THREAD))
+	if (!fn || !gran || (gran & (gran - 1)) || (flags & ~(CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE)))
+		return -EINVAL;
+	if ((flags & CF_PERSIST_ADAPTIVE) && !(flags & CF_PERSIST_THREAD))
 		return -EINVAL;
 	if ((flags & CF_PERSIST_THREAD) && (!loop || gran < 4096))
 		return -EINVAL; /* a thread pays off for msync only, and needs the loop to wake */
@@ -333,6 +362,8 @@ int cf_persist_new(struct ev_loop *loop, uint64_t gran, unsigned flags, cf_persi
 			return r;
 		}
 		p->threaded = true;
+		p->adaptive = flags & CF_PERSIST_ADAPTIVE;
+		p->ewma_ns = CF_PERSIST_SLOW_NS; /* the thread until the first calls say otherwise */
 	}
 	p->loop = loop;
 	p->gran = gran;

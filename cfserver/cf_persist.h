@@ -32,7 +32,9 @@
  * added meanwhile wait and form the next batch, started at the end of the
  * loop iteration in which the thread reports back (ev_async). One batch at a
  * time, so the order "a callback never runs before the bytes added ahead of
- * it are durable" holds across batches.
+ * it are durable" holds across batches. With CF_PERSIST_ADAPTIVE the loop
+ * persists in place again while the calls are fast (a tmpfs msync takes
+ * ~10 us, less than the hand-off to another thread and back).
  *
  * Every function is called from the loop's thread (the persister thread only
  * calls the range function). Functions return 0 or a negative errno.
@@ -59,7 +61,8 @@ struct cf_persist_stats {
 	uint64_t max_ranges; /* most ranges in one commit */
 };
 
-#define CF_PERSIST_THREAD 0x1u /* persist in a thread (gran >= 4096, loop required) */
+#define CF_PERSIST_THREAD 0x1u   /* persist in a thread (gran >= 4096, loop required) */
+#define CF_PERSIST_ADAPTIVE 0x2u /* with THREAD: only while persists take >= 100 us (EWMA) */
 
 /*
  * gran: the store granularity in bytes (4096: msync; 64: cache-line flushes).

@@ -25,6 +25,8 @@
  *      returned; what is added while a batch is in flight waits and goes out
  *      as ONE next batch; a synchronous commit waits for the batch in flight;
  *      cancel reaches a batch in flight;
+ *   4b. CF_PERSIST_ADAPTIVE: fast persists (a tmpfs msync) move back into the
+ *      loop after the first, slow ones (a disk's) stay with the thread;
  *   5. the tcp backend over the thread, with a persist that completes only
  *      when the test lets it: while a connection's batch is in flight, another
  *      connection's volatile READ is answered (the loop is free), and the same
@@ -37,6 +39,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -411,6 +414,43 @@ static void test_persist_thread(void)
 	cf_persist_free(p);
 }
 
+/* 4b: adaptive */
+static _Atomic int quick_calls;
+static pthread_t quick_thr[16];
+
+static void quick_persist(void *arg, uint64_t off, uint64_t len)
+{
+	int i = atomic_fetch_add(&quick_calls, 1);
+
+	if (i < 16)
+		quick_thr[i] = pthread_self();
+	if (arg)
+		usleep(2000); /* a disk */
+}
+
+static void test_persist_adaptive(void)
+{
+	for (int slow = 0; slow < 2; slow++) {
+		struct cf_persist *p;
+		int inloop = 0;
+		atomic_store(&quick_calls, 0);
+		CHECK(cf_persist_new(loop, 4096, CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE, quick_persist,
+				     slow ? (void *)1 : NULL, &p) == 0);
+		for (int b = 0; b < 6; b++) {
+			cf_persist_add(p, 4096u * (uint64_t)b, 8);
+			ev_run(loop, EVRUN_NOWAIT);
+			for (int k = 0; k < 2000 && cf_persist_pending(p); k++)
+				ev_run(loop, EVRUN_NOWAIT), usleep(100);
+		}
+		CHECK(atomic_load(&quick_calls) == 6);
+		for (int i = 0; i < 6; i++)
+			inloop += pthread_equal(quick_thr[i], pthread_self()) != 0;
+		/* fast: the first in the thread (it starts there), then in the loop; slow: all in the thread */
+		CHECK(slow ? inloop == 0 : (inloop == 5 && !pthread_equal(quick_thr[0], pthread_self())));
+		cf_persist_free(p);
+	}
+}
+
 /* 5: a persist the test opens one call at a time */
 static _Atomic int gate_allowed, gate_calls;
 
@@ -509,6 +549,7 @@ int main(void)
 	loop = ev_default_loop(0);
 	test_persist_alone();
 	test_persist_thread();
+	test_persist_adaptive();
 	test_server_thread();
 	test_server(4096);
 	test_server(64);

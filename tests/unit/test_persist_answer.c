@@ -69,6 +69,7 @@ static _Atomic int gate_on, gate_allowed;
 
 static void stub_persist(const void *ptr, size_t size)
 {
+	usleep(1000); /* a disk's msync: slow enough that cf_core's group commit keeps the thread */
 	for (int k = 0; k < 5000 && atomic_load(&gate_on) && atomic_load(&gate_allowed) <= (int)npersist; k++)
 		usleep(1000);
 	persist_lo[npersist] = (uint64_t)((const uint8_t *)ptr - img_base);
