@@ -200,8 +200,10 @@ host_watchdog() { # HOST
 	"${HOST_ARGV[@]}" python3 "$HOSTS_WD_STANDIN" "$CF_WORK/wd-$h.fifo" "$HOSTS_WD_MS" "$CF_WORK/wd-$h.targets" \
 		"${HOSTS_WD_MAX_S:-7200}" >>"$CF_WORK/wd-$h.log" 2>&1 &
 	HOSTS_WD_PID[$h]=$!
-	# it reads the FIFO once it logged that it listens (cfnode refuses a FIFO nobody reads)
-	wait_for 10 _hosts_wd_listening "$h" "${n:-0}" ||
+	# it reads the FIFO once it logged that it listens (cfnode refuses a FIFO nobody reads).
+	# A hang bound: under a load of 12 on 2 cores python3 (a pyenv shim here) took 13 s
+	# to get there
+	wait_for 60 _hosts_wd_listening "$h" "${n:-0}" ||
 		fail "host_watchdog $h: the stand-in did not start: $(tail -n 3 "$CF_WORK/wd-$h.log")"
 }
 _hosts_wd_listening() { [ "$(grep -c "listening on" "$CF_WORK/wd-$1.log" 2>/dev/null)" -gt "$2" ]; }
