@@ -36,7 +36,11 @@ uint32_t cf_watch_observe(struct cf_watch *w, const struct cf_sys_slot *sys, con
 			p->report_ns = 0;
 			continue;
 		}
-		if (now_ns - p->seen_ns <= w->timeout_ns)
+		/*
+		 * A system that has not beaten yet (counter 0) is starting: the CF
+		 * gives it T from its JOIN; this node may have seen it late, so 2T.
+		 */
+		if (now_ns - p->seen_ns <= (p->hb ? w->timeout_ns : 2 * w->timeout_ns))
 			continue;
 		if (p->report_ns && now_ns - p->report_ns <= w->timeout_ns)
 			continue;

@@ -44,7 +44,9 @@ void cf_watch_init(struct cf_watch *w, uint32_t self, uint32_t nsys, uint64_t ti
  * read at now_ns. Fills out[0..return) with the peers to report: ACTIVE,
  * their counter unmoved for more than timeout_ns by this node's clock, not
  * reported within the last timeout_ns. An incarnation's first sight starts
- * its clock (a new system has not beaten yet).
+ * its clock; one that has not beaten yet (counter 0) gets 2 x timeout_ns (the
+ * CF grants a joining system T before its first beat, and this node may see
+ * it late).
  */
 uint32_t cf_watch_observe(struct cf_watch *w, const struct cf_sys_slot *sys, const struct cf_hb_slot *hb,
 			  uint64_t now_ns, struct cf_suspect *out, uint32_t cap);

@@ -43,6 +43,7 @@ int main(void)
 
 	memset(sys, 0, sizeof(sys));
 	memset(hb, 0, sizeof(hb));
+	hb[1].hb = hb[2].hb = 1; /* both have beaten; the starting case is at the end */
 	cf_watch_init(&w, 0, N, 50 * MS);
 	active(0, 1); /* this system: never reported */
 	active(1, 4);
@@ -56,7 +57,7 @@ int main(void)
 	CHECK(cf_watch_observe(&w, sys, hb, t + 50 * MS, s, N) == 0);
 	/* 1 silent 51 ms: reported; 2 moved at +40: silent 11 ms */
 	CHECK(cf_watch_observe(&w, sys, hb, t + 51 * MS, s, N) == 1);
-	CHECK(s[0].sys == 1 && s[0].epoch == 4 && s[0].hb == 0 && s[0].silent_ms == 51);
+	CHECK(s[0].sys == 1 && s[0].epoch == 4 && s[0].hb == 1 && s[0].silent_ms == 51);
 	/* reported once per T */
 	CHECK(cf_watch_observe(&w, sys, hb, t + 91 * MS, s, N) == 1 && s[0].sys == 2); /* moved at +40 */
 	CHECK(cf_watch_observe(&w, sys, hb, t + 100 * MS, s, N) == 0);
@@ -82,6 +83,15 @@ int main(void)
 	sys[1].state = ~0ull;
 	CHECK(cf_watch_observe(&w, sys, hb, t + 900 * MS, s, N) == 1 && s[0].sys == 2);
 	CHECK(w.reports == 8);
+	/* a system that has not beaten yet (counter 0) gets 2T: it is starting */
+	cf_watch_init(&w, 0, N, 50 * MS);
+	memset(sys, 0, sizeof(sys));
+	memset(hb, 0, sizeof(hb));
+	active(3, 1);
+	CHECK(cf_watch_observe(&w, sys, hb, t, s, N) == 0);
+	CHECK(cf_watch_observe(&w, sys, hb, t + 60 * MS, s, N) == 0);
+	CHECK(cf_watch_observe(&w, sys, hb, t + 100 * MS, s, N) == 0);
+	CHECK(cf_watch_observe(&w, sys, hb, t + 101 * MS, s, N) == 1 && s[0].sys == 3 && s[0].hb == 0);
 	if (failures) {
 		fprintf(stderr, "test_watch: %d failure(s)\n", failures);
 		return 1;
