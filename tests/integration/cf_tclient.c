@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,6 +596,7 @@ static int cmd_malformed(int argc, char **argv)
 struct hb_arg {
 	struct cf_session s;
 	int interval_ms;
+	int stop; /* set (atomically) to fall silent: the CF then fails the system after T */
 };
 
 static void *hb_thread(void *p)
@@ -608,12 +610,13 @@ static void *hb_thread(void *p)
 	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	memset(&slot, 0, sizeof(slot));
 	slot.epoch = a->s.epoch;
-	for (;;) {
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
 		slot.hb++;
 		if (cf_session_write(&a->s, cf_hb_off(&a->s.map, a->s.sys), &slot, sizeof(slot)) < 0)
 			return NULL;
 		nanosleep(&ts, NULL);
 	}
+	return NULL;
 }
 
 /* hold NAME INST [HB_MS]: join, register INST, (heartbeat), print READY, wait to be killed */
@@ -1001,6 +1004,452 @@ static int cmd_fence_barrier(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * fence-stream FLOODER CHECKER silence|readmit: the fence as a barrier end to
+ * end, through the session API, over either transport (tcp or verbs).
+ *
+ * FLOODER joins, registers and attaches an instance, opens a second (attached)
+ * connection and a heartbeat connection, and keeps a stream of one-sided ops
+ * in flight on both of its workload connections: FAAs on one shared lock word,
+ * a chain of CASes on a word per connection, WRITEs (awaited and unsignaled)
+ * to a block of the recovery-info region, READs of all of these. CHECKER is
+ * another live system. Then the CF fences FLOODER:
+ *   silence  its heartbeat stops and the CF's sweep declares it failed after T;
+ *   readmit  a second JOIN of its name (cf_core.c fails the old incarnation
+ *            before it answers the JOIN).
+ * Once the fence has completed (the system word reads FAILED, or the JOIN was
+ * answered), CHECKER puts a sentinel into every word and block the stream
+ * touches, the FAA and CAS words with a CAS from the value it just read (so a
+ * word that moved in between is caught too). Nothing the fenced incarnation
+ * posted may land from then on:
+ *   - the stream ends with a connection error on both workload connections,
+ *     and none of its answers shows a sentinel (a READ, FAA or CAS that
+ *     executed after the fence would return one);
+ *   - ops posted after the fence fail and change nothing: a CAS on every old
+ *     connection, and the old rkeys used from fresh connections (on verbs that
+ *     is what proves the grants were invalidated: an MR's rkey is valid on any
+ *     queue pair of the CF's protection domain); a CONN_ATTACH with the old
+ *     token is refused;
+ *   - a console then reads every sentinel unchanged.
+ * Not seen: an op landing between the fence and the sentinels; the transport
+ * races that instant itself in cf_verbs_smoke (the word read inside the loop
+ * right after fence()). Exits 1 with the first violation.
+ */
+#define FS_CONNS 2u		      /* workload connections that stream */
+#define FS_SENT_F 0x5e47000000000000ull /* FAA word sentinel: far above any count the stream reaches */
+#define FS_SENT_C 0x5e4c000000000000ull /* CAS chain sentinel */
+#define FS_SENT_W 0x5e57000000000000ull /* WRITE block sentinel (every word) */
+#define FS_BLOCK 512u		      /* bytes of a WRITE block */
+#define FS_UNSIG 16u		      /* unsignaled 8-byte WRITEs posted ahead of each batch */
+#define FS_ROUNDS 8u		      /* per batch: this many FAAs, chained CASes and 8-byte READs */
+
+/* one batch: the rounds, 2 block WRITEs, 2 block READs, the READ of the CAS word */
+_Static_assert(3 * FS_ROUNDS + 5 <= CF_BATCH_DEPTH, "a stream batch is posted at once");
+
+struct fs_stream {
+	struct cf_session *s;
+	unsigned idx;
+	uint64_t lf, lc, blk; /* image offsets: FAA word, CAS word, WRITE block */
+	uint64_t deadline_ns;
+	uint64_t chain;	      /* the CAS chain's value */
+	uint64_t batches, faa_posted, faa_done, ops_done, lost;
+	uint64_t end_ns;
+	int err;	      /* the error that ended the stream (0: the deadline) */
+	char bad[200];	      /* a violation seen from this side */
+	int done;
+};
+
+static void fs_violation(struct fs_stream *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fs_violation(struct fs_stream *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->bad[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(st->bad, sizeof(st->bad), fmt, ap);
+	va_end(ap);
+}
+
+/* One completed op of the stream: its answer must predate every sentinel. */
+static void fs_check_op(struct fs_stream *st, const struct cf_batch_op *o)
+{
+	uint64_t v = o->op == CF_OP_READ && o->len == 8 ? *(const uint64_t *)o->buf : o->value;
+	const uint64_t *b = o->buf;
+
+	st->ops_done++;
+	switch (o->op) {
+	case CF_OP_FAA:
+		st->faa_done++;
+		if (v >= FS_SENT_F)
+			fs_violation(st, "an FAA executed after the fence: it found %#" PRIx64, v);
+		return;
+	case CF_OP_CAS:
+		if (v >= FS_SENT_C)
+			fs_violation(st, "a CAS executed after the fence: it found %#" PRIx64, v);
+		else if (v != o->compare)
+			fs_violation(st, "CAS chain broken: expected %" PRIu64 ", found %" PRIu64, o->compare, v);
+		return;
+	case CF_OP_READ:
+		if (o->len == 8 && v >= FS_SENT_F) /* both words' sentinels are above FS_SENT_F */
+			fs_violation(st, "a READ executed after the fence: it returned %#" PRIx64, v);
+		for (unsigned k = 0; o->len == FS_BLOCK && k < FS_BLOCK / 8; k++)
+			if (b[k] == FS_SENT_W) {
+				fs_violation(st, "a READ of the block executed after the fence: word %u is the sentinel",
+					     k);
+				break;
+			}
+		return;
+	}
+}
+
+static void *fs_stream_main(void *p)
+{
+	struct fs_stream *st = p;
+	static _Thread_local uint64_t wblk[FS_BLOCK / 8], rblk[2][FS_BLOCK / 8];
+	struct cf_batch_op ops[CF_BATCH_DEPTH];
+	uint64_t rv[FS_ROUNDS + 1], seq = 0;
+	int r = 0;
+
+	while (cf_mono_ns() < st->deadline_ns) {
+		size_t n = 0;
+
+		seq++;
+		/* ahead of the batch: unsignaled WRITEs, retired by the batch's completions (RC order) */
+		for (unsigned i = 0; i < FS_UNSIG && r >= 0; i++) {
+			uint64_t v = seq << 8 | i;
+			r = cf_session_post_write(st->s, st->blk + 8, &v, 8, CF_POST_UNSIGNALED);
+		}
+		if (r < 0)
+			break;
+		for (unsigned i = 0; i < FS_BLOCK / 8; i++)
+			wblk[i] = seq << 8 | st->idx;
+		/* one batch: the kinds interleaved, so every kind is in flight at any moment */
+		for (unsigned i = 0; i < FS_ROUNDS; i++) {
+			ops[n++] = (struct cf_batch_op){.op = CF_OP_FAA, .off = st->lf, .compare = 1};
+			ops[n++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = st->lc, .compare = st->chain + i,
+							.swap = st->chain + i + 1};
+			ops[n++] = (struct cf_batch_op){.op = CF_OP_READ, .off = st->lf, .buf = &rv[i], .len = 8};
+			if (i == 2 || i == 5)
+				ops[n++] = (struct cf_batch_op){.op = CF_OP_WRITE, .off = st->blk, .buf = wblk,
+								.len = FS_BLOCK};
+			if (i == 3 || i == 6)
+				ops[n++] = (struct cf_batch_op){.op = CF_OP_READ, .off = st->blk,
+								.buf = rblk[i == 6], .len = FS_BLOCK};
+		}
+		ops[n++] = (struct cf_batch_op){.op = CF_OP_READ, .off = st->lc, .buf = &rv[FS_ROUNDS], .len = 8};
+		st->faa_posted += FS_ROUNDS;
+		r = cf_session_batch(st->s, ops, n);
+		for (size_t i = 0; i < n; i++) {
+			if (ops[i].status == 1)
+				st->lost++; /* posted, no completion: the connection died under it */
+			else if (ops[i].status < 0 && !r)
+				r = ops[i].status;
+			else if (ops[i].status == 0)
+				fs_check_op(st, &ops[i]);
+		}
+		if (r < 0 || st->bad[0])
+			break;
+		st->chain += FS_ROUNDS;
+		__atomic_store_n(&st->batches, st->batches + 1, __ATOMIC_RELEASE);
+	}
+	st->err = r < 0 ? r : 0;
+	st->end_ns = cf_mono_ns();
+	__atomic_store_n(&st->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The sys word of system `sys`, read by session s. */
+static uint64_t fs_sysword(struct cf_session *s, uint32_t sys)
+{
+	uint64_t w;
+	int r = cf_session_read(s, cf_sys_off(&s->map, sys), &w, 8);
+
+	CHECK(r == 0, "read system word: %s", strerror(-r));
+	return w;
+}
+
+/*
+ * One op with a fenced connection's grant, on conn c (the fenced connection
+ * itself, or a fresh one). Returns 1 if it executed (a successful completion),
+ * else 0; *how says what happened.
+ */
+static int fs_probe(struct cf_session *c, int op, const struct cf_grant *g, uint64_t off, uint64_t arg,
+		    uint64_t *val, char *how, size_t howlen)
+{
+	static uint8_t buf[64];
+	uint64_t a = g->addr + (off - g->image_off), id = 0xfe9ce000 + (uint64_t)op;
+	struct cf_wc wc;
+	int r = 0, n;
+
+	memcpy(buf, &arg, 8);
+	switch (op) {
+	case CF_OP_READ: r = c->ops->post_read(c->conn, buf, 8, a, g->rkey, id, 0); break;
+	case CF_OP_WRITE: r = c->ops->post_write(c->conn, buf, 8, a, g->rkey, id, 0); break;
+	case CF_OP_CAS: r = c->ops->post_cas(c->conn, a, g->rkey, FS_SENT_F, arg, id, 0); break;
+	}
+	if (r < 0) {
+		snprintf(how, howlen, "refused at post (%s)", strerror(-r));
+		return 0;
+	}
+	/* bounded: a verbs connection whose peer is gone may take its retries to report */
+	n = c->ops->poll(c->conn, &wc, 1, 30000);
+	if (n < 0) {
+		snprintf(how, howlen, "connection dead (%s)", strerror(-n));
+		return 0;
+	}
+	if (n == 0) {
+		snprintf(how, howlen, "no completion within 30 s");
+		return 0;
+	}
+	if (wc.status < 0) {
+		snprintf(how, howlen, "failed (%s)", strerror(-wc.status));
+		return 0;
+	}
+	if (val)
+		*val = wc.value;
+	snprintf(how, howlen, "EXECUTED (value %#" PRIx64 ")", wc.value);
+	return 1;
+}
+
+static void fs_open_raw(struct cf_session *s)
+{
+	int r = cf_session_open(s, transport, addr, key, CF_ROLE_SYSTEM, connect_ms());
+
+	CHECK(r == 0, "open a fresh connection: %s", strerror(-r));
+}
+
+static int cmd_fence_stream(int argc, char **argv)
+{
+	static struct hb_arg chb, fhb;
+	static struct cf_session fa, fb, fnew, con;
+	static struct fs_stream st[FS_CONNS];
+	static uint64_t blk[FS_BLOCK / 8];
+	struct cf_session chk, *streams[FS_CONNS] = {&fa, &fb}, *old[3] = {&fa, &fb, &fhb.s};
+	const char *mode;
+	char iname[CF_NAME_MAX], how[96];
+	uint64_t lf, lc[FS_CONNS], bbase, v1, old_v, w, t0, t_trigger, t_fenced, bound_ns, faa_posted = 0, faa_done = 0;
+	uint32_t fsys, fepoch, hb_ms;
+	pthread_t cth, fth, sth[FS_CONNS];
+	int readmit, r;
+
+	CHECK(argc >= 3, "usage: fence-stream FLOODER CHECKER silence|readmit");
+	mode = argv[2];
+	CHECK(!strcmp(mode, "silence") || !strcmp(mode, "readmit"), "mode: silence or readmit");
+	readmit = !strcmp(mode, "readmit");
+	CHECK(strlen(argv[0]) + 2 < CF_NAME_MAX, "flooder name too long");
+	snprintf(iname, sizeof(iname), "%s-I", argv[0]);
+
+	/* CHECKER: a live system with its own heartbeat connection */
+	open_sys(&chk, argv[1]);
+	hb_ms = (uint32_t)(chk.welcome.hb_interval_ns / 1000000u);
+	chb.interval_ms = hb_ms ? (int)hb_ms : 1;
+	r = cf_session_open(&chb.s, transport, addr, key, CF_ROLE_SYSTEM, connect_ms());
+	CHECK(r == 0, "checker hb open: %s", strerror(-r));
+	r = cf_session_attach(&chb.s, chk.sys, chk.epoch, chk.token);
+	CHECK(r == 0, "checker hb attach: %s", strerror(-r));
+	CHECK(pthread_create(&cth, NULL, hb_thread, &chb) == 0, "thread");
+
+	/* FLOODER: an instance of its own, a second connection, a heartbeat connection */
+	open_sys(&fa, argv[0]);
+	fsys = fa.sys;
+	fepoch = fa.epoch;
+	take_inst(&fa, iname, 1);
+	r = cf_session_open(&fb, transport, addr, key, CF_ROLE_SYSTEM, connect_ms());
+	CHECK(r == 0, "flooder second connection: %s", strerror(-r));
+	r = cf_session_attach(&fb, fsys, fepoch, fa.token);
+	CHECK(r == 0, "flooder attach: %s", strerror(-r));
+	fhb.interval_ms = chb.interval_ms;
+	r = cf_session_open(&fhb.s, transport, addr, key, CF_ROLE_SYSTEM, connect_ms());
+	CHECK(r == 0, "flooder hb open: %s", strerror(-r));
+	r = cf_session_attach(&fhb.s, fsys, fepoch, fa.token);
+	CHECK(r == 0, "flooder hb attach: %s", strerror(-r));
+	CHECK(pthread_create(&fth, NULL, hb_thread, &fhb) == 0, "thread");
+
+	/* the words: separate classes and blocks per mode, so both modes can share one CF */
+	lf = cf_lock_off(&fa.map, readmit ? 50 : 40);
+	bbase = fa.map.off_rinfo + (readmit ? 3072 : 2048); /* clear of the slots of registered instances */
+	CHECK(bbase + FS_CONNS * FS_BLOCK <= fa.map.off_rinfo + (uint64_t)fa.map.geo.max_instances * 128u,
+	      "recovery-info region too small (max-instances %u)", fa.map.geo.max_instances);
+	bound_ns = cf_mono_ns() + 4 * fa.welcome.hb_timeout_ns + 120000000000ull;
+	for (unsigned i = 0; i < FS_CONNS; i++) {
+		uint64_t c0;
+		lc[i] = cf_lock_off(&fa.map, (readmit ? 51 : 41) + i);
+		CHECK(cf_session_read(&chk, lc[i], &c0, 8) == 0, "read the CAS word");
+		st[i] = (struct fs_stream){.s = streams[i], .idx = i, .lf = lf, .lc = lc[i],
+					   .blk = bbase + i * FS_BLOCK, .deadline_ns = bound_ns, .chain = c0};
+		CHECK(pthread_create(&sth[i], NULL, fs_stream_main, &st[i]) == 0, "thread");
+	}
+
+	/* the stream lands: the FAA word moves and every connection completes batches */
+	t0 = cf_mono_ns();
+	for (;;) {
+		int ready = 1;
+		CHECK(cf_session_read(&chk, lf, &v1, 8) == 0, "read");
+		for (unsigned i = 0; i < FS_CONNS; i++) {
+			CHECK(!__atomic_load_n(&st[i].done, __ATOMIC_ACQUIRE), "stream %u ended before the fence: %s%s",
+			      i, st[i].err ? strerror(-st[i].err) : "deadline", st[i].bad);
+			ready &= __atomic_load_n(&st[i].batches, __ATOMIC_ACQUIRE) >= 20;
+		}
+		if (ready && v1 >= 2000)
+			break;
+		CHECK(cf_mono_ns() - t0 < 120000000000ull, "the stream does not land: FAA word %" PRIu64, v1);
+		usleep(10000);
+	}
+	fprintf(stderr, "stream running: FAA word %" PRIu64 ", batches %" PRIu64 "/%" PRIu64 "; fencing (%s)\n", v1,
+		st[0].batches, st[1].batches, mode);
+
+	/* the fence */
+	w = fs_sysword(&chk, fsys);
+	CHECK(cf_sysword_state(w) == CF_SYS_ACTIVE && cf_sysword_epoch(w) == fepoch,
+	      "flooder failed before the trigger (heartbeat starved?): %s epoch %u",
+	      cf_sys_state_str(cf_sysword_state(w)), cf_sysword_epoch(w));
+	t_trigger = cf_mono_ns();
+	if (readmit) {
+		open_sys(&fnew, argv[0]); /* the CF fails (and fences) the old incarnation before it answers */
+		CHECK(fnew.sys == fsys && fnew.epoch == fepoch + 1, "re-admission: sys %u epoch %u", fnew.sys,
+		      fnew.epoch);
+	} else {
+		__atomic_store_n(&fhb.stop, 1, __ATOMIC_RELEASE);
+		for (;;) {
+			/* FAILED is written (step 2) only after every connection was fenced (step 1) */
+			w = fs_sysword(&chk, fsys);
+			if (cf_sysword_state(w) == CF_SYS_FAILED)
+				break;
+			CHECK(cf_sysword_state(w) == CF_SYS_ACTIVE && cf_sysword_epoch(w) == fepoch,
+			      "flooder's system word: %s epoch %u", cf_sys_state_str(cf_sysword_state(w)),
+			      cf_sysword_epoch(w));
+			CHECK(cf_mono_ns() < bound_ns, "the silent flooder was never declared failed");
+			usleep(1000);
+		}
+	}
+	t_fenced = cf_mono_ns();
+
+	/* sentinels, at once: a CAS from the value just read, so a move in between is caught */
+	CHECK(cf_session_read(&chk, lf, &v1, 8) == 0, "read");
+	r = cf_session_cas(&chk, lf, v1, FS_SENT_F, &old_v);
+	CHECK(r == 0, "sentinel CAS: %s", strerror(-r));
+	CHECK(old_v == v1, "VIOLATION: the FAA word moved after the fence completed: %" PRIu64 " -> %" PRIu64, v1,
+	      old_v);
+	for (unsigned i = 0; i < FS_CONNS; i++) {
+		uint64_t c1;
+		CHECK(cf_session_read(&chk, lc[i], &c1, 8) == 0, "read");
+		r = cf_session_cas(&chk, lc[i], c1, FS_SENT_C, &old_v);
+		CHECK(r == 0, "sentinel CAS: %s", strerror(-r));
+		CHECK(old_v == c1, "VIOLATION: CAS word %u moved after the fence completed: %" PRIu64 " -> %" PRIu64, i,
+		      c1, old_v);
+		for (unsigned k = 0; k < FS_BLOCK / 8; k++)
+			blk[k] = FS_SENT_W;
+		r = cf_session_write(&chk, st[i].blk, blk, FS_BLOCK);
+		CHECK(r == 0, "sentinel WRITE: %s", strerror(-r));
+	}
+
+	/* the stream must end by the fence (bounded: a broken fence lets it run on into the sentinels) */
+	for (unsigned i = 0; i < FS_CONNS; i++) {
+		while (!__atomic_load_n(&st[i].done, __ATOMIC_ACQUIRE)) {
+			CHECK(cf_mono_ns() < bound_ns, "stream %u still runs %.1f s after the fence: its connection "
+						       "was not fenced",
+			      i, (cf_mono_ns() - t_fenced) / 1e9);
+			usleep(10000);
+		}
+		pthread_join(sth[i], NULL);
+		CHECK(!st[i].bad[0], "VIOLATION on stream %u: %s", i, st[i].bad);
+		CHECK(st[i].err, "stream %u ran into its deadline instead of the fence", i);
+		CHECK(st[i].end_ns >= t_trigger, "stream %u ended before the fence was triggered: %s", i,
+		      strerror(-st[i].err));
+		CHECK(streams[i]->dead, "stream %u ended by an op error (%s), its connection alive", i,
+		      strerror(-st[i].err));
+		faa_posted += st[i].faa_posted;
+		faa_done += st[i].faa_done;
+	}
+	/* the flooder's heartbeat thread is done with its connection (silent, or fenced) before it is probed */
+	__atomic_store_n(&fhb.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(fth, NULL);
+	/* what landed before the fence is bounded by what was posted and what completed */
+	CHECK(faa_done <= v1 && v1 <= faa_posted,
+	      "FAA word %" PRIu64 " outside [completed %" PRIu64 ", posted %" PRIu64 "]", v1, faa_done, faa_posted);
+
+	/* ops posted after the fence: on each old connection ... */
+	for (unsigned i = 0; i < 3; i++) {
+		const struct cf_grant *lg = grant_of(old[i], CF_RGN_LOCKS);
+		int ex = fs_probe(old[i], CF_OP_CAS, lg, lf, 1, NULL, how, sizeof(how));
+		fprintf(stderr, "CAS on fenced connection %u: %s\n", i, how);
+		CHECK(!ex, "VIOLATION: a CAS posted on fenced connection %u after the fence executed: %s", i, how);
+	}
+	/* ... and with the old rkeys from fresh connections (each probe its own: on verbs a refusal ends it) */
+	{
+		struct {
+			struct cf_session *from;
+			uint32_t region;
+			int op;
+			uint64_t off;
+		} pr[] = {
+			{&fa, CF_RGN_LOCKS, CF_OP_CAS, lf},		 {&fb, CF_RGN_LOCKS, CF_OP_CAS, lf},
+			{&fhb.s, CF_RGN_LOCKS, CF_OP_CAS, lf},	 {&fa, CF_RGN_RINFO, CF_OP_WRITE, st[0].blk},
+			{&fb, CF_RGN_RINFO, CF_OP_WRITE, st[1].blk}, {&fa, CF_RGN_RINFO, CF_OP_READ, st[0].blk},
+		};
+		struct cf_session fresh;
+
+		fs_open_raw(&fresh);
+		r = cf_session_attach(&fresh, fsys, fepoch, fa.token);
+		CHECK(r < 0, "VIOLATION: CONN_ATTACH with the fenced incarnation's token accepted");
+		fprintf(stderr, "CONN_ATTACH with the old token: refused (%s)\n", strerror(-r));
+		cf_session_close(&fresh);
+		for (size_t i = 0; i < CF_ARRAY_SIZE(pr); i++) {
+			uint64_t val = 0;
+			int ex;
+			fs_open_raw(&fresh);
+			ex = fs_probe(&fresh, pr[i].op, grant_of(pr[i].from, pr[i].region), pr[i].off, 2, &val, how,
+				      sizeof(how));
+			fprintf(stderr, "%s with an old rkey from a fresh connection: %s\n",
+				pr[i].op == CF_OP_CAS ? "CAS" : pr[i].op == CF_OP_WRITE ? "WRITE" : "READ", how);
+			CHECK(!ex, "VIOLATION: the fenced incarnation's rkey still works: %s %s",
+			      pr[i].op == CF_OP_CAS ? "CAS" : pr[i].op == CF_OP_WRITE ? "WRITE" : "READ", how);
+			cf_session_close(&fresh);
+		}
+	}
+
+	/* the CF's image: every sentinel unchanged */
+	open_console(&con);
+	CHECK(cf_session_read(&con, lf, &w, 8) == 0, "console read");
+	CHECK(w == FS_SENT_F, "VIOLATION: the FAA word is %#" PRIx64 " after the fence, not the sentinel", w);
+	for (unsigned i = 0; i < FS_CONNS; i++) {
+		CHECK(cf_session_read(&con, lc[i], &w, 8) == 0, "console read");
+		CHECK(w == FS_SENT_C, "VIOLATION: CAS word %u is %#" PRIx64 " after the fence, not the sentinel", i, w);
+		CHECK(cf_session_read(&con, st[i].blk, blk, FS_BLOCK) == 0, "console read");
+		for (unsigned k = 0; k < FS_BLOCK / 8; k++)
+			CHECK(blk[k] == FS_SENT_W, "VIOLATION: block %u word %u is %#" PRIx64 " after the fence", i, k,
+			      blk[k]);
+	}
+	w = fs_sysword(&con, fsys);
+	if (readmit)
+		CHECK(cf_sysword_state(w) == CF_SYS_ACTIVE && cf_sysword_epoch(w) == fepoch + 1,
+		      "flooder's system word %s epoch %u", cf_sys_state_str(cf_sysword_state(w)), cf_sysword_epoch(w));
+	else
+		CHECK(cf_sysword_state(w) == CF_SYS_FAILED && cf_sysword_epoch(w) == fepoch,
+		      "flooder's system word %s epoch %u", cf_sys_state_str(cf_sysword_state(w)), cf_sysword_epoch(w));
+	cf_session_close(&con);
+
+	printf("OK fence-stream %s: %" PRIu64 " FAAs landed before the fence (%" PRIu64 " completed, %" PRIu64
+	       " posted); fence seen %.0f ms after the trigger",
+	       mode, v1, faa_done, faa_posted, (t_fenced - t_trigger) / 1e6);
+	for (unsigned i = 0; i < FS_CONNS; i++)
+		printf("; stream %u: %" PRIu64 " batches, %" PRIu64 " ops done, %" PRIu64
+		       " in flight lost, ended by %s",
+		       i, st[i].batches, st[i].ops_done, st[i].lost, strerror(-st[i].err));
+	printf("\n");
+	if (readmit) {
+		CHECK(cf_session_goodbye(&fnew) == 0, "goodbye");
+		cf_session_close(&fnew);
+	}
+	CHECK(cf_session_goodbye(&chk) == 0, "goodbye checker");
+	pthread_join(cth, NULL);
+	cf_session_close(&chk);
+	for (unsigned i = 0; i < 3; i++)
+		cf_session_close(old[i]);
+	return 0;
+}
+
 /* ---------------- persist ---------------- */
 
 static char persist_msg[120];
@@ -1142,6 +1591,7 @@ static const struct {
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},
+	{"fence-stream", cmd_fence_stream},
 };
 
 int main(int argc, char **argv)
