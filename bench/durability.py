@@ -6,8 +6,9 @@ K transactions in flight each, 10 000 accounts) against
             libpmem2's persist is msync there, i.e. a write-back and a device cache flush
   nvram-shm   cfserver --nvram FILE, FILE on tmpfs (--shm-dir, default /dev/shm): the stand-in
             for memory-speed persistence (msync of tmpfs pages costs a system call, no I/O)
-Each name may end in "-nogroup": the same with the systems' group commit off (cfnode
---group-commit off: every update awaits its own undo record, every commit its own COMMIT).
+The systems run with cfnode --group-commit on; each name may end in "-nogroup": the same
+with it off (cfnode's default: every update awaits its own undo record, every commit its own
+COMMIT).
 And, only when asked (--peers postgres), PostgreSQL pgbench TPC-B at fsync=on,
 synchronous_commit=on with as many clients as systems, and with as many clients as
 transactions in flight in the whole cluster (systems x K): the first is the number of
@@ -68,7 +69,7 @@ def main():
             if base_cfg not in ("dram", "nvram-disk", "nvram-shm"):
                 C.log(f"unknown configuration {cfg}")
                 return 2
-            node_extra = ["--group-commit", "off"] if cfg != base_cfg else []
+            node_extra = ["--group-commit", "off" if cfg != base_cfg else "on"]
             if base_cfg != "dram":
                 d = a.disk_dir if base_cfg == "nvram-disk" else a.shm_dir
                 img = os.path.join(d, f"cfdurab.{os.getpid()}.{cfg}.img")
