@@ -107,6 +107,16 @@ static int range_cmp(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* The span of every range added (page granularity: msync writes back only its dirty pages). */
+static void span(const struct cf_persist *p, uint64_t *lo, uint64_t *hi)
+{
+	*lo = p->r[0].lo, *hi = p->r[0].hi;
+	for (size_t i = 1; i < p->nr; i++) {
+		*lo = p->r[i].lo < *lo ? p->r[i].lo : *lo;
+		*hi = p->r[i].hi > *hi ? p->r[i].hi : *hi;
+	}
+}
+
 static void persist_ranges(struct cf_persist *p)
 {
 	uint64_t lo, hi, mask = p->gran - 1;
@@ -117,11 +127,7 @@ static void persist_ranges(struct cf_persist *p)
 		p->st.max_ranges = p->nr;
 	if (p->gran >= 4096) {
 		/* msync: one call; the kernel writes back only the span's dirty pages */
-		lo = p->r[0].lo, hi = p->r[0].hi;
-		for (size_t i = 1; i < p->nr; i++) {
-			lo = p->r[i].lo < lo ? p->r[i].lo : lo;
-			hi = p->r[i].hi > hi ? p->r[i].hi : hi;
-		}
+		span(p, &lo, &hi);
 		call(p, lo, hi);
 		p->nr = 0;
 		return;
@@ -248,11 +254,7 @@ static void start_batch(struct cf_persist *p)
 	p->st.commits++;
 	if (p->nr > p->st.max_ranges)
 		p->st.max_ranges = p->nr;
-	lo = p->r[0].lo, hi = p->r[0].hi;
-	for (size_t i = 1; i < p->nr; i++) {
-		lo = p->r[i].lo < lo ? p->r[i].lo : lo;
-		hi = p->r[i].hi > hi ? p->r[i].hi : hi;
-	}
+	span(p, &lo, &hi);
 	p->nr = 0;
 	p->st.calls++;
 	p->st.bytes += hi - lo;

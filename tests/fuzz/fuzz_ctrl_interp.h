@@ -200,12 +200,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 			return -EINVAL;
 		return 0;
 	case CF_CTRL_RECOVER:
-		if (fz_name(u.recover.inst, name) < 0)
-			return -EINVAL;
-		if (u.recover.on[0] && fz_name(u.recover.on, name2) < 0)
-			return -EINVAL;
-		return 0;
-	case CF_CTRL_RECOVER_RETRY:
+	case CF_CTRL_RECOVER_RETRY: /* the same body: cf_recover */
 		if (fz_name(u.recover.inst, name) < 0)
 			return -EINVAL;
 		if (u.recover.on[0] && fz_name(u.recover.on, name2) < 0)

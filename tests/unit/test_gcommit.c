@@ -194,12 +194,27 @@ static int connect_to(int port)
 	return fd;
 }
 
-static void test_server(uint64_t gran)
+/* The tcp server over gc, with n loopback clients connected and accepted. */
+static void server_up(int n)
 {
 	struct cf_server_cbs cbs = {.on_accept = on_accept, .on_ctrl = on_ctrl, .on_close = on_close,
-				    .durable = durable};
+				    .durable = durable, .gc = gc};
+	int r = cf_tcp_server.listen(loop, "127.0.0.1:0", image, IMG, &cbs, &ts);
+
+	CHECK(r == 0);
+	if (r)
+		exit(1);
+	for (int i = 0; i < n; i++)
+		cfd[i] = connect_to(cf_tcp_server.port(ts));
+	for (int k = 0; k < 500 && naccepted < n; k++)
+		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
+	CHECK(naccepted == n);
+}
+
+static void test_server(uint64_t gran)
+{
 	struct cf_persist_stats st;
-	int port, r;
+	int r;
 
 	memset(image, 0, sizeof(image));
 	naccepted = 0;
@@ -208,17 +223,7 @@ static void test_server(uint64_t gran)
 		cfd[i] = -1;
 	r = cf_persist_new(loop, gran, 0, stub_persist, NULL, &gc);
 	CHECK(r == 0);
-	cbs.gc = gc;
-	r = cf_tcp_server.listen(loop, "127.0.0.1:0", image, IMG, &cbs, &ts);
-	CHECK(r == 0);
-	if (r)
-		exit(1);
-	port = cf_tcp_server.port(ts);
-	for (int i = 0; i < NCL; i++)
-		cfd[i] = connect_to(port);
-	for (int k = 0; k < 500 && naccepted < NCL; k++)
-		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
-	CHECK(naccepted == NCL);
+	server_up(NCL);
 
 	/* 1: three connections' durable writes, all queued before one iteration */
 	for (int i = 0; i < 3; i++) {
@@ -497,10 +502,8 @@ static void drain_fd(int fd, size_t n)
 
 static void test_server_thread(void)
 {
-	struct cf_server_cbs cbs = {.on_accept = on_accept, .on_ctrl = on_ctrl, .on_close = on_close,
-				    .durable = durable};
 	const ssize_t resp = (ssize_t)(sizeof(struct cf_frame_hdr) + sizeof(struct cf_resp));
-	int port, r;
+	int r;
 
 	memset(image, 0, sizeof(image));
 	naccepted = 0;
@@ -508,17 +511,7 @@ static void test_server_thread(void)
 	atomic_store(&gate_calls, 0);
 	r = cf_persist_new(loop, 4096, CF_PERSIST_THREAD, gate_persist, NULL, &gc);
 	CHECK(r == 0);
-	cbs.gc = gc;
-	r = cf_tcp_server.listen(loop, "127.0.0.1:0", image, IMG, &cbs, &ts);
-	CHECK(r == 0);
-	if (r)
-		exit(1);
-	port = cf_tcp_server.port(ts);
-	for (int i = 0; i < 2; i++)
-		cfd[i] = connect_to(port);
-	for (int k = 0; k < 500 && naccepted < 2; k++)
-		ev_run(loop, EVRUN_NOWAIT), usleep(1000);
-	CHECK(naccepted == 2);
+	server_up(2);
 
 	send_write(cfd[0], 1, rkey[0], 16384u, 48); /* batch 1, with the thread until let go */
 	usleep(20000);
