@@ -454,7 +454,18 @@ static void barrier_add(struct cf_core *c, uint32_t i)
 		 __builtin_popcountll(c->rpending));
 }
 
-/* DESIGN §4 failure processing of system s's current incarnation. */
+/*
+ * Registration word w of instance i is a counterpart's (or a self-recovering
+ * home's) that has not attached yet: the failed owner of the record may still
+ * write the data files.
+ */
+static bool open_failure(struct cf_core *c, uint32_t i, uint64_t w)
+{
+	const struct cf_inst_slot *is = inst_slot(c, i);
+
+	return is->fail_open && is->fail_incident == cf_reg_incident(w);
+}
+
 /*
  * Record in instance i's slot which incarnation (system s, epoch e) owned it
  * when it failed, for the next counterpart's disk fence. Plain stores: none of
@@ -469,14 +480,34 @@ static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e
 	struct cf_inst_slot *is = inst_slot(c, i);
 	const struct cf_sys_slot *ss = s < c->map->geo.max_systems ? sys_slot(c, s) : NULL;
 	bool same = ss && cf_sysword_epoch(ss->state) == e;
+	char in[CF_NAME_MAX], fn[CF_NAME_MAX], sn[CF_NAME_MAX];
 
+	/*
+	 * The owner at incident-1 registered but never attached: a counterpart
+	 * that died before its disk fence held. It wrote nothing; the owner
+	 * named in the record may still write. Carry the record forward
+	 * (fail_incident == incident: a retry of this very call).
+	 */
+	if (is->fail_open && (is->fail_incident + 1 == incident || is->fail_incident == incident)) {
+		if (is->fail_incident != incident)
+			cfs_warn("failure: %s: %s died before its disk fence of %s (epoch %u) held: the next "
+				 "counterpart fences %s",
+				 inst_name(c, i, in), ss ? sys_name(c, s, sn) : "?",
+				 is->fail_sys < c->map->geo.max_systems ? sys_name(c, is->fail_sys, fn) : "?",
+				 is->fail_epoch,
+				 is->fail_sys < c->map->geo.max_systems ? sys_name(c, is->fail_sys, fn) : "?");
+		is->fail_incident = incident;
+		persist(c, cf_inst_off(c->map, i), sizeof(*is));
+		return;
+	}
+	is->fail_open = 1;
 	is->fail_sys = ss ? s : CF_NO_SYS;
 	is->fail_epoch = e;
 	is->fail_incident = incident;
 	is->fail_pid = same ? ss->pid : 0;
 	is->fail_starttime = same ? ss->starttime : 0;
 	is->fail_ns = t_ns;
-	is->fail_cause = cause;
+	is->fail_cause = (uint16_t)cause;
 	is->fail_wd_ms = same ? ss->wd_timeout_ms : 0;
 	memset(is->fail_host, 0, sizeof(is->fail_host));
 	if (ss)
@@ -484,6 +515,7 @@ static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e
 	persist(c, cf_inst_off(c->map, i), sizeof(*is));
 }
 
+/* DESIGN §4 failure processing of system s's current incarnation. */
 static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 {
 	struct core_sys *cs = &c->sys[s];
@@ -885,6 +917,7 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 		memcpy(slot->name, name, strlen(name));
 		slot->home_sys = (uint32_t)cc->sys;
 		slot->index = (uint32_t)i;
+		slot->fail_open = 0;
 		persist(c, cf_inst_off(c->map, (uint32_t)i), sizeof(*slot));
 		if (word_cas(c, cf_inst_off(c->map, (uint32_t)i), 0, cf_reg_clean(0)) < 0) {
 			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "instance slot busy, retry");
@@ -928,6 +961,16 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 		send_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
 			    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
 		return;
+	}
+	/*
+	 * The counterpart of fail_incident attaches: it says its disk fence of
+	 * the failed owner holds. From here it may write before-images, so a
+	 * death of it is its own failure to fence, not the old owner's. Durable
+	 * before the grants go out (cf_layout.h, fail_open).
+	 */
+	if (open_failure(c, i, w)) {
+		inst_slot(c, i)->fail_open = 0;
+		persist(c, cf_inst_off(c->map, i), sizeof(struct cf_inst_slot));
 	}
 	memset(&gs, 0, sizeof(gs));
 	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
@@ -1033,6 +1076,14 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 		reg_desc(c, w, desc, sizeof(desc));
 		cfs_warn("INST_UNREG %s by %s refused: %s", in, sn, desc);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
+		return;
+	}
+	if (open_failure(c, i, w)) {
+		/* an honest counterpart attaches (after its fence) before it backs out and unregisters */
+		cfs_warn("INST_UNREG %s by %s refused: the failed incarnation's log was never attached", in, sn);
+		send_status(cc, id, CF_CTRL_STATUS, -EBUSY,
+			    "%s not recovered: the log of incident %u was never attached (disk fence first)", in,
+			    cf_reg_incident(w));
 		return;
 	}
 	nw = cf_reg_clean(cf_reg_incident(w));

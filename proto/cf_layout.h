@@ -158,6 +158,16 @@ CF_ASSERT_WORD(struct cf_hb_slot, hb);
  * counterpart can disk-fence exactly that process (its pid and start time
  * survive the system rejoining under the same name). fail_incident = k+1 ties
  * them to the word; a reader that sees another incident in reg ignores them.
+ *
+ * fail_open: the incarnation named here may still write the data files. Set
+ * with the record; cleared by the CF when the counterpart of fail_incident
+ * attaches the log (an honest counterpart attaches only once its disk fence
+ * holds) or unregisters. A counterpart that dies between its registration and
+ * its attach never had the log, so it wrote no before-image: the CF then
+ * carries the record forward to incident k+1 instead of naming the dead
+ * counterpart, and the next counterpart fences the original owner. Naming the
+ * counterpart instead would leave a frozen original owner unfenced while its
+ * log is backed out under it (docs/design.md §5, "A chain of counterparts").
  */
 struct cf_inst_slot {
 	uint64_t reg;      /* cf_regword: the word the whole protocol turns on */
@@ -170,7 +180,8 @@ struct cf_inst_slot {
 	uint64_t fail_pid;
 	uint64_t fail_starttime;
 	uint64_t fail_ns;    /* CLOCK_REALTIME at the CF when declared */
-	uint32_t fail_cause; /* enum cf_fail_cause */
+	uint16_t fail_cause; /* enum cf_fail_cause (was 32 bits: little-endian, old images read the same) */
+	uint16_t fail_open;  /* 1: no counterpart has attached at fail_incident yet (see above) */
 	uint32_t fail_wd_ms; /* the failed incarnation's announced watchdog timeout, 0: none */
 	char fail_host[CF_HOST_MAX - 16];
 };

@@ -49,12 +49,18 @@ run_point() { # POINT ACTION SKIP
 		node_start SYS2 "CF_FAULT=$p:$act:$skip"
 		node_start SYS3 -- --policy operator
 		for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 5 || fail "$s did not start"; done
-		local try
+		# The victim is frozen, not killed: a frozen owner must be fenced by
+		# whichever counterpart backs its log out. rec.after_register kills SYS2
+		# after its registration and before its fence, so there it is SYS3 who
+		# must fence SYS1 (the CF carries the failure record forward).
+		local try victim_pid
 		for try in 1 2 3 4 5 6 7 8; do
-			crash SYS1
-			node_wait_exit SYS2 3 && break
+			victim_pid=${NODE_PID[SYS1]}
+			kill -STOP "$victim_pid"
+			node_wait_exit SYS2 $((T_MS / 1000 + 5)) && break
 			# SYS2 recovered NTS001 without reaching the point (e.g. nothing in flight)
 			log "$p: try $try: the counterpart did not reach the point; again"
+			node_wait_exit SYS1 10 || fail "$p: the frozen SYS1 was not fenced by SYS2"
 			wait_recovered NTS001
 			node_start SYS1
 			wait_for 20 busy SYS1 5 || fail "restarted SYS1 did not rejoin"
@@ -73,6 +79,10 @@ run_point() { # POINT ACTION SKIP
 		wait_recovered NTS002 30
 		grep -q 'RECOVERY {"inst":"NTS001"' "$CF_WORK"/SYS3.log ||
 			fail "$p: SYS3 did not finish the recovery of NTS001"
+		node_wait_exit SYS1 10 || fail "$p: the frozen SYS1 (pid $victim_pid) still runs after NTS001 was recovered: nobody fenced it"
+		[ "${NODE_RC[SYS1]}" = 137 ] || fail "$p: the frozen SYS1 ended with ${NODE_RC[SYS1]}, not SIGKILL by a fence agent"
+		grep -qs "recovery NTS001: disk fence: SYS1 (pid $victim_pid) killed, exit confirmed" "$CF_WORK"/SYS2.log "$CF_WORK"/SYS3.log ||
+			fail "$p: no counterpart logged the fence of SYS1 (pid $victim_pid)"
 		restart_dead
 		for s in SYS1 SYS2; do wait_for 20 busy $s 3 || fail "$p: restarted $s did not rejoin"; done
 		;;

@@ -921,6 +921,92 @@ static int cmd_goodbye_active(int argc, char **argv)
 	return 0;
 }
 
+/* the instance slot of INDEX, read through a console */
+static struct cf_inst_slot inst_slot_of(uint32_t index)
+{
+	struct cf_session con;
+	struct cf_inst_slot slot;
+	int r;
+
+	open_console(&con);
+	r = cf_session_read(&con, cf_inst_off(&con.map, index), &slot, sizeof(slot));
+	CHECK(r == 0, "read instance slot: %s", strerror(-r));
+	cf_session_close(&con);
+	return slot;
+}
+
+/* a system fails by saying GOODBYE while it owns an ACTIVE instance */
+static void fail_by_goodbye(struct cf_session *s)
+{
+	CHECK(cf_session_goodbye(s) < 0, "goodbye with an ACTIVE instance accepted");
+	cf_session_close(s);
+}
+
+/*
+ * fail-chain P INST: whom the next counterpart must fence (cf_layout.h,
+ * fail_open). P1 owns INST and fails: the record names P1, open. P2 registers
+ * as counterpart: its unregister before any attach is refused; it fails
+ * before attaching: the record still names P1 (carried to the new incident).
+ * P3 registers and attaches (its fence holds): the record closes; P3 fails:
+ * now the record names P3. P4 attaches and unregisters.
+ */
+static int cmd_fail_chain(int argc, char **argv)
+{
+	struct cf_session a, b, c, d;
+	struct cf_inst_slot is;
+	char n[4][CF_NAME_MAX], msg[160];
+	uint32_t inst, sys_a, sys_c;
+	int r;
+
+	CHECK(argc >= 2, "usage: fail-chain PREFIX INST");
+	for (int k = 0; k < 4; k++)
+		snprintf(n[k], sizeof(n[k]), "%.10s%d", argv[0], k + 1);
+	open_sys(&a, n[0]);
+	sys_a = a.sys;
+	inst = take_inst(&a, argv[1], 1);
+	fail_by_goodbye(&a);
+	is = inst_slot_of(inst);
+	CHECK(cf_reg_state(is.reg) == CF_REG_FAILED && cf_reg_incident(is.reg) == 1, "after %s failed: %#" PRIx64,
+	      n[0], is.reg);
+	CHECK(is.fail_sys == sys_a && is.fail_incident == 1 && is.fail_open == 1,
+	      "record after %s failed: sys %u incident %" PRIu64 " open %u", n[0], is.fail_sys, is.fail_incident,
+	      is.fail_open);
+
+	open_sys(&b, n[1]);
+	take_inst(&b, argv[1], 0);
+	r = cf_session_inst_unreg(&b, inst, msg, sizeof(msg));
+	CHECK(r == -EBUSY, "unregister before any attach: %d (%s), not refused", r, msg);
+	fail_by_goodbye(&b);
+	is = inst_slot_of(inst);
+	CHECK(cf_reg_state(is.reg) == CF_REG_FAILED && cf_reg_incident(is.reg) == 2, "after %s failed: %#" PRIx64,
+	      n[1], is.reg);
+	CHECK(is.fail_sys == sys_a && is.fail_incident == 2 && is.fail_open == 1,
+	      "a counterpart died before its attach: the record names sys %u (incident %" PRIu64
+	      ", open %u), not %s (sys %u)",
+	      is.fail_sys, is.fail_incident, is.fail_open, n[0], sys_a);
+
+	open_sys(&c, n[2]);
+	sys_c = c.sys;
+	take_inst(&c, argv[1], 1);
+	is = inst_slot_of(inst);
+	CHECK(is.fail_open == 0 && is.fail_sys == sys_a, "after %s attached: sys %u open %u", n[2], is.fail_sys,
+	      is.fail_open);
+	fail_by_goodbye(&c);
+	is = inst_slot_of(inst);
+	CHECK(is.fail_sys == sys_c && is.fail_incident == 3 && is.fail_open == 1,
+	      "a counterpart died after its attach: the record names sys %u (incident %" PRIu64 ", open %u), not %s",
+	      is.fail_sys, is.fail_incident, is.fail_open, n[2]);
+
+	open_sys(&d, n[3]);
+	take_inst(&d, argv[1], 1);
+	r = cf_session_inst_unreg(&d, inst, msg, sizeof(msg));
+	CHECK(r == 0, "unregister after attach: %s (%s)", strerror(-r), msg);
+	CHECK(cf_session_goodbye(&d) == 0, "goodbye");
+	cf_session_close(&d);
+	printf("OK fail-chain\n");
+	return 0;
+}
+
 /*
  * fence-barrier NAME: incarnation A floods FAA requests it never reads the
  * answers of (so the server holds many of them unread); a re-admission of
@@ -1590,7 +1676,7 @@ static const struct {
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
-	{"suspect", cmd_suspect},
+	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
 	{"fence-stream", cmd_fence_stream},
 };
 

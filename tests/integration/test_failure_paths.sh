@@ -5,7 +5,9 @@ require_transport
 require_bin CFSERVER CF_TCLIENT
 TC=$CF_TCLIENT
 # Re-admission fences the old incarnation; a GOODBYE while owning an ACTIVE
-# instance is a failure; the orphan scan fails an ACTIVE word with a stale owner.
+# instance is a failure; the orphan scan fails an ACTIVE word with a stale owner;
+# a counterpart that dies before its attach leaves the record naming the owner it
+# was to fence (cf_tclient fail-chain).
 start_cfserver --hb-timeout 2000 --hb-interval 10 || fail "cfserver did not start"
 bounded 20 "$TC" readmit SYSR || fail "re-admission"
 grep -q "re-admission of a new incarnation" "$CF_WORK/cfserver.log" || fail "READMIT not logged"
@@ -14,4 +16,5 @@ wait_for 5 sh -c "\"$TC\" inst NTSG | grep -q '^INACTIVE_FAILED 255 0 1'" || fai
 bounded 20 "$TC" orphan SYSO NTSO || fail "orphan setup"
 wait_for 5 sh -c "\"$TC\" inst NTSO | grep -q '^INACTIVE_FAILED 255 0 1'" || fail "NTSO: $("$TC" inst NTSO)"
 grep -q "orphan scan: NTSO" "$CF_WORK/cfserver.log" || fail "orphan scan not logged"
-pass "re-admission, goodbye with ACTIVE instance, orphan scan"
+bounded 20 "$TC" fail-chain SYSC NTSC || fail "the failure record of a chain of counterparts"
+pass "re-admission, goodbye with ACTIVE instance, orphan scan, the failure record of a chain of counterparts"
