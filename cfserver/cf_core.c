@@ -150,6 +150,35 @@ struct core_sys {
 	int suspected_by;    /* system index + 1 of a peer that reported it silent (SUSPECT), 0: none */
 };
 
+/*
+ * What the CF itself knows of instance i's registration (docs/design.md §7,
+ * "Registrations: what the CF checks"). Every system has atomic rights on the
+ * whole instance table, so the word is a claim that any member can forge; the
+ * CF decides by this record, in its own memory:
+ *   base   the last registration word the CF itself set: INACTIVE_CLEAN(0) at
+ *          INST_OPEN, INACTIVE_CLEAN(k) at INST_UNREG, INACTIVE_FAILED(k+1) by
+ *          failure processing, the orphan scan, RECOVER, or the takeover of a
+ *          reloaded image. The one legal node change of it is the registration
+ *          CAS: CLEAN(k) -> ACTIVE(home, e, k) by the home system only,
+ *          FAILED(k) -> ACTIVE(s, e, k) by any live system (a counterpart).
+ *   held   the incarnation (hsys, hepoch, incident hinc) the CF granted the log
+ *          and record list to since base was set (its first INST_ATTACH).
+ *          While set, INST_ATTACH and INST_UNREG from anyone else are refused
+ *          (a takeover attempt), a word that names someone else is put back,
+ *          and failure processing of that incarnation fails the instance
+ *          whatever the word says. Cleared whenever the CF sets base.
+ *   home   a copy of the slot's home_sys taken when the CF wrote it: the slot's
+ *          second 64-bit word is inside every system's atomic grant too.
+ * A reloaded image starts with no holder: every ACTIVE word becomes FAILED
+ * there (take_over_image), and base is read from the words.
+ */
+struct core_inst {
+	uint64_t base;
+	uint32_t hsys, hepoch, hinc;
+	uint32_t home;
+	int held;
+};
+
 struct cf_core {
 	struct ev_loop *loop;
 	const struct cf_server_ops *ops;
@@ -159,6 +188,9 @@ struct cf_core {
 	struct cf_image_map *map;
 	uint8_t *base;
 	struct core_sys sys[CF_MAX_SYSTEMS_LIMIT];
+	struct core_inst inst[CF_MAX_INSTANCES_LIMIT];
+	uint64_t takeovers; /* INST_ATTACH / INST_UNREG refused as takeover attempts */
+	uint64_t restored;  /* registration words the CF put back */
 	struct core_conn *conns;
 	unsigned nconns;
 	int shutting_down;
@@ -515,6 +547,125 @@ static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e
 	persist(c, cf_inst_off(c->map, i), sizeof(*is));
 }
 
+/* ---------------- registrations: the CF's own record (struct core_inst) ---------------- */
+
+/* The CF set instance i's word to w (CLEAN or FAILED): a new base, nobody holds it. */
+static void inst_set(struct cf_core *c, uint32_t i, uint64_t w)
+{
+	c->inst[i].base = w;
+	c->inst[i].held = 0;
+}
+
+static bool held_by(const struct cf_core *c, uint32_t i, uint32_t s, uint32_t e)
+{
+	const struct core_inst *ci = &c->inst[i];
+
+	return ci->held && ci->hsys == s && ci->hepoch == e;
+}
+
+/* The word instance i holds if nobody broke the protocol (an unattached registration aside). */
+static uint64_t inst_expected(const struct cf_core *c, uint32_t i)
+{
+	const struct core_inst *ci = &c->inst[i];
+
+	return ci->held ? cf_reg_active(ci->hsys, ci->hepoch, ci->hinc) : ci->base;
+}
+
+/*
+ * Is w, found while nobody holds instance i, a registration by system s epoch
+ * e that the CF's base allows? 0, or -EACCES with *why.
+ */
+static int reg_legal(const struct cf_core *c, uint32_t i, uint64_t w, uint32_t s, uint32_t e, const char **why)
+{
+	const struct core_inst *ci = &c->inst[i];
+
+	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+		*why = "not registered to it";
+		return -EACCES;
+	}
+	if (cf_reg_state(ci->base) == CF_REG_FAILED && cf_reg_incident(w) == cf_reg_incident(ci->base))
+		return 0;
+	if (cf_reg_state(ci->base) == CF_REG_CLEAN && cf_reg_incident(w) == cf_reg_incident(ci->base)) {
+		if (s == ci->home)
+			return 0;
+		*why = "an INACTIVE_CLEAN instance is registered only by its home system";
+		return -EACCES;
+	}
+	*why = cf_reg_state(ci->base) == CF_REG_FREE ? "the instance was never opened"
+						       : "its incident is not the one the CF set";
+	return -EACCES;
+}
+
+/*
+ * Put instance i's word (found: w) back to what the CF's record says. A word
+ * that neither the CF nor a legal registration wrote was written by a member
+ * breaking the protocol. A one-sided CAS carries no sender, and a word naming
+ * system A may have been written by B to get A failed, so the CF fails nobody
+ * on it: it logs, counts and undoes it.
+ */
+static void restore_word(struct cf_core *c, uint32_t i, uint64_t w, const char *ctx)
+{
+	uint64_t want = inst_expected(c, i);
+	char in[CF_NAME_MAX], was[96], now[96];
+
+	if (w == want)
+		return;
+	inst_name(c, i, in);
+	reg_desc(c, w, was, sizeof(was));
+	reg_desc(c, want, now, sizeof(now));
+	if (word_cas(c, cf_inst_off(c->map, i), w, want) == 0) {
+		c->restored++;
+		cfs_warn("registration: %s: %s was %s, which the CF did not grant (protocol violation by a member): "
+			 "restored to %s",
+			 ctx, in, was, now);
+	} else {
+		cfs_warn("registration: %s: %s was %s, which the CF did not grant: it changed again while being "
+			 "restored to %s",
+			 ctx, in, was, now);
+	}
+}
+
+/*
+ * op (INST_ATTACH / INST_UNREG) of instance i by system s epoch e, while the
+ * CF's record says another incarnation holds it: refused; logged naming both.
+ */
+static void takeover_refused(struct cf_core *c, struct core_conn *cc, uint64_t id, const char *op, uint32_t i,
+			     uint32_t s, uint32_t e, uint64_t w)
+{
+	const struct core_inst *ci = &c->inst[i];
+	char sn[CF_NAME_MAX], hn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
+
+	c->takeovers++;
+	sys_name(c, s, sn);
+	sys_name(c, ci->hsys, hn);
+	inst_name(c, i, in);
+	reg_desc(c, w, desc, sizeof(desc));
+	cfs_warn("%s %s by %s (epoch %u) refused: takeover attempt: the CF granted %s to %s (epoch %u, incident "
+		 "%u); its word says %s",
+		 op, in, sn, e, in, hn, ci->hepoch, ci->hinc, desc);
+	send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is registered to %s (epoch %u) by the CF's record, not to %s",
+		    in, hn, ci->hepoch, sn);
+	restore_word(c, i, w, "takeover attempt");
+}
+
+/*
+ * Fail instance i on behalf of incarnation (s, e), which held it at incident
+ * k: record it (names s), then CAS the word, whatever it is now (w), to
+ * INACTIVE_FAILED(k+1). Returns the new word, or 0 if w changed meanwhile.
+ */
+static uint64_t fail_inst(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e, uint64_t w, uint32_t k,
+			  uint64_t t_ns, uint32_t cause)
+{
+	uint64_t nw = cf_reg_failed(k + 1);
+
+	record_failure(c, i, s, e, cf_reg_incident(nw), t_ns, cause);
+	if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0)
+		return 0;
+	inst_set(c, i, nw);
+	barrier_add(c, i);
+	return nw;
+}
+
 /* DESIGN §4 failure processing of system s's current incarnation. */
 static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 {
@@ -557,21 +708,38 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	else
 		cfs_info("failure: %s step 2: system word FAILED (epoch %u)", sn, e);
 
-	/* (3) only words that name this incarnation as owner */
+	/*
+	 * (3) the instances this incarnation holds by the CF's record, whatever
+	 * their words say now, and the words that name it and that nobody else
+	 * holds (registered, not attached yet). A word naming it while the CF
+	 * granted the instance to another incarnation is not its: put back.
+	 */
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		bool by_holder = held_by(c, i, s, e);
 		for (int tries = 0; tries < 8; tries++) {
 			iw = regword(c, i);
-			if (cf_reg_state(iw) != CF_REG_ACTIVE || cf_reg_owner(iw) != s || cf_reg_epoch(iw) != e)
+			bool by_word = cf_reg_state(iw) == CF_REG_ACTIVE && cf_reg_owner(iw) == s && cf_reg_epoch(iw) == e;
+			uint32_t k = by_holder ? c->inst[i].hinc : cf_reg_incident(iw);
+			char desc[96];
+			if (!by_holder && !by_word)
 				break;
-			uint64_t nw = cf_reg_failed(cf_reg_incident(iw) + 1);
-			record_failure(c, i, s, e, cf_reg_incident(nw), t_ns, cause);
-			if (word_cas(c, cf_inst_off(c->map, i), iw, nw) == 0) {
-				barrier_add(c, i);
+			if (!by_holder && c->inst[i].held) {
+				restore_word(c, i, iw, "failure processing");
+				break;
+			}
+			uint64_t nw = fail_inst(c, i, s, e, iw, k, t_ns, cause);
+			if (nw) {
 				failed[nfailed] = i;
 				neww[nfailed++] = nw;
-				cfs_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
-					 "INACTIVE_FAILED(%u)",
-					 sn, inst_name(c, i, in), sn, e, cf_reg_incident(iw), cf_reg_incident(nw));
+				reg_desc(c, iw, desc, sizeof(desc));
+				if (by_word)
+					cfs_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
+						 "INACTIVE_FAILED(%u)",
+						 sn, inst_name(c, i, in), sn, e, k, cf_reg_incident(nw));
+				else
+					cfs_warn("failure: %s step 3: %s, granted to %s (epoch %u, incident %u), was %s "
+						 "(changed by a member): INACTIVE_FAILED(%u) all the same",
+						 sn, inst_name(c, i, in), sn, e, k, desc, cf_reg_incident(nw));
 				break;
 			}
 		}
@@ -590,28 +758,59 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 		 (unsigned long long)((cf_mono_ns() - t0) / 1000u));
 }
 
-/* Any ACTIVE word whose owner is not ACTIVE with the same epoch becomes INACTIVE_FAILED(k+1). */
+/*
+ * The orphan scan's work on instance i (found: w): a holder, or else an
+ * ACTIVE word's owner, that is not a live incarnation any more fails the
+ * instance (INACTIVE_FAILED(k+1), the failure recorded naming it); a word the
+ * CF's record does not explain is put back. Returns the new word if it failed
+ * the instance, else 0.
+ */
+static uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const char *ctx)
+{
+	const struct core_inst *ci = &c->inst[i];
+	char in[CF_NAME_MAX], desc[96];
+	uint32_t o = cf_reg_owner(w), oe = cf_reg_epoch(w), k = cf_reg_incident(w);
+	const char *why;
+	uint64_t nw;
+
+	if (ci->held) {
+		uint64_t hw = sysword(c, ci->hsys);
+		if (cf_sysword_state(hw) == CF_SYS_ACTIVE && cf_sysword_epoch(hw) == ci->hepoch) {
+			restore_word(c, i, w, ctx);
+			return 0;
+		}
+		/* failure processing missed it (its word kept changing): the holder's failure is owed */
+		o = ci->hsys;
+		oe = ci->hepoch;
+		k = ci->hinc;
+	} else if (cf_reg_state(w) != CF_REG_ACTIVE) {
+		restore_word(c, i, w, ctx);
+		return 0;
+	} else if (o < c->map->geo.max_systems && !cf_reg_owner_stale(w, sysword(c, o))) {
+		/* registered by a live system, not attached yet: legal, or put back */
+		if (reg_legal(c, i, w, o, oe, &why) < 0)
+			restore_word(c, i, w, why);
+		return 0;
+	}
+	nw = fail_inst(c, i, o, oe, w, k, cf_real_ns(), CF_FAIL_NONE);
+	if (!nw)
+		return 0;
+	reg_desc(c, w, desc, sizeof(desc));
+	cfs_warn("%s: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", ctx, inst_name(c, i, in), desc,
+		 cf_reg_incident(nw));
+	inst_failed_event(c, i, nw, o, oe, cf_real_ns(), CF_FAIL_NONE, 0);
+	return nw;
+}
+
+/*
+ * Any instance whose holder (or, nobody holding it, whose ACTIVE word's owner)
+ * is not ACTIVE with the same epoch becomes INACTIVE_FAILED(k+1); a word the
+ * CF did not grant is put back.
+ */
 static void orphan_scan(struct cf_core *c)
 {
-	char in[CF_NAME_MAX], desc[96];
-
-	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
-		uint64_t w = regword(c, i), nw;
-		uint32_t o = cf_reg_owner(w);
-		if (cf_reg_state(w) != CF_REG_ACTIVE)
-			continue;
-		if (o < c->map->geo.max_systems && !cf_reg_owner_stale(w, sysword(c, o)))
-			continue;
-		nw = cf_reg_failed(cf_reg_incident(w) + 1);
-		record_failure(c, i, o, cf_reg_epoch(w), cf_reg_incident(nw), cf_real_ns(), CF_FAIL_NONE);
-		if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0)
-			continue;
-		barrier_add(c, i);
-		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("orphan scan: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
-			 desc, cf_reg_incident(nw));
-		inst_failed_event(c, i, nw, o, cf_reg_epoch(w), cf_real_ns(), CF_FAIL_NONE, 0);
-	}
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++)
+		orphan_check(c, i, regword(c, i), "orphan scan");
 }
 
 /* ---------------- handshake ---------------- */
@@ -832,7 +1031,8 @@ static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
 {
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 		uint64_t w = regword(c, i);
-		if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s && cf_reg_epoch(w) == e)
+		if ((cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s && cf_reg_epoch(w) == e) ||
+		    held_by(c, i, s, e))
 			return 1;
 	}
 	return 0;
@@ -923,6 +1123,8 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "instance slot busy, retry");
 			return;
 		}
+		inst_set(c, (uint32_t)i, cf_reg_clean(0));
+		c->inst[i].home = (uint32_t)cc->sys;
 		cfs_info("INST_OPEN: created %s (index %d, home %s)", name, i, sys_name(c, (uint32_t)cc->sys, sn));
 	}
 	memset(&info, 0, sizeof(info));
@@ -937,7 +1139,9 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 	struct cf_core *c = cc->core;
 	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
 	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
+	struct core_inst *ci;
 	struct cf_grants gs;
+	const char *why;
 	uint64_t w;
 	int r;
 
@@ -945,13 +1149,29 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
 		return;
 	}
+	ci = &c->inst[i];
 	sys_name(c, s, sn);
 	inst_name(c, i, in);
 	w = regword(c, i);
-	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+	/* the CF's record decides (struct core_inst), the word only names a candidate */
+	if (ci->held && !held_by(c, i, s, e)) {
+		takeover_refused(c, cc, id, "INST_ATTACH", i, s, e, w);
+		return;
+	}
+	if (ci->held) {
+		/* its holder again (a retry): the word goes back to what the CF granted if a member changed it */
+		restore_word(c, i, w, "INST_ATTACH by its holder");
+		w = inst_expected(c, i);
+	} else if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
 		reg_desc(c, w, desc, sizeof(desc));
 		cfs_warn("INST_ATTACH %s by %s (epoch %u) refused: %s", in, sn, e, desc);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
+		return;
+	} else if (reg_legal(c, i, w, s, e, &why) < 0) {
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("INST_ATTACH %s by %s (epoch %u) refused: %s: %s", in, sn, e, desc, why);
+		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
+		restore_word(c, i, w, "INST_ATTACH of an illegal registration");
 		return;
 	}
 	if (c->rstate == CF_RESTART_RECOVERY && !(c->rpending & (1ull << i))) {
@@ -992,6 +1212,10 @@ grant:
 		return;
 	}
 	gs.count = 2;
+	ci->held = 1;
+	ci->hsys = s;
+	ci->hepoch = e;
+	ci->hinc = cf_reg_incident(w);
 	send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
 	cfs_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
 }
@@ -1062,23 +1286,50 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 	struct cf_core *c = cc->core;
 	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
 	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
+	struct core_inst *ci;
 	struct cf_event ev;
+	const char *why;
 	uint64_t w, nw;
 
 	if (i >= c->map->geo.max_instances) {
 		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
 		return;
 	}
+	ci = &c->inst[i];
 	sys_name(c, s, sn);
 	inst_name(c, i, in);
 	w = regword(c, i);
-	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+	/* the CF's record decides (struct core_inst): only the holder frees what it holds */
+	if (ci->held && !held_by(c, i, s, e)) {
+		takeover_refused(c, cc, id, "INST_UNREG", i, s, e, w);
+		return;
+	}
+	if (ci->held) {
+		restore_word(c, i, w, "INST_UNREG by its holder");
+		w = regword(c, i);
+		if (w != inst_expected(c, i)) {
+			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during unregister, retry", in);
+			return;
+		}
+	} else if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
 		reg_desc(c, w, desc, sizeof(desc));
 		cfs_warn("INST_UNREG %s by %s refused: %s", in, sn, desc);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
 		return;
+	} else if (reg_legal(c, i, w, s, e, &why) < 0) {
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("INST_UNREG %s by %s refused: %s: %s", in, sn, desc, why);
+		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
+		restore_word(c, i, w, "INST_UNREG of an illegal registration");
+		return;
 	}
-	if (open_failure(c, i, w)) {
+	/*
+	 * A failed instance is freed only by the system that attached its log
+	 * (and so backed it out). With the record open that is the fail_open
+	 * rule (cf_layout.h); the CF's own record says it too, so a member that
+	 * clears fail_open (inside everyone's atomic grant) does not bypass it.
+	 */
+	if (open_failure(c, i, w) || (!ci->held && cf_reg_state(ci->base) == CF_REG_FAILED)) {
 		/* an honest counterpart attaches (after its fence) before it backs out and unregisters */
 		cfs_warn("INST_UNREG %s by %s refused: the failed incarnation's log was never attached", in, sn);
 		send_status(cc, id, CF_CTRL_STATUS, -EBUSY,
@@ -1091,6 +1342,7 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 		send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during unregister, retry", in);
 		return;
 	}
+	inst_set(c, i, nw);
 	/* unregister revokes access to the log and record list, whoever holds it */
 	revoke_inst(c, i);
 	send_status(cc, id, CF_CTRL_STATUS, 0, "%s unregistered: INACTIVE_CLEAN(%u)", in, cf_reg_incident(nw));
@@ -1163,7 +1415,7 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 	char in[CF_NAME_MAX], on[CF_NAME_MAX], desc[96];
 	struct cf_recover_r rr;
 	struct cf_event ev;
-	uint64_t w, nw;
+	uint64_t w;
 	int i, s = -1;
 
 	name_of(m->inst, in);
@@ -1175,18 +1427,9 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 		snprintf(rr.msg, sizeof(rr.msg), "no instance named %s", in);
 		goto reply;
 	}
+	/* a stale holder or owner, a word the CF did not grant: do the orphan scan's work now */
+	orphan_check(c, (uint32_t)i, regword(c, (uint32_t)i), "RECOVER");
 	w = regword(c, (uint32_t)i);
-	if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) < c->map->geo.max_systems &&
-	    cf_reg_owner_stale(w, sysword(c, cf_reg_owner(w)))) {
-		/* a stale owner: do the orphan scan's work now */
-		nw = cf_reg_failed(cf_reg_incident(w) + 1);
-		if (word_cas(c, cf_inst_off(c->map, (uint32_t)i), w, nw) == 0) {
-			barrier_add(c, (uint32_t)i);
-			inst_failed_event(c, (uint32_t)i, nw, cf_reg_owner(w), cf_reg_epoch(w), cf_real_ns(),
-					  CF_FAIL_NONE, 0);
-			w = nw;
-		}
-	}
 	if (cf_reg_state(w) != CF_REG_FAILED) {
 		reg_desc(c, w, desc, sizeof(desc));
 		rr.status = cf_reg_state(w) == CF_REG_ACTIVE ? -EBUSY : -EINVAL;
@@ -1869,6 +2112,27 @@ static void take_over_image(struct cf_core *c)
 					 cf_reg_incident(iw) + 1);
 			}
 		}
+	}
+	/*
+	 * The CF's record of registrations (struct core_inst) starts here: no
+	 * holder. An ACTIVE word left now names a system that was not ACTIVE (an
+	 * orphan): it fails here, as the orphan scan would, so that every word
+	 * is one the CF set and the record starts from it.
+	 */
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		struct cf_inst_slot *is = inst_slot(c, i);
+		uint64_t iw = is->reg;
+		if (cf_reg_state(iw) == CF_REG_ACTIVE) {
+			record_failure(c, i, cf_reg_owner(iw), cf_reg_epoch(iw), cf_reg_incident(iw) + 1, now,
+				       CF_FAIL_NONE);
+			is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
+			persist(c, cf_inst_off(c->map, i), sizeof(*is));
+			cfs_warn("restart: %s had a stale owner (%s, epoch %u) -> INACTIVE_FAILED(%u)",
+				 inst_name(c, i, in), sys_name(c, cf_reg_owner(iw), sn), cf_reg_epoch(iw),
+				 cf_reg_incident(iw) + 1);
+		}
+		inst_set(c, i, is->reg);
+		c->inst[i].home = is->home_sys;
 	}
 	restart_barrier(c);
 }
