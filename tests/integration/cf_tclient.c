@@ -1667,6 +1667,164 @@ static int cmd_persist(int argc, char **argv)
 	return 0;
 }
 
+/* ---------------- takeover: registrations are the CF's record, not the word ---------------- */
+
+static uint64_t reg_of(struct cf_session *s, uint32_t inst)
+{
+	uint64_t w = 0;
+	int r = cf_session_read(s, cf_inst_off(&s->map, inst), &w, 8);
+
+	CHECK(r == 0, "read reg: %s", strerror(-r));
+	return w;
+}
+
+/* Poll (bounded, 10 s) until instance inst's word is INACTIVE_FAILED. */
+static uint64_t wait_failed(struct cf_session *s, uint32_t inst)
+{
+	uint64_t w = 0;
+
+	for (int i = 0; i < 1000; i++) {
+		w = reg_of(s, inst);
+		if (cf_reg_state(w) == CF_REG_FAILED)
+			return w;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000L};
+		nanosleep(&ts, NULL);
+	}
+	return w;
+}
+
+/*
+ * takeover PREFIX: an authenticated member A against a victim V (docs/design.md
+ * §7, "Registrations: what the CF checks"). Every member may CAS any
+ * registration word; what it must not get is another's log grants, or the
+ * power to free or hide another's registration. Each check prints "ok N".
+ *  1 A CASes V's ACTIVE word to ACTIVE(A) and sends INST_ATTACH: refused, no
+ *    grant, the word is put back to ACTIVE(V).
+ *  2 A CASes the word to ACTIVE(A) and sends INST_UNREG: refused; V keeps
+ *    its registration and its grants (its log still readable).
+ *  3 A CASes to ACTIVE(A), tries to attach, CASes the word back to ACTIVE(V)
+ *    itself: A never held a grant on the log (read and write refused).
+ *  4 A claims V's INACTIVE_CLEAN instance: attach refused (home only), the
+ *    word is put back to CLEAN, and V then registers and attaches it.
+ *  5 A changes V's word to ACTIVE(A), V dies: the instance still becomes
+ *    INACTIVE_FAILED, the failure record names V, and a counterpart
+ *    recovers it (registers, attaches, reads V's log, unregisters).
+ */
+static int cmd_takeover(int argc, char **argv)
+{
+	struct cf_session v, a, r3;
+	char vn[CF_NAME_MAX], an[CF_NAME_MAX], rn[CF_NAME_MAX], in[CF_NAME_MAX], cn[CF_NAME_MAX], msg[160];
+	uint64_t w, wa, old, mark = 0x5345435245470001ull, got = 0;
+	uint32_t inst, cinst, sys_v;
+	struct cf_inst_info info;
+	struct cf_inst_slot is;
+	uint64_t logp;
+	int r;
+
+	CHECK(argc >= 1, "usage: takeover PREFIX");
+	snprintf(vn, sizeof(vn), "%.10sV", argv[0]);
+	snprintf(an, sizeof(an), "%.10sA", argv[0]);
+	snprintf(rn, sizeof(rn), "%.10sR", argv[0]);
+	snprintf(in, sizeof(in), "%.10sI", argv[0]);
+	snprintf(cn, sizeof(cn), "%.10sC", argv[0]);
+	open_sys(&v, vn);
+	sys_v = v.sys;
+	open_sys(&a, an);
+	inst = take_inst(&v, in, 1);
+	logp = cf_log_off(&v.map, inst) + 4096; /* inside the ring: opaque to the CF */
+	r = cf_session_write(&v, logp, &mark, 8);
+	CHECK(r == 0, "victim writes its log: %s", strerror(-r));
+	w = reg_of(&a, inst);
+	CHECK(cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == v.sys, "victim's word: %#" PRIx64, w);
+	wa = cf_reg_active(a.sys, a.epoch, cf_reg_incident(w));
+
+	/* 1 */
+	r = cf_session_cas(&a, cf_inst_off(&a.map, inst), w, wa, &old);
+	CHECK(r == 0 && old == w, "1: the attacker's CAS on the victim's word: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_inst_attach(&a, inst);
+	CHECK(r == -EACCES, "1: INST_ATTACH after the CAS of another's ACTIVE word: %d (%s), expected -EACCES", r,
+	      r ? strerror(-r) : "granted");
+	r = cf_session_read(&a, logp, &got, 8);
+	CHECK(r == -EACCES, "1: the attacker reads the victim's log: %d", r);
+	CHECK(reg_of(&a, inst) == w, "1: the word was not put back to ACTIVE(victim): %#" PRIx64, reg_of(&a, inst));
+	printf("ok 1 CAS of another's ACTIVE word then INST_ATTACH: refused, word restored\n");
+
+	/* 2 */
+	r = cf_session_cas(&a, cf_inst_off(&a.map, inst), w, wa, &old);
+	CHECK(r == 0 && old == w, "2: CAS: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_inst_unreg(&a, inst, msg, sizeof(msg));
+	CHECK(r == -EACCES, "2: INST_UNREG of another's instance: %d (%s), expected -EACCES", r, msg);
+	got = 0;
+	r = cf_session_read(&v, logp, &got, 8);
+	CHECK(r == 0 && got == mark, "2: the victim lost its log: r=%d got=%#" PRIx64, r, got);
+	CHECK(reg_of(&v, inst) == w, "2: the victim's word: %#" PRIx64, reg_of(&v, inst));
+	printf("ok 2 INST_UNREG of another's instance: refused, the victim keeps its grants\n");
+
+	/* 3 */
+	r = cf_session_cas(&a, cf_inst_off(&a.map, inst), w, wa, &old);
+	CHECK(r == 0 && old == w, "3: CAS: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_inst_attach(&a, inst);
+	CHECK(r == -EACCES, "3: INST_ATTACH: %d (%s)", r, r ? strerror(-r) : "granted");
+	r = cf_session_cas(&a, cf_inst_off(&a.map, inst), wa, w, &old); /* the CF may have restored it already */
+	CHECK(r == 0 && (old == wa || old == w), "3: the attacker's restoring CAS: r=%d old=%#" PRIx64, r, old);
+	CHECK(reg_of(&a, inst) == w, "3: word %#" PRIx64, reg_of(&a, inst));
+	r = cf_session_read(&a, logp, &got, 8);
+	CHECK(r == -EACCES, "3: the attacker kept a read grant on the victim's log: %d", r);
+	r = cf_session_write(&a, logp, &got, 8);
+	CHECK(r == -EACCES, "3: the attacker kept a write grant on the victim's log: %d", r);
+	got = 0;
+	r = cf_session_read(&v, logp, &got, 8);
+	CHECK(r == 0 && got == mark, "3: the victim's log: r=%d got=%#" PRIx64, r, got);
+	printf("ok 3 CAS, attach, CAS back: the attacker never got grants\n");
+
+	/* 4 */
+	r = cf_session_inst_open(&v, cn, &info);
+	CHECK(r == 0, "4: open %s: %s", cn, strerror(-r));
+	cinst = info.index;
+	w = reg_of(&a, cinst);
+	CHECK(cf_reg_state(w) == CF_REG_CLEAN && info.home_sys == v.sys, "4: %s: %#" PRIx64 " home %u", cn, w,
+	      info.home_sys);
+	r = cf_session_cas(&a, cf_inst_off(&a.map, cinst), w, cf_reg_active(a.sys, a.epoch, cf_reg_incident(w)),
+			   &old);
+	CHECK(r == 0 && old == w, "4: the non-home CAS of INACTIVE_CLEAN: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_inst_attach(&a, cinst);
+	CHECK(r == -EACCES, "4: INST_ATTACH of an INACTIVE_CLEAN instance by a non-home system: %d (%s)", r,
+	      r ? strerror(-r) : "granted");
+	CHECK(reg_of(&a, cinst) == w, "4: the word was not put back to INACTIVE_CLEAN: %#" PRIx64, reg_of(&a, cinst));
+	take_inst(&v, cn, 1);
+	r = cf_session_inst_unreg(&v, cinst, msg, sizeof(msg));
+	CHECK(r == 0, "4: the home's unregister: %s (%s)", strerror(-r), msg);
+	printf("ok 4 INACTIVE_CLEAN claimed by a non-home system: attach refused, the home registers\n");
+
+	/* 5 */
+	w = reg_of(&a, inst);
+	r = cf_session_cas(&a, cf_inst_off(&a.map, inst), w, wa, &old);
+	CHECK(r == 0 && old == w, "5: CAS: r=%d old=%#" PRIx64, r, old);
+	cf_session_close(&v); /* dies: connection lost without goodbye */
+	w = wait_failed(&a, inst);
+	CHECK(cf_reg_state(w) == CF_REG_FAILED, "5: after the victim died its instance is %s (%#" PRIx64 "), not failed",
+	      cf_reg_state_str(cf_reg_state(w)), w);
+	is = inst_slot_of(inst);
+	CHECK(is.fail_sys == sys_v && is.fail_incident == cf_reg_incident(w),
+	      "5: the failure record names sys %u incident %" PRIu64 ", not the victim %u", is.fail_sys,
+	      is.fail_incident, sys_v);
+	open_sys(&r3, rn);
+	take_inst(&r3, in, 1);
+	got = 0;
+	r = cf_session_read(&r3, logp, &got, 8);
+	CHECK(r == 0 && got == mark, "5: the counterpart reads the victim's log: r=%d got=%#" PRIx64, r, got);
+	r = cf_session_inst_unreg(&r3, inst, msg, sizeof(msg));
+	CHECK(r == 0, "5: the counterpart's unregister: %s (%s)", strerror(-r), msg);
+	printf("ok 5 the victim dies after the attacker changed its word: INACTIVE_FAILED, recovered\n");
+
+	CHECK(cf_session_goodbye(&r3) == 0, "goodbye counterpart");
+	CHECK(cf_session_goodbye(&a) == 0, "goodbye attacker");
+	cf_session_close(&r3);
+	cf_session_close(&a);
+	printf("OK takeover\n");
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -1677,7 +1835,7 @@ static const struct {
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
-	{"fence-stream", cmd_fence_stream},
+	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+. "$(dirname "$0")/../lib/harness.sh"
+require_transport
+require_bin CFSERVER CF_TCLIENT
+TC=$CF_TCLIENT
+# Registrations are the CF's record, not the word (issue 11 item 3; docs/design.md
+# §7, "Registrations: what the CF checks"): a member that CASes another's
+# registration word gets no grant, cannot unregister it, cannot claim another's
+# INACTIVE_CLEAN instance, and cannot hide it from failure processing
+# (cf_tclient takeover). No orphan scan during the test (T = 600 s): the words
+# the attacker changes are put back by the CF's refusals, or failed by failure
+# processing, nothing else.
+start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
+bounded 60 "$TC" takeover TK || fail "takeover checks"
+L=$CF_WORK/cfserver.log
+grep -q "INST_ATTACH TKI by TKA (epoch [0-9]*) refused: takeover attempt: the CF granted TKI to TKV" "$L" ||
+	fail "refused attach not logged as a takeover attempt naming both systems"
+grep -q "INST_UNREG TKI by TKA (epoch [0-9]*) refused: takeover attempt: the CF granted TKI to TKV" "$L" ||
+	fail "refused unregister not logged as a takeover attempt naming both systems"
+grep -q "INST_ATTACH TKC by TKA (epoch [0-9]*) refused: .*registered only by its home system" "$L" ||
+	fail "non-home claim of INACTIVE_CLEAN not logged"
+grep -q "failure: TKV step 3: TKI, granted to TKV .* INACTIVE_FAILED" "$L" ||
+	fail "failure of a changed word not logged"
+bounded 20 "$TC" roundtrip TKRT || fail "server stopped serving"
+pass "takeover attempts refused; the victim keeps its registration; its failure is processed"
