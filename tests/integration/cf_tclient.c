@@ -1712,11 +1712,14 @@ static uint64_t wait_failed(struct cf_session *s, uint32_t inst)
  *  5 A changes V's word to ACTIVE(A), V dies: the instance still becomes
  *    INACTIVE_FAILED, the failure record names V, and a counterpart
  *    recovers it (registers, attaches, reads V's log, unregisters).
+ *  6 W holds its home J; A makes J's word look INACTIVE_CLEAN; W's GOODBYE
+ *    is still a failure (W holds J by the CF's record): J becomes
+ *    INACTIVE_FAILED, recorded as W's.
  */
 static int cmd_takeover(int argc, char **argv)
 {
-	const char *only = argc > 1 ? argv[1] : "12345"; /* which checks (to see one fail alone) */
-	struct cf_session h, v, a, r3;
+	const char *only = argc > 1 ? argv[1] : "123456"; /* which checks (to see one fail alone) */
+	struct cf_session h, v, a, r3, x;
 	char hn[CF_NAME_MAX], vn[CF_NAME_MAX], an[CF_NAME_MAX], rn[CF_NAME_MAX], in[CF_NAME_MAX], cn[CF_NAME_MAX],
 		msg[160];
 	uint64_t w, wa, old, mark = 0x5345435245470001ull, got = 0;
@@ -1840,6 +1843,28 @@ skip4:
 	CHECK(cf_session_goodbye(&r3) == 0, "goodbye counterpart");
 	cf_session_close(&r3);
 skip5:
+
+	/* 6 */
+	if (!strchr(only, '6'))
+		goto skip6;
+	snprintf(hn, sizeof(hn), "%.10sW", argv[0]);
+	snprintf(cn, sizeof(cn), "%.10sJ", argv[0]);
+	open_sys(&x, hn);
+	cinst = take_inst(&x, cn, 1);
+	sys_v = x.sys;
+	w = reg_of(&a, cinst);
+	r = cf_session_cas(&a, cf_inst_off(&a.map, cinst), w, cf_reg_clean(cf_reg_incident(w)), &old);
+	CHECK(r == 0 && old == w, "6: CAS to INACTIVE_CLEAN: r=%d old=%#" PRIx64, r, old);
+	r = cf_session_goodbye(&x);
+	CHECK(r < 0, "6: GOODBYE of a system that holds an instance whose word was made INACTIVE_CLEAN: accepted");
+	cf_session_close(&x);
+	w = wait_failed(&a, cinst);
+	CHECK(cf_reg_state(w) == CF_REG_FAILED, "6: %s is %#" PRIx64 " after its holder left, not failed", cn, w);
+	is = inst_slot_of(cinst);
+	CHECK(is.fail_sys == sys_v && is.fail_incident == cf_reg_incident(w), "6: the failure record names sys %u, not %u",
+	      is.fail_sys, sys_v);
+	printf("ok 6 a GOODBYE while holding an instance whose word was changed: failure processing\n");
+skip6:
 	CHECK(cf_session_goodbye(&a) == 0, "goodbye attacker");
 	cf_session_close(&a);
 	printf("OK takeover\n");

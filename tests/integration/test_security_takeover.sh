@@ -7,8 +7,8 @@ TC=$CF_TCLIENT
 # Registrations are the CF's record, not the word (issue 11 item 3; docs/design.md
 # §7, "Registrations: what the CF checks"): a member that CASes another's
 # registration word gets no grant, cannot unregister it, cannot claim another's
-# INACTIVE_CLEAN instance, and cannot hide it from failure processing
-# (cf_tclient takeover). No orphan scan during the test (T = 600 s): the words
+# INACTIVE_CLEAN instance, and cannot hide it from failure processing, whether
+# its holder dies or says GOODBYE (cf_tclient takeover). No orphan scan during the test (T = 600 s): the words
 # the attacker changes are put back by the CF's refusals, or failed by failure
 # processing, nothing else.
 start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
@@ -22,5 +22,7 @@ grep -q "INST_ATTACH TKC by TKA (epoch [0-9]*) refused: .*registered only by its
 	fail "non-home claim of INACTIVE_CLEAN not logged"
 grep -q "failure: TKV step 3: TKI, granted to TKV .* INACTIVE_FAILED" "$L" ||
 	fail "failure of a changed word not logged"
+grep -q "GOODBYE from TKW while it still owns ACTIVE instances: failure processing instead" "$L" ||
+	fail "GOODBYE of a holder not turned into failure processing"
 bounded 20 "$TC" roundtrip TKRT || fail "server stopped serving"
 pass "takeover attempts refused; the victim keeps its registration; its failure is processed"
