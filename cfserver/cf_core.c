@@ -8,14 +8,23 @@
  *   (1) fence every connection of the system: a barrier (ops->fence), so that
  *       nothing it still has in flight can change the CF; its grants go too;
  *   (2) mark its system word FAILED (same epoch: the next JOIN is epoch+1);
- *   (3) CAS every instance word ACTIVE(sys, epoch, k) -> INACTIVE_FAILED(k+1),
- *       only words naming it as owner with that epoch (never a home instance
- *       a counterpart owns);
+ *   (3) CAS to INACTIVE_FAILED(k+1) every instance the incarnation holds by
+ *       the CF's record (struct core_inst: it was granted the log at incident
+ *       k), whatever its word says now, and every word ACTIVE(sys, epoch, k)
+ *       that nobody holds (registered, not attached); never one that another
+ *       incarnation holds (a home instance a counterpart owns): a word naming
+ *       sys there was written by a member, and is put back;
  *   (4) push SYS_FAILED and one INST_FAILED per instance to every live system.
  * Triggers: a system connection closing without GOODBYE, heartbeat silence
- * for T (the sweep), re-admission of a name whose slot is still ACTIVE. The
- * orphan scan turns any ACTIVE word whose owner is not ACTIVE with the same
- * epoch into INACTIVE_FAILED(k+1).
+ * for T (the sweep), re-admission of a name whose slot is still ACTIVE, a
+ * GOODBYE while it holds an instance. The orphan scan turns any instance whose
+ * holder (or, unheld, whose ACTIVE word's owner) is not ACTIVE with the same
+ * epoch into INACTIVE_FAILED(k+1), and puts back words the record does not
+ * explain.
+ *
+ * Registrations: the word is a claim any member can CAS (every system has
+ * atomic rights on the instance table); what the CF granted is its own record
+ * (struct core_inst). INST_ATTACH and INST_UNREG go by that record.
  *
  * CAS-able words (system state, registration, header policy) are changed only
  * through ops->local_cas while clients can reach the image: on verbs a plain
