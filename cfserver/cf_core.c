@@ -795,10 +795,12 @@ static uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const ch
 	} else if (cf_reg_state(w) != CF_REG_ACTIVE) {
 		restore_word(c, i, w, ctx);
 		return 0;
+	} else if (reg_legal(c, i, w, o, oe, &why) < 0) {
+		/* not a registration the base allows, whoever it names: put back */
+		restore_word(c, i, w, why);
+		return 0;
 	} else if (o < c->map->geo.max_systems && !cf_reg_owner_stale(w, sysword(c, o))) {
-		/* registered by a live system, not attached yet: legal, or put back */
-		if (reg_legal(c, i, w, o, oe, &why) < 0)
-			restore_word(c, i, w, why);
+		/* registered by a live system, not attached yet */
 		return 0;
 	}
 	nw = fail_inst(c, i, o, oe, w, k, cf_real_ns(), CF_FAIL_NONE);
@@ -1040,8 +1042,9 @@ static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
 {
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 		uint64_t w = regword(c, i);
-		if ((cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s && cf_reg_epoch(w) == e) ||
-		    held_by(c, i, s, e))
+		/* a word naming it counts unless the CF granted the instance to another (then a member wrote it) */
+		if (held_by(c, i, s, e) || (!c->inst[i].held && cf_reg_state(w) == CF_REG_ACTIVE &&
+					     cf_reg_owner(w) == s && cf_reg_epoch(w) == e))
 			return 1;
 	}
 	return 0;
