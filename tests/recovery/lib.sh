@@ -18,6 +18,7 @@ cluster() {
 	start_cfserver --hb-interval 5 --hb-timeout "$HB_TIMEOUT" "$@" || fail "cfserver did not start"
 	"$CFCTL" mkdata --data "$DATA" --accounts "$ACCOUNTS" --balance 1000 >"$CF_WORK/mkdata.log" 2>&1 ||
 		fail "cfctl mkdata: $(cat "$CF_WORK/mkdata.log")"
+	cp "$DATA/f0.cfd" "$CF_WORK/f0.initial" # for the journal check in finish
 }
 
 ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
@@ -51,6 +52,9 @@ d=json.load(sys.stdin)
 print(next((i.get("owner","") for i in d["instances"] if i["name"]==sys.argv[1]), ""))' "$1"
 }
 owner_is() { [ "$(inst_owner "$1")" = "$2" ]; }
+# held_of INST → lock words that name INST as a holder, either mode (the words,
+# not the record list, which also names waiters)
+held_of() { CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" held "$1"; }
 locks_of() { # INST → lock record entries in use, from cfctl status --json
 	ctl status --json | python3 -c '
 import json,sys
@@ -82,14 +86,21 @@ wait_recovery() { # INST [INCIDENT] [TIMEOUT]
 }
 counterpart_of() { recoveries "$@" | tail -n 1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["counterpart"])'; }
 
-# Stop every node cleanly, then check the bank invariant on the data directory.
+# Stop every node cleanly, then check the data directory: the bank invariant
+# (cfctl verify: the total and every record's crc) and, account by account, the
+# journals (the fault suite's jcheck.py: the data equals the initial balances
+# plus every committed transfer, so a backout that was skipped, or applied to a
+# committed transfer, fails here even when the total holds).
 finish() {
-	local pid
+	local pid out
 	for pid in "${CF_PIDS[@]:1}"; do kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; done
 	for pid in "${CF_PIDS[@]:1}"; do
 		for _ in $(seq 1 100); do gone "$pid" && break; sleep 0.05; done
 	done
 	"$CFCTL" verify --data "$DATA" >"$CF_WORK/verify.log" 2>&1 || fail "cfctl verify: $(cat "$CF_WORK/verify.log")"
+	out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/../fault/jcheck.py" --initial "$CF_WORK/f0.initial" --data "$DATA" \
+		--max-unknown 0 "$CF_WORK"/SYS*.journal 2>&1) || fail "journal check: $out"
+	log "$(echo "$out" | tail -n 1)"
 }
 
 # Cross-host systems without network namespaces: a system in its own UTS
