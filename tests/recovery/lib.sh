@@ -25,15 +25,19 @@ ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TR
 
 # node SYS INST [cfnode args...]: a system with the bank workload; PID in PID_SYS.
 # With CF_HOSTS=netns SYSn runs on its own namespace-host (harness.sh cf_place).
-# Logs append to $CF_WORK/SYS.log across restarts.
+# Logs append to $CF_WORK/SYS.log across restarts; each incarnation writes its
+# own journal (jcheck.py reads consecutive intent lines of one journal as one
+# commit group: a killed incarnation's last intent must not join the next one's).
+JOURNAL_SEQ=0
 node() {
 	local sys=$1 inst=$2
 	shift 2
 	cf_place "$sys" "$DATA"
+	JOURNAL_SEQ=$((JOURNAL_SEQ + 1))
 	start_bg "$sys" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
 		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.journal" "$@"
+		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" "$@"
 	eval "PID_$sys=$BG_PID"
 }
 pid_of() { eval "echo \${PID_$1}"; }
@@ -111,11 +115,12 @@ have_uts() { unshare --uts true 2>/dev/null; }
 node_host() {
 	local host=$1 sys=$2 inst=$3
 	shift 3
+	JOURNAL_SEQ=$((JOURNAL_SEQ + 1))
 	start_bg "$sys" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$host" \
 		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
 		--system "$sys" --instance "$inst" --data "$DATA" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.journal" "$@"
+		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" "$@"
 	eval "PID_$sys=$BG_PID"
 }
 # rec_field INST KEY...: fields of INST's recovery record in cfctl status --json,
