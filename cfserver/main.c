@@ -14,15 +14,12 @@
 #include <sys/un.h>
 
 #include "cf_auth.h"
+#include "cf_cli.h"
 #include "cf_core.h"
 #include "cf_image.h"
 #include "cf_slog.h"
 #include "cf_notify.h"
 #include "cf_util.h"
-
-#ifndef CFPLEX_VERSION
-#define CFPLEX_VERSION "0.1.0"
-#endif
 
 enum {
 	EXIT_OK = 0,
@@ -183,7 +180,8 @@ int main(int argc, char **argv)
 	int o, r, rc = EXIT_OTHER;
 
 	memset(&cfg, 0, sizeof(cfg));
-	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+	opterr = 0; /* cf_cli_bad_option says it in one line */
+	while ((o = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
 		r = 0;
 		switch (o) {
 		case O_LISTEN: listen_addr = optarg; break;
@@ -203,8 +201,8 @@ int main(int argc, char **argv)
 		case O_LOGLEVEL: r = cfs_level_parse(optarg, &cfs_log_level); break;
 		case 'v': cfs_log_level = CFS_DEBUG; break;
 		case 'h': usage(stdout); return EXIT_OK;
-		case O_VERSION: printf("cfserver (cfplex) %s\n", CFPLEX_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case O_VERSION: return cf_cli_version("cfserver") ? EXIT_OTHER : EXIT_OK;
+		default: return cf_cli_bad_option("cfserver", o, argv, EXIT_USAGE);
 		}
 		if (r < 0) {
 			const char *oname = "?";

@@ -29,6 +29,7 @@
 
 #include "cf_auth.h"
 #include "cf_bank.h"
+#include "cf_cli.h"
 #include "cf_fence.h"
 #include "cf_lock.h"
 #include "cf_marker.h"
@@ -740,7 +741,7 @@ static int cmd_keygen(void)
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -754,6 +755,7 @@ int main(int argc, char **argv)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "retry", no_argument, NULL, O_RETRY },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .transport = "tcp" };
@@ -761,7 +763,8 @@ int main(int argc, char **argv)
 	int c;
 	int64_t v;
 
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+	opterr = 0; /* cf_cli_bad_option says it in one line */
+	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
 		switch (c) {
 		case O_CF: o.cf = optarg; break;
 		case O_KEY: o.key = optarg; break;
@@ -800,7 +803,8 @@ int main(int argc, char **argv)
 		case O_FORCE: o.force = true; break;
 		case O_RETRY: o.retry = true; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EX_USAGE_;
+		case O_VERSION: return cf_cli_version("cfctl") ? EX_FAIL : 0;
+		default: return cf_cli_bad_option("cfctl", c, argv, EX_USAGE_);
 		}
 	}
 	/* Options may come before or after the command (getopt moves the words to the end). */

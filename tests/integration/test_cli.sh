@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
-require_bin CFSERVER
-# cfserver's command line: help, version, usage errors and exit codes.
+require_bin CFSERVER CFNODE CFCTL
+# The command lines: help, version, usage errors and exit codes (cfserver), and
+# what all three programs say the same way (--version, an unknown option).
 S=$CFSERVER
 expect_rc() { # rc cmd...
 	local want=$1; shift
@@ -12,9 +13,24 @@ expect_rc() { # rc cmd...
 }
 expect_rc 0 "$S" --help
 grep -q "Exit status" "$CF_WORK/out" || fail "--help does not document the exit status"
-expect_rc 0 "$S" --version
-grep -q "cfserver (cfplex)" "$CF_WORK/out" || fail "--version"
-expect_rc 2 "$S" --no-such-option --cluster-key "$CF_KEYFILE"
+# --version: one line, the same format and the meson project version in every program
+for p in "$S" "$CFNODE" "$CFCTL"; do
+	n=$(basename "$p")
+	expect_rc 0 "$p" --version
+	[ "$(cat "$CF_WORK/out")" = "$n (cfplex) ${CFPLEX_VERSION:?}" ] || fail "$n --version: $(cat "$CF_WORK/out")"
+done
+# an unknown option: one line naming it (not the whole help), exit 2
+for p in "$S" "$CFNODE" "$CFCTL"; do
+	n=$(basename "$p")
+	expect_rc 2 "$p" --no-such-option --cluster-key "$CF_KEYFILE"
+	[ "$(cat "$CF_WORK/out")" = "$n: unknown option '--no-such-option' (try --help)" ] ||
+		fail "$n, unknown option: $(cat "$CF_WORK/out")"
+	expect_rc 2 "$p" -Z
+	[ "$(cat "$CF_WORK/out")" = "$n: unknown option '-Z' (try --help)" ] || fail "$n -Z: $(cat "$CF_WORK/out")"
+	expect_rc 2 "$p" --cluster-key
+	[ "$(cat "$CF_WORK/out")" = "$n: option '--cluster-key' needs a value (try --help)" ] ||
+		fail "$n, missing value: $(cat "$CF_WORK/out")"
+done
 expect_rc 2 "$S" --cluster-key "$CF_KEYFILE" --hb-timeout 0
 expect_rc 2 "$S" --cluster-key "$CF_KEYFILE" --hb-interval 50 --hb-timeout 10
 expect_rc 2 "$S" --cluster-key "$CF_KEYFILE" --transport carrier-pigeon
