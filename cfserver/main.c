@@ -10,9 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <stddef.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "cf_addr.h"
 #include "cf_auth.h"
 #include "cf_cli.h"
 #include "cf_core.h"
@@ -114,6 +116,49 @@ static int parse_u32(const char *s, uint32_t *v)
 	return 0;
 }
 
+
+/*
+ * Is --listen usable as an address, before anything is allocated (the image
+ * can be hundreds of MB)? 0, or -EINVAL with why filled in. Binding can
+ * still fail later (address in use, not local): that is cf_core_listen's.
+ */
+static int listen_check(const char *addr, char *why, size_t cap)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	char host[CF_ADDR_HOST_MAX];
+	const char *colon = strrchr(addr, ':');
+	uint16_t port;
+	int r;
+
+	r = cf_addr_split(addr, host, sizeof(host), &port);
+	if (r == -ENAMETOOLONG) {
+		snprintf(why, cap, "the host part is longer than %u characters", CF_ADDR_HOST_MAX - 1);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		char *end;
+		unsigned long v;
+		if (colon && colon[1]) {
+			errno = 0;
+			v = strtoul(colon + 1, &end, 10);
+			if (!*end && colon[1] != '-' && (errno || v > 65535)) {
+				snprintf(why, cap, "port %s is out of range: 1..65535, or 0 for any free port", colon + 1);
+				return -EINVAL;
+			}
+		}
+		snprintf(why, cap, "expected HOST:PORT or [IPV6]:PORT, PORT a number 0..65535 (0: any free port)");
+		return -EINVAL;
+	}
+	r = getaddrinfo(host, NULL, &hints, &ai);
+	if (r) {
+		snprintf(why, cap, "host '%.64s' does not resolve: %s", host,
+			 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return -EINVAL;
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -236,6 +281,13 @@ int main(int argc, char **argv)
 		if (cf_geometry_check(&geo, &why) < 0) {
 			fprintf(stderr, "cfserver: invalid geometry: %s\n", why);
 			return EXIT_USAGE;
+		}
+	}
+	{
+		char why[160];
+		if (listen_check(listen_addr, why, sizeof(why)) < 0) {
+			fprintf(stderr, "cfserver: cannot listen on --listen %s: %s\n", listen_addr, why);
+			return EXIT_LISTEN;
 		}
 	}
 	if (!key_file) {

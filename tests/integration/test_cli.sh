@@ -41,6 +41,14 @@ expect_rc 2 "$S" --cluster-key "$CF_KEYFILE" --listen "$CF_HOST:0" --max-systems
 grep -q "max-systems" "$CF_WORK/out" || fail "bad geometry not named"
 expect_rc 4 "$S" --cluster-key "$CF_KEYFILE" --listen "192.0.2.1:0" --transport "$CF_TRANSPORT"
 expect_rc 4 "$S" --cluster-key "$CF_KEYFILE" --listen "nonsense" --transport "$CF_TRANSPORT"
+# a malformed --listen is refused before the image is built (it was formatted, 143 MB, first)
+for a in "$CF_HOST:99999" "$CF_HOST:" "$CF_HOST:7x" "[::1:7"; do
+	expect_rc 4 "$S" --cluster-key "$CF_KEYFILE" --listen "$a" --nvram "$CF_WORK/img" --transport "$CF_TRANSPORT"
+	[ ! -e "$CF_WORK/img" ] || fail "--listen $a: the image was built before the address was checked"
+	grep -qF "cannot listen on --listen $a: " "$CF_WORK/out" || fail "--listen $a: $(cat "$CF_WORK/out")"
+done
+grep -q "port 99999 is out of range" <("$S" --cluster-key "$CF_KEYFILE" --listen "$CF_HOST:99999" 2>&1) ||
+	fail "an out-of-range port is not named"
 start_cfserver --log-size 64K || fail "start"
 kill -INT "$CFSERVER_PID"; wait "$CFSERVER_PID"; rc=$?
 [ "$rc" -eq 0 ] || fail "SIGINT exit $rc"
