@@ -7,7 +7,7 @@
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
  *   cfctl verify  --data DIR [--total T] [--json]
  *   cfctl data-release INSTANCE --data DIR --force
- *   cfctl mkdata  --data DIR --accounts N --balance B
+ *   cfctl mkdata  --data DIR --accounts N --balance B [--force]
  *   cfctl keygen  > FILE
  *
  * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
@@ -72,8 +72,9 @@ static void usage(FILE *out)
 		"          mark INSTANCE's data-directory marker clean, after a volatile CF was lost\n"
 		"          with its open transactions (cfnode exit 78), once the data is restored or\n"
 		"          accepted as it is\n"
-		"  mkdata  --data DIR --accounts N --balance B\n"
-		"          create the bank's record file DIR/f0.cfd (N accounts of balance B)\n"
+		"  mkdata  --data DIR --accounts N --balance B [--force]\n"
+		"          create the bank's record file DIR/f0.cfd (N accounts of balance B); an\n"
+		"          existing one is refused (exit 1) unless --force, which replaces it\n"
 		"  keygen  print a new cluster key (64 hex digits) on stdout\n"
 		"\n"
 		"Exit codes: 0 ok, 1 failed or refused, 2 usage, 69 CF unavailable, 77 cluster key refused.\n");
@@ -698,6 +699,7 @@ static int cmd_data_release(const struct opts *o, const char *inst)
 
 static int cmd_mkdata(const struct opts *o)
 {
+	bool existed = false;
 	int r;
 
 	if (!o->data || !o->have_accounts || !o->have_balance) {
@@ -712,14 +714,33 @@ static int cmd_mkdata(const struct opts *o)
 		fprintf(stderr, "cfctl: mkdir %s: %s\n", o->data, strerror(errno));
 		return EX_FAIL;
 	}
-	r = cf_bank_mkdata(o->data, o->accounts, o->balance);
+	if (o->force) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/f0.cfd", o->data);
+		existed = stat(path, &st) == 0;
+	}
+	r = cf_bank_mkdata(o->data, o->accounts, o->balance, o->force);
+	if (r == -EEXIST) {
+		struct cf_data d;
+		struct cf_data_file *f;
+		char what[96] = "";
+		if (!cf_data_open(&d, o->data) && !cf_data_file(&d, CF_BANK_FILE, &f))
+			snprintf(what, sizeof(what), " (%" PRIu64 " accounts, total %" PRId64 " at mkdata)", f->rec_count,
+				 f->initial_total);
+		cf_data_close(&d);
+		fprintf(stderr, "cfctl: mkdata: %s/f0.cfd exists already%s: refusing to overwrite it. "
+				"Give --force to replace it; its data is lost. Nothing changed\n",
+			o->data, what);
+		return EX_FAIL;
+	}
 	if (r) {
 		fprintf(stderr, "cfctl: mkdata %s: %s\n", o->data,
 			r == -EINVAL ? "total balance out of range" : strerror(-r));
 		return EX_FAIL;
 	}
-	printf("created %s/f0.cfd: %" PRIu64 " accounts of balance %" PRId64 " (total %" PRId64 ")\n", o->data,
-	       o->accounts, o->balance, (int64_t)o->accounts * o->balance);
+	printf("created %s/f0.cfd: %" PRIu64 " accounts of balance %" PRId64 " (total %" PRId64 ")%s\n", o->data,
+	       o->accounts, o->balance, (int64_t)o->accounts * o->balance, existed ? ", replacing the one there" : "");
 	return 0;
 }
 
