@@ -43,7 +43,8 @@
 #define EX_UNAVAILABLE_ 69
 #define EX_KEY 77
 #define READ_CHUNK 32768u
-#define MAX_NAMES_SHOWN 8u
+#define MAX_NAMES_SHOWN 8u  /* text: lock names per instance */
+#define MAX_NAMES_JSON 64u  /* JSON: lock_names per instance */
 
 static void usage(FILE *out)
 {
@@ -188,6 +189,63 @@ static const char *cause_str(uint64_t c)
 	return "?";
 }
 
+/*
+ * The lock state of one instance, from its record list and the lock words.
+ * A node writes its record-list entry before its lock CAS (so that recovery
+ * finds every class it may hold), so an entry alone does not mean held: the
+ * instance may be waiting for the class, or between its release CAS and
+ * clearing the entry. Held means the class's lock word names the instance in
+ * a mode that covers the entry's (X covers S). The list and the words are
+ * read one after the other, not atomically: a snapshot of a moving system.
+ */
+struct inst_locks {
+	uint32_t entries; /* record-list entries in use */
+	uint32_t held;    /* of those, held per the lock word */
+	uint64_t *word;   /* [record_entries]: the class's lock word, for used entries */
+};
+
+static bool rec_held(const struct cf_rec_entry *e, uint64_t w, uint32_t inst)
+{
+	if (!cf_lock_valid(w) || !cf_lock_held_by(w, inst))
+		return false;
+	return e->used == 1u + CF_LOCK_S || cf_lock_is_x(w);
+}
+
+static int read_inst_locks(struct cf_session *s, const struct cf_image_map *m, const struct cf_rec_entry *recs,
+			   uint32_t inst, struct inst_locks *l)
+{
+	l->entries = l->held = 0;
+	for (uint32_t k = 0; k < m->geo.record_entries; k++) {
+		uint64_t w = 0;
+		l->word[k] = 0;
+		if (!recs[k].used)
+			continue;
+		l->entries++;
+		if (recs[k].klass < m->geo.lock_entries) {
+			int r = read_range(s, cf_lock_off(m, (uint32_t)recs[k].klass), &w, sizeof(w));
+			if (r)
+				return r;
+		}
+		l->word[k] = w;
+		l->held += rec_held(&recs[k], w, inst);
+	}
+	return 0;
+}
+
+/* "X", "S, 3 holders" (an S word is a bitmap of its holders), or "X, waiting" when not held. */
+static void rec_mode_str(const struct cf_rec_entry *e, uint64_t w, uint32_t inst, char *out, size_t cap)
+{
+	const char *mode = e->used == 1u + CF_LOCK_X ? "X" : "S";
+
+	if (!rec_held(e, w, inst))
+		snprintf(out, cap, "%s, waiting", mode);
+	else if (cf_lock_is_s(w))
+		snprintf(out, cap, "S, %d holder%s", __builtin_popcountll(cf_lock_s_holders(w)),
+			 __builtin_popcountll(cf_lock_s_holders(w)) == 1 ? "" : "s");
+	else
+		snprintf(out, cap, "%s", mode);
+}
+
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull) };
@@ -222,6 +280,7 @@ static int cmd_status(const struct opts *o)
 	struct cf_inst_slot *inst = NULL;
 	struct cf_rinfo_slot *ri = NULL;
 	struct cf_rec_entry *recs = NULL;
+	struct inst_locks lk = { 0 };
 	uint64_t gap_ns, now = cf_real_ns();
 	struct cf_restart_info rinfo;
 	struct cf_empty empty = {0};
@@ -238,7 +297,8 @@ static int cmd_status(const struct opts *o)
 	inst = calloc(m->geo.max_instances, sizeof(*inst));
 	ri = calloc(m->geo.max_instances, sizeof(*ri));
 	recs = malloc(m->records_size);
-	if (!sys || !hb1 || !hb2 || !inst || !ri || !recs) {
+	lk.word = calloc(m->geo.record_entries, sizeof(*lk.word));
+	if (!sys || !hb1 || !hb2 || !inst || !ri || !recs || !lk.word) {
 		fprintf(stderr, "cfctl: out of memory\n");
 		rc = EX_FAIL;
 		goto out;
@@ -339,7 +399,6 @@ static int cmd_status(const struct opts *o)
 		uint64_t w = inst[i].reg;
 		enum cf_reg_state st = cf_reg_state(w);
 		const struct cf_hb_slot *h = NULL;
-		uint32_t nlocks = 0;
 		char rec[96] = "";
 		if (st == CF_REG_FREE && !inst[i].name[0])
 			continue;
@@ -360,8 +419,12 @@ static int cmd_status(const struct opts *o)
 			rc = EX_FAIL;
 			goto out;
 		}
-		for (uint32_t k = 0; k < m->geo.record_entries; k++)
-			nlocks += recs[k].used != 0;
+		r = read_inst_locks(&s, m, recs, i, &lk);
+		if (r) {
+			fprintf(stderr, "cfctl: reading the lock words of %s: %s\n", name, strerror(-r));
+			rc = EX_FAIL;
+			goto out;
+		}
 		if (ri[i].counterpart && ri[i].counterpart <= m->geo.max_systems)
 			name_of(sys[ri[i].counterpart - 1].name, cp);
 		char reason[256] = "";
@@ -390,20 +453,28 @@ static int cmd_status(const struct opts *o)
 			json_str(stdout, owner);
 			printf(",\"owner_epoch\":%u,\"incident\":%u,\"home\":", cf_reg_epoch(w), cf_reg_incident(w));
 			json_str(stdout, home);
-			printf(",\"locks\":%u,\"locks_held\":%u,\"lock_names\":[", nlocks, nlocks);
-			for (uint32_t k = 0; k < m->geo.record_entries && shown < 64; k++) {
+			/* "locks" and "locks_held": held per the lock words; the waiting are listed, not counted */
+			printf(",\"locks\":%u,\"locks_held\":%u,\"locks_waiting\":%u,\"lock_names\":[", lk.held, lk.held,
+			       lk.entries - lk.held);
+			for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_JSON; k++) {
 				char n[CF_RES_NAME_MAX + 1];
+				bool held;
 				if (!recs[k].used)
 					continue;
+				held = rec_held(&recs[k], lk.word[k], i);
 				memcpy(n, recs[k].name, CF_RES_NAME_MAX);
 				n[CF_RES_NAME_MAX] = 0;
 				printf("%s{\"name\":", shown ? "," : "");
 				json_str(stdout, n);
-				printf(",\"mode\":\"%s\",\"class\":%" PRIu64 "}", recs[k].used == 1u + CF_LOCK_X ? "X" : "S",
-				       recs[k].klass);
+				printf(",\"mode\":\"%s\",\"class\":%" PRIu64 ",\"held\":%s",
+				       recs[k].used == 1u + CF_LOCK_X ? "X" : "S", recs[k].klass, held ? "true" : "false");
+				if (held && cf_lock_is_s(lk.word[k]))
+					printf(",\"s_holders\":%d", __builtin_popcountll(cf_lock_s_holders(lk.word[k])));
+				printf("}");
 				shown++;
 			}
-			printf("]");
+			printf("],\"lock_names_total\":%u,\"lock_names_truncated\":%s", lk.entries,
+			       lk.entries > shown ? "true" : "false");
 			if (h)
 				printf(",\"log_used\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64
 				       ",\"inflight\":%" PRIu64,
@@ -440,20 +511,25 @@ static int cmd_status(const struct opts *o)
 				snprintf(ab, sizeof(ab), "%" PRIu64, h->aborts);
 			}
 			printf("%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
-			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, nlocks, rec);
+			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, lk.held, rec);
 			if (waiting)
 				printf("      WAITING %.1f s: %s\n", ri[i].phase_us[ri[i].phase] / 1e6, reason);
-			if (nlocks) {
+			if (lk.entries) {
 				uint32_t shown = 0;
 				printf("      locks:");
 				for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_SHOWN; k++) {
+					char md[32];
 					if (!recs[k].used)
 						continue;
-					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name,
-					       recs[k].used == 1u + CF_LOCK_X ? "X" : "S");
+					rec_mode_str(&recs[k], lk.word[k], i, md, sizeof(md));
+					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name, md);
 					shown++;
 				}
-				printf("%s\n", nlocks > shown ? " ..." : "");
+				if (lk.entries > shown)
+					printf(" ... and %u more", lk.entries - shown);
+				if (lk.held < lk.entries)
+					printf("  [%u held, %u waiting]", lk.held, lk.entries - lk.held);
+				printf("\n");
 			}
 		}
 		first = false;
@@ -468,6 +544,7 @@ out:
 	free(inst);
 	free(ri);
 	free(recs);
+	free(lk.word);
 	cf_session_close(&s);
 	return rc;
 }

@@ -51,7 +51,7 @@ d=json.load(sys.stdin)
 print(next((i.get("owner","") for i in d["instances"] if i["name"]==sys.argv[1]), ""))' "$1"
 }
 owner_is() { [ "$(inst_owner "$1")" = "$2" ]; }
-locks_of() { # INST → lock record entries in use, from cfctl status --json
+locks_of() { # INST → locks held (per the lock words), from cfctl status --json
 	ctl status --json | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
