@@ -3,6 +3,7 @@
  * cfctl - the operator console.
  *
  *   cfctl status  --cf ADDR --cluster-key FILE [--json]
+ *   cfctl health  --cf ADDR --cluster-key FILE
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
  *   cfctl verify  --data DIR [--total T] [--json]
@@ -53,6 +54,10 @@ static void usage(FILE *out)
 		"\n"
 		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
 		"          systems, instances, locks held, log use, recovery in progress\n"
+		"  health  --cf HOST:PORT --cluster-key FILE [--transport tcp|verbs]\n"
+		"          exit 0 when every system is ACTIVE and no instance is failed or in\n"
+		"          recovery; 1 when degraded, one line per problem; 69/77 when the state\n"
+		"          cannot be read (CF unreachable, key refused)\n"
 		"  recover INSTANCE [--on SYSTEM] [--retry] --cf HOST:PORT --cluster-key FILE\n"
 		"          start peer recovery of a failed instance (policy operator). --retry: if a\n"
 		"          counterpart waits on its disk fence, it tries its fence agent again now;\n"
@@ -550,6 +555,129 @@ out:
 }
 
 /*
+ * cfctl health: the exit-code contract for monitoring, after pg_isready and
+ * crm_mon. 0: every system ACTIVE, no instance failed, no recovery running or
+ * waiting. 1: degraded, one line per problem on stdout. Anything else: the
+ * state could not be read (2 usage, 69 CF unreachable or unreadable, 77 key
+ * refused), so a monitor that tests for 0 and 1 never mistakes "cannot tell"
+ * for either.
+ */
+static int cmd_health(const struct opts *o)
+{
+	struct cf_session s;
+	const struct cf_image_map *m;
+	struct cf_header hdr;
+	struct cf_sys_slot *sys = NULL;
+	struct cf_inst_slot *inst = NULL;
+	struct cf_rinfo_slot *ri = NULL;
+	struct cf_restart_info rinfo;
+	struct cf_empty empty = { 0 };
+	uint64_t now = cf_real_ns();
+	uint32_t nsys = 0, ninst = 0, problems = 0;
+	int rc, r;
+
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc == EX_FAIL ? EX_UNAVAILABLE_ : rc; /* 1 is "degraded": never for "cannot tell" */
+	m = &s.map;
+	rc = EX_UNAVAILABLE_;
+	sys = calloc(m->geo.max_systems, sizeof(*sys));
+	inst = calloc(m->geo.max_instances, sizeof(*inst));
+	ri = calloc(m->geo.max_instances, sizeof(*ri));
+	if (!sys || !inst || !ri) {
+		fprintf(stderr, "cfctl: out of memory\n");
+		goto out;
+	}
+	r = read_range(&s, 0, &hdr, sizeof(hdr));
+	if (!r)
+		r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
+	if (!r)
+		r = read_range(&s, m->off_instances, inst, m->geo.max_instances * sizeof(*inst));
+	if (!r)
+		r = read_range(&s, m->off_rinfo, ri, m->geo.max_instances * sizeof(*ri));
+	memset(&rinfo, 0, sizeof(rinfo));
+	if (!r)
+		r = cf_session_rpc(&s, CF_CTRL_RESTART_INFO, &empty, sizeof(empty), CF_CTRL_RESTART_INFO_R, &rinfo,
+				   sizeof(rinfo), 5000);
+	if (r) {
+		fprintf(stderr, "cfctl: health: reading the CF state: %s\n", strerror(-r));
+		goto out;
+	}
+	if (rinfo.state == CF_RESTART_RECOVERY) {
+		printf("CF restart recovery: %u instance(s) left to recover; attaches for new work wait\n", rinfo.left);
+		problems++;
+	}
+	for (uint32_t i = 0; i < m->geo.max_systems; i++) {
+		char name[CF_NAME_MAX];
+		enum cf_sys_state st = cf_sysword_state(sys[i].state);
+		if (st == CF_SYS_FREE)
+			continue;
+		nsys++;
+		if (st != CF_SYS_FAILED)
+			continue;
+		name_of(sys[i].name, name);
+		printf("system %s FAILED (epoch %u, %s, %.1f s ago)\n", name, cf_sysword_epoch(sys[i].state),
+		       cause_str(sys[i].fail_cause),
+		       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e9 : 0.0);
+		problems++;
+	}
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		char name[CF_NAME_MAX], cp[CF_NAME_MAX] = "?";
+		uint64_t w = inst[i].reg;
+		enum cf_reg_state st = cf_reg_state(w);
+		uint32_t owner = cf_reg_owner(w);
+		bool running = ri[i].phase != CF_PHASE_NONE && ri[i].phase != CF_PHASE_DONE;
+		if (st == CF_REG_FREE)
+			continue;
+		ninst++;
+		name_of(inst[i].name, name);
+		if (ri[i].counterpart && ri[i].counterpart <= m->geo.max_systems)
+			name_of(sys[ri[i].counterpart - 1].name, cp);
+		if (st == CF_REG_FAILED) {
+			/* the CF's policy may be auto and still no system recover it (cfnode --policy operator) */
+			printf("instance %s INACTIVE_FAILED (incident %u): not recovered yet (cfctl recover %s asks a live "
+			       "system to)\n", name, cf_reg_incident(w), name);
+			problems++;
+		} else if (st == CF_REG_ACTIVE && (owner >= m->geo.max_systems ||
+						   cf_reg_owner_stale(w, sys[owner].state))) {
+			printf("instance %s ACTIVE under a failed incarnation of its owner (incident %u): not yet "
+			       "failed by the CF\n", name, cf_reg_incident(w));
+			problems++;
+		} else if (st == CF_REG_ACTIVE && running) {
+			bool waiting = (ri[i].phase == CF_PHASE_DISK_FENCE || ri[i].phase == CF_PHASE_WD_WAIT) &&
+				       (ri[i].wait == CF_FWAIT_AGENT || ri[i].wait == CF_FWAIT_OPERATOR ||
+					ri[i].wait == CF_FWAIT_WATCHDOG);
+			if (waiting) {
+				char fs[CF_NAME_MAX] = "?", fh[CF_HOST_MAX], reason[256];
+				if (inst[i].fail_sys < m->geo.max_systems)
+					name_of(sys[inst[i].fail_sys].name, fs);
+				memcpy(fh, inst[i].fail_host, sizeof(inst[i].fail_host));
+				fh[sizeof(inst[i].fail_host) - 1] = 0;
+				fence_reason(&ri[i], fs, fh, reason, sizeof(reason));
+				printf("instance %s recovery by %s WAITING on a fence for %.1f s: %s\n", name, cp,
+				       ri[i].phase_us[ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0] / 1e6, reason);
+			} else {
+				printf("instance %s ACTIVE in recovery by %s (phase %s, incident %" PRIu64 ", %.1f s)\n", name,
+				       cp, cf_phase_str((enum cf_phase)(ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0)),
+				       ri[i].incident,
+				       now > ri[i].start_ns ? (double)(now - ri[i].start_ns) / 1e9 : 0.0);
+			}
+			problems++;
+		}
+	}
+	if (!problems)
+		printf("ok: %u system(s) ACTIVE, %u instance(s), no recovery running or waiting\n", nsys, ninst);
+	rc = problems ? EX_FAIL : 0;
+out:
+	free(sys);
+	free(inst);
+	free(ri);
+	cf_session_close(&s);
+	return rc;
+}
+
+/*
  * A console request answered with RECOVER_R (recover, recover --retry,
  * fence-confirm): send it, print the CF's answer. what/name label the errors;
  * dflt is printed when the CF's answer carries no message.
@@ -947,6 +1075,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "status"))
 		return cmd_status(&o);
+	if (!strcmp(cmd, "health"))
+		return cmd_health(&o);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(&o);
 	if (!strcmp(cmd, "mkdata"))
