@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"  --lock-entries N       lock table classes, power of two (default %u)\n"
 		"  --record-entries N     lock record list entries per instance (default %u)\n"
 		"  --log-size SIZE        undo log bytes per instance, K/M/G suffixes (default 4M)\n"
-		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes (required)\n"
+		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes, mode 0600 (required)\n"
 		"  --hb-interval MS       heartbeat interval h the nodes use (default 5)\n"
 		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50)\n"
 		"  --sweep-interval MS    how often cfserver checks the heartbeats itself (default h/2);\n"
@@ -292,7 +292,7 @@ int main(int argc, char **argv)
 	}
 	if (!key_file) {
 		fprintf(stderr, "cfserver: --cluster-key FILE is required (64 hex digits, e.g. from "
-				"'openssl rand -hex 32')\n");
+				"'cfctl keygen --out FILE', mode 0600)\n");
 		return EXIT_KEY;
 	}
 	r = cf_auth_init();
@@ -301,12 +301,9 @@ int main(int argc, char **argv)
 		return EXIT_OTHER;
 	}
 	r = cf_key_load(key_file, cfg.key);
-	if (r == -EINVAL) {
-		fprintf(stderr, "cfserver: cluster key %s is malformed: expected 64 hex digits or 32 raw bytes\n",
-			key_file);
-		return EXIT_KEY;
-	} else if (r < 0) {
-		fprintf(stderr, "cfserver: cannot read cluster key %s: %s\n", key_file, strerror(-r));
+	if (r < 0) {
+		char why[512];
+		fprintf(stderr, "cfserver: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
 		return EXIT_KEY;
 	}
 	cfg.hb_interval_ns = hbi_ms * 1000000ull;

@@ -9,12 +9,13 @@
  *   cfctl verify  --data DIR [--total T] [--json]
  *   cfctl data-release INSTANCE --data DIR --force
  *   cfctl mkdata  --data DIR --accounts N --balance B [--force]
- *   cfctl keygen  > FILE
+ *   cfctl keygen  [--out FILE]
  *
  * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
  * 2 usage, 69 CF unavailable, 77 cluster key refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -81,13 +82,16 @@ static void usage(FILE *out)
 		"  mkdata  --data DIR --accounts N --balance B [--force]\n"
 		"          create the bank's record file DIR/f0.cfd (N accounts of balance B); an\n"
 		"          existing one is refused (exit 1) unless --force, which replaces it\n"
-		"  keygen  print a new cluster key (64 hex digits) on stdout\n"
+		"  keygen  [--out FILE]\n"
+		"          a new cluster key (64 hex digits): into FILE, created with mode 0600\n"
+		"          (never over an existing file), or on stdout. Key files must be 0600:\n"
+		"          every program refuses one that group or others may access\n"
 		"\n"
 		"Exit codes: 0 ok, 1 failed or refused, 2 usage, 69 CF unavailable, 77 cluster key refused.\n");
 }
 
 struct opts {
-	const char *cf, *key, *transport, *data, *on;
+	const char *cf, *key, *transport, *data, *on, *out;
 	bool json, have_total, retry;
 	int64_t total;
 	uint64_t accounts;
@@ -124,8 +128,8 @@ static int open_console(const struct opts *o, struct cf_session *s)
 	}
 	r = cf_key_load(o->key, key);
 	if (r) {
-		fprintf(stderr, "cfctl: cannot use cluster key %s: %s\n", o->key,
-			r == -EINVAL ? "not 64 hex digits or 32 raw bytes" : strerror(-r));
+		char why[512];
+		fprintf(stderr, "cfctl: %s\n", cf_key_explain(o->key, r, why, sizeof(why)));
 		return EX_FAIL;
 	}
 	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
@@ -949,25 +953,79 @@ static int cmd_mkdata(const struct opts *o)
 	return 0;
 }
 
-static int cmd_keygen(void)
+/*
+ * A new cluster key, 64 hex digits. --out FILE: created O_EXCL with mode 0600
+ * (never over an existing file or through a link). To stdout: warned when
+ * stdout is a regular file that group or others may read, since every
+ * program refuses such a key file (cf_key_load).
+ */
+static int cmd_keygen(const struct opts *o)
 {
 	uint8_t key[CF_KEY_LEN];
+	char hex[2 * CF_KEY_LEN + 2];
+	struct stat st;
+	int fd = STDOUT_FILENO, rc = 0;
+	size_t len;
 
 	if (cf_auth_init()) {
 		fprintf(stderr, "cfctl: libsodium failed to start\n");
 		return EX_FAIL;
 	}
+	if (o->out) {
+		fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fprintf(stderr, "cfctl: keygen --out %s: %s%s\n", o->out, strerror(errno),
+				errno == EEXIST ? " (refusing to overwrite a key; remove it first)" : "");
+			return EX_FAIL;
+		}
+		/* the umask may have taken bits away, never added them; make it exactly 0600 */
+		if (fchmod(fd, 0600) < 0) {
+			fprintf(stderr, "cfctl: keygen --out %s: chmod: %s\n", o->out, strerror(errno));
+			rc = EX_FAIL;
+			goto out;
+		}
+	} else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		fprintf(stderr, "cfctl: warning: the key goes to a file that group or others may access (mode %04o): "
+				"cfserver, cfnode and cfctl refuse it until it is 0600; use cfctl keygen --out FILE, "
+				"or chmod 600 the file\n",
+			(unsigned)(st.st_mode & 07777));
+	}
 	randombytes_buf(key, sizeof(key));
 	for (unsigned i = 0; i < sizeof(key); i++)
-		printf("%02x", key[i]);
-	printf("\n");
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	hex[2 * CF_KEY_LEN] = '\n';
+	hex[2 * CF_KEY_LEN + 1] = 0;
+	len = 2 * CF_KEY_LEN + 1;
 	sodium_memzero(key, sizeof(key));
-	return fflush(stdout) ? EX_FAIL : 0;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, hex + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "cfctl: keygen: write: %s\n", n < 0 ? strerror(errno) : "short write");
+			rc = EX_FAIL;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (o->out && fsync(fd) < 0) {
+		fprintf(stderr, "cfctl: keygen --out %s: fsync: %s\n", o->out, strerror(errno));
+		rc = EX_FAIL;
+	}
+out:
+	sodium_memzero(hex, sizeof(hex));
+	if (o->out && close(fd) < 0 && !rc) {
+		fprintf(stderr, "cfctl: keygen --out %s: %s\n", o->out, strerror(errno));
+		rc = EX_FAIL;
+	}
+	if (rc && o->out)
+		unlink(o->out); /* no half-written key left behind */
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -980,6 +1038,7 @@ int main(int argc, char **argv)
 		{ "on", required_argument, NULL, O_ON },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "retry", no_argument, NULL, O_RETRY },
+		{ "out", required_argument, NULL, O_OUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -1028,6 +1087,7 @@ int main(int argc, char **argv)
 		case O_ON: o.on = optarg; break;
 		case O_FORCE: o.force = true; break;
 		case O_RETRY: o.retry = true; break;
+		case O_OUT: o.out = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case O_VERSION: return cf_cli_version("cfctl") ? EX_FAIL : 0;
 		default: return cf_cli_bad_option("cfctl", c, argv, EX_USAGE_);
@@ -1047,6 +1107,10 @@ int main(int argc, char **argv)
 		arg = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
+		return EX_USAGE_;
+	}
+	if (o.out && strcmp(cmd, "keygen")) {
+		fprintf(stderr, "cfctl: --out goes with keygen only\n");
 		return EX_USAGE_;
 	}
 	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release") ||
@@ -1082,7 +1146,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "mkdata"))
 		return cmd_mkdata(&o);
 	if (!strcmp(cmd, "keygen"))
-		return cmd_keygen();
+		return cmd_keygen(&o);
 	fprintf(stderr, "cfctl: unknown command '%s' (see --help)\n", cmd);
 	return EX_USAGE_;
 }

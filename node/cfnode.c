@@ -87,7 +87,7 @@ static void usage(FILE *out)
 		"  --system NAME          this system's name, 1-15 chars [A-Za-z0-9_.-] (required)\n"
 		"  --instance NAME        home instance (required)\n"
 		"  --data DIR             shared data directory (required; cfctl mkdata creates it)\n"
-		"  --cluster-key FILE     cluster key (64 hex digits; cfctl keygen) (required)\n"
+		"  --cluster-key FILE     cluster key (64 hex digits, mode 0600; cfctl keygen --out) (required)\n"
 		"  --transport tcp|verbs  transport (default tcp)\n"
 		"  --hb-interval MS       heartbeat interval h (default: the CF's, 5 ms)\n"
 		"  --hb-timeout MS        lease timeout T, at most the CF's (default: the CF's)\n"
@@ -695,8 +695,8 @@ int main(int argc, char **argv)
 	}
 	r = cf_key_load(key_file, o.key);
 	if (r) {
-		fprintf(stderr, "cfnode: cannot use cluster key %s: %s\n", key_file,
-			r == -EINVAL ? "not 64 hex digits or 32 raw bytes" : strerror(-r));
+		char why[512];
+		fprintf(stderr, "cfnode: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
 		return EX_OTHER;
 	}
 	/* The data directory must be usable before we take an instance. */
