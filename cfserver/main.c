@@ -259,8 +259,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "cfserver: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
+		fprintf(stderr, "cfserver: unexpected argument '%s' (try --help)\n", argv[optind]);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(transport, "tcp")) {

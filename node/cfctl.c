@@ -87,7 +87,10 @@ static void usage(FILE *out)
 		"          (never over an existing file), or on stdout. Key files must be 0600:\n"
 		"          every program refuses one that group or others may access\n"
 		"\n"
-		"Exit codes: 0 ok, 1 failed or refused, 2 usage, 69 CF unavailable, 77 cluster key refused.\n");
+		"  -h, --help  this help;  --version  print the version\n"
+		"\n"
+		"Exit codes: 0 ok, 1 failed or refused (health: degraded), 2 usage, 69 CF unavailable,\n"
+		"77 cluster key refused.\n");
 }
 
 struct opts {
