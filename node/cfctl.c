@@ -244,13 +244,17 @@ static int read_inst_locks(struct cf_session *s, const struct cf_image_map *m, c
 	return 0;
 }
 
-/* "X", "S, 3 holders" (an S word is a bitmap of its holders), or "X, waiting" when not held. */
-static void rec_mode_str(const struct cf_rec_entry *e, uint64_t w, uint32_t inst, char *out, size_t cap)
+/*
+ * "X", "S, 3 holders" (an S word is a bitmap of its holders), or when not
+ * held "X, waiting" (live) / "X, not held" (an instance that is not running:
+ * an entry a crash left between its release CAS and clearing it).
+ */
+static void rec_mode_str(const struct cf_rec_entry *e, uint64_t w, uint32_t inst, bool live, char *out, size_t cap)
 {
 	const char *mode = e->used == 1u + CF_LOCK_X ? "X" : "S";
 
 	if (!rec_held(e, w, inst))
-		snprintf(out, cap, "%s, waiting", mode);
+		snprintf(out, cap, "%s, %s", mode, live ? "waiting" : "not held");
 	else if (cf_lock_is_s(w))
 		snprintf(out, cap, "S, %d holder%s", __builtin_popcountll(cf_lock_s_holders(w)),
 			 __builtin_popcountll(cf_lock_s_holders(w)) == 1 ? "" : "s");
@@ -533,14 +537,15 @@ static int cmd_status(const struct opts *o)
 					char md[32];
 					if (!recs[k].used)
 						continue;
-					rec_mode_str(&recs[k], lk.word[k], i, md, sizeof(md));
+					rec_mode_str(&recs[k], lk.word[k], i, st == CF_REG_ACTIVE, md, sizeof(md));
 					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name, md);
 					shown++;
 				}
 				if (lk.entries > shown)
 					printf(" ... and %u more", lk.entries - shown);
 				if (lk.held < lk.entries)
-					printf("  [%u held, %u waiting]", lk.held, lk.entries - lk.held);
+					printf("  [%u held, %u %s]", lk.held, lk.entries - lk.held,
+					       st == CF_REG_ACTIVE ? "waiting" : "not held");
 				printf("\n");
 			}
 		}
