@@ -578,7 +578,6 @@ static int cmd_health(const struct opts *o)
 {
 	struct cf_session s;
 	const struct cf_image_map *m;
-	struct cf_header hdr;
 	struct cf_sys_slot *sys = NULL;
 	struct cf_inst_slot *inst = NULL;
 	struct cf_rinfo_slot *ri = NULL;
@@ -601,9 +600,7 @@ static int cmd_health(const struct opts *o)
 		fprintf(stderr, "cfctl: out of memory\n");
 		goto out;
 	}
-	r = read_range(&s, 0, &hdr, sizeof(hdr));
-	if (!r)
-		r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
+	r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
 	if (!r)
 		r = read_range(&s, m->off_instances, inst, m->geo.max_instances * sizeof(*inst));
 	if (!r)
