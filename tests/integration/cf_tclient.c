@@ -1764,7 +1764,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	r = cf_key_load(kf, key);
-	CHECK(r == 0, "key %s: %s", kf, strerror(-r));
+	if (r) {
+		char why[512];
+		CHECK(0, "%s", cf_key_explain(kf, r, why, sizeof(why)));
+	}
 	for (size_t i = 0; i < CF_ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 2, argv + 2);

@@ -56,10 +56,10 @@ d=json.load(sys.stdin)
 print(next((i.get("owner","") for i in d["instances"] if i["name"]==sys.argv[1]), ""))' "$1"
 }
 owner_is() { [ "$(inst_owner "$1")" = "$2" ]; }
-# held_of INST → lock words that name INST as a holder, either mode (the words,
-# not the record list, which also names waiters)
+# held_of INST → lock words that name INST as a holder, either mode (read
+# directly, not through cfctl)
 held_of() { CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" held "$1"; }
-locks_of() { # INST → lock record entries in use, from cfctl status --json
+locks_of() { # INST → locks held (per the lock words), from cfctl status --json
 	ctl status --json | python3 -c '
 import json,sys
 d=json.load(sys.stdin)

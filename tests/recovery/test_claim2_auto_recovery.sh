@@ -23,7 +23,7 @@ wait_inst NTS001 INACTIVE_CLEAN
 recoveries NTS001 | grep -q '"txns":[1-9][0-9]*,"updates":[1-9]' ||
 	fail "the counterpart backed out nothing: $(recoveries NTS001)"
 [ "$(held_of NTS001)" = 0 ] || fail "NTS001 still holds $(held_of NTS001) lock words after recovery"
-[ "$(locks_of NTS001)" = 0 ] || fail "NTS001's record list is not empty after recovery"
+[ "$(locks_of NTS001)" = 0 ] || fail "cfctl status shows locks of NTS001 after recovery"
 grep -q "registered as counterpart" "$CF_WORK/$cp.log" || fail "no registration logged"
 grep -Eq "disk fence: (SYS1 |fence agent .* confirmed SYS1 off)" "$CF_WORK/$cp.log" || fail "no disk fence logged"
 finish
