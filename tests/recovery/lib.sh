@@ -23,6 +23,8 @@ cluster() {
 ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 
 # node SYS INST [cfnode args...]: a system with the bank workload; PID in PID_SYS.
+# CF_TEST_NODE_ARGS (word-split) goes before the test's own args, e.g.
+# CF_TEST_NODE_ARGS="--group-commit on" to run a scenario with group commit.
 # With CF_HOSTS=netns SYSn runs on its own namespace-host (harness.sh cf_place).
 # Logs append to $CF_WORK/SYS.log across restarts.
 node() {
@@ -32,7 +34,7 @@ node() {
 	start_bg "$sys" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
 		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.journal" "$@"
+		--journal "$CF_WORK/$sys.journal" ${CF_TEST_NODE_ARGS:-} "$@"
 	eval "PID_$sys=$BG_PID"
 }
 pid_of() { eval "echo \${PID_$1}"; }
@@ -104,7 +106,7 @@ node_host() {
 		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
 		--system "$sys" --instance "$inst" --data "$DATA" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.journal" "$@"
+		--journal "$CF_WORK/$sys.journal" ${CF_TEST_NODE_ARGS:-} "$@"
 	eval "PID_$sys=$BG_PID"
 }
 # rec_field INST KEY...: fields of INST's recovery record in cfctl status --json,
