@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 		return 1;
 	r = cf_key_load(keyfile, key);
 	if (r < 0) {
-		fprintf(stderr, "cf_lockbench: key %s: %s\n", keyfile, strerror(-r));
+		char why[512];
+		fprintf(stderr, "cf_lockbench: %s\n", cf_key_explain(keyfile, r, why, sizeof(why)));
 		return 1;
 	}
 	r = cf_session_open(&s, transport, cf, key, CF_ROLE_SYSTEM, 5000);

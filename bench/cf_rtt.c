@@ -10,6 +10,7 @@
  * so the run is not cut short by T.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,9 +80,16 @@ static pid_t start_server(const char *bin, const char *dir, char *addr, size_t c
 	cf_auth_nonce(key);
 	for (unsigned i = 0; i < CF_KEY_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02x", key[i]);
-	f = fopen(keyfile, "w");
-	if (!f)
-		return -errno;
+	{
+		/* 0600: every program refuses a key file that group or others may read */
+		int kfd = open(keyfile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (kfd < 0 || fchmod(kfd, 0600) < 0 || !(f = fdopen(kfd, "w"))) {
+			int e = errno;
+			if (kfd >= 0)
+				close(kfd);
+			return -e;
+		}
+	}
 	fprintf(f, "%s\n", hex);
 	fclose(f);
 	pid = fork();
@@ -181,7 +190,8 @@ int main(int argc, char **argv)
 	}
 	r = cf_key_load(keyfile, key);
 	if (r < 0) {
-		fprintf(stderr, "cf_rtt: key %s: %s\n", keyfile, strerror(-r));
+		char why[512];
+		fprintf(stderr, "cf_rtt: %s\n", cf_key_explain(keyfile, r, why, sizeof(why)));
 		goto out;
 	}
 	r = cf_session_open(&s, transport, cf, key, CF_ROLE_SYSTEM, 5000);

@@ -64,10 +64,11 @@ class Cluster:
     def start(self):
         os.makedirs(self.w, exist_ok=True)
         self.key = os.path.join(self.w, "key")
-        with open(self.key, "w") as f:
-            r = subprocess.run([self.bin("node", "cfctl"), "keygen"], stdout=f, timeout=10)
-        if r.returncode:
-            raise RuntimeError("cfctl keygen failed")
+        # --out: the key file 0600 (a key open to others is refused); it never overwrites one
+        if not os.path.exists(self.key):
+            r = subprocess.run([self.bin("node", "cfctl"), "keygen", "--out", self.key], timeout=10)
+            if r.returncode:
+                raise RuntimeError("cfctl keygen failed")
         self.data = os.path.join(self.w, "data")
         os.makedirs(self.data, exist_ok=True)
         r = subprocess.run([self.bin("node", "cfctl"), "mkdata", "--data", self.data, "--accounts",
@@ -387,8 +388,7 @@ def _floor_rtt(a, workroot):
     w = tempfile.mkdtemp(prefix="floor.", dir=workroot)
     out = {}
     key = os.path.join(w, "key")
-    with open(key, "w") as f:
-        subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen"], stdout=f, timeout=10)
+    subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen", "--out", key], timeout=10)
     portf = os.path.join(w, "port")
     srv = C.spawn([os.path.join(a.build, "cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf,
                    "--cluster-key", key, "--transport", a.transport, "--hb-interval", str(a.h),

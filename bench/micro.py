@@ -29,8 +29,7 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
     w = tempfile.mkdtemp(prefix=label + ".", dir=work)
     b = lambda *p: os.path.join(a.build, *p)  # noqa: E731
     key = os.path.join(w, "key")
-    with open(key, "w") as f:
-        subprocess.run([b("node", "cfctl"), "keygen"], stdout=f, timeout=10, check=True)
+    subprocess.run([b("node", "cfctl"), "keygen", "--out", key], timeout=10, check=True)
     data = os.path.join(w, "data")
     os.makedirs(data)
     subprocess.run([b("node", "cfctl"), "mkdata", "--data", data, "--accounts", str(accounts), "--balance", "1000"],
@@ -107,8 +106,7 @@ def rtt(a, work):
     """cf_rtt against a cfserver of our own on a.host (T long: only round trips matter)."""
     w = tempfile.mkdtemp(prefix="rtt.", dir=work)
     key = os.path.join(w, "key")
-    with open(key, "w") as f:
-        subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen"], stdout=f, timeout=10, check=True)
+    subprocess.run([os.path.join(a.build, "node", "cfctl"), "keygen", "--out", key], timeout=10, check=True)
     portf = os.path.join(w, "port")
     srv = C.spawn([os.path.join(a.build, "cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf,
                    "--cluster-key", key, "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", "10000",

@@ -10,19 +10,18 @@
 #include <string.h>
 #include <unistd.h>
 #include <stddef.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "cf_addr.h"
 #include "cf_auth.h"
+#include "cf_cli.h"
 #include "cf_core.h"
 #include "cf_image.h"
 #include "cf_slog.h"
 #include "cf_notify.h"
 #include "cf_util.h"
-
-#ifndef CFPLEX_VERSION
-#define CFPLEX_VERSION "0.1.0"
-#endif
 
 enum {
 	EXIT_OK = 0,
@@ -52,7 +51,7 @@ static void usage(FILE *f)
 		"  --lock-entries N       lock table classes, power of two (default %u)\n"
 		"  --record-entries N     lock record list entries per instance (default %u)\n"
 		"  --log-size SIZE        undo log bytes per instance, K/M/G suffixes (default 4M)\n"
-		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes (required)\n"
+		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes, mode 0600 (required)\n"
 		"  --hb-interval MS       heartbeat interval h the nodes use (default 5)\n"
 		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50)\n"
 		"  --sweep-interval MS    how often cfserver checks the heartbeats itself (default h/2);\n"
@@ -117,6 +116,49 @@ static int parse_u32(const char *s, uint32_t *v)
 	return 0;
 }
 
+
+/*
+ * Is --listen usable as an address, before anything is allocated (the image
+ * can be hundreds of MB)? 0, or -EINVAL with why filled in. Binding can
+ * still fail later (address in use, not local): that is cf_core_listen's.
+ */
+static int listen_check(const char *addr, char *why, size_t cap)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	char host[CF_ADDR_HOST_MAX];
+	const char *colon = strrchr(addr, ':');
+	uint16_t port;
+	int r;
+
+	r = cf_addr_split(addr, host, sizeof(host), &port);
+	if (r == -ENAMETOOLONG) {
+		snprintf(why, cap, "the host part is longer than %u characters", CF_ADDR_HOST_MAX - 1);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		char *end;
+		unsigned long v;
+		if (colon && colon[1]) {
+			errno = 0;
+			v = strtoul(colon + 1, &end, 10);
+			if (!*end && colon[1] != '-' && (errno || v > 65535)) {
+				snprintf(why, cap, "port %s is out of range: 1..65535, or 0 for any free port", colon + 1);
+				return -EINVAL;
+			}
+		}
+		snprintf(why, cap, "expected HOST:PORT or [IPV6]:PORT, PORT a number 0..65535 (0: any free port)");
+		return -EINVAL;
+	}
+	r = getaddrinfo(host, NULL, &hints, &ai);
+	if (r) {
+		snprintf(why, cap, "host '%.64s' does not resolve: %s", host,
+			 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return -EINVAL;
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -183,7 +225,8 @@ int main(int argc, char **argv)
 	int o, r, rc = EXIT_OTHER;
 
 	memset(&cfg, 0, sizeof(cfg));
-	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+	opterr = 0; /* cf_cli_bad_option says it in one line */
+	while ((o = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
 		r = 0;
 		switch (o) {
 		case O_LISTEN: listen_addr = optarg; break;
@@ -203,8 +246,8 @@ int main(int argc, char **argv)
 		case O_LOGLEVEL: r = cfs_level_parse(optarg, &cfs_log_level); break;
 		case 'v': cfs_log_level = CFS_DEBUG; break;
 		case 'h': usage(stdout); return EXIT_OK;
-		case O_VERSION: printf("cfserver (cfplex) %s\n", CFPLEX_VERSION); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case O_VERSION: return cf_cli_version("cfserver") ? EXIT_OTHER : EXIT_OK;
+		default: return cf_cli_bad_option("cfserver", o, argv, EXIT_USAGE);
 		}
 		if (r < 0) {
 			const char *oname = "?";
@@ -216,8 +259,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "cfserver: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
+		fprintf(stderr, "cfserver: unexpected argument '%s' (try --help)\n", argv[optind]);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(transport, "tcp")) {
@@ -240,9 +282,16 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	{
+		char why[160];
+		if (listen_check(listen_addr, why, sizeof(why)) < 0) {
+			fprintf(stderr, "cfserver: cannot listen on --listen %s: %s\n", listen_addr, why);
+			return EXIT_LISTEN;
+		}
+	}
 	if (!key_file) {
 		fprintf(stderr, "cfserver: --cluster-key FILE is required (64 hex digits, e.g. from "
-				"'openssl rand -hex 32')\n");
+				"'cfctl keygen --out FILE', mode 0600)\n");
 		return EXIT_KEY;
 	}
 	r = cf_auth_init();
@@ -251,12 +300,9 @@ int main(int argc, char **argv)
 		return EXIT_OTHER;
 	}
 	r = cf_key_load(key_file, cfg.key);
-	if (r == -EINVAL) {
-		fprintf(stderr, "cfserver: cluster key %s is malformed: expected 64 hex digits or 32 raw bytes\n",
-			key_file);
-		return EXIT_KEY;
-	} else if (r < 0) {
-		fprintf(stderr, "cfserver: cannot read cluster key %s: %s\n", key_file, strerror(-r));
+	if (r < 0) {
+		char why[512];
+		fprintf(stderr, "cfserver: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
 		return EXIT_KEY;
 	}
 	cfg.hb_interval_ns = hbi_ms * 1000000ull;

@@ -635,13 +635,13 @@ static void fill_balance(void *arg, uint64_t idx, void *payload)
 	memcpy(payload, arg, 8);
 }
 
-int cf_bank_mkdata(const char *dir, uint64_t accounts, int64_t balance)
+int cf_bank_mkdata(const char *dir, uint64_t accounts, int64_t balance, bool replace)
 {
 	__int128 total = (__int128)balance * (__int128)accounts;
 
 	if (accounts < 2 || total > INT64_MAX || total < INT64_MIN)
 		return -EINVAL;
-	return cf_data_create(dir, CF_BANK_FILE, CF_BANK_REC_SIZE, accounts, (int64_t)total, fill_balance, &balance);
+	return cf_data_create(dir, CF_BANK_FILE, CF_BANK_REC_SIZE, accounts, (int64_t)total, fill_balance, &balance, replace);
 }
 
 int cf_bank_verify(const char *dir, bool have_total, int64_t expect_total, bool json, FILE *out)

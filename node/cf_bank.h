@@ -80,7 +80,8 @@ int cf_bank_backout(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 int cf_bank_logfull(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *out);
 
 /* Data directory tools. */
-int cf_bank_mkdata(const char *dir, uint64_t accounts, int64_t balance);
+/* The bank's file: -EEXIST if there is one already, unless replace (see cf_data_create). */
+int cf_bank_mkdata(const char *dir, uint64_t accounts, int64_t balance, bool replace);
 /*
  * Check every record's crc and the total against expect_total (or the total
  * stored in the file header when have_total is false). Prints a report (off

@@ -114,7 +114,7 @@ static int read_all(int fd, void *buf, size_t len, uint64_t off)
 }
 
 int cf_data_create(const char *dir, uint32_t id, uint32_t rec_size, uint64_t count, int64_t initial_total,
-		   void (*fill)(void *arg, uint64_t idx, void *payload), void *arg)
+		   void (*fill)(void *arg, uint64_t idx, void *payload), void *arg, bool replace)
 {
 	struct cf_data_fhdr h;
 	struct cf_data_file f = { .rec_size = rec_size, .rec_count = count };
@@ -130,7 +130,7 @@ int cf_data_create(const char *dir, uint32_t id, uint32_t rec_size, uint64_t cou
 	file_name(name, sizeof(name), id);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	memset(&h, 0, sizeof(h));

@@ -31,6 +31,7 @@
 #ifndef CF_DATA_H
 #define CF_DATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,9 +92,13 @@ const char *cf_data_io_str(enum cf_data_io io);
 int cf_data_open(struct cf_data *d, const char *dir);
 void cf_data_close(struct cf_data *d); /* accepts a half-open one */
 
-/* Create file id in dir with count records of rec_size bytes, each payload from fill (or zero). */
+/*
+ * Create file id in dir with count records of rec_size bytes, each payload
+ * from fill (or zero). An existing file is -EEXIST, untouched, unless replace:
+ * then it is truncated and rewritten (its data is lost).
+ */
 int cf_data_create(const char *dir, uint32_t id, uint32_t rec_size, uint64_t count, int64_t initial_total,
-		   void (*fill)(void *arg, uint64_t idx, void *payload), void *arg);
+		   void (*fill)(void *arg, uint64_t idx, void *payload), void *arg, bool replace);
 
 /* The file (opened and header-checked on first use): 0, -ENOENT, -EBADMSG. */
 int cf_data_file(struct cf_data *d, uint32_t id, struct cf_data_file **out);

@@ -239,9 +239,14 @@ static int same_program(uint64_t pid, char *why, size_t len)
 		return -EPERM;
 	}
 	snprintf(proc, sizeof(proc), "/proc/%llu/exe", (unsigned long long)pid);
-	if ((r = exe_path("/proc/self/exe", self, sizeof(self))) < 0 || (r = exe_path(proc, other, sizeof(other))) < 0) {
-		snprintf(why, len, "its executable cannot be read: %s", strerror(-r));
+	if ((r = exe_path("/proc/self/exe", self, sizeof(self))) < 0) {
+		snprintf(why, len, "this process's executable cannot be read: %s", strerror(-r));
 		return -EPERM;
+	}
+	if ((r = exe_path(proc, other, sizeof(other))) < 0) {
+		/* a process past its exit's memory teardown (or a kernel thread) has no exe */
+		snprintf(why, len, "its executable cannot be read: %s", strerror(-r));
+		return -ENOEXEC;
 	}
 	if (strcmp(self, other)) {
 		snprintf(why, len, "it runs %.200s, not %.200s", other, self);
@@ -277,6 +282,18 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 		return r;
 	}
 	/*
+	 * Already exited (a zombie its parent has not reaped yet): it cannot
+	 * write, and its executable can no longer be read, so the identity check
+	 * below would refuse it. The pidfd is readable once the process exited.
+	 */
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN)) {
+		close(fd);
+		snprintf(msg, len, "%s (pid %llu) already gone (exited)", t->name, (unsigned long long)t->pid);
+		return 0;
+	}
+	/*
 	 * The pidfd pins this process. If its start time differs from the one
 	 * recorded at join, the pid was reused: the system we must fence is gone.
 	 */
@@ -296,6 +313,17 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	{
 		char why[480];
 		r = same_program(t->pid, why, sizeof(why));
+		if (r == -ENOEXEC) {
+			/*
+			 * No executable: most likely exiting (a SIGKILLed process
+			 * loses it before its exit completes). Its exit turns the
+			 * pinned pidfd readable; anything else stays refused.
+			 */
+			do
+				r = poll(&pfd, 1, cfg->timeout_ms);
+			while (r < 0 && errno == EINTR);
+			r = r == 1 ? -ENOENT : -EPERM;
+		}
 		if (r == -ESRCH || r == -ENOENT) {
 			close(fd);
 			snprintf(msg, len, "%s (pid %llu) already gone", t->name, (unsigned long long)t->pid);

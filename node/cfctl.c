@@ -3,17 +3,19 @@
  * cfctl - the operator console.
  *
  *   cfctl status  --cf ADDR --cluster-key FILE [--json]
+ *   cfctl health  --cf ADDR --cluster-key FILE
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
  *   cfctl verify  --data DIR [--total T] [--json]
  *   cfctl data-release INSTANCE --data DIR --force
- *   cfctl mkdata  --data DIR --accounts N --balance B
- *   cfctl keygen  > FILE
+ *   cfctl mkdata  --data DIR --accounts N --balance B [--force]
+ *   cfctl keygen  [--out FILE]
  *
  * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
  * 2 usage, 69 CF unavailable, 77 cluster key refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -29,6 +31,7 @@
 
 #include "cf_auth.h"
 #include "cf_bank.h"
+#include "cf_cli.h"
 #include "cf_fence.h"
 #include "cf_lock.h"
 #include "cf_marker.h"
@@ -42,7 +45,8 @@
 #define EX_UNAVAILABLE_ 69
 #define EX_KEY 77
 #define READ_CHUNK 32768u
-#define MAX_NAMES_SHOWN 8u
+#define MAX_NAMES_SHOWN 8u  /* text: lock names per instance */
+#define MAX_NAMES_JSON 64u  /* JSON: lock_names per instance */
 
 static void usage(FILE *out)
 {
@@ -51,6 +55,10 @@ static void usage(FILE *out)
 		"\n"
 		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
 		"          systems, instances, locks held, log use, recovery in progress\n"
+		"  health  --cf HOST:PORT --cluster-key FILE [--transport tcp|verbs]\n"
+		"          exit 0 when every system is ACTIVE and no instance is failed or in\n"
+		"          recovery; 1 when degraded, one line per problem; 69/77 when the state\n"
+		"          cannot be read (CF unreachable, key refused)\n"
 		"  recover INSTANCE [--on SYSTEM] [--retry] --cf HOST:PORT --cluster-key FILE\n"
 		"          start peer recovery of a failed instance (policy operator). --retry: if a\n"
 		"          counterpart waits on its disk fence, it tries its fence agent again now;\n"
@@ -71,15 +79,22 @@ static void usage(FILE *out)
 		"          mark INSTANCE's data-directory marker clean, after a volatile CF was lost\n"
 		"          with its open transactions (cfnode exit 78), once the data is restored or\n"
 		"          accepted as it is\n"
-		"  mkdata  --data DIR --accounts N --balance B\n"
-		"          create the bank's record file DIR/f0.cfd (N accounts of balance B)\n"
-		"  keygen  print a new cluster key (64 hex digits) on stdout\n"
+		"  mkdata  --data DIR --accounts N --balance B [--force]\n"
+		"          create the bank's record file DIR/f0.cfd (N accounts of balance B); an\n"
+		"          existing one is refused (exit 1) unless --force, which replaces it\n"
+		"  keygen  [--out FILE]\n"
+		"          a new cluster key (64 hex digits): into FILE, created with mode 0600\n"
+		"          (never over an existing file), or on stdout. Key files must be 0600:\n"
+		"          every program refuses one that group or others may access\n"
 		"\n"
-		"Exit codes: 0 ok, 1 failed or refused, 2 usage, 69 CF unavailable, 77 cluster key refused.\n");
+		"  -h, --help  this help;  --version  print the version\n"
+		"\n"
+		"Exit codes: 0 ok, 1 failed or refused (health: degraded), 2 usage, 69 CF unavailable,\n"
+		"77 cluster key refused.\n");
 }
 
 struct opts {
-	const char *cf, *key, *transport, *data, *on;
+	const char *cf, *key, *transport, *data, *on, *out;
 	bool json, have_total, retry;
 	int64_t total;
 	uint64_t accounts;
@@ -116,8 +131,8 @@ static int open_console(const struct opts *o, struct cf_session *s)
 	}
 	r = cf_key_load(o->key, key);
 	if (r) {
-		fprintf(stderr, "cfctl: cannot use cluster key %s: %s\n", o->key,
-			r == -EINVAL ? "not 64 hex digits or 32 raw bytes" : strerror(-r));
+		char why[512];
+		fprintf(stderr, "cfctl: %s\n", cf_key_explain(o->key, r, why, sizeof(why)));
 		return EX_FAIL;
 	}
 	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
@@ -186,6 +201,67 @@ static const char *cause_str(uint64_t c)
 	return "?";
 }
 
+/*
+ * The lock state of one instance, from its record list and the lock words.
+ * A node writes its record-list entry before its lock CAS (so that recovery
+ * finds every class it may hold), so an entry alone does not mean held: the
+ * instance may be waiting for the class, or between its release CAS and
+ * clearing the entry. Held means the class's lock word names the instance in
+ * a mode that covers the entry's (X covers S). The list and the words are
+ * read one after the other, not atomically: a snapshot of a moving system.
+ */
+struct inst_locks {
+	uint32_t entries; /* record-list entries in use */
+	uint32_t held;    /* of those, held per the lock word */
+	uint64_t *word;   /* [record_entries]: the class's lock word, for used entries */
+};
+
+static bool rec_held(const struct cf_rec_entry *e, uint64_t w, uint32_t inst)
+{
+	if (!cf_lock_valid(w) || !cf_lock_held_by(w, inst))
+		return false;
+	return e->used == 1u + CF_LOCK_S || cf_lock_is_x(w);
+}
+
+static int read_inst_locks(struct cf_session *s, const struct cf_image_map *m, const struct cf_rec_entry *recs,
+			   uint32_t inst, struct inst_locks *l)
+{
+	l->entries = l->held = 0;
+	for (uint32_t k = 0; k < m->geo.record_entries; k++) {
+		uint64_t w = 0;
+		l->word[k] = 0;
+		if (!recs[k].used)
+			continue;
+		l->entries++;
+		if (recs[k].klass < m->geo.lock_entries) {
+			int r = read_range(s, cf_lock_off(m, (uint32_t)recs[k].klass), &w, sizeof(w));
+			if (r)
+				return r;
+		}
+		l->word[k] = w;
+		l->held += rec_held(&recs[k], w, inst);
+	}
+	return 0;
+}
+
+/*
+ * "X", "S, 3 holders" (an S word is a bitmap of its holders), or when not
+ * held "X, waiting" (live) / "X, not held" (an instance that is not running:
+ * an entry a crash left between its release CAS and clearing it).
+ */
+static void rec_mode_str(const struct cf_rec_entry *e, uint64_t w, uint32_t inst, bool live, char *out, size_t cap)
+{
+	const char *mode = e->used == 1u + CF_LOCK_X ? "X" : "S";
+
+	if (!rec_held(e, w, inst))
+		snprintf(out, cap, "%s, %s", mode, live ? "waiting" : "not held");
+	else if (cf_lock_is_s(w))
+		snprintf(out, cap, "S, %d holder%s", __builtin_popcountll(cf_lock_s_holders(w)),
+			 __builtin_popcountll(cf_lock_s_holders(w)) == 1 ? "" : "s");
+	else
+		snprintf(out, cap, "%s", mode);
+}
+
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull) };
@@ -220,6 +296,7 @@ static int cmd_status(const struct opts *o)
 	struct cf_inst_slot *inst = NULL;
 	struct cf_rinfo_slot *ri = NULL;
 	struct cf_rec_entry *recs = NULL;
+	struct inst_locks lk = { 0 };
 	uint64_t gap_ns, now = cf_real_ns();
 	struct cf_restart_info rinfo;
 	struct cf_empty empty = {0};
@@ -236,7 +313,8 @@ static int cmd_status(const struct opts *o)
 	inst = calloc(m->geo.max_instances, sizeof(*inst));
 	ri = calloc(m->geo.max_instances, sizeof(*ri));
 	recs = malloc(m->records_size);
-	if (!sys || !hb1 || !hb2 || !inst || !ri || !recs) {
+	lk.word = calloc(m->geo.record_entries, sizeof(*lk.word));
+	if (!sys || !hb1 || !hb2 || !inst || !ri || !recs || !lk.word) {
 		fprintf(stderr, "cfctl: out of memory\n");
 		rc = EX_FAIL;
 		goto out;
@@ -337,7 +415,6 @@ static int cmd_status(const struct opts *o)
 		uint64_t w = inst[i].reg;
 		enum cf_reg_state st = cf_reg_state(w);
 		const struct cf_hb_slot *h = NULL;
-		uint32_t nlocks = 0;
 		char rec[96] = "";
 		if (st == CF_REG_FREE && !inst[i].name[0])
 			continue;
@@ -358,8 +435,12 @@ static int cmd_status(const struct opts *o)
 			rc = EX_FAIL;
 			goto out;
 		}
-		for (uint32_t k = 0; k < m->geo.record_entries; k++)
-			nlocks += recs[k].used != 0;
+		r = read_inst_locks(&s, m, recs, i, &lk);
+		if (r) {
+			fprintf(stderr, "cfctl: reading the lock words of %s: %s\n", name, strerror(-r));
+			rc = EX_FAIL;
+			goto out;
+		}
 		if (ri[i].counterpart && ri[i].counterpart <= m->geo.max_systems)
 			name_of(sys[ri[i].counterpart - 1].name, cp);
 		char reason[256] = "";
@@ -388,20 +469,28 @@ static int cmd_status(const struct opts *o)
 			json_str(stdout, owner);
 			printf(",\"owner_epoch\":%u,\"incident\":%u,\"home\":", cf_reg_epoch(w), cf_reg_incident(w));
 			json_str(stdout, home);
-			printf(",\"locks\":%u,\"locks_held\":%u,\"lock_names\":[", nlocks, nlocks);
-			for (uint32_t k = 0; k < m->geo.record_entries && shown < 64; k++) {
+			/* "locks" and "locks_held": held per the lock words; the waiting are listed, not counted */
+			printf(",\"locks\":%u,\"locks_held\":%u,\"locks_waiting\":%u,\"lock_names\":[", lk.held, lk.held,
+			       lk.entries - lk.held);
+			for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_JSON; k++) {
 				char n[CF_RES_NAME_MAX + 1];
+				bool held;
 				if (!recs[k].used)
 					continue;
+				held = rec_held(&recs[k], lk.word[k], i);
 				memcpy(n, recs[k].name, CF_RES_NAME_MAX);
 				n[CF_RES_NAME_MAX] = 0;
 				printf("%s{\"name\":", shown ? "," : "");
 				json_str(stdout, n);
-				printf(",\"mode\":\"%s\",\"class\":%" PRIu64 "}", recs[k].used == 1u + CF_LOCK_X ? "X" : "S",
-				       recs[k].klass);
+				printf(",\"mode\":\"%s\",\"class\":%" PRIu64 ",\"held\":%s",
+				       recs[k].used == 1u + CF_LOCK_X ? "X" : "S", recs[k].klass, held ? "true" : "false");
+				if (held && cf_lock_is_s(lk.word[k]))
+					printf(",\"s_holders\":%d", __builtin_popcountll(cf_lock_s_holders(lk.word[k])));
+				printf("}");
 				shown++;
 			}
-			printf("]");
+			printf("],\"lock_names_total\":%u,\"lock_names_truncated\":%s", lk.entries,
+			       lk.entries > shown ? "true" : "false");
 			if (h)
 				printf(",\"log_used\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64
 				       ",\"inflight\":%" PRIu64,
@@ -438,20 +527,26 @@ static int cmd_status(const struct opts *o)
 				snprintf(ab, sizeof(ab), "%" PRIu64, h->aborts);
 			}
 			printf("%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
-			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, nlocks, rec);
+			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, lk.held, rec);
 			if (waiting)
 				printf("      WAITING %.1f s: %s\n", ri[i].phase_us[ri[i].phase] / 1e6, reason);
-			if (nlocks) {
+			if (lk.entries) {
 				uint32_t shown = 0;
 				printf("      locks:");
 				for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_SHOWN; k++) {
+					char md[32];
 					if (!recs[k].used)
 						continue;
-					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name,
-					       recs[k].used == 1u + CF_LOCK_X ? "X" : "S");
+					rec_mode_str(&recs[k], lk.word[k], i, st == CF_REG_ACTIVE, md, sizeof(md));
+					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name, md);
 					shown++;
 				}
-				printf("%s\n", nlocks > shown ? " ..." : "");
+				if (lk.entries > shown)
+					printf(" ... and %u more", lk.entries - shown);
+				if (lk.held < lk.entries)
+					printf("  [%u held, %u %s]", lk.held, lk.entries - lk.held,
+					       st == CF_REG_ACTIVE ? "waiting" : "not held");
+				printf("\n");
 			}
 		}
 		first = false;
@@ -466,6 +561,127 @@ out:
 	free(inst);
 	free(ri);
 	free(recs);
+	free(lk.word);
+	cf_session_close(&s);
+	return rc;
+}
+
+/*
+ * cfctl health: the exit-code contract for monitoring, after pg_isready and
+ * crm_mon. 0: every system ACTIVE, no instance failed, no recovery running or
+ * waiting. 1: degraded, one line per problem on stdout. Anything else: the
+ * state could not be read (2 usage, 69 CF unreachable or unreadable, 77 key
+ * refused), so a monitor that tests for 0 and 1 never mistakes "cannot tell"
+ * for either.
+ */
+static int cmd_health(const struct opts *o)
+{
+	struct cf_session s;
+	const struct cf_image_map *m;
+	struct cf_sys_slot *sys = NULL;
+	struct cf_inst_slot *inst = NULL;
+	struct cf_rinfo_slot *ri = NULL;
+	struct cf_restart_info rinfo;
+	struct cf_empty empty = { 0 };
+	uint64_t now = cf_real_ns();
+	uint32_t nsys = 0, ninst = 0, problems = 0;
+	int rc, r;
+
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc == EX_FAIL ? EX_UNAVAILABLE_ : rc; /* 1 is "degraded": never for "cannot tell" */
+	m = &s.map;
+	rc = EX_UNAVAILABLE_;
+	sys = calloc(m->geo.max_systems, sizeof(*sys));
+	inst = calloc(m->geo.max_instances, sizeof(*inst));
+	ri = calloc(m->geo.max_instances, sizeof(*ri));
+	if (!sys || !inst || !ri) {
+		fprintf(stderr, "cfctl: out of memory\n");
+		goto out;
+	}
+	r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
+	if (!r)
+		r = read_range(&s, m->off_instances, inst, m->geo.max_instances * sizeof(*inst));
+	if (!r)
+		r = read_range(&s, m->off_rinfo, ri, m->geo.max_instances * sizeof(*ri));
+	memset(&rinfo, 0, sizeof(rinfo));
+	if (!r)
+		r = cf_session_rpc(&s, CF_CTRL_RESTART_INFO, &empty, sizeof(empty), CF_CTRL_RESTART_INFO_R, &rinfo,
+				   sizeof(rinfo), 5000);
+	if (r) {
+		fprintf(stderr, "cfctl: health: reading the CF state: %s\n", strerror(-r));
+		goto out;
+	}
+	if (rinfo.state == CF_RESTART_RECOVERY) {
+		printf("CF restart recovery: %u instance(s) left to recover; attaches for new work wait\n", rinfo.left);
+		problems++;
+	}
+	for (uint32_t i = 0; i < m->geo.max_systems; i++) {
+		char name[CF_NAME_MAX];
+		enum cf_sys_state st = cf_sysword_state(sys[i].state);
+		if (st == CF_SYS_FREE)
+			continue;
+		nsys++;
+		if (st != CF_SYS_FAILED)
+			continue;
+		name_of(sys[i].name, name);
+		printf("system %s FAILED (epoch %u, %s, %.1f s ago)\n", name, cf_sysword_epoch(sys[i].state),
+		       cause_str(sys[i].fail_cause),
+		       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e9 : 0.0);
+		problems++;
+	}
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		char name[CF_NAME_MAX], cp[CF_NAME_MAX] = "?";
+		uint64_t w = inst[i].reg;
+		enum cf_reg_state st = cf_reg_state(w);
+		uint32_t owner = cf_reg_owner(w);
+		bool running = ri[i].phase != CF_PHASE_NONE && ri[i].phase != CF_PHASE_DONE;
+		if (st == CF_REG_FREE)
+			continue;
+		ninst++;
+		name_of(inst[i].name, name);
+		if (ri[i].counterpart && ri[i].counterpart <= m->geo.max_systems)
+			name_of(sys[ri[i].counterpart - 1].name, cp);
+		if (st == CF_REG_FAILED) {
+			/* the CF's policy may be auto and still no system recover it (cfnode --policy operator) */
+			printf("instance %s INACTIVE_FAILED (incident %u): not recovered yet (cfctl recover %s asks a live "
+			       "system to)\n", name, cf_reg_incident(w), name);
+			problems++;
+		} else if (st == CF_REG_ACTIVE && (owner >= m->geo.max_systems ||
+						   cf_reg_owner_stale(w, sys[owner].state))) {
+			printf("instance %s ACTIVE under a failed incarnation of its owner (incident %u): not yet "
+			       "failed by the CF\n", name, cf_reg_incident(w));
+			problems++;
+		} else if (st == CF_REG_ACTIVE && running) {
+			bool waiting = (ri[i].phase == CF_PHASE_DISK_FENCE || ri[i].phase == CF_PHASE_WD_WAIT) &&
+				       (ri[i].wait == CF_FWAIT_AGENT || ri[i].wait == CF_FWAIT_OPERATOR ||
+					ri[i].wait == CF_FWAIT_WATCHDOG);
+			if (waiting) {
+				char fs[CF_NAME_MAX] = "?", fh[CF_HOST_MAX], reason[256];
+				if (inst[i].fail_sys < m->geo.max_systems)
+					name_of(sys[inst[i].fail_sys].name, fs);
+				memcpy(fh, inst[i].fail_host, sizeof(inst[i].fail_host));
+				fh[sizeof(inst[i].fail_host) - 1] = 0;
+				fence_reason(&ri[i], fs, fh, reason, sizeof(reason));
+				printf("instance %s recovery by %s WAITING on a fence for %.1f s: %s\n", name, cp,
+				       ri[i].phase_us[ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0] / 1e6, reason);
+			} else {
+				printf("instance %s ACTIVE in recovery by %s (phase %s, incident %" PRIu64 ", %.1f s)\n", name,
+				       cp, cf_phase_str((enum cf_phase)(ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0)),
+				       ri[i].incident,
+				       now > ri[i].start_ns ? (double)(now - ri[i].start_ns) / 1e9 : 0.0);
+			}
+			problems++;
+		}
+	}
+	if (!problems)
+		printf("ok: %u system(s) ACTIVE, %u instance(s), no recovery running or waiting\n", nsys, ninst);
+	rc = problems ? EX_FAIL : 0;
+out:
+	free(sys);
+	free(inst);
+	free(ri);
 	cf_session_close(&s);
 	return rc;
 }
@@ -697,6 +913,7 @@ static int cmd_data_release(const struct opts *o, const char *inst)
 
 static int cmd_mkdata(const struct opts *o)
 {
+	bool existed = false;
 	int r;
 
 	if (!o->data || !o->have_accounts || !o->have_balance) {
@@ -711,36 +928,109 @@ static int cmd_mkdata(const struct opts *o)
 		fprintf(stderr, "cfctl: mkdir %s: %s\n", o->data, strerror(errno));
 		return EX_FAIL;
 	}
-	r = cf_bank_mkdata(o->data, o->accounts, o->balance);
+	if (o->force) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/f0.cfd", o->data);
+		existed = stat(path, &st) == 0;
+	}
+	r = cf_bank_mkdata(o->data, o->accounts, o->balance, o->force);
+	if (r == -EEXIST) {
+		struct cf_data d;
+		struct cf_data_file *f;
+		char what[96] = "";
+		if (!cf_data_open(&d, o->data) && !cf_data_file(&d, CF_BANK_FILE, &f))
+			snprintf(what, sizeof(what), " (%" PRIu64 " accounts, total %" PRId64 " at mkdata)", f->rec_count,
+				 f->initial_total);
+		cf_data_close(&d);
+		fprintf(stderr, "cfctl: mkdata: %s/f0.cfd exists already%s: refusing to overwrite it. "
+				"Give --force to replace it; its data is lost. Nothing changed\n",
+			o->data, what);
+		return EX_FAIL;
+	}
 	if (r) {
 		fprintf(stderr, "cfctl: mkdata %s: %s\n", o->data,
 			r == -EINVAL ? "total balance out of range" : strerror(-r));
 		return EX_FAIL;
 	}
-	printf("created %s/f0.cfd: %" PRIu64 " accounts of balance %" PRId64 " (total %" PRId64 ")\n", o->data,
-	       o->accounts, o->balance, (int64_t)o->accounts * o->balance);
+	printf("created %s/f0.cfd: %" PRIu64 " accounts of balance %" PRId64 " (total %" PRId64 ")%s\n", o->data,
+	       o->accounts, o->balance, (int64_t)o->accounts * o->balance, existed ? ", replacing the one there" : "");
 	return 0;
 }
 
-static int cmd_keygen(void)
+/*
+ * A new cluster key, 64 hex digits. --out FILE: created O_EXCL with mode 0600
+ * (never over an existing file or through a link). To stdout: warned when
+ * stdout is a regular file that group or others may read, since every
+ * program refuses such a key file (cf_key_load).
+ */
+static int cmd_keygen(const struct opts *o)
 {
 	uint8_t key[CF_KEY_LEN];
+	char hex[2 * CF_KEY_LEN + 2];
+	struct stat st;
+	int fd = STDOUT_FILENO, rc = 0;
+	size_t len;
 
 	if (cf_auth_init()) {
 		fprintf(stderr, "cfctl: libsodium failed to start\n");
 		return EX_FAIL;
 	}
+	if (o->out) {
+		fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fprintf(stderr, "cfctl: keygen --out %s: %s%s\n", o->out, strerror(errno),
+				errno == EEXIST ? " (refusing to overwrite a key; remove it first)" : "");
+			return EX_FAIL;
+		}
+		/* the umask may have taken bits away, never added them; make it exactly 0600 */
+		if (fchmod(fd, 0600) < 0) {
+			fprintf(stderr, "cfctl: keygen --out %s: chmod: %s\n", o->out, strerror(errno));
+			rc = EX_FAIL;
+			goto out;
+		}
+	} else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		fprintf(stderr, "cfctl: warning: the key goes to a file that group or others may access (mode %04o): "
+				"cfserver, cfnode and cfctl refuse it until it is 0600; use cfctl keygen --out FILE, "
+				"or chmod 600 the file\n",
+			(unsigned)(st.st_mode & 07777));
+	}
 	randombytes_buf(key, sizeof(key));
 	for (unsigned i = 0; i < sizeof(key); i++)
-		printf("%02x", key[i]);
-	printf("\n");
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	hex[2 * CF_KEY_LEN] = '\n';
+	hex[2 * CF_KEY_LEN + 1] = 0;
+	len = 2 * CF_KEY_LEN + 1;
 	sodium_memzero(key, sizeof(key));
-	return fflush(stdout) ? EX_FAIL : 0;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, hex + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "cfctl: keygen: write: %s\n", n < 0 ? strerror(errno) : "short write");
+			rc = EX_FAIL;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (o->out && fsync(fd) < 0) {
+		fprintf(stderr, "cfctl: keygen --out %s: fsync: %s\n", o->out, strerror(errno));
+		rc = EX_FAIL;
+	}
+out:
+	sodium_memzero(hex, sizeof(hex));
+	if (o->out && close(fd) < 0 && !rc) {
+		fprintf(stderr, "cfctl: keygen --out %s: %s\n", o->out, strerror(errno));
+		rc = EX_FAIL;
+	}
+	if (rc && o->out)
+		unlink(o->out); /* no half-written key left behind */
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -753,7 +1043,9 @@ int main(int argc, char **argv)
 		{ "on", required_argument, NULL, O_ON },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "retry", no_argument, NULL, O_RETRY },
+		{ "out", required_argument, NULL, O_OUT },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .transport = "tcp" };
@@ -761,7 +1053,8 @@ int main(int argc, char **argv)
 	int c;
 	int64_t v;
 
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+	opterr = 0; /* cf_cli_bad_option says it in one line */
+	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
 		switch (c) {
 		case O_CF: o.cf = optarg; break;
 		case O_KEY: o.key = optarg; break;
@@ -799,8 +1092,10 @@ int main(int argc, char **argv)
 		case O_ON: o.on = optarg; break;
 		case O_FORCE: o.force = true; break;
 		case O_RETRY: o.retry = true; break;
+		case O_OUT: o.out = optarg; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EX_USAGE_;
+		case O_VERSION: return cf_cli_version("cfctl") ? EX_FAIL : 0;
+		default: return cf_cli_bad_option("cfctl", c, argv, EX_USAGE_);
 		}
 	}
 	/* Options may come before or after the command (getopt moves the words to the end). */
@@ -817,6 +1112,10 @@ int main(int argc, char **argv)
 		arg = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
+		return EX_USAGE_;
+	}
+	if (o.out && strcmp(cmd, "keygen")) {
+		fprintf(stderr, "cfctl: --out goes with keygen only\n");
 		return EX_USAGE_;
 	}
 	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release") ||
@@ -845,12 +1144,14 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "status"))
 		return cmd_status(&o);
+	if (!strcmp(cmd, "health"))
+		return cmd_health(&o);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(&o);
 	if (!strcmp(cmd, "mkdata"))
 		return cmd_mkdata(&o);
 	if (!strcmp(cmd, "keygen"))
-		return cmd_keygen();
+		return cmd_keygen(&o);
 	fprintf(stderr, "cfctl: unknown command '%s' (see --help)\n", cmd);
 	return EX_USAGE_;
 }

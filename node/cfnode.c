@@ -27,6 +27,7 @@
 
 #include "cf_agent.h"
 #include "cf_auth.h"
+#include "cf_cli.h"
 #include "cf_bank.h"
 #include "cf_marker.h"
 #include "cf_recovery.h"
@@ -86,7 +87,7 @@ static void usage(FILE *out)
 		"  --system NAME          this system's name, 1-15 chars [A-Za-z0-9_.-] (required)\n"
 		"  --instance NAME        home instance (required)\n"
 		"  --data DIR             shared data directory (required; cfctl mkdata creates it)\n"
-		"  --cluster-key FILE     cluster key (64 hex digits; cfctl keygen) (required)\n"
+		"  --cluster-key FILE     cluster key (64 hex digits, mode 0600; cfctl keygen --out) (required)\n"
 		"  --transport tcp|verbs  transport (default tcp)\n"
 		"  --hb-interval MS       heartbeat interval h (default: the CF's, 5 ms)\n"
 		"  --hb-timeout MS        lease timeout T, at most the CF's (default: the CF's)\n"
@@ -97,7 +98,7 @@ static void usage(FILE *out)
 		"  --txns M               bank: run M transactions instead\n"
 		"  --inflight K           bank: transactions in flight (default 1)\n"
 		"  --group-commit on|off  bank: updates keep their data writes until the next durable point,\n"
-		"                         and a full ring of K commits as one group (default off)\n"
+		"                         and a full ring of K commits as one group (default on)\n"
 		"  --seed N               random seed\n"
 		"  --journal FILE         bank: append \"txid from to amount\" per committed transaction\n"
 		"  --lock-timeout MS      give up a contended lock after MS (default 2000)\n"
@@ -122,6 +123,7 @@ static void usage(FILE *out)
 		"                         was lost, at most MS (default 10000), before refusing (78)\n"
 		"  -q, --quiet / -v, --verbose\n"
 		"  -h, --help\n"
+		"      --version          print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 error, 2 usage, 69 CF unavailable, 75 incarnation over (restart to rejoin),\n"
 		"77 cluster key refused, 78 the data directory needs the operator (do not restart: see the\n"
@@ -434,7 +436,7 @@ int main(int argc, char **argv)
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
-		O_MARKERWAIT, O_GROUP,
+		O_MARKERWAIT, O_GROUP, O_VERSION,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -472,6 +474,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cf_agent_opts o = { .transport = "tcp", .policy = -1 };
@@ -494,8 +497,9 @@ int main(int argc, char **argv)
 	w.bo.duration_s = 10;
 	w.bo.hold_ms = 5000;
 	w.bo.inflight = 1;
-	w.bo.group_commit = false; /* docs/design.md §6: on by choice until a stall seen in the rig is understood */
-	while ((c = getopt_long(argc, argv, "qvh", lopts, NULL)) != -1) {
+	w.bo.group_commit = true; /* docs/design.md §6: the stall of issue 10 was the tests' probe, not group commit */
+	opterr = 0; /* cf_cli_bad_option says it in one line */
+	while ((c = getopt_long(argc, argv, ":qvh", lopts, NULL)) != -1) {
 		const char *bad = NULL;
 		switch (c) {
 		case O_CF: o.cf_addr = optarg; break;
@@ -637,7 +641,8 @@ int main(int argc, char **argv)
 		case 'q': verbosity = CF_AGENT_WARN; break;
 		case 'v': verbosity = CF_AGENT_DEBUG; break;
 		case 'h': usage(stdout); return EX_OK_;
-		default: usage(stderr); return EX_USAGE_;
+		case O_VERSION: return cf_cli_version("cfnode") ? EX_OTHER : EX_OK_;
+		default: return cf_cli_bad_option("cfnode", c, argv, EX_USAGE_);
 		}
 		if (bad) {
 			fprintf(stderr, "cfnode: %s (got '%s')\n", bad, optarg);
@@ -690,8 +695,8 @@ int main(int argc, char **argv)
 	}
 	r = cf_key_load(key_file, o.key);
 	if (r) {
-		fprintf(stderr, "cfnode: cannot use cluster key %s: %s\n", key_file,
-			r == -EINVAL ? "not 64 hex digits or 32 raw bytes" : strerror(-r));
+		char why[512];
+		fprintf(stderr, "cfnode: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
 		return EX_OTHER;
 	}
 	/* The data directory must be usable before we take an instance. */

@@ -98,7 +98,7 @@ EOF
 }
 
 step "setting up in $W ($TRANSPORT on $HOST, h=${H_MS} ms, T=${T_MS} ms)"
-"$CFCTL" keygen > "$W/key" || die "cfctl keygen"
+"$CFCTL" keygen --out "$W/key" || die "cfctl keygen"
 mkdir -p "$W/data"
 "$CFCTL" mkdata --data "$W/data" --accounts "$ACCOUNTS" --balance 1000 || die "cfctl mkdata"
 "$CFSERVER" --listen "$HOST:0" --port-file "$W/port" --transport "$TRANSPORT" --cluster-key "$W/key" \

@@ -542,7 +542,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "mkdata") && argc == 5) {
-		int r = cf_bank_mkdata(argv[2], strtoull(argv[3], NULL, 10), strtoll(argv[4], NULL, 10));
+		int r = cf_bank_mkdata(argv[2], strtoull(argv[3], NULL, 10), strtoll(argv[4], NULL, 10), true);
 		if (r)
 			fprintf(stderr, "mkdata %s: %s\n", argv[2], strerror(-r));
 		return r ? 3 : 0;

@@ -105,6 +105,7 @@ edge_key() {
 		--system SYSX --instance NTSX --data "$DATA"
 	expect 77 "key" "cfctl status with a wrong cluster key" "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$other"
 	printf 'not a key\n' >"$CF_WORK/bad.key"
+	chmod 600 "$CF_WORK/bad.key" # malformed, not merely open to others
 	expect 1 "key" "cfnode with a malformed key file" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/bad.key" \
 		--system SYSX --instance NTSX --data "$DATA"
 	# the server is unharmed: a good client still works

@@ -300,6 +300,78 @@ static int cmd_read_word(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * held NAME: how many lock words name instance NAME as a holder, in either
+ * mode (the words themselves, not the record list, which also lists waiters).
+ */
+static int cmd_held(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_inst_slot slot;
+	uint64_t *words, n = 0;
+	uint32_t idx = UINT32_MAX, nw;
+	int r;
+
+	CHECK(argc >= 1, "usage: held NAME");
+	open_console(&s);
+	for (uint32_t i = 0; i < s.map.geo.max_instances && idx == UINT32_MAX; i++) {
+		r = cf_session_read(&s, cf_inst_off(&s.map, i), &slot, sizeof(slot));
+		CHECK(r == 0, "read: %s", strerror(-r));
+		slot.name[CF_NAME_MAX - 1] = 0;
+		if (!strcmp(slot.name, argv[0]))
+			idx = i;
+	}
+	CHECK(idx != UINT32_MAX, "no instance %s", argv[0]);
+	nw = s.map.geo.lock_entries;
+	words = malloc((size_t)nw * 8u);
+	CHECK(words, "out of memory");
+	/* in slices: one READ is bounded by the frame size */
+	for (uint32_t k = 0; k < nw; k += 4096) {
+		uint32_t m = nw - k < 4096 ? nw - k : 4096;
+		r = cf_session_read(&s, lock_off(&s, k), words + k, m * 8u);
+		CHECK(r == 0, "read lock table: %s", strerror(-r));
+	}
+	for (uint32_t k = 0; k < nw; k++)
+		if (cf_lock_held_by(words[k], idx))
+			n++;
+	printf("%" PRIu64 "\n", n);
+	free(words);
+	cf_session_close(&s);
+	return 0;
+}
+
+/*
+ * claim NAME INST INCIDENT: join as system NAME and try the registration CAS
+ * INACTIVE_FAILED(INCIDENT) -> ACTIVE(NAME, INCIDENT), as a counterpart that
+ * learned of that incident would. Prints "WON" or "REJECTED <word>".
+ */
+static int cmd_claim(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_inst_info info;
+	uint64_t want, old = 0;
+	char desc[32];
+	int r;
+
+	CHECK(argc >= 3, "usage: claim NAME INST INCIDENT");
+	open_sys(&s, argv[0]);
+	r = cf_session_inst_open(&s, argv[1], &info);
+	CHECK(r == 0, "inst open %s: %s", argv[1], strerror(-r));
+	want = cf_reg_failed((uint32_t)strtoul(argv[2], NULL, 10));
+	r = cf_session_cas(&s, cf_inst_off(&s.map, info.index), want,
+			   cf_reg_active(s.sys, s.epoch, cf_reg_incident(want)), &old);
+	CHECK(r == 0, "cas: %s", strerror(-r));
+	snprintf(desc, sizeof(desc), "%s", cf_reg_state_str(cf_reg_state(old)));
+	if (old == want)
+		printf("WON\n");
+	else
+		printf("REJECTED %s %u %u\n", desc, cf_reg_state(old) == CF_REG_ACTIVE ? cf_reg_owner(old) : 255u,
+		       cf_reg_incident(old));
+	CHECK(cf_session_goodbye(&s) == 0 || old == want, "goodbye");
+	cf_session_close(&s);
+	return 0;
+}
+
 /* ---------------- grants ---------------- */
 
 static const struct cf_grant *grant_of(struct cf_session *s, uint32_t region)
@@ -1876,7 +1948,7 @@ static const struct {
 	int (*fn)(int, char **);
 } cmds[] = {
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"rinfo-write", cmd_rinfo_write},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
-	{"read-word", cmd_read_word}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
+	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
@@ -1896,7 +1968,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	r = cf_key_load(kf, key);
-	CHECK(r == 0, "key %s: %s", kf, strerror(-r));
+	if (r) {
+		char why[512];
+		CHECK(0, "%s", cf_key_explain(kf, r, why, sizeof(why)));
+	}
 	for (size_t i = 0; i < CF_ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 2, argv + 2);

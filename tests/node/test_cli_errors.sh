@@ -39,6 +39,13 @@ expect 2 "usage" "$CFCTL"
 expect 2 "unknown command" "$CFCTL" frobnicate
 expect 2 "needs --data" "$CFCTL" verify
 expect 2 "mkdata needs" "$CFCTL" mkdata --data "$DATA"
+# mkdata on a data directory that has a bank file: refused, the file untouched (it used to be truncated)
+expect 1 "f0.cfd exists already (8 accounts, total 80 at mkdata).*--force" "$CFCTL" mkdata --data "$DATA" --accounts 2 --balance 5
+expect 0 "verify: ok: 8 accounts, total 80" "$CFCTL" verify --data "$DATA"
+# --force replaces it, on a copy
+cp -r "$DATA" "$CF_WORK/data2"
+expect 0 "2 accounts of balance 5 .*replacing" "$CFCTL" mkdata --data "$CF_WORK/data2" --accounts 2 --balance 5 --force
+expect 0 "verify: ok: 2 accounts, total 10" "$CFCTL" verify --data "$CF_WORK/data2"
 expect 2 "policy must be" "$CFCTL" policy sometimes --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE"
 key=$("$CFCTL" keygen) || fail "cfctl keygen"
 [[ "$key" =~ ^[0-9a-f]{64}$ ]] || fail "keygen printed '$key'"

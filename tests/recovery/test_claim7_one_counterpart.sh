@@ -19,7 +19,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	wait_for 20 inst_is NTS001 ACTIVE || fail "round $r: SYS1 did not rejoin: $(inst_state NTS001)"
 	[ $((r % 20)) = 0 ] && log "round $r: one counterpart each time so far"
 done
+# Every round was a race: the two losers' CASes were rejected (by the winner's
+# ACTIVE word, or by the CLEAN word if the winner was already done).
 rej=$(grep -h "registration for NTS001 rejected\|registration for NTS001: word changed" "$CF_WORK"/SYS*.log | wc -l)
-log "$ROUNDS incidents, $ROUNDS counterparts, $rej rejected registrations"
+raced=$(grep -ho "registration for NTS001 rejected: ACTIVE(.*incident [0-9]*)\|registration for NTS001: word changed to [A-Z_]* (incident [0-9]*)" \
+	"$CF_WORK"/SYS*.log | grep -o "incident [0-9]*)" | sort -u | wc -l)
+log "$ROUNDS incidents, $ROUNDS counterparts, $rej rejected registrations in $raced incidents"
+[ "$raced" -eq "$ROUNDS" ] || fail "only $raced of $ROUNDS incidents saw a rejected registration: no race"
 finish
 pass "exactly one counterpart in each of $ROUNDS races"

@@ -78,7 +78,11 @@ grep -qx "port=11" <(sed -n '/plug=SYS3/,/^action/p' "$FENCE_LOG") && fail "SYS1
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
-[ "$(locks_of NTS003)" -ge 0 ] || fail "locks of NTS003 unknown"
+# nothing released while the fence fails: SYS3's lock words stay (8 transfers were open)
+held=$(held_of NTS003)
+[ "$held" -gt 0 ] || fail "NTS003 holds no lock word while its fence fails"
+wait_for 10 sh -c "[ \$(grep -c '^action=off' '$FENCE_LOG') -ge 6 ]" || fail "the fence is not retried"
+[ "$(held_of NTS003)" = "$held" ] || fail "NTS003's locks changed while its fence fails"
 # The agent works again: the counterpart's own retry (every second) fences SYS3
 # and the recovery proceeds, without anyone stopping the counterpart.
 rm -f "$FENCE_FAIL"

@@ -19,7 +19,7 @@ secs=${CF_BENCH_BANK_S:-8}
 work=$(mktemp -d)
 spid=
 trap '[ -n "$spid" ] && kill $spid 2>/dev/null; rm -rf "$work"' EXIT
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/key"; echo >> "$work/key"
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/key"; echo >> "$work/key") # 0600: keys open to others are refused
 
 start_cf() { # NAME [cfserver args...]
 	local name=$1; shift

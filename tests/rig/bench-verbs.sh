@@ -32,7 +32,7 @@ perf "ib_atomic_lat FAA" ib_atomic_lat -A FETCH_AND_ADD
 perf "ib_read_lat" ib_read_lat
 
 echo "== cfplex cf_rtt over verbs (session, one synchronous op at a time)"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/key"; echo >> "$work/key"
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/key"; echo >> "$work/key") # 0600: keys open to others are refused
 "$B/cfserver/cfserver" --listen "$ip:0" --port-file "$work/port" --transport verbs --cluster-key "$work/key" \
 	--hb-interval ${CF_BENCH_HB_MS:-5} --hb-timeout 60000 --log-level warn --log-size 64K > "$work/cfserver.log" 2>&1 &
 spid=$!

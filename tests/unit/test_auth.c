@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cf_auth.h"
@@ -202,7 +203,9 @@ static int write_file(const char *path, const void *buf, size_t n)
 		fclose(f);
 		return -EIO;
 	}
-	return fclose(f) ? -errno : 0;
+	if (fclose(f))
+		return -errno;
+	return chmod(path, 0600) ? -errno : 0; /* a key file is a secret: cf_key_load wants 0600 */
 }
 
 static void test_key_load(void)
@@ -229,6 +232,30 @@ static void test_key_load(void)
 	memset(buf, 'a', sizeof(buf)); /* longer than any key file */
 	CHECK(write_file(path, buf, sizeof(buf)) == 0);
 	CHECK(cf_key_load(path, key) == -EINVAL);
+	/* a secret: not through a link, only a regular file, no access for group or others */
+	{
+		char link[160], fifo[160], msg[512];
+		snprintf(buf, sizeof(buf), "%s\n", HEX64);
+		CHECK(write_file(path, buf, strlen(buf)) == 0);
+		for (unsigned bit = 1; bit <= 040; bit <<= 1) {
+			CHECK(chmod(path, 0600 | bit) == 0);
+			CHECKF(cf_key_load(path, key) == -EPERM, "mode 0%o accepted", 0600 | bit);
+		}
+		CHECK(chmod(path, 0400) == 0);
+		CHECK(cf_key_load(path, key) == 0 && memcmp(key, HEXKEY, CF_KEY_LEN) == 0);
+		CHECK(chmod(path, 0644) == 0);
+		cf_key_explain(path, -EPERM, msg, sizeof(msg));
+		CHECKF(strstr(msg, path) && strstr(msg, "chmod 600") && strstr(msg, "0644"), "%s", msg);
+		CHECK(chmod(path, 0600) == 0);
+		snprintf(link, sizeof(link), "%s/link", dir);
+		CHECK(symlink(path, link) == 0);
+		CHECK(cf_key_load(link, key) == -ELOOP);
+		unlink(link);
+		snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+		CHECK(mkfifo(fifo, 0600) == 0);
+		CHECK(cf_key_load(fifo, key) == -ENODEV); /* refused, not waited on */
+		unlink(fifo);
+	}
 	unlink(path);
 	CHECK(cf_key_load(path, key) == -ENOENT);
 	CHECK(cf_key_load(dir, key) == -EISDIR);

@@ -175,6 +175,36 @@ static void test_local_identity(void)
 	CHECK(waitpid(mine, &status, 0) == mine && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	kill(other, SIGKILL);
 	waitpid(other, &status, 0);
+
+	/*
+	 * A system that died and is not reaped yet (its supervisor is slow) is a
+	 * zombie: gone, though its executable can no longer be read. Fenced at
+	 * once, not refused and retried a second later.
+	 */
+	mine = fork();
+	if (mine == 0) {
+		pause();
+		_exit(0);
+	}
+	t.pid = (uint64_t)mine;
+	t.starttime = cf_proc_starttime(t.pid);
+	CHECK(t.starttime != 0);
+	kill(mine, SIGKILL);
+	for (int i = 0; i < 200; i++) {
+		char path[64], st = 0;
+		FILE *f;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)mine);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%*d %*s %c", &st) == 1 && st == 'Z') {
+			fclose(f);
+			break;
+		}
+		if (f)
+			fclose(f);
+		usleep(5000);
+	}
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == 0 && strstr(msg, "already gone"));
+	CHECK(waitpid(mine, &status, 0) == mine);
 }
 
 int main(void)

@@ -94,7 +94,7 @@ static void env_open(struct env *e)
 	strcpy(e->dir, "/tmp/cfplex-test-txn.XXXXXX");
 	if (!mkdtemp(e->dir))
 		abort();
-	CHECK(cf_data_create(e->dir, 0, 8, 16, 1600, fill, NULL) == 0);
+	CHECK(cf_data_create(e->dir, 0, 8, 16, 1600, fill, NULL, true) == 0);
 	CHECK(cf_data_open(&e->data, e->dir) == 0);
 	CHECK(cf_geometry_check(&g, &why) == 0);
 	cf_image_map(&g, &e->map);
