@@ -168,23 +168,21 @@ struct core_sys {
  *          INST_OPEN, INACTIVE_CLEAN(k) at INST_UNREG, INACTIVE_FAILED(k+1) by
  *          failure processing, the orphan scan, RECOVER, or the takeover of a
  *          reloaded image. The one legal node change of it is the registration
- *          CAS: CLEAN(k) -> ACTIVE(home, e, k) by the home system only,
- *          FAILED(k) -> ACTIVE(s, e, k) by any live system (a counterpart).
+ *          CAS to ACTIVE(s, e, k) at the same incident k, by any live system
+ *          (from FAILED a counterpart; from CLEAN the home, or another system
+ *          that takes the instance over while nobody holds it).
  *   held   the incarnation (hsys, hepoch, incident hinc) the CF granted the log
  *          and record list to since base was set (its first INST_ATTACH).
  *          While set, INST_ATTACH and INST_UNREG from anyone else are refused
  *          (a takeover attempt), a word that names someone else is put back,
  *          and failure processing of that incarnation fails the instance
  *          whatever the word says. Cleared whenever the CF sets base.
- *   home   a copy of the slot's home_sys taken when the CF wrote it: the slot's
- *          second 64-bit word is inside every system's atomic grant too.
  * A reloaded image starts with no holder: every ACTIVE word becomes FAILED
  * there (take_over_image), and base is read from the words.
  */
 struct core_inst {
 	uint64_t base;
 	uint32_t hsys, hepoch, hinc;
-	uint32_t home;
 	int held;
 };
 
@@ -592,14 +590,14 @@ static int reg_legal(const struct cf_core *c, uint32_t i, uint64_t w, uint32_t s
 		*why = "not registered to it";
 		return -EACCES;
 	}
-	if (cf_reg_state(ci->base) == CF_REG_FAILED && cf_reg_incident(w) == cf_reg_incident(ci->base))
+	/*
+	 * Any live system may register from either: a counterpart from FAILED(k);
+	 * from CLEAN(k) the home system, or another that takes the instance over
+	 * while nobody holds it (an instance may move: test_wait_active).
+	 */
+	if ((cf_reg_state(ci->base) == CF_REG_FAILED || cf_reg_state(ci->base) == CF_REG_CLEAN) &&
+	    cf_reg_incident(w) == cf_reg_incident(ci->base))
 		return 0;
-	if (cf_reg_state(ci->base) == CF_REG_CLEAN && cf_reg_incident(w) == cf_reg_incident(ci->base)) {
-		if (s == ci->home)
-			return 0;
-		*why = "an INACTIVE_CLEAN instance is registered only by its home system";
-		return -EACCES;
-	}
 	*why = cf_reg_state(ci->base) == CF_REG_FREE ? "the instance was never opened"
 						       : "its incident is not the one the CF set";
 	return -EACCES;
@@ -1136,7 +1134,6 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 			return;
 		}
 		inst_set(c, (uint32_t)i, cf_reg_clean(0));
-		c->inst[i].home = (uint32_t)cc->sys;
 		cfs_info("INST_OPEN: created %s (index %d, home %s)", name, i, sys_name(c, (uint32_t)cc->sys, sn));
 	}
 	memset(&info, 0, sizeof(info));
@@ -2144,7 +2141,6 @@ static void take_over_image(struct cf_core *c)
 				 cf_reg_incident(iw) + 1);
 		}
 		inst_set(c, i, is->reg);
-		c->inst[i].home = is->home_sys;
 	}
 	restart_barrier(c);
 }

@@ -1779,8 +1779,9 @@ static uint64_t wait_failed(struct cf_session *s, uint32_t inst)
  *    its registration and its grants (its log still readable).
  *  3 A CASes to ACTIVE(A), tries to attach, CASes the word back to ACTIVE(V)
  *    itself: A never held a grant on the log (read and write refused).
- *  4 A claims V's INACTIVE_CLEAN instance: attach refused (home only), the
- *    word is put back to CLEAN, and V then registers and attaches it.
+ *  4 A takes V's INACTIVE_CLEAN instance over (legal: nobody holds it) and
+ *    attaches it; V's INST_ATTACH and INST_UNREG are then refused (A holds
+ *    it); after A unregisters, V registers and attaches it.
  *  5 A changes V's word to ACTIVE(A), V dies: the instance still becomes
  *    INACTIVE_FAILED, the failure record names V, and a counterpart
  *    recovers it (registers, attaches, reads V's log, unregisters).
@@ -1880,15 +1881,22 @@ skip3:
 	      info.home_sys);
 	r = cf_session_cas(&a, cf_inst_off(&a.map, cinst), w, cf_reg_active(a.sys, a.epoch, cf_reg_incident(w)),
 			   &old);
-	CHECK(r == 0 && old == w, "4: the non-home CAS of INACTIVE_CLEAN: r=%d old=%#" PRIx64, r, old);
+	CHECK(r == 0 && old == w, "4: the CAS of INACTIVE_CLEAN by another system: r=%d old=%#" PRIx64, r, old);
 	r = cf_session_inst_attach(&a, cinst);
-	CHECK(r == -EACCES, "4: INST_ATTACH of an INACTIVE_CLEAN instance by a non-home system: %d (%s)", r,
+	CHECK(r == 0, "4: INST_ATTACH of an INACTIVE_CLEAN instance taken over: %s", strerror(-r));
+	r = cf_session_inst_attach(&v, cinst);
+	CHECK(r == -EACCES, "4: the home attached an instance another system holds: %d (%s)", r,
 	      r ? strerror(-r) : "granted");
-	CHECK(reg_of(&a, cinst) == w, "4: the word was not put back to INACTIVE_CLEAN: %#" PRIx64, reg_of(&a, cinst));
+	r = cf_session_inst_unreg(&v, cinst, msg, sizeof(msg));
+	CHECK(r == -EACCES, "4: the home unregistered an instance another system holds: %d (%s)", r, msg);
+	CHECK(cf_reg_state(reg_of(&a, cinst)) == CF_REG_ACTIVE && cf_reg_owner(reg_of(&a, cinst)) == a.sys,
+	      "4: the holder's word changed: %#" PRIx64, reg_of(&a, cinst));
+	r = cf_session_inst_unreg(&a, cinst, msg, sizeof(msg));
+	CHECK(r == 0, "4: the holder's unregister: %s (%s)", strerror(-r), msg);
 	take_inst(&v, cn, 1);
 	r = cf_session_inst_unreg(&v, cinst, msg, sizeof(msg));
 	CHECK(r == 0, "4: the home's unregister: %s (%s)", strerror(-r), msg);
-	printf("ok 4 INACTIVE_CLEAN claimed by a non-home system: attach refused, the home registers\n");
+	printf("ok 4 INACTIVE_CLEAN taken over by another system: it holds it, the home is refused until it leaves\n");
 skip4:
 	/* 5 */
 	if (!strchr(only, '5'))
