@@ -420,6 +420,13 @@ static int cmd_storm(struct conn_opts *o)
 			goto out_threads;
 		}
 		char msg[128] = "";
+		/* as a counterpart does: attach (its fence held: there is no disk here), then unregister */
+		r = cf_session_inst_attach(&rs[winner].s, info.index);
+		if (r) {
+			fprintf(stderr, "storm: round %" PRIu64 ": attach by RACE%u: %s\n", round, winner, strerror(-r));
+			rc = 1;
+			goto out_threads;
+		}
 		r = cf_session_inst_unreg(&rs[winner].s, info.index, msg, sizeof(msg));
 		if (r) {
 			fprintf(stderr, "storm: round %" PRIu64 ": unregister by RACE%u: %s %s\n", round, winner,
