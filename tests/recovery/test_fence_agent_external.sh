@@ -49,7 +49,9 @@ out=$("$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system SYSX --inst
 node_host hostA SYS1 NTS001
 node SYS2 NTS002 --fence-agent "$AGENT" --fence-arg ipaddr=192.0.2.1 --fence-arg login=admin \
 	--fence-map "$CF_WORK/fence.map" --unfence
-node_host hostC SYS3 NTS003 --policy operator
+# SYS3 commits each transfer on its own (no group commit): its ring of 8 is never
+# empty all at once, so when it freezes it holds locks, which must stay held
+node_host hostC SYS3 NTS003 --policy operator --group-commit off
 wait_committing SYS1 SYS2 SYS3
 # unfencing at join: SYS2 ran the agent with action=on for itself before it wrote
 grep -A2 -x "action=on" "$FENCE_LOG" | grep -qx "plug=SYS2" || fail "SYS2 not unfenced at join: $(cat "$FENCE_LOG")"
@@ -79,7 +81,7 @@ grep -qx "port=11" <<<"$(sed -n '/plug=SYS3/,/^action/p' "$FENCE_LOG")" && fail 
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
-# nothing released while the fence fails: SYS3's lock words stay (8 transfers were open)
+# nothing released while the fence fails: SYS3's lock words stay
 held=$(held_of NTS003)
 [ "$held" -gt 0 ] || fail "NTS003 holds no lock word while its fence fails"
 wait_for 10 sh -c "[ \$(grep -c '^action=off' '$FENCE_LOG') -ge 6 ]" || fail "the fence is not retried"
