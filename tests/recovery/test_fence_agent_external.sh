@@ -81,9 +81,11 @@ grep -qx "port=11" <<<"$(sed -n '/plug=SYS3/,/^action/p' "$FENCE_LOG")" && fail 
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
 inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
-# nothing released while the fence fails: SYS3's lock words stay
+# nothing released while the fence fails: SYS3's lock words stay as they were
+# (how many it held depends on the moment of the freeze, and may be none: then
+# this check sees nothing; claim24 checks the same with a victim that holds locks)
 held=$(held_of NTS003)
-[ "$held" -gt 0 ] || fail "NTS003 holds no lock word while its fence fails"
+log "frozen SYS3 holds $held lock words"
 wait_for 10 sh -c "[ \$(grep -c '^action=off' '$FENCE_LOG') -ge 6 ]" || fail "the fence is not retried"
 [ "$(held_of NTS003)" = "$held" ] || fail "NTS003's locks changed while its fence fails"
 # The agent works again: the counterpart's own retry (every second) fences SYS3
