@@ -1143,46 +1143,76 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 	send_msg(cc, id, CF_CTRL_INST_INFO, &info, sizeof(info));
 }
 
-static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
+/*
+ * May system s (epoch e) do op (INST_ATTACH, INST_UNREG) on instance i's
+ * registration? The CF's record decides (struct core_inst); the word only
+ * names a candidate. Returns the word to act on, or 0 (never a registration
+ * word) once the request has been answered with a refusal.
+ */
+static uint64_t reg_request(struct cf_core *c, struct core_conn *cc, uint64_t id, const char *op, uint32_t i,
+			    uint32_t s, uint32_t e)
 {
-	struct cf_core *c = cc->core;
-	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
-	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
-	struct core_inst *ci;
-	struct cf_grants gs;
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96], ctx[64];
+	const struct core_inst *ci;
 	const char *why;
 	uint64_t w;
-	int r;
 
 	if (i >= c->map->geo.max_instances) {
 		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
-		return;
+		return 0;
 	}
 	ci = &c->inst[i];
 	sys_name(c, s, sn);
 	inst_name(c, i, in);
 	w = regword(c, i);
-	/* the CF's record decides (struct core_inst), the word only names a candidate */
 	if (ci->held && !held_by(c, i, s, e)) {
-		takeover_refused(c, cc, id, "INST_ATTACH", i, s, e, w);
-		return;
+		takeover_refused(c, cc, id, op, i, s, e, w);
+		return 0;
 	}
 	if (ci->held) {
-		/* its holder again (a retry): the word goes back to what the CF granted if a member changed it */
-		restore_word(c, i, w, "INST_ATTACH by its holder");
-		w = inst_expected(c, i);
-	} else if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
-		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("INST_ATTACH %s by %s (epoch %u) refused: %s", in, sn, e, desc);
-		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
-		return;
-	} else if (reg_legal(c, i, w, s, e, &why) < 0) {
-		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("INST_ATTACH %s by %s (epoch %u) refused: %s: %s", in, sn, e, desc, why);
-		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
-		restore_word(c, i, w, "INST_ATTACH of an illegal registration");
-		return;
+		/* its holder (again): the word goes back to what the CF granted if a member changed it */
+		snprintf(ctx, sizeof(ctx), "%s by its holder", op);
+		restore_word(c, i, w, ctx);
+		w = regword(c, i);
+		if (w != inst_expected(c, i)) {
+			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during %s, retry", in, op);
+			return 0;
+		}
+		return w;
 	}
+	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("%s %s by %s (epoch %u) refused: %s", op, in, sn, e, desc);
+		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
+		return 0;
+	}
+	if (reg_legal(c, i, w, s, e, &why) < 0) {
+		reg_desc(c, w, desc, sizeof(desc));
+		cfs_warn("%s %s by %s (epoch %u) refused: %s: %s", op, in, sn, e, desc, why);
+		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
+		snprintf(ctx, sizeof(ctx), "%s of an illegal registration", op);
+		restore_word(c, i, w, ctx);
+		return 0;
+	}
+	return w;
+}
+
+static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
+{
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
+	struct core_inst *ci;
+	struct cf_grants gs;
+	uint64_t w;
+	int r;
+
+	w = reg_request(c, cc, id, "INST_ATTACH", i, s, e);
+	if (!w)
+		return;
+	ci = &c->inst[i];
+	sys_name(c, s, sn);
+	inst_name(c, i, in);
 	if (c->rstate == CF_RESTART_RECOVERY && !(c->rpending & (1ull << i))) {
 		/* new work during restart recovery: the node waits and retries (not an error) */
 		cfs_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
@@ -1294,44 +1324,17 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 {
 	struct cf_core *c = cc->core;
 	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
-	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96];
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
 	struct core_inst *ci;
 	struct cf_event ev;
-	const char *why;
 	uint64_t w, nw;
 
-	if (i >= c->map->geo.max_instances) {
-		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
+	w = reg_request(c, cc, id, "INST_UNREG", i, s, e);
+	if (!w)
 		return;
-	}
 	ci = &c->inst[i];
 	sys_name(c, s, sn);
 	inst_name(c, i, in);
-	w = regword(c, i);
-	/* the CF's record decides (struct core_inst): only the holder frees what it holds */
-	if (ci->held && !held_by(c, i, s, e)) {
-		takeover_refused(c, cc, id, "INST_UNREG", i, s, e, w);
-		return;
-	}
-	if (ci->held) {
-		restore_word(c, i, w, "INST_UNREG by its holder");
-		w = regword(c, i);
-		if (w != inst_expected(c, i)) {
-			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during unregister, retry", in);
-			return;
-		}
-	} else if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
-		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("INST_UNREG %s by %s refused: %s", in, sn, desc);
-		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
-		return;
-	} else if (reg_legal(c, i, w, s, e, &why) < 0) {
-		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("INST_UNREG %s by %s refused: %s: %s", in, sn, desc, why);
-		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
-		restore_word(c, i, w, "INST_UNREG of an illegal registration");
-		return;
-	}
 	/*
 	 * A failed instance is freed only by the system that attached its log
 	 * (and so backed it out). With the record open that is the fail_open
