@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "cf_auth.h"
+#include "cf_duplex.h"
 #include "cf_persist.h"
 #include "cf_slog.h"
 #include "cf_util.h"
@@ -205,7 +206,8 @@ struct cf_core {
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
 	uint64_t suspects, suspects_declared; /* SUSPECT requests; those after which the sweep declared */
 	uint64_t sweep_period_ns; /* h/2, at least 0.5 ms */
-	struct cf_persist *gc;    /* --nvram: group commit (client writes, PERSIST) (NULL on DRAM) */
+	struct cf_persist *gc;    /* --nvram or duplexed: group commit (client writes, PERSIST) (else NULL) */
+	struct cf_duplex *dx;     /* duplexed: every gc batch is shipped to the secondary too */
 	struct persist_wait pw;   /* PERSIST requests waiting for gc's next commit */
 	/*
 	 * Restart barrier (docs/design.md, "Durability"): server DRAM, rebuilt
@@ -251,8 +253,19 @@ static uint64_t regword(struct cf_core *c, uint32_t i)
 {
 	return load64(&inst_slot(c, i)->reg);
 }
+/*
+ * cfserver's own writes of what a restart reads (control path): durable
+ * before the reply. Duplexed, "durable" includes the secondary's copy, so
+ * they go through the group commit, committed now (after any batch in
+ * flight, so they reach the secondary in the order they were made).
+ */
 static void persist(struct cf_core *c, uint64_t off, uint64_t len)
 {
+	if (c->dx && c->gc) {
+		cf_persist_add(c->gc, off, len);
+		cf_persist_commit(c->gc);
+		return;
+	}
 	cf_image_persist(c->im, off, len);
 }
 
@@ -993,7 +1006,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	jd.sys = (uint32_t)s;
 	jd.epoch = e;
 	jd.token = cs->token;
-	jd.flags = c->im->persist_fn ? CF_JOINED_DURABLE : 0;
+	jd.flags = c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
 	r = system_grants(cc, (uint32_t)s, &jd.grants);
 	jd.status = r;
 	jd.grants.status = r;
@@ -1028,7 +1041,7 @@ static void on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 	jd.sys = a->sys;
 	jd.epoch = a->epoch;
 	jd.token = a->token;
-	jd.flags = c->im->persist_fn ? CF_JOINED_DURABLE : 0;
+	jd.flags = c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
 	r = system_grants(cc, a->sys, &jd.grants);
 	jd.status = r;
 	jd.grants.status = r;
@@ -2174,7 +2187,22 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 	uint64_t gran = cf_image_persist_gran(c->im);
 	int r;
 
-	if (gran) {
+	if (c->dx) {
+		/*
+		 * Duplexed: a batch is durable once the secondary has it too (and
+		 * this medium, if it persists). The round trip to the other CF is
+		 * never made in the loop: always the thread. A DRAM image gets a
+		 * group commit whose local persist does nothing.
+		 */
+		r = cf_persist_new(c->loop, gran ? gran : CF_PAGE, CF_PERSIST_THREAD | CF_PERSIST_ANY_GRAN, cb_persist, c,
+				   &c->gc);
+		if (r < 0)
+			return r;
+		cf_duplex_attach_persist(c->dx, c->gc);
+		cbs.gc = c->gc;
+		cfs_info("group commit: duplexed: every batch is shipped to the secondary and acknowledged by it%s",
+			 gran ? ", and persisted here" : "");
+	} else if (gran) {
 		/* msync blocks for a device flush: in a thread, while the loop serves the rest */
 		r = cf_persist_new(c->loop, gran, gran >= CF_PAGE ? CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE : 0, cb_persist, c, &c->gc);
 		if (r < 0)
@@ -2201,6 +2229,11 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 	c->orphan.data = c;
 	ev_timer_start(c->loop, &c->orphan);
 	return 0;
+}
+
+void cf_core_set_duplex(struct cf_core *c, struct cf_duplex *dx)
+{
+	c->dx = dx;
 }
 
 int cf_core_port(struct cf_core *c)

@@ -33,6 +33,12 @@ struct cf_core_cfg {
  */
 int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,
 		const struct cf_core_cfg *cfg, struct cf_core **out);
+/*
+ * Before cf_core_listen: this CF is a duplexed primary (cf_duplex.h): its
+ * group commit ships every batch to dx's secondary, a DRAM image included.
+ */
+struct cf_duplex;
+void cf_core_set_duplex(struct cf_core *core, struct cf_duplex *dx);
 /* Listen (transport ops) and start the sweep; 0 or -errno. */
 int cf_core_listen(struct cf_core *core, const char *addr);
 int cf_core_port(struct cf_core *core);

@@ -49,7 +49,6 @@ struct cf_persist {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;       /* thread waits for a job; loop waits for job_done */
 	bool job, job_done, quit; /* under mu */
-	uint64_t job_lo, job_hi;
 	/* batch ids: bytes added now go out in batch_next; batch_done is durable */
 	uint64_t batch_next, batch_done, fly_batch;
 	/*
@@ -59,6 +58,12 @@ struct cf_persist {
 	 */
 	bool adaptive;
 	uint64_t ewma_ns, job_ns;
+	/* a replica (cf_persist_set_replica): every batch is shipped too */
+	bool has_rep;
+	struct cf_persist_replica rep;
+	void *job_rep;          /* under mu: the thread's batch copy for the replica */
+	struct prange *job_calls; /* under mu: the local persist calls of the thread's batch */
+	size_t job_ncalls;
 };
 
 #define CF_PERSIST_SLOW_NS 100000ull
@@ -71,7 +76,7 @@ static void learn(struct cf_persist *p, uint64_t ns)
 /* Hand this batch to the thread? */
 static bool use_thread(const struct cf_persist *p)
 {
-	return p->threaded && (p->busy || !p->adaptive || p->ewma_ns >= CF_PERSIST_SLOW_NS);
+	return p->threaded && (p->busy || p->has_rep || !p->adaptive || p->ewma_ns >= CF_PERSIST_SLOW_NS);
 }
 
 static int grow(void **p, size_t *cap, size_t n, size_t elem, size_t init)
@@ -117,34 +122,96 @@ static void span(const struct cf_persist *p, uint64_t *lo, uint64_t *hi)
 	}
 }
 
-static void persist_ranges(struct cf_persist *p)
+/*
+ * The local persist calls for the ranges added (p->r, emptied): page
+ * granularity one call over the span, cache lines the exact ranges merged
+ * where they overlap or share a line. With a replica, *snap receives the
+ * batch's bytes first (exact ranges merged where they overlap or touch).
+ * Returns the number of calls in *out (malloc'd; NULL with 0 when nothing).
+ */
+static size_t plan(struct cf_persist *p, struct prange **out, void **snap)
 {
 	uint64_t lo, hi, mask = p->gran - 1;
+	struct prange *c;
+	size_t n = 0;
 
+	*out = NULL;
+	if (snap)
+		*snap = NULL;
 	if (!p->nr)
-		return;
+		return 0;
 	if (p->nr > p->st.max_ranges)
 		p->st.max_ranges = p->nr;
-	if (p->gran >= 4096) {
-		/* msync: one call; the kernel writes back only the span's dirty pages */
+	qsort(p->r, p->nr, sizeof(*p->r), range_cmp);
+	if (snap && p->has_rep) {
+		struct cf_persist_range *x = malloc(p->nr * sizeof(*x));
+		size_t k = 0;
+		if (x) {
+			for (size_t i = 0; i < p->nr; i++) {
+				if (k && p->r[i].lo <= x[k - 1].off + x[k - 1].len) {
+					uint64_t end = x[k - 1].off + x[k - 1].len;
+					if (p->r[i].hi > end)
+						x[k - 1].len = p->r[i].hi - x[k - 1].off;
+					continue;
+				}
+				x[k++] = (struct cf_persist_range){p->r[i].lo, p->r[i].hi - p->r[i].lo};
+			}
+			*snap = p->rep.snap(p->rep.arg, x, k);
+			free(x);
+		}
+	}
+	c = malloc(p->nr * sizeof(*c));
+	if (!c) { /* out of memory: one call over the span, in place */
 		span(p, &lo, &hi);
 		call(p, lo, hi);
 		p->nr = 0;
-		return;
+		return 0;
 	}
-	/* cache lines: exact ranges, merged where they overlap or share a line */
-	qsort(p->r, p->nr, sizeof(*p->r), range_cmp);
-	lo = p->r[0].lo, hi = p->r[0].hi;
-	for (size_t i = 1; i < p->nr; i++) {
-		if ((p->r[i].lo & ~mask) <= ((hi + mask) & ~mask)) {
-			hi = p->r[i].hi > hi ? p->r[i].hi : hi;
-			continue;
+	if (p->gran >= 4096) {
+		/* msync: one call; the kernel writes back only the span's dirty pages */
+		span(p, &lo, &hi);
+		c[n++] = (struct prange){lo, hi};
+	} else {
+		/* cache lines: exact ranges, merged where they overlap or share a line */
+		lo = p->r[0].lo, hi = p->r[0].hi;
+		for (size_t i = 1; i < p->nr; i++) {
+			if ((p->r[i].lo & ~mask) <= ((hi + mask) & ~mask)) {
+				hi = p->r[i].hi > hi ? p->r[i].hi : hi;
+				continue;
+			}
+			c[n++] = (struct prange){lo, hi};
+			lo = p->r[i].lo, hi = p->r[i].hi;
 		}
-		call(p, lo, hi);
-		lo = p->r[i].lo, hi = p->r[i].hi;
+		c[n++] = (struct prange){lo, hi};
 	}
-	call(p, lo, hi);
 	p->nr = 0;
+	*out = c;
+	return n;
+}
+
+/* A batch's persist: ship to the replica, persist locally meanwhile, wait for the replica. */
+static void run_job(struct cf_persist *p, struct prange *c, size_t n, void *rep, bool count)
+{
+	if (rep)
+		p->rep.send(p->rep.arg, rep);
+	for (size_t i = 0; i < n; i++) {
+		if (count)
+			call(p, c[i].lo, c[i].hi);
+		else
+			p->fn(p->fn_arg, c[i].lo, c[i].hi - c[i].lo);
+	}
+	if (rep)
+		p->rep.wait(p->rep.arg, rep);
+}
+
+static void persist_ranges(struct cf_persist *p)
+{
+	struct prange *c;
+	void *rep;
+	size_t n = plan(p, &c, &rep);
+
+	run_job(p, c, n, rep, true);
+	free(c);
 }
 
 /* Run the callbacks in cbs (taken from the lists: cancel reaches them through running). */
@@ -236,7 +303,9 @@ void cf_persist_commit(struct cf_persist *p)
  */
 static void start_batch(struct cf_persist *p)
 {
-	uint64_t lo, hi;
+	struct prange *calls;
+	size_t ncalls;
+	void *rep;
 
 	if (p->busy)
 		return;
@@ -252,18 +321,18 @@ static void start_batch(struct cf_persist *p)
 			return;
 	}
 	p->st.commits++;
-	if (p->nr > p->st.max_ranges)
-		p->st.max_ranges = p->nr;
-	span(p, &lo, &hi);
-	p->nr = 0;
-	p->st.calls++;
-	p->st.bytes += hi - lo;
+	ncalls = plan(p, &calls, &rep);
+	for (size_t i = 0; i < ncalls; i++) {
+		p->st.calls++;
+		p->st.bytes += calls[i].hi - calls[i].lo;
+	}
 	p->fly = take_cbs(p, &p->nfly);
 	p->fly_batch = p->batch_next++;
 	p->busy = true;
 	pthread_mutex_lock(&p->mu);
-	p->job_lo = lo;
-	p->job_hi = hi;
+	p->job_calls = calls;
+	p->job_ncalls = ncalls;
+	p->job_rep = rep;
 	p->job = true;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -279,9 +348,13 @@ static void *persister(void *arg)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (!p->job)
 			break; /* quit with nothing to do */
-		uint64_t lo = p->job_lo, hi = p->job_hi, t0 = cf_mono_ns();
+		struct prange *calls = p->job_calls;
+		size_t ncalls = p->job_ncalls;
+		void *rep = p->job_rep;
+		uint64_t t0 = cf_mono_ns();
 		pthread_mutex_unlock(&p->mu);
-		p->fn(p->fn_arg, lo, hi - lo);
+		run_job(p, calls, ncalls, rep, false);
+		free(calls);
 		t0 = cf_mono_ns() - t0;
 		pthread_mutex_lock(&p->mu);
 		p->job_ns = t0;
@@ -340,12 +413,16 @@ int cf_persist_new(struct ev_loop *loop, uint64_t gran, unsigned flags, cf_persi
 	struct cf_persist *p;
 	int r;
 
-	if (!fn || !gran || (gran & (gran - 1)) || (flags & ~(CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE)))
+	if (!fn || !gran || (gran & (gran - 1)))
 		return -EINVAL;
 	if ((flags & CF_PERSIST_ADAPTIVE) && !(flags & CF_PERSIST_THREAD))
 		return -EINVAL;
-	if ((flags & CF_PERSIST_THREAD) && (!loop || gran < 4096))
-		return -EINVAL; /* a thread pays off for msync only, and needs the loop to wake */
+	if (flags & ~(CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE | CF_PERSIST_ANY_GRAN))
+		return -EINVAL;
+	if ((flags & CF_PERSIST_ANY_GRAN) && !(flags & CF_PERSIST_THREAD))
+		return -EINVAL;
+	if ((flags & CF_PERSIST_THREAD) && (!loop || (gran < 4096 && !(flags & CF_PERSIST_ANY_GRAN))))
+		return -EINVAL; /* a thread pays off for msync (or a replica) only, and needs the loop to wake */
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -460,6 +537,12 @@ int cf_persist_cancel(struct cf_persist *p, cf_persist_done_fn *done, void *arg)
 		}
 	}
 	return r;
+}
+
+void cf_persist_set_replica(struct cf_persist *p, const struct cf_persist_replica *rep)
+{
+	p->rep = *rep;
+	p->has_rep = true;
 }
 
 uint64_t cf_persist_batch(const struct cf_persist *p)

@@ -42,6 +42,7 @@
 #ifndef CF_PERSIST_H
 #define CF_PERSIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct ev_loop;
@@ -63,6 +64,7 @@ struct cf_persist_stats {
 
 #define CF_PERSIST_THREAD 0x1u   /* persist in a thread (gran >= 4096, loop required) */
 #define CF_PERSIST_ADAPTIVE 0x2u /* with THREAD: only while persists take >= 100 us (EWMA) */
+#define CF_PERSIST_ANY_GRAN 0x4u /* with THREAD: allow it at cache-line granularity too (a replica) */
 
 /*
  * gran: the store granularity in bytes (4096: msync; 64: cache-line flushes).
@@ -97,6 +99,34 @@ void cf_persist_commit(struct cf_persist *p);
  */
 uint64_t cf_persist_batch(const struct cf_persist *p);
 uint64_t cf_persist_done(const struct cf_persist *p);
+/*
+ * A replica (cf_duplex.h): every batch is also shipped to a second CF and is
+ * durable only once that CF acknowledged it (or is fenced). snap() runs in
+ * the loop thread at the batch's hand-off with the batch's exact ranges
+ * (sorted, merged where they overlap or touch) and copies their bytes: the
+ * copy is consistent with every request the loop executed before it. send()
+ * and wait() run where the persist runs (the thread, or the loop for a
+ * synchronous commit): send() puts the copy on the wire, the local persist
+ * follows, then wait() returns once the replica acknowledged it or cannot
+ * promote any more. Each job is passed to wait() exactly once, which frees it.
+ */
+struct cf_persist_range {
+	uint64_t off, len;
+};
+struct cf_persist_replica {
+	void *arg;
+	void *(*snap)(void *arg, const struct cf_persist_range *r, size_t n); /* NULL: out of memory */
+	void (*send)(void *arg, void *job);
+	void (*wait)(void *arg, void *job);
+};
+/*
+ * Attach a replica (before the first add). From then on every batch goes
+ * through the thread when there is one (a round trip to another host is
+ * never in the loop), and a commit point with nothing added still makes no
+ * batch. A synchronous cf_persist_commit ships in the calling thread.
+ */
+void cf_persist_set_replica(struct cf_persist *p, const struct cf_persist_replica *rep);
+
 /* Anything added or registered and not yet committed, or a batch in flight? */
 int cf_persist_pending(const struct cf_persist *p);
 void cf_persist_get_stats(const struct cf_persist *p, struct cf_persist_stats *st);

@@ -18,10 +18,12 @@
 #include "cf_auth.h"
 #include "cf_cli.h"
 #include "cf_core.h"
+#include "cf_duplex.h"
 #include "cf_image.h"
 #include "cf_slog.h"
 #include "cf_notify.h"
 #include "cf_util.h"
+#include "../node/cf_fence.h"
 
 enum {
 	EXIT_OK = 0,
@@ -30,6 +32,7 @@ enum {
 	EXIT_IMAGE = 3,
 	EXIT_LISTEN = 4,
 	EXIT_KEY = 5,
+	EXIT_DUPLEX = 6,
 };
 
 static void usage(FILE *f)
@@ -57,6 +60,20 @@ static void usage(FILE *f)
 		"  --sweep-interval MS    how often cfserver checks the heartbeats itself (default h/2);\n"
 		"                         systems also watch each other and report silence (SUSPECT)\n"
 		"  --max-conns N          connections at once (default 256)\n"
+		"\n"
+		"A duplexed CF (a primary and a secondary; give systems both as --cf A,B):\n"
+		"  --duplex-listen ADDR:PORT  accept a secondary on this link address; every durable\n"
+		"                         write is then acknowledged only once the secondary has it\n"
+		"  --duplex-with ADDR:PORT    start as the secondary of the primary whose link\n"
+		"                         address this is: copy its image, follow it, and take over\n"
+		"                         (serve on --listen) when it is lost and fenced\n"
+		"  --cf-fence auto|local|none|PATH  how to fence the other CF: SIGKILL through a\n"
+		"                         pidfd on this host (auto, local), an external fence agent\n"
+		"                         (PATH, fence-agents convention), or not at all (none:\n"
+		"                         unsafe). Default auto\n"
+		"  --duplex-timeout MS    link silence that loses the other CF (default 4 T)\n"
+		"  --duplex-fence-delay MS  a secondary waits this long before fencing a primary\n"
+		"                         that may be alive (default 1000): the primary fences first\n"
 		"  --log-level LEVEL      err|warn|info|debug (default info)\n"
 		"  -v, --verbose          same as --log-level debug\n"
 		"  -h, --help             this help\n"
@@ -67,7 +84,9 @@ static void usage(FILE *f)
 		"Exit status: 0 clean shutdown (SIGTERM/SIGINT), 1 other error, 2 usage error,\n"
 		"3 CF image refused (corrupt, foreign, mismatched, no space or device too small,\n"
 		"--nvram of a kind that cannot hold it, a symlink, or a device in use), 4 cannot\n"
-		"listen, 5 cluster key problem.\n",
+		"listen, 5 cluster key problem, 6 a secondary that cannot follow or must not\n"
+		"take over (lost the primary before its copy was complete, fence not confirmed,\n"
+		"bad link, primary's key or geometry refused).\n",
 		CF_DEFAULT_MAX_SYSTEMS, CF_MAX_SYSTEMS_LIMIT, CF_DEFAULT_MAX_INSTANCES, CF_MAX_INSTANCES_LIMIT,
 		CF_DEFAULT_LOCK_ENTRIES, CF_DEFAULT_RECORD_ENTRIES);
 }
@@ -186,7 +205,8 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
-		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION,
+		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION, O_DXLISTEN, O_DXWITH, O_CFFENCE,
+		O_DXTIMEOUT, O_DXDELAY,
 	};
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -207,13 +227,20 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, O_VERSION},
+		{"duplex-listen", required_argument, NULL, O_DXLISTEN},
+		{"duplex-with", required_argument, NULL, O_DXWITH},
+		{"cf-fence", required_argument, NULL, O_CFFENCE},
+		{"duplex-timeout", required_argument, NULL, O_DXTIMEOUT},
+		{"duplex-fence-delay", required_argument, NULL, O_DXDELAY},
 		{NULL, 0, NULL, 0},
 	};
 	struct cf_geometry geo = {CF_DEFAULT_MAX_SYSTEMS, CF_DEFAULT_MAX_INSTANCES, CF_DEFAULT_LOCK_ENTRIES,
 				  CF_DEFAULT_RECORD_ENTRIES, CF_DEFAULT_LOG_SIZE};
 	const char *listen_addr = "127.0.0.1:7410", *port_file = NULL, *transport = "tcp", *nvram = NULL;
-	const char *key_file = NULL;
-	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0;
+	const char *key_file = NULL, *dx_listen = NULL, *dx_with = NULL, *cf_fence = "auto";
+	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0, dx_timeout_ms = 0, dx_delay_ms = 1000;
+	struct cf_duplex_cfg dcfg;
+	struct cf_duplex *dx = NULL;
 	uint32_t max_conns = 256;
 	unsigned explicit_geo = 0;
 	const struct cf_server_ops *ops;
@@ -244,6 +271,11 @@ int main(int argc, char **argv)
 		case O_SWEEP: r = parse_u64(optarg, &sweep_ms, 0); if (!r && (!sweep_ms || sweep_ms > 600000)) r = -EINVAL; break;
 		case O_MAXCONNS: r = parse_u32(optarg, &max_conns); if (!r && !max_conns) r = -EINVAL; break;
 		case O_LOGLEVEL: r = cfs_level_parse(optarg, &cfs_log_level); break;
+		case O_DXLISTEN: dx_listen = optarg; break;
+		case O_DXWITH: dx_with = optarg; break;
+		case O_CFFENCE: cf_fence = optarg; break;
+		case O_DXTIMEOUT: r = parse_u64(optarg, &dx_timeout_ms, 0); if (!r && (!dx_timeout_ms || dx_timeout_ms > 600000)) r = -EINVAL; break;
+		case O_DXDELAY: r = parse_u64(optarg, &dx_delay_ms, 0); if (!r && dx_delay_ms > 600000) r = -EINVAL; break;
 		case 'v': cfs_log_level = CFS_DEBUG; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case O_VERSION: return cf_cli_version("cfserver") ? EXIT_OTHER : EXIT_OK;
@@ -289,6 +321,30 @@ int main(int argc, char **argv)
 			return EXIT_LISTEN;
 		}
 	}
+	{
+		char why[160];
+		struct cf_fence_cfg fc;
+		memset(&fc, 0, sizeof(fc));
+		if (dx_listen && listen_check(dx_listen, why, sizeof(why)) < 0) {
+			fprintf(stderr, "cfserver: cannot listen on --duplex-listen %s: %s\n", dx_listen, why);
+			return EXIT_LISTEN;
+		}
+		if (dx_with && listen_check(dx_with, why, sizeof(why)) < 0) {
+			fprintf(stderr, "cfserver: --duplex-with %s is not a usable address: %s\n", dx_with, why);
+			return EXIT_USAGE;
+		}
+		if (cf_fence_parse(&fc, cf_fence) < 0) {
+			fprintf(stderr, "cfserver: --cf-fence must be auto, local, none or an agent's path, not '%s'\n",
+				cf_fence);
+			return EXIT_USAGE;
+		}
+		cf_fence_map_free(&fc);
+		if (dx_timeout_ms && dx_timeout_ms <= hbi_ms) {
+			fprintf(stderr, "cfserver: --duplex-timeout (%llu ms) must exceed --hb-interval (%llu ms)\n",
+				(unsigned long long)dx_timeout_ms, (unsigned long long)hbi_ms);
+			return EXIT_USAGE;
+		}
+	}
 	if (!key_file) {
 		fprintf(stderr, "cfserver: --cluster-key FILE is required (64 hex digits, e.g. from "
 				"'cfctl keygen --out FILE', mode 0600)\n");
@@ -310,7 +366,30 @@ int main(int argc, char **argv)
 	cfg.sweep_ns = sweep_ms * 1000000ull;
 	cfg.max_conns = max_conns;
 
-	r = cf_image_open(&im, nvram, &geo, explicit_geo);
+	memset(&dcfg, 0, sizeof(dcfg));
+	memcpy(dcfg.key, cfg.key, sizeof(dcfg.key));
+	dcfg.fence = cf_fence;
+	dcfg.hb_interval_ns = hbi_ms * 1000000ull;
+	dcfg.link_timeout_ns = (dx_timeout_ms ? dx_timeout_ms : 4 * hbt_ms) * 1000000ull;
+	dcfg.fence_delay_ns = dx_delay_ms * 1000000ull;
+	dcfg.name = listen_addr;
+	if (dx_with) {
+		char why[512] = "";
+		if (explicit_geo)
+			cfs_warn("duplex: geometry options are ignored by a secondary: it takes the primary's");
+		/* blocks until this CF must serve: the primary lost and fenced, the copy complete */
+		r = cf_duplex_follow(dx_with, nvram, &dcfg, &im, why, sizeof(why));
+		if (r == -EINTR) {
+			cfs_info("duplex: %s", why);
+			return EXIT_OK;
+		}
+		if (r < 0) {
+			cfs_err("duplex: %s", why[0] ? why : strerror(-r));
+			return EXIT_DUPLEX;
+		}
+	} else {
+		r = cf_image_open(&im, nvram, &geo, explicit_geo);
+	}
 	if (r < 0) {
 		cfs_err("CF image refused: %s", im.why[0] ? im.why : strerror(-r));
 		if (r == -EBADMSG && im.kind == CF_IMAGE_BLOCK)
@@ -360,6 +439,18 @@ int main(int argc, char **argv)
 		cfs_err("core: %s", strerror(-r));
 		goto err_image;
 	}
+	if (dx_listen) {
+		char why[256] = "";
+		r = cf_duplex_listen(loop, &im, dx_listen, &dcfg, &dx, why, sizeof(why));
+		if (r < 0) {
+			cfs_err("cannot listen for a secondary on --duplex-listen %s: %s", dx_listen, why);
+			rc = EXIT_LISTEN;
+			goto err_core;
+		}
+		cf_core_set_duplex(core, dx);
+		cfs_info("duplex: accepting a secondary on %s (port %d); running alone until one is in sync",
+			 dx_listen, cf_duplex_port(dx));
+	}
 	r = cf_core_listen(core, listen_addr);
 	if (r < 0) {
 		cfs_err("cannot listen on %s (%s): %s", listen_addr, transport, strerror(-r));
@@ -383,7 +474,8 @@ int main(int argc, char **argv)
 	ev_run(loop, 0);
 	rc = EXIT_OK;
 err_core:
-	cf_core_free(core);
+	cf_core_free(core); /* its group commit ships what is pending before dx goes */
+	cf_duplex_free(dx);
 err_image:
 	cf_image_close(&im); /* persists the whole image under --nvram */
 	if (im.persist_errors) {

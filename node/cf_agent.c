@@ -117,7 +117,9 @@ int cf_agent_join(struct cf_agent *a)
 
 int cf_agent_open_session(struct cf_agent *a, struct cf_session *s)
 {
-	int r = cf_session_open(s, a->o.transport, a->o.cf_addr, a->o.key, CF_ROLE_SYSTEM, a->o.connect_timeout_ms);
+	/* the CF the JOIN reached, not the next of a duplexed pair: the token is that CF's */
+	const char *addr = a->s.addr[0] ? a->s.addr : a->o.cf_addr;
+	int r = cf_session_open(s, a->o.transport, addr, a->o.key, CF_ROLE_SYSTEM, a->o.connect_timeout_ms);
 
 	if (r)
 		return r;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cf_auth.h"
 #include "cf_util.h"
@@ -162,7 +163,7 @@ int cf_session_connect_timeout(int timeout_ms)
 	return 3000;
 }
 
-int cf_session_open(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],
+static int open_one(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],
 		    enum cf_role role, int timeout_ms)
 {
 	uint8_t buf[CF_CTRL_MAX], mac[CF_MAC_LEN];
@@ -267,6 +268,56 @@ err:
 	s->ops->close(s->conn);
 	s->conn = NULL;
 	s->dead = r;
+	return r;
+}
+
+/* An error after which another CF of the list may answer (unreachable, not yet listening, gone mid-handshake). */
+static int try_next(int r)
+{
+	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ENETUNREACH ||
+	       r == -ECONNRESET || r == -ECONNABORTED || r == -EPIPE || r == -ENOTCONN || r == -EADDRNOTAVAIL;
+}
+
+int cf_session_open(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],
+		    enum cf_role role, int timeout_ms)
+{
+	char list[sizeof(s->addr) * 4], *save = NULL, *a;
+	uint64_t end;
+	int r = -EINVAL;
+
+	if (!addr || !strchr(addr, ','))
+		goto one;
+	/*
+	 * A duplexed CF (docs/design.md, "A duplexed CF"): "A,B" names both
+	 * CFs. Only the primary listens for systems; a secondary starts to
+	 * listen when it takes over. Try each in turn, round after round, until
+	 * one answers or the connect bound passes.
+	 */
+	if (strlen(addr) >= sizeof(list))
+		return -ENAMETOOLONG;
+	timeout_ms = cf_session_connect_timeout(timeout_ms);
+	end = cf_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		snprintf(list, sizeof(list), "%s", addr);
+		for (a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+			uint64_t now = cf_mono_ns();
+			int left = now >= end ? 1 : (int)((end - now) / 1000000ull) + 1;
+			r = open_one(s, transport, a, key, role, left);
+			if (r == 0) {
+				snprintf(s->addr, sizeof(s->addr), "%s", a);
+				return 0;
+			}
+			if (!try_next(r))
+				return r;
+		}
+		if (cf_mono_ns() >= end)
+			return r;
+		usleep(50000);
+	}
+one:
+	r = open_one(s, transport, addr, key, role, timeout_ms);
+	if (r == 0 && addr)
+		snprintf(s->addr, sizeof(s->addr), "%s", addr);
 	return r;
 }
 

@@ -35,6 +35,7 @@ struct cf_session {
 	uint32_t ngrants;
 	uint64_t next_wr;
 	int dead; /* -errno once the connection failed: the incarnation is over */
+	char addr[128]; /* the CF this session reached (one of a "A,B" list) */
 	char err_msg[120]; /* the CF's reason for the last refusal (ERROR/STATUS < 0), or "" */
 	/* events received while waiting for a reply */
 	struct cf_event evq[CF_SESSION_EVQ];
@@ -46,7 +47,9 @@ struct cf_session {
 const struct cf_client_ops *cf_transport_by_name(const char *name);
 
 /*
- * Connect and authenticate (HELLO/CHALLENGE/AUTH/WELCOME). Errors:
+ * Connect and authenticate (HELLO/CHALLENGE/AUTH/WELCOME). addr is one CF or
+ * a duplexed pair "A,B" (each tried in turn until one answers, within the
+ * connect bound); s->addr says which. Errors:
  * -ECONNREFUSED/-ETIMEDOUT/-EHOSTUNREACH (unreachable), -EPROTO (version),
  * -EPERM (key refused, or the server failed to prove the key).
  * A console session gets its read grant here.
