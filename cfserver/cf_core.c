@@ -1240,10 +1240,15 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 	 * death of it is its own failure to fence, not the old owner's. Durable
 	 * before the grants go out (cf_layout.h, fail_open).
 	 */
-	if (open_failure(c, i, w)) {
+	if (open_failure(c, i, w))
 		inst_slot(c, i)->fail_open = 0;
-		persist(c, cf_inst_off(c->map, i), sizeof(struct cf_inst_slot));
-	}
+	/*
+	 * Durable (and, duplexed, in the secondary's copy) before the grants go
+	 * out, whatever the transport: over verbs the registration CAS was the
+	 * NIC's and nobody persisted it, and a restart or a takeover that found
+	 * INACTIVE_CLEAN here would never recover the log the grants let fill.
+	 */
+	persist(c, cf_inst_off(c->map, i), sizeof(struct cf_inst_slot));
 	memset(&gs, 0, sizeof(gs));
 	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
 	for (uint32_t k = 0; k < cc->ngrants; k++)
@@ -1426,6 +1431,22 @@ static void on_restart_info(struct core_conn *cc, uint64_t id)
 	ri.pending = c->rpending;
 	ri.since_ns = c->rsince_ns;
 	send_msg(cc, id, CF_CTRL_RESTART_INFO_R, &ri, sizeof(ri));
+}
+
+static void on_duplex_info(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	struct cf_duplex_info di;
+
+	memset(&di, 0, sizeof(di));
+	di.image_bytes = c->map->image_size;
+	if (c->dx) {
+		di.role = CF_DUPLEX_PRIMARY;
+		di.link = (uint32_t)cf_duplex_state(c->dx, di.secondary, sizeof(di.secondary), &di.synced_bytes);
+		if (di.link == CF_DUPLEX_ALONE)
+			di.secondary[0] = 0;
+	}
+	send_msg(cc, id, CF_CTRL_DUPLEX_INFO_R, &di, sizeof(di));
 }
 
 static int live_sys(struct cf_core *c, uint32_t s)
@@ -1938,6 +1959,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_FENCE_CONFIRM: return on_fence_confirm(cc, id, body);
 		case CF_CTRL_RECOVER_RETRY: return on_recover_retry(cc, id, body);
 		case CF_CTRL_RESTART_INFO: return on_restart_info(cc, id);
+		case CF_CTRL_DUPLEX_INFO: return on_duplex_info(cc, id);
 		}
 		break;
 	default:

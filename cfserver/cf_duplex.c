@@ -300,6 +300,14 @@ static void dx_send(void *arg, void *job)
 		j->gen = d->gen;
 		j->seq = ++d->seq_sent;
 		fd = d->sfd;
+	} else if (d->state == DX_FENCING) {
+		/*
+		 * The secondary is lost but not yet fenced: it may still take over
+		 * without this batch. Nothing to send; the batch waits for the
+		 * fence (an ACK that never comes).
+		 */
+		j->gen = d->gen;
+		j->seq = UINT64_MAX;
 	}
 	pthread_mutex_unlock(&d->mu);
 	/* a stalled secondary blocks here until the link thread fences it (shutdown wakes us) */
@@ -488,13 +496,20 @@ static void serve_link(struct cf_duplex *d, int fd)
 			why = "silent beyond the link timeout";
 			break;
 		}
+		/*
+		 * While a batch is being written (wmu held) the batch is our sign of
+		 * life; else a PING, whole or not at all (a part of one would break
+		 * the stream), waiting at most a period for room.
+		 */
 		if (now - last_tx >= d->cfg.hb_interval_ns && pthread_mutex_trylock(&d->wmu) == 0) {
-			struct dx_frame f = {DX_PING, 0, 0};
-			/* never block behind a stalled peer: a ping that does not fit is skipped */
-			ssize_t n = send(fd, &f, sizeof(f), MSG_NOSIGNAL | MSG_DONTWAIT);
+			r = send_frame(fd, DX_PING, 0, NULL, 0, period);
 			pthread_mutex_unlock(&d->wmu);
-			if (n == (ssize_t)sizeof(f))
+			if (r == 0)
 				last_tx = now;
+			else if (r != -ETIMEDOUT) {
+				why = strerror(-r);
+				break;
+			}
 		}
 	}
 	cfs_err("duplex: lost the secondary %s (pid %llu on %s): %s; durable acknowledgements wait until it is "
@@ -809,6 +824,45 @@ io:
 	return r;
 }
 
+/*
+ * The secondary's PINGs come from a thread of their own: the follow loop may
+ * spend a while inside one frame (a 1 MiB chunk arriving slowly from a busy
+ * primary) and must not fall silent meanwhile. Every write on the link goes
+ * through mu: ACKs and PINGs are whole frames.
+ */
+struct pinger {
+	int fd;
+	uint64_t period_ns;
+	pthread_mutex_t mu;
+	volatile int stop;
+	pthread_t thr;
+};
+
+static void *pinger_main(void *arg)
+{
+	struct pinger *pg = arg;
+
+	while (!pg->stop) {
+		usleep((useconds_t)(pg->period_ns / 1000u));
+		pthread_mutex_lock(&pg->mu);
+		int r = send_frame(pg->fd, DX_PING, 0, NULL, 0, (int)(pg->period_ns / 1000000u) + 1);
+		pthread_mutex_unlock(&pg->mu);
+		if (r < 0 && r != -ETIMEDOUT)
+			break; /* the follow loop sees the broken link itself */
+	}
+	return NULL;
+}
+
+static void stop_pinger(struct pinger *pg, bool *running)
+{
+	if (!*running)
+		return;
+	pg->stop = 1;
+	pthread_join(pg->thr, NULL);
+	pthread_mutex_destroy(&pg->mu);
+	*running = false;
+}
+
 /* Apply one BATCH to the image; -EPROTO when it does not fit the geometry. */
 static int apply_batch(struct cf_image *im, const uint8_t *b, uint32_t len)
 {
@@ -876,7 +930,9 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 	struct cf_header h;
 	const char *hwhy = NULL, *lost = "timeout";
 	bool synced = false, opened = false;
-	uint64_t last_rx, last_tx = 0, applied = 0;
+	uint64_t last_rx, applied = 0;
+	struct pinger pg;
+	bool pinging = false;
 	unsigned attempts = 0;
 	int fd = -1, r, period = (int)(cfg->hb_interval_ns / 1000000ull);
 
@@ -927,6 +983,17 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 	cfs_info("duplex: following the primary %s (pid %llu on %s) at %s; copying its image (%llu bytes)", peer.name,
 		 (unsigned long long)peer.pid, peer.host, primary_addr, (unsigned long long)h.image_size);
 	last_rx = cf_mono_ns();
+	pg.fd = fd;
+	pg.period_ns = cfg->hb_interval_ns ? cfg->hb_interval_ns : 5000000ull;
+	pthread_mutex_init(&pg.mu, NULL);
+	pg.stop = 0;
+	if (pthread_create(&pg.thr, NULL, pinger_main, &pg) != 0) {
+		pthread_mutex_destroy(&pg.mu);
+		snprintf(why, whylen, "cannot start the link's ping thread");
+		r = -EAGAIN;
+		goto out;
+	}
+	pinging = true;
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		uint64_t now;
@@ -956,9 +1023,14 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 					goto out;
 				}
 				applied++;
+				pthread_mutex_lock(&pg.mu);
 				r = send_frame(fd, DX_ACK, f.seq, NULL, 0, 1000);
-				if (r == 0)
-					last_tx = now;
+				pthread_mutex_unlock(&pg.mu);
+				if (r < 0) {
+					lost = strerror(-r);
+					free(b);
+					break;
+				}
 			} else if (f.type == DX_SYNCED) {
 				synced = true;
 				cfs_info("duplex: in sync with the primary after %llu batches: ready to take over",
@@ -975,12 +1047,8 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 			lost = "silent beyond the link timeout";
 			break;
 		}
-		if (now - last_tx >= cfg->hb_interval_ns) {
-			struct dx_frame f = {DX_PING, 0, 0};
-			if (send(fd, &f, sizeof(f), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(f))
-				last_tx = now;
-		}
 	}
+	stop_pinger(&pg, &pinging);
 	close(fd);
 	fd = -1;
 	if (!synced) {
@@ -1028,6 +1096,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 	cfs_info("duplex: taking over as the primary CF");
 	r = 0;
 out:
+	stop_pinger(&pg, &pinging);
 	if (fd >= 0)
 		close(fd);
 	if (r < 0 && opened)

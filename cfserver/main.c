@@ -366,6 +366,20 @@ int main(int argc, char **argv)
 	cfg.sweep_ns = sweep_ms * 1000000ull;
 	cfg.max_conns = max_conns;
 
+	{
+		/*
+		 * The CF is a dedicated processor (claim 13): its loop executes every
+		 * one-sided request on tcp and sweeps heartbeats, so it must not wait
+		 * for the CPU behind busy nodes; nor may a secondary's link fall
+		 * silent behind them. Real-time priority (inherited by the threads),
+		 * best effort.
+		 */
+		struct sched_param sp = {.sched_priority = 5};
+		if (sched_setscheduler(0, SCHED_RR, &sp) == 0)
+			cfs_info("running with real-time priority (SCHED_RR %d)", sp.sched_priority);
+		else
+			cfs_info("no real-time priority (%s): heartbeat sweeps may run late under load", strerror(errno));
+	}
 	memset(&dcfg, 0, sizeof(dcfg));
 	memcpy(dcfg.key, cfg.key, sizeof(dcfg.key));
 	dcfg.fence = cf_fence;
@@ -422,18 +436,6 @@ int main(int argc, char **argv)
 		goto err_image;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	{
-		/*
-		 * The CF is a dedicated processor (claim 13): its loop executes every
-		 * one-sided request on tcp and sweeps heartbeats, so it must not wait
-		 * for the CPU behind busy nodes. Real-time priority, best effort.
-		 */
-		struct sched_param sp = {.sched_priority = 5};
-		if (sched_setscheduler(0, SCHED_RR, &sp) == 0)
-			cfs_info("running with real-time priority (SCHED_RR %d)", sp.sched_priority);
-		else
-			cfs_info("no real-time priority (%s): heartbeat sweeps may run late under load", strerror(errno));
-	}
 	r = cf_core_new(loop, ops, &im, &cfg, &core);
 	if (r < 0) {
 		cfs_err("core: %s", strerror(-r));

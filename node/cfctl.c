@@ -299,6 +299,7 @@ static int cmd_status(const struct opts *o)
 	struct inst_locks lk = { 0 };
 	uint64_t gap_ns, now = cf_real_ns();
 	struct cf_restart_info rinfo;
+	struct cf_duplex_info dinfo;
 	struct cf_empty empty = {0};
 	int rc, r;
 
@@ -348,16 +349,44 @@ static int cmd_status(const struct opts *o)
 		rc = EX_FAIL;
 		goto out;
 	}
+	/* so does the duplexing (docs/design.md, "A duplexed CF") */
+	memset(&dinfo, 0, sizeof(dinfo));
+	r = cf_session_rpc(&s, CF_CTRL_DUPLEX_INFO, &empty, sizeof(empty), CF_CTRL_DUPLEX_INFO_R, &dinfo,
+			   sizeof(dinfo), 5000);
+	if (r) {
+		fprintf(stderr, "cfctl: duplex state: %s\n", strerror(-r));
+		rc = EX_FAIL;
+		goto out;
+	}
+	dinfo.secondary[sizeof(dinfo.secondary) - 1] = 0;
 	if (o->json) {
 		printf("{\"generation\":%" PRIu64 ",\"policy\":\"%s\",\"hb_interval_ms\":%.3f,\"hb_timeout_ms\":%.3f,",
 		       hdr.generation, hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto",
 		       (double)s.welcome.hb_interval_ns / 1e6, (double)s.welcome.hb_timeout_ns / 1e6);
 		printf("\"restart\":{\"state\":\"%s\",\"left\":%u},", cf_restart_state_str(rinfo.state), rinfo.left);
+		printf("\"cf\":{\"address\":\"%s\",\"duplexed\":%s,\"link\":\"%s\",\"secondary\":\"%s\","
+		       "\"synced_bytes\":%" PRIu64 ",\"image_bytes\":%" PRIu64 "},",
+		       s.addr, dinfo.role == CF_DUPLEX_PRIMARY ? "true" : "false",
+		       dinfo.role == CF_DUPLEX_PRIMARY ? cf_duplex_link_str(dinfo.link) : "single", dinfo.secondary,
+		       dinfo.synced_bytes, dinfo.image_bytes);
 		printf("\"systems\":[");
 	} else {
-		printf("CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n\n", hdr.generation,
+		printf("CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n", hdr.generation,
 		       hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
 		       (double)s.welcome.hb_timeout_ns / 1e6);
+		if (dinfo.role != CF_DUPLEX_PRIMARY)
+			printf("CF %s: single (not duplexed)\n\n", s.addr);
+		else if (dinfo.link == CF_DUPLEX_ALONE)
+			printf("CF %s: duplexed primary running ALONE (no secondary): its death ends every incarnation\n\n",
+			       s.addr);
+		else if (dinfo.link == CF_DUPLEX_SYNCING)
+			printf("CF %s: duplexed primary; secondary %s copying the image (%.0f%%)\n\n", s.addr,
+			       dinfo.secondary,
+			       dinfo.image_bytes ? 100.0 * (double)dinfo.synced_bytes / (double)dinfo.image_bytes : 0.0);
+		else
+			printf("CF %s: duplexed primary; secondary %s %s\n\n", s.addr, dinfo.secondary,
+			       dinfo.link == CF_DUPLEX_IN_SYNC ? "in sync: takes over if this CF dies"
+							       : "lost: fencing it, durable acknowledgements wait");
 		if (rinfo.state == CF_RESTART_RECOVERY) {
 			printf("restart recovery: %u instances left:", rinfo.left);
 			for (uint32_t i = 0; i < m->geo.max_instances && i < 64; i++)
@@ -616,6 +645,21 @@ static int cmd_health(const struct opts *o)
 	if (rinfo.state == CF_RESTART_RECOVERY) {
 		printf("CF restart recovery: %u instance(s) left to recover; attaches for new work wait\n", rinfo.left);
 		problems++;
+	}
+	{
+		struct cf_duplex_info di;
+		memset(&di, 0, sizeof(di));
+		r = cf_session_rpc(&s, CF_CTRL_DUPLEX_INFO, &empty, sizeof(empty), CF_CTRL_DUPLEX_INFO_R, &di,
+				   sizeof(di), 5000);
+		if (r) {
+			fprintf(stderr, "cfctl: health: reading the duplex state: %s\n", strerror(-r));
+			goto out;
+		}
+		if (di.role == CF_DUPLEX_PRIMARY && di.link != CF_DUPLEX_IN_SYNC) {
+			printf("CF duplexed but %s: no secondary can take over now\n",
+			       di.link == CF_DUPLEX_ALONE ? "running alone" : cf_duplex_link_str(di.link));
+			problems++;
+		}
 	}
 	for (uint32_t i = 0; i < m->geo.max_systems; i++) {
 		char name[CF_NAME_MAX];

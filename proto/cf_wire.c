@@ -63,6 +63,8 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_SUSPECT: return sizeof(struct cf_suspect);
 	case CF_CTRL_RESTART_INFO: return sizeof(struct cf_empty);
 	case CF_CTRL_RESTART_INFO_R: return sizeof(struct cf_restart_info);
+	case CF_CTRL_DUPLEX_INFO: return sizeof(struct cf_empty);
+	case CF_CTRL_DUPLEX_INFO_R: return sizeof(struct cf_duplex_info);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
 	case CF_CTRL_GRANTS: return sizeof(struct cf_grants);
 	case CF_CTRL_INST_INFO: return sizeof(struct cf_inst_info);
@@ -120,6 +122,8 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_SUSPECT: return "SUSPECT";
 	case CF_CTRL_RESTART_INFO: return "RESTART_INFO";
 	case CF_CTRL_RESTART_INFO_R: return "RESTART_INFO_R";
+	case CF_CTRL_DUPLEX_INFO: return "DUPLEX_INFO";
+	case CF_CTRL_DUPLEX_INFO_R: return "DUPLEX_INFO_R";
 	case CF_CTRL_STATUS: return "STATUS";
 	case CF_CTRL_GRANTS: return "GRANTS";
 	case CF_CTRL_INST_INFO: return "INST_INFO";
@@ -141,6 +145,17 @@ const char *cf_event_type_str(uint32_t type)
 	case CF_EV_FENCE_CONFIRM: return "FENCE_CONFIRM";
 	case CF_EV_FENCE_RETRY: return "FENCE_RETRY";
 	case CF_EV_RESTART_DONE: return "RESTART_DONE";
+	}
+	return "?";
+}
+
+const char *cf_duplex_link_str(uint32_t link)
+{
+	switch (link) {
+	case CF_DUPLEX_ALONE: return "alone";
+	case CF_DUPLEX_SYNCING: return "syncing";
+	case CF_DUPLEX_IN_SYNC: return "in-sync";
+	case CF_DUPLEX_FENCING: return "fencing";
 	}
 	return "?";
 }

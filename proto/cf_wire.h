@@ -120,6 +120,8 @@ enum cf_ctrl_type {
 	CF_CTRL_GRANTS = 41,      /* s→c cf_grants */
 	CF_CTRL_INST_INFO = 42,   /* s→c cf_inst_info */
 	CF_CTRL_RECOVER_R = 43,   /* s→c cf_recover_r */
+	CF_CTRL_DUPLEX_INFO = 44,   /* console: cf_empty → cf_duplex_info: this CF's duplexing */
+	CF_CTRL_DUPLEX_INFO_R = 45, /* s→c cf_duplex_info */
 	CF_CTRL_EVENT = 50,       /* s→c cf_event, unsolicited (frame id 0) */
 	CF_CTRL_ERROR = 60,       /* s→c cf_status with a message, then the server closes */
 };
@@ -337,6 +339,22 @@ struct cf_restart_info {
 };
 
 const char *cf_restart_state_str(uint32_t state);
+
+/* A duplexed CF (docs/design.md, "A duplexed CF"), as the CF that answers sees it. */
+enum cf_duplex_role { CF_DUPLEX_SINGLE = 0, CF_DUPLEX_PRIMARY = 1 };
+enum cf_duplex_link {
+	CF_DUPLEX_ALONE = 0,   /* no secondary: a death of this CF ends every incarnation */
+	CF_DUPLEX_SYNCING = 1, /* a secondary is copying the image */
+	CF_DUPLEX_IN_SYNC = 2, /* every durable write is acknowledged by both CFs */
+	CF_DUPLEX_FENCING = 3, /* the secondary was lost: durable acknowledgements wait for its fence */
+};
+struct cf_duplex_info {
+	uint32_t role;  /* enum cf_duplex_role */
+	uint32_t link;  /* enum cf_duplex_link */
+	uint64_t synced_bytes, image_bytes;
+	char secondary[112]; /* "NAME pid P on HOST", NUL-terminated */
+};
+const char *cf_duplex_link_str(uint32_t link);
 
 struct cf_event {
 	uint32_t type;

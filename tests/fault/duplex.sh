@@ -1,0 +1,153 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# duplex.sh - a duplexed CF under the bank load (docs/design.md, "A duplexed CF").
+#
+# Two cfservers, A and B: one primary (--duplex-listen), one secondary following
+# it (--duplex-with), DRAM images (the case where a lone CF's death loses the undo
+# logs). Three systems run the bank with --cf A,B. ROUNDS rounds (default 3), each
+# after 1-3 s of load, of one of:
+#   kill      kill -9 of the primary
+#   together  kill -9 of a system and of the primary at once
+#   stop      SIGSTOP of the primary beyond the link timeout: the secondary must
+#             fence it (SIGKILL) before it takes over
+#   secondary kill -9 of the secondary: the primary fences it (already gone), runs
+#             alone and says so; the secondary is restarted and copies the image
+#             again while the cluster runs
+# After a primary loss the secondary must take over, every system must end its
+# incarnation (75) or have been killed, is restarted, and rejoins the new
+# primary; the lost CF is restarted as the new secondary and must get in sync.
+# At the end every journal must be explained exactly (jcheck.py), every instance
+# clean, every lock free, and the total conserved.
+# usage: duplex.sh [ROUNDS]   env: DUPLEX_SEED (random)
+. "$(dirname "$0")/lib.sh"
+ulimit -c 0
+
+ROUNDS=${1:-3}
+SEED=${DUPLEX_SEED:-$((RANDOM * 32768 + RANDOM))}
+RANDOM=$SEED
+log "duplex: $ROUNDS rounds, seed $SEED ($CF_TRANSPORT)"
+
+declare -A DX_PORT=() DX_LINK=() DX_PID=()
+LINK_MS=${DUPLEX_LINK_MS:-300}
+
+free_port() {
+	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
+}
+
+# cf_start X [args]: cfserver X on its fixed ports (its log cfX.log)
+cf_start() {
+	local x=$1
+	shift
+	"$CFSERVER" --listen "$CF_HOST:${DX_PORT[$x]}" --duplex-listen "$CF_HOST:${DX_LINK[$x]}" \
+		--transport "$CF_TRANSPORT" --cluster-key "$CF_KEYFILE" --hb-interval "$H_MS" --hb-timeout "$T_MS" \
+		--duplex-timeout "$LINK_MS" --duplex-fence-delay 300 "$@" >>"$CF_WORK/cf$x.log" 2>&1 &
+	DX_PID[$x]=$!
+	track_pid "${DX_PID[$x]}"
+}
+
+count() { # X PATTERN: lines of cfX.log that match (0 before it exists)
+	local n
+	n=$(grep -c "$2" "$CF_WORK/cf$1.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+other() { [ "$1" = A ] && echo B || echo A; }
+
+# secondary_launch X: X follows the primary; secondary_wait X: it must get in sync
+declare -A SYNC0=()
+secondary_launch() {
+	local x=$1
+	SYNC0[$x]=$(count "$x" "in sync with the primary")
+	cf_start "$x" --duplex-with "$CF_HOST:${DX_LINK[$(other "$x")]}"
+}
+secondary_wait() {
+	local x=$1
+	wait_for 60 eval '[ "$(count '"$x"' "in sync with the primary")" -gt '"${SYNC0[$x]}"' ]' ||
+		fail "duplex: $x did not get in sync with $(other "$x"): $(tail -n 3 "$CF_WORK/cf$x.log")"
+}
+secondary_start() {
+	secondary_launch "$1"
+	secondary_wait "$1"
+}
+
+mkdir -p "$DATA"
+cf_hosts_up "$NSYS" "$DATA"
+"$CF_FAULT_TOOL" mkdata "$DATA" "$ACCOUNTS" 1000 || fail "mkdata"
+cp "$DATA/f0.cfd" "$INITIAL"
+for x in A B; do
+	DX_PORT[$x]=$(free_port)
+	DX_LINK[$x]=$(free_port)
+done
+PRIMARY=A
+cf_start A
+wait_for 30 grep -q "listening on" "$CF_WORK/cfA.log" || fail "duplex: A did not start: $(tail -n 3 "$CF_WORK/cfA.log")"
+secondary_start B
+CF_ADDR="$CF_HOST:${DX_PORT[A]},$CF_HOST:${DX_PORT[B]}"
+export CF_ADDR
+cluster_start
+
+takeovers=0 alone=0 together=0 stopped=0
+for k in $(seq 1 "$ROUNDS"); do
+	sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+	p=$PRIMARY
+	s=$(other "$p")
+	r=$((RANDOM % 10))
+	if [ "$r" -ge 8 ]; then
+		# the secondary dies: the primary carries on alone, then a new copy
+		n0=$(count "$p" "running ALONE")
+		kill -KILL "${DX_PID[$s]}"
+		wait "${DX_PID[$s]}" 2>/dev/null
+		wait_for 20 eval '[ "$(count '"$p"' "running ALONE")" -gt '"$n0"' ]' ||
+			fail "duplex: round $k: $p did not say it runs alone after its secondary died"
+		for x in SYS1 SYS2 SYS3; do
+			wait_for 20 busy $x 3 || fail "duplex: round $k: $x stopped committing while the primary ran alone"
+		done
+		secondary_start "$s"
+		alone=$((alone + 1))
+		log "duplex: round $k: secondary $s killed, primary $p ran alone, $s in sync again"
+		continue
+	fi
+	n0=$(count "$s" "taking over as the primary CF")
+	victim=
+	if [ "$r" -ge 6 ]; then
+		victim=SYS$((RANDOM % 3 + 1))
+		kill -KILL "${NODE_PID[$victim]}" "${DX_PID[$p]}"
+		together=$((together + 1))
+		how="kill -9 of $victim and of the primary $p"
+	elif [ "$r" -ge 5 ]; then
+		kill -STOP "${DX_PID[$p]}"
+		stopped=$((stopped + 1))
+		how="SIGSTOP of the primary $p"
+	else
+		kill -KILL "${DX_PID[$p]}"
+		how="kill -9 of the primary $p"
+	fi
+	CRASHES=$((CRASHES + 1))
+	wait_for 30 eval '[ "$(count '"$s"' "taking over as the primary CF")" -gt '"$n0"' ]' ||
+		fail "duplex: round $k ($how): $s did not take over: $(tail -n 4 "$CF_WORK/cf$s.log")"
+	# the stopped primary must have been fenced (killed) by the secondary
+	wait_for 10 eval '! kill -0 '"${DX_PID[$p]}"' 2>/dev/null || [ "$(awk '"'"'{print $3}'"'"' /proc/'"${DX_PID[$p]}"'/stat)" = Z ]' ||
+		fail "duplex: round $k ($how): the old primary $p still runs after $s took over"
+	wait "${DX_PID[$p]}" 2>/dev/null
+	takeovers=$((takeovers + 1))
+	for x in SYS1 SYS2 SYS3; do
+		node_wait_exit $x 30 || fail "duplex: round $k ($how): $x did not notice the lost CF within 30 s"
+		if [ "$x" != "$victim" ] && [ "${NODE_RC[$x]}" != 75 ]; then
+			fail "duplex: round $k ($how): $x exited ${NODE_RC[$x]}, not 75: $(tail -n 3 "$CF_WORK/$x.log")"
+		fi
+	done
+	PRIMARY=$s
+	# the repaired CF copies the image while the systems come back
+	secondary_launch "$p"
+	for x in SYS1 SYS2 SYS3; do node_start $x; done
+	for x in SYS1 SYS2 SYS3; do
+		wait_for 60 busy $x 3 || fail "duplex: round $k ($how): $x did not resume on $s: $(tail -n 3 "$CF_WORK/$x.log")"
+	done
+	secondary_wait "$p"
+	log "duplex: round $k: $how: $s took over, systems rejoined, $p is the secondary"
+done
+if grep -q "needs the operator" "$CF_WORK"/SYS*.log; then
+	fail "duplex: a system refused to start: $(grep -h 'needs the operator' "$CF_WORK"/SYS*.log | head -n 1)"
+fi
+check_invariants duplex
+log "duplex: $ROUNDS rounds: $takeovers takeovers ($together with a system, $stopped of a stopped primary), $alone secondary deaths; $JCHECK_LAST"
+pass "duplex"
