@@ -23,9 +23,25 @@ sys.path.insert(0, os.path.join(HERE, "peers"))
 import common as C  # noqa: E402
 
 
-def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=(), node_extra=()):
+def start_secondary(a, w, key, primary_link, listen_port=0, extra=(), name="secondary"):
+    """A duplexed CF's secondary following primary_link; returns (process, log path) once it is in
+    sync (docs/design.md, "A duplexed CF"); raises RuntimeError if it is not within 60 s."""
+    b = lambda *p: os.path.join(a.build, *p)  # noqa: E731
+    lg = os.path.join(w, name + ".log")
+    p = C.spawn([b("cfserver", "cfserver"), "--listen", f"{a.host}:{listen_port}", "--cluster-key", key,
+                 "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", str(a.T),
+                 "--duplex-with", primary_link] + list(extra),
+                stdout=open(lg, "a"), stderr=subprocess.STDOUT)
+    if not C.wait_until(lambda: "in sync with the primary" in open(lg).read(), 60):
+        C.reap(p)
+        raise RuntimeError(f"{name} did not get in sync with {primary_link} (see {lg})")
+    return p, lg
+
+
+def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=(), node_extra=(), duplex=False):
     """srv_extra: more cfserver arguments (bench/durability.py passes --nvram FILE); node_extra: more
-    cfnode arguments (--group-commit off)."""
+    cfnode arguments (--group-commit off). duplex: the CF is a duplexed pair on this host (a DRAM
+    secondary in sync before the systems start; bench/duplex.py)."""
     w = tempfile.mkdtemp(prefix=label + ".", dir=work)
     b = lambda *p: os.path.join(a.build, *p)  # noqa: E731
     key = os.path.join(w, "key")
@@ -35,9 +51,12 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
     subprocess.run([b("node", "cfctl"), "mkdata", "--data", data, "--accounts", str(accounts), "--balance", "1000"],
                    capture_output=True, timeout=120, check=True)
     portf = os.path.join(w, "port")
+    link = f"{a.host}:{C.free_port()}" if duplex else None
     srv = C.spawn([b("cfserver", "cfserver"), "--listen", f"{a.host}:0", "--port-file", portf, "--cluster-key", key,
-                   "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", str(a.T)] + list(srv_extra),
+                   "--transport", a.transport, "--hb-interval", str(a.h), "--hb-timeout", str(a.T)] + list(srv_extra)
+                  + (["--duplex-listen", link] if duplex else []),
                   stdout=open(os.path.join(w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
+    sec = None
     out = {"label": label, "systems": systems, "inflight": inflight, "accounts": accounts, "seconds": seconds,
            "nodes": [], "error": None}
     nodes = []
@@ -45,6 +64,8 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
         if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
             raise RuntimeError("cfserver did not start")
         addr = f"{a.host}:" + open(portf).read().strip()
+        if duplex:
+            sec, _ = start_secondary(a, w, key, link)
         for i in range(1, systems + 1):
             nodes.append(C.spawn([b("node", "cfnode"), "--cf", addr, "--cluster-key", key, "--transport", a.transport,
                                   "--system", f"SYS{i}", "--instance", "NTS%03d" % i, "--data", data,
@@ -73,6 +94,8 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
     finally:
         for p in nodes:
             C.reap(p)
+        if sec:
+            C.reap(sec)  # first: the primary's stop is then no takeover
         srv.send_signal(signal.SIGTERM)
         try:
             srv.wait(timeout=10)
@@ -87,6 +110,9 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
         out["commits"] = sum(x.get("commits", 0) for x in n)
         out["aborts"] = sum(x.get("aborts", 0) for x in n)
         # worst node's percentiles (conservative), and the median node's CAS round trip
+        cl = [x["commit_us"] for x in n if x.get("commit_us", {}).get("n")]
+        out["commit_p50_us"] = max(x["p50"] for x in cl) if cl else None
+        out["commit_p99_us"] = max(x["p99"] for x in cl) if cl else None
         out["lock_p50_us"] = max(x["lock_acquire_us"]["p50"] for x in n)
         out["lock_p99_us"] = max(x["lock_acquire_us"]["p99"] for x in n)
         out["lock_max_us"] = max(x["lock_acquire_us"]["max"] for x in n)
@@ -122,6 +148,8 @@ def rtt(a, work):
         except ValueError:
             return {"error": f"cf_rtt failed (exit {r.returncode}): {r.stderr.strip()[-300:]}"}
     finally:
+        if sec:
+            C.reap(sec)  # first: the primary's stop is then no takeover
         srv.send_signal(signal.SIGTERM)
         try:
             srv.wait(timeout=10)

@@ -108,6 +108,7 @@ static int commit_n(struct bank *b, uint32_t n)
 		if (rj)
 			return rj;
 	}
+	uint64_t t0 = cf_mono_ns();
 	while ((r = cf_txn_commit_group(b->ts, n)) == -ENOLINK) {
 		b->res->lease_waits++;
 		r = cf_txn_lease_wait(b->c, LEASE_WAIT_MS);
@@ -115,6 +116,7 @@ static int commit_n(struct bank *b, uint32_t n)
 			break;
 	}
 	if (!r) {
+		cf_lock_hist_add(&b->res->commit_lat, cf_mono_ns() - t0);
 		b->res->commit_points++;
 		if (n > 1)
 			b->res->group_commits++;
@@ -381,12 +383,14 @@ static double us(uint64_t ns)
 
 void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res, bool json)
 {
-	const struct cf_lock_hist *h = &res->lock.lat, *c = &res->cas_rtt;
+	const struct cf_lock_hist *h = &res->lock.lat, *c = &res->cas_rtt, *cl = &res->commit_lat;
 	double tps = res->elapsed_s > 0 ? (double)res->commits / res->elapsed_s : 0;
 
 	if (json) {
+		fprintf(out, "{\"commit_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f},", cl->n,
+			us(cf_lock_hist_pct(cl, 50)), us(cf_lock_hist_pct(cl, 99)));
 		fprintf(out,
-			"{\"who\":\"%s\",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"lock_timeouts\":%" PRIu64
+			"\"who\":\"%s\",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"lock_timeouts\":%" PRIu64
 			",\"log_full\":%" PRIu64 ",\"lease_aborts\":%" PRIu64 ",\"commit_points\":%" PRIu64 ",\"elapsed_s\":%.3f,\"txn_per_s\":%.1f,"
 			"\"lock_acquire_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
 			"\"cas_rtt_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f},"

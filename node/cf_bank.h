@@ -66,6 +66,7 @@ struct cf_bank_result {
 	double elapsed_s;
 	struct cf_lock_stats lock;
 	struct cf_lock_hist cas_rtt; /* raw CAS round trips on the same session */
+	struct cf_lock_hist commit_lat; /* each commit point: cf_txn_commit_group, from call to return */
 	int err;                     /* the error that ended the run, or 0 */
 };
 
