@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The failover demo: cfserver + three systems running the bank workload on one data
-# directory (tcp transport, loopback). Part 1 kills one system (SIGKILL) in the middle of
-# its transactions; part 2 freezes another (SIGSTOP beyond T) under operator policy. Each
-# time it prints the failover timeline; at the end it checks the invariants and exits 0
-# only if they all hold.
+# directory (tcp transport, loopback), the CF duplexed (a primary and a secondary in sync).
+# Part 1 kills one system (SIGKILL) in the middle of its transactions; part 2 freezes another
+# (SIGSTOP beyond T) under operator policy; part 3 kills the primary CF (kill -9): the
+# secondary takes over, every system rejoins it, the dead CF comes back as the secondary.
+# Each time it prints the timeline; at the end it checks the invariants and exits 0 only if
+# they all hold.
 #
 # usage: scripts/demo.sh [BUILD_DIR]      env: CF_TRANSPORT=tcp|verbs CF_HOST=127.0.0.1
 set -uo pipefail
@@ -51,11 +53,11 @@ wait_for() {
   done
 }
 
-ctl() { "$CFCTL" --cf "$HOST:$PORT" --cluster-key "$W/key" --transport "$TRANSPORT" "$@"; }
+ctl() { "$CFCTL" --cf "$CFS" --cluster-key "$W/key" --transport "$TRANSPORT" "$@"; }
 
 start_node() { # start_node SYS INST
   local sys=$1 inst=$2
-  "$CFNODE" --cf "$HOST:$PORT" --cluster-key "$W/key" --transport "$TRANSPORT" \
+  "$CFNODE" --cf "$CFS" --cluster-key "$W/key" --transport "$TRANSPORT" \
     --system "$sys" --instance "$inst" --data "$W/data" \
     --policy auto --fence-agent local \
     --workload bank --accounts "$ACCOUNTS" --duration 600 --inflight "$INFLIGHT" \
@@ -101,12 +103,23 @@ step "setting up in $W ($TRANSPORT on $HOST, h=${H_MS} ms, T=${T_MS} ms)"
 "$CFCTL" keygen --out "$W/key" || die "cfctl keygen"
 mkdir -p "$W/data"
 "$CFCTL" mkdata --data "$W/data" --accounts "$ACCOUNTS" --balance 1000 || die "cfctl mkdata"
-"$CFSERVER" --listen "$HOST:0" --port-file "$W/port" --transport "$TRANSPORT" --cluster-key "$W/key" \
-  --hb-interval "$H_MS" --hb-timeout "$T_MS" >>"$W/cfserver.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 test -s "$W/port" || die "cfserver did not start (see $W/cfserver.log)"
-PORT=$(cat "$W/port")
-say "cfserver listening on $HOST:$PORT"
+free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$HOST"; }
+declare -A CF_PORT=([A]=$(free_port) [B]=$(free_port)) CF_LINK=([A]=$(free_port) [B]=$(free_port)) CF_PID=()
+CFS="$HOST:${CF_PORT[A]},$HOST:${CF_PORT[B]}"
+cf_start() { # cf_start X [--duplex-with LINK]: cfserver X of the duplexed pair, its log cfX.log
+  local x=$1
+  shift
+  "$CFSERVER" --listen "$HOST:${CF_PORT[$x]}" --duplex-listen "$HOST:${CF_LINK[$x]}" --transport "$TRANSPORT" \
+    --cluster-key "$W/key" --hb-interval "$H_MS" --hb-timeout "$T_MS" "$@" >>"$W/cf$x.log" 2>&1 &
+  CF_PID[$x]=$!
+  PIDS+=($!)
+}
+in_sync() { [ "$(grep -c "in sync with the primary" "$W/cf$1.log" 2>/dev/null)" -gt "${2:-0}" ]; }
+cf_start A
+wait_for 10 grep -q "listening on" "$W/cfA.log" || die "cfserver A did not start (see $W/cfA.log)"
+cf_start B --duplex-with "$HOST:${CF_LINK[A]}"
+wait_for 30 in_sync B || die "cfserver B did not get in sync with A (see $W/cfB.log)"
+say "cfserver A (primary) listening on $HOST:${CF_PORT[A]}; cfserver B (secondary) in sync, ready to take over"
 start_node SYS1 NTS001
 start_node SYS2 NTS002
 start_node SYS3 NTS003
@@ -147,9 +160,35 @@ wait_for 20 busy SYS2 5 || die "restarted SYS2 did not rejoin"
 say "  SYS2 restarted and rejoined as a new incarnation"
 ctl policy auto >/dev/null
 
+step "part 3: kill -9 of the primary CF (A)"
+T2=$(now_ns)
+kill -KILL "${CF_PID[A]}"
+wait_for 10 grep -q "taking over as the primary CF" "$W/cfB.log" || die "cfserver B did not take over (see $W/cfB.log)"
+say "  $(ms "$T2" "$(now_ns)") B took over: $(grep -h "duplex: the primary's process\|duplex: primary fenced" "$W/cfB.log" | tail -n 1 | sed 's/^[0-9.]* [a-z]* *duplex: //')"
+# every system's incarnation ends (75); as a supervisor would, restart each at once
+for s in SYS1 SYS2 SYS3; do
+  pv=PID_$s
+  wait_for 30 eval '! kill -0 '"${!pv}"' 2>/dev/null' || die "$s did not notice the lost CF"
+  wait "${!pv}" 2>/dev/null
+  rc=$?
+  [ "$rc" = 75 ] || die "$s exited $rc after the primary CF's death, not 75 (see $W/$s.log)"
+  start_node "$s" "NTS00${s#SYS}"
+done
+say "  SYS1, SYS2, SYS3 ended their incarnations (exit 75); restarted at once, as a supervisor would"
+for s in SYS1 SYS2 SYS3; do
+  wait_for 30 busy "$s" 5 || die "$s did not commit again on B (see $W/$s.log)"
+  # when its new incarnation's workload started, from its own log (UTC HH:MM:SS.mmm)
+  t=$(grep "workload bank started" "$W/$s.log" | tail -n 1 | cut -c1-12)
+  say "  $(ms "$T2" "$(date -u -d "$t" +%s%N)") $s commits again on B"
+done
+say "  (restart recovery backed out every system's open transactions from its log on B first)"
+cf_start A --duplex-with "$HOST:${CF_LINK[B]}"
+wait_for 30 in_sync A || die "cfserver A did not come back as B's secondary (see $W/cfA.log)"
+say "  A restarted as the secondary of B and copied the live image: the pair is whole again"
+
 step "stopping the workload and checking the invariants"
 ctl status || true
-for p in "${PIDS[@]:1}"; do kill -TERM "$p" 2>/dev/null; done
-for p in "${PIDS[@]:1}"; do wait "$p" 2>/dev/null; done
+for s in SYS1 SYS2 SYS3; do pv=PID_$s; kill -TERM "${!pv}" 2>/dev/null; done
+for s in SYS1 SYS2 SYS3; do pv=PID_$s; wait "${!pv}" 2>/dev/null; done
 "$CFCTL" verify --data "$W/data" || die "cfctl verify: the bank invariant does not hold"
 say "demo: all invariants hold"
