@@ -9,6 +9,7 @@
  *   cfctl verify  --data DIR [--total T] [--json]
  *   cfctl data-release INSTANCE --data DIR --force
  *   cfctl mkdata  --data DIR --accounts N --balance B [--force]
+ *   cfctl metrics --cf ADDR (--cluster-key FILE | --key MONITOR_KEY)
  *   cfctl keygen  [--out FILE]
  *
  * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
@@ -82,6 +83,10 @@ static void usage(FILE *out)
 		"  mkdata  --data DIR --accounts N --balance B [--force]\n"
 		"          create the bank's record file DIR/f0.cfd (N accounts of balance B); an\n"
 		"          existing one is refused (exit 1) unless --force, which replaces it\n"
+		"  metrics --cf HOST:PORT (--cluster-key FILE | --key MONITOR_KEY)\n"
+		"          the CF's metrics in the OpenMetrics text format; --key: authenticate\n"
+		"          with the CF's monitor key (cfserver --monitor-key), which may read the\n"
+		"          metrics and nothing else\n"
 		"  keygen  [--out FILE]\n"
 		"          a new cluster key (64 hex digits): into FILE, created with mode 0600\n"
 		"          (never over an existing file), or on stdout. Key files must be 0600:\n"
@@ -94,7 +99,7 @@ static void usage(FILE *out)
 }
 
 struct opts {
-	const char *cf, *key, *transport, *data, *on, *out;
+	const char *cf, *key, *mkey, *transport, *data, *on, *out;
 	bool json, have_total, retry;
 	int64_t total;
 	uint64_t accounts;
@@ -116,12 +121,18 @@ static int parse_i64(const char *s, int64_t *out)
 	return 0;
 }
 
-static int open_console(const struct opts *o, struct cf_session *s)
+/*
+ * A console session (the cluster key), or with --key a monitor session (the
+ * monitor key: cfctl metrics only).
+ */
+static int open_session(const struct opts *o, struct cf_session *s, enum cf_role role)
 {
+	const char *file = role == CF_ROLE_MONITOR ? o->mkey : o->key;
+	const char *what = role == CF_ROLE_MONITOR ? "monitor key" : "cluster key";
 	uint8_t key[CF_KEY_LEN];
 	int r;
 
-	if (!o->cf || !o->key) {
+	if (!o->cf || !file) {
 		fprintf(stderr, "cfctl: --cf and --cluster-key are required\n");
 		return EX_USAGE_;
 	}
@@ -129,20 +140,21 @@ static int open_console(const struct opts *o, struct cf_session *s)
 		fprintf(stderr, "cfctl: libsodium failed to start\n");
 		return EX_FAIL;
 	}
-	r = cf_key_load(o->key, key);
+	r = cf_key_load(file, key);
 	if (r) {
 		char why[512];
-		fprintf(stderr, "cfctl: %s\n", cf_key_explain(o->key, r, why, sizeof(why)));
+		fprintf(stderr, "cfctl: %s\n", cf_key_explain_as(what, file, r, why, sizeof(why)));
 		return EX_FAIL;
 	}
-	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
+	r = cf_session_open(s, o->transport, o->cf, key, role, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
 	sodium_memzero(key, sizeof(key));
 	if (!r)
 		return 0;
 	switch (r) {
 	case -EPERM:
 	case -EACCES:
-		fprintf(stderr, "cfctl: CF %s refused the cluster key\n", o->cf);
+		fprintf(stderr, "cfctl: CF %s refused the %s%s%s\n", o->cf, what,
+			cf_session_error_msg(s) ? ": " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_KEY;
 	case -ECONNREFUSED:
 	case -ETIMEDOUT:
@@ -156,6 +168,11 @@ static int open_console(const struct opts *o, struct cf_session *s)
 			cf_session_error_msg(s) ? ": the CF says: " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_FAIL;
 	}
+}
+
+static int open_console(const struct opts *o, struct cf_session *s)
+{
+	return open_session(o, s, CF_ROLE_CONSOLE);
 }
 
 static int read_range(struct cf_session *s, uint64_t off, void *buf, uint64_t len)
@@ -731,6 +748,83 @@ out:
 }
 
 /*
+ * cfctl metrics: the CF's OpenMetrics text, fetched chunk by chunk from one
+ * snapshot (cf_wire.h, CF_CTRL_METRICS). A snapshot the CF replaced meanwhile
+ * (-ESTALE: several scrapers at once) is fetched again from the start, a few
+ * times. With --key the session is a monitor's (the monitor key: this
+ * request only), else a console's.
+ */
+#define METRICS_TRIES 5
+
+static int fetch_metrics(struct cf_session *s, char **out, uint32_t *len)
+{
+	static struct cf_metrics_r rep;
+	struct cf_metrics_req q;
+	char *text = NULL;
+	int r = -ESTALE;
+
+	for (int t = 0; t < METRICS_TRIES && r == -ESTALE; t++) {
+		uint32_t total = 0, got = 0;
+		memset(&q, 0, sizeof(q));
+		do {
+			q.offset = got;
+			r = cf_session_rpc(s, CF_CTRL_METRICS, &q, sizeof(q), CF_CTRL_METRICS_R, &rep, sizeof(rep), 5000);
+			if (!r)
+				r = rep.status;
+			if (r)
+				break;
+			if (!q.snapshot) {
+				total = rep.total;
+				free(text);
+				text = malloc((size_t)total + 1);
+				if (!text)
+					return -ENOMEM;
+				q.snapshot = rep.snapshot;
+			}
+			if (rep.snapshot != q.snapshot || rep.total != total || rep.offset != got ||
+			    rep.len > CF_METRICS_CHUNK || rep.len > total - got || (!rep.len && got < total)) {
+				r = -EPROTO;
+				break;
+			}
+			memcpy(text + got, rep.text, rep.len);
+			got += rep.len;
+		} while (got < total);
+		if (!r) {
+			text[total] = 0;
+			*out = text;
+			*len = total;
+			return 0;
+		}
+	}
+	free(text);
+	return r;
+}
+
+static int cmd_metrics(const struct opts *o)
+{
+	struct cf_session s;
+	char *text = NULL;
+	uint32_t len = 0;
+	int rc, r;
+
+	memset(&s, 0, sizeof(s));
+	rc = open_session(o, &s, o->mkey ? CF_ROLE_MONITOR : CF_ROLE_CONSOLE);
+	if (rc)
+		return rc;
+	r = fetch_metrics(&s, &text, &len);
+	if (r) {
+		fprintf(stderr, "cfctl: metrics: %s%s%s\n", strerror(-r), cf_session_error_msg(&s) ? ": the CF says: " : "",
+			cf_session_error_msg(&s) ? cf_session_error_msg(&s) : "");
+		cf_session_close(&s);
+		return EX_FAIL;
+	}
+	cf_session_close(&s);
+	fwrite(text, 1, len, stdout);
+	free(text);
+	return fflush(stdout) ? EX_FAIL : 0;
+}
+
+/*
  * A console request answered with RECOVER_R (recover, recover --retry,
  * fence-confirm): send it, print the CF's answer. what/name label the errors;
  * dflt is printed when the CF's answer carries no message.
@@ -1074,10 +1168,11 @@ out:
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
+		{ "key", required_argument, NULL, O_MKEY },
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "data", required_argument, NULL, O_DATA },
 		{ "total", required_argument, NULL, O_TOTAL },
@@ -1102,6 +1197,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_CF: o.cf = optarg; break;
 		case O_KEY: o.key = optarg; break;
+		case O_MKEY: o.mkey = optarg; break;
 		case O_TRANSPORT:
 			if (strcmp(optarg, "tcp") && strcmp(optarg, "verbs")) {
 				fprintf(stderr, "cfctl: --transport must be tcp or verbs\n");
@@ -1158,6 +1254,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
 		return EX_USAGE_;
 	}
+	if (o.mkey && strcmp(cmd, "metrics")) {
+		fprintf(stderr, "cfctl: --key (a monitor key) goes with metrics only\n");
+		return EX_USAGE_;
+	}
 	if (o.out && strcmp(cmd, "keygen")) {
 		fprintf(stderr, "cfctl: --out goes with keygen only\n");
 		return EX_USAGE_;
@@ -1190,6 +1290,8 @@ int main(int argc, char **argv)
 		return cmd_status(&o);
 	if (!strcmp(cmd, "health"))
 		return cmd_health(&o);
+	if (!strcmp(cmd, "metrics"))
+		return cmd_metrics(&o);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(&o);
 	if (!strcmp(cmd, "mkdata"))
