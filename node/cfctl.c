@@ -3,6 +3,7 @@
  * cfctl - the operator console.
  *
  *   cfctl status  --cf ADDR --cluster-key FILE [--json]
+ *   cfctl locks   [RECORD] --cf ADDR --cluster-key FILE [--json]
  *   cfctl health  --cf ADDR --cluster-key FILE
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
@@ -56,6 +57,10 @@ static void usage(FILE *out)
 		"\n"
 		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
 		"          systems, instances, locks held, log use, recovery in progress\n"
+		"  locks   [RECORD] --cf HOST:PORT --cluster-key FILE [--json]\n"
+		"          every lock word held: its holders, and the instances waiting for it\n"
+		"          (record-list entries the word does not cover); RECORD (f0.r17): its\n"
+		"          lock class only\n"
 		"  health  --cf HOST:PORT --cluster-key FILE [--transport tcp|verbs]\n"
 		"          exit 0 when every system is ACTIVE and no instance is failed or in\n"
 		"          recovery; 1 when degraded, one line per problem; 69/77 when the state\n"
@@ -608,6 +613,230 @@ out:
 	free(ri);
 	free(recs);
 	free(lk.word);
+	cf_session_close(&s);
+	return rc;
+}
+
+/*
+ * cfctl locks [RECORD]: every non-zero lock word, its holders (named by the
+ * word) and the record-list entries of its class, told apart as held or
+ * waiting by rec_held() (status's rule: an entry is written before the CAS,
+ * so an entry the word does not cover is a waiter, or, for an instance that
+ * is not running, a leftover). RECORD (a resource name, f0.r17) shows its
+ * class only, and of the entries only those of that name. A snapshot read
+ * word by word of a moving system, as status is.
+ */
+struct lock_view {
+	const struct cf_image_map *m;
+	const struct cf_sys_slot *sys;
+	const struct cf_inst_slot *inst;
+	struct cf_rec_entry **recs;   /* [max_instances]: record lists (NULL: instance never opened) */
+	const uint64_t *table;        /* the lock table */
+};
+
+static void inst_and_owner(const struct lock_view *v, uint32_t i, char in[CF_NAME_MAX], char on[CF_NAME_MAX])
+{
+	uint64_t w = i < v->m->geo.max_instances ? v->inst[i].reg : 0;
+
+	snprintf(in, CF_NAME_MAX, "inst#%u", i);
+	strcpy(on, "-");
+	if (i >= v->m->geo.max_instances)
+		return;
+	if (v->inst[i].name[0])
+		name_of(v->inst[i].name, in);
+	if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) < v->m->geo.max_systems)
+		name_of(v->sys[cf_reg_owner(w)].name, on);
+}
+
+/* One lock word: its holders, then the entries of its class that it does not cover. */
+static void print_lock(const struct lock_view *v, uint32_t klass, const char *filter, bool json, bool *first)
+{
+	const struct cf_image_map *m = v->m;
+	uint64_t w = v->table[klass], holders = 0;
+	char in[CF_NAME_MAX], on[CF_NAME_MAX], md[32], n[CF_RES_NAME_MAX + 1];
+	bool f;
+
+	if (cf_lock_valid(w) && cf_lock_is_x(w))
+		holders = 1ull << (cf_lock_x_inst(w) & 63);
+	else if (cf_lock_valid(w) && cf_lock_is_s(w))
+		holders = cf_lock_s_holders(w);
+	if (json) {
+		printf("%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"holders\":[", *first ? "" : ",", klass, w,
+		       !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free");
+	} else {
+		printf("class %u %s %#" PRIx64 "\n", klass,
+		       !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free", w);
+	}
+	*first = false;
+	/* the holders the word names, with the names their record lists give this class */
+	f = true;
+	for (uint32_t i = 0; i < 64; i++) {
+		bool fn = true;
+		if (!(holders & (1ull << i)))
+			continue;
+		inst_and_owner(v, i, in, on);
+		if (json) {
+			printf("%s{\"instance\":", f ? "" : ",");
+			json_str(stdout, in);
+			printf(",\"system\":");
+			json_str(stdout, on);
+			printf(",\"names\":[");
+		} else {
+			printf("  held by %s (%s):", in, on);
+		}
+		f = false;
+		for (uint32_t k = 0; i < m->geo.max_instances && v->recs[i] && k < m->geo.record_entries; k++) {
+			const struct cf_rec_entry *e = &v->recs[i][k];
+			if (!e->used || e->klass != klass || !rec_held(e, w, i))
+				continue;
+			memcpy(n, e->name, CF_RES_NAME_MAX);
+			n[CF_RES_NAME_MAX] = 0;
+			if (filter && strcmp(n, filter))
+				continue;
+			if (json) {
+				printf("%s", fn ? "" : ",");
+				json_str(stdout, n);
+			} else {
+				rec_mode_str(e, w, i, true, md, sizeof(md));
+				printf(" %s(%s)", n, md);
+			}
+			fn = false;
+		}
+		if (json)
+			printf("]}");
+		else
+			printf("%s\n", fn ? " (no record-list entry)" : "");
+	}
+	/* entries of the class the word does not cover: waiters (or leftovers of an instance not running) */
+	if (json)
+		printf("],\"waiters\":[");
+	f = true;
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		bool live = cf_reg_state(v->inst[i].reg) == CF_REG_ACTIVE;
+		for (uint32_t k = 0; v->recs[i] && k < m->geo.record_entries; k++) {
+			const struct cf_rec_entry *e = &v->recs[i][k];
+			if (!e->used || e->klass != klass || rec_held(e, w, i))
+				continue;
+			memcpy(n, e->name, CF_RES_NAME_MAX);
+			n[CF_RES_NAME_MAX] = 0;
+			if (filter && strcmp(n, filter))
+				continue;
+			inst_and_owner(v, i, in, on);
+			rec_mode_str(e, w, i, live, md, sizeof(md));
+			if (json) {
+				printf("%s{\"instance\":", f ? "" : ",");
+				json_str(stdout, in);
+				printf(",\"system\":");
+				json_str(stdout, on);
+				printf(",\"name\":");
+				json_str(stdout, n);
+				printf(",\"mode\":\"%s\",\"waiting\":%s}", e->used == 1u + CF_LOCK_X ? "X" : "S",
+				       live ? "true" : "false");
+			} else {
+				printf("  %s %s (%s): %s(%s)\n", live ? "waiting" : "not held", in, on, n, md);
+			}
+			f = false;
+		}
+	}
+	if (json)
+		printf("]}");
+}
+
+static int cmd_locks(const struct opts *o, const char *record)
+{
+	struct cf_session s;
+	const struct cf_image_map *m;
+	struct lock_view v = {0};
+	struct cf_sys_slot *sys = NULL;
+	struct cf_inst_slot *inst = NULL;
+	uint64_t *table = NULL;
+	uint32_t want = 0, nwords = 0, nwait = 0;
+	bool first = true;
+	int rc, r;
+
+	if (record && (!record[0] || strlen(record) >= CF_RES_NAME_MAX)) {
+		fprintf(stderr, "cfctl: locks: RECORD must be a resource name of 1..%u characters (f0.r17)\n",
+			CF_RES_NAME_MAX - 1);
+		return EX_USAGE_;
+	}
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	m = &s.map;
+	rc = EX_FAIL;
+	sys = calloc(m->geo.max_systems, sizeof(*sys));
+	inst = calloc(m->geo.max_instances, sizeof(*inst));
+	table = malloc((size_t)m->geo.lock_entries * 8u);
+	v.recs = calloc(m->geo.max_instances, sizeof(*v.recs));
+	if (!sys || !inst || !table || !v.recs) {
+		fprintf(stderr, "cfctl: out of memory\n");
+		goto out;
+	}
+	v.m = m;
+	v.sys = sys;
+	v.inst = inst;
+	v.table = table;
+	/* the entries first, then the words: an entry is written before its CAS, so a hold read is explained */
+	r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
+	if (!r)
+		r = read_range(&s, m->off_instances, inst, m->geo.max_instances * sizeof(*inst));
+	for (uint32_t i = 0; !r && i < m->geo.max_instances; i++) {
+		if (!inst[i].name[0] && cf_reg_state(inst[i].reg) == CF_REG_FREE)
+			continue;
+		v.recs[i] = malloc(m->records_size);
+		if (!v.recs[i]) {
+			r = -ENOMEM;
+			break;
+		}
+		r = read_range(&s, cf_rec_off(m, i), v.recs[i], m->records_size);
+	}
+	if (!r)
+		r = read_range(&s, m->off_locks, table, (uint64_t)m->geo.lock_entries * 8u);
+	if (r) {
+		fprintf(stderr, "cfctl: locks: reading the CF image: %s\n", strerror(-r));
+		goto out;
+	}
+	if (record)
+		want = cf_lock_class(record, m->geo.lock_entries);
+	if (o->json) {
+		printf("{\"lock_entries\":%u,", m->geo.lock_entries);
+		if (record) {
+			printf("\"record\":");
+			json_str(stdout, record);
+			printf(",\"record_class\":%u,", want);
+		}
+		printf("\"locks\":[");
+	}
+	for (uint32_t k = 0; k < m->geo.lock_entries; k++) {
+		if (!table[k] || (record && k != want))
+			continue;
+		print_lock(&v, k, record, o->json, &first);
+		nwords++;
+	}
+	/* waiters on a class whose word is free now (released since, or between two tries) are not shown */
+	for (uint32_t i = 0; i < m->geo.max_instances; i++)
+		for (uint32_t k = 0; v.recs[i] && k < m->geo.record_entries; k++) {
+			const struct cf_rec_entry *e = &v.recs[i][k];
+			if (e->used && e->klass < m->geo.lock_entries && table[e->klass] && !rec_held(e, table[e->klass], i) &&
+			    (!record || e->klass == want) && cf_reg_state(inst[i].reg) == CF_REG_ACTIVE)
+				nwait++;
+		}
+	if (o->json)
+		printf("],\"words\":%u,\"waiting\":%u}\n", nwords, nwait);
+	else if (record && !nwords)
+		printf("%s (class %u): free\n", record, want);
+	else
+		printf("%u lock word%s held, %u entr%s waiting\n", nwords, nwords == 1 ? "" : "s", nwait,
+		       nwait == 1 ? "y" : "ies");
+	rc = 0;
+out:
+	for (uint32_t i = 0; v.recs && i < m->geo.max_instances; i++)
+		free(v.recs[i]);
+	free(v.recs);
+	free(table);
+	free(sys);
+	free(inst);
 	cf_session_close(&s);
 	return rc;
 }
@@ -1261,6 +1490,13 @@ int main(int argc, char **argv)
 	if (o.out && strcmp(cmd, "keygen")) {
 		fprintf(stderr, "cfctl: --out goes with keygen only\n");
 		return EX_USAGE_;
+	}
+	if (!strcmp(cmd, "locks")) {
+		if (o.retry || o.on) {
+			fprintf(stderr, "cfctl: locks takes [RECORD] [--json]\n");
+			return EX_USAGE_;
+		}
+		return cmd_locks(&o, arg);
 	}
 	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release") ||
 	    !strcmp(cmd, "fence-confirm")) {
