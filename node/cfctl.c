@@ -2,7 +2,7 @@
 /*
  * cfctl - the operator console.
  *
- *   cfctl status  --cf ADDR --cluster-key FILE [--json]
+ *   cfctl status  --cf ADDR --cluster-key FILE [--json] [--watch [SECONDS]]
  *   cfctl locks   [RECORD] --cf ADDR --cluster-key FILE [--json]
  *   cfctl health  --cf ADDR --cluster-key FILE
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
@@ -55,8 +55,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: cfctl COMMAND [options]\n"
 		"\n"
-		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
-		"          systems, instances, locks held, log use, recovery in progress\n"
+		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--watch [SECONDS]] [--transport tcp|verbs]\n"
+		"          systems, instances, locks held, log use, recovery in progress. --watch:\n"
+		"          again every SECONDS (default 1) until interrupted (exit 0); exits 69/77\n"
+		"          as health does when the CF goes away or refuses the key\n"
 		"  locks   [RECORD] --cf HOST:PORT --cluster-key FILE [--json]\n"
 		"          every lock word held: its holders, and the instances waiting for it\n"
 		"          (record-list entries the word does not cover); RECORD (f0.r17): its\n"
@@ -105,7 +107,8 @@ static void usage(FILE *out)
 
 struct opts {
 	const char *cf, *key, *mkey, *transport, *data, *on, *out;
-	bool json, have_total, retry;
+	bool json, have_total, retry, watch;
+	double watch_s;
 	int64_t total;
 	uint64_t accounts;
 	int64_t balance;
@@ -173,6 +176,19 @@ static int open_session(const struct opts *o, struct cf_session *s, enum cf_role
 			cf_session_error_msg(s) ? ": the CF says: " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_FAIL;
 	}
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || !*s || *end || !(v >= 0.1 && v <= 86400))
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 static int open_console(const struct opts *o, struct cf_session *s)
@@ -615,6 +631,65 @@ out:
 	free(lk.word);
 	cf_session_close(&s);
 	return rc;
+}
+
+/*
+ * cfctl status --watch [SECONDS]: a frame every SECONDS (default 1) until
+ * SIGINT or SIGTERM (exit 0), like watch(1); on a terminal each frame
+ * replaces the last. A frame that cannot be read (the CF went away, the key
+ * is refused) ends it with health's code for "cannot tell" (69, 77), so a
+ * script watching the exit status sees the same codes as from cfctl health.
+ * With --json every frame is one JSON document on its own line.
+ */
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+static int cmd_status(const struct opts *o);
+
+static int cmd_status_watch(const struct opts *o)
+{
+	struct sigaction sa;
+	bool tty = isatty(STDOUT_FILENO);
+	uint64_t period = (uint64_t)(o->watch_s * 1e9), next = cf_mono_ns();
+	unsigned frame = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_watch_signal; /* no SA_RESTART: the sleep ends at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (!watch_stop) {
+		char when[32] = "?";
+		time_t t = time(NULL);
+		struct tm tm;
+		int rc;
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (tty && !o->json)
+			printf("\033[H\033[2J");
+		if (!o->json)
+			printf("Every %.1f s: cfctl status --cf %s  %s  (frame %u)\n\n", o->watch_s, o->cf, when, ++frame);
+		fflush(stdout);
+		rc = cmd_status(o);
+		fflush(stdout);
+		if (watch_stop)
+			break;
+		if (rc) {
+			fprintf(stderr, "cfctl: status --watch: the CF's state cannot be read any more\n");
+			return rc == EX_FAIL ? EX_UNAVAILABLE_ : rc; /* health's codes: 1 is "degraded", never "cannot tell" */
+		}
+		next += period;
+		for (uint64_t now = cf_mono_ns(); !watch_stop && now < next; now = cf_mono_ns())
+			sleep_ns(next - now);
+		if (cf_mono_ns() > next + period)
+			next = cf_mono_ns(); /* a slow frame: no burst to catch up */
+	}
+	return 0;
 }
 
 /*
@@ -1397,11 +1472,12 @@ out:
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY, O_WATCH };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
 		{ "key", required_argument, NULL, O_MKEY },
+		{ "watch", optional_argument, NULL, O_WATCH },
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "data", required_argument, NULL, O_DATA },
 		{ "total", required_argument, NULL, O_TOTAL },
@@ -1427,6 +1503,14 @@ int main(int argc, char **argv)
 		case O_CF: o.cf = optarg; break;
 		case O_KEY: o.key = optarg; break;
 		case O_MKEY: o.mkey = optarg; break;
+		case O_WATCH:
+			o.watch = true;
+			o.watch_s = 1.0;
+			if (optarg && parse_seconds(optarg, &o.watch_s)) {
+				fprintf(stderr, "cfctl: --watch SECONDS must be a number from 0.1 to 86400\n");
+				return EX_USAGE_;
+			}
+			break;
 		case O_TRANSPORT:
 			if (strcmp(optarg, "tcp") && strcmp(optarg, "verbs")) {
 				fprintf(stderr, "cfctl: --transport must be tcp or verbs\n");
@@ -1487,6 +1571,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: --key (a monitor key) goes with metrics only\n");
 		return EX_USAGE_;
 	}
+	if (o.watch && strcmp(cmd, "status")) {
+		fprintf(stderr, "cfctl: --watch goes with status only\n");
+		return EX_USAGE_;
+	}
 	if (o.out && strcmp(cmd, "keygen")) {
 		fprintf(stderr, "cfctl: --out goes with keygen only\n");
 		return EX_USAGE_;
@@ -1518,12 +1606,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: --retry goes with recover only\n");
 		return EX_USAGE_;
 	}
+	/* --watch SECONDS with a space: getopt leaves SECONDS as the argument */
+	if (o.watch && arg && parse_seconds(arg, &o.watch_s) == 0)
+		arg = NULL;
 	if (arg) {
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", arg);
 		return EX_USAGE_;
 	}
 	if (!strcmp(cmd, "status"))
-		return cmd_status(&o);
+		return o.watch ? cmd_status_watch(&o) : cmd_status(&o);
 	if (!strcmp(cmd, "health"))
 		return cmd_health(&o);
 	if (!strcmp(cmd, "metrics"))
