@@ -310,7 +310,10 @@ static int snap_take(struct cf_metrics *m, cf_metrics_fill_fn *fill, void *arg, 
 	uint32_t len;
 	int r;
 
-	if (s && now - s->taken_ns < CF_METRICS_MIN_AGE_NS) {
+	/* at most ~5 % of the loop's time: a 2^24-word lock table takes tens of ms to scan */
+	uint64_t min_age = m->render_ns * 20 > CF_METRICS_MIN_AGE_NS ? m->render_ns * 20 : CF_METRICS_MIN_AGE_NS;
+
+	if (s && now - s->taken_ns < min_age) {
 		*out = s;
 		return 0;
 	}
@@ -319,6 +322,7 @@ static int snap_take(struct cf_metrics *m, cf_metrics_fill_fn *fill, void *arg, 
 	r = cf_metrics_render(m, &v, &text, &len);
 	if (r < 0)
 		return r;
+	m->render_ns = cf_mono_ns() - now;
 	for (unsigned i = 0; i < CF_METRICS_SNAPSHOTS; i++) {
 		if (!m->snap[i].text) {
 			victim = &m->snap[i];

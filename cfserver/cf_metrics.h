@@ -13,9 +13,10 @@
  * the rest of its chunks. At most CF_METRICS_SNAPSHOTS are kept (the oldest is
  * replaced): the memory is bounded whatever the number of connections, and a
  * client whose snapshot was replaced gets -ESTALE and starts again. A new
- * snapshot asked for within CF_METRICS_MIN_AGE_NS of the last one is that one:
- * rendering scans the lock table in the loop thread, so scrapers cannot make
- * the loop do it more than ~20 times a second.
+ * snapshot asked for within CF_METRICS_MIN_AGE_NS of the last one (or 20
+ * times the last rendering's duration, if longer) is that one: rendering
+ * scans the lock table in the loop thread, so scrapers cannot make the loop
+ * spend more than ~5 % of its time on it, nor render more than 20 a second.
  *
  * Called from the loop thread only, except cf_metrics_persist_time(), which
  * the persister thread calls too (relaxed atomics).
@@ -76,6 +77,7 @@ struct cf_metrics {
 	uint64_t lat_count, lat_sum_ns, lat_b[CF_METRICS_LAT_BUCKETS + 1];
 	/* scrapes */
 	uint64_t snapshots, next_id;
+	uint64_t render_ns; /* how long the last rendering took */
 	struct cf_metrics_snap snap[CF_METRICS_SNAPSHOTS];
 };
 
