@@ -112,6 +112,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_watchdog_msg watchdog;
 		struct cf_restart_info restart_info;
 		struct cf_suspect suspect;
+		struct cf_duplex_info duplex_info;
 		struct cf_metrics_req metrics_req;
 		struct cf_metrics_r metrics_r;
 	} u;
@@ -222,6 +223,9 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		return 0;
 	case CF_CTRL_RESTART_INFO:
 		return 0;
+	case CF_CTRL_DUPLEX_INFO:
+	case CF_CTRL_DUPLEX_INFO_R:
+		return 0; /* known types (duplex); their fields are not modelled here yet */
 	case CF_CTRL_METRICS:
 		/* what cf_metrics_answer checks: a new snapshot starts at offset 0 */
 		if (!u.metrics_req.snapshot && u.metrics_req.offset)
