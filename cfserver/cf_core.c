@@ -1924,6 +1924,12 @@ static void metrics_fill(void *arg, struct cf_metrics_view *v)
 	}
 	v->restart_state = c->rstate;
 	v->restart_left = (uint32_t)__builtin_popcountll(c->rpending);
+	v->image_bytes = c->map->image_size;
+	if (c->dx) {
+		char peer[8];
+		v->duplexed = 1;
+		v->duplex_link = (uint32_t)cf_duplex_state(c->dx, peer, sizeof(peer), &v->duplex_synced);
+	}
 }
 
 /* A console or a monitor asks for (a chunk of) the metrics text. */

@@ -201,6 +201,20 @@ static void render_instances(FILE *f, const struct cf_metrics_view *v)
 	}
 }
 
+static void render_duplex(FILE *f, const struct cf_metrics_view *v)
+{
+	static const char *const link[] = {"alone", "syncing", "in_sync", "fencing"};
+
+	gauge(f, "cfplex_image_bytes", "size of the CF image", (double)v->image_bytes);
+	gauge(f, "cfplex_duplexed", "1: a duplexed primary (--duplex-listen)", v->duplexed);
+	if (!v->duplexed)
+		return;
+	family(f, "cfplex_duplex_link", "gauge", "the link to the secondary: 1 for its state");
+	for (uint32_t k = 0; k < CF_ARRAY_SIZE(link); k++)
+		fprintf(f, "cfplex_duplex_link{state=\"%s\"} %d\n", link[k], v->duplex_link == k);
+	gauge(f, "cfplex_duplex_synced_bytes", "bytes of the image the secondary has copied", (double)v->duplex_synced);
+}
+
 static void render_persist(FILE *f, const struct cf_metrics *mt, const struct cf_metrics_view *v)
 {
 	uint64_t cum = 0;
@@ -268,6 +282,7 @@ int cf_metrics_render(const struct cf_metrics *mt, const struct cf_metrics_view 
 	render_systems(f, v);
 	render_instances(f, v);
 	render_persist(f, mt, v);
+	render_duplex(f, v);
 	counter(f, "cfplex_metrics_snapshots", "metrics snapshots rendered (this one included)", mt->snapshots + 1);
 	fputs("# EOF\n", f);
 	if (fclose(f) != 0) {

@@ -58,6 +58,9 @@ struct cf_metrics_view {
 	int have_gc;
 	struct cf_persist_stats gc;
 	uint32_t restart_state, restart_left;
+	int duplexed;         /* this CF is a duplexed primary (cfserver --duplex-listen) */
+	uint32_t duplex_link; /* enum cf_duplex_link */
+	uint64_t duplex_synced, image_bytes;
 };
 
 struct cf_metrics_snap {

@@ -97,6 +97,10 @@ int main(void)
 	view.takeovers = 4;
 	view.restart_state = CF_RESTART_RECOVERY;
 	view.restart_left = 1;
+	view.duplexed = 1;
+	view.duplex_link = CF_DUPLEX_IN_SYNC;
+	view.duplex_synced = map.image_size;
+	view.image_bytes = map.image_size;
 	cf_metrics_init(&m);
 	m.joins = 6;
 	m.failures[CF_FAIL_HB_TIMEOUT] = 2;
@@ -132,6 +136,8 @@ int main(void)
 	CHECK(has(text, "cfplex_persist_seconds_bucket{le=\"0.1\"} 2"));
 	CHECK(has(text, "cfplex_persist_seconds_bucket{le=\"+Inf\"} 3"));
 	CHECK(has(text, "cfplex_persist_seconds_count 3"));
+	CHECK(has(text, "cfplex_duplexed 1") && has(text, "cfplex_duplex_link{state=\"in_sync\"} 1") &&
+	      has(text, "cfplex_duplex_link{state=\"alone\"} 0"));
 
 	/* a new snapshot, then its chunks by offset: the same text */
 	memset(&q, 0, sizeof(q));
