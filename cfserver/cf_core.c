@@ -44,6 +44,7 @@
 
 #include "cf_auth.h"
 #include "cf_duplex.h"
+#include "cf_metrics.h"
 #include "cf_persist.h"
 #include "cf_slog.h"
 #include "cf_util.h"
@@ -60,6 +61,7 @@ enum conn_state {
 	CS_AUTHED,     /* WELCOME sent (system role), waiting for JOIN or CONN_ATTACH */
 	CS_SYSTEM,     /* a connection of a live system incarnation */
 	CS_CONSOLE,    /* an operator console */
+	CS_MONITOR,    /* authenticated with the monitor key: METRICS only, no grants */
 	CS_LEFT,       /* its system said GOODBYE: closing, no failure processing */
 	CS_FENCED,     /* fenced by failure processing: closing */
 	CS_CLOSING,    /* refused or protocol error: closing */
@@ -73,6 +75,7 @@ static const char *conn_state_str(enum conn_state s)
 	case CS_AUTHED: return "AUTHED";
 	case CS_SYSTEM: return "SYSTEM";
 	case CS_CONSOLE: return "CONSOLE";
+	case CS_MONITOR: return "MONITOR";
 	case CS_LEFT: return "LEFT";
 	case CS_FENCED: return "FENCED";
 	case CS_CLOSING: return "CLOSING";
@@ -86,6 +89,7 @@ static int conn_transition_ok(enum conn_state from, enum conn_state to)
 	case CS_CHALLENGED: return from == CS_NEW;
 	case CS_AUTHED: return from == CS_CHALLENGED;
 	case CS_CONSOLE: return from == CS_CHALLENGED;
+	case CS_MONITOR: return from == CS_CHALLENGED;
 	case CS_SYSTEM: return from == CS_AUTHED;
 	case CS_LEFT: return from == CS_SYSTEM;
 	case CS_FENCED: return from == CS_SYSTEM;
@@ -219,6 +223,7 @@ struct cf_core {
 	enum cf_restart_state rstate;
 	uint64_t rpending; /* bit i: instance i must still be recovered from its log */
 	uint64_t rsince_ns;
+	struct cf_metrics metrics; /* counters, persist latency, snapshots (cf_metrics.h) */
 };
 
 _Static_assert(CF_MAX_INSTANCES_LIMIT <= 64, "restart barrier: one bit per instance in a 64-bit word");
@@ -253,6 +258,17 @@ static uint64_t regword(struct cf_core *c, uint32_t i)
 {
 	return load64(&inst_slot(c, i)->reg);
 }
+/* Every persist of image bytes goes here (loop or persister thread): timed for the metrics. */
+static void image_persist(struct cf_core *c, uint64_t off, uint64_t len)
+{
+	uint64_t t0;
+
+	if (!c->im->persist_fn)
+		return; /* DRAM: nothing to persist, nothing to time */
+	t0 = cf_mono_ns();
+	cf_image_persist(c->im, off, len);
+	cf_metrics_persist_time(&c->metrics, cf_mono_ns() - t0);
+}
 /*
  * cfserver's own writes of what a restart reads (control path): durable
  * before the reply. Duplexed, "durable" includes the secondary's copy, so
@@ -266,7 +282,7 @@ static void persist(struct cf_core *c, uint64_t off, uint64_t len)
 		cf_persist_commit(c->gc);
 		return;
 	}
-	cf_image_persist(c->im, off, len);
+	image_persist(c, off, len);
 }
 
 /* The server's own CAS on an image word: through the transport's atomic path. */
@@ -715,6 +731,8 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	cs->live = 0;
 	cs->agent = NULL;
 	fence_us = (uint32_t)((cf_mono_ns() - t0) / 1000u);
+	c->metrics.fences += nfenced;
+	c->metrics.failures[cause < CF_METRICS_CAUSES ? cause : CF_FAIL_NONE]++;
 	cfs_info("failure: %s step 1: fenced %u connection(s) in %u us", sn, nfenced, fence_us);
 	CF_FAULT("srv.between_fence_and_mark");
 
@@ -837,6 +855,18 @@ static void orphan_scan(struct cf_core *c)
 
 /* ---------------- handshake ---------------- */
 
+/*
+ * The key both MACs of a connection's handshake use: the monitor key for the
+ * MONITOR role, the cluster key for every other. The role a client claims
+ * only picks the key; a monitor key cannot open any other role, and the
+ * cluster key cannot open a MONITOR connection (a console may read the
+ * metrics anyway).
+ */
+static const uint8_t *role_key(const struct cf_core *c, uint32_t role)
+{
+	return role == CF_ROLE_MONITOR ? c->cfg.monitor_key : c->cfg.key;
+}
+
 static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h)
 {
 	struct cf_core *c = cc->core;
@@ -858,9 +888,14 @@ static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 		refuse(cc, id, CF_FAIL_PROTOCOL, msg);
 		return;
 	}
-	if (h->role != CF_ROLE_SYSTEM && h->role != CF_ROLE_CONSOLE) {
+	if (h->role != CF_ROLE_SYSTEM && h->role != CF_ROLE_CONSOLE && h->role != CF_ROLE_MONITOR) {
 		cfs_warn("conn %s: unknown role %u", cc->peer, h->role);
 		refuse(cc, id, CF_FAIL_PROTOCOL, "unknown role");
+		return;
+	}
+	if (h->role == CF_ROLE_MONITOR && !c->cfg.has_monitor_key) {
+		cfs_warn("conn %s: monitor role refused: no --monitor-key configured", cc->peer);
+		refuse(cc, id, CF_FAIL_NONE, "monitor role refused: this CF has no monitor key (cfserver --monitor-key)");
 		return;
 	}
 	cc->version = (uint16_t)hi;
@@ -870,7 +905,7 @@ static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	memset(&ch, 0, sizeof(ch));
 	ch.version = cc->version;
 	memcpy(ch.server_nonce, cc->snonce, CF_NONCE_LEN);
-	cf_auth_mac_server(c->cfg.key, cc->cnonce, cc->snonce, ch.mac);
+	cf_auth_mac_server(role_key(c, cc->role), cc->cnonce, cc->snonce, ch.mac);
 	set_state(cc, CS_CHALLENGED);
 	send_msg(cc, id, CF_CTRL_CHALLENGE, &ch, sizeof(ch));
 }
@@ -884,11 +919,12 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 	struct cf_grants gs;
 	int r;
 
-	cf_auth_mac_client(c->cfg.key, cc->snonce, cc->cnonce, cc->role, want);
+	cf_auth_mac_client(role_key(c, cc->role), cc->snonce, cc->cnonce, cc->role, want);
 	r = cf_auth_verify(want, a->mac);
 	sodium_memzero(want, sizeof(want));
 	if (r < 0) {
-		cfs_warn("conn %s: authentication failed (wrong cluster key)", cc->peer);
+		cfs_warn("conn %s: authentication failed (wrong %s key)", cc->peer,
+			 cc->role == CF_ROLE_MONITOR ? "monitor" : "cluster");
 		refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
 		return;
 	}
@@ -899,6 +935,13 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 	w.hb_timeout_ns = c->cfg.hb_timeout_ns;
 	w.image_size = c->map->image_size;
 	w.policy = load64(&h->policy);
+	if (cc->role == CF_ROLE_MONITOR) {
+		/* no grant: the metrics are all it may read (docs/design.md §7, "The monitor role") */
+		set_state(cc, CS_MONITOR);
+		send_msg(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
+		cfs_debug("conn %s: monitor authenticated (protocol %u)", cc->peer, cc->version);
+		return;
+	}
 	if (cc->role == CF_ROLE_CONSOLE) {
 		/* one READ grant over header .. record lists: never the private logs (invariant 5) */
 		set_state(cc, CS_CONSOLE);
@@ -990,6 +1033,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	}
 	cs->live = 1;
 	cs->agent = cc;
+	c->metrics.joins++;
 	randombytes_buf(&cs->token, sizeof(cs->token));
 	cs->hb_last = load64(&hb_slot(c, (uint32_t)s)->hb);
 	/*
@@ -1837,6 +1881,85 @@ reply:
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
+/* ---------------- metrics (cf_metrics.h) ---------------- */
+
+static enum cf_metrics_conn conn_role_of(enum conn_state s)
+{
+	switch (s) {
+	case CS_NEW:
+	case CS_CHALLENGED:
+	case CS_AUTHED: return CF_MC_HANDSHAKE;
+	case CS_SYSTEM: return CF_MC_SYSTEM;
+	case CS_CONSOLE: return CF_MC_CONSOLE;
+	case CS_MONITOR: return CF_MC_MONITOR;
+	case CS_LEFT:
+	case CS_FENCED:
+	case CS_CLOSING: return CF_MC_CLOSING;
+	}
+	return CF_MC_CLOSING;
+}
+
+static void metrics_fill(void *arg, struct cf_metrics_view *v)
+{
+	struct cf_core *c = arg;
+
+	v->map = c->map;
+	v->base = c->base;
+	v->hb_interval_ns = c->cfg.hb_interval_ns;
+	v->hb_timeout_ns = c->cfg.hb_timeout_ns;
+	v->durable = c->im->persist_fn != NULL || c->dx; /* duplexed: the secondary holds a copy */
+	for (struct core_conn *cc = c->conns; cc; cc = cc->next)
+		v->conns[conn_role_of(cc->state)]++;
+	v->takeovers = c->takeovers;
+	v->restored = c->restored;
+	v->suspects = c->suspects;
+	v->suspects_declared = c->suspects_declared;
+	v->persist_requests = c->pw.requests;
+	v->persist_refused = c->pw.refused;
+	v->persist_groups = c->pw.groups;
+	v->persist_max_group = c->pw.max_group;
+	if (c->gc) {
+		v->have_gc = 1;
+		cf_persist_get_stats(c->gc, &v->gc);
+	}
+	v->restart_state = c->rstate;
+	v->restart_left = (uint32_t)__builtin_popcountll(c->rpending);
+	v->image_bytes = c->map->image_size;
+	if (c->dx) {
+		char peer[8];
+		v->duplexed = 1;
+		v->duplex_link = (uint32_t)cf_duplex_state(c->dx, peer, sizeof(peer), &v->duplex_synced);
+	}
+}
+
+/* A console or a monitor asks for (a chunk of) the metrics text. */
+static void on_metrics(struct core_conn *cc, uint64_t id, const struct cf_metrics_req *q)
+{
+	struct cf_metrics_r r;
+
+	cf_metrics_answer(&cc->core->metrics, q, metrics_fill, cc->core, &r);
+	if (r.status < 0 && r.status != -ESTALE)
+		cfs_warn("conn %s: METRICS refused: %s", cc->peer, strerror(-r.status));
+	send_msg(cc, id, CF_CTRL_METRICS_R, &r, sizeof(r));
+}
+
+/*
+ * Anything but METRICS on a monitor connection: refused with a STATUS that
+ * says why, then closed. The CF decides by the connection's state, set from
+ * the key that authenticated it, never by anything the client says.
+ */
+static void monitor_refused(struct core_conn *cc, uint64_t id, uint16_t type)
+{
+	cc->core->metrics.monitor_refused++;
+	cfs_warn("conn %s: monitor sent %s: refused, closing (a monitor may only request METRICS)", cc->peer,
+		 cf_ctrl_type_str(type));
+	send_status(cc, id, CF_CTRL_STATUS, -EPERM,
+		    "%s refused: a monitor connection may only request metrics; closing", cf_ctrl_type_str(type));
+	cc->cause = CF_FAIL_NONE;
+	set_state(cc, CS_CLOSING);
+	cc->core->ops->close(cc->sc);
+}
+
 /* ---------------- transport callbacks ---------------- */
 
 static void cb_accept(void *arg, struct cf_sconn *sc)
@@ -1960,8 +2083,13 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_RECOVER_RETRY: return on_recover_retry(cc, id, body);
 		case CF_CTRL_RESTART_INFO: return on_restart_info(cc, id);
 		case CF_CTRL_DUPLEX_INFO: return on_duplex_info(cc, id);
+		case CF_CTRL_METRICS: return on_metrics(cc, id, body);
 		}
 		break;
+	case CS_MONITOR:
+		if (type == CF_CTRL_METRICS)
+			return on_metrics(cc, id, body);
+		return monitor_refused(cc, id, type);
 	default:
 		return;
 	}
@@ -1973,9 +2101,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 
 static void cb_persist(void *arg, uint64_t off, uint64_t len)
 {
-	struct cf_core *c = arg;
-
-	cf_image_persist(c->im, off, len);
+	image_persist(arg, off, len);
 }
 
 /*
@@ -2196,6 +2322,7 @@ int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf
 	c->cfg = *cfg;
 	c->map = &im->map;
 	c->base = im->base;
+	cf_metrics_init(&c->metrics);
 	take_over_image(c);
 	*out = c;
 	return 0;
@@ -2295,6 +2422,7 @@ void cf_core_free(struct cf_core *c)
 			 (unsigned long long)st.callbacks);
 	}
 	free(c->pw.q); /* a list no commit took (its callback could not be registered) */
+	cf_metrics_fini(&c->metrics);
 	while (c->conns) { /* a transport that did not report every close */
 		struct core_conn *cc = c->conns;
 		c->conns = cc->next;

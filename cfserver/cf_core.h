@@ -20,6 +20,8 @@ struct cf_core;
 
 struct cf_core_cfg {
 	uint8_t key[CF_KEY_LEN];
+	uint8_t monitor_key[CF_KEY_LEN]; /* the MONITOR role's key (metrics only), if has_monitor_key */
+	int has_monitor_key;
 	uint64_t hb_interval_ns; /* h: how often nodes beat (the sweep runs every h/2) */
 	uint64_t hb_timeout_ns;  /* T: silence that makes a system FAILED */
 	uint64_t sweep_ns;       /* how often the sweep runs; 0: h/2 (at least 0.5 ms) */

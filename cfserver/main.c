@@ -5,6 +5,7 @@
 #include <ev.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,8 @@ static void usage(FILE *f)
 		"  --record-entries N     lock record list entries per instance (default %u)\n"
 		"  --log-size SIZE        undo log bytes per instance, K/M/G suffixes (default 4M)\n"
 		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes, mode 0600 (required)\n"
+		"  --monitor-key FILE     a second key, same format, for the MONITOR role: it may read the\n"
+		"                         metrics (cfctl metrics --key FILE) and nothing else\n"
 		"  --hb-interval MS       heartbeat interval h the nodes use (default 5)\n"
 		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50)\n"
 		"  --sweep-interval MS    how often cfserver checks the heartbeats itself (default h/2);\n"
@@ -206,7 +209,7 @@ int main(int argc, char **argv)
 	enum {
 		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
 		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION, O_DXLISTEN, O_DXWITH, O_CFFENCE,
-		O_DXTIMEOUT, O_DXDELAY,
+		O_DXTIMEOUT, O_DXDELAY, O_MONKEY,
 	};
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -219,6 +222,7 @@ int main(int argc, char **argv)
 		{"record-entries", required_argument, NULL, O_RECORDS},
 		{"log-size", required_argument, NULL, O_LOGSIZE},
 		{"cluster-key", required_argument, NULL, O_KEY},
+		{"monitor-key", required_argument, NULL, O_MONKEY},
 		{"hb-interval", required_argument, NULL, O_HBI},
 		{"hb-timeout", required_argument, NULL, O_HBT},
 		{"sweep-interval", required_argument, NULL, O_SWEEP},
@@ -237,7 +241,7 @@ int main(int argc, char **argv)
 	struct cf_geometry geo = {CF_DEFAULT_MAX_SYSTEMS, CF_DEFAULT_MAX_INSTANCES, CF_DEFAULT_LOCK_ENTRIES,
 				  CF_DEFAULT_RECORD_ENTRIES, CF_DEFAULT_LOG_SIZE};
 	const char *listen_addr = "127.0.0.1:7410", *port_file = NULL, *transport = "tcp", *nvram = NULL;
-	const char *key_file = NULL, *dx_listen = NULL, *dx_with = NULL, *cf_fence = "auto";
+	const char *key_file = NULL, *monitor_key_file = NULL, *dx_listen = NULL, *dx_with = NULL, *cf_fence = "auto";
 	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0, dx_timeout_ms = 0, dx_delay_ms = 1000;
 	struct cf_duplex_cfg dcfg;
 	struct cf_duplex *dx = NULL;
@@ -266,6 +270,7 @@ int main(int argc, char **argv)
 		case O_RECORDS: r = parse_u32(optarg, &geo.record_entries), explicit_geo |= CF_GEO_RECORDS; break;
 		case O_LOGSIZE: r = parse_u64(optarg, &geo.log_size, 1), explicit_geo |= CF_GEO_LOGSIZE; break;
 		case O_KEY: key_file = optarg; break;
+		case O_MONKEY: monitor_key_file = optarg; break;
 		case O_HBI: r = parse_u64(optarg, &hbi_ms, 0); if (!r && !hbi_ms) r = -EINVAL; break;
 		case O_HBT: r = parse_u64(optarg, &hbt_ms, 0); if (!r && !hbt_ms) r = -EINVAL; break;
 		case O_SWEEP: r = parse_u64(optarg, &sweep_ms, 0); if (!r && (!sweep_ms || sweep_ms > 600000)) r = -EINVAL; break;
@@ -360,6 +365,21 @@ int main(int argc, char **argv)
 		char why[512];
 		fprintf(stderr, "cfserver: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
 		return EXIT_KEY;
+	}
+	if (monitor_key_file) {
+		r = cf_key_load(monitor_key_file, cfg.monitor_key);
+		if (r < 0) {
+			char why[512];
+			fprintf(stderr, "cfserver: %s\n", cf_key_explain_as("monitor key", monitor_key_file, r, why, sizeof(why)));
+			return EXIT_KEY;
+		}
+		/* the same key would make every monitor a full member */
+		if (!sodium_memcmp(cfg.monitor_key, cfg.key, CF_KEY_LEN)) {
+			fprintf(stderr, "cfserver: --monitor-key %s is the cluster key: give the monitors a key of their "
+					"own (cfctl keygen --out FILE)\n", monitor_key_file);
+			return EXIT_KEY;
+		}
+		cfg.has_monitor_key = 1;
 	}
 	cfg.hb_interval_ns = hbi_ms * 1000000ull;
 	cfg.hb_timeout_ns = hbt_ms * 1000000ull;

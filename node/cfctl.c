@@ -2,13 +2,15 @@
 /*
  * cfctl - the operator console.
  *
- *   cfctl status  --cf ADDR --cluster-key FILE [--json]
+ *   cfctl status  --cf ADDR --cluster-key FILE [--json] [--watch [SECONDS]]
+ *   cfctl locks   [RECORD] --cf ADDR --cluster-key FILE [--json]
  *   cfctl health  --cf ADDR --cluster-key FILE
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
  *   cfctl verify  --data DIR [--total T] [--json]
  *   cfctl data-release INSTANCE --data DIR --force
  *   cfctl mkdata  --data DIR --accounts N --balance B [--force]
+ *   cfctl metrics --cf ADDR (--cluster-key FILE | --key MONITOR_KEY)
  *   cfctl keygen  [--out FILE]
  *
  * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
@@ -53,8 +55,14 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: cfctl COMMAND [options]\n"
 		"\n"
-		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--transport tcp|verbs]\n"
-		"          systems, instances, locks held, log use, recovery in progress\n"
+		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--watch [SECONDS]] [--transport tcp|verbs]\n"
+		"          systems, instances, locks held, log use, recovery in progress. --watch:\n"
+		"          again every SECONDS (default 1) until interrupted (exit 0); exits 69/77\n"
+		"          as health does when the CF goes away or refuses the key\n"
+		"  locks   [RECORD] --cf HOST:PORT --cluster-key FILE [--json]\n"
+		"          every lock word held: its holders, and the instances waiting for it\n"
+		"          (record-list entries the word does not cover); RECORD (f0.r17): its\n"
+		"          lock class only\n"
 		"  health  --cf HOST:PORT --cluster-key FILE [--transport tcp|verbs]\n"
 		"          exit 0 when every system is ACTIVE and no instance is failed or in\n"
 		"          recovery; 1 when degraded, one line per problem; 69/77 when the state\n"
@@ -82,6 +90,10 @@ static void usage(FILE *out)
 		"  mkdata  --data DIR --accounts N --balance B [--force]\n"
 		"          create the bank's record file DIR/f0.cfd (N accounts of balance B); an\n"
 		"          existing one is refused (exit 1) unless --force, which replaces it\n"
+		"  metrics --cf HOST:PORT (--cluster-key FILE | --key MONITOR_KEY)\n"
+		"          the CF's metrics in the OpenMetrics text format; --key: authenticate\n"
+		"          with the CF's monitor key (cfserver --monitor-key), which may read the\n"
+		"          metrics and nothing else\n"
 		"  keygen  [--out FILE]\n"
 		"          a new cluster key (64 hex digits): into FILE, created with mode 0600\n"
 		"          (never over an existing file), or on stdout. Key files must be 0600:\n"
@@ -94,8 +106,9 @@ static void usage(FILE *out)
 }
 
 struct opts {
-	const char *cf, *key, *transport, *data, *on, *out;
-	bool json, have_total, retry;
+	const char *cf, *key, *mkey, *transport, *data, *on, *out;
+	bool json, have_total, retry, watch;
+	double watch_s;
 	int64_t total;
 	uint64_t accounts;
 	int64_t balance;
@@ -116,12 +129,18 @@ static int parse_i64(const char *s, int64_t *out)
 	return 0;
 }
 
-static int open_console(const struct opts *o, struct cf_session *s)
+/*
+ * A console session (the cluster key), or with --key a monitor session (the
+ * monitor key: cfctl metrics only).
+ */
+static int open_session(const struct opts *o, struct cf_session *s, enum cf_role role)
 {
+	const char *file = role == CF_ROLE_MONITOR ? o->mkey : o->key;
+	const char *what = role == CF_ROLE_MONITOR ? "monitor key" : "cluster key";
 	uint8_t key[CF_KEY_LEN];
 	int r;
 
-	if (!o->cf || !o->key) {
+	if (!o->cf || !file) {
 		fprintf(stderr, "cfctl: --cf and --cluster-key are required\n");
 		return EX_USAGE_;
 	}
@@ -129,20 +148,21 @@ static int open_console(const struct opts *o, struct cf_session *s)
 		fprintf(stderr, "cfctl: libsodium failed to start\n");
 		return EX_FAIL;
 	}
-	r = cf_key_load(o->key, key);
+	r = cf_key_load(file, key);
 	if (r) {
 		char why[512];
-		fprintf(stderr, "cfctl: %s\n", cf_key_explain(o->key, r, why, sizeof(why)));
+		fprintf(stderr, "cfctl: %s\n", cf_key_explain_as(what, file, r, why, sizeof(why)));
 		return EX_FAIL;
 	}
-	r = cf_session_open(s, o->transport, o->cf, key, CF_ROLE_CONSOLE, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
+	r = cf_session_open(s, o->transport, o->cf, key, role, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
 	sodium_memzero(key, sizeof(key));
 	if (!r)
 		return 0;
 	switch (r) {
 	case -EPERM:
 	case -EACCES:
-		fprintf(stderr, "cfctl: CF %s refused the cluster key\n", o->cf);
+		fprintf(stderr, "cfctl: CF %s refused the %s%s%s\n", o->cf, what,
+			cf_session_error_msg(s) ? ": " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_KEY;
 	case -ECONNREFUSED:
 	case -ETIMEDOUT:
@@ -156,6 +176,24 @@ static int open_console(const struct opts *o, struct cf_session *s)
 			cf_session_error_msg(s) ? ": the CF says: " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_FAIL;
 	}
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || !*s || *end || !(v >= 0.1 && v <= 86400))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int open_console(const struct opts *o, struct cf_session *s)
+{
+	return open_session(o, s, CF_ROLE_CONSOLE);
 }
 
 static int read_range(struct cf_session *s, uint64_t off, void *buf, uint64_t len)
@@ -596,6 +634,289 @@ out:
 }
 
 /*
+ * cfctl status --watch [SECONDS]: a frame every SECONDS (default 1) until
+ * SIGINT or SIGTERM (exit 0), like watch(1); on a terminal each frame
+ * replaces the last. A frame that cannot be read (the CF went away, the key
+ * is refused) ends it with health's code for "cannot tell" (69, 77), so a
+ * script watching the exit status sees the same codes as from cfctl health.
+ * With --json every frame is one JSON document on its own line.
+ */
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+static int cmd_status(const struct opts *o);
+
+static int cmd_status_watch(const struct opts *o)
+{
+	struct sigaction sa;
+	bool tty = isatty(STDOUT_FILENO);
+	uint64_t period = (uint64_t)(o->watch_s * 1e9), next = cf_mono_ns();
+	unsigned frame = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_watch_signal; /* no SA_RESTART: the sleep ends at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (!watch_stop) {
+		char when[32] = "?";
+		time_t t = time(NULL);
+		struct tm tm;
+		int rc;
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (tty && !o->json)
+			printf("\033[H\033[2J");
+		if (!o->json)
+			printf("Every %.1f s: cfctl status --cf %s  %s  (frame %u)\n\n", o->watch_s, o->cf, when, ++frame);
+		fflush(stdout);
+		rc = cmd_status(o);
+		fflush(stdout);
+		if (watch_stop)
+			break;
+		if (rc) {
+			fprintf(stderr, "cfctl: status --watch: the CF's state cannot be read any more\n");
+			return rc == EX_FAIL ? EX_UNAVAILABLE_ : rc; /* health's codes: 1 is "degraded", never "cannot tell" */
+		}
+		next += period;
+		for (uint64_t now = cf_mono_ns(); !watch_stop && now < next; now = cf_mono_ns())
+			sleep_ns(next - now);
+		if (cf_mono_ns() > next + period)
+			next = cf_mono_ns(); /* a slow frame: no burst to catch up */
+	}
+	return 0;
+}
+
+/*
+ * cfctl locks [RECORD]: every non-zero lock word, its holders (named by the
+ * word) and the record-list entries of its class, told apart as held or
+ * waiting by rec_held() (status's rule: an entry is written before the CAS,
+ * so an entry the word does not cover is a waiter, or, for an instance that
+ * is not running, a leftover). RECORD (a resource name, f0.r17) shows its
+ * class only, and of the entries only those of that name. A snapshot read
+ * word by word of a moving system, as status is.
+ */
+struct lock_view {
+	const struct cf_image_map *m;
+	const struct cf_sys_slot *sys;
+	const struct cf_inst_slot *inst;
+	struct cf_rec_entry **recs;   /* [max_instances]: record lists (NULL: instance never opened) */
+	const uint64_t *table;        /* the lock table */
+};
+
+static void inst_and_owner(const struct lock_view *v, uint32_t i, char in[CF_NAME_MAX], char on[CF_NAME_MAX])
+{
+	uint64_t w = i < v->m->geo.max_instances ? v->inst[i].reg : 0;
+
+	snprintf(in, CF_NAME_MAX, "inst#%u", i);
+	strcpy(on, "-");
+	if (i >= v->m->geo.max_instances)
+		return;
+	if (v->inst[i].name[0])
+		name_of(v->inst[i].name, in);
+	if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) < v->m->geo.max_systems)
+		name_of(v->sys[cf_reg_owner(w)].name, on);
+}
+
+/* One lock word: its holders, then the entries of its class that it does not cover. */
+static void print_lock(const struct lock_view *v, uint32_t klass, const char *filter, bool json, bool *first)
+{
+	const struct cf_image_map *m = v->m;
+	uint64_t w = v->table[klass], holders = 0;
+	char in[CF_NAME_MAX], on[CF_NAME_MAX], md[32], n[CF_RES_NAME_MAX + 1];
+	bool f;
+
+	if (cf_lock_valid(w) && cf_lock_is_x(w))
+		holders = 1ull << (cf_lock_x_inst(w) & 63);
+	else if (cf_lock_valid(w) && cf_lock_is_s(w))
+		holders = cf_lock_s_holders(w);
+	if (json) {
+		printf("%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"holders\":[", *first ? "" : ",", klass, w,
+		       !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free");
+	} else {
+		printf("class %u %s %#" PRIx64 "\n", klass,
+		       !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free", w);
+	}
+	*first = false;
+	/* the holders the word names, with the names their record lists give this class */
+	f = true;
+	for (uint32_t i = 0; i < 64; i++) {
+		bool fn = true;
+		if (!(holders & (1ull << i)))
+			continue;
+		inst_and_owner(v, i, in, on);
+		if (json) {
+			printf("%s{\"instance\":", f ? "" : ",");
+			json_str(stdout, in);
+			printf(",\"system\":");
+			json_str(stdout, on);
+			printf(",\"names\":[");
+		} else {
+			printf("  held by %s (%s):", in, on);
+		}
+		f = false;
+		for (uint32_t k = 0; i < m->geo.max_instances && v->recs[i] && k < m->geo.record_entries; k++) {
+			const struct cf_rec_entry *e = &v->recs[i][k];
+			if (!e->used || e->klass != klass || !rec_held(e, w, i))
+				continue;
+			memcpy(n, e->name, CF_RES_NAME_MAX);
+			n[CF_RES_NAME_MAX] = 0;
+			if (filter && strcmp(n, filter))
+				continue;
+			if (json) {
+				printf("%s", fn ? "" : ",");
+				json_str(stdout, n);
+			} else {
+				rec_mode_str(e, w, i, true, md, sizeof(md));
+				printf(" %s(%s)", n, md);
+			}
+			fn = false;
+		}
+		if (json)
+			printf("]}");
+		else
+			printf("%s\n", fn ? " (no record-list entry)" : "");
+	}
+	/* entries of the class the word does not cover: waiters (or leftovers of an instance not running) */
+	if (json)
+		printf("],\"waiters\":[");
+	f = true;
+	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
+		bool live = cf_reg_state(v->inst[i].reg) == CF_REG_ACTIVE;
+		for (uint32_t k = 0; v->recs[i] && k < m->geo.record_entries; k++) {
+			const struct cf_rec_entry *e = &v->recs[i][k];
+			if (!e->used || e->klass != klass || rec_held(e, w, i))
+				continue;
+			memcpy(n, e->name, CF_RES_NAME_MAX);
+			n[CF_RES_NAME_MAX] = 0;
+			if (filter && strcmp(n, filter))
+				continue;
+			inst_and_owner(v, i, in, on);
+			rec_mode_str(e, w, i, live, md, sizeof(md));
+			if (json) {
+				printf("%s{\"instance\":", f ? "" : ",");
+				json_str(stdout, in);
+				printf(",\"system\":");
+				json_str(stdout, on);
+				printf(",\"name\":");
+				json_str(stdout, n);
+				printf(",\"mode\":\"%s\",\"waiting\":%s}", e->used == 1u + CF_LOCK_X ? "X" : "S",
+				       live ? "true" : "false");
+			} else {
+				printf("  %s %s (%s): %s(%s)\n", live ? "waiting" : "not held", in, on, n, md);
+			}
+			f = false;
+		}
+	}
+	if (json)
+		printf("]}");
+}
+
+static int cmd_locks(const struct opts *o, const char *record)
+{
+	struct cf_session s;
+	const struct cf_image_map *m;
+	struct lock_view v = {0};
+	struct cf_sys_slot *sys = NULL;
+	struct cf_inst_slot *inst = NULL;
+	uint64_t *table = NULL;
+	uint32_t want = 0, nwords = 0, nwait = 0;
+	bool first = true;
+	int rc, r;
+
+	if (record && (!record[0] || strlen(record) >= CF_RES_NAME_MAX)) {
+		fprintf(stderr, "cfctl: locks: RECORD must be a resource name of 1..%u characters (f0.r17)\n",
+			CF_RES_NAME_MAX - 1);
+		return EX_USAGE_;
+	}
+	memset(&s, 0, sizeof(s));
+	rc = open_console(o, &s);
+	if (rc)
+		return rc;
+	m = &s.map;
+	rc = EX_FAIL;
+	sys = calloc(m->geo.max_systems, sizeof(*sys));
+	inst = calloc(m->geo.max_instances, sizeof(*inst));
+	table = malloc((size_t)m->geo.lock_entries * 8u);
+	v.recs = calloc(m->geo.max_instances, sizeof(*v.recs));
+	if (!sys || !inst || !table || !v.recs) {
+		fprintf(stderr, "cfctl: out of memory\n");
+		goto out;
+	}
+	v.m = m;
+	v.sys = sys;
+	v.inst = inst;
+	v.table = table;
+	/* the entries first, then the words: an entry is written before its CAS, so a hold read is explained */
+	r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
+	if (!r)
+		r = read_range(&s, m->off_instances, inst, m->geo.max_instances * sizeof(*inst));
+	for (uint32_t i = 0; !r && i < m->geo.max_instances; i++) {
+		if (!inst[i].name[0] && cf_reg_state(inst[i].reg) == CF_REG_FREE)
+			continue;
+		v.recs[i] = malloc(m->records_size);
+		if (!v.recs[i]) {
+			r = -ENOMEM;
+			break;
+		}
+		r = read_range(&s, cf_rec_off(m, i), v.recs[i], m->records_size);
+	}
+	if (!r)
+		r = read_range(&s, m->off_locks, table, (uint64_t)m->geo.lock_entries * 8u);
+	if (r) {
+		fprintf(stderr, "cfctl: locks: reading the CF image: %s\n", strerror(-r));
+		goto out;
+	}
+	if (record)
+		want = cf_lock_class(record, m->geo.lock_entries);
+	if (o->json) {
+		printf("{\"lock_entries\":%u,", m->geo.lock_entries);
+		if (record) {
+			printf("\"record\":");
+			json_str(stdout, record);
+			printf(",\"record_class\":%u,", want);
+		}
+		printf("\"locks\":[");
+	}
+	for (uint32_t k = 0; k < m->geo.lock_entries; k++) {
+		if (!table[k] || (record && k != want))
+			continue;
+		print_lock(&v, k, record, o->json, &first);
+		nwords++;
+	}
+	/* waiters on a class whose word is free now (released since, or between two tries) are not shown */
+	for (uint32_t i = 0; i < m->geo.max_instances; i++)
+		for (uint32_t k = 0; v.recs[i] && k < m->geo.record_entries; k++) {
+			const struct cf_rec_entry *e = &v.recs[i][k];
+			if (e->used && e->klass < m->geo.lock_entries && table[e->klass] && !rec_held(e, table[e->klass], i) &&
+			    (!record || e->klass == want) && cf_reg_state(inst[i].reg) == CF_REG_ACTIVE)
+				nwait++;
+		}
+	if (o->json)
+		printf("],\"words\":%u,\"waiting\":%u}\n", nwords, nwait);
+	else if (record && !nwords)
+		printf("%s (class %u): free\n", record, want);
+	else
+		printf("%u lock word%s held, %u entr%s waiting\n", nwords, nwords == 1 ? "" : "s", nwait,
+		       nwait == 1 ? "y" : "ies");
+	rc = 0;
+out:
+	for (uint32_t i = 0; v.recs && i < m->geo.max_instances; i++)
+		free(v.recs[i]);
+	free(v.recs);
+	free(table);
+	free(sys);
+	free(inst);
+	cf_session_close(&s);
+	return rc;
+}
+
+/*
  * cfctl health: the exit-code contract for monitoring, after pg_isready and
  * crm_mon. 0: every system ACTIVE, no instance failed, no recovery running or
  * waiting. 1: degraded, one line per problem on stdout. Anything else: the
@@ -728,6 +1049,83 @@ out:
 	free(ri);
 	cf_session_close(&s);
 	return rc;
+}
+
+/*
+ * cfctl metrics: the CF's OpenMetrics text, fetched chunk by chunk from one
+ * snapshot (cf_wire.h, CF_CTRL_METRICS). A snapshot the CF replaced meanwhile
+ * (-ESTALE: several scrapers at once) is fetched again from the start, a few
+ * times. With --key the session is a monitor's (the monitor key: this
+ * request only), else a console's.
+ */
+#define METRICS_TRIES 5
+
+static int fetch_metrics(struct cf_session *s, char **out, uint32_t *len)
+{
+	static struct cf_metrics_r rep;
+	struct cf_metrics_req q;
+	char *text = NULL;
+	int r = -ESTALE;
+
+	for (int t = 0; t < METRICS_TRIES && r == -ESTALE; t++) {
+		uint32_t total = 0, got = 0;
+		memset(&q, 0, sizeof(q));
+		do {
+			q.offset = got;
+			r = cf_session_rpc(s, CF_CTRL_METRICS, &q, sizeof(q), CF_CTRL_METRICS_R, &rep, sizeof(rep), 5000);
+			if (!r)
+				r = rep.status;
+			if (r)
+				break;
+			if (!q.snapshot) {
+				total = rep.total;
+				free(text);
+				text = malloc((size_t)total + 1);
+				if (!text)
+					return -ENOMEM;
+				q.snapshot = rep.snapshot;
+			}
+			if (rep.snapshot != q.snapshot || rep.total != total || rep.offset != got ||
+			    rep.len > CF_METRICS_CHUNK || rep.len > total - got || (!rep.len && got < total)) {
+				r = -EPROTO;
+				break;
+			}
+			memcpy(text + got, rep.text, rep.len);
+			got += rep.len;
+		} while (got < total);
+		if (!r) {
+			text[total] = 0;
+			*out = text;
+			*len = total;
+			return 0;
+		}
+	}
+	free(text);
+	return r;
+}
+
+static int cmd_metrics(const struct opts *o)
+{
+	struct cf_session s;
+	char *text = NULL;
+	uint32_t len = 0;
+	int rc, r;
+
+	memset(&s, 0, sizeof(s));
+	rc = open_session(o, &s, o->mkey ? CF_ROLE_MONITOR : CF_ROLE_CONSOLE);
+	if (rc)
+		return rc;
+	r = fetch_metrics(&s, &text, &len);
+	if (r) {
+		fprintf(stderr, "cfctl: metrics: %s%s%s\n", strerror(-r), cf_session_error_msg(&s) ? ": the CF says: " : "",
+			cf_session_error_msg(&s) ? cf_session_error_msg(&s) : "");
+		cf_session_close(&s);
+		return EX_FAIL;
+	}
+	cf_session_close(&s);
+	fwrite(text, 1, len, stdout);
+	free(text);
+	return fflush(stdout) ? EX_FAIL : 0;
 }
 
 /*
@@ -1074,10 +1472,12 @@ out:
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY, O_WATCH };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
+		{ "key", required_argument, NULL, O_MKEY },
+		{ "watch", optional_argument, NULL, O_WATCH },
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "data", required_argument, NULL, O_DATA },
 		{ "total", required_argument, NULL, O_TOTAL },
@@ -1102,6 +1502,15 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_CF: o.cf = optarg; break;
 		case O_KEY: o.key = optarg; break;
+		case O_MKEY: o.mkey = optarg; break;
+		case O_WATCH:
+			o.watch = true;
+			o.watch_s = 1.0;
+			if (optarg && parse_seconds(optarg, &o.watch_s)) {
+				fprintf(stderr, "cfctl: --watch SECONDS must be a number from 0.1 to 86400\n");
+				return EX_USAGE_;
+			}
+			break;
 		case O_TRANSPORT:
 			if (strcmp(optarg, "tcp") && strcmp(optarg, "verbs")) {
 				fprintf(stderr, "cfctl: --transport must be tcp or verbs\n");
@@ -1158,9 +1567,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
 		return EX_USAGE_;
 	}
+	if (o.mkey && strcmp(cmd, "metrics")) {
+		fprintf(stderr, "cfctl: --key (a monitor key) goes with metrics only\n");
+		return EX_USAGE_;
+	}
+	if (o.watch && strcmp(cmd, "status")) {
+		fprintf(stderr, "cfctl: --watch goes with status only\n");
+		return EX_USAGE_;
+	}
 	if (o.out && strcmp(cmd, "keygen")) {
 		fprintf(stderr, "cfctl: --out goes with keygen only\n");
 		return EX_USAGE_;
+	}
+	if (!strcmp(cmd, "locks")) {
+		if (o.retry || o.on) {
+			fprintf(stderr, "cfctl: locks takes [RECORD] [--json]\n");
+			return EX_USAGE_;
+		}
+		return cmd_locks(&o, arg);
 	}
 	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release") ||
 	    !strcmp(cmd, "fence-confirm")) {
@@ -1182,14 +1606,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfctl: --retry goes with recover only\n");
 		return EX_USAGE_;
 	}
+	/* --watch SECONDS with a space: getopt leaves SECONDS as the argument */
+	if (o.watch && arg && parse_seconds(arg, &o.watch_s) == 0)
+		arg = NULL;
 	if (arg) {
 		fprintf(stderr, "cfctl: unexpected argument '%s'\n", arg);
 		return EX_USAGE_;
 	}
 	if (!strcmp(cmd, "status"))
-		return cmd_status(&o);
+		return o.watch ? cmd_status_watch(&o) : cmd_status(&o);
 	if (!strcmp(cmd, "health"))
 		return cmd_health(&o);
+	if (!strcmp(cmd, "metrics"))
+		return cmd_metrics(&o);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(&o);
 	if (!strcmp(cmd, "mkdata"))

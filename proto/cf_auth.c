@@ -130,31 +130,36 @@ int cf_key_load(const char *path, uint8_t key[CF_KEY_LEN])
 	return r;
 }
 
-const char *cf_key_explain(const char *path, int err, char *buf, size_t cap)
+const char *cf_key_explain_as(const char *what, const char *path, int err, char *buf, size_t cap)
 {
 	struct stat st;
 
 	switch (err) {
 	case -EINVAL:
-		snprintf(buf, cap, "cluster key %s is malformed: expected 64 hex digits or 32 raw bytes", path);
+		snprintf(buf, cap, "%s %s is malformed: expected 64 hex digits or 32 raw bytes", what, path);
 		break;
 	case -EPERM:
-		snprintf(buf, cap, "cluster key %s is accessible by group or others (mode %04o): it is a secret; "
-			 "chmod 600 %s", path, lstat(path, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 0u, path);
+		snprintf(buf, cap, "%s %s is accessible by group or others (mode %04o): it is a secret; "
+			 "chmod 600 %s", what, path, lstat(path, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 0u, path);
 		break;
 	case -ELOOP:
-		snprintf(buf, cap, "cluster key %s is a symbolic link: give the key file itself (it is opened "
-			 "without following links)", path);
+		snprintf(buf, cap, "%s %s is a symbolic link: give the key file itself (it is opened "
+			 "without following links)", what, path);
 		break;
 	case -EISDIR:
-		snprintf(buf, cap, "cluster key %s is a directory, not a key file", path);
+		snprintf(buf, cap, "%s %s is a directory, not a key file", what, path);
 		break;
 	case -ENODEV:
-		snprintf(buf, cap, "cluster key %s is not a regular file (a FIFO, device or socket)", path);
+		snprintf(buf, cap, "%s %s is not a regular file (a FIFO, device or socket)", what, path);
 		break;
 	default:
-		snprintf(buf, cap, "cannot read cluster key %s: %s", path, strerror(-err));
+		snprintf(buf, cap, "cannot read %s %s: %s", what, path, strerror(-err));
 		break;
 	}
 	return buf;
+}
+
+const char *cf_key_explain(const char *path, int err, char *buf, size_t cap)
+{
+	return cf_key_explain_as("cluster key", path, err, buf, cap);
 }

@@ -46,5 +46,7 @@ int cf_key_load(const char *path, uint8_t key[CF_KEY_LEN]);
  * and what to do (chmod 600 for -EPERM). Returns buf.
  */
 const char *cf_key_explain(const char *path, int err, char *buf, size_t cap);
+/* Same, naming the key as what ("monitor key"). */
+const char *cf_key_explain_as(const char *what, const char *path, int err, char *buf, size_t cap);
 
 #endif

@@ -65,6 +65,8 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_RESTART_INFO_R: return sizeof(struct cf_restart_info);
 	case CF_CTRL_DUPLEX_INFO: return sizeof(struct cf_empty);
 	case CF_CTRL_DUPLEX_INFO_R: return sizeof(struct cf_duplex_info);
+	case CF_CTRL_METRICS: return sizeof(struct cf_metrics_req);
+	case CF_CTRL_METRICS_R: return sizeof(struct cf_metrics_r);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
 	case CF_CTRL_GRANTS: return sizeof(struct cf_grants);
 	case CF_CTRL_INST_INFO: return sizeof(struct cf_inst_info);
@@ -124,6 +126,8 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_RESTART_INFO_R: return "RESTART_INFO_R";
 	case CF_CTRL_DUPLEX_INFO: return "DUPLEX_INFO";
 	case CF_CTRL_DUPLEX_INFO_R: return "DUPLEX_INFO_R";
+	case CF_CTRL_METRICS: return "METRICS";
+	case CF_CTRL_METRICS_R: return "METRICS_R";
 	case CF_CTRL_STATUS: return "STATUS";
 	case CF_CTRL_GRANTS: return "GRANTS";
 	case CF_CTRL_INST_INFO: return "INST_INFO";

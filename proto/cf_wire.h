@@ -115,6 +115,9 @@ enum cf_ctrl_type {
 	CF_CTRL_SUSPECT = 35,     /* system: cf_suspect → cf_status: a peer's heartbeat looks silent to me */
 	CF_CTRL_RESTART_INFO = 36,   /* c→s cf_empty → cf_restart_info: the CF's restart-recovery state */
 	CF_CTRL_RESTART_INFO_R = 37, /* s→c cf_restart_info */
+	/* console or monitor (role CF_ROLE_MONITOR: this request only) */
+	CF_CTRL_METRICS = 38,        /* c→s cf_metrics_req → cf_metrics_r: one chunk of the OpenMetrics text */
+	CF_CTRL_METRICS_R = 39,      /* s→c cf_metrics_r */
 	/* replies and events */
 	CF_CTRL_STATUS = 40,      /* s→c cf_status: generic reply */
 	CF_CTRL_GRANTS = 41,      /* s→c cf_grants */
@@ -126,7 +129,13 @@ enum cf_ctrl_type {
 	CF_CTRL_ERROR = 60,       /* s→c cf_status with a message, then the server closes */
 };
 
-enum cf_role { CF_ROLE_SYSTEM = 1, CF_ROLE_CONSOLE = 2 };
+/*
+ * CF_ROLE_MONITOR authenticates with the CF's monitor key (cfserver
+ * --monitor-key), not the cluster key: the role chooses which key both MACs
+ * of the handshake use, so a monitor key can only ever open a MONITOR
+ * connection. A monitor gets no grants and may send CF_CTRL_METRICS only.
+ */
+enum cf_role { CF_ROLE_SYSTEM = 1, CF_ROLE_CONSOLE = 2, CF_ROLE_MONITOR = 3 };
 
 struct cf_ctrl_hdr {
 	uint16_t type;
@@ -384,6 +393,34 @@ struct cf_persist_msg {
 };
 _Static_assert(sizeof(struct cf_persist_msg) == 16, "persist");
 
+/*
+ * METRICS: the CF's metrics in the OpenMetrics text format (docs/design.md,
+ * "Metrics"), fetched in chunks because a control message is at most
+ * CF_CTRL_MAX bytes. A request with snapshot 0 makes the CF render a new
+ * snapshot and answer its first chunk; the client then asks for the rest by
+ * (snapshot, offset) until offset + len == total. The CF keeps the last few
+ * snapshots (cfserver/cf_metrics.h): a request for one that is gone gets
+ * status -ESTALE, and the client starts again. Fixed-size bodies of new types:
+ * no protocol version change (an older CF closes on the unknown type).
+ */
+#define CF_METRICS_CHUNK 3968u
+struct cf_metrics_req {
+	uint64_t snapshot; /* 0: a new snapshot */
+	uint32_t offset;   /* byte offset into the snapshot's text */
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct cf_metrics_req) == 16, "metrics req");
+
+struct cf_metrics_r {
+	int32_t status;    /* 0, -ESTALE (snapshot gone), -EINVAL (offset past the end) */
+	uint32_t total;    /* bytes of the snapshot's text */
+	uint64_t snapshot; /* its id (never 0) */
+	uint32_t offset;   /* of this chunk */
+	uint32_t len;      /* bytes of text in this chunk */
+	char text[CF_METRICS_CHUNK];
+};
+_Static_assert(sizeof(struct cf_ctrl_hdr) + sizeof(struct cf_metrics_r) <= CF_CTRL_MAX, "metrics reply");
+
 /* Size of the body for a ctrl type, or 0 if the type is unknown. */
 size_t cf_ctrl_body_size(uint16_t type);
 /*
@@ -397,7 +434,8 @@ const char *cf_ctrl_type_str(uint16_t type);
 const char *cf_event_type_str(uint32_t type);
 
 /* Largest control message body. */
-#define CF_CTRL_BODY_MAX (sizeof(struct cf_joined))
-_Static_assert(sizeof(struct cf_ctrl_hdr) + sizeof(struct cf_joined) <= CF_CTRL_MAX, "ctrl max");
+#define CF_CTRL_BODY_MAX (sizeof(struct cf_metrics_r))
+_Static_assert(sizeof(struct cf_joined) <= CF_CTRL_BODY_MAX, "ctrl body max");
+_Static_assert(sizeof(struct cf_ctrl_hdr) + CF_CTRL_BODY_MAX <= CF_CTRL_MAX, "ctrl max");
 
 #endif

@@ -112,6 +112,9 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_watchdog_msg watchdog;
 		struct cf_restart_info restart_info;
 		struct cf_suspect suspect;
+		struct cf_duplex_info duplex_info;
+		struct cf_metrics_req metrics_req;
+		struct cf_metrics_r metrics_r;
 	} u;
 	struct cf_ctrl_hdr h;
 	char name[CF_NAME_MAX], name2[CF_NAME_MAX], text[256];
@@ -135,7 +138,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		hi = u.hello.version_max < CF_PROTO_VERSION_MAX ? u.hello.version_max : CF_PROTO_VERSION_MAX;
 		if (lo > hi)
 			return -EPROTO;
-		if (u.hello.role != CF_ROLE_SYSTEM && u.hello.role != CF_ROLE_CONSOLE)
+		if (u.hello.role != CF_ROLE_SYSTEM && u.hello.role != CF_ROLE_CONSOLE && u.hello.role != CF_ROLE_MONITOR)
 			return -EINVAL;
 		FUZZ_ASSERT(hi >= CF_PROTO_VERSION_MIN && hi <= CF_PROTO_VERSION_MAX);
 		return 0;
@@ -219,6 +222,22 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 			return -EINVAL;
 		return 0;
 	case CF_CTRL_RESTART_INFO:
+		return 0;
+	case CF_CTRL_DUPLEX_INFO:
+	case CF_CTRL_DUPLEX_INFO_R:
+		return 0; /* known types (duplex); their fields are not modelled here yet */
+	case CF_CTRL_METRICS:
+		/* what cf_metrics_answer checks: a new snapshot starts at offset 0 */
+		if (!u.metrics_req.snapshot && u.metrics_req.offset)
+			return -EINVAL;
+		return 0;
+	case CF_CTRL_METRICS_R:
+		/* what cfctl's fetch_metrics checks of a chunk */
+		if (u.metrics_r.status < 0)
+			return u.metrics_r.status;
+		if (!u.metrics_r.snapshot || u.metrics_r.len > CF_METRICS_CHUNK || u.metrics_r.offset > u.metrics_r.total ||
+		    u.metrics_r.len > u.metrics_r.total - u.metrics_r.offset)
+			return -EBADMSG;
 		return 0;
 	case CF_CTRL_RESTART_INFO_R:
 		if (u.restart_info.state > CF_RESTART_RECOVERY)

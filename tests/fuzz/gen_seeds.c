@@ -87,6 +87,8 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		struct cf_watchdog_msg watchdog;
 		struct cf_restart_info restart_info;
 		struct cf_suspect suspect;
+		struct cf_metrics_req metrics_req;
+		struct cf_metrics_r metrics_r;
 	} u;
 	struct cf_image_map m;
 	struct cf_geometry g = geo_default();
@@ -168,6 +170,17 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		u.suspect.hb = 1234;
 		u.suspect.silent_ms = 60;
 		break;
+	case CF_CTRL_METRICS:
+		u.metrics_req.snapshot = 2;
+		u.metrics_req.offset = 3968;
+		break;
+	case CF_CTRL_METRICS_R:
+		u.metrics_r.total = 5000;
+		u.metrics_r.snapshot = 2;
+		u.metrics_r.offset = 3968;
+		u.metrics_r.len = 1032;
+		memcpy(u.metrics_r.text, "# TYPE cfplex_joins counter\ncfplex_joins_total 3\n# EOF\n", 54);
+		break;
 	case CF_CTRL_RESTART_INFO_R:
 		u.restart_info.state = CF_RESTART_RECOVERY;
 		u.restart_info.left = 2;
@@ -218,6 +231,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
 	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
+	CF_CTRL_METRICS, CF_CTRL_METRICS_R,
 };
 
 static int seeds_ctrl(void)

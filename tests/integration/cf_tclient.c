@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cf_auth.h"
+#include "cf_lock.h"
 #include "cf_session.h"
 #include "cf_util.h"
 #include "cf_words.h"
@@ -1951,10 +1952,149 @@ skip6:
 	return 0;
 }
 
+/* ---------------- locks and the monitor role (issue 14) ---------------- */
+
+/*
+ * lock SYS INST RECORD X|S [TIMEOUT_MS]: join as SYS, take INST, acquire
+ * RECORD through cf_lock (record-list entry written before the CAS, as a
+ * node does). Prints ACQUIRING before and LOCKED after, then holds it until
+ * killed. A second one on the same RECORD waits inside cf_lock_acquire: its
+ * entry is in its record list while the word names the first.
+ */
+static int cmd_lock(int argc, char **argv)
+{
+	struct cf_lock_table t;
+	struct cf_session s;
+	uint64_t holder = 0;
+	uint32_t inst, entry = 0;
+	int r;
+
+	CHECK(argc >= 4, "usage: lock SYS INST RECORD X|S [TIMEOUT_MS]");
+	open_sys(&s, argv[0]);
+	inst = take_inst(&s, argv[1], 1);
+	r = cf_lock_table_init(&t, &s, inst, s.epoch);
+	CHECK(r == 0, "lock table: %s", strerror(-r));
+	printf("ACQUIRING %s\n", argv[2]);
+	fflush(stdout);
+	r = cf_lock_acquire(&t, argv[2], !strcmp(argv[3], "S") ? CF_LOCK_S : CF_LOCK_X, 1,
+			    argc > 4 ? atoi(argv[4]) : 60000, &entry, &holder);
+	CHECK(r == 0, "acquire %s: %s", argv[2], strerror(-r));
+	printf("LOCKED %s entry %u\n", argv[2], entry);
+	fflush(stdout);
+	for (int i = 0; i < 600; i++) { /* bounded: the test kills us long before */
+		struct cf_event ev;
+		r = cf_session_next_event(&s, &ev, 100);
+		CHECK(r == 0 || r == -ETIMEDOUT, "session: %s", strerror(-r));
+	}
+	return 0;
+}
+
+/*
+ * monitor OP: authenticate with the monitor key ($CF_MONITOR_KEYFILE) and try
+ * OP, which the CF must refuse: join, attach (CONN_ATTACH), inst-open,
+ * inst-attach, policy, recover, restart-info (a console's read), goodbye, or
+ * read (a one-sided READ with a grant a console got: the CF checks grants by
+ * connection). Prints "REFUSED <status> <the CF's message>" and, for a
+ * control request, "CLOSED" once the CF closed the connection. "metrics":
+ * one chunk, printed as "METRICS <total>".
+ */
+static int cmd_monitor(int argc, char **argv)
+{
+	const char *kf = getenv("CF_MONITOR_KEYFILE");
+	uint8_t mkey[CF_KEY_LEN];
+	struct cf_session m, con;
+	struct cf_status st;
+	uint16_t type = 0;
+	union {
+		struct cf_join join;
+		struct cf_conn_attach att;
+		struct cf_inst_name name;
+		struct cf_inst_ref ref;
+		struct cf_policy_msg pol;
+		struct cf_recover rec;
+		struct cf_empty empty;
+		struct cf_metrics_req mq;
+	} b;
+	static struct cf_metrics_r mr;
+	size_t len = 0;
+	int r;
+
+	CHECK(argc >= 1 && kf, "usage: CF_MONITOR_KEYFILE=F monitor OP");
+	r = cf_key_load(kf, mkey);
+	CHECK(r == 0, "monitor key: %s", strerror(-r));
+	r = cf_session_open(&m, transport, addr, mkey, CF_ROLE_MONITOR, connect_ms());
+	CHECK(r == 0, "monitor open: %s (%s)", strerror(-r), cf_session_error_msg(&m) ? cf_session_error_msg(&m) : "");
+	CHECK(m.ngrants == 0, "a monitor session got %u grants", m.ngrants);
+	memset(&b, 0, sizeof(b));
+	if (!strcmp(argv[0], "metrics")) {
+		r = cf_session_rpc(&m, CF_CTRL_METRICS, &b.mq, sizeof(b.mq), CF_CTRL_METRICS_R, &mr, sizeof(mr), 5000);
+		CHECK(r == 0 && mr.status == 0 && mr.total > 0, "metrics: r=%d status=%d", r, mr.status);
+		printf("METRICS %u\n", mr.total);
+		cf_session_close(&m);
+		return 0;
+	}
+	if (!strcmp(argv[0], "read")) {
+		uint64_t v = 0;
+		open_console(&con);
+		CHECK(con.ngrants == 1, "console grants: %u", con.ngrants);
+		m.grants[m.ngrants++] = con.grants[0]; /* a stolen grant: rkey and address of the console's */
+		r = cf_session_read(&m, 0, &v, 8);
+		CHECK(r < 0, "a monitor READ with a console's grant succeeded (%#" PRIx64 ")", v);
+		printf("REFUSED %d %s\n", r, strerror(-r));
+		cf_session_close(&con);
+		cf_session_close(&m);
+		return 0;
+	}
+	if (!strcmp(argv[0], "join")) {
+		type = CF_CTRL_JOIN;
+		cf_name_put(b.join.name, "MONJOIN");
+		len = sizeof(b.join);
+	} else if (!strcmp(argv[0], "attach")) {
+		type = CF_CTRL_CONN_ATTACH;
+		len = sizeof(b.att);
+	} else if (!strcmp(argv[0], "inst-open")) {
+		type = CF_CTRL_INST_OPEN;
+		cf_name_put(b.name.name, "MONINST");
+		len = sizeof(b.name);
+	} else if (!strcmp(argv[0], "inst-attach")) {
+		type = CF_CTRL_INST_ATTACH;
+		len = sizeof(b.ref);
+	} else if (!strcmp(argv[0], "policy")) {
+		type = CF_CTRL_POLICY_SET;
+		b.pol.policy = CF_POLICY_OPERATOR;
+		len = sizeof(b.pol);
+	} else if (!strcmp(argv[0], "recover")) {
+		type = CF_CTRL_RECOVER;
+		cf_name_put(b.rec.inst, argc > 1 ? argv[1] : "MONINST");
+		len = sizeof(b.rec);
+	} else if (!strcmp(argv[0], "restart-info")) {
+		type = CF_CTRL_RESTART_INFO;
+		len = sizeof(b.empty);
+	} else if (!strcmp(argv[0], "goodbye")) {
+		type = CF_CTRL_GOODBYE;
+		len = sizeof(b.empty);
+	} else {
+		FAIL("unknown monitor OP %s", argv[0]);
+	}
+	memset(&st, 0, sizeof(st));
+	r = cf_session_rpc(&m, type, &b, len, CF_CTRL_STATUS, &st, sizeof(st), 5000);
+	st.msg[sizeof(st.msg) - 1] = 0;
+	CHECK(r == 0 && st.status < 0, "monitor %s: not refused (r=%d status=%d %s)", argv[0], r, st.status, st.msg);
+	printf("REFUSED %d %s\n", st.status, st.msg);
+	/* the CF closed it: the next request (even METRICS) fails */
+	memset(&b, 0, sizeof(b));
+	r = cf_session_rpc(&m, CF_CTRL_METRICS, &b.mq, sizeof(b.mq), CF_CTRL_METRICS_R, &mr, sizeof(mr), 5000);
+	CHECK(r < 0, "monitor connection still open after a refused %s", argv[0]);
+	printf("CLOSED\n");
+	cf_session_close(&m);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
+	{"lock", cmd_lock}, {"monitor", cmd_monitor},
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"rinfo-write", cmd_rinfo_write},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},

@@ -1164,6 +1164,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
 	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
+	CF_CTRL_METRICS, CF_CTRL_METRICS_R, CF_CTRL_DUPLEX_INFO, CF_CTRL_DUPLEX_INFO_R,
 };
 
 static void test_ctrl(void)
@@ -1259,6 +1260,8 @@ static void test_ctrl(void)
 	/* restart barrier: its states, its reply, its refusal status */
 	CHECK(cf_ctrl_body_size(CF_CTRL_RESTART_INFO) == sizeof(struct cf_empty));
 	CHECK(cf_ctrl_body_size(CF_CTRL_RESTART_INFO_R) == sizeof(struct cf_restart_info));
+	CHECK(cf_ctrl_body_size(CF_CTRL_METRICS) == sizeof(struct cf_metrics_req));
+	CHECK(cf_ctrl_body_size(CF_CTRL_METRICS_R) == sizeof(struct cf_metrics_r));
 	CHECK(strcmp(cf_restart_state_str(CF_RESTART_OPEN), "open") == 0);
 	CHECK(strcmp(cf_restart_state_str(CF_RESTART_RECOVERY), "restart recovery") == 0);
 	CHECK(strcmp(cf_restart_state_str(7), "?") == 0);
