@@ -392,9 +392,9 @@ static int cmd_status(const struct opts *o)
 	r = cf_session_rpc(&s, CF_CTRL_DUPLEX_INFO, &empty, sizeof(empty), CF_CTRL_DUPLEX_INFO_R, &dinfo,
 			   sizeof(dinfo), 5000);
 	if (r) {
-		fprintf(stderr, "cfctl: duplex state: %s\n", strerror(-r));
-		rc = EX_FAIL;
-		goto out;
+		/* an older cfserver closes on a request it does not know: say so, show the rest */
+		memset(&dinfo, 0, sizeof(dinfo));
+		dinfo.role = UINT32_MAX;
 	}
 	dinfo.secondary[sizeof(dinfo.secondary) - 1] = 0;
 	if (o->json) {
@@ -405,14 +405,17 @@ static int cmd_status(const struct opts *o)
 		printf("\"cf\":{\"address\":\"%s\",\"duplexed\":%s,\"link\":\"%s\",\"secondary\":\"%s\","
 		       "\"synced_bytes\":%" PRIu64 ",\"image_bytes\":%" PRIu64 "},",
 		       s.addr, dinfo.role == CF_DUPLEX_PRIMARY ? "true" : "false",
-		       dinfo.role == CF_DUPLEX_PRIMARY ? cf_duplex_link_str(dinfo.link) : "single", dinfo.secondary,
+		       dinfo.role == CF_DUPLEX_PRIMARY ? cf_duplex_link_str(dinfo.link)
+						       : dinfo.role == UINT32_MAX ? "unknown" : "single", dinfo.secondary,
 		       dinfo.synced_bytes, dinfo.image_bytes);
 		printf("\"systems\":[");
 	} else {
 		printf("CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n", hdr.generation,
 		       hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
 		       (double)s.welcome.hb_timeout_ns / 1e6);
-		if (dinfo.role != CF_DUPLEX_PRIMARY)
+		if (dinfo.role == UINT32_MAX)
+			printf("CF %s: duplexing unknown (this cfserver does not answer DUPLEX_INFO)\n\n", s.addr);
+		else if (dinfo.role != CF_DUPLEX_PRIMARY)
 			printf("CF %s: single (not duplexed)\n\n", s.addr);
 		else if (dinfo.link == CF_DUPLEX_ALONE)
 			printf("CF %s: duplexed primary running ALONE (no secondary): its death ends every incarnation\n\n",
