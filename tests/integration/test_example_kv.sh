@@ -116,11 +116,11 @@ wait_for 30 inst_is NTS003 INACTIVE_CLEAN || fail "NTS003 is not INACTIVE_CLEAN:
 t1=$(date +%s%N)
 cp=$(grep -lh "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/SYS1.log" "$CF_WORK/SYS2.log" | xargs -n1 basename | sed 's/\.log$//')
 log "NTS003 recovered by $cp in $(((t1 - t0) / 1000000)) ms after kill -9"
-grep -h "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/$cp.log" | grep -q '"txns":1,"updates":1' ||
-	fail "the counterpart did not back out one transaction of one update: $(grep -h RECOVERY "$CF_WORK/$cp.log")"
 # the before-image is back, the lock is free
 ! grep -q CRASHED-VALUE "$F" || fail "the data file still holds SYS3's uncommitted update"
 [ "$("$CF_TCLIENT" held NTS003)" = 0 ] || fail "NTS003 still holds $("$CF_TCLIENT" held NTS003) lock words"
+grep -h "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/$cp.log" | grep -q '"txns":1,"updates":1' ||
+	fail "the counterpart did not back out one transaction of one update: $(grep -h RECOVERY "$CF_WORK/$cp.log")"
 expect SYS2 get k7 = "VALUE v7"
 # and both survivors carry on, on that very record too
 expect SYS1 put k7 after-recovery = OK
