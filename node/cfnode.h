@@ -129,9 +129,10 @@ int cfn_read(struct cfn_txn *t, unsigned file, uint64_t rec, void *buf, size_t l
 int cfn_update(struct cfn_txn *t, unsigned file, uint64_t rec, const void *buf, size_t len);
 /*
  * Commit and free t. 0: committed (durable in the data files, locks
- * released). On an error t was backed out (or, -ECONNABORTED, is left to
- * the self-backout or peer recovery that cfnode(3) describes): never
- * committed. Waits up to 5 s for a lapsed lease.
+ * released). Any other error: t was backed out, not committed.
+ * -ECONNABORTED: on a volatile CF backed out from memory; on a durable CF in
+ * doubt, decided by the log (committed iff its COMMIT reached the CF; a peer
+ * backs it out otherwise). Waits up to 5 s for a lapsed lease.
  */
 int cfn_commit(struct cfn_txn *t);
 /*
