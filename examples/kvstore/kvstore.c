@@ -18,9 +18,10 @@
  *   kvstore OPTIONS serve                commands on stdin, one a line:
  *                                        put K V | get K | del K | quit
  *
- * KV_PAUSE=after-update (environment): a put stops inside its open
+ * KV_PAUSE=after-update[:MS] (environment): a put stops inside its open
  * transaction, after its update reached the data file, prints "paused" and
- * waits for a signal. The tests kill -9 it there.
+ * waits for a signal (or MS milliseconds, then commits). The tests kill -9
+ * it there, or kill the CF meanwhile.
  *
  * Exit codes as cfnode(8): 0, 1 error, 2 usage, 69 CF unreachable, 75 this
  * incarnation is over (run again), 78 the data directory needs the operator.
@@ -82,10 +83,14 @@ static uint64_t hash(const char *k)
 	return h;
 }
 
-static bool pausing(void)
+/* KV_PAUSE=after-update[:MS]: -1 for ever, MS, or 0 (no pause) */
+static long pause_ms(void)
 {
 	const char *p = getenv("KV_PAUSE");
-	return p && !strcmp(p, "after-update");
+
+	if (!p || strncmp(p, "after-update", 12))
+		return 0;
+	return p[12] == ':' ? strtol(p + 13, NULL, 10) : -1;
 }
 
 /*
@@ -154,12 +159,15 @@ static int kv_txn(struct cfn *h, uint64_t nrec, char op, const char *key, const 
 		memcpy(r.key, key, r.klen);
 		memcpy(r.val, val, r.vlen);
 		e = cfn_update(t, KV_FILE, at, &r, sizeof(r));
-		if (!e && pausing()) {
+		if (!e && pause_ms()) {
 			/* the deterministic crash point of the tests: inside the open transaction */
+			long ms = pause_ms();
+			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 			printf("paused put %s record %llu\n", key, (unsigned long long)at);
 			fflush(stdout);
-			for (;;)
+			while (ms < 0)
 				pause();
+			nanosleep(&ts, NULL);
 		}
 		break;
 	}
@@ -319,6 +327,6 @@ int main(int argc, char **argv)
 	if (!e)
 		e = ec;
 	if (e == -ECONNABORTED || atomic_load(&over))
-		fprintf(stderr, "kvstore[%s]: this incarnation is over: %s\n", sysname, cfn_strerror(-ECONNABORTED));
+		fprintf(stderr, "kvstore[%s]: this incarnation is over (exit 75): run again to rejoin\n", sysname);
 	return exit_code(e);
 }

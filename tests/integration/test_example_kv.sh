@@ -10,7 +10,9 @@
 #     X lock, and is killed there (kill -9). A peer's agent thread, inside the
 #     library, must back SYS3's transaction out: the before-image is back in
 #     the data file, the lock is free, NTS003 is INACTIVE_CLEAN, and SYS1 and
-#     SYS2 carry on, one of them writing the very record SYS3 held.
+#     SYS2 carry on, one of them writing the very record SYS3 held;
+#  3. the (volatile) CF is killed while SYS3 is inside a put: the put is backed
+#     out from memory, SYS3 exits 75, and a new CF starts without the operator.
 # Without pkg-config, step 1 is not run; step 2 runs with the in-tree binary
 # and the test then reports skipped (77).
 . "$(dirname "$0")/../lib/harness.sh"
@@ -137,5 +139,29 @@ for sys in SYS1 SYS2; do
 	wait "${!pidv}" || fail "$sys exited $?"
 	grep -q "left the cluster cleanly" "$CF_WORK/$sys.log" || fail "$sys did not leave cleanly"
 done
+# 3. the CF is lost (volatile: the undo logs die with it) while SYS3's next incarnation is
+#    inside a put: cfnode's exit 75 becomes -ECONNABORTED, the library backs the put out from
+#    the before-image in memory and marks NTS003 clean, and a new CF starts without the operator
+# shellcheck disable=SC2046
+KV_PAUSE=after-update:2000 "$KVSTORE" $(kvargs SYS3 NTS003) put k5 LOST-VALUE >"$CF_WORK/SYS3b.out" 2>"$CF_WORK/SYS3b.log" &
+pid3=$!
+track_pid "$pid3"
+wait_for 30 grep -q '^paused put k5' "$CF_WORK/SYS3b.out" || fail "SYS3 did not reach its pause point again"
+grep -q LOST-VALUE "$F" || fail "SYS3's second update is not in the data file"
+kill -KILL "$CFSERVER_PID"
+wait "$CFSERVER_PID" 2>/dev/null
+wait_for 30 sh -c "! kill -0 $pid3 2>/dev/null" || fail "SYS3 did not end after the CF was lost"
+wait "$pid3"
+rc=$?
+[ "$rc" = 75 ] || fail "SYS3 exited $rc after the CF was lost, expected 75: $(tail -n 5 "$CF_WORK/SYS3b.log")"
+! grep -q LOST-VALUE "$F" || fail "SYS3's uncommitted update outlived the CF"
+grep -q "self-backout of NTS003 done (1 open transaction" "$CF_WORK/SYS3b.log" ||
+	fail "no self-backout logged: $(tail -n 5 "$CF_WORK/SYS3b.log")"
+start_cfserver cf2 -- --hb-interval 5 --hb-timeout "$T_MS" || fail "the second cfserver did not start"
+# shellcheck disable=SC2046
+got=$(bounded 60 "$KVSTORE" -q $(kvargs SYS1 NTS001) get k5 2>"$CF_WORK/SYS1b.log") ||
+	fail "kvstore after the CF restart: $(tail -n 5 "$CF_WORK/SYS1b.log")"
+[ "$got" = "VALUE v5" ] || fail "k5 after the CF restart: '$got'"
+
 [ -z "${NO_PKG_CONFIG:-}" ] || skip "recovery checked; the installed-build check needs pkg-config"
-pass "kvstore over the installed libcfnode; SYS3 killed inside a put, backed out by $cp, the others carry on"
+pass "kvstore over the installed libcfnode; SYS3 killed inside a put, backed out by $cp, the others carry on; a lost CF backed out from memory"
