@@ -35,6 +35,7 @@ if command -v pkg-config >/dev/null 2>&1; then
 	[ -n "$pc" ] || fail "no libcfnode.pc installed"
 	[ "$(find "$DEST" -path '*/cfplex/*.h' | wc -l)" -eq 1 ] ||
 		fail "the installed headers are not cfnode.h alone: $(find "$DEST" -path '*/cfplex/*.h')"
+	[ -n "$(find "$DEST" -path '*/man3/cfnode.3*')" ] || fail "man 3 cfnode is not installed"
 	export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$DEST
 	flags=$(pkg-config --cflags --libs libcfnode) || fail "pkg-config --cflags --libs libcfnode failed"
 	log "pkg-config: $flags"
