@@ -36,12 +36,23 @@ struct cfn {
 	void (*on_over)(void *arg, int err);
 	void *on_over_arg;
 	_Atomic int told; /* on_over called */
+	struct cfn_txn *txns; /* open transactions, freed by cfn_close if the application left any */
 };
 
 struct cfn_txn {
 	struct cfn *h;
 	struct cf_txn t;
+	struct cfn_txn *next, **pprev;
 };
+
+static void txn_free(struct cfn_txn *t)
+{
+	cf_txn_free(&t->t);
+	*t->pprev = t->next;
+	if (t->next)
+		t->next->pprev = t->pprev;
+	free(t);
+}
 
 _Static_assert((int)CFN_LOCK_S == (int)CF_LOCK_S && (int)CFN_LOCK_X == (int)CF_LOCK_X, "lock modes");
 _Static_assert((int)CFN_LOG_ERR == CF_AGENT_ERR && (int)CFN_LOG_DEBUG == CF_AGENT_DEBUG, "log levels");
@@ -231,6 +242,8 @@ int cfn_open(const struct cfn_config *cfg, struct cfn **out)
 	return 0;
 }
 
+static int backout(struct cfn_txn *t);
+
 /* Stop the agent thread (a requested stop, or it ended with the incarnation). */
 static void stop_agent(struct cfn *h)
 {
@@ -247,19 +260,23 @@ int cfn_close(struct cfn *h)
 
 	if (!h)
 		return 0;
+	/* transactions the application left open are aborted here, on its thread, as cfn_abort does */
+	while (h->txns)
+		(void)backout(h->txns);
 	stop_agent(h);
 	if (is_over(h)) {
 		/* exit code 75: nothing carried over; the open transactions were self-backed-out or are a peer's */
 		cf_node_over(&h->n, cfn_status(h));
 		cf_node_end_over(&h->n, true, true);
-		free(h);
-		return -ECONNABORTED;
+		r = -ECONNABORTED;
+		goto out_free;
 	}
 	rc = cf_node_leave(&h->n, CF_NODE_EX_OK);
 	if (rc == CF_NODE_EX_OVER)
 		r = h->n.err == -EBUSY ? -EBUSY : -ECONNABORTED;
 	else if (rc)
 		r = h->n.err ? h->n.err : -EIO;
+out_free:
 	free(h);
 	return r;
 }
@@ -314,6 +331,11 @@ int cfn_begin(struct cfn *h, struct cfn_txn **out)
 		free(t);
 		return check_over(h, r);
 	}
+	t->next = h->txns;
+	t->pprev = &h->txns;
+	if (h->txns)
+		h->txns->pprev = &t->next;
+	h->txns = t;
 	*out = t;
 	return 0;
 }
@@ -386,8 +408,7 @@ static int backout(struct cfn_txn *t)
 		r = 0;
 	else if (r && c->self_backout)
 		(void)cf_txn_self_backout(&t->t);
-	cf_txn_free(&t->t);
-	free(t);
+	txn_free(t);
 	return r == -ENOLINK ? lease_gone(h) : r ? check_over(h, r) : 0;
 }
 
@@ -407,8 +428,7 @@ int cfn_commit(struct cfn_txn *t)
 			break;
 	}
 	if (!r || t->t.terminal == CF_LR_COMMIT) { /* committed (a failed release afterwards is recovery's) */
-		cf_txn_free(&t->t);
-		free(t);
+		txn_free(t);
 		if (r)
 			(void)(r == -ENOLINK ? lease_gone(h) : check_over(h, r));
 		return 0;

@@ -90,10 +90,12 @@ struct cfn_config {
  */
 int cfn_open(const struct cfn_config *cfg, struct cfn **out);
 /*
- * Leave and free h (accepts NULL). With no transaction open: unregister the
- * home instance and GOODBYE, 0. With transactions still open, or after the
- * incarnation ended: no clean leave (-EBUSY, -ECONNABORTED); the CF fails the
- * system and a peer backs out what was left. h is freed in every case.
+ * Leave and free h (accepts NULL), on the thread that owns its transactions.
+ * Transactions still open are aborted first (cfn_abort). Then: unregister the
+ * home instance and GOODBYE, 0. When a backout failed (-EBUSY) or the
+ * incarnation ended (-ECONNABORTED) there is no clean leave: the CF fails the
+ * system and a peer backs out what was left. h and its transactions are
+ * freed in every case.
  */
 int cfn_close(struct cfn *h);
 /* 0 while h is a member; else the error that ended the incarnation. */
