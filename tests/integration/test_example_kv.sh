@@ -11,13 +11,14 @@
 #     library, must back SYS3's transaction out: the before-image is back in
 #     the data file, the lock is free, NTS003 is INACTIVE_CLEAN, and SYS1 and
 #     SYS2 carry on, one of them writing the very record SYS3 held;
+#  (between 1 and 2, cfn_api checks the return conventions kvstore does not reach;)
 #  3. the (volatile) CF is killed while SYS3 is inside a put: the put is backed
 #     out from memory, SYS3 exits 75, and a new CF starts without the operator.
 # Without pkg-config, step 1 is not run; step 2 runs with the in-tree binary
 # and the test then reports skipped (77).
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
-require_bin CFSERVER CF_TCLIENT KVSTORE
+require_bin CFSERVER CF_TCLIENT KVSTORE CFN_API
 [ -n "${CF_BUILD_ROOT:-}" ] && [ -n "${CF_SOURCE_ROOT:-}" ] || skip "CF_BUILD_ROOT/CF_SOURCE_ROOT not set (run under meson test)"
 
 DATA=$CF_WORK/data
@@ -60,6 +61,9 @@ fi
 start_cfserver --hb-interval 5 --hb-timeout "$T_MS" || fail "cfserver did not start"
 "$KVSTORE" --data "$DATA" init 256 || fail "kvstore init"
 F=$DATA/f1.cfd
+# the API's return conventions, and cfn_close aborting what was left open (tests/integration/cfn_api.c)
+bounded 60 "$CFN_API" "$CF_ADDR" "$CF_KEYFILE" "$DATA" SYS4 NTS004 >"$CF_WORK/cfn_api.log" 2>&1 ||
+	fail "cfn_api: $(tail -n 5 "$CF_WORK/cfn_api.log")"
 
 kvargs() { # SYS INST
 	echo --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" --system "$1" --instance "$2" \
