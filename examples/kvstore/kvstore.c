@@ -111,7 +111,7 @@ static int kv_txn(struct cfn *h, uint64_t nrec, char op, const char *key, const 
 		return e;
 	for (uint64_t i = 0; i < KV_PROBE && i < nrec; i++) {
 		uint64_t rec = (first + i) % nrec;
-		/* X for a write: the record's lock mode does not change later (no S → X upgrade) */
+		/* X for a write, taken before the read: no S to X upgrade (man 3 cfnode) */
 		e = cfn_lock(t, KV_FILE, rec, op == 'g' ? CFN_LOCK_S : CFN_LOCK_X, -1);
 		if (!e)
 			e = cfn_read(t, KV_FILE, rec, &r, sizeof(r));
