@@ -785,10 +785,12 @@ int cf_agent_run(struct cf_agent *a)
 		}
 		ev_signal_init(&a->sigint, sig_cb, SIGINT);
 		a->sigint.data = a;
-		ev_signal_start(a->loop, &a->sigint);
 		ev_signal_init(&a->sigterm, sig_cb, SIGTERM);
 		a->sigterm.data = a;
-		ev_signal_start(a->loop, &a->sigterm);
+		if (!a->o.app_signals) {
+			ev_signal_start(a->loop, &a->sigint);
+			ev_signal_start(a->loop, &a->sigterm);
+		}
 	}
 	if (cf_session_event_pending(&a->s))
 		drain_events(a);

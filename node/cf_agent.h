@@ -65,6 +65,8 @@ struct cf_agent_opts {
 	/* the daemon's logger (library code does not print) */
 	void (*logf)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;
+	/* the process's signals are an application's (the library): no SIGINT/SIGTERM watchers */
+	bool app_signals;
 };
 
 /*

@@ -29,19 +29,14 @@
 #include "cf_auth.h"
 #include "cf_cli.h"
 #include "cf_bank.h"
-#include "cf_marker.h"
-#include "cf_recovery.h"
+#include "cf_node.h"
 #include "cf_notify.h"
 #include "cf_util.h"
 
-#define EX_OK_ 0
-#define EX_OTHER 1
-#define EX_USAGE_ 2
-#define EX_UNAVAILABLE_ 69
-#define EX_OVER 75
-#define EX_KEY 77
-#define EX_DATA 78 /* the data directory needs the operator (not restartable: fix, then start) */
-#define DEFAULT_MARKER_WAIT_MS 10000
+/* exit codes: cf_node.h (the data directory needing the operator is 78, not restartable) */
+#define EX_OK_ CF_NODE_EX_OK
+#define EX_OTHER CF_NODE_EX_OTHER
+#define EX_USAGE_ CF_NODE_EX_USAGE
 #define SELF_BACKOUT_WAIT_S 20 /* the workload thread's self-backout: writes and one fdatasync per file */
 
 enum workload { WL_NONE, WL_BANK, WL_HOLD, WL_LOCK, WL_BACKOUT, WL_LOGFULL };
@@ -151,25 +146,6 @@ static int parse_ms(const char *s, uint64_t max, uint64_t *out)
 	return r ? r : (*out == 0 || *out > max) ? -ERANGE : 0;
 }
 
-static int session_exit_code(int r)
-{
-	switch (r) {
-	case -ECONNREFUSED:
-	case -ETIMEDOUT:
-	case -EHOSTUNREACH:
-	case -ENETUNREACH:
-	case -EADDRNOTAVAIL:
-	case -ENOENT: /* host not found */
-	case -ENODEV:
-		return EX_UNAVAILABLE_;
-	case -EPERM:
-	case -EACCES:
-		return EX_KEY;
-	default:
-		return EX_OTHER;
-	}
-}
-
 struct wl_run {
 	struct cf_agent *a;
 	struct cf_inst_ctx *ic;
@@ -217,184 +193,6 @@ static void on_signal(int sig)
 		atomic_store(&g_agent->stop, 1);
 }
 
-static int over_exit(struct cf_agent *a, int err)
-{
-	if (err == -ENOLINK) {
-		say(CF_AGENT_ERR,
-		    "lease expired and did not come back: this incarnation (%s epoch %u) is over; restart to rejoin as a "
-		    "new incarnation",
-		    a->o.system, a->epoch);
-		return EX_OVER;
-	}
-	say(CF_AGENT_ERR,
-	    "connection to CF lost (%s): this incarnation (%s epoch %u) is over; restart to rejoin as a new incarnation",
-	    strerror(err < 0 ? -err : EPIPE), a->o.system, a->epoch);
-	return EX_OVER;
-}
-
-static void image_str(const uint64_t id[2], char *buf, size_t cap)
-{
-	cf_marker_image_str(id, buf, cap);
-}
-
-/* Is the marker's writer still running here? (false when it is on another host: unknown) */
-static bool marker_owner_alive_here(const struct cf_agent *a, const struct cf_marker *m)
-{
-	if (strcmp(m->host, a->host) || m->pid == 0 || m->pid > INT32_MAX)
-		return false;
-	if (kill((pid_t)m->pid, 0) < 0 && errno == ESRCH)
-		return false;
-	return !m->starttime || cf_proc_starttime(m->pid) == m->starttime;
-}
-
-/*
- * Before any data write of this incarnation: every marker in use under
- * another CF image means that image's undo logs are gone with uncommitted
- * work possibly in the data (docs/design.md, "A volatile CF"). Its owner may
- * still be backing out from memory: wait at most wait_ms (not at all when it
- * is known dead), then refuse. Returns 0 or an exit code.
- */
-static int check_markers(struct cf_agent *a, const char *dir, uint64_t wait_ms)
-{
-	static char names[CF_MARKER_MAX_LIST][CF_NAME_MAX];
-	uint64_t t0 = cf_mono_ns();
-	char cur[40], old[40], why[160];
-	bool said = false;
-	size_t n = 0;
-	int r;
-
-	image_str(a->image_id, cur, sizeof(cur));
-	for (;;) {
-		struct cf_marker m, stale;
-		bool pending = false, alive = false;
-
-		r = cf_marker_list(dir, names, CF_MARKER_MAX_LIST, &n);
-		if (r == -ENOENT)
-			return 0;
-		if (r) {
-			say(CF_AGENT_ERR, "data directory %s: markers in %s/" CF_MARKER_DIR ": %s", dir, dir, strerror(-r));
-			return EX_OTHER;
-		}
-		for (size_t i = 0; i < n; i++) {
-			r = cf_marker_read(dir, names[i], &m, why, sizeof(why));
-			if (r == -ENOENT)
-				continue;
-			if (r == -EBADMSG) {
-				say(CF_AGENT_ERR,
-				    "data directory %s: the marker of instance %s (%s/" CF_MARKER_DIR "/%s) is corrupt: %s. "
-				    "Refusing to start: whether %s left uncommitted updates in the data is unknown. Check "
-				    "the data (cfctl verify --data %s), restore or accept it, then run: cfctl data-release "
-				    "--data %s %s --force",
-				    dir, names[i], dir, names[i], why, names[i], dir, dir, names[i]);
-				return EX_DATA;
-			}
-			if (r) {
-				say(CF_AGENT_ERR, "data directory %s: marker of %s: %s", dir, names[i], strerror(-r));
-				return EX_OTHER;
-			}
-			if (m.state != CF_MARKER_INUSE || cf_marker_same_image(&m, a->image_id))
-				continue;
-			if (!pending || marker_owner_alive_here(a, &m))
-				stale = m;
-			pending = true;
-			alive |= marker_owner_alive_here(a, &m);
-		}
-		if (!pending) {
-			if (said)
-				say(CF_AGENT_INFO, "data directory %s: every instance of a lost CF image has backed out", dir);
-			return 0;
-		}
-		image_str(stale.image, old, sizeof(old));
-		/* its owner may still be backing out: here and running, or on another host (unknown) */
-		if ((alive || strcmp(stale.host, a->host)) && cf_mono_ns() - t0 < wait_ms * 1000000ull &&
-		    !atomic_load(&a->stop) && !cf_agent_over(a)) {
-			struct timespec ts = { 0, 50 * 1000000L };
-			if (!said)
-				say(CF_AGENT_WARN,
-				    "data directory %s: instance %s (system %s, host %s, pid %llu) is in use under CF "
-				    "image %s, which is gone (this CF is image %s): waiting up to %.1f s for it to back "
-				    "out its open transactions from memory",
-				    dir, stale.instance, stale.system, stale.host, (unsigned long long)stale.pid, old, cur,
-				    (double)wait_ms / 1000.0);
-			said = true;
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		say(CF_AGENT_ERR,
-		    "data directory %s needs the operator: instance %s of system %s (host %s, pid %llu%s) was in use "
-		    "under CF image %s, which is gone (a volatile CF restarted, or its image was replaced), and its "
-		    "open transactions were not backed out: their uncommitted updates may be in the data, with no undo "
-		    "log left. Refusing to start (exit 78). Make sure that process is gone, check the data (cfctl verify "
-		    "--data %s), restore it or accept it, then run: cfctl data-release --data %s %s --force",
-		    dir, stale.instance, stale.system, stale.host, (unsigned long long)stale.pid,
-		    marker_owner_alive_here(a, &stale) ? ", still running" : "", old, dir, dir, stale.instance);
-		return EX_DATA;
-	}
-}
-
-/*
- * May the workload back out from memory now? Only if this incarnation ended
- * while its heartbeat was younger than T: then a CF that is in fact alive had
- * not declared us failed by silence, and a peer recovers us only after its
- * disk fence (kill and confirmed exit), so our writes land first. A process
- * that was frozen past T (a zombie) may find its instance recovered and its
- * locks released without a fence (--fence-agent none): it must not write.
- * Its marker stays in use; if the CF is gone, the operator decides.
- */
-static int self_backout_check(void *arg)
-{
-	struct cf_agent *a = arg;
-	uint64_t over_ns = atomic_load(&a->over_ns), last = atomic_load(&a->hb.last_ok_ns);
-	uint64_t at = over_ns ? over_ns : cf_mono_ns();
-
-	return last && at - last < a->hb_timeout_ns ? 0 : -ESTALE;
-}
-
-/* Set the home instance's marker; 0 or -errno (logged). */
-static int set_marker(struct cf_agent *a, const char *inst, enum cf_marker_state st)
-{
-	int r = cf_marker_set(a->o.data_dir, inst, st, a->image_id, a->o.system, a->host, a->pid, a->starttime);
-
-	if (r < 0)
-		say(CF_AGENT_ERR, "data directory %s: cannot set the marker of %s %s: %s", a->o.data_dir, inst,
-		    cf_marker_state_str(st), strerror(-r));
-	return r;
-}
-
-/*
- * The incarnation is over and the workload thread has returned: on a volatile
- * CF its open transactions were backed out from memory (cf_bank.c
- * backout_cur); if none is left open, say so in the marker. Otherwise the
- * marker stays in use and every restart asks the operator.
- */
-static void after_self_backout(struct cf_agent *a, struct cf_inst_ctx *home, bool joined)
-{
-	if (!a->cf_volatile || !home)
-		return;
-	if (!joined || !home->attached) {
-		say(CF_AGENT_ERR,
-		    "self-backout of %s did not finish (the workload did not return): its data-directory marker stays "
-		    "in use, restarts will ask the operator",
-		    home->name);
-		return;
-	}
-	if (home->txn.nopen) {
-		say(CF_AGENT_ERR,
-		    "self-backout of %s: %u transaction(s) not backed out from memory%s: its data-directory marker "
-		    "stays as it is; if this CF is gone, restarts will ask the operator",
-		    home->name, home->txn.nopen,
-		    self_backout_check(a) ? " (the heartbeat was older than T when the incarnation ended: a peer may "
-					    "have recovered the instance already)"
-					  : "");
-		return;
-	}
-	if (set_marker(a, home->name, CF_MARKER_CLEAN) == 0)
-		say(CF_AGENT_WARN,
-		    "volatile CF lost: self-backout of %s done (%llu open transaction(s) backed out from the "
-		    "before-images in memory, files synced); its data-directory marker is clean",
-		    home->name, (unsigned long long)home->txn.self_backouts);
-}
-
 /*
  * The incarnation is over: stop the heartbeat thread and ask the workload to
  * stop. Its every CF or data write is lease-checked and the lease is gone, so
@@ -416,18 +214,6 @@ static bool end_threads(struct cf_agent *a, struct wl_run *w, pthread_t thr, boo
 		return true;
 	pthread_detach(thr);
 	return false;
-}
-
-/* After end_threads: free what the ended incarnation held, unless a thread still uses it. */
-static void end_incarnation(struct cf_agent *a, struct cf_inst_ctx *home, struct cf_session *ws, bool joined)
-{
-	cf_recovery_fini(a);
-	if (!joined)
-		return; /* the process exits: the kernel takes it all back */
-	if (home)
-		cf_inst_ctx_detach(home);
-	cf_session_close(ws);
-	cf_agent_fini(a);
 }
 
 int main(int argc, char **argv)
@@ -485,15 +271,12 @@ int main(int argc, char **argv)
 	bool unfence = false;
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
-	uint64_t v, lock_timeout = 2000, marker_wait = DEFAULT_MARKER_WAIT_MS;
-	static struct cf_agent a;
-	struct cf_session ws;
-	struct cf_inst_ctx *home = NULL;
+	uint64_t v, lock_timeout = 2000, marker_wait = CF_NODE_MARKER_WAIT_MS;
+	static struct cf_node n;
 	pthread_t thr;
-	bool thr_started = false, marked = false;
+	bool thr_started = false;
 	int c, r, rc = EX_OK_;
 
-	memset(&ws, 0, sizeof(ws));
 	w.bo.duration_s = 10;
 	w.bo.hold_ms = 5000;
 	w.bo.inflight = 1;
@@ -728,211 +511,70 @@ int main(int argc, char **argv)
 		cf_data_close(&d);
 	}
 
-	cf_agent_init(&a, &o);
-	g_agent = &a;
+	{
+		struct cf_node_opts no = {
+			.agent = o,
+			.key_file = key_file,
+			.watchdog = wd_path,
+			.wd_timeout_ms = (uint32_t)wd_timeout_ms,
+			.unfence = unfence,
+			.marker_wait_ms = marker_wait,
+			.workload = w.kind != WL_NONE,
+			.lock_timeout_ms = (int)lock_timeout,
+			/* group commit (cf_txn.h) where the workload commits in groups: the bank */
+			.defer_writes = w.bo.group_commit && w.kind == WL_BANK,
+		};
+		cf_node_init(&n, &no);
+	}
+	g_agent = &n.a;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	r = cf_agent_join(&a);
-	if (r) {
-		rc = session_exit_code(r);
-		if (rc == EX_UNAVAILABLE_)
-			say(CF_AGENT_ERR, "CF %s unavailable: %s", o.cf_addr, strerror(-r));
-		else if (rc == EX_KEY)
-			say(CF_AGENT_ERR, "CF %s refused the cluster key (%s)", o.cf_addr, key_file);
-		else
-			say(CF_AGENT_ERR, "join %s as %s: %s%s%s", o.cf_addr, o.system, strerror(-r),
-			    cf_session_error_msg(&a.s) ? ": the CF says: " : "",
-			    cf_session_error_msg(&a.s) ? cf_session_error_msg(&a.s) : "");
-		goto out_fini;
-	}
-	say(CF_AGENT_INFO, "joined %s as system #%u epoch %u (h %.1f ms, T %.1f ms)", o.cf_addr, a.sys, a.epoch,
-	    (double)(o.hb_interval_ns ? o.hb_interval_ns : a.s.welcome.hb_interval_ns) / 1e6,
-	    (double)a.hb_timeout_ns / 1e6);
-	r = cf_agent_hb_start(&a);
-	if (r) {
-		say(CF_AGENT_ERR, "heartbeat: %s", strerror(-r));
-		rc = r == -EINVAL ? EX_USAGE_ : a.s.dead ? EX_OVER : EX_OTHER;
-		goto out_fini;
-	}
-	{
-		char id[40];
-		image_str(a.image_id, id, sizeof(id));
-		say(CF_AGENT_INFO, "CF image %s (%s)", id,
-		    a.cf_volatile ? "volatile: a lost CF is backed out from memory" : "durable");
-	}
-	rc = check_markers(&a, o.data_dir, marker_wait);
-	if (rc)
-		goto out_leave;
-	if (wd_path) {
-		char msg[128];
-		/* armed and announced before the home instance is claimed: before any write */
-		r = cf_agent_watchdog_arm(&a, wd_path, (uint32_t)wd_timeout_ms, msg, sizeof(msg));
-		if (r) {
-			say(CF_AGENT_ERR, "watchdog %s: %s%s%s", wd_path,
-			    r == -ENXIO ? "a FIFO that nobody reads (is the watchdog stand-in running?)" : strerror(-r),
-			    msg[0] ? ": the CF says: " : "", msg);
-			rc = a.s.dead ? EX_OVER : EX_OTHER;
-			goto out_fini;
-		}
-		say(CF_AGENT_INFO, "watchdog %s armed (%u ms, %s), petted while the lease holds; announced to the CF",
-		    wd_path, a.wd.timeout_ms, a.wd.chardev ? "device" : "FIFO stand-in");
-	}
-	if (unfence) {
-		struct cf_fence_target self;
-		char msg[200];
-		/* before this system writes anything: fence_scsi registers its key here */
-		memset(&self, 0, sizeof(self));
-		snprintf(self.name, sizeof(self.name), "%s", o.system);
-		memcpy(self.host, a.host, sizeof(self.host));
-		self.pid = a.pid;
-		self.starttime = a.starttime;
-		r = cf_fence_unfence(&o.fence, &self, msg, sizeof(msg));
-		if (r) {
-			say(CF_AGENT_ERR, "unfence (action=on for %s): %s", o.system, msg[0] ? msg : strerror(-r));
-			rc = EX_OTHER;
-			goto out_fini;
-		}
-		say(CF_AGENT_INFO, "unfenced: %s", msg);
-	}
-	r = cf_agent_inst_open(&a, o.instance, true, &home);
-	if (r) {
-		say(CF_AGENT_ERR, "open instance %s: %s", o.instance, strerror(-r));
-		rc = a.s.dead ? over_exit(&a, a.s.dead) : EX_OTHER;
-		goto out_fini;
-	}
-	r = cf_agent_claim(&a, home);
-	if (r == -EINTR) {
-		say(CF_AGENT_INFO, "stopped while waiting for %s", o.instance);
-		rc = EX_OK_;
-		goto out_leave;
-	}
-	if (r) {
-		if (a.s.dead || cf_agent_over(&a))
-			rc = over_exit(&a, r);
-		else {
-			say(CF_AGENT_ERR, "take instance %s: %s", o.instance, strerror(-r));
-			rc = EX_OTHER;
-		}
-		goto out_fini;
-	}
-	say(CF_AGENT_INFO, "instance %s (#%u) is ACTIVE here (incident %u)", o.instance, home->index,
-	    cf_reg_incident(home->reg));
-	/* before the first data write of this incarnation (the attach may back out leftovers) */
-	if (set_marker(&a, o.instance, w.kind != WL_NONE ? CF_MARKER_INUSE : CF_MARKER_CLEAN) < 0) {
-		rc = EX_OTHER;
-		goto out_leave;
-	}
-	marked = true;
-	r = cf_recovery_init(&a);
-	if (r) {
-		say(CF_AGENT_ERR, "recovery module: %s", strerror(-r));
-		rc = EX_OTHER;
-		goto out_leave;
-	}
+	rc = cf_node_start(&n);
+	if (rc || !cf_node_ready(&n))
+		return cf_node_leave(&n, rc);
 	if (w.kind != WL_NONE) {
-		r = cf_agent_open_session(&a, &ws);
-		if (!r)
-			r = cf_inst_ctx_attach(home, &ws, true);
-		if (r == -EINTR) { /* stopped while the CF's restart recovery made us wait */
-			say(CF_AGENT_INFO, "stopped while waiting to attach %s", o.instance);
-			rc = EX_OK_;
-			goto out_recovery;
-		}
-		if (r) {
-			if (ws.dead || cf_agent_over(&a))
-				rc = over_exit(&a, r);
-			else {
-				say(CF_AGENT_ERR, "attach %s: %s", o.instance, strerror(-r));
-				rc = EX_OTHER;
-			}
-			goto out_recovery;
-		}
-		home->txn.lock_timeout_ms = (int)lock_timeout;
-		home->txn.self_backout = a.cf_volatile;
-		/* group commit (cf_txn.h) where the workload commits in groups: the bank */
-		home->txn.defer_writes = w.bo.group_commit && w.kind == WL_BANK;
-		home->txn.self_backout_check = self_backout_check;
-		w.a = &a;
-		w.ic = home;
-		w.ws = &ws;
+		w.a = &n.a;
+		w.ic = n.home;
+		w.ws = &n.ws;
 		w.bo.stop = &w.stop;
 		r = -pthread_create(&thr, NULL, wl_main, &w);
 		if (r) {
 			say(CF_AGENT_ERR, "workload thread: %s", strerror(-r));
-			rc = EX_OTHER;
-			goto out_recovery;
+			return cf_node_leave(&n, EX_OTHER);
 		}
 		thr_started = true;
 		say(CF_AGENT_INFO, "workload %s started", wl_names[w.kind]);
 	}
 	/* joined, home instance ACTIVE here, recovery module armed: a member */
 	cf_notify_ready();
-	r = cf_agent_run(&a);
+	r = cf_agent_run(&n.a);
 	if (r) {
 		/* The incarnation is over: no clean leave, nothing carried over. */
 		bool joined;
-		rc = over_exit(&a, r);
+		rc = cf_node_over(&n, r);
 		fflush(stdout);
-		joined = end_threads(&a, &w, thr, thr_started);
-		if (thr_started)
-			after_self_backout(&a, home, joined);
-		end_incarnation(&a, home, &ws, joined);
+		joined = end_threads(&n.a, &w, thr, thr_started);
+		cf_node_end_over(&n, thr_started, joined);
 		return rc;
 	}
 	if (thr_started) {
 		atomic_store(&w.stop, 1);
 		pthread_join(thr, NULL);
-		thr_started = false;
-		/*
-		 * Posted record-list clears must land while the instance is still
-		 * ours: the unregister below revokes this session's grants on it.
-		 */
-		if (!ws.dead)
-			(void)cf_session_drain(&ws);
 		if (w.kind == WL_BANK)
 			cf_bank_print(stdout, o.system, &w.res, w.json);
 		fflush(stdout);
 		if (w.r) {
-			if (ws.dead || cf_agent_over(&a) || w.r == -ENOLINK) {
-				rc = over_exit(&a, ws.dead ? ws.dead : w.r);
-				after_self_backout(&a, home, true);
-				end_incarnation(&a, home, &ws, end_threads(&a, &w, thr, false));
+			if (n.ws.dead || cf_agent_over(&n.a) || w.r == -ENOLINK) {
+				rc = cf_node_over(&n, n.ws.dead ? n.ws.dead : w.r);
+				cf_node_end_over(&n, true, true);
 				return rc;
 			}
 			say(CF_AGENT_ERR, "workload %s: %s", wl_names[w.kind],
-			    w.r == -EBADMSG && cf_data_corrupt_msg(&home->data)[0] ? cf_data_corrupt_msg(&home->data)
-										  : strerror(-w.r));
+			    w.r == -EBADMSG && cf_data_corrupt_msg(&n.home->data)[0] ? cf_data_corrupt_msg(&n.home->data)
+										    : strerror(-w.r));
 			rc = EX_OTHER;
 		}
 	}
-out_recovery:
-	cf_recovery_fini(&a);
-out_leave:
-	if (thr_started) {
-		atomic_store(&w.stop, 1);
-		pthread_join(thr, NULL);
-		if (!ws.dead)
-			(void)cf_session_drain(&ws);
-	}
-	/* GOODBYE first: a connection closing before it would be a failure at the CF. */
-	r = cf_agent_leave(&a);
-	if (home)
-		cf_inst_ctx_detach(home);
-	cf_session_close(&ws);
-	if (r == -EBUSY) {
-		rc = EX_OVER; /* left to peer recovery: restart to rejoin */
-	} else if (r && rc == EX_OK_) {
-		say(CF_AGENT_ERR, "clean leave: %s", strerror(-r));
-		rc = EX_OTHER;
-	} else if (rc == EX_OK_) {
-		say(CF_AGENT_INFO, "left the cluster cleanly");
-	}
-	/* nothing of the home instance is in flight any more: a clean leave, or it was never used */
-	if (marked && !r && (rc == EX_OK_ || rc == EX_OTHER))
-		(void)set_marker(&a, home->name, CF_MARKER_CLEAN);
-out_fini:
-	cf_agent_fini(&a);
-	cf_fence_map_free(&o.fence);
-	return rc;
+	return cf_node_leave(&n, rc);
 }
