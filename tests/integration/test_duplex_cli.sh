@@ -77,7 +77,9 @@ echo "$out" | grep -q "duplexed primary; secondary .* in sync" || fail "status w
 out=$(cfctl "$P_ADDR" status --json) || fail "status --json: $out"
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)["cf"]; assert d["duplexed"] and d["link"] == "in-sync" and d["synced_bytes"] == d["image_bytes"], d' ||
 	fail "status --json with a secondary in sync: $out"
-cfctl "$P_ADDR" health >/dev/null || fail "health of a primary with its secondary in sync is not 0"
+out=$(cfctl "$P_ADDR" health 2>&1)
+rc=$?
+[ "$rc" = 0 ] || fail "health of a primary with its secondary in sync is $rc, not 0: $out"
 # a secondary serves nobody before it takes over
 CF_ADDR=$CF_HOST:$S_PORT bounded 10 "$TC" sys FILL >/dev/null 2>&1 && fail "the secondary answered a client before taking over"
 
