@@ -53,7 +53,7 @@ struct dx_frame {
 
 /* MACs over the link bind this role, so a node handshake can never be replayed here. */
 #define DX_ROLE 0x44585031u /* "DXP1" */
-#define DX_MAX_FRAME (64u << 20)
+#define DX_MAX_FRAME (64u << 20) /* a BATCH part is at most DX_PART (8 MiB) of image */
 #define DX_CHUNK (1u << 20) /* the sync ships the image 1 MiB per batch */
 #define DX_HANDSHAKE_MS 3000
 
@@ -225,10 +225,17 @@ static int fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *pe
 
 enum dx_state { DX_NONE = 0, DX_SYNCING = 1, DX_INSYNC = 2, DX_FENCING = 3 };
 
+/*
+ * One batch's copy: one or more BATCH frames, each at most DX_PART bytes of
+ * image (a batch may be large: every log appended to while the previous
+ * batch was on the wire, or a sync chunk). Only the last frame carries the
+ * batch's sequence number, which the secondary acknowledges; the others go
+ * with seq 0. buf holds the frames as [u32 body length][body]...
+ */
 struct dx_job {
 	uint64_t gen, seq;
-	uint32_t len; /* bytes of the frame body */
-	uint8_t body[];
+	size_t nparts, used;
+	uint8_t *buf;
 };
 
 struct cf_duplex {
@@ -255,34 +262,69 @@ struct cf_duplex {
 	volatile sig_atomic_t quit;
 };
 
+#define DX_PART_DEFAULT (8u << 20)
+/* CF_DUPLEX_PART (tests): a smaller part size, so that the tests split every batch */
+static uint64_t DX_PART = DX_PART_DEFAULT;
+
+/* Out of memory with a batch to copy: acknowledging it uncopied would break the pair's promise. */
+static void dx_oom(void)
+{
+	cfs_err("duplex: out of memory copying a batch for the secondary: stopping, so that the secondary "
+		"takes over with every write acknowledged so far");
+	abort();
+}
+
 static void *dx_snap(void *arg, const struct cf_persist_range *r, size_t n)
 {
 	struct cf_duplex *d = arg;
-	uint64_t bytes = 0;
-	uint32_t hdr = (uint32_t)(8 + n * 16);
+	struct cf_persist_range *pc;
+	uint64_t bytes = 0, npc = 0;
 	struct dx_job *j;
 	uint8_t *p;
 
-	for (size_t i = 0; i < n; i++)
-		bytes += r[i].len;
-	if (hdr + bytes > DX_MAX_FRAME) /* never: ranges are log appends and 1 MiB chunks */
-		return NULL;
-	j = malloc(sizeof(*j) + hdr + bytes);
-	if (!j)
-		return NULL;
-	j->gen = j->seq = 0;
-	j->len = (uint32_t)(hdr + bytes);
-	p = j->body;
-	uint64_t nn = n;
-	memcpy(p, &nn, 8), p += 8;
-	for (size_t i = 0; i < n; i++) {
-		memcpy(p, &r[i].off, 8), p += 8;
-		memcpy(p, &r[i].len, 8), p += 8;
+	if (!r)
+		dx_oom();
+	for (size_t k = 0; k < n; k++) {
+		bytes += r[k].len;
+		npc += (r[k].len + DX_PART - 1) / DX_PART;
 	}
-	for (size_t i = 0; i < n; i++) {
-		memcpy(p, (const uint8_t *)d->im->base + r[i].off, r[i].len);
-		p += r[i].len;
+	/* the pieces: every range cut into pieces of at most DX_PART bytes */
+	pc = malloc((npc ? npc : 1) * sizeof(*pc));
+	j = calloc(1, sizeof(*j));
+	if (!pc || !j)
+		dx_oom();
+	npc = 0;
+	for (size_t k = 0; k < n; k++)
+		for (uint64_t o = 0; o < r[k].len; o += DX_PART)
+			pc[npc++] = (struct cf_persist_range){r[k].off + o,
+							      r[k].len - o < DX_PART ? r[k].len - o : DX_PART};
+	/* every piece costs a 16-byte entry, every part (at most one per piece) a length and a count */
+	j->buf = malloc(bytes + npc * (16 + 12) + 12);
+	if (!j->buf)
+		dx_oom();
+	p = j->buf;
+	for (uint64_t k = 0; k < npc;) {
+		/* one part: the next pieces while they fit in DX_PART bytes of image (at least one) */
+		uint64_t e = k, pb = 0;
+		while (e < npc && (e == k || pb + pc[e].len <= DX_PART))
+			pb += pc[e++].len;
+		uint64_t np = e - k;
+		uint32_t blen = (uint32_t)(8 + np * 16 + pb);
+		memcpy(p, &blen, 4), p += 4;
+		memcpy(p, &np, 8), p += 8;
+		for (uint64_t x = k; x < e; x++) {
+			memcpy(p, &pc[x].off, 8), p += 8;
+			memcpy(p, &pc[x].len, 8), p += 8;
+		}
+		for (uint64_t x = k; x < e; x++) {
+			memcpy(p, (const uint8_t *)d->im->base + pc[x].off, pc[x].len);
+			p += pc[x].len;
+		}
+		j->nparts++;
+		k = e;
 	}
+	free(pc);
+	j->used = (size_t)(p - j->buf);
 	return j;
 }
 
@@ -311,8 +353,18 @@ static void dx_send(void *arg, void *job)
 	}
 	pthread_mutex_unlock(&d->mu);
 	/* a stalled secondary blocks here until the link thread fences it (shutdown wakes us) */
-	if (fd >= 0 && send_frame(fd, DX_BATCH, j->seq, j->body, j->len, -1) < 0)
-		cfs_debug("duplex: batch %llu not sent: the link is going", (unsigned long long)j->seq);
+	if (fd >= 0) {
+		const uint8_t *q = j->buf;
+		for (size_t k = 0; k < j->nparts; k++) {
+			uint32_t blen;
+			memcpy(&blen, q, 4);
+			if (send_frame(fd, DX_BATCH, k + 1 == j->nparts ? j->seq : 0, q + 4, blen, -1) < 0) {
+				cfs_debug("duplex: batch %llu not sent: the link is going", (unsigned long long)j->seq);
+				break;
+			}
+			q += 4 + blen;
+		}
+	}
 	pthread_mutex_unlock(&d->wmu);
 }
 
@@ -327,6 +379,7 @@ static void dx_wait(void *arg, void *job)
 	while (j->gen && j->gen == d->gen && d->seq_acked < j->seq && d->state != DX_NONE)
 		pthread_cond_wait(&d->cv, &d->mu);
 	pthread_mutex_unlock(&d->mu);
+	free(j->buf);
 	free(j);
 }
 
@@ -596,6 +649,12 @@ int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr
 		return r;
 	}
 	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
+	{
+		const char *e = getenv("CF_DUPLEX_PART");
+		unsigned long long v = e ? strtoull(e, NULL, 10) : 0;
+		if (v >= 64 && v <= DX_PART_DEFAULT)
+			DX_PART = v;
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
@@ -1023,13 +1082,15 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 					goto out;
 				}
 				applied++;
-				pthread_mutex_lock(&pg.mu);
-				r = send_frame(fd, DX_ACK, f.seq, NULL, 0, 1000);
-				pthread_mutex_unlock(&pg.mu);
-				if (r < 0) {
-					lost = strerror(-r);
-					free(b);
-					break;
+				if (f.seq) { /* the last part of a batch: acknowledge the whole batch */
+					pthread_mutex_lock(&pg.mu);
+					r = send_frame(fd, DX_ACK, f.seq, NULL, 0, 1000);
+					pthread_mutex_unlock(&pg.mu);
+					if (r < 0) {
+						lost = strerror(-r);
+						free(b);
+						break;
+					}
 				}
 			} else if (f.type == DX_SYNCED) {
 				synced = true;

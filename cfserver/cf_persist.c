@@ -146,7 +146,9 @@ static size_t plan(struct cf_persist *p, struct prange **out, void **snap)
 	if (snap && p->has_rep) {
 		struct cf_persist_range *x = malloc(p->nr * sizeof(*x));
 		size_t k = 0;
-		if (x) {
+		if (!x) {
+			p->rep.snap(p->rep.arg, NULL, 0); /* the replica decides: it may not acknowledge uncopied */
+		} else {
 			for (size_t i = 0; i < p->nr; i++) {
 				if (k && p->r[i].lo <= x[k - 1].off + x[k - 1].len) {
 					uint64_t end = x[k - 1].off + x[k - 1].len;

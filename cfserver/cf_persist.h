@@ -115,7 +115,8 @@ struct cf_persist_range {
 };
 struct cf_persist_replica {
 	void *arg;
-	void *(*snap)(void *arg, const struct cf_persist_range *r, size_t n); /* NULL: out of memory */
+	/* r NULL: out of memory for the range list; the replica must not let the batch be acknowledged */
+	void *(*snap)(void *arg, const struct cf_persist_range *r, size_t n);
 	void (*send)(void *arg, void *job);
 	void (*wait)(void *arg, void *job);
 };

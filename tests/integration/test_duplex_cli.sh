@@ -14,6 +14,9 @@
 require_transport
 require_bin CFSERVER CF_TCLIENT CFCTL
 TC=$CF_TCLIENT
+# every batch of 64 KiB or more goes in several BATCH frames (a 1 MiB sync chunk in 16): the
+# byte-for-byte comparison after the takeover below checks the reassembly
+export CF_DUPLEX_PART=65536
 
 free_port() {
 	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
