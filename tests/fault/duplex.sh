@@ -28,7 +28,13 @@ RANDOM=$SEED
 log "duplex: $ROUNDS rounds, seed $SEED ($CF_TRANSPORT)"
 
 declare -A DX_PORT=() DX_LINK=() DX_PID=()
-LINK_MS=${DUPLEX_LINK_MS:-300}
+# link silence that loses the other CF, and the secondary's delay before it fences a live
+# primary: short on tcp (SIGSTOP rounds stay short), long under the rig's CPU emulation
+if [ "$CF_TRANSPORT" = verbs ]; then
+	LINK_MS=${DUPLEX_LINK_MS:-3000} FENCE_DELAY_MS=${DUPLEX_FENCE_DELAY_MS:-3000}
+else
+	LINK_MS=${DUPLEX_LINK_MS:-300} FENCE_DELAY_MS=${DUPLEX_FENCE_DELAY_MS:-300}
+fi
 
 free_port() {
 	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
@@ -40,7 +46,7 @@ cf_start() {
 	shift
 	"$CFSERVER" --listen "$CF_HOST:${DX_PORT[$x]}" --duplex-listen "$CF_HOST:${DX_LINK[$x]}" \
 		--transport "$CF_TRANSPORT" --cluster-key "$CF_KEYFILE" --hb-interval "$H_MS" --hb-timeout "$T_MS" \
-		--duplex-timeout "$LINK_MS" --duplex-fence-delay 300 "$@" >>"$CF_WORK/cf$x.log" 2>&1 &
+		--duplex-timeout "$LINK_MS" --duplex-fence-delay "$FENCE_DELAY_MS" "$@" >>"$CF_WORK/cf$x.log" 2>&1 &
 	DX_PID[$x]=$!
 	track_pid "${DX_PID[$x]}"
 }

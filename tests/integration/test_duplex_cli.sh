@@ -17,6 +17,9 @@ TC=$CF_TCLIENT
 # every batch of 64 KiB or more goes in several BATCH frames (a 1 MiB sync chunk in 16): the
 # byte-for-byte comparison after the takeover below checks the reassembly
 export CF_DUPLEX_PART=65536
+# link timeouts: short on tcp, ten times longer under the rig's CPU emulation (verbs)
+LT=400
+[ "$CF_TRANSPORT" = verbs ] && LT=4000
 
 free_port() {
 	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
@@ -44,7 +47,7 @@ done
 log "bad options refused before any image was built"
 
 # 2. the primary
-start_cfserver P -- --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --duplex-timeout 400 \
+start_cfserver P -- --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --duplex-timeout "$LT" \
 	--duplex-fence-delay 200 || fail "primary did not start"
 P_ADDR=$CF_ADDR P_PID=$CFSERVER_PID
 LP=$(link_port "$CF_WORK/P.log")
@@ -70,7 +73,7 @@ log "a secondary with the wrong key exits 6; the primary refused it"
 
 # 4. a secondary in sync; status, health
 start_bg S "$CFSERVER" --listen "$CF_HOST:$S_PORT" --cluster-key "$CF_KEYFILE" --duplex-with "$CF_HOST:$LP" \
-	--duplex-listen "$CF_HOST:0" --transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout 400 \
+	--duplex-listen "$CF_HOST:0" --transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout "$LT" \
 	--duplex-fence-delay 200
 S_PID=$BG_PID
 wait_for 60 grep -q "in sync with the primary" "$CF_WORK/S.log" || fail "secondary not in sync: $(tail -n 3 "$CF_WORK/S.log")"
@@ -114,19 +117,19 @@ kill -TERM "$N_PID"; wait "$N_PID" 2>/dev/null
 # SIGKILL, refused for a process that runs another executable than Q's, so R runs a copy
 # of cfserver. Once R is gone (kill -9 below) the next attempt finds it gone: fenced.
 cp "$CFSERVER" "$CF_WORK/cfserver-copy"
-start_cfserver Q -- --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --duplex-timeout 300 ||
+start_cfserver Q -- --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --duplex-timeout "$LT" ||
 	fail "primary Q did not start"
 Q_ADDR=$CF_ADDR
 LQ=$(link_port "$CF_WORK/Q.log")
 start_bg R "$CF_WORK/cfserver-copy" --listen "$CF_HOST:$(free_port)" --cluster-key "$CF_KEYFILE" \
-	--duplex-with "$CF_HOST:$LQ" --transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout 300 \
+	--duplex-with "$CF_HOST:$LQ" --transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout "$LT" \
 	--duplex-fence-delay 60000
 R_PID=$BG_PID
 wait_for 60 grep -q "in sync with the primary" "$CF_WORK/R.log" || fail "R not in sync"
 CF_ADDR=$Q_ADDR bounded 20 "$TC" fill 8 >/dev/null || fail "fill with the secondary in sync"
 kill -STOP "$R_PID"
-wait_for 10 grep -q "lost the secondary" "$CF_WORK/Q.log" || fail "Q did not lose the stopped secondary"
-wait_for 10 grep -q "cannot fence the secondary" "$CF_WORK/Q.log" || fail "Q's failing fence agent not reported"
+wait_for 30 grep -q "lost the secondary" "$CF_WORK/Q.log" || fail "Q did not lose the stopped secondary"
+wait_for 30 grep -q "cannot fence the secondary" "$CF_WORK/Q.log" || fail "Q's failing fence agent not reported"
 # a durable write now must not be acknowledged
 start_bg fill9 env CF_ADDR="$Q_ADDR" "$TC" fill 9
 F_PID=$BG_PID
@@ -144,7 +147,7 @@ U_PID=$CFSERVER_PID
 LU=$(link_port "$CF_WORK/U.log")
 V_PORT=$(free_port)
 start_bg V "$CFSERVER" --listen "$CF_HOST:$V_PORT" --cluster-key "$CF_KEYFILE" --duplex-with "$CF_HOST:$LU" \
-	--transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout 300
+	--transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout "$LT"
 V_PID=$BG_PID
 wait_for 20 grep -q "following the primary" "$CF_WORK/V.log" || fail "V did not start following"
 kill -KILL "$U_PID"
