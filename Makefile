@@ -10,6 +10,8 @@ BUILD ?= build
 MESON_OPTS ?=
 RELEASE_BUILD ?= build-release
 PREFIX ?= /usr/local
+# make bench PEERS=postgres,etcd: also measure (and apt-get install if missing) the peers.
+PEERS ?=
 
 .PHONY: all deps build release install demo demo-verbs test test-soak test-verbs bench fuzz sanitize clean
 
@@ -63,8 +65,9 @@ demo-verbs: build
 	bash tests/rig/rig.sh --share "$(CURDIR)" -- env DEMO_T_MS=3000 DEMO_H_MS=30 DEMO_INFLIGHT=16 \
 		bash scripts/demo.sh $(CURDIR)/$(BUILD)
 
+# The peers (PostgreSQL, etcd) only when asked: make bench PEERS=postgres,etcd
 bench: build
-	bash bench/failover.sh --build $(BUILD)
+	bash bench/failover.sh --build $(BUILD) --peers '$(PEERS)'
 
 fuzz:
 	@bash scripts/deps.sh --fuzz

@@ -2,7 +2,8 @@
 """cfplex failover benchmark (issue 7): crash one of N systems running the bank workload
 with K transactions in flight, measure crash -> the failed instance's locks usable again
 (from the counterpart's RECOVERY line) with the per-phase breakdown, against the physical
-floor measured in the same run, and against PostgreSQL and etcd crashed lock holders.
+floor measured in the same run, and (only with --peers postgres,etcd) against PostgreSQL and
+etcd crashed lock holders.
 Writes a human table, --json with every figure, and gnuplot PNGs.  python3 stdlib only.
 Run it through bench/failover.sh; see bench/README.md."""
 import argparse
@@ -678,7 +679,8 @@ def main():
                          "set up by failover.sh) with the default fence, a watchdog per host; reported next to "
                          "the one-host rows")
     ap.add_argument("--wd-ms", type=int, default=1000, help="--hosts netns: each host's watchdog timeout, ms")
-    ap.add_argument("--peers", default="postgres,etcd", help="peers to measure ('' for none)")
+    ap.add_argument("--peers", default="", help="peers to measure too, e.g. postgres,etcd (default none): "
+                                                 "apt-get installs them if missing (unless --no-install) and runs them")
     ap.add_argument("--peer-reps", type=int, help="crashes per peer configuration (default 20; --quick 3)")
     ap.add_argument("--cap", type=float, help="cap of each peer wait, s (default 20; --quick 3)")
     ap.add_argument("--pgbench-seconds", type=int, help="default 10; --quick 2")
