@@ -631,6 +631,8 @@ def plots(res, out, a):
                         f"{(r['phases']['read-log']['p50_us'] or 0) / 1e3:.4f} \"{human_bytes(_size(r['log_size']))}\"\n")
     cdf_plot = ", ".join(f"'{fn}' using 1:2 with linespoints {st} title '{t}'" for fn, t, st in files) or "NaN notitle"
     sub = subtitle(res).replace('"', "'")
+    vs = ("cfplex vs peers (waits past the cap are missing mass)" if any(c[3] != "cfplex" for c in cdfs)
+          else "cfplex (no peers measured: --peers postgres,etcd)")
     colours = " ".join(PALETTE)
 
     def title(t):  # the figure's title, and under it where it was measured
@@ -650,7 +652,7 @@ colours = "{colours}"
 plot for [i=2:{len(STACKED) + 1}] '{d}/phases.dat' using i:xtic(1) title columnheader(i) lc rgb word(colours, i - 1)
 unset style
 set output '{out}/failover_cdf.png'
-{title("crash -> lock usable: CDF per crash mode, cfplex vs peers (waits past the cap are missing mass)")}
+{title("crash -> lock usable: CDF per crash mode, " + vs)}
 set key outside right top
 set logscale x
 set xlabel 'ms (log scale)'
