@@ -1,10 +1,19 @@
 # Thin wrapper over meson. The two commands of the README:
 #   make demo   - install missing packages, build, run the failover demo (tcp on loopback)
 #   make test   - install missing packages, build, run the whole test suite
+#   make install - a separate release build (RELEASE_BUILD), installed under PREFIX
+# BUILD is the development and test build: it has the named fault points compiled in
+# (-Dfault-injection=true), which the fault suite and the recovery tests fire through CF_FAULT.
+# A binary with them dies when CF_FAULT names one, so nothing is ever installed from BUILD:
+# RELEASE_BUILD is buildtype release without fault injection (the meson default).
 BUILD ?= build
 MESON_OPTS ?=
+RELEASE_BUILD ?= build-release
+PREFIX ?= /usr/local
+# make bench PEERS=postgres,etcd: also measure (and apt-get install if missing) the peers.
+PEERS ?=
 
-.PHONY: all deps build demo demo-verbs test test-soak test-verbs bench fuzz sanitize clean
+.PHONY: all deps build release install demo demo-verbs test test-soak test-verbs bench fuzz sanitize clean
 
 all: build
 
@@ -12,10 +21,24 @@ deps:
 	@bash scripts/deps.sh
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) $(MESON_OPTS)
+	meson setup $(BUILD) -Dfault-injection=true $(MESON_OPTS)
 
+# A BUILD configured by hand (plain meson setup) has no fault points: turn them on.
 build: deps $(BUILD)/build.ninja
+	@grep -q -- -DCF_FAULT_INJECTION $(BUILD)/build.ninja || meson configure $(BUILD) -Dfault-injection=true
 	ninja -C $(BUILD)
+
+$(RELEASE_BUILD)/build.ninja:
+	meson setup $(RELEASE_BUILD) --buildtype=release --prefix=$(PREFIX) -Dfault-injection=false -Dtests=false $(MESON_OPTS)
+
+# The installed build, checked before it is installed: no fault point compiled in, CF_FAULT ignored.
+release: deps $(RELEASE_BUILD)/build.ninja
+	@! grep -q -- -DCF_FAULT_INJECTION $(RELEASE_BUILD)/build.ninja || meson configure $(RELEASE_BUILD) -Dfault-injection=false
+	ninja -C $(RELEASE_BUILD)
+	bash tests/release/check_release.sh $(RELEASE_BUILD)
+
+install: release
+	meson install -C $(RELEASE_BUILD)
 
 demo: build
 	bash scripts/demo.sh $(BUILD)
@@ -42,8 +65,9 @@ demo-verbs: build
 	bash tests/rig/rig.sh --share "$(CURDIR)" -- env DEMO_T_MS=3000 DEMO_H_MS=30 DEMO_INFLIGHT=16 \
 		bash scripts/demo.sh $(CURDIR)/$(BUILD)
 
+# The peers (PostgreSQL, etcd) only when asked: make bench PEERS=postgres,etcd
 bench: build
-	bash bench/failover.sh --build $(BUILD)
+	bash bench/failover.sh --build $(BUILD) --peers '$(PEERS)'
 
 fuzz:
 	@bash scripts/deps.sh --fuzz
@@ -53,4 +77,4 @@ sanitize:
 	bash scripts/ci-sanitize.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(RELEASE_BUILD)

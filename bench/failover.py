@@ -2,7 +2,8 @@
 """cfplex failover benchmark (issue 7): crash one of N systems running the bank workload
 with K transactions in flight, measure crash -> the failed instance's locks usable again
 (from the counterpart's RECOVERY line) with the per-phase breakdown, against the physical
-floor measured in the same run, and against PostgreSQL and etcd crashed lock holders.
+floor measured in the same run, and (only with --peers postgres,etcd) against PostgreSQL and
+etcd crashed lock holders.
 Writes a human table, --json with every figure, and gnuplot PNGs.  python3 stdlib only.
 Run it through bench/failover.sh; see bench/README.md."""
 import argparse
@@ -543,6 +544,39 @@ def table(res, a):
     return "\n".join(L) + "\n"
 
 
+# A qualitative palette with a colour for each of the 11 stacked phases and each CDF series
+# (Paul Tol's "muted" and "bright" sets, their pale greys swapped for black and orange; no
+# colour twice); the CDF adds a dash type per crash mode and a marker per system.
+PALETTE = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+           "#AA4499", "#000000", "#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#EE7733"]
+DASH = {"kill": 1, "stop": 2, "frozen": 3}
+
+
+def human_bytes(n):
+    """1048576 -> '1 MiB', 262144 -> '256 KiB': axis labels, not 1e+06."""
+    for unit, sh in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << sh:
+            v = n / (1 << sh)
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{n} B"
+
+
+def subtitle(res):
+    """Where the numbers come from: transport, the hosts (one machine: loopback or its
+    namespace-hosts' bridge), CPUs and kernel."""
+    p, h = res["params"], res.get("host", {})
+    host = p.get("cf_host", "127.0.0.1")
+    if p.get("hosts") == "netns":
+        where = f"one machine's namespace-hosts on a bridge ({host}), plus loopback runs"
+    elif host.startswith("127."):
+        where = "loopback (one machine)"
+    else:
+        where = f"{host} (one machine)"
+    cpus = h.get("cpus")
+    return (f"{p.get('transport', 'tcp')} on {where}, {cpus} CPU{'s' if cpus != 1 else ''}"
+            f" - {h.get('uname', '?')}, {h.get('when', '')}")
+
+
 def plots(res, out, a):
     if not shutil.which("gnuplot"):
         why = C.apt_ensure(["gnuplot"], ["gnuplot-nox"], not a.no_install)
@@ -563,20 +597,26 @@ def plots(res, out, a):
     cdfs = []
     for r in runs:
         if r["label"].startswith("main-") and r["samples"]:
-            cdfs.append((f"cfplex {r['mode']}", [s["total_ms"] for s in r["samples"]], len(r["samples"])))
+            cdfs.append((f"cfplex {r['mode']}", [s["total_ms"] for s in r["samples"]], len(r["samples"]),
+                         "cfplex", r["mode"]))
     for _, short, mode, s in peer_rows(res):
         vals = [v for v in s.get("samples_ms", []) if v is not None]
         if vals:  # capped waits count in the denominator: the curve stops below 1
-            cdfs.append((f"{short} {mode}", vals, len(s.get("samples_ms", []))))
+            cdfs.append((f"{short} {mode}", vals, len(s.get("samples_ms", [])), short.split(" ")[0], mode))
+    marker = {"cfplex": 7, "PostgreSQL": 5, "etcd": 9}  # filled circle, square, triangle
     files = []
-    for i, (name, vals, n) in enumerate(cdfs):
+    for i, (name, vals, n, system, mode) in enumerate(cdfs):
         fn = os.path.join(d, f"cdf{i}.dat")
         vals = sorted(vals)
-        with open(fn, "w") as f:
+        with open(fn, "w") as f:  # a step function drawn as a line: up at each sample
             f.write(f"{vals[0]:.6f} 0\n")
             for j, v in enumerate(vals):
+                if j:
+                    f.write(f"{v:.6f} {j / n:.6f}\n")
                 f.write(f"{v:.6f} {(j + 1) / n:.6f}\n")
-        files.append((fn, name.replace("_", " "), "lw 3" if name.startswith("cfplex") else "lw 1.5 dt 2"))
+        style = (f"lc rgb '{PALETTE[i % len(PALETTE)]}' dt {DASH.get(mode, 4)} pt {marker.get(system, 11)}"
+                 f" pi {max(1, (2 * len(vals)) // 6)} ps 1.3 lw {3 if system == 'cfplex' else 2}")
+        files.append((fn, name.replace("_", " "), style))
     # 3. total vs K and vs log bytes
     with open(os.path.join(d, "sweep.dat"), "w") as f:
         f.write("# mode K log_bytes_p50 p50 p99 floor\n")
@@ -588,23 +628,31 @@ def plots(res, out, a):
         for r in runs:
             if r["label"].startswith(("main-kill", "log-")) and r["samples"]:
                 f.write(f"{r['log_size']} {_size(r['log_size'])} {r['total_ms']['p50']:.4f} {r['total_ms']['p99']:.4f} "
-                        f"{(r['phases']['read-log']['p50_us'] or 0) / 1e3:.4f}\n")
-    cdf_plot = ", ".join(f"'{fn}' using 1:2 with steps {st} title '{t}'" for fn, t, st in files) or "NaN notitle"
+                        f"{(r['phases']['read-log']['p50_us'] or 0) / 1e3:.4f} \"{human_bytes(_size(r['log_size']))}\"\n")
+    cdf_plot = ", ".join(f"'{fn}' using 1:2 with linespoints {st} title '{t}'" for fn, t, st in files) or "NaN notitle"
+    sub = subtitle(res).replace('"', "'")
+    vs = ("cfplex vs peers (waits past the cap are missing mass)" if any(c[3] != "cfplex" for c in cdfs)
+          else "cfplex (no peers measured: --peers postgres,etcd)")
+    colours = " ".join(PALETTE)
+
+    def title(t):  # the figure's title, and under it where it was measured
+        return f'set title "{t}\\n{sub}"'
     script = f"""
 set terminal pngcairo size 1200,650 noenhanced
 set datafile separator whitespace
 set output '{out}/failover_timeline.png'
-set title 'cfplex failover: p50 of each phase, stacked (h={a.h} ms, T={a.T} ms, K={a.inflight})'
+{title(f"cfplex failover: p50 of each phase, stacked (h={a.h} ms, T={a.T} ms, K={a.inflight})")}
 set style data histograms
 set style histogram rowstacked
-set style fill solid 0.8 border -1
+set style fill solid 0.85 border -1
 set boxwidth 0.6
 set key outside right
 set ylabel 'ms from the crash'
-plot for [i=2:{len(STACKED) + 1}] '{d}/phases.dat' using i:xtic(1) title columnheader(i)
+colours = "{colours}"
+plot for [i=2:{len(STACKED) + 1}] '{d}/phases.dat' using i:xtic(1) title columnheader(i) lc rgb word(colours, i - 1)
 unset style
 set output '{out}/failover_cdf.png'
-set title 'crash -> lock usable: CDF per crash mode, cfplex vs peers (waits past the cap are missing mass)'
+{title("crash -> lock usable: CDF per crash mode, " + vs)}
 set key outside right top
 set logscale x
 set xlabel 'ms (log scale)'
@@ -613,24 +661,27 @@ set yrange [0:1.02]
 plot {cdf_plot}
 unset logscale x
 set output '{out}/failover_vs_inflight.png'
-set title 'cfplex failover total vs in-flight transactions per system'
+{title("cfplex failover total vs in-flight transactions per system")}
 set logscale x
 set xlabel 'K (transactions in flight per system)'
 set ylabel 'ms'
-set key top left
+set key outside right top
 set yrange [*:*]
-plot '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 title 'SIGKILL p50', \\
-     '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGKILL p99', \\
-     '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 title 'SIGKILL floor', \\
-     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 title 'SIGSTOP p50', \\
-     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 title 'SIGSTOP p99', \\
-     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 title 'SIGSTOP floor (T + ...)'
+plot '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 lc rgb '#332288' title 'SIGKILL p50', \\
+     '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 lw 2 lc rgb '#332288' title 'SIGKILL p99', \\
+     '< grep "^kill" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 lw 2 lc rgb '#332288' title 'SIGKILL floor', \\
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:4 with linespoints lw 2 lc rgb '#CC6677' title 'SIGSTOP p50', \\
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:5 with linespoints dt 2 lw 2 lc rgb '#CC6677' title 'SIGSTOP p99', \\
+     '< grep "^stop" {d}/sweep.dat | sort -n -k2' using 2:6 with lines dt 3 lw 2 lc rgb '#CC6677' title 'SIGSTOP floor (T + ...)'
 set output '{out}/failover_vs_logsize.png'
-set title 'cfplex SIGKILL failover vs undo-log region size'
-set xlabel 'log region bytes per instance'
-plot '< sort -n -k2 {d}/logsize.dat' using 2:3 with linespoints lw 2 title 'total p50', \\
-     '< sort -n -k2 {d}/logsize.dat' using 2:4 with linespoints dt 2 title 'total p99', \\
-     '< sort -n -k2 {d}/logsize.dat' using 2:5 with linespoints title 'read-log phase p50'
+{title("cfplex SIGKILL failover vs undo-log region size")}
+set logscale x 2
+set offsets graph 0.05, graph 0.05, 0, 0
+set xlabel 'undo-log region per instance (cfserver --log-size)'
+set ylabel 'ms'
+plot '< sort -n -k2 {d}/logsize.dat' using 2:3:xtic(6) with linespoints lw 2 lc rgb '#332288' title 'total p50', \\
+     '< sort -n -k2 {d}/logsize.dat' using 2:4 with linespoints dt 2 lc rgb '#332288' title 'total p99', \\
+     '< sort -n -k2 {d}/logsize.dat' using 2:5 with linespoints lc rgb '#44AA99' lw 2 title 'read-log phase p50'
 """
     gp = os.path.join(d, "plots.gp")
     with open(gp, "w") as f:
@@ -678,7 +729,8 @@ def main():
                          "set up by failover.sh) with the default fence, a watchdog per host; reported next to "
                          "the one-host rows")
     ap.add_argument("--wd-ms", type=int, default=1000, help="--hosts netns: each host's watchdog timeout, ms")
-    ap.add_argument("--peers", default="postgres,etcd", help="peers to measure ('' for none)")
+    ap.add_argument("--peers", default="", help="peers to measure too, e.g. postgres,etcd (default none): "
+                                                 "apt-get installs them if missing (unless --no-install) and runs them")
     ap.add_argument("--peer-reps", type=int, help="crashes per peer configuration (default 20; --quick 3)")
     ap.add_argument("--cap", type=float, help="cap of each peer wait, s (default 20; --quick 3)")
     ap.add_argument("--pgbench-seconds", type=int, help="default 10; --quick 2")
@@ -733,7 +785,7 @@ def main():
            "params": {"transport": a.transport, "h_ms": a.h, "T_ms": a.T, "systems": a.systems,
                       "inflight": a.inflight, "reps": a.reps, "sweep_reps": a.sweep_reps, "sweep_k": sweep_k,
                       "sweep_log": sweep_log, "log_size": a.log_size, "accounts": a.accounts, "modes": modes,
-                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms},
+                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms, "cf_host": a.host},
            "cfplex": {"runs": []}}
     C.log("measuring the physical floor (cf_rtt, READ bandwidth, fdatasync)")
     res["floor"] = measure_floor(a, workroot)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command for the failover benchmark report (issue 7): cfplex vs PostgreSQL vs etcd,
-# both crash modes, per-phase breakdown, floor ratio, JSON and gnuplot PNGs.
-#   bench/failover.sh [--quick] [--json FILE] [--out DIR] [--transport tcp|verbs] [--build DIR] ...
+# One command for the failover benchmark report (issue 7): cfplex (and, only when asked with
+# --peers postgres,etcd, PostgreSQL and etcd), both crash modes, per-phase breakdown, floor
+# ratio, JSON and gnuplot PNGs.
+#   bench/failover.sh [--quick] [--peers postgres,etcd] [--json FILE] [--out DIR] [--transport tcp|verbs] [--build DIR] ...
 # bench/failover.py --help lists every option.  Every process it starts is killed by PID
 # on exit (the driver's cleanup handler); everything runs on loopback.
 #   --hosts netns: also the failover across namespace-hosts (root): the hosts are those of

@@ -3,7 +3,8 @@
 # Claims 7, 16, 26, 30: three peers race for every incident; exactly one CAS
 # wins, the others are rejected. Repeated ROUNDS times (default 200).
 . "$(dirname "$0")/lib.sh"
-# 200 races over tcp; under the soft-RoCE rig's CPU emulation a round takes
+# 200 races over tcp by default (make test runs 40, make test-soak 200: tests/recovery/meson.build);
+# under the soft-RoCE rig's CPU emulation a round takes
 # seconds, so 20 there (CF_RIG is set inside the rig)
 ROUNDS=${ROUNDS:-$([ -n "${CF_RIG:-}" ] && echo 20 || echo 200)}
 cluster
