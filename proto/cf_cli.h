@@ -15,6 +15,8 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "cf_slog.h"
+
 #ifndef CFPLEX_VERSION
 #error "CFPLEX_VERSION is set by meson (project version); build with meson"
 #endif
@@ -38,10 +40,11 @@ static inline int cf_cli_bad_option(const char *prog, int c, char *const argv[],
 	/* a short option inside a cluster (-qx): name the letter, not the word */
 	if (optopt && !(word[0] == '-' && word[1] == '-'))
 		word = shortopt;
+	(void)prog; /* cf_slog_init named it */
 	if (c == ':')
-		fprintf(stderr, "%s: option '%s' needs a value (try --help)\n", prog, word);
+		cf_slog_usage("option '%s' needs a value (try --help)", word);
 	else
-		fprintf(stderr, "%s: unknown option '%s' (try --help)\n", prog, word);
+		cf_slog_usage("unknown option '%s' (try --help)", word);
 	return usage_rc;
 }
 
