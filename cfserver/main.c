@@ -26,14 +26,15 @@
 #include "cf_util.h"
 #include "../node/cf_fence.h"
 
+/* exit codes: cf_cli.h, one per cause in every program */
 enum {
-	EXIT_OK = 0,
-	EXIT_OTHER = 1,
-	EXIT_USAGE = 2,
-	EXIT_IMAGE = 3,
-	EXIT_LISTEN = 4,
-	EXIT_KEY = 5,
-	EXIT_DUPLEX = 6,
+	EXIT_OK = CF_EX_OK,
+	EXIT_OTHER = CF_EX_FAIL,
+	EXIT_USAGE = CF_EX_USAGE,
+	EXIT_IMAGE = CF_EX_IMAGE,
+	EXIT_LISTEN = CF_EX_LISTEN,
+	EXIT_KEY = CF_EX_KEY,
+	EXIT_DUPLEX = CF_EX_DUPLEX,
 };
 
 static void usage(FILE *f)
@@ -89,7 +90,7 @@ static void usage(FILE *f)
 		"Exit status: 0 clean shutdown (SIGTERM/SIGINT), 1 other error, 2 usage error,\n"
 		"3 CF image refused (corrupt, foreign, mismatched, no space or device too small,\n"
 		"--nvram of a kind that cannot hold it, a symlink, or a device in use), 4 cannot\n"
-		"listen, 5 cluster key problem, 6 a secondary that cannot follow or must not\n"
+		"listen, 77 cluster key problem (missing key file option: 2), 6 a secondary that cannot follow or must not\n"
 		"take over (lost the primary before its copy was complete, fence not confirmed,\n"
 		"bad link, primary's key or geometry refused).\n",
 		CF_DEFAULT_MAX_SYSTEMS, CF_MAX_SYSTEMS_LIMIT, CF_DEFAULT_MAX_INSTANCES, CF_MAX_INSTANCES_LIMIT,
@@ -355,10 +356,10 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!key_file) {
-		cf_slog_err("--cluster-key FILE is required (64 hex digits, e.g. from "
-			    "'cfctl keygen --out FILE', mode 0600)");
-		return EXIT_KEY;
+	if (!key_file) { /* a required option, as in cfnode and cfctl */
+		cf_slog_usage("--cluster-key FILE is required (64 hex digits, e.g. from "
+			      "'cfctl keygen --out FILE', mode 0600)");
+		return EXIT_USAGE;
 	}
 	r = cf_auth_init();
 	if (r < 0) {

@@ -13,8 +13,9 @@
  *   cfctl metrics --cf ADDR (--cluster-key FILE | --key MONITOR_KEY)
  *   cfctl keygen  [--out FILE]
  *
- * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
- * 2 usage, 69 CF unavailable, 77 cluster key refused.
+ * Exit codes (cf_cli.h, the same in every program): 0 ok, 1 failed (verify
+ * found a problem, request refused; health: degraded), 2 usage, 69 CF
+ * unavailable, 77 key problem (the key file unusable, or refused by the CF).
  * Diagnostics on stderr are lines of the one log (cf_slog.h); results go to
  * stdout.
  */
@@ -45,10 +46,10 @@
 #include "cf_util.h"
 #include "cf_words.h"
 
-#define EX_FAIL 1
-#define EX_USAGE_ 2
-#define EX_UNAVAILABLE_ 69
-#define EX_KEY 77
+#define EX_FAIL CF_EX_FAIL
+#define EX_USAGE_ CF_EX_USAGE
+#define EX_UNAVAILABLE_ CF_EX_UNAVAILABLE
+#define EX_KEY CF_EX_KEY
 #define READ_CHUNK 32768u
 #define MAX_NAMES_SHOWN 8u  /* text: lock names per instance */
 #define MAX_NAMES_JSON 64u  /* JSON: lock_names per instance */
@@ -108,7 +109,7 @@ static void usage(FILE *out)
 		"  -h, --help  this help;  --version  print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 failed or refused (health: degraded), 2 usage, 69 CF unavailable,\n"
-		"77 cluster key refused.\n");
+		"77 key problem (key file unusable, or refused by the CF).\n");
 }
 
 struct opts {
@@ -158,7 +159,7 @@ static int open_session(const struct opts *o, struct cf_session *s, enum cf_role
 	if (r) {
 		char why[512];
 		cf_slog_err("%s", cf_key_explain_as(what, file, r, why, sizeof(why)));
-		return EX_FAIL;
+		return EX_KEY; /* a key problem, as in cfserver and cfnode */
 	}
 	r = cf_session_open(s, o->transport, o->cf, key, role, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
 	sodium_memzero(key, sizeof(key));

@@ -4,11 +4,12 @@
  * instance, runs a workload on the shared data directory, and (through
  * cf_recovery.c) detects failed peers and recovers their instances.
  *
- * Exit codes: 0 ok, 1 other error, 2 usage, 69 CF unavailable, 75 this
- * incarnation is over (connection to the CF lost, or declared failed:
- * restart to rejoin), 77 cluster key refused, 78 the data directory needs the
- * operator (an instance was in use under a volatile CF image that is gone and
- * its open transactions were not backed out: see cfctl data-release).
+ * Exit codes (cf_cli.h, the same in every program): 0 ok, 1 other error,
+ * 2 usage, 69 CF unavailable, 75 this incarnation is over (connection to the
+ * CF lost, or declared failed: restart to rejoin), 77 cluster key problem
+ * (the key file unusable, or refused by the CF), 78 the data directory needs
+ * the operator (an instance was in use under a volatile CF image that is gone
+ * and its open transactions were not backed out: see cfctl data-release).
  *
  * Logging: cf_slog.h, with IDENT cfnode[SYSTEM]; libcfnode's lines come
  * through the agent's logger callback.
@@ -38,6 +39,11 @@
 #include "cf_util.h"
 
 /* exit codes: cf_node.h (the data directory needing the operator is 78, not restartable) */
+_Static_assert((int)CF_NODE_EX_OK == CF_EX_OK && (int)CF_NODE_EX_OTHER == CF_EX_FAIL &&
+		       (int)CF_NODE_EX_USAGE == CF_EX_USAGE && (int)CF_NODE_EX_UNAVAILABLE == CF_EX_UNAVAILABLE &&
+		       (int)CF_NODE_EX_OVER == CF_EX_OVER && (int)CF_NODE_EX_KEY == CF_EX_KEY &&
+		       (int)CF_NODE_EX_DATA == CF_EX_DATA,
+	       "cfnode's exit codes are the table of cf_cli.h");
 #define EX_OK_ CF_NODE_EX_OK
 #define EX_OTHER CF_NODE_EX_OTHER
 #define EX_USAGE_ CF_NODE_EX_USAGE
@@ -114,7 +120,7 @@ static void usage(FILE *out)
 		"      --version          print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 error, 2 usage, 69 CF unavailable, 75 incarnation over (restart to rejoin),\n"
-		"77 cluster key refused, 78 the data directory needs the operator (do not restart: see the\n"
+		"77 cluster key problem (unusable or refused), 78 the data directory needs the operator (do not restart: see the\n"
 		"message, cfctl verify and cfctl data-release).\n");
 }
 
@@ -482,7 +488,7 @@ int main(int argc, char **argv)
 	if (r) {
 		char why[512];
 		say(CF_SLOG_ERR, "%s", cf_key_explain(key_file, r, why, sizeof(why)));
-		return EX_OTHER;
+		return CF_NODE_EX_KEY; /* a key problem, as in cfserver and cfctl */
 	}
 	/* The data directory must be usable before we take an instance. */
 	{
