@@ -36,7 +36,8 @@ run_j "$CF_WORK/s-err.log" "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_
 has "$CF_WORK/s-err.log" "^<3>$TS cfserver error: cannot read cluster key"
 all_lines "$CF_WORK/s-err.log" cfserver
 : >"$CF_WORK/cfserver.log"
-JOURNAL_STREAM=$(dev_ino "$CF_WORK/cfserver.log") start_cfserver || fail "cfserver did not start"
+# a long T: a loaded machine must not fail S1 before it has joined
+JOURNAL_STREAM=$(dev_ino "$CF_WORK/cfserver.log") start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
 has "$CF_WORK/cfserver.log" "^<6>$TS cfserver info: listening on "
 
 # cfnode: info lines of a join, then an error (no CF there)
