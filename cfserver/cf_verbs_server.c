@@ -889,11 +889,11 @@ static int probe_device(struct cf_tserver *t)
 	     t->attr.max_mw, mw2b ? "yes" : "no", t->attr.max_qp_wr, t->attr.max_sge, (uint64_t)t->attr.max_mr_size,
 	     t->attr.max_qp_rd_atom);
 	if (t->attr.atomic_cap == IBV_ATOMIC_NONE) {
-		vlog("device %s has no RDMA atomics (atomic_cap NONE): cfplex needs CAS/FAA; refusing it\n", name);
+		vlog("device %s has no RDMA atomics (atomic_cap NONE): cfplex needs CAS/FAA; refusing it", name);
 		return -EOPNOTSUPP;
 	}
 	if (t->attr.max_qp_rd_atom < 1) {
-		vlog("device %s: max_qp_rd_atom 0, no READ/atomic responder resources; refusing it\n", name);
+		vlog("device %s: max_qp_rd_atom 0, no READ/atomic responder resources; refusing it", name);
 		return -EOPNOTSUPP;
 	}
 	if (t->size > t->attr.max_mr_size) {
