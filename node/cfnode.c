@@ -120,8 +120,8 @@ static void usage(FILE *out)
 		"      --version          print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 error, 2 usage, 69 CF unavailable, 75 incarnation over (restart to rejoin),\n"
-		"77 cluster key problem (unusable or refused), 78 the data directory needs the operator (do not restart: see the\n"
-		"message, cfctl verify and cfctl data-release).\n");
+		"77 cluster key problem (unusable or refused), 78 the data directory needs the operator\n"
+		"(do not restart: see the message, cfctl verify and cfctl data-release).\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
