@@ -29,20 +29,21 @@ sys.path.insert(0, HERE)
 import common as C  # noqa: E402
 import micro  # noqa: E402
 
-STARTED = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d\d\d) cfnode\[\S+\] info: workload bank started")
+# the one log line format of cfserver, cfnode and cfctl (proto/cf_slog.h): ISO-8601 UTC, milliseconds,
+# after an optional syslog priority prefix <N>
+STARTED = re.compile(r"^(?:<\d>)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z cfnode\[\S+\] info: workload bank started")
 
 
 def started_after(path, t0):
     """Wall-clock seconds of the first 'workload bank started' line after t0 (UTC), or None."""
-    day = datetime.datetime.fromtimestamp(t0, datetime.timezone.utc).replace(hour=0, minute=0, second=0,
-                                                                              microsecond=0).timestamp()
     try:
         with open(path) as f:
             for line in f:
                 m = STARTED.match(line)
                 if not m:
                     continue
-                t = day + int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000.0
+                t = datetime.datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S.%f").replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
                 if t >= t0 - 0.0005:
                     return t
     except OSError:

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "peers"))
 import common as C  # noqa: E402
 
 # "crash->declared" (the crash to cfserver starting failure processing, from its log, whose
-# timestamps are CLOCK_MONOTONIC) and "declared->detect" (to the counterpart learning of it)
+# timestamps are CLOCK_MONOTONIC: CF_LOG_CLOCK=monotonic) and "declared->detect" (to the counterpart learning of it)
 # are measured by the driver; the others are the counterpart's own phase timings from its
 # RECOVERY line.  STACKED are the disjoint ones that add up to crash -> unregistered.
 # watchdog-wait: a counterpart waiting out a cross-host peer's watchdog (T/2 + timeout + margin); 0 otherwise
@@ -81,7 +81,9 @@ class Cluster:
                                "--cluster-key", self.key, "--transport", self.a.transport,
                                "--hb-interval", str(self.a.h), "--hb-timeout", str(self.a.T),
                                "--log-size", self.log_size],
-                              stdout=open(os.path.join(self.w, "cfserver.log"), "w"), stderr=subprocess.STDOUT)
+                              stdout=open(os.path.join(self.w, "cfserver.log"), "w"), stderr=subprocess.STDOUT,
+                              # its log's timestamps on CLOCK_MONOTONIC, microseconds (declared_mono)
+                              env=dict(os.environ, CF_LOG_CLOCK="monotonic"))
         if not C.wait_until(lambda: os.path.exists(portf) and open(portf).read().strip(), 10):
             raise RuntimeError(f"cfserver did not start (see {self.w}/cfserver.log)")
         self.addr = f"{self.a.host}:" + open(portf).read().strip()
@@ -198,7 +200,7 @@ class Cluster:
         try:
             with open(os.path.join(self.w, "cfserver.log"), errors="replace") as f:
                 for line in f:
-                    m = re.match(r"(\d+)\.(\d{6}) \S+\s+failure: (\S+) \(system .*processing starts", line)
+                    m = re.match(r"(?:<\d>)?(\d+)\.(\d{6}) cfserver \S+: failure: (\S+) \(system .*processing starts", line)
                     if m and m.group(3) == victim:
                         ns = int(m.group(1)) * 10**9 + int(m.group(2)) * 1000
                         if ns >= after_ns:

@@ -126,11 +126,11 @@ struct core_conn {
 static void set_state(struct core_conn *cc, enum conn_state to)
 {
 	if (!conn_transition_ok(cc->state, to)) {
-		cfs_err("BUG: connection %s: illegal transition %s -> %s", cc->peer, conn_state_str(cc->state),
+		cf_slog_err("BUG: connection %s: illegal transition %s -> %s", cc->peer, conn_state_str(cc->state),
 			conn_state_str(to));
 		assert(0 && "illegal connection state transition");
 	}
-	cfs_debug("conn %s: %s -> %s", cc->peer, conn_state_str(cc->state), conn_state_str(to));
+	cf_slog_debug("conn %s: %s -> %s", cc->peer, conn_state_str(cc->state), conn_state_str(to));
 	cc->state = to;
 }
 
@@ -518,7 +518,7 @@ static void barrier_add(struct cf_core *c, uint32_t i)
 	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
 		return;
 	c->rpending |= 1ull << i;
-	cfs_info("restart recovery: %s failed meanwhile: %d instance(s) left", inst_name(c, i, in),
+	cf_slog_info("restart recovery: %s failed meanwhile: %d instance(s) left", inst_name(c, i, in),
 		 __builtin_popcountll(c->rpending));
 }
 
@@ -558,7 +558,7 @@ static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e
 	 */
 	if (is->fail_open && (is->fail_incident + 1 == incident || is->fail_incident == incident)) {
 		if (is->fail_incident != incident)
-			cfs_warn("failure: %s: %s died before its disk fence of %s (epoch %u) held: the next "
+			cf_slog_warn("failure: %s: %s died before its disk fence of %s (epoch %u) held: the next "
 				 "counterpart fences %s",
 				 inst_name(c, i, in), ss ? sys_name(c, s, sn) : "?",
 				 is->fail_sys < c->map->geo.max_systems ? sys_name(c, is->fail_sys, fn) : "?",
@@ -651,11 +651,11 @@ static void restore_word(struct cf_core *c, uint32_t i, uint64_t w, const char *
 	reg_desc(c, want, now, sizeof(now));
 	if (word_cas(c, cf_inst_off(c->map, i), w, want) == 0) {
 		c->restored++;
-		cfs_warn("registration: %s: %s was %s, which the CF did not grant (protocol violation by a member): "
+		cf_slog_warn("registration: %s: %s was %s, which the CF did not grant (protocol violation by a member): "
 			 "restored to %s",
 			 ctx, in, was, now);
 	} else {
-		cfs_warn("registration: %s: %s was %s, which the CF did not grant: it changed again while being "
+		cf_slog_warn("registration: %s: %s was %s, which the CF did not grant: it changed again while being "
 			 "restored to %s",
 			 ctx, in, was, now);
 	}
@@ -676,7 +676,7 @@ static void takeover_refused(struct cf_core *c, struct core_conn *cc, uint64_t i
 	sys_name(c, ci->hsys, hn);
 	inst_name(c, i, in);
 	reg_desc(c, w, desc, sizeof(desc));
-	cfs_warn("%s %s by %s (epoch %u) refused: takeover attempt: the CF granted %s to %s (epoch %u, incident "
+	cf_slog_warn("%s %s by %s (epoch %u) refused: takeover attempt: the CF granted %s to %s (epoch %u, incident "
 		 "%u); its word says %s",
 		 op, in, sn, e, in, hn, ci->hepoch, ci->hinc, desc);
 	send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is registered to %s (epoch %u) by the CF's record, not to %s",
@@ -717,7 +717,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	if (cf_sysword_state(w) != CF_SYS_ACTIVE)
 		return;
 	sys_name(c, s, sn);
-	cfs_info("failure: %s (system %u, epoch %u): %s; processing starts", sn, s, e, cause_str(cause));
+	cf_slog_info("failure: %s (system %u, epoch %u): %s; processing starts", sn, s, e, cause_str(cause));
 
 	/* (1) fence: a barrier on every connection of the incarnation, grants dropped with it */
 	while ((cc = cs->conns)) {
@@ -733,7 +733,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	fence_us = (uint32_t)((cf_mono_ns() - t0) / 1000u);
 	c->metrics.fences += nfenced;
 	c->metrics.failures[cause < CF_METRICS_CAUSES ? cause : CF_FAIL_NONE]++;
-	cfs_info("failure: %s step 1: fenced %u connection(s) in %u us", sn, nfenced, fence_us);
+	cf_slog_info("failure: %s step 1: fenced %u connection(s) in %u us", sn, nfenced, fence_us);
 	CF_FAULT("srv.between_fence_and_mark");
 
 	/* (2) mark FAILED, same epoch (fields first, the word last) */
@@ -742,9 +742,9 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	persist(c, cf_sys_off(c->map, s), sizeof(*slot));
 	r = word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FAILED, e));
 	if (r < 0)
-		cfs_err("failure: %s step 2: system word changed under us (%d)", sn, r);
+		cf_slog_err("failure: %s step 2: system word changed under us (%d)", sn, r);
 	else
-		cfs_info("failure: %s step 2: system word FAILED (epoch %u)", sn, e);
+		cf_slog_info("failure: %s step 2: system word FAILED (epoch %u)", sn, e);
 
 	/*
 	 * (3) the instances this incarnation holds by the CF's record, whatever
@@ -771,11 +771,11 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 				neww[nfailed++] = nw;
 				reg_desc(c, iw, desc, sizeof(desc));
 				if (by_word)
-					cfs_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
+					cf_slog_info("failure: %s step 3: %s ACTIVE(%s, epoch %u, incident %u) -> "
 						 "INACTIVE_FAILED(%u)",
 						 sn, inst_name(c, i, in), sn, e, k, cf_reg_incident(nw));
 				else
-					cfs_warn("failure: %s step 3: %s, granted to %s (epoch %u, incident %u), was %s "
+					cf_slog_warn("failure: %s step 3: %s, granted to %s (epoch %u, incident %u), was %s "
 						 "(changed by a member): INACTIVE_FAILED(%u) all the same",
 						 sn, inst_name(c, i, in), sn, e, k, desc, cf_reg_incident(nw));
 				break;
@@ -783,7 +783,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 		}
 	}
 	if (!nfailed)
-		cfs_info("failure: %s step 3: it owned no ACTIVE instance", sn);
+		cf_slog_info("failure: %s step 3: it owned no ACTIVE instance", sn);
 
 	/* (4) events to every live system */
 	struct cf_event ev = {.type = CF_EV_SYS_FAILED, .sys = s, .epoch = e, .inst = 0, .reg = 0,
@@ -792,7 +792,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	event_all(c, &ev);
 	for (uint32_t k = 0; k < nfailed; k++)
 		inst_failed_event(c, failed[k], neww[k], s, e, t_ns, cause, fence_us);
-	cfs_info("failure: %s step 4: events pushed (SYS_FAILED + %u INST_FAILED); done in %llu us", sn, nfailed,
+	cf_slog_info("failure: %s step 4: events pushed (SYS_FAILED + %u INST_FAILED); done in %llu us", sn, nfailed,
 		 (unsigned long long)((cf_mono_ns() - t0) / 1000u));
 }
 
@@ -836,7 +836,7 @@ static uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const ch
 	if (!nw)
 		return 0;
 	reg_desc(c, w, desc, sizeof(desc));
-	cfs_warn("%s: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", ctx, inst_name(c, i, in), desc,
+	cf_slog_warn("%s: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", ctx, inst_name(c, i, in), desc,
 		 cf_reg_incident(nw));
 	inst_failed_event(c, i, nw, o, oe, cf_real_ns(), CF_FAIL_NONE, 0);
 	return nw;
@@ -875,7 +875,7 @@ static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	unsigned lo, hi;
 
 	if (h->magic != CF_HELLO_MAGIC) {
-		cfs_warn("conn %s: bad HELLO magic %#x", cc->peer, h->magic);
+		cf_slog_warn("conn %s: bad HELLO magic %#x", cc->peer, h->magic);
 		refuse(cc, id, CF_FAIL_PROTOCOL, "bad HELLO magic: not a cfplex client");
 		return;
 	}
@@ -884,17 +884,17 @@ static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	if (lo > hi) {
 		snprintf(msg, sizeof(msg), "protocol version mismatch: client speaks %u..%u, server %u..%u",
 			 h->version_min, h->version_max, CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX);
-		cfs_warn("conn %s: %s", cc->peer, msg);
+		cf_slog_warn("conn %s: %s", cc->peer, msg);
 		refuse(cc, id, CF_FAIL_PROTOCOL, msg);
 		return;
 	}
 	if (h->role != CF_ROLE_SYSTEM && h->role != CF_ROLE_CONSOLE && h->role != CF_ROLE_MONITOR) {
-		cfs_warn("conn %s: unknown role %u", cc->peer, h->role);
+		cf_slog_warn("conn %s: unknown role %u", cc->peer, h->role);
 		refuse(cc, id, CF_FAIL_PROTOCOL, "unknown role");
 		return;
 	}
 	if (h->role == CF_ROLE_MONITOR && !c->cfg.has_monitor_key) {
-		cfs_warn("conn %s: monitor role refused: no --monitor-key configured", cc->peer);
+		cf_slog_warn("conn %s: monitor role refused: no --monitor-key configured", cc->peer);
 		refuse(cc, id, CF_FAIL_NONE, "monitor role refused: this CF has no monitor key (cfserver --monitor-key)");
 		return;
 	}
@@ -923,7 +923,7 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 	r = cf_auth_verify(want, a->mac);
 	sodium_memzero(want, sizeof(want));
 	if (r < 0) {
-		cfs_warn("conn %s: authentication failed (wrong %s key)", cc->peer,
+		cf_slog_warn("conn %s: authentication failed (wrong %s key)", cc->peer,
 			 cc->role == CF_ROLE_MONITOR ? "monitor" : "cluster");
 		refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
 		return;
@@ -939,7 +939,7 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 		/* no grant: the metrics are all it may read (docs/design.md §7, "The monitor role") */
 		set_state(cc, CS_MONITOR);
 		send_msg(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
-		cfs_debug("conn %s: monitor authenticated (protocol %u)", cc->peer, cc->version);
+		cf_slog_debug("conn %s: monitor authenticated (protocol %u)", cc->peer, cc->version);
 		return;
 	}
 	if (cc->role == CF_ROLE_CONSOLE) {
@@ -951,12 +951,12 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 		gs.status = r;
 		gs.count = r < 0 ? 0 : 1;
 		send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
-		cfs_debug("conn %s: console authenticated (protocol %u)", cc->peer, cc->version);
+		cf_slog_debug("conn %s: console authenticated (protocol %u)", cc->peer, cc->version);
 		return;
 	}
 	set_state(cc, CS_AUTHED);
 	send_msg(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
-	cfs_debug("conn %s: system connection authenticated (protocol %u)", cc->peer, cc->version);
+	cf_slog_debug("conn %s: system connection authenticated (protocol %u)", cc->peer, cc->version);
 }
 
 /* ---------------- membership ---------------- */
@@ -996,7 +996,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	}
 	s = find_sys(c, name);
 	if (s < 0) {
-		cfs_warn("JOIN %s from %s refused: system table full (%u)", name, cc->peer, c->map->geo.max_systems);
+		cf_slog_warn("JOIN %s from %s refused: system table full (%u)", name, cc->peer, c->map->geo.max_systems);
 		send_status(cc, id, CF_CTRL_STATUS, -ENOSPC, "system table full (max-systems %u)",
 			    c->map->geo.max_systems);
 		return;
@@ -1006,7 +1006,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	w = sysword(c, (uint32_t)s);
 	if (cf_sysword_state(w) == CF_SYS_ACTIVE) {
 		/* re-admission: the old incarnation is still ACTIVE; fail it first */
-		cfs_info("JOIN %s from %s: old incarnation (epoch %u) still ACTIVE: failing it first", name,
+		cf_slog_info("JOIN %s from %s: old incarnation (epoch %u) still ACTIVE: failing it first", name,
 			 cc->peer, cf_sysword_epoch(w));
 		fail_system(c, (uint32_t)s, CF_FAIL_READMIT);
 		w = sysword(c, (uint32_t)s);
@@ -1027,7 +1027,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	persist(c, cf_sys_off(c->map, (uint32_t)s), sizeof(*slot));
 	r = word_cas(c, cf_sys_off(c->map, (uint32_t)s), w, cf_sysword(CF_SYS_ACTIVE, e));
 	if (r < 0) {
-		cfs_err("JOIN %s: system word changed under us", name);
+		cf_slog_err("JOIN %s: system word changed under us", name);
 		send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "system slot busy, retry");
 		return;
 	}
@@ -1055,7 +1055,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	jd.status = r;
 	jd.grants.status = r;
 	send_msg(cc, id, CF_CTRL_JOINED, &jd, sizeof(jd));
-	cfs_info("JOIN %s: system %d epoch %u from %s (host %s pid %llu)", name, s, e, cc->peer, host,
+	cf_slog_info("JOIN %s: system %d epoch %u from %s (host %s pid %llu)", name, s, e, cc->peer, host,
 		 (unsigned long long)j->pid);
 }
 
@@ -1073,7 +1073,7 @@ static void on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 	w = sysword(c, a->sys);
 	if (!c->sys[a->sys].live || cf_sysword_state(w) != CF_SYS_ACTIVE || cf_sysword_epoch(w) != a->epoch ||
 	    sodium_memcmp(&c->sys[a->sys].token, &a->token, sizeof(a->token)) != 0) {
-		cfs_warn("CONN_ATTACH from %s refused: system %u epoch %u is not a live incarnation", cc->peer,
+		cf_slog_warn("CONN_ATTACH from %s refused: system %u epoch %u is not a live incarnation", cc->peer,
 			 a->sys, a->epoch);
 		send_status(cc, id, CF_CTRL_STATUS, -EPERM, "system %u epoch %u is not a live incarnation", a->sys,
 			    a->epoch);
@@ -1090,7 +1090,7 @@ static void on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 	jd.status = r;
 	jd.grants.status = r;
 	send_msg(cc, id, CF_CTRL_JOINED, &jd, sizeof(jd));
-	cfs_debug("CONN_ATTACH: %s is a further connection of system %u epoch %u", cc->peer, a->sys, a->epoch);
+	cf_slog_debug("CONN_ATTACH: %s is a further connection of system %u epoch %u", cc->peer, a->sys, a->epoch);
 }
 
 static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
@@ -1117,7 +1117,7 @@ static void on_goodbye(struct core_conn *cc, uint64_t id)
 
 	sys_name(c, s, sn);
 	if (owns_active(c, s, e)) {
-		cfs_warn("GOODBYE from %s while it still owns ACTIVE instances: failure processing instead", sn);
+		cf_slog_warn("GOODBYE from %s while it still owns ACTIVE instances: failure processing instead", sn);
 		fail_system(c, s, CF_FAIL_CONN_LOST);
 		return;
 	}
@@ -1132,10 +1132,10 @@ static void on_goodbye(struct core_conn *cc, uint64_t id)
 	}
 	cs->live = 0;
 	if (word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FREE, e)) < 0)
-		cfs_err("GOODBYE %s: system word changed under us", sn);
+		cf_slog_err("GOODBYE %s: system word changed under us", sn);
 	send_status(cc, id, CF_CTRL_STATUS, 0, "goodbye %s", sn);
 	c->ops->close(cc->sc);
-	cfs_info("GOODBYE: %s (epoch %u) left cleanly", sn, e);
+	cf_slog_info("GOODBYE: %s (epoch %u) left cleanly", sn, e);
 }
 
 /* ---------------- instances ---------------- */
@@ -1172,7 +1172,7 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 	i = find_inst(c, name, &empty);
 	if (i < 0) {
 		if (empty < 0) {
-			cfs_warn("INST_OPEN %s by %s refused: instance table full", name, sys_name(c, (uint32_t)cc->sys, sn));
+			cf_slog_warn("INST_OPEN %s by %s refused: instance table full", name, sys_name(c, (uint32_t)cc->sys, sn));
 			send_status(cc, id, CF_CTRL_STATUS, -ENOSPC, "instance table full (max-instances %u)",
 				    c->map->geo.max_instances);
 			return;
@@ -1191,7 +1191,7 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 			return;
 		}
 		inst_set(c, (uint32_t)i, cf_reg_clean(0));
-		cfs_info("INST_OPEN: created %s (index %d, home %s)", name, i, sys_name(c, (uint32_t)cc->sys, sn));
+		cf_slog_info("INST_OPEN: created %s (index %d, home %s)", name, i, sys_name(c, (uint32_t)cc->sys, sn));
 	}
 	memset(&info, 0, sizeof(info));
 	info.index = (uint32_t)i;
@@ -1239,13 +1239,13 @@ static uint64_t reg_request(struct cf_core *c, struct core_conn *cc, uint64_t id
 	}
 	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
 		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("%s %s by %s (epoch %u) refused: %s", op, in, sn, e, desc);
+		cf_slog_warn("%s %s by %s (epoch %u) refused: %s", op, in, sn, e, desc);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
 		return 0;
 	}
 	if (reg_legal(c, i, w, s, e, &why) < 0) {
 		reg_desc(c, w, desc, sizeof(desc));
-		cfs_warn("%s %s by %s (epoch %u) refused: %s: %s", op, in, sn, e, desc, why);
+		cf_slog_warn("%s %s by %s (epoch %u) refused: %s: %s", op, in, sn, e, desc, why);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
 		snprintf(ctx, sizeof(ctx), "%s of an illegal registration", op);
 		restore_word(c, i, w, ctx);
@@ -1272,7 +1272,7 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 	inst_name(c, i, in);
 	if (c->rstate == CF_RESTART_RECOVERY && !(c->rpending & (1ull << i))) {
 		/* new work during restart recovery: the node waits and retries (not an error) */
-		cfs_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
+		cf_slog_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
 			 __builtin_popcountll(c->rpending));
 		send_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
 			    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
@@ -1318,7 +1318,7 @@ grant:
 	ci->hepoch = e;
 	ci->hinc = cf_reg_incident(w);
 	send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
-	cfs_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
+	cf_slog_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
 }
 
 /*
@@ -1368,10 +1368,10 @@ static void restart_done(struct cf_core *c)
 	nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
 	persist(c, m->off_locks, m->off_logs - m->off_locks);
 	if (missed)
-		cfs_err("restart recovery: %llu word(s) changed while the lock table was cleared: BUG",
+		cf_slog_err("restart recovery: %llu word(s) changed while the lock table was cleared: BUG",
 			(unsigned long long)missed);
 	c->rstate = CF_RESTART_OPEN;
-	cfs_info("restart recovery: done in %llu ms; cleared %llu lock word(s) and %llu record-list word(s) in "
+	cf_slog_info("restart recovery: done in %llu ms; cleared %llu lock word(s) and %llu record-list word(s) in "
 		 "%llu us; the CF is open",
 		 (unsigned long long)((cf_real_ns() - c->rsince_ns) / 1000000u), (unsigned long long)nl,
 		 (unsigned long long)nr, (unsigned long long)((cf_mono_ns() - t0) / 1000u));
@@ -1405,7 +1405,7 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 	 */
 	if (open_failure(c, i, w) || (!ci->held && cf_reg_state(ci->base) == CF_REG_FAILED)) {
 		/* an honest counterpart attaches (after its fence) before it backs out and unregisters */
-		cfs_warn("INST_UNREG %s by %s refused: the failed incarnation's log was never attached", in, sn);
+		cf_slog_warn("INST_UNREG %s by %s refused: the failed incarnation's log was never attached", in, sn);
 		send_status(cc, id, CF_CTRL_STATUS, -EBUSY,
 			    "%s not recovered: the log of incident %u was never attached (disk fence first)", in,
 			    cf_reg_incident(w));
@@ -1429,10 +1429,10 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 	ev.policy = load64(&hdr(c)->policy);
 	ev.time_ns = cf_real_ns();
 	event_all(c, &ev);
-	cfs_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
+	cf_slog_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
 	if (c->rstate == CF_RESTART_RECOVERY && (c->rpending & (1ull << i))) {
 		c->rpending &= ~(1ull << i);
-		cfs_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
+		cf_slog_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
 		if (!c->rpending)
 			restart_done(c);
 	}
@@ -1461,7 +1461,7 @@ static void on_policy_set(struct core_conn *cc, uint64_t id, const struct cf_pol
 	ev.policy = p->policy;
 	ev.time_ns = cf_real_ns();
 	event_all(c, &ev);
-	cfs_info("POLICY_SET from console %s: %s", cc->peer, p->policy == CF_POLICY_AUTO ? "auto" : "operator");
+	cf_slog_info("POLICY_SET from console %s: %s", cc->peer, p->policy == CF_POLICY_AUTO ? "auto" : "operator");
 }
 
 static void on_restart_info(struct core_conn *cc, uint64_t id)
@@ -1563,7 +1563,7 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 	snprintf(rr.msg, sizeof(rr.msg), "recovery of %s (incident %u) requested on %s", in, cf_reg_incident(w),
 		 sys_name(c, (uint32_t)s, on));
 reply:
-	cfs_info("RECOVER %s from console %s: %s", in, cc->peer, rr.msg);
+	cf_slog_info("RECOVER %s from console %s: %s", in, cc->peer, rr.msg);
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
@@ -1696,7 +1696,7 @@ static void on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watch
 	slot = sys_slot(c, (uint32_t)cc->sys);
 	slot->wd_timeout_ms = m->timeout_ms;
 	persist(c, cf_sys_off(c->map, (uint32_t)cc->sys), sizeof(*slot));
-	cfs_info("%s announces a watchdog of %u ms", sys_name(c, (uint32_t)cc->sys, sn), m->timeout_ms);
+	cf_slog_info("%s announces a watchdog of %u ms", sys_name(c, (uint32_t)cc->sys, sn), m->timeout_ms);
 	send_status(cc, id, CF_CTRL_STATUS, 0, "watchdog %u ms recorded", m->timeout_ms);
 }
 
@@ -1738,7 +1738,7 @@ static void on_suspect(struct core_conn *cc, uint64_t id, const struct cf_suspec
 	age = now > cs->hb_seen_ns ? now - cs->hb_seen_ns : 0;
 	if (!cs->suspected_by)
 		cs->suspected_by = cc->sys + 1;
-	cfs_info("SUSPECT from %s: %s heartbeat %llu silent for %llu ms by its clock; here %llu ms since it moved "
+	cf_slog_info("SUSPECT from %s: %s heartbeat %llu silent for %llu ms by its clock; here %llu ms since it moved "
 		 "(T = %llu ms): sweeping now", sn, tn, (unsigned long long)m->hb, (unsigned long long)m->silent_ms,
 		 (unsigned long long)(age / 1000000u), (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
 	ev_feed_event(c->loop, &c->sweep, EV_TIMER);
@@ -1827,7 +1827,7 @@ static void on_fence_confirm(struct core_conn *cc, uint64_t id, const struct cf_
 		snprintf(rr.msg, sizeof(rr.msg), "no recovery waits on a fence of %s", sn);
 	}
 reply:
-	cfs_info("FENCE_CONFIRM %s from console %s: %s", sn, cc->peer, rr.msg);
+	cf_slog_info("FENCE_CONFIRM %s from console %s: %s", sn, cc->peer, rr.msg);
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
@@ -1877,7 +1877,7 @@ static void on_recover_retry(struct core_conn *cc, uint64_t id, const struct cf_
 	on_recover(cc, id, m);
 	return;
 reply:
-	cfs_info("RECOVER --retry %s from console %s: %s", in, cc->peer, rr.msg);
+	cf_slog_info("RECOVER --retry %s from console %s: %s", in, cc->peer, rr.msg);
 	send_msg(cc, id, CF_CTRL_RECOVER_R, &rr, sizeof(rr));
 }
 
@@ -1939,7 +1939,7 @@ static void on_metrics(struct core_conn *cc, uint64_t id, const struct cf_metric
 
 	cf_metrics_answer(&cc->core->metrics, q, metrics_fill, cc->core, &r);
 	if (r.status < 0 && r.status != -ESTALE)
-		cfs_warn("conn %s: METRICS refused: %s", cc->peer, strerror(-r.status));
+		cf_slog_warn("conn %s: METRICS refused: %s", cc->peer, strerror(-r.status));
 	send_msg(cc, id, CF_CTRL_METRICS_R, &r, sizeof(r));
 }
 
@@ -1951,7 +1951,7 @@ static void on_metrics(struct core_conn *cc, uint64_t id, const struct cf_metric
 static void monitor_refused(struct core_conn *cc, uint64_t id, uint16_t type)
 {
 	cc->core->metrics.monitor_refused++;
-	cfs_warn("conn %s: monitor sent %s: refused, closing (a monitor may only request METRICS)", cc->peer,
+	cf_slog_warn("conn %s: monitor sent %s: refused, closing (a monitor may only request METRICS)", cc->peer,
 		 cf_ctrl_type_str(type));
 	send_status(cc, id, CF_CTRL_STATUS, -EPERM,
 		    "%s refused: a monitor connection may only request metrics; closing", cf_ctrl_type_str(type));
@@ -1968,7 +1968,7 @@ static void cb_accept(void *arg, struct cf_sconn *sc)
 	struct core_conn *cc = calloc(1, sizeof(*cc));
 
 	if (!cc) {
-		cfs_err("out of memory for a connection");
+		cf_slog_err("out of memory for a connection");
 		c->ops->fence(sc);
 		return;
 	}
@@ -1985,12 +1985,12 @@ static void cb_accept(void *arg, struct cf_sconn *sc)
 	c->nconns++;
 	c->ops->set_data(sc, cc);
 	if (c->nconns > c->cfg.max_conns) {
-		cfs_warn("conn %s refused: %u connections open (max-conns %u)", cc->peer, c->nconns - 1,
+		cf_slog_warn("conn %s refused: %u connections open (max-conns %u)", cc->peer, c->nconns - 1,
 			 c->cfg.max_conns);
 		refuse(cc, 0, CF_FAIL_NONE, "too many connections");
 		return;
 	}
-	cfs_debug("conn %s: accepted", cc->peer);
+	cf_slog_debug("conn %s: accepted", cc->peer);
 }
 
 static void cb_close(void *arg, struct cf_sconn *sc, int err)
@@ -2005,7 +2005,7 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 	if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
 		sys_unlink(c, cc);
-		cfs_info("conn %s of %s closed without goodbye (%s)", cc->peer, sys_name(c, s, sn),
+		cf_slog_info("conn %s of %s closed without goodbye (%s)", cc->peer, sys_name(c, s, sn),
 			 err ? strerror(-err) : "EOF");
 		fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_CONN_LOST);
 	} else if (cc->on_sys) {
@@ -2014,7 +2014,7 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 		if (cc->state == CS_CLOSING && !c->shutting_down)
 			fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_PROTOCOL);
 	}
-	cfs_debug("conn %s: closed in state %s", cc->peer, conn_state_str(cc->state));
+	cf_slog_debug("conn %s: closed in state %s", cc->peer, conn_state_str(cc->state));
 	if (cc->prev)
 		cc->prev->next = cc->next;
 	else
@@ -2037,7 +2037,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 	if (!cc || cc->state == CS_CLOSING || cc->state == CS_FENCED || cc->state == CS_LEFT)
 		return;
 	if (cf_ctrl_check(msg, len) < 0) {
-		cfs_warn("conn %s: malformed control message (%zu bytes, %s): closing", cc->peer, len,
+		cf_slog_warn("conn %s: malformed control message (%zu bytes, %s): closing", cc->peer, len,
 			 cf_corrupt_where());
 		refuse(cc, id, CF_FAIL_PROTOCOL, "malformed control message");
 		return;
@@ -2095,7 +2095,7 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 	}
 	snprintf(m, sizeof(m), "unexpected %s in connection state %s", cf_ctrl_type_str(type),
 		 conn_state_str(cc->state));
-	cfs_warn("conn %s: %s: closing", cc->peer, m);
+	cf_slog_warn("conn %s: %s: closing", cc->peer, m);
 	refuse(cc, id, CF_FAIL_PROTOCOL, m);
 }
 
@@ -2145,7 +2145,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (gap > c->cfg.hb_timeout_ns / 4) {
 		credit = gap > c->sweep_period_ns ? gap - c->sweep_period_ns : 0;
-		cfs_debug("sweep: loop stalled %llu us: not counted in heartbeat ages",
+		cf_slog_debug("sweep: loop stalled %llu us: not counted in heartbeat ages",
 			  (unsigned long long)(gap / 1000u));
 	}
 	c->last_sweep_ns = now;
@@ -2169,7 +2169,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				sys_name(c, (uint32_t)cs->suspected_by - 1, by);
 				c->suspects_declared++;
 			}
-			cfs_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)%s%s", sys_name(c, s, sn),
+			cf_slog_info("sweep: %s heartbeat unchanged for %llu ms (T = %llu ms)%s%s", sys_name(c, s, sn),
 				 (unsigned long long)((now - cs->hb_seen_ns) / 1000000u),
 				 (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u),
 				 cs->suspected_by ? ": run at once on a SUSPECT from " : "", by);
@@ -2181,7 +2181,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	for (struct core_conn *cc = c->conns; cc; cc = cc->next) {
 		if ((cc->state == CS_NEW || cc->state == CS_CHALLENGED || cc->state == CS_AUTHED) &&
 		    now - cc->accepted_ns > HANDSHAKE_TIMEOUT_NS) {
-			cfs_warn("conn %s: handshake not finished in %llu s: closing", cc->peer,
+			cf_slog_warn("conn %s: handshake not finished in %llu s: closing", cc->peer,
 				 (unsigned long long)(HANDSHAKE_TIMEOUT_NS / 1000000000ull));
 			refuse(cc, 0, CF_FAIL_NONE, "handshake timeout");
 		}
@@ -2219,13 +2219,13 @@ static void restart_barrier(struct cf_core *c)
 		uint32_t st = cf_reg_state(inst_slot(c, i)->reg);
 		if (st == CF_REG_FAILED || st == CF_REG_ACTIVE) {
 			c->rpending |= 1ull << i;
-			cfs_info("restart recovery: %s must be recovered from its log", inst_name(c, i, in));
+			cf_slog_info("restart recovery: %s must be recovered from its log", inst_name(c, i, in));
 		}
 	}
 	c->rsince_ns = cf_real_ns();
 	if (c->rpending) {
 		c->rstate = CF_RESTART_RECOVERY;
-		cfs_info("restart recovery: %d instance(s) left; attaches for new work wait until they are recovered",
+		cf_slog_info("restart recovery: %d instance(s) left; attaches for new work wait until they are recovered",
 			 __builtin_popcountll(c->rpending));
 		return;
 	}
@@ -2244,7 +2244,7 @@ static void restart_barrier(struct cf_core *c)
 		}
 	if (nl || nr) {
 		persist(c, m->off_locks, m->off_logs - m->off_locks);
-		cfs_info("restart: no instance to recover; cleared %llu stale lock word(s) and %llu record-list "
+		cf_slog_info("restart: no instance to recover; cleared %llu stale lock word(s) and %llu record-list "
 			 "word(s)",
 			 (unsigned long long)nl, (unsigned long long)nr);
 	}
@@ -2262,7 +2262,7 @@ static void take_over_image(struct cf_core *c)
 
 	h->generation++;
 	persist(c, 0, sizeof(*h));
-	cfs_info("image generation %llu", (unsigned long long)h->generation);
+	cf_slog_info("image generation %llu", (unsigned long long)h->generation);
 	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
 		struct cf_sys_slot *slot = sys_slot(c, s);
 		uint64_t w = slot->state;
@@ -2273,7 +2273,7 @@ static void take_over_image(struct cf_core *c)
 		slot->fail_cause = CF_FAIL_CONN_LOST;
 		slot->state = cf_sysword(CF_SYS_FAILED, e);
 		persist(c, cf_sys_off(c->map, s), sizeof(*slot));
-		cfs_info("restart: %s (epoch %u) was ACTIVE in the previous run: FAILED", sys_name(c, s, sn), e);
+		cf_slog_info("restart: %s (epoch %u) was ACTIVE in the previous run: FAILED", sys_name(c, s, sn), e);
 		for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 			struct cf_inst_slot *is = inst_slot(c, i);
 			uint64_t iw = is->reg;
@@ -2281,7 +2281,7 @@ static void take_over_image(struct cf_core *c)
 				record_failure(c, i, s, e, cf_reg_incident(iw) + 1, now, CF_FAIL_CONN_LOST);
 				is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
 				persist(c, cf_inst_off(c->map, i), sizeof(*is));
-				cfs_info("restart: %s -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
+				cf_slog_info("restart: %s -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
 					 cf_reg_incident(iw) + 1);
 			}
 		}
@@ -2300,7 +2300,7 @@ static void take_over_image(struct cf_core *c)
 				       CF_FAIL_NONE);
 			is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
 			persist(c, cf_inst_off(c->map, i), sizeof(*is));
-			cfs_warn("restart: %s had a stale owner (%s, epoch %u) -> INACTIVE_FAILED(%u)",
+			cf_slog_warn("restart: %s had a stale owner (%s, epoch %u) -> INACTIVE_FAILED(%u)",
 				 inst_name(c, i, in), sys_name(c, cf_reg_owner(iw), sn), cf_reg_epoch(iw),
 				 cf_reg_incident(iw) + 1);
 		}
@@ -2349,7 +2349,7 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 			return r;
 		cf_duplex_attach_persist(c->dx, c->gc);
 		cbs.gc = c->gc;
-		cfs_info("group commit: duplexed: every batch is shipped to the secondary and acknowledged by it%s",
+		cf_slog_info("group commit: duplexed: every batch is shipped to the secondary and acknowledged by it%s",
 			 gran ? ", and persisted here" : "");
 	} else if (gran) {
 		/* msync blocks for a device flush: in a thread, while the loop serves the rest */
@@ -2357,7 +2357,7 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 		if (r < 0)
 			return r;
 		cbs.gc = c->gc;
-		cfs_info("group commit: %s (%s, %llu-byte granularity)",
+		cf_slog_info("group commit: %s (%s, %llu-byte granularity)",
 			 gran >= CF_PAGE ? "one persist at a time in a persister thread while persists are slow, batching what arrives meanwhile"
 					 : "one persist per loop iteration",
 			 gran >= CF_PAGE ? "msync" : "CPU cache flushes", (unsigned long long)gran);
@@ -2397,12 +2397,12 @@ void cf_core_free(struct cf_core *c)
 	c->shutting_down = 1;
 	/* the PERSIST figures only; what they cost is in the "group commit" line */
 	if (c->pw.requests || c->pw.refused)
-		cfs_info("persist: %llu PERSIST requests in %llu groups (at most %llu requests in one group), "
+		cf_slog_info("persist: %llu PERSIST requests in %llu groups (at most %llu requests in one group), "
 			 "%llu refused",
 			 (unsigned long long)c->pw.requests, (unsigned long long)c->pw.groups,
 			 (unsigned long long)c->pw.max_group, (unsigned long long)c->pw.refused);
 	if (c->suspects)
-		cfs_info("detection: %llu SUSPECT reports from systems, %llu systems declared failed by the sweep they ran",
+		cf_slog_info("detection: %llu SUSPECT reports from systems, %llu systems declared failed by the sweep they ran",
 			 (unsigned long long)c->suspects, (unsigned long long)c->suspects_declared);
 	ev_timer_stop(c->loop, &c->sweep);
 	ev_timer_stop(c->loop, &c->orphan);
@@ -2415,7 +2415,7 @@ void cf_core_free(struct cf_core *c)
 		cf_persist_free(c->gc);
 		c->gc = NULL;
 		/* one line the tests and the benchmark read: persists per write */
-		cfs_info("group commit: %llu commits, %llu persist calls, %llu ranges, %llu bytes, at most %llu "
+		cf_slog_info("group commit: %llu commits, %llu persist calls, %llu ranges, %llu bytes, at most %llu "
 			 "ranges in one commit, %llu callbacks",
 			 (unsigned long long)st.commits, (unsigned long long)st.calls, (unsigned long long)st.ranges,
 			 (unsigned long long)st.bytes, (unsigned long long)st.max_ranges,

@@ -196,7 +196,7 @@ static int fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *pe
 	if (r < 0)
 		return r;
 	if (fc.kind == CF_FENCE_NONE) {
-		cfs_warn("duplex: --cf-fence none: NOT fencing the %s %s (pid %llu on %s); two CFs may grant at once",
+		cf_slog_warn("duplex: --cf-fence none: NOT fencing the %s %s (pid %llu on %s); two CFs may grant at once",
 			 who, peer->name, (unsigned long long)peer->pid, peer->host);
 		return 0;
 	}
@@ -208,11 +208,11 @@ static int fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *pe
 	for (;;) {
 		r = cf_fence_run(&fc, &t, msg, sizeof(msg));
 		if (r == 0) {
-			cfs_info("duplex: %s fenced: %s", who, msg);
+			cf_slog_info("duplex: %s fenced: %s", who, msg);
 			return 0;
 		}
 		if (tries++ % 10 == 0)
-			cfs_err("duplex: cannot fence the %s %s (pid %llu on %s): %s; retrying every second%s", who,
+			cf_slog_err("duplex: cannot fence the %s %s (pid %llu on %s): %s; retrying every second%s", who,
 				peer->name, (unsigned long long)peer->pid, peer->host, msg,
 				r == -EHOSTUNREACH ? " (another host: give --cf-fence an external fence agent)" : "");
 		if (stop && *stop)
@@ -269,7 +269,7 @@ static uint64_t DX_PART = DX_PART_DEFAULT;
 /* Out of memory with a batch to copy: acknowledging it uncopied would break the pair's promise. */
 static void dx_oom(void)
 {
-	cfs_err("duplex: out of memory copying a batch for the secondary: stopping, so that the secondary "
+	cf_slog_err("duplex: out of memory copying a batch for the secondary: stopping, so that the secondary "
 		"takes over with every write acknowledged so far");
 	abort();
 }
@@ -359,7 +359,7 @@ static void dx_send(void *arg, void *job)
 			uint32_t blen;
 			memcpy(&blen, q, 4);
 			if (send_frame(fd, DX_BATCH, k + 1 == j->nparts ? j->seq : 0, q + 4, blen, -1) < 0) {
-				cfs_debug("duplex: batch %llu not sent: the link is going", (unsigned long long)j->seq);
+				cf_slog_debug("duplex: batch %llu not sent: the link is going", (unsigned long long)j->seq);
 				break;
 			}
 			q += 4 + blen;
@@ -410,7 +410,7 @@ static void sync_step(struct cf_duplex *d)
 		/* after the last chunk's ACK, and before any later batch: the stream's order */
 		send_frame(fd, DX_SYNCED, 0, NULL, 0, -1);
 		pthread_mutex_unlock(&d->wmu);
-		cfs_info("duplex: secondary %s (pid %llu on %s) is in sync (%llu bytes): every durable write is now "
+		cf_slog_info("duplex: secondary %s (pid %llu on %s) is in sync (%llu bytes): every durable write is now "
 			 "acknowledged by both CFs", d->peer.name, (unsigned long long)d->peer.pid, d->peer.host,
 			 (unsigned long long)size);
 		return;
@@ -437,7 +437,7 @@ static void start_cb(struct ev_loop *loop, ev_async *w, int revents)
 	if (!go || !d->gc)
 		return;
 	d->sync_off = 0;
-	cfs_info("duplex: copying the image (%llu bytes) to secondary %s while serving",
+	cf_slog_info("duplex: copying the image (%llu bytes) to secondary %s while serving",
 		 (unsigned long long)d->im->map.image_size, d->peer.name);
 	sync_step(d);
 }
@@ -565,7 +565,7 @@ static void serve_link(struct cf_duplex *d, int fd)
 			}
 		}
 	}
-	cfs_err("duplex: lost the secondary %s (pid %llu on %s): %s; durable acknowledgements wait until it is "
+	cf_slog_err("duplex: lost the secondary %s (pid %llu on %s): %s; durable acknowledgements wait until it is "
 		"fenced", d->peer.name, (unsigned long long)d->peer.pid, d->peer.host, why);
 }
 
@@ -590,7 +590,7 @@ static void *link_main(void *arg)
 		tune(fd);
 		r = accept_handshake(d, fd, &peer);
 		if (r < 0) {
-			cfs_warn("duplex: a connection to the link port was refused: %s",
+			cf_slog_warn("duplex: a connection to the link port was refused: %s",
 				 r == -EPERM ? "it did not prove the cluster key" : strerror(-r));
 			close(fd);
 			continue;
@@ -605,7 +605,7 @@ static void *link_main(void *arg)
 		d->state = DX_SYNCING;
 		pthread_mutex_unlock(&d->mu);
 		pthread_mutex_unlock(&d->wmu);
-		cfs_info("duplex: secondary %s (pid %llu on %s) attached", peer.name, (unsigned long long)peer.pid,
+		cf_slog_info("duplex: secondary %s (pid %llu on %s) attached", peer.name, (unsigned long long)peer.pid,
 			 peer.host);
 		ev_async_send(d->loop, &d->start_w);
 		serve_link(d, fd);
@@ -625,7 +625,7 @@ static void *link_main(void *arg)
 		pthread_cond_broadcast(&d->cv);
 		pthread_mutex_unlock(&d->mu);
 		pthread_mutex_unlock(&d->wmu);
-		cfs_err("duplex: running ALONE: no secondary; a death of this CF now ends every system's "
+		cf_slog_err("duplex: running ALONE: no secondary; a death of this CF now ends every system's "
 			"incarnation%s", d->im->persist_fn ? "" : " and loses the undo logs (DRAM)");
 	}
 	return NULL;
@@ -1010,7 +1010,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 			goto out;
 		}
 		if (attempts++ % 50 == 0)
-			cfs_info("duplex: waiting for the primary: %s", why);
+			cf_slog_info("duplex: waiting for the primary: %s", why);
 		if (follow_stop) {
 			r = -EINTR;
 			goto out;
@@ -1039,7 +1039,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		r = -EPROTO;
 		goto out;
 	}
-	cfs_info("duplex: following the primary %s (pid %llu on %s) at %s; copying its image (%llu bytes)", peer.name,
+	cf_slog_info("duplex: following the primary %s (pid %llu on %s) at %s; copying its image (%llu bytes)", peer.name,
 		 (unsigned long long)peer.pid, peer.host, primary_addr, (unsigned long long)h.image_size);
 	last_rx = cf_mono_ns();
 	pg.fd = fd;
@@ -1094,7 +1094,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 				}
 			} else if (f.type == DX_SYNCED) {
 				synced = true;
-				cfs_info("duplex: in sync with the primary after %llu batches: ready to take over",
+				cf_slog_info("duplex: in sync with the primary after %llu batches: ready to take over",
 					 (unsigned long long)applied);
 			} else if (f.type != DX_PING) {
 				free(b);
@@ -1118,13 +1118,13 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		r = -ENOTCONN;
 		goto out;
 	}
-	cfs_err("duplex: lost the primary %s (pid %llu on %s): %s", peer.name, (unsigned long long)peer.pid, peer.host,
+	cf_slog_err("duplex: lost the primary %s (pid %llu on %s): %s", peer.name, (unsigned long long)peer.pid, peer.host,
 		lost);
 	if (peer_gone_locally(&peer, 100)) {
-		cfs_info("duplex: the primary's process is gone: fenced");
+		cf_slog_info("duplex: the primary's process is gone: fenced");
 	} else {
 		uint64_t delay = cfg->fence_delay_ns;
-		cfs_info("duplex: waiting %llu ms before fencing the primary (it fences a lost secondary at once)",
+		cf_slog_info("duplex: waiting %llu ms before fencing the primary (it fences a lost secondary at once)",
 			 (unsigned long long)(delay / 1000000ull));
 		while (delay && !follow_stop) {
 			uint64_t step = delay > 10000000ull ? 10000000ull : delay;
@@ -1154,7 +1154,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		goto out;
 	}
 	im->formatted = 0;
-	cfs_info("duplex: taking over as the primary CF");
+	cf_slog_info("duplex: taking over as the primary CF");
 	r = 0;
 out:
 	stop_pinger(&pg, &pinging);

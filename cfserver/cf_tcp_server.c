@@ -381,7 +381,7 @@ static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a,
 		return -ENOTCONN;
 	r = out_reserve(c, h.len);
 	if (r < 0) {
-		cfs_warn("tcp %s: %zu bytes of replies not read by the peer: closing", c->peer, out_pending(c));
+		cf_slog_warn("tcp %s: %zu bytes of replies not read by the peer: closing", c->peer, out_pending(c));
 		conn_dead(c, r);
 		return r;
 	}
@@ -499,7 +499,7 @@ static void process_input(struct cf_sconn *c)
 		memcpy(&h, c->in + pos, sizeof(h));
 		r = cf_frame_check(&h);
 		if (r < 0) {
-			cfs_warn("tcp %s: malformed frame (len %u op %u flags %#x, %s): closing this connection",
+			cf_slog_warn("tcp %s: malformed frame (len %u op %u flags %#x, %s): closing this connection",
 				 c->peer, h.len, h.op, h.flags, cf_corrupt_where());
 			conn_dead(c, r);
 			return;
@@ -514,7 +514,7 @@ static void process_input(struct cf_sconn *c)
 		}
 		r = exec_frame(c, &h, c->in + pos + sizeof(h));
 		if (r < 0) {
-			cfs_warn("tcp %s: malformed %s frame (%s): closing this connection", c->peer,
+			cf_slog_warn("tcp %s: malformed %s frame (%s): closing this connection", c->peer,
 				 h.op == CF_OP_WRITE ? "WRITE" : "RESP", cf_corrupt_where());
 			conn_dead(c, r);
 			return;
@@ -594,17 +594,17 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* the listener stays readable: pause it, or the loop spins */
-				cfs_warn("tcp: accept: %s: not accepting for 100 ms", strerror(errno));
+				cf_slog_warn("tcp: accept: %s: not accepting for 100 ms", strerror(errno));
 				ev_io_stop(loop, &t->lio);
 				ev_timer_set(&t->accept_retry, 0.1, 0.);
 				ev_timer_start(loop, &t->accept_retry);
 			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				cfs_warn("tcp: accept: %s", strerror(errno));
+				cf_slog_warn("tcp: accept: %s", strerror(errno));
 			}
 			return;
 		}
 		if (t->nconns >= CONNS_HARD) {
-			cfs_warn("tcp: %u connections open, refusing another", t->nconns);
+			cf_slog_warn("tcp: %u connections open, refusing another", t->nconns);
 			close(fd);
 			continue;
 		}
@@ -612,7 +612,7 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (!c || !(c->in = malloc(IN_CAP))) {
 			free(c);
 			close(fd);
-			cfs_err("tcp: out of memory accepting a connection");
+			cf_slog_err("tcp: out of memory accepting a connection");
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

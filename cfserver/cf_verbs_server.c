@@ -54,6 +54,7 @@
 #include <rdma/rdma_cma.h>
 
 #include "cf_addr.h"
+#include "cf_slog.h"
 #include "cf_transport.h"
 #include "cf_util.h"
 
@@ -64,7 +65,9 @@
 #define SV_SYNC_WAIT_NS (5ull * 1000000000ull) /* bound for a bind/invalidate/CAS completion */
 #define SV_CM_TIMEOUT_MS 5000 /* loopback QP setup */
 
-#define vlog(...) fprintf(stderr, "cfserver: verbs: " __VA_ARGS__)
+/* the transport logs only what it alone sees (per-connection events, the device) */
+#define vlog(...) cf_slog(CF_SLOG_WARN, "verbs: " __VA_ARGS__)
+#define vlog_info(...) cf_slog_info("verbs: " __VA_ARGS__)
 
 enum sc_state {
 	SC_LIVE,    /* accepted; ctrl delivered */
@@ -221,7 +224,7 @@ static int reap_send(struct cf_sconn *sc)
 			 * connection is over, not the server. */
 			sc->qp_dead = true;
 			if (wc[i].status != IBV_WC_WR_FLUSH_ERR)
-				vlog("%s: send completion %s (wr %" PRIu64 ")\n", sc->peer,
+				vlog("%s: send completion %s (wr %" PRIu64 ")", sc->peer,
 				     ibv_wc_status_str(wc[i].status), (uint64_t)wc[i].wr_id);
 		}
 	}
@@ -479,14 +482,14 @@ static void on_connect_request(struct cf_tserver *t, struct rdma_cm_id *id, cons
 	int r;
 
 	if (t->nconns >= SV_MAX_CONNS) {
-		vlog("refusing connection: %u connections\n", t->nconns);
+		vlog("refusing connection: %u connections", t->nconns);
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 		return;
 	}
 	r = conn_create(t, id, &sc);
 	if (r < 0) {
-		vlog("refusing connection: %s\n", strerror(-r));
+		vlog("refusing connection: %s", strerror(-r));
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 		return;
@@ -500,7 +503,7 @@ static void on_connect_request(struct cf_tserver *t, struct rdma_cm_id *id, cons
 	p.initiator_depth = 1;
 	p.rnr_retry_count = 7;
 	if (rdma_accept(id, &p)) {
-		vlog("rdma_accept: %m\n");
+		vlog("rdma_accept: %m");
 		rdma_reject(id, NULL, 0);
 		conn_free(sc); /* destroys the id too */
 		return;
@@ -547,7 +550,7 @@ static void cm_cb(struct ev_loop *loop, ev_io *w, int revents)
 				conn_kill(sc, -ECONNRESET);
 			break;
 		case RDMA_CM_EVENT_DEVICE_REMOVAL:
-			vlog("device removed: closing every connection\n");
+			vlog("device removed: closing every connection");
 			while (t->conns)
 				conn_kill(t->conns, -ENODEV);
 			break;
@@ -573,7 +576,7 @@ static void conn_recv(struct cf_tserver *t, struct cf_sconn *sc)
 			/* a message longer than our buffer (LOC_LEN_ERR) or a QP error:
 			 * the connection is dead either way */
 			if (wc.status != IBV_WC_WR_FLUSH_ERR)
-				vlog("%s: recv completion %s\n", sc->peer, ibv_wc_status_str(wc.status));
+				vlog("%s: recv completion %s", sc->peer, ibv_wc_status_str(wc.status));
 			conn_kill(sc, wc_to_errno(wc.status));
 			return;
 		}
@@ -625,7 +628,7 @@ static int lb_expect(struct lbqp *lb, enum rdma_cm_event_type want, struct rdma_
 				*id = ev->id;
 			rdma_ack_cm_event(ev);
 			if (got != want) {
-				vlog("loopback QP: got %s (status %d), wanted %s\n", rdma_event_str(got), status,
+				vlog("loopback QP: got %s (status %d), wanted %s", rdma_event_str(got), status,
 				     rdma_event_str(want));
 				return status < 0 ? status : -ECONNREFUSED;
 			}
@@ -860,7 +863,7 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 	if (n < 0)
 		return -EIO;
 	if (wc.status != IBV_WC_SUCCESS) {
-		vlog("loopback CAS: %s\n", ibv_wc_status_str(wc.status));
+		vlog("loopback CAS: %s", ibv_wc_status_str(wc.status));
 		t->lb.broken = true;
 		return wc_to_errno(wc.status);
 	}
@@ -879,22 +882,22 @@ static int probe_device(struct cf_tserver *t)
 	if (ibv_query_device(t->verbs, &t->attr))
 		return neg_errno();
 	mw2b = (t->attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW_TYPE_2B) && t->attr.max_mw > 0;
-	vlog("device %s: atomic_cap=%s max_mw=%d mw_type_2b=%s max_qp_wr=%d max_sge=%d max_mr_size=%" PRIu64
-	     " max_qp_rd_atom=%d\n",
+	vlog_info("device %s: atomic_cap=%s max_mw=%d mw_type_2b=%s max_qp_wr=%d max_sge=%d max_mr_size=%" PRIu64
+	     " max_qp_rd_atom=%d",
 	     name,
 	     t->attr.atomic_cap == IBV_ATOMIC_NONE ? "NONE" : t->attr.atomic_cap == IBV_ATOMIC_HCA ? "HCA" : "GLOB",
 	     t->attr.max_mw, mw2b ? "yes" : "no", t->attr.max_qp_wr, t->attr.max_sge, (uint64_t)t->attr.max_mr_size,
 	     t->attr.max_qp_rd_atom);
 	if (t->attr.atomic_cap == IBV_ATOMIC_NONE) {
-		vlog("device %s has no RDMA atomics (atomic_cap NONE): cfplex needs CAS/FAA; refusing it\n", name);
+		vlog("device %s has no RDMA atomics (atomic_cap NONE): cfplex needs CAS/FAA; refusing it", name);
 		return -EOPNOTSUPP;
 	}
 	if (t->attr.max_qp_rd_atom < 1) {
-		vlog("device %s: max_qp_rd_atom 0, no READ/atomic responder resources; refusing it\n", name);
+		vlog("device %s: max_qp_rd_atom 0, no READ/atomic responder resources; refusing it", name);
 		return -EOPNOTSUPP;
 	}
 	if (t->size > t->attr.max_mr_size) {
-		vlog("image of %" PRIu64 " bytes exceeds max_mr_size\n", t->size);
+		vlog("image of %" PRIu64 " bytes exceeds max_mr_size", t->size);
 		return -EFBIG;
 	}
 	if ((uint32_t)t->attr.max_qp_wr < SV_SEND_DEPTH)
@@ -977,7 +980,7 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	}
 	if (!t->lid->verbs) {
 		vlog("%s is not the address of an RDMA device (wildcard binds are refused: the image must be "
-		     "registered on one device)\n", addr);
+		     "registered on one device)", addr);
 		r = -EADDRNOTAVAIL;
 		goto err_destroy;
 	}
@@ -997,7 +1000,7 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 				   IBV_ACCESS_REMOTE_ATOMIC | (t->use_mw ? IBV_ACCESS_MW_BIND : 0));
 	if (!t->mr) {
 		r = neg_errno();
-		vlog("registering the %" PRIu64 "-byte image: %s\n", size, strerror(-r));
+		vlog("registering the %" PRIu64 "-byte image: %s", size, strerror(-r));
 		goto err_destroy;
 	}
 	t->cch = ibv_create_comp_channel(t->verbs);
@@ -1014,20 +1017,20 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	t->port = ntohs(rdma_get_src_port(t->lid));
 	r = lb_setup(t, &t->lb, rdma_get_local_addr(t->lid));
 	if (r < 0) {
-		vlog("loopback QP for the server's own atomics: %s\n", strerror(-r));
+		vlog("loopback QP for the server's own atomics: %s", strerror(-r));
 		goto err_destroy;
 	}
 	if (t->use_mw && !(getenv("CF_VERBS_FORCE_MW") && strcmp(getenv("CF_VERBS_FORCE_MW"), "1") == 0)) {
 		bool enforced;
 		int pr = probe_mw_bounds(t, rdma_get_local_addr(t->lid), &enforced);
 		if (pr < 0 || !enforced) {
-			vlog("%s: memory windows are not usable for grants (%s): falling back\n",
+			vlog("%s: memory windows are not usable for grants (%s): falling back",
 			     ibv_get_device_name(t->verbs->device),
 			     pr < 0 ? strerror(-pr) : "the device does not check a window's bounds");
 			t->use_mw = false;
 		}
 	}
-	vlog("grants use %s\n", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
+	vlog_info("grants use %s", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
 					  : "per-grant memory regions (rkey disclosed to one connection; dereg to revoke)");
 	t->loop = loop;
 	ev_io_init(&t->cm_w, cm_cb, t->ech->fd, EV_READ);

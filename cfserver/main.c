@@ -26,14 +26,15 @@
 #include "cf_util.h"
 #include "../node/cf_fence.h"
 
+/* exit codes: cf_cli.h, one per cause in every program */
 enum {
-	EXIT_OK = 0,
-	EXIT_OTHER = 1,
-	EXIT_USAGE = 2,
-	EXIT_IMAGE = 3,
-	EXIT_LISTEN = 4,
-	EXIT_KEY = 5,
-	EXIT_DUPLEX = 6,
+	EXIT_OK = CF_EX_OK,
+	EXIT_OTHER = CF_EX_FAIL,
+	EXIT_USAGE = CF_EX_USAGE,
+	EXIT_IMAGE = CF_EX_IMAGE,
+	EXIT_LISTEN = CF_EX_LISTEN,
+	EXIT_KEY = CF_EX_KEY,
+	EXIT_DUPLEX = CF_EX_DUPLEX,
 };
 
 static void usage(FILE *f)
@@ -79,6 +80,8 @@ static void usage(FILE *f)
 		"                         that may be alive (default 1000): the primary fences first\n"
 		"  --log-level LEVEL      err|warn|info|debug (default info)\n"
 		"  -v, --verbose          same as --log-level debug\n"
+		"  --log-prefix           a syslog priority <N> before every log line (automatic when\n"
+		"                         stderr is the journal: JOURNAL_STREAM)\n"
 		"  -h, --help             this help\n"
 		"      --version          print the version\n"
 		"\n"
@@ -87,7 +90,7 @@ static void usage(FILE *f)
 		"Exit status: 0 clean shutdown (SIGTERM/SIGINT), 1 other error, 2 usage error,\n"
 		"3 CF image refused (corrupt, foreign, mismatched, no space or device too small,\n"
 		"--nvram of a kind that cannot hold it, a symlink, or a device in use), 4 cannot\n"
-		"listen, 5 cluster key problem, 6 a secondary that cannot follow or must not\n"
+		"listen, 77 cluster key problem (missing key file option: 2), 6 a secondary that cannot follow or must not\n"
 		"take over (lost the primary before its copy was complete, fence not confirmed,\n"
 		"bad link, primary's key or geometry refused).\n",
 		CF_DEFAULT_MAX_SYSTEMS, CF_MAX_SYSTEMS_LIMIT, CF_DEFAULT_MAX_INSTANCES, CF_MAX_INSTANCES_LIMIT,
@@ -184,7 +187,7 @@ static int listen_check(const char *addr, char *why, size_t cap)
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	cfs_info("signal %d: shutting down", w->signum);
+	cf_slog_info("signal %d: shutting down", w->signum);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -209,7 +212,7 @@ int main(int argc, char **argv)
 	enum {
 		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
 		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION, O_DXLISTEN, O_DXWITH, O_CFFENCE,
-		O_DXTIMEOUT, O_DXDELAY, O_MONKEY,
+		O_DXTIMEOUT, O_DXDELAY, O_MONKEY, O_LOGPREFIX,
 	};
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -228,6 +231,7 @@ int main(int argc, char **argv)
 		{"sweep-interval", required_argument, NULL, O_SWEEP},
 		{"max-conns", required_argument, NULL, O_MAXCONNS},
 		{"log-level", required_argument, NULL, O_LOGLEVEL},
+		{"log-prefix", no_argument, NULL, O_LOGPREFIX},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, O_VERSION},
@@ -256,6 +260,7 @@ int main(int argc, char **argv)
 	int o, r, rc = EXIT_OTHER;
 
 	memset(&cfg, 0, sizeof(cfg));
+	cf_slog_init("cfserver");
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((o = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
 		r = 0;
@@ -275,13 +280,14 @@ int main(int argc, char **argv)
 		case O_HBT: r = parse_u64(optarg, &hbt_ms, 0); if (!r && !hbt_ms) r = -EINVAL; break;
 		case O_SWEEP: r = parse_u64(optarg, &sweep_ms, 0); if (!r && (!sweep_ms || sweep_ms > 600000)) r = -EINVAL; break;
 		case O_MAXCONNS: r = parse_u32(optarg, &max_conns); if (!r && !max_conns) r = -EINVAL; break;
-		case O_LOGLEVEL: r = cfs_level_parse(optarg, &cfs_log_level); break;
+		case O_LOGLEVEL: r = cf_slog_level_parse(optarg, &cf_slog_level); break;
+		case O_LOGPREFIX: cf_slog_force_prefix(); break;
 		case O_DXLISTEN: dx_listen = optarg; break;
 		case O_DXWITH: dx_with = optarg; break;
 		case O_CFFENCE: cf_fence = optarg; break;
 		case O_DXTIMEOUT: r = parse_u64(optarg, &dx_timeout_ms, 0); if (!r && (!dx_timeout_ms || dx_timeout_ms > 600000)) r = -EINVAL; break;
 		case O_DXDELAY: r = parse_u64(optarg, &dx_delay_ms, 0); if (!r && dx_delay_ms > 600000) r = -EINVAL; break;
-		case 'v': cfs_log_level = CFS_DEBUG; break;
+		case 'v': cf_slog_level = CF_SLOG_DEBUG; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case O_VERSION: return cf_cli_version("cfserver") ? EXIT_OTHER : EXIT_OK;
 		default: return cf_cli_bad_option("cfserver", o, argv, EXIT_USAGE);
@@ -291,12 +297,12 @@ int main(int argc, char **argv)
 			for (size_t i = 0; opts[i].name; i++)
 				if (opts[i].val == o)
 					oname = opts[i].name;
-			fprintf(stderr, "cfserver: invalid value '%s' for --%s\n", optarg, oname);
+			cf_slog_usage("invalid value '%s' for --%s", optarg, oname);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "cfserver: unexpected argument '%s' (try --help)\n", argv[optind]);
+		cf_slog_usage("unexpected argument '%s' (try --help)", argv[optind]);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(transport, "tcp")) {
@@ -304,25 +310,25 @@ int main(int argc, char **argv)
 	} else if (!strcmp(transport, "verbs")) {
 		ops = &cf_verbs_server;
 	} else {
-		fprintf(stderr, "cfserver: --transport must be tcp or verbs, not '%s'\n", transport);
+		cf_slog_usage("--transport must be tcp or verbs, not '%s'", transport);
 		return EXIT_USAGE;
 	}
 	if (hbt_ms <= hbi_ms) {
-		fprintf(stderr, "cfserver: --hb-timeout (%llu ms) must exceed --hb-interval (%llu ms)\n",
+		cf_slog_usage("--hb-timeout (%llu ms) must exceed --hb-interval (%llu ms)",
 			(unsigned long long)hbt_ms, (unsigned long long)hbi_ms);
 		return EXIT_USAGE;
 	}
 	{
 		const char *why = NULL;
 		if (cf_geometry_check(&geo, &why) < 0) {
-			fprintf(stderr, "cfserver: invalid geometry: %s\n", why);
+			cf_slog_usage("invalid geometry: %s", why);
 			return EXIT_USAGE;
 		}
 	}
 	{
 		char why[160];
 		if (listen_check(listen_addr, why, sizeof(why)) < 0) {
-			fprintf(stderr, "cfserver: cannot listen on --listen %s: %s\n", listen_addr, why);
+			cf_slog_err("cannot listen on --listen %s: %s", listen_addr, why);
 			return EXIT_LISTEN;
 		}
 	}
@@ -331,52 +337,52 @@ int main(int argc, char **argv)
 		struct cf_fence_cfg fc;
 		memset(&fc, 0, sizeof(fc));
 		if (dx_listen && listen_check(dx_listen, why, sizeof(why)) < 0) {
-			fprintf(stderr, "cfserver: cannot listen on --duplex-listen %s: %s\n", dx_listen, why);
+			cf_slog_err("cannot listen on --duplex-listen %s: %s", dx_listen, why);
 			return EXIT_LISTEN;
 		}
 		if (dx_with && listen_check(dx_with, why, sizeof(why)) < 0) {
-			fprintf(stderr, "cfserver: --duplex-with %s is not a usable address: %s\n", dx_with, why);
+			cf_slog_usage("--duplex-with %s is not a usable address: %s", dx_with, why);
 			return EXIT_USAGE;
 		}
 		if (cf_fence_parse(&fc, cf_fence) < 0) {
-			fprintf(stderr, "cfserver: --cf-fence must be auto, local, none or an agent's path, not '%s'\n",
+			cf_slog_usage("--cf-fence must be auto, local, none or an agent's path, not '%s'",
 				cf_fence);
 			return EXIT_USAGE;
 		}
 		cf_fence_map_free(&fc);
 		if (dx_timeout_ms && dx_timeout_ms <= hbi_ms) {
-			fprintf(stderr, "cfserver: --duplex-timeout (%llu ms) must exceed --hb-interval (%llu ms)\n",
+			cf_slog_usage("--duplex-timeout (%llu ms) must exceed --hb-interval (%llu ms)",
 				(unsigned long long)dx_timeout_ms, (unsigned long long)hbi_ms);
 			return EXIT_USAGE;
 		}
 	}
-	if (!key_file) {
-		fprintf(stderr, "cfserver: --cluster-key FILE is required (64 hex digits, e.g. from "
-				"'cfctl keygen --out FILE', mode 0600)\n");
-		return EXIT_KEY;
+	if (!key_file) { /* a required option, as in cfnode and cfctl */
+		cf_slog_usage("--cluster-key FILE is required (64 hex digits, e.g. from "
+			      "'cfctl keygen --out FILE', mode 0600)");
+		return EXIT_USAGE;
 	}
 	r = cf_auth_init();
 	if (r < 0) {
-		fprintf(stderr, "cfserver: libsodium failed to initialise\n");
+		cf_slog_err("libsodium failed to initialise");
 		return EXIT_OTHER;
 	}
 	r = cf_key_load(key_file, cfg.key);
 	if (r < 0) {
 		char why[512];
-		fprintf(stderr, "cfserver: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
+		cf_slog_err("%s", cf_key_explain(key_file, r, why, sizeof(why)));
 		return EXIT_KEY;
 	}
 	if (monitor_key_file) {
 		r = cf_key_load(monitor_key_file, cfg.monitor_key);
 		if (r < 0) {
 			char why[512];
-			fprintf(stderr, "cfserver: %s\n", cf_key_explain_as("monitor key", monitor_key_file, r, why, sizeof(why)));
+			cf_slog_err("%s", cf_key_explain_as("monitor key", monitor_key_file, r, why, sizeof(why)));
 			return EXIT_KEY;
 		}
 		/* the same key would make every monitor a full member */
 		if (!sodium_memcmp(cfg.monitor_key, cfg.key, CF_KEY_LEN)) {
-			fprintf(stderr, "cfserver: --monitor-key %s is the cluster key: give the monitors a key of their "
-					"own (cfctl keygen --out FILE)\n", monitor_key_file);
+			cf_slog_err("--monitor-key %s is the cluster key: give the monitors a key of their "
+					"own (cfctl keygen --out FILE)", monitor_key_file);
 			return EXIT_KEY;
 		}
 		cfg.has_monitor_key = 1;
@@ -396,9 +402,9 @@ int main(int argc, char **argv)
 		 */
 		struct sched_param sp = {.sched_priority = 5};
 		if (sched_setscheduler(0, SCHED_RR, &sp) == 0)
-			cfs_info("running with real-time priority (SCHED_RR %d)", sp.sched_priority);
+			cf_slog_info("running with real-time priority (SCHED_RR %d)", sp.sched_priority);
 		else
-			cfs_info("no real-time priority (%s): heartbeat sweeps may run late under load", strerror(errno));
+			cf_slog_info("no real-time priority (%s): heartbeat sweeps may run late under load", strerror(errno));
 	}
 	memset(&dcfg, 0, sizeof(dcfg));
 	memcpy(dcfg.key, cfg.key, sizeof(dcfg.key));
@@ -410,27 +416,27 @@ int main(int argc, char **argv)
 	if (dx_with) {
 		char why[512] = "";
 		if (explicit_geo)
-			cfs_warn("duplex: geometry options are ignored by a secondary: it takes the primary's");
+			cf_slog_warn("duplex: geometry options are ignored by a secondary: it takes the primary's");
 		/* blocks until this CF must serve: the primary lost and fenced, the copy complete */
 		r = cf_duplex_follow(dx_with, nvram, &dcfg, &im, why, sizeof(why));
 		if (r == -EINTR) {
-			cfs_info("duplex: %s", why);
+			cf_slog_info("duplex: %s", why);
 			return EXIT_OK;
 		}
 		if (r < 0) {
-			cfs_err("duplex: %s", why[0] ? why : strerror(-r));
+			cf_slog_err("duplex: %s", why[0] ? why : strerror(-r));
 			return EXIT_DUPLEX;
 		}
 	} else {
 		r = cf_image_open(&im, nvram, &geo, explicit_geo);
 	}
 	if (r < 0) {
-		cfs_err("CF image refused: %s", im.why[0] ? im.why : strerror(-r));
+		cf_slog_err("CF image refused: %s", im.why[0] ? im.why : strerror(-r));
 		if (r == -EBADMSG && im.kind == CF_IMAGE_BLOCK)
-			cfs_err("refusing to start rather than overwrite it; zero its first 4 KiB page to start "
+			cf_slog_err("refusing to start rather than overwrite it; zero its first 4 KiB page to start "
 				"afresh on this device");
 		else if (r == -EBADMSG)
-			cfs_err("refusing to start rather than overwrite it; move it away to start afresh");
+			cf_slog_err("refusing to start rather than overwrite it; move it away to start afresh");
 		cf_image_close(&im);
 		switch (r) {
 		case -EBADMSG: case -EINVAL: case -ENOSPC: case -ENODEV: case -ELOOP: case -EBUSY:
@@ -439,52 +445,52 @@ int main(int argc, char **argv)
 			return EXIT_OTHER;
 		}
 	}
-	cfs_info("CF image: %s (%s, %s), %llu bytes of %llu (%u systems, %u instances, %u lock classes, "
+	cf_slog_info("CF image: %s (%s, %s), %llu bytes of %llu (%u systems, %u instances, %u lock classes, "
 		 "%u records, log %llu)%s",
 		 nvram ? nvram : "DRAM", cf_image_kind_str(im.kind), cf_image_persist_str(&im),
 		 (unsigned long long)im.map.image_size, (unsigned long long)im.size, im.map.geo.max_systems,
 		 im.map.geo.max_instances, im.map.geo.lock_entries, im.map.geo.record_entries,
 		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded");
 	if (im.body.bad_node)
-		cfs_warn("CF image: %llu word(s) that nodes write do not decode (first: %s); nodes treat them as "
+		cf_slog_warn("CF image: %llu word(s) that nodes write do not decode (first: %s); nodes treat them as "
 			 "unusable: a lock class that cannot be taken, an instance that cannot be registered",
 			 (unsigned long long)im.body.bad_node, im.body.first_node);
 
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (!loop) {
-		cfs_err("cannot create the event loop");
+		cf_slog_err("cannot create the event loop");
 		goto err_image;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	r = cf_core_new(loop, ops, &im, &cfg, &core);
 	if (r < 0) {
-		cfs_err("core: %s", strerror(-r));
+		cf_slog_err("core: %s", strerror(-r));
 		goto err_image;
 	}
 	if (dx_listen) {
 		char why[256] = "";
 		r = cf_duplex_listen(loop, &im, dx_listen, &dcfg, &dx, why, sizeof(why));
 		if (r < 0) {
-			cfs_err("cannot listen for a secondary on --duplex-listen %s: %s", dx_listen, why);
+			cf_slog_err("cannot listen for a secondary on --duplex-listen %s: %s", dx_listen, why);
 			rc = EXIT_LISTEN;
 			goto err_core;
 		}
 		cf_core_set_duplex(core, dx);
-		cfs_info("duplex: accepting a secondary on %s (port %d); running alone until one is in sync",
+		cf_slog_info("duplex: accepting a secondary on %s (port %d); running alone until one is in sync",
 			 dx_listen, cf_duplex_port(dx));
 	}
 	r = cf_core_listen(core, listen_addr);
 	if (r < 0) {
-		cfs_err("cannot listen on %s (%s): %s", listen_addr, transport, strerror(-r));
+		cf_slog_err("cannot listen on %s (%s): %s", listen_addr, transport, strerror(-r));
 		rc = EXIT_LISTEN;
 		goto err_core;
 	}
-	cfs_info("listening on %s, port %d (%s), h = %llu ms, T = %llu ms, max-conns %u", listen_addr,
+	cf_slog_info("listening on %s, port %d (%s), h = %llu ms, T = %llu ms, max-conns %u", listen_addr,
 		 cf_core_port(core), transport, (unsigned long long)hbi_ms, (unsigned long long)hbt_ms, max_conns);
 	if (port_file) {
 		r = write_port_file(port_file, cf_core_port(core));
 		if (r < 0) {
-			cfs_err("cannot write port file %s: %s", port_file, strerror(-r));
+			cf_slog_err("cannot write port file %s: %s", port_file, strerror(-r));
 			goto err_core;
 		}
 	}
@@ -501,11 +507,11 @@ err_core:
 err_image:
 	cf_image_close(&im); /* persists the whole image under --nvram */
 	if (im.persist_errors) {
-		cfs_err("%llu persist(s) of the image failed (msync on %s): it may not hold the latest state",
+		cf_slog_err("%llu persist(s) of the image failed (msync on %s): it may not hold the latest state",
 			(unsigned long long)im.persist_errors, nvram);
 		rc = EXIT_OTHER;
 	} else if (rc == EXIT_OK) {
-		cfs_info("image persisted, bye");
+		cf_slog_info("image persisted, bye");
 	}
 	return rc;
 }

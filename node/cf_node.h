@@ -22,14 +22,14 @@
 
 #include "cf_agent.h"
 
-/* cfnode's exit codes, the classification of every outcome (sysexits.h values) */
+/* cfnode's exit codes, the classification of every outcome (sysexits.h values; cf_cli.h's table) */
 enum cf_node_ex {
 	CF_NODE_EX_OK = 0,
 	CF_NODE_EX_OTHER = 1,
 	CF_NODE_EX_USAGE = 2,
 	CF_NODE_EX_UNAVAILABLE = 69, /* the CF cannot be reached */
 	CF_NODE_EX_OVER = 75,        /* this incarnation is over: restart to rejoin */
-	CF_NODE_EX_KEY = 77,         /* cluster key refused */
+	CF_NODE_EX_KEY = 77,         /* cluster key refused by the CF, or its file unusable */
 	CF_NODE_EX_DATA = 78,        /* the data directory needs the operator: do not restart */
 };
 

@@ -13,8 +13,11 @@
  *   cfctl metrics --cf ADDR (--cluster-key FILE | --key MONITOR_KEY)
  *   cfctl keygen  [--out FILE]
  *
- * Exit codes: 0 ok, 1 failed (verify found a problem, request refused),
- * 2 usage, 69 CF unavailable, 77 cluster key refused.
+ * Exit codes (cf_cli.h, the same in every program): 0 ok, 1 failed (verify
+ * found a problem, request refused; health: degraded), 2 usage, 69 CF
+ * unavailable, 77 key problem (the key file unusable, or refused by the CF).
+ * Diagnostics on stderr are lines of the one log (cf_slog.h); results go to
+ * stdout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,13 +42,14 @@
 #include "cf_marker.h"
 #include "cf_recovery.h"
 #include "cf_session.h"
+#include "cf_slog.h"
 #include "cf_util.h"
 #include "cf_words.h"
 
-#define EX_FAIL 1
-#define EX_USAGE_ 2
-#define EX_UNAVAILABLE_ 69
-#define EX_KEY 77
+#define EX_FAIL CF_EX_FAIL
+#define EX_USAGE_ CF_EX_USAGE
+#define EX_UNAVAILABLE_ CF_EX_UNAVAILABLE
+#define EX_KEY CF_EX_KEY
 #define READ_CHUNK 32768u
 #define MAX_NAMES_SHOWN 8u  /* text: lock names per instance */
 #define MAX_NAMES_JSON 64u  /* JSON: lock_names per instance */
@@ -99,10 +103,13 @@ static void usage(FILE *out)
 		"          (never over an existing file), or on stdout. Key files must be 0600:\n"
 		"          every program refuses one that group or others may access\n"
 		"\n"
+		"  --log-level LEVEL  err|warn|info|debug (default info); --log-prefix  a syslog\n"
+		"          priority <N> before every line on stderr (automatic when stderr is the\n"
+		"          journal: JOURNAL_STREAM)\n"
 		"  -h, --help  this help;  --version  print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 failed or refused (health: degraded), 2 usage, 69 CF unavailable,\n"
-		"77 cluster key refused.\n");
+		"77 key problem (key file unusable, or refused by the CF).\n");
 }
 
 struct opts {
@@ -141,18 +148,18 @@ static int open_session(const struct opts *o, struct cf_session *s, enum cf_role
 	int r;
 
 	if (!o->cf || !file) {
-		fprintf(stderr, "cfctl: --cf and --cluster-key are required\n");
+		cf_slog_usage("--cf and --cluster-key are required");
 		return EX_USAGE_;
 	}
 	if (cf_auth_init()) {
-		fprintf(stderr, "cfctl: libsodium failed to start\n");
+		cf_slog_err("libsodium failed to start");
 		return EX_FAIL;
 	}
 	r = cf_key_load(file, key);
 	if (r) {
 		char why[512];
-		fprintf(stderr, "cfctl: %s\n", cf_key_explain_as(what, file, r, why, sizeof(why)));
-		return EX_FAIL;
+		cf_slog_err("%s", cf_key_explain_as(what, file, r, why, sizeof(why)));
+		return EX_KEY; /* a key problem, as in cfserver and cfnode */
 	}
 	r = cf_session_open(s, o->transport, o->cf, key, role, 0); /* 0: CF_CONNECT_TIMEOUT_MS or 3 s */
 	sodium_memzero(key, sizeof(key));
@@ -161,7 +168,7 @@ static int open_session(const struct opts *o, struct cf_session *s, enum cf_role
 	switch (r) {
 	case -EPERM:
 	case -EACCES:
-		fprintf(stderr, "cfctl: CF %s refused the %s%s%s\n", o->cf, what,
+		cf_slog_err("CF %s refused the %s%s%s", o->cf, what,
 			cf_session_error_msg(s) ? ": " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_KEY;
 	case -ECONNREFUSED:
@@ -169,10 +176,10 @@ static int open_session(const struct opts *o, struct cf_session *s, enum cf_role
 	case -EHOSTUNREACH:
 	case -ENETUNREACH:
 	case -ENOENT:
-		fprintf(stderr, "cfctl: CF %s unavailable: %s\n", o->cf, strerror(-r));
+		cf_slog_err("CF %s unavailable: %s", o->cf, strerror(-r));
 		return EX_UNAVAILABLE_;
 	default:
-		fprintf(stderr, "cfctl: connect to %s: %s%s%s\n", o->cf, strerror(-r),
+		cf_slog_err("connect to %s: %s%s%s", o->cf, strerror(-r),
 			cf_session_error_msg(s) ? ": the CF says: " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_FAIL;
 	}
@@ -354,7 +361,7 @@ static int cmd_status(const struct opts *o)
 	recs = malloc(m->records_size);
 	lk.word = calloc(m->geo.record_entries, sizeof(*lk.word));
 	if (!sys || !hb1 || !hb2 || !inst || !ri || !recs || !lk.word) {
-		fprintf(stderr, "cfctl: out of memory\n");
+		cf_slog_err("out of memory");
 		rc = EX_FAIL;
 		goto out;
 	}
@@ -374,7 +381,7 @@ static int cmd_status(const struct opts *o)
 	if (!r)
 		r = read_range(&s, m->off_rinfo, ri, m->geo.max_instances * sizeof(*ri));
 	if (r) {
-		fprintf(stderr, "cfctl: reading the CF image: %s\n", strerror(-r));
+		cf_slog_err("reading the CF image: %s", strerror(-r));
 		rc = EX_FAIL;
 		goto out;
 	}
@@ -383,7 +390,7 @@ static int cmd_status(const struct opts *o)
 	r = cf_session_rpc(&s, CF_CTRL_RESTART_INFO, &empty, sizeof(empty), CF_CTRL_RESTART_INFO_R, &rinfo,
 			   sizeof(rinfo), 5000);
 	if (r) {
-		fprintf(stderr, "cfctl: restart state: %s\n", strerror(-r));
+		cf_slog_err("restart state: %s", strerror(-r));
 		rc = EX_FAIL;
 		goto out;
 	}
@@ -501,13 +508,13 @@ static int cmd_status(const struct opts *o)
 			h = NULL;
 		r = read_range(&s, cf_rec_off(m, i), recs, m->records_size);
 		if (r) {
-			fprintf(stderr, "cfctl: reading the record list of %s: %s\n", name, strerror(-r));
+			cf_slog_err("reading the record list of %s: %s", name, strerror(-r));
 			rc = EX_FAIL;
 			goto out;
 		}
 		r = read_inst_locks(&s, m, recs, i, &lk);
 		if (r) {
-			fprintf(stderr, "cfctl: reading the lock words of %s: %s\n", name, strerror(-r));
+			cf_slog_err("reading the lock words of %s: %s", name, strerror(-r));
 			rc = EX_FAIL;
 			goto out;
 		}
@@ -683,7 +690,7 @@ static int cmd_status_watch(const struct opts *o)
 		if (watch_stop)
 			break;
 		if (rc) {
-			fprintf(stderr, "cfctl: status --watch: the CF's state cannot be read any more\n");
+			cf_slog_err("status --watch: the CF's state cannot be read any more");
 			return rc == EX_FAIL ? EX_UNAVAILABLE_ : rc; /* health's codes: 1 is "degraded", never "cannot tell" */
 		}
 		next += period;
@@ -833,7 +840,7 @@ static int cmd_locks(const struct opts *o, const char *record)
 	int rc, r;
 
 	if (record && (!record[0] || strlen(record) >= CF_RES_NAME_MAX)) {
-		fprintf(stderr, "cfctl: locks: RECORD must be a resource name of 1..%u characters (f0.r17)\n",
+		cf_slog_usage("locks: RECORD must be a resource name of 1..%u characters (f0.r17)",
 			CF_RES_NAME_MAX - 1);
 		return EX_USAGE_;
 	}
@@ -848,7 +855,7 @@ static int cmd_locks(const struct opts *o, const char *record)
 	table = malloc((size_t)m->geo.lock_entries * 8u);
 	v.recs = calloc(m->geo.max_instances, sizeof(*v.recs));
 	if (!sys || !inst || !table || !v.recs) {
-		fprintf(stderr, "cfctl: out of memory\n");
+		cf_slog_err("out of memory");
 		goto out;
 	}
 	v.m = m;
@@ -872,7 +879,7 @@ static int cmd_locks(const struct opts *o, const char *record)
 	if (!r)
 		r = read_range(&s, m->off_locks, table, (uint64_t)m->geo.lock_entries * 8u);
 	if (r) {
-		fprintf(stderr, "cfctl: locks: reading the CF image: %s\n", strerror(-r));
+		cf_slog_err("locks: reading the CF image: %s", strerror(-r));
 		goto out;
 	}
 	if (record)
@@ -950,7 +957,7 @@ static int cmd_health(const struct opts *o)
 	inst = calloc(m->geo.max_instances, sizeof(*inst));
 	ri = calloc(m->geo.max_instances, sizeof(*ri));
 	if (!sys || !inst || !ri) {
-		fprintf(stderr, "cfctl: out of memory\n");
+		cf_slog_err("out of memory");
 		goto out;
 	}
 	r = read_range(&s, m->off_systems, sys, m->geo.max_systems * sizeof(*sys));
@@ -963,7 +970,7 @@ static int cmd_health(const struct opts *o)
 		r = cf_session_rpc(&s, CF_CTRL_RESTART_INFO, &empty, sizeof(empty), CF_CTRL_RESTART_INFO_R, &rinfo,
 				   sizeof(rinfo), 5000);
 	if (r) {
-		fprintf(stderr, "cfctl: health: reading the CF state: %s\n", strerror(-r));
+		cf_slog_err("health: reading the CF state: %s", strerror(-r));
 		goto out;
 	}
 	if (rinfo.state == CF_RESTART_RECOVERY) {
@@ -976,7 +983,7 @@ static int cmd_health(const struct opts *o)
 		r = cf_session_rpc(&s, CF_CTRL_DUPLEX_INFO, &empty, sizeof(empty), CF_CTRL_DUPLEX_INFO_R, &di,
 				   sizeof(di), 5000);
 		if (r) {
-			fprintf(stderr, "cfctl: health: reading the duplex state: %s\n", strerror(-r));
+			cf_slog_err("health: reading the duplex state: %s", strerror(-r));
 			goto out;
 		}
 		if (di.role == CF_DUPLEX_PRIMARY && di.link != CF_DUPLEX_IN_SYNC) {
@@ -1120,7 +1127,7 @@ static int cmd_metrics(const struct opts *o)
 		return rc;
 	r = fetch_metrics(&s, &text, &len);
 	if (r) {
-		fprintf(stderr, "cfctl: metrics: %s%s%s\n", strerror(-r), cf_session_error_msg(&s) ? ": the CF says: " : "",
+		cf_slog_err("metrics: %s%s%s", strerror(-r), cf_session_error_msg(&s) ? ": the CF says: " : "",
 			cf_session_error_msg(&s) ? cf_session_error_msg(&s) : "");
 		cf_session_close(&s);
 		return EX_FAIL;
@@ -1150,12 +1157,12 @@ static int console_recover_rpc(const struct opts *o, uint16_t type, const void *
 	r = cf_session_rpc(&s, type, req, len, CF_CTRL_RECOVER_R, &rep, sizeof(rep), 5000);
 	cf_session_close(&s);
 	if (r) {
-		fprintf(stderr, "cfctl: %s %s: %s\n", what, name, strerror(-r));
+		cf_slog_err("%s %s: %s", what, name, strerror(-r));
 		return EX_FAIL;
 	}
 	rep.msg[sizeof(rep.msg) - 1] = 0;
 	if (rep.status) {
-		fprintf(stderr, "cfctl: %s %s refused: %s\n", what, name, rep.msg[0] ? rep.msg : strerror(-rep.status));
+		cf_slog_err("%s %s refused: %s", what, name, rep.msg[0] ? rep.msg : strerror(-rep.status));
 		return EX_FAIL;
 	}
 	printf("%s\n", rep.msg[0] ? rep.msg : dflt);
@@ -1167,7 +1174,7 @@ static int cmd_recover(const struct opts *o, const char *instname)
 	struct cf_recover req;
 
 	if (cf_name_check(instname) || (o->on && cf_name_check(o->on))) {
-		fprintf(stderr, "cfctl: bad name: 1-15 characters of [A-Za-z0-9_.-]\n");
+		cf_slog_usage("bad name: 1-15 characters of [A-Za-z0-9_.-]");
 		return EX_USAGE_;
 	}
 	memset(&req, 0, sizeof(req));
@@ -1183,11 +1190,11 @@ static int cmd_fence_confirm(const struct opts *o, const char *sysname)
 	struct cf_fence_confirm req;
 
 	if (cf_name_check(sysname)) {
-		fprintf(stderr, "cfctl: bad system name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", sysname);
+		cf_slog_usage("bad system name '%s': 1-15 characters of [A-Za-z0-9_.-]", sysname);
 		return EX_USAGE_;
 	}
 	if (o->on || o->retry) {
-		fprintf(stderr, "cfctl: fence-confirm takes no --on or --retry\n");
+		cf_slog_usage("fence-confirm takes no --on or --retry");
 		return EX_USAGE_;
 	}
 	memset(&req, 0, sizeof(req));
@@ -1208,7 +1215,7 @@ static int cmd_policy(const struct opts *o, const char *pol)
 	else if (!strcmp(pol, "operator"))
 		pm.policy = CF_POLICY_OPERATOR;
 	else {
-		fprintf(stderr, "cfctl: policy must be auto or operator\n");
+		cf_slog_usage("policy must be auto or operator");
 		return EX_USAGE_;
 	}
 	memset(&s, 0, sizeof(s));
@@ -1218,12 +1225,12 @@ static int cmd_policy(const struct opts *o, const char *pol)
 	r = cf_session_rpc(&s, CF_CTRL_POLICY_SET, &pm, sizeof(pm), CF_CTRL_STATUS, &st, sizeof(st), 5000);
 	cf_session_close(&s);
 	if (r) {
-		fprintf(stderr, "cfctl: policy %s: %s\n", pol, strerror(-r));
+		cf_slog_err("policy %s: %s", pol, strerror(-r));
 		return EX_FAIL;
 	}
 	st.msg[sizeof(st.msg) - 1] = 0;
 	if (st.status) {
-		fprintf(stderr, "cfctl: policy %s refused: %s\n", pol, st.msg);
+		cf_slog_err("policy %s refused: %s", pol, st.msg);
 		return EX_FAIL;
 	}
 	printf("%s\n", st.msg[0] ? st.msg : pol);
@@ -1237,7 +1244,7 @@ static int cmd_verify(const struct opts *o)
 	int r;
 
 	if (!o->data) {
-		fprintf(stderr, "cfctl: verify needs --data DIR\n");
+		cf_slog_usage("verify needs --data DIR");
 		return EX_USAGE_;
 	}
 	r = cf_bank_verify(o->data, o->have_total, o->total, o->json, stdout);
@@ -1299,22 +1306,22 @@ static int cmd_data_release(const struct opts *o, const char *inst)
 	int r;
 
 	if (!o->data) {
-		fprintf(stderr, "cfctl: data-release needs --data DIR\n");
+		cf_slog_usage("data-release needs --data DIR");
 		return EX_USAGE_;
 	}
 	if (cf_name_check(inst)) {
-		fprintf(stderr, "cfctl: bad instance name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", inst);
+		cf_slog_usage("bad instance name '%s': 1-15 characters of [A-Za-z0-9_.-]", inst);
 		return EX_USAGE_;
 	}
 	r = cf_marker_read(o->data, inst, &m, why, sizeof(why));
 	if (r == -ENOENT) {
-		fprintf(stderr, "cfctl: data-release: %s has no marker in %s/" CF_MARKER_DIR ": nothing to release "
-				"(cfctl verify --data %s lists the markers)\n",
+		cf_slog_err("data-release: %s has no marker in %s/" CF_MARKER_DIR ": nothing to release "
+				"(cfctl verify --data %s lists the markers)",
 			inst, o->data, o->data);
 		return EX_FAIL;
 	}
 	if (r && r != -EBADMSG) {
-		fprintf(stderr, "cfctl: data-release: marker of %s: %s\n", inst, strerror(-r));
+		cf_slog_err("data-release: marker of %s: %s", inst, strerror(-r));
 		return EX_FAIL;
 	}
 	if (r == -EBADMSG)
@@ -1330,15 +1337,15 @@ static int cmd_data_release(const struct opts *o, const char *inst)
 	host[sizeof(host) - 1] = 0;
 	if (!r && !strcmp(m.host, host) && m.pid && m.pid <= INT32_MAX && kill((pid_t)m.pid, 0) == 0 &&
 	    (!m.starttime || cf_proc_starttime(m.pid) == m.starttime)) {
-		fprintf(stderr, "cfctl: data-release: %s is still in use by pid %llu on this host (system %s): stop "
-				"it first; nothing changed\n",
+		cf_slog_err("data-release: %s is still in use by pid %llu on this host (system %s): stop "
+				"it first; nothing changed",
 			inst, (unsigned long long)m.pid, m.system);
 		return EX_FAIL;
 	}
 	if (!o->force) {
-		fprintf(stderr, "cfctl: data-release: %s may have left uncommitted updates in %s with no undo log left. "
+		cf_slog_usage("data-release: %s may have left uncommitted updates in %s with no undo log left. "
 				"Restore the data or accept it as it is (cfctl verify --data %s), then repeat with "
-				"--force; nothing changed\n",
+				"--force; nothing changed",
 			inst, o->data, o->data);
 		return EX_USAGE_;
 	}
@@ -1347,7 +1354,7 @@ static int cmd_data_release(const struct opts *o, const char *inst)
 	r = cf_marker_set(o->data, inst, CF_MARKER_CLEAN, image, "cfctl", host, (uint64_t)getpid(),
 			  cf_proc_starttime((uint64_t)getpid()));
 	if (r) {
-		fprintf(stderr, "cfctl: data-release: write the marker of %s: %s\n", inst, strerror(-r));
+		cf_slog_err("data-release: write the marker of %s: %s", inst, strerror(-r));
 		return EX_FAIL;
 	}
 	cf_marker_image_str(image, img, sizeof(img));
@@ -1362,15 +1369,15 @@ static int cmd_mkdata(const struct opts *o)
 	int r;
 
 	if (!o->data || !o->have_accounts || !o->have_balance) {
-		fprintf(stderr, "cfctl: mkdata needs --data DIR --accounts N --balance B\n");
+		cf_slog_usage("mkdata needs --data DIR --accounts N --balance B");
 		return EX_USAGE_;
 	}
 	if (o->accounts < 2 || o->accounts > CF_DATA_MAX_RECORDS) {
-		fprintf(stderr, "cfctl: --accounts must be 2..%llu\n", (unsigned long long)CF_DATA_MAX_RECORDS);
+		cf_slog_usage("--accounts must be 2..%llu", (unsigned long long)CF_DATA_MAX_RECORDS);
 		return EX_USAGE_;
 	}
 	if (mkdir(o->data, 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "cfctl: mkdir %s: %s\n", o->data, strerror(errno));
+		cf_slog_err("mkdir %s: %s", o->data, strerror(errno));
 		return EX_FAIL;
 	}
 	if (o->force) {
@@ -1388,13 +1395,13 @@ static int cmd_mkdata(const struct opts *o)
 			snprintf(what, sizeof(what), " (%" PRIu64 " accounts, total %" PRId64 " at mkdata)", f->rec_count,
 				 f->initial_total);
 		cf_data_close(&d);
-		fprintf(stderr, "cfctl: mkdata: %s/f0.cfd exists already%s: refusing to overwrite it. "
-				"Give --force to replace it; its data is lost. Nothing changed\n",
+		cf_slog_err("mkdata: %s/f0.cfd exists already%s: refusing to overwrite it. "
+				"Give --force to replace it; its data is lost. Nothing changed",
 			o->data, what);
 		return EX_FAIL;
 	}
 	if (r) {
-		fprintf(stderr, "cfctl: mkdata %s: %s\n", o->data,
+		cf_slog_err("mkdata %s: %s", o->data,
 			r == -EINVAL ? "total balance out of range" : strerror(-r));
 		return EX_FAIL;
 	}
@@ -1418,26 +1425,26 @@ static int cmd_keygen(const struct opts *o)
 	size_t len;
 
 	if (cf_auth_init()) {
-		fprintf(stderr, "cfctl: libsodium failed to start\n");
+		cf_slog_err("libsodium failed to start");
 		return EX_FAIL;
 	}
 	if (o->out) {
 		fd = open(o->out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			fprintf(stderr, "cfctl: keygen --out %s: %s%s\n", o->out, strerror(errno),
+			cf_slog_err("keygen --out %s: %s%s", o->out, strerror(errno),
 				errno == EEXIST ? " (refusing to overwrite a key; remove it first)" : "");
 			return EX_FAIL;
 		}
 		/* the umask may have taken bits away, never added them; make it exactly 0600 */
 		if (fchmod(fd, 0600) < 0) {
-			fprintf(stderr, "cfctl: keygen --out %s: chmod: %s\n", o->out, strerror(errno));
+			cf_slog_err("keygen --out %s: chmod: %s", o->out, strerror(errno));
 			rc = EX_FAIL;
 			goto out;
 		}
 	} else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-		fprintf(stderr, "cfctl: warning: the key goes to a file that group or others may access (mode %04o): "
+		cf_slog_warn("the key goes to a file that group or others may access (mode %04o): "
 				"cfserver, cfnode and cfctl refuse it until it is 0600; use cfctl keygen --out FILE, "
-				"or chmod 600 the file\n",
+				"or chmod 600 the file",
 			(unsigned)(st.st_mode & 07777));
 	}
 	randombytes_buf(key, sizeof(key));
@@ -1452,30 +1459,33 @@ static int cmd_keygen(const struct opts *o)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			fprintf(stderr, "cfctl: keygen: write: %s\n", n < 0 ? strerror(errno) : "short write");
+			cf_slog_err("keygen: write: %s", n < 0 ? strerror(errno) : "short write");
 			rc = EX_FAIL;
 			goto out;
 		}
 		off += (size_t)n;
 	}
 	if (o->out && fsync(fd) < 0) {
-		fprintf(stderr, "cfctl: keygen --out %s: fsync: %s\n", o->out, strerror(errno));
+		cf_slog_err("keygen --out %s: fsync: %s", o->out, strerror(errno));
 		rc = EX_FAIL;
 	}
 out:
 	sodium_memzero(hex, sizeof(hex));
 	if (o->out && close(fd) < 0 && !rc) {
-		fprintf(stderr, "cfctl: keygen --out %s: %s\n", o->out, strerror(errno));
+		cf_slog_err("keygen --out %s: %s", o->out, strerror(errno));
 		rc = EX_FAIL;
 	}
 	if (rc && o->out)
 		unlink(o->out); /* no half-written key left behind */
+	else if (o->out)
+		cf_slog_info("keygen: a new cluster key in %s (mode 0600)", o->out); /* for the journal: who made keys */
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY, O_WATCH };
+	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY, O_WATCH,
+	       O_LOGLEVEL, O_LOGPREFIX };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -1491,6 +1501,8 @@ int main(int argc, char **argv)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "retry", no_argument, NULL, O_RETRY },
 		{ "out", required_argument, NULL, O_OUT },
+		{ "log-level", required_argument, NULL, O_LOGLEVEL },
+		{ "log-prefix", no_argument, NULL, O_LOGPREFIX },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -1500,6 +1512,7 @@ int main(int argc, char **argv)
 	int c;
 	int64_t v;
 
+	cf_slog_init("cfctl");
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((c = getopt_long(argc, argv, ":h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -1510,13 +1523,13 @@ int main(int argc, char **argv)
 			o.watch = true;
 			o.watch_s = 1.0;
 			if (optarg && parse_seconds(optarg, &o.watch_s)) {
-				fprintf(stderr, "cfctl: --watch SECONDS must be a number from 0.1 to 86400\n");
+				cf_slog_usage("--watch SECONDS must be a number from 0.1 to 86400");
 				return EX_USAGE_;
 			}
 			break;
 		case O_TRANSPORT:
 			if (strcmp(optarg, "tcp") && strcmp(optarg, "verbs")) {
-				fprintf(stderr, "cfctl: --transport must be tcp or verbs\n");
+				cf_slog_usage("--transport must be tcp or verbs");
 				return EX_USAGE_;
 			}
 			o.transport = optarg;
@@ -1524,14 +1537,14 @@ int main(int argc, char **argv)
 		case O_DATA: o.data = optarg; break;
 		case O_TOTAL:
 			if (parse_i64(optarg, &o.total)) {
-				fprintf(stderr, "cfctl: --total must be an integer\n");
+				cf_slog_usage("--total must be an integer");
 				return EX_USAGE_;
 			}
 			o.have_total = true;
 			break;
 		case O_ACCOUNTS:
 			if (parse_i64(optarg, &v) || v < 2) {
-				fprintf(stderr, "cfctl: --accounts must be an integer >= 2\n");
+				cf_slog_usage("--accounts must be an integer >= 2");
 				return EX_USAGE_;
 			}
 			o.accounts = (uint64_t)v;
@@ -1539,7 +1552,7 @@ int main(int argc, char **argv)
 			break;
 		case O_BALANCE:
 			if (parse_i64(optarg, &o.balance)) {
-				fprintf(stderr, "cfctl: --balance must be an integer\n");
+				cf_slog_usage("--balance must be an integer");
 				return EX_USAGE_;
 			}
 			o.have_balance = true;
@@ -1549,6 +1562,13 @@ int main(int argc, char **argv)
 		case O_FORCE: o.force = true; break;
 		case O_RETRY: o.retry = true; break;
 		case O_OUT: o.out = optarg; break;
+		case O_LOGLEVEL:
+			if (cf_slog_level_parse(optarg, &cf_slog_level)) {
+				cf_slog_usage("--log-level must be err, warn, info or debug");
+				return EX_USAGE_;
+			}
+			break;
+		case O_LOGPREFIX: cf_slog_force_prefix(); break;
 		case 'h': usage(stdout); return 0;
 		case O_VERSION: return cf_cli_version("cfctl") ? EX_FAIL : 0;
 		default: return cf_cli_bad_option("cfctl", c, argv, EX_USAGE_);
@@ -1567,24 +1587,24 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		arg = argv[optind++];
 	if (optind < argc) {
-		fprintf(stderr, "cfctl: unexpected argument '%s'\n", argv[optind]);
+		cf_slog_usage("unexpected argument '%s'", argv[optind]);
 		return EX_USAGE_;
 	}
 	if (o.mkey && strcmp(cmd, "metrics")) {
-		fprintf(stderr, "cfctl: --key (a monitor key) goes with metrics only\n");
+		cf_slog_usage("--key (a monitor key) goes with metrics only");
 		return EX_USAGE_;
 	}
 	if (o.watch && strcmp(cmd, "status")) {
-		fprintf(stderr, "cfctl: --watch goes with status only\n");
+		cf_slog_usage("--watch goes with status only");
 		return EX_USAGE_;
 	}
 	if (o.out && strcmp(cmd, "keygen")) {
-		fprintf(stderr, "cfctl: --out goes with keygen only\n");
+		cf_slog_usage("--out goes with keygen only");
 		return EX_USAGE_;
 	}
 	if (!strcmp(cmd, "locks")) {
 		if (o.retry || o.on) {
-			fprintf(stderr, "cfctl: locks takes [RECORD] [--json]\n");
+			cf_slog_usage("locks takes [RECORD] [--json]");
 			return EX_USAGE_;
 		}
 		return cmd_locks(&o, arg);
@@ -1592,7 +1612,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "recover") || !strcmp(cmd, "policy") || !strcmp(cmd, "data-release") ||
 	    !strcmp(cmd, "fence-confirm")) {
 		if (!arg) {
-			fprintf(stderr, "cfctl: %s needs an argument (see --help)\n", cmd);
+			cf_slog_usage("%s needs an argument (see --help)", cmd);
 			return EX_USAGE_;
 		}
 		if (!strcmp(cmd, "data-release"))
@@ -1600,20 +1620,20 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, "fence-confirm"))
 			return cmd_fence_confirm(&o, arg);
 		if (o.retry && strcmp(cmd, "recover")) {
-			fprintf(stderr, "cfctl: --retry goes with recover only\n");
+			cf_slog_usage("--retry goes with recover only");
 			return EX_USAGE_;
 		}
 		return !strcmp(cmd, "recover") ? cmd_recover(&o, arg) : cmd_policy(&o, arg);
 	}
 	if (o.retry) {
-		fprintf(stderr, "cfctl: --retry goes with recover only\n");
+		cf_slog_usage("--retry goes with recover only");
 		return EX_USAGE_;
 	}
 	/* --watch SECONDS with a space: getopt leaves SECONDS as the argument */
 	if (o.watch && arg && parse_seconds(arg, &o.watch_s) == 0)
 		arg = NULL;
 	if (arg) {
-		fprintf(stderr, "cfctl: unexpected argument '%s'\n", arg);
+		cf_slog_usage("unexpected argument '%s'", arg);
 		return EX_USAGE_;
 	}
 	if (!strcmp(cmd, "status"))
@@ -1628,6 +1648,6 @@ int main(int argc, char **argv)
 		return cmd_mkdata(&o);
 	if (!strcmp(cmd, "keygen"))
 		return cmd_keygen(&o);
-	fprintf(stderr, "cfctl: unknown command '%s' (see --help)\n", cmd);
+	cf_slog_usage("unknown command '%s' (see --help)", cmd);
 	return EX_USAGE_;
 }

@@ -4,11 +4,15 @@
  * instance, runs a workload on the shared data directory, and (through
  * cf_recovery.c) detects failed peers and recovers their instances.
  *
- * Exit codes: 0 ok, 1 other error, 2 usage, 69 CF unavailable, 75 this
- * incarnation is over (connection to the CF lost, or declared failed:
- * restart to rejoin), 77 cluster key refused, 78 the data directory needs the
- * operator (an instance was in use under a volatile CF image that is gone and
- * its open transactions were not backed out: see cfctl data-release).
+ * Exit codes (cf_cli.h, the same in every program): 0 ok, 1 other error,
+ * 2 usage, 69 CF unavailable, 75 this incarnation is over (connection to the
+ * CF lost, or declared failed: restart to rejoin), 77 cluster key problem
+ * (the key file unusable, or refused by the CF), 78 the data directory needs
+ * the operator (an instance was in use under a volatile CF image that is gone
+ * and its open transactions were not backed out: see cfctl data-release).
+ *
+ * Logging: cf_slog.h, with IDENT cfnode[SYSTEM]; libcfnode's lines come
+ * through the agent's logger callback.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,9 +35,15 @@
 #include "cf_bank.h"
 #include "cf_node.h"
 #include "cf_notify.h"
+#include "cf_slog.h"
 #include "cf_util.h"
 
 /* exit codes: cf_node.h (the data directory needing the operator is 78, not restartable) */
+_Static_assert((int)CF_NODE_EX_OK == CF_EX_OK && (int)CF_NODE_EX_OTHER == CF_EX_FAIL &&
+		       (int)CF_NODE_EX_USAGE == CF_EX_USAGE && (int)CF_NODE_EX_UNAVAILABLE == CF_EX_UNAVAILABLE &&
+		       (int)CF_NODE_EX_OVER == CF_EX_OVER && (int)CF_NODE_EX_KEY == CF_EX_KEY &&
+		       (int)CF_NODE_EX_DATA == CF_EX_DATA,
+	       "cfnode's exit codes are the table of cf_cli.h");
 #define EX_OK_ CF_NODE_EX_OK
 #define EX_OTHER CF_NODE_EX_OTHER
 #define EX_USAGE_ CF_NODE_EX_USAGE
@@ -42,33 +52,19 @@
 enum workload { WL_NONE, WL_BANK, WL_HOLD, WL_LOCK, WL_BACKOUT, WL_LOGFULL };
 static const char *const wl_names[] = { "none", "bank", "hold", "lock", "backout", "logfull" };
 
-static int verbosity = CF_AGENT_INFO;
-static const char *sysname = "?";
+_Static_assert((int)CF_AGENT_ERR == CF_SLOG_ERR && (int)CF_AGENT_DEBUG == CF_SLOG_DEBUG, "log levels");
+
+static char ident[8 + CF_NAME_MAX + 2] = "cfnode";
 static struct cf_agent *g_agent;
 
+/* the agent's logger (libcfnode does not print): the one log of cf_slog.h */
+static void logf_stderr(void *arg, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 static void logf_stderr(void *arg, int level, const char *fmt, va_list ap)
 {
-	static const char *const lv[] = { "error", "warning", "info", "debug" };
-	struct timespec ts;
-
-	if (level > verbosity)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	fprintf(stderr, "%02ld:%02ld:%02ld.%03ld cfnode[%s] %s: ", (long)(ts.tv_sec / 3600 % 24),
-		(long)(ts.tv_sec / 60 % 60), (long)(ts.tv_sec % 60), ts.tv_nsec / 1000000L, sysname, lv[level]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	cf_slogv(level, fmt, ap);
 }
 
-static void say(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	logf_stderr(NULL, level, fmt, ap);
-	va_end(ap);
-}
+#define say(level, ...) cf_slog_at(level, __VA_ARGS__)
 
 static void usage(FILE *out)
 {
@@ -116,13 +112,16 @@ static void usage(FILE *out)
 		"                         directory on NFS shared by several hosts\n"
 		"  --marker-wait MS       wait for another instance's self-backout after a volatile CF\n"
 		"                         was lost, at most MS (default 10000), before refusing (78)\n"
-		"  -q, --quiet / -v, --verbose\n"
+		"  --log-level LEVEL      err|warn|info|debug (default info)\n"
+		"  -q, --quiet / -v, --verbose  same as --log-level warn / debug\n"
+		"  --log-prefix           a syslog priority <N> before every log line (automatic when\n"
+		"                         stderr is the journal: JOURNAL_STREAM)\n"
 		"  -h, --help\n"
 		"      --version          print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 error, 2 usage, 69 CF unavailable, 75 incarnation over (restart to rejoin),\n"
-		"77 cluster key refused, 78 the data directory needs the operator (do not restart: see the\n"
-		"message, cfctl verify and cfctl data-release).\n");
+		"77 cluster key problem (unusable or refused), 78 the data directory needs the operator\n"
+		"(do not restart: see the message, cfctl verify and cfctl data-release).\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -222,7 +221,7 @@ int main(int argc, char **argv)
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
-		O_MARKERWAIT, O_GROUP, O_VERSION,
+		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -257,6 +256,8 @@ int main(int argc, char **argv)
 		{ "fence-wd-margin", required_argument, NULL, O_WDMARGIN },
 		{ "data-io", required_argument, NULL, O_DATAIO },
 		{ "marker-wait", required_argument, NULL, O_MARKERWAIT },
+		{ "log-level", required_argument, NULL, O_LOGLEVEL },
+		{ "log-prefix", no_argument, NULL, O_LOGPREFIX },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
 	w.bo.hold_ms = 5000;
 	w.bo.inflight = 1;
 	w.bo.group_commit = true; /* docs/design.md §6: the stall of issue 10 was the tests' probe, not group commit */
+	cf_slog_init("cfnode");
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((c = getopt_long(argc, argv, ":qvh", lopts, NULL)) != -1) {
 		const char *bad = NULL;
@@ -421,66 +423,72 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, &marker_wait) || marker_wait > 3600000)
 				bad = "--marker-wait must be 0..3600000 ms";
 			break;
-		case 'q': verbosity = CF_AGENT_WARN; break;
-		case 'v': verbosity = CF_AGENT_DEBUG; break;
+		case O_LOGLEVEL:
+			if (cf_slog_level_parse(optarg, &cf_slog_level))
+				bad = "--log-level must be err, warn, info or debug";
+			break;
+		case O_LOGPREFIX: cf_slog_force_prefix(); break;
+		case 'q': cf_slog_level = CF_SLOG_WARN; break;
+		case 'v': cf_slog_level = CF_SLOG_DEBUG; break;
 		case 'h': usage(stdout); return EX_OK_;
 		case O_VERSION: return cf_cli_version("cfnode") ? EX_OTHER : EX_OK_;
 		default: return cf_cli_bad_option("cfnode", c, argv, EX_USAGE_);
 		}
 		if (bad) {
-			fprintf(stderr, "cfnode: %s (got '%s')\n", bad, optarg);
+			cf_slog_usage("%s (got '%s')", bad, optarg);
 			return EX_USAGE_;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "cfnode: unexpected argument '%s'\n", argv[optind]);
+		cf_slog_usage("unexpected argument '%s'", argv[optind]);
 		return EX_USAGE_;
 	}
 	if (!o.cf_addr || !o.system || !o.instance || !o.data_dir || !key_file) {
-		fprintf(stderr, "cfnode: --cf, --system, --instance, --data and --cluster-key are required (see --help)\n");
+		cf_slog_usage("--cf, --system, --instance, --data and --cluster-key are required (see --help)");
 		return EX_USAGE_;
 	}
 	if (cf_name_check(o.system)) {
-		fprintf(stderr, "cfnode: bad system name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", o.system);
+		cf_slog_usage("bad system name '%s': 1-15 characters of [A-Za-z0-9_.-]", o.system);
 		return EX_USAGE_;
 	}
 	if (cf_name_check(o.instance)) {
-		fprintf(stderr, "cfnode: bad instance name '%s': 1-15 characters of [A-Za-z0-9_.-]\n", o.instance);
+		cf_slog_usage("bad instance name '%s': 1-15 characters of [A-Za-z0-9_.-]", o.instance);
 		return EX_USAGE_;
 	}
 	if (cf_fence_parse(&o.fence, fence_spec)) {
-		fprintf(stderr, "cfnode: bad --fence-agent '%s': auto, local, none or a path\n", fence_spec);
+		cf_slog_usage("bad --fence-agent '%s': auto, local, none or a path", fence_spec);
 		return EX_USAGE_;
 	}
 	for (int i = 0; i < nfence_args; i++) {
 		if (cf_fence_add_arg(&o.fence, fence_args[i])) {
-			fprintf(stderr, "cfnode: bad --fence-arg '%s': expected KEY=VALUE, no '=' or newline in the value\n",
+			cf_slog_usage("bad --fence-arg '%s': expected KEY=VALUE, no '=' or newline in the value",
 				fence_args[i]);
 			return EX_USAGE_;
 		}
 	}
 	if ((fence_map || unfence) && o.fence.kind != CF_FENCE_EXTERNAL) {
-		fprintf(stderr, "cfnode: --fence-map and --unfence need an external --fence-agent PATH\n");
+		cf_slog_usage("--fence-map and --unfence need an external --fence-agent PATH");
 		return EX_USAGE_;
 	}
 	if (fence_map) {
 		char why[256];
 		if (cf_fence_map_load(&o.fence, fence_map, why, sizeof(why))) {
-			fprintf(stderr, "cfnode: bad --fence-map: %s\n", why);
+			cf_slog_usage("bad --fence-map: %s", why);
 			return EX_USAGE_;
 		}
 	}
-	sysname = o.system;
+	snprintf(ident, sizeof(ident), "cfnode[%s]", o.system);
+	cf_slog_set_ident(ident);
 	o.logf = logf_stderr;
 	if (cf_auth_init()) {
-		fprintf(stderr, "cfnode: libsodium failed to start\n");
+		say(CF_SLOG_ERR, "libsodium failed to start");
 		return EX_OTHER;
 	}
 	r = cf_key_load(key_file, o.key);
 	if (r) {
 		char why[512];
-		fprintf(stderr, "cfnode: %s\n", cf_key_explain(key_file, r, why, sizeof(why)));
-		return EX_OTHER;
+		say(CF_SLOG_ERR, "%s", cf_key_explain(key_file, r, why, sizeof(why)));
+		return CF_NODE_EX_KEY; /* a key problem, as in cfserver and cfctl */
 	}
 	/* The data directory must be usable before we take an instance. */
 	{
@@ -490,20 +498,20 @@ int main(int argc, char **argv)
 		if (!r && w.kind != WL_NONE)
 			r = cf_data_file(&d, CF_BANK_FILE, &f);
 		if (r) {
-			fprintf(stderr, "cfnode: data directory %s: %s\n", o.data_dir,
+			say(CF_SLOG_ERR, "data directory %s: %s", o.data_dir,
 				r == -EBADMSG || (r == -EINVAL && d.io == CF_DATA_IO_DIRECT) ? cf_data_corrupt_msg(&d)
 											    : strerror(-r));
 			cf_data_close(&d);
 			return EX_OTHER;
 		}
 		if (w.kind != WL_NONE && w.bo.accounts > f->rec_count) {
-			fprintf(stderr, "cfnode: --accounts %" PRIu64 " but %s/f0.cfd has %" PRIu64 " records\n",
+			cf_slog_usage("--accounts %" PRIu64 " but %s/f0.cfd has %" PRIu64 " records",
 				w.bo.accounts, o.data_dir, f->rec_count);
 			cf_data_close(&d);
 			return EX_USAGE_;
 		}
 		if (w.kind != WL_NONE && w.bo.record >= f->rec_count) {
-			fprintf(stderr, "cfnode: --record %" PRIu64 " but the file has %" PRIu64 " records\n", w.bo.record,
+			cf_slog_usage("--record %" PRIu64 " but the file has %" PRIu64 " records", w.bo.record,
 				f->rec_count);
 			cf_data_close(&d);
 			return EX_USAGE_;

@@ -15,9 +15,28 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "cf_slog.h"
+
 #ifndef CFPLEX_VERSION
 #error "CFPLEX_VERSION is set by meson (project version); build with meson"
 #endif
+
+/*
+ * Exit codes: one per cause in every program (the man pages' EXIT STATUS and
+ * the README carry this table). The values above 64 are sysexits.h's.
+ */
+enum cf_exit {
+	CF_EX_OK = 0,
+	CF_EX_FAIL = 1,         /* another error (cfctl: failed or refused; health: degraded) */
+	CF_EX_USAGE = 2,        /* command line: unknown option, bad or missing value */
+	CF_EX_IMAGE = 3,        /* cfserver: the CF image was refused */
+	CF_EX_LISTEN = 4,       /* cfserver: cannot listen */
+	CF_EX_DUPLEX = 6,       /* cfserver: a secondary that cannot follow or must not take over */
+	CF_EX_UNAVAILABLE = 69, /* the CF cannot be reached (EX_UNAVAILABLE) */
+	CF_EX_OVER = 75,        /* cfnode: this incarnation is over, restart to rejoin (EX_TEMPFAIL) */
+	CF_EX_KEY = 77,         /* a key file unusable, or the key refused by the CF (EX_NOPERM) */
+	CF_EX_DATA = 78,        /* cfnode: the data directory needs the operator (EX_CONFIG) */
+};
 
 /* "PROG (cfplex) VERSION" on stdout, the format cfserver has always printed. */
 static inline int cf_cli_version(const char *prog)
@@ -38,10 +57,11 @@ static inline int cf_cli_bad_option(const char *prog, int c, char *const argv[],
 	/* a short option inside a cluster (-qx): name the letter, not the word */
 	if (optopt && !(word[0] == '-' && word[1] == '-'))
 		word = shortopt;
+	(void)prog; /* cf_slog_init named it */
 	if (c == ':')
-		fprintf(stderr, "%s: option '%s' needs a value (try --help)\n", prog, word);
+		cf_slog_usage("option '%s' needs a value (try --help)", word);
 	else
-		fprintf(stderr, "%s: unknown option '%s' (try --help)\n", prog, word);
+		cf_slog_usage("unknown option '%s' (try --help)", word);
 	return usage_rc;
 }
 

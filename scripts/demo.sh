@@ -164,7 +164,7 @@ step "part 3: kill -9 of the primary CF (A)"
 T2=$(now_ns)
 kill -KILL "${CF_PID[A]}"
 wait_for 10 grep -q "taking over as the primary CF" "$W/cfB.log" || die "cfserver B did not take over (see $W/cfB.log)"
-say "  $(ms "$T2" "$(now_ns)") B took over: $(grep -h "duplex: the primary's process\|duplex: primary fenced" "$W/cfB.log" | tail -n 1 | sed 's/^[0-9.]* [a-z]* *duplex: //')"
+say "  $(ms "$T2" "$(now_ns)") B took over: $(grep -h "duplex: the primary's process\|duplex: primary fenced" "$W/cfB.log" | tail -n 1 | sed 's/^[^ ]* cfserver [a-z]*: duplex: //')"
 # every system's incarnation ends (75); as a supervisor would, restart each at once
 for s in SYS1 SYS2 SYS3; do
   pv=PID_$s
@@ -177,8 +177,9 @@ done
 say "  SYS1, SYS2, SYS3 ended their incarnations (exit 75); restarted at once, as a supervisor would"
 for s in SYS1 SYS2 SYS3; do
   wait_for 30 busy "$s" 5 || die "$s did not commit again on B (see $W/$s.log)"
-  # when its new incarnation's workload started, from its own log (UTC HH:MM:SS.mmm)
-  t=$(grep "workload bank started" "$W/$s.log" | tail -n 1 | cut -c1-12)
+  # when its new incarnation's workload started, from its own log (ISO-8601 UTC, milliseconds: the
+  # first word, after a syslog priority <N> if there is one)
+  t=$(grep "workload bank started" "$W/$s.log" | tail -n 1 | cut -d' ' -f1 | sed 's/^<[0-9]>//')
   say "  $(ms "$T2" "$(date -u -d "$t" +%s%N)") $s commits again on B"
 done
 say "  (restart recovery backed out every system's open transactions from its log on B first)"

@@ -106,7 +106,7 @@ edge_key() {
 	expect 77 "key" "cfctl status with a wrong cluster key" "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$other"
 	printf 'not a key\n' >"$CF_WORK/bad.key"
 	chmod 600 "$CF_WORK/bad.key" # malformed, not merely open to others
-	expect 1 "key" "cfnode with a malformed key file" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/bad.key" \
+	expect 77 "key" "cfnode with a malformed key file" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/bad.key" \
 		--system SYSX --instance NTSX --data "$DATA"
 	# the server is unharmed: a good client still works
 	"$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" >/dev/null || efail "key: the CF stopped serving after bad keys"

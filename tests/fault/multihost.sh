@@ -64,8 +64,8 @@ check_wd_incident() { # HOW VICTIM HOST INST INCIDENT_BEFORE
 	inc=$(rec_get "$rec" incident)
 	[ "$inc" -gt "$before" ] || fail "$how $v: no new RECOVERY line of $inst (incident $inc)"
 	cp=$(rec_get "$rec" counterpart)
-	reset=$(grep -o '^[0-9:.]* wd-standin: host reset: .* none left' "$CF_WORK/wd-$h.log" | tail -n 1 | cut -d' ' -f1)
-	over=$(grep -ho "^[0-9:.]* cfnode\[$cp\] warning: recovery $inst: watchdog wait over" "$CF_WORK/$cp.log" | tail -n 1 | cut -d' ' -f1)
+	reset=$(grep -o '^[0-9TZ:.-]* wd-standin: host reset: .* none left' "$CF_WORK/wd-$h.log" | tail -n 1 | cut -d' ' -f1)
+	over=$(grep -ho "^[0-9TZ:.-]* cfnode\[$cp\] warning: recovery $inst: watchdog wait over" "$CF_WORK/$cp.log" | tail -n 1 | cut -d' ' -f1)
 	[ -n "$reset" ] || fail "$how $v: $h's watchdog never reset it: $(tail -n 3 "$CF_WORK/wd-$h.log")"
 	[ -n "$over" ] || fail "$how $v: $cp logged no end of its watchdog wait for $inst"
 	[[ "$reset" < "$over" ]] || fail "$how $v: $cp began backing out $inst at $over, before $h's watchdog reset it at $reset"

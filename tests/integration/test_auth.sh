@@ -13,11 +13,11 @@ if [ "$CF_TRANSPORT" = tcp ]; then # the raw bad-MAC client is tcp's
 fi
 # a missing or malformed key file is refused at start (exit 5)
 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_WORK/nonexistent" 2>"$CF_WORK/nokey.err"; rc=$?
-[ "$rc" -eq 5 ] || fail "missing key: exit $rc, expected 5"
+[ "$rc" -eq 77 ] || fail "missing key: exit $rc, expected 77"
 echo "not a key" >"$CF_WORK/bad.key"
 chmod 600 "$CF_WORK/bad.key"
 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_WORK/bad.key" 2>"$CF_WORK/badkey.err"; rc=$?
-[ "$rc" -eq 5 ] || fail "malformed key: exit $rc"
+[ "$rc" -eq 77 ] || fail "malformed key: exit $rc"
 grep -q malformed "$CF_WORK/badkey.err" || fail "no clear message for a malformed key"
 # The key is a secret (issue 14): every program refuses a key file that group or
 # others may access (naming it and chmod 600), a symbolic link, a non-regular file.
@@ -39,9 +39,9 @@ for k in open link fifo; do
 	link) pat="link.key is a symbolic link" ;;
 	fifo) pat="fifo.key is not a regular file" ;;
 	esac
-	refused 5 "$pat" "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_WORK/$k.key"
-	refused 1 "$pat" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/$k.key" --system S --instance I --data "$CF_WORK"
-	refused 1 "$pat" "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$CF_WORK/$k.key"
+	refused 77 "$pat" "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_WORK/$k.key"
+	refused 77 "$pat" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/$k.key" --system S --instance I --data "$CF_WORK"
+	refused 77 "$pat" "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$CF_WORK/$k.key"
 	CF_KEYFILE=$CF_WORK/$k.key refused 1 "$pat" "$TC" inst X
 done
 # cfctl keygen --out: 0600 whatever the umask, never over an existing file

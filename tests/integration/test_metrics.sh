@@ -16,7 +16,7 @@ DATA=$CF_WORK/data
 # the same key for both roles would make every monitor a member
 out=$(bounded 10 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" --monitor-key "$CF_KEYFILE" 2>&1)
 rc=$?
-[ "$rc" = 5 ] && [[ $out == *"is the cluster key"* ]] || fail "monitor key = cluster key: rc $rc: $out"
+[ "$rc" = 77 ] && [[ $out == *"is the cluster key"* ]] || fail "monitor key = cluster key: rc $rc: $out"
 
 start_cfserver --hb-timeout 1000 --nvram "$CF_WORK/cf.img" --max-instances 4 --log-size 1M --monitor-key "$MKEY" ||
 	fail "cfserver did not start"

@@ -22,7 +22,7 @@ expect 2 "workload must be" "${N[@]}" --cf 127.0.0.1:1 --workload nosuch
 expect 2 "inflight" "${N[@]}" --cf 127.0.0.1:1 --inflight 0
 expect 2 "transport" "${N[@]}" --cf 127.0.0.1:1 --transport carrier-pigeon
 expect 2 "unexpected argument" "${N[@]}" --cf 127.0.0.1:1 extra
-expect 1 "cluster key" "$CFNODE" --cf 127.0.0.1:1 --data "$DATA" --cluster-key "$CF_WORK/nokey" --system S --instance I
+expect 77 "cluster key" "$CFNODE" --cf 127.0.0.1:1 --data "$DATA" --cluster-key "$CF_WORK/nokey" --system S --instance I
 expect 1 "data directory" "$CFNODE" --cf 127.0.0.1:1 --data "$CF_WORK/nodata" --cluster-key "$CF_KEYFILE" --system S --instance I --workload bank
 # A CF that is not there: a port nothing listens on.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')

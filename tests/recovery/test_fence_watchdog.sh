@@ -60,8 +60,8 @@ wait_for 10 gone "$(pid_of SYS2)" || fail "SYS2 still alive"
 grep -q "recovery NTS002: watchdog wait over: SYS2 (watchdog $WD_MS ms)" "$CF_WORK/SYS1.log" ||
 	fail "the watchdog wait is not logged"
 # the watchdog fired before the counterpart proceeded (same clock, same format)
-fired=$(grep -o '^[0-9:.]* wd-standin: no pet' "$CF_WORK/wd2.log" | cut -d' ' -f1)
-over=$(grep -o '^[0-9:.]* cfnode\[SYS1\] warning: recovery NTS002: watchdog wait over' "$CF_WORK/SYS1.log" | cut -d' ' -f1)
+fired=$(grep -o '^[0-9TZ:.-]* wd-standin: no pet' "$CF_WORK/wd2.log" | cut -d' ' -f1)
+over=$(grep -o '^[0-9TZ:.-]* cfnode\[SYS1\] warning: recovery NTS002: watchdog wait over' "$CF_WORK/SYS1.log" | cut -d' ' -f1)
 [[ "$fired" < "$over" ]] || fail "the counterpart proceeded ($over) before the watchdog fired ($fired)"
 # its own phase in the timings, at least T/2 + watchdog long (minus what the detection took)
 wd_us=$(recoveries NTS002 1 | python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["watchdog-wait_us"]))')

@@ -22,8 +22,10 @@ import time
 
 
 def log(msg):
+    # the timestamp of cfnode's log (proto/cf_slog.h): ISO-8601 UTC, milliseconds; the tests
+    # compare the two as strings
     t = time.time()
-    print("%02d:%02d:%02d.%03d wd-standin: %s" % (t // 3600 % 24, t // 60 % 60, t % 60, int(t * 1000) % 1000, msg),
+    print("%s.%03dZ wd-standin: %s" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)), int(t * 1000) % 1000, msg),
           flush=True)
 
 

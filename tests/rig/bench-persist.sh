@@ -53,7 +53,7 @@ bank "nvram, no PERSIST (unsafe)" S2 1 CF_BENCH_NO_PERSIST=1
 bank "nvram, PERSIST (again)" S3 1
 bank "nvram, no PERSIST (again)" S4 1 CF_BENCH_NO_PERSIST=1
 stop_cf
-grep "persist:" "$work/nvram.log" | sed 's/^[0-9.]* info  /  cfserver: /'
+grep "persist:" "$work/nvram.log" | sed 's/^[^ ]* cfserver info: /  cfserver: /'
 start_cf dram
 bank "DRAM CF (nothing to persist)" S5 1
 stop_cf
@@ -72,5 +72,5 @@ done
 for p in "${pids[@]}"; do wait $p; done
 for i in 1 2 3; do grep -o '"commits":[0-9]*,.*"txn_per_s":[0-9.]*' "$work/g$i.log" | sed "s/^/  G$i /"; done
 stop_cf
-grep "persist:" "$work/group.log" | sed 's/^[0-9.]* info  /  cfserver: /'
+grep "persist:" "$work/group.log" | sed 's/^[^ ]* cfserver info: /  cfserver: /'
 "$B/node/cfctl" verify --data "$work/data" > /dev/null && echo "  data verified"
