@@ -183,7 +183,7 @@ static void tune(int fd)
 
 /* Fence the other CF with the configured agent until it is confirmed (or stop is set). */
 static int fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *peer, const char *who,
-		      volatile sig_atomic_t *stop)
+		      const int *stop)
 {
 	struct cf_fence_cfg fc;
 	struct cf_fence_target t;
@@ -215,7 +215,7 @@ static int fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *pe
 			cf_slog_err("duplex: cannot fence the %s %s (pid %llu on %s): %s; retrying every second%s", who,
 				peer->name, (unsigned long long)peer->pid, peer->host, msg,
 				r == -EHOSTUNREACH ? " (another host: give --cf-fence an external fence agent)" : "");
-		if (stop && *stop)
+		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
 			return -EINTR;
 		sleep(1);
 	}
@@ -259,7 +259,7 @@ struct cf_duplex {
 	struct dx_ident peer;
 	/* the sync (loop thread) */
 	uint64_t sync_gen, sync_off;
-	volatile sig_atomic_t quit;
+	int quit; /* atomic: set by cf_duplex_free */
 };
 
 #define DX_PART_DEFAULT (8u << 20)
@@ -430,15 +430,18 @@ static void start_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct cf_duplex *d = w->data;
 
+	char name[sizeof(d->peer.name)];
+
 	pthread_mutex_lock(&d->mu);
 	bool go = d->state == DX_SYNCING && d->sync_gen != d->gen;
 	d->sync_gen = d->gen;
+	memcpy(name, d->peer.name, sizeof(name));
 	pthread_mutex_unlock(&d->mu);
 	if (!go || !d->gc)
 		return;
 	d->sync_off = 0;
 	cf_slog_info("duplex: copying the image (%llu bytes) to secondary %s while serving",
-		 (unsigned long long)d->im->map.image_size, d->peer.name);
+		 (unsigned long long)d->im->map.image_size, name);
 	sync_step(d);
 }
 
@@ -521,7 +524,7 @@ static void serve_link(struct cf_duplex *d, int fd)
 		struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = d->quit_pipe[0], .events = POLLIN}};
 		uint64_t now;
 		r = poll(pfd, 2, period);
-		if (d->quit)
+		if (__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE))
 			return;
 		now = cf_mono_ns();
 		if (r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -573,14 +576,14 @@ static void *link_main(void *arg)
 {
 	struct cf_duplex *d = arg;
 
-	while (!d->quit) {
+	while (!__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE)) {
 		struct pollfd pfd[2] = {{.fd = d->lfd, .events = POLLIN}, {.fd = d->quit_pipe[0], .events = POLLIN}};
 		struct dx_ident peer;
 		int fd, r;
 
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
-		if (d->quit)
+		if (__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE))
 			break;
 		if (!(pfd[0].revents & POLLIN))
 			continue;
@@ -609,7 +612,7 @@ static void *link_main(void *arg)
 			 peer.host);
 		ev_async_send(d->loop, &d->start_w);
 		serve_link(d, fd);
-		if (d->quit)
+		if (__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE))
 			break;
 		/* lost: unblock a writer stuck on it, fence, and only then release the waiting batches */
 		shutdown(fd, SHUT_RDWR);
@@ -750,7 +753,7 @@ void cf_duplex_free(struct cf_duplex *d)
 		return;
 	if (d->gc)
 		cf_persist_cancel(d->gc, sync_done, d);
-	d->quit = 1;
+	__atomic_store_n(&d->quit, 1, __ATOMIC_RELEASE);
 	if (write(d->quit_pipe[1], "q", 1) < 0) {
 		/* the thread also polls quit every h */
 	}
@@ -776,11 +779,12 @@ void cf_duplex_free(struct cf_duplex *d)
 
 /* ---------------- secondary ---------------- */
 
-static volatile sig_atomic_t follow_stop;
+static int follow_stop; /* set by the signal handler of this (the only) thread */
+#define STOPPED() __atomic_load_n(&follow_stop, __ATOMIC_RELAXED)
 
 static void on_stop(int sig)
 {
-	follow_stop = 1;
+	__atomic_store_n(&follow_stop, 1, __ATOMIC_RELAXED);
 }
 
 static int dial(const char *addr, char *why, size_t whylen)
@@ -893,7 +897,7 @@ struct pinger {
 	int fd;
 	uint64_t period_ns;
 	pthread_mutex_t mu;
-	volatile int stop;
+	int stop; /* atomic */
 	pthread_t thr;
 };
 
@@ -901,7 +905,7 @@ static void *pinger_main(void *arg)
 {
 	struct pinger *pg = arg;
 
-	while (!pg->stop) {
+	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
 		usleep((useconds_t)(pg->period_ns / 1000u));
 		pthread_mutex_lock(&pg->mu);
 		int r = send_frame(pg->fd, DX_PING, 0, NULL, 0, (int)(pg->period_ns / 1000000u) + 1);
@@ -916,7 +920,7 @@ static void stop_pinger(struct pinger *pg, bool *running)
 {
 	if (!*running)
 		return;
-	pg->stop = 1;
+	__atomic_store_n(&pg->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(pg->thr, NULL);
 	pthread_mutex_destroy(&pg->mu);
 	*running = false;
@@ -997,7 +1001,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 
 	if (period < 1)
 		period = 1;
-	follow_stop = 0;
+	__atomic_store_n(&follow_stop, 0, __ATOMIC_RELAXED);
 	sigaction(SIGTERM, &sa, &old_term);
 	sigaction(SIGINT, &sa, &old_int);
 	/* the primary may start after us: keep trying, and say so now and then */
@@ -1011,7 +1015,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		}
 		if (attempts++ % 50 == 0)
 			cf_slog_info("duplex: waiting for the primary: %s", why);
-		if (follow_stop) {
+		if (STOPPED()) {
 			r = -EINTR;
 			goto out;
 		}
@@ -1057,7 +1061,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		uint64_t now;
 		r = poll(&pfd, 1, period);
-		if (follow_stop) {
+		if (STOPPED()) {
 			snprintf(why, whylen, "stopped by a signal while following the primary (no takeover)");
 			r = -EINTR;
 			goto out;
@@ -1126,12 +1130,12 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		uint64_t delay = cfg->fence_delay_ns;
 		cf_slog_info("duplex: waiting %llu ms before fencing the primary (it fences a lost secondary at once)",
 			 (unsigned long long)(delay / 1000000ull));
-		while (delay && !follow_stop) {
+		while (delay && !STOPPED()) {
 			uint64_t step = delay > 10000000ull ? 10000000ull : delay;
 			usleep((useconds_t)(step / 1000u));
 			delay -= step;
 		}
-		if (follow_stop) {
+		if (STOPPED()) {
 			snprintf(why, whylen, "stopped by a signal before taking over");
 			r = -EINTR;
 			goto out;
