@@ -53,7 +53,7 @@ struct dx_frame {
 
 /* MACs over the link bind this role, so a node handshake can never be replayed here. */
 #define DX_ROLE 0x44585031u /* "DXP1" */
-#define DX_MAX_FRAME (64u << 20) /* a BATCH part is at most DX_PART (8 MiB) of image */
+#define DX_MAX_FRAME (64u << 20) /* a BATCH part is at most dx_part (8 MiB) of image */
 #define DX_CHUNK (1u << 20) /* the sync ships the image 1 MiB per batch */
 #define DX_HANDSHAKE_MS 3000
 
@@ -226,7 +226,7 @@ static int fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *pe
 enum dx_state { DX_NONE = 0, DX_SYNCING = 1, DX_INSYNC = 2, DX_FENCING = 3 };
 
 /*
- * One batch's copy: one or more BATCH frames, each at most DX_PART bytes of
+ * One batch's copy: one or more BATCH frames, each at most dx_part bytes of
  * image (a batch may be large: every log appended to while the previous
  * batch was on the wire, or a sync chunk). Only the last frame carries the
  * batch's sequence number, which the secondary acknowledges; the others go
@@ -264,7 +264,7 @@ struct cf_duplex {
 
 #define DX_PART_DEFAULT (8u << 20)
 /* CF_DUPLEX_PART (tests): a smaller part size, so that the tests split every batch */
-static uint64_t DX_PART = DX_PART_DEFAULT;
+static uint64_t dx_part = DX_PART_DEFAULT;
 
 /* Out of memory with a batch to copy: acknowledging it uncopied would break the pair's promise. */
 static void dx_oom(void)
@@ -286,27 +286,27 @@ static void *dx_snap(void *arg, const struct cf_persist_range *r, size_t n)
 		dx_oom();
 	for (size_t k = 0; k < n; k++) {
 		bytes += r[k].len;
-		npc += (r[k].len + DX_PART - 1) / DX_PART;
+		npc += (r[k].len + dx_part - 1) / dx_part;
 	}
-	/* the pieces: every range cut into pieces of at most DX_PART bytes */
+	/* the pieces: every range cut into pieces of at most dx_part bytes */
 	pc = malloc((npc ? npc : 1) * sizeof(*pc));
 	j = calloc(1, sizeof(*j));
 	if (!pc || !j)
 		dx_oom();
 	npc = 0;
 	for (size_t k = 0; k < n; k++)
-		for (uint64_t o = 0; o < r[k].len; o += DX_PART)
+		for (uint64_t o = 0; o < r[k].len; o += dx_part)
 			pc[npc++] = (struct cf_persist_range){r[k].off + o,
-							      r[k].len - o < DX_PART ? r[k].len - o : DX_PART};
+							      r[k].len - o < dx_part ? r[k].len - o : dx_part};
 	/* every piece costs a 16-byte entry, every part (at most one per piece) a length and a count */
 	j->buf = malloc(bytes + npc * (16 + 12) + 12);
 	if (!j->buf)
 		dx_oom();
 	p = j->buf;
 	for (uint64_t k = 0; k < npc;) {
-		/* one part: the next pieces while they fit in DX_PART bytes of image (at least one) */
+		/* one part: the next pieces while they fit in dx_part bytes of image (at least one) */
 		uint64_t e = k, pb = 0;
-		while (e < npc && (e == k || pb + pc[e].len <= DX_PART))
+		while (e < npc && (e == k || pb + pc[e].len <= dx_part))
 			pb += pc[e++].len;
 		uint64_t np = e - k;
 		uint32_t blen = (uint32_t)(8 + np * 16 + pb);
@@ -656,7 +656,7 @@ int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr
 		const char *e = getenv("CF_DUPLEX_PART");
 		unsigned long long v = e ? strtoull(e, NULL, 10) : 0;
 		if (v >= 64 && v <= DX_PART_DEFAULT)
-			DX_PART = v;
+			dx_part = v;
 	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
