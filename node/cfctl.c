@@ -106,6 +106,7 @@ static void usage(FILE *out)
 		"  --log-level LEVEL  err|warn|info|debug (default info); --log-prefix  a syslog\n"
 		"          priority <N> before every line on stderr (automatic when stderr is the\n"
 		"          journal: JOURNAL_STREAM)\n"
+		"  --cf A,B  a duplexed CF: both addresses, each tried in turn until one answers\n"
 		"  -h, --help  this help;  --version  print the version\n"
 		"\n"
 		"Exit codes: 0 ok, 1 failed or refused (health: degraded), 2 usage, 69 CF unavailable,\n"

@@ -74,7 +74,7 @@ static void usage(FILE *out)
 		"Joins the coupling facility as system NAME, takes its home instance, and runs a workload on the\n"
 		"shared data directory DIR.\n"
 		"\n"
-		"  --cf HOST:PORT         cfserver address (required)\n"
+		"  --cf ADDR[,ADDR]       cfserver HOST:PORT (required); a duplexed CF: both\n"
 		"  --system NAME          this system's name, 1-15 chars [A-Za-z0-9_.-] (required)\n"
 		"  --instance NAME        home instance (required)\n"
 		"  --data DIR             shared data directory (required; cfctl mkdata creates it)\n"
