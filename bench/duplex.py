@@ -231,12 +231,7 @@ def main():
                 L.append(f"{name:<26} {len(v):>4} {pct(v, 50):>9.1f} {pct(v, 99):>9.1f} {max(v):>9.1f}")
         L.append(f"data after the kills: {'verified' if fo['verify_ok'] else 'VERIFY FAILED'}"
                  + (f"; error: {fo['error']}" if fo["error"] else ""))
-    txt = "\n".join(L) + "\n"
-    sys.stdout.write(txt)
-    res["table"] = txt
-    if a.json:
-        C.dump_json(res, a.json)
-    return 0 if ok else 1
+    return C.report(res, L, a.json, ok)
 
 
 if __name__ == "__main__":

@@ -138,12 +138,7 @@ def main():
         L.append(f"ratio {k:<24} {v:6.2f}")
     res["median"] = med
     res["ratios"] = ratios
-    txt = "\n".join(L) + "\n"
-    sys.stdout.write(txt)
-    res["table"] = txt
-    if a.json:
-        C.dump_json(res, a.json)
-    return 0 if ok else 1
+    return C.report(res, L, a.json, ok)
 
 
 if __name__ == "__main__":

@@ -148,8 +148,6 @@ def rtt(a, work):
         except ValueError:
             return {"error": f"cf_rtt failed (exit {r.returncode}): {r.stderr.strip()[-300:]}"}
     finally:
-        if sec:
-            C.reap(sec)  # first: the primary's stop is then no takeover
         srv.send_signal(signal.SIGTERM)
         try:
             srv.wait(timeout=10)
@@ -211,12 +209,7 @@ def main():
                  f"{r['lock_over_cas'] or 0:>8.2f} {r['contended_frac'] * 100:>8.1f}% {'ok' if r['verify_ok'] else 'FAILED'}")
     L.append("(lock figures: the worst node's percentiles, us; CAS p50: the round trip each node measured while running; "
              "contended: share of lock CASes that found the class held by another instance)")
-    txt = "\n".join(L) + "\n"
-    sys.stdout.write(txt)
-    res["table"] = txt
-    if a.json:
-        C.dump_json(res, a.json)
-    return 0 if all(r.get("nodes") and r["verify_ok"] for r in res["runs"]) else 1
+    return C.report(res, L, a.json, all(r.get("nodes") and r["verify_ok"] for r in res["runs"]))
 
 
 if __name__ == "__main__":

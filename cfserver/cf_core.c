@@ -285,6 +285,15 @@ static void persist(struct cf_core *c, uint64_t off, uint64_t len)
 	image_persist(c, off, len);
 }
 
+/*
+ * JOINED's flags: durable when the image persists or a secondary keeps a copy
+ * (then a verbs node sends PERSIST, which is what ships its log records).
+ */
+static uint32_t joined_flags(const struct cf_core *c)
+{
+	return c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
+}
+
 /* The server's own CAS on an image word: through the transport's atomic path. */
 static int word_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap)
 {
@@ -1050,7 +1059,7 @@ static void on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	jd.sys = (uint32_t)s;
 	jd.epoch = e;
 	jd.token = cs->token;
-	jd.flags = c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
+	jd.flags = joined_flags(c);
 	r = system_grants(cc, (uint32_t)s, &jd.grants);
 	jd.status = r;
 	jd.grants.status = r;
@@ -1085,7 +1094,7 @@ static void on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 	jd.sys = a->sys;
 	jd.epoch = a->epoch;
 	jd.token = a->token;
-	jd.flags = c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
+	jd.flags = joined_flags(c);
 	r = system_grants(cc, a->sys, &jd.grants);
 	jd.status = r;
 	jd.grants.status = r;

@@ -22,6 +22,7 @@
 #include "../node/cf_fence.h"
 #include "cf_addr.h"
 #include "cf_auth.h"
+#include "cf_fault.h"
 #include "cf_persist.h"
 #include "cf_slog.h"
 #include "cf_util.h"
@@ -257,6 +258,7 @@ struct cf_duplex {
 	uint64_t seq_sent, seq_acked;
 	uint64_t synced_bytes;
 	struct dx_ident peer;
+	struct dx_job failed; /* the job of a batch that could not be copied (copy_failed) */
 	/* the sync (loop thread) */
 	uint64_t sync_gen, sync_off;
 	int quit; /* atomic: set by cf_duplex_free */
@@ -266,12 +268,23 @@ struct cf_duplex {
 /* CF_DUPLEX_PART (tests): a smaller part size, so that the tests split every batch */
 static uint64_t dx_part = DX_PART_DEFAULT;
 
-/* Out of memory with a batch to copy: acknowledging it uncopied would break the pair's promise. */
-static void dx_oom(void)
+/*
+ * The batch could not be copied (out of memory; fault point dx.copy:fail):
+ * acknowledging it uncopied would break the pair's promise, so the secondary
+ * is dropped instead. dx_send shuts the link, the link thread fences the
+ * secondary, and the batch waits for that fence like any batch of a lost
+ * link; then this CF runs alone. One batch is copied at a time (cf_persist:
+ * a synchronous commit first waits for the thread's batch), so one job
+ * object, in struct cf_duplex, serves every failed copy.
+ */
+static void *copy_failed(struct cf_duplex *d, struct cf_persist_range *pc, struct dx_job *j)
 {
-	cf_slog_err("duplex: out of memory copying a batch for the secondary: stopping, so that the secondary "
-		"takes over with every write acknowledged so far");
-	abort();
+	free(pc);
+	if (j)
+		free(j->buf);
+	free(j);
+	memset(&d->failed, 0, sizeof(d->failed));
+	return &d->failed;
 }
 
 static void *dx_snap(void *arg, const struct cf_persist_range *r, size_t n)
@@ -282,8 +295,8 @@ static void *dx_snap(void *arg, const struct cf_persist_range *r, size_t n)
 	struct dx_job *j;
 	uint8_t *p;
 
-	if (!r)
-		dx_oom();
+	if (!r || CF_FAULT_FAILS("dx.copy"))
+		return copy_failed(d, NULL, NULL);
 	for (size_t k = 0; k < n; k++) {
 		bytes += r[k].len;
 		npc += (r[k].len + dx_part - 1) / dx_part;
@@ -292,7 +305,7 @@ static void *dx_snap(void *arg, const struct cf_persist_range *r, size_t n)
 	pc = malloc((npc ? npc : 1) * sizeof(*pc));
 	j = calloc(1, sizeof(*j));
 	if (!pc || !j)
-		dx_oom();
+		return copy_failed(d, pc, j);
 	npc = 0;
 	for (size_t k = 0; k < n; k++)
 		for (uint64_t o = 0; o < r[k].len; o += dx_part)
@@ -301,7 +314,7 @@ static void *dx_snap(void *arg, const struct cf_persist_range *r, size_t n)
 	/* every piece costs a 16-byte entry, every part (at most one per piece) a length and a count */
 	j->buf = malloc(bytes + npc * (16 + 12) + 12);
 	if (!j->buf)
-		dx_oom();
+		return copy_failed(d, pc, j);
 	p = j->buf;
 	for (uint64_t k = 0; k < npc;) {
 		/* one part: the next pieces while they fit in dx_part bytes of image (at least one) */
@@ -338,7 +351,17 @@ static void dx_send(void *arg, void *job)
 		return;
 	pthread_mutex_lock(&d->wmu);
 	pthread_mutex_lock(&d->mu);
-	if (d->state == DX_SYNCING || d->state == DX_INSYNC) {
+	if (j == &d->failed) {
+		/* no copy: drop the secondary; the batch waits for its fence (or goes if there is none) */
+		if (d->state != DX_NONE) {
+			cf_slog_err("duplex: a batch could not be copied for the secondary %s (out of memory): dropping "
+				    "it; the batch waits until it is fenced", d->peer.name);
+			if (d->sfd >= 0)
+				shutdown(d->sfd, SHUT_RDWR);
+			j->gen = d->gen;
+			j->seq = UINT64_MAX;
+		}
+	} else if (d->state == DX_SYNCING || d->state == DX_INSYNC) {
 		j->gen = d->gen;
 		j->seq = ++d->seq_sent;
 		fd = d->sfd;
@@ -379,8 +402,10 @@ static void dx_wait(void *arg, void *job)
 	while (j->gen && j->gen == d->gen && d->seq_acked < j->seq && d->state != DX_NONE)
 		pthread_cond_wait(&d->cv, &d->mu);
 	pthread_mutex_unlock(&d->mu);
-	free(j->buf);
-	free(j);
+	if (j != &d->failed) {
+		free(j->buf);
+		free(j);
+	}
 }
 
 static void sync_step(struct cf_duplex *d);
@@ -637,21 +662,9 @@ static void *link_main(void *arg)
 int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr, const struct cf_duplex_cfg *cfg,
 		     struct cf_duplex **out, char *why, size_t whylen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-	struct addrinfo *res = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[CF_ADDR_HOST_MAX], port[8];
-	uint16_t pnum;
 	struct cf_duplex *d;
-	int r, one = 1;
+	int r;
 
-	r = cf_addr_split(addr, host, sizeof(host), &pnum);
-	if (r < 0) {
-		snprintf(why, whylen, "'%s' is not HOST:PORT", addr);
-		return r;
-	}
-	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
 	{
 		const char *e = getenv("CF_DUPLEX_PART");
 		unsigned long long v = e ? strtoull(e, NULL, 10) : 0;
@@ -670,23 +683,12 @@ int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr
 	pthread_mutex_init(&d->wmu, NULL);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
-	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (r) {
-		snprintf(why, whylen, "cannot resolve '%s'", host);
-		r = -EADDRNOTAVAIL;
+	d->lfd = cf_addr_listen(addr, SOCK_CLOEXEC, 4, &d->port);
+	if (d->lfd < 0) {
+		r = d->lfd;
+		snprintf(why, whylen, "%s", r == -EINVAL ? "not HOST:PORT" : r == -EADDRNOTAVAIL ? "the host does not resolve" : strerror(-r));
 		goto err;
 	}
-	d->lfd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (d->lfd < 0)
-		goto err_errno;
-	setsockopt(d->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(d->lfd, res->ai_addr, res->ai_addrlen) < 0 || listen(d->lfd, 4) < 0 ||
-	    getsockname(d->lfd, (struct sockaddr *)&ss, &sl) < 0)
-		goto err_errno;
-	freeaddrinfo(res);
-	res = NULL;
-	d->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						 : ((struct sockaddr_in *)&ss)->sin_port);
 	if (pipe2(d->quit_pipe, O_CLOEXEC) < 0)
 		goto err_errno;
 	ev_async_init(&d->start_w, start_cb);
@@ -705,8 +707,6 @@ err_errno:
 	r = -errno;
 	snprintf(why, whylen, "%s", strerror(errno));
 err:
-	if (res)
-		freeaddrinfo(res);
 	if (d->lfd >= 0)
 		close(d->lfd);
 	if (d->quit_pipe[0] >= 0)

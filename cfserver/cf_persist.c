@@ -142,12 +142,14 @@ static size_t plan(struct cf_persist *p, struct prange **out, void **snap)
 		return 0;
 	if (p->nr > p->st.max_ranges)
 		p->st.max_ranges = p->nr;
-	qsort(p->r, p->nr, sizeof(*p->r), range_cmp);
+	/* one msync over the span needs no order; cache lines and a replica's copy do */
+	if (p->gran < 4096 || p->has_rep)
+		qsort(p->r, p->nr, sizeof(*p->r), range_cmp);
 	if (snap && p->has_rep) {
 		struct cf_persist_range *x = malloc(p->nr * sizeof(*x));
 		size_t k = 0;
 		if (!x) {
-			p->rep.snap(p->rep.arg, NULL, 0); /* the replica decides: it may not acknowledge uncopied */
+			*snap = p->rep.snap(p->rep.arg, NULL, 0); /* the replica decides: never acknowledged uncopied */
 		} else {
 			for (size_t i = 0; i < p->nr; i++) {
 				if (k && p->r[i].lo <= x[k - 1].off + x[k - 1].len) {

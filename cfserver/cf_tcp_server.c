@@ -648,20 +648,8 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_t size,
 		    const struct cf_server_cbs *cbs, struct cf_tserver **out)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-	struct addrinfo *res = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[CF_ADDR_HOST_MAX], port[8];
-	uint16_t pnum;
-	struct cf_tserver *t;
-	int r, one = 1;
+	struct cf_tserver *t = calloc(1, sizeof(*t));
 
-	r = cf_addr_split(addr, host, sizeof(host), &pnum);
-	if (r < 0)
-		return r;
-	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
-	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->loop = loop;
@@ -669,22 +657,12 @@ static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	t->size = size;
 	t->cbs = *cbs;
 	t->next_rkey = 1;
-	t->lfd = -1;
-	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (r) {
-		r = r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
-		goto err_free;
+	t->lfd = cf_addr_listen(addr, SOCK_NONBLOCK | SOCK_CLOEXEC, 128, &t->port);
+	if (t->lfd < 0) {
+		int r = t->lfd;
+		free(t);
+		return r;
 	}
-	t->lfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (t->lfd < 0)
-		goto err_errno;
-	setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(t->lfd, res->ai_addr, res->ai_addrlen) < 0 || listen(t->lfd, 128) < 0 ||
-	    getsockname(t->lfd, (struct sockaddr *)&ss, &sl) < 0)
-		goto err_errno;
-	t->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						 : ((struct sockaddr_in *)&ss)->sin_port);
-	freeaddrinfo(res);
 	ev_io_init(&t->lio, lio_cb, t->lfd, EV_READ);
 	t->lio.data = t;
 	ev_io_start(loop, &t->lio);
@@ -696,14 +674,6 @@ static int t_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	ev_set_priority(&t->kick, EV_MAXPRI);
 	*out = t;
 	return 0;
-err_errno:
-	r = -errno;
-	freeaddrinfo(res);
-	if (t->lfd >= 0)
-		close(t->lfd);
-err_free:
-	free(t);
-	return r;
 }
 
 static void t_destroy(struct cf_tserver *t)

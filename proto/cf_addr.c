@@ -2,7 +2,12 @@
 #include "cf_addr.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 int cf_addr_split(const char *s, char *host, size_t hostcap, uint16_t *port)
 {
@@ -44,4 +49,41 @@ int cf_addr_split(const char *s, char *host, size_t hostcap, uint16_t *port)
 	host[hlen] = '\0';
 	*port = (uint16_t)v;
 	return 0;
+}
+
+int cf_addr_listen(const char *addr, int type_flags, int backlog, int *bound)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[CF_ADDR_HOST_MAX], port[8];
+	uint16_t pnum;
+	int fd, r, one = 1;
+
+	r = cf_addr_split(addr, host, sizeof(host), &pnum);
+	if (r < 0)
+		return r;
+	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (r)
+		return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+	fd = socket(res->ai_family, SOCK_STREAM | type_flags, 0);
+	if (fd < 0) {
+		r = -errno;
+		freeaddrinfo(res);
+		return r;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		r = -errno;
+		freeaddrinfo(res);
+		close(fd);
+		return r;
+	}
+	freeaddrinfo(res);
+	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						: ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
 }

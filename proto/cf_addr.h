@@ -18,4 +18,12 @@
  */
 int cf_addr_split(const char *s, char *host, size_t hostcap, uint16_t *port);
 
+/*
+ * A listening tcp socket on "host:port" (empty host: every address; port 0: any
+ * free one), SO_REUSEADDR, with the extra socket type flags given (SOCK_NONBLOCK,
+ * SOCK_CLOEXEC). Returns the fd and the bound port in *bound, or -errno
+ * (-EADDRNOTAVAIL for a host that does not resolve).
+ */
+int cf_addr_listen(const char *addr, int type_flags, int backlog, int *bound);
+
 #endif

@@ -43,7 +43,7 @@ static void parse(void)
 	atomic_store(&f.state, 1);
 }
 
-void cf_fault_point(const char *name)
+int cf_fault_point(const char *name)
 {
 	int s = atomic_load(&f.state);
 
@@ -52,17 +52,20 @@ void cf_fault_point(const char *name)
 		s = atomic_load(&f.state);
 	}
 	if (s != 1 || strcmp(name, f.point) != 0)
-		return;
+		return 0;
 	if (atomic_fetch_sub(&f.skip, 1) > 0)
-		return;
+		return 0;
 	atomic_store(&f.state, 2);
 	if (getenv("CF_FAULT_LOG"))
 		fprintf(stderr, "cf-fault: %s fires (%s) in pid %d\n", name, f.action, (int)getpid());
+	if (!strcmp(f.action, "fail"))
+		return 1;
 	if (!strcmp(f.action, "stop"))
 		raise(SIGSTOP);
 	else if (!strcmp(f.action, "abort"))
 		abort();
 	else
 		raise(SIGKILL);
+	return 0;
 }
 #endif

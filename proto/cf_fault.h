@@ -9,7 +9,9 @@
  *   CF_FAULT=<point>[:<action>[:<skip>]]     e.g. CF_FAULT=txn.after_undo:kill:20
  *
  * action: kill (SIGKILL itself: a process crash, default), stop (SIGSTOP
- * itself: a freeze; SIGCONT resumes it), abort. skip: how many passes to let
+ * itself: a freeze; SIGCONT resumes it), abort, fail (only where the point is
+ * CF_FAULT_FAILS: the call returns 1 and the caller takes its error path, as
+ * for an allocation that failed). skip: how many passes to let
  * through before firing (default 0). A point fires at most once per process.
  * CF_FAULT_LOG=1 prints each firing to stderr first.
  *
@@ -19,15 +21,19 @@
  *   rec.after_register rec.after_attach rec.mid_backout rec.after_backout
  *   rec.before_unregister
  *   srv.mid_sweep srv.between_fence_and_mark
+ * and, with action fail, dx.copy (a duplexed primary cannot copy a batch).
  */
 #ifndef CF_FAULT_H
 #define CF_FAULT_H
 
 #ifdef CF_FAULT_INJECTION
-void cf_fault_point(const char *name);
-#define CF_FAULT(name) cf_fault_point(name)
+/* 1 when the point fired with action "fail" (no signal: the caller takes its error path). */
+int cf_fault_point(const char *name);
+#define CF_FAULT(name) ((void)cf_fault_point(name))
+#define CF_FAULT_FAILS(name) cf_fault_point(name)
 #else
 #define CF_FAULT(name) ((void)0)
+#define CF_FAULT_FAILS(name) 0
 #endif
 
 #endif

@@ -205,6 +205,17 @@ def fmt_ms(v, cap=None):
     return f"{v:.3f} ms"
 
 
+def report(res, lines, json_path, ok):
+    """Print a benchmark's table (lines), keep it in res["table"], write res as JSON to json_path
+    if given; the exit status: 0 when ok."""
+    txt = "\n".join(lines) + "\n"
+    sys.stdout.write(txt)
+    res["table"] = txt
+    if json_path:
+        dump_json(res, json_path)
+    return 0 if ok else 1
+
+
 def dump_json(obj, path):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, sort_keys=False)

@@ -93,6 +93,8 @@ cluster_start
 
 takeovers=0 alone=0 together=0 stopped=0
 for k in $(seq 1 "$ROUNDS"); do
+	# 1-3 s of bank load between rounds (random, so that a kill lands anywhere in a
+	# transaction or a batch): load, not a wait for a condition
 	sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
 	p=$PRIMARY
 	s=$(other "$p")

@@ -133,6 +133,7 @@ wait_for 30 grep -q "cannot fence the secondary" "$CF_WORK/Q.log" || fail "Q's f
 # a durable write now must not be acknowledged
 start_bg fill9 env CF_ADDR="$Q_ADDR" "$TC" fill 9
 F_PID=$BG_PID
+# an absence over a window: nothing to wait for; 1.5 s is many batches' round trips
 sleep 1.5
 grep -q "OK fill" "$CF_WORK/fill9.log" && fail "a durable write was acknowledged while the lost secondary was not fenced"
 kill -KILL "$R_PID"
@@ -162,4 +163,24 @@ else
 	grep -q "before the copy was complete" "$CF_WORK/V.log" || fail "V did not say why: $(tail -n 2 "$CF_WORK/V.log")"
 	grep -q "taking over" "$CF_WORK/V.log" && fail "V took over with an incomplete copy"
 fi
-pass "duplexed CF: options, key, status, takeover copy, held acknowledgements, incomplete copy"
+# 8. a batch the primary cannot copy (out of memory; fault point dx.copy:fail) drops the
+# secondary, which is fenced; the primary carries on alone and keeps serving
+if grep -qaF "dx.copy" "$CFSERVER"; then
+	CF_FAULT=dx.copy:fail:5 CF_FAULT_LOG=1 start_cfserver Z -- --duplex-listen "$CF_HOST:0" --hb-timeout 600000 \
+		--duplex-timeout "$LT" || fail "primary Z did not start"
+	Z_ADDR=$CF_ADDR Z_PID=$CFSERVER_PID
+	LZ=$(link_port "$CF_WORK/Z.log")
+	start_bg Y "$CFSERVER" --listen "$CF_HOST:$(free_port)" --cluster-key "$CF_KEYFILE" \
+		--duplex-with "$CF_HOST:$LZ" --transport "$CF_TRANSPORT" --hb-timeout 600000 --duplex-timeout "$LT"
+	Y_PID=$BG_PID
+	wait_for 30 grep -q "could not be copied" "$CF_WORK/Z.log" || fail "the failed copy was not reported: $(tail -n 3 "$CF_WORK/Z.log")"
+	wait_for 30 grep -q "running ALONE" "$CF_WORK/Z.log" || fail "Z did not go on alone after the failed copy"
+	wait_for 10 eval '! kill -0 '"$Y_PID"' 2>/dev/null' || fail "the dropped secondary Y was not fenced"
+	grep -q "taking over" "$CF_WORK/Y.log" && fail "the dropped secondary took over"
+	kill -0 "$Z_PID" 2>/dev/null || fail "the primary died of a failed copy"
+	CF_ADDR=$Z_ADDR bounded 20 "$TC" fill 10 >/dev/null || fail "Z does not serve after the failed copy"
+	log "a batch that could not be copied dropped the secondary (fenced); the primary serves alone"
+else
+	log "fault injection is not compiled in: the failed-copy case is not run"
+fi
+pass "duplexed CF: options, key, status, takeover copy, held acknowledgements, incomplete copy, failed copy"

@@ -16,14 +16,7 @@
 #include "cf_marker.h"
 #include "cf_util.h"
 
-static int failures;
-#define CHECK(c)                                                                              \
-	do {                                                                                  \
-		if (!(c)) {                                                                   \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                           \
-		}                                                                             \
-	} while (0)
+#include "unit_check.h"
 
 static void sample(struct cf_marker *m)
 {

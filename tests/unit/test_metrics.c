@@ -17,14 +17,7 @@
 #include "cf_metrics.h"
 #include "cf_words.h"
 
-static int failures;
-#define CHECK(c)                                                                        \
-	do {                                                                            \
-		if (!(c)) {                                                             \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                     \
-		}                                                                       \
-	} while (0)
+#include "unit_check.h"
 
 static struct cf_metrics_view view;
 static unsigned fills;

@@ -29,14 +29,7 @@
 #include "cf_session.h"
 #include "cf_txn.h"
 
-static int failures;
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
+#include "unit_check.h"
 
 /* ---------------- the session stub: memory, and a medium ---------------- */
 

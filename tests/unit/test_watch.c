@@ -14,14 +14,7 @@
 #include "cf_watch.h"
 #include "cf_words.h"
 
-static int failures;
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-			failures++;                                                \
-		}                                                                  \
-	} while (0)
+#include "unit_check.h"
 
 #define MS 1000000ull
 #define N 4
