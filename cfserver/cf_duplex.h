@@ -33,6 +33,17 @@
  * So the primary never acknowledges a write the secondary lacks while the
  * secondary can still take over, and the secondary never takes over while
  * the primary can still acknowledge.
+ *
+ * Who serves after a restart: the image header says whether a secondary was
+ * in sync (it may have taken over: a lone restart on such an --nvram image is
+ * refused without --duplex-alone) and how many takeovers lie behind the image
+ * (its term). Two CFs started alike as a pair (--duplex-pair) decide at start
+ * (cf_duplex_pair.c): a serving partner is followed, the newer image serves,
+ * and at most one serves.
+ *
+ * Files: cf_duplex.c the primary, cf_duplex_follow.c the secondary,
+ * cf_duplex_pair.c a pair member's role at start, cf_duplex_link.c the link's
+ * frames, key proof, dialling and fencing (cf_duplex_int.h).
  */
 #ifndef CF_DUPLEX_H
 #define CF_DUPLEX_H
@@ -57,9 +68,13 @@ struct cf_duplex_cfg {
 
 /* ---- primary ---- */
 
-/* Listen for a secondary on addr ("host:port"); 0 or -errno with why. */
-int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr, const struct cf_duplex_cfg *cfg,
-		     struct cf_duplex **out, char *why, size_t whylen);
+/*
+ * Listen for a secondary on addr ("host:port"), or on lfd when it is >= 0 (a
+ * pair member's socket, cf_duplex_pair_take_fd); 0 or -errno with why. From
+ * here on im says it has no secondary in sync (CF_HDR_DUPLEX) until one is.
+ */
+int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr, int lfd,
+		     const struct cf_duplex_cfg *cfg, struct cf_duplex **out, char *why, size_t whylen);
 /* Ship every batch of p to the secondary from now on; start a sync whenever one attaches. */
 void cf_duplex_attach_persist(struct cf_duplex *d, struct cf_persist *p);
 /* The bound port (tests use port 0). */
@@ -80,5 +95,25 @@ void cf_duplex_free(struct cf_duplex *d);
  */
 int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct cf_duplex_cfg *cfg,
 		     struct cf_image *im, char *why, size_t whylen);
+
+/* ---- a pair member (--duplex-pair): the role decided at start, cf_duplex_pair.c ---- */
+
+struct cf_duplex_pair;
+/* Listen on this CF's link address at once, answering probes with its state; 0 or -errno with why. */
+int cf_duplex_pair_open(const char *listen_addr, const struct cf_duplex_cfg *cfg, struct cf_duplex_pair **out,
+			char *why, size_t whylen);
+int cf_duplex_pair_port(const struct cf_duplex_pair *p);
+/*
+ * Decide against the partner whose link is partner_addr, im being this CF's
+ * own image as just opened: 0 when this CF must serve im (its own image as
+ * the primary, or, after following the partner that served, the copy it took
+ * over); -EINTR when stopped by a signal; -errno with why when it must not
+ * serve. Blocks while the partner follows, starts, or cannot be reached.
+ */
+int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, const char *nvram, struct cf_image *im,
+			 char *why, size_t whylen);
+/* Stop answering probes; the listening socket, for cf_duplex_listen. */
+int cf_duplex_pair_take_fd(struct cf_duplex_pair *p);
+void cf_duplex_pair_free(struct cf_duplex_pair *p);
 
 #endif

@@ -71,6 +71,14 @@ static void usage(FILE *f)
 		"  --duplex-with ADDR:PORT    start as the secondary of the primary whose link\n"
 		"                         address this is: copy its image, follow it, and take over\n"
 		"                         (serve on --listen) when it is lost and fenced\n"
+		"  --duplex-pair ADDR:PORT  one of a pair started alike (with --duplex-listen): the\n"
+		"                         partner's link address. At start the two decide which serves:\n"
+		"                         a serving partner is followed, a newer image wins, and a CF\n"
+		"                         never serves while its partner may (restart either with the\n"
+		"                         same command line)\n"
+		"  --duplex-alone         serve an image that was in sync with a secondary when this CF\n"
+		"                         last ran (refused otherwise, exit 6: the secondary may have\n"
+		"                         taken over since): only when that secondary's copy is lost\n"
 		"  --cf-fence auto|local|none|PATH  how to fence the other CF: SIGKILL through a\n"
 		"                         pidfd on this host (auto, local), an external fence agent\n"
 		"                         (PATH, fence-agents convention), or not at all (none:\n"
@@ -212,7 +220,7 @@ int main(int argc, char **argv)
 	enum {
 		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
 		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION, O_DXLISTEN, O_DXWITH, O_CFFENCE,
-		O_DXTIMEOUT, O_DXDELAY, O_MONKEY, O_LOGPREFIX,
+		O_DXTIMEOUT, O_DXDELAY, O_MONKEY, O_LOGPREFIX, O_DXPAIR, O_DXALONE,
 	};
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -237,6 +245,8 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, O_VERSION},
 		{"duplex-listen", required_argument, NULL, O_DXLISTEN},
 		{"duplex-with", required_argument, NULL, O_DXWITH},
+		{"duplex-pair", required_argument, NULL, O_DXPAIR},
+		{"duplex-alone", no_argument, NULL, O_DXALONE},
 		{"cf-fence", required_argument, NULL, O_CFFENCE},
 		{"duplex-timeout", required_argument, NULL, O_DXTIMEOUT},
 		{"duplex-fence-delay", required_argument, NULL, O_DXDELAY},
@@ -246,6 +256,9 @@ int main(int argc, char **argv)
 				  CF_DEFAULT_RECORD_ENTRIES, CF_DEFAULT_LOG_SIZE};
 	const char *listen_addr = "127.0.0.1:7410", *port_file = NULL, *transport = "tcp", *nvram = NULL;
 	const char *key_file = NULL, *monitor_key_file = NULL, *dx_listen = NULL, *dx_with = NULL, *cf_fence = "auto";
+	const char *dx_pair = NULL;
+	bool dx_alone = false;
+	struct cf_duplex_pair *pair = NULL;
 	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0, dx_timeout_ms = 0, dx_delay_ms = 1000;
 	struct cf_duplex_cfg dcfg;
 	struct cf_duplex *dx = NULL;
@@ -284,6 +297,8 @@ int main(int argc, char **argv)
 		case O_LOGPREFIX: cf_slog_force_prefix(); break;
 		case O_DXLISTEN: dx_listen = optarg; break;
 		case O_DXWITH: dx_with = optarg; break;
+		case O_DXPAIR: dx_pair = optarg; break;
+		case O_DXALONE: dx_alone = true; break;
 		case O_CFFENCE: cf_fence = optarg; break;
 		case O_DXTIMEOUT: r = parse_u64(optarg, &dx_timeout_ms, 0); if (!r && (!dx_timeout_ms || dx_timeout_ms > 600000)) r = -EINVAL; break;
 		case O_DXDELAY: r = parse_u64(optarg, &dx_delay_ms, 0); if (!r && dx_delay_ms > 600000) r = -EINVAL; break;
@@ -342,6 +357,19 @@ int main(int argc, char **argv)
 		}
 		if (dx_with && listen_check(dx_with, why, sizeof(why)) < 0) {
 			cf_slog_usage("--duplex-with %s is not a usable address: %s", dx_with, why);
+			return EXIT_USAGE;
+		}
+		if (dx_pair && listen_check(dx_pair, why, sizeof(why)) < 0) {
+			cf_slog_usage("--duplex-pair %s is not a usable address: %s", dx_pair, why);
+			return EXIT_USAGE;
+		}
+		if (dx_pair && (!dx_listen || dx_with)) {
+			cf_slog_usage("--duplex-pair needs --duplex-listen (this CF's own link address) and excludes "
+				      "--duplex-with (a pair member decides its role itself)");
+			return EXIT_USAGE;
+		}
+		if (dx_alone && (dx_with || dx_pair)) {
+			cf_slog_usage("--duplex-alone serves this CF's own image: not with --duplex-with or --duplex-pair");
 			return EXIT_USAGE;
 		}
 		if (cf_fence_parse(&fc, cf_fence) < 0) {
@@ -430,6 +458,37 @@ int main(int argc, char **argv)
 	} else {
 		r = cf_image_open(&im, nvram, &geo, explicit_geo);
 	}
+	if (r == 0 && !dx_with && !dx_alone && !dx_pair && !im.formatted &&
+	    cf_image_header(&im)->reserved[CF_HDR_DUPLEX] == CF_DUPLEX_INSYNC) {
+		/* the guard against a second primary (docs/design.md, "Roles at start") */
+		cf_slog_err("duplex: this image (%s) was in sync with a secondary when this CF last ran: that secondary "
+			    "may have taken over since and served newer state, so this CF must not serve it alone. Start "
+			    "it as the secondary of the CF now serving (--duplex-with ITS_LINK), or as a pair member "
+			    "(--duplex-listen OWN_LINK --duplex-pair ITS_LINK); if that secondary's copy is lost for "
+			    "good, --duplex-alone serves this image. Nothing changed",
+			    nvram ? nvram : "DRAM");
+		cf_image_close(&im);
+		return EXIT_DUPLEX;
+	}
+	if (r == 0 && dx_pair) {
+		char why[512] = "";
+		r = cf_duplex_pair_open(dx_listen, &dcfg, &pair, why, sizeof(why));
+		if (r < 0) {
+			cf_slog_err("cannot listen on --duplex-listen %s: %s", dx_listen, why);
+			cf_image_close(&im);
+			return EXIT_LISTEN;
+		}
+		/* blocks until this CF must serve: its own image, or the copy of a partner it followed */
+		r = cf_duplex_pair_start(pair, dx_pair, nvram, &im, why, sizeof(why));
+		if (r == -EINTR || r < 0) {
+			if (r == -EINTR)
+				cf_slog_info("duplex: %s", why);
+			else
+				cf_slog_err("duplex: %s", why[0] ? why : strerror(-r));
+			cf_duplex_pair_free(pair);
+			return r == -EINTR ? EXIT_OK : EXIT_DUPLEX;
+		}
+	}
 	if (r < 0) {
 		cf_slog_err("CF image refused: %s", im.why[0] ? im.why : strerror(-r));
 		if (r == -EBADMSG && im.kind == CF_IMAGE_BLOCK)
@@ -469,7 +528,8 @@ int main(int argc, char **argv)
 	}
 	if (dx_listen) {
 		char why[256] = "";
-		r = cf_duplex_listen(loop, &im, dx_listen, &dcfg, &dx, why, sizeof(why));
+		r = cf_duplex_listen(loop, &im, dx_listen, pair ? cf_duplex_pair_take_fd(pair) : -1, &dcfg, &dx, why,
+				     sizeof(why));
 		if (r < 0) {
 			cf_slog_err("cannot listen for a secondary on --duplex-listen %s: %s", dx_listen, why);
 			rc = EXIT_LISTEN;
@@ -504,6 +564,7 @@ int main(int argc, char **argv)
 err_core:
 	cf_core_free(core); /* its group commit ships what is pending before dx goes */
 	cf_duplex_free(dx);
+	cf_duplex_pair_free(pair);
 err_image:
 	cf_image_close(&im); /* persists the whole image under --nvram */
 	if (im.persist_errors) {

@@ -81,7 +81,7 @@ struct cf_header {
 	/* ---- mutable part, not covered by crc ---- */
 	uint64_t generation; /* bumped at every cfserver start; tells nodes the CF restarted */
 	uint64_t policy;     /* cluster recovery policy: enum cf_policy */
-	uint64_t reserved[7]; /* [0..2]: image id and durability, below; [3..6] free */
+	uint64_t reserved[7]; /* [0..2]: image id and durability; [3..4]: duplexing; below. [5..6] free */
 };
 /*
  * Which image this is (docs/design.md, "A volatile CF"): reserved[0], [1] a
@@ -98,6 +98,19 @@ struct cf_header {
 #define CF_HDR_DURABILITY 2
 #define CF_IMAGE_VOLATILE 0x454c4954414c4f56ull /* "VOLATILE" */
 #define CF_IMAGE_DURABLE 0x454c424152554440ull  /* "@DURABLE" */
+/*
+ * Duplexing (docs/design.md, "A duplexed CF"), written by cfserver only:
+ * reserved[3] is CF_DUPLEX_INSYNC from the moment a secondary is in sync with
+ * this image's CF (set and persisted before the secondary is told so) until
+ * that secondary is fenced: an image that says it may have been overtaken by
+ * a takeover elsewhere, so a restart must not serve it alone. reserved[4] is
+ * the term: the number of takeovers behind this image (a secondary's copy
+ * takes its primary's, + 1 when it takes over), so a pair member can tell
+ * the newer of two images.
+ */
+#define CF_HDR_DUPLEX 3
+#define CF_HDR_TERM 4
+#define CF_DUPLEX_INSYNC 0x434e595358444e49ull /* "INDXSYNC" */
 _Static_assert(sizeof(struct cf_header) == 192, "cf_header size");
 CF_ASSERT_WORD(struct cf_header, generation);
 CF_ASSERT_WORD(struct cf_header, policy);

@@ -106,20 +106,22 @@ mkdir -p "$W/data"
 free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$HOST"; }
 declare -A CF_PORT=([A]=$(free_port) [B]=$(free_port)) CF_LINK=([A]=$(free_port) [B]=$(free_port)) CF_PID=()
 CFS="$HOST:${CF_PORT[A]},$HOST:${CF_PORT[B]}"
-cf_start() { # cf_start X [--duplex-with LINK]: cfserver X of the duplexed pair, its log cfX.log
+other_cf() { [ "$1" = A ] && echo B || echo A; }
+cf_start() { # cf_start X: cfserver X of the duplexed pair (always the same command line), its log cfX.log
   local x=$1
-  shift
   "$CFSERVER" --listen "$HOST:${CF_PORT[$x]}" --duplex-listen "$HOST:${CF_LINK[$x]}" --transport "$TRANSPORT" \
-    --cluster-key "$W/key" --hb-interval "$H_MS" --hb-timeout "$T_MS" "$@" >>"$W/cf$x.log" 2>&1 &
+    --duplex-pair "$HOST:${CF_LINK[$(other_cf "$x")]}" --cluster-key "$W/key" --hb-interval "$H_MS" \
+    --hb-timeout "$T_MS" >>"$W/cf$x.log" 2>&1 &
   CF_PID[$x]=$!
   PIDS+=($!)
 }
 in_sync() { [ "$(grep -c "in sync with the primary" "$W/cf$1.log" 2>/dev/null)" -gt "${2:-0}" ]; }
 cf_start A
 wait_for 10 grep -q "listening on" "$W/cfA.log" || die "cfserver A did not start (see $W/cfA.log)"
-cf_start B --duplex-with "$HOST:${CF_LINK[A]}"
+cf_start B
 wait_for 30 in_sync B || die "cfserver B did not get in sync with A (see $W/cfB.log)"
 say "cfserver A (primary) listening on $HOST:${CF_PORT[A]}; cfserver B (secondary) in sync, ready to take over"
+say "  (a pair: both started alike, --duplex-pair the other's link; the first to start serves)"
 start_node SYS1 NTS001
 start_node SYS2 NTS002
 start_node SYS3 NTS003
@@ -183,9 +185,10 @@ for s in SYS1 SYS2 SYS3; do
   say "  $(ms "$T2" "$(date -u -d "$t" +%s%N)") $s commits again on B"
 done
 say "  (restart recovery backed out every system's open transactions from its log on B first)"
-cf_start A --duplex-with "$HOST:${CF_LINK[B]}"
+cf_start A
 wait_for 30 in_sync A || die "cfserver A did not come back as B's secondary (see $W/cfA.log)"
-say "  A restarted as the secondary of B and copied the live image: the pair is whole again"
+say "  A restarted with its own command line, found B serving, and copied the live image as its"
+say "  secondary: the pair is whole again"
 
 step "stopping the workload and checking the invariants"
 ctl status || true

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 # duplex.sh - a duplexed CF under the bank load (docs/design.md, "A duplexed CF").
 #
-# Two cfservers, A and B: one primary (--duplex-listen), one secondary following
-# it (--duplex-with), DRAM images (the case where a lone CF's death loses the undo
-# logs). Three systems run the bank with --cf A,B. ROUNDS rounds (default 3), each
+# Two cfservers, A and B, a pair (--duplex-listen own link, --duplex-pair the other's):
+# one serves, the other follows it, DRAM images (the case where a lone CF's death loses
+# the undo logs). Every start of A or B, first or after a death, is the same command
+# line: the roles are decided at start (a CF restarted while the other serves follows it). Three systems run the bank with --cf A,B. ROUNDS rounds (default 3), each
 # after 1-3 s of load, of one of:
 #   kill      kill -9 of the primary
 #   together  kill -9 of a system and of the primary at once
@@ -40,13 +41,14 @@ free_port() {
 	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
 }
 
-# cf_start X [args]: cfserver X on its fixed ports (its log cfX.log)
+# cf_start X [args]: pair member X on its fixed ports (its log cfX.log), always alike
 cf_start() {
 	local x=$1
 	shift
 	"$CFSERVER" --listen "$CF_HOST:${DX_PORT[$x]}" --duplex-listen "$CF_HOST:${DX_LINK[$x]}" \
 		--transport "$CF_TRANSPORT" --cluster-key "$CF_KEYFILE" --hb-interval "$H_MS" --hb-timeout "$T_MS" \
-		--duplex-timeout "$LINK_MS" --duplex-fence-delay "$FENCE_DELAY_MS" "$@" >>"$CF_WORK/cf$x.log" 2>&1 &
+		--duplex-pair "$CF_HOST:${DX_LINK[$(other "$x")]}" --duplex-timeout "$LINK_MS" \
+		--duplex-fence-delay "$FENCE_DELAY_MS" "$@" >>"$CF_WORK/cf$x.log" 2>&1 &
 	DX_PID[$x]=$!
 	track_pid "${DX_PID[$x]}"
 }
@@ -63,12 +65,17 @@ declare -A SYNC0=()
 secondary_launch() {
 	local x=$1
 	SYNC0[$x]=$(count "$x" "in sync with the primary")
-	cf_start "$x" --duplex-with "$CF_HOST:${DX_LINK[$(other "$x")]}"
+	cf_start "$x" # the same command line: it finds the other serving, and follows it
 }
 secondary_wait() {
 	local x=$1
 	wait_for 60 eval '[ "$(count '"$x"' "in sync with the primary")" -gt '"${SYNC0[$x]}"' ]' ||
 		fail "duplex: $x did not get in sync with $(other "$x"): $(tail -n 3 "$CF_WORK/cf$x.log")"
+	# only A's very first start, with B not yet running, may decide to serve its own image
+	local first=0
+	[ "$x" = A ] && first=1
+	[ "$(count "$x" "serving as the primary")" -le "$first" ] ||
+		fail "duplex: $x served its own image beside $(other "$x"): $(grep 'serving as the primary' "$CF_WORK/cf$x.log" | tail -n 1)"
 }
 secondary_start() {
 	secondary_launch "$1"

@@ -853,7 +853,8 @@ static int cmd_fill(int argc, char **argv)
 }
 
 /*
- * dump FILE [durable]: the console-visible image with the generation zeroed;
+ * dump FILE [durable]: the console-visible image with the generation (and the
+ * duplex words, cf_layout.h) zeroed;
  * prints the generation. "durable": only up to the lock table, which a
  * restart clears (docs/design.md, "Durability").
  */
@@ -877,12 +878,30 @@ static int cmd_dump(int argc, char **argv)
 		if (off == 0) {
 			memcpy(&gen, chunk + offsetof(struct cf_header, generation), 8);
 			memset(chunk + offsetof(struct cf_header, generation), 0, 8);
+			/* the duplex words: a primary marks its secondary in sync, a takeover counts a term */
+			memset(chunk + offsetof(struct cf_header, reserved) + CF_HDR_DUPLEX * 8, 0, 8);
+			memset(chunk + offsetof(struct cf_header, reserved) + CF_HDR_TERM * 8, 0, 8);
 		}
 		CHECK(fwrite(chunk, 1, n, f) == n, "fwrite");
 	}
 	fclose(f);
 	cf_session_close(&s);
 	printf("%" PRIu64 "\n", gen);
+	return 0;
+}
+
+/* dxwords: the header's duplex words as "insync|alone TERM" (cf_layout.h CF_HDR_DUPLEX, CF_HDR_TERM) */
+static int cmd_dxwords(int argc, char **argv)
+{
+	struct cf_session s;
+	uint64_t w[2];
+	int r;
+
+	open_console(&s);
+	r = cf_session_read(&s, offsetof(struct cf_header, reserved) + CF_HDR_DUPLEX * 8, w, sizeof(w));
+	CHECK(r == 0, "read: %s", strerror(-r));
+	cf_session_close(&s);
+	printf("%s %" PRIu64 "\n", w[0] == CF_DUPLEX_INSYNC ? "insync" : "alone", w[1]);
 	return 0;
 }
 
@@ -2098,7 +2117,7 @@ static const struct {
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"rinfo-write", cmd_rinfo_write},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
-	{"dump", cmd_dump},           {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
+	{"dump", cmd_dump},           {"dxwords", cmd_dxwords},     {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
 	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover},
