@@ -13,6 +13,7 @@
 
 #include "../node/cf_fence.h"
 #include "cf_duplex_int.h"
+#include "cf_notify.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 
@@ -174,7 +175,10 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		if (r == -EINVAL || r == -EHOSTUNREACH || r == -EPERM || r == -EPROTO)
 			goto out;
 		if (attempts++ % 50 == 0)
+		{
 			cf_slog_info("duplex: waiting for the primary: %s", why);
+			cf_notify_status(0, "secondary: waiting for the primary: %s", why);
+		}
 		if (STOPPED()) {
 			r = -EINTR;
 			goto out;
@@ -282,6 +286,9 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 				synced = true;
 				cf_slog_info("duplex: in sync with the primary after %llu batches: ready to take over",
 					 (unsigned long long)applied);
+				/* a secondary in sync is a started service (systemd): it serves by taking over */
+				cf_notify_status(1, "secondary of %s (pid %llu on %s): in sync, takes over if it dies", peer.name,
+						 (unsigned long long)peer.pid, peer.host);
 			} else if (f.type != DX_PING) {
 				free(b);
 				snprintf(why, whylen, "the primary sent frame type %u on the link", f.type);

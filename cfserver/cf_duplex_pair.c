@@ -40,6 +40,7 @@
 
 #include "cf_addr.h"
 #include "cf_duplex_int.h"
+#include "cf_notify.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 
@@ -256,6 +257,7 @@ int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, con
 		set_role(p, DX_ROLE_STANDBY);
 		if (strcmp(w, last_why) || cf_mono_ns() - last_said > 5000000000ull) {
 			cf_slog_info("duplex: %s", w);
+			cf_notify_status(0, "pair member, not serving: %s", w);
 			snprintf(last_why, sizeof(last_why), "%s", w);
 			last_said = cf_mono_ns();
 		}

@@ -558,7 +558,9 @@ int main(int argc, char **argv)
 	ev_signal_init(&sigint, stop_cb, SIGINT);
 	ev_signal_start(loop, &sigterm);
 	ev_signal_start(loop, &sigint);
-	cf_notify_ready(); /* listening, port file written: nodes can join */
+	/* listening, port file written: nodes can join */
+	cf_notify_status(1, "serving on %s (%s)%s", listen_addr, transport,
+			 dx ? ", duplexed primary" : "");
 	ev_run(loop, 0);
 	rc = EXIT_OK;
 err_core:

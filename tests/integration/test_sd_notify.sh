@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Readiness for systemd (Type=notify): cfserver sends READY=1 to $NOTIFY_SOCKET
-# once it listens, cfnode once it has joined and its instance is ACTIVE; both
+# once it listens (a duplexed secondary once its copy is in sync), cfnode once it has joined
+# and its instance is ACTIVE; both
 # ignore an unset NOTIFY_SOCKET (every other test).
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
@@ -33,4 +34,17 @@ NOTIFY_SOCKET=$CF_WORK/node.sock start_bg SYS1 "$CFNODE" --cf "$CF_ADDR" --clust
 	--transport "$CF_TRANSPORT" --system SYS1 --instance NTS001 --data "$CF_WORK/data"
 wait_for 30 ready "$CF_WORK/node.notify" || fail "cfnode sent no READY=1: $(cat "$CF_WORK/node.notify")"
 grep -q "instance NTS001 (#0) is ACTIVE here" "$CF_WORK/SYS1.log" || fail "READY=1 before the instance was ACTIVE"
-pass "cfserver and cfnode notify readiness"
+
+# a duplexed secondary does not listen until it takes over, yet it is a started service once
+# its copy is in sync: READY=1 then, with a STATUS naming its primary (a unit's start
+# timeout would otherwise restart every secondary)
+link_port=$(python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST")
+start_cfserver P -- --duplex-listen "$CF_HOST:$link_port" --hb-timeout 600000 || fail "primary did not start"
+listen "$CF_WORK/sec.sock" "$CF_WORK/sec.notify"
+NOTIFY_SOCKET=$CF_WORK/sec.sock start_bg S "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" \
+	--transport "$CF_TRANSPORT" --duplex-with "$CF_HOST:$link_port" --hb-timeout 600000
+wait_for 60 ready "$CF_WORK/sec.notify" || fail "the secondary sent no READY=1: $(cat "$CF_WORK/sec.notify")"
+grep -q "in sync with the primary" "$CF_WORK/S.log" || fail "the secondary's READY=1 came before it was in sync"
+grep -q "^STATUS=secondary of .*in sync" "$CF_WORK/sec.notify" || fail "no STATUS for the secondary: $(cat "$CF_WORK/sec.notify")"
+grep -q "^STATUS=serving on" "$CF_WORK/srv.notify" || fail "no STATUS for the CF: $(cat "$CF_WORK/srv.notify")"
+pass "cfserver (single and duplexed secondary) and cfnode notify readiness"

@@ -27,6 +27,7 @@ for u in cfserver.service cfnode@.service; do
 	done
 done
 grep -qx "RestartPreventExitStatus=2 3 77" "$d/cfserver.service" || fail "cfserver.service: exit 2/3/77 must not restart"
-grep -qx "RestartPreventExitStatus=2 77" "$d/cfnode@.service" || fail "cfnode@.service: exit 2/77 must not restart"
+grep -qx "RestartPreventExitStatus=2 77 78" "$d/cfnode@.service" || fail "cfnode@.service: exit 2/77/78 must not restart"
+grep -qx "TimeoutStartSec=infinity" "$d/cfserver.service" || fail "cfserver.service: a waiting secondary must not time out its start"
 grep -q "^EnvironmentFile=/etc/cfplex/cfnode-%i.conf" "$d/cfnode@.service" || fail "cfnode@.service: no per-instance EnvironmentFile"
 pass "systemd-analyze verify accepts cfserver.service and cfnode@.service"
