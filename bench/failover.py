@@ -7,6 +7,7 @@ etcd crashed lock holders.
 Writes a human table, --json with every figure, and gnuplot PNGs.  python3 stdlib only.
 Run it through bench/failover.sh; see bench/README.md."""
 import argparse
+import copy
 import json
 import os
 import re
@@ -461,6 +462,32 @@ def peer_rows(res):
     return rows
 
 
+def pg_ratios(res):
+    """cfplex's main rows as ratios to PostgreSQL's from the same run: a kill against the
+    default configuration's killed holder, a stop against the tuned one's stopped holder
+    (the fastest PostgreSQL row of that crash mode when the preferred one is missing)."""
+    pg = res.get("postgres", {}).get("lock_wait", {})
+    out = []
+    for r in res["cfplex"]["runs"]:
+        if not r["label"].startswith("main-") or not r["samples"]:
+            continue
+        want = "default" if r["mode"] == "kill" else "tuned"
+        cands = {k.split("/")[1]: v for k, v in pg.items() if k.split("/")[0] == r["mode"] and "skipped" not in v
+                 and v.get("n")}
+        if not cands:
+            continue
+        cfg = want if want in cands else min(cands, key=lambda c: cands[c].get("p50") or float("inf"))
+        v = cands[cfg]
+        if not v.get("p50") or not v.get("p99"):
+            continue
+        rp50, rp99 = r["total_ms"]["p50"] / v["p50"], r["total_ms"]["p99"] / v["p99"]
+        r.setdefault("vs_postgres", {})[cfg] = {"p50": rp50, "p99": rp99}
+        out.append(f"ratio cfplex/PostgreSQL ({cfg}) {r['mode']}, T={r['T_ms']} ms: p50 {rp50:.2f}, p99 {rp99:.2f}"
+                   f"  (cfplex {r['total_ms']['p50']:.1f} / {r['total_ms']['p99']:.1f} ms, PostgreSQL "
+                   f"{v['p50']:.1f} / {v['p99']:.1f} ms; below 1: cfplex faster)")
+    return out
+
+
 def table(res, a):
     L = []
     p = L.append
@@ -475,9 +502,11 @@ def table(res, a):
     def row(name, mode, s, cap=None):
         cells = [C.fmt_ms(s.get(k), cap) if s.get("n") else "-" for k in ("min", "p50", "p90", "p99", "max")]
         p(f"{name:<44} {mode:<7} {s.get('n', 0):>4} " + " ".join(f"{c:>10}" for c in cells))
+    several_t = len({r["T_ms"] for r in res["cfplex"]["runs"] if r["label"].startswith("main-")}) > 1
     for r in res["cfplex"]["runs"]:
         if r["label"].startswith("main-"):
-            row(f"cfplex (K={r['inflight']} in flight, log {r['log_size']})", r["mode"], r["total_ms"])
+            tt = f", T={r['T_ms']} ms" if several_t else ""
+            row(f"cfplex (K={r['inflight']} in flight, log {r['log_size']}{tt})", r["mode"], r["total_ms"])
     for r in res["cfplex"]["runs"]:
         if r["label"].startswith("hosts-"):
             row(f"cfplex netns-hosts, watchdog {r['wd_ms']} ms (K={r['inflight']})", r["mode"], r["total_ms"])
@@ -486,12 +515,15 @@ def table(res, a):
     for k in ("postgres", "etcd"):
         if res.get(k, {}).get("skipped"):
             p(f"{k}: skipped: {res[k]['skipped']}")
+    for line in pg_ratios(res):
+        p(line)
     p("")
     mains = [r for r in res["cfplex"]["runs"] if r["label"].startswith(("main-", "hosts-")) and r["samples"]]
     p("cfplex per-phase breakdown, us (p50 / p99); * = the stacked, disjoint phases that add up to "
       "crash -> unregistered")
     def col(r):
-        return r["mode"] + ("@ns" if r["label"].startswith("hosts-") else "")
+        return (r["mode"] + ("@ns" if r["label"].startswith("hosts-") else "")
+                + (f"@T{r['T_ms']}" if r["T_ms"] != a.T else ""))
     p(f"{'phase':<20} " + " ".join(f"{col(r) + ' p50':>12} {col(r) + ' p99':>12}" for r in mains))
     for ph in PHASES:
         def cell(v):
@@ -592,14 +624,15 @@ def plots(res, out, a):
     with open(os.path.join(d, "phases.dat"), "w") as f:
         f.write("mode " + " ".join(STACKED) + "\n")
         for r in runs:
-            if r["label"].startswith("main-") and r["samples"]:
+            if r["label"].startswith("main-") and r["samples"] and r["T_ms"] == a.T:
                 f.write(r["mode"] + " " + " ".join(f"{(r['phases'][ph]['p50_us'] or 0) / 1e3:.4f}" for ph in STACKED)
                         + "\n")
     # 2. CDFs
     cdfs = []
     for r in runs:
         if r["label"].startswith("main-") and r["samples"]:
-            cdfs.append((f"cfplex {r['mode']}", [s["total_ms"] for s in r["samples"]], len(r["samples"]),
+            tt = f" T={r['T_ms']}" if r["T_ms"] != a.T else ""
+            cdfs.append((f"cfplex {r['mode']}{tt}", [s["total_ms"] for s in r["samples"]], len(r["samples"]),
                          "cfplex", r["mode"]))
     for _, short, mode, s in peer_rows(res):
         vals = [v for v in s.get("samples_ms", []) if v is not None]
@@ -623,12 +656,13 @@ def plots(res, out, a):
     with open(os.path.join(d, "sweep.dat"), "w") as f:
         f.write("# mode K log_bytes_p50 p50 p99 floor\n")
         for r in runs:
-            if r["label"].startswith(("main-", "k-")) and r["samples"] and r["log_size"] == a.log_size:
+            if (r["label"].startswith(("main-", "k-")) and r["samples"] and r["log_size"] == a.log_size
+                    and r["T_ms"] == a.T):
                 f.write(f"{r['mode']} {r['inflight']} {r['log_bytes'].get('p50') or 0} {r['total_ms']['p50']:.4f} "
                         f"{r['total_ms']['p99']:.4f} {r.get('floor_ms') or 0:.4f}\n")
     with open(os.path.join(d, "logsize.dat"), "w") as f:
         for r in runs:
-            if r["label"].startswith(("main-kill", "log-")) and r["samples"]:
+            if r["label"].startswith(("main-kill", "log-")) and r["samples"] and r["T_ms"] == a.T:
                 f.write(f"{r['log_size']} {_size(r['log_size'])} {r['total_ms']['p50']:.4f} {r['total_ms']['p99']:.4f} "
                         f"{(r['phases']['read-log']['p50_us'] or 0) / 1e3:.4f} \"{human_bytes(_size(r['log_size']))}\"\n")
     cdf_plot = ", ".join(f"'{fn}' using 1:2 with linespoints {st} title '{t}'" for fn, t, st in files) or "NaN notitle"
@@ -724,6 +758,9 @@ def main():
     ap.add_argument("--log-size", default="4M", help="cfserver --log-size of the main runs (default 4M)")
     ap.add_argument("--h", type=int, default=5, help="heartbeat interval, ms")
     ap.add_argument("--T", type=int, default=50, help="heartbeat timeout, ms")
+    ap.add_argument("--also-T", dest="also_t", default=None, metavar="H/T,...",
+                    help="main runs also at these heartbeat interval/timeout pairs, ms (default 2/10; --quick none; "
+                         "'' for none)")
     ap.add_argument("--accounts", type=int, default=10000)
     ap.add_argument("--modes", default="kill,stop")
     ap.add_argument("--hosts", default="local", choices=["local", "netns"],
@@ -792,6 +829,13 @@ def main():
     C.log("measuring the physical floor (cf_rtt, READ bandwidth, fdatasync)")
     res["floor"] = measure_floor(a, workroot)
     plan = [(f"main-{m}", m, a.inflight, a.log_size, a.reps) for m in modes]
+    also = []
+    for pair in (a.also_t if a.also_t is not None else ("" if q else "2/10")).split(","):
+        if pair:
+            hh, tt = (int(x) for x in pair.split("/"))
+            also.append((hh, tt))
+            plan += [(f"main-{m}-T{tt}", m, a.inflight, a.log_size, a.reps) for m in modes]
+    res["params"]["also_t"] = [f"{hh}/{tt}" for hh, tt in also]
     plan += [(f"k-{m}-{k}", m, k, a.log_size, a.sweep_reps) for m in modes for k in sweep_k if k != a.inflight]
     plan += [(f"log-kill-{s}", "kill", a.inflight, s, a.sweep_reps) for s in sweep_log if s != a.log_size]
     if a.hosts == "netns":
@@ -800,10 +844,17 @@ def main():
             return 2
         plan += [(f"hosts-{m}", m, a.inflight, a.log_size, a.reps) for m in modes]
     for label, mode, k, ls, reps in plan:
-        C.log(f"cfplex {label}: {mode}, K={k}, log {ls}, {reps} crashes")
-        r = run_config(a, label, mode, k, ls, reps, workroot, label.startswith("hosts-"))
+        ra = a
+        m_t = re.search(r"-T(\d+)$", label)
+        if m_t:  # a main run at another heartbeat timeout (--also-T)
+            ra = copy.copy(a)
+            ra.h, ra.T = next((hh, tt) for hh, tt in also if tt == int(m_t.group(1)))
+        C.log(f"cfplex {label}: {mode}, K={k}, log {ls}, h {ra.h} ms, T {ra.T} ms, {reps} crashes")
+        r = run_config(ra, label, mode, k, ls, reps, workroot, label.startswith("hosts-"))
+        if ra is not a and ra.keep:
+            a.keep = True
         lb = r["log_bytes"].get("p50")
-        r["floor_ms"] = floor_ms(res["floor"], mode, a.T, lb) if r["samples"] else None
+        r["floor_ms"] = floor_ms(res["floor"], mode, ra.T, lb) if r["samples"] else None
         if r["floor_ms"] and label.startswith("hosts-"):
             r["floor_ms"] += a.T / 2 + a.wd_ms + 250  # the watchdog fence's wait is part of the floor there
         if r["floor_ms"] and r["samples"]:
