@@ -282,6 +282,195 @@ int cf_recover_fence_retry(const struct cf_recovery_env *env, struct cf_recovery
 	return r;
 }
 
+/*
+ * The steps of recover(), one per phase (numbered as in the opening comment
+ * and the log lines). Each does its phase's work and, when it stops, records
+ * why (fail()); recover() starts the phases (phase()), so their timing is
+ * measured in one place, and owns what outlives a step: the slot, the log and
+ * its scan, the record list.
+ */
+
+/* Before the first phase: the instance slot (name, failed owner, the CF's declaration time). */
+static int read_slot(struct run *x, uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_inst_slot *slot)
+{
+	struct cf_recovery_report *rep = x->rep;
+	int r;
+
+	r = cf_session_read(x->env->s, cf_inst_off(&x->env->s->map, x->inst), slot, sizeof(*slot));
+	if (r < 0)
+		return fail(x, r, "read instance slot: %s", strerror(-r));
+	memcpy(rep->inst_name, slot->name, CF_NAME_MAX - 1);
+	rep->fail_real_ns = slot->fail_incident == rep->incident ? slot->fail_ns : 0;
+	/* detect: from the CF's declaration to this system knowing of it */
+	if (rep->fail_real_ns && detect_real_ns > rep->fail_real_ns)
+		rep->phase_ns[CF_PHASE_DETECT] = detect_real_ns - rep->fail_real_ns;
+	rep->phase_ns[CF_PHASE_CF_FENCE] = (uint64_t)cf_fence_us * 1000u;
+	return 0;
+}
+
+/* 1. register: the CAS only one system wins */
+static int step_register(struct run *x, uint64_t failed_reg)
+{
+	struct cf_session *s = x->env->s;
+	const struct cf_image_map *m = &s->map;
+	struct cf_recovery_report *rep = x->rep;
+	uint64_t old, mine = cf_reg_active(s->sys, s->epoch, rep->incident);
+	int r;
+
+	r = cf_session_cas(s, cf_inst_off(m, x->inst), failed_reg, mine, &old);
+	if (r < 0)
+		return fail(x, r, "registration CAS: %s", strerror(-r));
+	if (old == failed_reg)
+		return 0;
+	rep->holder_reg = old;
+	if (cf_reg_state(old) == CF_REG_ACTIVE) {
+		struct cf_sys_slot hs;
+		if (cf_session_read(s, cf_sys_off(m, cf_reg_owner(old)), &hs, sizeof(hs)) == 0)
+			memcpy(rep->holder_name, hs.name, CF_NAME_MAX - 1);
+		return fail(x, -EBUSY, "registration for %s rejected: ACTIVE(owner %s, epoch %u, incident %u)",
+			    rep->inst_name, rep->holder_name[0] ? rep->holder_name : "?", cf_reg_epoch(old),
+			    cf_reg_incident(old));
+	}
+	return fail(x, -ESTALE, "registration for %s: word changed to %s (incident %u)", rep->inst_name,
+		    cf_reg_state_str(cf_reg_state(old)), cf_reg_incident(old));
+}
+
+/*
+ * 2. initialise the counterpart; make sure the failed owner cannot write the
+ * disk. -EINPROGRESS: not confirmed yet; the registration is kept, so the
+ * locks stay held until the fence holds (cf_recover_resume goes on).
+ */
+static int step_disk_fence(struct run *x, const struct cf_inst_slot *slot)
+{
+	int r = disk_fence(x, slot);
+
+	return r < 0 ? fence_wait(x, r) : 0;
+}
+
+/* 3. authorised attach of the private log and the record list */
+static int step_attach(struct run *x)
+{
+	int r = cf_session_inst_attach(x->env->s, x->inst);
+
+	return r < 0 ? fail(x, r, "attach %s: %s", x->rep->inst_name, strerror(-r)) : 0;
+}
+
+/* 4. read the whole log, find the in-flight transactions */
+static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *sc, void **region)
+{
+	int r = cf_log_attach(log, x->env->s, x->inst, sc, region);
+
+	if (r < 0)
+		return fail(x, r, "read log of %s: %s", x->rep->inst_name, strerror(-r));
+	x->rep->records_scanned = sc->n;
+	x->rep->log_bytes = sc->end - sc->head;
+	return 0;
+}
+
+/* 5. before-images back, reverse LSN order */
+static int step_backout(struct run *x, const struct cf_log_scan *sc)
+{
+	const struct cf_recovery_env *env = x->env;
+	int r, a = 0;
+
+	do {
+		r = cf_txn_backout_apply(env->data, sc, env->lease, env->lease_arg, &x->rep->updates_applied);
+	} while (retry_step(x, r, a++));
+	if (r < 0)
+		return fail(x, r, "back out %s: %s%s%s", x->rep->inst_name, strerror(-r), r == -EBADMSG ? " " : "",
+			    r == -EBADMSG ? cf_data_corrupt_msg(env->data) : "");
+	return 0;
+}
+
+/*
+ * The input of the release, posted at the start of the sync: nobody but us
+ * writes the record list since the failed system was fenced, and its READs
+ * (256 KiB by default) then cost nothing on top of the fdatasync. NULL: the
+ * release reads it itself.
+ */
+static struct cf_rec_entry *prefetch_records(struct run *x)
+{
+	struct cf_rec_entry *records = malloc(x->env->s->map.records_size);
+
+	if (records && cf_lock_post_read_records(x->env->s, x->inst, records) < 0) {
+		free(records);
+		records = NULL;
+	}
+	return records;
+}
+
+/* 6. sync, then ABORT so that a second recovery finds nothing to do */
+static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan *sc)
+{
+	const struct cf_recovery_env *env = x->env;
+	int r, a = 0;
+
+	do
+		r = cf_data_sync_all(env->data);
+	while (retry_step(x, r, a++));
+	if (r >= 0) {
+		uint32_t ntx = 0;
+		r = cf_txn_backout_mark(log, sc, env->lease, env->lease_arg, &ntx);
+		x->rep->txns_inflight = ntx;
+	}
+	return r < 0 ? fail(x, r, "sync after backout of %s: %s", x->rep->inst_name, strerror(-r)) : 0;
+}
+
+/*
+ * 7. release every lock the record list names; clear it; reset the log.
+ * records: prefetch_records() posted its READs (awaited here), or NULL.
+ */
+static int step_release(struct run *x, struct cf_log *log, struct cf_rec_entry *records)
+{
+	struct cf_session *s = x->env->s;
+	struct cf_recovery_report *rep = x->rep;
+	uint32_t released = 0;
+	int r;
+
+	if (records && (r = cf_session_drain(s)) < 0)
+		return fail(x, r, "read the record list of %s: %s", rep->inst_name, strerror(-r));
+	/*
+	 * The X words of the failed owner name its epoch (cf_lock_x): guess them
+	 * with that epoch, so each class is released by one CAS. (The FAILED word
+	 * carries no epoch; guessing 0 cost every X class a second round.)
+	 */
+	r = cf_lock_release_instance(s, x->inst, rep->failed_epoch, records, &released);
+	rep->locks_released = released;
+	if (r >= 0)
+		r = cf_log_reset(log);
+	if (r < 0)
+		return fail(x, r, "release locks of %s: %s", rep->inst_name, strerror(-r));
+	rep->locks_free_real_ns = cf_real_ns();
+	return 0;
+}
+
+/* 8. unregister: cfserver revokes our access as it CASes to INACTIVE_CLEAN(k) */
+static int step_unregister(struct run *x)
+{
+	struct cf_session *s = x->env->s;
+	struct cf_recovery_report *rep = x->rep;
+	int r;
+
+	rep->done_real_ns = cf_real_ns();
+	rinfo_fill(x, &x->ri[CF_PHASE_DONE], CF_PHASE_DONE);
+	x->ri[CF_PHASE_DONE].phase = CF_PHASE_UNREGISTER;
+	/* the final record, while we still own the instance */
+	cf_session_write(s, x->rinfo_off, &x->ri[CF_PHASE_DONE], sizeof(x->ri[CF_PHASE_DONE]));
+	r = cf_session_inst_unreg(s, x->inst, rep->err_msg, sizeof(rep->err_msg));
+	if (r < 0)
+		return fail(x, r, "unregister %s: %s", rep->inst_name, rep->err_msg[0] ? rep->err_msg : strerror(-r));
+	cf_session_forget_inst(s, x->inst);
+	return 0;
+}
+
+/* Done record: written after unregister with the full breakdown (RINFO is ours to write). */
+static void publish_done(struct run *x)
+{
+	x->rep->done_real_ns = cf_real_ns();
+	rinfo_fill(x, &x->ri[CF_PHASE_DONE], CF_PHASE_DONE);
+	cf_session_write(x->env->s, x->rinfo_off, &x->ri[CF_PHASE_DONE], sizeof(x->ri[CF_PHASE_DONE]));
+}
+
 static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, uint64_t detect_real_ns,
 		   uint32_t cf_fence_us, struct cf_recovery_report *rep, const char *resume_how)
 {
@@ -291,12 +480,10 @@ static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t fa
 	struct cf_inst_slot slot;
 	struct cf_log log;
 	void *region = NULL;
-	struct cf_rec_entry *records = NULL; /* the record list, read during the sync */
+	struct cf_rec_entry *records = NULL; /* the record list, prefetched during the sync */
 	struct run *x;
-	uint64_t old, mine;
-	uint32_t released = 0;
 	bool log_attached = false, scanned = false;
-	int r, a;
+	int r;
 
 	if (resume_how) {
 		if (inst != rep->inst || rep->reached < CF_PHASE_DISK_FENCE || rep->reached > CF_PHASE_WD_WAIT)
@@ -331,132 +518,35 @@ setup:
 		goto attach;
 	}
 
-	r = cf_session_read(s, cf_inst_off(m, inst), &slot, sizeof(slot));
-	if (r < 0) {
-		fail(x, r, "read instance slot: %s", strerror(-r));
+	if ((r = read_slot(x, detect_real_ns, cf_fence_us, &slot)) < 0)
 		goto out;
-	}
-	memcpy(rep->inst_name, slot.name, CF_NAME_MAX - 1);
-	rep->fail_real_ns = slot.fail_incident == rep->incident ? slot.fail_ns : 0;
-	/* detect: from the CF's declaration to this system knowing of it */
-	if (rep->fail_real_ns && detect_real_ns > rep->fail_real_ns)
-		rep->phase_ns[CF_PHASE_DETECT] = detect_real_ns - rep->fail_real_ns;
-	rep->phase_ns[CF_PHASE_CF_FENCE] = (uint64_t)cf_fence_us * 1000u;
-
-	/* 1. register: the CAS only one system wins */
 	phase(x, CF_PHASE_REGISTER);
-	mine = cf_reg_active(s->sys, s->epoch, rep->incident);
-	r = cf_session_cas(s, cf_inst_off(m, inst), failed_reg, mine, &old);
-	if (r < 0) {
-		fail(x, r, "registration CAS: %s", strerror(-r));
+	if ((r = step_register(x, failed_reg)) < 0)
 		goto out;
-	}
-	if (old != failed_reg) {
-		rep->holder_reg = old;
-		if (cf_reg_state(old) == CF_REG_ACTIVE) {
-			struct cf_sys_slot hs;
-			if (cf_session_read(s, cf_sys_off(m, cf_reg_owner(old)), &hs, sizeof(hs)) == 0)
-				memcpy(rep->holder_name, hs.name, CF_NAME_MAX - 1);
-			r = fail(x, -EBUSY, "registration for %s rejected: ACTIVE(owner %s, epoch %u, incident %u)",
-				 rep->inst_name, rep->holder_name[0] ? rep->holder_name : "?", cf_reg_epoch(old),
-				 cf_reg_incident(old));
-		} else
-			r = fail(x, -ESTALE, "registration for %s: word changed to %s (incident %u)", rep->inst_name,
-				 cf_reg_state_str(cf_reg_state(old)), cf_reg_incident(old));
-		goto out;
-	}
-
 	CF_FAULT("rec.after_register");
-	/* 2. initialise the counterpart; make sure the failed owner cannot write the disk */
 	phase(x, CF_PHASE_DISK_FENCE);
-	r = disk_fence(x, &slot);
-	if (r < 0) {
-		/* Keep the registration: the locks stay held until the fence holds. */
-		r = fence_wait(x, r);
+	if ((r = step_disk_fence(x, &slot)) < 0)
 		goto out;
-	}
-
 attach:
-	/* 3. authorised attach of the private log and the record list */
 	phase(x, CF_PHASE_ATTACH);
-	r = cf_session_inst_attach(s, inst);
-	if (r < 0) {
-		fail(x, r, "attach %s: %s", rep->inst_name, strerror(-r));
+	if ((r = step_attach(x)) < 0)
 		goto out;
-	}
-
 	CF_FAULT("rec.after_attach");
-	/* 4. read the whole log, find the in-flight transactions */
 	phase(x, CF_PHASE_READ_LOG);
-	r = cf_log_attach(&log, s, inst, &sc, &region);
-	if (r < 0) {
-		fail(x, r, "read log of %s: %s", rep->inst_name, strerror(-r));
+	if ((r = step_read_log(x, &log, &sc, &region)) < 0)
 		goto out;
-	}
 	log_attached = scanned = true;
-	rep->records_scanned = sc.n;
-	rep->log_bytes = sc.end - sc.head;
-
-	/* 5. before-images back, reverse LSN order */
 	phase(x, CF_PHASE_BACKOUT);
-	a = 0;
-	do {
-		r = cf_txn_backout_apply(env->data, &sc, env->lease, env->lease_arg, &rep->updates_applied);
-	} while (retry_step(x, r, a++));
-	if (r < 0) {
-		fail(x, r, "back out %s: %s%s%s", rep->inst_name, strerror(-r), r == -EBADMSG ? " " : "",
-		     r == -EBADMSG ? cf_data_corrupt_msg(env->data) : "");
+	if ((r = step_backout(x, &sc)) < 0)
 		goto out;
-	}
-
-	/*
-	 * 6. sync, then ABORT so that a second recovery finds nothing to do.
-	 * The record list is read meanwhile: nobody but us writes it since the
-	 * failed system was fenced, and its READs (256 KiB by default) then cost
-	 * nothing on top of the fdatasync.
-	 */
 	phase(x, CF_PHASE_SYNC);
-	records = malloc(m->records_size);
-	if (records && cf_lock_post_read_records(s, inst, records) < 0) {
-		free(records);
-		records = NULL; /* release reads it itself */
-	}
-	a = 0;
-	do
-		r = cf_data_sync_all(env->data);
-	while (retry_step(x, r, a++));
-	if (r >= 0) {
-		uint32_t ntx = 0;
-		r = cf_txn_backout_mark(&log, &sc, env->lease, env->lease_arg, &ntx);
-		rep->txns_inflight = ntx;
-	}
-	if (r < 0) {
-		fail(x, r, "sync after backout of %s: %s", rep->inst_name, strerror(-r));
+	records = prefetch_records(x);
+	if ((r = step_sync(x, &log, &sc)) < 0)
 		goto out;
-	}
-
 	CF_FAULT("rec.after_backout");
-	/* 7. release every lock the record list names; clear it; reset the log */
 	phase(x, CF_PHASE_RELEASE);
-	if (records && (r = cf_session_drain(s)) < 0) {
-		fail(x, r, "read the record list of %s: %s", rep->inst_name, strerror(-r));
+	if ((r = step_release(x, &log, records)) < 0)
 		goto out;
-	}
-	/*
-	 * The X words of the failed owner name its epoch (cf_lock_x): guess them
-	 * with that epoch, so each class is released by one CAS. (The FAILED word
-	 * carries no epoch; guessing 0 cost every X class a second round.)
-	 */
-	r = cf_lock_release_instance(s, inst, rep->failed_epoch, records, &released);
-	rep->locks_released = released;
-	if (r >= 0)
-		r = cf_log_reset(&log);
-	if (r < 0) {
-		fail(x, r, "release locks of %s: %s", rep->inst_name, strerror(-r));
-		goto out;
-	}
-	rep->locks_free_real_ns = cf_real_ns();
-
 	/*
 	 * After the release (the locks are free as early as before) and before the
 	 * unregister: a home that claims I next writes its marker after ours.
@@ -464,24 +554,11 @@ attach:
 	if (env->backed_out)
 		env->backed_out(env->arg, inst, rep->inst_name);
 	CF_FAULT("rec.before_unregister");
-	/* 8. unregister: cfserver revokes our access as it CASes to INACTIVE_CLEAN(k) */
 	phase(x, CF_PHASE_UNREGISTER);
-	rep->done_real_ns = cf_real_ns();
-	rinfo_fill(x, &x->ri[CF_PHASE_DONE], CF_PHASE_DONE);
-	x->ri[CF_PHASE_DONE].phase = CF_PHASE_UNREGISTER;
-	/* the final record, while we still own the instance */
-	cf_session_write(s, x->rinfo_off, &x->ri[CF_PHASE_DONE], sizeof(x->ri[CF_PHASE_DONE]));
-	r = cf_session_inst_unreg(s, inst, rep->err_msg, sizeof(rep->err_msg));
-	if (r < 0) {
-		fail(x, r, "unregister %s: %s", rep->inst_name, rep->err_msg[0] ? rep->err_msg : strerror(-r));
+	if ((r = step_unregister(x)) < 0)
 		goto out;
-	}
-	cf_session_forget_inst(s, inst);
 	phase(x, CF_PHASE_DONE);
-	rep->done_real_ns = cf_real_ns();
-	/* Done record: written after unregister with the full breakdown (RINFO is ours to write). */
-	rinfo_fill(x, &x->ri[CF_PHASE_DONE], CF_PHASE_DONE);
-	cf_session_write(s, x->rinfo_off, &x->ri[CF_PHASE_DONE], sizeof(x->ri[CF_PHASE_DONE]));
+	publish_done(x);
 	rep->result = 0;
 	r = 0;
 out:
