@@ -2,12 +2,13 @@
 /*
  * cfctl.h - what the files of cfctl share (internal, not installed): the
  * options, the exit codes, the session and output helpers, and the commands
- * of each family. Files:
- *   cfctl.c         main and option parsing, sessions, the console requests
- *                   (recover, fence-confirm, policy), keygen
+ * of each family. Files, each calling only those listed after it:
+ *   cfctl.c         main and option parsing, the console requests (recover,
+ *                   fence-confirm, policy), keygen
  *   cfctl_status.c  status (--json, --watch), health, metrics
  *   cfctl_locks.c   locks, and the held-or-waiting rule status shares
  *   cfctl_data.c    verify, data-release, mkdata: the data directory, no CF
+ *   cfctl_common.c  sessions, chunked reads, names and JSON strings
  */
 #ifndef CFCTL_H
 #define CFCTL_H
@@ -36,7 +37,7 @@ struct cfctl_opts {
 	bool force;
 };
 
-/* cfctl.c: sessions and output */
+/* cfctl_common.c: sessions and output */
 /* A console session (the cluster key), or with --key a monitor session (the monitor key: metrics only). */
 int cfctl_open_session(const struct cfctl_opts *o, struct cf_session *s, enum cf_role role);
 int cfctl_open_console(const struct cfctl_opts *o, struct cf_session *s);
