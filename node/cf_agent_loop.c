@@ -165,6 +165,7 @@ static int restart_wait(struct cf_agent *a, int *delay_ms)
 		cf_recovery_on_event(a, &ev);
 	}
 }
+
 int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_start)
 {
 	struct cf_agent *a = ic->a;
