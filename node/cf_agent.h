@@ -6,7 +6,7 @@
  * Threads and connections of one cfnode process (a session is used by one
  * thread only):
  *   agent thread (main): the JOIN session, one libev loop: CF events, the
- *                        detector and recovery (cf_recovery.h), the watch
+ *                        detector and recovery (cf_agent_recovery.h), the watch
  *                        of the peers' heartbeats (cf_watch.h), shutdown.
  *   heartbeat thread:    its own session (CONN_ATTACH) and libev loop; every h
  *                        it WRITEs the whole struct cf_hb_slot (hb++, epoch,
@@ -20,6 +20,11 @@
  * was issued less than T/2 ago (T from the server's WELCOME, or a smaller
  * --hb-timeout). Every data-directory write and every CF write of a
  * transaction checks it first; expired → -ENOLINK.
+ *
+ * Files, each calling only those below it: cf_agent.c (join, heartbeat,
+ * lease, instance contexts), cf_agent_recovery.c (the agent's side of peer
+ * recovery, cf_agent_recovery.h), cf_agent_loop.c (cf_agent_claim,
+ * cf_inst_ctx_attach and cf_agent_run: the waits that serve recovery).
  *
  * Incarnation (model R5): any connection error ends it. The process must not
  * carry locks or transactions over: cf_agent_over() returns the error and the
@@ -58,7 +63,7 @@ struct cf_agent_opts {
 	uint64_t hb_interval_ns; /* 0: the server's h */
 	uint64_t hb_timeout_ns;  /* 0: the server's T; else must be <= it */
 	int connect_timeout_ms;
-	/* for the detector and recovery (cf_recovery.c) */
+	/* for the detector and recovery (cf_agent_recovery.c) */
 	int policy; /* -1: the cluster's; else enum cf_policy */
 	struct cf_fence_cfg fence;
 	uint64_t wd_margin_ns; /* slack on a failed system's watchdog wait; 0: CF_WD_MARGIN_NS */
@@ -139,7 +144,7 @@ struct cf_agent {
 	_Atomic uint64_t over_ns; /* monotonic time it was first marked over (0: not yet) */
 	_Atomic int stop;   /* shutdown requested */
 	_Atomic int leaving;
-	void *recovery;     /* cf_recovery.c's state */
+	void *recovery;     /* cf_agent_recovery.c's state */
 	/* the watchdog (--watchdog): petted by the heartbeat thread while the lease holds */
 	struct cf_watchdog wd;
 	_Atomic(struct cf_watchdog *) wd_on; /* &wd once armed and announced, else NULL */
@@ -206,6 +211,8 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic);
  * nothing in flight; in-flight records found are backed out first).
  */
 int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_start);
+/* The part of cf_inst_ctx_attach after the CF granted the attach on s (nothing waits). */
+int cf_inst_ctx_setup(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_start);
 void cf_inst_ctx_detach(struct cf_inst_ctx *ic);
 
 /*

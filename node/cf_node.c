@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "cf_marker.h"
-#include "cf_recovery.h"
+#include "cf_agent_recovery.h"
 #include "cf_util.h"
 #include "cf_words.h"
 

@@ -4,7 +4,9 @@
  * (patent Figure 8, DESIGN §4) and the detector that starts it.
  *
  * The same code recovers a peer's instance (counterpart) and the system's own
- * home instance found INACTIVE_FAILED at start (self-recovery).
+ * home instance found INACTIVE_FAILED at start (self-recovery). Nothing here
+ * knows the agent: what the agent does with it (when to recover, fences that
+ * wait, the log lines of a recovery) is cf_agent_recovery.h.
  */
 #ifndef CF_RECOVERY_H
 #define CF_RECOVERY_H
@@ -147,25 +149,5 @@ void cf_detector_init(struct cf_detector *d, enum cf_policy policy);
 enum cf_detect_action cf_detector_decide(struct cf_detector *d, uint32_t inst, uint64_t reg, bool operator_request);
 /* Note when an incident was first seen (keeps the earliest). */
 void cf_detector_seen(struct cf_detector *d, uint32_t inst, uint32_t incident, uint64_t real_ns, uint32_t fence_us);
-
-/* ---- hooks the agent calls (cf_agent.c) ---- */
-struct cf_agent;
-struct cf_inst_ctx;
-struct cf_log;
-struct cf_log_scan;
-
-int cf_recovery_init(struct cf_agent *a);
-void cf_recovery_fini(struct cf_agent *a);
-/* A CF event arrived on the JOIN session. */
-void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev);
-/* Fallback polling of the instance table (every agent tick). */
-void cf_recovery_tick(struct cf_agent *a);
-/* Home instance found INACTIVE_FAILED at claim: recover it with the peer code. */
-int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t reg);
-/* A recovery of inst by this system waits on its disk fence (retried by cf_recovery_tick). */
-bool cf_recovery_pending(struct cf_agent *a, uint32_t inst);
-/* Switch the policy at run time (cfctl policy → CF event). */
-void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p);
-
 
 #endif
