@@ -336,13 +336,7 @@ static const char *inst_name(struct cf_core *c, uint32_t i, char buf[CF_NAME_MAX
 
 static const char *cause_str(uint32_t cause)
 {
-	switch (cause) {
-	case CF_FAIL_CONN_LOST: return "connection lost without goodbye";
-	case CF_FAIL_HB_TIMEOUT: return "heartbeat silence";
-	case CF_FAIL_READMIT: return "re-admission of a new incarnation";
-	case CF_FAIL_PROTOCOL: return "protocol violation";
-	}
-	return "none";
+	return cf_fail_cause_str(cause);
 }
 
 /* Describe a registration word for messages: "ACTIVE (owner SYS1, epoch 3)". */
@@ -2279,7 +2273,7 @@ static void take_over_image(struct cf_core *c)
 		if (cf_sysword_state(w) != CF_SYS_ACTIVE)
 			continue;
 		slot->fail_ns = now;
-		slot->fail_cause = CF_FAIL_CONN_LOST;
+		slot->fail_cause = CF_FAIL_CF_RESTART;
 		slot->state = cf_sysword(CF_SYS_FAILED, e);
 		persist(c, cf_sys_off(c->map, s), sizeof(*slot));
 		cf_slog_info("restart: %s (epoch %u) was ACTIVE in the previous run: FAILED", sys_name(c, s, sn), e);
@@ -2287,7 +2281,8 @@ static void take_over_image(struct cf_core *c)
 			struct cf_inst_slot *is = inst_slot(c, i);
 			uint64_t iw = is->reg;
 			if (cf_reg_state(iw) == CF_REG_ACTIVE && cf_reg_owner(iw) == s && cf_reg_epoch(iw) == e) {
-				record_failure(c, i, s, e, cf_reg_incident(iw) + 1, now, CF_FAIL_CONN_LOST);
+				/* the cause lets the restarted home recover it under policy operator too (§7) */
+				record_failure(c, i, s, e, cf_reg_incident(iw) + 1, now, CF_FAIL_CF_RESTART);
 				is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
 				persist(c, cf_inst_off(c->map, i), sizeof(*is));
 				cf_slog_info("restart: %s -> INACTIVE_FAILED(%u)", inst_name(c, i, in),

@@ -355,10 +355,7 @@ void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev)
 	case CF_EV_SYS_FAILED:
 		cf_agent_log(a, CF_AGENT_INFO, "system %u (epoch %u) declared failed by the CF (%s), fenced in %u us",
 			     ev->sys, ev->epoch,
-			     ev->cause == CF_FAIL_CONN_LOST    ? "connection lost"
-			     : ev->cause == CF_FAIL_HB_TIMEOUT ? "heartbeat silence"
-			     : ev->cause == CF_FAIL_READMIT    ? "rejoined"
-							       : "protocol",
+			     cf_fail_cause_str(ev->cause),
 			     ev->fence_us);
 		break;
 	case CF_EV_INST_FAILED:
@@ -504,12 +501,33 @@ void cf_recovery_tick(struct cf_agent *a)
 	}
 }
 
+/*
+ * The restart rule (docs/design.md §7, "A restarted system and its own
+ * instance"): under policy auto the restarted home races like any peer; under
+ * policy operator it recovers its own instance only when the instance failed
+ * because the CF restarted or a secondary took over (no system failed: nothing
+ * for the operator to judge). After a failure of its own it waits, as every
+ * peer does, for `cfctl recover` (which may name it: --on).
+ */
+static bool self_recovery_allowed(struct cf_agent *a, uint32_t inst, uint64_t reg)
+{
+	struct cf_inst_slot slot;
+
+	if (st_of(a)->det.policy != CF_POLICY_OPERATOR)
+		return true;
+	if (cf_session_read(&a->s, cf_inst_off(&a->s.map, inst), &slot, sizeof(slot)) < 0)
+		return false;
+	return slot.fail_cause == CF_FAIL_CF_RESTART && slot.fail_incident == cf_reg_incident(reg);
+}
+
 int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t reg)
 {
 	struct cf_recovery_report rep;
 
 	if (!st_of(a) && cf_recovery_init(a) < 0)
 		return -ENOMEM;
+	if (!self_recovery_allowed(a, ic->index, reg))
+		return -EPERM;
 	cf_agent_log(a, CF_AGENT_INFO, "home instance %s is INACTIVE_FAILED (incident %u): recovering it first",
 		     ic->name, cf_reg_incident(reg));
 	return run_recovery(a, ic->index, reg, &rep);

@@ -105,12 +105,5 @@ void cfctl_json_str(FILE *f, const char *s)
 
 const char *cfctl_cause_str(uint64_t c)
 {
-	switch (c) {
-	case CF_FAIL_NONE: return "-";
-	case CF_FAIL_CONN_LOST: return "connection lost";
-	case CF_FAIL_HB_TIMEOUT: return "heartbeat timeout";
-	case CF_FAIL_READMIT: return "re-admitted";
-	case CF_FAIL_PROTOCOL: return "protocol error";
-	}
-	return "?";
+	return c == CF_FAIL_NONE ? "-" : cf_fail_cause_str((uint32_t)c);
 }

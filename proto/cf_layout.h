@@ -141,7 +141,22 @@ enum cf_fail_cause {
 	CF_FAIL_HB_TIMEOUT = 2, /* heartbeat silence for T */
 	CF_FAIL_READMIT = 3,    /* joined again while its old incarnation was still ACTIVE */
 	CF_FAIL_PROTOCOL = 4,   /* malformed frame or refused operation storm */
+	CF_FAIL_CF_RESTART = 5, /* the CF restarted, or a secondary took over: every system ACTIVE in the image */
 };
+
+/* One wording of a failure cause for every log and status line. */
+static inline const char *cf_fail_cause_str(uint32_t cause)
+{
+	switch (cause) {
+	case CF_FAIL_NONE: return "none";
+	case CF_FAIL_CONN_LOST: return "connection lost";
+	case CF_FAIL_HB_TIMEOUT: return "heartbeat silence";
+	case CF_FAIL_READMIT: return "re-admission of a new incarnation";
+	case CF_FAIL_PROTOCOL: return "protocol violation";
+	case CF_FAIL_CF_RESTART: return "CF restart";
+	default: return "unknown";
+	}
+}
 
 /*
  * Heartbeat slot: the owning system WRITEs the whole slot every h (one 64-byte
