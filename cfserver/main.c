@@ -59,11 +59,11 @@ static void usage(FILE *f)
 		"  --cluster-key FILE     the cluster key: 64 hex digits or 32 raw bytes, mode 0600 (required)\n"
 		"  --monitor-key FILE     a second key, same format, for the MONITOR role: it may read the\n"
 		"                         metrics (cfctl metrics --key FILE) and nothing else\n"
-		"  --hb-interval MS       heartbeat interval h the nodes use (default 5)\n"
-		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50)\n"
+		"  --hb-interval MS       heartbeat interval h the nodes use (default 5; at most an hour)\n"
+		"  --hb-timeout MS        heartbeat silence T that fails a system (default 50; at most an hour)\n"
 		"  --sweep-interval MS    how often cfserver checks the heartbeats itself (default h/2);\n"
 		"                         systems also watch each other and report silence (SUSPECT)\n"
-		"  --max-conns N          connections at once (default 256)\n"
+		"  --max-conns N          connections at once (default 256, 1..4096)\n"
 		"\n"
 		"A duplexed CF (a primary and a secondary; give systems both as --cf A,B):\n"
 		"  --duplex-listen ADDR:PORT  accept a secondary on this link address; every durable\n"
@@ -105,50 +105,8 @@ static void usage(FILE *f)
 		CF_DEFAULT_LOCK_ENTRIES, CF_DEFAULT_RECORD_ENTRIES);
 }
 
-static int parse_u64(const char *s, uint64_t *v, int suffixes)
-{
-	char *end;
-	unsigned long long x;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	x = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	if (suffixes && *end) {
-		unsigned shift = 0;
-		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: return -EINVAL;
-		}
-		end++;
-		if (*end == 'i' || *end == 'B')
-			end++;
-		if (*end == 'B')
-			end++;
-		if (x > (UINT64_MAX >> shift))
-			return -ERANGE;
-		x <<= shift;
-	}
-	if (*end)
-		return -EINVAL;
-	*v = x;
-	return 0;
-}
-
-static int parse_u32(const char *s, uint32_t *v)
-{
-	uint64_t x;
-
-	if (parse_u64(s, &x, 0) < 0 || x > UINT32_MAX)
-		return -EINVAL;
-	*v = (uint32_t)x;
-	return 0;
-}
-
+/* Limits of the numeric options (ms unless said): beyond them a value is a typo, or overflows in ns. */
+#define MS_MAX 3600000ull /* an hour */
 
 /*
  * Is --listen usable as an address, before anything is allocated (the image
@@ -282,17 +240,17 @@ int main(int argc, char **argv)
 		case O_PORTFILE: port_file = optarg; break;
 		case O_TRANSPORT: transport = optarg; break;
 		case O_NVRAM: nvram = optarg; break;
-		case O_MAXSYS: r = parse_u32(optarg, &geo.max_systems), explicit_geo |= CF_GEO_SYSTEMS; break;
-		case O_MAXINST: r = parse_u32(optarg, &geo.max_instances), explicit_geo |= CF_GEO_INSTANCES; break;
-		case O_LOCKS: r = parse_u32(optarg, &geo.lock_entries), explicit_geo |= CF_GEO_LOCKS; break;
-		case O_RECORDS: r = parse_u32(optarg, &geo.record_entries), explicit_geo |= CF_GEO_RECORDS; break;
-		case O_LOGSIZE: r = parse_u64(optarg, &geo.log_size, 1), explicit_geo |= CF_GEO_LOGSIZE; break;
+		case O_MAXSYS: r = cf_cli_parse_u32(optarg, 0, UINT32_MAX, &geo.max_systems), explicit_geo |= CF_GEO_SYSTEMS; break;
+		case O_MAXINST: r = cf_cli_parse_u32(optarg, 0, UINT32_MAX, &geo.max_instances), explicit_geo |= CF_GEO_INSTANCES; break;
+		case O_LOCKS: r = cf_cli_parse_u32(optarg, 0, UINT32_MAX, &geo.lock_entries), explicit_geo |= CF_GEO_LOCKS; break;
+		case O_RECORDS: r = cf_cli_parse_u32(optarg, 0, UINT32_MAX, &geo.record_entries), explicit_geo |= CF_GEO_RECORDS; break;
+		case O_LOGSIZE: r = cf_cli_parse_u64(optarg, 1, 0, UINT64_MAX, &geo.log_size), explicit_geo |= CF_GEO_LOGSIZE; break;
 		case O_KEY: key_file = optarg; break;
 		case O_MONKEY: monitor_key_file = optarg; break;
-		case O_HBI: r = parse_u64(optarg, &hbi_ms, 0); if (!r && !hbi_ms) r = -EINVAL; break;
-		case O_HBT: r = parse_u64(optarg, &hbt_ms, 0); if (!r && !hbt_ms) r = -EINVAL; break;
-		case O_SWEEP: r = parse_u64(optarg, &sweep_ms, 0); if (!r && (!sweep_ms || sweep_ms > 600000)) r = -EINVAL; break;
-		case O_MAXCONNS: r = parse_u32(optarg, &max_conns); if (!r && !max_conns) r = -EINVAL; break;
+		case O_HBI: r = cf_cli_parse_u64(optarg, 0, 1, MS_MAX, &hbi_ms); break;
+		case O_HBT: r = cf_cli_parse_u64(optarg, 0, 1, MS_MAX, &hbt_ms); break;
+		case O_SWEEP: r = cf_cli_parse_u64(optarg, 0, 1, 600000, &sweep_ms); break;
+		case O_MAXCONNS: r = cf_cli_parse_u32(optarg, 1, 4096, &max_conns); break;
 		case O_LOGLEVEL: r = cf_slog_level_parse(optarg, &cf_slog_level); break;
 		case O_LOGPREFIX: cf_slog_force_prefix(); break;
 		case O_DXLISTEN: dx_listen = optarg; break;
@@ -300,8 +258,8 @@ int main(int argc, char **argv)
 		case O_DXPAIR: dx_pair = optarg; break;
 		case O_DXALONE: dx_alone = true; break;
 		case O_CFFENCE: cf_fence = optarg; break;
-		case O_DXTIMEOUT: r = parse_u64(optarg, &dx_timeout_ms, 0); if (!r && (!dx_timeout_ms || dx_timeout_ms > 600000)) r = -EINVAL; break;
-		case O_DXDELAY: r = parse_u64(optarg, &dx_delay_ms, 0); if (!r && dx_delay_ms > 600000) r = -EINVAL; break;
+		case O_DXTIMEOUT: r = cf_cli_parse_u64(optarg, 0, 1, 600000, &dx_timeout_ms); break;
+		case O_DXDELAY: r = cf_cli_parse_u64(optarg, 0, 0, 600000, &dx_delay_ms); break;
 		case 'v': cf_slog_level = CF_SLOG_DEBUG; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case O_VERSION: return cf_cli_version("cfserver") ? EXIT_OTHER : EXIT_OK;
@@ -312,7 +270,8 @@ int main(int argc, char **argv)
 			for (size_t i = 0; opts[i].name; i++)
 				if (opts[i].val == o)
 					oname = opts[i].name;
-			cf_slog_usage("invalid value '%s' for --%s", optarg, oname);
+			cf_slog_usage("invalid value '%s' for --%s%s", optarg, oname,
+				      r == -ERANGE ? ": out of range (cfserver --help)" : ": not a decimal number");
 			return EXIT_USAGE;
 		}
 	}

@@ -124,25 +124,15 @@ static void usage(FILE *out)
 		"(do not restart: see the message, cfctl verify and cfctl data-release).\n");
 }
 
+/* Every number the same way as in cfserver and cfctl (cf_cli.h: decimal, no sign). */
 static int parse_u64(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return cf_cli_parse_u64(s, 0, 0, UINT64_MAX, out);
 }
 
 static int parse_ms(const char *s, uint64_t max, uint64_t *out)
 {
-	int r = parse_u64(s, out);
-	return r ? r : (*out == 0 || *out > max) ? -ERANGE : 0;
+	return cf_cli_parse_u64(s, 0, 1, max, out);
 }
 
 struct wl_run {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cf_cli.h - what every cfplex program says the same way on its command line:
- * the version line and the one-line answer to an option getopt_long refused.
+ * the version line, the one-line answer to an option getopt_long refused, and
+ * how a number is read.
  *
  * CFPLEX_VERSION comes from one place, meson's project(version:), passed to
  * every target by add_project_arguments in the top-level meson.build.
@@ -12,8 +13,11 @@
 #ifndef CF_CLI_H
 #define CF_CLI_H
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cf_slog.h"
 
@@ -43,6 +47,59 @@ static inline int cf_cli_version(const char *prog)
 {
 	printf("%s (cfplex) %s\n", prog, CFPLEX_VERSION);
 	return fflush(stdout) ? 1 : 0;
+}
+
+/*
+ * A number on a command line, the same in every program: decimal digits only
+ * (no sign, no space, no base prefix: "010" is ten), at most UINT64_MAX; with
+ * size_suffix, an optional K, M or G (powers of 1024, "KiB"/"KB" accepted).
+ * 0 with *out set, -EINVAL (not a number), or -ERANGE (outside [min, max]).
+ */
+static inline int cf_cli_parse_u64(const char *s, int size_suffix, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long x;
+	unsigned shift = 0;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (errno || end == s)
+		return -EINVAL;
+	if (size_suffix && *end) {
+		switch (*end++) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		default: return -EINVAL;
+		}
+		if (*end == 'i')
+			end++;
+		if (*end == 'B')
+			end++;
+		if (x > (UINT64_MAX >> shift))
+			return -ERANGE;
+		x <<= shift;
+	}
+	if (*end)
+		return -EINVAL;
+	if (x < min || x > max)
+		return -ERANGE;
+	*out = x;
+	return 0;
+}
+
+static inline int cf_cli_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t x;
+	int r = cf_cli_parse_u64(s, 0, min, max, &x);
+
+	if (r == 0)
+		*out = (uint32_t)x;
+	return r;
 }
 
 /*

@@ -21,6 +21,14 @@ expect 2 "bad instance name" "${N[@]}" --cf 127.0.0.1:1 --instance 0123456789abc
 expect 2 "workload must be" "${N[@]}" --cf 127.0.0.1:1 --workload nosuch
 expect 2 "inflight" "${N[@]}" --cf 127.0.0.1:1 --inflight 0
 expect 2 "transport" "${N[@]}" --cf 127.0.0.1:1 --transport carrier-pigeon
+# numbers: decimal only, bounded (an hour of ms would overflow nowhere; 2^64/1e6 ms did)
+expect 2 "out of range" "$CFSERVER" --listen 127.0.0.1:0 --cluster-key "$CF_KEYFILE" --hb-timeout 18446744073710
+expect 2 "not a decimal" "$CFSERVER" --listen 127.0.0.1:0 --cluster-key "$CF_KEYFILE" --hb-interval 0x10
+expect 2 "out of range" "$CFSERVER" --listen 127.0.0.1:0 --cluster-key "$CF_KEYFILE" --max-conns 100000
+expect 2 "hb-timeout" "${N[@]}" --cf 127.0.0.1:1 --hb-timeout 18446744073710
+# (timeout ends it with SIGTERM once it has said what it listens with)
+out=$(timeout 3 "$CFSERVER" --listen 127.0.0.1:0 --cluster-key "$CF_KEYFILE" --hb-timeout 010 --hb-interval 002 2>&1)
+echo "$out" | grep -q "h = 2 ms, T = 10 ms" || fail "cfserver read 010 as something else than ten: $out"
 expect 2 "unexpected argument" "${N[@]}" --cf 127.0.0.1:1 extra
 expect 77 "cluster key" "$CFNODE" --cf 127.0.0.1:1 --data "$DATA" --cluster-key "$CF_WORK/nokey" --system S --instance I
 expect 1 "data directory" "$CFNODE" --cf 127.0.0.1:1 --data "$CF_WORK/nodata" --cluster-key "$CF_KEYFILE" --system S --instance I --workload bank
