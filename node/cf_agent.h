@@ -26,7 +26,7 @@
  * recovery, cf_agent_recovery.h), cf_agent_loop.c (cf_agent_claim,
  * cf_inst_ctx_attach and cf_agent_run: the waits that serve recovery).
  *
- * Incarnation (model R5): any connection error ends it. The process must not
+ * Incarnation (M5, docs/design.md §0): any connection error ends it. The process must not
  * carry locks or transactions over: cf_agent_over() returns the error and the
  * daemon exits (code 75) to be restarted as a new incarnation.
  */

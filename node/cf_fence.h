@@ -4,7 +4,7 @@
  *
  * The CF fence stops a failed system from changing the CF, but a system that is
  * only frozen may still hold a data-file write it decided on before it froze
- * (spin model counterexample "lease"). So before a counterpart writes a single
+ * (M6, docs/design.md §0: the model's counterexample "lease"). So before a counterpart writes a single
  * before-image, a fence agent must confirm the failed system can no longer
  * write the data directory:
  *   local    - the failed system runs on this host: SIGKILL through a pidfd,

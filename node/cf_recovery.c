@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cf_recovery.c - transactional peer recovery (patent Figure 8, claims 1-30;
- * DESIGN §4; spin model `base`).
+ * docs/design.md §7).
  *
  * A counterpart C recovers instance I, failed in incident k:
  *   register    CAS I: INACTIVE_FAILED(k) → ACTIVE(C, e, k). Exactly one CAS
@@ -31,7 +31,7 @@
  *   unregister  a control request: cfserver revokes our grants on I as it
  *               CASes ACTIVE(C, e, k) → INACTIVE_CLEAN(k).
  *
- * Invariants this code keeps (DESIGN §6):
+ * Invariants this code keeps (I1-I7, M1-M6: docs/design.md §0):
  *   - Nothing of I is written (data, log, locks) unless our registration CAS
  *     won and our connection is alive: if C dies, cfserver fences C BEFORE it
  *     republishes I as FAILED(k+1), so no late write of C lands after that.
@@ -39,7 +39,7 @@
  *     operator confirmed, or the failed system's watchdog has certainly
  *     fired (model counterexample "lease"); with --fence-agent none only
  *     the lease stands, and that choice is logged as unsafe.
- *   - I's locks are released only after its backout is synced (invariant 4).
+ *   - I's locks are released only after its backout is synced (I4).
  *   - Every step is idempotent: before-images are absolute, ABORT is appended
  *     only after the sync, releases remove only I's hold. A counterpart that
  *     dies anywhere leaves a state the next one finishes.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cf_recovery.h - transactional peer recovery of a failed instance
- * (patent Figure 8, DESIGN §4) and the detector that starts it.
+ * (patent Figure 8; docs/design.md §7) and the detector that starts it.
  *
  * The same code recovers a peer's instance (counterpart) and the system's own
  * home instance found INACTIVE_FAILED at start (self-recovery). Nothing here

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cf_txn.h - transactions on the shared data directory: undo-only, force at
- * commit (DESIGN §4).
+ * commit (docs/design.md §6).
  *
  *   update  = lock X (if not held) → UPDATE(before-image = the slot's current
  *             bytes) appended to the CF log, completion awaited → lease check →
@@ -29,7 +29,7 @@
  *
  * Several transactions of one context may be open at once; a context (its
  * session, log and lock table) is used by one thread. Errors are returned,
- * never exit(). A session error means the incarnation is over (R5).
+ * never exit(). A session error means the incarnation is over (M5, docs/design.md §0).
  */
 #ifndef CF_TXN_H
 #define CF_TXN_H

@@ -11,7 +11,7 @@
  *           READ/WRITE/CAS/FAA on registered memory.
  *
  * Semantics both backends give (the protocol relies on them; see
- * docs/design.md and the spin model's R1-R6):
+ * docs/design.md §0, M1-M6):
  *   - Requests posted on one connection execute at the CF in post order (RC).
  *     So a record-list WRITE posted before a lock CAS lands first, and only
  *     the CAS completion needs awaiting.

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# edges.sh - bad input at the edges (issue 6 §8, DESIGN §6.7): each case must
+# edges.sh - bad input at the edges (I7, docs/design.md §0): each case must
 # give a clear error (exit code and message) and lose nothing.
 #   options      bad options of cfnode, cfserver, cfctl: exit 2 and a message
 #   unreachable  no CF at the address: exit 69, "unavailable"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""jcheck.py - the journal check of the fault suite (DESIGN §6.3).
+"""jcheck.py - the journal check of the fault suite (I3, docs/design.md §0).
 
 Replays every committed transfer of every journal from the initial balances
 (a copy of f0.cfd taken when the data directory was made) and compares the

@@ -3,7 +3,7 @@
 # lib.sh - the fault suite's cluster on top of tests/lib/harness.sh: cfserver +
 # systems SYS1..SYSn (home instances NTS001..) running the bank workload on one
 # data directory, each with a journal; victim restart; waiting for recovery;
-# the full invariant check (DESIGN §6):
+# the full invariant check (I1, I3, I4: docs/design.md §0):
 #   - cfctl verify (total conserved, every record crc) -- cf_fault_tool verify
 #     while cfctl is not built;
 #   - the journal check (jcheck.py): the data equals the initial balances plus
@@ -227,7 +227,7 @@ check_invariants() {
 	if echo "$out" | awk '$1 == "inst" && $4 != "INACTIVE_CLEAN" {bad = 1} END {exit !bad}'; then
 		fail "$label: an instance is not INACTIVE_CLEAN after every system left: $(echo "$out" | grep '^inst')"
 	fi
-	# every lock word free and every record list empty (DESIGN §6.4)
+	# every lock word free and every record list empty (I4)
 	out=$("$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" 2>&1) ||
 		fail "$label: locks still held after every system left: $(echo "$out" | head -n 5 | tr '\n' ';')"
 	# cfctl verify (or the tool's, while cfctl is a stub)

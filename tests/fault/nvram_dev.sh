@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# nvram_dev.sh - cfserver --nvram on a device (issue 10, item 3), with the bank
+# nvram_dev.sh - cfserver --nvram on a device (docs/design.md §3, "Durability"), with the bank
 # workload of three systems, kill -9 of cfserver mid-workload, a restart on the
 # same device, and the full invariant check (cfctl verify, journals, one
 # counterpart per incident, every lock free).

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# scenarios.sh - multi-failure scenarios of issue 6 §3-4, each in a fresh cluster
+# scenarios.sh - multi-failure scenarios (tests/fault/README.md), each in a fresh cluster
 # (a subprocess with its own work dir):
 #   double_failure      SIGKILL two systems at once: the third recovers both
 #   cf_crash_workload   kill -9 cfserver (--nvram) mid-workload, CF_KILLS times (default 1);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Registration storm (DESIGN §6.1): N systems race the CAS
+# Registration storm (I1): N systems race the CAS
 # INACTIVE_FAILED(k) -> ACTIVE(me, k) on one failed instance, ROUNDS times;
 # exactly one counterpart each time. usage: storm.sh [ROUNDS] [SYSTEMS]
 . "$(dirname "$0")/../lib/harness.sh"
