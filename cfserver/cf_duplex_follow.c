@@ -135,7 +135,9 @@ static bool peer_gone_locally(const struct dx_ident *p, int wait_ms)
 	fd = (int)syscall(SYS_pidfd_open, (pid_t)p->pid, 0);
 	if (fd < 0)
 		return errno == ESRCH;
-	if (p->starttime && cf_proc_starttime(p->pid) != p->starttime) {
+	uint64_t st = cf_proc_starttime(p->pid);
+	/* reused only if a start time was read and differs: unreadable proves nothing (the pidfd below decides) */
+	if (p->starttime && st && st != p->starttime) {
 		close(fd);
 		return true; /* the pid was reused */
 	}

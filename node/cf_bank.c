@@ -282,7 +282,7 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 		goto out_free;
 	}
 	if (o->journal) {
-		b.journal_fd = open(o->journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		b.journal_fd = open(o->journal, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (b.journal_fd < 0) {
 			r = -errno;
 			goto out_free;

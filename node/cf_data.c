@@ -130,7 +130,7 @@ int cf_data_create(const char *dir, uint32_t id, uint32_t rec_size, uint64_t cou
 	file_name(name, sizeof(name), id);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	memset(&h, 0, sizeof(h));

@@ -298,6 +298,17 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	 * recorded at join, the pid was reused: the system we must fence is gone.
 	 */
 	uint64_t st = cf_proc_starttime(t->pid);
+	if (!st) {
+		/*
+		 * The pidfd says it runs, yet its start time cannot be read
+		 * (/proc mounted hidepid, an unreadable stat): nothing proves the
+		 * pid was reused, so it is not "gone". Not fenced; the caller retries.
+		 */
+		close(fd);
+		snprintf(msg, len, "%s (pid %llu) runs but its start time cannot be read (/proc/%llu/stat): not fenced",
+			 t->name, (unsigned long long)t->pid, (unsigned long long)t->pid);
+		return -EIO;
+	}
 	if (!t->starttime) {
 		close(fd);
 		snprintf(msg, len, "no process start time recorded for %s: pid %llu may be anything now, not killed",

@@ -224,7 +224,7 @@ int cf_marker_read(const char *datadir, const char *instance, struct cf_marker *
 	r = marker_path(datadir, instance, path, sizeof(path));
 	if (r)
 		return r;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* a symlink planted in the shared directory is refused */
 	if (fd < 0)
 		return -errno;
 	n = pread(fd, buf, sizeof(buf), 0);
@@ -276,7 +276,9 @@ int cf_marker_write(const char *datadir, const struct cf_marker *m)
 	 * the directory synced: a reader sees the old marker or the new one,
 	 * never a mixture (names starting with '.' are not markers).
 	 */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* never through a symlink someone planted at the temporary name: O_EXCL after clearing our own leftover */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, buf, (size_t)n) != n) {

@@ -164,6 +164,37 @@ static void test_dir(void)
 	CHECK(cf_marker_read(dir, "NTS003", &p, why, sizeof(why)) == -EBADMSG);
 	CHECK(cf_marker_read(dir, "../x", &p, why, sizeof(why)) == -EINVAL);
 	unlink(path);
+	{
+		/*
+		 * The data directory is shared by every member: a symlink planted at a
+		 * marker's name, or at the name of this process's temporary file, is
+		 * never followed (read refused, the write replaces the link, its
+		 * target untouched).
+		 */
+		char victim[300], tmp[300];
+		snprintf(victim, sizeof(victim), "%s/victim", dir);
+		f = fopen(victim, "w");
+		CHECK(f != NULL);
+		if (f) {
+			fputs("precious\n", f);
+			fclose(f);
+		}
+		CHECK(symlink(victim, path) == 0);
+		CHECK(cf_marker_read(dir, "NTS003", &p, why, sizeof(why)) == -ELOOP);
+		unlink(path);
+		snprintf(tmp, sizeof(tmp), "%s/" CF_MARKER_DIR "/.tmp-NTS003-%ld", dir, (long)getpid());
+		CHECK(symlink(victim, tmp) == 0);
+		m.instance[0] = 0;
+		strcpy(m.instance, "NTS003");
+		CHECK(cf_marker_write(dir, &m) == 0);
+		f = fopen(victim, "r");
+		CHECK(f != NULL && fgets(why, sizeof(why), f) && !strcmp(why, "precious\n"));
+		if (f)
+			fclose(f);
+		CHECK(cf_marker_read(dir, "NTS003", &p, why, sizeof(why)) == 0);
+		unlink(path);
+		unlink(victim);
+	}
 	snprintf(path, sizeof(path), "%s/" CF_MARKER_DIR "/NTS001", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/" CF_MARKER_DIR, dir);
