@@ -286,9 +286,7 @@ static void start_cb(struct ev_loop *loop, ev_async *w, int revents)
 /* Handshake of a connecting secondary (link thread): 0 with its identity, or -errno. */
 static int accept_handshake(struct cf_duplex *d, int fd, struct dx_ident *peer)
 {
-	struct dx_frame f;
 	struct dx_ident me;
-	void *b = NULL;
 	int r;
 
 	r = dx_accept_auth(fd, d->cfg.key);
@@ -308,17 +306,11 @@ static int accept_handshake(struct cf_duplex *d, int fd, struct dx_ident *peer)
 		if (r < 0)
 			return r;
 	}
-	r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
+	r = dx_recv_expect(fd, DX_INFO_R, peer, sizeof(*peer));
 	if (r < 0)
 		return r;
-	if (f.type != DX_INFO_R || f.len != sizeof(*peer)) {
-		free(b);
-		return -EPROTO;
-	}
-	memcpy(peer, b, sizeof(*peer));
 	peer->host[sizeof(peer->host) - 1] = 0;
 	peer->name[sizeof(peer->name) - 1] = 0;
-	free(b);
 	return 0;
 }
 

@@ -85,6 +85,8 @@ void dx_tune(int fd);
 int dx_fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *peer, const char *who, const int *stop);
 /* Connect to a link address within timeout_ms; the fd or -errno (-ECONNREFUSED: nobody listens there). */
 int dx_dial(const char *addr, int timeout_ms, char *why, size_t whylen);
+/* Receive one frame that must be of this type and exactly len bytes (into buf); -EPROTO if not. */
+int dx_recv_expect(int fd, uint32_t type, void *buf, uint32_t len);
 /* The listening side of the key proof; 0 once the peer proved the cluster key, -EPERM if not. */
 int dx_accept_auth(int fd, const uint8_t key[CF_KEY_LEN]);
 /*

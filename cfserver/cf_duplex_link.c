@@ -217,39 +217,44 @@ int dx_dial(const char *addr, int timeout_ms, char *why, size_t whylen)
 }
 
 /* The listening side of the key proof (HELLO, CHALLENGE, AUTH). */
-int dx_accept_auth(int fd, const uint8_t key[CF_KEY_LEN])
+int dx_recv_expect(int fd, uint32_t type, void *buf, uint32_t len)
 {
 	struct dx_frame f;
-	struct dx_challenge ch;
-	uint8_t mac[CF_MAC_LEN], cn[CF_NONCE_LEN];
 	void *b = NULL;
-	int r;
+	int r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
 
-	r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
 	if (r < 0)
 		return r;
-	if (f.type != DX_HELLO || f.len != sizeof(struct dx_hello)) {
+	if (f.type != type || f.len != len) {
 		free(b);
 		return -EPROTO;
 	}
-	cf_auth_nonce(ch.nonce);
-	cf_auth_mac_server(key, ((struct dx_hello *)b)->nonce, ch.nonce, ch.mac);
-	memcpy(cn, ((struct dx_hello *)b)->nonce, sizeof(cn));
+	memcpy(buf, b, len);
 	free(b);
+	return 0;
+}
+
+int dx_accept_auth(int fd, const uint8_t key[CF_KEY_LEN])
+{
+	struct dx_hello hello;
+	struct dx_challenge ch;
+	struct dx_auth au;
+	uint8_t mac[CF_MAC_LEN];
+	int r;
+
+	r = dx_recv_expect(fd, DX_HELLO, &hello, sizeof(hello));
+	if (r < 0)
+		return r;
+	cf_auth_nonce(ch.nonce);
+	cf_auth_mac_server(key, hello.nonce, ch.nonce, ch.mac);
 	r = dx_send_frame(fd, DX_CHALLENGE, 0, &ch, sizeof(ch), DX_HANDSHAKE_MS);
 	if (r < 0)
 		return r;
-	r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
+	r = dx_recv_expect(fd, DX_AUTH, &au, sizeof(au));
 	if (r < 0)
 		return r;
-	if (f.type != DX_AUTH || f.len != sizeof(struct dx_auth)) {
-		free(b);
-		return -EPROTO;
-	}
-	cf_auth_mac_client(key, ch.nonce, cn, DX_ROLE, mac);
-	r = cf_auth_verify(mac, ((struct dx_auth *)b)->mac);
-	free(b);
-	return r < 0 ? -EPERM : 0;
+	cf_auth_mac_client(key, ch.nonce, hello.nonce, DX_ROLE, mac);
+	return cf_auth_verify(mac, au.mac) < 0 ? -EPERM : 0;
 }
 
 const char *dx_role_str(uint32_t role)
