@@ -225,6 +225,8 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 		goto out;
 	}
 	opened = true;
+	/* incomplete until SYNCED: a restart must never serve this image (main.c, cf_duplex_pair.c) */
+	dx_mark(im, CF_DUPLEX_COPYING);
 	if (im->map.image_size != h.image_size) {
 		snprintf(why, whylen, "image size %llu differs from the primary's %llu",
 			 (unsigned long long)im->map.image_size, (unsigned long long)h.image_size);
@@ -274,6 +276,9 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 					goto out;
 				}
 				applied++;
+				/* the primary's header came with the batch: this copy is still incomplete */
+				if (!synced && cf_image_header(im)->reserved[CF_HDR_DUPLEX] != CF_DUPLEX_COPYING)
+					dx_mark(im, CF_DUPLEX_COPYING);
 				if (f.seq) { /* the last part of a batch: acknowledge the whole batch */
 					pthread_mutex_lock(&pg.mu);
 					r = dx_send_frame(fd, DX_ACK, f.seq, NULL, 0, 1000);
@@ -286,6 +291,8 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 				}
 			} else if (f.type == DX_SYNCED) {
 				synced = true;
+				/* complete, and in a pair: the primary may go on without us, so never serve alone */
+				dx_mark(im, CF_DUPLEX_INSYNC);
 				cf_slog_info("duplex: in sync with the primary after %llu batches: ready to take over",
 					 (unsigned long long)applied);
 				/* a secondary in sync is a started service (systemd): it serves by taking over */

@@ -134,11 +134,18 @@ int cf_duplex_pair_port(const struct cf_duplex_pair *p)
 	return p->port;
 }
 
+/* Is the partner's image the one to serve rather than ours? (an incomplete copy never is) */
 static bool partner_newer(const struct dx_state_msg *me, const struct dx_state_msg *st)
 {
-	if (st->fresh)
+	if (st->fresh || st->mark == CF_DUPLEX_COPYING)
 		return false;
-	return me->fresh || st->term > me->term;
+	return me->fresh || me->mark == CF_DUPLEX_COPYING || st->term > me->term;
+}
+
+/* May this image be served at all? Not an incomplete copy of a partner's. */
+static bool servable(const struct dx_state_msg *me)
+{
+	return me->mark != CF_DUPLEX_COPYING;
 }
 
 /* Sleep ms, waking early on a stop; true when stopped. */
@@ -221,19 +228,25 @@ int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, con
 			break;
 		}
 		if (r == -ECONNREFUSED) {
-			if (me.fresh || me.mark != CF_DUPLEX_INSYNC) {
+			if (servable(&me) && (me.fresh || me.mark != CF_DUPLEX_INSYNC)) {
 				set_role(p, DX_ROLE_PRIMARY);
 				cf_slog_info("duplex: the partner %s is not running: serving as the primary (image %s)",
 					     partner_addr, me.fresh ? "fresh" : "not overtaken: it had no secondary in sync");
 				r = 0;
 				break;
 			}
+			if (!servable(&me))
+				snprintf(w, sizeof(w),
+					 "the partner %s is not running, and this image is an incomplete copy of it: waiting "
+					 "for it to serve, to copy again",
+					 partner_addr);
+			else
 			snprintf(w, sizeof(w),
 				 "the partner %s is not running, and this image was in sync with a secondary when this CF "
 				 "last ran: the partner may have taken over since and hold newer state; waiting for it "
 				 "(if its image is lost for good, start this CF without --duplex-pair and with --duplex-alone)",
 				 partner_addr);
-		} else if (r == DX_HS_STATE && st.role == DX_ROLE_STANDBY && !partner_newer(&me, &st)) {
+		} else if (r == DX_HS_STATE && st.role == DX_ROLE_STANDBY && servable(&me) && !partner_newer(&me, &st)) {
 			set_role(p, DX_ROLE_PRIMARY);
 			cf_slog_info("duplex: the partner %s (pid %llu on %s) is standing by with an image no newer (term "
 				     "%llu%s): serving as the primary",
@@ -242,8 +255,13 @@ int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, con
 			r = 0;
 			break;
 		} else if (r == DX_HS_STATE && st.role == DX_ROLE_STANDBY) {
-			snprintf(w, sizeof(w), "the partner %s holds the newer image (term %llu against %llu): letting it serve",
-				 partner_addr, (unsigned long long)st.term, (unsigned long long)me.term);
+			if (!servable(&me))
+				snprintf(w, sizeof(w), "the partner %s stands by, and this image is an incomplete copy: "
+					 "waiting for the partner to serve, to copy again", partner_addr);
+			else
+				snprintf(w, sizeof(w),
+					 "the partner %s holds the newer image (term %llu against %llu): letting it serve",
+					 partner_addr, (unsigned long long)st.term, (unsigned long long)me.term);
 		} else if (r == DX_HS_STATE) {
 			if (st.role == DX_ROLE_CLAIMING)
 				wait_ms = 20 + (unsigned)((cf_mono_ns() / 1000u ^ (uint64_t)getpid() * 2654435761u) % 200u); /* both claimed: a random pause */

@@ -417,6 +417,15 @@ int main(int argc, char **argv)
 	} else {
 		r = cf_image_open(&im, nvram, &geo, explicit_geo);
 	}
+	if (r == 0 && !dx_with && !im.formatted && cf_image_header(&im)->reserved[CF_HDR_DUPLEX] == CF_DUPLEX_COPYING &&
+	    !dx_pair) {
+		cf_slog_err("CF image refused: %s is a duplex secondary's copy that was never completed: it holds parts of "
+			    "two states and must not be served. Start this CF as a secondary (--duplex-with, or "
+			    "--duplex-pair) to copy again, or move the image away. Nothing changed",
+			    nvram ? nvram : "DRAM");
+		cf_image_close(&im);
+		return EXIT_IMAGE;
+	}
 	if (r == 0 && !dx_with && !dx_alone && !dx_pair && !im.formatted &&
 	    cf_image_header(&im)->reserved[CF_HDR_DUPLEX] == CF_DUPLEX_INSYNC) {
 		/* the guard against a second primary (docs/design.md, "Roles at start") */

@@ -111,6 +111,8 @@ struct cf_header {
 #define CF_HDR_DUPLEX 3
 #define CF_HDR_TERM 4
 #define CF_DUPLEX_INSYNC 0x434e595358444e49ull /* "INDXSYNC" */
+/* a secondary's copy before it was complete: never served (cfserver refuses it, exit 3) */
+#define CF_DUPLEX_COPYING 0x474e59504f435844ull /* "DXCOPYNG" */
 _Static_assert(sizeof(struct cf_header) == 192, "cf_header size");
 CF_ASSERT_WORD(struct cf_header, generation);
 CF_ASSERT_WORD(struct cf_header, policy);

@@ -11,7 +11,9 @@
 #      stale one starts first and the newer one later; the stale one waits meanwhile and
 #      then follows; the served state is the newer image's, byte for byte;
 #   5. an --nvram image that was in sync with a secondary is refused when restarted as a
-#      lone primary (exit 6, nothing changed), and served with --duplex-alone.
+#      lone primary (exit 6, nothing changed), and served with --duplex-alone;
+#   6. an --nvram copy that was never completed is never served (exit 3 alone; a pair
+#      member waits for its partner and copies again).
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
 require_bin CFSERVER CF_TCLIENT CFCTL
@@ -174,4 +176,39 @@ w=$(CF_ADDR=$CF_HOST:${PORT[C]} bounded 20 "$TC" dxwords) || fail "dxwords at C2
 [ "$w" = "alone 0" ] || fail "C served with --duplex-alone: duplex words '$w', expected 'alone 0'"
 stop "$PID_C"
 log "an image that was in sync is refused as a lone primary (exit 6, unchanged) and served with --duplex-alone"
-pass "duplexed pair: options, simultaneous starts, restart after a takeover, the newer image, the lone-primary guard"
+
+# 6. --nvram: a secondary's copy that was never completed is never served: not as a lone
+# primary (exit 3, unchanged), not as a pair member with its partner down (it waits); once
+# the partner serves it copies again
+NA2=$CF_WORK/a2.img NB2=$CF_WORK/b2.img
+member A A6 --nvram "$NA2"
+wait_for 30 serving A6 || fail "A (nvram, case 6) did not serve"
+member B B6 --nvram "$NB2"
+wait_for 30 grep -q "copying its image" "$CF_WORK/B6.log" || fail "B did not start copying"
+kill -KILL "$PID_A"
+wait "$PID_A" 2>/dev/null
+wait_for 30 eval '! kill -0 '"$PID_B"' 2>/dev/null' || fail "B still runs after losing its primary mid-copy"
+wait "$PID_B" 2>/dev/null
+if following B6; then
+	log "B finished its copy before A died (fast machine): the incomplete-copy case was not exercised"
+else
+	grep -q "before the copy was complete" "$CF_WORK/B6.log" || fail "B did not say why it stopped: $(tail -n 2 "$CF_WORK/B6.log")"
+	cp "$NB2" "$CF_WORK/b2-before.img"
+	out=$(bounded 30 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
+		--nvram "$NB2" --duplex-listen "$CF_HOST:0" --hb-timeout 600000 2>&1)
+	rc=$?
+	[ "$rc" = 3 ] || fail "a lone primary on an incomplete copy: exit $rc, not 3: $out"
+	echo "$out" | grep -q "never completed" || fail "the refusal does not say why: $out"
+	cmp -s "$NB2" "$CF_WORK/b2-before.img" || fail "the refused start changed the incomplete copy"
+	member B B6b --nvram "$NB2"
+	wait_for 20 grep -q "incomplete copy" "$CF_WORK/B6b.log" || fail "B (incomplete copy, partner down) did not wait: $(tail -n 3 "$CF_WORK/B6b.log")"
+	sleep 0.5 # a window in which nothing may happen: B must still not serve
+	serving B6b && fail "B served an incomplete copy"
+	member A A6b --nvram "$NA2"
+	wait_for 30 serving A6b || fail "A did not serve its own image: $(tail -n 3 "$CF_WORK/A6b.log")"
+	wait_for 60 following B6b || fail "B did not copy again from A: $(tail -n 3 "$CF_WORK/B6b.log")"
+	stop "$PID_B"
+	stop "$PID_A"
+	log "an incomplete --nvram copy is refused as a lone primary (exit 3), waits as a pair member, then copies again"
+fi
+pass "duplexed pair: options, simultaneous starts, restart after a takeover, the newer image, the lone-primary guard, the incomplete copy"
