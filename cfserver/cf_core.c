@@ -258,6 +258,11 @@ static uint64_t regword(struct cf_core *c, uint32_t i)
 {
 	return load64(&inst_slot(c, i)->reg);
 }
+/* The ownership test: is w the registration of incarnation (s, e), ACTIVE under that owner and epoch? */
+static inline bool reg_owned_by(uint64_t w, uint32_t s, uint32_t e)
+{
+	return cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s && cf_reg_epoch(w) == e;
+}
 /* Every persist of image bytes goes here (loop or persister thread): timed for the metrics. */
 static void image_persist(struct cf_core *c, uint64_t off, uint64_t len)
 {
@@ -618,7 +623,7 @@ static int reg_legal(const struct cf_core *c, uint32_t i, uint64_t w, uint32_t s
 {
 	const struct core_inst *ci = &c->inst[i];
 
-	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+	if (!reg_owned_by(w, s, e)) {
 		*why = "not registered to it";
 		return -EACCES;
 	}
@@ -759,7 +764,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 		bool by_holder = held_by(c, i, s, e);
 		for (int tries = 0; tries < 8; tries++) {
 			iw = regword(c, i);
-			bool by_word = cf_reg_state(iw) == CF_REG_ACTIVE && cf_reg_owner(iw) == s && cf_reg_epoch(iw) == e;
+			bool by_word = reg_owned_by(iw, s, e);
 			uint32_t k = by_holder ? c->inst[i].hinc : cf_reg_incident(iw);
 			char desc[96];
 			if (!by_holder && !by_word)
@@ -1101,8 +1106,7 @@ static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 		uint64_t w = regword(c, i);
 		/* a word naming it counts unless the CF granted the instance to another (then a member wrote it) */
-		if (held_by(c, i, s, e) || (!c->inst[i].held && cf_reg_state(w) == CF_REG_ACTIVE &&
-					     cf_reg_owner(w) == s && cf_reg_epoch(w) == e))
+		if (held_by(c, i, s, e) || (!c->inst[i].held && reg_owned_by(w, s, e)))
 			return 1;
 	}
 	return 0;
@@ -1240,7 +1244,7 @@ static uint64_t reg_request(struct cf_core *c, struct core_conn *cc, uint64_t id
 		}
 		return w;
 	}
-	if (cf_reg_state(w) != CF_REG_ACTIVE || cf_reg_owner(w) != s || cf_reg_epoch(w) != e) {
+	if (!reg_owned_by(w, s, e)) {
 		reg_desc(c, w, desc, sizeof(desc));
 		cf_slog_warn("%s %s by %s (epoch %u) refused: %s", op, in, sn, e, desc);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
@@ -2280,7 +2284,7 @@ static void take_over_image(struct cf_core *c)
 		for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 			struct cf_inst_slot *is = inst_slot(c, i);
 			uint64_t iw = is->reg;
-			if (cf_reg_state(iw) == CF_REG_ACTIVE && cf_reg_owner(iw) == s && cf_reg_epoch(iw) == e) {
+			if (reg_owned_by(iw, s, e)) {
 				/* the cause lets the restarted home recover it under policy operator too (§7) */
 				record_failure(c, i, s, e, cf_reg_incident(iw) + 1, now, CF_FAIL_CF_RESTART);
 				is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
