@@ -396,11 +396,30 @@ static void refuse(struct core_conn *cc, uint64_t id, uint32_t cause, const char
 	cc->core->ops->close(cc->sc);
 }
 
+/*
+ * Every event is built here: its type, the system (s at epoch e) and the
+ * instance (i, word reg) it is about, the cluster policy, and t_ns (the
+ * CF's real time of what it reports). Failure events add cause and fence_us.
+ */
+static struct cf_event make_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t e, uint32_t i,
+				  uint64_t reg, uint64_t t_ns)
+{
+	return (struct cf_event){.type = type, .sys = s, .epoch = e, .inst = i, .reg = reg,
+				 .policy = load64(&hdr(c)->policy), .time_ns = t_ns};
+}
+
+/* To system s's JOIN connection (its agent). */
+static void event_to(struct cf_core *c, uint32_t s, const struct cf_event *ev)
+{
+	send_msg(c->sys[s].agent, 0, CF_CTRL_EVENT, ev, sizeof(*ev));
+}
+
+/* To every live system. */
 static void event_all(struct cf_core *c, const struct cf_event *ev)
 {
 	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
 		if (c->sys[s].live && c->sys[s].agent)
-			send_msg(c->sys[s].agent, 0, CF_CTRL_EVENT, ev, sizeof(*ev));
+			event_to(c, s, ev);
 	}
 }
 
@@ -506,12 +525,14 @@ static void sys_unlink(struct cf_core *c, struct core_conn *cc)
 
 /* ---------------- failure processing ---------------- */
 
-static void inst_failed_event(struct cf_core *c, uint32_t i, uint64_t nw, uint32_t s, uint32_t e, uint64_t t_ns,
-			      uint32_t cause, uint32_t fence_us)
+/* SYS_FAILED (i = 0, w = 0) or INST_FAILED to every live system: declared at t_ns, of cause, fenced in fence_us. */
+static void failure_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t e, uint32_t i, uint64_t w,
+			  uint64_t t_ns, uint32_t cause, uint32_t fence_us)
 {
-	struct cf_event ev = {.type = CF_EV_INST_FAILED, .sys = s, .epoch = e, .inst = i, .reg = nw,
-			      .policy = load64(&hdr(c)->policy), .time_ns = t_ns, .cause = cause,
-			      .fence_us = fence_us};
+	struct cf_event ev = make_event(c, type, s, e, i, w, t_ns);
+
+	ev.cause = cause;
+	ev.fence_us = fence_us;
 	event_all(c, &ev);
 }
 
@@ -794,12 +815,9 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 		cf_slog_info("failure: %s step 3: it owned no ACTIVE instance", sn);
 
 	/* (4) events to every live system */
-	struct cf_event ev = {.type = CF_EV_SYS_FAILED, .sys = s, .epoch = e, .inst = 0, .reg = 0,
-			      .policy = load64(&hdr(c)->policy), .time_ns = t_ns, .cause = cause,
-			      .fence_us = fence_us};
-	event_all(c, &ev);
+	failure_event(c, CF_EV_SYS_FAILED, s, e, 0, 0, t_ns, cause, fence_us);
 	for (uint32_t k = 0; k < nfailed; k++)
-		inst_failed_event(c, failed[k], neww[k], s, e, t_ns, cause, fence_us);
+		failure_event(c, CF_EV_INST_FAILED, s, e, failed[k], neww[k], t_ns, cause, fence_us);
 	cf_slog_info("failure: %s step 4: events pushed (SYS_FAILED + %u INST_FAILED); done in %llu us", sn, nfailed,
 		 (unsigned long long)((cf_mono_ns() - t0) / 1000u));
 }
@@ -846,7 +864,7 @@ static uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const ch
 	reg_desc(c, w, desc, sizeof(desc));
 	cf_slog_warn("%s: %s was %s with a stale owner -> INACTIVE_FAILED(%u)", ctx, inst_name(c, i, in), desc,
 		 cf_reg_incident(nw));
-	inst_failed_event(c, i, nw, o, oe, cf_real_ns(), CF_FAIL_NONE, 0);
+	failure_event(c, CF_EV_INST_FAILED, o, oe, i, nw, cf_real_ns(), CF_FAIL_NONE, 0);
 	return nw;
 }
 
@@ -1382,10 +1400,7 @@ static void restart_done(struct cf_core *c)
 		 "%llu us; the CF is open",
 		 (unsigned long long)((cf_real_ns() - c->rsince_ns) / 1000000u), (unsigned long long)nl,
 		 (unsigned long long)nr, (unsigned long long)((cf_mono_ns() - t0) / 1000u));
-	memset(&ev, 0, sizeof(ev));
-	ev.type = CF_EV_RESTART_DONE;
-	ev.policy = load64(&hdr(c)->policy);
-	ev.time_ns = cf_real_ns();
+	ev = make_event(c, CF_EV_RESTART_DONE, 0, 0, 0, 0, cf_real_ns());
 	event_all(c, &ev);
 }
 
@@ -1427,14 +1442,7 @@ static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_ins
 	/* unregister revokes access to the log and record list, whoever holds it */
 	revoke_inst(c, i);
 	send_status(cc, id, CF_CTRL_STATUS, 0, "%s unregistered: INACTIVE_CLEAN(%u)", in, cf_reg_incident(nw));
-	memset(&ev, 0, sizeof(ev));
-	ev.type = CF_EV_INST_CLEAN;
-	ev.sys = s;
-	ev.epoch = e;
-	ev.inst = i;
-	ev.reg = nw;
-	ev.policy = load64(&hdr(c)->policy);
-	ev.time_ns = cf_real_ns();
+	ev = make_event(c, CF_EV_INST_CLEAN, s, e, i, nw, cf_real_ns());
 	event_all(c, &ev);
 	cf_slog_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
 	if (c->rstate == CF_RESTART_RECOVERY && (c->rpending & (1ull << i))) {
@@ -1463,10 +1471,7 @@ static void on_policy_set(struct core_conn *cc, uint64_t id, const struct cf_pol
 			break;
 	}
 	send_status(cc, id, CF_CTRL_STATUS, 0, "policy %s", p->policy == CF_POLICY_AUTO ? "auto" : "operator");
-	memset(&ev, 0, sizeof(ev));
-	ev.type = CF_EV_POLICY;
-	ev.policy = p->policy;
-	ev.time_ns = cf_real_ns();
+	ev = make_event(c, CF_EV_POLICY, 0, 0, 0, 0, cf_real_ns()); /* carries the policy just set */
 	event_all(c, &ev);
 	cf_slog_info("POLICY_SET from console %s: %s", cc->peer, p->policy == CF_POLICY_AUTO ? "auto" : "operator");
 }
@@ -1556,15 +1561,9 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 			goto reply;
 		}
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.type = CF_EV_RECOVER;
-	ev.sys = (uint32_t)s;
-	ev.epoch = cf_sysword_epoch(sysword(c, (uint32_t)s));
-	ev.inst = (uint32_t)i;
-	ev.reg = w;
-	ev.policy = load64(&hdr(c)->policy);
-	ev.time_ns = cf_real_ns();
-	send_msg(c->sys[s].agent, 0, CF_CTRL_EVENT, &ev, sizeof(ev));
+	ev = make_event(c, CF_EV_RECOVER, (uint32_t)s, cf_sysword_epoch(sysword(c, (uint32_t)s)), (uint32_t)i, w,
+			cf_real_ns());
+	event_to(c, (uint32_t)s, &ev);
 	rr.status = 0;
 	rr.sys = (uint32_t)s;
 	snprintf(rr.msg, sizeof(rr.msg), "recovery of %s (incident %u) requested on %s", in, cf_reg_incident(w),
@@ -1813,14 +1812,9 @@ static void on_fence_confirm(struct core_conn *cc, uint64_t id, const struct cf_
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 		if (!waits_on_fence(c, i, &o) || inst_slot(c, i)->fail_sys != (uint32_t)s)
 			continue;
-		memset(&ev, 0, sizeof(ev));
-		ev.type = CF_EV_FENCE_CONFIRM;
-		ev.sys = (uint32_t)s;
-		ev.epoch = inst_slot(c, i)->fail_epoch;
-		ev.inst = i;
-		ev.reg = regword(c, i);
-		ev.time_ns = cf_real_ns();
-		send_msg(c->sys[o].agent, 0, CF_CTRL_EVENT, &ev, sizeof(ev));
+		ev = make_event(c, CF_EV_FENCE_CONFIRM, (uint32_t)s, inst_slot(c, i)->fail_epoch, i, regword(c, i),
+				cf_real_ns());
+		event_to(c, o, &ev);
 		if (!n++) {
 			rr.sys = o;
 			k = snprintf(rr.msg, sizeof(rr.msg), "fence of %s confirmed by the operator:", sn);
@@ -1869,13 +1863,8 @@ static void on_recover_retry(struct core_conn *cc, uint64_t id, const struct cf_
 				 sys_name(c, o, desc), on);
 			goto reply;
 		}
-		memset(&ev, 0, sizeof(ev));
-		ev.type = CF_EV_FENCE_RETRY;
-		ev.sys = o;
-		ev.inst = (uint32_t)i;
-		ev.reg = regword(c, (uint32_t)i);
-		ev.time_ns = cf_real_ns();
-		send_msg(c->sys[o].agent, 0, CF_CTRL_EVENT, &ev, sizeof(ev));
+		ev = make_event(c, CF_EV_FENCE_RETRY, o, 0, (uint32_t)i, regword(c, (uint32_t)i), cf_real_ns());
+		event_to(c, o, &ev);
 		rr.sys = o;
 		snprintf(rr.msg, sizeof(rr.msg), "%s's counterpart %s asked to retry its fence now", in,
 			 sys_name(c, o, on));
