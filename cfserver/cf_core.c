@@ -299,11 +299,29 @@ static uint32_t joined_flags(const struct cf_core *c)
 	return c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
 }
 
-/* The server's own CAS on an image word: through the transport's atomic path. */
+/*
+ * The server's own compare-and-swap of an image word: through the transport's
+ * atomic path once clients can reach the image. Before the listener opens
+ * (cf_core_new taking over an image) nothing else can, and a plain store is
+ * that CAS.
+ */
+static int local_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
+{
+	uint64_t *p = (uint64_t *)(c->base + off);
+
+	if (c->ts)
+		return c->ops->local_cas(c->ts, off, compare, swap, old);
+	*old = *p;
+	if (*old == compare)
+		*p = swap;
+	return 0;
+}
+
+/* The server's own CAS on an image word, persisted once it took. */
 static int word_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap)
 {
 	uint64_t old = 0;
-	int r = c->ops->local_cas(c->ts, off, compare, swap, &old);
+	int r = local_cas(c, off, compare, swap, &old);
 
 	if (r < 0)
 		return r;
@@ -714,12 +732,16 @@ static void takeover_refused(struct cf_core *c, struct core_conn *cc, uint64_t i
 }
 
 /*
- * Fail instance i on behalf of incarnation (s, e), which held it at incident
- * k: record it (names s), then CAS the word, whatever it is now (w), to
- * INACTIVE_FAILED(k+1). Returns the new word, or 0 if w changed meanwhile.
+ * The one place an instance word becomes INACTIVE_FAILED (failure processing
+ * step 3, the orphan scan, the takeover of a reloaded image): fail instance i
+ * on behalf of incarnation (s, e), which held it at incident k. Record it
+ * (fail_*, naming s), then CAS the word, whatever it is now (w), to
+ * INACTIVE_FAILED(k+1), which becomes the CF's base; during restart recovery
+ * the instance joins the barrier. Returns the new word, or 0 if w changed
+ * meanwhile. Logs and events are the caller's: they say why.
  */
-static uint64_t fail_inst(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e, uint64_t w, uint32_t k,
-			  uint64_t t_ns, uint32_t cause)
+static uint64_t mark_instance_failed(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e, uint64_t w, uint32_t k,
+				     uint64_t t_ns, uint32_t cause)
 {
 	uint64_t nw = cf_reg_failed(k + 1);
 
@@ -794,7 +816,7 @@ static void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 				restore_word(c, i, iw, "failure processing");
 				break;
 			}
-			uint64_t nw = fail_inst(c, i, s, e, iw, k, t_ns, cause);
+			uint64_t nw = mark_instance_failed(c, i, s, e, iw, k, t_ns, cause);
 			if (nw) {
 				failed[nfailed] = i;
 				neww[nfailed++] = nw;
@@ -858,7 +880,7 @@ static uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const ch
 		/* registered by a live system, not attached yet */
 		return 0;
 	}
-	nw = fail_inst(c, i, o, oe, w, k, cf_real_ns(), CF_FAIL_NONE);
+	nw = mark_instance_failed(c, i, o, oe, w, k, cf_real_ns(), CF_FAIL_NONE);
 	if (!nw)
 		return 0;
 	reg_desc(c, w, desc, sizeof(desc));
@@ -1361,7 +1383,7 @@ static uint64_t clear_words(struct cf_core *c, uint64_t off, uint64_t len, uint6
 			uint64_t w = load64((const uint64_t *)(c->base + p)), old = 0;
 			if (!w)
 				break;
-			if (c->ops->local_cas(c->ts, p, w, 0, &old) == 0 && old == w) {
+			if (local_cas(c, p, w, 0, &old) == 0 && old == w) {
 				n++;
 				break;
 			}
@@ -2208,7 +2230,7 @@ static void restart_barrier(struct cf_core *c)
 {
 	const struct cf_image_map *m = c->map;
 	char in[CF_NAME_MAX];
-	uint64_t nl = 0, nr = 0;
+	uint64_t nl, nr, missed = 0;
 
 	c->rpending = 0;
 	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
@@ -2226,18 +2248,8 @@ static void restart_barrier(struct cf_core *c)
 		return;
 	}
 	c->rstate = CF_RESTART_OPEN;
-	for (uint64_t *w = (uint64_t *)(c->base + m->off_locks), *e = w + m->geo.lock_entries; w < e; w++)
-		if (*w) {
-			*w = 0;
-			nl++;
-		}
-	for (uint64_t *w = (uint64_t *)(c->base + m->off_records),
-		      *e = (uint64_t *)(c->base + m->off_records + (uint64_t)m->geo.max_instances * m->records_size);
-	     w < e; w++)
-		if (*w) {
-			*w = 0;
-			nr++;
-		}
+	nl = clear_words(c, m->off_locks, (uint64_t)m->geo.lock_entries * 8u, &missed);
+	nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
 	if (nl || nr) {
 		persist(c, m->off_locks, m->off_logs - m->off_locks);
 		cf_slog_info("restart: no instance to recover; cleared %llu stale lock word(s) and %llu record-list "
@@ -2273,14 +2285,11 @@ static void take_over_image(struct cf_core *c)
 		for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 			struct cf_inst_slot *is = inst_slot(c, i);
 			uint64_t iw = is->reg;
-			if (reg_owned_by(iw, s, e)) {
-				/* the cause lets the restarted home recover it under policy operator too (§7) */
-				record_failure(c, i, s, e, cf_reg_incident(iw) + 1, now, CF_FAIL_CF_RESTART);
-				is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
-				persist(c, cf_inst_off(c->map, i), sizeof(*is));
+			/* the cause lets the restarted home recover it under policy operator too (§7) */
+			if (reg_owned_by(iw, s, e) &&
+			    mark_instance_failed(c, i, s, e, iw, cf_reg_incident(iw), now, CF_FAIL_CF_RESTART))
 				cf_slog_info("restart: %s -> INACTIVE_FAILED(%u)", inst_name(c, i, in),
 					 cf_reg_incident(iw) + 1);
-			}
 		}
 	}
 	/*
@@ -2292,15 +2301,12 @@ static void take_over_image(struct cf_core *c)
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 		struct cf_inst_slot *is = inst_slot(c, i);
 		uint64_t iw = is->reg;
-		if (cf_reg_state(iw) == CF_REG_ACTIVE) {
-			record_failure(c, i, cf_reg_owner(iw), cf_reg_epoch(iw), cf_reg_incident(iw) + 1, now,
-				       CF_FAIL_NONE);
-			is->reg = cf_reg_failed(cf_reg_incident(iw) + 1);
-			persist(c, cf_inst_off(c->map, i), sizeof(*is));
+		if (cf_reg_state(iw) == CF_REG_ACTIVE &&
+		    mark_instance_failed(c, i, cf_reg_owner(iw), cf_reg_epoch(iw), iw, cf_reg_incident(iw), now,
+					 CF_FAIL_NONE))
 			cf_slog_warn("restart: %s had a stale owner (%s, epoch %u) -> INACTIVE_FAILED(%u)",
 				 inst_name(c, i, in), sys_name(c, cf_reg_owner(iw), sn), cf_reg_epoch(iw),
 				 cf_reg_incident(iw) + 1);
-		}
 		inst_set(c, i, is->reg);
 	}
 	restart_barrier(c);
