@@ -457,13 +457,19 @@ static int conn_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint
 	return 0;
 }
 
+/* Is g a grant of instance i's log or record list? */
+static bool grant_on_inst(const struct cgrant *g, uint32_t i)
+{
+	return (g->region == CF_RGN_LOG || g->region == CF_RGN_RECORDS) && g->inst == i;
+}
+
 /* Revoke every grant on instance i held by any connection. */
 static void revoke_inst(struct cf_core *c, uint32_t i)
 {
 	for (struct core_conn *cc = c->conns; cc; cc = cc->next) {
 		for (uint32_t k = 0; k < cc->ngrants;) {
 			struct cgrant *g = &cc->grants[k];
-			if ((g->region == CF_RGN_LOG || g->region == CF_RGN_RECORDS) && g->inst == i) {
+			if (grant_on_inst(g, i)) {
 				c->ops->revoke(cc->sc, g->rkey);
 				*g = cc->grants[--cc->ngrants];
 			} else {
@@ -1247,23 +1253,31 @@ static void on_inst_open(struct core_conn *cc, uint64_t id, const struct cf_inst
 	send_msg(cc, id, CF_CTRL_INST_INFO, &info, sizeof(info));
 }
 
+/* An INST_ATTACH or INST_UNREG the CF allows: who asks, for which instance, and the word to act on. */
+struct reg_req {
+	uint32_t s, e, i; /* the asking system and its epoch; the instance */
+	uint64_t w;
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
+};
+
 /*
- * May system s (epoch e) do op (INST_ATTACH, INST_UNREG) on instance i's
+ * May the system of cc do op (INST_ATTACH, INST_UNREG) on instance i's
  * registration? The CF's record decides (struct core_inst); the word only
- * names a candidate. Returns the word to act on, or 0 (never a registration
- * word) once the request has been answered with a refusal.
+ * names a candidate. Fills *q and returns 0, or answers with a refusal and
+ * returns -1.
  */
-static uint64_t reg_request(struct cf_core *c, struct core_conn *cc, uint64_t id, const char *op, uint32_t i,
-			    uint32_t s, uint32_t e)
+static int reg_request(struct core_conn *cc, uint64_t id, const char *op, uint32_t i, struct reg_req *q)
 {
-	char sn[CF_NAME_MAX], in[CF_NAME_MAX], desc[96], ctx[64];
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s));
+	char *sn = q->sn, *in = q->in, desc[96], ctx[64];
 	const struct core_inst *ci;
 	const char *why;
 	uint64_t w;
 
 	if (i >= c->map->geo.max_instances) {
 		send_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no instance %u", i);
-		return 0;
+		return -1;
 	}
 	ci = &c->inst[i];
 	sys_name(c, s, sn);
@@ -1271,7 +1285,7 @@ static uint64_t reg_request(struct cf_core *c, struct core_conn *cc, uint64_t id
 	w = regword(c, i);
 	if (ci->held && !held_by(c, i, s, e)) {
 		takeover_refused(c, cc, id, op, i, s, e, w);
-		return 0;
+		return -1;
 	}
 	if (ci->held) {
 		/* its holder (again): the word goes back to what the CF granted if a member changed it */
@@ -1280,58 +1294,51 @@ static uint64_t reg_request(struct cf_core *c, struct core_conn *cc, uint64_t id
 		w = regword(c, i);
 		if (w != inst_expected(c, i)) {
 			send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during %s, retry", in, op);
-			return 0;
+			return -1;
 		}
-		return w;
-	}
-	if (!reg_owned_by(w, s, e)) {
+	} else if (!reg_owned_by(w, s, e)) {
 		reg_desc(c, w, desc, sizeof(desc));
 		cf_slog_warn("%s %s by %s (epoch %u) refused: %s", op, in, sn, e, desc);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s is %.72s: not registered to %s", in, desc, sn);
-		return 0;
-	}
-	if (reg_legal(c, i, w, s, e, &why) < 0) {
+		return -1;
+	} else if (reg_legal(c, i, w, s, e, &why) < 0) {
 		reg_desc(c, w, desc, sizeof(desc));
 		cf_slog_warn("%s %s by %s (epoch %u) refused: %s: %s", op, in, sn, e, desc, why);
 		send_status(cc, id, CF_CTRL_STATUS, -EACCES, "%s: %s", in, why);
 		snprintf(ctx, sizeof(ctx), "%s of an illegal registration", op);
 		restore_word(c, i, w, ctx);
-		return 0;
+		return -1;
 	}
-	return w;
+	q->s = s;
+	q->e = e;
+	q->i = i;
+	q->w = w;
+	return 0;
 }
+
+static int restart_defers_attach(struct cf_core *c, struct core_conn *cc, uint64_t id, uint32_t i, const char *in,
+				 const char *sn);
 
 static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
 {
 	struct cf_core *c = cc->core;
-	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
-	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
-	struct core_inst *ci;
 	struct cf_grants gs;
-	uint64_t w;
+	struct reg_req q;
+	uint32_t i;
 	int r;
 
-	w = reg_request(c, cc, id, "INST_ATTACH", i, s, e);
-	if (!w)
+	if (reg_request(cc, id, "INST_ATTACH", ref->index, &q) < 0)
 		return;
-	ci = &c->inst[i];
-	sys_name(c, s, sn);
-	inst_name(c, i, in);
-	if (c->rstate == CF_RESTART_RECOVERY && !(c->rpending & (1ull << i))) {
-		/* new work during restart recovery: the node waits and retries (not an error) */
-		cf_slog_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
-			 __builtin_popcountll(c->rpending));
-		send_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
-			    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
+	i = q.i;
+	if (restart_defers_attach(c, cc, id, i, q.in, q.sn))
 		return;
-	}
 	/*
 	 * The counterpart of fail_incident attaches: it says its disk fence of
 	 * the failed owner holds. From here it may write before-images, so a
 	 * death of it is its own failure to fence, not the old owner's. Durable
 	 * before the grants go out (cf_layout.h, fail_open).
 	 */
-	if (open_failure(c, i, w))
+	if (open_failure(c, i, q.w))
 		inst_slot(c, i)->fail_open = 0;
 	/*
 	 * Durable (and, duplexed, in the secondary's copy) before the grants go
@@ -1343,13 +1350,10 @@ static void on_inst_attach(struct core_conn *cc, uint64_t id, const struct cf_in
 	memset(&gs, 0, sizeof(gs));
 	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
 	for (uint32_t k = 0; k < cc->ngrants; k++)
-		if ((cc->grants[k].region == CF_RGN_LOG || cc->grants[k].region == CF_RGN_RECORDS) &&
-		    cc->grants[k].inst == i)
-			goto fresh;
-	goto grant;
-fresh:
-	revoke_inst(c, i);
-grant:
+		if (grant_on_inst(&cc->grants[k], i)) {
+			revoke_inst(c, i);
+			break;
+		}
 	r = conn_grant(cc, CF_RGN_RECORDS, i, cf_rec_off(c->map, i), c->map->records_size,
 		       CF_R_READ | CF_R_WRITE | CF_R_ATOMIC, &gs.g[0]);
 	if (r == 0)
@@ -1360,12 +1364,11 @@ grant:
 		return;
 	}
 	gs.count = 2;
-	ci->held = 1;
-	ci->hsys = s;
-	ci->hepoch = e;
-	ci->hinc = cf_reg_incident(w);
+	c->inst[i] = (struct core_inst){.base = c->inst[i].base, .held = 1, .hsys = q.s, .hepoch = q.e,
+					.hinc = cf_reg_incident(q.w)};
 	send_msg(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
-	cf_slog_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", sn, in, cf_reg_incident(w));
+	cf_slog_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", q.sn, q.in,
+		 cf_reg_incident(q.w));
 }
 
 /*
@@ -1426,53 +1429,74 @@ static void restart_done(struct cf_core *c)
 	event_all(c, &ev);
 }
 
+/*
+ * INST_ATTACH of instance i (named in) by sn during restart recovery: new
+ * work, unless i is one the barrier waits for. Then the node waits and
+ * retries (not an error): answered here, returns 1. Else 0.
+ */
+static int restart_defers_attach(struct cf_core *c, struct core_conn *cc, uint64_t id, uint32_t i, const char *in,
+				 const char *sn)
+{
+	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
+		return 0;
+	cf_slog_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
+		 __builtin_popcountll(c->rpending));
+	send_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
+		    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
+	return 1;
+}
+
+/* Instance i (named in) unregistered: if the barrier waited for it, one fewer; the last one opens the CF. */
+static void restart_recovered(struct cf_core *c, uint32_t i, const char *in)
+{
+	if (c->rstate != CF_RESTART_RECOVERY || !(c->rpending & (1ull << i)))
+		return;
+	c->rpending &= ~(1ull << i);
+	cf_slog_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
+	if (!c->rpending)
+		restart_done(c);
+}
+
 static void on_inst_unreg(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
 {
 	struct cf_core *c = cc->core;
-	uint32_t s = (uint32_t)cc->sys, e = cf_sysword_epoch(sysword(c, s)), i = ref->index;
-	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
-	struct core_inst *ci;
+	const struct core_inst *ci;
 	struct cf_event ev;
-	uint64_t w, nw;
+	struct reg_req q;
+	uint64_t nw;
+	uint32_t i;
 
-	w = reg_request(c, cc, id, "INST_UNREG", i, s, e);
-	if (!w)
+	if (reg_request(cc, id, "INST_UNREG", ref->index, &q) < 0)
 		return;
+	i = q.i;
 	ci = &c->inst[i];
-	sys_name(c, s, sn);
-	inst_name(c, i, in);
 	/*
 	 * A failed instance is freed only by the system that attached its log
 	 * (and so backed it out). With the record open that is the fail_open
 	 * rule (cf_layout.h); the CF's own record says it too, so a member that
 	 * clears fail_open (inside everyone's atomic grant) does not bypass it.
 	 */
-	if (open_failure(c, i, w) || (!ci->held && cf_reg_state(ci->base) == CF_REG_FAILED)) {
+	if (open_failure(c, i, q.w) || (!ci->held && cf_reg_state(ci->base) == CF_REG_FAILED)) {
 		/* an honest counterpart attaches (after its fence) before it backs out and unregisters */
-		cf_slog_warn("INST_UNREG %s by %s refused: the failed incarnation's log was never attached", in, sn);
+		cf_slog_warn("INST_UNREG %s by %s refused: the failed incarnation's log was never attached", q.in, q.sn);
 		send_status(cc, id, CF_CTRL_STATUS, -EBUSY,
-			    "%s not recovered: the log of incident %u was never attached (disk fence first)", in,
-			    cf_reg_incident(w));
+			    "%s not recovered: the log of incident %u was never attached (disk fence first)", q.in,
+			    cf_reg_incident(q.w));
 		return;
 	}
-	nw = cf_reg_clean(cf_reg_incident(w));
-	if (word_cas(c, cf_inst_off(c->map, i), w, nw) < 0) {
-		send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during unregister, retry", in);
+	nw = cf_reg_clean(cf_reg_incident(q.w));
+	if (word_cas(c, cf_inst_off(c->map, i), q.w, nw) < 0) {
+		send_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "%s changed during unregister, retry", q.in);
 		return;
 	}
 	inst_set(c, i, nw);
 	/* unregister revokes access to the log and record list, whoever holds it */
 	revoke_inst(c, i);
-	send_status(cc, id, CF_CTRL_STATUS, 0, "%s unregistered: INACTIVE_CLEAN(%u)", in, cf_reg_incident(nw));
-	ev = make_event(c, CF_EV_INST_CLEAN, s, e, i, nw, cf_real_ns());
+	send_status(cc, id, CF_CTRL_STATUS, 0, "%s unregistered: INACTIVE_CLEAN(%u)", q.in, cf_reg_incident(nw));
+	ev = make_event(c, CF_EV_INST_CLEAN, q.s, q.e, i, nw, cf_real_ns());
 	event_all(c, &ev);
-	cf_slog_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", in, sn, cf_reg_incident(nw));
-	if (c->rstate == CF_RESTART_RECOVERY && (c->rpending & (1ull << i))) {
-		c->rpending &= ~(1ull << i);
-		cf_slog_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
-		if (!c->rpending)
-			restart_done(c);
-	}
+	cf_slog_info("INST_UNREG: %s by %s: INACTIVE_CLEAN(%u), grants revoked", q.in, q.sn, cf_reg_incident(nw));
+	restart_recovered(c, i, q.in);
 }
 
 /* ---------------- console ---------------- */
@@ -1527,6 +1551,18 @@ static void on_duplex_info(struct core_conn *cc, uint64_t id)
 	send_msg(cc, id, CF_CTRL_DUPLEX_INFO_R, &di, sizeof(di));
 }
 
+/* The system slot named name, or -1. */
+static int sys_by_name(struct cf_core *c, const char *name)
+{
+	for (uint32_t k = 0; k < c->map->geo.max_systems; k++) {
+		char sn[CF_NAME_MAX];
+		name_of(sys_slot(c, k)->name, sn);
+		if (sn[0] && !strcmp(sn, name))
+			return (int)k;
+	}
+	return -1;
+}
+
 static int live_sys(struct cf_core *c, uint32_t s)
 {
 	return s < c->map->geo.max_systems && c->sys[s].live && c->sys[s].agent &&
@@ -1561,13 +1597,7 @@ static void on_recover(struct core_conn *cc, uint64_t id, const struct cf_recove
 		goto reply;
 	}
 	if (on[0]) {
-		s = -1;
-		for (uint32_t k = 0; k < c->map->geo.max_systems; k++) {
-			char sn[CF_NAME_MAX];
-			name_of(sys_slot(c, k)->name, sn);
-			if (!strcmp(sn, on))
-				s = (int)k;
-		}
+		s = sys_by_name(c, on);
 		if (s < 0 || !live_sys(c, (uint32_t)s)) {
 			rr.status = -EHOSTDOWN;
 			snprintf(rr.msg, sizeof(rr.msg), "%s is not an active, connected system", on);
@@ -1772,17 +1802,6 @@ static void on_suspect(struct core_conn *cc, uint64_t id, const struct cf_suspec
 	ev_feed_event(c->loop, &c->sweep, EV_TIMER);
 	send_status(cc, id, CF_CTRL_STATUS, 0, "%s: heartbeat last moved %llu ms ago here (T = %llu ms): swept now",
 		    tn, (unsigned long long)(age / 1000000u), (unsigned long long)(c->cfg.hb_timeout_ns / 1000000u));
-}
-
-static int sys_by_name(struct cf_core *c, const char *name)
-{
-	for (uint32_t k = 0; k < c->map->geo.max_systems; k++) {
-		char sn[CF_NAME_MAX];
-		name_of(sys_slot(c, k)->name, sn);
-		if (sn[0] && !strcmp(sn, name))
-			return (int)k;
-	}
-	return -1;
 }
 
 /*
@@ -2211,6 +2230,31 @@ static void orphan_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	orphan_scan(w->data);
 }
 
+/* The sweep every --sweep-interval (default h/2, at least 0.5 ms), at the lowest priority; the orphan scan every T. */
+static void sweep_start(struct cf_core *c)
+{
+	double sweep = (double)c->cfg.hb_interval_ns / 2e9, orphan = (double)c->cfg.hb_timeout_ns / 1e9;
+
+	if (c->cfg.sweep_ns)
+		sweep = (double)c->cfg.sweep_ns / 1e9;
+	if (sweep < 0.0005)
+		sweep = 0.0005;
+	c->sweep_period_ns = (uint64_t)(sweep * 1e9);
+	ev_timer_init(&c->sweep, sweep_cb, sweep, sweep);
+	ev_set_priority(&c->sweep, EV_MINPRI);
+	c->sweep.data = c;
+	ev_timer_start(c->loop, &c->sweep);
+	ev_timer_init(&c->orphan, orphan_cb, orphan, orphan);
+	c->orphan.data = c;
+	ev_timer_start(c->loop, &c->orphan);
+}
+
+static void sweep_stop(struct cf_core *c)
+{
+	ev_timer_stop(c->loop, &c->sweep);
+	ev_timer_stop(c->loop, &c->orphan);
+}
+
 /* ---------------- lifecycle ---------------- */
 
 /*
@@ -2335,7 +2379,6 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 {
 	struct cf_server_cbs cbs = {.arg = c, .on_accept = cb_accept, .on_ctrl = cb_ctrl, .on_close = cb_close,
 				    .durable = cb_durable};
-	double sweep = (double)c->cfg.hb_interval_ns / 2e9, orphan = (double)c->cfg.hb_timeout_ns / 1e9;
 	uint64_t gran = cf_image_persist_gran(c->im);
 	int r;
 
@@ -2368,18 +2411,7 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 	r = c->ops->listen(c->loop, addr, c->base, c->map->image_size, &cbs, &c->ts);
 	if (r < 0)
 		return r;
-	if (c->cfg.sweep_ns)
-		sweep = (double)c->cfg.sweep_ns / 1e9;
-	if (sweep < 0.0005)
-		sweep = 0.0005;
-	c->sweep_period_ns = (uint64_t)(sweep * 1e9);
-	ev_timer_init(&c->sweep, sweep_cb, sweep, sweep);
-	ev_set_priority(&c->sweep, EV_MINPRI);
-	c->sweep.data = c;
-	ev_timer_start(c->loop, &c->sweep);
-	ev_timer_init(&c->orphan, orphan_cb, orphan, orphan);
-	c->orphan.data = c;
-	ev_timer_start(c->loop, &c->orphan);
+	sweep_start(c);
 	return 0;
 }
 
@@ -2407,8 +2439,7 @@ void cf_core_free(struct cf_core *c)
 	if (c->suspects)
 		cf_slog_info("detection: %llu SUSPECT reports from systems, %llu systems declared failed by the sweep they ran",
 			 (unsigned long long)c->suspects, (unsigned long long)c->suspects_declared);
-	ev_timer_stop(c->loop, &c->sweep);
-	ev_timer_stop(c->loop, &c->orphan);
+	sweep_stop(c);
 	if (c->ts)
 		c->ops->destroy(c->ts);
 	if (c->gc) {
