@@ -87,6 +87,21 @@ static int live_sys(struct cf_core *c, uint32_t s)
 	       cf_sysword_state(sysword(c, s)) == CF_SYS_ACTIVE;
 }
 
+/* The instance a RECOVER names (in: its name), rr cleared; or -1 with rr the refusal. */
+static int recover_inst(struct cf_core *c, const struct cf_recover *m, char in[CF_NAME_MAX], struct cf_recover_r *rr)
+{
+	int i;
+
+	core_name_of(m->inst, in);
+	memset(rr, 0, sizeof(*rr));
+	i = inst_find(c, in, NULL);
+	if (i < 0) {
+		rr->status = -ENOENT;
+		snprintf(rr->msg, sizeof(rr->msg), "no instance named %s", in);
+	}
+	return i;
+}
+
 void console_on_recover(struct core_conn *cc, uint64_t id, const struct cf_recover *m)
 {
 	struct cf_core *c = cc->core;
@@ -96,15 +111,10 @@ void console_on_recover(struct core_conn *cc, uint64_t id, const struct cf_recov
 	uint64_t w;
 	int i, s = -1;
 
-	core_name_of(m->inst, in);
 	core_name_of(m->on, on);
-	memset(&rr, 0, sizeof(rr));
-	i = inst_find(c, in, NULL);
-	if (i < 0) {
-		rr.status = -ENOENT;
-		snprintf(rr.msg, sizeof(rr.msg), "no instance named %s", in);
+	i = recover_inst(c, m, in, &rr);
+	if (i < 0)
 		goto reply;
-	}
 	/* a stale holder or owner, a word the CF did not grant: do the orphan scan's work now */
 	orphan_check(c, (uint32_t)i, regword(c, (uint32_t)i), "RECOVER");
 	w = regword(c, (uint32_t)i);
@@ -227,14 +237,9 @@ void console_on_recover_retry(struct core_conn *cc, uint64_t id, const struct cf
 	uint32_t o;
 	int i;
 
-	core_name_of(m->inst, in);
-	memset(&rr, 0, sizeof(rr));
-	i = inst_find(c, in, NULL);
-	if (i < 0) {
-		rr.status = -ENOENT;
-		snprintf(rr.msg, sizeof(rr.msg), "no instance named %s", in);
+	i = recover_inst(c, m, in, &rr);
+	if (i < 0)
 		goto reply;
-	}
 	if (waits_on_fence(c, (uint32_t)i, &o)) {
 		core_name_of(m->on, on);
 		if (on[0] && sys_by_name(c, on) != (int)o) {
