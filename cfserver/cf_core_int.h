@@ -191,6 +191,11 @@ static inline uint64_t regword(struct cf_core *c, uint32_t i)
 {
 	return load64(&inst_slot(c, i)->reg);
 }
+/* The liveness test: does system word w describe incarnation e, ACTIVE? */
+static inline bool sys_incarnation(uint64_t w, uint32_t e)
+{
+	return cf_sysword_state(w) == CF_SYS_ACTIVE && cf_sysword_epoch(w) == e;
+}
 /* The ownership test: is w the registration of incarnation (s, e), ACTIVE under that owner and epoch? */
 static inline bool reg_owned_by(uint64_t w, uint32_t s, uint32_t e)
 {

@@ -228,7 +228,7 @@ uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const char *ctx
 
 	if (ci->held) {
 		uint64_t hw = sysword(c, ci->hsys);
-		if (cf_sysword_state(hw) == CF_SYS_ACTIVE && cf_sysword_epoch(hw) == ci->hepoch) {
+		if (sys_incarnation(hw, ci->hepoch)) {
 			inst_restore_word(c, i, w, ctx);
 			return 0;
 		}

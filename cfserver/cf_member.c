@@ -316,7 +316,7 @@ void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 		return;
 	}
 	w = sysword(c, a->sys);
-	if (!c->sys[a->sys].live || cf_sysword_state(w) != CF_SYS_ACTIVE || cf_sysword_epoch(w) != a->epoch ||
+	if (!c->sys[a->sys].live || !sys_incarnation(w, a->epoch) ||
 	    sodium_memcmp(&c->sys[a->sys].token, &a->token, sizeof(a->token)) != 0) {
 		cf_slog_warn("CONN_ATTACH from %s refused: system %u epoch %u is not a live incarnation", cc->peer,
 			 a->sys, a->epoch);

@@ -146,7 +146,7 @@ void sweep_on_suspect(struct core_conn *cc, uint64_t id, const struct cf_suspect
 	w = sysword(c, m->sys);
 	core_sys_name(c, (uint32_t)cc->sys, sn);
 	core_sys_name(c, m->sys, tn);
-	if (!cs->live || cf_sysword_state(w) != CF_SYS_ACTIVE || cf_sysword_epoch(w) != m->epoch) {
+	if (!cs->live || !sys_incarnation(w, m->epoch)) {
 		core_status(cc, id, CF_CTRL_STATUS, -ESTALE, "%s epoch %u is not active here (already failed or left)",
 			    tn, m->epoch);
 		return;
