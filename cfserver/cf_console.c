@@ -154,6 +154,9 @@ reply:
 }
 
 /*
+ * Fencing across hosts (docs/design.md §7): the operator's ways out of a
+ * recovery that waits on its disk fence, FENCE_CONFIRM and RECOVER --retry.
+ *
  * Does instance i wait on a disk fence, by a live counterpart? Then its owner
  * (the counterpart) in *owner. The rinfo slot is the counterpart's word for
  * it; the registration word and fail_* must agree with it.

@@ -225,7 +225,7 @@ void core_refuse(struct core_conn *cc, uint64_t id, uint32_t cause, const char *
  * CF's real time of what it reports). Failure events add cause and fence_us.
  */
 struct cf_event core_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t e, uint32_t i,
-				  uint64_t reg, uint64_t t_ns)
+			   uint64_t reg, uint64_t t_ns)
 {
 	return (struct cf_event){.type = type, .sys = s, .epoch = e, .inst = i, .reg = reg,
 				 .policy = load64(&hdr(c)->policy), .time_ns = t_ns};
@@ -249,7 +249,7 @@ void core_event_all(struct cf_core *c, const struct cf_event *ev)
 /* ---------------- grants ---------------- */
 
 int core_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len,
-		      uint32_t rights, struct cf_grant *g)
+	       uint32_t rights, struct cf_grant *g)
 {
 	int r;
 

@@ -30,6 +30,7 @@ struct cf_persist;
 
 /* ---------------- connections, systems, instances ---------------- */
 
+/* A connection's state: legal transitions in conn_transition_ok (cf_core.c), changed only by core_set_state. */
 enum conn_state {
 	CS_NEW,        /* accepted, waiting for HELLO */
 	CS_CHALLENGED, /* CHALLENGE sent, waiting for AUTH */
@@ -158,7 +159,6 @@ struct cf_core {
 	struct cf_metrics metrics; /* counters, persist latency, snapshots (cf_metrics.h) */
 };
 
-
 _Static_assert(CF_MAX_INSTANCES_LIMIT <= 64, "restart barrier: one bit per instance in a 64-bit word");
 
 /* ---------------- image access ---------------- */
@@ -228,11 +228,11 @@ void core_status(struct core_conn *cc, uint64_t id, uint16_t type, int status, c
 	__attribute__((format(printf, 5, 6)));
 void core_refuse(struct core_conn *cc, uint64_t id, uint32_t cause, const char *msg);
 struct cf_event core_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t e, uint32_t i,
-		uint64_t reg, uint64_t t_ns);
+			   uint64_t reg, uint64_t t_ns);
 void core_event_to(struct cf_core *c, uint32_t s, const struct cf_event *ev);
 void core_event_all(struct cf_core *c, const struct cf_event *ev);
 int core_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len,
-		uint32_t rights, struct cf_grant *g);
+	       uint32_t rights, struct cf_grant *g);
 
 /* cf_member.c: the handshake and membership (JOIN, CONN_ATTACH, GOODBYE, WATCHDOG). */
 void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h);
@@ -256,7 +256,7 @@ void inst_on_unreg(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *
 /* cf_failure.c: failure processing, steps (1)-(4), the orphan scan, the takeover of a reloaded image. */
 /* The only writer of INACTIVE_FAILED: see its comment in cf_failure.c. */
 uint64_t mark_instance_failed(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e, uint64_t w, uint32_t k,
-		uint64_t t_ns, uint32_t cause);
+			      uint64_t t_ns, uint32_t cause);
 void fail_system(struct cf_core *c, uint32_t s, uint32_t cause);
 uint64_t orphan_check(struct cf_core *c, uint32_t i, uint64_t w, const char *ctx);
 void orphan_scan(struct cf_core *c);
@@ -265,7 +265,7 @@ void take_over_image(struct cf_core *c);
 /* cf_restart.c: the restart barrier and the end of restart recovery. */
 void restart_barrier_add(struct cf_core *c, uint32_t i);
 int restart_defers_attach(struct cf_core *c, struct core_conn *cc, uint64_t id, uint32_t i, const char *in,
-		const char *sn);
+			  const char *sn);
 void restart_recovered(struct cf_core *c, uint32_t i, const char *in);
 void restart_barrier(struct cf_core *c);
 

@@ -97,7 +97,7 @@ static void record_failure(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e
  * meanwhile. Logs and events are the caller's: they say why.
  */
 uint64_t mark_instance_failed(struct cf_core *c, uint32_t i, uint32_t s, uint32_t e, uint64_t w, uint32_t k,
-				     uint64_t t_ns, uint32_t cause)
+			      uint64_t t_ns, uint32_t cause)
 {
 	uint64_t nw = cf_reg_failed(k + 1);
 

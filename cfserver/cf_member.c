@@ -383,8 +383,9 @@ void member_on_goodbye(struct core_conn *cc, uint64_t id)
 }
 
 /*
- * Fencing across hosts (issue 16): the watchdog a system announces, and the
- * operator's ways out of a recovery that waits on its disk fence.
+ * Fencing across hosts (docs/design.md §7): the watchdog timeout a system
+ * announces on its JOIN connection, kept in its slot; failure processing
+ * copies it into the instances' fail_* for the counterpart's wait.
  */
 void member_on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watchdog_msg *m)
 {

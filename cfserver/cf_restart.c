@@ -25,25 +25,10 @@
 
 #include "cf_slog.h"
 #include "cf_util.h"
-
-/*
- * An instance that fails while the CF is in restart recovery joins the set:
- * its record list may be stale too, and its recovery must be able to attach.
- */
-void restart_barrier_add(struct cf_core *c, uint32_t i)
-{
-	char in[CF_NAME_MAX];
-
-	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
-		return;
-	c->rpending |= 1ull << i;
-	cf_slog_info("restart recovery: %s failed meanwhile: %d instance(s) left", core_inst_name(c, i, in),
-		 __builtin_popcountll(c->rpending));
-}
-
 /*
  * Zero every non-zero word of [off, off+len) through the transport's atomic
- * path (on verbs a CPU store is not atomic against the NIC's atomics). Nobody
+ * path (on verbs a CPU store is not atomic against the NIC's atomics; before
+ * the listener opens, core_local_cas is a plain store). Nobody
  * changes these words meanwhile (restart_done says why), so a CAS that misses
  * is a bug: counted, the word retried a few times. Returns the words cleared.
  */
@@ -67,64 +52,15 @@ static uint64_t clear_words(struct cf_core *c, uint64_t off, uint64_t len, uint6
 	return n;
 }
 
-/*
- * The last instance failed at the restart has been recovered from its log.
- * Nobody holds a lock now: every attach since the restart was a recovery
- * (new work was refused), recoveries take no lock, and every recovered
- * instance has unregistered, which revoked its log and record-list grants.
- * A release CAS still in flight from a counterpart can only lower a word
- * (cf_lock_release_next), so it is harmless after the clear too. What is left
- * in the lock table and record lists is stale (not persisted since a power
- * loss, or a hold the recovery's record list did not name): clear it all,
- * persist that, open, and tell the waiting systems.
- */
-static void restart_done(struct cf_core *c)
+/* Clear the lock table and the record lists (*nl, *nr: words cleared); returns the words that kept changing. */
+static uint64_t clear_stale(struct cf_core *c, uint64_t *nl, uint64_t *nr)
 {
-	uint64_t t0 = cf_mono_ns(), missed = 0, nl, nr;
 	const struct cf_image_map *m = c->map;
-	struct cf_event ev;
+	uint64_t missed = 0;
 
-	nl = clear_words(c, m->off_locks, (uint64_t)m->geo.lock_entries * 8u, &missed);
-	nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
-	core_persist(c, m->off_locks, m->off_logs - m->off_locks);
-	if (missed)
-		cf_slog_err("restart recovery: %llu word(s) changed while the lock table was cleared: BUG",
-			(unsigned long long)missed);
-	c->rstate = CF_RESTART_OPEN;
-	cf_slog_info("restart recovery: done in %llu ms; cleared %llu lock word(s) and %llu record-list word(s) in "
-		 "%llu us; the CF is open",
-		 (unsigned long long)((cf_real_ns() - c->rsince_ns) / 1000000u), (unsigned long long)nl,
-		 (unsigned long long)nr, (unsigned long long)((cf_mono_ns() - t0) / 1000u));
-	ev = core_event(c, CF_EV_RESTART_DONE, 0, 0, 0, 0, cf_real_ns());
-	core_event_all(c, &ev);
-}
-
-/*
- * INST_ATTACH of instance i (named in) by sn during restart recovery: new
- * work, unless i is one the barrier waits for. Then the node waits and
- * retries (not an error): answered here, returns 1. Else 0.
- */
-int restart_defers_attach(struct cf_core *c, struct core_conn *cc, uint64_t id, uint32_t i, const char *in,
-				 const char *sn)
-{
-	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
-		return 0;
-	cf_slog_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
-		 __builtin_popcountll(c->rpending));
-	core_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
-		    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
-	return 1;
-}
-
-/* Instance i (named in) unregistered: if the barrier waited for it, one fewer; the last one opens the CF. */
-void restart_recovered(struct cf_core *c, uint32_t i, const char *in)
-{
-	if (c->rstate != CF_RESTART_RECOVERY || !(c->rpending & (1ull << i)))
-		return;
-	c->rpending &= ~(1ull << i);
-	cf_slog_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
-	if (!c->rpending)
-		restart_done(c);
+	*nl = clear_words(c, m->off_locks, (uint64_t)m->geo.lock_entries * 8u, &missed);
+	*nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
+	return missed;
 }
 
 /*
@@ -144,7 +80,7 @@ void restart_barrier(struct cf_core *c)
 {
 	const struct cf_image_map *m = c->map;
 	char in[CF_NAME_MAX];
-	uint64_t nl, nr, missed = 0;
+	uint64_t nl, nr;
 
 	c->rpending = 0;
 	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
@@ -162,12 +98,85 @@ void restart_barrier(struct cf_core *c)
 		return;
 	}
 	c->rstate = CF_RESTART_OPEN;
-	nl = clear_words(c, m->off_locks, (uint64_t)m->geo.lock_entries * 8u, &missed);
-	nr = clear_words(c, m->off_records, (uint64_t)m->geo.max_instances * m->records_size, &missed);
+	clear_stale(c, &nl, &nr); /* nothing else can reach the image yet: nothing can miss */
 	if (nl || nr) {
 		core_persist(c, m->off_locks, m->off_logs - m->off_locks);
 		cf_slog_info("restart: no instance to recover; cleared %llu stale lock word(s) and %llu record-list "
 			 "word(s)",
 			 (unsigned long long)nl, (unsigned long long)nr);
 	}
+}
+
+/*
+ * INST_ATTACH of instance i (named in) by sn during restart recovery: new
+ * work, unless i is one the barrier waits for. Then the node waits and
+ * retries (not an error): answered here, returns 1. Else 0.
+ */
+int restart_defers_attach(struct cf_core *c, struct core_conn *cc, uint64_t id, uint32_t i, const char *in,
+			  const char *sn)
+{
+	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
+		return 0;
+	cf_slog_info("INST_ATTACH %s by %s deferred: restart recovery, %d instance(s) left", in, sn,
+		 __builtin_popcountll(c->rpending));
+	core_status(cc, id, CF_CTRL_STATUS, CF_STATUS_RESTART_RECOVERY,
+		    "CF restart recovery in progress: %d instances left", __builtin_popcountll(c->rpending));
+	return 1;
+}
+
+/*
+ * An instance that fails while the CF is in restart recovery joins the set:
+ * its record list may be stale too, and its recovery must be able to attach.
+ */
+void restart_barrier_add(struct cf_core *c, uint32_t i)
+{
+	char in[CF_NAME_MAX];
+
+	if (c->rstate != CF_RESTART_RECOVERY || (c->rpending & (1ull << i)))
+		return;
+	c->rpending |= 1ull << i;
+	cf_slog_info("restart recovery: %s failed meanwhile: %d instance(s) left", core_inst_name(c, i, in),
+		 __builtin_popcountll(c->rpending));
+}
+
+/*
+ * The last instance failed at the restart has been recovered from its log.
+ * Nobody holds a lock now: every attach since the restart was a recovery
+ * (new work was refused), recoveries take no lock, and every recovered
+ * instance has unregistered, which revoked its log and record-list grants.
+ * A release CAS still in flight from a counterpart can only lower a word
+ * (cf_lock_release_next), so it is harmless after the clear too. What is left
+ * in the lock table and record lists is stale (not persisted since a power
+ * loss, or a hold the recovery's record list did not name): clear it all,
+ * persist that, open, and tell the waiting systems.
+ */
+static void restart_done(struct cf_core *c)
+{
+	uint64_t t0 = cf_mono_ns(), missed, nl, nr;
+	const struct cf_image_map *m = c->map;
+	struct cf_event ev;
+
+	missed = clear_stale(c, &nl, &nr);
+	core_persist(c, m->off_locks, m->off_logs - m->off_locks);
+	if (missed)
+		cf_slog_err("restart recovery: %llu word(s) changed while the lock table was cleared: BUG",
+			(unsigned long long)missed);
+	c->rstate = CF_RESTART_OPEN;
+	cf_slog_info("restart recovery: done in %llu ms; cleared %llu lock word(s) and %llu record-list word(s) in "
+		 "%llu us; the CF is open",
+		 (unsigned long long)((cf_real_ns() - c->rsince_ns) / 1000000u), (unsigned long long)nl,
+		 (unsigned long long)nr, (unsigned long long)((cf_mono_ns() - t0) / 1000u));
+	ev = core_event(c, CF_EV_RESTART_DONE, 0, 0, 0, 0, cf_real_ns());
+	core_event_all(c, &ev);
+}
+
+/* Instance i (named in) unregistered: if the barrier waited for it, one fewer; the last one opens the CF. */
+void restart_recovered(struct cf_core *c, uint32_t i, const char *in)
+{
+	if (c->rstate != CF_RESTART_RECOVERY || !(c->rpending & (1ull << i)))
+		return;
+	c->rpending &= ~(1ull << i);
+	cf_slog_info("restart recovery: %s recovered, %d instance(s) left", in, __builtin_popcountll(c->rpending));
+	if (!c->rpending)
+		restart_done(c);
 }
