@@ -238,6 +238,7 @@ int core_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint64_t of
 void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h);
 void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a);
 void member_unlink(struct cf_core *c, struct core_conn *cc);
+unsigned member_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struct core_conn *keep);
 void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j);
 void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a);
 void member_on_goodbye(struct core_conn *cc, uint64_t id);

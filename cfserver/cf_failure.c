@@ -123,13 +123,11 @@ static void failure_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t
 /* DESIGN §4 failure processing of system s's current incarnation. */
 void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 {
-	struct core_sys *cs = &c->sys[s];
 	uint64_t t0 = cf_mono_ns(), t_ns = cf_real_ns(), w = sysword(c, s), iw;
-	uint32_t e = cf_sysword_epoch(w), nfenced = 0, fence_us, failed[CF_MAX_INSTANCES_LIMIT], nfailed = 0;
+	uint32_t e = cf_sysword_epoch(w), nfenced, fence_us, failed[CF_MAX_INSTANCES_LIMIT], nfailed = 0;
 	uint64_t neww[CF_MAX_INSTANCES_LIMIT];
 	struct cf_sys_slot *slot = sys_slot(c, s);
 	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
-	struct core_conn *cc;
 	int r;
 
 	if (cf_sysword_state(w) != CF_SYS_ACTIVE)
@@ -138,16 +136,7 @@ void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	cf_slog_info("failure: %s (system %u, epoch %u): %s; processing starts", sn, s, e, cf_fail_cause_str(cause));
 
 	/* (1) fence: a barrier on every connection of the incarnation, grants dropped with it */
-	while ((cc = cs->conns)) {
-		member_unlink(c, cc);
-		if (cc->state == CS_SYSTEM)
-			core_set_state(cc, CS_FENCED);
-		cc->ngrants = 0;
-		c->ops->fence(cc->sc);
-		nfenced++;
-	}
-	cs->live = 0;
-	cs->agent = NULL;
+	nfenced = member_end_conns(c, s, CS_FENCED, NULL);
 	fence_us = (uint32_t)((cf_mono_ns() - t0) / 1000u);
 	c->metrics.fences += nfenced;
 	c->metrics.failures[cause < CF_METRICS_CAUSES ? cause : CF_FAIL_NONE]++;

@@ -206,6 +206,34 @@ void member_unlink(struct cf_core *c, struct core_conn *cc)
 	cc->sys_prev = cc->sys_next = NULL;
 }
 
+/*
+ * End incarnation s: each of its connections leaves the system's list, goes
+ * to state to (CS_FENCED by failure processing, CS_LEFT at GOODBYE), loses
+ * its grants and is fenced (ops->fence: a barrier), except keep, the
+ * GOODBYE's own connection, which answers and then closes. Returns how many
+ * were fenced.
+ */
+unsigned member_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struct core_conn *keep)
+{
+	struct core_sys *cs = &c->sys[s];
+	struct core_conn *cc;
+	unsigned n = 0;
+
+	while ((cc = cs->conns)) {
+		member_unlink(c, cc);
+		if (cc->state == CS_SYSTEM)
+			core_set_state(cc, to);
+		cc->ngrants = 0;
+		if (cc != keep) {
+			c->ops->fence(cc->sc);
+			n++;
+		}
+	}
+	cs->live = 0;
+	cs->agent = NULL;
+	return n;
+}
+
 static int find_sys(struct cf_core *c, const char *name)
 {
 	char n[CF_NAME_MAX];
@@ -353,11 +381,9 @@ void member_on_goodbye(struct core_conn *cc, uint64_t id)
 {
 	struct cf_core *c = cc->core;
 	uint32_t s = (uint32_t)cc->sys;
-	struct core_sys *cs = &c->sys[s];
 	uint64_t w = sysword(c, s);
 	uint32_t e = cf_sysword_epoch(w);
 	char sn[CF_NAME_MAX];
-	struct core_conn *o;
 
 	core_sys_name(c, s, sn);
 	if (owns_active(c, s, e)) {
@@ -366,15 +392,7 @@ void member_on_goodbye(struct core_conn *cc, uint64_t id)
 		return;
 	}
 	/* clean leave: every connection of the incarnation goes, without failure processing */
-	while ((o = cs->conns)) {
-		member_unlink(c, o);
-		if (o->state == CS_SYSTEM)
-			core_set_state(o, CS_LEFT);
-		o->ngrants = 0;
-		if (o != cc)
-			c->ops->fence(o->sc);
-	}
-	cs->live = 0;
+	member_end_conns(c, s, CS_LEFT, cc);
 	if (core_word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FREE, e)) < 0)
 		cf_slog_err("GOODBYE %s: system word changed under us", sn);
 	core_status(cc, id, CF_CTRL_STATUS, 0, "goodbye %s", sn);
