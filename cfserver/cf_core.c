@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cf_core.c - cfserver's control plane (both transports): it calls only
- * struct cf_server_ops. This file holds the connections (their state
- * machine, accept and close, the dispatch of every control message by the
- * connection's state), the helpers every module uses (image words, names,
- * sending, events) and the lifecycle (cf_core.h). The rest of the control
+ * struct cf_server_ops. This file holds the transport's callbacks (accept,
+ * close, durable ranges), the dispatch of every control message by the
+ * connection's state, and the lifecycle (cf_core.h). The rest of the control
  * plane is one module per room, sharing struct cf_core through
- * cf_core_int.h:
+ * cf_core_int.h (which also says how they call each other, in layers):
+ *   cf_core_base.c    what every module uses: a connection's state machine,
+ *                     sending, events (core_event), grants, a system's
+ *                     connections, the server's own writes of image words;
  *   cf_member.c       the handshake (HELLO, AUTH: which key for which role)
  *                     and membership: JOIN, CONN_ATTACH, GOODBYE, WATCHDOG;
  *   cf_inst.c         instances: INST_OPEN, INST_ATTACH, INST_UNREG, decided
@@ -41,226 +43,6 @@
 #include "cf_persist.h"
 #include "cf_slog.h"
 #include "cf_util.h"
-
-/* ---------------- connection state machine ---------------- */
-
-static const char *conn_state_str(enum conn_state s)
-{
-	switch (s) {
-	case CS_NEW: return "NEW";
-	case CS_CHALLENGED: return "CHALLENGED";
-	case CS_AUTHED: return "AUTHED";
-	case CS_SYSTEM: return "SYSTEM";
-	case CS_CONSOLE: return "CONSOLE";
-	case CS_MONITOR: return "MONITOR";
-	case CS_LEFT: return "LEFT";
-	case CS_FENCED: return "FENCED";
-	case CS_CLOSING: return "CLOSING";
-	}
-	return "?";
-}
-
-static int conn_transition_ok(enum conn_state from, enum conn_state to)
-{
-	switch (to) {
-	case CS_CHALLENGED: return from == CS_NEW;
-	case CS_AUTHED: return from == CS_CHALLENGED;
-	case CS_CONSOLE: return from == CS_CHALLENGED;
-	case CS_MONITOR: return from == CS_CHALLENGED;
-	case CS_SYSTEM: return from == CS_AUTHED;
-	case CS_LEFT: return from == CS_SYSTEM;
-	case CS_FENCED: return from == CS_SYSTEM;
-	case CS_CLOSING: return from != CS_FENCED && from != CS_LEFT;
-	case CS_NEW: return 0;
-	}
-	return 0;
-}
-
-void core_set_state(struct core_conn *cc, enum conn_state to)
-{
-	if (!conn_transition_ok(cc->state, to)) {
-		cf_slog_err("BUG: connection %s: illegal transition %s -> %s", cc->peer, conn_state_str(cc->state),
-			conn_state_str(to));
-		assert(0 && "illegal connection state transition");
-	}
-	cf_slog_debug("conn %s: %s -> %s", cc->peer, conn_state_str(cc->state), conn_state_str(to));
-	cc->state = to;
-}
-
-/* ---------------- image words and names ---------------- */
-
-/* Every persist of image bytes goes here (loop or persister thread): timed for the metrics. */
-static void image_persist(struct cf_core *c, uint64_t off, uint64_t len)
-{
-	uint64_t t0;
-
-	if (!c->im->persist_fn)
-		return; /* DRAM: nothing to persist, nothing to time */
-	t0 = cf_mono_ns();
-	cf_image_persist(c->im, off, len);
-	cf_metrics_persist_time(&c->metrics, cf_mono_ns() - t0);
-}
-
-/*
- * cfserver's own writes of what a restart reads (control path): durable
- * before the reply. Duplexed, "durable" includes the secondary's copy, so
- * they go through the group commit, committed now (after any batch in
- * flight, so they reach the secondary in the order they were made).
- */
-void core_persist(struct cf_core *c, uint64_t off, uint64_t len)
-{
-	if (c->dx && c->gc) {
-		cf_persist_add(c->gc, off, len);
-		cf_persist_commit(c->gc);
-		return;
-	}
-	image_persist(c, off, len);
-}
-
-/*
- * The server's own compare-and-swap of an image word: through the transport's
- * atomic path once clients can reach the image. Before the listener opens
- * (cf_core_new taking over an image) nothing else can, and a plain store is
- * that CAS.
- */
-int core_local_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
-{
-	uint64_t *p = (uint64_t *)(c->base + off);
-
-	if (c->ts)
-		return c->ops->local_cas(c->ts, off, compare, swap, old);
-	*old = *p;
-	if (*old == compare)
-		*p = swap;
-	return 0;
-}
-
-/* The server's own CAS on an image word, persisted once it took. */
-int core_word_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap)
-{
-	uint64_t old = 0;
-	int r = core_local_cas(c, off, compare, swap, &old);
-
-	if (r < 0)
-		return r;
-	if (old != compare)
-		return -EAGAIN;
-	core_persist(c, off, 8);
-	return 0;
-}
-
-const char *core_sys_name(struct cf_core *c, uint32_t s, char buf[CF_NAME_MAX])
-{
-	if (s >= c->map->geo.max_systems) {
-		snprintf(buf, CF_NAME_MAX, "sys#%u", s);
-		return buf;
-	}
-	core_name_of(sys_slot(c, s)->name, buf);
-	if (!buf[0])
-		snprintf(buf, CF_NAME_MAX, "sys#%u", s);
-	return buf;
-}
-
-const char *core_inst_name(struct cf_core *c, uint32_t i, char buf[CF_NAME_MAX])
-{
-	core_name_of(inst_slot(c, i)->name, buf);
-	if (!buf[0])
-		snprintf(buf, CF_NAME_MAX, "inst#%u", i);
-	return buf;
-}
-
-/* Describe a registration word for messages: "ACTIVE (owner SYS1, epoch 3)". */
-void core_reg_desc(struct cf_core *c, uint64_t w, char *buf, size_t cap)
-{
-	char sn[CF_NAME_MAX];
-
-	if (cf_reg_state(w) == CF_REG_ACTIVE)
-		snprintf(buf, cap, "ACTIVE (owner %s, epoch %u, incident %u)", core_sys_name(c, cf_reg_owner(w), sn),
-			 cf_reg_epoch(w), cf_reg_incident(w));
-	else if (cf_reg_state(w) == CF_REG_FAILED)
-		snprintf(buf, cap, "INACTIVE_FAILED (incident %u)", cf_reg_incident(w));
-	else if (cf_reg_state(w) == CF_REG_CLEAN)
-		snprintf(buf, cap, "INACTIVE_CLEAN (incident %u)", cf_reg_incident(w));
-	else
-		snprintf(buf, cap, "FREE");
-}
-
-/* ---------------- sending and events ---------------- */
-
-int core_send(struct core_conn *cc, uint64_t id, uint16_t type, const void *body, size_t len)
-{
-	uint8_t buf[CF_CTRL_MAX];
-	size_t n = cf_ctrl_build(buf, type, body, len);
-
-	return cc->core->ops->send_ctrl(cc->sc, id, buf, n);
-}
-
-void core_status(struct core_conn *cc, uint64_t id, uint16_t type, int status, const char *fmt, ...)
-{
-	struct cf_status st;
-	va_list ap;
-
-	memset(&st, 0, sizeof(st));
-	st.status = status;
-	va_start(ap, fmt);
-	vsnprintf(st.msg, sizeof(st.msg), fmt, ap);
-	va_end(ap);
-	core_send(cc, id, type, &st, sizeof(st));
-}
-
-/* Refuse and close (ERROR then graceful close). */
-void core_refuse(struct core_conn *cc, uint64_t id, uint32_t cause, const char *msg)
-{
-	core_status(cc, id, CF_CTRL_ERROR, -EPROTO, "%s", msg);
-	if (cc->state != CS_CLOSING && cc->state != CS_FENCED && cc->state != CS_LEFT) {
-		cc->cause = cause;
-		core_set_state(cc, CS_CLOSING);
-	}
-	cc->core->ops->close(cc->sc);
-}
-
-/*
- * Every event is built here: its type, the system (s at epoch e) and the
- * instance (i, word reg) it is about, the cluster policy, and t_ns (the
- * CF's real time of what it reports). Failure events add cause and fence_us.
- */
-struct cf_event core_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t e, uint32_t i,
-			   uint64_t reg, uint64_t t_ns)
-{
-	return (struct cf_event){.type = type, .sys = s, .epoch = e, .inst = i, .reg = reg,
-				 .policy = load64(&hdr(c)->policy), .time_ns = t_ns};
-}
-
-/* To system s's JOIN connection (its agent). */
-void core_event_to(struct cf_core *c, uint32_t s, const struct cf_event *ev)
-{
-	core_send(c->sys[s].agent, 0, CF_CTRL_EVENT, ev, sizeof(*ev));
-}
-
-/* To every live system. */
-void core_event_all(struct cf_core *c, const struct cf_event *ev)
-{
-	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
-		if (c->sys[s].live && c->sys[s].agent)
-			core_event_to(c, s, ev);
-	}
-}
-
-/* ---------------- grants ---------------- */
-
-int core_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len,
-	       uint32_t rights, struct cf_grant *g)
-{
-	int r;
-
-	if (cc->ngrants >= CONN_GRANTS_MAX)
-		return -ENOSPC;
-	r = cc->core->ops->grant(cc->sc, region, inst, off, len, rights, g);
-	if (r < 0)
-		return r;
-	cc->grants[cc->ngrants++] = (struct cgrant){region, inst, g->rkey, rights, off, len};
-	return 0;
-}
 
 /* ---------------- transport callbacks ---------------- */
 
@@ -306,17 +88,17 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 	preq_forget(c, cc);
 	if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
-		member_unlink(c, cc);
+		core_sys_unlink(c, cc);
 		cf_slog_info("conn %s of %s closed without goodbye (%s)", cc->peer, core_sys_name(c, s, sn),
 			 err ? strerror(-err) : "EOF");
 		fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_CONN_LOST);
 	} else if (cc->on_sys) {
 		uint32_t s = (uint32_t)cc->sys;
-		member_unlink(c, cc);
+		core_sys_unlink(c, cc);
 		if (cc->state == CS_CLOSING && !c->shutting_down)
 			fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_PROTOCOL);
 	}
-	cf_slog_debug("conn %s: closed in state %s", cc->peer, conn_state_str(cc->state));
+	cf_slog_debug("conn %s: closed in state %s", cc->peer, core_conn_state_str(cc->state));
 	if (cc->prev)
 		cc->prev->next = cc->next;
 	else
@@ -396,14 +178,14 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		return;
 	}
 	snprintf(m, sizeof(m), "unexpected %s in connection state %s", cf_ctrl_type_str(type),
-		 conn_state_str(cc->state));
+		 core_conn_state_str(cc->state));
 	cf_slog_warn("conn %s: %s: closing", cc->peer, m);
 	core_refuse(cc, id, CF_FAIL_PROTOCOL, m);
 }
 
 static void cb_persist(void *arg, uint64_t off, uint64_t len)
 {
-	image_persist(arg, off, len);
+	core_image_persist(arg, off, len);
 }
 
 /*

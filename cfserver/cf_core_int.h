@@ -4,7 +4,8 @@
  * to them (cf_core.h is the interface main.c sees). One struct cf_core, the
  * connection and system state it holds, the CF's own record of
  * registrations, inline access to the image, and the functions one module
- * calls in another. Which module does what is in cf_core.c's opening comment.
+ * calls in another (below, with the layers they form). Which module does
+ * what is in cf_core.c's opening comment.
  *
  * CAS-able words (system state, registration, header policy) are changed only
  * through core_local_cas/core_word_cas while clients can reach the image: on
@@ -209,14 +210,21 @@ static inline void core_name_of(const char field[CF_NAME_MAX], char out[CF_NAME_
 	out[CF_NAME_MAX - 1] = 0;
 }
 
-/* ---------------- what one module calls in another ---------------- */
-
 /*
- * cf_core.c: connections (their state machine), the transport callbacks and
- * their dispatch, the image helpers every module uses, sending and events,
- * the lifecycle (cf_core.h).
+ * ---------------- what one module calls in another ----------------
+ *
+ * In layers, so that no two files call each other: cf_core.c (the
+ * transport's callbacks, the dispatch, the lifecycle) calls the modules that
+ * serve requests; cf_console.c, cf_member.c and cf_sweep.c call
+ * cf_failure.c; cf_console.c, cf_member.c and cf_failure.c call cf_inst.c;
+ * cf_failure.c and cf_inst.c call cf_restart.c; all of them call
+ * cf_core_base.c, which calls none of them.
  */
+
+/* cf_core_base.c: what every module uses (connections, sending, events, grants, image words, names). */
+const char *core_conn_state_str(enum conn_state s);
 void core_set_state(struct core_conn *cc, enum conn_state to);
+void core_image_persist(struct cf_core *c, uint64_t off, uint64_t len);
 void core_persist(struct cf_core *c, uint64_t off, uint64_t len);
 int core_local_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old);
 int core_word_cas(struct cf_core *c, uint64_t off, uint64_t compare, uint64_t swap);
@@ -233,12 +241,13 @@ void core_event_to(struct cf_core *c, uint32_t s, const struct cf_event *ev);
 void core_event_all(struct cf_core *c, const struct cf_event *ev);
 int core_grant(struct core_conn *cc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len,
 	       uint32_t rights, struct cf_grant *g);
+void core_sys_link(struct cf_core *c, uint32_t s, struct core_conn *cc);
+void core_sys_unlink(struct cf_core *c, struct core_conn *cc);
+unsigned core_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struct core_conn *keep);
 
 /* cf_member.c: the handshake and membership (JOIN, CONN_ATTACH, GOODBYE, WATCHDOG). */
 void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h);
 void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a);
-void member_unlink(struct cf_core *c, struct core_conn *cc);
-unsigned member_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struct core_conn *keep);
 void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j);
 void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a);
 void member_on_goodbye(struct core_conn *cc, uint64_t id);

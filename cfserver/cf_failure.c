@@ -136,7 +136,7 @@ void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 	cf_slog_info("failure: %s (system %u, epoch %u): %s; processing starts", sn, s, e, cf_fail_cause_str(cause));
 
 	/* (1) fence: a barrier on every connection of the incarnation, grants dropped with it */
-	nfenced = member_end_conns(c, s, CS_FENCED, NULL);
+	nfenced = core_end_conns(c, s, CS_FENCED, NULL);
 	fence_us = (uint32_t)((cf_mono_ns() - t0) / 1000u);
 	c->metrics.fences += nfenced;
 	c->metrics.failures[cause < CF_METRICS_CAUSES ? cause : CF_FAIL_NONE]++;

@@ -174,66 +174,6 @@ static int system_grants(struct core_conn *cc, uint32_t s, struct cf_grants *gs)
 	return 0;
 }
 
-static void sys_link(struct cf_core *c, uint32_t s, struct core_conn *cc)
-{
-	struct core_sys *cs = &c->sys[s];
-
-	cc->sys = (int)s;
-	cc->on_sys = 1;
-	cc->sys_prev = NULL;
-	cc->sys_next = cs->conns;
-	if (cs->conns)
-		cs->conns->sys_prev = cc;
-	cs->conns = cc;
-}
-
-void member_unlink(struct cf_core *c, struct core_conn *cc)
-{
-	struct core_sys *cs;
-
-	if (!cc->on_sys)
-		return;
-	cs = &c->sys[cc->sys];
-	if (cc->sys_prev)
-		cc->sys_prev->sys_next = cc->sys_next;
-	else
-		cs->conns = cc->sys_next;
-	if (cc->sys_next)
-		cc->sys_next->sys_prev = cc->sys_prev;
-	if (cs->agent == cc)
-		cs->agent = NULL;
-	cc->on_sys = 0;
-	cc->sys_prev = cc->sys_next = NULL;
-}
-
-/*
- * End incarnation s: each of its connections leaves the system's list, goes
- * to state to (CS_FENCED by failure processing, CS_LEFT at GOODBYE), loses
- * its grants and is fenced (ops->fence: a barrier), except keep, the
- * GOODBYE's own connection, which answers and then closes. Returns how many
- * were fenced.
- */
-unsigned member_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struct core_conn *keep)
-{
-	struct core_sys *cs = &c->sys[s];
-	struct core_conn *cc;
-	unsigned n = 0;
-
-	while ((cc = cs->conns)) {
-		member_unlink(c, cc);
-		if (cc->state == CS_SYSTEM)
-			core_set_state(cc, to);
-		cc->ngrants = 0;
-		if (cc != keep) {
-			c->ops->fence(cc->sc);
-			n++;
-		}
-	}
-	cs->live = 0;
-	cs->agent = NULL;
-	return n;
-}
-
 static int find_sys(struct cf_core *c, const char *name)
 {
 	char n[CF_NAME_MAX];
@@ -317,7 +257,7 @@ void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	 */
 	cs->hb_seen_ns = cf_mono_ns() + c->cfg.hb_timeout_ns;
 	core_set_state(cc, CS_SYSTEM);
-	sys_link(c, (uint32_t)s, cc);
+	core_sys_link(c, (uint32_t)s, cc);
 
 	memset(&jd, 0, sizeof(jd));
 	jd.sys = (uint32_t)s;
@@ -353,7 +293,7 @@ void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 		return;
 	}
 	core_set_state(cc, CS_SYSTEM);
-	sys_link(c, a->sys, cc);
+	core_sys_link(c, a->sys, cc);
 	memset(&jd, 0, sizeof(jd));
 	jd.sys = a->sys;
 	jd.epoch = a->epoch;
@@ -392,7 +332,7 @@ void member_on_goodbye(struct core_conn *cc, uint64_t id)
 		return;
 	}
 	/* clean leave: every connection of the incarnation goes, without failure processing */
-	member_end_conns(c, s, CS_LEFT, cc);
+	core_end_conns(c, s, CS_LEFT, cc);
 	if (core_word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FREE, e)) < 0)
 		cf_slog_err("GOODBYE %s: system word changed under us", sn);
 	core_status(cc, id, CF_CTRL_STATUS, 0, "goodbye %s", sn);
