@@ -4,7 +4,9 @@
  * calls only struct cf_server_ops. Handshake and authentication, membership
  * (JOIN, CONN_ATTACH, GOODBYE), instances (OPEN, authorised ATTACH, UNREG),
  * the console (POLICY_SET, RECOVER), failure processing (fence, mark, CAS the
- * instance words, events), the heartbeat sweep and the orphan scan.
+ * instance words, events), the heartbeat sweep and the orphan scan. Written
+ * as cf_core.c and one module per room beside it (cf_core_int.h; the map is
+ * in cf_core.c's opening comment).
  */
 #ifndef CF_CORE_H
 #define CF_CORE_H

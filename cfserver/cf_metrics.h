@@ -3,10 +3,11 @@
  * cf_metrics.h - cfserver's metrics in the OpenMetrics text format, served in
  * chunks by CF_CTRL_METRICS (cf_wire.h) to a console or a monitor.
  *
- * cf_core.c owns the state and bumps the counters kept here (joins, failures
- * by cause, fences) at its decision points; when a client asks for a new
- * snapshot it fills a struct cf_metrics_view (plain numbers plus the image)
- * and this module renders the text from it. Nothing here changes the CF.
+ * The control plane (cf_core.c and its modules) owns the state and bumps
+ * the counters kept here (joins, failures by cause, fences) at its decision
+ * points; when a client asks for a new snapshot it fills a struct
+ * cf_metrics_view (plain numbers plus the image) and this module renders the
+ * text from it. Nothing here changes the CF.
  *
  * Snapshots: a scrape takes several requests (a control message is at most
  * CF_CTRL_MAX bytes), so the text is rendered once and kept, under an id, for
@@ -36,7 +37,7 @@
 #define CF_METRICS_CAUSES 5u     /* enum cf_fail_cause, CF_FAIL_NONE..CF_FAIL_PROTOCOL */
 #define CF_METRICS_LAT_BUCKETS 16u
 
-/* Connection roles as counted: by the connection's state in cf_core.c. */
+/* Connection roles as counted: by the connection's state in the control plane (cf_core_int.h). */
 enum cf_metrics_conn {
 	CF_MC_HANDSHAKE = 0, /* not authenticated yet, or authenticated and not joined */
 	CF_MC_SYSTEM,
@@ -46,7 +47,7 @@ enum cf_metrics_conn {
 	CF_MC_COUNT,
 };
 
-/* What cf_core.c knows, handed to the renderer for one snapshot. */
+/* What the control plane knows, handed to the renderer for one snapshot. */
 struct cf_metrics_view {
 	const struct cf_image_map *map;
 	const uint8_t *base; /* the image (systems, heartbeats, instances, lock table are read) */
@@ -71,7 +72,7 @@ struct cf_metrics_snap {
 };
 
 struct cf_metrics {
-	/* bumped by cf_core.c */
+	/* bumped by the control plane */
 	uint64_t joins;
 	uint64_t failures[CF_METRICS_CAUSES]; /* systems failed, by cause */
 	uint64_t fences;                      /* connections fenced by failure processing */
@@ -89,7 +90,7 @@ void cf_metrics_fini(struct cf_metrics *m); /* frees the snapshots; accepts a ze
 /* One persist of the image took ns (any thread). */
 void cf_metrics_persist_time(struct cf_metrics *m, uint64_t ns);
 
-/* Fill v for a new snapshot: cf_core.c's side. */
+/* Fill v for a new snapshot: the control plane's side (cf_console.c). */
 typedef void cf_metrics_fill_fn(void *arg, struct cf_metrics_view *v);
 /*
  * Answer one METRICS request into *r (status 0, -ESTALE, -EINVAL, -ENOMEM,

@@ -1193,7 +1193,7 @@ static int cmd_fence_barrier(int argc, char **argv)
  * to a block of the recovery-info region, READs of all of these. CHECKER is
  * another live system. Then the CF fences FLOODER:
  *   silence  its heartbeat stops and the CF's sweep declares it failed after T;
- *   readmit  a second JOIN of its name (cf_core.c fails the old incarnation
+ *   readmit  a second JOIN of its name (cf_member.c fails the old incarnation
  *            before it answers the JOIN).
  * Once the fence has completed (the system word reads FAILED, or the JOIN was
  * answered), CHECKER puts a sentinel into every word and block the stream

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_persist_answer - cfserver's answer to the PERSIST control request
- * (cfserver/cf_core.c over cf_persist): cf_core.c is compiled into this test
- * with a fake transport (a table of server ops that records what is sent) and
+ * (cfserver/cf_persist_req.c over cf_persist): the control plane is compiled
+ * into this test (its internals through cf_core_int.h) with a fake transport (a table of server ops that records what is sent) and
  * an --nvram image in a temporary file whose persist function is a stub that
  * records each call. Connections are put in state SYSTEM with a write grant
  * by hand (no handshake).
@@ -22,10 +22,13 @@
  *      while a batch is with the thread is not answered by that batch's
  *      completion but after the next persist.
  */
-#include "../../cfserver/cf_core.c"
+#include "cf_core_int.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cf_image.h"

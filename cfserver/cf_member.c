@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cf_member.c - the handshake and membership: who may talk to the CF, as
+ * what, and which connections make up a system incarnation.
+ *   (1) HELLO: magic, protocol versions, role; the server's CHALLENGE is
+ *       MACed with the role's key (role_key: the monitor key for MONITOR,
+ *       the cluster key for every other role);
+ *   (2) AUTH: the client's MAC; then WELCOME (geometry, h, T, generation,
+ *       policy). A MONITOR gets no grant, a CONSOLE one READ grant up to the
+ *       logs, a SYSTEM connection waits for (3);
+ *   (3) JOIN (a new incarnation: epoch + 1, a token, the system grants; an
+ *       old incarnation still ACTIVE is failed first) or CONN_ATTACH (a
+ *       further connection of a live incarnation, proven by its token);
+ *   (4) GOODBYE: a clean leave (FREE), unless the incarnation still holds an
+ *       instance: then it is a failure (cf_failure.c).
+ * WATCHDOG: the incarnation's announced watchdog timeout, kept in its slot
+ * for the counterpart's wait (docs/design.md §7, "Fencing across hosts").
+ */
+#include "cf_core_int.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_auth.h"
+#include "cf_slog.h"
+#include "cf_util.h"
+
+/*
+ * The key both MACs of a connection's handshake use: the monitor key for the
+ * MONITOR role, the cluster key for every other. The role a client claims
+ * only picks the key; a monitor key cannot open any other role, and the
+ * cluster key cannot open a MONITOR connection (a console may read the
+ * metrics anyway).
+ */
+static const uint8_t *role_key(const struct cf_core *c, uint32_t role)
+{
+	return role == CF_ROLE_MONITOR ? c->cfg.monitor_key : c->cfg.key;
+}
+
+void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h)
+{
+	struct cf_core *c = cc->core;
+	struct cf_challenge ch;
+	char msg[120];
+	unsigned lo, hi;
+
+	if (h->magic != CF_HELLO_MAGIC) {
+		cf_slog_warn("conn %s: bad HELLO magic %#x", cc->peer, h->magic);
+		core_refuse(cc, id, CF_FAIL_PROTOCOL, "bad HELLO magic: not a cfplex client");
+		return;
+	}
+	lo = h->version_min > CF_PROTO_VERSION_MIN ? h->version_min : CF_PROTO_VERSION_MIN;
+	hi = h->version_max < CF_PROTO_VERSION_MAX ? h->version_max : CF_PROTO_VERSION_MAX;
+	if (lo > hi) {
+		snprintf(msg, sizeof(msg), "protocol version mismatch: client speaks %u..%u, server %u..%u",
+			 h->version_min, h->version_max, CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX);
+		cf_slog_warn("conn %s: %s", cc->peer, msg);
+		core_refuse(cc, id, CF_FAIL_PROTOCOL, msg);
+		return;
+	}
+	if (h->role != CF_ROLE_SYSTEM && h->role != CF_ROLE_CONSOLE && h->role != CF_ROLE_MONITOR) {
+		cf_slog_warn("conn %s: unknown role %u", cc->peer, h->role);
+		core_refuse(cc, id, CF_FAIL_PROTOCOL, "unknown role");
+		return;
+	}
+	if (h->role == CF_ROLE_MONITOR && !c->cfg.has_monitor_key) {
+		cf_slog_warn("conn %s: monitor role refused: no --monitor-key configured", cc->peer);
+		core_refuse(cc, id, CF_FAIL_NONE, "monitor role refused: this CF has no monitor key (cfserver --monitor-key)");
+		return;
+	}
+	cc->version = (uint16_t)hi;
+	cc->role = h->role;
+	memcpy(cc->cnonce, h->client_nonce, CF_NONCE_LEN);
+	cf_auth_nonce(cc->snonce);
+	memset(&ch, 0, sizeof(ch));
+	ch.version = cc->version;
+	memcpy(ch.server_nonce, cc->snonce, CF_NONCE_LEN);
+	cf_auth_mac_server(role_key(c, cc->role), cc->cnonce, cc->snonce, ch.mac);
+	core_set_state(cc, CS_CHALLENGED);
+	core_send(cc, id, CF_CTRL_CHALLENGE, &ch, sizeof(ch));
+}
+
+void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
+{
+	struct cf_core *c = cc->core;
+	struct cf_header *h = hdr(c);
+	uint8_t want[CF_MAC_LEN];
+	struct cf_welcome w;
+	struct cf_grants gs;
+	int r;
+
+	cf_auth_mac_client(role_key(c, cc->role), cc->snonce, cc->cnonce, cc->role, want);
+	r = cf_auth_verify(want, a->mac);
+	sodium_memzero(want, sizeof(want));
+	if (r < 0) {
+		cf_slog_warn("conn %s: authentication failed (wrong %s key)", cc->peer,
+			 cc->role == CF_ROLE_MONITOR ? "monitor" : "cluster");
+		core_refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
+		return;
+	}
+	memset(&w, 0, sizeof(w));
+	w.geo = c->map->geo;
+	w.generation = load64(&h->generation);
+	w.hb_interval_ns = c->cfg.hb_interval_ns;
+	w.hb_timeout_ns = c->cfg.hb_timeout_ns;
+	w.image_size = c->map->image_size;
+	w.policy = load64(&h->policy);
+	if (cc->role == CF_ROLE_MONITOR) {
+		/* no grant: the metrics are all it may read (docs/design.md §7, "The monitor role") */
+		core_set_state(cc, CS_MONITOR);
+		core_send(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
+		cf_slog_debug("conn %s: monitor authenticated (protocol %u)", cc->peer, cc->version);
+		return;
+	}
+	if (cc->role == CF_ROLE_CONSOLE) {
+		/* one READ grant over header .. record lists: never the private logs (invariant 5) */
+		core_set_state(cc, CS_CONSOLE);
+		core_send(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
+		memset(&gs, 0, sizeof(gs));
+		r = core_grant(cc, CF_RGN_IMAGE, 0, 0, c->map->off_logs, CF_R_READ, &gs.g[0]);
+		gs.status = r;
+		gs.count = r < 0 ? 0 : 1;
+		core_send(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
+		cf_slog_debug("conn %s: console authenticated (protocol %u)", cc->peer, cc->version);
+		return;
+	}
+	core_set_state(cc, CS_AUTHED);
+	core_send(cc, id, CF_CTRL_WELCOME, &w, sizeof(w));
+	cf_slog_debug("conn %s: system connection authenticated (protocol %u)", cc->peer, cc->version);
+}
+
+/*
+ * JOINED's flags: durable when the image persists or a secondary keeps a copy
+ * (then a verbs node sends PERSIST, which is what ships its log records).
+ */
+static uint32_t joined_flags(const struct cf_core *c)
+{
+	return c->im->persist_fn || c->dx ? CF_JOINED_DURABLE : 0;
+}
+
+/* The grants every connection of a system gets (cf_wire.h, struct cf_joined). */
+static int system_grants(struct core_conn *cc, uint32_t s, struct cf_grants *gs)
+{
+	struct cf_core *c = cc->core;
+	const struct cf_image_map *m = c->map;
+	const struct cf_geometry *g = &m->geo;
+	struct {
+		uint32_t region;
+		uint64_t off, len;
+		uint32_t rights;
+	} want[] = {
+		{CF_RGN_HEADER, 0, sizeof(struct cf_header), CF_R_READ},
+		{CF_RGN_SYSTEMS, m->off_systems, (uint64_t)g->max_systems * sizeof(struct cf_sys_slot), CF_R_READ},
+		{CF_RGN_HEARTBEATS, m->off_heartbeats, (uint64_t)g->max_systems * sizeof(struct cf_hb_slot),
+		 CF_R_READ},
+		{CF_RGN_HB_OWN, cf_hb_off(m, s), sizeof(struct cf_hb_slot), CF_R_READ | CF_R_WRITE},
+		{CF_RGN_INSTANCES, m->off_instances, (uint64_t)g->max_instances * sizeof(struct cf_inst_slot),
+		 CF_R_READ | CF_R_ATOMIC},
+		{CF_RGN_RINFO, m->off_rinfo, (uint64_t)g->max_instances * sizeof(struct cf_rinfo_slot),
+		 CF_R_READ | CF_R_WRITE},
+		{CF_RGN_LOCKS, m->off_locks, (uint64_t)g->lock_entries * 8u, CF_R_READ | CF_R_ATOMIC},
+	};
+	int r;
+
+	memset(gs, 0, sizeof(*gs));
+	for (size_t k = 0; k < CF_ARRAY_SIZE(want); k++) {
+		r = core_grant(cc, want[k].region, 0, want[k].off, want[k].len, want[k].rights, &gs->g[k]);
+		if (r < 0)
+			return r;
+		gs->count++;
+	}
+	return 0;
+}
+
+static int find_sys(struct cf_core *c, const char *name)
+{
+	char n[CF_NAME_MAX];
+	int empty = -1;
+
+	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
+		core_name_of(sys_slot(c, s)->name, n);
+		if (!strcmp(n, name))
+			return (int)s;
+		if (!n[0] && empty < 0 && cf_sysword_state(sysword(c, s)) == CF_SYS_FREE)
+			empty = (int)s;
+	}
+	return empty;
+}
+
+void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
+{
+	struct cf_core *c = cc->core;
+	char name[CF_NAME_MAX], host[CF_HOST_MAX];
+	struct cf_joined jd;
+	struct cf_sys_slot *slot;
+	struct core_sys *cs;
+	uint64_t w;
+	uint32_t e;
+	int s, r;
+
+	core_name_of(j->name, name);
+	memcpy(host, j->host, CF_HOST_MAX);
+	host[CF_HOST_MAX - 1] = 0;
+	if (cf_name_check(name) < 0) {
+		core_status(cc, id, CF_CTRL_STATUS, -EINVAL, "bad system name: 1..15 chars of [A-Za-z0-9_.-]");
+		return;
+	}
+	s = find_sys(c, name);
+	if (s < 0) {
+		cf_slog_warn("JOIN %s from %s refused: system table full (%u)", name, cc->peer, c->map->geo.max_systems);
+		core_status(cc, id, CF_CTRL_STATUS, -ENOSPC, "system table full (max-systems %u)",
+			    c->map->geo.max_systems);
+		return;
+	}
+	cs = &c->sys[s];
+	slot = sys_slot(c, (uint32_t)s);
+	w = sysword(c, (uint32_t)s);
+	if (cf_sysword_state(w) == CF_SYS_ACTIVE) {
+		/* re-admission: the old incarnation is still ACTIVE; fail it first */
+		cf_slog_info("JOIN %s from %s: old incarnation (epoch %u) still ACTIVE: failing it first", name,
+			 cc->peer, cf_sysword_epoch(w));
+		fail_system(c, (uint32_t)s, CF_FAIL_READMIT);
+		w = sysword(c, (uint32_t)s);
+	}
+	e = (cf_sysword_epoch(w) + 1) & CF_EPOCH_MASK;
+	if (!e)
+		e = 1;
+	/* the slot's plain fields first, the CAS-able state word last */
+	slot->pid = j->pid;
+	slot->starttime = j->starttime;
+	slot->join_ns = cf_real_ns();
+	slot->fail_ns = 0;
+	slot->fail_cause = CF_FAIL_NONE;
+	slot->wd_timeout_ms = 0; /* until this incarnation announces one (CF_CTRL_WATCHDOG) */
+	memset(slot->name, 0, CF_NAME_MAX);
+	memcpy(slot->name, name, strlen(name));
+	memcpy(slot->host, host, CF_HOST_MAX);
+	core_persist(c, cf_sys_off(c->map, (uint32_t)s), sizeof(*slot));
+	r = core_word_cas(c, cf_sys_off(c->map, (uint32_t)s), w, cf_sysword(CF_SYS_ACTIVE, e));
+	if (r < 0) {
+		cf_slog_err("JOIN %s: system word changed under us", name);
+		core_status(cc, id, CF_CTRL_STATUS, -EAGAIN, "system slot busy, retry");
+		return;
+	}
+	cs->live = 1;
+	cs->agent = cc;
+	c->metrics.joins++;
+	randombytes_buf(&cs->token, sizeof(cs->token));
+	cs->hb_last = load64(&hb_slot(c, (uint32_t)s)->hb);
+	/*
+	 * A new incarnation still has to open its heartbeat connection and
+	 * authenticate it before its first beat: one extra T of grace for that
+	 * first beat only (a crash meanwhile is still seen at once: its JOIN
+	 * connection closes).
+	 */
+	cs->hb_seen_ns = cf_mono_ns() + c->cfg.hb_timeout_ns;
+	core_set_state(cc, CS_SYSTEM);
+	core_sys_link(c, (uint32_t)s, cc);
+
+	memset(&jd, 0, sizeof(jd));
+	jd.sys = (uint32_t)s;
+	jd.epoch = e;
+	jd.token = cs->token;
+	jd.flags = joined_flags(c);
+	r = system_grants(cc, (uint32_t)s, &jd.grants);
+	jd.status = r;
+	jd.grants.status = r;
+	core_send(cc, id, CF_CTRL_JOINED, &jd, sizeof(jd));
+	cf_slog_info("JOIN %s: system %d epoch %u from %s (host %s pid %llu)", name, s, e, cc->peer, host,
+		 (unsigned long long)j->pid);
+}
+
+void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a)
+{
+	struct cf_core *c = cc->core;
+	struct cf_joined jd;
+	uint64_t w;
+	int r;
+
+	if (a->sys >= c->map->geo.max_systems) {
+		core_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no system %u", a->sys);
+		return;
+	}
+	w = sysword(c, a->sys);
+	if (!c->sys[a->sys].live || !sys_incarnation(w, a->epoch) ||
+	    sodium_memcmp(&c->sys[a->sys].token, &a->token, sizeof(a->token)) != 0) {
+		cf_slog_warn("CONN_ATTACH from %s refused: system %u epoch %u is not a live incarnation", cc->peer,
+			 a->sys, a->epoch);
+		core_status(cc, id, CF_CTRL_STATUS, -EPERM, "system %u epoch %u is not a live incarnation", a->sys,
+			    a->epoch);
+		return;
+	}
+	core_set_state(cc, CS_SYSTEM);
+	core_sys_link(c, a->sys, cc);
+	memset(&jd, 0, sizeof(jd));
+	jd.sys = a->sys;
+	jd.epoch = a->epoch;
+	jd.token = a->token;
+	jd.flags = joined_flags(c);
+	r = system_grants(cc, a->sys, &jd.grants);
+	jd.status = r;
+	jd.grants.status = r;
+	core_send(cc, id, CF_CTRL_JOINED, &jd, sizeof(jd));
+	cf_slog_debug("CONN_ATTACH: %s is a further connection of system %u epoch %u", cc->peer, a->sys, a->epoch);
+}
+
+static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
+{
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		uint64_t w = regword(c, i);
+		/* a word naming it counts unless the CF granted the instance to another (then a member wrote it) */
+		if (inst_held_by(c, i, s, e) || (!c->inst[i].held && reg_owned_by(w, s, e)))
+			return 1;
+	}
+	return 0;
+}
+
+void member_on_goodbye(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys;
+	uint64_t w = sysword(c, s);
+	uint32_t e = cf_sysword_epoch(w);
+	char sn[CF_NAME_MAX];
+
+	core_sys_name(c, s, sn);
+	if (owns_active(c, s, e)) {
+		cf_slog_warn("GOODBYE from %s while it still owns ACTIVE instances: failure processing instead", sn);
+		fail_system(c, s, CF_FAIL_CONN_LOST);
+		return;
+	}
+	/* clean leave: every connection of the incarnation goes, without failure processing */
+	core_end_conns(c, s, CS_LEFT, cc);
+	if (core_word_cas(c, cf_sys_off(c->map, s), w, cf_sysword(CF_SYS_FREE, e)) < 0)
+		cf_slog_err("GOODBYE %s: system word changed under us", sn);
+	core_status(cc, id, CF_CTRL_STATUS, 0, "goodbye %s", sn);
+	c->ops->close(cc->sc);
+	cf_slog_info("GOODBYE: %s (epoch %u) left cleanly", sn, e);
+}
+
+/*
+ * Fencing across hosts (docs/design.md §7): the watchdog timeout a system
+ * announces on its JOIN connection, kept in its slot; failure processing
+ * copies it into the instances' fail_* for the counterpart's wait.
+ */
+void member_on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watchdog_msg *m)
+{
+	struct cf_core *c = cc->core;
+	struct cf_sys_slot *slot;
+	char sn[CF_NAME_MAX];
+
+	if (cc->sys < 0 || c->sys[cc->sys].agent != cc) {
+		core_status(cc, id, CF_CTRL_STATUS, -EPERM, "a watchdog is announced on the JOIN connection");
+		return;
+	}
+	if (m->timeout_ms > CF_WD_TIMEOUT_MAX_MS || m->pad) {
+		core_status(cc, id, CF_CTRL_STATUS, -EINVAL, "watchdog timeout %u ms out of range (0..%u)",
+			    m->timeout_ms, CF_WD_TIMEOUT_MAX_MS);
+		return;
+	}
+	slot = sys_slot(c, (uint32_t)cc->sys);
+	slot->wd_timeout_ms = m->timeout_ms;
+	core_persist(c, cf_sys_off(c->map, (uint32_t)cc->sys), sizeof(*slot));
+	cf_slog_info("%s announces a watchdog of %u ms", core_sys_name(c, (uint32_t)cc->sys, sn), m->timeout_ms);
+	core_status(cc, id, CF_CTRL_STATUS, 0, "watchdog %u ms recorded", m->timeout_ms);
+}
