@@ -919,6 +919,26 @@ static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	send_msg(cc, id, CF_CTRL_CHALLENGE, &ch, sizeof(ch));
 }
 
+/*
+ * Frame integrity (cf_auth.h): from WELCOME on, every frame of this connection
+ * carries a MAC under keys derived from the handshake; a backend without
+ * frames of its own (verbs) has no set_frame_keys.
+ */
+static int set_frame_keys(struct core_conn *cc)
+{
+	struct cf_core *c = cc->core;
+	uint8_t c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
+	int r;
+
+	if (!c->ops->set_frame_keys)
+		return 0;
+	cf_auth_frame_keys(role_key(c, cc->role), cc->cnonce, cc->snonce, cc->role, c2s, s2c);
+	r = c->ops->set_frame_keys(cc->sc, s2c, c2s);
+	sodium_memzero(c2s, sizeof(c2s));
+	sodium_memzero(s2c, sizeof(s2c));
+	return r;
+}
+
 static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 {
 	struct cf_core *c = cc->core;
@@ -935,6 +955,12 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 		cf_slog_warn("conn %s: authentication failed (wrong %s key)", cc->peer,
 			 cc->role == CF_ROLE_MONITOR ? "monitor" : "cluster");
 		refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
+		return;
+	}
+	r = set_frame_keys(cc);
+	if (r < 0) {
+		cf_slog_warn("conn %s: frame keys: %s: closing", cc->peer, strerror(-r));
+		refuse(cc, id, CF_FAIL_PROTOCOL, "frame keys");
 		return;
 	}
 	memset(&w, 0, sizeof(w));
