@@ -51,6 +51,13 @@
 #include "cf_words.h"
 
 #define HANDSHAKE_TIMEOUT_NS (5ull * 1000000000ull)
+/*
+ * Connections not authenticated yet have a budget of their own, not --max-conns
+ * (issue 11, item 5): at most this many at once; a newcomer beyond it drops the
+ * oldest (handshake_budget). So connections that never speak cannot lock out a
+ * console or a restarted system, and cost at most 64 sockets for 5 s each.
+ */
+#define HANDSHAKE_MAX 64u
 #define CONN_GRANTS_MAX 128u
 
 /* ---------------- connection state machine ---------------- */
@@ -205,6 +212,7 @@ struct cf_core {
 	uint64_t restored;  /* registration words the CF put back */
 	struct core_conn *conns;
 	unsigned nconns;
+	uint64_t handshakes_dropped; /* by the handshake budget */
 	int shutting_down;
 	ev_timer sweep, orphan;
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
@@ -864,6 +872,69 @@ static void orphan_scan(struct cf_core *c)
 
 /* ---------------- handshake ---------------- */
 
+/* Not authenticated yet: counts against the handshake budget, not --max-conns. */
+static int conn_in_handshake(const struct core_conn *cc)
+{
+	return cc->state == CS_NEW || cc->state == CS_CHALLENGED;
+}
+
+/* Authenticated connections that are not going away: what --max-conns bounds. */
+static unsigned conns_authenticated(const struct cf_core *c)
+{
+	unsigned n = 0;
+
+	for (const struct core_conn *cc = c->conns; cc; cc = cc->next)
+		n += cc->state == CS_AUTHED || cc->state == CS_SYSTEM || cc->state == CS_CONSOLE ||
+		     cc->state == CS_MONITOR;
+	return n;
+}
+
+/*
+ * Room for the newcomer in the handshake budget: beyond HANDSHAKE_MAX the
+ * oldest connection that has not even sent its HELLO is dropped, or if every
+ * one has, the oldest. An honest client speaks at once, so a flood of silent
+ * connections does not push it out. Dropped without linger (nothing to flush),
+ * logged once per 100.
+ */
+static void handshake_budget(struct cf_core *c, struct core_conn *newcomer)
+{
+	struct core_conn *oldest = NULL, *oldest_silent = NULL, *v;
+	unsigned n = 0;
+
+	for (struct core_conn *cc = c->conns; cc; cc = cc->next) { /* newest first */
+		if (cc == newcomer || !conn_in_handshake(cc))
+			continue;
+		n++;
+		oldest = cc;
+		if (cc->state == CS_NEW)
+			oldest_silent = cc;
+	}
+	if (n < HANDSHAKE_MAX)
+		return;
+	v = oldest_silent ? oldest_silent : oldest;
+	if (c->handshakes_dropped++ % 100 == 0)
+		cf_slog_warn("conn %s: dropped in state %s: %u connections in the handshake (at most %u), the oldest "
+			     "goes (%llu dropped so far)", v->peer, conn_state_str(v->state), n, HANDSHAKE_MAX,
+			     (unsigned long long)c->handshakes_dropped);
+	v->cause = CF_FAIL_NONE;
+	set_state(v, CS_CLOSING);
+	c->ops->fence(v->sc);
+}
+
+/* --max-conns counts authenticated connections; 0 or refused (cc is closing). */
+static int conns_limit(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	unsigned n = conns_authenticated(c);
+
+	if (n < c->cfg.max_conns)
+		return 0;
+	cf_slog_warn("conn %s refused: %u authenticated connections open (max-conns %u)", cc->peer, n,
+		     c->cfg.max_conns);
+	refuse(cc, id, CF_FAIL_NONE, "too many connections");
+	return -EUSERS;
+}
+
 /*
  * The key both MACs of a connection's handshake use: the monitor key for the
  * MONITOR role, the cluster key for every other. The role a client claims
@@ -902,6 +973,8 @@ static void on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 		refuse(cc, id, CF_FAIL_PROTOCOL, "unknown role");
 		return;
 	}
+	if (conns_limit(cc, id) < 0) /* early, with a reason; checked again at AUTH */
+		return;
 	if (h->role == CF_ROLE_MONITOR && !c->cfg.has_monitor_key) {
 		cf_slog_warn("conn %s: monitor role refused: no --monitor-key configured", cc->peer);
 		refuse(cc, id, CF_FAIL_NONE, "monitor role refused: this CF has no monitor key (cfserver --monitor-key)");
@@ -957,6 +1030,8 @@ static void on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 		refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
 		return;
 	}
+	if (conns_limit(cc, id) < 0)
+		return;
 	r = set_frame_keys(cc);
 	if (r < 0) {
 		cf_slog_warn("conn %s: frame keys: %s: closing", cc->peer, strerror(-r));
@@ -2019,12 +2094,7 @@ static void cb_accept(void *arg, struct cf_sconn *sc)
 	c->conns = cc;
 	c->nconns++;
 	c->ops->set_data(sc, cc);
-	if (c->nconns > c->cfg.max_conns) {
-		cf_slog_warn("conn %s refused: %u connections open (max-conns %u)", cc->peer, c->nconns - 1,
-			 c->cfg.max_conns);
-		refuse(cc, 0, CF_FAIL_NONE, "too many connections");
-		return;
-	}
+	handshake_budget(c, cc); /* --max-conns is checked once it has authenticated */
 	cf_slog_debug("conn %s: accepted", cc->peer);
 }
 

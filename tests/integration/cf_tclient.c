@@ -933,6 +933,70 @@ static int cmd_frame_mac(int argc, char **argv)
 	return 0;
 }
 
+/* ---------------- the handshake budget ---------------- */
+
+/*
+ * silent N SECONDS: open N connections that never speak, print READY, hold
+ * them SECONDS, then print how many the CF closed (issue 11, item 5).
+ */
+static int cmd_silent(int argc, char **argv)
+{
+	int n = argc > 0 ? atoi(argv[0]) : 300, secs = argc > 1 ? atoi(argv[1]) : 10, closed = 0;
+	int *fds = calloc((size_t)n, sizeof(*fds));
+	uint64_t end;
+	char c;
+
+	CHECK(fds && n > 0, "usage: silent N SECONDS");
+	for (int i = 0; i < n; i++)
+		fds[i] = raw_connect();
+	printf("READY %d\n", n);
+	fflush(stdout);
+	end = cf_mono_ns() + (uint64_t)secs * 1000000000ull;
+	while (cf_mono_ns() < end)
+		usleep(50000);
+	for (int i = 0; i < n; i++) {
+		ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT);
+		closed += r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+		close(fds[i]);
+	}
+	printf("CLOSED %d of %d\n", closed, n);
+	free(fds);
+	return 0;
+}
+
+/*
+ * unknown-ctrl: a control message of a type the CF does not know, from an
+ * authenticated system and console: a STATUS -ENOSYS, and the connection
+ * goes on serving.
+ */
+static int cmd_unknown_ctrl(int argc, char **argv)
+{
+	struct cf_session s, con;
+	struct cf_status st;
+	struct cf_empty e = {0};
+	uint64_t old;
+	int r;
+
+	open_sys(&s, argc > 0 ? argv[0] : "UNK1");
+	open_console(&con);
+	for (int k = 0; k < 2; k++) {
+		struct cf_session *x = k ? &con : &s;
+		memset(&st, 0, sizeof(st));
+		r = cf_session_rpc(x, 999, &e, sizeof(e), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+		st.msg[sizeof(st.msg) - 1] = 0;
+		CHECK(r == -ENOSYS || (r == 0 && st.status == -ENOSYS), "%s: unknown type 999: r=%d status=%d (%s)",
+		      k ? "console" : "system", r, st.status, st.msg);
+		printf("%s: %s\n", k ? "console" : "system", st.msg);
+	}
+	CHECK(cf_session_faa(&s, lock_off(&s, 5), 1, &old) == 0, "the system connection after ENOSYS");
+	CHECK(word(&con, lock_off(&con, 5)) == old + 1, "the console connection after ENOSYS");
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	cf_session_close(&con);
+	printf("OK unknown-ctrl\n");
+	return 0;
+}
+
 /* ---------------- malformed frames ---------------- */
 
 static void expect_closed(const char *what, uint16_t op, const void *body, size_t len, uint32_t lenfield)
@@ -2420,6 +2484,7 @@ static const struct {
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
 	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover}, {"frame-mac", cmd_frame_mac},
+	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl},
 };
 
 int main(int argc, char **argv)
