@@ -2141,6 +2141,17 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 
 	if (!cc || cc->state == CS_CLOSING || cc->state == CS_FENCED || cc->state == CS_LEFT)
 		return;
+	if (len >= sizeof(*h) && h->len == len && !cf_ctrl_body_size(h->type) &&
+	    (cc->state == CS_AUTHED || cc->state == CS_SYSTEM || cc->state == CS_CONSOLE)) {
+		/*
+		 * A well-formed message of a type this CF does not know, from an
+		 * authenticated peer (a newer client): say so and go on. Before the
+		 * handshake ends anything but the handshake closes the connection.
+		 */
+		cf_slog_debug("conn %s: unknown control message type %u: ENOSYS", cc->peer, h->type);
+		send_status(cc, id, CF_CTRL_STATUS, -ENOSYS, "unknown control message type %u", h->type);
+		return;
+	}
 	if (cf_ctrl_check(msg, len) < 0) {
 		cf_slog_warn("conn %s: malformed control message (%zu bytes, %s): closing", cc->peer, len,
 			 cf_corrupt_where());
