@@ -2112,7 +2112,8 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 		sys_unlink(c, cc);
 		cf_slog_info("conn %s of %s closed without goodbye (%s)", cc->peer, sys_name(c, s, sn),
 			 err ? strerror(-err) : "EOF");
-		fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_CONN_LOST);
+		/* -EBADMSG: the transport refused a frame (malformed, or its MAC): the peer's protocol error */
+		fail_system(c, s, cc->cause ? cc->cause : err == -EBADMSG ? CF_FAIL_PROTOCOL : CF_FAIL_CONN_LOST);
 	} else if (cc->on_sys) {
 		uint32_t s = (uint32_t)cc->sys;
 		sys_unlink(c, cc);

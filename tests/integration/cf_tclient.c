@@ -933,6 +933,92 @@ static int cmd_frame_mac(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * A man in the middle for frame-mac-client: relays one client connection to
+ * the CF; while `corrupt` is set, the next chunk from the CF to the client has
+ * one bit of byte 24 changed (in an answer frame: the low byte of a CAS/FAA's
+ * old value, what a forger would change).
+ */
+struct mitm {
+	int lfd, sfd; /* listening for the client; connected to the CF */
+	int corrupt; /* atomically */
+	int corrupted;
+};
+
+static void *mitm_main(void *p)
+{
+	struct mitm *m = p;
+	uint8_t buf[65536];
+	int cfd = accept(m->lfd, NULL, NULL), sfd = m->sfd;
+
+	CHECK(cfd >= 0, "mitm accept");
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = cfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		if (poll(pf, 2, 20000) <= 0)
+			break;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = recv(pf[i].fd, buf, sizeof(buf), 0);
+			if (n <= 0)
+				goto out;
+			if (i == 1 && n > 24 && __atomic_exchange_n(&m->corrupt, 0, __ATOMIC_SEQ_CST)) {
+				buf[24] ^= 0x01;
+				m->corrupted = 1;
+			}
+			if (send(i ? cfd : sfd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				goto out;
+		}
+	}
+out:
+	close(cfd);
+	close(sfd);
+	return NULL;
+}
+
+/*
+ * frame-mac-client NAME: the client's side of frame integrity. Through a relay
+ * that changes one bit of an FAA's answer (the old value), the session must
+ * fail with -EBADMSG instead of returning a forged value.
+ */
+static int cmd_frame_mac_client(int argc, char **argv)
+{
+	static struct mitm m;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	char paddr[64];
+	const char *real = addr;
+	struct cf_session s;
+	pthread_t th;
+	uint64_t old, off;
+	int r;
+
+	CHECK(!strcmp(transport, "tcp"), "tcp only");
+	m.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(m.lfd >= 0 && bind(m.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(m.lfd, 1) == 0 &&
+		      getsockname(m.lfd, (struct sockaddr *)&sa, &sl) == 0,
+	      "mitm listen");
+	snprintf(paddr, sizeof(paddr), "127.0.0.1:%u", ntohs(sa.sin_port));
+	m.sfd = raw_connect(); /* to the CF, before addr names the relay */
+	CHECK(pthread_create(&th, NULL, mitm_main, &m) == 0, "thread");
+	addr = paddr;
+	open_sys(&s, argc > 0 ? argv[0] : "FMC");
+	addr = real;
+	off = lock_off(&s, 7);
+	CHECK(cf_session_faa(&s, off, 1, &old) == 0, "FAA through the relay, untouched");
+	__atomic_store_n(&m.corrupt, 1, __ATOMIC_SEQ_CST);
+	r = cf_session_faa(&s, off, 1, &old);
+	CHECK(m.corrupted, "the relay changed nothing");
+	CHECK(r == -EBADMSG, "an answer with a changed old value: r=%d (%s), old %" PRIu64, r, strerror(-r), old);
+	printf("refused by the client: changed answer (%s)\n", strerror(-r));
+	cf_session_close(&s);
+	close(m.lfd);
+	pthread_join(th, NULL);
+	printf("OK frame-mac-client\n");
+	return 0;
+}
+
 /* ---------------- the handshake budget ---------------- */
 
 /*
@@ -2484,7 +2570,7 @@ static const struct {
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
 	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover}, {"frame-mac", cmd_frame_mac},
-	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl},
+	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl}, {"frame-mac-client", cmd_frame_mac_client},
 };
 
 int main(int argc, char **argv)
