@@ -1022,24 +1022,42 @@ static int cmd_frame_mac_client(int argc, char **argv)
 /* ---------------- the handshake budget ---------------- */
 
 /*
- * silent N SECONDS: open N connections that never speak, print READY, hold
- * them SECONDS, then print how many the CF closed (issue 11, item 5).
+ * silent N SECONDS [churn]: open N connections that never speak, print READY,
+ * hold them SECONDS, then print how many the CF closed (issue 11, item 5).
+ * churn: reopen each one the CF closes, at once, for as long (a flood that
+ * keeps pushing), and print how many were reopened.
  */
 static int cmd_silent(int argc, char **argv)
 {
 	int n = argc > 0 ? atoi(argv[0]) : 300, secs = argc > 1 ? atoi(argv[1]) : 10, closed = 0;
+	int churn = argc > 2 && !strcmp(argv[2], "churn");
 	int *fds = calloc((size_t)n, sizeof(*fds));
-	uint64_t end;
+	uint64_t end, reopened = 0;
 	char c;
 
-	CHECK(fds && n > 0, "usage: silent N SECONDS");
+	CHECK(fds && n > 0, "usage: silent N SECONDS [churn]");
 	for (int i = 0; i < n; i++)
 		fds[i] = raw_connect();
 	printf("READY %d\n", n);
 	fflush(stdout);
 	end = cf_mono_ns() + (uint64_t)secs * 1000000000ull;
-	while (cf_mono_ns() < end)
-		usleep(50000);
+	while (cf_mono_ns() < end) {
+		if (!churn) {
+			usleep(50000);
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT);
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+				close(fds[i]);
+				fds[i] = raw_connect();
+				reopened++;
+			}
+		}
+		usleep(1000);
+	}
+	if (churn)
+		printf("REOPENED %" PRIu64 "\n", reopened);
 	for (int i = 0; i < n; i++) {
 		ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT);
 		closed += r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
