@@ -387,7 +387,7 @@ static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a,
 		    size_t blen)
 {
 	struct cf_frame_hdr h = {.len = (uint32_t)(sizeof(h) + alen + blen), .op = op, .flags = 0, .id = id};
-	size_t start = c->out_len;
+	size_t start;
 	int r;
 
 	if (c->dead || c->fenced)
@@ -402,6 +402,7 @@ static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a,
 		conn_dead(c, r);
 		return r;
 	}
+	start = c->out_len; /* after out_reserve: it may have compacted the buffer */
 	memcpy(c->out + c->out_len, &h, sizeof(h));
 	c->out_len += sizeof(h);
 	if (alen)

@@ -772,6 +772,26 @@ static size_t faa_frame(struct raw_sess *r, uint8_t *out, const struct cf_joined
 	return rs_frame(r, out, CF_OP_FAA, &at, sizeof(at), keyed);
 }
 
+/* A thread that sends len bytes on fd, however slowly the CF takes them. */
+struct slow_send {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void *slow_send_main(void *p)
+{
+	struct slow_send *ss = p;
+
+	for (size_t off = 0; off < ss->len;) {
+		ssize_t n = send(ss->fd, ss->buf + off, ss->len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	return NULL;
+}
+
 /* After an attack on r: the CF closed r at once and sent nothing (no answer, no ERROR). */
 static void expect_silent_close(struct raw_sess *r, const char *what)
 {
@@ -922,6 +942,42 @@ static int cmd_frame_mac(int argc, char **argv)
 		CHECK(strstr(st.msg, (char *)msg), "refusal of a version-1 client: %s", st.msg);
 		close(a.fd);
 		printf("refused: version-1 client (%s)\n", st.msg);
+	}
+
+	/*
+	 * 9: an honest reader that is slow: 100000 FAAs pipelined by a thread
+	 * while nobody reads, then every answer read: the CF's output is sent in
+	 * parts and its buffer compacted between appends, and every answer's tag
+	 * must check (a tag written at a stale offset once corrupted the CF's heap).
+	 */
+	{
+		enum { N = 100000 };
+		struct slow_send ss;
+		pthread_t th;
+		size_t fl, pos = 0;
+		uint64_t before = word(&good, off);
+		rs_join(&a, NAME("8"), &ja);
+		fl = faa_frame(&a, f, &ja, off, 0) + CF_FRAME_TAG_LEN;
+		a.id--;
+		ss.fd = a.fd;
+		ss.len = N * fl;
+		ss.buf = malloc(ss.len);
+		CHECK(ss.buf, "malloc");
+		for (int i = 0; i < N; i++)
+			pos += faa_frame(&a, ss.buf + pos, &ja, off, 1);
+		CHECK(pos == ss.len, "frame sizes");
+		CHECK(pthread_create(&th, NULL, slow_send_main, &ss) == 0, "thread");
+		usleep(300000);
+		for (int i = 0; i < N; i++) {
+			n = rs_recv(&a, buf, sizeof(buf), 1, 10000); /* checks the tag */
+			CHECK(n > 0 && ((struct cf_frame_hdr *)(void *)buf)->op == CF_OP_RESP, "answer %d of %d: %zd", i, N, n);
+		}
+		pthread_join(th, NULL);
+		free(ss.buf);
+		close(a.fd);
+		v0 = before + N;
+		CHECK(word(&good, off) == v0, "the slow reader's FAAs");
+		printf("accepted: %d answers to a slow reader, every tag good\n", N);
 	}
 
 	/* the honest session was not disturbed */
