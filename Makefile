@@ -44,7 +44,7 @@ demo: build
 	bash scripts/demo.sh $(BUILD)
 
 test: build
-	meson test -C $(BUILD) --suite unit --suite integration --suite fault --suite multihost --print-errorlogs --num-processes 2
+	meson test -C $(BUILD) --suite unit --suite integration --suite security --suite fault --suite multihost --print-errorlogs --num-processes 2
 
 # The long and random schedules: crash at every fault point, 120 random rounds, the
 # registration storm, kill -9 of the CF under load in both modes, rounds of whole-host

@@ -68,12 +68,7 @@ static void cb_accept(void *arg, struct cf_sconn *sc)
 	c->conns = cc;
 	c->nconns++;
 	c->ops->set_data(sc, cc);
-	if (c->nconns > c->cfg.max_conns) {
-		cf_slog_warn("conn %s refused: %u connections open (max-conns %u)", cc->peer, c->nconns - 1,
-			 c->cfg.max_conns);
-		core_refuse(cc, 0, CF_FAIL_NONE, "too many connections");
-		return;
-	}
+	member_handshake_budget(c, cc); /* --max-conns is checked once it has authenticated */
 	cf_slog_debug("conn %s: accepted", cc->peer);
 }
 
@@ -91,7 +86,8 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 		core_sys_unlink(c, cc);
 		cf_slog_info("conn %s of %s closed without goodbye (%s)", cc->peer, core_sys_name(c, s, sn),
 			 err ? strerror(-err) : "EOF");
-		fail_system(c, s, cc->cause ? cc->cause : CF_FAIL_CONN_LOST);
+		/* -EBADMSG: the transport refused a frame (malformed, or its MAC): the peer's protocol error */
+		fail_system(c, s, cc->cause ? cc->cause : err == -EBADMSG ? CF_FAIL_PROTOCOL : CF_FAIL_CONN_LOST);
 	} else if (cc->on_sys) {
 		uint32_t s = (uint32_t)cc->sys;
 		core_sys_unlink(c, cc);
@@ -120,6 +116,17 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 
 	if (!cc || cc->state == CS_CLOSING || cc->state == CS_FENCED || cc->state == CS_LEFT)
 		return;
+	if (len >= sizeof(*h) && h->len == len && !cf_ctrl_body_size(h->type) &&
+	    (cc->state == CS_AUTHED || cc->state == CS_SYSTEM || cc->state == CS_CONSOLE)) {
+		/*
+		 * A well-formed message of a type this CF does not know, from an
+		 * authenticated peer (a newer client): say so and go on. Before the
+		 * handshake ends anything but the handshake closes the connection.
+		 */
+		cf_slog_debug("conn %s: unknown control message type %u: ENOSYS", cc->peer, h->type);
+		core_status(cc, id, CF_CTRL_STATUS, -ENOSYS, "unknown control message type %u", h->type);
+		return;
+	}
 	if (cf_ctrl_check(msg, len) < 0) {
 		cf_slog_warn("conn %s: malformed control message (%zu bytes, %s): closing", cc->peer, len,
 			 cf_corrupt_where());

@@ -26,6 +26,14 @@
 #include "cf_words.h"
 
 #define CONN_GRANTS_MAX 128u
+/*
+ * Connections not authenticated yet have a budget of their own, not --max-conns
+ * (docs/design.md §7, "Stalling the CF"): at most this many at once; a
+ * newcomer beyond it drops the oldest (member_handshake_budget). So connections
+ * that never speak cannot lock out a console or a restarted system, and cost at
+ * most 64 sockets for 5 s each.
+ */
+#define HANDSHAKE_MAX 64u
 
 struct cf_persist;
 
@@ -139,6 +147,7 @@ struct cf_core {
 	uint64_t restored;  /* registration words the CF put back */
 	struct core_conn *conns;
 	unsigned nconns;
+	uint64_t handshakes_dropped; /* by the handshake budget */
 	int shutting_down;
 	ev_timer sweep, orphan;
 	uint64_t last_sweep_ns;	  /* when the sweep last ran: a late sweep means this loop stalled */
@@ -246,6 +255,7 @@ void core_sys_unlink(struct cf_core *c, struct core_conn *cc);
 unsigned core_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struct core_conn *keep);
 
 /* cf_member.c: the handshake and membership (JOIN, CONN_ATTACH, GOODBYE, WATCHDOG). */
+void member_handshake_budget(struct cf_core *c, struct core_conn *newcomer);
 void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h);
 void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a);
 void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j);

@@ -39,6 +39,69 @@ static const uint8_t *role_key(const struct cf_core *c, uint32_t role)
 	return role == CF_ROLE_MONITOR ? c->cfg.monitor_key : c->cfg.key;
 }
 
+/* Not authenticated yet: counts against the handshake budget, not --max-conns. */
+static int conn_in_handshake(const struct core_conn *cc)
+{
+	return cc->state == CS_NEW || cc->state == CS_CHALLENGED;
+}
+
+/* Authenticated connections that are not going away: what --max-conns bounds. */
+static unsigned conns_authenticated(const struct cf_core *c)
+{
+	unsigned n = 0;
+
+	for (const struct core_conn *cc = c->conns; cc; cc = cc->next)
+		n += cc->state == CS_AUTHED || cc->state == CS_SYSTEM || cc->state == CS_CONSOLE ||
+		     cc->state == CS_MONITOR;
+	return n;
+}
+
+/*
+ * Room for the newcomer in the handshake budget: beyond HANDSHAKE_MAX the
+ * oldest connection that has not even sent its HELLO is dropped, or if every
+ * one has, the oldest. An honest client speaks at once, so a flood of silent
+ * connections does not push it out. Dropped without linger (nothing to flush),
+ * logged once per 100.
+ */
+void member_handshake_budget(struct cf_core *c, struct core_conn *newcomer)
+{
+	struct core_conn *oldest = NULL, *oldest_silent = NULL, *v;
+	unsigned n = 0;
+
+	for (struct core_conn *cc = c->conns; cc; cc = cc->next) { /* newest first */
+		if (cc == newcomer || !conn_in_handshake(cc))
+			continue;
+		n++;
+		oldest = cc;
+		if (cc->state == CS_NEW)
+			oldest_silent = cc;
+	}
+	if (n < HANDSHAKE_MAX)
+		return;
+	v = oldest_silent ? oldest_silent : oldest;
+	if (c->handshakes_dropped++ % 100 == 0)
+		cf_slog_warn("conn %s: dropped in state %s: %u connections in the handshake (at most %u), the oldest "
+			     "goes (%llu dropped so far)", v->peer, core_conn_state_str(v->state), n, HANDSHAKE_MAX,
+			     (unsigned long long)c->handshakes_dropped);
+	v->cause = CF_FAIL_NONE;
+	core_set_state(v, CS_CLOSING);
+	c->ops->fence(v->sc);
+}
+
+/* --max-conns counts authenticated connections; 0 or refused (cc is closing). */
+static int conns_limit(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	unsigned n = conns_authenticated(c);
+
+	if (n < c->cfg.max_conns)
+		return 0;
+	cf_slog_warn("conn %s refused: %u authenticated connections open (max-conns %u)", cc->peer, n,
+		     c->cfg.max_conns);
+	core_refuse(cc, id, CF_FAIL_NONE, "too many connections");
+	return -EUSERS;
+}
+
 void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h)
 {
 	struct cf_core *c = cc->core;
@@ -65,6 +128,8 @@ void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 		core_refuse(cc, id, CF_FAIL_PROTOCOL, "unknown role");
 		return;
 	}
+	if (conns_limit(cc, id) < 0) /* early, with a reason; checked again at AUTH */
+		return;
 	if (h->role == CF_ROLE_MONITOR && !c->cfg.has_monitor_key) {
 		cf_slog_warn("conn %s: monitor role refused: no --monitor-key configured", cc->peer);
 		core_refuse(cc, id, CF_FAIL_NONE, "monitor role refused: this CF has no monitor key (cfserver --monitor-key)");
@@ -80,6 +145,26 @@ void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	cf_auth_mac_server(role_key(c, cc->role), cc->cnonce, cc->snonce, ch.mac);
 	core_set_state(cc, CS_CHALLENGED);
 	core_send(cc, id, CF_CTRL_CHALLENGE, &ch, sizeof(ch));
+}
+
+/*
+ * Frame integrity (cf_auth.h): from WELCOME on, every frame of this connection
+ * carries a MAC under keys derived from the handshake; a backend without
+ * frames of its own (verbs) has no set_frame_keys.
+ */
+static int set_frame_keys(struct core_conn *cc)
+{
+	struct cf_core *c = cc->core;
+	uint8_t c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
+	int r;
+
+	if (!c->ops->set_frame_keys)
+		return 0;
+	cf_auth_frame_keys(role_key(c, cc->role), cc->cnonce, cc->snonce, cc->role, c2s, s2c);
+	r = c->ops->set_frame_keys(cc->sc, s2c, c2s);
+	sodium_memzero(c2s, sizeof(c2s));
+	sodium_memzero(s2c, sizeof(s2c));
+	return r;
 }
 
 void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
@@ -98,6 +183,14 @@ void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 		cf_slog_warn("conn %s: authentication failed (wrong %s key)", cc->peer,
 			 cc->role == CF_ROLE_MONITOR ? "monitor" : "cluster");
 		core_refuse(cc, id, CF_FAIL_PROTOCOL, "authentication failed");
+		return;
+	}
+	if (conns_limit(cc, id) < 0)
+		return;
+	r = set_frame_keys(cc);
+	if (r < 0) {
+		cf_slog_warn("conn %s: frame keys: %s: closing", cc->peer, strerror(-r));
+		core_refuse(cc, id, CF_FAIL_PROTOCOL, "frame keys");
 		return;
 	}
 	memset(&w, 0, sizeof(w));

@@ -28,6 +28,13 @@
  *
  * on_close is never called from inside another callback of the core: closed
  * and fenced connections are reaped from an ev_prepare watcher.
+ *
+ * Frame integrity (cf_auth.h): once the core has verified the AUTH it calls
+ * set_frame_keys; from then on every frame appended gets its MAC as it is
+ * appended (the output is one ordered stream, so append order is send order
+ * and the sequence numbers match), and every frame read is checked before it
+ * executes: a frame without a MAC or with a wrong one closes the connection,
+ * and nothing of it or after it executes.
  */
 #include <errno.h>
 #include <ev.h>
@@ -43,6 +50,7 @@
 
 #include "cf_slog.h"
 #include "cf_addr.h"
+#include "cf_auth.h"
 #include "cf_persist.h"
 #include "cf_transport.h"
 #include "cf_util.h"
@@ -85,6 +93,8 @@ struct cf_sconn {
 	uint64_t hold_batch;          /* the cf_persist batch that releases out[hold...] */
 	size_t hold2;                 /* from out[hold2] on, the batch after it (HOLD_NONE) */
 	struct cf_sconn *hprev, *hnext; /* on the held list while hold != HOLD_NONE */
+	int macs;                     /* frame keys set: every frame in and out has a MAC */
+	struct cf_frame_mac tx, rx;
 	void *data;
 };
 
@@ -263,6 +273,8 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		t->nconns--;
 		if (t->cbs.on_close)
 			t->cbs.on_close(t->cbs.arg, c, c->dead_err);
+		cf_frame_mac_wipe(&c->tx);
+		cf_frame_mac_wipe(&c->rx);
 		free(c->in);
 		free(c->out);
 		free(c);
@@ -375,16 +387,22 @@ static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a,
 		    size_t blen)
 {
 	struct cf_frame_hdr h = {.len = (uint32_t)(sizeof(h) + alen + blen), .op = op, .flags = 0, .id = id};
+	size_t start;
 	int r;
 
 	if (c->dead || c->fenced)
 		return -ENOTCONN;
+	if (c->macs) {
+		h.len += CF_FRAME_TAG_LEN;
+		h.flags |= CF_FF_MAC;
+	}
 	r = out_reserve(c, h.len);
 	if (r < 0) {
 		cf_slog_warn("tcp %s: %zu bytes of replies not read by the peer: closing", c->peer, out_pending(c));
 		conn_dead(c, r);
 		return r;
 	}
+	start = c->out_len; /* after out_reserve: it may have compacted the buffer */
 	memcpy(c->out + c->out_len, &h, sizeof(h));
 	c->out_len += sizeof(h);
 	if (alen)
@@ -393,6 +411,15 @@ static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a,
 	if (blen)
 		memcpy(c->out + c->out_len, b, blen);
 	c->out_len += blen;
+	if (c->macs) {
+		c->out_len += CF_FRAME_TAG_LEN;
+		r = cf_frame_seal(&c->tx, c->out + start, h.len);
+		if (r < 0) {
+			cf_slog_warn("conn %s: frame sequence exhausted: closing", c->peer);
+			conn_dead(c, r);
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -491,7 +518,7 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 static void process_input(struct cf_sconn *c)
 {
 	struct cf_frame_hdr h;
-	size_t pos = 0;
+	size_t pos = 0, flen;
 	int r;
 
 	/* the fence check is per frame: a fence from any callback stops the next frame */
@@ -512,6 +539,23 @@ static void process_input(struct cf_sconn *c)
 			ev_io_stop(c->t->loop, &c->rio);
 			break;
 		}
+		flen = h.len; /* what the frame takes in the stream, tag included */
+		if (!!(h.flags & CF_FF_MAC) != c->macs) {
+			cf_slog_warn("conn %s: frame %s a MAC %s the handshake: closing", c->peer,
+				     c->macs ? "without" : "with", c->macs ? "after" : "before");
+			conn_dead(c, -EBADMSG);
+			return;
+		}
+		if (c->macs) {
+			if (cf_frame_open(&c->rx, c->in + pos, h.len) < 0) {
+				cf_slog_warn("conn %s: frame MAC refused (frame %llu of the connection, op %u, %u bytes): "
+					     "closing", c->peer, (unsigned long long)c->rx.seq, h.op, h.len);
+				conn_dead(c, -EBADMSG);
+				return;
+			}
+			h.len -= CF_FRAME_TAG_LEN; /* the request ends where its tag begins */
+			h.flags &= (uint16_t)~CF_FF_MAC;
+		}
 		r = exec_frame(c, &h, c->in + pos + sizeof(h));
 		if (r < 0) {
 			cf_slog_warn("tcp %s: malformed %s frame (%s): closing this connection", c->peer,
@@ -519,7 +563,7 @@ static void process_input(struct cf_sconn *c)
 			conn_dead(c, r);
 			return;
 		}
-		pos += h.len;
+		pos += flen;
 	}
 	if (c->fenced || c->dead || c->closing) {
 		c->in_len = 0; /* fence or close: queued requests are dropped */
@@ -804,6 +848,18 @@ static const char *t_peer(struct cf_sconn *c)
 	return c->peer;
 }
 
+static int t_set_frame_keys(struct cf_sconn *c, const uint8_t tx[CF_KEY_LEN], const uint8_t rx[CF_KEY_LEN])
+{
+	if (c->dead || c->fenced)
+		return -ENOTCONN;
+	if (c->macs)
+		return -EALREADY;
+	cf_frame_mac_init(&c->tx, tx);
+	cf_frame_mac_init(&c->rx, rx);
+	c->macs = 1;
+	return 0;
+}
+
 const struct cf_server_ops cf_tcp_server = {
 	.name = "tcp",
 	.listen = t_listen,
@@ -818,4 +874,5 @@ const struct cf_server_ops cf_tcp_server = {
 	.set_data = t_set_data,
 	.get_data = t_get_data,
 	.peer = t_peer,
+	.set_frame_keys = t_set_frame_keys,
 };

@@ -64,6 +64,7 @@
 #define SV_MAX_CONNS 1024u    /* connections; further CONNECT_REQUESTs are rejected */
 #define SV_SYNC_WAIT_NS (5ull * 1000000000ull) /* bound for a bind/invalidate/CAS completion */
 #define SV_CM_TIMEOUT_MS 5000 /* loopback QP setup */
+#define SV_CLOSE_LINGER_NS (1000000000ull) /* a graceful close waits this long for replies to go out */
 
 /* the transport logs only what it alone sees (per-connection events, the device) */
 #define vlog(...) cf_slog(CF_SLOG_WARN, "verbs: " __VA_ARGS__)
@@ -105,6 +106,8 @@ struct cf_sconn {
 	enum sc_state state;
 	int close_err;
 	bool qp_dead; /* QP destroyed or in error: nothing more is posted */
+	ev_timer linger_w;      /* v_close with replies in flight: look for their completions */
+	uint64_t linger_end_ns; /* and close anyway from then on */
 	void *data;
 	char peer[INET6_ADDRSTRLEN + 8];
 	struct cf_sconn *next, *prev; /* t->conns */
@@ -190,6 +193,7 @@ static void sync_pause(unsigned *spins)
 /* ---------------- connections ---------------- */
 
 static void conn_kill(struct cf_sconn *sc, int err);
+static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static uint8_t *recv_slot(struct cf_sconn *sc, unsigned i) { return sc->bufs + (size_t)i * CF_CTRL_MAX; }
 static uint8_t *send_slot(struct cf_sconn *sc, uint64_t seq)
@@ -255,24 +259,30 @@ static int wait_send(struct cf_sconn *sc, uint64_t seq)
 	return sc->send_status;
 }
 
-/* Make room for one more signaled WR on the send queue. */
+/*
+ * Room for one more signaled WR on the send queue, without waiting: a full
+ * queue means SENDs the peer has not acknowledged (a peer that posts no
+ * RECVs keeps them in RNR retry for ever, rnr_retry 7), and the loop never
+ * waits on what a peer controls (issue 11, item 5). -ENOBUFS then.
+ */
 static int send_room(struct cf_sconn *sc)
 {
-	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
-	unsigned spins = 0;
 	int r;
 
-	while (sc->send_seq - sc->send_done >= SV_SEND_DEPTH) {
-		r = reap_send(sc);
-		if (r < 0)
-			return r;
-		if (r == 0) {
-			if (cf_mono_ns() > deadline)
-				return -ETIMEDOUT;
-			sync_pause(&spins);
-		}
-	}
-	return 0;
+	if (sc->send_seq - sc->send_done < SV_SEND_DEPTH)
+		return 0;
+	r = reap_send(sc);
+	if (r < 0)
+		return r;
+	return sc->send_seq - sc->send_done < SV_SEND_DEPTH ? 0 : -ENOBUFS;
+}
+
+/* Nothing posted is still waiting for its completion (after one look at the CQ). */
+static bool send_idle(struct cf_sconn *sc)
+{
+	if (sc->send_done < sc->send_seq)
+		reap_send(sc);
+	return sc->send_done >= sc->send_seq;
 }
 
 static int post_sync(struct cf_sconn *sc, struct ibv_send_wr *wr)
@@ -310,7 +320,11 @@ static int grant_invalidate(struct cf_sconn *sc, struct sgrant *g)
 {
 	int r = 0;
 
-	if (g->mw && !sc->qp_dead) {
+	/*
+	 * LOCAL_INV only on an idle send queue: behind a SEND the peer does not
+	 * acknowledge it would wait on the peer (the dealloc below revokes anyway).
+	 */
+	if (g->mw && !sc->qp_dead && send_idle(sc)) {
 		struct ibv_send_wr wr = {.opcode = IBV_WR_LOCAL_INV, .invalidate_rkey = g->rkey};
 		r = post_sync(sc, &wr);
 	}
@@ -322,8 +336,9 @@ static int grant_invalidate(struct cf_sconn *sc, struct sgrant *g)
 
 /*
  * The barrier: after this returns no request of sc executes at the CF.
- * Order matters: invalidate all access first (completions awaited), then
- * error and destroy the QP.
+ * Order matters: invalidate all access first (a LOCAL_INV awaited where the
+ * send queue is idle, so the wait is the device's, never the peer's; the
+ * dealloc/dereg is the revocation), then error and destroy the QP.
  */
 static void conn_teardown_qp(struct cf_sconn *sc)
 {
@@ -386,6 +401,7 @@ static void conn_kill(struct cf_sconn *sc, int err)
 		return;
 	sc->state = SC_CLOSING;
 	sc->close_err = err;
+	ev_timer_stop(t->loop, &sc->linger_w);
 	conn_teardown_qp(sc);
 	if (sc->prev)
 		sc->prev->next = sc->next;
@@ -427,6 +443,8 @@ static int conn_create(struct cf_tserver *t, struct rdma_cm_id *id, struct cf_sc
 	sc->t = t;
 	sc->id = id;
 	sc->state = SC_LIVE;
+	ev_timer_init(&sc->linger_w, linger_cb, 0.001, 0.001);
+	sc->linger_w.data = sc;
 	peer_text(id, sc->peer, sizeof(sc->peer));
 	if (posix_memalign((void **)&sc->bufs, 4096, blen)) {
 		r = -ENOMEM;
@@ -1064,8 +1082,12 @@ static int v_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t
 	if (len == 0 || len > CF_CTRL_MAX)
 		return -EMSGSIZE;
 	r = send_room(sc);
-	if (r < 0)
+	if (r < 0) {
+		/* the peer takes no replies: close it rather than wait (or lose a reply and go on) */
+		vlog("%s: %u replies not taken by the peer: closing", sc->peer, SV_SEND_DEPTH);
+		conn_kill(sc, r);
 		return r;
+	}
 	slot = send_slot(sc, sc->send_seq);
 	memcpy(slot, msg, len);
 	sge.addr = (uintptr_t)slot;
@@ -1170,23 +1192,31 @@ static int v_fence(struct cf_sconn *sc)
 	return 0;
 }
 
-static void v_close(struct cf_sconn *sc)
+/*
+ * Graceful close: queued replies (an ERROR message) go out first, but their
+ * completions are the peer's to give: never waited for in the loop. The
+ * linger timer looks every millisecond, for at most SV_CLOSE_LINGER_NS.
+ */
+static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	uint64_t deadline = cf_mono_ns() + 1000000000ull;
+	struct cf_sconn *sc = w->data;
 
 	if (sc->state != SC_LIVE)
 		return;
-	/* flush queued replies (e.g. an ERROR message) before tearing down */
-	unsigned spins = 0;
+	if (sc->qp_dead || send_idle(sc) || cf_mono_ns() > sc->linger_end_ns)
+		conn_kill(sc, 0); /* stops this timer */
+}
 
-	while (!sc->qp_dead && sc->send_done < sc->send_seq && cf_mono_ns() < deadline) {
-		int n = reap_send(sc);
-		if (n < 0)
-			break;
-		if (n == 0)
-			sync_pause(&spins);
+static void v_close(struct cf_sconn *sc)
+{
+	if (sc->state != SC_LIVE || ev_is_active(&sc->linger_w))
+		return;
+	if (sc->qp_dead || send_idle(sc)) {
+		conn_kill(sc, 0);
+		return;
 	}
-	conn_kill(sc, 0);
+	sc->linger_end_ns = cf_mono_ns() + SV_CLOSE_LINGER_NS;
+	ev_timer_start(sc->t->loop, &sc->linger_w);
 }
 
 static void v_set_data(struct cf_sconn *sc, void *data) { sc->data = data; }

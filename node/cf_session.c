@@ -226,6 +226,16 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 	sodium_memzero(&au, sizeof(au));
 	if (r < 0)
 		goto err;
+	if (s->ops->set_frame_keys) {
+		/* every frame after AUTH carries a MAC, both ways (cf_auth.h, "Frame integrity") */
+		uint8_t c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
+		cf_auth_frame_keys(key, hello.client_nonce, ch.server_nonce, role, c2s, s2c);
+		r = s->ops->set_frame_keys(s->conn, c2s, s2c);
+		sodium_memzero(c2s, sizeof(c2s));
+		sodium_memzero(s2c, sizeof(s2c));
+		if (r < 0)
+			goto err;
+	}
 	n = recv_reply(s, buf, sizeof(buf), timeout_ms);
 	if (n < 0) {
 		r = n;

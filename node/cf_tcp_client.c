@@ -13,6 +13,12 @@
  * Control frames (replies and events, id 0) are queued for recv_ctrl;
  * responses read by recv_ctrl are turned into completions for poll().
  * One connection is used by one thread.
+ *
+ * Frame integrity (cf_auth.h): once the session has sent its AUTH it sets the
+ * frame keys; every frame posted from then on gets its MAC as it is appended
+ * to the output (append order is send order), and every frame read is checked
+ * before it is parsed. A frame without a MAC or with a wrong one kills the
+ * connection (-EBADMSG): nothing of it or after it is believed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +35,7 @@
 
 #include "cf_transport.h"
 #include "cf_addr.h"
+#include "cf_auth.h"
 #include "cf_util.h"
 
 #define RING 4096u          /* outstanding ops + unreaped completions */
@@ -78,6 +85,8 @@ struct cf_conn {
 	uint64_t spin_ns;
 	struct ctrlmsg *cq_first, *cq_last;
 	uint32_t nctrl;
+	int macs; /* frame keys set: every frame in and out has a MAC */
+	struct cf_frame_mac tx, rx;
 };
 
 static int elapsed_ms(uint64_t start_ns)
@@ -184,9 +193,21 @@ static int on_ctrl_frame(struct cf_conn *c, const struct cf_frame_hdr *h, const 
 	return 0;
 }
 
+/* A control frame carrying an ERROR message. */
+static int is_error(const struct cf_frame_hdr *h, const uint8_t *body)
+{
+	struct cf_ctrl_hdr ch;
+
+	if (h->op != CF_OP_CTRL)
+		return 0;
+	memcpy(&ch, body, sizeof(ch)); /* cf_frame_check: a CTRL body holds a ctrl header */
+	return ch.type == CF_CTRL_ERROR;
+}
+
 static int parse_input(struct cf_conn *c)
 {
 	struct cf_frame_hdr h;
+	uint32_t flen;
 	int r;
 
 	while (c->in_len - c->in_off >= sizeof(h)) {
@@ -195,11 +216,25 @@ static int parse_input(struct cf_conn *c)
 			return set_dead(c, -EPROTO);
 		if (c->in_len - c->in_off < h.len)
 			break;
+		flen = h.len;
+		if (c->macs && !(h.flags & CF_FF_MAC) && c->rx.seq == 0 && is_error(&h, c->in + c->in_off + sizeof(h))) {
+			/* the CF refused our AUTH, so it has no keys: its ERROR is the last frame */
+			r = on_ctrl_frame(c, &h, c->in + c->in_off + sizeof(h));
+			c->in_off = c->in_len = 0;
+			return set_dead(c, r < 0 ? r : -ECONNRESET);
+		}
+		if (!!(h.flags & CF_FF_MAC) != c->macs)
+			return set_dead(c, c->macs ? -EBADMSG : -EPROTO);
+		if (c->macs) {
+			if (cf_frame_open(&c->rx, c->in + c->in_off, h.len) < 0)
+				return set_dead(c, -EBADMSG);
+			h.len -= CF_FRAME_TAG_LEN;
+		}
 		r = h.op == CF_OP_RESP ? on_resp(c, &h, c->in + c->in_off + sizeof(h))
 				       : on_ctrl_frame(c, &h, c->in + c->in_off + sizeof(h));
 		if (r < 0)
 			return set_dead(c, r == -EBADMSG ? -EPROTO : r);
-		c->in_off += h.len;
+		c->in_off += flen;
 	}
 	if (c->in_off == c->in_len) {
 		c->in_off = c->in_len = 0;
@@ -334,6 +369,10 @@ static int post(struct cf_conn *c, uint16_t op, uint16_t fflags, const void *req
 
 	if (c->dead)
 		return c->dead;
+	if (c->macs) {
+		h.len += CF_FRAME_TAG_LEN;
+		h.flags |= CF_FF_MAC;
+	}
 	if (c->ring_len + c->cq_len >= RING) {
 		/*
 		 * Full. Unsignaled WRITEs retire once a later answer arrives:
@@ -380,6 +419,8 @@ static int post(struct cf_conn *c, uint16_t op, uint16_t fflags, const void *req
 	memcpy(c->out + c->out_len + sizeof(h), req, reqlen);
 	if (dlen)
 		memcpy(c->out + c->out_len + sizeof(h) + reqlen, data, dlen);
+	if (c->macs && (r = cf_frame_seal(&c->tx, c->out + c->out_len, h.len)) < 0)
+		return set_dead(c, r);
 	c->out_len += h.len;
 	return 0;
 }
@@ -398,6 +439,8 @@ static void c_close(struct cf_conn *c)
 		c->cq_first = m->next;
 		free(m);
 	}
+	cf_frame_mac_wipe(&c->tx);
+	cf_frame_mac_wipe(&c->rx);
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -566,12 +609,18 @@ static int c_send_ctrl(struct cf_conn *c, const void *msg, size_t len)
 		return c->dead;
 	if (len > CF_CTRL_MAX)
 		return -EMSGSIZE;
+	if (c->macs) {
+		h.len += CF_FRAME_TAG_LEN;
+		h.flags |= CF_FF_MAC;
+	}
 	r = out_reserve(c, h.len);
 	if (r < 0)
 		return r;
 	h.id = c->next_id++;
 	memcpy(c->out + c->out_len, &h, sizeof(h));
 	memcpy(c->out + c->out_len + sizeof(h), msg, len);
+	if (c->macs && (r = cf_frame_seal(&c->tx, c->out + c->out_len, h.len)) < 0)
+		return set_dead(c, r);
 	c->out_len += h.len;
 	return flush(c);
 }
@@ -627,6 +676,18 @@ static int c_ctrl_pending(struct cf_conn *c)
 	return c->cq_first != NULL;
 }
 
+static int c_set_frame_keys(struct cf_conn *c, const uint8_t tx[CF_KEY_LEN], const uint8_t rx[CF_KEY_LEN])
+{
+	if (c->dead)
+		return c->dead;
+	if (c->macs)
+		return -EALREADY;
+	cf_frame_mac_init(&c->tx, tx);
+	cf_frame_mac_init(&c->rx, rx);
+	c->macs = 1;
+	return 0;
+}
+
 const struct cf_client_ops cf_tcp_client = {
 	.name = "tcp",
 	.completion_durable = 1, /* the server persists before it answers */
@@ -641,4 +702,5 @@ const struct cf_client_ops cf_tcp_client = {
 	.recv_ctrl = c_recv_ctrl,
 	.ctrl_fd = c_ctrl_fd,
 	.ctrl_pending = c_ctrl_pending,
+	.set_frame_keys = c_set_frame_keys,
 };

@@ -47,6 +47,85 @@ void cf_auth_mac_client(const uint8_t key[CF_KEY_LEN], const uint8_t snonce[CF_N
 	mac3(key, "cli", snonce, cnonce, &role, mac);
 }
 
+void cf_auth_frame_keys(const uint8_t key[CF_KEY_LEN], const uint8_t cnonce[CF_NONCE_LEN],
+			const uint8_t snonce[CF_NONCE_LEN], uint32_t role, uint8_t c2s[CF_KEY_LEN],
+			uint8_t s2c[CF_KEY_LEN])
+{
+	static const char label[] = "cfplex frame v2";
+	crypto_generichash_state st;
+	uint8_t session[CF_KEY_LEN], r[4] = {(uint8_t)role, (uint8_t)(role >> 8), (uint8_t)(role >> 16),
+					       (uint8_t)(role >> 24)};
+
+	_Static_assert(CF_KEY_LEN == crypto_kdf_KEYBYTES, "kdf key len");
+	_Static_assert(CF_KEY_LEN >= crypto_generichash_KEYBYTES_MIN && CF_KEY_LEN <= crypto_generichash_KEYBYTES_MAX,
+		       "generichash key len");
+	crypto_generichash_init(&st, key, CF_KEY_LEN, sizeof(session));
+	crypto_generichash_update(&st, (const unsigned char *)label, sizeof(label) - 1);
+	crypto_generichash_update(&st, cnonce, CF_NONCE_LEN);
+	crypto_generichash_update(&st, snonce, CF_NONCE_LEN);
+	crypto_generichash_update(&st, r, sizeof(r));
+	crypto_generichash_final(&st, session, sizeof(session));
+	crypto_kdf_derive_from_key(c2s, CF_KEY_LEN, 1, "cfplxfrm", session);
+	crypto_kdf_derive_from_key(s2c, CF_KEY_LEN, 2, "cfplxfrm", session);
+	sodium_memzero(session, sizeof(session));
+	sodium_memzero(&st, sizeof(st));
+}
+
+void cf_frame_mac_init(struct cf_frame_mac *m, const uint8_t key[CF_KEY_LEN])
+{
+	memcpy(m->key, key, CF_KEY_LEN);
+	m->seq = 0;
+}
+
+void cf_frame_mac_wipe(struct cf_frame_mac *m)
+{
+	if (m)
+		sodium_memzero(m, sizeof(*m));
+}
+
+/* The one-time Poly1305 key of frame seq: ChaCha20(key, nonce = seq LE) bytes 0..31. */
+static void frame_otk(const struct cf_frame_mac *m, uint8_t otk[crypto_onetimeauth_KEYBYTES])
+{
+	uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+
+	for (unsigned i = 0; i < 8; i++)
+		nonce[i] = (uint8_t)(m->seq >> (8 * i));
+	crypto_stream_chacha20_ietf(otk, crypto_onetimeauth_KEYBYTES, nonce, m->key);
+}
+
+int cf_frame_seal(struct cf_frame_mac *m, uint8_t *frame, size_t len)
+{
+	uint8_t otk[crypto_onetimeauth_KEYBYTES];
+
+	_Static_assert(CF_FRAME_TAG_LEN == crypto_onetimeauth_BYTES, "tag len");
+	_Static_assert(CF_KEY_LEN == crypto_stream_chacha20_ietf_KEYBYTES, "stream key len");
+	if (len < CF_FRAME_TAG_LEN)
+		return -EINVAL;
+	if (m->seq == UINT64_MAX)
+		return -EOVERFLOW;
+	frame_otk(m, otk);
+	crypto_onetimeauth(frame + len - CF_FRAME_TAG_LEN, frame, len - CF_FRAME_TAG_LEN, otk);
+	sodium_memzero(otk, sizeof(otk));
+	m->seq++;
+	return 0;
+}
+
+int cf_frame_open(struct cf_frame_mac *m, const uint8_t *frame, size_t len)
+{
+	uint8_t otk[crypto_onetimeauth_KEYBYTES];
+	int r;
+
+	if (len < CF_FRAME_TAG_LEN || m->seq == UINT64_MAX)
+		return -EBADMSG;
+	frame_otk(m, otk);
+	r = crypto_onetimeauth_verify(frame + len - CF_FRAME_TAG_LEN, frame, len - CF_FRAME_TAG_LEN, otk);
+	sodium_memzero(otk, sizeof(otk));
+	if (r != 0)
+		return -EBADMSG;
+	m->seq++;
+	return 0;
+}
+
 int cf_auth_verify(const uint8_t a[CF_MAC_LEN], const uint8_t b[CF_MAC_LEN])
 {
 	return sodium_memcmp(a, b, CF_MAC_LEN) == 0 ? 0 : -EPERM;

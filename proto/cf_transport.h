@@ -103,6 +103,17 @@ struct cf_client_ops {
 	int (*ctrl_fd)(struct cf_conn *c);
 	/* Are control messages queued already (so the fd need not fire)? */
 	int (*ctrl_pending)(struct cf_conn *c);
+	/*
+	 * Frame integrity (cf_auth.h): from the next frame on, every frame sent
+	 * carries a MAC under tx and every frame received must carry one under
+	 * rx, counted from 0 in each direction; a received frame whose MAC fails
+	 * kills the connection (-EBADMSG). The session calls it right after its
+	 * AUTH went out. Exception: the first frame received may be an ERROR
+	 * without a MAC (the server refused the AUTH, so it has no keys); it is
+	 * delivered and the connection is dead after it. NULL where the backend
+	 * has no frames of its own to protect (verbs: docs/design.md §7).
+	 */
+	int (*set_frame_keys)(struct cf_conn *c, const uint8_t tx[CF_KEY_LEN], const uint8_t rx[CF_KEY_LEN]);
 };
 
 /* ---------------- server side ---------------- */
@@ -164,6 +175,14 @@ struct cf_server_ops {
 	void *(*get_data)(struct cf_sconn *sc);
 	/* Peer address as text, for logs. */
 	const char *(*peer)(struct cf_sconn *sc);
+	/*
+	 * Frame integrity (cf_auth.h): from the next frame on, every frame sent
+	 * on sc carries a MAC under tx, and every frame received must carry one
+	 * under rx; one that does not, or whose MAC fails, closes sc (on_close
+	 * with -EBADMSG). Called when the AUTH verified, before WELCOME is sent.
+	 * NULL where the backend has no frames of its own (verbs).
+	 */
+	int (*set_frame_keys)(struct cf_sconn *sc, const uint8_t tx[CF_KEY_LEN], const uint8_t rx[CF_KEY_LEN]);
 };
 
 extern const struct cf_client_ops cf_tcp_client;

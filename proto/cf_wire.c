@@ -8,34 +8,37 @@
 
 int cf_frame_check(const struct cf_frame_hdr *h)
 {
-	if (h->len < sizeof(*h) || h->len > CF_FRAME_MAX)
+	uint32_t tag = h->flags & CF_FF_MAC ? CF_FRAME_TAG_LEN : 0, len;
+
+	if (h->len < sizeof(*h) + tag || h->len > CF_FRAME_MAX)
 		return CF_CORRUPT();
+	len = h->len - tag; /* header and body: what the per-op rules are about */
 	switch (h->op) {
 	case CF_OP_READ:
-		if (h->len != sizeof(*h) + sizeof(struct cf_req_rw))
+		if (len != sizeof(*h) + sizeof(struct cf_req_rw))
 			return CF_CORRUPT();
 		break;
 	case CF_OP_WRITE:
-		if (h->len < sizeof(*h) + sizeof(struct cf_req_rw))
+		if (len < sizeof(*h) + sizeof(struct cf_req_rw))
 			return CF_CORRUPT();
 		break;
 	case CF_OP_CAS:
 	case CF_OP_FAA:
-		if (h->len != sizeof(*h) + sizeof(struct cf_req_atomic))
+		if (len != sizeof(*h) + sizeof(struct cf_req_atomic))
 			return CF_CORRUPT();
 		break;
 	case CF_OP_CTRL:
-		if (h->len < sizeof(*h) + sizeof(struct cf_ctrl_hdr) || h->len > sizeof(*h) + CF_CTRL_MAX)
+		if (len < sizeof(*h) + sizeof(struct cf_ctrl_hdr) || len > sizeof(*h) + CF_CTRL_MAX)
 			return CF_CORRUPT();
 		break;
 	case CF_OP_RESP:
-		if (h->len < sizeof(*h) + sizeof(struct cf_resp))
+		if (len < sizeof(*h) + sizeof(struct cf_resp))
 			return CF_CORRUPT();
 		break;
 	default:
 		return CF_CORRUPT();
 	}
-	if (h->flags & ~CF_FF_NO_RESP)
+	if (h->flags & ~(CF_FF_NO_RESP | CF_FF_MAC))
 		return CF_CORRUPT();
 	return 0;
 }

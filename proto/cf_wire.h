@@ -26,8 +26,13 @@
 
 #include "cf_layout.h"
 
-#define CF_PROTO_VERSION_MIN 1u
-#define CF_PROTO_VERSION_MAX 1u
+/*
+ * Version 2: on tcp every frame after the handshake carries a MAC (CF_FF_MAC,
+ * cf_auth.h "Frame integrity"). A version-1 peer cannot speak that, so it is
+ * refused at HELLO with an ERROR naming both ranges.
+ */
+#define CF_PROTO_VERSION_MIN 2u
+#define CF_PROTO_VERSION_MAX 2u
 #define CF_HELLO_MAGIC 0x58504643u /* "CFPX" */
 
 #define CF_FRAME_MAX_PAYLOAD (64u * 1024u)
@@ -45,6 +50,13 @@ enum cf_op {
 
 /* Frame flags. */
 #define CF_FF_NO_RESP 0x1u /* client does not want a completion (unsignaled) for a WRITE */
+/*
+ * tcp, protocol 2: the frame's last CF_FRAME_TAG_LEN bytes are its MAC (`len`
+ * counts them). Every frame after the handshake has it, in both directions;
+ * before, none may (cf_auth.h, "Frame integrity").
+ */
+#define CF_FF_MAC 0x2u
+#define CF_FRAME_TAG_LEN 16u
 
 struct cf_frame_hdr {
 	uint32_t len; /* whole frame incl. this header */
@@ -76,6 +88,9 @@ struct cf_resp {
 	uint64_t value; /* CAS/FAA: the old value */
 };
 _Static_assert(sizeof(struct cf_resp) == 16, "resp");
+/* the largest frames (a full WRITE, a full READ's answer) keep room for the MAC */
+_Static_assert(sizeof(struct cf_frame_hdr) + sizeof(struct cf_req_rw) + CF_FRAME_MAX_PAYLOAD + CF_FRAME_TAG_LEN <=
+		       CF_FRAME_MAX, "frame max with tag");
 
 /*
  * Error codes a one-sided request can get (negative errno values):
@@ -85,7 +100,10 @@ _Static_assert(sizeof(struct cf_resp) == 16, "resp");
  *   -EMSGSIZE length above CF_FRAME_MAX_PAYLOAD
  */
 
-/* Validate a frame header read off the wire: 0 or -EBADMSG. */
+/*
+ * Validate a frame header read off the wire: 0 or -EBADMSG. With CF_FF_MAC the
+ * per-op length rules apply to len - CF_FRAME_TAG_LEN.
+ */
 int cf_frame_check(const struct cf_frame_hdr *h);
 
 /* ---------------- control messages ---------------- */

@@ -34,7 +34,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_strin
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:second_deadlock_stack=1}
 
 if [ "$MODE" = asan ]; then
-  meson test -C "$BUILD" --suite unit --suite integration --print-errorlogs --timeout-multiplier 3 \
+  meson test -C "$BUILD" --suite unit --suite integration --suite security --print-errorlogs --timeout-multiplier 3 \
     --num-processes 2
 else
   meson test -C "$BUILD" --print-errorlogs --timeout-multiplier 4 --num-processes 1 \

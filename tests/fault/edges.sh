@@ -71,8 +71,8 @@ edge_version() {
 			return
 		}
 		port=$(cat "$CF_WORK/fake.port")
-		expect "69|1" "version|protocol" "cfnode against a version-2 CF ($mode)" "$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}"
-		expect "69|1" "version|protocol" "cfctl status against a version-2 CF ($mode)" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
+		expect "69|1" "version|protocol" "cfnode against a version-3 CF ($mode)" "$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}"
+		expect "69|1" "version|protocol" "cfctl status against a version-3 CF ($mode)" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
 		kill $fpid 2>/dev/null
 		wait $fpid 2>/dev/null
 	done

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""fake_cf.py - a CF of protocol version 2, for edges.sh (loopback only).
+"""fake_cf.py - a CF of a protocol version newer than ours (3), for edges.sh (loopback only).
 
 usage: fake_cf.py PORTFILE KEYFILE challenge|error|silent
   challenge: answers HELLO with a correctly authenticated CHALLENGE that
-             chooses version 2 (the client offers 1..1)
+             chooses version 3 (the client offers 2..2)
   error:     refuses the client's version range with an ERROR (-EPROTO), as a
-             v2-only server would
+             v3-only server would
   silent:    accepts and never answers (a hung CF)
 Exits after 30 s without a connection.
 """
@@ -45,10 +45,10 @@ while True:
         if mode == "challenge":
             snonce = os.urandom(32)
             mac = hmac.new(key, b"srv" + cnonce + snonce, hashlib.sha512).digest()[:32]
-            m = struct.pack("<HHI", 2, 0, 0) + snonce + mac
+            m = struct.pack("<HHI", 3, 0, 0) + snonce + mac
             msg = struct.pack("<HHI", 2, 0, 8 + len(m)) + m  # CHALLENGE
         else:
-            txt = b"protocol version 2 only"
+            txt = b"protocol version 3 only"
             m = struct.pack("<iI", -71, 0) + txt + b"\0" * (120 - len(txt))
             msg = struct.pack("<HHI", 60, 0, 8 + len(m)) + m  # ERROR, -EPROTO
         c.sendall(struct.pack("<IHHQ", 16 + len(msg), op, 0, fid) + msg)

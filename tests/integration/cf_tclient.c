@@ -517,11 +517,154 @@ static ssize_t raw_read_to_eof(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 	}
 }
 
+/*
+ * A raw tcp session: the handshake and frames spoken by hand, with the frame
+ * MACs (cf_auth.h, "Frame integrity") under the test's control, so a test can
+ * send what no honest client sends: a bad tag, a replayed, reordered or
+ * reflected frame.
+ */
+struct raw_sess {
+	int fd;
+	uint64_t id;
+	struct cf_frame_mac tx, rx;
+};
+
+/* Build one frame into out (sealed when keyed); returns its length. */
+static size_t rs_frame(struct raw_sess *r, uint8_t *out, uint16_t op, const void *body, size_t len, int keyed)
+{
+	struct cf_frame_hdr h = {.len = (uint32_t)(sizeof(h) + len), .op = op, .id = ++r->id};
+
+	if (keyed) {
+		h.len += CF_FRAME_TAG_LEN;
+		h.flags = CF_FF_MAC;
+	}
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), body, len);
+	if (keyed)
+		CHECK(cf_frame_seal(&r->tx, out, h.len) == 0, "seal");
+	return h.len;
+}
+
+static void rs_send_bytes(struct raw_sess *r, const uint8_t *buf, size_t len)
+{
+	CHECK(send(r->fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len, "raw send: %s", strerror(errno));
+}
+
+/*
+ * Read one whole frame into buf (cap bytes) within timeout_ms; its MAC is
+ * checked when keyed. Returns its length, 0 at EOF, -ETIMEDOUT.
+ */
+static ssize_t rs_recv(struct raw_sess *r, uint8_t *buf, size_t cap, int keyed, int timeout_ms)
+{
+	struct pollfd p = {.fd = r->fd, .events = POLLIN};
+	struct cf_frame_hdr h;
+	size_t got = 0, want = sizeof(h);
+	ssize_t n;
+
+	while (got < want) {
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return -ETIMEDOUT;
+		n = recv(r->fd, buf + got, want - got, 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 0;
+		CHECK(n > 0, "raw recv: %s", strerror(errno));
+		got += (size_t)n;
+		if (got == sizeof(h)) {
+			memcpy(&h, buf, sizeof(h));
+			CHECK(cf_frame_check(&h) == 0 && h.len <= cap, "bad frame from the CF (len %u op %u)", h.len, h.op);
+			want = h.len;
+		}
+	}
+	if (keyed) {
+		CHECK(h.flags & CF_FF_MAC, "frame from the CF without a MAC");
+		CHECK(cf_frame_open(&r->rx, buf, h.len) == 0, "frame from the CF with a bad MAC");
+	}
+	return (ssize_t)h.len;
+}
+
+/* The type of the control message in frame buf. */
+static uint16_t rs_ctrl_type(const uint8_t *buf)
+{
+	struct cf_ctrl_hdr ch;
+
+	memcpy(&ch, buf + sizeof(struct cf_frame_hdr), sizeof(ch));
+	return ch.type;
+}
+
+/* Connect and authenticate as role by hand; returns with WELCOME read and the keys set. */
+static void rs_open(struct raw_sess *r, uint32_t role)
+{
+	struct cf_hello hello = {.magic = CF_HELLO_MAGIC, .version_min = CF_PROTO_VERSION_MIN,
+				 .version_max = CF_PROTO_VERSION_MAX, .role = role};
+	uint8_t buf[CF_FRAME_MAX], msg[CF_CTRL_MAX], mac[CF_MAC_LEN], c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
+	struct cf_challenge ch;
+	struct cf_auth au;
+	size_t len;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = raw_connect();
+	cf_auth_nonce(hello.client_nonce);
+	len = cf_ctrl_build(msg, CF_CTRL_HELLO, &hello, sizeof(hello));
+	len = rs_frame(r, buf, CF_OP_CTRL, msg, len, 0);
+	rs_send_bytes(r, buf, len);
+	CHECK(rs_recv(r, buf, sizeof(buf), 0, 5000) > 0 && rs_ctrl_type(buf) == CF_CTRL_CHALLENGE, "no CHALLENGE");
+	memcpy(&ch, buf + sizeof(struct cf_frame_hdr) + sizeof(struct cf_ctrl_hdr), sizeof(ch));
+	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, mac);
+	CHECK(cf_auth_verify(mac, ch.mac) == 0, "the CF does not know the key");
+	cf_auth_mac_client(key, ch.server_nonce, hello.client_nonce, role, au.mac);
+	len = cf_ctrl_build(msg, CF_CTRL_AUTH, &au, sizeof(au));
+	len = rs_frame(r, buf, CF_OP_CTRL, msg, len, 0);
+	rs_send_bytes(r, buf, len);
+	cf_auth_frame_keys(key, hello.client_nonce, ch.server_nonce, role, c2s, s2c);
+	cf_frame_mac_init(&r->tx, c2s);
+	cf_frame_mac_init(&r->rx, s2c);
+	CHECK(rs_recv(r, buf, sizeof(buf), 1, 5000) > 0 && rs_ctrl_type(buf) == CF_CTRL_WELCOME, "no WELCOME");
+}
+
+/* Send a control message (sealed) and read its reply into reply (body after the ctrl header). */
+static void rs_rpc(struct raw_sess *r, uint16_t type, const void *body, size_t blen, uint16_t rtype, void *reply,
+		   size_t rlen)
+{
+	uint8_t buf[CF_FRAME_MAX], msg[CF_CTRL_MAX];
+	size_t len = cf_ctrl_build(msg, type, body, blen);
+	ssize_t n;
+
+	len = rs_frame(r, buf, CF_OP_CTRL, msg, len, 1);
+	rs_send_bytes(r, buf, len);
+	n = rs_recv(r, buf, sizeof(buf), 1, 5000);
+	CHECK(n > 0 && rs_ctrl_type(buf) == rtype, "no %s (got %s)", cf_ctrl_type_str(rtype),
+	      n > 0 ? cf_ctrl_type_str(rs_ctrl_type(buf)) : "EOF");
+	memcpy(reply, buf + sizeof(struct cf_frame_hdr) + sizeof(struct cf_ctrl_hdr), rlen);
+}
+
+/* A raw system connection: handshake, JOIN as name; fills the JOINED reply. */
+static void rs_join(struct raw_sess *r, const char *name, struct cf_joined *jd)
+{
+	struct cf_join j;
+
+	rs_open(r, CF_ROLE_SYSTEM);
+	memset(&j, 0, sizeof(j));
+	snprintf(j.name, sizeof(j.name), "%s", name);
+	snprintf(j.host, sizeof(j.host), "localhost");
+	j.pid = (uint64_t)getpid();
+	rs_rpc(r, CF_CTRL_JOIN, &j, sizeof(j), CF_CTRL_JOINED, jd, sizeof(*jd));
+	CHECK(jd->status == 0, "raw JOIN %s: %d", name, jd->status);
+}
+
+static const struct cf_grant *joined_grant(const struct cf_joined *jd, uint32_t region)
+{
+	for (uint32_t i = 0; i < jd->grants.count && i < CF_MAX_GRANTS; i++)
+		if (jd->grants.g[i].region == region)
+			return &jd->grants.g[i];
+	FAIL("no grant for region %u", region);
+}
+
 static int cmd_noauth(int argc, char **argv)
 {
 	struct cf_session s;
 	struct cf_req_rw rw = {.addr = 0, .rkey = 1, .len = 8};
-	struct cf_hello hello = {.magic = CF_HELLO_MAGIC, .version_min = 1, .version_max = 1, .role = CF_ROLE_SYSTEM};
+	struct cf_hello hello = {.magic = CF_HELLO_MAGIC, .version_min = CF_PROTO_VERSION_MIN,
+				  .version_max = CF_PROTO_VERSION_MAX, .role = CF_ROLE_SYSTEM};
 	struct cf_auth au;
 	struct cf_frame_hdr h;
 	struct cf_resp resp;
@@ -615,6 +758,402 @@ session_only:
 	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
 	cf_session_close(&s);
 	printf("OK noauth\n");
+	return 0;
+}
+
+/* ---------------- frame integrity (tcp) ---------------- */
+
+/* An FAA of add on the lock word at image offset off, through the LOCKS grant of jd. */
+static size_t faa_frame(struct raw_sess *r, uint8_t *out, const struct cf_joined *jd, uint64_t off, int keyed)
+{
+	const struct cf_grant *lg = joined_grant(jd, CF_RGN_LOCKS);
+	struct cf_req_atomic at = {.addr = lg->addr + (off - lg->image_off), .rkey = lg->rkey, .compare = 1};
+
+	return rs_frame(r, out, CF_OP_FAA, &at, sizeof(at), keyed);
+}
+
+/* A thread that sends len bytes on fd, however slowly the CF takes them. */
+struct slow_send {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void *slow_send_main(void *p)
+{
+	struct slow_send *ss = p;
+
+	for (size_t off = 0; off < ss->len;) {
+		ssize_t n = send(ss->fd, ss->buf + off, ss->len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	return NULL;
+}
+
+/* After an attack on r: the CF closed r at once and sent nothing (no answer, no ERROR). */
+static void expect_silent_close(struct raw_sess *r, const char *what)
+{
+	uint8_t buf[CF_FRAME_MAX];
+	ssize_t n = rs_recv(r, buf, sizeof(buf), 0, 5000);
+
+	CHECK(n == 0, "%s: %s", what, n == -ETIMEDOUT ? "connection still open" : "the CF answered it");
+	close(r->fd);
+	r->fd = -1;
+}
+
+static uint64_t word(struct cf_session *s, uint64_t off)
+{
+	uint64_t v = 0;
+	int r = cf_session_read(s, off, &v, 8);
+
+	CHECK(r == 0, "read: %s", strerror(-r));
+	return v;
+}
+
+/*
+ * frame-mac PREFIX: frame integrity after the handshake (cf_auth.h, "Frame
+ * integrity"). Each attack runs on a raw system connection of its own that
+ * completed the handshake and JOIN, and aims an FAA (or a control frame) at
+ * the CF: a bad tag, a frame without a tag, a replayed frame, two frames
+ * swapped, a frame of the CF's own sent back to it, a frame sealed for another
+ * connection. Each must close that connection at once with nothing executed
+ * (the lock word does not move) and nothing answered, while an honest session
+ * opened before keeps working. And a version-1 client gets a clear refusal.
+ */
+static int cmd_frame_mac(int argc, char **argv)
+{
+	const char *p = argc > 0 ? argv[0] : "FM";
+	struct raw_sess a, b;
+	struct cf_joined ja, jb;
+	struct cf_session good;
+	uint8_t f[256], g[256], buf[CF_FRAME_MAX], msg[CF_CTRL_MAX];
+	char name[CF_NAME_MAX];
+	uint64_t off, v0, old;
+	size_t len, glen;
+	ssize_t n;
+
+	CHECK(!strcmp(transport, "tcp"), "tcp only: verbs has no frames of its own");
+#define NAME(x) (snprintf(name, sizeof(name), "%s%s", p, x), name)
+	open_sys(&good, NAME("GOOD"));
+	off = cf_lock_off(&good.map, 40);
+	v0 = word(&good, off);
+
+	/* 0: the raw path itself is honest: a sealed FAA executes and is answered */
+	rs_join(&a, NAME("0"), &ja);
+	len = faa_frame(&a, f, &ja, off, 1);
+	rs_send_bytes(&a, f, len);
+	n = rs_recv(&a, buf, sizeof(buf), 1, 5000);
+	CHECK(n > 0 && ((struct cf_frame_hdr *)(void *)buf)->op == CF_OP_RESP, "honest raw FAA not answered");
+	CHECK(word(&good, off) == v0 + 1, "honest raw FAA did not execute");
+	v0++;
+	/* 1: replayed: the same bytes again (a valid tag, for the frame before) */
+	rs_send_bytes(&a, f, len);
+	expect_silent_close(&a, "replayed FAA");
+	CHECK(word(&good, off) == v0, "the replayed FAA executed");
+	printf("refused: replayed frame\n");
+
+	/* 2: a bad tag (one bit of it) */
+	rs_join(&a, NAME("1"), &ja);
+	len = faa_frame(&a, f, &ja, off, 1);
+	f[len - 1] ^= 0x01;
+	rs_send_bytes(&a, f, len);
+	expect_silent_close(&a, "FAA with a bad MAC");
+	CHECK(word(&good, off) == v0, "an FAA with a bad MAC executed");
+	printf("refused: bad MAC\n");
+
+	/* 3: a changed body under a good tag (the addend: 1 -> 2) */
+	rs_join(&a, NAME("2"), &ja);
+	len = faa_frame(&a, f, &ja, off, 1);
+	f[sizeof(struct cf_frame_hdr) + offsetof(struct cf_req_atomic, compare)] = 2;
+	rs_send_bytes(&a, f, len);
+	expect_silent_close(&a, "changed FAA");
+	CHECK(word(&good, off) == v0, "a changed FAA executed");
+	printf("refused: changed body\n");
+
+	/* 4: no tag at all after the handshake */
+	rs_join(&a, NAME("3"), &ja);
+	len = faa_frame(&a, f, &ja, off, 0);
+	rs_send_bytes(&a, f, len);
+	expect_silent_close(&a, "FAA without a MAC");
+	CHECK(word(&good, off) == v0, "an FAA without a MAC executed");
+	printf("refused: no MAC\n");
+
+	/* 5: reordered: the second frame first (also what a dropped frame looks like) */
+	rs_join(&a, NAME("4"), &ja);
+	len = faa_frame(&a, f, &ja, off, 1);
+	glen = faa_frame(&a, g, &ja, off, 1);
+	rs_send_bytes(&a, g, glen);
+	rs_send_bytes(&a, f, len);
+	expect_silent_close(&a, "reordered FAAs");
+	CHECK(word(&good, off) == v0, "a reordered FAA executed");
+	printf("refused: reordered frames\n");
+
+	/*
+	 * 6: reflected: the CF's JOINED frame, sent back at once, carries a good
+	 * tag for the very number the CF expects next, in the other direction.
+	 * Executed, it would be answered (an ERROR: JOINED is no request).
+	 */
+	{
+		struct cf_join j;
+		memset(&j, 0, sizeof(j));
+		snprintf(j.name, sizeof(j.name), "%s", NAME("5"));
+		snprintf(j.host, sizeof(j.host), "localhost");
+		j.pid = (uint64_t)getpid();
+		rs_open(&a, CF_ROLE_SYSTEM);
+		len = cf_ctrl_build(msg, CF_CTRL_JOIN, &j, sizeof(j));
+		len = rs_frame(&a, f, CF_OP_CTRL, msg, len, 1);
+		rs_send_bytes(&a, f, len);
+		n = rs_recv(&a, buf, sizeof(buf), 1, 5000);
+		CHECK(n > 0 && rs_ctrl_type(buf) == CF_CTRL_JOINED, "no JOINED");
+		rs_send_bytes(&a, buf, (size_t)n);
+		expect_silent_close(&a, "reflected JOINED");
+	}
+	printf("refused: reflected frame\n");
+
+	/* 7: a frame sealed for another connection (same number, other keys) */
+	rs_join(&a, NAME("6"), &ja);
+	rs_join(&b, NAME("7"), &jb);
+	len = faa_frame(&a, f, &jb, off, 1); /* b's grant, a's keys: a.tx.seq == b's next */
+	rs_send_bytes(&b, f, len);
+	expect_silent_close(&b, "another connection's FAA");
+	CHECK(word(&good, off) == v0, "another connection's FAA executed");
+	close(a.fd);
+	printf("refused: frame of another connection\n");
+
+	/* 8: a version-1 client (no frame MACs): an ERROR naming both ranges, then close */
+	{
+		struct cf_hello hello = {.magic = CF_HELLO_MAGIC, .version_min = 1, .version_max = 1,
+					 .role = CF_ROLE_SYSTEM};
+		struct cf_status st;
+		memset(&a, 0, sizeof(a));
+		a.fd = raw_connect();
+		cf_auth_nonce(hello.client_nonce);
+		len = cf_ctrl_build(msg, CF_CTRL_HELLO, &hello, sizeof(hello));
+		len = rs_frame(&a, f, CF_OP_CTRL, msg, len, 0);
+		rs_send_bytes(&a, f, len);
+		n = rs_recv(&a, buf, sizeof(buf), 0, 5000);
+		CHECK(n > 0 && rs_ctrl_type(buf) == CF_CTRL_ERROR, "a version-1 HELLO was not refused");
+		memcpy(&st, buf + sizeof(struct cf_frame_hdr) + sizeof(struct cf_ctrl_hdr), sizeof(st));
+		st.msg[sizeof(st.msg) - 1] = 0;
+		snprintf((char *)msg, sizeof(msg), "client speaks 1..1, server %u..%u", CF_PROTO_VERSION_MIN,
+			 CF_PROTO_VERSION_MAX);
+		CHECK(strstr(st.msg, (char *)msg), "refusal of a version-1 client: %s", st.msg);
+		close(a.fd);
+		printf("refused: version-1 client (%s)\n", st.msg);
+	}
+
+	/*
+	 * 9: an honest reader that is slow: 100000 FAAs pipelined by a thread
+	 * while nobody reads, then every answer read: the CF's output is sent in
+	 * parts and its buffer compacted between appends, and every answer's tag
+	 * must check (a tag written at a stale offset once corrupted the CF's heap).
+	 */
+	{
+		enum { N = 100000 };
+		struct slow_send ss;
+		pthread_t th;
+		size_t fl, pos = 0;
+		uint64_t before = word(&good, off);
+		rs_join(&a, NAME("8"), &ja);
+		fl = faa_frame(&a, f, &ja, off, 0) + CF_FRAME_TAG_LEN;
+		a.id--;
+		ss.fd = a.fd;
+		ss.len = N * fl;
+		ss.buf = malloc(ss.len);
+		CHECK(ss.buf, "malloc");
+		for (int i = 0; i < N; i++)
+			pos += faa_frame(&a, ss.buf + pos, &ja, off, 1);
+		CHECK(pos == ss.len, "frame sizes");
+		CHECK(pthread_create(&th, NULL, slow_send_main, &ss) == 0, "thread");
+		usleep(300000);
+		for (int i = 0; i < N; i++) {
+			n = rs_recv(&a, buf, sizeof(buf), 1, 10000); /* checks the tag */
+			CHECK(n > 0 && ((struct cf_frame_hdr *)(void *)buf)->op == CF_OP_RESP, "answer %d of %d: %zd", i, N, n);
+		}
+		pthread_join(th, NULL);
+		free(ss.buf);
+		close(a.fd);
+		v0 = before + N;
+		CHECK(word(&good, off) == v0, "the slow reader's FAAs");
+		printf("accepted: %d answers to a slow reader, every tag good\n", N);
+	}
+
+	/* the honest session was not disturbed */
+	CHECK(cf_session_faa(&good, off, 1, &old) == 0 && old == v0, "honest FAA after the attacks");
+	CHECK(cf_session_goodbye(&good) == 0, "goodbye");
+	cf_session_close(&good);
+#undef NAME
+	printf("OK frame-mac\n");
+	return 0;
+}
+
+/*
+ * A man in the middle for frame-mac-client: relays one client connection to
+ * the CF; while `corrupt` is set, the next chunk from the CF to the client has
+ * one bit of byte 24 changed (in an answer frame: the low byte of a CAS/FAA's
+ * old value, what a forger would change).
+ */
+struct mitm {
+	int lfd, sfd; /* listening for the client; connected to the CF */
+	int corrupt; /* atomically */
+	int corrupted;
+};
+
+static void *mitm_main(void *p)
+{
+	struct mitm *m = p;
+	uint8_t buf[65536];
+	int cfd = accept(m->lfd, NULL, NULL), sfd = m->sfd;
+
+	CHECK(cfd >= 0, "mitm accept");
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = cfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+		if (poll(pf, 2, 20000) <= 0)
+			break;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = recv(pf[i].fd, buf, sizeof(buf), 0);
+			if (n <= 0)
+				goto out;
+			if (i == 1 && n > 24 && __atomic_exchange_n(&m->corrupt, 0, __ATOMIC_SEQ_CST)) {
+				buf[24] ^= 0x01;
+				m->corrupted = 1;
+			}
+			if (send(i ? cfd : sfd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				goto out;
+		}
+	}
+out:
+	close(cfd);
+	close(sfd);
+	return NULL;
+}
+
+/*
+ * frame-mac-client NAME: the client's side of frame integrity. Through a relay
+ * that changes one bit of an FAA's answer (the old value), the session must
+ * fail with -EBADMSG instead of returning a forged value.
+ */
+static int cmd_frame_mac_client(int argc, char **argv)
+{
+	static struct mitm m;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	char paddr[64];
+	const char *real = addr;
+	struct cf_session s;
+	pthread_t th;
+	uint64_t old, off;
+	int r;
+
+	CHECK(!strcmp(transport, "tcp"), "tcp only");
+	m.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(m.lfd >= 0 && bind(m.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(m.lfd, 1) == 0 &&
+		      getsockname(m.lfd, (struct sockaddr *)&sa, &sl) == 0,
+	      "mitm listen");
+	snprintf(paddr, sizeof(paddr), "127.0.0.1:%u", ntohs(sa.sin_port));
+	m.sfd = raw_connect(); /* to the CF, before addr names the relay */
+	CHECK(pthread_create(&th, NULL, mitm_main, &m) == 0, "thread");
+	addr = paddr;
+	open_sys(&s, argc > 0 ? argv[0] : "FMC");
+	addr = real;
+	off = lock_off(&s, 7);
+	CHECK(cf_session_faa(&s, off, 1, &old) == 0, "FAA through the relay, untouched");
+	__atomic_store_n(&m.corrupt, 1, __ATOMIC_SEQ_CST);
+	r = cf_session_faa(&s, off, 1, &old);
+	CHECK(m.corrupted, "the relay changed nothing");
+	CHECK(r == -EBADMSG, "an answer with a changed old value: r=%d (%s), old %" PRIu64, r, strerror(-r), old);
+	printf("refused by the client: changed answer (%s)\n", strerror(-r));
+	cf_session_close(&s);
+	close(m.lfd);
+	pthread_join(th, NULL);
+	printf("OK frame-mac-client\n");
+	return 0;
+}
+
+/* ---------------- the handshake budget ---------------- */
+
+/*
+ * silent N SECONDS [churn]: open N connections that never speak, print READY,
+ * hold them SECONDS, then print how many the CF closed (issue 11, item 5).
+ * churn: reopen each one the CF closes, at once, for as long (a flood that
+ * keeps pushing), and print how many were reopened.
+ */
+static int cmd_silent(int argc, char **argv)
+{
+	int n = argc > 0 ? atoi(argv[0]) : 300, secs = argc > 1 ? atoi(argv[1]) : 10, closed = 0;
+	int churn = argc > 2 && !strcmp(argv[2], "churn");
+	int *fds = calloc((size_t)n, sizeof(*fds));
+	uint64_t end, reopened = 0;
+	char c;
+
+	CHECK(fds && n > 0, "usage: silent N SECONDS [churn]");
+	for (int i = 0; i < n; i++)
+		fds[i] = raw_connect();
+	printf("READY %d\n", n);
+	fflush(stdout);
+	end = cf_mono_ns() + (uint64_t)secs * 1000000000ull;
+	while (cf_mono_ns() < end) {
+		if (!churn) {
+			usleep(50000);
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT);
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+				close(fds[i]);
+				fds[i] = raw_connect();
+				reopened++;
+			}
+		}
+		usleep(1000);
+	}
+	if (churn)
+		printf("REOPENED %" PRIu64 "\n", reopened);
+	for (int i = 0; i < n; i++) {
+		ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT);
+		closed += r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+		close(fds[i]);
+	}
+	printf("CLOSED %d of %d\n", closed, n);
+	free(fds);
+	return 0;
+}
+
+/*
+ * unknown-ctrl: a control message of a type the CF does not know, from an
+ * authenticated system and console: a STATUS -ENOSYS, and the connection
+ * goes on serving.
+ */
+static int cmd_unknown_ctrl(int argc, char **argv)
+{
+	struct cf_session s, con;
+	struct cf_status st;
+	struct cf_empty e = {0};
+	uint64_t old;
+	int r;
+
+	open_sys(&s, argc > 0 ? argv[0] : "UNK1");
+	open_console(&con);
+	for (int k = 0; k < 2; k++) {
+		struct cf_session *x = k ? &con : &s;
+		memset(&st, 0, sizeof(st));
+		r = cf_session_rpc(x, 999, &e, sizeof(e), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+		st.msg[sizeof(st.msg) - 1] = 0;
+		CHECK(r == -ENOSYS || (r == 0 && st.status == -ENOSYS), "%s: unknown type 999: r=%d status=%d (%s)",
+		      k ? "console" : "system", r, st.status, st.msg);
+		printf("%s: %s\n", k ? "console" : "system", st.msg);
+	}
+	CHECK(cf_session_faa(&s, lock_off(&s, 5), 1, &old) == 0, "the system connection after ENOSYS");
+	CHECK(word(&con, lock_off(&con, 5)) == old + 1, "the console connection after ENOSYS");
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	cf_session_close(&con);
+	printf("OK unknown-ctrl\n");
 	return 0;
 }
 
@@ -1134,28 +1673,31 @@ static void *flood_main(void *p)
 static int cmd_fence_barrier(int argc, char **argv)
 {
 	static struct flood f;
-	struct cf_session a, b;
-	const struct cf_grant *lg;
+	static struct raw_sess a;
+	struct cf_session b;
+	struct cf_joined ja;
 	uint64_t v = 0, v1, v2, t0, off;
-	const size_t n = 400000, fl = sizeof(struct cf_frame_hdr) + sizeof(struct cf_req_atomic);
+	const size_t n = 400000,
+		     fl = sizeof(struct cf_frame_hdr) + sizeof(struct cf_req_atomic) + CF_FRAME_TAG_LEN;
 	pthread_t th;
 	int r;
 
 	CHECK(argc >= 1, "usage: fence-barrier NAME");
 	CHECK(!strcmp(transport, "tcp"), "tcp only");
-	open_sys(&a, argv[0]);
-	lg = grant_of(&a, CF_RGN_LOCKS);
-	off = cf_lock_off(&a.map, 30);
-	f.fd = a.ops->ctrl_fd(a.conn);
+	/* A speaks raw frames (sealed by hand, cf_auth.h "Frame integrity"), so it can flood */
+	rs_join(&a, argv[0], &ja);
+	f.fd = a.fd;
 	f.len = n * fl;
 	f.buf = malloc(f.len);
 	CHECK(f.buf, "malloc");
-	for (size_t i = 0; i < n; i++) {
-		struct cf_frame_hdr h = {.len = (uint32_t)fl, .op = CF_OP_FAA, .flags = 0, .id = 1000000 + i};
-		struct cf_req_atomic at = {.addr = lg->addr + (off - lg->image_off), .rkey = lg->rkey, .compare = 1};
-		memcpy(f.buf + i * fl, &h, sizeof(h));
-		memcpy(f.buf + i * fl + sizeof(h), &at, sizeof(at));
+	{
+		struct cf_session m;
+		open_console(&m);
+		off = cf_lock_off(&m.map, 30);
+		cf_session_close(&m);
 	}
+	for (size_t i = 0; i < n; i++)
+		CHECK(faa_frame(&a, f.buf + i * fl, &ja, off, 1) == fl, "frame size");
 	CHECK(pthread_create(&th, NULL, flood_main, &f) == 0, "thread");
 	open_console(&b);
 	t0 = cf_mono_ns();
@@ -1165,7 +1707,7 @@ static int cmd_fence_barrier(int argc, char **argv)
 	} while (v < 1000);
 	cf_session_close(&b);
 	open_sys(&b, argv[0]); /* re-admission: A is fenced before this returns */
-	CHECK(b.epoch == a.epoch + 1, "epoch");
+	CHECK(b.epoch == ja.epoch + 1, "epoch");
 	r = cf_session_read(&b, off, &v1, 8);
 	CHECK(r == 0, "read v1");
 	usleep(300000);
@@ -1176,7 +1718,7 @@ static int cmd_fence_barrier(int argc, char **argv)
 	pthread_join(th, NULL);
 	CHECK(cf_session_goodbye(&b) == 0, "goodbye");
 	cf_session_close(&b);
-	cf_session_close(&a);
+	close(a.fd);
 	free(f.buf);
 	printf("OK fence-barrier: %" PRIu64 " of %zu executed before the fence, none after\n", v1, n);
 	return 0;
@@ -2120,7 +2662,8 @@ static const struct {
 	{"dump", cmd_dump},           {"dxwords", cmd_dxwords},     {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
-	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover},
+	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover}, {"frame-mac", cmd_frame_mac},
+	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl}, {"frame-mac-client", cmd_frame_mac_client},
 };
 
 int main(int argc, char **argv)

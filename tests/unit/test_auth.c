@@ -288,6 +288,93 @@ static void test_handshake(void)
 	}
 }
 
+/* A sealed frame of n bytes (header + body + tag room) with a recognisable body. */
+static size_t mkframe(uint8_t *f, uint16_t op, uint64_t id, size_t body)
+{
+	struct cf_frame_hdr h = {.len = (uint32_t)(sizeof(h) + body + CF_FRAME_TAG_LEN), .op = op,
+				 .flags = CF_FF_MAC, .id = id};
+
+	memcpy(f, &h, sizeof(h));
+	fill(f + sizeof(h), body, (uint8_t)id);
+	return h.len;
+}
+
+/*
+ * Frame integrity (cf_auth.h): each direction's tags check only in that
+ * direction, in that order, once, on that connection, with every byte intact.
+ */
+static void test_frame_macs(void)
+{
+	uint8_t key[CF_KEY_LEN], cn[CF_NONCE_LEN], sn[CF_NONCE_LEN], c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
+	uint8_t c2s_b[CF_KEY_LEN], s2c_b[CF_KEY_LEN], f[8][128], g[128];
+	struct cf_frame_mac ctx, srx, stx, crx, other;
+	size_t len[8];
+	unsigned bad = 0;
+
+	fill(key, sizeof(key), 1);
+	fill(cn, sizeof(cn), 2);
+	fill(sn, sizeof(sn), 3);
+	cf_auth_frame_keys(key, cn, sn, CF_ROLE_SYSTEM, c2s, s2c);
+	CHECK(memcmp(c2s, s2c, CF_KEY_LEN) != 0);
+	/* deterministic; another role, nonce or key gives other keys */
+	cf_auth_frame_keys(key, cn, sn, CF_ROLE_SYSTEM, c2s_b, s2c_b);
+	CHECK(!memcmp(c2s, c2s_b, CF_KEY_LEN) && !memcmp(s2c, s2c_b, CF_KEY_LEN));
+	cf_auth_frame_keys(key, cn, sn, CF_ROLE_CONSOLE, c2s_b, s2c_b);
+	CHECK(memcmp(c2s, c2s_b, CF_KEY_LEN) && memcmp(s2c, s2c_b, CF_KEY_LEN));
+	cf_auth_frame_keys(key, sn, cn, CF_ROLE_SYSTEM, c2s_b, s2c_b); /* nonces swapped */
+	CHECK(memcmp(c2s, c2s_b, CF_KEY_LEN) && memcmp(s2c, s2c_b, CF_KEY_LEN));
+	key[0] ^= 1;
+	cf_auth_frame_keys(key, cn, sn, CF_ROLE_SYSTEM, c2s_b, s2c_b);
+	CHECK(memcmp(c2s, c2s_b, CF_KEY_LEN) && memcmp(s2c, s2c_b, CF_KEY_LEN));
+	key[0] ^= 1;
+
+	cf_frame_mac_init(&ctx, c2s);
+	cf_frame_mac_init(&srx, c2s);
+	cf_frame_mac_init(&stx, s2c);
+	cf_frame_mac_init(&crx, s2c);
+	for (unsigned i = 0; i < 8; i++) {
+		len[i] = mkframe(f[i], CF_OP_CAS, 100 + i, 32);
+		CHECK(cf_frame_seal(&ctx, f[i], len[i]) == 0);
+	}
+	CHECK(ctx.seq == 8);
+	/* in order: accepted */
+	CHECK(cf_frame_open(&srx, f[0], len[0]) == 0 && srx.seq == 1);
+	/* replayed: refused, and a refusal counts nothing */
+	CHECK(cf_frame_open(&srx, f[0], len[0]) == -EBADMSG && srx.seq == 1);
+	/* reordered, or one dropped: refused */
+	CHECK(cf_frame_open(&srx, f[2], len[2]) == -EBADMSG && srx.seq == 1);
+	CHECK(cf_frame_open(&srx, f[1], len[1]) == 0 && srx.seq == 2);
+	/* any one byte changed, header, body or tag: refused */
+	for (size_t b = 0; b < len[2]; b++) {
+		memcpy(g, f[2], len[2]);
+		g[b] ^= 0x10;
+		bad += cf_frame_open(&srx, g, len[2]) != -EBADMSG;
+	}
+	CHECKF(bad == 0, "%u changed frames accepted", bad);
+	/* truncated: refused */
+	CHECK(cf_frame_open(&srx, f[2], len[2] - 1) == -EBADMSG && cf_frame_open(&srx, f[2], 3) == -EBADMSG);
+	CHECK(cf_frame_open(&srx, f[2], len[2]) == 0);
+	/* reflected: the server's own frame sent back to it is checked with the client's key */
+	len[7] = mkframe(g, CF_OP_CTRL, 0, 40);
+	CHECK(cf_frame_seal(&stx, g, len[7]) == 0);
+	CHECK(cf_frame_open(&srx, g, len[7]) == -EBADMSG);
+	CHECK(cf_frame_open(&crx, g, len[7]) == 0); /* where it was meant to go it is fine */
+	/* another connection (other nonces): its keys refuse this connection's frames */
+	cn[5] ^= 1;
+	cf_auth_frame_keys(key, cn, sn, CF_ROLE_SYSTEM, c2s_b, s2c_b);
+	cf_frame_mac_init(&other, c2s_b);
+	other.seq = srx.seq;
+	CHECK(cf_frame_open(&other, f[3], len[3]) == -EBADMSG);
+	/* the end of the sequence: nothing is sealed or accepted with a wrapped number */
+	ctx.seq = UINT64_MAX;
+	CHECK(cf_frame_seal(&ctx, f[4], len[4]) == -EOVERFLOW);
+	srx.seq = UINT64_MAX;
+	CHECK(cf_frame_open(&srx, f[3], len[3]) == -EBADMSG);
+	cf_frame_mac_wipe(&ctx);
+	CHECK(ctx.seq == 0 && ctx.key[0] == 0 && ctx.key[CF_KEY_LEN - 1] == 0);
+	cf_frame_mac_wipe(NULL);
+}
+
 int main(void)
 {
 	if (cf_auth_init() < 0) {
@@ -298,6 +385,7 @@ int main(void)
 	test_key_parse();
 	test_key_load();
 	test_handshake();
+	test_frame_macs();
 	printf("%lu passed, %lu failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }

@@ -1083,8 +1083,13 @@ static void test_logrec(void)
 static bool frame_ok_ref(uint32_t len, uint16_t op, uint16_t flags)
 {
 	const uint32_t H = sizeof(struct cf_frame_hdr);
-	if (len < H || len > CF_FRAME_MAX || (flags & ~CF_FF_NO_RESP))
+	if (len < H || len > CF_FRAME_MAX || (flags & ~(CF_FF_NO_RESP | CF_FF_MAC)))
 		return false;
+	if (flags & CF_FF_MAC) { /* the per-op rules are about the frame without its tag */
+		if (len < H + CF_FRAME_TAG_LEN)
+			return false;
+		len -= CF_FRAME_TAG_LEN;
+	}
 	switch (op) {
 	case CF_OP_READ: return len == H + sizeof(struct cf_req_rw);
 	case CF_OP_WRITE: return len >= H + sizeof(struct cf_req_rw);
@@ -1134,6 +1139,15 @@ static void test_frames(void)
 	CHECK(frame(H + 16, CF_OP_RESP, 0) == 0);
 	CHECK(frame(H + 15, CF_OP_RESP, 0) == -EBADMSG);
 	CHECK(frame(H + 16 + CF_FRAME_MAX_PAYLOAD, CF_OP_RESP, 0) == 0);
+	/* with a MAC (CF_FF_MAC): the same rules for the frame without its tag */
+	CHECK(frame(H + 16 + CF_FRAME_TAG_LEN, CF_OP_READ, CF_FF_MAC) == 0);
+	CHECK(frame(H + 16, CF_OP_READ, CF_FF_MAC) == -EBADMSG);
+	CHECK(frame(H + 32 + CF_FRAME_TAG_LEN, CF_OP_CAS, CF_FF_MAC) == 0);
+	CHECK(frame(H + 32, CF_OP_CAS, CF_FF_MAC) == -EBADMSG);
+	CHECK(frame(H + CF_FRAME_TAG_LEN - 1, CF_OP_CTRL, CF_FF_MAC) == -EBADMSG);
+	CHECK(frame(H + 16 + CF_FRAME_TAG_LEN, CF_OP_WRITE, CF_FF_MAC | CF_FF_NO_RESP) == 0);
+	CHECK(frame(H + 16 + CF_FRAME_MAX_PAYLOAD + CF_FRAME_TAG_LEN, CF_OP_WRITE, CF_FF_MAC) == 0);
+	CHECK(frame(H + 16 + CF_FRAME_MAX_PAYLOAD + CF_FRAME_TAG_LEN, CF_OP_RESP, CF_FF_MAC) == 0);
 	/* truncated headers' lengths */
 	for (uint32_t len = 0; len < H; len++)
 		for (uint16_t op = 0; op < 8; op++)
@@ -1145,7 +1159,9 @@ static void test_frames(void)
 				CHECKF(0, "op=%u", op);
 	/* bad flags, every value */
 	for (uint32_t fl = 0; fl < 65536; fl++)
-		if ((frame(H + 16, CF_OP_READ, (uint16_t)fl) == 0) != (fl <= CF_FF_NO_RESP))
+		if ((frame(H + 16, CF_OP_READ, (uint16_t)fl) == 0) != (fl <= CF_FF_NO_RESP) ||
+		    (frame(H + 16 + CF_FRAME_TAG_LEN, CF_OP_READ, (uint16_t)fl) == 0) !=
+			    ((fl & ~(unsigned)CF_FF_NO_RESP) == CF_FF_MAC))
 			CHECKF(0, "flags=%#x", fl);
 	/* the whole (len, op, flags) space around the limits against the reference */
 	for (uint16_t op = 0; op <= 8; op++)

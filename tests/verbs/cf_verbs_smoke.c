@@ -453,7 +453,8 @@ int main(void)
 
 	/* ---- ctrl SEND/RECV round trip + ctrl_fd ---- */
 	{
-		struct cf_hello h = {.magic = CF_HELLO_MAGIC, .version_min = 1, .version_max = 1, .role = CF_ROLE_SYSTEM};
+		struct cf_hello h = {.magic = CF_HELLO_MAGIC, .version_min = CF_PROTO_VERSION_MIN,
+				     .version_max = CF_PROTO_VERSION_MAX, .role = CF_ROLE_SYSTEM};
 		uint8_t msg[CF_CTRL_MAX], rep[CF_CTRL_MAX];
 		size_t len = cf_ctrl_build(msg, CF_CTRL_HELLO, &h, sizeof(h));
 		struct pollfd p = {.fd = C->ctrl_fd(c), .events = POLLIN};
