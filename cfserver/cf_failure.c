@@ -2,7 +2,7 @@
 /*
  * cf_failure.c - failure processing at cfserver (docs/design.md §5).
  *
- * Failure processing follows DESIGN §4 and the model's "Design changes", in
+ * Failure processing (docs/design.md §5; M1, M2 of §0), in
  * this order, and nothing else changes an instance word on behalf of a failed
  * system:
  *   (1) fence every connection of the system: a barrier (ops->fence), so that
@@ -120,7 +120,7 @@ static void failure_event(struct cf_core *c, uint32_t type, uint32_t s, uint32_t
 	core_event_all(c, &ev);
 }
 
-/* DESIGN §4 failure processing of system s's current incarnation. */
+/* Failure processing of system s's current incarnation (docs/design.md §5). */
 void fail_system(struct cf_core *c, uint32_t s, uint32_t cause)
 {
 	uint64_t t0 = cf_mono_ns(), t_ns = cf_real_ns(), w = sysword(c, s), iw;

@@ -163,6 +163,21 @@ static void revoke_inst(struct cf_core *c, uint32_t i)
 	}
 }
 
+/*
+ * May instance slot i be given to another name? Only a CLEAN instance (its log
+ * holds nothing in flight, nobody holds it: the CF's record says so) whose home
+ * system is not a member now (it left: a home that comes back opens its name
+ * again and gets another slot; a live one may still act on its old index).
+ */
+static bool inst_reclaimable(struct cf_core *c, uint32_t i)
+{
+	uint32_t home = inst_slot(c, i)->home_sys;
+
+	if (cf_reg_state(regword(c, i)) != CF_REG_CLEAN || c->inst[i].held || c->inst[i].base != regword(c, i))
+		return false;
+	return home >= c->map->geo.max_systems || cf_sysword_state(sysword(c, home)) != CF_SYS_ACTIVE;
+}
+
 int inst_find(struct cf_core *c, const char *name, int *empty)
 {
 	char n[CF_NAME_MAX];
@@ -193,6 +208,27 @@ void inst_on_open(struct core_conn *cc, uint64_t id, const struct cf_inst_name *
 		return;
 	}
 	i = inst_find(c, name, &empty);
+	if (i < 0 && empty < 0) {
+		for (uint32_t k = 0; k < c->map->geo.max_instances; k++) {
+			if (!inst_reclaimable(c, k))
+				continue;
+			char old[CF_NAME_MAX];
+			core_name_of(inst_slot(c, k)->name, old);
+			cf_slog_info("INST_OPEN %s: instance table full: slot %u reclaimed from %s (clean, its home gone)",
+				     name, k, old);
+			slot = inst_slot(c, k);
+			/* the word stays INACTIVE_CLEAN(k): incidents only grow; the old recovery record goes */
+			memset(slot->name, 0, CF_NAME_MAX);
+			memcpy(slot->name, name, strlen(name));
+			slot->home_sys = (uint32_t)cc->sys;
+			slot->fail_open = 0;
+			core_persist(c, cf_inst_off(c->map, k), sizeof(*slot));
+			memset(c->base + cf_rinfo_off(c->map, k), 0, sizeof(struct cf_rinfo_slot));
+			core_persist(c, cf_rinfo_off(c->map, k), sizeof(struct cf_rinfo_slot));
+			i = (int)k;
+			break;
+		}
+	}
 	if (i < 0) {
 		if (empty < 0) {
 			cf_slog_warn("INST_OPEN %s by %s refused: instance table full", name, core_sys_name(c, (uint32_t)cc->sys, sn));
@@ -215,6 +251,12 @@ void inst_on_open(struct core_conn *cc, uint64_t id, const struct cf_inst_name *
 		}
 		inst_set(c, (uint32_t)i, cf_reg_clean(0));
 		cf_slog_info("INST_OPEN: created %s (index %d, home %s)", name, i, core_sys_name(c, (uint32_t)cc->sys, sn));
+	}
+	slot = inst_slot(c, (uint32_t)i);
+	if (slot->home_sys >= c->map->geo.max_systems) {
+		/* its home's slot was reclaimed: the system that opens it by name is its home now */
+		slot->home_sys = (uint32_t)cc->sys;
+		core_persist(c, cf_inst_off(c->map, (uint32_t)i), sizeof(*slot));
 	}
 	memset(&info, 0, sizeof(info));
 	info.index = (uint32_t)i;

@@ -267,9 +267,34 @@ static int system_grants(struct core_conn *cc, uint32_t s, struct cf_grants *gs)
 	return 0;
 }
 
+/*
+ * May the slot of a system that left be given to another name? Only a system
+ * that said GOODBYE (FREE: nothing of it is in flight) and that no instance
+ * still names: not as its owner (an ACTIVE word) and not as the failed owner
+ * of a recovery still to come (fail_sys of a word that is not CLEAN or FREE).
+ */
+static bool sys_reclaimable(struct cf_core *c, uint32_t s)
+{
+	if (cf_sysword_state(sysword(c, s)) != CF_SYS_FREE || c->sys[s].live)
+		return false;
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		uint64_t w = regword(c, i);
+		if (cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s)
+			return false;
+		if (cf_reg_state(w) == CF_REG_FAILED && inst_slot(c, i)->fail_sys == s)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The slot of name: its own, else one never used, else one reclaimed from a
+ * system that left (sys_reclaimable; its epoch counter goes on, so no word of
+ * the old name can be taken for the new one's). -1: the table is full.
+ */
 static int find_sys(struct cf_core *c, const char *name)
 {
-	char n[CF_NAME_MAX];
+	char n[CF_NAME_MAX], old[CF_NAME_MAX];
 	int empty = -1;
 
 	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
@@ -279,7 +304,24 @@ static int find_sys(struct cf_core *c, const char *name)
 		if (!n[0] && empty < 0 && cf_sysword_state(sysword(c, s)) == CF_SYS_FREE)
 			empty = (int)s;
 	}
-	return empty;
+	if (empty >= 0)
+		return empty;
+	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
+		if (!sys_reclaimable(c, s))
+			continue;
+		core_name_of(sys_slot(c, s)->name, old);
+		cf_slog_info("JOIN %s: system table full: slot %u reclaimed from %s, which left cleanly", name, s, old);
+		/* its clean instances lose their home: they are not the new name's (and may be reclaimed in turn) */
+		for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+			struct cf_inst_slot *is = inst_slot(c, i);
+			if (is->home_sys == s) {
+				is->home_sys = CF_NO_SYS;
+				core_persist(c, cf_inst_off(c->map, i), sizeof(*is));
+			}
+		}
+		return (int)s;
+	}
+	return -1;
 }
 
 void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)

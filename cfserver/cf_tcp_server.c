@@ -11,7 +11,7 @@
  * arrival order, answered in the same order into an output buffer. The fenced
  * flag is checked before EVERY frame, and fence() drops whatever input is
  * still queued: when fence() returns no request of that connection executes
- * any more (the barrier of DESIGN §4, R1 of the model).
+ * any more (the barrier M1, docs/design.md §0).
  *
  * Group commit (--nvram): a WRITE/CAS/FAA whose range cbs->durable() says
  * must be durable adds it to the server's cf_persist (cbs->gc) and sets the

@@ -27,7 +27,7 @@
  *     other RDMA atomics of the same HCA, so a CPU CAS on a word a client may
  *     CAS at the same moment could be lost.
  *
- * Fence (DESIGN section 4, model R1): ibv_modify_qp(ERR) is not documented to
+ * Fence (M1, docs/design.md §0): ibv_modify_qp(ERR) is not documented to
  * stop requests the responder already accepted. So fence first invalidates
  * every window of the connection with IBV_WR_LOCAL_INV and waits for each
  * completion (or deregisters its MRs in the fallback; ibv_dereg_mr returns
@@ -263,7 +263,7 @@ static int wait_send(struct cf_sconn *sc, uint64_t seq)
  * Room for one more signaled WR on the send queue, without waiting: a full
  * queue means SENDs the peer has not acknowledged (a peer that posts no
  * RECVs keeps them in RNR retry for ever, rnr_retry 7), and the loop never
- * waits on what a peer controls (issue 11, item 5). -ENOBUFS then.
+ * waits on what a peer controls (docs/design.md §7, "Stalling the CF"). -ENOBUFS then.
  */
 static int send_room(struct cf_sconn *sc)
 {
@@ -1011,7 +1011,7 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	r = probe_device(t);
 	if (r < 0)
 		goto err_destroy;
-	/* No IBV_ACCESS_RELAXED_ORDERING: model R3 needs a later READ through this
+	/* No IBV_ACCESS_RELAXED_ORDERING: M3 (docs/design.md §0) needs a later READ through this
 	 * HCA to see every completed WRITE. */
 	t->mr = ibv_reg_mr(t->pd, image, size,
 			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |

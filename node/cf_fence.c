@@ -222,7 +222,7 @@ static int exe_path(const char *proc, char *out, size_t cap)
 /*
  * Is pid recognisably a process of the same cfplex program as this one, run
  * by the same user? The pid and start time of a failed system come from its
- * own JOIN, which the CF cannot check (issue 11): a buggy or hostile member
+ * own JOIN, which the CF cannot check (docs/design.md §7, threat model): a buggy or hostile member
  * could name any process of this host. 0, or -EPERM with the reason.
  */
 static int same_program(uint64_t pid, char *why, size_t len)

@@ -271,7 +271,7 @@ int main(int argc, char **argv)
 	w.bo.duration_s = 10;
 	w.bo.hold_ms = 5000;
 	w.bo.inflight = 1;
-	w.bo.group_commit = true; /* docs/design.md §6: the stall of issue 10 was the tests' probe, not group commit */
+	w.bo.group_commit = true; /* docs/design.md §6: the rig's stall was the tests' probe, not group commit */
 	cf_slog_init("cfnode");
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((c = getopt_long(argc, argv, ":qvh", lopts, NULL)) != -1) {
