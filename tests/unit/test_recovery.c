@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,6 +215,22 @@ static void cf_fail(struct scen *z, uint32_t sys, uint32_t epoch, uint32_t k)
 					  false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
 }
 
+static bool local_fence_works(void)
+{
+	static int known; /* 0 unknown, 1 yes, 2 no */
+	int fd;
+
+	if (!known) {
+		fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+		known = fd >= 0 ? 1 : 2;
+		if (fd >= 0)
+			close(fd);
+		else
+			fprintf(stderr, "test_recovery: pidfd_open: %s: fence none instead of local\n", strerror(errno));
+	}
+	return known == 1;
+}
+
 /*
  * A runs INST: one committed transaction (records 1, 2), then one in flight
  * (reads 9 under S, which OINST holds in S too; updates 5, 6, 5) when it dies.
@@ -308,7 +325,13 @@ static void scen_open(struct scen *z)
 	CHECK(reg(z) == cf_reg_failed(1));
 
 	CHECK(cf_data_open(&z->data, z->dir) == 0);
-	CHECK(cf_fence_parse(&z->fence, "local") == 0);
+	/*
+	 * The local fence (pidfd) of the reaped process: "already gone". Where
+	 * pidfd_open does not exist (old kernels, valgrind) the local fence can
+	 * never confirm and recovery would wait in disk-fence: fence none then,
+	 * said once on stderr.
+	 */
+	CHECK(cf_fence_parse(&z->fence, local_fence_works() ? "local" : "none") == 0);
 	z->fence.timeout_ms = 2000;
 }
 
@@ -403,7 +426,8 @@ static void test_recover(void)
 	CHECK(rep.result == 0 && rep.reached == CF_PHASE_DONE && rep.inst == INST && rep.incident == 1);
 	CHECK(!strcmp(rep.inst_name, "INST1") && !strcmp(rep.failed_name, "SYSA"));
 	CHECK(rep.failed_sys == SYS_A && rep.failed_epoch == EP_A);
-	CHECK(strstr(rep.fence_msg, "already gone") != NULL && !rep.fence_skipped);
+	if (z.fence.kind == CF_FENCE_LOCAL)
+		CHECK(strstr(rep.fence_msg, "already gone") != NULL && !rep.fence_skipped);
 	CHECK(rep.records_scanned >= 9); /* BEGIN, 2 UPDATE, COMMIT, END; BEGIN, 3 UPDATE */
 	CHECK(rep.updates_applied == 3 && rep.txns_inflight == 1 && rep.locks_released == 3);
 	CHECK(rep.log_bytes > 0 && rep.done_real_ns >= rep.fail_real_ns && rep.locks_free_real_ns != 0);
