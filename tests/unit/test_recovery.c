@@ -17,6 +17,11 @@
  *              yet) or of release (ABORT written, locks held): the locks stay
  *              held (I4); C recovers INACTIVE_FAILED(2) to the same end
  *              state, re-applying the absolute before-images.
+ *   killed     (fault-injection builds) B as a process of its own, SIGKILLed
+ *              by the fault point rec.after_backout; C finishes the job.
+ *
+ * The local fence needs pidfd_open; where it does not exist (valgrind) the
+ * fence is none, said on stderr, and the fence message is not checked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -196,7 +202,8 @@ static void sys_slot(struct scen *z, uint32_t sys, const char *name, enum cf_sys
  * cfserver's failure processing of the incarnation (sys, epoch) holding INST
  * at incident k: the failure record, then ACTIVE -> INACTIVE_FAILED(k+1).
  */
-static void cf_fail(struct scen *z, uint32_t sys, uint32_t epoch, uint32_t k)
+static void cf_fail_proc(struct scen *z, uint32_t sys, uint32_t epoch, uint32_t k, uint64_t pid,
+			 uint64_t starttime)
 {
 	struct cf_inst_slot *is = (struct cf_inst_slot *)(void *)(z->cf.img + cf_inst_off(&z->cf.map, INST));
 	uint64_t expect = cf_reg_active(sys, epoch, k);
@@ -204,7 +211,10 @@ static void cf_fail(struct scen *z, uint32_t sys, uint32_t epoch, uint32_t k)
 	is->fail_sys = sys;
 	is->fail_epoch = epoch;
 	is->fail_incident = k + 1;
-	dead_process(&is->fail_pid, &is->fail_starttime);
+	is->fail_pid = pid;
+	is->fail_starttime = starttime;
+	if (!pid)
+		dead_process(&is->fail_pid, &is->fail_starttime);
 	is->fail_ns = cf_real_ns();
 	is->fail_cause = CF_FAIL_CONN_LOST;
 	is->fail_open = 1;
@@ -229,6 +239,30 @@ static bool local_fence_works(void)
 			fprintf(stderr, "test_recovery: pidfd_open: %s: fence none instead of local\n", strerror(errno));
 	}
 	return known == 1;
+}
+
+/* ... naming a process that has been and gone */
+static void cf_fail(struct scen *z, uint32_t sys, uint32_t epoch, uint32_t k)
+{
+	cf_fail_proc(z, sys, epoch, k, 0, 0);
+}
+
+/* The image: a shared mapping of a file in the test directory, so that a child process can be the CF's client. */
+static uint8_t *image_map(const char *dir, uint64_t size, bool create)
+{
+	char path[128];
+	void *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/image", dir);
+	fd = open(path, create ? O_RDWR | O_CREAT | O_TRUNC : O_RDWR, 0600);
+	if (fd < 0 || (create && ftruncate(fd, (off_t)size) < 0))
+		abort();
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		abort();
+	return p;
 }
 
 /*
@@ -260,9 +294,7 @@ static void scen_open(struct scen *z)
 	CHECK(cf_data_create(z->dir, 0, 8, NREC, NREC * 100, fill, NULL, true) == 0);
 	CHECK(cf_geometry_check(&g, &why) == 0);
 	cf_image_map(&g, &z->cf.map);
-	z->cf.img = calloc(1, z->cf.map.image_size);
-	if (!z->cf.img)
-		abort();
+	z->cf.img = image_map(z->dir, z->cf.map.image_size, true);
 	cf_header_init((struct cf_header *)(void *)z->cf.img, &g, cf_real_ns());
 	sys_slot(z, SYS_A, "SYSA", CF_SYS_ACTIVE, EP_A);
 	sys_slot(z, SYS_B, "SYSB", CF_SYS_ACTIVE, EP_B);
@@ -344,8 +376,10 @@ static void scen_close(struct scen *z)
 	mem_session_close(&z->sb);
 	snprintf(path, sizeof(path), "%s/f0.cfd", z->dir);
 	unlink(path);
+	munmap(z->cf.img, z->cf.map.image_size);
+	snprintf(path, sizeof(path), "%s/image", z->dir);
+	unlink(path);
 	rmdir(z->dir);
-	free(z->cf.img);
 }
 
 static void env_init(struct cf_recovery_env *env, struct scen *z, struct cf_session *s, struct cf_data *d)
@@ -545,15 +579,107 @@ static void test_died(enum cf_phase at)
 	scen_close(&z);
 }
 
-int main(void)
+/*
+ * The counterpart as a process of its own, killed by the named fault point
+ * rec.after_backout (after the sync and the ABORT records, before the
+ * release): a real crash, not a broken connection. The child is this program
+ * run again (main: --counterpart DIR) with CF_FAULT in its environment.
+ */
+static const char *self_exe = "/proc/self/exe"; /* argv[0] when it is a path (valgrind's /proc/self/exe is valgrind) */
+
+static int counterpart_main(const char *dir)
+{
+	struct scen z;
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep;
+	struct cf_header h;
+	uint8_t *img;
+	int r;
+
+	memset(&z, 0, sizeof(z));
+	snprintf(z.dir, sizeof(z.dir), "%s", dir);
+	img = image_map(dir, sizeof(h), false);
+	memcpy(&h, img, sizeof(h));
+	munmap(img, sizeof(h));
+	cf_image_map(&h.geo, &z.cf.map);
+	z.cf.img = image_map(dir, z.cf.map.image_size, false);
+	mem_session_open(&z.sb, &z.cf, SYS_B, EP_B);
+	if (cf_data_open(&z.data, dir) < 0 || cf_fence_parse(&z.fence, local_fence_works() ? "local" : "none") < 0)
+		return 2;
+	env_init(&env, &z, &z.sb, &z.data);
+	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
+	fprintf(stderr, "counterpart: the fault point did not fire (recover: %d %s)\n", r, rep.err_msg);
+	return 3;
+}
+
+static void test_killed_at_fault_point(void)
+{
+#ifdef CF_FAULT_INJECTION
+	struct scen z;
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep;
+	struct cf_session sc;
+	struct cf_data dc;
+	uint8_t now[sizeof(z.expect)];
+	uint64_t start;
+	int status, r;
+	pid_t p;
+
+	scen_open(&z);
+	p = fork();
+	if (p == 0) {
+		setenv("CF_FAULT", "rec.after_backout:kill", 1);
+		execl(self_exe, "test_recovery", "--counterpart", z.dir, (char *)NULL);
+		_exit(127);
+	}
+	CHECK(p > 0);
+	start = cf_proc_starttime((uint64_t)p); /* readable until reaped */
+	CHECK(waitpid(p, &status, 0) == p);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* cfserver: B's connection closed; INST fails again, naming B's (reaped) process */
+	CHECK(reg(&z) == cf_reg_active(SYS_B, EP_B, 1));
+	cf_fail_proc(&z, SYS_B, EP_B, 1, (uint64_t)p, start);
+	/* backed out, synced and marked, but every lock still held (I4) */
+	CHECK(lock_word(&z, 5) == cf_lock_x(INST, EP_A) && lock_word(&z, 6) == cf_lock_x(INST, EP_A));
+	CHECK(lock_word(&z, 9) == (CF_LOCK_SBIT | (1ull << INST) | (1ull << OINST)));
+	slots(&z.data, now);
+	CHECK(!memcmp(now, z.expect, sizeof(now)));
+	CHECK(inflight_updates(&z) == 0);
+
+	mem_session_open(&sc, &z.cf, SYS_C, EP_C);
+	CHECK(cf_data_open(&dc, z.dir) == 0);
+	env_init(&env, &z, &sc, &dc);
+	r = cf_recover_instance(&env, INST, cf_reg_failed(2), cf_real_ns(), 0, &rep);
+	CHECK(r == 0);
+	if (r)
+		fprintf(stderr, "after the fault: %d %s (%s)\n", r, rep.err_msg, rep.fence_msg);
+	CHECK(rep.failed_sys == SYS_B && rep.updates_applied == 0 && rep.locks_released == 3);
+	if (z.fence.kind == CF_FENCE_LOCAL)
+		CHECK(strstr(rep.fence_msg, "already gone") != NULL);
+	check_recovered(&z, &dc, 2);
+	cf_data_close(&dc);
+	mem_session_close(&sc);
+	scen_close(&z);
+#else
+	printf("test_recovery: no fault points in this build (-Dfault-injection=false): rec.after_backout case skipped\n");
+#endif
+}
+
+int main(int argc, char **argv)
 {
 	uint64_t t0 = cf_mono_ns();
+
+	if (argc > 0 && strchr(argv[0], '/'))
+		self_exe = argv[0];
+	if (argc == 3 && !strcmp(argv[1], "--counterpart"))
+		return counterpart_main(argv[2]);
 
 	test_detector();
 	test_recover();
 	test_lost_cas();
 	test_died(CF_PHASE_SYNC);
 	test_died(CF_PHASE_RELEASE);
+	test_killed_at_fault_point();
 	if (failures) {
 		fprintf(stderr, "test_recovery: %d failure(s)\n", failures);
 		return 1;
