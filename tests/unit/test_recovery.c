@@ -77,7 +77,12 @@ static void test_detector(void)
 	CHECK(cf_detector_decide(&d, 1, cf_reg_clean(8), false) == CF_DETECT_NOTHING);
 
 	cf_detector_seen(&d, 1, 8, 2000, 11);
-	cf_detector_seen(&d, 1, 8, 1000, 22); /* a later report of the same incident keeps the first */
+	/*
+	 * A later report of the same incident keeps the first (and the CF's fence
+	 * time it carried): every caller passes its current CLOCK_REALTIME, so
+	 * the first report is the earliest unless that clock steps back.
+	 */
+	cf_detector_seen(&d, 1, 8, 1000, 22);
 	cf_detector_seen(&d, 1, 8, 3000, 33);
 	CHECK(d.seen_incident[1] == 8 && d.seen_ns[1] == 2000 && d.fence_us[1] == 11);
 	cf_detector_seen(&d, 1, 9, 5000, 44); /* a new incident starts over */
@@ -451,6 +456,14 @@ static void test_recover(void)
 	scen_open(&z);
 	env_init(&env, &z, &z.sb, &z.data);
 	CHECK(inflight_updates(&z) == 3);
+	/* what is not a failed word of an instance is refused before any I/O */
+	if (z.cf.map.image_size > sizeof(img_before))
+		abort(); /* the geometry above is small */
+	memcpy(img_before, z.cf.img, z.cf.map.image_size);
+	CHECK(cf_recover_instance(&env, INST, cf_reg_clean(1), cf_real_ns(), 0, &rep) == -EINVAL);
+	CHECK(cf_recover_instance(&env, INST, cf_reg_active(SYS_A, EP_A, 0), cf_real_ns(), 0, &rep) == -EINVAL);
+	CHECK(cf_recover_instance(&env, z.cf.map.geo.max_instances, cf_reg_failed(1), cf_real_ns(), 0, &rep) == -EINVAL);
+	CHECK(!memcmp(img_before, z.cf.img, z.cf.map.image_size));
 	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
 	CHECK(r == 0);
 	if (r)
@@ -473,7 +486,6 @@ static void test_recover(void)
 	CHECK(cf_session_read(&z.sb, cf_log_off(&z.cf.map, INST), buf, sizeof(buf)) == -EACCES);
 
 	/* the same incident again, after it finished: rejected, nothing written */
-	CHECK(z.cf.map.image_size <= sizeof(img_before));
 	memcpy(img_before, z.cf.img, z.cf.map.image_size);
 	n0 = file_bytes(&z, fb[0], sizeof(fb[0]));
 	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
