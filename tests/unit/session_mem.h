@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session_mem.h - a memory-backed session for unit tests of node/ code that
+ * talks to the CF through cf_session_* (the recovery engine): one-sided ops
+ * act on a malloc'd image laid out by proto/cf_layout, and the two control
+ * requests recovery needs behave as cfserver's do (INST_ATTACH grants only to
+ * ACTIVE(this sys, epoch); INST_UNREG CASes ACTIVE(me) -> INACTIVE_CLEAN(k)).
+ */
+#ifndef SESSION_MEM_H
+#define SESSION_MEM_H
+
+#include <stdint.h>
+
+#include "cf_session.h"
+
+/* The CF: one image, shared by every session opened on it. */
+struct mem_cf {
+	uint8_t *img;
+	struct cf_image_map map;
+};
+
+/*
+ * Open session s of system sys, epoch on cf. Grants: the whole image except
+ * every instance's log and record list, which need cf_session_inst_attach.
+ */
+void mem_session_open(struct cf_session *s, struct mem_cf *cf, uint32_t sys, uint32_t epoch);
+/* The connection dies (err < 0): every later call returns err, grants are gone. */
+void mem_session_kill(struct cf_session *s, int err);
+void mem_session_close(struct cf_session *s);
+
+#endif
