@@ -92,8 +92,12 @@ static int recover_inst(struct cf_core *c, const struct cf_recover *m, char in[C
 {
 	int i;
 
-	core_name_of(m->inst, in);
 	memset(rr, 0, sizeof(*rr));
+	if (core_name_in(m->inst, in) < 0) {
+		rr->status = -EINVAL;
+		snprintf(rr->msg, sizeof(rr->msg), "instance name longer than %d characters", CF_NAME_MAX - 1);
+		return -1;
+	}
 	i = inst_find(c, in, NULL);
 	if (i < 0) {
 		rr->status = -ENOENT;
@@ -121,7 +125,7 @@ void console_on_recover(struct core_conn *cc, uint64_t id, const struct cf_recov
 	if (cf_reg_state(w) != CF_REG_FAILED) {
 		core_reg_desc(c, w, desc, sizeof(desc));
 		rr.status = cf_reg_state(w) == CF_REG_ACTIVE ? -EBUSY : -EINVAL;
-		snprintf(rr.msg, sizeof(rr.msg), "%s is %.72s: not failed, nothing to recover", in, desc);
+		snprintf(rr.msg, sizeof(rr.msg), "%.15s is %.64s: not failed, nothing to recover", in, desc);
 		goto reply;
 	}
 	if (on[0]) {
@@ -189,9 +193,8 @@ void console_on_fence_confirm(struct core_conn *cc, uint64_t id, const struct cf
 	uint32_t n = 0, o;
 	int s, k = 0;
 
-	core_name_of(m->sys, sn);
 	memset(&rr, 0, sizeof(rr));
-	if (cf_name_check(sn) < 0) {
+	if (core_name_in(m->sys, sn) < 0 || cf_name_check(sn) < 0) {
 		rr.status = -EINVAL;
 		snprintf(rr.msg, sizeof(rr.msg), "bad system name: 1..15 chars of [A-Za-z0-9_.-]");
 		goto reply;

@@ -220,6 +220,19 @@ static inline void core_name_of(const char field[CF_NAME_MAX], char out[CF_NAME_
 }
 
 /*
+ * A name a member sent: at most CF_NAME_MAX - 1 characters and terminated in
+ * its field. An unterminated one would be cut to 15 characters and name
+ * something else: -EINVAL, and the caller refuses the request.
+ */
+static inline int core_name_in(const char field[CF_NAME_MAX], char out[CF_NAME_MAX])
+{
+	if (!memchr(field, 0, CF_NAME_MAX))
+		return -EINVAL;
+	core_name_of(field, out);
+	return 0;
+}
+
+/*
  * ---------------- what one module calls in another ----------------
  *
  * In layers, so that no two files call each other: cf_core.c (the

@@ -202,8 +202,7 @@ void inst_on_open(struct core_conn *cc, uint64_t id, const struct cf_inst_name *
 	char name[CF_NAME_MAX], sn[CF_NAME_MAX];
 	int i, empty;
 
-	core_name_of(m->name, name);
-	if (cf_name_check(name) < 0) {
+	if (core_name_in(m->name, name) < 0 || cf_name_check(name) < 0) {
 		core_status(cc, id, CF_CTRL_STATUS, -EINVAL, "bad instance name: 1..15 chars of [A-Za-z0-9_.-]");
 		return;
 	}

@@ -335,7 +335,8 @@ void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	uint32_t e;
 	int s, r;
 
-	core_name_of(j->name, name);
+	if (core_name_in(j->name, name) < 0)
+		name[0] = 0; /* refused below as a bad name */
 	memcpy(host, j->host, CF_HOST_MAX);
 	host[CF_HOST_MAX - 1] = 0;
 	if (cf_name_check(name) < 0) {

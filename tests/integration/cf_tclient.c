@@ -1157,6 +1157,42 @@ static int cmd_unknown_ctrl(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * longname: an INST_OPEN whose name fills its 16-byte field with no NUL is
+ * refused (-EINVAL), not cut to the 15 characters of another name; the same
+ * for a RECOVER from the console.
+ */
+static int cmd_longname(int argc, char **argv)
+{
+	struct cf_session s, con;
+	struct cf_inst_name n;
+	struct cf_inst_info info;
+	struct cf_recover rq;
+	struct cf_recover_r rr;
+	int r;
+
+	open_sys(&s, argc > 0 ? argv[0] : "LONG1");
+	memset(&n, 'A', sizeof(n)); /* 16 x 'A', unterminated */
+	memset(&info, 0, sizeof(info));
+	r = cf_session_rpc(&s, CF_CTRL_INST_OPEN, &n, sizeof(n), CF_CTRL_INST_INFO, &info, sizeof(info), 5000);
+	CHECK(r == -EINVAL || (r == 0 && info.status == -EINVAL), "unterminated INST_OPEN name: r=%d status=%d", r,
+	      info.status);
+	r = cf_session_inst_open(&s, "AAAAAAAAAAAAAAA", &info); /* the 15-character cut must not exist */
+	CHECK(r == 0 && info.reg == cf_reg_clean(0), "the 15-character name: r=%d", r);
+	open_console(&con);
+	memset(&rq, 0, sizeof(rq));
+	memset(rq.inst, 'A', sizeof(rq.inst));
+	memset(&rr, 0, sizeof(rr));
+	r = cf_session_rpc(&con, CF_CTRL_RECOVER, &rq, sizeof(rq), CF_CTRL_RECOVER_R, &rr, sizeof(rr), 5000);
+	rr.msg[sizeof(rr.msg) - 1] = 0;
+	CHECK(r == 0 && rr.status == -EINVAL, "unterminated RECOVER name: r=%d status=%d (%s)", r, rr.status, rr.msg);
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
+	cf_session_close(&con);
+	printf("OK longname\n");
+	return 0;
+}
+
 /* ---------------- malformed frames ---------------- */
 
 static void expect_closed(const char *what, uint16_t op, const void *body, size_t len, uint32_t lenfield)
@@ -2663,7 +2699,7 @@ static const struct {
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
 	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover}, {"frame-mac", cmd_frame_mac},
-	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl}, {"frame-mac-client", cmd_frame_mac_client},
+	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl}, {"longname", cmd_longname}, {"frame-mac-client", cmd_frame_mac_client},
 };
 
 int main(int argc, char **argv)
