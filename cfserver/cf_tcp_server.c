@@ -589,7 +589,11 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			conn_dead(c, 0);
 		return;
 	}
-	n = recv(c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+	/*
+	 * A full buffer (a paused reader fed again before it executed anything)
+	 * reads nothing: a recv of 0 bytes returns 0, which is not the peer's EOF.
+	 */
+	n = c->in_len < IN_CAP ? recv(c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0) : (errno = EAGAIN, -1);
 	if (n == 0) {
 		eof = 1;
 	} else if (n < 0) {
