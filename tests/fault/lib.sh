@@ -232,7 +232,13 @@ check_invariants() {
 		fail "$label: locks still held after every system left: $(echo "$out" | head -n 5 | tr '\n' ';')"
 	# cfctl verify (or the tool's, while cfctl is a stub)
 	if cfctl_real; then
-		out=$("$CFCTL" verify --data "$DATA" 2>&1) || fail "$label: cfctl verify: $out"
+		if ! out=$("$CFCTL" verify --data "$DATA" 2>&1); then
+			# which accounts and transfers: the journal check explains the difference
+			local why
+			why=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown 1000 \
+				--fix-tails "$CF_WORK"/SYS*.journal 2>&1 | tail -n 15)
+			fail "$label: cfctl verify: $out; journal check: $why"
+		fi
 	else
 		out=$("$CF_FAULT_TOOL" verify "$DATA" 2>&1) || fail "$label: verify: $out"
 	fi

@@ -102,7 +102,8 @@ cf_cleanup() {
 	fi
 	# the namespace-hosts, by name (after their processes, killed above)
 	[ "$CF_HOSTS" = netns ] && hosts_down
-	if [ -z "${CF_KEEP_WORK:-}" ]; then
+	# a failed test keeps its work dir (logs, journals, images) for whoever looks next
+	if [ -z "${CF_KEEP_WORK:-}" ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; }; then
 		rm -rf "$CF_WORK"
 	else
 		log "work dir kept: $CF_WORK"
