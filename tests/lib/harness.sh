@@ -102,8 +102,7 @@ cf_cleanup() {
 	fi
 	# the namespace-hosts, by name (after their processes, killed above)
 	[ "$CF_HOSTS" = netns ] && hosts_down
-	# a failed test keeps its work dir (logs, journals, images) for whoever looks next
-	if [ -z "${CF_KEEP_WORK:-}" ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; }; then
+	if [ -z "${CF_KEEP_WORK:-}" ]; then
 		rm -rf "$CF_WORK"
 	else
 		log "work dir kept: $CF_WORK"
