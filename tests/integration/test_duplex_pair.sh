@@ -42,7 +42,7 @@ member() {
 	start_bg "$name" "$CFSERVER" --listen "$CF_HOST:${PORT[$x]}" --cluster-key "$CF_KEYFILE" \
 		--transport "$CF_TRANSPORT" --duplex-listen "$CF_HOST:${LINK[$x]}" \
 		--duplex-pair "$CF_HOST:${LINK[$(other "$x")]}" --hb-timeout 600000 --duplex-timeout "$LT" \
-		--duplex-fence-delay 200 "$@"
+		--duplex-fence-delay 200 --log-size 256K "$@"
 	eval "PID_$x=$BG_PID"
 }
 stop() { # PID: SIGTERM, wait for the exit
@@ -53,6 +53,7 @@ stop() { # PID: SIGTERM, wait for the exit
 serving() { grep -q "serving as the primary\|taking over as the primary" "$CF_WORK/$1.log"; }
 following() { grep -q "in sync with the primary" "$CF_WORK/$1.log"; }
 
+# images of 256 KiB logs (about 10 MB, not 143): several live at once, in the rig's small /tmp too
 # 1. bad combinations
 for bad in "--duplex-pair $CF_HOST:1|2|needs --duplex-listen" \
 	"--duplex-listen $CF_HOST:0 --duplex-pair $CF_HOST:1 --duplex-with $CF_HOST:2|2|excludes --duplex-with" \
@@ -149,7 +150,7 @@ log "--nvram: the newer image (term 1) served although the stale one started fir
 # 5. a lone primary's restart on an image that was in sync: refused; --duplex-alone serves it
 NC=$CF_WORK/c.img
 start_bg C "$CFSERVER" --listen "$CF_HOST:${PORT[C]}" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-	--nvram "$NC" --duplex-listen "$CF_HOST:${LINK[C]}" --hb-timeout 600000 --duplex-timeout "$LT"
+	--nvram "$NC" --duplex-listen "$CF_HOST:${LINK[C]}" --hb-timeout 600000 --duplex-timeout "$LT" --log-size 256K
 PID_C=$BG_PID
 wait_for 30 grep -q "listening on" "$CF_WORK/C.log" || fail "C did not start"
 start_bg D "$CFSERVER" --listen "$CF_HOST:${PORT[D]}" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
@@ -162,14 +163,14 @@ kill -KILL "$PID_C" "$PID_D"
 wait "$PID_C" "$PID_D" 2>/dev/null
 cp "$NC" "$CF_WORK/c-before.img"
 out=$(bounded 30 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-	--nvram "$NC" --duplex-listen "$CF_HOST:0" --hb-timeout 600000 2>&1)
+	--nvram "$NC" --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --log-size 256K 2>&1)
 rc=$?
 [ "$rc" = 6 ] || fail "a lone primary on an image that was in sync: exit $rc, not 6: $out"
 echo "$out" | grep -q "may have taken over since" || fail "the refusal does not say why: $out"
 echo "$out" | grep -q "listening on" && fail "it listened before refusing: $out"
 cmp -s "$NC" "$CF_WORK/c-before.img" || fail "the refused start changed the image"
 start_bg C2 "$CFSERVER" --listen "$CF_HOST:${PORT[C]}" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-	--nvram "$NC" --duplex-listen "$CF_HOST:${LINK[C]}" --hb-timeout 600000 --duplex-alone
+	--nvram "$NC" --duplex-listen "$CF_HOST:${LINK[C]}" --hb-timeout 600000 --duplex-alone --log-size 256K
 PID_C=$BG_PID
 wait_for 30 grep -q "listening on" "$CF_WORK/C2.log" || fail "--duplex-alone did not serve: $(tail -n 3 "$CF_WORK/C2.log")"
 w=$(CF_ADDR=$CF_HOST:${PORT[C]} bounded 20 "$TC" dxwords) || fail "dxwords at C2"
@@ -195,7 +196,7 @@ else
 	grep -q "before the copy was complete" "$CF_WORK/B6.log" || fail "B did not say why it stopped: $(tail -n 2 "$CF_WORK/B6.log")"
 	cp "$NB2" "$CF_WORK/b2-before.img"
 	out=$(bounded 30 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-		--nvram "$NB2" --duplex-listen "$CF_HOST:0" --hb-timeout 600000 2>&1)
+		--nvram "$NB2" --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --log-size 256K 2>&1)
 	rc=$?
 	[ "$rc" = 3 ] || fail "a lone primary on an incomplete copy: exit $rc, not 3: $out"
 	echo "$out" | grep -q "never completed" || fail "the refusal does not say why: $out"

@@ -11,7 +11,7 @@ require_bin CFSERVER CF_TCLIENT
 TC=$CF_TCLIENT
 IMG=$CF_WORK/cf.img
 
-start_cfserver cfserver -- --nvram "$IMG" --max-systems 2 --max-instances 2 --hb-timeout 600000 || fail "cfserver"
+start_cfserver cfserver -- --nvram "$IMG" --max-systems 2 --max-instances 2 --hb-timeout 600000 --log-size 256K || fail "cfserver"
 # SYSA stays: joined, its instance NTA ACTIVE
 start_bg hold "$TC" hold SYSA NTA
 HOLD_PID=$BG_PID
@@ -35,7 +35,7 @@ log "4 names came and went through 1 free slot; the live SYSA and NTA kept their
 # NTA's are not free (NTA is INACTIVE_FAILED naming SYSA), the other one is
 kill -KILL "$CFSERVER_PID" "$HOLD_PID"
 wait "$CFSERVER_PID" 2>/dev/null
-start_cfserver cfserver2 -- --nvram "$IMG" --max-systems 2 --max-instances 2 --hb-timeout 600000 ||
+start_cfserver cfserver2 -- --nvram "$IMG" --max-systems 2 --max-instances 2 --hb-timeout 600000 --log-size 256K ||
 	fail "restart on the image"
 out=$(bounded 20 "$TC" claim SYSF NTF 9 2>&1) || fail "SYSF after the restart refused: $out"
 out=$(bounded 20 "$TC" claim SYSG NTG 9 2>&1) || fail "SYSG after the restart refused: $out"
