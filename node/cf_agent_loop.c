@@ -99,6 +99,16 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 			}
 			break;
 		case CF_REG_FAILED:
+			if (!self_unavailable && !cf_agent_self_recovery_allowed(a, ic->index, w)) {
+				/* policy operator: it waits like any peer (asked again each round: the policy may change) */
+				if (said != w)
+					cf_agent_log(a, CF_AGENT_WARN,
+						     "%s is INACTIVE_FAILED (incident %u): policy operator, waiting for "
+						     "`cfctl recover %s` (--on %s recovers it here)",
+						     ic->name, cf_reg_incident(w), ic->name, a->o.system);
+				said = w;
+				break;
+			}
 			if (!self_unavailable) {
 				r = cf_agent_self_recover(a, ic, w);
 				if (r == 0)
@@ -107,16 +117,6 @@ int cf_agent_claim(struct cf_agent *a, struct cf_inst_ctx *ic)
 					break; /* waits on its fence: retried by cf_recovery_tick below */
 				if (r == -EBUSY || r == -ESTALE)
 					continue; /* a peer won the registration (or the word moved on): look again */
-				if (r == -EPERM) {
-					/* policy operator: it waits like any peer (asked again each round: the policy may change) */
-					if (said != w)
-						cf_agent_log(a, CF_AGENT_WARN,
-							     "%s is INACTIVE_FAILED (incident %u): policy operator, waiting for "
-							     "`cfctl recover %s` (--on %s recovers it here)",
-							     ic->name, cf_reg_incident(w), ic->name, a->o.system);
-					said = w;
-					break;
-				}
 				if (r != -ENOSYS)
 					return r;
 				self_unavailable = true;

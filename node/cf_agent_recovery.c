@@ -509,10 +509,12 @@ void cf_recovery_tick(struct cf_agent *a)
  * for the operator to judge). After a failure of its own it waits, as every
  * peer does, for `cfctl recover` (which may name it: --on).
  */
-static bool self_recovery_allowed(struct cf_agent *a, uint32_t inst, uint64_t reg)
+bool cf_agent_self_recovery_allowed(struct cf_agent *a, uint32_t inst, uint64_t reg)
 {
 	struct cf_inst_slot slot;
 
+	if (!st_of(a) && cf_recovery_init(a) < 0)
+		return true; /* no memory for the module: cf_agent_self_recover says so */
 	if (st_of(a)->det.policy != CF_POLICY_OPERATOR)
 		return true;
 	if (cf_session_read(&a->s, cf_inst_off(&a->s.map, inst), &slot, sizeof(slot)) < 0)
@@ -526,8 +528,6 @@ int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t r
 
 	if (!st_of(a) && cf_recovery_init(a) < 0)
 		return -ENOMEM;
-	if (!self_recovery_allowed(a, ic->index, reg))
-		return -EPERM;
 	cf_agent_log(a, CF_AGENT_INFO, "home instance %s is INACTIVE_FAILED (incident %u): recovering it first",
 		     ic->name, cf_reg_incident(reg));
 	return run_recovery(a, ic->index, reg, &rep);

@@ -28,6 +28,12 @@ void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev);
 void cf_recovery_tick(struct cf_agent *a);
 /* Home instance found INACTIVE_FAILED at claim: recover it with the peer code. */
 int cf_agent_self_recover(struct cf_agent *a, struct cf_inst_ctx *ic, uint64_t reg);
+/*
+ * The restart rule (docs/design.md §7): may the restarted home recover its own
+ * failed instance now? Always under policy auto; under operator only when the
+ * CF's restart (or a takeover) failed it, else it waits for `cfctl recover`.
+ */
+bool cf_agent_self_recovery_allowed(struct cf_agent *a, uint32_t inst, uint64_t reg);
 /* A recovery of inst by this system waits on its disk fence (retried by cf_recovery_tick). */
 bool cf_recovery_pending(struct cf_agent *a, uint32_t inst);
 /* Switch the policy at run time (cfctl policy → CF event). */
