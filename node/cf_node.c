@@ -296,6 +296,7 @@ static int attach_home(struct cf_node *n)
 	n->attached = true;
 	home->txn.lock_timeout_ms = n->o.lock_timeout_ms;
 	home->txn.self_backout = a->cf_volatile;
+	home->txn.log_survives = !a->cf_volatile || (n->ws.cf_flags & CF_JOINED_DURABLE);
 	home->txn.defer_writes = n->o.defer_writes;
 	home->txn.self_backout_check = cf_node_self_backout_check;
 	return CF_NODE_EX_OK;

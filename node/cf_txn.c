@@ -358,6 +358,9 @@ static int finish_group(struct cf_txn *const *ts, size_t n, enum cf_logrec_type 
 			continue;
 		if (!nlog++ && (r = lease(c)))
 			return r;
+		/* from here on the CF may have it, whatever this call returns */
+		if (t->posted != CF_LR_COMMIT)
+			t->posted = type;
 		r = cf_log_append(c->log, type, t->id, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
 		if (r)
 			return r;
@@ -365,6 +368,9 @@ static int finish_group(struct cf_txn *const *ts, size_t n, enum cf_logrec_type 
 	if (nlog) {
 		/* COMMIT: the commit point. ABORT: the before-images are synced. */
 		r = cf_log_flush(c->log);
+		/* the CF executed them and the answer was lost with the connection: in doubt */
+		if (!r && CF_FAULT_FAILS("txn.commit_unanswered"))
+			r = -EPIPE;
 		if (r)
 			return r;
 		for (size_t i = 0; i < n; i++)
@@ -459,6 +465,8 @@ int cf_txn_backout(struct cf_txn *t)
 		return -EINVAL;
 	if (t->terminal == CF_LR_COMMIT)
 		return -EALREADY; /* committed: its release failed, nothing to undo */
+	if (t->posted == CF_LR_COMMIT)
+		return -EINPROGRESS; /* in doubt: the log decides, never this node */
 	drop_kept(t); /* never written: their before-images are what the data holds */
 	if (!t->terminal) {
 		/* once the ABORT is acknowledged, locks go one by one: never write again */
@@ -476,6 +484,8 @@ int cf_txn_self_backout(struct cf_txn *t)
 
 	if (t->state != CF_TXN_OPEN)
 		return 0;
+	if (t->posted == CF_LR_COMMIT && t->terminal != CF_LR_COMMIT && c->log_survives)
+		return -EINPROGRESS; /* in doubt, and the log that decides it outlives us */
 	drop_kept(t);
 	if (!t->terminal && c->self_backout_check && (r = c->self_backout_check(c->lease_arg)))
 		return r;

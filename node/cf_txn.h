@@ -72,6 +72,14 @@ struct cf_txn_ctx {
 	 * lease_arg; NULL: always */
 	int (*self_backout_check)(void *arg);
 	uint64_t self_backouts; /* transactions backed out that way */
+	/*
+	 * The log outlives this incarnation's connection (a durable CF, or a
+	 * duplexed one whose secondary holds a copy): a self-backout leaves a
+	 * transaction whose COMMIT is in doubt to the recovery that reads it.
+	 * Off: a lone volatile CF, whose log dies with it, so nobody else can
+	 * decide and the self-backout aborts it.
+	 */
+	bool log_survives;
 	/* group commit (above): updates keep their data writes until cf_txn_flush */
 	bool defer_writes;
 	struct cf_txn *deferred; /* open transactions with kept writes (list by next_deferred) */
@@ -100,6 +108,14 @@ struct cf_txn {
 	 * no before-image of t may be written again (cf_txn_self_backout).
 	 */
 	enum cf_logrec_type terminal; /* 0 until then */
+	/*
+	 * The terminal record handed to the CF, acknowledged or not. A COMMIT
+	 * posted and not acknowledged is IN DOUBT: it may be in the log, and
+	 * then the transaction is committed for whoever recovers the log. Its
+	 * before-images are never written by this node (cf_txn_backout,
+	 * cf_txn_self_backout while the log survives): the log decides.
+	 */
+	enum cf_logrec_type posted;
 	struct cf_log_pin pin;
 	struct cf_txn_upd *upd;
 	size_t nupd, cap;
@@ -141,7 +157,11 @@ int cf_txn_commit_group(struct cf_txn *const *ts, size_t n);
  * durable CF), check the lease, write every kept slot. 0 when nothing is kept.
  */
 int cf_txn_flush(struct cf_txn_ctx *c);
-/* Back out t. -EALREADY when its COMMIT was acknowledged (it is committed). */
+/*
+ * Back out t. -EALREADY when its COMMIT was acknowledged (it is committed);
+ * -EINPROGRESS when its COMMIT was posted and not acknowledged (in doubt: t
+ * is left to the recovery of the log, nothing is written).
+ */
 int cf_txn_backout(struct cf_txn *t);
 /*
  * Back out what a log scan shows in flight (a clean start finding leftovers;
@@ -171,6 +191,8 @@ int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*
  * order and fdatasync the files it touched; t ends ABORTED (no ABORT record:
  * the log is gone, or a peer writes the same images after fencing us). A t
  * whose terminal record was acknowledged ends in that state untouched.
+ * A t whose COMMIT is in doubt is left open and untouched (-EINPROGRESS)
+ * when the context's log_survives; on a lone volatile CF it is backed out.
  * Locks are not released (the CF is unreachable). Idempotent.
  */
 int cf_txn_self_backout(struct cf_txn *t);

@@ -436,6 +436,12 @@ int cfn_commit(struct cfn_txn *t)
 	if (r == -ENOLINK)
 		r = lease_gone(h); /* first: the backout then fails at once and backs out from memory */
 	rb = backout(t);
+	if (rb == -EINPROGRESS) {
+		/* its COMMIT was posted, never answered: only the log decides, and this incarnation cannot read it */
+		if (!cf_agent_over(&h->n.a))
+			cf_agent_set_over(&h->n.a, h->n.ws.dead ? h->n.ws.dead : r);
+		return -ECONNABORTED;
+	}
 	r = check_over(h, r);
 	return r == -ECONNABORTED || rb == -ECONNABORTED ? -ECONNABORTED : r;
 }

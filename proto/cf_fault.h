@@ -21,7 +21,8 @@
  *   rec.after_register rec.after_attach rec.mid_backout rec.after_backout
  *   rec.before_unregister
  *   srv.mid_sweep srv.between_fence_and_mark
- * and, with action fail, dx.copy (a duplexed primary cannot copy a batch).
+ * and, with action fail, dx.copy (a duplexed primary cannot copy a batch) and
+ * txn.commit_unanswered (the CF executed a group's COMMITs, their answer is lost).
  */
 #ifndef CF_FAULT_H
 #define CF_FAULT_H

@@ -403,8 +403,58 @@ static void test_group_commit(void)
 	env_close(&e);
 }
 
+/*
+ * A COMMIT the CF executed whose answer was lost (the connection died first):
+ * the transaction is committed for whoever recovers the log, so this node
+ * never writes its before-images - not by a backout, not by a self-backout
+ * while the log survives. A lone volatile CF's log dies with it: there the
+ * self-backout decides, and aborts it. (The bank backed out its open ring
+ * after a failed commit group, before-images over committed transfers: money
+ * lost when the exit interrupted it halfway, the soak suite's CF kills.)
+ */
+static void test_commit_in_doubt(void)
+{
+	struct env e;
+	struct cf_txn t1, t2;
+	struct cf_txn *g[2] = { &t1, &t2 };
+	int64_t v;
+
+	env_open(&e);
+	e.c.defer_writes = true;
+	e.c.self_backout = true;
+	CHECK(cf_txn_begin(&e.c, &t1) == 0 && cf_txn_begin(&e.c, &t2) == 0);
+	v = 50;
+	CHECK(cf_txn_update(&t1, 0, 1, &v) == 0);
+	v = 150;
+	CHECK(cf_txn_update(&t1, 0, 2, &v) == 0);
+	v = 70;
+	CHECK(cf_txn_update(&t2, 0, 3, &v) == 0);
+	/* main() armed txn.commit_unanswered: the COMMITs are in the log, the call fails */
+	CHECK(cf_txn_commit_group(g, 2) == -EPIPE);
+	CHECK(t1.state == CF_TXN_OPEN && t1.terminal == 0 && t1.posted == CF_LR_COMMIT);
+	CHECK(inflight_updates(&e) == 0); /* a recovery of this log keeps both */
+	CHECK(bal(&e, 1) == 50 && bal(&e, 2) == 150 && bal(&e, 3) == 70);
+	CHECK(cf_txn_backout(&t1) == -EINPROGRESS && cf_txn_backout(&t2) == -EINPROGRESS);
+	CHECK(bal(&e, 1) == 50 && bal(&e, 2) == 150 && bal(&e, 3) == 70);
+	lease_state = -EPIPE; /* the CF is gone */
+	e.c.log_survives = true;
+	CHECK(cf_txn_self_backout(&t1) == -EINPROGRESS && t1.state == CF_TXN_OPEN);
+	CHECK(bal(&e, 1) == 50 && bal(&e, 2) == 150);
+	/* a lone volatile CF: its log is gone, the self-backout is the decision */
+	e.c.log_survives = false;
+	CHECK(cf_txn_self_backout(&t2) == 0 && t2.state == CF_TXN_ABORTED && bal(&e, 3) == 100);
+	lease_state = 0;
+	cf_txn_free(&t1);
+	cf_txn_free(&t2);
+	env_close(&e);
+}
+
 int main(void)
 {
+	/* first: the point fires once per process, at the first commit group that reaches it */
+	setenv("CF_FAULT", "txn.commit_unanswered:fail", 1);
+	test_commit_in_doubt();
+	unsetenv("CF_FAULT");
 	test_commit_backout();
 	test_group_commit();
 	test_crash_recovery();
