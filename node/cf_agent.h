@@ -67,6 +67,13 @@ struct cf_agent_opts {
 	int policy; /* -1: the cluster's; else enum cf_policy */
 	struct cf_fence_cfg fence;
 	uint64_t wd_margin_ns; /* slack on a failed system's watchdog wait; 0: CF_WD_MARGIN_NS */
+	/*
+	 * cfnode --recovery-journal: every recovery this system runs appends the
+	 * outcome it gives each unfinished transaction of the failed instance's
+	 * log, "R INST_INDEX TXID C|B INST_NAME" (C committed: its COMMIT is in the
+	 * log; B backed out). NULL: none.
+	 */
+	const char *recovery_journal;
 	/* the daemon's logger (library code does not print) */
 	void (*logf)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;

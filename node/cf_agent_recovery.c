@@ -10,9 +10,12 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cf_agent.h"
 #include "cf_data.h"
@@ -116,9 +119,22 @@ void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p)
 	cf_agent_log(a, CF_AGENT_INFO, "recovery policy now %s", p == CF_POLICY_AUTO ? "auto" : "operator");
 }
 
+/* Why a recovery's log scan ended: what the next bytes were. */
+static const char *log_end_why(const struct cf_recovery_report *rep, char *buf, size_t len)
+{
+	if (rep->log_stop == -EBADMSG)
+		return "bytes that do not parse (torn or corrupt)";
+	if (rep->log_stop_lsn)
+		snprintf(buf, len, "a record of an earlier lap (LSN %llu)", (unsigned long long)rep->log_stop_lsn);
+	else
+		snprintf(buf, len, "zero bytes");
+	return buf;
+}
+
 static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum cf_phase p)
 {
 	struct cf_agent *a = arg;
+	char why[64];
 
 	if (p == CF_PHASE_DISK_FENCE)
 		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: registered as counterpart (incident %u)", rep->inst_name,
@@ -127,8 +143,13 @@ static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum c
 		cf_agent_log(a, rep->fence_skipped ? CF_AGENT_WARN : CF_AGENT_INFO, "recovery %s: disk fence: %s",
 			     rep->inst_name, rep->fence_msg);
 	else if (p == CF_PHASE_BACKOUT)
-		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: log read: %llu records, %llu bytes", rep->inst_name,
-			     (unsigned long long)rep->records_scanned, (unsigned long long)rep->log_bytes);
+		cf_agent_log(a, CF_AGENT_INFO,
+			     "recovery %s: log read: %llu records, %llu bytes (positions %llu..%llu, LSN %llu next); "
+			     "it ends at %s%s%s",
+			     rep->inst_name, (unsigned long long)rep->records_scanned, (unsigned long long)rep->log_bytes,
+			     (unsigned long long)rep->log_head, (unsigned long long)rep->log_end,
+			     (unsigned long long)rep->log_next_lsn, log_end_why(rep, why, sizeof(why)),
+			     rep->log_stop_where ? ": " : "", rep->log_stop_where ? rep->log_stop_where : "");
 	else if (p == CF_PHASE_RELEASE)
 		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: backed out %llu in-flight transactions (%llu updates)",
 			     rep->inst_name, (unsigned long long)rep->txns_inflight,
@@ -208,6 +229,21 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 	return recovery_outcome(a, inst, reg, r, rep);
 }
 
+/* env->decided: one line per transaction, appended to --recovery-journal (best effort: it only reports) */
+static void decided_write(void *arg, uint32_t inst, const char *inst_name, uint64_t txid, bool committed)
+{
+	struct cf_agent *a = arg;
+	char line[160];
+	int fd, n;
+
+	n = snprintf(line, sizeof(line), "R %u %" PRIu64 " %c %s\n", inst, txid, committed ? 'C' : 'B', inst_name);
+	fd = open(a->o.recovery_journal, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, (size_t)n) != n)
+		cf_agent_log(a, CF_AGENT_WARN, "recovery journal %s: %s", a->o.recovery_journal, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static void env_of(struct cf_agent *a, struct cf_recovery_env *env)
 {
 	struct cf_recovery_state *st = st_of(a);
@@ -224,6 +260,7 @@ static void env_of(struct cf_agent *a, struct cf_recovery_env *env)
 	env->hb_timeout_ns = a->s.welcome.hb_timeout_ns;
 	env->wd_margin_ns = a->o.wd_margin_ns;
 	env->backed_out = marker_clean;
+	env->decided = a->o.recovery_journal ? decided_write : NULL;
 }
 
 static void pend_set(struct cf_agent *a, uint32_t inst, enum pend_state to)

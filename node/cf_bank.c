@@ -287,6 +287,14 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 			r = -errno;
 			goto out_free;
 		}
+		/* whose transactions these are: a recovery journal names the instance by its index */
+		char line[32];
+		int n = snprintf(line, sizeof(line), "I %u\n", c->log->inst);
+		if (write(b.journal_fd, line, (size_t)n) != n) {
+			r = errno ? -errno : -EIO;
+			close(b.journal_fd);
+			goto out_free;
+		}
 	}
 	if (s)
 		cas_probe(s, &res->cas_rtt);

@@ -103,6 +103,7 @@ int cf_log_scan(const void *region, uint64_t region_len, struct cf_log_scan *sc)
 		}
 		if (h.lsn != lsn || pos + h.total - lh.head > R) {
 			sc->stop = 0; /* stale record of an earlier lap */
+			sc->stop_lsn = h.lsn;
 			break;
 		}
 		if (h.type != CF_LR_PAD) {

@@ -99,6 +99,7 @@ struct cf_log_scan {
 	 * applied either way).
 	 */
 	int stop;
+	uint64_t stop_lsn; /* the LSN of the whole record that ended it (0 if none) */
 	const char *stop_where;  /* cf_corrupt_where() when stop == -EBADMSG */
 	struct cf_log_rec *recs; /* in LSN order, PADs left out */
 	size_t n, cap;

@@ -355,6 +355,42 @@ static int step_attach(struct run *x)
 	return r < 0 ? fail(x, r, "attach %s: %s", x->rep->inst_name, strerror(-r)) : 0;
 }
 
+struct txn_seen {
+	uint64_t txid;
+	uint8_t types; /* bit per record type */
+};
+
+static int cmp_txn_seen(const void *a, const void *b)
+{
+	const struct txn_seen *x = a, *y = b;
+
+	return x->txid < y->txid ? -1 : x->txid > y->txid;
+}
+
+/* env->decided for every transaction of the scan without an END (no memory: nothing said) */
+static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
+{
+	const struct cf_recovery_env *env = x->env;
+	struct txn_seen *v;
+	size_t n = 0;
+
+	if (!env->decided || !sc->n || !(v = malloc(sc->n * sizeof(*v))))
+		return;
+	for (size_t i = 0; i < sc->n; i++)
+		v[i] = (struct txn_seen){ .txid = sc->recs[i].h.txid, .types = (uint8_t)(1u << (sc->recs[i].h.type & 7)) };
+	qsort(v, sc->n, sizeof(*v), cmp_txn_seen);
+	for (size_t i = 0; i < sc->n; i++) {
+		if (n && v[n - 1].txid == v[i].txid)
+			v[n - 1].types |= v[i].types;
+		else
+			v[n++] = v[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!(v[i].types & (1u << CF_LR_END)))
+			env->decided(env->arg, x->rep->inst, x->rep->inst_name, v[i].txid, v[i].types & (1u << CF_LR_COMMIT));
+	free(v);
+}
+
 /* 4. read the whole log, find the in-flight transactions */
 static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *sc, void **region)
 {
@@ -364,6 +400,13 @@ static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *
 		return fail(x, r, "read log of %s: %s", x->rep->inst_name, strerror(-r));
 	x->rep->records_scanned = sc->n;
 	x->rep->log_bytes = sc->end - sc->head;
+	x->rep->log_head = sc->head;
+	x->rep->log_end = sc->end;
+	x->rep->log_next_lsn = sc->next_lsn;
+	x->rep->log_stop_lsn = sc->stop_lsn;
+	x->rep->log_stop = sc->stop;
+	x->rep->log_stop_where = sc->stop == -EBADMSG ? sc->stop_where : NULL;
+	tell_outcomes(x, sc);
 	return 0;
 }
 

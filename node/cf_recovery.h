@@ -52,6 +52,10 @@ struct cf_recovery_report {
 	uint32_t cf_fence_us;    /* as the CF reported it */
 	uint64_t records_scanned, txns_inflight, updates_applied, locks_released;
 	uint64_t log_bytes;
+	/* where the log scan began and ended (logical positions) and why it ended */
+	uint64_t log_head, log_end, log_next_lsn, log_stop_lsn;
+	int log_stop;               /* 0 zeros or an earlier lap's record; -EBADMSG bytes that do not parse */
+	const char *log_stop_where; /* static; NULL unless -EBADMSG */
 	uint64_t phase_ns[CF_PHASE_COUNT];
 };
 
@@ -74,6 +78,15 @@ struct cf_recovery_env {
 	 * data-directory marker clean there (cf_marker.h). May be NULL.
 	 */
 	void (*backed_out)(void *arg, uint32_t inst, const char *name);
+	/*
+	 * May be NULL. After the log is read, before anything is written back:
+	 * the outcome this recovery gives each transaction of the log without an
+	 * END - committed (its COMMIT is in the log) or not (backed out now, or
+	 * already by its ABORT) - one call per transaction, in txid order.
+	 * cfnode --recovery-journal writes them down for audits and the journal
+	 * check of the fault suite.
+	 */
+	void (*decided)(void *arg, uint32_t inst, const char *inst_name, uint64_t txid, bool committed);
 	/* the watchdog wait: T/2 (the failed system's lease) + its watchdog timeout + margin */
 	uint64_t hb_timeout_ns; /* T of the CF */
 	uint64_t wd_margin_ns;  /* 0: CF_WD_MARGIN_NS */

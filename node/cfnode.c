@@ -92,6 +92,10 @@ static void usage(FILE *out)
 		"                         and a full ring of K commits as one group (default on)\n"
 		"  --seed N               random seed\n"
 		"  --journal FILE         bank: append \"txid from to amount\" per committed transaction\n"
+		"                         (\"P ...\" before its commit, \"I INST_INDEX\" at each start)\n"
+		"  --recovery-journal FILE  append per transaction each recovery by this system decides,\n"
+		"                         \"R INST_INDEX TXID C|B INST_NAME\" (C: committed, its COMMIT is in the\n"
+		"                         failed instance's log; B: backed out), for audits and journal checks\n"
 		"  --lock-timeout MS      give up a contended lock after MS (default 2000)\n"
 		"  --record R             hold/lock: the account to lock (default 0)\n"
 		"  --hold-ms MS           hold: keep the lock MS (default 5000)\n"
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
-		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX,
+		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -246,6 +250,7 @@ int main(int argc, char **argv)
 		{ "fence-wd-margin", required_argument, NULL, O_WDMARGIN },
 		{ "data-io", required_argument, NULL, O_DATAIO },
 		{ "marker-wait", required_argument, NULL, O_MARKERWAIT },
+		{ "recovery-journal", required_argument, NULL, O_RJOURNAL },
 		{ "log-level", required_argument, NULL, O_LOGLEVEL },
 		{ "log-prefix", no_argument, NULL, O_LOGPREFIX },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -350,6 +355,7 @@ int main(int argc, char **argv)
 			w.bo.seed = v;
 			break;
 		case O_JOURNAL: w.bo.journal = optarg; break;
+		case O_RJOURNAL: o.recovery_journal = optarg; break;
 		case O_LOCKTO:
 			if (parse_u64(optarg, &lock_timeout) || lock_timeout > 3600000)
 				bad = "--lock-timeout must be 0..3600000 ms";

@@ -12,8 +12,17 @@ Journal lines (node/cf_bank.c, one per committed transaction):
 and, when the workload writes them (requested of cf_bank.c):
     P TXID FROM TO AMOUNT          about to commit (intent)
     A TXID                         backed out
+    I INDEX                        the journal's instance (its index), at each start
+and, in the recovery journals (cfnode --recovery-journal, NAME.recovery):
+    R INDEX TXID C|B NAME          a recovery of that instance's log found
+                                   TXID unfinished and kept it committed (C:
+                                   its COMMIT is in the log) or backed it out (B)
 A transaction with an intent line and no committed line is indeterminate
-(the process died between the two): it may or may not be in the data.
+(the process died between the two): it may or may not be in the data -
+unless a recovery decided it: then it must be in the data exactly as the
+recovery said (a node that wrote before-images over a transaction whose
+COMMIT reached the log, its answer lost, fails here). A committed line whose
+transaction a recovery backed out is a violation.
 Consecutive intent lines of one journal are one commit group (cf_bank.c
 commit_n: the group's COMMITs are posted in order and awaited once); what
 landed of a group is a prefix of it in that order, because the CF executes
@@ -83,6 +92,9 @@ def parse_journals(paths, n):
     dup = []
     same = []  # the same committed line twice: a journal buffer written twice
     partial = []
+    inst_of = {}  # journal path -> instance index ("I" line)
+    decided = {}  # (instance index, txid) -> "C" | "B" (recovery journals)
+    conflicts = []
     for p in paths:
         try:
             text = open(p, encoding="ascii", errors="replace").read()
@@ -98,6 +110,16 @@ def parse_journals(paths, n):
         for ln, line in enumerate(lines, 1):
             f = line.split()
             if not f:
+                continue
+            if f[0] == "I" and len(f) == 2 and f[1].isdigit():
+                if inst_of.setdefault(p, int(f[1])) != int(f[1]):
+                    conflicts.append(f"{os.path.basename(p)}:{ln}: instance {f[1]} after {inst_of[p]}")
+                continue
+            if f[0] == "R" and len(f) >= 4 and f[1].isdigit() and f[2].isdigit() and f[3] in ("C", "B"):
+                k = (int(f[1]), int(f[2]))
+                if decided.setdefault(k, f[3]) != f[3]:
+                    conflicts.append(f"{os.path.basename(p)}:{ln}: txid {k[1]} of instance {k[0]} "
+                                     f"both committed and backed out by recoveries")
                 continue
             is_p = f[0] == "P"
             was_p, prev_p = prev_p, is_p
@@ -133,8 +155,19 @@ def parse_journals(paths, n):
                 continue
             committed[t] = (x, y, a)
             pending.pop(t, None)
+    # what recoveries decided settles intents, and contradicts no committed line
+    for t in list(pending):
+        d = decided.get((inst_of.get(t[0], -1), t[1]))
+        if d == "C":
+            committed[t] = pending.pop(t)
+        elif d == "B":
+            pending.pop(t)
+            aborted.add(t)
+    for t in committed:
+        if decided.get((inst_of.get(t[0], -1), t[1])) == "B":
+            conflicts.append(f"{os.path.basename(t[0])}: txid {t[1]} committed, and backed out by a recovery")
     groups = [[t for t in g if t in pending] for g in groups]
-    return committed, pending, aborted, torn, dup, same, partial, [g for g in groups if g]
+    return committed, pending, aborted, torn, dup + conflicts, same, partial, [g for g in groups if g]
 
 
 M64 = (1 << 64) - 1

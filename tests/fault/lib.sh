@@ -83,7 +83,7 @@ node_start() {
 	env CF_FAULT_LOG=1 "${envs[@]}" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
 		--transport "$CF_TRANSPORT" --system "$sys" --instance "$(inst_of "$sys")" --data "$NODE_DATA" \
 		--policy auto "${NODE_FENCE[@]}" --workload bank --accounts "$ACCOUNTS" --duration 3600 \
-		--inflight "$INFLIGHT" --seed "$seed" --journal "${NODE_JOURNAL[$sys]}" "${extra[@]}" \
+		--inflight "$INFLIGHT" --seed "$seed" --journal "${NODE_JOURNAL[$sys]}" --recovery-journal "$CF_WORK/$sys.recovery" "${extra[@]}" \
 		>>"$CF_WORK/$sys.log" 2>&1 &
 	NODE_PID[$sys]=$!
 	NODE_RC[$sys]=
@@ -236,7 +236,7 @@ check_invariants() {
 			# which accounts and transfers: the journal check explains the difference
 			local why
 			why=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown 1000 \
-				--fix-tails "$CF_WORK"/SYS*.journal 2>&1 | tail -n 15)
+				--fix-tails "$CF_WORK"/SYS*.journal "$CF_WORK"/SYS*.recovery 2>&1 | tail -n 15)
 			fail "$label: cfctl verify: $out; journal check: $why"
 		fi
 	else
@@ -246,7 +246,7 @@ check_invariants() {
 	local allow
 	allow=$(journal_allowance)
 	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown "$allow" --fix-tails \
-		"$CF_WORK"/SYS*.journal 2>&1)
+		"$CF_WORK"/SYS*.journal "$CF_WORK"/SYS*.recovery 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] || fail "$label: journal check: $out"
 	echo "$out" | grep -q warning && log "$label: $out"

@@ -325,7 +325,7 @@ sc_zombie_none() {
 	check_counterparts zombie_none
 	check_epochs zombie_none
 	# what the lease let through to the data: reported, not failed (the documented risk)
-	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" "$CF_WORK"/SYS*.journal 2>&1)
+	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" "$CF_WORK"/SYS*.journal "$CF_WORK"/SYS*.recovery 2>&1)
 	rc=$?
 	local v
 	v=$("$CFCTL" verify --data "$DATA" 2>&1 | grep '^verify')

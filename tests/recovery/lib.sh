@@ -40,7 +40,7 @@ node() {
 	start_bg "$sys" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
 		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" ${CF_TEST_NODE_ARGS:-} "$@"
+		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" --recovery-journal "$CF_WORK/$sys.recovery" ${CF_TEST_NODE_ARGS:-} "$@"
 	eval "PID_$sys=$BG_PID"
 }
 pid_of() { eval "echo \${PID_$1}"; }
@@ -75,8 +75,8 @@ d=json.load(sys.stdin)
 print(next((s.get("commits",0) for s in d["systems"] if s["name"]==sys.argv[1] and s["state"]=="ACTIVE"), 0))' "$1"
 }
 # Committed transfers in the journal of SYS's current incarnation (lines
-# without the intent prefix "P "): its commits since it was last started.
-commits_since_start() { local n; n=$(grep -vc '^P ' "$(eval "echo \${JOURNAL_$1:-}")" 2>/dev/null); echo "${n:-0}"; }
+# that begin with the txid: not "P " intents, not the "I " instance line): its commits since it was last started.
+commits_since_start() { local n; n=$(grep -c '^[0-9]' "$(eval "echo \${JOURNAL_$1:-}")" 2>/dev/null); echo "${n:-0}"; }
 # Is SYS committing? Read from its journal, not through cfctl status: the bank
 # writes a line after each commit, and reading a file costs nothing, while a
 # status probe (a console session to the CF, then python) took 10-14 s each on
@@ -118,7 +118,7 @@ finish() {
 	done
 	"$CFCTL" verify --data "$DATA" >"$CF_WORK/verify.log" 2>&1 || fail "cfctl verify: $(cat "$CF_WORK/verify.log")"
 	out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/../fault/jcheck.py" --initial "$CF_WORK/f0.initial" --data "$DATA" \
-		--max-unknown 0 "$CF_WORK"/SYS*.journal 2>&1) || fail "journal check: $out"
+		--max-unknown 0 "$CF_WORK"/SYS*.journal "$CF_WORK"/SYS*.recovery 2>&1) || fail "journal check: $out"
 	log "$(echo "$out" | tail -n 1)"
 }
 
@@ -136,7 +136,7 @@ node_host() {
 		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
 		--system "$sys" --instance "$inst" --data "$DATA" \
 		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" ${CF_TEST_NODE_ARGS:-} "$@"
+		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" --recovery-journal "$CF_WORK/$sys.recovery" ${CF_TEST_NODE_ARGS:-} "$@"
 	eval "PID_$sys=$BG_PID"
 }
 # rec_field INST KEY...: fields of INST's recovery record in cfctl status --json,
