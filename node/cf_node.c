@@ -218,6 +218,14 @@ static void after_self_backout(struct cf_node *n, bool joined)
 		    home->name);
 		return;
 	}
+	if (home->txn.nopen && home->txn.nopen == home->txn.in_doubt) {
+		say(n, CF_AGENT_WARN,
+		    "self-backout of %s: %u transaction(s) whose COMMIT was sent and never answered are left to the "
+		    "recovery of the CF's copy of the log (a duplexed CF), which decides them; its data-directory marker "
+		    "stays in use until then",
+		    home->name, home->txn.nopen);
+		return;
+	}
 	if (home->txn.nopen) {
 		say(n, CF_AGENT_ERR,
 		    "self-backout of %s: %u transaction(s) not backed out from memory%s: its data-directory marker "

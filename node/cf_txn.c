@@ -484,8 +484,13 @@ int cf_txn_self_backout(struct cf_txn *t)
 
 	if (t->state != CF_TXN_OPEN)
 		return 0;
-	if (t->posted == CF_LR_COMMIT && t->terminal != CF_LR_COMMIT && c->log_survives)
+	if (t->posted == CF_LR_COMMIT && t->terminal != CF_LR_COMMIT && c->log_survives) {
+		if (!t->left_in_doubt) {
+			t->left_in_doubt = true;
+			c->in_doubt++;
+		}
 		return -EINPROGRESS; /* in doubt, and the log that decides it outlives us */
+	}
 	drop_kept(t);
 	if (!t->terminal && c->self_backout_check && (r = c->self_backout_check(c->lease_arg)))
 		return r;

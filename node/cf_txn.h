@@ -80,6 +80,7 @@ struct cf_txn_ctx {
 	 * decide and the self-backout aborts it.
 	 */
 	bool log_survives;
+	uint32_t in_doubt; /* open transactions a self-backout left to the log that way */
 	/* group commit (above): updates keep their data writes until cf_txn_flush */
 	bool defer_writes;
 	struct cf_txn *deferred; /* open transactions with kept writes (list by next_deferred) */
@@ -116,6 +117,7 @@ struct cf_txn {
 	 * cf_txn_self_backout while the log survives): the log decides.
 	 */
 	enum cf_logrec_type posted;
+	bool left_in_doubt; /* counted in ctx->in_doubt */
 	struct cf_log_pin pin;
 	struct cf_txn_upd *upd;
 	size_t nupd, cap;

@@ -352,8 +352,9 @@ if [ "${1:-all}" = all ]; then
 		if out=$(bounded 120 "$0" "$sc" 2>&1); then
 			echo "$out" | grep -E 'PASS|REPORT' >&2
 		else
+			# the FAIL line first: the cleanup's log tails after it are longer than any tail kept
 			echo "$out" | tail -n 60 >&2
-			fail "scenario $sc"
+			fail "scenario $sc: $(echo "$out" | grep -m 3 -E 'FAIL|timed out' | tr '\n' ' ')"
 		fi
 		n=$((n + 1))
 	done
