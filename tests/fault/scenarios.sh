@@ -21,6 +21,11 @@
 #   volatile_refuse     SIGKILL a system, then kill -9 the DRAM CF (the system could
 #                       not back out): every restarted system refuses with exit 78
 #                       naming the instance; cfctl data-release --force lets them run
+#   commit_in_doubt     a system's commit group is executed by the CF and its answer lost
+#                       (txn.commit_unanswered:fail; the session and the lease still hold):
+#                       the system must not back the group out, its incarnation ends, the
+#                       recovery keeps the group committed, and the data must show it (the
+#                       recovery journals make the check exact)
 #   zombie_none         freeze a system between its lease check and its data write,
 #                       peers with --fence-agent none: its CF operations must all fail;
 #                       report what the lease let through to the data
@@ -115,6 +120,25 @@ sc_cf_crash_recovery() {
 	for s in SYS1 SYS2 SYS3; do wait_recovered "$(inst_of $s)" 30; done
 	for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 3 || fail "cf_crash_recovery: $s did not resume"; done
 	check_invariants cf_crash_recovery
+}
+
+sc_commit_in_doubt() {
+	cluster_init --nvram "$CF_WORK/cf.img"
+	node_start SYS1 CF_FAULT=txn.commit_unanswered:fail:30
+	node_start SYS2
+	node_start SYS3
+	for s in SYS1 SYS2 SYS3; do wait_for 20 busy $s 3 || fail "commit_in_doubt: $s did not start committing"; done
+	node_wait_exit SYS1 30 || fail "commit_in_doubt: SYS1 did not end its incarnation after the lost answer"
+	local rc1=${NODE_RC[SYS1]}
+	grep -q "txn.commit_unanswered fires" "$CF_WORK/SYS1.log" || fail "commit_in_doubt: the fault point did not fire"
+	CRASHES=$((CRASHES + 1))
+	wait_recovered NTS001 30
+	grep -qs '^R [0-9]* [0-9]* C NTS001' "$CF_WORK"/SYS*.recovery ||
+		fail "commit_in_doubt: no recovery kept a transaction of NTS001 committed: SYS1 did not leave the group whose answer it lost to the log (backed out by itself?): $(cat "$CF_WORK"/SYS*.recovery 2>/dev/null | tail -n 3 | tr '\n' ' ')"
+	restart_dead
+	wait_for 20 busy SYS1 3 || fail "commit_in_doubt: SYS1 did not resume"
+	check_invariants commit_in_doubt
+	log "commit_in_doubt: SYS1 exited $rc1 after the lost answer; $JCHECK_LAST"
 }
 
 # the systems that ended their incarnation with 75 after a volatile CF loss say they backed out
@@ -339,7 +363,7 @@ sc_zombie_none() {
 run_one() {
 	case $1 in
 	double_failure | cf_crash_workload | cf_crash_recovery | cf_restart_stale | cf_restart_barrier | \
-		cf_restart_volatile | volatile_refuse | zombie_none) "sc_$1" ;;
+		cf_restart_volatile | volatile_refuse | commit_in_doubt | zombie_none) "sc_$1" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 	pass "$1 (crashes $CRASHES)"
@@ -348,7 +372,7 @@ run_one() {
 if [ "${1:-all}" = all ]; then
 	n=0
 	for sc in double_failure cf_crash_workload cf_crash_recovery cf_restart_stale cf_restart_barrier \
-		cf_restart_volatile volatile_refuse zombie_none; do
+		cf_restart_volatile volatile_refuse commit_in_doubt zombie_none; do
 		if out=$(bounded 120 "$0" "$sc" 2>&1); then
 			echo "$out" | grep -E 'PASS|REPORT' >&2
 		else
