@@ -142,7 +142,7 @@ static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum c
 	else if (p == CF_PHASE_ATTACH)
 		cf_agent_log(a, rep->fence_skipped ? CF_AGENT_WARN : CF_AGENT_INFO, "recovery %s: disk fence: %s",
 			     rep->inst_name, rep->fence_msg);
-	else if (p == CF_PHASE_BACKOUT)
+	else if (p == CF_PHASE_BACKOUT) {
 		cf_agent_log(a, CF_AGENT_INFO,
 			     "recovery %s: log read: %llu records, %llu bytes (positions %llu..%llu, LSN %llu next); "
 			     "it ends at %s%s%s",
@@ -150,7 +150,14 @@ static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum c
 			     (unsigned long long)rep->log_head, (unsigned long long)rep->log_end,
 			     (unsigned long long)rep->log_next_lsn, log_end_why(rep, why, sizeof(why)),
 			     rep->log_stop_where ? ": " : "", rep->log_stop_where ? rep->log_stop_where : "");
-	else if (p == CF_PHASE_RELEASE)
+		if (rep->log_both)
+			cf_agent_log(a, CF_AGENT_ERR,
+				     "recovery %s: %llu transaction(s) have both a COMMIT and an ABORT in the log (first "
+				     "txid %llu): their owner backed out what it had sent a COMMIT for; the data may have "
+				     "lost them",
+				     rep->inst_name, (unsigned long long)rep->log_both,
+				     (unsigned long long)rep->log_both_txid);
+	} else if (p == CF_PHASE_RELEASE)
 		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: backed out %llu in-flight transactions (%llu updates)",
 			     rep->inst_name, (unsigned long long)rep->txns_inflight,
 			     (unsigned long long)rep->updates_applied);

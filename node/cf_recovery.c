@@ -367,14 +367,19 @@ static int cmp_txn_seen(const void *a, const void *b)
 	return x->txid < y->txid ? -1 : x->txid > y->txid;
 }
 
-/* env->decided for every transaction of the scan without an END (no memory: nothing said) */
+/*
+ * env->decided for every transaction of the scan without an END, and the
+ * count of transactions with both a COMMIT and an ABORT (a writer that backed
+ * out a transaction whose COMMIT it had sent: never right). No memory: nothing
+ * said.
+ */
 static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 {
 	const struct cf_recovery_env *env = x->env;
 	struct txn_seen *v;
 	size_t n = 0;
 
-	if (!env->decided || !sc->n || !(v = malloc(sc->n * sizeof(*v))))
+	if (!sc->n || !(v = malloc(sc->n * sizeof(*v))))
 		return;
 	for (size_t i = 0; i < sc->n; i++)
 		v[i] = (struct txn_seen){ .txid = sc->recs[i].h.txid, .types = (uint8_t)(1u << (sc->recs[i].h.type & 7)) };
@@ -385,9 +390,13 @@ static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 		else
 			v[n++] = v[i];
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!(v[i].types & (1u << CF_LR_END)))
-			env->decided(env->arg, x->rep->inst, x->rep->inst_name, v[i].txid, v[i].types & (1u << CF_LR_COMMIT));
+	for (size_t i = 0; i < n; i++) {
+		uint8_t t = v[i].types;
+		if ((t & (1u << CF_LR_COMMIT)) && (t & (1u << CF_LR_ABORT)) && !x->rep->log_both++)
+			x->rep->log_both_txid = v[i].txid;
+		if (env->decided && !(t & (1u << CF_LR_END)))
+			env->decided(env->arg, x->rep->inst, x->rep->inst_name, v[i].txid, t & (1u << CF_LR_COMMIT));
+	}
 	free(v);
 }
 

@@ -56,6 +56,7 @@ struct cf_recovery_report {
 	uint64_t log_head, log_end, log_next_lsn, log_stop_lsn;
 	int log_stop;               /* 0 zeros or an earlier lap's record; -EBADMSG bytes that do not parse */
 	const char *log_stop_where; /* static; NULL unless -EBADMSG */
+	uint64_t log_both, log_both_txid; /* transactions with a COMMIT and an ABORT (the first one's txid) */
 	uint64_t phase_ns[CF_PHASE_COUNT];
 };
 

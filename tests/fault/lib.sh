@@ -251,6 +251,9 @@ check_invariants() {
 	[ $rc -eq 0 ] || fail "$label: journal check: $out"
 	echo "$out" | grep -q warning && log "$label: $out"
 	JCHECK_LAST=$(echo "$out" | tail -n 1)
+	# a COMMIT and an ABORT for one transaction: its owner backed out what it had committed
+	out=$(grep -h "have both a COMMIT and an ABORT" "$CF_WORK"/SYS*.log 2>/dev/null | head -n 2)
+	[ -z "$out" ] || fail "$label: $out"
 	check_counterparts "$label"
 	# a volatile CF restarts with a fresh image: epochs (and incidents) begin again
 	[ -n "${VOLATILE_CF:-}" ] || check_epochs "$label"
