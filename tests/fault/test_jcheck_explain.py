@@ -5,7 +5,8 @@ A long run leaves many intents whose outcome nobody saw (fifty CF kills left 70)
 explainer must find the subset that landed among all of them, not give up past a fixed
 count of candidates touching a differing account (the first 50-kill run failed its check
 with 43 accounts unexplained that way). It must also still refuse a difference no subset
-explains."""
+explains. And the recovery journals (cfnode --recovery-journal): what a recovery decided
+settles an intent, and contradicts no committed line."""
 import os
 import random
 import sys
@@ -87,5 +88,29 @@ check(jcheck.explain_groups(apply(4, [(("j", 2), (2, 3, 7))]), pend, [[("j", 1),
       "a commit group's later transfer landed without the earlier one: explained")
 check(jcheck.explain_groups(apply(4, [(("j", 1), (0, 1, 5))]), pend, [[("j", 1), ("j", 2)]]) == [("j", 1)],
       "a commit group's first transfer alone: not explained")
+
+# recovery journals settle intents: "R INDEX TXID C|B NAME" against the journal's "I INDEX"
+import tempfile  # noqa: E402
+with tempfile.TemporaryDirectory() as d:
+    j = os.path.join(d, "SYS1.journal")
+    rj = os.path.join(d, "SYS2.recovery")
+    with open(j, "w") as f:
+        f.write("I 4\n5 0 1 10\nP 6 2 3 20\nP 7 4 5 30\nP 8 6 7 40\n")
+    with open(rj, "w") as f:
+        # 6 committed and 7 backed out by a recovery of instance 4; 8 undecided;
+        # instance 3's txid 8 is another transaction
+        f.write("R 4 6 C NTS001\nR 4 7 B NTS001\nR 3 8 C NTS009\n")
+    com, pend, ab, torn, bad, _, _, groups = jcheck.parse_journals([j, rj], 10)
+    check((j, 6) in com and (j, 6) not in pend, "an intent a recovery kept committed is not committed")
+    check((j, 7) in ab and (j, 7) not in pend and (j, 7) not in com, "an intent a recovery backed out is not aborted")
+    check((j, 8) in pend, "an intent nobody decided is not indeterminate")
+    check(groups == [[(j, 8)]], f"the undecided remainder of the group: {groups}")
+    check(not torn and not bad, f"recovery or instance lines taken as torn or bad: {torn} {bad}")
+    # a committed line that a recovery backed out, and two recoveries that disagree
+    with open(rj, "a") as f:
+        f.write("R 4 5 B NTS001\nR 4 6 B NTS001\n")
+    com, pend, ab, torn, bad, _, _, groups = jcheck.parse_journals([j, rj], 10)
+    check(any("txid 5 committed, and backed out" in b for b in bad), f"a backed-out committed line passed: {bad}")
+    check(any("both committed and backed out" in b for b in bad), f"disagreeing recoveries passed: {bad}")
 print(f"{'FAILED' if fails else 'ok'}: jcheck explain, {fails} failure(s)")
 sys.exit(1 if fails else 0)
