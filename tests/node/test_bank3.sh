@@ -51,10 +51,11 @@ for i in 1 2 3; do
 	commits=$(grep -o '"commits":[0-9]*' "$CF_WORK/node$i.log" | head -1 | cut -d: -f2)
 	[ -n "$commits" ] && [ "$commits" -gt 0 ] || fail "node$i committed nothing"
 	# one line per commit, each after an intent line "P ..." (a clean run leaves none pending)
-	lines=$(grep -vc '^P ' "$CF_WORK/journal$i")
+	lines=$(grep -c '^[0-9]' "$CF_WORK/journal$i") # committed lines: not the intents, not "I INDEX"
 	intents=$(grep -c '^P ' "$CF_WORK/journal$i")
 	[ "$lines" -eq "$commits" ] || fail "node$i journal has $lines commit lines for $commits commits"
 	[ "$intents" -eq "$commits" ] || fail "node$i journal has $intents intent lines for $commits commits"
+	[ "$(grep -c '^I [0-9]*$' "$CF_WORK/journal$i")" = 1 ] || fail "node$i journal does not name its instance once (I INDEX)"
 	log "node$i: $(grep '"who"' "$CF_WORK/node$i.log")"
 done
 verify_data
