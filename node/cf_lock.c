@@ -571,7 +571,8 @@ static int io_batch(struct lkio io, struct cf_batch_op *ops, size_t n)
  * batch CASes every class (compare = the word the entries imply: X(inst,
  * epoch) or S{inst}, so the class words need no READ first - a wrong guess
  * returns the real word, and the retry uses it), and posted WRITEs clear the
- * used part of the list.
+ * used part of the list, left for the caller's next awaited operation on the
+ * session to cover (it must await one before it relies on the list clear).
  */
 static int release_instance(struct lkio io, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
 			    const struct cf_rec_entry *pre, uint32_t *released)
@@ -670,8 +671,12 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 		if (r)
 			goto out_free;
 	}
-	if (!io.mem)
-		r = cf_session_drain(io.s); /* the zero buffer must outlive the posted writes */
+	/*
+	 * No drain: a posted WRITE's bytes are copied when it is posted (both
+	 * transports), and both callers' next operation is an awaited WRITE on
+	 * the same session (cf_log_reset), which completes only after these (RC
+	 * order). One round trip less on the failover path.
+	 */
 	if (released)
 		*released = done;
 out_free:

@@ -118,7 +118,8 @@ enum cf_lock_mode cf_lock_owner_mode(const struct cf_lock_table *t, const char *
  * round trip, never correctness. s must hold the RECORDS grant of inst and
  * the LOCKS grant. *released counts the classes freed of inst (may be NULL).
  * records: the record list already read (cf_lock_post_read_records, then
- * cf_session_drain), or NULL to read it here.
+ * cf_session_drain), or NULL to read it here. The list is cleared by POSTED
+ * writes: the caller's next awaited operation on s covers them.
  */
 int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t epoch,
 			     const struct cf_rec_entry *records, uint32_t *released);
