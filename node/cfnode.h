@@ -132,9 +132,10 @@ int cfn_update(struct cfn_txn *t, unsigned file, uint64_t rec, const void *buf, 
 /*
  * Commit and free t. 0: committed (durable in the data files, locks
  * released). Any other error: t was backed out, not committed.
- * -ECONNABORTED: on a volatile CF backed out from memory; on a durable CF in
- * doubt, decided by the log (committed iff its COMMIT reached the CF; a peer
- * backs it out otherwise). Waits up to 5 s for a lapsed lease.
+ * -ECONNABORTED: on a lone volatile CF backed out from memory; on a durable
+ * or duplexed CF in doubt, decided by the log (committed iff its COMMIT
+ * reached the CF; a peer backs it out otherwise). Waits up to 5 s for a
+ * lapsed lease.
  */
 int cfn_commit(struct cfn_txn *t);
 /*
