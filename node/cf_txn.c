@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cf_session.h"
 #include "cf_util.h"
 
 #define DEFAULT_LOCK_TIMEOUT_MS 2000
@@ -48,6 +49,16 @@ static int lease(struct cf_txn_ctx *c)
 {
 	int r;
 
+	/*
+	 * The incarnation's own connection is gone: whatever the heartbeat
+	 * thread has noticed yet, nothing is written on this node's view any
+	 * more. The log (a recovery), or on a lone volatile CF the self-backout
+	 * (which checks no lease), decides what the data holds.
+	 */
+	if (c->log && c->log->s && c->log->s->dead) {
+		c->lease_refusals++;
+		return c->log->s->dead;
+	}
 	if (!c->lease_check)
 		return 0;
 	r = c->lease_check(c->lease_arg);

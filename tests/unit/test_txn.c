@@ -449,12 +449,52 @@ static void test_commit_in_doubt(void)
 	env_close(&e);
 }
 
+/*
+ * The incarnation's own connection died while the lease still holds (the
+ * heartbeat thread has not noticed): no data write on this node's view - not
+ * an update's, not a flush's, not a backout's. The self-backout of a lone
+ * volatile CF checks no lease and still writes.
+ */
+static void test_dead_session(void)
+{
+	struct env e;
+	struct cf_session dead;
+	struct cf_txn t1, t2;
+	int64_t v;
+
+	env_open(&e);
+	memset(&dead, 0, sizeof(dead));
+	CHECK(cf_txn_begin(&e.c, &t1) == 0);
+	v = 11;
+	CHECK(cf_txn_update(&t1, 0, 1, &v) == 0 && bal(&e, 1) == 11);
+	e.log.s = &dead; /* the memory log keeps its memory; its session is the incarnation's */
+	dead.dead = -ECONNRESET;
+	v = 12;
+	CHECK(cf_txn_update(&t1, 0, 2, &v) == -ECONNRESET && bal(&e, 2) == 100);
+	CHECK(cf_txn_backout(&t1) == -ECONNRESET && bal(&e, 1) == 11); /* left to the log */
+	e.c.defer_writes = true;
+	dead.dead = 0;
+	CHECK(cf_txn_begin(&e.c, &t2) == 0);
+	v = 33;
+	CHECK(cf_txn_update(&t2, 0, 3, &v) == 0 && t2.nkept == 1);
+	dead.dead = -EPIPE;
+	CHECK(cf_txn_flush(&e.c) == -EPIPE && bal(&e, 3) == 100); /* the kept write stays kept */
+	e.c.self_backout = true;
+	CHECK(cf_txn_self_backout(&t1) == 0 && bal(&e, 1) == 100 && t1.state == CF_TXN_ABORTED);
+	CHECK(cf_txn_self_backout(&t2) == 0 && bal(&e, 3) == 100);
+	e.log.s = NULL;
+	cf_txn_free(&t1);
+	cf_txn_free(&t2);
+	env_close(&e);
+}
+
 int main(void)
 {
 	/* first: the point fires once per process, at the first commit group that reaches it */
 	setenv("CF_FAULT", "txn.commit_unanswered:fail", 1);
 	test_commit_in_doubt();
 	unsetenv("CF_FAULT");
+	test_dead_session();
 	test_commit_backout();
 	test_group_commit();
 	test_crash_recovery();
