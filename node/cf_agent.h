@@ -70,7 +70,7 @@ struct cf_agent_opts {
 	/*
 	 * cfnode --recovery-journal: every recovery this system runs appends the
 	 * outcome it gives each unfinished transaction of the failed instance's
-	 * log, "R INST_INDEX TXID C|B INST_NAME" (C committed: its COMMIT is in the
+	 * log, "R INST_INDEX TXID C|B INST_NAME IMAGE" (C committed: its COMMIT is in the
 	 * log; B backed out). NULL: none.
 	 */
 	const char *recovery_journal;

@@ -240,10 +240,12 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 static void decided_write(void *arg, uint32_t inst, const char *inst_name, uint64_t txid, bool committed)
 {
 	struct cf_agent *a = arg;
-	char line[160];
+	char line[200], image[40];
 	int fd, n;
 
-	n = snprintf(line, sizeof(line), "R %u %" PRIu64 " %c %s\n", inst, txid, committed ? 'C' : 'B', inst_name);
+	cf_marker_image_str(a->image_id, image, sizeof(image));
+	n = snprintf(line, sizeof(line), "R %u %" PRIu64 " %c %s %s\n", inst, txid, committed ? 'C' : 'B', inst_name,
+		     image);
 	fd = open(a->o.recovery_journal, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, line, (size_t)n) != n)
 		cf_agent_log(a, CF_AGENT_WARN, "recovery journal %s: %s", a->o.recovery_journal, strerror(errno));

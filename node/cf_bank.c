@@ -288,8 +288,8 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 			goto out_free;
 		}
 		/* whose transactions these are: a recovery journal names the instance by its index */
-		char line[32];
-		int n = snprintf(line, sizeof(line), "I %u\n", c->log->inst);
+		char line[96];
+		int n = snprintf(line, sizeof(line), "I %u %s\n", c->log->inst, o->image ? o->image : "-");
 		if (write(b.journal_fd, line, (size_t)n) != n) {
 			r = errno ? -errno : -EIO;
 			close(b.journal_fd);

@@ -49,6 +49,7 @@ struct cf_bank_opts {
 	int64_t max_amount;
 	uint64_t accounts; /* use accounts [0, accounts) of the file; 0: all */
 	const char *journal; /* append "txid from to amount" per commit, or NULL */
+	const char *image;   /* the CF image id, named on the journal's "I" line (may be NULL) */
 	/* test workloads */
 	uint64_t record;
 	int hold_ms;

@@ -32,6 +32,7 @@
 #include "cf_agent.h"
 #include "cf_auth.h"
 #include "cf_cli.h"
+#include "cf_marker.h"
 #include "cf_bank.h"
 #include "cf_node.h"
 #include "cf_notify.h"
@@ -92,9 +93,9 @@ static void usage(FILE *out)
 		"                         and a full ring of K commits as one group (default on)\n"
 		"  --seed N               random seed\n"
 		"  --journal FILE         bank: append \"txid from to amount\" per committed transaction\n"
-		"                         (\"P ...\" before its commit, \"I INST_INDEX\" at each start)\n"
+		"                         (\"P ...\" before its commit, \"I INST_INDEX IMAGE\" at each start)\n"
 		"  --recovery-journal FILE  append per transaction each recovery by this system decides,\n"
-		"                         \"R INST_INDEX TXID C|B INST_NAME\" (C: committed, its COMMIT is in the\n"
+		"                         \"R INST_INDEX TXID C|B INST_NAME IMAGE\" (C: committed, its COMMIT is in the\n"
 		"                         failed instance's log; B: backed out), for audits and journal checks\n"
 		"  --lock-timeout MS      give up a contended lock after MS (default 2000)\n"
 		"  --record R             hold/lock: the account to lock (default 0)\n"
@@ -149,6 +150,7 @@ struct wl_run {
 	int r;
 	struct cf_bank_result res;
 	_Atomic int stop;
+	char image[40]; /* the CF image id, for the journal */
 };
 
 static void *wl_main(void *arg)
@@ -542,6 +544,8 @@ int main(int argc, char **argv)
 		w.ic = n.home;
 		w.ws = &n.ws;
 		w.bo.stop = &w.stop;
+		cf_marker_image_str(n.a.image_id, w.image, sizeof(w.image));
+		w.bo.image = w.image;
 		r = -pthread_create(&thr, NULL, wl_main, &w);
 		if (r) {
 			say(CF_AGENT_ERR, "workload thread: %s", strerror(-r));

@@ -12,9 +12,11 @@ Journal lines (node/cf_bank.c, one per committed transaction):
 and, when the workload writes them (requested of cf_bank.c):
     P TXID FROM TO AMOUNT          about to commit (intent)
     A TXID                         backed out
-    I INDEX                        the journal's instance (its index), at each start
+    I INDEX [IMAGE]                the journal's instance (its index) and CF image, at
+                                   each start (a fresh volatile image numbers
+                                   instances and epochs, hence txids, anew)
 and, in the recovery journals (cfnode --recovery-journal, NAME.recovery):
-    R INDEX TXID C|B NAME          a recovery of that instance's log found
+    R INDEX TXID C|B NAME [IMAGE]  a recovery of that instance's log found
                                    TXID unfinished and kept it committed (C:
                                    its COMMIT is in the log) or backed it out (B)
 A transaction with an intent line and no committed line is indeterminate
@@ -92,8 +94,8 @@ def parse_journals(paths, n):
     dup = []
     same = []  # the same committed line twice: a journal buffer written twice
     partial = []
-    inst_of = {}  # journal path -> instance index ("I" line)
-    decided = {}  # (instance index, txid) -> "C" | "B" (recovery journals)
+    inst_of = {}  # journal path -> (CF image, instance index) ("I" line)
+    decided = {}  # (CF image, instance index, txid) -> "C" | "B" (recovery journals)
     conflicts = []
     for p in paths:
         try:
@@ -111,14 +113,15 @@ def parse_journals(paths, n):
             f = line.split()
             if not f:
                 continue
-            if f[0] == "I" and len(f) == 2 and f[1].isdigit():
-                if inst_of.setdefault(p, int(f[1])) != int(f[1]):
-                    conflicts.append(f"{os.path.basename(p)}:{ln}: instance {f[1]} after {inst_of[p]}")
+            if f[0] == "I" and len(f) in (2, 3) and f[1].isdigit():
+                k = (f[2] if len(f) == 3 else "-", int(f[1]))
+                if inst_of.setdefault(p, k) != k:
+                    conflicts.append(f"{os.path.basename(p)}:{ln}: instance {k} after {inst_of[p]}")
                 continue
             if f[0] == "R" and len(f) >= 4 and f[1].isdigit() and f[2].isdigit() and f[3] in ("C", "B"):
-                k = (int(f[1]), int(f[2]))
+                k = (f[5] if len(f) >= 6 else "-", int(f[1]), int(f[2]))
                 if decided.setdefault(k, f[3]) != f[3]:
-                    conflicts.append(f"{os.path.basename(p)}:{ln}: txid {k[1]} of instance {k[0]} "
+                    conflicts.append(f"{os.path.basename(p)}:{ln}: txid {k[2]} of instance {k[1]} "
                                      f"both committed and backed out by recoveries")
                 continue
             is_p = f[0] == "P"
@@ -157,14 +160,14 @@ def parse_journals(paths, n):
             pending.pop(t, None)
     # what recoveries decided settles intents, and contradicts no committed line
     for t in list(pending):
-        d = decided.get((inst_of.get(t[0], -1), t[1]))
+        d = decided.get(inst_of.get(t[0], ("?", -1)) + (t[1],))
         if d == "C":
             committed[t] = pending.pop(t)
         elif d == "B":
             pending.pop(t)
             aborted.add(t)
     for t in committed:
-        if decided.get((inst_of.get(t[0], -1), t[1])) == "B":
+        if decided.get(inst_of.get(t[0], ("?", -1)) + (t[1],)) == "B":
             conflicts.append(f"{os.path.basename(t[0])}: txid {t[1]} committed, and backed out by a recovery")
     groups = [[t for t in g if t in pending] for g in groups]
     return committed, pending, aborted, torn, dup + conflicts, same, partial, [g for g in groups if g]

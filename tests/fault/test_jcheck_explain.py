@@ -95,11 +95,11 @@ with tempfile.TemporaryDirectory() as d:
     j = os.path.join(d, "SYS1.journal")
     rj = os.path.join(d, "SYS2.recovery")
     with open(j, "w") as f:
-        f.write("I 4\n5 0 1 10\nP 6 2 3 20\nP 7 4 5 30\nP 8 6 7 40\n")
+        f.write("I 4 img1\n5 0 1 10\nP 6 2 3 20\nP 7 4 5 30\nP 8 6 7 40\n")
     with open(rj, "w") as f:
         # 6 committed and 7 backed out by a recovery of instance 4; 8 undecided;
-        # instance 3's txid 8 is another transaction
-        f.write("R 4 6 C NTS001\nR 4 7 B NTS001\nR 3 8 C NTS009\n")
+        # instance 3's txid 8, and instance 4's under another CF image, are other transactions
+        f.write("R 4 6 C NTS001 img1\nR 4 7 B NTS001 img1\nR 3 8 C NTS009 img1\nR 4 8 C NTS001 img2\n")
     com, pend, ab, torn, bad, _, _, groups = jcheck.parse_journals([j, rj], 10)
     check((j, 6) in com and (j, 6) not in pend, "an intent a recovery kept committed is not committed")
     check((j, 7) in ab and (j, 7) not in pend and (j, 7) not in com, "an intent a recovery backed out is not aborted")
@@ -108,7 +108,7 @@ with tempfile.TemporaryDirectory() as d:
     check(not torn and not bad, f"recovery or instance lines taken as torn or bad: {torn} {bad}")
     # a committed line that a recovery backed out, and two recoveries that disagree
     with open(rj, "a") as f:
-        f.write("R 4 5 B NTS001\nR 4 6 B NTS001\n")
+        f.write("R 4 5 B NTS001 img1\nR 4 6 B NTS001 img1\n")
     com, pend, ab, torn, bad, _, _, groups = jcheck.parse_journals([j, rj], 10)
     check(any("txid 5 committed, and backed out" in b for b in bad), f"a backed-out committed line passed: {bad}")
     check(any("both committed and backed out" in b for b in bad), f"disagreeing recoveries passed: {bad}")

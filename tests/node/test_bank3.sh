@@ -55,7 +55,8 @@ for i in 1 2 3; do
 	intents=$(grep -c '^P ' "$CF_WORK/journal$i")
 	[ "$lines" -eq "$commits" ] || fail "node$i journal has $lines commit lines for $commits commits"
 	[ "$intents" -eq "$commits" ] || fail "node$i journal has $intents intent lines for $commits commits"
-	[ "$(grep -c '^I [0-9]*$' "$CF_WORK/journal$i")" = 1 ] || fail "node$i journal does not name its instance once (I INDEX)"
+	[ "$(grep -cE '^I [0-9]+ [0-9a-f]{32}$' "$CF_WORK/journal$i")" = 1 ] ||
+		fail "node$i journal does not name its instance and CF image once (I INDEX IMAGE): $(head -n 1 "$CF_WORK/journal$i")"
 	log "node$i: $(grep '"who"' "$CF_WORK/node$i.log")"
 done
 verify_data
