@@ -51,7 +51,7 @@ void cf_agent_set_over(struct cf_agent *a, int err)
 
 void cf_agent_poke(struct cf_agent *a)
 {
-	if (a->loop)
+	if (atomic_load(&a->loop_ready))
 		ev_async_send(a->loop, &a->wake);
 }
 
@@ -523,6 +523,7 @@ void cf_agent_fini(struct cf_agent *a)
 	while (a->ninsts)
 		cf_agent_inst_free(a, a->insts[a->ninsts - 1]);
 	if (a->loop) {
+		atomic_store(&a->loop_ready, false);
 		ev_async_stop(a->loop, &a->wake);
 		ev_io_stop(a->loop, &a->ev_w);
 		ev_timer_stop(a->loop, &a->tick);

@@ -141,6 +141,13 @@ struct cf_agent {
 	/* agent loop */
 	struct ev_loop *loop;
 	ev_async wake; /* other threads poke the agent loop */
+	/*
+	 * loop and wake are set up (the agent thread creates them lazily in
+	 * cf_agent_run): other threads poke only after seeing this, which
+	 * publishes both. A poke before it is not lost: the flag it accompanies
+	 * (over, stop) is checked before the loop first blocks.
+	 */
+	atomic_bool loop_ready;
 	ev_io ev_w;    /* JOIN session: events */
 	ev_timer tick;
 	/* node-side detection (cf_watch.h): the heartbeat table read every max(h, T/8) */

@@ -369,6 +369,7 @@ int cf_agent_run(struct cf_agent *a)
 			ev_signal_start(a->loop, &a->sigint);
 			ev_signal_start(a->loop, &a->sigterm);
 		}
+		atomic_store(&a->loop_ready, true); /* then over and stop are read below */
 	}
 	if (cf_session_event_pending(&a->s))
 		drain_events(a);
