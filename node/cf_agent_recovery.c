@@ -236,21 +236,31 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 	return recovery_outcome(a, inst, reg, r, rep);
 }
 
-/* env->decided: one line per transaction, appended to --recovery-journal (best effort: it only reports) */
-static void decided_write(void *arg, uint32_t inst, const char *inst_name, uint64_t txid, bool committed)
+/*
+ * env->decided: a line per transaction appended to --recovery-journal, all of
+ * a recovery's lines in one write (this runs between the log read and the
+ * backout). Best effort: it only reports.
+ */
+static void decided_write(void *arg, uint32_t inst, const char *inst_name, const struct cf_txn_outcome *v, size_t n)
 {
 	struct cf_agent *a = arg;
-	char line[200], image[40];
-	int fd, n;
+	enum { LINE_MAX_ = 128 }; /* "R" + index + txid + C|B + name (< CF_NAME_MAX) + 32 hex digits */
+	char image[40], *buf = malloc(n * LINE_MAX_);
+	size_t len = 0;
+	int fd;
 
+	if (!buf)
+		return;
 	cf_marker_image_str(a->image_id, image, sizeof(image));
-	n = snprintf(line, sizeof(line), "R %u %" PRIu64 " %c %s %s\n", inst, txid, committed ? 'C' : 'B', inst_name,
-		     image);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, LINE_MAX_, "R %u %" PRIu64 " %c %s %s\n", inst, v[i].txid,
+					v[i].committed ? 'C' : 'B', inst_name, image);
 	fd = open(a->o.recovery_journal, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, line, (size_t)n) != n)
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
 		cf_agent_log(a, CF_AGENT_WARN, "recovery journal %s: %s", a->o.recovery_journal, strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	free(buf);
 }
 
 static void env_of(struct cf_agent *a, struct cf_recovery_env *env)

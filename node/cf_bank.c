@@ -54,16 +54,11 @@ static uint64_t rnd(uint64_t *s)
  * it wrote and no line is ever written twice by stdio buffers at exit. An
  * intent line "P txid from to amount" precedes the commit, a line
  * "txid from to amount" follows it; fdatasync every JOURNAL_SYNC_EVERY lines.
+ * Each line is written whole before the next (a killed writer loses no line
+ * it wrote); "I INDEX IMAGE" opens every run.
  */
-static int journal_line(struct bank *b, const char *prefix, const struct slot *sl)
+static int journal_write(struct bank *b, const char *line, int n)
 {
-	char line[128];
-	int n;
-
-	if (b->journal_fd < 0)
-		return 0;
-	n = snprintf(line, sizeof(line), "%s%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 "\n", prefix, sl->t.id,
-		     sl->from, sl->to, sl->amount);
 	for (int done = 0; done < n;) {
 		ssize_t w = write(b->journal_fd, line + done, (size_t)(n - done));
 		if (w < 0 && errno == EINTR)
@@ -73,6 +68,18 @@ static int journal_line(struct bank *b, const char *prefix, const struct slot *s
 		done += (int)w;
 	}
 	return 0;
+}
+
+static int journal_line(struct bank *b, const char *prefix, const struct slot *sl)
+{
+	char line[128];
+	int n;
+
+	if (b->journal_fd < 0)
+		return 0;
+	n = snprintf(line, sizeof(line), "%s%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64 "\n", prefix, sl->t.id,
+		     sl->from, sl->to, sl->amount);
+	return journal_write(b, line, n);
 }
 
 static int journal_sync(struct bank *b)
@@ -290,8 +297,8 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 		/* whose transactions these are: a recovery journal names the instance by its index */
 		char line[96];
 		int n = snprintf(line, sizeof(line), "I %u %s\n", c->log->inst, o->image ? o->image : "-");
-		if (write(b.journal_fd, line, (size_t)n) != n) {
-			r = errno ? -errno : -EIO;
+		r = journal_write(&b, line, n);
+		if (r) {
 			close(b.journal_fd);
 			goto out_free;
 		}

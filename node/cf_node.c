@@ -272,12 +272,6 @@ static int fail(struct cf_node *n, enum cf_node_stage undo, int err, int rc)
  * (-EINTR) is no error and leaves with undo_stop; an error on a dead session
  * or an incarnation over is the end of it; anything else is an error.
  */
-/* The CF went away under a request or a handshake: the incarnation is over, not a local error. */
-static bool conn_lost(int r)
-{
-	return r == -ECONNRESET || r == -ECONNABORTED || r == -EPIPE || r == -ENOTCONN;
-}
-
 static int wait_failed(struct cf_node *n, int r, int dead, enum cf_node_stage undo_stop, enum cf_node_stage undo,
 		       const char *stopped, const char *what)
 {
@@ -292,7 +286,7 @@ static int wait_failed(struct cf_node *n, int r, int dead, enum cf_node_stage un
 	 * can reset the connection before the session or the agent has marked
 	 * anything dead: still the lost CF's exit (75), never a plain error (1).
 	 */
-	if (dead || cf_agent_over(&n->a) || conn_lost(r))
+	if (dead || cf_agent_over(&n->a) || cf_conn_lost(r))
 		return fail(n, undo, r, cf_node_over(n, r));
 	say(n, CF_AGENT_ERR, "%s %s: %s", what, inst, strerror(-r));
 	return fail(n, undo, r, CF_NODE_EX_OTHER);

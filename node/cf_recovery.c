@@ -376,8 +376,9 @@ static int cmp_txn_seen(const void *a, const void *b)
 static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 {
 	const struct cf_recovery_env *env = x->env;
+	struct cf_txn_outcome *out = NULL;
 	struct txn_seen *v;
-	size_t n = 0;
+	size_t n = 0, nout = 0;
 
 	if (!sc->n || !(v = malloc(sc->n * sizeof(*v))))
 		return;
@@ -390,13 +391,18 @@ static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 		else
 			v[n++] = v[i];
 	}
+	if (env->decided)
+		out = malloc(n * sizeof(*out)); /* none: nothing said */
 	for (size_t i = 0; i < n; i++) {
 		uint8_t t = v[i].types;
 		if ((t & (1u << CF_LR_COMMIT)) && (t & (1u << CF_LR_ABORT)) && !x->rep->log_both++)
 			x->rep->log_both_txid = v[i].txid;
-		if (env->decided && !(t & (1u << CF_LR_END)))
-			env->decided(env->arg, x->rep->inst, x->rep->inst_name, v[i].txid, t & (1u << CF_LR_COMMIT));
+		if (out && !(t & (1u << CF_LR_END)))
+			out[nout++] = (struct cf_txn_outcome){ .txid = v[i].txid, .committed = t & (1u << CF_LR_COMMIT) };
 	}
+	if (nout)
+		env->decided(env->arg, x->rep->inst, x->rep->inst_name, out, nout);
+	free(out);
 	free(v);
 }
 

@@ -63,6 +63,12 @@ struct cf_recovery_report {
 /* Called at the start of every phase (the daemon logs the timeline from it). */
 typedef void (*cf_recovery_phase_fn)(void *arg, const struct cf_recovery_report *rep, enum cf_phase phase);
 
+/* What a recovery decided for one unfinished transaction of the log (env->decided). */
+struct cf_txn_outcome {
+	uint64_t txid;
+	bool committed; /* its COMMIT is in the log; else backed out */
+};
+
 struct cf_recovery_env {
 	struct cf_session *s;       /* the agent's session: registration, attach, log, locks */
 	struct cf_data *data;       /* the shared data directory */
@@ -83,11 +89,11 @@ struct cf_recovery_env {
 	 * May be NULL. After the log is read, before anything is written back:
 	 * the outcome this recovery gives each transaction of the log without an
 	 * END - committed (its COMMIT is in the log) or not (backed out now, or
-	 * already by its ABORT) - one call per transaction, in txid order.
+	 * already by its ABORT) - all n of them in one call, in txid order.
 	 * cfnode --recovery-journal writes them down for audits and the journal
 	 * check of the fault suite.
 	 */
-	void (*decided)(void *arg, uint32_t inst, const char *inst_name, uint64_t txid, bool committed);
+	void (*decided)(void *arg, uint32_t inst, const char *inst_name, const struct cf_txn_outcome *v, size_t n);
 	/* the watchdog wait: T/2 (the failed system's lease) + its watchdog timeout + margin */
 	uint64_t hb_timeout_ns; /* T of the CF */
 	uint64_t wd_margin_ns;  /* 0: CF_WD_MARGIN_NS */

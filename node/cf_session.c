@@ -284,8 +284,8 @@ err:
 /* An error after which another CF of the list may answer (unreachable, not yet listening, gone mid-handshake). */
 static int try_next(int r)
 {
-	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ENETUNREACH ||
-	       r == -ECONNRESET || r == -ECONNABORTED || r == -EPIPE || r == -ENOTCONN || r == -EADDRNOTAVAIL;
+	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ENETUNREACH || cf_conn_lost(r) ||
+	       r == -EADDRNOTAVAIL;
 }
 
 int cf_session_open(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],

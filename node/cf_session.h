@@ -10,6 +10,8 @@
 #ifndef CF_SESSION_H
 #define CF_SESSION_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cf_layout.h"
@@ -67,6 +69,11 @@ int cf_session_connect_timeout(int timeout_ms);
 void cf_session_close(struct cf_session *s); /* accepts a half-open session */
 /* The CF's own words for the last refusal (e.g. both version ranges), or NULL. */
 const char *cf_session_error_msg(const struct cf_session *s);
+/* The CF went away under a request or a handshake (not refused, not unreachable): a connection lost. */
+static inline bool cf_conn_lost(int r)
+{
+	return r == -ECONNRESET || r == -ECONNABORTED || r == -EPIPE || r == -ENOTCONN;
+}
 
 /* First connection of a system: JOIN → sys, epoch, token, grants. */
 int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid,
