@@ -31,6 +31,18 @@ static int kill_session(struct cf_session *s, int err)
 	return s->dead;
 }
 
+/*
+ * A post the transport did not take: arguments refused (-EINVAL, -EMSGSIZE),
+ * completions to reap first (-ENOBUFS) or no memory leave the connection as
+ * it was; anything else is the connection's death, and so the session's.
+ */
+static int post_failed(struct cf_session *s, int r)
+{
+	if (r == -EINVAL || r == -EMSGSIZE || r == -ENOBUFS || r == -ENOMEM)
+		return r;
+	return kill_session(s, r);
+}
+
 static void evq_push(struct cf_session *s, const struct cf_event *ev)
 {
 	if (s->evq_len == CF_SESSION_EVQ) {
@@ -552,14 +564,16 @@ static uint64_t raddr(const struct cf_grant *g, uint64_t off)
 
 /*
  * Wait for the completion of wr_id (bounded by the op timeout). Completions
- * of other posted ops are consumed; the first error among them is returned
- * once wr_id completes.
+ * of other posted ops are consumed. An op the CF refused (an error
+ * completion) ends the session on every transport, as it ends an RC queue
+ * pair over verbs: the first such error is the session's, returned once
+ * wr_id completes (or at once, when the connection is gone).
  */
 static int wait_wr(struct cf_session *s, uint64_t wr_id, uint64_t *value)
 {
 	uint64_t t0 = cf_mono_ns();
 	struct cf_wc wc[16];
-	int n, err = 0, left;
+	int n, left;
 
 	for (;;) {
 		left = CF_SESSION_OP_TIMEOUT_MS - (int)((cf_mono_ns() - t0) / 1000000u);
@@ -569,14 +583,14 @@ static int wait_wr(struct cf_session *s, uint64_t wr_id, uint64_t *value)
 		if (n < 0)
 			return kill_session(s, n);
 		for (int i = 0; i < n; i++) {
+			if (wc[i].status < 0)
+				kill_session(s, wc[i].status);
 			if (wc[i].wr_id == wr_id) {
 				if (value)
 					*value = wc[i].value;
 				/* later completions of this batch belong to ops posted after wr_id: none */
-				return wc[i].status < 0 ? wc[i].status : err;
+				return s->dead;
 			}
-			if (wc[i].status < 0 && !err)
-				err = wc[i].status;
 		}
 	}
 }
@@ -633,25 +647,29 @@ int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *o
 int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
 {
 	const struct cf_grant *g;
+	int r;
 
 	if (s->dead)
 		return s->dead;
 	g = cf_session_grant_for(s, off, len, CF_R_WRITE);
 	if (!g)
 		return -EACCES;
-	return s->ops->post_write(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, flags);
+	r = s->ops->post_write(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, flags);
+	return r < 0 ? post_failed(s, r) : r;
 }
 
 int cf_session_post_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
 {
 	const struct cf_grant *g;
+	int r;
 
 	if (s->dead)
 		return s->dead;
 	g = cf_session_grant_for(s, off, len, CF_R_READ);
 	if (!g)
 		return -EACCES;
-	return s->ops->post_read(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, 0);
+	r = s->ops->post_read(s->conn, buf, len, raddr(g, off), g->rkey, ++s->next_wr, 0);
+	return r < 0 ? post_failed(s, r) : r;
 }
 
 int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
@@ -670,10 +688,10 @@ int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *w
 	/* RC order: the WRITE executes before the CAS; only the CAS is awaited */
 	r = s->ops->post_write(s->conn, wbuf, wlen, raddr(gw, woff), gw->rkey, ++s->next_wr, CF_POST_UNSIGNALED);
 	if (r < 0)
-		return r;
+		return post_failed(s, r);
 	id = ++s->next_wr;
 	r = s->ops->post_cas(s->conn, raddr(gc, coff), gc->rkey, compare, swap, id, 0);
-	return r < 0 ? r : wait_wr(s, id, old);
+	return r < 0 ? post_failed(s, r) : wait_wr(s, id, old);
 }
 
 int cf_session_drain(struct cf_session *s)
@@ -695,13 +713,15 @@ int cf_session_drain(struct cf_session *s)
 	}
 	id = ++s->next_wr;
 	r = s->ops->post_read(s->conn, &marker, 8, g->addr, g->rkey, id, 0);
-	return r < 0 ? r : wait_wr(s, id, NULL);
+	return r < 0 ? post_failed(s, r) : wait_wr(s, id, NULL);
 }
 
+/* Post one op: -EACCES/-EINVAL when refused here (no grant, bad op: nothing posted, the session lives). */
 static int batch_post(struct cf_session *s, struct cf_batch_op *o, uint64_t id)
 {
 	const struct cf_grant *g;
 	uint32_t need;
+	int r;
 
 	switch (o->op) {
 	case CF_OP_READ: need = CF_R_READ; break;
@@ -714,17 +734,17 @@ static int batch_post(struct cf_session *s, struct cf_batch_op *o, uint64_t id)
 	if (!g)
 		return -EACCES;
 	switch (o->op) {
-	case CF_OP_READ: return s->ops->post_read(s->conn, o->buf, o->len, raddr(g, o->off), g->rkey, id, 0);
-	case CF_OP_WRITE: return s->ops->post_write(s->conn, o->buf, o->len, raddr(g, o->off), g->rkey, id, 0);
-	case CF_OP_CAS: return s->ops->post_cas(s->conn, raddr(g, o->off), g->rkey, o->compare, o->swap, id, 0);
-	default: return s->ops->post_faa(s->conn, raddr(g, o->off), g->rkey, o->compare, id, 0);
+	case CF_OP_READ: r = s->ops->post_read(s->conn, o->buf, o->len, raddr(g, o->off), g->rkey, id, 0); break;
+	case CF_OP_WRITE: r = s->ops->post_write(s->conn, o->buf, o->len, raddr(g, o->off), g->rkey, id, 0); break;
+	case CF_OP_CAS: r = s->ops->post_cas(s->conn, raddr(g, o->off), g->rkey, o->compare, o->swap, id, 0); break;
+	default: r = s->ops->post_faa(s->conn, raddr(g, o->off), g->rkey, o->compare, id, 0); break;
 	}
+	return r < 0 ? post_failed(s, r) : r;
 }
 
 int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 {
 	struct cf_wc wc[CF_BATCH_DEPTH];
-	int prior = 0; /* an earlier posted op's error, reported as wait_wr does */
 
 	for (size_t base = 0; base < n; base += CF_BATCH_DEPTH) {
 		size_t m = n - base < CF_BATCH_DEPTH ? n - base : CF_BATCH_DEPTH, left = 0;
@@ -751,12 +771,11 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 				return kill_session(s, k);
 			for (int j = 0; j < k; j++) {
 				uint64_t idx = wc[j].wr_id - first;
-				if (wc[j].wr_id < first || idx >= m) {
-					/* an earlier posted op's completion: only its error matters */
-					if (wc[j].status < 0 && !prior)
-						prior = wc[j].status;
+				/* a refused op ends the session (wait_wr), an earlier posted op's too */
+				if (wc[j].status < 0)
+					kill_session(s, wc[j].status);
+				if (wc[j].wr_id < first || idx >= m)
 					continue;
-				}
 				struct cf_batch_op *o = &ops[base + idx];
 				if (o->status != 1)
 					continue;
@@ -764,7 +783,9 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 				o->value = wc[j].value;
 				left--;
 			}
+			if (s->dead)
+				return s->dead; /* the ops still at status 1: unknown */
 		}
 	}
-	return prior;
+	return 0;
 }

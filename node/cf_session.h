@@ -153,9 +153,12 @@ int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len);
  * A batch of one-sided ops, posted together and reaped together: n ops cost
  * about one round trip instead of n (the transport pipelines them; RC order
  * still holds). Each op gets its own status (0 or -errno) and, for CAS/FAA,
- * the old value. Returns 0 when every op was executed (look at each status),
- * the error of an op posted earlier that completed meanwhile (as the
- * synchronous calls do), or the session's error (then the connection is dead).
+ * the old value. Returns 0 when every op was executed, or the session's
+ * error: the connection is dead, or the CF refused an op of this batch or an
+ * earlier one (a refusal ends the session on every transport, as it ends an
+ * RC queue pair; ops still at status 1 then have an unknown outcome). An op
+ * refused here, before posting (no grant: -EACCES, bad op: -EINVAL), has that
+ * status and the session lives.
  */
 struct cf_batch_op {
 	uint32_t op;      /* CF_OP_READ, CF_OP_WRITE, CF_OP_CAS, CF_OP_FAA */

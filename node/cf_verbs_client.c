@@ -47,7 +47,8 @@
  * bounds: -EACCES; bad length: -EINVAL) still gets its completion with that
  * status, as on tcp; flushed ops get none; poll() then returns -ECONNRESET and
  * every later call does too. Unlike tcp, a refusal therefore also ends the
- * connection; the protocol never relies on surviving one.
+ * connection; the session layer (cf_session.c) ends the session on a refusal
+ * over either transport, so the two cannot differ above it.
  *
  * ctrl_fd is an epoll fd over the completion channel and the CM event
  * channel, so a libev watcher wakes for control messages and for the

@@ -467,6 +467,25 @@ static int cmd_grants(int argc, char **argv)
 	CHECK(cf_session_goodbye(&s) == 0 && cf_session_goodbye(&other) == 0, "goodbye");
 	cf_session_close(&s);
 	cf_session_close(&other);
+	/*
+	 * Above the transport the two agree: an op of a session that the CF
+	 * refuses ends the session on tcp as on verbs (where it ends the queue
+	 * pair), and every later op says so. The refusal is provoked with a
+	 * grant whose rkey is changed here, so only the CF can refuse it.
+	 */
+	{
+		struct cf_session z;
+		struct cf_grant *zg;
+		open_sys(&z, "GR3");
+		zg = (struct cf_grant *)grant_of(&z, CF_RGN_HEADER);
+		zg->rkey ^= 0x5a5a5a5au;
+		r = cf_session_read(&z, zg->image_off, &old, 8);
+		CHECK(tcp ? r == -EACCES : r < 0, "session read with a wrong rkey: %d", r);
+		CHECK(z.dead == r, "the refusal did not end the session: dead %d, read %d", z.dead, r);
+		r = cf_session_faa(&z, lock_off(&z, 9), 1, &old);
+		CHECK(r == z.dead, "an op after the refusal: %d, not the session's error %d", r, z.dead);
+		cf_session_close(&z);
+	}
 	printf("OK grants\n");
 	return 0;
 }
