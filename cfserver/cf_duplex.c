@@ -56,10 +56,10 @@ struct cf_duplex {
 	pthread_t thr;
 	bool thr_started;
 	ev_async start_w; /* link thread -> loop: a secondary attached, start the sync */
-	/* wmu serialises writes on sfd; mu guards the state below. Order: wmu, then mu. */
+	/* wmu serialises writes on link (its tx MAC too); mu guards the state below. Order: wmu, then mu. */
 	pthread_mutex_t wmu, mu;
 	pthread_cond_t cv;
-	int sfd;
+	struct dx_link link; /* the secondary's; rx is the link thread's alone */
 	enum dx_state state;
 	uint64_t gen;               /* bumped at every attach */
 	uint64_t seq_sent, seq_acked;
@@ -152,7 +152,7 @@ static void dx_send(void *arg, void *job)
 {
 	struct cf_duplex *d = arg;
 	struct dx_job *j = job;
-	int fd = -1;
+	bool send = false;
 
 	if (!j)
 		return;
@@ -163,15 +163,15 @@ static void dx_send(void *arg, void *job)
 		if (d->state != DX_NONE) {
 			cf_slog_err("duplex: a batch could not be copied for the secondary %s (out of memory): dropping "
 				    "it; the batch waits until it is fenced", d->peer.name);
-			if (d->sfd >= 0)
-				shutdown(d->sfd, SHUT_RDWR);
+			if (d->link.fd >= 0)
+				shutdown(d->link.fd, SHUT_RDWR);
 			j->gen = d->gen;
 			j->seq = UINT64_MAX;
 		}
 	} else if (d->state == DX_SYNCING || d->state == DX_INSYNC) {
 		j->gen = d->gen;
 		j->seq = ++d->seq_sent;
-		fd = d->sfd;
+		send = d->link.fd >= 0;
 	} else if (d->state == DX_FENCING) {
 		/*
 		 * The secondary is lost but not yet fenced: it may still take over
@@ -183,12 +183,12 @@ static void dx_send(void *arg, void *job)
 	}
 	pthread_mutex_unlock(&d->mu);
 	/* a stalled secondary blocks here until the link thread fences it (shutdown wakes us) */
-	if (fd >= 0) {
+	if (send) {
 		const uint8_t *q = j->buf;
 		for (size_t k = 0; k < j->nparts; k++) {
 			uint32_t blen;
 			memcpy(&blen, q, 4);
-			if (dx_send_frame(fd, DX_BATCH, k + 1 == j->nparts ? j->seq : 0, q + 4, blen, -1) < 0) {
+			if (dx_send_frame(&d->link, DX_BATCH, k + 1 == j->nparts ? j->seq : 0, q + 4, blen, -1) < 0) {
 				cf_slog_debug("duplex: batch %llu not sent: the link is going", (unsigned long long)j->seq);
 				break;
 			}
@@ -236,7 +236,6 @@ static void sync_step(struct cf_duplex *d)
 	}
 	d->synced_bytes = d->sync_off;
 	if (d->sync_off >= size) {
-		int fd = d->sfd;
 		d->state = DX_INSYNC;
 		pthread_mutex_unlock(&d->mu);
 		/*
@@ -246,7 +245,7 @@ static void sync_step(struct cf_duplex *d)
 		 */
 		dx_mark(d->im, CF_DUPLEX_INSYNC);
 		/* after the last chunk's ACK, and before any later batch: the stream's order */
-		dx_send_frame(fd, DX_SYNCED, 0, NULL, 0, -1);
+		dx_send_frame(&d->link, DX_SYNCED, 0, NULL, 0, -1);
 		pthread_mutex_unlock(&d->wmu);
 		cf_slog_info("duplex: secondary %s (pid %llu on %s) is in sync (%llu bytes): every durable write is now "
 			 "acknowledged by both CFs", d->peer.name, (unsigned long long)d->peer.pid, d->peer.host,
@@ -284,12 +283,12 @@ static void start_cb(struct ev_loop *loop, ev_async *w, int revents)
 }
 
 /* Handshake of a connecting secondary (link thread): 0 with its identity, or -errno. */
-static int accept_handshake(struct cf_duplex *d, int fd, struct dx_ident *peer)
+static int accept_handshake(struct cf_duplex *d, struct dx_link *l, struct dx_ident *peer)
 {
 	struct dx_ident me;
 	int r;
 
-	r = dx_accept_auth(fd, d->cfg.key);
+	r = dx_accept_auth(l, d->cfg.key);
 	if (r < 0)
 		return r;
 	/* identity, then the header: the secondary builds an image of the same geometry */
@@ -301,12 +300,12 @@ static int accept_handshake(struct cf_duplex *d, int fd, struct dx_ident *peer)
 		dx_self_ident(&me, d->cfg.name);
 		memcpy(info, &me, sizeof(me));
 		memcpy(info + sizeof(me), d->im->base, hl);
-		r = dx_send_frame(fd, DX_INFO, 0, info, (uint32_t)(sizeof(me) + hl), DX_HANDSHAKE_MS);
+		r = dx_send_frame(l, DX_INFO, 0, info, (uint32_t)(sizeof(me) + hl), DX_HANDSHAKE_MS);
 		free(info);
 		if (r < 0)
 			return r;
 	}
-	r = dx_recv_expect(fd, DX_INFO_R, peer, sizeof(*peer));
+	r = dx_recv_expect(l, DX_INFO_R, peer, sizeof(*peer));
 	if (r < 0)
 		return r;
 	peer->host[sizeof(peer->host) - 1] = 0;
@@ -315,8 +314,9 @@ static int accept_handshake(struct cf_duplex *d, int fd, struct dx_ident *peer)
 }
 
 /* Serve an attached secondary until the link is lost (link thread). */
-static void serve_link(struct cf_duplex *d, int fd)
+static void serve_link(struct cf_duplex *d)
 {
+	int fd = d->link.fd;
 	uint64_t last_rx = cf_mono_ns(), last_tx = 0;
 	int period = (int)(d->cfg.hb_interval_ns / 1000000ull);
 	const char *why = "timeout";
@@ -334,10 +334,10 @@ static void serve_link(struct cf_duplex *d, int fd)
 		if (r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			struct dx_frame f;
 			void *b;
-			r = dx_recv_frame(fd, &f, &b, 1000);
+			r = dx_recv_frame(&d->link, &f, &b, 1000);
 			free(b);
 			if (r < 0) {
-				why = r == -ECONNRESET ? "connection closed" : strerror(-r);
+				why = dx_link_err(r);
 				break;
 			}
 			last_rx = now;
@@ -362,7 +362,7 @@ static void serve_link(struct cf_duplex *d, int fd)
 		 * the stream), waiting at most a period for room.
 		 */
 		if (now - last_tx >= d->cfg.hb_interval_ns && pthread_mutex_trylock(&d->wmu) == 0) {
-			r = dx_send_frame(fd, DX_PING, 0, NULL, 0, period);
+			r = dx_send_frame(&d->link, DX_PING, 0, NULL, 0, period);
 			pthread_mutex_unlock(&d->wmu);
 			if (r == 0)
 				last_tx = now;
@@ -383,6 +383,7 @@ static void *link_main(void *arg)
 	while (!__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE)) {
 		struct pollfd pfd[2] = {{.fd = d->lfd, .events = POLLIN}, {.fd = d->quit_pipe[0], .events = POLLIN}};
 		struct dx_ident peer;
+		struct dx_link l;
 		int fd, r;
 
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
@@ -395,16 +396,17 @@ static void *link_main(void *arg)
 		if (fd < 0)
 			continue;
 		dx_tune(fd);
-		r = accept_handshake(d, fd, &peer);
+		dx_link_init(&l, fd);
+		r = accept_handshake(d, &l, &peer);
 		if (r < 0) {
 			cf_slog_warn("duplex: a connection to the link port was refused: %s",
-				 r == -EPERM ? "it did not prove the cluster key" : strerror(-r));
-			close(fd);
+				 r == -EPERM ? "it did not prove the cluster key" : dx_link_err(r));
+			dx_link_close(&l);
 			continue;
 		}
 		pthread_mutex_lock(&d->wmu);
 		pthread_mutex_lock(&d->mu);
-		d->sfd = fd;
+		d->link = l; /* from here on only d->link is used: its MAC counters are the link's */
 		d->peer = peer;
 		d->gen++;
 		d->seq_sent = d->seq_acked = 0;
@@ -415,7 +417,7 @@ static void *link_main(void *arg)
 		cf_slog_info("duplex: secondary %s (pid %llu on %s) attached", peer.name, (unsigned long long)peer.pid,
 			 peer.host);
 		ev_async_send(d->loop, &d->start_w);
-		serve_link(d, fd);
+		serve_link(d);
 		if (__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE))
 			break;
 		/* lost: unblock a writer stuck on it, fence, and only then release the waiting batches */
@@ -426,8 +428,7 @@ static void *link_main(void *arg)
 		dx_fence_peer(&d->cfg, &peer, "secondary", &d->quit);
 		pthread_mutex_lock(&d->wmu);
 		pthread_mutex_lock(&d->mu);
-		close(fd);
-		d->sfd = -1;
+		dx_link_close(&d->link);
 		d->state = DX_NONE;
 		dx_mark(d->im, 0); /* fenced: no takeover can overtake this image any more */
 		pthread_cond_broadcast(&d->cv);
@@ -457,7 +458,7 @@ int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr
 	d->loop = loop;
 	d->im = im;
 	d->cfg = *cfg;
-	d->sfd = -1;
+	dx_link_init(&d->link, -1);
 	d->lfd = -1;
 	d->quit_pipe[0] = d->quit_pipe[1] = -1;
 	pthread_mutex_init(&d->wmu, NULL);
@@ -548,16 +549,15 @@ void cf_duplex_free(struct cf_duplex *d)
 		/* the thread also polls quit every h */
 	}
 	pthread_mutex_lock(&d->mu);
-	if (d->sfd >= 0)
-		shutdown(d->sfd, SHUT_RDWR);
+	if (d->link.fd >= 0)
+		shutdown(d->link.fd, SHUT_RDWR);
 	d->state = DX_NONE;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	if (d->thr_started)
 		pthread_join(d->thr, NULL);
 	ev_async_stop(d->loop, &d->start_w);
-	if (d->sfd >= 0)
-		close(d->sfd);
+	dx_link_close(&d->link);
 	close(d->lfd);
 	close(d->quit_pipe[0]);
 	close(d->quit_pipe[1]);

@@ -57,7 +57,7 @@ bool dx_stopped(void)
  * through mu: ACKs and PINGs are whole frames.
  */
 struct pinger {
-	int fd;
+	struct dx_link *l;
 	uint64_t period_ns;
 	pthread_mutex_t mu;
 	int stop; /* atomic */
@@ -71,7 +71,7 @@ static void *pinger_main(void *arg)
 	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
 		usleep((useconds_t)(pg->period_ns / 1000u));
 		pthread_mutex_lock(&pg->mu);
-		int r = dx_send_frame(pg->fd, DX_PING, 0, NULL, 0, (int)(pg->period_ns / 1000000u) + 1);
+		int r = dx_send_frame(pg->l, DX_PING, 0, NULL, 0, (int)(pg->period_ns / 1000000u) + 1);
 		pthread_mutex_unlock(&pg->mu);
 		if (r < 0 && r != -ETIMEDOUT)
 			break; /* the follow loop sees the broken link itself */
@@ -157,6 +157,7 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 	struct dx_ident peer;
 	struct dx_state_msg st;
 	struct cf_header h;
+	struct dx_link l;
 	unsigned attempts = 0;
 	int fd, r;
 
@@ -166,10 +167,11 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		fd = dx_dial(primary_addr, 1000, why, whylen);
 		r = fd;
 		if (fd >= 0) {
-			r = dx_follow_handshake(fd, cfg, &peer, &h, &st, why, whylen);
+			dx_link_init(&l, fd);
+			r = dx_follow_handshake(&l, cfg, &peer, &h, &st, why, whylen);
 			if (r == 0)
 				break;
-			close(fd);
+			dx_link_close(&l);
 			if (r == DX_HS_STATE)
 				snprintf(why, whylen, "the CF at %s (%s, pid %llu on %s) is not serving: %s", primary_addr,
 					 st.id.name, (unsigned long long)st.id.pid, st.id.host, dx_role_str(st.role));
@@ -187,18 +189,18 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 		}
 		usleep(100000);
 	}
-	r = dx_follow_fd(fd, &peer, &h, primary_addr, nvram, cfg, im, why, whylen);
+	r = dx_follow_link(&l, &peer, &h, primary_addr, nvram, cfg, im, why, whylen);
 out:
 	dx_release_stop(old);
 	return r;
 }
 
 /*
- * Follow a primary on fd (handshake done: its identity and header) until it
- * is lost and fenced: 0 when this CF must serve im (the restart path), or
- * -errno with why. Closes fd.
+ * Follow a primary on link l (handshake done: its identity and header) until
+ * it is lost and fenced: 0 when this CF must serve im (the restart path), or
+ * -errno with why. Closes the link.
  */
-int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *hp, const char *primary_addr,
+int dx_follow_link(struct dx_link *l, const struct dx_ident *peerp, const struct cf_header *hp, const char *primary_addr,
 		 const char *nvram, const struct cf_duplex_cfg *cfg, struct cf_image *im, char *why, size_t whylen)
 {
 	struct dx_ident peer = *peerp;
@@ -236,7 +238,7 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 	cf_slog_info("duplex: following the primary %s (pid %llu on %s) at %s; copying its image (%llu bytes)", peer.name,
 		 (unsigned long long)peer.pid, peer.host, primary_addr, (unsigned long long)h.image_size);
 	last_rx = cf_mono_ns();
-	pg.fd = fd;
+	pg.l = l;
 	pg.period_ns = cfg->hb_interval_ns ? cfg->hb_interval_ns : 5000000ull;
 	pthread_mutex_init(&pg.mu, NULL);
 	pg.stop = 0;
@@ -248,7 +250,7 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 	}
 	pinging = true;
 	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
 		uint64_t now;
 		r = poll(&pfd, 1, period);
 		if (STOPPED()) {
@@ -260,9 +262,9 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 		if (r > 0) {
 			struct dx_frame f;
 			void *b;
-			r = dx_recv_frame(fd, &f, &b, 1000);
+			r = dx_recv_frame(l, &f, &b, 1000);
 			if (r < 0) {
-				lost = r == -ECONNRESET ? "connection closed" : strerror(-r);
+				lost = dx_link_err(r);
 				free(b);
 				break;
 			}
@@ -281,10 +283,10 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 					dx_mark(im, CF_DUPLEX_COPYING);
 				if (f.seq) { /* the last part of a batch: acknowledge the whole batch */
 					pthread_mutex_lock(&pg.mu);
-					r = dx_send_frame(fd, DX_ACK, f.seq, NULL, 0, 1000);
+					r = dx_send_frame(l, DX_ACK, f.seq, NULL, 0, 1000);
 					pthread_mutex_unlock(&pg.mu);
 					if (r < 0) {
-						lost = strerror(-r);
+						lost = dx_link_err(r);
 						free(b);
 						break;
 					}
@@ -312,8 +314,7 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 		}
 	}
 	stop_pinger(&pg, &pinging);
-	close(fd);
-	fd = -1;
+	dx_link_close(l);
 	if (!synced) {
 		snprintf(why, whylen, "lost the primary (%s) before the copy was complete: this CF cannot take over",
 			 lost);
@@ -367,8 +368,7 @@ int dx_follow_fd(int fd, const struct dx_ident *peerp, const struct cf_header *h
 	r = 0;
 out:
 	stop_pinger(&pg, &pinging);
-	if (fd >= 0)
-		close(fd);
+	dx_link_close(l);
 	if (r < 0 && opened)
 		cf_image_close(im);
 	return r;

@@ -76,9 +76,28 @@ struct dx_state_msg {
 };
 const char *dx_role_str(uint32_t role);
 
-int dx_send_frame(int fd, uint32_t type, uint64_t seq, const void *body, uint32_t len, int timeout_ms);
-/* Receive one frame's header and body (malloc'd into *body when len > 0). */
-int dx_recv_frame(int fd, struct dx_frame *f, void **body, int timeout_ms);
+/*
+ * One end of the link: its socket and, once the key proof is done, a frame
+ * MAC per direction (cf_auth.h "Frame integrity", keys bound to DX_ROLE and
+ * both nonces). A sealed frame is the header, the body, then a 16-byte tag
+ * over both; a frame whose tag fails (forged, changed, replayed, reordered,
+ * dropped before it) ends the link with -EBADMSG. tx is used under the
+ * sender's lock, rx by the one reading thread.
+ */
+struct dx_link {
+	int fd; /* -1: none */
+	bool sealed;
+	struct cf_frame_mac tx, rx;
+};
+void dx_link_init(struct dx_link *l, int fd);
+/* Close the socket (if any) and wipe the keys; the link is then empty (fd -1). */
+void dx_link_close(struct dx_link *l);
+
+int dx_send_frame(struct dx_link *l, uint32_t type, uint64_t seq, const void *body, uint32_t len, int timeout_ms);
+/* Receive one frame's header and body (malloc'd into *body when len > 0); -EBADMSG: its MAC failed. */
+int dx_recv_frame(struct dx_link *l, struct dx_frame *f, void **body, int timeout_ms);
+/* Words for a link error in a log line (a failed MAC named as such). */
+const char *dx_link_err(int r);
 void dx_self_ident(struct dx_ident *id, const char *name);
 void dx_tune(int fd);
 /* Fence the other CF with the configured agent until it is confirmed (or *stop is set). */
@@ -86,20 +105,20 @@ int dx_fence_peer(const struct cf_duplex_cfg *cfg, const struct dx_ident *peer, 
 /* Connect to a link address within timeout_ms; the fd or -errno (-ECONNREFUSED: nobody listens there). */
 int dx_dial(const char *addr, int timeout_ms, char *why, size_t whylen);
 /* Receive one frame that must be of this type and exactly len bytes (into buf); -EPROTO if not. */
-int dx_recv_expect(int fd, uint32_t type, void *buf, uint32_t len);
-/* The listening side of the key proof; 0 once the peer proved the cluster key, -EPERM if not. */
-int dx_accept_auth(int fd, const uint8_t key[CF_KEY_LEN]);
+int dx_recv_expect(struct dx_link *l, uint32_t type, void *buf, uint32_t len);
+/* The listening side of the key proof; 0 once the peer proved the cluster key (the link is then sealed), -EPERM if not. */
+int dx_accept_auth(struct dx_link *l, const uint8_t key[CF_KEY_LEN]);
 /*
  * The connecting side: prove the key, check the listener's proof, then read
  * its answer: 0 with a serving primary's identity and header (INFO, answered
  * with our identity), DX_HS_STATE with a pair member's state (st), or -errno.
  */
 #define DX_HS_STATE 1
-int dx_follow_handshake(int fd, const struct cf_duplex_cfg *cfg, struct dx_ident *peer, struct cf_header *h,
+int dx_follow_handshake(struct dx_link *l, const struct cf_duplex_cfg *cfg, struct dx_ident *peer, struct cf_header *h,
 			struct dx_state_msg *st, char *why, size_t whylen);
 
-/* The secondary's part once connected and handshaken (cf_duplex_follow.c). */
-int dx_follow_fd(int fd, const struct dx_ident *peer, const struct cf_header *h, const char *primary_addr,
+/* The secondary's part once connected and handshaken (cf_duplex_follow.c); closes the link. */
+int dx_follow_link(struct dx_link *l, const struct dx_ident *peer, const struct cf_header *h, const char *primary_addr,
 		 const char *nvram, const struct cf_duplex_cfg *cfg, struct cf_image *im, char *why, size_t whylen);
 
 /* SIGTERM/SIGINT while following or deciding: caught (dx_stopped), restored by dx_release_stop. */

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,35 +78,92 @@ static int rd_all(int fd, void *buf, size_t len, int timeout_ms)
 	return 0;
 }
 
-int dx_send_frame(int fd, uint32_t type, uint64_t seq, const void *body, uint32_t len, int timeout_ms)
+void dx_link_init(struct dx_link *l, int fd)
 {
-	struct dx_frame f = {type, len, seq};
-	int r = wr_all(fd, &f, sizeof(f), timeout_ms);
-
-	return r < 0 || !len ? r : wr_all(fd, body, len, timeout_ms);
+	memset(l, 0, sizeof(*l));
+	l->fd = fd;
 }
 
-/* Receive one frame's header and body (malloc'd into *body when len > 0). */
-int dx_recv_frame(int fd, struct dx_frame *f, void **body, int timeout_ms)
+void dx_link_close(struct dx_link *l)
 {
-	int r = rd_all(fd, f, sizeof(*f), timeout_ms);
+	if (l->fd >= 0)
+		close(l->fd);
+	cf_frame_mac_wipe(&l->tx);
+	cf_frame_mac_wipe(&l->rx);
+	dx_link_init(l, -1);
+}
+
+/* The key proof is done: from the next frame on, each direction is sealed with its own key. */
+static void link_seal(struct dx_link *l, const uint8_t key[CF_KEY_LEN], const uint8_t cnonce[CF_NONCE_LEN],
+		      const uint8_t snonce[CF_NONCE_LEN], bool dialler)
+{
+	uint8_t c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
+
+	cf_auth_frame_keys(key, cnonce, snonce, DX_ROLE, c2s, s2c);
+	cf_frame_mac_init(&l->tx, dialler ? c2s : s2c);
+	cf_frame_mac_init(&l->rx, dialler ? s2c : c2s);
+	sodium_memzero(c2s, sizeof(c2s));
+	sodium_memzero(s2c, sizeof(s2c));
+	l->sealed = true;
+}
+
+int dx_send_frame(struct dx_link *l, uint32_t type, uint64_t seq, const void *body, uint32_t len, int timeout_ms)
+{
+	struct dx_frame f = {type, len, seq};
+	uint8_t tag[CF_FRAME_TAG_LEN];
+	int r;
+
+	if (l->sealed) {
+		r = cf_frame_seal2(&l->tx, &f, sizeof(f), body, len, tag);
+		if (r < 0)
+			return r;
+	}
+	r = wr_all(l->fd, &f, sizeof(f), timeout_ms);
+	if (r == 0 && len)
+		r = wr_all(l->fd, body, len, timeout_ms);
+	if (r == 0 && l->sealed)
+		r = wr_all(l->fd, tag, sizeof(tag), timeout_ms);
+	return r;
+}
+
+/* Receive one frame's header and body (malloc'd into *body when len > 0); -EBADMSG: its MAC failed. */
+int dx_recv_frame(struct dx_link *l, struct dx_frame *f, void **body, int timeout_ms)
+{
+	uint8_t tag[CF_FRAME_TAG_LEN];
+	int r = rd_all(l->fd, f, sizeof(*f), timeout_ms), rest;
 
 	*body = NULL;
 	if (r < 0)
 		return r;
 	if (f->len > DX_MAX_FRAME)
 		return -EPROTO;
-	if (!f->len)
-		return 0;
-	*body = malloc(f->len);
-	if (!*body)
-		return -ENOMEM;
-	r = rd_all(fd, *body, f->len, timeout_ms < 0 ? -1 : (timeout_ms > DX_HANDSHAKE_MS ? timeout_ms : DX_HANDSHAKE_MS));
+	rest = timeout_ms < 0 ? -1 : (timeout_ms > DX_HANDSHAKE_MS ? timeout_ms : DX_HANDSHAKE_MS);
+	if (f->len) {
+		*body = malloc(f->len);
+		if (!*body)
+			return -ENOMEM;
+		r = rd_all(l->fd, *body, f->len, rest);
+	}
+	if (r == 0 && l->sealed) {
+		r = rd_all(l->fd, tag, sizeof(tag), rest);
+		if (r == 0)
+			r = cf_frame_open2(&l->rx, f, sizeof(*f), *body, f->len, tag);
+	}
 	if (r < 0) {
 		free(*body);
 		*body = NULL;
 	}
 	return r;
+}
+
+const char *dx_link_err(int r)
+{
+	switch (r) {
+	case -ECONNRESET: return "connection closed";
+	case -EBADMSG: return "a frame failed its MAC check (changed or injected on the path)";
+	case -EPROTO: return "protocol error";
+	default: return strerror(r < 0 ? -r : r);
+	}
 }
 
 void dx_self_ident(struct dx_ident *id, const char *name)
@@ -217,11 +275,11 @@ int dx_dial(const char *addr, int timeout_ms, char *why, size_t whylen)
 }
 
 /* The listening side of the key proof (HELLO, CHALLENGE, AUTH). */
-int dx_recv_expect(int fd, uint32_t type, void *buf, uint32_t len)
+int dx_recv_expect(struct dx_link *l, uint32_t type, void *buf, uint32_t len)
 {
 	struct dx_frame f;
 	void *b = NULL;
-	int r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
+	int r = dx_recv_frame(l, &f, &b, DX_HANDSHAKE_MS);
 
 	if (r < 0)
 		return r;
@@ -234,7 +292,7 @@ int dx_recv_expect(int fd, uint32_t type, void *buf, uint32_t len)
 	return 0;
 }
 
-int dx_accept_auth(int fd, const uint8_t key[CF_KEY_LEN])
+int dx_accept_auth(struct dx_link *l, const uint8_t key[CF_KEY_LEN])
 {
 	struct dx_hello hello;
 	struct dx_challenge ch;
@@ -242,19 +300,22 @@ int dx_accept_auth(int fd, const uint8_t key[CF_KEY_LEN])
 	uint8_t mac[CF_MAC_LEN];
 	int r;
 
-	r = dx_recv_expect(fd, DX_HELLO, &hello, sizeof(hello));
+	r = dx_recv_expect(l, DX_HELLO, &hello, sizeof(hello));
 	if (r < 0)
 		return r;
 	cf_auth_nonce(ch.nonce);
 	cf_auth_mac_server(key, hello.nonce, ch.nonce, ch.mac);
-	r = dx_send_frame(fd, DX_CHALLENGE, 0, &ch, sizeof(ch), DX_HANDSHAKE_MS);
+	r = dx_send_frame(l, DX_CHALLENGE, 0, &ch, sizeof(ch), DX_HANDSHAKE_MS);
 	if (r < 0)
 		return r;
-	r = dx_recv_expect(fd, DX_AUTH, &au, sizeof(au));
+	r = dx_recv_expect(l, DX_AUTH, &au, sizeof(au));
 	if (r < 0)
 		return r;
 	cf_auth_mac_client(key, ch.nonce, hello.nonce, DX_ROLE, mac);
-	return cf_auth_verify(mac, au.mac) < 0 ? -EPERM : 0;
+	if (cf_auth_verify(mac, au.mac) < 0)
+		return -EPERM;
+	link_seal(l, key, hello.nonce, ch.nonce, false);
+	return 0;
 }
 
 const char *dx_role_str(uint32_t role)
@@ -268,7 +329,7 @@ const char *dx_role_str(uint32_t role)
 	}
 }
 
-int dx_follow_handshake(int fd, const struct cf_duplex_cfg *cfg, struct dx_ident *peer, struct cf_header *h,
+int dx_follow_handshake(struct dx_link *l, const struct cf_duplex_cfg *cfg, struct dx_ident *peer, struct cf_header *h,
 			struct dx_state_msg *st, char *why, size_t whylen)
 {
 	struct dx_hello hello;
@@ -280,10 +341,10 @@ int dx_follow_handshake(int fd, const struct cf_duplex_cfg *cfg, struct dx_ident
 	int r;
 
 	cf_auth_nonce(hello.nonce);
-	r = dx_send_frame(fd, DX_HELLO, 0, &hello, sizeof(hello), DX_HANDSHAKE_MS);
+	r = dx_send_frame(l, DX_HELLO, 0, &hello, sizeof(hello), DX_HANDSHAKE_MS);
 	if (r < 0)
 		goto io;
-	r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
+	r = dx_recv_frame(l, &f, &b, DX_HANDSHAKE_MS);
 	if (r < 0)
 		goto io;
 	if (f.type != DX_CHALLENGE || f.len != sizeof(struct dx_challenge)) {
@@ -298,11 +359,13 @@ int dx_follow_handshake(int fd, const struct cf_duplex_cfg *cfg, struct dx_ident
 		return -EPERM;
 	}
 	cf_auth_mac_client(cfg->key, ((struct dx_challenge *)b)->nonce, hello.nonce, DX_ROLE, au.mac);
+	r = dx_send_frame(l, DX_AUTH, 0, &au, sizeof(au), DX_HANDSHAKE_MS);
+	if (r == 0)
+		link_seal(l, cfg->key, hello.nonce, ((struct dx_challenge *)b)->nonce, true);
 	free(b);
-	r = dx_send_frame(fd, DX_AUTH, 0, &au, sizeof(au), DX_HANDSHAKE_MS);
 	if (r < 0)
 		goto io;
-	r = dx_recv_frame(fd, &f, &b, DX_HANDSHAKE_MS);
+	r = dx_recv_frame(l, &f, &b, DX_HANDSHAKE_MS);
 	if (r < 0) {
 		if (r == -ECONNRESET) {
 			snprintf(why, whylen, "the primary closed the link after our proof (cluster key refused?)");
@@ -328,7 +391,7 @@ int dx_follow_handshake(int fd, const struct cf_duplex_cfg *cfg, struct dx_ident
 	memcpy(h, (uint8_t *)b + sizeof(*peer), sizeof(*h));
 	free(b);
 	dx_self_ident(&me, cfg->name);
-	r = dx_send_frame(fd, DX_INFO_R, 0, &me, sizeof(me), DX_HANDSHAKE_MS);
+	r = dx_send_frame(l, DX_INFO_R, 0, &me, sizeof(me), DX_HANDSHAKE_MS);
 	if (r < 0)
 		goto io;
 	return 0;

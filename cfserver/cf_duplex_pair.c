@@ -69,6 +69,7 @@ static void *answer_main(void *arg)
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = p->lfd, .events = POLLIN}, {.fd = p->quit_pipe[0], .events = POLLIN}};
 		struct dx_state_msg st;
+		struct dx_link l;
 		int fd, r;
 
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
@@ -81,18 +82,19 @@ static void *answer_main(void *arg)
 		if (fd < 0)
 			continue;
 		dx_tune(fd);
-		r = dx_accept_auth(fd, p->cfg.key);
+		dx_link_init(&l, fd);
+		r = dx_accept_auth(&l, p->cfg.key);
 		if (r == 0) {
 			/* read at the moment of the answer: the order the argument above needs */
 			pthread_mutex_lock(&p->mu);
 			st = p->st;
 			pthread_mutex_unlock(&p->mu);
-			(void)dx_send_frame(fd, DX_STATE, 0, &st, sizeof(st), DX_HANDSHAKE_MS);
+			(void)dx_send_frame(&l, DX_STATE, 0, &st, sizeof(st), DX_HANDSHAKE_MS);
 		} else {
 			cf_slog_warn("duplex: a probe on the link port was refused: %s",
-				     r == -EPERM ? "it did not prove the cluster key" : strerror(-r));
+				     r == -EPERM ? "it did not prove the cluster key" : dx_link_err(r));
 		}
-		close(fd);
+		dx_link_close(&l);
 	}
 	return NULL;
 }
@@ -196,6 +198,7 @@ int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, con
 		struct cf_header h;
 		char w[600] = "";
 		unsigned wait_ms = 100;
+		struct dx_link l;
 		int fd;
 
 		if (dx_stopped()) {
@@ -211,17 +214,18 @@ int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, con
 		fd = dx_dial(partner_addr, 1000, w, sizeof(w));
 		r = fd;
 		if (fd >= 0) {
-			r = dx_follow_handshake(fd, &p->cfg, &peer, &h, &st, w, sizeof(w));
+			dx_link_init(&l, fd);
+			r = dx_follow_handshake(&l, &p->cfg, &peer, &h, &st, w, sizeof(w));
 			if (r == 0) {
 				set_role(p, DX_ROLE_FOLLOWING);
 				cf_slog_info("duplex: the partner %s serves: following it as its secondary", partner_addr);
 				cf_image_close(im);
-				r = dx_follow_fd(fd, &peer, &h, partner_addr, nvram, &p->cfg, im, why, whylen);
+				r = dx_follow_link(&l, &peer, &h, partner_addr, nvram, &p->cfg, im, why, whylen);
 				if (r == 0)
 					set_role(p, DX_ROLE_PRIMARY);
 				break;
 			}
-			close(fd);
+			dx_link_close(&l);
 		}
 		if (r == -EPERM || r == -EPROTO || r == -EINVAL || r == -EHOSTUNREACH) {
 			snprintf(why, whylen, "partner %s: %s", partner_addr, w);

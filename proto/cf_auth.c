@@ -93,37 +93,64 @@ static void frame_otk(const struct cf_frame_mac *m, uint8_t otk[crypto_onetimeau
 	crypto_stream_chacha20_ietf(otk, crypto_onetimeauth_KEYBYTES, nonce, m->key);
 }
 
-int cf_frame_seal(struct cf_frame_mac *m, uint8_t *frame, size_t len)
+/* Poly1305 under frame seq's one-time key over a | b: both parts of one frame. */
+static void frame_tag(const struct cf_frame_mac *m, const void *a, size_t alen, const void *b, size_t blen,
+		      uint8_t tag[CF_FRAME_TAG_LEN])
 {
 	uint8_t otk[crypto_onetimeauth_KEYBYTES];
+	crypto_onetimeauth_state st;
 
 	_Static_assert(CF_FRAME_TAG_LEN == crypto_onetimeauth_BYTES, "tag len");
 	_Static_assert(CF_KEY_LEN == crypto_stream_chacha20_ietf_KEYBYTES, "stream key len");
-	if (len < CF_FRAME_TAG_LEN)
-		return -EINVAL;
+	frame_otk(m, otk);
+	crypto_onetimeauth_init(&st, otk);
+	crypto_onetimeauth_update(&st, a, alen);
+	if (blen)
+		crypto_onetimeauth_update(&st, b, blen);
+	crypto_onetimeauth_final(&st, tag);
+	sodium_memzero(otk, sizeof(otk));
+	sodium_memzero(&st, sizeof(st));
+}
+
+int cf_frame_seal2(struct cf_frame_mac *m, const void *a, size_t alen, const void *b, size_t blen,
+		   uint8_t tag[CF_FRAME_TAG_LEN])
+{
 	if (m->seq == UINT64_MAX)
 		return -EOVERFLOW;
-	frame_otk(m, otk);
-	crypto_onetimeauth(frame + len - CF_FRAME_TAG_LEN, frame, len - CF_FRAME_TAG_LEN, otk);
-	sodium_memzero(otk, sizeof(otk));
+	frame_tag(m, a, alen, b, blen, tag);
 	m->seq++;
 	return 0;
 }
 
-int cf_frame_open(struct cf_frame_mac *m, const uint8_t *frame, size_t len)
+int cf_frame_open2(struct cf_frame_mac *m, const void *a, size_t alen, const void *b, size_t blen,
+		   const uint8_t tag[CF_FRAME_TAG_LEN])
 {
-	uint8_t otk[crypto_onetimeauth_KEYBYTES];
+	uint8_t want[CF_FRAME_TAG_LEN];
 	int r;
 
-	if (len < CF_FRAME_TAG_LEN || m->seq == UINT64_MAX)
+	if (m->seq == UINT64_MAX)
 		return -EBADMSG;
-	frame_otk(m, otk);
-	r = crypto_onetimeauth_verify(frame + len - CF_FRAME_TAG_LEN, frame, len - CF_FRAME_TAG_LEN, otk);
-	sodium_memzero(otk, sizeof(otk));
+	frame_tag(m, a, alen, b, blen, want);
+	r = crypto_verify_16(want, tag);
+	sodium_memzero(want, sizeof(want));
 	if (r != 0)
 		return -EBADMSG;
 	m->seq++;
 	return 0;
+}
+
+int cf_frame_seal(struct cf_frame_mac *m, uint8_t *frame, size_t len)
+{
+	if (len < CF_FRAME_TAG_LEN)
+		return -EINVAL;
+	return cf_frame_seal2(m, frame, len - CF_FRAME_TAG_LEN, NULL, 0, frame + len - CF_FRAME_TAG_LEN);
+}
+
+int cf_frame_open(struct cf_frame_mac *m, const uint8_t *frame, size_t len)
+{
+	if (len < CF_FRAME_TAG_LEN)
+		return -EBADMSG;
+	return cf_frame_open2(m, frame, len - CF_FRAME_TAG_LEN, NULL, 0, frame + len - CF_FRAME_TAG_LEN);
 }
 
 int cf_auth_verify(const uint8_t a[CF_MAC_LEN], const uint8_t b[CF_MAC_LEN])

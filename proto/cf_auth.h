@@ -78,6 +78,15 @@ int cf_frame_seal(struct cf_frame_mac *m, uint8_t *frame, size_t len);
  */
 int cf_frame_open(struct cf_frame_mac *m, const uint8_t *frame, size_t len);
 
+/*
+ * The same tag over a frame in two parts (a then b, e.g. a header and a body
+ * that are not contiguous), written to or checked against tag, which is not
+ * part of the bytes covered. cf_frame_seal/open are these with b empty.
+ */
+int cf_frame_seal2(struct cf_frame_mac *m, const void *a, size_t alen, const void *b, size_t blen,
+		   uint8_t tag[CF_FRAME_TAG_LEN]);
+int cf_frame_open2(struct cf_frame_mac *m, const void *a, size_t alen, const void *b, size_t blen,
+		   const uint8_t tag[CF_FRAME_TAG_LEN]);
 /* Constant-time compare: 0 when equal, -EPERM otherwise. */
 int cf_auth_verify(const uint8_t a[CF_MAC_LEN], const uint8_t b[CF_MAC_LEN]);
 /*
