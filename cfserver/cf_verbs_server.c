@@ -6,11 +6,18 @@
  *   - One rdma_cm listener on ADDR:PORT. ADDR must name an RDMA-capable
  *     interface (a wildcard bind has no device yet, and the CF image must be
  *     registered before the first client arrives).
- *   - One PD; the whole CF image is one MR with LOCAL_WRITE | REMOTE_* |
- *     MW_BIND. Its rkey is never disclosed: clients get per-connection type-2
- *     memory windows (bound on that connection's QP, so the rkey is useless on
- *     any other QP) or, on devices without MEM_WINDOW_TYPE_2B, a per-grant MR
- *     whose rkey is disclosed only to that connection.
+ *   - Protection domains keep every connection to what it was granted, from
+ *     the moment its QP exists (before its handshake, too):
+ *       - the server's own PD holds the loopback QP pair of local_cas and the
+ *         one MR with remote rights over the whole image; no client QP is
+ *         ever in it, so that rkey works from no client QP, even if guessed;
+ *       - clients get per-connection type-2 memory windows (bound on that
+ *         connection's QP, so the rkey is useless on any other QP), bound to
+ *         a second image MR with LOCAL_WRITE | MW_BIND only, in a PD shared
+ *         by the client QPs: its own rkey gives no remote access at all;
+ *       - or, on devices without MEM_WINDOW_TYPE_2B (rxe), a per-grant MR in
+ *         a PD of that connection alone: its rkey, leaked or guessed, works
+ *         from no other QP (a PD check of the HCA, as for windows).
  *   - Per connection: one RC QP, a send CQ (ctrl SENDs, BIND_MW, LOCAL_INV;
  *     polled synchronously, never from the event loop) and a recv CQ (ctrl
  *     RECVs; all recv CQs share one completion channel watched by libev). Two
@@ -95,6 +102,8 @@ struct sgrant {
 struct cf_sconn {
 	struct cf_tserver *t;
 	struct rdma_cm_id *id;
+	struct ibv_pd *pd; /* the connection's own PD (MR grants), or the clients' PD (windows) */
+	bool own_pd;
 	struct ibv_cq *rcq, *scq;
 	struct ibv_mr *bufmr;
 	uint8_t *bufs; /* SV_RECV_DEPTH recv slots, then SV_SEND_DEPTH send slots, CF_CTRL_MAX each */
@@ -132,8 +141,10 @@ struct cf_tserver {
 	struct rdma_event_channel *ech;
 	struct rdma_cm_id *lid;
 	struct ibv_context *verbs;
-	struct ibv_pd *pd;
-	struct ibv_mr *mr;
+	struct ibv_pd *pd;   /* the server's own: loopback QPs and mr; never a client QP */
+	struct ibv_mr *mr;   /* the whole image, remote rights (local_cas, the window probe) */
+	struct ibv_pd *cpd;  /* windows only: the client QPs, their buffers and windows */
+	struct ibv_mr *cmr;  /* windows only: the image in cpd, LOCAL_WRITE | MW_BIND, no remote right */
 	struct ibv_comp_channel *cch;
 	struct ibv_device_attr attr;
 	bool use_mw;
@@ -373,6 +384,9 @@ static void conn_free(struct cf_sconn *sc)
 		ibv_destroy_cq(sc->scq);
 	if (sc->bufmr)
 		ibv_dereg_mr(sc->bufmr);
+	/* last: its QP and MRs are gone (the grants with the teardown) */
+	if (sc->own_pd && sc->pd && ibv_dealloc_pd(sc->pd))
+		vlog("%s: the connection's protection domain is still in use: leaked", sc->peer);
 	free(sc->bufs);
 	free(sc);
 }
@@ -450,7 +464,17 @@ static int conn_create(struct cf_tserver *t, struct rdma_cm_id *id, struct cf_sc
 		r = -ENOMEM;
 		goto err_free;
 	}
-	sc->bufmr = ibv_reg_mr(t->pd, sc->bufs, blen, IBV_ACCESS_LOCAL_WRITE);
+	if (t->use_mw) {
+		sc->pd = t->cpd;
+	} else {
+		sc->pd = ibv_alloc_pd(t->verbs);
+		if (!sc->pd) {
+			r = neg_errno();
+			goto err_free;
+		}
+		sc->own_pd = true;
+	}
+	sc->bufmr = ibv_reg_mr(sc->pd, sc->bufs, blen, IBV_ACCESS_LOCAL_WRITE);
 	if (!sc->bufmr) {
 		r = neg_errno();
 		goto err_free;
@@ -469,7 +493,7 @@ static int conn_create(struct cf_tserver *t, struct rdma_cm_id *id, struct cf_sc
 	qa.cap.max_recv_wr = SV_RECV_DEPTH;
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
-	if (rdma_create_qp(id, t->pd, &qa)) {
+	if (rdma_create_qp(id, sc->pd, &qa)) {
 		r = neg_errno();
 		goto err_free;
 	}
@@ -948,6 +972,10 @@ static void v_destroy(struct cf_tserver *t)
 		reap_cb(t->loop, &t->reap_w, 0); /* on_close for every connection, then free */
 	}
 	lb_destroy(&t->lb);
+	if (t->cmr)
+		ibv_dereg_mr(t->cmr);
+	if (t->cpd)
+		ibv_dealloc_pd(t->cpd);
 	if (t->mr)
 		ibv_dereg_mr(t->mr);
 	if (t->lid)
@@ -1048,8 +1076,19 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 			t->use_mw = false;
 		}
 	}
+	if (t->use_mw) {
+		/* the windows' MR: no remote right of its own, in the clients' PD (not the server's) */
+		t->cpd = ibv_alloc_pd(t->verbs);
+		t->cmr = t->cpd ? ibv_reg_mr(t->cpd, image, size, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND) : NULL;
+		if (!t->cmr) {
+			r = neg_errno();
+			vlog("registering the image for memory windows: %s", strerror(-r));
+			goto err_destroy;
+		}
+	}
 	vlog_info("grants use %s", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
-					  : "per-grant memory regions (rkey disclosed to one connection; dereg to revoke)");
+					  : "per-grant memory regions (in a protection domain of their connection alone; "
+					    "dereg to revoke)");
 	t->loop = loop;
 	ev_io_init(&t->cm_w, cm_cb, t->ech->fd, EV_READ);
 	ev_io_init(&t->cq_w, cq_cb, t->cch->fd, EV_READ);
@@ -1131,7 +1170,7 @@ static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t
 	memset(sg, 0, sizeof(*sg));
 	if (t->use_mw) {
 		struct ibv_send_wr wr = {0};
-		sg->mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
+		sg->mw = ibv_alloc_mw(sc->pd, IBV_MW_TYPE_2);
 		if (!sg->mw)
 			return neg_errno();
 		/* type 2: the bind is a WR on this connection's QP, so the window
@@ -1140,7 +1179,7 @@ static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t
 		wr.opcode = IBV_WR_BIND_MW;
 		wr.bind_mw.mw = sg->mw;
 		wr.bind_mw.rkey = sg->rkey;
-		wr.bind_mw.bind_info.mr = t->mr;
+		wr.bind_mw.bind_info.mr = t->cmr;
 		wr.bind_mw.bind_info.addr = (uintptr_t)(t->image + off);
 		wr.bind_mw.bind_info.length = len;
 		wr.bind_mw.bind_info.mw_access_flags = (unsigned)acc;
@@ -1150,7 +1189,7 @@ static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t
 			return r;
 		}
 	} else {
-		sg->mr = ibv_reg_mr(t->pd, t->image + off, len, IBV_ACCESS_LOCAL_WRITE | acc);
+		sg->mr = ibv_reg_mr(sc->pd, t->image + off, len, IBV_ACCESS_LOCAL_WRITE | acc);
 		if (!sg->mr)
 			return neg_errno();
 		sg->rkey = sg->mr->rkey;

@@ -11,7 +11,8 @@
  * rights, bounds (asserted unless CF_VERBS_FORCE_MW=1 forces windows on a
  * device that does not bound-check them, like rxe), and the
  * fence barrier (a stream of FAAs racing the fence: the word never moves
- * after fence() returned; a CAS posted afterwards changes nothing). Prints
+ * after fence() returned; a CAS posted afterwards changes nothing), and one
+ * connection's rkey refused on another (protection domains). Prints
  * CAS/READ/WRITE latency percentiles.
  *
  * Needs an RDMA device and CF_HOST (an address on it; the rig sets both);
@@ -654,6 +655,41 @@ int main(void)
 		pthread_mutex_unlock(&mu);
 		CHECK(cl, "on_close followed the fence");
 		C->close(c);
+	}
+
+	/*
+	 * ---- protection domains: another connection's rkey is refused ----
+	 * B holds no grant and tries A's rkey: the HCA refuses it (per-grant MRs
+	 * live in a PD of A's connection alone; windows are bound to A's QP), and
+	 * nothing lands. A's own rkey still works from A.
+	 */
+	{
+		struct cf_conn *ca, *cb;
+		r = C->connect(addr, TMO, &ca);
+		CHECK(r == 0, "connect A for the rkey isolation test");
+		sc = wait_accept(6);
+		struct cf_grant ga = grant(sc, 4096, 4096, CF_R_READ | CF_R_WRITE | CF_R_ATOMIC, &r);
+		CHECK(r == 0, "grant rwa [4096,8192) to A");
+		r = C->connect(addr, TMO, &cb);
+		CHECK(r == 0, "connect B (no grant)");
+		CHECK(wait_accept(7) != NULL, "B accepted");
+		uint64_t ioff = 4096 + 3000, v = 0x2222;
+		*word(ioff) = 0x1111;
+		r = C->post_write(cb, &v, 8, ga.addr + 3000, ga.rkey, 60, 0);
+		r = r ? r : wait1(cb, &wc);
+		CHECK(r != 0, "B's WRITE with A's rkey %#x is refused (%s)", ga.rkey, strerror(-r));
+		CHECK(*word(ioff) == 0x1111, "B's WRITE with A's rkey landed: word %#" PRIx64, *word(ioff));
+		r = C->post_read(ca, back, 8, ga.addr + 3000, ga.rkey, 61, 0);
+		r = r ? r : wait1(ca, &wc);
+		uint64_t got;
+		memcpy(&got, back, 8);
+		CHECK(r == 0 && got == 0x1111, "A reads its grant after B's refusal (%s, %#" PRIx64 ")", strerror(-r), got);
+		C->close(cb);
+		C->close(ca);
+		pthread_mutex_lock(&mu);
+		bool cl = WAIT_FOR(closed[5] && closed[6], TMO);
+		pthread_mutex_unlock(&mu);
+		CHECK(cl, "both closed");
 	}
 
 	/* ---- fallback-free teardown ---- */
