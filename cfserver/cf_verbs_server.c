@@ -64,6 +64,7 @@
 #include "cf_slog.h"
 #include "cf_transport.h"
 #include "cf_util.h"
+#include "../node/cf_verbs_err.h"
 
 #define SV_RECV_DEPTH 16u     /* ctrl RECVs posted per connection (client sends request/reply) */
 #define SV_SEND_DEPTH 32u     /* SENDs + BIND_MW + LOCAL_INV in flight per connection */
@@ -157,32 +158,12 @@ struct cf_tserver {
 	struct lbqp lb; /* loopback QP pair for local_cas */
 };
 
-/* rdma-core's conventions -> 0/-errno. */
-static int neg_errno(void) { return errno ? -errno : -EIO; }
-static int post_ret(int r) { return r > 0 ? -r : (r < 0 ? neg_errno() : 0); }
-
 static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	return 0;
-}
-
-static int wc_to_errno(enum ibv_wc_status s)
-{
-	switch (s) {
-	case IBV_WC_SUCCESS: return 0;
-	case IBV_WC_REM_ACCESS_ERR:
-	case IBV_WC_LOC_PROT_ERR:
-	case IBV_WC_MW_BIND_ERR: return -EACCES;
-	case IBV_WC_REM_INV_REQ_ERR: return -EINVAL;
-	case IBV_WC_LOC_LEN_ERR: return -EMSGSIZE;
-	case IBV_WC_WR_FLUSH_ERR: return -ECONNRESET;
-	case IBV_WC_RETRY_EXC_ERR:
-	case IBV_WC_RNR_RETRY_EXC_ERR: return -ETIMEDOUT;
-	default: return -EIO;
-	}
 }
 
 /*
@@ -216,7 +197,7 @@ static int post_recv(struct cf_sconn *sc, unsigned i)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)recv_slot(sc, i), .length = CF_CTRL_MAX, .lkey = sc->bufmr->lkey};
 	struct ibv_recv_wr wr = {.wr_id = i, .sg_list = &sge, .num_sge = 1}, *bad;
-	return post_ret(ibv_post_recv(sc->id->qp, &wr, &bad));
+	return cf_verbs_post_ret(ibv_post_recv(sc->id->qp, &wr, &bad));
 }
 
 /*
@@ -233,7 +214,7 @@ static int reap_send(struct cf_sconn *sc)
 		return -EIO;
 	for (i = 0; i < n; i++) {
 		sc->send_done = wc[i].wr_id + 1;
-		sc->send_status = wc_to_errno(wc[i].status);
+		sc->send_status = cf_verbs_wc_errno(wc[i].status);
 		if (wc[i].status != IBV_WC_SUCCESS) {
 			/* IBV_WC_WR_FLUSH_ERR after a fenced/failed QP is expected: the
 			 * connection is over, not the server. */
@@ -310,7 +291,7 @@ static int post_sync(struct cf_sconn *sc, struct ibv_send_wr *wr)
 	seq = sc->send_seq;
 	wr->wr_id = seq;
 	wr->send_flags |= IBV_SEND_SIGNALED;
-	r = post_ret(ibv_post_send(sc->id->qp, wr, &bad));
+	r = cf_verbs_post_ret(ibv_post_send(sc->id->qp, wr, &bad));
 	if (r < 0)
 		return r;
 	sc->send_seq++;
@@ -469,20 +450,20 @@ static int conn_create(struct cf_tserver *t, struct rdma_cm_id *id, struct cf_sc
 	} else {
 		sc->pd = ibv_alloc_pd(t->verbs);
 		if (!sc->pd) {
-			r = neg_errno();
+			r = cf_verbs_neg_errno();
 			goto err_free;
 		}
 		sc->own_pd = true;
 	}
 	sc->bufmr = ibv_reg_mr(sc->pd, sc->bufs, blen, IBV_ACCESS_LOCAL_WRITE);
 	if (!sc->bufmr) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_free;
 	}
 	sc->rcq = ibv_create_cq(t->verbs, SV_RECV_DEPTH, sc, t->cch, 0);
 	sc->scq = ibv_create_cq(t->verbs, SV_SEND_DEPTH, sc, NULL, 0);
 	if (!sc->rcq || !sc->scq) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_free;
 	}
 	memset(&qa, 0, sizeof(qa));
@@ -494,7 +475,7 @@ static int conn_create(struct cf_tserver *t, struct rdma_cm_id *id, struct cf_sc
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
 	if (rdma_create_qp(id, sc->pd, &qa)) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_free;
 	}
 	for (i = 0; i < SV_RECV_DEPTH; i++) {
@@ -619,7 +600,7 @@ static void conn_recv(struct cf_tserver *t, struct cf_sconn *sc)
 			 * the connection is dead either way */
 			if (wc.status != IBV_WC_WR_FLUSH_ERR)
 				vlog("%s: recv completion %s", sc->peer, ibv_wc_status_str(wc.status));
-			conn_kill(sc, wc_to_errno(wc.status));
+			conn_kill(sc, cf_verbs_wc_errno(wc.status));
 			return;
 		}
 		if (wc.opcode != IBV_WC_RECV || wc.wr_id >= SV_RECV_DEPTH || wc.byte_len > CF_CTRL_MAX) {
@@ -677,7 +658,7 @@ static int lb_expect(struct lbqp *lb, enum rdma_cm_event_type want, struct rdma_
 			return 0;
 		}
 		if (errno != EAGAIN)
-			return neg_errno();
+			return cf_verbs_neg_errno();
 		int64_t left = (int64_t)(deadline - cf_mono_ns()) / 1000000;
 		if (left <= 0)
 			return -ETIMEDOUT;
@@ -696,7 +677,7 @@ static int lb_qp(struct cf_tserver *t, struct rdma_cm_id *id, struct ibv_cq *cq)
 	qa.cap.max_recv_wr = 1;
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
-	return rdma_create_qp(id, t->pd, &qa) ? neg_errno() : 0;
+	return rdma_create_qp(id, t->pd, &qa) ? cf_verbs_neg_errno() : 0;
 }
 
 static int lb_setup(struct cf_tserver *t, struct lbqp *lb, struct sockaddr *bound)
@@ -710,29 +691,29 @@ static int lb_setup(struct cf_tserver *t, struct lbqp *lb, struct sockaddr *boun
 
 	lb->ech = rdma_create_event_channel();
 	if (!lb->ech)
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if ((r = set_nonblock(lb->ech->fd)) < 0)
 		return r;
 	if (rdma_create_id(lb->ech, &lb->lid, NULL, RDMA_PS_TCP) ||
 	    rdma_create_id(lb->ech, &lb->cli, NULL, RDMA_PS_TCP))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	memcpy(&ss, bound, sl);
 	if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = 0;
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
 	if (rdma_bind_addr(lb->lid, (struct sockaddr *)&ss) || rdma_listen(lb->lid, 1))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = rdma_get_src_port(lb->lid);
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = rdma_get_src_port(lb->lid);
 	if (rdma_resolve_addr(lb->cli, NULL, (struct sockaddr *)&ss, SV_CM_TIMEOUT_MS))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if ((r = lb_expect(lb, RDMA_CM_EVENT_ADDR_RESOLVED, NULL)) < 0)
 		return r;
 	if (rdma_resolve_route(lb->cli, SV_CM_TIMEOUT_MS))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if ((r = lb_expect(lb, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL)) < 0)
 		return r;
 	if (lb->cli->verbs != t->verbs)
@@ -744,18 +725,18 @@ static int lb_setup(struct cf_tserver *t, struct lbqp *lb, struct sockaddr *boun
 	lb->cq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
 	lb->scq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
 	if (!lb->mr || !lb->cq || !lb->scq)
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if ((r = lb_qp(t, lb->cli, lb->cq)) < 0)
 		return r;
 	if (rdma_connect(lb->cli, &p))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if ((r = lb_expect(lb, RDMA_CM_EVENT_CONNECT_REQUEST, &got)) < 0)
 		return r;
 	lb->srv = got;
 	if ((r = lb_qp(t, lb->srv, lb->scq)) < 0)
 		return r;
 	if (rdma_accept(lb->srv, &p))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	if ((r = lb_expect(lb, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0 ||
 	    (r = lb_expect(lb, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0)
 		return r;
@@ -800,7 +781,7 @@ static int lb_wait(struct ibv_cq *cq)
 			return -ETIMEDOUT;
 		sync_pause(&spins);
 	}
-	return n < 0 ? -EIO : wc_to_errno(wc.status);
+	return n < 0 ? -EIO : cf_verbs_wc_errno(wc.status);
 }
 
 /*
@@ -830,7 +811,7 @@ static int probe_mw_bounds(struct cf_tserver *t, struct sockaddr *bound, bool *e
 		goto out;
 	mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
 	if (!mw) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto out;
 	}
 	rkey = ibv_inc_rkey(mw->rkey);
@@ -843,7 +824,7 @@ static int probe_mw_bounds(struct cf_tserver *t, struct sockaddr *bound, bool *e
 	wr.bind_mw.bind_info.addr = (uintptr_t)t->image;
 	wr.bind_mw.bind_info.length = 64;
 	wr.bind_mw.bind_info.mw_access_flags = IBV_ACCESS_REMOTE_READ;
-	if ((r = post_ret(ibv_post_send(lb.srv->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.scq)) < 0)
+	if ((r = cf_verbs_post_ret(ibv_post_send(lb.srv->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.scq)) < 0)
 		goto out;
 	sge.addr = (uintptr_t)lb.buf;
 	sge.length = 8;
@@ -855,10 +836,10 @@ static int probe_mw_bounds(struct cf_tserver *t, struct sockaddr *bound, bool *e
 	wr.num_sge = 1;
 	wr.wr.rdma.rkey = rkey;
 	wr.wr.rdma.remote_addr = (uintptr_t)t->image;
-	if ((r = post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.cq)) < 0)
+	if ((r = cf_verbs_post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.cq)) < 0)
 		goto out; /* even an in-bounds READ fails: the probe proves nothing */
 	wr.wr.rdma.remote_addr = (uintptr_t)t->image + 64;
-	if ((r = post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0)
+	if ((r = cf_verbs_post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0)
 		goto out;
 	*enforced = lb_wait(lb.cq) != 0;
 out:
@@ -891,7 +872,7 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 	wr.wr.atomic.rkey = t->mr->rkey;
 	wr.wr.atomic.compare_add = compare;
 	wr.wr.atomic.swap = swap;
-	r = post_ret(ibv_post_send(t->lb.cli->qp, &wr, &bad));
+	r = cf_verbs_post_ret(ibv_post_send(t->lb.cli->qp, &wr, &bad));
 	if (r < 0)
 		return r;
 	deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
@@ -907,7 +888,7 @@ static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uin
 	if (wc.status != IBV_WC_SUCCESS) {
 		vlog("loopback CAS: %s", ibv_wc_status_str(wc.status));
 		t->lb.broken = true;
-		return wc_to_errno(wc.status);
+		return cf_verbs_wc_errno(wc.status);
 	}
 	/* The original value lands in host byte order (rdma-core converts). */
 	*old = *(volatile uint64_t *)t->lb.buf;
@@ -922,7 +903,7 @@ static int probe_device(struct cf_tserver *t)
 	bool mw2b;
 
 	if (ibv_query_device(t->verbs, &t->attr))
-		return neg_errno();
+		return cf_verbs_neg_errno();
 	mw2b = (t->attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW_TYPE_2B) && t->attr.max_mw > 0;
 	vlog_info("device %s: atomic_cap=%s max_mw=%d mw_type_2b=%s max_qp_wr=%d max_sge=%d max_mr_size=%" PRIu64
 	     " max_qp_rd_atom=%d",
@@ -1012,16 +993,16 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	r = getaddrinfo(host, portstr, &hints, &ai);
 	if (r) {
-		r = r == EAI_SYSTEM ? neg_errno() : -EADDRNOTAVAIL;
+		r = r == EAI_SYSTEM ? cf_verbs_neg_errno() : -EADDRNOTAVAIL;
 		goto err_destroy;
 	}
 	t->ech = rdma_create_event_channel();
 	if (!t->ech) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_destroy;
 	}
 	if (rdma_create_id(t->ech, &t->lid, t, RDMA_PS_TCP) || rdma_bind_addr(t->lid, ai->ai_addr)) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_destroy;
 	}
 	if (!t->lid->verbs) {
@@ -1033,7 +1014,7 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 	t->verbs = t->lid->verbs;
 	t->pd = ibv_alloc_pd(t->verbs);
 	if (!t->pd) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_destroy;
 	}
 	r = probe_device(t);
@@ -1045,19 +1026,19 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
 				   IBV_ACCESS_REMOTE_ATOMIC | (t->use_mw ? IBV_ACCESS_MW_BIND : 0));
 	if (!t->mr) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		vlog("registering the %" PRIu64 "-byte image: %s", size, strerror(-r));
 		goto err_destroy;
 	}
 	t->cch = ibv_create_comp_channel(t->verbs);
 	if (!t->cch) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_destroy;
 	}
 	if ((r = set_nonblock(t->cch->fd)) < 0 || (r = set_nonblock(t->ech->fd)) < 0)
 		goto err_destroy;
 	if (rdma_listen(t->lid, 64)) {
-		r = neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_destroy;
 	}
 	t->port = ntohs(rdma_get_src_port(t->lid));
@@ -1081,7 +1062,7 @@ static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_
 		t->cpd = ibv_alloc_pd(t->verbs);
 		t->cmr = t->cpd ? ibv_reg_mr(t->cpd, image, size, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND) : NULL;
 		if (!t->cmr) {
-			r = neg_errno();
+			r = cf_verbs_neg_errno();
 			vlog("registering the image for memory windows: %s", strerror(-r));
 			goto err_destroy;
 		}
@@ -1139,7 +1120,7 @@ static int v_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t
 	/* Signaled: a slot is reused only after its completion is reaped (the
 	 * control path is not hot; simple beats selective signaling here). */
 	wr.send_flags = IBV_SEND_SIGNALED;
-	r = post_ret(ibv_post_send(sc->id->qp, &wr, &bad));
+	r = cf_verbs_post_ret(ibv_post_send(sc->id->qp, &wr, &bad));
 	if (r < 0)
 		return r;
 	sc->send_seq++;
@@ -1172,7 +1153,7 @@ static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t
 		struct ibv_send_wr wr = {0};
 		sg->mw = ibv_alloc_mw(sc->pd, IBV_MW_TYPE_2);
 		if (!sg->mw)
-			return neg_errno();
+			return cf_verbs_neg_errno();
 		/* type 2: the bind is a WR on this connection's QP, so the window
 		 * (and its rkey) is usable from this QP only */
 		sg->rkey = ibv_inc_rkey(sg->mw->rkey);
@@ -1191,7 +1172,7 @@ static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t
 	} else {
 		sg->mr = ibv_reg_mr(sc->pd, t->image + off, len, IBV_ACCESS_LOCAL_WRITE | acc);
 		if (!sg->mr)
-			return neg_errno();
+			return cf_verbs_neg_errno();
 		sg->rkey = sg->mr->rkey;
 	}
 	sc->ngrants++;

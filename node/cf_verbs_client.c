@@ -74,7 +74,7 @@ static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return cf_vc_neg_errno();
+		return cf_verbs_neg_errno();
 	return 0;
 }
 
@@ -131,7 +131,7 @@ static int cm_expect(struct cf_conn *c, enum rdma_cm_event_type want, uint64_t d
 			}
 		}
 		if (errno != EAGAIN)
-			return cf_vc_neg_errno();
+			return cf_verbs_neg_errno();
 		uint64_t now = cf_mono_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT;
@@ -171,26 +171,26 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	snprintf(port, sizeof(port), "%u", pn);
 	r = getaddrinfo(host, port, &hints, &ai);
 	if (r) {
-		r = r == EAI_SYSTEM ? cf_vc_neg_errno() : -EHOSTUNREACH;
+		r = r == EAI_SYSTEM ? cf_verbs_neg_errno() : -EHOSTUNREACH;
 		ai = NULL;
 		goto err_close;
 	}
 	c->ech = rdma_create_event_channel();
 	if (!c->ech) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if ((r = set_nonblock(c->ech->fd)) < 0)
 		goto err_close;
 	if (rdma_create_id(c->ech, &c->id, c, RDMA_PS_TCP)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		c->id = NULL;
 		goto err_close;
 	}
 	/* address and route resolution, each bounded by what is left of timeout_ms */
 	left = (int)((deadline - cf_mono_ns()) / 1000000);
 	if (rdma_resolve_addr(c->id, NULL, ai->ai_addr, left > 0 ? left : 1)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if ((r = cm_expect(c, RDMA_CM_EVENT_ADDR_RESOLVED, deadline)) < 0)
@@ -198,13 +198,13 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	now = cf_mono_ns();
 	left = now < deadline ? (int)((deadline - now) / 1000000) : 0;
 	if (rdma_resolve_route(c->id, left > 0 ? left : 1)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if ((r = cm_expect(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline)) < 0)
 		goto err_close;
 	if (ibv_query_device(c->id->verbs, &da)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if (da.atomic_cap == IBV_ATOMIC_NONE || da.max_qp_init_rd_atom < 1) {
@@ -214,14 +214,14 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	c->pd = ibv_alloc_pd(c->id->verbs);
 	c->cch = ibv_create_comp_channel(c->id->verbs);
 	if (!c->pd || !c->cch) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if ((r = set_nonblock(c->cch->fd)) < 0)
 		goto err_close;
 	c->cq = ibv_create_cq(c->id->verbs, CL_SQ_DEPTH + CL_RQ_DEPTH, c, c->cch, 0);
 	if (!c->cq) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if (posix_memalign((void **)&c->mem, 4096, memlen)) {
@@ -231,7 +231,7 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	memset(c->mem, 0, memlen);
 	c->mr = ibv_reg_mr(c->pd, c->mem, memlen, IBV_ACCESS_LOCAL_WRITE);
 	if (!c->mr) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	memset(&qa, 0, sizeof(qa));
@@ -246,7 +246,7 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	if (rdma_create_qp(c->id, c->pd, &qa)) {
 		qa.cap.max_inline_data = 0; /* provider without inline: do without */
 		if (rdma_create_qp(c->id, c->pd, &qa)) {
-			r = cf_vc_neg_errno();
+			r = cf_verbs_neg_errno();
 			goto err_close;
 		}
 	}
@@ -261,24 +261,24 @@ static int v_connect(const char *addr, int timeout_ms, struct cf_conn **out)
 	p.retry_count = 7;
 	p.rnr_retry_count = 7; /* the server re-posts RECVs after each message; wait, don't fail */
 	if (rdma_connect(c->id, &p)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	if ((r = cm_expect(c, RDMA_CM_EVENT_ESTABLISHED, deadline)) < 0)
 		goto err_close;
 	c->efd = epoll_create1(EPOLL_CLOEXEC);
 	if (c->efd < 0) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	ee.data.fd = c->cch->fd;
 	if (epoll_ctl(c->efd, EPOLL_CTL_ADD, c->cch->fd, &ee)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	ee.data.fd = c->ech->fd;
 	if (epoll_ctl(c->efd, EPOLL_CTL_ADD, c->ech->fd, &ee)) {
-		r = cf_vc_neg_errno();
+		r = cf_verbs_neg_errno();
 		goto err_close;
 	}
 	cf_vc_arm(c);

@@ -21,6 +21,7 @@
 #include <rdma/rdma_cma.h>
 
 #include "cf_transport.h"
+#include "cf_verbs_err.h"
 
 #define CL_SQ_DEPTH 128u
 #define CL_RQ_DEPTH 16u
@@ -74,7 +75,6 @@ struct cf_conn {
 	unsigned rq_head, rq_n;
 };
 
-static inline int cf_vc_neg_errno(void) { return errno ? -errno : -EIO; }
 
 /* Post the RECV of receive slot i. */
 int cf_vc_post_recv(struct cf_conn *c, unsigned i);

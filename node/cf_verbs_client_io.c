@@ -17,23 +17,6 @@
 
 #include "cf_util.h"
 
-static int post_ret(int r) { return r > 0 ? -r : (r < 0 ? cf_vc_neg_errno() : 0); }
-
-static int wc_to_errno(enum ibv_wc_status s)
-{
-	switch (s) {
-	case IBV_WC_SUCCESS: return 0;
-	case IBV_WC_REM_ACCESS_ERR:
-	case IBV_WC_LOC_PROT_ERR: return -EACCES;
-	case IBV_WC_REM_INV_REQ_ERR: return -EINVAL;
-	case IBV_WC_LOC_LEN_ERR: return -EMSGSIZE;
-	case IBV_WC_WR_FLUSH_ERR: return -ECONNRESET;
-	case IBV_WC_RETRY_EXC_ERR:
-	case IBV_WC_RNR_RETRY_EXC_ERR: return -ETIMEDOUT;
-	default: return -EIO;
-	}
-}
-
 static uint8_t *arena(struct cf_conn *c, uint64_t off) { return c->mem + off % CL_ARENA; }
 static uint8_t *rq_slot(struct cf_conn *c, unsigned i) { return c->mem + CL_ARENA + (size_t)i * CF_CTRL_MAX; }
 
@@ -53,7 +36,7 @@ int cf_vc_post_recv(struct cf_conn *c, unsigned i)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)rq_slot(c, i), .length = CF_CTRL_MAX, .lkey = c->mr->lkey};
 	struct ibv_recv_wr wr = {.wr_id = CL_RECV_TAG | i, .sg_list = &sge, .num_sge = 1}, *bad;
-	return post_ret(ibv_post_recv(c->id->qp, &wr, &bad));
+	return cf_verbs_post_ret(ibv_post_recv(c->id->qp, &wr, &bad));
 }
 
 /*
@@ -95,7 +78,7 @@ static void sq_complete(struct cf_conn *c, uint64_t s, enum ibv_wc_status st)
 	 * would have produced its own error completion first). */
 	while (c->done <= s && c->done < c->posted) {
 		struct sq_ent *e = &c->sq[c->done % CL_SQ_DEPTH];
-		int status = c->done == s ? wc_to_errno(st) : 0;
+		int status = c->done == s ? cf_verbs_wc_errno(st) : 0;
 		if (status == 0 && e->op == CF_OP_READ && e->local)
 			memcpy(e->local, arena(c, e->aoff), e->len);
 		wc_push(c, e, status);
@@ -109,7 +92,7 @@ static void handle_wc(struct cf_conn *c, const struct ibv_wc *wc)
 	if (wc->wr_id & CL_RECV_TAG) {
 		unsigned slot = (unsigned)(wc->wr_id & ~CL_RECV_TAG);
 		if (wc->status != IBV_WC_SUCCESS) {
-			set_dead(c, wc_to_errno(wc->status));
+			set_dead(c, cf_verbs_wc_errno(wc->status));
 			return;
 		}
 		if (slot >= CL_RQ_DEPTH || wc->byte_len > CF_CTRL_MAX) {
@@ -122,7 +105,7 @@ static void handle_wc(struct cf_conn *c, const struct ibv_wc *wc)
 		return;
 	}
 	if (wc->status != IBV_WC_SUCCESS) {
-		set_dead(c, wc_to_errno(wc->status)); /* FLUSH_ERR after that one: expected */
+		set_dead(c, cf_verbs_wc_errno(wc->status)); /* FLUSH_ERR after that one: expected */
 	} else if (wc->wr_id >= c->done && wc->wr_id < c->posted) {
 		/* byte_len is defined for READ and atomics: a short one is a broken HCA
 		 * or provider, and the staged bytes must not be handed out */
@@ -205,7 +188,7 @@ static int flush_sq(struct cf_conn *c)
 	for (i = c->posted; i + 1 < c->seq; i++)
 		c->sq[i % CL_SQ_DEPTH].wr.next = &c->sq[(i + 1) % CL_SQ_DEPTH].wr;
 	c->sq[(c->seq - 1) % CL_SQ_DEPTH].wr.next = NULL;
-	r = post_ret(ibv_post_send(c->id->qp, &c->sq[c->posted % CL_SQ_DEPTH].wr, &bad));
+	r = cf_verbs_post_ret(ibv_post_send(c->id->qp, &c->sq[c->posted % CL_SQ_DEPTH].wr, &bad));
 	if (r < 0) {
 		/* WRs before bad went out; the rest never will: the incarnation is over */
 		for (i = c->posted; i < c->seq && &c->sq[i % CL_SQ_DEPTH].wr != bad; i++)

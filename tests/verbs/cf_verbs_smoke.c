@@ -678,7 +678,7 @@ int main(void)
 		r = C->post_write(cb, &v, 8, ga.addr + 3000, ga.rkey, 60, 0);
 		r = r ? r : wait1(cb, &wc);
 		CHECK(r != 0, "B's WRITE with A's rkey %#x is refused (%s)", ga.rkey, strerror(-r));
-		CHECK(*word(ioff) == 0x1111, "B's WRITE with A's rkey landed: word %#" PRIx64, *word(ioff));
+		CHECK(*word(ioff) == 0x1111, "nothing of B's WRITE landed: word %#" PRIx64, *word(ioff));
 		r = C->post_read(ca, back, 8, ga.addr + 3000, ga.rkey, 61, 0);
 		r = r ? r : wait1(ca, &wc);
 		uint64_t got;
