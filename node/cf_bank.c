@@ -505,6 +505,26 @@ static int snapshot(struct cf_txn_ctx *c, struct cf_data_file *f, uint64_t n, ui
 	return 0;
 }
 
+/*
+ * The bank file, its first *n records (at most max) snapshotted into *before,
+ * and room for a second snapshot in *after (both freed by the caller, also on
+ * an error).
+ */
+static int snapshot_first(struct cf_txn_ctx *c, uint64_t max, struct cf_data_file **f, uint64_t *n, uint8_t **before,
+			  uint8_t **after)
+{
+	int r = cf_data_file(c->data, CF_BANK_FILE, f);
+
+	if (r)
+		return r;
+	*n = (*f)->rec_count < max ? (*f)->rec_count : max;
+	*before = malloc(*n * cf_data_slot_size(*f));
+	*after = malloc(*n * cf_data_slot_size(*f));
+	if (!*before || !*after)
+		return -ENOMEM;
+	return snapshot(c, *f, *n, *before);
+}
+
 static int backout_and_compare(struct cf_txn_ctx *c, struct cf_txn *t, struct cf_data_file *f, uint64_t n,
 			       const uint8_t *before, uint8_t *after, uint64_t *bad)
 {
@@ -532,17 +552,7 @@ int cf_bank_backout(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 	uint8_t *before = NULL, *after = NULL;
 	int r;
 
-	r = cf_data_file(c->data, CF_BANK_FILE, &f);
-	if (r)
-		return r;
-	n = f->rec_count < 64 ? f->rec_count : 64;
-	before = malloc(n * cf_data_slot_size(f));
-	after = malloc(n * cf_data_slot_size(f));
-	if (!before || !after) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = snapshot(c, f, n, before);
+	r = snapshot_first(c, 64, &f, &n, &before, &after);
 	if (r)
 		goto out;
 	cf_txn_begin(c, &t);
@@ -583,17 +593,7 @@ int cf_bank_logfull(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 	uint8_t *before = NULL, *after = NULL;
 	int r;
 
-	r = cf_data_file(c->data, CF_BANK_FILE, &f);
-	if (r)
-		return r;
-	n = f->rec_count < 256 ? f->rec_count : 256;
-	before = malloc(n * cf_data_slot_size(f));
-	after = malloc(n * cf_data_slot_size(f));
-	if (!before || !after) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = snapshot(c, f, n, before);
+	r = snapshot_first(c, 256, &f, &n, &before, &after);
 	if (r)
 		goto out;
 	cf_txn_begin(c, &t);

@@ -58,17 +58,12 @@ int cf_node_over(struct cf_node *n, int err)
 		    a->o.system, a->epoch);
 		return CF_NODE_EX_OVER;
 	}
-	if (err == -EACCES) {
-		/* a refusal of a one-sided op: grants revoked (fenced), or a dying CF's memory already gone */
-		say(n, CF_AGENT_ERR,
-		    "connection to CF lost (it refused an operation: this system fenced, or the CF died): this "
-		    "incarnation (%s epoch %u) is over; restart to rejoin as a new incarnation",
-		    a->o.system, a->epoch);
-		return CF_NODE_EX_OVER;
-	}
+	/* -EACCES: a one-sided op refused (grants revoked: fenced; or a dying CF's memory already gone) */
 	say(n, CF_AGENT_ERR,
 	    "connection to CF lost (%s): this incarnation (%s epoch %u) is over; restart to rejoin as a new incarnation",
-	    strerror(err < 0 ? -err : EPIPE), a->o.system, a->epoch);
+	    err == -EACCES ? "it refused an operation: this system fenced, or the CF died"
+			   : strerror(err < 0 ? -err : EPIPE),
+	    a->o.system, a->epoch);
 	return CF_NODE_EX_OVER;
 }
 

@@ -109,6 +109,26 @@ static void keep_reason(struct cf_session *s, const uint8_t *body, size_t blen)
 		snprintf(s->err_msg, sizeof(s->err_msg), "%s", st.msg);
 }
 
+/*
+ * The next handshake reply, which must be of type want: its length, or
+ * -errno: refused (an ERROR, whose reason is kept) or -EPROTO (another type).
+ */
+static int expect_reply(struct cf_session *s, uint8_t *buf, size_t cap, int timeout_ms, uint16_t want, int refused)
+{
+	struct cf_ctrl_hdr h;
+	int n = recv_reply(s, buf, cap, timeout_ms);
+
+	if (n < 0)
+		return n;
+	memcpy(&h, buf, sizeof(h));
+	if (h.type == want)
+		return n;
+	if (h.type != CF_CTRL_ERROR)
+		return -EPROTO;
+	keep_reason(s, buf + sizeof(h), (size_t)n - sizeof(h));
+	return refused;
+}
+
 const char *cf_session_error_msg(const struct cf_session *s)
 {
 	return s && s->err_msg[0] ? s->err_msg : NULL;
@@ -209,18 +229,12 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 	r = send_msg(s, CF_CTRL_HELLO, &hello, sizeof(hello));
 	if (r < 0)
 		goto err;
-	n = recv_reply(s, buf, sizeof(buf), timeout_ms);
+	n = expect_reply(s, buf, sizeof(buf), timeout_ms, CF_CTRL_CHALLENGE, -EPROTO /* version or role refused */);
 	if (n < 0) {
 		r = n;
 		goto err;
 	}
 	memcpy(&h, buf, sizeof(h));
-	if (h.type != CF_CTRL_CHALLENGE) {
-		if (h.type == CF_CTRL_ERROR)
-			keep_reason(s, buf + sizeof(h), (size_t)n - sizeof(h));
-		r = -EPROTO; /* ERROR here: version or role refused */
-		goto err;
-	}
 	memcpy(&ch, buf + sizeof(h), sizeof(ch));
 	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, mac);
 	if (cf_auth_verify(mac, ch.mac) < 0) {
@@ -248,18 +262,12 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 		if (r < 0)
 			goto err;
 	}
-	n = recv_reply(s, buf, sizeof(buf), timeout_ms);
+	n = expect_reply(s, buf, sizeof(buf), timeout_ms, CF_CTRL_WELCOME, -EPERM /* the key refused */);
 	if (n < 0) {
 		r = n;
 		goto err;
 	}
 	memcpy(&h, buf, sizeof(h));
-	if (h.type != CF_CTRL_WELCOME) {
-		if (h.type == CF_CTRL_ERROR)
-			keep_reason(s, buf + sizeof(h), (size_t)n - sizeof(h));
-		r = h.type == CF_CTRL_ERROR ? -EPERM : -EPROTO;
-		goto err;
-	}
 	memcpy(&s->welcome, buf + sizeof(h), sizeof(s->welcome));
 	if (cf_geometry_check(&s->welcome.geo, &why) < 0) {
 		r = -EPROTO;
