@@ -36,84 +36,7 @@
  * executes: a frame without a MAC or with a wrong one closes the connection,
  * and nothing of it or after it executes.
  */
-#include <errno.h>
-#include <ev.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
-#include "cf_slog.h"
-#include "cf_addr.h"
-#include "cf_auth.h"
-#include "cf_persist.h"
-#include "cf_transport.h"
-#include "cf_util.h"
-
-#define IN_CAP (2u * CF_FRAME_MAX)
-#define OUT_INIT (64u * 1024u)
-#define OUT_HIGH (1u << 20)  /* stop executing a peer's requests above this */
-#define OUT_HARD (16u << 20) /* a peer that lets this much pile up is closed */
-#define CONNS_HARD 4096u     /* the core enforces --max-conns below this */
-#define GRANTS_MAX 256u      /* per connection */
-#define HOLD_NONE SIZE_MAX
-#define CLOSE_LINGER 1.0     /* seconds a gracefully closing connection may take */
-
-struct tgrant {
-	uint64_t off, len;
-	uint32_t rkey, rights;
-};
-
-struct cf_sconn {
-	struct cf_tserver *t;
-	struct cf_sconn *prev, *next; /* live list, or the dead list */
-	int fd;
-	ev_io rio, wio;
-	ev_timer linger;
-	char peer[96];
-	uint8_t *in;
-	size_t in_len;
-	uint8_t *out;
-	size_t out_off, out_len, out_cap;
-	struct tgrant grants[GRANTS_MAX];
-	uint32_t ngrants;
-	int fenced;  /* no frame of this connection executes any more */
-	int closing; /* graceful close: flush replies, execute nothing */
-	int paused;  /* reading stopped for back-pressure */
-	int dead;    /* on the dead list, waiting for on_close */
-	int dead_err;
-	int eof;     /* the peer closed with replies held: close once they are out */
-	int eof_err;
-	size_t hold;                  /* output from out[hold] waits for the commit; HOLD_NONE */
-	uint64_t hold_batch;          /* the cf_persist batch that releases out[hold...] */
-	size_t hold2;                 /* from out[hold2] on, the batch after it (HOLD_NONE) */
-	struct cf_sconn *hprev, *hnext; /* on the held list while hold != HOLD_NONE */
-	int macs;                     /* frame keys set: every frame in and out has a MAC */
-	struct cf_frame_mac tx, rx;
-	void *data;
-};
-
-struct cf_tserver {
-	struct ev_loop *loop;
-	int lfd, port;
-	ev_io lio;
-	ev_timer accept_retry; /* out of fds: stop accepting for a moment */
-	ev_prepare reaper;
-	ev_idle kick; /* after a release: poll without blocking once (fed events, the reaper) */
-	uint8_t *image;
-	uint64_t size;
-	struct cf_server_cbs cbs;
-	uint32_t next_rkey;
-	struct cf_sconn *live, *dead;
-	struct cf_sconn *held; /* connections with output waiting for the group commit */
-	uint64_t armed_batch;  /* the newest cf_persist batch release_held is registered for */
-	unsigned nconns;
-};
+#include "cf_tcp_server_int.h"
 
 static void list_add(struct cf_sconn **head, struct cf_sconn *c)
 {
@@ -153,7 +76,6 @@ static void held_del(struct cf_sconn *c)
 	c->hold = c->hold2 = HOLD_NONE;
 }
 
-static void conn_flush(struct cf_sconn *c);
 
 /*
  * cf_persist made a batch durable: send what it covers. A connection whose
@@ -178,7 +100,7 @@ static void release_held(void *arg)
 		} else {
 			held_del(c);
 		}
-		conn_flush(c); /* may kill c: conn_dead takes it off the list */
+		ts_conn_flush(c); /* may kill c: conn_dead takes it off the list */
 	}
 	/*
 	 * This runs in the prepare phase, just before the loop blocks: what it
@@ -241,7 +163,7 @@ static void conn_stop_io(struct cf_sconn *c)
 }
 
 /* The connection is finished: close the socket, report it from the reaper. */
-static void conn_dead(struct cf_sconn *c, int err)
+void ts_conn_dead(struct cf_sconn *c, int err)
 {
 	struct cf_tserver *t = c->t;
 
@@ -281,155 +203,6 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 	ev_prepare_stop(loop, w);
 }
-
-/* ---------------- output ---------------- */
-
-/* The sent bytes out[0, out_off) are gone (moved away or all sent): rebase the offsets. */
-static void out_shift(struct cf_sconn *c)
-{
-	if (c->hold != HOLD_NONE)
-		c->hold -= c->out_off; /* never sent past the mark: hold >= out_off */
-	if (c->hold2 != HOLD_NONE)
-		c->hold2 -= c->out_off; /* hold2 >= hold */
-	c->out_len -= c->out_off;
-	c->out_off = 0;
-}
-
-static int out_reserve(struct cf_sconn *c, size_t n)
-{
-	size_t need, cap;
-	uint8_t *p;
-
-	if (c->out_off && c->out_off == c->out_len)
-		out_shift(c);
-	need = c->out_len + n;
-	if (need <= c->out_cap)
-		return 0;
-	if (c->out_off) { /* compact before growing */
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		out_shift(c);
-		need = c->out_len + n;
-		if (need <= c->out_cap)
-			return 0;
-	}
-	if (need > OUT_HARD)
-		return -ENOBUFS;
-	cap = c->out_cap ? c->out_cap : OUT_INIT;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(c->out, cap);
-	if (!p)
-		return -ENOMEM;
-	c->out = p;
-	c->out_cap = cap;
-	return 0;
-}
-
-static size_t out_pending(const struct cf_sconn *c)
-{
-	return c->out_len - c->out_off;
-}
-
-static void wio_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	conn_flush(w->data);
-}
-
-static void rio_cb(struct ev_loop *loop, ev_io *w, int revents);
-
-/* Send what may go: everything, or up to the hold mark. */
-static void conn_flush(struct cf_sconn *c)
-{
-	size_t lim;
-	ssize_t n;
-
-	while (!c->dead) {
-		lim = c->hold != HOLD_NONE ? c->hold : c->out_len;
-		if (c->out_off >= lim)
-			break;
-		n = send(c->fd, c->out + c->out_off, lim - c->out_off, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				ev_io_start(c->t->loop, &c->wio);
-				return;
-			}
-			conn_dead(c, -errno);
-			return;
-		}
-		c->out_off += (size_t)n;
-	}
-	if (c->dead)
-		return;
-	ev_io_stop(c->t->loop, &c->wio);
-	if (c->hold != HOLD_NONE) /* the rest waits for release_held() */
-		return;
-	out_shift(c);
-	if (c->eof) { /* the peer closed after its last requests: they are answered now */
-		conn_dead(c, c->eof_err);
-		return;
-	}
-	if (c->closing) {
-		/* replies are out: half-close and wait (bounded) for the peer's EOF */
-		shutdown(c->fd, SHUT_WR);
-		return;
-	}
-	if (c->paused) {
-		c->paused = 0;
-		ev_io_start(c->t->loop, &c->rio);
-		ev_feed_event(c->t->loop, &c->rio, EV_READ); /* execute what is already buffered */
-	}
-}
-
-/* Append one frame (header + up to two parts). Failure closes the connection. */
-static int conn_put(struct cf_sconn *c, uint16_t op, uint64_t id, const void *a, size_t alen, const void *b,
-		    size_t blen)
-{
-	struct cf_frame_hdr h = {.len = (uint32_t)(sizeof(h) + alen + blen), .op = op, .flags = 0, .id = id};
-	size_t start;
-	int r;
-
-	if (c->dead || c->fenced)
-		return -ENOTCONN;
-	if (c->macs) {
-		h.len += CF_FRAME_TAG_LEN;
-		h.flags |= CF_FF_MAC;
-	}
-	r = out_reserve(c, h.len);
-	if (r < 0) {
-		cf_slog_warn("tcp %s: %zu bytes of replies not read by the peer: closing", c->peer, out_pending(c));
-		conn_dead(c, r);
-		return r;
-	}
-	start = c->out_len; /* after out_reserve: it may have compacted the buffer */
-	memcpy(c->out + c->out_len, &h, sizeof(h));
-	c->out_len += sizeof(h);
-	if (alen)
-		memcpy(c->out + c->out_len, a, alen);
-	c->out_len += alen;
-	if (blen)
-		memcpy(c->out + c->out_len, b, blen);
-	c->out_len += blen;
-	if (c->macs) {
-		c->out_len += CF_FRAME_TAG_LEN;
-		r = cf_frame_seal(&c->tx, c->out + start, h.len);
-		if (r < 0) {
-			cf_slog_warn("conn %s: frame sequence exhausted: closing", c->peer);
-			conn_dead(c, r);
-			return r;
-		}
-	}
-	return 0;
-}
-
-static void put_resp(struct cf_sconn *c, uint64_t id, int status, uint64_t value, const void *data, size_t len)
-{
-	struct cf_resp r = {.status = status, .pad = 0, .value = value};
-
-	conn_put(c, CF_OP_RESP, id, &r, sizeof(r), data, len);
-}
-
 /* ---------------- one-sided execution ---------------- */
 
 static int grant_check(struct cf_sconn *c, uint32_t rkey, uint64_t addr, uint64_t len, uint32_t right)
@@ -467,10 +240,10 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		memcpy(&rw, body, sizeof(rw));
 		r = grant_check(c, rw.rkey, rw.addr, rw.len, CF_R_READ);
 		if (r < 0) {
-			put_resp(c, h->id, r, 0, NULL, 0);
+			ts_put_resp(c, h->id, r, 0, NULL, 0);
 			return 0;
 		}
-		put_resp(c, h->id, 0, 0, t->image + rw.addr, rw.len);
+		ts_put_resp(c, h->id, 0, 0, t->image + rw.addr, rw.len);
 		return 0;
 	case CF_OP_WRITE:
 		memcpy(&rw, body, sizeof(rw));
@@ -483,7 +256,7 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		}
 		/* an unsignaled WRITE is still answered when it fails (as a verbs error completion) */
 		if (r < 0 || !(h->flags & CF_FF_NO_RESP))
-			put_resp(c, h->id, r, 0, NULL, 0);
+			ts_put_resp(c, h->id, r, 0, NULL, 0);
 		return 0;
 	case CF_OP_CAS:
 	case CF_OP_FAA:
@@ -492,7 +265,7 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		if (r == 0 && at.addr % 8)
 			r = -EINVAL;
 		if (r < 0) {
-			put_resp(c, h->id, r, 0, NULL, 0);
+			ts_put_resp(c, h->id, r, 0, NULL, 0);
 			return 0;
 		}
 		word = (uint64_t *)(t->image + at.addr);
@@ -503,7 +276,7 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 			old = __atomic_fetch_add(word, at.compare, __ATOMIC_SEQ_CST);
 		}
 		mark_durable(c, at.addr, 8);
-		put_resp(c, h->id, 0, old, NULL, 0);
+		ts_put_resp(c, h->id, 0, old, NULL, 0);
 		return 0;
 	case CF_OP_CTRL:
 		if (t->cbs.on_ctrl)
@@ -528,12 +301,12 @@ static void process_input(struct cf_sconn *c)
 		if (r < 0) {
 			cf_slog_warn("tcp %s: malformed frame (len %u op %u flags %#x, %s): closing this connection",
 				 c->peer, h.len, h.op, h.flags, cf_corrupt_where());
-			conn_dead(c, r);
+			ts_conn_dead(c, r);
 			return;
 		}
 		if (c->in_len - pos < h.len)
 			break;
-		if (out_pending(c) > OUT_HIGH) {
+		if (ts_out_pending(c) > OUT_HIGH) {
 			/* back-pressure: stop reading until the peer takes its replies */
 			c->paused = 1;
 			ev_io_stop(c->t->loop, &c->rio);
@@ -543,14 +316,14 @@ static void process_input(struct cf_sconn *c)
 		if (!!(h.flags & CF_FF_MAC) != c->macs) {
 			cf_slog_warn("conn %s: frame %s a MAC %s the handshake: closing", c->peer,
 				     c->macs ? "without" : "with", c->macs ? "after" : "before");
-			conn_dead(c, -EBADMSG);
+			ts_conn_dead(c, -EBADMSG);
 			return;
 		}
 		if (c->macs) {
 			if (cf_frame_open(&c->rx, c->in + pos, h.len) < 0) {
 				cf_slog_warn("conn %s: frame MAC refused (frame %llu of the connection, op %u, %u bytes): "
 					     "closing", c->peer, (unsigned long long)c->rx.seq, h.op, h.len);
-				conn_dead(c, -EBADMSG);
+				ts_conn_dead(c, -EBADMSG);
 				return;
 			}
 			h.len -= CF_FRAME_TAG_LEN; /* the request ends where its tag begins */
@@ -560,7 +333,7 @@ static void process_input(struct cf_sconn *c)
 		if (r < 0) {
 			cf_slog_warn("tcp %s: malformed %s frame (%s): closing this connection", c->peer,
 				 h.op == CF_OP_WRITE ? "WRITE" : "RESP", cf_corrupt_where());
-			conn_dead(c, r);
+			ts_conn_dead(c, r);
 			return;
 		}
 		pos += flen;
@@ -575,7 +348,7 @@ static void process_input(struct cf_sconn *c)
 	}
 }
 
-static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
+void ts_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct cf_sconn *c = w->data;
 	ssize_t n;
@@ -586,7 +359,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		uint8_t sink[4096];
 		n = recv(c->fd, sink, sizeof(sink), 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			conn_dead(c, 0);
+			ts_conn_dead(c, 0);
 		return;
 	}
 	/*
@@ -598,7 +371,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		eof = 1;
 	} else if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			conn_dead(c, -errno);
+			ts_conn_dead(c, -errno);
 			return;
 		}
 	} else {
@@ -607,7 +380,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 	process_input(c);
 	/* what needs no commit goes now; the rest after the iteration's group commit */
 	if (!c->dead)
-		conn_flush(c);
+		ts_conn_flush(c);
 	if (eof && !c->dead) {
 		/* requests that arrived before the close have executed; now report it */
 		if (c->hold != HOLD_NONE) { /* ... once their held answers are out */
@@ -616,13 +389,13 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			ev_io_stop(loop, &c->rio);
 			return;
 		}
-		conn_dead(c, c->in_len ? -EPIPE : 0);
+		ts_conn_dead(c, c->in_len ? -EPIPE : 0);
 	}
 }
 
 static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	conn_dead(w->data, 0);
+	ts_conn_dead(w->data, 0);
 }
 
 static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -672,8 +445,8 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
 		else
 			snprintf(c->peer, sizeof(c->peer), "?");
-		ev_io_init(&c->rio, rio_cb, fd, EV_READ);
-		ev_io_init(&c->wio, wio_cb, fd, EV_WRITE);
+		ev_io_init(&c->rio, ts_rio_cb, fd, EV_READ);
+		ev_io_init(&c->wio, ts_wio_cb, fd, EV_WRITE);
 		ev_timer_init(&c->linger, linger_cb, CLOSE_LINGER, 0.);
 		c->rio.data = c->wio.data = c->linger.data = c;
 		list_add(&t->live, c);
@@ -733,7 +506,7 @@ static void t_destroy(struct cf_tserver *t)
 	if (t->lfd >= 0)
 		close(t->lfd);
 	while (t->live)
-		conn_dead(t->live, -ESHUTDOWN);
+		ts_conn_dead(t->live, -ESHUTDOWN);
 	if (t->armed_batch)
 		cf_persist_cancel(t->cbs.gc, release_held, t);
 	ev_idle_stop(t->loop, &t->kick);
@@ -752,7 +525,7 @@ static int t_send_ctrl(struct cf_sconn *c, uint64_t id, const void *msg, size_t 
 
 	if (len > CF_CTRL_MAX)
 		return -EMSGSIZE;
-	r = conn_put(c, CF_OP_CTRL, id, msg, len, NULL, 0);
+	r = ts_conn_put(c, CF_OP_CTRL, id, msg, len, NULL, 0);
 	if (r < 0)
 		return r;
 	/* written at the end of the current batch, or by the write watcher */
@@ -807,7 +580,7 @@ static int t_fence(struct cf_sconn *c)
 	c->fenced = 1;
 	c->ngrants = 0;
 	c->in_len = 0;
-	conn_dead(c, -ECANCELED);
+	ts_conn_dead(c, -ECANCELED);
 	return 0;
 }
 
@@ -821,7 +594,7 @@ static void t_close(struct cf_sconn *c)
 	c->paused = 0;
 	ev_io_start(c->t->loop, &c->rio); /* to see the peer's EOF */
 	ev_timer_start(c->t->loop, &c->linger);
-	conn_flush(c);
+	ts_conn_flush(c);
 }
 
 static int t_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)

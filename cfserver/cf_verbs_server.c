@@ -43,46 +43,7 @@
  * failed and the LOCAL_INV was flushed), destroys the QP, and only then
  * returns.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <ev.h>
-#include <infiniband/verbs.h>
-#include <rdma/rdma_cma.h>
-
-#include "cf_addr.h"
-#include "cf_slog.h"
-#include "cf_transport.h"
-#include "cf_util.h"
-#include "../node/cf_verbs_err.h"
-
-#define SV_RECV_DEPTH 16u     /* ctrl RECVs posted per connection (client sends request/reply) */
-#define SV_SEND_DEPTH 32u     /* SENDs + BIND_MW + LOCAL_INV in flight per connection */
-#define SV_MAX_GRANTS 64u     /* grants one connection may hold (a peer's requests drive this) */
-#define SV_MAX_CONNS 1024u    /* connections; further CONNECT_REQUESTs are rejected */
-#define SV_SYNC_WAIT_NS (5ull * 1000000000ull) /* bound for a bind/invalidate/CAS completion */
-#define SV_CM_TIMEOUT_MS 5000 /* loopback QP setup */
-#define SV_CLOSE_LINGER_NS (1000000000ull) /* a graceful close waits this long for replies to go out */
-
-/* the transport logs only what it alone sees (per-connection events, the device) */
-#define vlog(...) cf_slog(CF_SLOG_WARN, "verbs: " __VA_ARGS__)
-#define vlog_info(...) cf_slog_info("verbs: " __VA_ARGS__)
-
-enum sc_state {
-	SC_LIVE,    /* accepted; ctrl delivered */
-	SC_CLOSING, /* close()/fence()/error: no more deliveries; reaper will call on_close */
-	SC_FREED,   /* on the zombie list, on_close done (never observed by the core) */
-};
+#include "cf_verbs_server_int.h"
 
 static const char *sc_state_str(enum sc_state s)
 {
@@ -94,97 +55,8 @@ static const char *sc_state_str(enum sc_state s)
 	return "?";
 }
 
-struct sgrant {
-	uint32_t rkey;
-	struct ibv_mw *mw; /* type-2 window bound on this connection's QP, or */
-	struct ibv_mr *mr; /* the fallback: an MR over exactly the range */
-};
-
-struct cf_sconn {
-	struct cf_tserver *t;
-	struct rdma_cm_id *id;
-	struct ibv_pd *pd; /* the connection's own PD (MR grants), or the clients' PD (windows) */
-	bool own_pd;
-	struct ibv_cq *rcq, *scq;
-	struct ibv_mr *bufmr;
-	uint8_t *bufs; /* SV_RECV_DEPTH recv slots, then SV_SEND_DEPTH send slots, CF_CTRL_MAX each */
-	uint64_t send_seq, send_done; /* signaled WRs posted / completed (completions arrive in order) */
-	int send_status;              /* status of the WR being waited for */
-	uint64_t next_id;
-	struct sgrant g[SV_MAX_GRANTS];
-	unsigned ngrants;
-	enum sc_state state;
-	int close_err;
-	bool qp_dead; /* QP destroyed or in error: nothing more is posted */
-	ev_timer linger_w;      /* v_close with replies in flight: look for their completions */
-	uint64_t linger_end_ns; /* and close anyway from then on */
-	void *data;
-	char peer[INET6_ADDRSTRLEN + 8];
-	struct cf_sconn *next, *prev; /* t->conns */
-	struct cf_sconn *znext;       /* t->zombies */
-};
-
-/* A connected RC QP pair on our own device: cli (requester) -> srv (responder). */
-struct lbqp {
-	struct rdma_event_channel *ech;
-	struct rdma_cm_id *lid, *cli, *srv;
-	struct ibv_cq *cq, *scq;
-	struct ibv_mr *mr;
-	uint64_t *buf;
-	bool broken;
-};
-
-struct cf_tserver {
-	struct ev_loop *loop;
-	struct cf_server_cbs cbs;
-	uint8_t *image;
-	uint64_t size;
-	struct rdma_event_channel *ech;
-	struct rdma_cm_id *lid;
-	struct ibv_context *verbs;
-	struct ibv_pd *pd;   /* the server's own: loopback QPs and mr; never a client QP */
-	struct ibv_mr *mr;   /* the whole image, remote rights (local_cas, the window probe) */
-	struct ibv_pd *cpd;  /* windows only: the client QPs, their buffers and windows */
-	struct ibv_mr *cmr;  /* windows only: the image in cpd, LOCAL_WRITE | MW_BIND, no remote right */
-	struct ibv_comp_channel *cch;
-	struct ibv_device_attr attr;
-	bool use_mw;
-	uint32_t max_inline;
-	ev_io cm_w, cq_w;
-	ev_prepare reap_w;
-	struct cf_sconn *conns, *zombies;
-	unsigned nconns;
-	int port;
-	struct lbqp lb; /* loopback QP pair for local_cas */
-};
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return cf_verbs_neg_errno();
-	return 0;
-}
-
-/*
- * Pause between two polls of a CQ we wait on synchronously. Spin for the
- * first few (a bind or an atomic completes in microseconds on hardware),
- * then sleep 20 us per poll: cfserver may run with real-time priority, and
- * soft-RoCE (rxe) does its work in softirq/ksoftirqd and kernel workers of
- * normal priority on the same CPU - a real-time thread spinning for the
- * completion would starve the very code that produces it.
- */
-static void sync_pause(unsigned *spins)
-{
-	if (++*spins < 64)
-		return;
-	struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000};
-	nanosleep(&ts, NULL);
-}
-
 /* ---------------- connections ---------------- */
 
-static void conn_kill(struct cf_sconn *sc, int err);
 static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static uint8_t *recv_slot(struct cf_sconn *sc, unsigned i) { return sc->bufs + (size_t)i * CF_CTRL_MAX; }
@@ -244,7 +116,7 @@ static int wait_send(struct cf_sconn *sc, uint64_t seq)
 		if (r == 0) {
 			if (cf_mono_ns() > deadline)
 				return -ETIMEDOUT;
-			sync_pause(&spins);
+			sv_sync_pause(&spins);
 		}
 	}
 	/* send_status is the status of the last reaped WR; seq is the newest posted. */
@@ -372,7 +244,7 @@ static void conn_free(struct cf_sconn *sc)
 	free(sc);
 }
 
-static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+void sv_reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct cf_tserver *t = w->data;
 
@@ -388,7 +260,7 @@ static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 }
 
 /* sc is over: barrier-teardown now, on_close from the reaper. */
-static void conn_kill(struct cf_sconn *sc, int err)
+void sv_conn_kill(struct cf_sconn *sc, int err)
 {
 	struct cf_tserver *t = sc->t;
 
@@ -543,7 +415,7 @@ static void on_connect_request(struct cf_tserver *t, struct rdma_cm_id *id, cons
 		t->cbs.on_accept(t->cbs.arg, sc);
 }
 
-static void cm_cb(struct ev_loop *loop, ev_io *w, int revents)
+void sv_cm_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct cf_tserver *t = w->data;
 	struct rdma_cm_event *ev;
@@ -564,18 +436,18 @@ static void cm_cb(struct ev_loop *loop, ev_io *w, int revents)
 		case RDMA_CM_EVENT_DISCONNECTED:
 			/* the peer closed (or crashed: its kernel disconnects) */
 			if (sc && sc->state == SC_LIVE)
-				conn_kill(sc, 0);
+				sv_conn_kill(sc, 0);
 			break;
 		case RDMA_CM_EVENT_REJECTED:
 		case RDMA_CM_EVENT_CONNECT_ERROR:
 		case RDMA_CM_EVENT_UNREACHABLE:
 			if (sc && sc->state == SC_LIVE)
-				conn_kill(sc, -ECONNRESET);
+				sv_conn_kill(sc, -ECONNRESET);
 			break;
 		case RDMA_CM_EVENT_DEVICE_REMOVAL:
 			vlog("device removed: closing every connection");
 			while (t->conns)
-				conn_kill(t->conns, -ENODEV);
+				sv_conn_kill(t->conns, -ENODEV);
 			break;
 		default:
 			break;
@@ -592,7 +464,7 @@ static void conn_recv(struct cf_tserver *t, struct cf_sconn *sc)
 		int n = ibv_poll_cq(sc->rcq, 1, &wc);
 		if (n <= 0) {
 			if (n < 0)
-				conn_kill(sc, -EIO);
+				sv_conn_kill(sc, -EIO);
 			return;
 		}
 		if (wc.status != IBV_WC_SUCCESS) {
@@ -600,22 +472,22 @@ static void conn_recv(struct cf_tserver *t, struct cf_sconn *sc)
 			 * the connection is dead either way */
 			if (wc.status != IBV_WC_WR_FLUSH_ERR)
 				vlog("%s: recv completion %s", sc->peer, ibv_wc_status_str(wc.status));
-			conn_kill(sc, cf_verbs_wc_errno(wc.status));
+			sv_conn_kill(sc, cf_verbs_wc_errno(wc.status));
 			return;
 		}
 		if (wc.opcode != IBV_WC_RECV || wc.wr_id >= SV_RECV_DEPTH || wc.byte_len > CF_CTRL_MAX) {
-			conn_kill(sc, CF_CORRUPT());
+			sv_conn_kill(sc, CF_CORRUPT());
 			return;
 		}
 		if (t->cbs.on_ctrl)
 			t->cbs.on_ctrl(t->cbs.arg, sc, ++sc->next_id, recv_slot(sc, (unsigned)wc.wr_id), wc.byte_len);
 		/* the callback may have closed or fenced sc (still allocated until the reaper runs) */
 		if (sc->state == SC_LIVE && post_recv(sc, (unsigned)wc.wr_id) < 0)
-			conn_kill(sc, -ECONNRESET);
+			sv_conn_kill(sc, -ECONNRESET);
 	}
 }
 
-static void cq_cb(struct ev_loop *loop, ev_io *w, int revents)
+void sv_cq_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct cf_tserver *t = w->data;
 	struct ibv_cq *cq;
@@ -628,463 +500,11 @@ static void cq_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue; /* fenced: drop whatever it had queued */
 		/* re-arm before polling so a completion after the poll still fires */
 		if (ibv_req_notify_cq(cq, 0)) {
-			conn_kill(sc, -EIO);
+			sv_conn_kill(sc, -EIO);
 			continue;
 		}
 		conn_recv(t, sc);
 	}
-}
-
-/* ---------------- loopback QP (local_cas) ---------------- */
-
-static int lb_expect(struct lbqp *lb, enum rdma_cm_event_type want, struct rdma_cm_id **id)
-{
-	struct pollfd pfd = {.fd = lb->ech->fd, .events = POLLIN};
-	struct rdma_cm_event *ev;
-	uint64_t deadline = cf_mono_ns() + (uint64_t)SV_CM_TIMEOUT_MS * 1000000ull;
-
-	for (;;) {
-		if (rdma_get_cm_event(lb->ech, &ev) == 0) {
-			enum rdma_cm_event_type got = ev->event;
-			int status = ev->status;
-			if (id)
-				*id = ev->id;
-			rdma_ack_cm_event(ev);
-			if (got != want) {
-				vlog("loopback QP: got %s (status %d), wanted %s", rdma_event_str(got), status,
-				     rdma_event_str(want));
-				return status < 0 ? status : -ECONNREFUSED;
-			}
-			return 0;
-		}
-		if (errno != EAGAIN)
-			return cf_verbs_neg_errno();
-		int64_t left = (int64_t)(deadline - cf_mono_ns()) / 1000000;
-		if (left <= 0)
-			return -ETIMEDOUT;
-		poll(&pfd, 1, (int)left);
-	}
-}
-
-static int lb_qp(struct cf_tserver *t, struct rdma_cm_id *id, struct ibv_cq *cq)
-{
-	struct ibv_qp_init_attr qa = {0};
-
-	qa.send_cq = cq;
-	qa.recv_cq = cq;
-	qa.qp_type = IBV_QPT_RC;
-	qa.cap.max_send_wr = 4;
-	qa.cap.max_recv_wr = 1;
-	qa.cap.max_send_sge = 1;
-	qa.cap.max_recv_sge = 1;
-	return rdma_create_qp(id, t->pd, &qa) ? cf_verbs_neg_errno() : 0;
-}
-
-static int lb_setup(struct cf_tserver *t, struct lbqp *lb, struct sockaddr *bound)
-{
-	struct sockaddr_storage ss;
-	struct rdma_conn_param p = {.responder_resources = 1, .initiator_depth = 1, .retry_count = 7,
-				    .rnr_retry_count = 7};
-	struct rdma_cm_id *got = NULL;
-	socklen_t sl = bound->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	int r;
-
-	lb->ech = rdma_create_event_channel();
-	if (!lb->ech)
-		return cf_verbs_neg_errno();
-	if ((r = set_nonblock(lb->ech->fd)) < 0)
-		return r;
-	if (rdma_create_id(lb->ech, &lb->lid, NULL, RDMA_PS_TCP) ||
-	    rdma_create_id(lb->ech, &lb->cli, NULL, RDMA_PS_TCP))
-		return cf_verbs_neg_errno();
-	memcpy(&ss, bound, sl);
-	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-	if (rdma_bind_addr(lb->lid, (struct sockaddr *)&ss) || rdma_listen(lb->lid, 1))
-		return cf_verbs_neg_errno();
-	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = rdma_get_src_port(lb->lid);
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_port = rdma_get_src_port(lb->lid);
-	if (rdma_resolve_addr(lb->cli, NULL, (struct sockaddr *)&ss, SV_CM_TIMEOUT_MS))
-		return cf_verbs_neg_errno();
-	if ((r = lb_expect(lb, RDMA_CM_EVENT_ADDR_RESOLVED, NULL)) < 0)
-		return r;
-	if (rdma_resolve_route(lb->cli, SV_CM_TIMEOUT_MS))
-		return cf_verbs_neg_errno();
-	if ((r = lb_expect(lb, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL)) < 0)
-		return r;
-	if (lb->cli->verbs != t->verbs)
-		return -EXDEV;
-	lb->buf = aligned_alloc(64, 64);
-	if (!lb->buf)
-		return -ENOMEM;
-	lb->mr = ibv_reg_mr(t->pd, lb->buf, 64, IBV_ACCESS_LOCAL_WRITE);
-	lb->cq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
-	lb->scq = ibv_create_cq(t->verbs, 8, NULL, NULL, 0);
-	if (!lb->mr || !lb->cq || !lb->scq)
-		return cf_verbs_neg_errno();
-	if ((r = lb_qp(t, lb->cli, lb->cq)) < 0)
-		return r;
-	if (rdma_connect(lb->cli, &p))
-		return cf_verbs_neg_errno();
-	if ((r = lb_expect(lb, RDMA_CM_EVENT_CONNECT_REQUEST, &got)) < 0)
-		return r;
-	lb->srv = got;
-	if ((r = lb_qp(t, lb->srv, lb->scq)) < 0)
-		return r;
-	if (rdma_accept(lb->srv, &p))
-		return cf_verbs_neg_errno();
-	if ((r = lb_expect(lb, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0 ||
-	    (r = lb_expect(lb, RDMA_CM_EVENT_ESTABLISHED, NULL)) < 0)
-		return r;
-	return 0;
-}
-
-static void lb_destroy(struct lbqp *lb)
-{
-	if (lb->cli) {
-		if (lb->cli->qp)
-			rdma_destroy_qp(lb->cli);
-		rdma_destroy_id(lb->cli);
-	}
-	if (lb->srv) {
-		if (lb->srv->qp)
-			rdma_destroy_qp(lb->srv);
-		rdma_destroy_id(lb->srv);
-	}
-	if (lb->lid)
-		rdma_destroy_id(lb->lid);
-	if (lb->cq)
-		ibv_destroy_cq(lb->cq);
-	if (lb->scq)
-		ibv_destroy_cq(lb->scq);
-	if (lb->mr)
-		ibv_dereg_mr(lb->mr);
-	free(lb->buf);
-	if (lb->ech)
-		rdma_destroy_event_channel(lb->ech);
-}
-
-/* Wait (bounded) for one completion on cq; its status as 0/-errno. */
-static int lb_wait(struct ibv_cq *cq)
-{
-	uint64_t deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
-	unsigned spins = 0;
-	struct ibv_wc wc;
-	int n;
-
-	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0) {
-		if (cf_mono_ns() > deadline)
-			return -ETIMEDOUT;
-		sync_pause(&spins);
-	}
-	return n < 0 ? -EIO : cf_verbs_wc_errno(wc.status);
-}
-
-/*
- * Does this device enforce a type-2 window's bounds? rxe does not: it checks
- * an access through a window against the window's MR only. Probe on a
- * throwaway loopback pair: bind a window over image[0,64) with REMOTE_READ on
- * the responder QP, READ inside it (must work), then READ image[64,72)
- * through it (must fail). A device that lets the second READ through gets
- * per-grant MRs instead, which it does bound-check, because invariant 7
- * (out-of-range offsets get an error) matters more than the window's
- * per-QP binding.
- */
-static int probe_mw_bounds(struct cf_tserver *t, struct sockaddr *bound, bool *enforced)
-{
-	struct lbqp lb = {0};
-	struct ibv_mw *mw = NULL;
-	struct ibv_send_wr wr, *bad;
-	struct ibv_sge sge;
-	uint32_t rkey;
-	int r;
-
-	*enforced = false;
-	if (t->size < 128)
-		return -EINVAL;
-	r = lb_setup(t, &lb, bound);
-	if (r < 0)
-		goto out;
-	mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
-	if (!mw) {
-		r = cf_verbs_neg_errno();
-		goto out;
-	}
-	rkey = ibv_inc_rkey(mw->rkey);
-	memset(&wr, 0, sizeof(wr));
-	wr.opcode = IBV_WR_BIND_MW;
-	wr.send_flags = IBV_SEND_SIGNALED;
-	wr.bind_mw.mw = mw;
-	wr.bind_mw.rkey = rkey;
-	wr.bind_mw.bind_info.mr = t->mr;
-	wr.bind_mw.bind_info.addr = (uintptr_t)t->image;
-	wr.bind_mw.bind_info.length = 64;
-	wr.bind_mw.bind_info.mw_access_flags = IBV_ACCESS_REMOTE_READ;
-	if ((r = cf_verbs_post_ret(ibv_post_send(lb.srv->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.scq)) < 0)
-		goto out;
-	sge.addr = (uintptr_t)lb.buf;
-	sge.length = 8;
-	sge.lkey = lb.mr->lkey;
-	memset(&wr, 0, sizeof(wr));
-	wr.opcode = IBV_WR_RDMA_READ;
-	wr.send_flags = IBV_SEND_SIGNALED;
-	wr.sg_list = &sge;
-	wr.num_sge = 1;
-	wr.wr.rdma.rkey = rkey;
-	wr.wr.rdma.remote_addr = (uintptr_t)t->image;
-	if ((r = cf_verbs_post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0 || (r = lb_wait(lb.cq)) < 0)
-		goto out; /* even an in-bounds READ fails: the probe proves nothing */
-	wr.wr.rdma.remote_addr = (uintptr_t)t->image + 64;
-	if ((r = cf_verbs_post_ret(ibv_post_send(lb.cli->qp, &wr, &bad))) < 0)
-		goto out;
-	*enforced = lb_wait(lb.cq) != 0;
-out:
-	if (mw)
-		ibv_dealloc_mw(mw);
-	lb_destroy(&lb);
-	return r;
-}
-
-static int v_local_cas(struct cf_tserver *t, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
-{
-	/*
-	 * Not a CPU CAS: the device reports IBV_ATOMIC_HCA, so only RDMA atomics
-	 * of this HCA are atomic against the clients' RDMA CAS/FAA on the same
-	 * word. We send our own CAS through a loopback RC QP to our own MR.
-	 */
-	struct ibv_sge sge = {.addr = (uintptr_t)t->lb.buf, .length = 8, .lkey = t->lb.mr->lkey};
-	struct ibv_send_wr wr = {.wr_id = 1, .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_ATOMIC_CMP_AND_SWP,
-				 .send_flags = IBV_SEND_SIGNALED}, *bad;
-	struct ibv_wc wc;
-	uint64_t deadline;
-	unsigned spins = 0;
-	int n, r;
-
-	if (off % 8 || off + 8 > t->size || off + 8 < off)
-		return -EINVAL;
-	if (t->lb.broken)
-		return -EIO;
-	wr.wr.atomic.remote_addr = (uintptr_t)(t->image + off);
-	wr.wr.atomic.rkey = t->mr->rkey;
-	wr.wr.atomic.compare_add = compare;
-	wr.wr.atomic.swap = swap;
-	r = cf_verbs_post_ret(ibv_post_send(t->lb.cli->qp, &wr, &bad));
-	if (r < 0)
-		return r;
-	deadline = cf_mono_ns() + SV_SYNC_WAIT_NS;
-	while ((n = ibv_poll_cq(t->lb.cq, 1, &wc)) == 0) {
-		sync_pause(&spins);
-		if (cf_mono_ns() > deadline) {
-			t->lb.broken = true; /* the WR may still complete into lb_buf: never reuse */
-			return -ETIMEDOUT;
-		}
-	}
-	if (n < 0)
-		return -EIO;
-	if (wc.status != IBV_WC_SUCCESS) {
-		vlog("loopback CAS: %s", ibv_wc_status_str(wc.status));
-		t->lb.broken = true;
-		return cf_verbs_wc_errno(wc.status);
-	}
-	/* The original value lands in host byte order (rdma-core converts). */
-	*old = *(volatile uint64_t *)t->lb.buf;
-	return 0;
-}
-
-/* ---------------- server ops ---------------- */
-
-static int probe_device(struct cf_tserver *t)
-{
-	const char *name = ibv_get_device_name(t->verbs->device);
-	bool mw2b;
-
-	if (ibv_query_device(t->verbs, &t->attr))
-		return cf_verbs_neg_errno();
-	mw2b = (t->attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW_TYPE_2B) && t->attr.max_mw > 0;
-	vlog_info("device %s: atomic_cap=%s max_mw=%d mw_type_2b=%s max_qp_wr=%d max_sge=%d max_mr_size=%" PRIu64
-	     " max_qp_rd_atom=%d",
-	     name,
-	     t->attr.atomic_cap == IBV_ATOMIC_NONE ? "NONE" : t->attr.atomic_cap == IBV_ATOMIC_HCA ? "HCA" : "GLOB",
-	     t->attr.max_mw, mw2b ? "yes" : "no", t->attr.max_qp_wr, t->attr.max_sge, (uint64_t)t->attr.max_mr_size,
-	     t->attr.max_qp_rd_atom);
-	if (t->attr.atomic_cap == IBV_ATOMIC_NONE) {
-		vlog("device %s has no RDMA atomics (atomic_cap NONE): cfplex needs CAS/FAA; refusing it", name);
-		return -EOPNOTSUPP;
-	}
-	if (t->attr.max_qp_rd_atom < 1) {
-		vlog("device %s: max_qp_rd_atom 0, no READ/atomic responder resources; refusing it", name);
-		return -EOPNOTSUPP;
-	}
-	if (t->size > t->attr.max_mr_size) {
-		vlog("image of %" PRIu64 " bytes exceeds max_mr_size", t->size);
-		return -EFBIG;
-	}
-	if ((uint32_t)t->attr.max_qp_wr < SV_SEND_DEPTH)
-		return -EOPNOTSUPP;
-	t->use_mw = mw2b;
-	if (getenv("CF_VERBS_NO_MW") && strcmp(getenv("CF_VERBS_NO_MW"), "1") == 0)
-		t->use_mw = false;
-	if (t->use_mw) {
-		/* some providers advertise the flag but refuse type 2: try once */
-		struct ibv_mw *mw = ibv_alloc_mw(t->pd, IBV_MW_TYPE_2);
-		if (mw)
-			ibv_dealloc_mw(mw);
-		else
-			t->use_mw = false;
-	}
-	return 0;
-}
-
-static void v_destroy(struct cf_tserver *t)
-{
-	if (!t)
-		return;
-	while (t->conns) {
-		struct cf_sconn *sc = t->conns;
-		conn_kill(sc, -ESHUTDOWN);
-	}
-	if (t->loop) {
-		ev_io_stop(t->loop, &t->cm_w);
-		ev_io_stop(t->loop, &t->cq_w);
-		reap_cb(t->loop, &t->reap_w, 0); /* on_close for every connection, then free */
-	}
-	lb_destroy(&t->lb);
-	if (t->cmr)
-		ibv_dereg_mr(t->cmr);
-	if (t->cpd)
-		ibv_dealloc_pd(t->cpd);
-	if (t->mr)
-		ibv_dereg_mr(t->mr);
-	if (t->lid)
-		rdma_destroy_id(t->lid); /* after every per-connection CQ is gone */
-	if (t->cch)
-		ibv_destroy_comp_channel(t->cch);
-	if (t->pd)
-		ibv_dealloc_pd(t->pd);
-	if (t->ech)
-		rdma_destroy_event_channel(t->ech);
-	free(t);
-}
-
-static int v_listen(struct ev_loop *loop, const char *addr, void *image, uint64_t size,
-		    const struct cf_server_cbs *cbs, struct cf_tserver **out)
-{
-	struct cf_tserver *t;
-	struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-	char host[CF_ADDR_HOST_MAX], portstr[8];
-	uint16_t port;
-	int r;
-
-	r = cf_addr_split(addr, host, sizeof(host), &port);
-	if (r < 0)
-		return r;
-	if (!image || size == 0 || (uintptr_t)image % 8)
-		return -EINVAL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	t->cbs = *cbs;
-	t->image = image;
-	t->size = size;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	r = getaddrinfo(host, portstr, &hints, &ai);
-	if (r) {
-		r = r == EAI_SYSTEM ? cf_verbs_neg_errno() : -EADDRNOTAVAIL;
-		goto err_destroy;
-	}
-	t->ech = rdma_create_event_channel();
-	if (!t->ech) {
-		r = cf_verbs_neg_errno();
-		goto err_destroy;
-	}
-	if (rdma_create_id(t->ech, &t->lid, t, RDMA_PS_TCP) || rdma_bind_addr(t->lid, ai->ai_addr)) {
-		r = cf_verbs_neg_errno();
-		goto err_destroy;
-	}
-	if (!t->lid->verbs) {
-		vlog("%s is not the address of an RDMA device (wildcard binds are refused: the image must be "
-		     "registered on one device)", addr);
-		r = -EADDRNOTAVAIL;
-		goto err_destroy;
-	}
-	t->verbs = t->lid->verbs;
-	t->pd = ibv_alloc_pd(t->verbs);
-	if (!t->pd) {
-		r = cf_verbs_neg_errno();
-		goto err_destroy;
-	}
-	r = probe_device(t);
-	if (r < 0)
-		goto err_destroy;
-	/* No IBV_ACCESS_RELAXED_ORDERING: M3 (docs/design.md §0) needs a later READ through this
-	 * HCA to see every completed WRITE. */
-	t->mr = ibv_reg_mr(t->pd, image, size,
-			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
-				   IBV_ACCESS_REMOTE_ATOMIC | (t->use_mw ? IBV_ACCESS_MW_BIND : 0));
-	if (!t->mr) {
-		r = cf_verbs_neg_errno();
-		vlog("registering the %" PRIu64 "-byte image: %s", size, strerror(-r));
-		goto err_destroy;
-	}
-	t->cch = ibv_create_comp_channel(t->verbs);
-	if (!t->cch) {
-		r = cf_verbs_neg_errno();
-		goto err_destroy;
-	}
-	if ((r = set_nonblock(t->cch->fd)) < 0 || (r = set_nonblock(t->ech->fd)) < 0)
-		goto err_destroy;
-	if (rdma_listen(t->lid, 64)) {
-		r = cf_verbs_neg_errno();
-		goto err_destroy;
-	}
-	t->port = ntohs(rdma_get_src_port(t->lid));
-	r = lb_setup(t, &t->lb, rdma_get_local_addr(t->lid));
-	if (r < 0) {
-		vlog("loopback QP for the server's own atomics: %s", strerror(-r));
-		goto err_destroy;
-	}
-	if (t->use_mw && !(getenv("CF_VERBS_FORCE_MW") && strcmp(getenv("CF_VERBS_FORCE_MW"), "1") == 0)) {
-		bool enforced;
-		int pr = probe_mw_bounds(t, rdma_get_local_addr(t->lid), &enforced);
-		if (pr < 0 || !enforced) {
-			vlog("%s: memory windows are not usable for grants (%s): falling back",
-			     ibv_get_device_name(t->verbs->device),
-			     pr < 0 ? strerror(-pr) : "the device does not check a window's bounds");
-			t->use_mw = false;
-		}
-	}
-	if (t->use_mw) {
-		/* the windows' MR: no remote right of its own, in the clients' PD (not the server's) */
-		t->cpd = ibv_alloc_pd(t->verbs);
-		t->cmr = t->cpd ? ibv_reg_mr(t->cpd, image, size, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND) : NULL;
-		if (!t->cmr) {
-			r = cf_verbs_neg_errno();
-			vlog("registering the image for memory windows: %s", strerror(-r));
-			goto err_destroy;
-		}
-	}
-	vlog_info("grants use %s", t->use_mw ? "type-2 memory windows (bound per QP, LOCAL_INV to revoke)"
-					  : "per-grant memory regions (in a protection domain of their connection alone; "
-					    "dereg to revoke)");
-	t->loop = loop;
-	ev_io_init(&t->cm_w, cm_cb, t->ech->fd, EV_READ);
-	ev_io_init(&t->cq_w, cq_cb, t->cch->fd, EV_READ);
-	ev_prepare_init(&t->reap_w, reap_cb);
-	t->cm_w.data = t->cq_w.data = t->reap_w.data = t;
-	ev_io_start(loop, &t->cm_w);
-	ev_io_start(loop, &t->cq_w);
-	freeaddrinfo(ai);
-	*out = t;
-	return 0;
-err_destroy:
-	if (ai)
-		freeaddrinfo(ai);
-	v_destroy(t);
-	return r;
 }
 
 static int v_port(struct cf_tserver *t) { return t->port; }
@@ -1105,7 +525,7 @@ static int v_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t
 	if (r < 0) {
 		/* the peer takes no replies: close it rather than wait (or lose a reply and go on) */
 		vlog("%s: %u replies not taken by the peer: closing", sc->peer, SV_SEND_DEPTH);
-		conn_kill(sc, r);
+		sv_conn_kill(sc, r);
 		return r;
 	}
 	slot = send_slot(sc, sc->send_seq);
@@ -1208,7 +628,7 @@ static int v_fence(struct cf_sconn *sc)
 {
 	/* conn_kill runs the barrier (conn_teardown_qp) before returning. */
 	if (sc->state == SC_LIVE)
-		conn_kill(sc, 0);
+		sv_conn_kill(sc, 0);
 	return 0;
 }
 
@@ -1224,7 +644,7 @@ static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (sc->state != SC_LIVE)
 		return;
 	if (sc->qp_dead || send_idle(sc) || cf_mono_ns() > sc->linger_end_ns)
-		conn_kill(sc, 0); /* stops this timer */
+		sv_conn_kill(sc, 0); /* stops this timer */
 }
 
 static void v_close(struct cf_sconn *sc)
@@ -1232,7 +652,7 @@ static void v_close(struct cf_sconn *sc)
 	if (sc->state != SC_LIVE || ev_is_active(&sc->linger_w))
 		return;
 	if (sc->qp_dead || send_idle(sc)) {
-		conn_kill(sc, 0);
+		sv_conn_kill(sc, 0);
 		return;
 	}
 	sc->linger_end_ns = cf_mono_ns() + SV_CLOSE_LINGER_NS;
@@ -1245,15 +665,15 @@ static const char *v_peer(struct cf_sconn *sc) { return sc->peer; }
 
 const struct cf_server_ops cf_verbs_server = {
 	.name = "verbs",
-	.listen = v_listen,
-	.destroy = v_destroy,
+	.listen = sv_listen,
+	.destroy = sv_destroy,
 	.port = v_port,
 	.send_ctrl = v_send_ctrl,
 	.grant = v_grant,
 	.revoke = v_revoke,
 	.fence = v_fence,
 	.close = v_close,
-	.local_cas = v_local_cas,
+	.local_cas = sv_local_cas,
 	.set_data = v_set_data,
 	.get_data = v_get_data,
 	.peer = v_peer,
