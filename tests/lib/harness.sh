@@ -24,6 +24,14 @@ CF_TRANSPORT=${CF_TRANSPORT:-tcp}
 CF_HOST=${CF_HOST:-127.0.0.1}
 export CF_TRANSPORT CF_HOST
 
+# A test that arms a fault point (CF_FAULT=... anywhere in its script) needs a build with them
+# (-Dfault-injection=true, as the Makefile configures): meson says which (CF_FAULT_POINTS).
+# CF_FAULT_ANYWAY=1: a test that arms them on purpose against binaries without them.
+if [ "${CF_FAULT_POINTS:-1}" = 0 ] && [ -z "${CF_FAULT_ANYWAY:-}" ] && grep -q 'CF_FAULT=' "$0" 2>/dev/null; then
+	echo "SKIP: $(basename "$0") arms fault points, and this build has none (configure with -Dfault-injection=true)"
+	exit 77
+fi
+
 CF_HOSTS=${CF_HOSTS:-local}
 case $CF_HOSTS in
 local) ;;

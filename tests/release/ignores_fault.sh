@@ -6,6 +6,7 @@
 # In a build with fault points each of them would die at once; here SYS1 commits, is killed
 # (by the test), one peer recovers it, and cfserver, SYS2 and SYS3 are alive and logged no
 # cf-fault line. Run by test_release_build.sh.
+CF_FAULT_ANYWAY=1 # arming points against binaries without them is this test's point
 . "$(dirname "$0")/../recovery/lib.sh"
 export CF_FAULT_LOG=1
 CF_FAULT=srv.mid_sweep:kill cluster
