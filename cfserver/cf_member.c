@@ -27,6 +27,9 @@
 #include "cf_slog.h"
 #include "cf_util.h"
 
+/* the least grace a new incarnation gets for its first beat (JOIN below) */
+#define CF_FIRST_BEAT_GRACE_NS 1000000000ull
+
 /*
  * The key both MACs of a connection's handshake use: the monitor key for the
  * MONITOR role, the cluster key for every other. The role a client claims
@@ -387,11 +390,16 @@ void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	cs->hb_last = load64(&hb_slot(c, (uint32_t)s)->hb);
 	/*
 	 * A new incarnation still has to open its heartbeat connection and
-	 * authenticate it before its first beat: one extra T of grace for that
-	 * first beat only (a crash meanwhile is still seen at once: its JOIN
-	 * connection closes).
+	 * authenticate it before its first beat: a grace for that first beat
+	 * only, of T but at least CF_FIRST_BEAT_GRACE_NS. One T alone was 20 ms
+	 * in all at T = 10 ms, short for a connection and a handshake on a
+	 * loaded host or under emulation. The longer grace delays nothing that
+	 * matters: a system holds nothing before its first beat (cfnode beats
+	 * once, synchronously, before it attaches any instance), and a crash
+	 * meanwhile is still seen at once (its JOIN connection closes).
 	 */
-	cs->hb_seen_ns = cf_mono_ns() + c->cfg.hb_timeout_ns;
+	cs->hb_seen_ns = cf_mono_ns() +
+			 (c->cfg.hb_timeout_ns > CF_FIRST_BEAT_GRACE_NS ? c->cfg.hb_timeout_ns : CF_FIRST_BEAT_GRACE_NS);
 	core_set_state(cc, CS_SYSTEM);
 	core_sys_link(c, (uint32_t)s, cc);
 

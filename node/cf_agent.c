@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cf_fault.h"
 #include "cf_util.h"
 #include "cf_words.h"
 
@@ -239,7 +240,8 @@ int cf_agent_hb_start(struct cf_agent *a)
 	ev_timer_again(hb->loop, &hb->timer);
 	ev_async_init(&hb->stop_async, hb_stop_cb);
 	ev_async_start(hb->loop, &hb->stop_async);
-	/* First beat synchronously: the lease starts valid. */
+	/* First beat synchronously: the lease starts valid, before anything is attached. */
+	CF_FAULT("hb.before_first_beat");
 	hb_beat(hb->loop, &hb->timer, 0);
 	r = atomic_load(&hb->err);
 	if (r)

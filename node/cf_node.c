@@ -343,9 +343,12 @@ int cf_node_start(struct cf_node *n)
 	    (double)a->hb_timeout_ns / 1e6);
 	r = cf_agent_hb_start(a);
 	if (r) {
-		say(n, CF_AGENT_ERR, "heartbeat: %s", strerror(-r));
+		/* the CF declared us failed before the first beat (closed, or refused it): over */
+		bool over = a->s.dead || a->hb.s.dead || cf_conn_lost(r);
+		say(n, CF_AGENT_ERR, "heartbeat: %s%s", strerror(-r),
+		    over ? ": this incarnation is over; restart to rejoin as a new incarnation" : "");
 		return fail(n, CF_NODE_JOINED, r,
-			    r == -EINVAL ? CF_NODE_EX_USAGE : a->s.dead ? CF_NODE_EX_OVER : CF_NODE_EX_OTHER);
+			    r == -EINVAL ? CF_NODE_EX_USAGE : over ? CF_NODE_EX_OVER : CF_NODE_EX_OTHER);
 	}
 	{
 		char id[40];

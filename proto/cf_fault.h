@@ -22,7 +22,9 @@
  *   rec.before_unregister
  *   srv.mid_sweep srv.between_fence_and_mark
  * and, with action fail, dx.copy (a duplexed primary cannot copy a batch) and
- * txn.commit_unanswered (the CF executed a group's COMMITs, their answer is lost).
+ * txn.commit_unanswered (the CF executed a group's COMMITs, their answer is lost);
+ * and hb.before_first_beat (a new incarnation between its JOIN and its first
+ * beat: tests/recovery/test_first_beat.sh freezes it there).
  */
 #ifndef CF_FAULT_H
 #define CF_FAULT_H
