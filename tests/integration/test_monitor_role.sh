@@ -31,16 +31,11 @@ for op in "${ops[@]}"; do
 done
 out=$(bounded 10 "$TC" monitor read 2>&1)
 rc=$?
-if [ "$CF_TRANSPORT" = verbs ] && [ $rc != 0 ] && echo "$out" | grep -q "READ with a console's grant succeeded"; then
-	# Over verbs every per-grant MR is in the one PD, so an rkey another connection
-	# disclosed is valid from any QP (docs/verbs.md, "Grants"; issue 11, item 4: one PD
-	# per connection). The monitor connection owns no grant; nothing it can do stops a
-	# stolen rkey until then. Over tcp the CF checks every READ against the sender's grants.
-	log "KNOWN over verbs (one PD for every connection): $out"
-else
-	[ $rc = 0 ] || fail "monitor read: $out"
-	case "$out" in "REFUSED -13 "*) ;; *) fail "monitor read: $out" ;; esac
-fi
+# a console's rkey, used from the monitor connection, is refused: over tcp the CF checks every
+# READ against the sender's grants; over verbs the grant's MR is in a protection domain of the
+# console's connection alone, so the monitor's QP cannot use it (docs/verbs.md, "Server")
+[ $rc = 0 ] || fail "monitor read: $out"
+case "$out" in "REFUSED -13 "*) ;; *) fail "monitor read: $out" ;; esac
 log "monitor read: $out"
 # the monitor key opens no other role: the CF proves the cluster key, which the monitor cannot check
 ctl() { bounded 20 "$CFCTL" --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --cluster-key "$MKEY" "$@" 2>&1; }
