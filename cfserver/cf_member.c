@@ -395,8 +395,9 @@ void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	 * in all at T = 10 ms, short for a connection and a handshake on a
 	 * loaded host or under emulation. The longer grace delays nothing that
 	 * matters: a system holds nothing before its first beat (cfnode beats
-	 * once, synchronously, before it attaches any instance), and a crash
-	 * meanwhile is still seen at once (its JOIN connection closes).
+	 * once, synchronously, before it attaches any instance). A process
+	 * crash meanwhile is still seen at once (its JOIN connection closes); a
+	 * host that dies or is cut off meanwhile is declared after grace + T.
 	 */
 	cs->hb_seen_ns = cf_mono_ns() +
 			 (c->cfg.hb_timeout_ns > CF_FIRST_BEAT_GRACE_NS ? c->cfg.hb_timeout_ns : CF_FIRST_BEAT_GRACE_NS);

@@ -766,7 +766,7 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 			o->status = r < 0 ? r : 1; /* 1: in flight */
 			if (r == -EACCES || r == -EINVAL)
 				continue; /* refused locally: nothing posted */
-			if (r < 0)
+			if (r < 0) /* even one post_failed() lets live: ops of this chunk are in flight */
 				return kill_session(s, r);
 			left++;
 		}

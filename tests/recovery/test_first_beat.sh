@@ -21,8 +21,10 @@ CF_FAULT=hb.before_first_beat:stop CF_FAULT_LOG=1 node SYS1 NTS001
 p1=$(pid_of SYS1)
 wait_for 20 stopped "$p1" || fail "SYS1 did not stop before its first beat: $(tail -n 3 "$CF_WORK/SYS1.log")"
 grep -q "joined" "$CF_WORK/SYS1.log" || fail "SYS1 stopped before its JOIN"
-# the freeze is the scenario (longer than 2 T, shorter than the grace), not a wait for a condition
-sleep "$(awk -v ms="$FREEZE" 'BEGIN { printf "%.3f", ms / 1000 }')"
+# Held frozen for FREEZE ms: the length of the freeze is the scenario (longer than the old
+# grace of 2 T, shorter than the new one), so this is a duration, not a wait for a condition;
+# the CF offers nothing to wait for that would mark "JOIN + 2 T has passed" (FREEZE <= 600).
+sleep "0.$(printf '%03d' "$FREEZE")"
 declared SYS1 && fail "SYS1 declared failed after a ${FREEZE} ms freeze before its first beat (T = $T ms, grace $GRACE ms)"
 kill -CONT "$p1"
 wait_committing SYS1
