@@ -46,6 +46,8 @@ class Cluster:
         self.nodes = {}      # sys -> Popen
         self.logpos = {}     # log path -> bytes already scanned
         self.incident = {}   # inst -> last incident seen
+        self.crashes = []    # (victim, CLOCK_MONOTONIC ns) of every crash this driver caused
+        self.raced = 0       # crashes taken again: a false suspicion had declared the victim first
         self.server = None
 
     def bin(self, *p):
@@ -211,19 +213,38 @@ class Cluster:
         return None
 
     def crash_once(self, victim, mode):
-        """Crash victim; returns a result dict (or raises RuntimeError)."""
+        """Crash victim; returns a result dict (or raises RuntimeError).  A false suspicion
+        that declared the victim just before our crash (T = 10 ms on a VM whose vCPUs are
+        stolen for that long) is not this crash's recovery: the victim is restarted and the
+        crash taken again, and the declaration counts as a false suspicion (run_config)."""
+        for attempt in range(3):
+            res = self.crash_try(victim, mode)
+            if res is not None:
+                return res
+            self.raced += 1
+            C.log(f"{self.label}: {victim} was declared failed before the {mode} (a false suspicion): "
+                  f"restarted, crash taken again")
+        raise RuntimeError(f"{victim}: 3 crashes in a row raced with a false suspicion of it (see {self.w})")
+
+    def crash_try(self, victim, mode):
         st = self.status()
         ent = self.sys_entry(st, victim)
         old_epoch = ent.get("epoch") if ent else None
         inst = self.inst_of(victim)
-        self.recovery_line(inst)  # consume anything older
+        stale = self.recovery_line(inst)  # consume anything older
         p = self.nodes[victim]
+        if stale is not None or p.poll() is not None:
+            return self.restart_raced(victim, p, old_epoch)
         t0m = time.monotonic_ns()
         t0 = time.time_ns()
         os.kill(p.pid, signal.SIGKILL if mode == "kill" else signal.SIGSTOP)
+        self.crashes.append((victim, t0m))
         rec = C.wait_until(lambda: self.recovery_line(inst), 20 + self.a.T / 1000.0 + self.a.wd_ms / 1000.0, 0.002)
         if not rec:
             raise RuntimeError(f"no RECOVERY of {inst} within 20 s after {mode} of {victim} (see {self.w})")
+        if rec.get("fail_ns") is not None and rec["fail_ns"] < t0:
+            self.crashes.pop()  # the recovery of a declaration that came first
+            return self.restart_raced(victim, p, old_epoch)
         # the victim: killed by us, or (stop) by the counterpart's local fence agent
         try:
             p.wait(timeout=5)
@@ -264,23 +285,63 @@ class Cluster:
             "waiter_check": {"ok": locks_ok, "state": ist.get("state"), "locks_held": ist.get("locks_held")},
         }
         res["phases_us"].update(res_decl)
-        # restart the victim as a new incarnation and wait until it commits again.  A
-        # restarted system can itself be declared failed while it starts (e.g. a heartbeat
-        # gap over T on a loaded machine): then it is restarted again, and counted.
-        res["restarts"] = 0
+        res["restarts"] = self.restart(victim, old_epoch)
+        return res
+
+    def restart(self, victim, old_epoch):
+        """Restart the victim as a new incarnation and wait until it commits again; returns
+        how many starts it took.  A restarted system can itself be declared failed while it
+        starts (e.g. a heartbeat gap over T on a loaded machine): then it is restarted again."""
+        n = 0
         for attempt in range(3):
-            res["restarts"] += 1
+            n += 1
             self.start_node(victim)
             if self.wait_busy(victim, old_epoch, 30):
-                break
+                return n
             C.log(f"{self.label}: restarted {victim} did not commit again (exit "
                   f"{self.nodes[victim].poll()}); restarting it again")
             C.reap(self.nodes[victim])
             ent = self.sys_entry(self.status(), victim)
             old_epoch = ent.get("epoch") if ent else old_epoch
-        else:
-            raise RuntimeError(f"restarted {victim} did not commit again after 3 tries (see {self.w}/{victim}.log)")
-        return res
+        raise RuntimeError(f"restarted {victim} did not commit again after 3 tries (see {self.w}/{victim}.log)")
+
+    def restart_raced(self, victim, p, old_epoch):
+        """The victim was declared failed before our crash: wait until its recovery is
+        over (the counterpart's fence kills it), then restart it.  Returns None."""
+        inst = self.inst_of(victim)
+        C.wait_until(lambda: p.poll() is not None, 20, 0.01)
+        C.reap(p)
+        C.wait_until(lambda: (next((i for i in (self.status() or {}).get("instances", [])
+                                    if i.get("name") == inst), {}).get("state") in ("INACTIVE_CLEAN", "ACTIVE")),
+                     20, 0.02)
+        self.restart(victim, old_epoch)
+        return None
+
+    def declarations(self):
+        """(CLOCK_MONOTONIC ns, system, cause) of every failure cfserver declared."""
+        out = []
+        try:
+            with open(os.path.join(self.w, "cfserver.log"), errors="replace") as f:
+                for line in f:
+                    m = re.match(r"(?:<\d>)?(\d+)\.(\d{6}) cfserver \S+: failure: (\S+) \(system [^)]*\): "
+                                 r"(.*); processing starts", line)
+                    if m:
+                        out.append((int(m.group(1)) * 10**9 + int(m.group(2)) * 1000, m.group(3), m.group(4)))
+        except OSError:
+            pass
+        return out
+
+    def false_suspicions(self):
+        """The declarations no crash of ours explains: each crash explains the first
+        declaration of its victim after it."""
+        decl = sorted(self.declarations())
+        used = set()
+        for victim, t0m in self.crashes:
+            for i, (ns, name, _) in enumerate(decl):
+                if i not in used and name == victim and ns >= t0m:
+                    used.add(i)
+                    break
+        return [{"system": name, "cause": cause} for i, (ns, name, cause) in enumerate(decl) if i not in used]
 
     def stop(self):
         """Stop the workload cleanly, then check the bank invariant."""
@@ -354,6 +415,10 @@ def run_config(a, label, mode, inflight, log_size, reps, workroot, netns=False):
     # stop mode: the frozen victim must have been fenced (SIGKILLed by the counterpart's
     # local fence agent) before its instance was backed out; kill mode: we killed it
     out["victims_fenced"] = sum(1 for s in sm if s["victim_exit"] == -signal.SIGKILL)
+    # issue 13 asks for none at T = 10 ms; reported, never a failure of the run (a VM's
+    # stolen vCPU time is not cfplex's), and a crash that raced one was taken again
+    out["false_suspicions"] = cl.false_suspicions()
+    out["crashes_retaken"] = cl.raced
     return out
 
 
@@ -571,6 +636,10 @@ def table(res, a):
         if r.get("extra_restarts"):
             p(f"note {r['label']}: {r['extra_restarts']} restarted victims were declared failed while starting "
               f"and restarted again")
+        if r.get("false_suspicions"):
+            p(f"note {r['label']}: {len(r['false_suspicions'])} false suspicions (declared with no crash of ours: "
+              + ", ".join(f"{x['system']} {x['cause']}" for x in r["false_suspicions"])
+              + f"); {r.get('crashes_retaken', 0)} crashes taken again because one came first")
         if r["waiter_checks_failed"]:
             p(f"!! {r['label']}: {r['waiter_checks_failed']} waiter checks failed")
         if r["error"]:
