@@ -195,26 +195,6 @@ static void cb_persist(void *arg, uint64_t off, uint64_t len)
 	core_image_persist(arg, off, len);
 }
 
-/*
- * Which client writes must be durable before they are acknowledged (see
- * docs/design.md, "Durability"): the logs, the instance and recovery-info
- * slots. Not the heartbeat slots: a restart fails every system that was ACTIVE
- * whatever its heartbeat said. Not the lock table and the record lists: a
- * restart does not read them as truth (restart_barrier: the instances failed
- * at the restart are recovered from their durable logs while nobody may lock,
- * then both are cleared).
- */
-static int cb_durable(void *arg, uint64_t off, uint64_t len)
-{
-	struct cf_core *c = arg;
-
-	if (off >= c->map->off_heartbeats && off + len <= c->map->off_instances)
-		return 0;
-	if (off >= c->map->off_locks && off + len <= c->map->off_logs)
-		return 0;
-	return 1;
-}
-
 /* ---------------- lifecycle ---------------- */
 
 int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,
@@ -238,8 +218,7 @@ int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf
 
 int cf_core_listen(struct cf_core *c, const char *addr)
 {
-	struct cf_server_cbs cbs = {.arg = c, .on_accept = cb_accept, .on_ctrl = cb_ctrl, .on_close = cb_close,
-				    .durable = cb_durable};
+	struct cf_server_cbs cbs = {.arg = c, .on_accept = cb_accept, .on_ctrl = cb_ctrl, .on_close = cb_close};
 	uint64_t gran = cf_image_persist_gran(c->im);
 	int r;
 
@@ -255,7 +234,6 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 		if (r < 0)
 			return r;
 		cf_duplex_attach_persist(c->dx, c->gc);
-		cbs.gc = c->gc;
 		cf_slog_info("group commit: duplexed: every batch is shipped to the secondary and acknowledged by it%s",
 			 gran ? ", and persisted here" : "");
 	} else if (gran) {
@@ -263,7 +241,6 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 		r = cf_persist_new(c->loop, gran, gran >= CF_PAGE ? CF_PERSIST_THREAD | CF_PERSIST_ADAPTIVE : 0, cb_persist, c, &c->gc);
 		if (r < 0)
 			return r;
-		cbs.gc = c->gc;
 		cf_slog_info("group commit: %s (%s, %llu-byte granularity)",
 			 gran >= CF_PAGE ? "one persist at a time in a persister thread while persists are slow, batching what arrives meanwhile"
 					 : "one persist per loop iteration",

@@ -4,8 +4,9 @@
  * iteration for everybody.
  *
  * Whoever makes image bytes that must be durable before something is
- * acknowledged (a tcp WRITE/CAS/FAA of a client, a PERSIST control request of
- * the verbs backend) adds the range with cf_persist_add() and asks to be
+ * acknowledged (a client's PERSIST control request, over either transport;
+ * cfserver's own control-path writes, core_persist) adds the range with
+ * cf_persist_add() and asks to be
  * called back with cf_persist_after(). Nothing is persisted at that moment.
  * Once per loop iteration (an ev_prepare watcher at the lowest priority, i.e.
  * after every callback of the iteration has run and just before the loop

@@ -13,18 +13,14 @@
  * still queued: when fence() returns no request of that connection executes
  * any more (the barrier M1, docs/design.md §0).
  *
- * Group commit (--nvram): a WRITE/CAS/FAA whose range cbs->durable() says
- * must be durable adds it to the server's cf_persist (cbs->gc) and sets the
- * connection's hold mark at the response it is about to append: output from
- * the mark on waits; output before it goes out at once. Once per loop
- * iteration cf_persist persists what every connection added - one persist
- * for all of them - and then calls release_held(), which lifts the marks and
- * sends. Per-connection order is kept because output is one byte stream cut
- * at one point: nothing behind a held response overtakes it. A response that
- * needs no durability (a READ, a heartbeat WRITE) on a connection with
- * nothing held goes out at once: it acknowledges nothing durable of its own,
- * and what it shows of other connections' pending writes is argued in
- * docs/design.md ("Durability").
+ * Durability (--nvram) is not this backend's: an answer means the request
+ * executed and is visible at the CF, as a verbs completion does. A client
+ * that needs bytes durable asks with a PERSIST control request on the same
+ * connection (cf_persist_req.c: grouped with every other PERSIST and
+ * control-path write of the loop iteration). It used to hold every answer
+ * after a durable WRITE until the next group commit, which made each lock CAS
+ * and READ behind an UPDATE wait for a device flush (docs/design.md,
+ * "Durability": why that went).
  *
  * on_close is never called from inside another callback of the core: closed
  * and fenced connections are reaped from an ev_prepare watcher.
@@ -58,101 +54,6 @@ static void list_del(struct cf_sconn **head, struct cf_sconn *c)
 	c->prev = c->next = NULL;
 }
 
-/* ---------------- group commit ---------------- */
-
-static void held_del(struct cf_sconn *c)
-{
-	struct cf_tserver *t = c->t;
-
-	if (c->hold == HOLD_NONE)
-		return;
-	if (c->hprev)
-		c->hprev->hnext = c->hnext;
-	else
-		t->held = c->hnext;
-	if (c->hnext)
-		c->hnext->hprev = c->hprev;
-	c->hprev = c->hnext = NULL;
-	c->hold = c->hold2 = HOLD_NONE;
-}
-
-
-/*
- * cf_persist made a batch durable: send what it covers. A connection whose
- * held bytes belong to a later batch (they came while this one was with the
- * persister thread) stays held; one with a second mark is released up to it.
- */
-static void release_held(void *arg)
-{
-	struct cf_tserver *t = arg;
-	uint64_t done = cf_persist_done(t->cbs.gc);
-	struct cf_sconn *c, *next;
-
-	for (c = t->held; c; c = next) {
-		next = c->hnext;
-		if (c->hold_batch > done)
-			continue;
-		if (c->hold2 != HOLD_NONE) {
-			/* the next batch's bytes stay held (c stays on the list) */
-			c->hold = c->hold2;
-			c->hold_batch++;
-			c->hold2 = HOLD_NONE;
-		} else {
-			held_del(c);
-		}
-		ts_conn_flush(c); /* may kill c: conn_dead takes it off the list */
-	}
-	/*
-	 * This runs in the prepare phase, just before the loop blocks: what it
-	 * started (a paused reader's fed event, the reaper for a connection that
-	 * died) must not wait for the next unrelated event.
-	 */
-	ev_idle_start(t->loop, &t->kick);
-}
-
-static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
-{
-	ev_idle_stop(loop, w);
-}
-
-/*
- * A request of c changed [off, off+len): if it must be durable, hold c's
- * output from here (the response about to be appended, and all after it)
- * until the commit.
- */
-static void mark_durable(struct cf_sconn *c, uint64_t off, uint64_t len)
-{
-	struct cf_tserver *t = c->t;
-	uint64_t b;
-
-	if (!t->cbs.gc || !t->cbs.durable(t->cbs.arg, off, len))
-		return;
-	if (cf_persist_add(t->cbs.gc, off, len) < 0)
-		return; /* out of memory: it was persisted at once */
-	b = cf_persist_batch(t->cbs.gc);
-	if (t->armed_batch != b) {
-		if (cf_persist_after(t->cbs.gc, release_held, t) < 0) {
-			cf_persist_commit(t->cbs.gc); /* out of memory: commit now, hold nothing */
-			return;
-		}
-		t->armed_batch = b;
-	}
-	if (c->hold != HOLD_NONE) {
-		/* held for the batch in flight: what follows waits for the next one */
-		if (c->hold_batch != b && c->hold2 == HOLD_NONE)
-			c->hold2 = c->out_len;
-		return;
-	}
-	c->hold = c->out_len;
-	c->hold_batch = b;
-	c->hold2 = HOLD_NONE;
-	c->hprev = NULL;
-	c->hnext = t->held;
-	if (t->held)
-		t->held->hprev = c;
-	t->held = c;
-}
-
 /* ---------------- connection teardown ---------------- */
 
 static void conn_stop_io(struct cf_sconn *c)
@@ -172,7 +73,6 @@ void ts_conn_dead(struct cf_sconn *c, int err)
 	c->dead = 1;
 	c->dead_err = err;
 	c->fenced = 1;
-	held_del(c); /* what it held is dropped with it (its writes are persisted anyway) */
 	c->in_len = 0;
 	c->ngrants = 0;
 	conn_stop_io(c);
@@ -182,6 +82,23 @@ void ts_conn_dead(struct cf_sconn *c, int err)
 	list_del(&t->live, c);
 	list_add(&t->dead, c);
 	ev_prepare_start(t->loop, &t->reaper);
+	ts_kick(t);
+}
+
+/*
+ * Called from the prepare phase (a PERSIST answer sent after the group commit,
+ * cf_persist's callbacks), a started reaper or a fed read event would wait for
+ * the next unrelated event: an idle watcher makes the loop poll without
+ * blocking once, so they run now.
+ */
+static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	ev_idle_stop(loop, w);
+}
+
+void ts_kick(struct cf_tserver *t)
+{
+	ev_idle_start(t->loop, &t->kick);
 }
 
 static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -252,7 +169,6 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		r = grant_check(c, rw.rkey, rw.addr, rw.len, CF_R_WRITE);
 		if (r == 0) {
 			memcpy(t->image + rw.addr, body + sizeof(rw), rw.len);
-			mark_durable(c, rw.addr, rw.len);
 		}
 		/* an unsignaled WRITE is still answered when it fails (as a verbs error completion) */
 		if (r < 0 || !(h->flags & CF_FF_NO_RESP))
@@ -275,7 +191,6 @@ static int exec_frame(struct cf_sconn *c, const struct cf_frame_hdr *h, const ui
 		} else {
 			old = __atomic_fetch_add(word, at.compare, __ATOMIC_SEQ_CST);
 		}
-		mark_durable(c, at.addr, 8);
 		ts_put_resp(c, h->id, 0, old, NULL, 0);
 		return 0;
 	case CF_OP_CTRL:
@@ -378,12 +293,11 @@ void ts_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->in_len += (size_t)n;
 	}
 	process_input(c);
-	/* what needs no commit goes now; the rest after the iteration's group commit */
 	if (!c->dead)
 		ts_conn_flush(c);
 	if (eof && !c->dead) {
 		/* requests that arrived before the close have executed; now report it */
-		if (c->hold != HOLD_NONE) { /* ... once their held answers are out */
+		if (ts_out_pending(c)) { /* ... once their answers are out (the peer may still read) */
 			c->eof = 1;
 			c->eof_err = c->in_len ? -EPIPE : 0;
 			ev_io_stop(loop, &c->rio);
@@ -439,7 +353,6 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->t = t;
 		c->fd = fd;
-		c->hold = c->hold2 = HOLD_NONE;
 		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
 				NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
@@ -507,10 +420,8 @@ static void t_destroy(struct cf_tserver *t)
 		close(t->lfd);
 	while (t->live)
 		ts_conn_dead(t->live, -ESHUTDOWN);
-	if (t->armed_batch)
-		cf_persist_cancel(t->cbs.gc, release_held, t);
-	ev_idle_stop(t->loop, &t->kick);
 	reaper_cb(t->loop, &t->reaper, 0);
+	ev_idle_stop(t->loop, &t->kick);
 	free(t);
 }
 

@@ -24,7 +24,6 @@
 #include "cf_slog.h"
 #include "cf_addr.h"
 #include "cf_auth.h"
-#include "cf_persist.h"
 #include "cf_transport.h"
 #include "cf_util.h"
 
@@ -34,7 +33,6 @@
 #define OUT_HARD (16u << 20) /* a peer that lets this much pile up is closed */
 #define CONNS_HARD 4096u     /* the core enforces --max-conns below this */
 #define GRANTS_MAX 256u      /* per connection */
-#define HOLD_NONE SIZE_MAX
 #define CLOSE_LINGER 1.0     /* seconds a gracefully closing connection may take */
 
 struct tgrant {
@@ -60,12 +58,8 @@ struct cf_sconn {
 	int paused;  /* reading stopped for back-pressure */
 	int dead;    /* on the dead list, waiting for on_close */
 	int dead_err;
-	int eof;     /* the peer closed with replies held: close once they are out */
+	int eof;     /* the peer closed with replies unsent: close once they are out */
 	int eof_err;
-	size_t hold;                  /* output from out[hold] waits for the commit; HOLD_NONE */
-	uint64_t hold_batch;          /* the cf_persist batch that releases out[hold...] */
-	size_t hold2;                 /* from out[hold2] on, the batch after it (HOLD_NONE) */
-	struct cf_sconn *hprev, *hnext; /* on the held list while hold != HOLD_NONE */
 	int macs;                     /* frame keys set: every frame in and out has a MAC */
 	struct cf_frame_mac tx, rx;
 	void *data;
@@ -77,19 +71,18 @@ struct cf_tserver {
 	ev_io lio;
 	ev_timer accept_retry; /* out of fds: stop accepting for a moment */
 	ev_prepare reaper;
-	ev_idle kick; /* after a release: poll without blocking once (fed events, the reaper) */
+	ev_idle kick; /* ts_kick: poll without blocking once (fed events, the reaper) */
 	uint8_t *image;
 	uint64_t size;
 	struct cf_server_cbs cbs;
 	uint32_t next_rkey;
 	struct cf_sconn *live, *dead;
-	struct cf_sconn *held; /* connections with output waiting for the group commit */
-	uint64_t armed_batch;  /* the newest cf_persist batch release_held is registered for */
 	unsigned nconns;
 };
 
 /* cf_tcp_server.c */
 void ts_conn_dead(struct cf_sconn *c, int err);
+void ts_kick(struct cf_tserver *t);
 void ts_rio_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* cf_tcp_server_out.c */

@@ -7,10 +7,6 @@
 /* The sent bytes out[0, out_off) are gone (moved away or all sent): rebase the offsets. */
 static void out_shift(struct cf_sconn *c)
 {
-	if (c->hold != HOLD_NONE)
-		c->hold -= c->out_off; /* never sent past the mark: hold >= out_off */
-	if (c->hold2 != HOLD_NONE)
-		c->hold2 -= c->out_off; /* hold2 >= hold */
 	c->out_len -= c->out_off;
 	c->out_off = 0;
 }
@@ -56,17 +52,13 @@ void ts_wio_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 
-/* Send what may go: everything, or up to the hold mark. */
+/* Send what the socket takes; the rest when it is writable again. */
 void ts_conn_flush(struct cf_sconn *c)
 {
-	size_t lim;
 	ssize_t n;
 
-	while (!c->dead) {
-		lim = c->hold != HOLD_NONE ? c->hold : c->out_len;
-		if (c->out_off >= lim)
-			break;
-		n = send(c->fd, c->out + c->out_off, lim - c->out_off, MSG_NOSIGNAL);
+	while (!c->dead && c->out_off < c->out_len) {
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -82,8 +74,6 @@ void ts_conn_flush(struct cf_sconn *c)
 	if (c->dead)
 		return;
 	ev_io_stop(c->t->loop, &c->wio);
-	if (c->hold != HOLD_NONE) /* the rest waits for release_held() */
-		return;
 	out_shift(c);
 	if (c->eof) { /* the peer closed after its last requests: they are answered now */
 		ts_conn_dead(c, c->eof_err);
@@ -98,6 +88,7 @@ void ts_conn_flush(struct cf_sconn *c)
 		c->paused = 0;
 		ev_io_start(c->t->loop, &c->rio);
 		ev_feed_event(c->t->loop, &c->rio, EV_READ); /* execute what is already buffered */
+		ts_kick(c->t);
 	}
 }
 

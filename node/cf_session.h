@@ -131,13 +131,13 @@ int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *w
 int cf_session_drain(struct cf_session *s);
 
 /*
- * Does making bytes durable at the CF need a request on this session? Only
- * when the CF is durable (--nvram, JOINED flag) and the transport's
- * completions are not durability already (verbs; cf_transport.h).
+ * Does making bytes durable at the CF need a request on this session? When
+ * the CF is durable (--nvram, or a duplexed pair: JOINED flag), over either
+ * transport: a completion is never durability (cf_transport.h).
  */
 static inline int cf_session_persist_needed(const struct cf_session *s)
 {
-	return (s->cf_flags & CF_JOINED_DURABLE) && s->ops && !s->ops->completion_durable;
+	return (s->cf_flags & CF_JOINED_DURABLE) && s->ops;
 }
 
 /*

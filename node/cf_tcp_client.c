@@ -690,7 +690,6 @@ static int c_set_frame_keys(struct cf_conn *c, const uint8_t tx[CF_KEY_LEN], con
 
 const struct cf_client_ops cf_tcp_client = {
 	.name = "tcp",
-	.completion_durable = 1, /* the server persists before it answers */
 	.connect = c_connect,
 	.close = c_close,
 	.post_read = c_post_read,

@@ -301,7 +301,6 @@ err_close:
 
 const struct cf_client_ops cf_verbs_client = {
 	.name = "verbs",
-	.completion_durable = 0, /* a WRITE completion is not durability: PERSIST */
 	.connect = v_connect,
 	.close = v_close,
 	.post_read = cf_vc_post_read,

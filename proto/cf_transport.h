@@ -15,24 +15,17 @@
  *   - Requests posted on one connection execute at the CF in post order (RC).
  *     So a record-list WRITE posted before a lock CAS lands first, and only
  *     the CAS completion needs awaiting.
- *   - A completion means the op executed and is visible at the CF. With
- *     --nvram on tcp, it also means that the op and every op posted before it
- *     on that connection are durable where the protocol needs it (log,
- *     registration and recovery words, lock table, record lists; not
- *     heartbeats): the server persists before answering.
- *     Not on verbs: the NIC wrote the CF's memory, not its medium.
+ *   - A completion means the op executed and is visible at the CF, and
+ *     nothing more: with --nvram it is not yet durable, over either backend
+ *     (a NIC wrote the CF's memory, not its medium; the tcp server answers
+ *     as soon as it executed the op).
  *   - Persist: "make image bytes [off, off+len) durable at the CF; return
- *     once they are". One semantics, two mechanisms (the session's
- *     cf_session_persist is the one entry point; ops->completion_durable says
- *     which mechanism a backend needs):
- *       tcp   - nothing to send: every completion already came after the
- *               CF persisted the batch that wrote it (group commit).
- *       verbs - a CF_CTRL_PERSIST request on the same connection; RC order
- *               puts it behind every WRITE posted before it, the CF
- *               persists the range (grouped with the other PERSISTs of its
- *               loop iteration) and answers. Sent only when the CF says it
- *               is durable (JOINED flag CF_JOINED_DURABLE): a DRAM CF has
- *               nothing to make durable.
+ *     once they are". One mechanism for both backends: a CF_CTRL_PERSIST
+ *     request on the same connection (cf_session_persist). Connection order
+ *     puts it behind every WRITE posted before it; the CF persists the range,
+ *     grouped with the other PERSISTs and its own control-path writes of its
+ *     loop iteration, and answers. Sent only when the CF says it is durable
+ *     (JOINED flag CF_JOINED_DURABLE): a DRAM CF has nothing to make durable.
  *     Persisting only covers bytes whose WRITE completed (or was posted
  *     before it on the same connection). docs/design.md, "Durability", has
  *     the contract per medium and the hardware assumptions.
@@ -67,11 +60,6 @@ struct cf_wc {
 
 struct cf_client_ops {
 	const char *name;
-	/*
-	 * 1: a completion implies durability at a durable CF, so persist needs
-	 * no request (tcp). 0: persist is a CF_CTRL_PERSIST round trip (verbs).
-	 */
-	int completion_durable;
 	/* Connect to "host:port" (tcp) or "addr:port" (verbs, rdma_cm). Raw: no handshake. */
 	int (*connect)(const char *addr, int timeout_ms, struct cf_conn **out);
 	void (*close)(struct cf_conn *c); /* accepts NULL */
@@ -134,16 +122,6 @@ struct cf_server_cbs {
 	 * after fence(). After this call sc is invalid.
 	 */
 	void (*on_close)(void *arg, struct cf_sconn *sc, int err);
-	/*
-	 * Group commit under --nvram (NULL for a volatile image): the server's
-	 * cf_persist (cfserver/cf_persist.h), one persist per loop iteration.
-	 * tcp backend: a client WRITE/CAS/FAA changed [off, off+len); when
-	 * durable() says so the range is added to gc, and the response of that
-	 * request and every later output of that connection wait for gc's next
-	 * commit. Output of a connection with nothing waiting goes out at once.
-	 */
-	struct cf_persist *gc;
-	int (*durable)(void *arg, uint64_t off, uint64_t len);
 };
 
 struct cf_server_ops {

@@ -199,29 +199,40 @@ static int cmd_faa(int argc, char **argv)
 	return 0;
 }
 
-/* rinfo-write NAME N SLOT: N awaited 8-byte WRITEs to recovery-info slot SLOT (durable under --nvram) */
-static int cmd_rinfo_write(int argc, char **argv)
+/*
+ * persist-loop NAME INST N: take instance INST and N times WRITE a word of
+ * its log and make it durable with the node's own entry point
+ * (cf_session_persist: one PERSIST on a durable CF, over either transport).
+ * Prints "OK persist-loop K" with K the PERSIST requests sent.
+ */
+static int cmd_persist_loop(int argc, char **argv)
 {
 	struct cf_session s;
+	uint64_t lo, v;
+	uint32_t inst;
 	long n;
-	uint32_t slot;
-	uint64_t v;
+	char msg[128];
 	int r;
 
-	CHECK(argc >= 3, "usage: rinfo-write NAME N SLOT");
-	n = atol(argv[1]);
-	slot = (uint32_t)atoi(argv[2]);
+	CHECK(argc >= 3, "usage: persist-loop NAME INST N");
+	n = atol(argv[2]);
 	open_sys(&s, argv[0]);
-	CHECK(slot < s.map.geo.max_instances, "no slot %u", slot);
+	inst = take_inst(&s, argv[1], 1);
+	lo = cf_log_off(&s.map, inst);
 	for (long i = 0; i < n; i++) {
+		uint64_t off = lo + (uint64_t)(i % 512) * 8;
 		v = (uint64_t)i + 1;
-		r = cf_session_write(&s, cf_rinfo_off(&s.map, slot), &v, sizeof(v));
+		r = cf_session_write(&s, off, &v, sizeof(v));
 		CHECK(r == 0, "write %ld: %s", i, strerror(-r));
+		r = cf_session_persist(&s, off, sizeof(v));
+		CHECK(r == 0, "persist %ld: %s", i, strerror(-r));
 	}
+	r = cf_session_inst_unreg(&s, inst, msg, sizeof(msg));
+	CHECK(r == 0, "unreg: %s (%s)", strerror(-r), msg);
 	r = cf_session_goodbye(&s);
 	CHECK(r == 0, "goodbye");
+	printf("OK persist-loop %llu\n", (unsigned long long)s.persist_reqs);
 	cf_session_close(&s);
-	printf("last %" PRIu64 "\n", v);
 	return 0;
 }
 
@@ -1436,6 +1447,9 @@ static int cmd_fill(int argc, char **argv)
 	}
 	r = cf_session_write(&s, s.map.off_rinfo, buf, sizeof(struct cf_rinfo_slot) * s.map.geo.max_instances);
 	CHECK(r == 0, "write: %s", strerror(-r));
+	/* durable (and in a duplexed pair's copy) once PERSISTed, over either transport */
+	r = cf_session_persist(&s, s.map.off_rinfo, sizeof(struct cf_rinfo_slot) * s.map.geo.max_instances);
+	CHECK(r == 0, "persist: %s", strerror(-r));
 	for (uint32_t k = 0; k < 256; k++) {
 		r = cf_session_cas(&s, lock_off(&s, k), 0, seed * 1000 + k, &old);
 		CHECK(r == 0, "cas: %s", strerror(-r));
@@ -2269,7 +2283,7 @@ static int cmd_persist(int argc, char **argv)
 	open_sys(&s, argv[0]);
 	CHECK(!!(s.cf_flags & CF_JOINED_DURABLE) == !strcmp(argv[1], "durable"), "JOINED flags %#x, expected %s",
 	      s.cf_flags, argv[1]);
-	CHECK(cf_session_persist_needed(&s) == (!strcmp(argv[1], "durable") && !s.ops->completion_durable),
+	CHECK(cf_session_persist_needed(&s) == !strcmp(argv[1], "durable"),
 	      "persist_needed wrong for %s over %s", argv[1], transport);
 	inst = take_inst(&s, "PSINST", 1);
 	lo = cf_log_off(&s.map, inst);
@@ -2308,7 +2322,7 @@ static int cmd_persist(int argc, char **argv)
 		       (double)tot / 100e3, t[0] / 1e3, t[50] / 1e3, t[90] / 1e3, t[99] / 1e3, rd[50] / 1e3);
 		ok += 100;
 	}
-	r = cf_session_persist(&s, lo, 16); /* the node's own entry point: a no-op over tcp */
+	r = cf_session_persist(&s, lo, 16); /* the node's own entry point: one PERSIST (durable CF) */
 	CHECK(r == 0, "cf_session_persist: %s", strerror(-r));
 	ok += cf_session_persist_needed(&s);
 	/* another system's instance: its log is not ours */
@@ -2711,7 +2725,7 @@ static const struct {
 	int (*fn)(int, char **);
 } cmds[] = {
 	{"lock", cmd_lock}, {"monitor", cmd_monitor},
-	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"rinfo-write", cmd_rinfo_write},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
+	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"persist-loop", cmd_persist_loop},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"dxwords", cmd_dxwords},     {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},

@@ -98,11 +98,9 @@ wait_for 10 grep -q "taking over as the primary CF" "$CF_WORK/S.log" || fail "th
 wait_for 10 grep -q "listening on" "$CF_WORK/S.log" || fail "the new primary does not listen"
 g2=$(CF_ADDR=$CF_HOST:$S_PORT bounded 20 "$TC" dump "$CF_WORK/s.bin" durable) || fail "dump at the new primary"
 [ "$g2" -eq $((g1 + 1)) ] || fail "generation $g1 -> $g2 across the takeover, expected +1"
-if [ "$CF_TRANSPORT" = tcp ]; then
-	# over tcp every durable-range write passes the group commit; over verbs only
-	# what a node PERSISTs does (the recovery-info slots fill writes are not)
-	cmp "$CF_WORK/p.bin" "$CF_WORK/s.bin" || fail "the copy's durable part differs from the primary's"
-fi
+# what a system PERSISTs (fill's recovery-info slots) and cfserver's own control-path writes
+# pass the group commit, hence the copy, over either transport
+cmp "$CF_WORK/p.bin" "$CF_WORK/s.bin" || fail "the copy's durable part differs from the primary's"
 [ "$(CF_ADDR=$CF_HOST:$S_PORT "$TC" sys FILL | awk '{print $1}')" = FREE ] ||
 	fail "FILL's clean leave at the primary is not in the copy: $(CF_ADDR=$CF_HOST:$S_PORT "$TC" sys FILL)"
 out=$(cfctl "$CF_HOST:$S_PORT" status) || fail "status at the new primary: $out"
