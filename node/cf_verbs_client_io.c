@@ -345,18 +345,24 @@ static struct sq_ent *sq_build(struct cf_conn *c, uint32_t op, uint32_t bytes, u
 
 static int check_live(struct cf_conn *c) { return c->dead ? -ECONNRESET : 0; }
 
+/* A READ or WRITE of len bytes at local: postable? (the same refusals as tcp, before posting) */
+static int check_rw(struct cf_conn *c, const void *local, uint32_t len)
+{
+	if (c->dead)
+		return -ECONNRESET;
+	if (len == 0 || !local)
+		return -EINVAL;
+	return len > CF_FRAME_MAX_PAYLOAD ? -EMSGSIZE : 0;
+}
+
 int cf_vc_post_read(struct cf_conn *c, void *local, uint32_t len, uint64_t raddr, uint32_t rkey, uint64_t wr_id,
 		    unsigned flags)
 {
 	struct sq_ent *e;
-	int r = check_live(c);
+	int r = check_rw(c, local, len);
 
 	if (r < 0)
 		return r;
-	if (len == 0 || !local)
-		return -EINVAL;
-	if (len > CF_FRAME_MAX_PAYLOAD)
-		return -EMSGSIZE;
 	e = sq_build(c, CF_OP_READ, len, wr_id, true, &r); /* READs are always reported */
 	if (!e)
 		return r;
@@ -371,14 +377,10 @@ int cf_vc_post_write(struct cf_conn *c, const void *local, uint32_t len, uint64_
 		     uint64_t wr_id, unsigned flags)
 {
 	struct sq_ent *e;
-	int r = check_live(c);
+	int r = check_rw(c, local, len);
 
 	if (r < 0)
 		return r;
-	if (len == 0 || !local)
-		return -EINVAL;
-	if (len > CF_FRAME_MAX_PAYLOAD)
-		return -EMSGSIZE;
 	e = sq_build(c, CF_OP_WRITE, len, wr_id, !(flags & CF_POST_UNSIGNALED), &r);
 	if (!e)
 		return r;
