@@ -7,6 +7,7 @@
 #include <libpmem2.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -199,6 +200,8 @@ const char *cf_image_persist_str(const struct cf_image *im)
 	case CF_IMAGE_BLOCK: return "persisted by msync of the page range";
 	default: break;
 	}
+	if (im->emulated)
+		return "POWER-LOSS EMULATION (a test aid: only persisted ranges reach the file)";
 	return im->cpu_flush ? "persisted by CPU cache flushes (libpmem2, DAX)" : "persisted by msync (libpmem2, page cache)";
 }
 
@@ -314,6 +317,93 @@ err_close_path:
 	return r;
 }
 
+#ifdef CF_FAULT_INJECTION
+/*
+ * Power-loss emulation (fault-injection builds only; CF_FAULT_POWERLOSS=1 in
+ * cfserver's environment, a regular file): the file is mapped MAP_PRIVATE, so
+ * a store reaches the file only when it is persisted, by pwrite of exactly
+ * the persisted range. A kill -9 then leaves in the file what a power failure
+ * would leave on a medium that keeps exactly what was flushed (cache-line
+ * granularity: cf_image_persist_gran says 64), which is stricter than any
+ * real --nvram medium: an msync writes back whole pages, a CPU cache may
+ * evict a line before its flush. tests/fault/scenarios.sh cf_powerloss.
+ */
+static int emu_fd = -1;
+static void *emu_base;
+
+static void emu_persist(const void *ptr, size_t size)
+{
+	const char *p = ptr;
+	off_t off = (off_t)(p - (const char *)emu_base);
+
+	while (size) {
+		ssize_t n = pwrite(emu_fd, p, size, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			abort(); /* a test aid: losing a persist silently would hide what it tests */
+		p += n, off += n, size -= (size_t)n;
+	}
+}
+
+static int powerloss_emulated(void)
+{
+	const char *e = getenv("CF_FAULT_POWERLOSS");
+
+	return e && !strcmp(e, "1");
+}
+
+static int map_private(struct cf_image *im, const char *path)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(im->fd, &st) < 0)
+		return -errno;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, im->fd, 0);
+	if (p == MAP_FAILED) {
+		int r = -errno;
+		snprintf(im->why, sizeof(im->why), "%s: mmap (power-loss emulation): %s", path, strerror(-r));
+		return r;
+	}
+	im->base = emu_base = p;
+	im->size = (uint64_t)st.st_size;
+	emu_fd = im->fd;
+	im->persist_fn = emu_persist;
+	im->emulated = 1;
+	return 0;
+}
+#else
+static int powerloss_emulated(void)
+{
+	return 0;
+}
+
+static int map_private(struct cf_image *im, const char *path)
+{
+	return -ENOTSUP;
+}
+#endif
+
+/* Map the image at im->fd by its kind (a regular file: libpmem2, or the emulation). */
+static int map_image(struct cf_image *im, const char *path)
+{
+	if (im->kind == CF_IMAGE_BLOCK)
+		return map_block(im, path);
+	if (im->kind == CF_IMAGE_FILE && powerloss_emulated())
+		return map_private(im, path);
+	return map_pmem(im);
+}
+
+static void unmap_image(struct cf_image *im)
+{
+	if (im->pmap)
+		pmem2_map_delete(&im->pmap);
+	else if (im->base)
+		munmap(im->base, im->size);
+	im->base = NULL;
+}
+
 static int open_nvram(struct cf_image *im, const char *path, const struct cf_geometry *geo, unsigned mask)
 {
 	struct cf_header *h;
@@ -349,7 +439,7 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 			 (long long)st.st_size);
 		return CF_CORRUPT();
 	}
-	r = im->kind == CF_IMAGE_BLOCK ? map_block(im, path) : map_pmem(im);
+	r = map_image(im, path);
 	if (r < 0)
 		return r;
 	h = cf_image_header(im);
@@ -364,14 +454,14 @@ static int open_nvram(struct cf_image *im, const char *path, const struct cf_geo
 					 (unsigned long long)im->map.image_size);
 				return -ENOSPC;
 			}
-			pmem2_map_delete(&im->pmap);
+			unmap_image(im);
 			r = posix_fallocate(im->fd, 0, (off_t)im->map.image_size);
 			if (r) {
 				snprintf(im->why, sizeof(im->why), "%s: cannot allocate %llu bytes for the image: %s",
 					 path, (unsigned long long)im->map.image_size, strerror(r));
 				return -r;
 			}
-			r = map_pmem(im);
+			r = map_image(im, path);
 			if (r < 0)
 				return r;
 			h = cf_image_header(im);
@@ -442,6 +532,8 @@ uint64_t cf_image_persist_gran(const struct cf_image *im)
 {
 	if (im->kind == CF_IMAGE_BLOCK)
 		return im->persist_fn ? CF_PAGE : 0; /* msync of the page range */
+	if (im->emulated)
+		return 64u; /* exact ranges, as on DAX */
 	if (!im->pmap || !im->persist_fn)
 		return 0;
 	return pmem2_map_get_store_granularity(im->pmap) == PMEM2_GRANULARITY_PAGE ? CF_PAGE : 64u;
@@ -454,7 +546,7 @@ void cf_image_close(struct cf_image *im)
 	if (im->pmap) {
 		cf_image_persist(im, 0, im->map.image_size);
 		pmem2_map_delete(&im->pmap);
-	} else if (im->base && im->kind == CF_IMAGE_BLOCK) {
+	} else if (im->base && (im->kind == CF_IMAGE_BLOCK || im->emulated)) {
 		cf_image_persist(im, 0, im->map.image_size);
 		munmap(im->base, im->size);
 	} else if (im->base) {
