@@ -23,6 +23,8 @@ for f in "${bins[@]}"; do
 		case $p in '' | \#*) continue ;; esac
 		if grep -qaF -- "$p" "$f"; then fail "$f: fault point $p is compiled in"; fi
 	done <"$POINTS"
+	# the power-loss emulation of the CF image (cf_image.c) is a test aid too
+	if grep -qaF -- CF_FAULT_POWERLOSS "$f"; then fail "$f: the power-loss emulation is compiled in"; fi
 done
 
 # Behaviour: every point armed (kill, no skip), the log of firings on; --version must exit 0
