@@ -30,20 +30,9 @@ link_port() { # LOG: the port a primary accepts secondaries on
 cfctl() { "$CFCTL" --cf "$1" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "${@:2}"; }
 
 # 1. bad options: clear error, the cause's exit code, nothing built
-for bad in "--duplex-listen $CF_HOST:99999|4|--duplex-listen" "--duplex-with nonsense|2|duplex-with" \
+cfserver_refuses "--duplex-listen $CF_HOST:99999|4|--duplex-listen" "--duplex-with nonsense|2|duplex-with" \
 	"--cf-fence bogus|2|cf-fence" "--duplex-timeout 0|2|duplex-timeout" \
-	"--duplex-fence-delay -1|2|duplex-fence-delay"; do
-	args=${bad%%|*}
-	rest=${bad#*|}
-	want=${rest%%|*}
-	word=${rest#*|}
-	# shellcheck disable=SC2086
-	out=$(bounded 10 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" $args 2>&1)
-	rc=$?
-	[ "$rc" = "$want" ] || fail "cfserver $args: exit $rc, not $want: $out"
-	echo "$out" | grep -q -- "$word" || fail "cfserver $args: the error does not name $word: $out"
-	echo "$out" | grep -q "CF image" && fail "cfserver $args: built an image before refusing: $out"
-done
+	"--duplex-fence-delay -1|2|duplex-fence-delay"
 log "bad options refused before any image was built"
 
 # 2. the primary

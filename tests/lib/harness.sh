@@ -201,6 +201,24 @@ start_bg() { # NAME CMD...
 	track_pid "$BG_PID"
 }
 
+# cfserver_refuses "ARGS|EXIT|WORD"...: cfserver started with each ARGS must exit EXIT with an
+# error that names WORD, before it builds any image (bad options change nothing).
+cfserver_refuses() {
+	local bad args rest want word out rc
+	for bad in "$@"; do
+		args=${bad%%|*}
+		rest=${bad#*|}
+		want=${rest%%|*}
+		word=${rest#*|}
+		# shellcheck disable=SC2086
+		out=$(bounded 10 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" $args 2>&1)
+		rc=$?
+		[ "$rc" = "$want" ] || fail "cfserver $args: exit $rc, not $want: $out"
+		echo "$out" | grep -q -- "$word" || fail "cfserver $args: the error does not name $word: $out"
+		echo "$out" | grep -q "CF image" && fail "cfserver $args: built an image before refusing: $out"
+	done
+}
+
 # Run a command with a hard time limit (seconds).
 bounded() { # TIMEOUT_S CMD...
 	local t=$1
