@@ -297,13 +297,10 @@ void ts_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ts_conn_flush(c);
 	if (eof && !c->dead) {
 		/* requests that arrived before the close have executed; now report it */
-		if (ts_out_pending(c)) {
-			/* ... once their answers are out (a half-closed peer may still read), within the linger */
+		if (ts_out_pending(c)) { /* ... once their answers are out (the peer may still read) */
 			c->eof = 1;
 			c->eof_err = c->in_len ? -EPIPE : 0;
 			ev_io_stop(loop, &c->rio);
-			if (!ev_is_active(&c->linger))
-				ev_timer_start(loop, &c->linger);
 			return;
 		}
 		ts_conn_dead(c, c->in_len ? -EPIPE : 0);
