@@ -296,13 +296,12 @@ void ts_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (!c->dead)
 		ts_conn_flush(c);
 	if (eof && !c->dead) {
-		/* requests that arrived before the close have executed; now report it */
-		if (ts_out_pending(c)) { /* ... once their answers are out (the peer may still read) */
-			c->eof = 1;
-			c->eof_err = c->in_len ? -EPIPE : 0;
-			ev_io_stop(loop, &c->rio);
-			return;
-		}
+		/*
+		 * Requests that arrived before the close have executed and their
+		 * answers went out as far as the socket took them; the rest goes
+		 * with the connection (clients say GOODBYE, which closes gracefully,
+		 * rather than half-close with answers outstanding).
+		 */
 		ts_conn_dead(c, c->in_len ? -EPIPE : 0);
 	}
 }

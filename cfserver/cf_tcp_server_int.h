@@ -58,8 +58,6 @@ struct cf_sconn {
 	int paused;  /* reading stopped for back-pressure */
 	int dead;    /* on the dead list, waiting for on_close */
 	int dead_err;
-	int eof;     /* the peer closed with replies unsent: close once they are out */
-	int eof_err;
 	int macs;                     /* frame keys set: every frame in and out has a MAC */
 	struct cf_frame_mac tx, rx;
 	void *data;

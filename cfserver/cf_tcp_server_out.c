@@ -75,10 +75,6 @@ void ts_conn_flush(struct cf_sconn *c)
 		return;
 	ev_io_stop(c->t->loop, &c->wio);
 	out_shift(c);
-	if (c->eof) { /* the peer closed after its last requests: they are answered now */
-		ts_conn_dead(c, c->eof_err);
-		return;
-	}
 	if (c->closing) {
 		/* replies are out: half-close and wait (bounded) for the peer's EOF */
 		shutdown(c->fd, SHUT_WR);
