@@ -328,22 +328,27 @@ err_close_path:
  * real --nvram medium: an msync writes back whole pages, a CPU cache may
  * evict a line before its flush. tests/fault/scenarios.sh cf_powerloss.
  */
-static int emu_fd = -1;
-static void *emu_base;
-
-static void emu_persist(const void *ptr, size_t size)
+/* Write image bytes [off, off+len) to the file: the emulation's persist. */
+static int emu_write(struct cf_image *im, uint64_t off, uint64_t len)
 {
-	const char *p = ptr;
-	off_t off = (off_t)(p - (const char *)emu_base);
+	const char *p = (const char *)im->base + off;
 
-	while (size) {
-		ssize_t n = pwrite(emu_fd, p, size, off);
+	while (len) {
+		ssize_t n = pwrite(im->fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			abort(); /* a test aid: losing a persist silently would hide what it tests */
-		p += n, off += n, size -= (size_t)n;
+			return n < 0 ? -errno : -EIO;
+		p += n, off += (uint64_t)n, len -= (uint64_t)n;
 	}
+	return 0;
+}
+
+/* A marker that the image persists (cf_image.h); cf_image_persist does the work. */
+static void emu_persist(const void *ptr, size_t size)
+{
+	(void)ptr;
+	(void)size;
 }
 
 static int powerloss_emulated(void)
@@ -366,9 +371,8 @@ static int map_private(struct cf_image *im, const char *path)
 		snprintf(im->why, sizeof(im->why), "%s: mmap (power-loss emulation): %s", path, strerror(-r));
 		return r;
 	}
-	im->base = emu_base = p;
+	im->base = p;
 	im->size = (uint64_t)st.st_size;
-	emu_fd = im->fd;
 	im->persist_fn = emu_persist;
 	im->emulated = 1;
 	return 0;
@@ -377,6 +381,11 @@ static int map_private(struct cf_image *im, const char *path)
 static int powerloss_emulated(void)
 {
 	return 0;
+}
+
+static int emu_write(struct cf_image *im, uint64_t off, uint64_t len)
+{
+	return -ENOTSUP;
 }
 
 static int map_private(struct cf_image *im, const char *path)
@@ -520,8 +529,9 @@ void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)
 		return;
 	if (len > im->size - off)
 		len = im->size - off;
-	if (im->kind == CF_IMAGE_BLOCK) {
-		if (msync_range((char *)im->base + off, len) < 0) /* also from the persister thread */
+	if (im->kind == CF_IMAGE_BLOCK || im->emulated) {
+		int r = im->emulated ? emu_write(im, off, len) : msync_range((char *)im->base + off, len);
+		if (r < 0) /* also from the persister thread */
 			__atomic_fetch_add(&im->persist_errors, 1, __ATOMIC_RELAXED);
 		return;
 	}

@@ -538,7 +538,7 @@ err_core:
 err_image:
 	cf_image_close(&im); /* persists the whole image under --nvram */
 	if (im.persist_errors) {
-		cf_slog_err("%llu persist(s) of the image failed (msync on %s): it may not hold the latest state",
+		cf_slog_err("%llu persist(s) of the image failed (msync or write on %s): it may not hold the latest state",
 			(unsigned long long)im.persist_errors, nvram);
 		rc = EXIT_OTHER;
 	} else if (rc == EXIT_OK) {
