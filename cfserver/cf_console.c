@@ -296,6 +296,7 @@ static void metrics_fill(void *arg, struct cf_metrics_view *v)
 	for (struct core_conn *cc = c->conns; cc; cc = cc->next)
 		v->conns[conn_role_of(cc->state)]++;
 	v->takeovers = c->takeovers;
+	v->resumes = c->resumes;
 	v->restored = c->restored;
 	v->suspects = c->suspects;
 	v->suspects_declared = c->suspects_declared;

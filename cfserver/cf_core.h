@@ -28,12 +28,21 @@ struct cf_core_cfg {
 	uint64_t hb_timeout_ns;  /* T: silence that makes a system FAILED */
 	uint64_t sweep_ns;       /* how often the sweep runs; 0: h/2 (at least 0.5 ms) */
 	unsigned max_conns;
+	/*
+	 * The image is a duplexed secondary's copy taken over from its primary:
+	 * keep every ACTIVE incarnation ACTIVE and give it resume_ns to come back
+	 * (CONN_ATTACH with its token) instead of failing it (docs/design.md,
+	 * "Incarnations kept across a switch"). 0: a restart fails them all.
+	 */
+	int keep_systems;
+	uint64_t resume_ns;
 };
 
 /*
  * Take over an opened image: bump the generation, and run failure processing
  * for every system a previous server run left ACTIVE (their connections died
- * with that server). Nothing can reach the image yet.
+ * with that server), or keep them (cfg->keep_systems). Nothing can reach the
+ * image yet.
  */
 int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf_image *im,
 		const struct cf_core_cfg *cfg, struct cf_core **out);

@@ -299,6 +299,7 @@ unsigned core_end_conns(struct cf_core *c, uint32_t s, enum conn_state to, struc
 		}
 	}
 	cs->live = 0;
+	cs->kept = 0;
 	cs->agent = NULL;
 	return n;
 }

@@ -100,6 +100,12 @@ struct core_sys {
 	struct core_conn *conns; /* live connections of the current incarnation */
 	struct core_conn *agent; /* its JOIN connection: events go there */
 	int live;                /* joined in this server run and not failed/left */
+	/*
+	 * ACTIVE in the image this CF took over from a duplexed primary, not
+	 * back yet: it may resume (CONN_ATTACH with its token) until hb_seen_ns,
+	 * then the sweep fails it (CF_FAIL_NO_RESUME). Never live at once.
+	 */
+	int kept;
 	uint64_t token;
 	uint64_t hb_last;
 	uint64_t hb_seen_ns; /* monotonic, when hb_last was first seen */
@@ -144,6 +150,7 @@ struct cf_core {
 	struct core_sys sys[CF_MAX_SYSTEMS_LIMIT];
 	struct core_inst inst[CF_MAX_INSTANCES_LIMIT];
 	uint64_t takeovers; /* INST_ATTACH / INST_UNREG refused as takeover attempts */
+	uint64_t resumes;   /* incarnations kept at a duplexed takeover that came back (resume_kept) */
 	uint64_t restored;  /* registration words the CF put back */
 	struct core_conn *conns;
 	unsigned nconns;

@@ -363,6 +363,7 @@ int dx_follow_link(struct dx_link *l, const struct dx_ident *peerp, const struct
 		uint64_t term = __atomic_load_n(&ih->reserved[CF_HDR_TERM], __ATOMIC_ACQUIRE) + 1;
 		__atomic_store_n(&ih->reserved[CF_HDR_TERM], term, __ATOMIC_RELEASE);
 		dx_mark(im, 0);
+		im->took_over = 1;
 		cf_slog_info("duplex: taking over as the primary CF (term %llu)", (unsigned long long)term);
 	}
 	r = 0;

@@ -258,6 +258,40 @@ void orphan_scan(struct cf_core *c)
 }
 
 /*
+ * A duplexed takeover keeps system s (epoch e), ACTIVE in the copy: it stays
+ * ACTIVE, and every instance whose word names it stays ACTIVE and held by it
+ * (struct core_inst), so its INST_ATTACH and INST_UNREG are its own and
+ * nobody else's registration can win. The restart barrier waits for them
+ * (ACTIVE: pending) until the system, back, recovers each from its log and
+ * unregisters it. If it does not come back within resume_ns, the sweep fails
+ * it as any silent system: fenced first, then peer recovery.
+ */
+static void keep_system(struct cf_core *c, uint32_t s, uint32_t e, uint64_t deadline_ns)
+{
+	struct core_sys *cs = &c->sys[s];
+	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
+	unsigned n = 0;
+
+	cs->kept = 1;
+	cs->hb_last = load64(&hb_slot(c, s)->hb);
+	cs->hb_seen_ns = deadline_ns;
+	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
+		uint64_t iw = inst_slot(c, i)->reg;
+		if (!reg_owned_by(iw, s, e))
+			continue;
+		inst_set(c, i, iw);
+		c->inst[i].held = 1;
+		c->inst[i].hsys = s;
+		c->inst[i].hepoch = e;
+		c->inst[i].hinc = cf_reg_incident(iw);
+		cf_slog_info("takeover: %s stays ACTIVE, held by %s", core_inst_name(c, i, in), core_sys_name(c, s, sn));
+		n++;
+	}
+	cf_slog_info("takeover: %s (epoch %u) kept with %u instance(s): it has %llu ms to come back",
+		     core_sys_name(c, s, sn), e, n, (unsigned long long)(c->cfg.resume_ns / 1000000u));
+}
+
+/*
  * Before the listener opens: nothing can reach the image, so plain stores are
  * safe here. Systems left ACTIVE by a previous run died with its connections.
  */
@@ -265,7 +299,7 @@ void take_over_image(struct cf_core *c)
 {
 	struct cf_header *h = hdr(c);
 	char sn[CF_NAME_MAX], in[CF_NAME_MAX];
-	uint64_t now = cf_real_ns();
+	uint64_t now = cf_real_ns(), deadline = cf_mono_ns() + c->cfg.resume_ns;
 
 	h->generation++;
 	core_persist(c, 0, sizeof(*h));
@@ -276,6 +310,10 @@ void take_over_image(struct cf_core *c)
 		uint32_t e = cf_sysword_epoch(w);
 		if (cf_sysword_state(w) != CF_SYS_ACTIVE)
 			continue;
+		if (c->cfg.keep_systems) {
+			keep_system(c, s, e, deadline);
+			continue;
+		}
 		slot->fail_ns = now;
 		slot->fail_cause = CF_FAIL_CF_RESTART;
 		slot->state = cf_sysword(CF_SYS_FAILED, e);
@@ -300,6 +338,8 @@ void take_over_image(struct cf_core *c)
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {
 		struct cf_inst_slot *is = inst_slot(c, i);
 		uint64_t iw = is->reg;
+		if (c->inst[i].held)
+			continue; /* kept, with its system (keep_system) */
 		if (cf_reg_state(iw) == CF_REG_ACTIVE &&
 		    mark_instance_failed(c, i, cf_reg_owner(iw), cf_reg_epoch(iw), iw, cf_reg_incident(iw), now,
 					 CF_FAIL_NONE))

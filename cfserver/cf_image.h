@@ -46,6 +46,7 @@ struct cf_image {
 	struct cf_image_map map;
 	int fd;          /* -1 for DRAM */
 	int formatted;   /* 1 when this open created a fresh image */
+	int took_over;   /* a duplexed secondary's copy it took over with (cf_duplex_follow.c): systems are kept */
 	struct pmem2_map *pmap; /* file, devdax */
 	/* non-NULL when the image persists; call cf_image_persist(), not this */
 	void (*persist_fn)(const void *ptr, size_t size);

@@ -327,6 +327,56 @@ static int find_sys(struct cf_core *c, const char *name)
 	return -1;
 }
 
+/*
+ * The proof of system s's token kept in the image (cf_layout.h,
+ * CF_TOKEN_PROOF_OFF): a hash, so that reading it does not give the token.
+ */
+static uint8_t *token_proof_at(struct cf_core *c, uint32_t s)
+{
+	return c->base + CF_TOKEN_PROOF_OFF + (uint64_t)s * CF_TOKEN_PROOF_LEN;
+}
+
+static void token_proof(uint64_t token, uint32_t s, uint32_t e, uint8_t out[CF_TOKEN_PROOF_LEN])
+{
+	uint8_t in[16];
+
+	memcpy(in, &token, 8);
+	memcpy(in + 8, &s, 4);
+	memcpy(in + 12, &e, 4);
+	crypto_generichash(out, CF_TOKEN_PROOF_LEN, in, sizeof(in), NULL, 0);
+}
+
+/*
+ * Resume (docs/design.md, "Incarnations kept across a switch"): the first
+ * connection of an incarnation this CF kept at its takeover, proven by the
+ * token the old primary gave it (its proof came with the copy). It becomes
+ * the incarnation's JOIN connection (events), and the incarnation is live
+ * here, with a first-beat grace as at a JOIN. 0, or -EPERM.
+ */
+static int resume_kept(struct cf_core *c, struct core_conn *cc, const struct cf_conn_attach *a)
+{
+	struct core_sys *cs = &c->sys[a->sys];
+	uint8_t want[CF_TOKEN_PROOF_LEN];
+	char sn[CF_NAME_MAX];
+
+	if (!cs->kept || !sys_incarnation(sysword(c, a->sys), a->epoch))
+		return -EPERM;
+	token_proof(a->token, a->sys, a->epoch, want);
+	if (sodium_memcmp(want, token_proof_at(c, a->sys), CF_TOKEN_PROOF_LEN) != 0)
+		return -EPERM;
+	cs->kept = 0;
+	cs->live = 1;
+	cs->agent = cc;
+	cs->token = a->token;
+	cs->hb_last = load64(&hb_slot(c, a->sys)->hb);
+	cs->hb_seen_ns = cf_mono_ns() +
+			 (c->cfg.hb_timeout_ns > CF_FIRST_BEAT_GRACE_NS ? c->cfg.hb_timeout_ns : CF_FIRST_BEAT_GRACE_NS);
+	c->resumes++;
+	cf_slog_info("RESUME: %s (system %u, epoch %u) is back from %s after the takeover", core_sys_name(c, a->sys, sn),
+		     a->sys, a->epoch, cc->peer);
+	return 0;
+}
+
 void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 {
 	struct cf_core *c = cc->core;
@@ -387,6 +437,9 @@ void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j)
 	cs->agent = cc;
 	c->metrics.joins++;
 	randombytes_buf(&cs->token, sizeof(cs->token));
+	/* its proof reaches a secondary's copy before the JOINED answer goes (core_persist) */
+	token_proof(cs->token, (uint32_t)s, e, token_proof_at(c, (uint32_t)s));
+	core_persist(c, CF_TOKEN_PROOF_OFF + (uint64_t)s * CF_TOKEN_PROOF_LEN, CF_TOKEN_PROOF_LEN);
 	cs->hb_last = load64(&hb_slot(c, (uint32_t)s)->hb);
 	/*
 	 * A new incarnation still has to open its heartbeat connection and
@@ -429,6 +482,13 @@ void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 		return;
 	}
 	w = sysword(c, a->sys);
+	if (c->sys[a->sys].kept && resume_kept(c, cc, a) < 0) {
+		cf_slog_warn("CONN_ATTACH from %s refused: system %u epoch %u kept at the takeover, token not proven",
+			     cc->peer, a->sys, a->epoch);
+		core_status(cc, id, CF_CTRL_STATUS, -EPERM, "system %u epoch %u: not this incarnation's token", a->sys,
+			    a->epoch);
+		return;
+	}
 	if (!c->sys[a->sys].live || !sys_incarnation(w, a->epoch) ||
 	    sodium_memcmp(&c->sys[a->sys].token, &a->token, sizeof(a->token)) != 0) {
 		cf_slog_warn("CONN_ATTACH from %s refused: system %u epoch %u is not a live incarnation", cc->peer,

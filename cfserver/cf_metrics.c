@@ -267,6 +267,7 @@ int cf_metrics_render(const struct cf_metrics *mt, const struct cf_metrics_view 
 			(unsigned long long)mt->failures[c]);
 	counter(f, "cfplex_fences", "connections fenced by failure processing (step 1)", mt->fences);
 	counter(f, "cfplex_takeover_refusals", "INST_ATTACH/INST_UNREG refused as takeover attempts", v->takeovers);
+	counter(f, "cfplex_resumes", "systems kept at a duplexed takeover that came back to this CF", v->resumes);
 	counter(f, "cfplex_registrations_restored", "registration words the CF put back (not granted by it)",
 		v->restored);
 	counter(f, "cfplex_suspects", "SUSPECT reports from systems", v->suspects);

@@ -54,7 +54,7 @@ struct cf_metrics_view {
 	uint64_t hb_interval_ns, hb_timeout_ns;
 	int durable;         /* --nvram */
 	uint32_t conns[CF_MC_COUNT];
-	uint64_t takeovers, restored, suspects, suspects_declared;
+	uint64_t takeovers, restored, suspects, suspects_declared, resumes;
 	uint64_t persist_requests, persist_refused, persist_groups, persist_max_group;
 	int have_gc;
 	struct cf_persist_stats gc;

@@ -49,6 +49,13 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	c->last_sweep_ns = now;
 	for (uint32_t s = 0; s < c->map->geo.max_systems; s++) {
 		struct core_sys *cs = &c->sys[s];
+		if (cs->kept && now > cs->hb_seen_ns) {
+			/* kept at the takeover (keep_system), not back by its deadline */
+			cf_slog_warn("sweep: %s did not come back within %llu ms of the takeover: failing it",
+				     core_sys_name(c, s, sn), (unsigned long long)(c->cfg.resume_ns / 1000000u));
+			fail_system(c, s, CF_FAIL_NO_RESUME);
+			continue;
+		}
 		if (!cs->live)
 			continue;
 		hb = load64(&hb_slot(c, s)->hb);

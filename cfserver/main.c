@@ -86,6 +86,9 @@ static void usage(FILE *f)
 		"  --duplex-timeout MS    link silence that loses the other CF (default 4 T)\n"
 		"  --duplex-fence-delay MS  a secondary waits this long before fencing a primary\n"
 		"                         that may be alive (default 1000): the primary fences first\n"
+		"  --duplex-resume MS     after a takeover, how long each system the primary had\n"
+		"                         has to come back before it is failed and recovered by its\n"
+		"                         peers (default max(4 T, 2000))\n"
 		"  --log-level LEVEL      err|warn|info|debug (default info)\n"
 		"  -v, --verbose          same as --log-level debug\n"
 		"  --log-prefix           a syslog priority <N> before every log line (automatic when\n"
@@ -178,7 +181,7 @@ int main(int argc, char **argv)
 	enum {
 		O_LISTEN = 256, O_PORTFILE, O_TRANSPORT, O_NVRAM, O_MAXSYS, O_MAXINST, O_LOCKS, O_RECORDS, O_LOGSIZE,
 		O_KEY, O_HBI, O_HBT, O_SWEEP, O_MAXCONNS, O_LOGLEVEL, O_VERSION, O_DXLISTEN, O_DXWITH, O_CFFENCE,
-		O_DXTIMEOUT, O_DXDELAY, O_MONKEY, O_LOGPREFIX, O_DXPAIR, O_DXALONE,
+		O_DXTIMEOUT, O_DXDELAY, O_DXRESUME, O_MONKEY, O_LOGPREFIX, O_DXPAIR, O_DXALONE,
 	};
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
@@ -208,6 +211,7 @@ int main(int argc, char **argv)
 		{"cf-fence", required_argument, NULL, O_CFFENCE},
 		{"duplex-timeout", required_argument, NULL, O_DXTIMEOUT},
 		{"duplex-fence-delay", required_argument, NULL, O_DXDELAY},
+		{"duplex-resume", required_argument, NULL, O_DXRESUME},
 		{NULL, 0, NULL, 0},
 	};
 	struct cf_geometry geo = {CF_DEFAULT_MAX_SYSTEMS, CF_DEFAULT_MAX_INSTANCES, CF_DEFAULT_LOCK_ENTRIES,
@@ -217,7 +221,7 @@ int main(int argc, char **argv)
 	const char *dx_pair = NULL;
 	bool dx_alone = false;
 	struct cf_duplex_pair *pair = NULL;
-	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0, dx_timeout_ms = 0, dx_delay_ms = 1000;
+	uint64_t hbi_ms = 5, hbt_ms = 50, sweep_ms = 0, dx_timeout_ms = 0, dx_delay_ms = 1000, dx_resume_ms = 0;
 	struct cf_duplex_cfg dcfg;
 	struct cf_duplex *dx = NULL;
 	uint32_t max_conns = 256;
@@ -260,6 +264,7 @@ int main(int argc, char **argv)
 		case O_CFFENCE: cf_fence = optarg; break;
 		case O_DXTIMEOUT: r = cf_cli_parse_u64(optarg, 0, 1, 600000, &dx_timeout_ms); break;
 		case O_DXDELAY: r = cf_cli_parse_u64(optarg, 0, 0, 600000, &dx_delay_ms); break;
+		case O_DXRESUME: r = cf_cli_parse_u64(optarg, 0, 1, 600000, &dx_resume_ms); break;
 		case 'v': cf_slog_level = CF_SLOG_DEBUG; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case O_VERSION: return cf_cli_version("cfserver") ? EXIT_OTHER : EXIT_OK;
@@ -378,6 +383,9 @@ int main(int argc, char **argv)
 	cfg.hb_timeout_ns = hbt_ms * 1000000ull;
 	cfg.sweep_ns = sweep_ms * 1000000ull;
 	cfg.max_conns = max_conns;
+	if (!dx_resume_ms)
+		dx_resume_ms = 4 * hbt_ms > 2000 ? 4 * hbt_ms : 2000;
+	cfg.resume_ns = dx_resume_ms * 1000000ull;
 
 	{
 		/*
@@ -489,6 +497,7 @@ int main(int argc, char **argv)
 		goto err_image;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	cfg.keep_systems = im.took_over;
 	r = cf_core_new(loop, ops, &im, &cfg, &core);
 	if (r < 0) {
 		cf_slog_err("core: %s", strerror(-r));

@@ -95,6 +95,7 @@ int cf_agent_join(struct cf_agent *a)
 	a->sys = a->s.sys;
 	a->epoch = a->s.epoch;
 	a->token = a->s.token;
+	cf_agent_watch_session(a, &a->s);
 	a->hb_timeout_ns = a->s.welcome.hb_timeout_ns;
 	if (a->o.hb_timeout_ns) {
 		if (a->o.hb_timeout_ns > a->s.welcome.hb_timeout_ns) {
@@ -110,6 +111,23 @@ int cf_agent_join(struct cf_agent *a)
 	return 0;
 }
 
+/* The CF completed no heartbeat for 2 T (none yet: nothing to say). */
+static int stall_check(void *arg)
+{
+	struct cf_agent *a = arg;
+	uint64_t last = atomic_load(&a->hb.last_ok_ns), T = a->s.welcome.hb_timeout_ns;
+
+	return last && T && cf_mono_ns() - last > 2 * T ? -ETIMEDOUT : 0;
+}
+
+void cf_agent_watch_session(struct cf_agent *a, struct cf_session *s)
+{
+	if (!a->o.stall_ends_sessions)
+		return;
+	s->stall_fn = stall_check;
+	s->stall_arg = a;
+}
+
 int cf_agent_open_session(struct cf_agent *a, struct cf_session *s)
 {
 	/* the CF the JOIN reached, not the next of a duplexed pair: the token is that CF's */
@@ -121,6 +139,8 @@ int cf_agent_open_session(struct cf_agent *a, struct cf_session *s)
 	r = cf_session_attach(s, a->sys, a->epoch, a->token);
 	if (r)
 		cf_session_close(s);
+	else
+		cf_agent_watch_session(a, s);
 	return r;
 }
 

@@ -79,6 +79,13 @@ struct cf_agent_opts {
 	void *log_arg;
 	/* the process's signals are an application's (the library): no SIGINT/SIGTERM watchers */
 	bool app_signals;
+	/*
+	 * A CF that does not complete a heartbeat for 2 T ends every session's
+	 * wait (-ETIMEDOUT, within 20 ms) instead of the 5 s op timeout: set
+	 * when the system may switch to another CF of a duplexed pair, which
+	 * takes over from a frozen primary after its link timeout.
+	 */
+	bool stall_ends_sessions;
 };
 
 /*
@@ -175,6 +182,10 @@ void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o);
 int cf_agent_join(struct cf_agent *a);
 /* A further session of this system (CONN_ATTACH): workload, recovery. */
 int cf_agent_open_session(struct cf_agent *a, struct cf_session *s);
+/* The stall hook of a session of this system (cf_session.h; stall_ends_sessions). */
+void cf_agent_watch_session(struct cf_agent *a, struct cf_session *s);
+/* After a->s was opened again (a switch of CF): the agent loop watches the new connection. */
+void cf_agent_rebind(struct cf_agent *a);
 /* Start the heartbeat thread; returns after the first beat completed. */
 int cf_agent_hb_start(struct cf_agent *a);
 void cf_agent_hb_stop(struct cf_agent *a);

@@ -309,6 +309,16 @@ static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+void cf_agent_rebind(struct cf_agent *a)
+{
+	if (!a->loop)
+		return;
+	ev_io_stop(a->loop, &a->ev_w);
+	ev_io_set(&a->ev_w, cf_session_fd(&a->s), EV_READ);
+	ev_io_start(a->loop, &a->ev_w);
+	cf_watch_init(&a->watch, a->sys, a->s.map.geo.max_systems, a->s.welcome.hb_timeout_ns);
+}
+
 int cf_agent_run(struct cf_agent *a)
 {
 	/*

@@ -38,5 +38,19 @@ bool cf_agent_self_recovery_allowed(struct cf_agent *a, uint32_t inst, uint64_t 
 bool cf_recovery_pending(struct cf_agent *a, uint32_t inst);
 /* Switch the policy at run time (cfctl policy → CF event). */
 void cf_recovery_set_policy(struct cf_agent *a, enum cf_policy p);
+/*
+ * The CF switched (cf_node_switch.c): the new primary knows only what its
+ * copy holds. Fence waits are dropped (their registration CAS was not in the
+ * copy, or if it was, the instance is held and recovered again with its
+ * fence by cf_agent_recover_held), and every failed instance may be tried
+ * once more: a registration won at the old primary may be gone.
+ */
+void cf_recovery_switched(struct cf_agent *a);
+/*
+ * Recover instance inst that this incarnation holds at the new primary
+ * (reg: ACTIVE, ours); fence: its failed owner first (not for the home).
+ * 0, -EINPROGRESS (the fence waits, as for any recovery), or -errno.
+ */
+int cf_agent_recover_held(struct cf_agent *a, uint32_t inst, uint64_t reg, bool fence);
 
 #endif

@@ -82,6 +82,15 @@ static int journal_line(struct bank *b, const char *prefix, const struct slot *s
 	return journal_write(b, line, n);
 }
 
+/* "I INDEX IMAGE": whose transactions follow (a recovery journal names the instance by its index) */
+static int journal_start(struct bank *b)
+{
+	char line[96];
+	int n = snprintf(line, sizeof(line), "I %u %s\n", b->c->log->inst, b->o->image ? b->o->image : "-");
+
+	return journal_write(b, line, n);
+}
+
 static int journal_sync(struct bank *b)
 {
 	if (b->journal_fd < 0 || !b->unsynced)
@@ -294,10 +303,7 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 			r = -errno;
 			goto out_free;
 		}
-		/* whose transactions these are: a recovery journal names the instance by its index */
-		char line[96];
-		int n = snprintf(line, sizeof(line), "I %u %s\n", c->log->inst, o->image ? o->image : "-");
-		r = journal_write(&b, line, n);
+		r = journal_start(&b);
 		if (r) {
 			close(b.journal_fd);
 			goto out_free;
@@ -306,6 +312,7 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 	if (s)
 		cas_probe(s, &res->cas_rtt);
 	t0 = cf_mono_ns();
+run:
 	while (!done(&b, t0)) {
 		struct slot *sl = &b.q[(b.head + b.n) % b.k];
 		uint64_t x = rnd(&b.rng) % b.naccts, y = rnd(&b.rng) % (b.naccts - 1);
@@ -370,6 +377,21 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 		struct slot *open_sl = &b.q[(b.head + i - 1) % b.k];
 		if (open_sl->open && backout_cur(&b, open_sl) == 0)
 			b.n--;
+	}
+	/*
+	 * The CF was lost: every slot is closed now (backout_cur frees what it
+	 * could not back out: the log decides it). If the system switches to
+	 * another CF, go on: the context was set up again under us (its data
+	 * files too), and the journal says where this part starts.
+	 */
+	if (r && !b.journal_err && o->cf_lost && o->cf_lost(o->cf_lost_arg, r) == 0) {
+		b.head = b.n = 0;
+		res->cf_switches++;
+		r = cf_data_file(c->data, CF_BANK_FILE, &b.f);
+		if (!r && b.journal_fd >= 0)
+			r = journal_start(&b);
+		if (!r)
+			goto run;
 	}
 	res->elapsed_s = (double)(cf_mono_ns() - t0) / 1e9;
 	if (!r)

@@ -55,6 +55,15 @@ struct cf_bank_opts {
 	int hold_ms;
 	uint32_t updates;
 	_Atomic int *stop; /* set by another thread to end the run early */
+	/*
+	 * The CF was lost under the run (err), its open transactions backed out
+	 * as far as this thread can (from memory on a volatile CF; the log
+	 * decides the rest): wait in cf_lost until the system has switched to
+	 * another CF and says 0 (the run goes on, its journal too), or fails
+	 * (the run ends with err). NULL: the run ends (cf_node_switch.c).
+	 */
+	int (*cf_lost)(void *arg, int err);
+	void *cf_lost_arg;
 };
 
 struct cf_bank_result {
@@ -64,6 +73,7 @@ struct cf_bank_result {
 	uint64_t self_backouts; /* backed out from memory after the (volatile) CF was lost */
 	uint64_t commit_points; /* commits of one or more transactions together (one COMMIT wait each) */
 	uint64_t group_commits; /* of those, shared by more than one transaction */
+	uint64_t cf_switches;   /* times the run went on after a switch of CF (cf_lost) */
 	double elapsed_s;
 	struct cf_lock_stats lock;
 	struct cf_lock_hist cas_rtt; /* raw CAS round trips on the same session */

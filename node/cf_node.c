@@ -22,9 +22,18 @@
 
 void cf_node_init(struct cf_node *n, const struct cf_node_opts *o)
 {
+	pthread_condattr_t ca;
+
 	memset(n, 0, sizeof(*n));
 	n->o = *o;
-	cf_agent_init(&n->a, &o->agent);
+	if (n->o.switch_wait_ms && n->o.agent.cf_addr && strchr(n->o.agent.cf_addr, ','))
+		n->o.agent.stall_ends_sessions = true;
+	cf_agent_init(&n->a, &n->o.agent);
+	pthread_mutex_init(&n->gate.mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->gate.cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 static int session_exit_code(int r)
@@ -188,8 +197,9 @@ int cf_node_self_backout_check(void *arg)
 }
 
 /* Set the home instance's marker; 0 or -errno (logged). */
-static int set_marker(struct cf_node *n, const char *inst, enum cf_marker_state st)
+int cf_node_set_marker(struct cf_node *n, const char *inst, int state)
 {
+	enum cf_marker_state st = (enum cf_marker_state)state;
 	struct cf_agent *a = &n->a;
 	int r = cf_marker_set(a->o.data_dir, inst, st, a->image_id, a->o.system, a->host, a->pid, a->starttime);
 
@@ -239,7 +249,7 @@ static void after_self_backout(struct cf_node *n, bool joined)
 						  : "");
 		return;
 	}
-	if (set_marker(n, home->name, CF_MARKER_CLEAN) == 0)
+	if (cf_node_set_marker(n, home->name, CF_MARKER_CLEAN) == 0)
 		say(n, CF_AGENT_WARN,
 		    "volatile CF lost: self-backout of %s done (%llu open transaction(s) backed out from the "
 		    "before-images in memory, files synced); its data-directory marker is clean",
@@ -296,7 +306,7 @@ static int wait_failed(struct cf_node *n, int r, int dead, enum cf_node_stage un
 }
 
 /* The workload session and the attach of the home instance (o.workload). */
-static int attach_home(struct cf_node *n)
+int cf_node_attach_home(struct cf_node *n)
 {
 	struct cf_agent *a = &n->a;
 	struct cf_inst_ctx *home = n->home;
@@ -400,7 +410,7 @@ int cf_node_start(struct cf_node *n)
 	say(n, CF_AGENT_INFO, "instance %s (#%u) is ACTIVE here (incident %u)", o->instance, n->home->index,
 	    cf_reg_incident(n->home->reg));
 	/* before the first data write of this incarnation (the attach may back out leftovers) */
-	if (set_marker(n, o->instance, n->o.workload ? CF_MARKER_INUSE : CF_MARKER_CLEAN) < 0)
+	if (cf_node_set_marker(n, o->instance, n->o.workload ? CF_MARKER_INUSE : CF_MARKER_CLEAN) < 0)
 		return fail(n, CF_NODE_MEMBER, 0, CF_NODE_EX_OTHER);
 	n->marked = true;
 	r = cf_recovery_init(a);
@@ -410,7 +420,7 @@ int cf_node_start(struct cf_node *n)
 	}
 	n->stage = CF_NODE_RECOVERY;
 	if (n->o.workload)
-		return attach_home(n);
+		return cf_node_attach_home(n);
 	return CF_NODE_EX_OK;
 }
 
@@ -445,7 +455,7 @@ int cf_node_leave(struct cf_node *n, int rc)
 		}
 		/* nothing of the home instance is in flight any more: a clean leave, or it was never used */
 		if (n->marked && !r && (rc == CF_NODE_EX_OK || rc == CF_NODE_EX_OTHER))
-			(void)set_marker(n, n->home->name, CF_MARKER_CLEAN);
+			(void)cf_node_set_marker(n, n->home->name, CF_MARKER_CLEAN);
 	}
 	cf_agent_fini(a);
 	cf_fence_map_free(&n->o.agent.fence);

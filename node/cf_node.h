@@ -17,6 +17,7 @@
 #ifndef CF_NODE_H
 #define CF_NODE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,6 +50,22 @@ struct cf_node_opts {
 	bool workload;
 	int lock_timeout_ms;
 	bool defer_writes; /* group commit (cf_txn.h) */
+	/*
+	 * A lost CF, when agent.cf_addr names a duplexed pair ("A,B"): look this
+	 * long for the new primary and resume there, keeping the incarnation
+	 * (cf_node_switch). 0: the incarnation ends (exit 75), as with one CF.
+	 */
+	uint64_t switch_wait_ms;
+};
+
+/* The workload's side of a switch of CF (cf_node_park), shared with the agent thread. */
+struct cf_node_gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	bool workload;     /* a workload thread runs that parks (cf_node_park) */
+	bool parked;       /* it waits in cf_node_park */
+	uint64_t round;    /* switches ended (either way) */
+	int result;        /* of the last: 0 resumed, else the -errno the workload ends with */
 };
 
 /* How far cf_node_start got: what cf_node_leave has to undo. */
@@ -68,6 +85,8 @@ struct cf_node {
 	bool marked;   /* the home marker was set by this incarnation */
 	bool attached; /* the home instance is attached on ws */
 	int err;       /* -errno of the last failure (0: none) */
+	struct cf_node_gate gate;
+	uint64_t switches; /* switches of CF this incarnation survived */
 };
 
 /* Copy the options and set up the agent; nothing that can fail. */
@@ -84,6 +103,36 @@ static inline bool cf_node_ready(const struct cf_node *n)
 {
 	return n->stage == CF_NODE_RECOVERY && (n->attached || !n->o.workload);
 }
+
+/*
+ * Keeping the incarnation across a switch of duplexed CFs (cf_node_switch.c;
+ * docs/design.md, "Incarnations kept across a switch").
+ *
+ * cf_node_may_switch: the agent loop ended with err; may this system look
+ * for the other CF of its pair (switch_wait_ms, a pair in --cf, no stop
+ * requested, a workload that parks or none)?
+ *
+ * cf_node_switch (agent thread): stop every use of the old CF, wait for the
+ * workload to park, resume at the new primary (CONN_ATTACH of this very
+ * incarnation), heartbeat again, recover from their logs the instances this
+ * system holds there (its home included), claim and attach the home again,
+ * and let the workload go on. 0: resumed, the agent loop runs again; else
+ * -errno, logged: the incarnation is over (the workload is released with it).
+ *
+ * cf_node_park (the workload's cf_bank_opts.cf_lost; arg: the node): called
+ * by the workload thread after a CF error with nothing left open; waits for
+ * the switch. 0: go on; else the error to end with.
+ *
+ * cf_node_unpark: release a parked workload with err (the loop ended without
+ * a switch: a stop, or the incarnation is over). No-op if none is parked.
+ */
+bool cf_node_may_switch(struct cf_node *n, int err);
+int cf_node_switch(struct cf_node *n, int err);
+int cf_node_park(void *node, int err);
+void cf_node_unpark(struct cf_node *n, int err);
+/* Internal to cf_node*.c: the home marker, and the attach of the home instance on the workload session. */
+int cf_node_set_marker(struct cf_node *n, const char *inst, int state);
+int cf_node_attach_home(struct cf_node *n);
 
 /* The incarnation ended with err: log it the one way (-ENOLINK: the lease). CF_NODE_EX_OVER. */
 int cf_node_over(struct cf_node *n, int err);

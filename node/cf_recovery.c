@@ -31,6 +31,10 @@
  *   unregister  a control request: cfserver revokes our grants on I as it
  *               CASes ACTIVE(C, e, k) → INACTIVE_CLEAN(k).
  *
+ * A registration already held (cf_recover_held: kept by a new primary CF at a
+ * duplexed takeover, docs/design.md "Incarnations kept across a switch")
+ * skips the CAS, and for this system's own home instance the disk fence too.
+ *
  * Invariants this code keeps (I1-I7, M1-M6: docs/design.md §0):
  *   - Nothing of I is written (data, log, locks) unless our registration CAS
  *     won and our connection is alive: if C dies, cfserver fences C BEFORE it
@@ -529,8 +533,18 @@ static void publish_done(struct run *x)
 	cf_session_write(x->env->s, x->rinfo_off, &x->ri[CF_PHASE_DONE], sizeof(x->ri[CF_PHASE_DONE]));
 }
 
+/* How recover() starts: a registration of its own, after a waiting fence, or one already held. */
+enum rec_mode { REC_REGISTER, REC_RESUME, REC_HELD_FENCE, REC_HELD };
+
+/* ACTIVE(this session's system and epoch), at any incident */
+static bool reg_is_ours(const struct cf_session *s, uint64_t w)
+{
+	return cf_reg_state(w) == CF_REG_ACTIVE && cf_reg_owner(w) == s->sys &&
+	       cf_reg_epoch(w) == (s->epoch & CF_EPOCH_MASK);
+}
+
 static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, uint64_t detect_real_ns,
-		   uint32_t cf_fence_us, struct cf_recovery_report *rep, const char *resume_how)
+		   uint32_t cf_fence_us, struct cf_recovery_report *rep, enum rec_mode mode, const char *resume_how)
 {
 	struct cf_session *s = env->s;
 	const struct cf_image_map *m = &s->map;
@@ -543,7 +557,7 @@ static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t fa
 	bool log_attached = false, scanned = false;
 	int r;
 
-	if (resume_how) {
+	if (mode == REC_RESUME) {
 		if (inst != rep->inst || rep->reached < CF_PHASE_DISK_FENCE || rep->reached > CF_PHASE_WD_WAIT)
 			return -EINVAL;
 		goto setup;
@@ -554,8 +568,11 @@ static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t fa
 	rep->detect_real_ns = detect_real_ns;
 	rep->cf_fence_us = cf_fence_us;
 	rep->failed_sys = CF_NO_SYS;
+	rep->held = mode == REC_HELD_FENCE || mode == REC_HELD;
 setup:
-	if (inst >= m->geo.max_instances || cf_reg_state(failed_reg) != CF_REG_FAILED)
+	/* a held registration is ours already: ACTIVE(this incarnation) */
+	if (inst >= m->geo.max_instances ||
+	    (rep->held ? !reg_is_ours(s, failed_reg) : cf_reg_state(failed_reg) != CF_REG_FAILED))
 		return -EINVAL;
 	x = calloc(1, sizeof(*x));
 	if (!x)
@@ -566,7 +583,7 @@ setup:
 	x->rinfo_off = cf_rinfo_off(m, inst);
 	x->t_phase = x->t_start = cf_mono_ns();
 	memset(&sc, 0, sizeof(sc));
-	if (resume_how) {
+	if (mode == REC_RESUME) {
 		/* the wait counts in the phase it happened in */
 		x->t_phase = rep->t_phase_mono;
 		snprintf(rep->fence_msg, sizeof(rep->fence_msg), "%s", resume_how);
@@ -578,13 +595,17 @@ setup:
 
 	if ((r = read_slot(x, detect_real_ns, cf_fence_us, &slot)) < 0)
 		goto out;
-	phase(x, CF_PHASE_REGISTER);
-	if ((r = step_register(x, failed_reg)) < 0)
-		goto out;
-	CF_FAULT("rec.after_register");
-	phase(x, CF_PHASE_DISK_FENCE);
-	if ((r = step_disk_fence(x, &slot)) < 0)
-		goto out;
+	if (mode == REC_REGISTER) {
+		phase(x, CF_PHASE_REGISTER);
+		if ((r = step_register(x, failed_reg)) < 0)
+			goto out;
+		CF_FAULT("rec.after_register");
+	}
+	if (mode != REC_HELD) {
+		phase(x, CF_PHASE_DISK_FENCE);
+		if ((r = step_disk_fence(x, &slot)) < 0)
+			goto out;
+	}
 attach:
 	phase(x, CF_PHASE_ATTACH);
 	if ((r = step_attach(x)) < 0)
@@ -639,14 +660,20 @@ out:
 int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg,
 			uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_recovery_report *rep)
 {
-	return recover(env, inst, failed_reg, detect_real_ns, cf_fence_us, rep, NULL);
+	return recover(env, inst, failed_reg, detect_real_ns, cf_fence_us, rep, REC_REGISTER, NULL);
+}
+
+int cf_recover_held(const struct cf_recovery_env *env, uint32_t inst, uint64_t held_reg, bool fence,
+		    struct cf_recovery_report *rep)
+{
+	return recover(env, inst, held_reg, cf_real_ns(), 0, rep, fence ? REC_HELD_FENCE : REC_HELD, NULL);
 }
 
 int cf_recover_resume(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, const char *how,
 		      enum cf_fence_wait why, struct cf_recovery_report *rep)
 {
 	rep->wait = why;
-	return recover(env, inst, failed_reg, rep->detect_real_ns, rep->cf_fence_us, rep, how);
+	return recover(env, inst, failed_reg, rep->detect_real_ns, rep->cf_fence_us, rep, REC_RESUME, how);
 }
 
 /* ---------------- detector ---------------- */

@@ -44,6 +44,7 @@ struct cf_recovery_report {
 	uint64_t t_phase_mono;        /* monotonic start of the phase reached (to resume) */
 	uint64_t wd_deadline_mono;    /* CF_FWAIT_WATCHDOG: when the failed system certainly cannot write */
 	bool fence_skipped; /* the failed owner could not be fenced (unknown, or agent none): logged as a warning */
+	bool held;          /* cf_recover_held: the registration was already ours (ACTIVE), no CAS */
 	char err_msg[200];
 	uint64_t fail_real_ns;   /* CF's CLOCK_REALTIME at the declaration */
 	uint64_t detect_real_ns; /* CLOCK_REALTIME when this system learned of it */
@@ -126,6 +127,19 @@ int cf_recover_instance(const struct cf_recovery_env *env, uint32_t inst, uint64
  */
 int cf_recover_resume(const struct cf_recovery_env *env, uint32_t inst, uint64_t failed_reg, const char *how,
 		      enum cf_fence_wait why, struct cf_recovery_report *rep);
+/*
+ * Recover instance inst that this incarnation already holds: held_reg is
+ * ACTIVE(this system, its epoch, k), kept by a new primary CF at a duplexed
+ * takeover (docs/design.md, "Incarnations kept across a switch"). No
+ * registration CAS; the disk fence of the instance's failed owner (the slot's
+ * fail_* of incident k) first when fence is set (a peer's instance: its owner
+ * may not have been fenced before the switch), not for this system's own
+ * home instance (its workload is parked). Then attach, read log, back out,
+ * sync, release and unregister as any recovery. Same returns as
+ * cf_recover_instance (-EINPROGRESS: the fence waits; cf_recover_resume).
+ */
+int cf_recover_held(const struct cf_recovery_env *env, uint32_t inst, uint64_t held_reg, bool fence,
+		    struct cf_recovery_report *rep);
 /* Try the fence agent once more for a waiting recovery: 0 when it confirmed now. */
 int cf_recover_fence_retry(const struct cf_recovery_env *env, struct cf_recovery_report *rep);
 /* The rinfo record of a waiting recovery (phase, reason, age so far), for publishing. */

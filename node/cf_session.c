@@ -66,6 +66,29 @@ static int send_msg(struct cf_session *s, uint16_t type, const void *body, size_
 	return r < 0 ? kill_session(s, r) : 0;
 }
 
+#define ABORT_SLICE_MS 20
+
+void cf_session_abort(struct cf_session *s, int err)
+{
+	atomic_store(&s->abort_err, err < 0 ? err : -ECONNABORTED);
+}
+
+/* A wait of left ms (-1: no bound), cut to a slice after which the abort is looked at. */
+static int slice_ms(int left)
+{
+	return left < 0 || left > ABORT_SLICE_MS ? ABORT_SLICE_MS : left;
+}
+
+/* Between slices: the session ends if another thread asked (cf_session_abort) or its stall hook says so. */
+static int aborted(struct cf_session *s)
+{
+	int e = atomic_load(&s->abort_err);
+
+	if (!e && s->stall_fn)
+		e = s->stall_fn(s->stall_arg);
+	return e ? kill_session(s, e) : 0;
+}
+
 /*
  * Receive the next non-event control message (events are queued), checked.
  * Returns its length with the message in buf, or -errno.
@@ -81,9 +104,14 @@ static int recv_reply(struct cf_session *s, uint8_t *buf, size_t cap, int timeou
 		left = timeout_ms < 0 ? -1 : timeout_ms - (int)((cf_mono_ns() - t0) / 1000000u);
 		if (timeout_ms >= 0 && left < 0)
 			left = 0;
-		n = s->ops->recv_ctrl(s->conn, buf, cap, left);
-		if (n == -ETIMEDOUT)
+		if ((n = aborted(s)))
 			return n;
+		n = s->ops->recv_ctrl(s->conn, buf, cap, slice_ms(left));
+		if (n == -ETIMEDOUT) {
+			if (left >= 0 && left <= ABORT_SLICE_MS)
+				return n;
+			continue;
+		}
 		if (n < 0)
 			return kill_session(s, n);
 		if (cf_ctrl_check(buf, (size_t)n) < 0)
@@ -587,7 +615,9 @@ static int wait_wr(struct cf_session *s, uint64_t wr_id, uint64_t *value)
 		left = CF_SESSION_OP_TIMEOUT_MS - (int)((cf_mono_ns() - t0) / 1000000u);
 		if (left <= 0)
 			return kill_session(s, -ETIMEDOUT);
-		n = s->ops->poll(s->conn, wc, (int)CF_ARRAY_SIZE(wc), left);
+		if ((n = aborted(s)))
+			return n;
+		n = s->ops->poll(s->conn, wc, (int)CF_ARRAY_SIZE(wc), slice_ms(left));
 		if (n < 0)
 			return kill_session(s, n);
 		for (int i = 0; i < n; i++) {
@@ -774,7 +804,9 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 			int ms = CF_SESSION_OP_TIMEOUT_MS - (int)((cf_mono_ns() - t0) / 1000000u);
 			if (ms <= 0)
 				return kill_session(s, -ETIMEDOUT);
-			int k = s->ops->poll(s->conn, wc, (int)CF_ARRAY_SIZE(wc), ms);
+			if (aborted(s))
+				return s->dead;
+			int k = s->ops->poll(s->conn, wc, (int)CF_ARRAY_SIZE(wc), slice_ms(ms));
 			if (k < 0)
 				return kill_session(s, k);
 			for (int j = 0; j < k; j++) {

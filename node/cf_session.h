@@ -11,6 +11,7 @@
 #define CF_SESSION_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,6 +44,15 @@ struct cf_session {
 	struct cf_event evq[CF_SESSION_EVQ];
 	uint32_t evq_head, evq_len;
 	uint64_t ev_dropped;
+	/* -errno another thread asked this session to end with (cf_session_abort), 0: none */
+	_Atomic int abort_err;
+	/*
+	 * May be NULL. Looked at between the same slices: -errno ends the
+	 * session (the agent's "the CF stopped answering", cf_agent.c), 0 goes on.
+	 * Set after cf_session_open (which clears the session).
+	 */
+	int (*stall_fn)(void *arg);
+	void *stall_arg;
 };
 
 /* "tcp" or "verbs" → ops, or NULL. */
@@ -74,6 +84,16 @@ static inline bool cf_conn_lost(int r)
 {
 	return r == -ECONNRESET || r == -ECONNABORTED || r == -EPIPE || r == -ENOTCONN;
 }
+
+/*
+ * From another thread: make the thread using s stop waiting on it. Every wait
+ * of the session (an op's completion, a control reply) looks at err between
+ * slices of at most 20 ms and then ends the session with it, as a lost
+ * connection would. Used when the CF switches (cf_node.c): a workload thread
+ * blocked on a frozen CF gets its error within 20 ms, not after the op
+ * timeout. Nothing else of s is touched here.
+ */
+void cf_session_abort(struct cf_session *s, int err);
 
 /* First connection of a system: JOIN → sys, epoch, token, grants. */
 int cf_session_join(struct cf_session *s, const char *name, const char *host, uint64_t pid,

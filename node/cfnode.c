@@ -84,6 +84,9 @@ static void usage(FILE *out)
 		"  --hb-interval MS       heartbeat interval h (default: the CF's, 5 ms)\n"
 		"  --hb-timeout MS        lease timeout T, at most the CF's (default: the CF's)\n"
 		"  --connect-timeout MS   (default $CF_CONNECT_TIMEOUT_MS, else 3000)\n"
+		"  --switch-wait MS       a duplexed CF (--cf A,B) lost: look this long for the other\n"
+		"                         one and resume there, keeping this incarnation (default\n"
+		"                         10000; 0: the incarnation ends, exit 75)\n"
 		"  --workload W           none (default) | bank | hold | lock | backout | logfull\n"
 		"  --accounts N           bank: use accounts 0..N-1 (default: all in the file)\n"
 		"  --duration S           bank: run S seconds (default 10)\n"
@@ -217,7 +220,7 @@ int main(int argc, char **argv)
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
-		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL,
+		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL, O_SWITCHWAIT,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -229,6 +232,7 @@ int main(int argc, char **argv)
 		{ "hb-interval", required_argument, NULL, O_HBI },
 		{ "hb-timeout", required_argument, NULL, O_HBT },
 		{ "connect-timeout", required_argument, NULL, O_CTO },
+		{ "switch-wait", required_argument, NULL, O_SWITCHWAIT },
 		{ "workload", required_argument, NULL, O_WORKLOAD },
 		{ "accounts", required_argument, NULL, O_ACCOUNTS },
 		{ "duration", required_argument, NULL, O_DURATION },
@@ -269,7 +273,7 @@ int main(int argc, char **argv)
 	bool unfence = false;
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
-	uint64_t v, lock_timeout = 2000, marker_wait = CF_NODE_MARKER_WAIT_MS;
+	uint64_t v, lock_timeout = 2000, marker_wait = CF_NODE_MARKER_WAIT_MS, switch_wait = 10000;
 	static struct cf_node n;
 	pthread_t thr;
 	bool thr_started = false;
@@ -308,6 +312,10 @@ int main(int argc, char **argv)
 			if (parse_ms(optarg, 600000, &v))
 				bad = "--connect-timeout must be 1..600000 ms";
 			o.connect_timeout_ms = (int)v;
+			break;
+		case O_SWITCHWAIT:
+			if (parse_u64(optarg, &switch_wait) || switch_wait > 600000)
+				bad = "--switch-wait must be 0..600000 ms";
 			break;
 		case O_WORKLOAD: {
 			size_t i;
@@ -529,6 +537,7 @@ int main(int argc, char **argv)
 			.lock_timeout_ms = (int)lock_timeout,
 			/* group commit (cf_txn.h) where the workload commits in groups: the bank */
 			.defer_writes = w.bo.group_commit && w.kind == WL_BANK,
+			.switch_wait_ms = switch_wait,
 		};
 		cf_node_init(&n, &no);
 	}
@@ -546,6 +555,12 @@ int main(int argc, char **argv)
 		w.bo.stop = &w.stop;
 		cf_marker_image_str(n.a.image_id, w.image, sizeof(w.image));
 		w.bo.image = w.image;
+		if (w.kind == WL_BANK) {
+			/* the bank parks while the system switches to the other CF of a pair */
+			w.bo.cf_lost = cf_node_park;
+			w.bo.cf_lost_arg = &n;
+			n.gate.workload = true;
+		}
 		r = -pthread_create(&thr, NULL, wl_main, &w);
 		if (r) {
 			say(CF_AGENT_ERR, "workload thread: %s", strerror(-r));
@@ -556,7 +571,12 @@ int main(int argc, char **argv)
 	}
 	/* joined, home instance ACTIVE here, recovery module armed: a member */
 	cf_notify_ready();
-	r = cf_agent_run(&n.a);
+	/* a lost CF of a duplexed pair: switch to the other and run again (cf_node_switch.c) */
+	while ((r = cf_agent_run(&n.a)) && cf_node_may_switch(&n, r) && cf_node_switch(&n, r) == 0)
+		;
+	if (r)
+		r = atomic_load(&n.a.over) ? atomic_load(&n.a.over) : r;
+	cf_node_unpark(&n, r);
 	if (r) {
 		/* The incarnation is over: no clean leave, nothing carried over. */
 		bool joined;

@@ -114,6 +114,20 @@ struct cf_header {
 /* a secondary's copy before it was complete: never served (cfserver refuses it, exit 3) */
 #define CF_DUPLEX_COPYING 0x474e59504f435844ull /* "DXCOPYNG" */
 _Static_assert(sizeof(struct cf_header) == 192, "cf_header size");
+/*
+ * The rest of the header page is the CF's own: no member is granted any byte
+ * of it (the header grant is sizeof(struct cf_header)). At CF_TOKEN_PROOF_OFF,
+ * one CF_TOKEN_PROOF_LEN-byte proof per system slot: a hash of the token the
+ * CF gave that system's current incarnation at JOIN (cf_member.c). It is
+ * persisted, so it reaches a duplexed secondary's copy: after a takeover, a
+ * kept incarnation proves itself with its token (CONN_ATTACH) to a CF that
+ * never saw the JOIN (docs/design.md, "Incarnations kept across a switch").
+ * A hash, not the token: a console may read the header page.
+ */
+#define CF_TOKEN_PROOF_OFF 1024u
+#define CF_TOKEN_PROOF_LEN 16u
+_Static_assert(sizeof(struct cf_header) <= CF_TOKEN_PROOF_OFF, "token proofs after the header");
+_Static_assert(CF_TOKEN_PROOF_OFF + CF_MAX_SYSTEMS_LIMIT * CF_TOKEN_PROOF_LEN <= CF_PAGE, "token proofs in the header page");
 CF_ASSERT_WORD(struct cf_header, generation);
 CF_ASSERT_WORD(struct cf_header, policy);
 
@@ -143,7 +157,8 @@ enum cf_fail_cause {
 	CF_FAIL_HB_TIMEOUT = 2, /* heartbeat silence for T */
 	CF_FAIL_READMIT = 3,    /* joined again while its old incarnation was still ACTIVE */
 	CF_FAIL_PROTOCOL = 4,   /* malformed frame or refused operation storm */
-	CF_FAIL_CF_RESTART = 5, /* the CF restarted, or a secondary took over: every system ACTIVE in the image */
+	CF_FAIL_CF_RESTART = 5, /* the CF restarted: every system ACTIVE in the image */
+	CF_FAIL_NO_RESUME = 6,  /* kept at a duplexed takeover, it did not come back to the new primary in time */
 };
 
 /* One wording of a failure cause for every log and status line. */
@@ -156,6 +171,7 @@ static inline const char *cf_fail_cause_str(uint32_t cause)
 	case CF_FAIL_READMIT: return "re-admission of a new incarnation";
 	case CF_FAIL_PROTOCOL: return "protocol violation";
 	case CF_FAIL_CF_RESTART: return "CF restart";
+	case CF_FAIL_NO_RESUME: return "no resume after a CF takeover";
 	default: return "unknown";
 	}
 }

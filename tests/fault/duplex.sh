@@ -14,9 +14,12 @@
 #   secondary kill -9 of the secondary: the primary fences it (already gone), runs
 #             alone and says so; the secondary is restarted and copies the image
 #             again while the cluster runs
-# After a primary loss the secondary must take over, every system must end its
-# incarnation (75) or have been killed, is restarted, and rejoins the new
-# primary; the lost CF is restarted as the new secondary and must get in sync.
+# After a primary loss the secondary must take over and every system that was not
+# killed must switch to it keeping its incarnation (docs/design.md, "Incarnations
+# kept across a switch"): same process, same epoch, "switched to CF" in its log, and
+# committing again; a system killed with the primary is failed by the new primary
+# when its resume window closes, recovered by a peer, and restarted. The lost CF
+# is restarted as the new secondary and must get in sync.
 # At the end every journal must be explained exactly (jcheck.py), every instance
 # clean, every lock free, and the total conserved.
 # usage: duplex.sh [ROUNDS]   env: DUPLEX_SEED (random)
@@ -56,6 +59,11 @@ cf_start() {
 count() { # X PATTERN: lines of cfX.log that match (0 before it exists)
 	local n
 	n=$(grep -c "$2" "$CF_WORK/cf$1.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+switched() { # SYS: how often it kept its incarnation across a switch of CF
+	local n
+	n=$(grep -c "switched to CF" "$CF_WORK/$1.log" 2>/dev/null)
 	echo "${n:-0}"
 }
 other() { [ "$1" = A ] && echo B || echo A; }
@@ -122,6 +130,8 @@ for k in $(seq 1 "$ROUNDS"); do
 		continue
 	fi
 	n0=$(count "$s" "taking over as the primary CF")
+	declare -A SW0=()
+	for x in SYS1 SYS2 SYS3; do SW0[$x]=$(switched $x); done
 	victim=
 	if [ "$r" -ge 6 ]; then
 		victim=SYS$((RANDOM % 3 + 1))
@@ -145,20 +155,24 @@ for k in $(seq 1 "$ROUNDS"); do
 	wait "${DX_PID[$p]}" 2>/dev/null
 	takeovers=$((takeovers + 1))
 	for x in SYS1 SYS2 SYS3; do
-		node_wait_exit $x 30 || fail "duplex: round $k ($how): $x did not notice the lost CF within 30 s"
-		if [ "$x" != "$victim" ] && [ "${NODE_RC[$x]}" != 75 ]; then
-			fail "duplex: round $k ($how): $x exited ${NODE_RC[$x]}, not 75: $(tail -n 3 "$CF_WORK/$x.log")"
+		if [ "$x" = "$victim" ]; then
+			node_wait_exit $x 30 || fail "duplex: round $k ($how): killed $x did not exit"
+			continue
 		fi
+		# the incarnation is kept: the same process switches, it never exits
+		wait_for 60 eval '[ "$(switched '"$x"')" -gt '"${SW0[$x]}"' ] || ! node_alive '"$x" ||
+			fail "duplex: round $k ($how): $x did not switch to $s within 60 s: $(tail -n 3 "$CF_WORK/$x.log")"
+		node_alive $x || { node_reap $x; fail "duplex: round $k ($how): $x exited ${NODE_RC[$x]} instead of switching to $s: $(tail -n 3 "$CF_WORK/$x.log")"; }
 	done
 	PRIMARY=$s
-	# the repaired CF copies the image while the systems come back
+	# the repaired CF copies the image while the systems commit; a killed system comes back
 	secondary_launch "$p"
-	for x in SYS1 SYS2 SYS3; do node_start $x; done
+	[ -n "$victim" ] && node_start "$victim"
 	for x in SYS1 SYS2 SYS3; do
 		wait_for 60 busy $x 3 || fail "duplex: round $k ($how): $x did not resume on $s: $(tail -n 3 "$CF_WORK/$x.log")"
 	done
 	secondary_wait "$p"
-	log "duplex: round $k: $how: $s took over, systems rejoined, $p is the secondary"
+	log "duplex: round $k: $how: $s took over, systems switched keeping their incarnations, $p is the secondary"
 done
 if grep -q "needs the operator" "$CF_WORK"/SYS*.log; then
 	fail "duplex: a system refused to start: $(grep -h 'needs the operator' "$CF_WORK"/SYS*.log | head -n 1)"

@@ -117,6 +117,8 @@ def parse_journals(paths, n):
                 k = (f[2] if len(f) == 3 else "-", int(f[1]))
                 if inst_of.setdefault(p, k) != k:
                     conflicts.append(f"{os.path.basename(p)}:{ln}: instance {k} after {inst_of[p]}")
+                # a new start (a switch of CF in the same process too): no commit group spans it
+                prev_p = False
                 continue
             if f[0] == "R" and len(f) >= 4 and f[1].isdigit() and f[2].isdigit() and f[3] in ("C", "B"):
                 k = (f[5] if len(f) >= 6 else "-", int(f[1]), int(f[2]))
