@@ -64,6 +64,7 @@ struct cf_node_gate {
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
 	bool workload;     /* a workload thread runs that parks (cf_node_park) */
 	bool parked;       /* it waits in cf_node_park */
+	bool closed;       /* no more switches (cf_node_unpark): cf_node_park returns at once */
 	uint64_t round;    /* switches ended (either way) */
 	int result;        /* of the last: 0 resumed, else the -errno the workload ends with */
 };
@@ -124,7 +125,8 @@ static inline bool cf_node_ready(const struct cf_node *n)
  * the switch. 0: go on; else the error to end with.
  *
  * cf_node_unpark: release a parked workload with err (the loop ended without
- * a switch: a stop, or the incarnation is over). No-op if none is parked.
+ * a switch: a stop, or the incarnation is over), and close the gate: a
+ * workload that parks later returns err at once.
  */
 bool cf_node_may_switch(struct cf_node *n, int err);
 int cf_node_switch(struct cf_node *n, int err);

@@ -66,10 +66,17 @@ int cf_node_park(void *node, int err)
 	uint64_t round;
 	int r;
 
-	/* not the CF's loss (corrupt data, a journal error): no switch is waited for */
+	/* not the CF's loss (corrupt data, a journal error), or no pair to switch to: no switch is waited for */
 	if (!n->ws.dead && !cf_agent_over(&n->a) && err != -ENOLINK)
 		return err;
+	if (!n->o.switch_wait_ms || !strchr(n->o.agent.cf_addr, ','))
+		return err;
 	pthread_mutex_lock(&g->mu);
+	if (g->closed) {
+		/* the agent loop ended for good already: nobody would open the gate */
+		pthread_mutex_unlock(&g->mu);
+		return err;
+	}
 	round = g->round;
 	g->parked = true;
 	pthread_cond_broadcast(&g->cv);
@@ -101,6 +108,7 @@ void cf_node_unpark(struct cf_node *n, int err)
 	bool parked;
 
 	pthread_mutex_lock(&n->gate.mu);
+	n->gate.closed = true; /* a workload that parks from now on returns at once */
 	parked = n->gate.parked;
 	pthread_mutex_unlock(&n->gate.mu);
 	if (parked)

@@ -285,7 +285,7 @@ def solve_tails(diff, tails, budget=200_000):
         return None
     try:
         return rec(0, list(diff), [])
-    except OverflowError:
+    except (OverflowError, RecursionError):  # more groups than Python's stack: as too big
         return "big"
 
 

@@ -1316,7 +1316,7 @@ static int cmd_hold(int argc, char **argv)
 		CHECK(r == 0, "hb attach: %s", strerror(-r));
 		CHECK(pthread_create(&th, NULL, hb_thread, &hb) == 0, "thread");
 	}
-	printf("READY %u %u\n", s.sys, s.epoch);
+	printf("READY %u %u %" PRIu64 "\n", s.sys, s.epoch, s.token);
 	fflush(stdout);
 	/* bounded: the test kills us long before */
 	for (int i = 0; i < 600; i++) {
@@ -1335,6 +1335,42 @@ static int cmd_hold(int argc, char **argv)
 			fflush(stdout);
 		}
 	}
+	return 0;
+}
+
+/*
+ * resume SYS EPOCH TOKEN [HB_MS]: CONN_ATTACH of a further connection of
+ * incarnation (SYS, EPOCH) with TOKEN, as a system kept at a duplexed takeover
+ * resumes (cf_member.c resume_kept). Prints "RESUMED" (then beats every HB_MS
+ * on that connection, bounded, if given) or "REFUSED errno msg" and exits 1.
+ */
+static int cmd_resume(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_hb_slot hb;
+	int r;
+
+	CHECK(argc >= 3, "usage: resume SYS EPOCH TOKEN [HB_MS]");
+	r = cf_session_open(&s, transport, addr, key, CF_ROLE_SYSTEM, connect_ms());
+	CHECK(r == 0, "open: %s", strerror(-r));
+	r = cf_session_attach(&s, (uint32_t)strtoul(argv[0], NULL, 10), (uint32_t)strtoul(argv[1], NULL, 10),
+			      strtoull(argv[2], NULL, 10));
+	if (r) {
+		printf("REFUSED %d %s\n", r, cf_session_error_msg(&s) ? cf_session_error_msg(&s) : strerror(-r));
+		cf_session_close(&s);
+		return 1;
+	}
+	printf("RESUMED\n");
+	fflush(stdout);
+	memset(&hb, 0, sizeof(hb));
+	hb.epoch = s.epoch;
+	for (int i = 0; argc > 3 && i < 3000; i++) {
+		hb.hb++;
+		r = cf_session_write(&s, cf_hb_off(&s.map, s.sys), &hb, sizeof(hb));
+		CHECK(r == 0, "beat: %s", strerror(-r));
+		usleep((useconds_t)atoi(argv[3]) * 1000u);
+	}
+	cf_session_close(&s);
 	return 0;
 }
 
@@ -2727,7 +2763,7 @@ static const struct {
 	{"lock", cmd_lock}, {"monitor", cmd_monitor},
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"persist-loop", cmd_persist_loop},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
-	{"hold", cmd_hold},           {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
+	{"hold", cmd_hold},           {"resume", cmd_resume}, {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"dxwords", cmd_dxwords},     {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
