@@ -137,7 +137,9 @@ static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum c
 	char why[64];
 
 	if (p == CF_PHASE_DISK_FENCE)
-		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: registered as counterpart (incident %u)", rep->inst_name,
+		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: %s (incident %u)", rep->inst_name,
+			     rep->held ? "held across a switch of CF: fencing its failed owner again"
+				       : "registered as counterpart",
 			     rep->incident);
 	else if (p == CF_PHASE_ATTACH)
 		cf_agent_log(a, rep->fence_skipped ? CF_AGENT_WARN : CF_AGENT_INFO, "recovery %s: disk fence: %s",

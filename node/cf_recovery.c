@@ -605,6 +605,9 @@ setup:
 		phase(x, CF_PHASE_DISK_FENCE);
 		if ((r = step_disk_fence(x, &slot)) < 0)
 			goto out;
+	} else {
+		snprintf(rep->fence_msg, sizeof(rep->fence_msg),
+			 "none needed: this system's own instance, held across a switch of CF, its workload parked");
 	}
 attach:
 	phase(x, CF_PHASE_ATTACH);

@@ -106,7 +106,63 @@ CF_ADDR="$CF_HOST:${DX_PORT[A]},$CF_HOST:${DX_PORT[B]}"
 export CF_ADDR
 cluster_start
 
-takeovers=0 alone=0 together=0 stopped=0
+takeovers=0 alone=0 together=0 stopped=0 held=0
+# Round 0 (fault-injection builds): a peer's instance held across the switch. SYS2,
+# the counterpart of a killed SYS1, is frozen in the middle of its backout when the
+# primary dies; at the new primary it still holds NTS001, recovers it again from its
+# log after fencing SYS1 again (RECOVERY-HELD), and a restarted SYS1 takes it back.
+held_round() {
+	local rp=rec.mid_backout p=$PRIMARY s try
+	s=$(other "$p")
+	point_compiled $rp || { log "duplex: no fault points: the held-instance round is skipped"; return 0; }
+	# SYS2 the only counterpart (SYS3 under policy operator from now on), frozen mid-backout
+	node_stop SYS2
+	node_stop SYS3
+	node_start SYS2 CF_FAULT=$rp:stop:0
+	node_start SYS3 -- --policy operator
+	for x in SYS2 SYS3; do wait_for 20 busy $x 3 || fail "duplex: held round: $x did not start again"; done
+	for try in 1 2 3 4 5 6 7 8; do
+		wait_for 20 busy SYS1 3 || fail "duplex: held round: SYS1 did not start"
+		crash SYS1
+		wait_for 5 eval '[ "$(node_state SYS2)" = T ]' && break
+		log "duplex: held round: try $try: SYS1 left nothing to back out; again"
+		wait_recovered NTS001
+		node_start SYS1
+	done
+	[ "$(node_state SYS2)" = T ] || fail "duplex: held round: the counterpart never froze at $rp"
+	local n0 sw2 sw3
+	n0=$(count "$s" "taking over as the primary CF")
+	sw2=$(switched SYS2) sw3=$(switched SYS3)
+	kill -KILL "${DX_PID[$p]}"
+	wait "${DX_PID[$p]}" 2>/dev/null
+	CRASHES=$((CRASHES + 1))
+	wait_for 30 eval '[ "$(count '"$s"' "taking over as the primary CF")" -gt '"$n0"' ]' ||
+		fail "duplex: held round: $s did not take over"
+	grep -q "takeover: NTS001 stays ACTIVE, held by SYS2" "$CF_WORK/cf$s.log" ||
+		fail "duplex: held round: NTS001 was not held by SYS2 in the copy: $(grep 'takeover:' "$CF_WORK/cf$s.log" | tail -n 4)"
+	kill -CONT "${NODE_PID[SYS2]}"
+	for x in SYS2 SYS3; do
+		local n=$sw2
+		[ $x = SYS3 ] && n=$sw3
+		wait_for 60 eval '[ "$(switched '"$x"')" -gt '"$n"' ] || ! node_alive '"$x" ||
+			fail "duplex: held round: $x did not switch to $s: $(tail -n 3 "$CF_WORK/$x.log")"
+		node_alive $x || fail "duplex: held round: $x exited instead of switching: $(tail -n 3 "$CF_WORK/$x.log")"
+	done
+	grep -q 'RECOVERY-HELD {"inst":"NTS001"' "$CF_WORK/SYS2.log" ||
+		fail "duplex: held round: SYS2 did not recover NTS001 again at $s: $(grep NTS001 "$CF_WORK/SYS2.log" | tail -n 3)"
+	grep -q "recovery NTS001: held across a switch of CF: fencing its failed owner again" "$CF_WORK/SYS2.log" ||
+		fail "duplex: held round: SYS2 did not fence SYS1 again before its backout"
+	PRIMARY=$s
+	secondary_launch "$p"
+	node_start SYS1
+	for x in SYS1 SYS2 SYS3; do
+		wait_for 60 busy $x 3 || fail "duplex: held round: $x did not commit on $s: $(tail -n 3 "$CF_WORK/$x.log")"
+	done
+	secondary_wait "$p"
+	takeovers=$((takeovers + 1)) held=1
+	log "duplex: round 0: SYS2 frozen mid-backout of NTS001 when the primary $p died: it recovered NTS001 again at $s"
+}
+held_round
 for k in $(seq 1 "$ROUNDS"); do
 	# 1-3 s of bank load between rounds (random, so that a kill lands anywhere in a
 	# transaction or a batch): load, not a wait for a condition
@@ -178,5 +234,5 @@ if grep -q "needs the operator" "$CF_WORK"/SYS*.log; then
 	fail "duplex: a system refused to start: $(grep -h 'needs the operator' "$CF_WORK"/SYS*.log | head -n 1)"
 fi
 check_invariants duplex
-log "duplex: $ROUNDS rounds: $takeovers takeovers ($together with a system, $stopped of a stopped primary), $alone secondary deaths; $JCHECK_LAST"
+log "duplex: $ROUNDS rounds: $takeovers takeovers ($together with a system, $stopped of a stopped primary, $held with a held peer instance), $alone secondary deaths; $JCHECK_LAST"
 pass "duplex"

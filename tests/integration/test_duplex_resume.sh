@@ -41,8 +41,8 @@ for x in KEEPA KEEPB; do
 	start_bg "$x" env CF_ADDR="$P_ADDR" "$TC" hold "$x" "I$x"
 	wait_for 20 grep -q READY "$CF_WORK/$x.log" || fail "$x not ready: $(cat "$CF_WORK/$x.log")"
 done
-read -r _ SA EA TOKA < <(grep READY "$CF_WORK/KEEPA.log")
-read -r _ SB EB _ < <(grep READY "$CF_WORK/KEEPB.log")
+read -r _ SA EA TOKA <<<"$(grep READY "$CF_WORK/KEEPA.log")"
+read -r _ SB EB _ <<<"$(grep READY "$CF_WORK/KEEPB.log")"
 
 kill -KILL "$P_PID"
 wait "$P_PID" 2>/dev/null
