@@ -256,6 +256,8 @@ int cf_core_listen(struct cf_core *c, const char *addr)
 void cf_core_set_duplex(struct cf_core *c, struct cf_duplex *dx)
 {
 	c->dx = dx;
+	c->cluster.hb_timeout_ns = c->cfg.hb_timeout_ns;
+	cf_duplex_set_cluster(dx, &c->cluster);
 }
 
 int cf_core_port(struct cf_core *c)

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cf_core.h"
+#include "cf_duplex.h"
 #include "cf_metrics.h"
 #include "cf_words.h"
 
@@ -151,6 +152,7 @@ struct cf_core {
 	struct core_inst inst[CF_MAX_INSTANCES_LIMIT];
 	uint64_t takeovers; /* INST_ATTACH / INST_UNREG refused as takeover attempts */
 	uint64_t resumes;   /* incarnations kept at a duplexed takeover that came back (resume_kept) */
+	struct cf_duplex_cluster cluster; /* what a duplexed primary's tie-breaker reads (cf_sweep.c) */
 	uint64_t restored;  /* registration words the CF put back */
 	struct core_conn *conns;
 	unsigned nconns;

@@ -69,6 +69,7 @@ struct cf_duplex {
 	/* the sync (loop thread) */
 	uint64_t sync_gen, sync_off;
 	int quit; /* atomic: set by cf_duplex_free */
+	const struct cf_duplex_cluster *cluster; /* the core's view of its systems (NULL: none given) */
 };
 
 #define DX_PART_DEFAULT (8u << 20)
@@ -376,6 +377,63 @@ static void serve_link(struct cf_duplex *d)
 		"fenced", d->peer.name, (unsigned long long)d->peer.pid, d->peer.host, why);
 }
 
+void cf_duplex_set_cluster(struct cf_duplex *d, const struct cf_duplex_cluster *cl)
+{
+	d->cluster = cl;
+}
+
+/*
+ * The tie-breaker of a lost link (docs/design.md, "A network cut between the
+ * CFs"). Its loss looks the same from both ends, and each would fence the
+ * other: the primary at once, the secondary after --duplex-fence-delay. If
+ * the primary's own host was cut off, its immediate fence would win, and it
+ * would go on alone where no system can reach it: the cluster stalls. So the
+ * primary fences a lost secondary only while it still hears its systems (a
+ * heartbeat moved within T/2), or when nothing tells the sides apart: no system
+ * is live and none fell silent lately (an idle cluster, or every system left).
+ * A primary cut off hears nobody, and its sweep has failed its systems for
+ * silence before the link's longer timeout: it waits, holding every durable
+ * acknowledgement as in any fencing, until a system is heard again (then it
+ * fences) or the secondary, which then takes over, fences it.
+ */
+static void wait_for_cluster(struct cf_duplex *d)
+{
+	const struct cf_duplex_cluster *cl = d->cluster;
+	uint64_t loss = cf_mono_ns(), sil, T;
+	bool said = false;
+
+	if (!cl || !(T = cl->hb_timeout_ns))
+		return;
+	sil = atomic_load(&cl->silenced_ns);
+	if (!atomic_load(&cl->members) && (!sil || loss - sil > d->cfg.link_timeout_ns + T))
+		return; /* nobody to hear, nobody lost to silence: nothing to tell the sides apart by */
+	for (;;) {
+		/*
+		 * Heard within T/2 of the last sweep: a loop blocked on this very link
+		 * sweeps no more, and the sweep that blocks (failing the first system
+		 * gone silent, its persist waiting on the lost secondary) follows one
+		 * that saw them silent for almost T; systems beat every h <= T/2.
+		 */
+		uint64_t h = atomic_load(&cl->heard_ns), w = atomic_load(&cl->swept_ns), now = cf_mono_ns();
+		if (h && w >= h && w - h <= T / 2) {
+			if (said)
+				cf_slog_info("duplex: a system is heard again after %llu ms: fencing the secondary",
+					     (unsigned long long)((now - loss) / 1000000u));
+			return;
+		}
+		if (__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE))
+			return;
+		if (!said) {
+			cf_slog_err("duplex: no system heard for %llu ms: this CF may be the one cut off; not fencing the "
+				    "secondary %s (it fences this CF after its --duplex-fence-delay if it lives); durable "
+				    "acknowledgements wait",
+				    (unsigned long long)(h && now > h ? (now - h) / 1000000u : 0), d->peer.name);
+			said = true;
+		}
+		usleep(10000);
+	}
+}
+
 static void *link_main(void *arg)
 {
 	struct cf_duplex *d = arg;
@@ -425,6 +483,7 @@ static void *link_main(void *arg)
 		pthread_mutex_lock(&d->mu);
 		d->state = DX_FENCING;
 		pthread_mutex_unlock(&d->mu);
+		wait_for_cluster(d);
 		dx_fence_peer(&d->cfg, &peer, "secondary", &d->quit);
 		pthread_mutex_lock(&d->wmu);
 		pthread_mutex_lock(&d->mu);

@@ -48,6 +48,7 @@
 #ifndef CF_DUPLEX_H
 #define CF_DUPLEX_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cf_image.h"
@@ -69,10 +70,23 @@ struct cf_duplex_cfg {
 /* ---- primary ---- */
 
 /*
- * Listen for a secondary on addr ("host:port"), or on lfd when it is >= 0 (a
- * pair member's socket, cf_duplex_pair_take_fd); 0 or -errno with why. From
- * here on im says it has no secondary in sync (CF_HDR_DUPLEX) until one is.
+ * What the primary knows of its systems, for the tie-breaker of a lost link
+ * (cf_duplex.c wait_for_cluster), written by the loop thread (the sweep) and
+ * read by the link thread: monotonic ns of the last sweep (swept), of the
+ * last heartbeat of a live system it saw move (heard) and of the last system
+ * it failed for silence (silenced), 0: never; how many systems were live or
+ * kept at the last sweep. A loop blocked on a durable write that waits for the
+ * lost secondary sweeps no more: its last sweep's view is what counts.
  */
+struct cf_duplex_cluster {
+	_Atomic uint64_t swept_ns, heard_ns, silenced_ns;
+	_Atomic uint32_t members;
+	uint64_t hb_timeout_ns; /* T */
+};
+
+/* Before the first secondary attaches: where the core keeps what the tie-breaker reads. */
+struct cf_duplex;
+void cf_duplex_set_cluster(struct cf_duplex *d, const struct cf_duplex_cluster *cl);
 int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr, int lfd,
 		     const struct cf_duplex_cfg *cfg, struct cf_duplex **out, char *why, size_t whylen);
 /* Ship every batch of p to the secondary from now on; start a sync whenever one attaches. */

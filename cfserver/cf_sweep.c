@@ -28,6 +28,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct cf_core *c = w->data;
 	uint64_t now = cf_mono_ns(), hb;
+	uint32_t members = 0;
 	char sn[CF_NAME_MAX];
 	/*
 	 * If this loop itself did not run for a while (no CPU, a long batch),
@@ -54,8 +55,10 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			cf_slog_warn("sweep: %s did not come back within %llu ms of the takeover: failing it",
 				     core_sys_name(c, s, sn), (unsigned long long)(c->cfg.resume_ns / 1000000u));
 			fail_system(c, s, CF_FAIL_NO_RESUME);
+			atomic_store(&c->cluster.silenced_ns, now);
 			continue;
 		}
+		members += cs->kept || cs->live;
 		if (!cs->live)
 			continue;
 		hb = load64(&hb_slot(c, s)->hb);
@@ -63,6 +66,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			cs->hb_last = hb;
 			cs->hb_seen_ns = now;
 			cs->suspected_by = 0;
+			atomic_store(&c->cluster.heard_ns, now);
 			continue;
 		}
 		/* a first-beat grace may put hb_seen_ns in the future: leave it */
@@ -80,8 +84,12 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				 cs->suspected_by ? ": run at once on a SUSPECT from " : "", by);
 			CF_FAULT("srv.mid_sweep");
 			fail_system(c, s, CF_FAIL_HB_TIMEOUT);
+			atomic_store(&c->cluster.silenced_ns, now);
 		}
 	}
+	/* the duplex link's tie-breaker (cf_duplex.c): members first, then the time that dates them */
+	atomic_store(&c->cluster.members, members);
+	atomic_store(&c->cluster.swept_ns, now);
 	/* limit on what an unauthenticated peer holds: a bounded handshake */
 	for (struct core_conn *cc = c->conns; cc; cc = cc->next) {
 		if ((cc->state == CS_NEW || cc->state == CS_CHALLENGED || cc->state == CS_AUTHED) &&
