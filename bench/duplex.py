@@ -180,7 +180,8 @@ def main():
     a.build = os.path.abspath(a.build or os.path.join(os.path.dirname(HERE), "build"))
     C.install_cleanup()
     work = tempfile.mkdtemp(prefix="cfduplex.", dir="/var/tmp")
-    C.on_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
+    if not a.keep:
+        C.on_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
     res = {"command": " ".join(["bench/duplex.sh"] + sys.argv[1:]), "transport": a.transport, "cpus": os.cpu_count(),
            "systems": a.systems, "inflight": a.inflight, "accounts": a.accounts, "runs": []}
     ok = True

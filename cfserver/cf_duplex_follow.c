@@ -176,7 +176,8 @@ int cf_duplex_follow(const char *primary_addr, const char *nvram, const struct c
 				snprintf(why, whylen, "the CF at %s (%s, pid %llu on %s) is not serving: %s", primary_addr,
 					 st.id.name, (unsigned long long)st.id.pid, st.id.host, dx_role_str(st.role));
 		}
-		if (r == -EINVAL || r == -EHOSTUNREACH || r == -EPERM || r == -EPROTO)
+		/* no route (yet): an ARP that failed during a network cut, a link still down: keep trying */
+		if (r == -EINVAL || r == -ENXIO || r == -EPERM || r == -EPROTO)
 			goto out;
 		if (attempts++ % 50 == 0)
 		{

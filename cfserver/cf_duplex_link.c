@@ -257,8 +257,9 @@ int dx_dial(const char *addr, int timeout_ms, char *why, size_t whylen)
 	snprintf(port, sizeof(port), "%u", (unsigned)pnum);
 	r = getaddrinfo(host, port, &hints, &res);
 	if (r) {
+		/* a name that does not resolve is the command line's error: -ENXIO, which callers give up on */
 		snprintf(why, whylen, "cannot resolve '%s'", host);
-		return -EHOSTUNREACH;
+		return -ENXIO;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {

@@ -227,7 +227,8 @@ int cf_duplex_pair_start(struct cf_duplex_pair *p, const char *partner_addr, con
 			}
 			dx_link_close(&l);
 		}
-		if (r == -EPERM || r == -EPROTO || r == -EINVAL || r == -EHOSTUNREACH) {
+		/* -EHOSTUNREACH (no route yet, an ARP that failed during a cut) waits as a timeout does */
+		if (r == -EPERM || r == -EPROTO || r == -EINVAL || r == -ENXIO) {
 			snprintf(why, whylen, "partner %s: %s", partner_addr, w);
 			break;
 		}

@@ -44,7 +44,9 @@
 #include "cf_words.h"
 
 #define say(n, level, ...) cf_agent_log(&(n)->a, level, __VA_ARGS__)
-#define RETRY_MS 20
+#define RETRY_MS 2          /* a CF not listening yet refuses at once: look again soon */
+#define OLD_CF_AFTER_MS 2000 /* the CF that was lost: only after this, and one round in OLD_CF_EVERY */
+#define OLD_CF_EVERY 25
 
 bool cf_node_may_switch(struct cf_node *n, int err)
 {
@@ -71,6 +73,13 @@ int cf_node_park(void *node, int err)
 		return err;
 	if (!n->o.switch_wait_ms || !strchr(n->o.agent.cf_addr, ','))
 		return err;
+	/*
+	 * The agent loop may not have seen it yet (only the workload's connection
+	 * failed). Before parked is published: once it is, the switch may run to
+	 * its end and clear "over" for the new CF, which this must not set again.
+	 */
+	cf_agent_set_over(&n->a, n->ws.dead ? n->ws.dead : err);
+	say(n, CF_AGENT_INFO, "workload parked (%s): it waits for the switch of CF", strerror(-err));
 	pthread_mutex_lock(&g->mu);
 	if (g->closed) {
 		/* the agent loop ended for good already: nobody would open the gate */
@@ -80,15 +89,12 @@ int cf_node_park(void *node, int err)
 	round = g->round;
 	g->parked = true;
 	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
-	/* the agent loop may not have seen it yet (only the workload's connection failed) */
-	cf_agent_set_over(&n->a, n->ws.dead ? n->ws.dead : err);
-	pthread_mutex_lock(&g->mu);
 	while (g->round == round)
 		pthread_cond_wait(&g->cv, &g->mu);
 	r = g->result;
 	g->parked = false;
 	pthread_mutex_unlock(&g->mu);
+	say(n, CF_AGENT_DEBUG, "workload unparked: %s", r ? strerror(-r) : "it goes on");
 	return r;
 }
 
@@ -135,7 +141,7 @@ static int wait_parked(struct cf_node *n, uint64_t end)
 	return r;
 }
 
-/* One address of the --cf list, the one the old session reached (old) last. */
+/* The addresses of the --cf list, the one the old session reached (old) last. */
 static int addr_order(const char *list, const char *old, char out[][128], int max)
 {
 	char buf[512], *save = NULL;
@@ -159,11 +165,21 @@ static int resume(struct cf_node *n, const char *old, uint64_t T, uint64_t end)
 	/* a frozen CF accepts connections (its kernel does) and never answers: bound each try */
 	uint64_t per_ms = 2 * T / 1000000ull > 1000 ? 2 * T / 1000000ull : 1000;
 
-	for (;;) {
+	uint64_t t0 = cf_mono_ns();
+
+	for (unsigned round = 0;; round++) {
 		for (int i = 0; i < na; i++) {
 			uint64_t now = cf_mono_ns();
 			if (now >= end)
 				return r;
+			/*
+			 * The lost CF takes an incarnation back only if it took over again
+			 * meanwhile (a double failure); frozen, it accepts a connection and
+			 * never answers, which costs a whole try: seldom, and not at first.
+			 */
+			if (old[0] && !strcmp(addrs[i], old) &&
+			    (now - t0 < OLD_CF_AFTER_MS * 1000000ull || round % OLD_CF_EVERY))
+				continue;
 			uint64_t left = (end - now) / 1000000ull + 1;
 			r = cf_session_open(&a->s, a->o.transport, addrs[i], a->o.key, CF_ROLE_SYSTEM,
 					    (int)(left < per_ms ? left : per_ms));

@@ -58,7 +58,19 @@ void cf_session_abort(struct cf_session *s, int err)
  * Receive the next non-event control message (events are queued), checked.
  * Returns its length with the message in buf, or -errno.
  */
+static int recv_msg(struct cf_session *s, uint8_t *buf, size_t cap, int timeout_ms, bool event_ends);
+
 static int recv_reply(struct cf_session *s, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	return recv_msg(s, buf, cap, timeout_ms, false);
+}
+
+/*
+ * event_ends: return -EAGAIN as soon as an event was queued (a caller that
+ * waits for events: cf_session_next_event), instead of reading on until a
+ * reply or the timeout.
+ */
+static int recv_msg(struct cf_session *s, uint8_t *buf, size_t cap, int timeout_ms, bool event_ends)
 {
 	uint64_t t0 = cf_mono_ns();
 	struct cf_ctrl_hdr h;
@@ -86,6 +98,8 @@ static int recv_reply(struct cf_session *s, uint8_t *buf, size_t cap, int timeou
 			return n;
 		memcpy(&ev, buf + sizeof(h), sizeof(ev));
 		evq_push(s, &ev);
+		if (event_ends)
+			return -EAGAIN;
 	}
 }
 
@@ -188,6 +202,12 @@ int cf_session_connect_timeout(int timeout_ms)
 	return 3000;
 }
 
+/* The transport asks while a post waits for room (cf_client_ops.set_stop). */
+static int conn_stop(void *arg)
+{
+	return stop_reason(arg);
+}
+
 static int open_one(struct cf_session *s, const char *transport, const char *addr, const uint8_t key[CF_KEY_LEN],
 		    enum cf_role role, int timeout_ms)
 {
@@ -213,6 +233,8 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 		s->conn = NULL;
 		return r;
 	}
+	if (s->ops->set_stop)
+		s->ops->set_stop(s->conn, conn_stop, s);
 	memset(&hello, 0, sizeof(hello));
 	hello.magic = CF_HELLO_MAGIC;
 	hello.version_min = CF_PROTO_VERSION_MIN;
@@ -519,14 +541,14 @@ int cf_session_next_event(struct cf_session *s, struct cf_event *ev, int timeout
 		left = timeout_ms < 0 ? -1 : timeout_ms - (int)((cf_mono_ns() - t0) / 1000000u);
 		if (timeout_ms >= 0 && left < 0)
 			return -ETIMEDOUT;
-		n = recv_reply(s, buf, sizeof(buf), left);
+		n = recv_msg(s, buf, sizeof(buf), left, true);
 		/*
-		 * recv_reply queues the events it reads while it looks for a reply:
-		 * one that times out may have queued the very event we wait for.
-		 * (Returning -ETIMEDOUT here left failure events waiting for the
-		 * agent's next 50 ms tick: 0-50 ms added to every failover.)
+		 * An event was queued (-EAGAIN): it is returned above at once. (Read
+		 * on to the timeout, it waited up to the whole of it: a CF's restart
+		 * recovery that ended was seen by a waiting attach only when its
+		 * 50 ms wait was over.) A timeout may have queued one too.
 		 */
-		if (n == -ETIMEDOUT && s->evq_len)
+		if ((n == -EAGAIN || n == -ETIMEDOUT) && s->evq_len)
 			continue;
 		if (n < 0)
 			return n;

@@ -40,13 +40,21 @@ static inline int slice_ms(int left)
 	return left < 0 || left > ABORT_SLICE_MS ? ABORT_SLICE_MS : left;
 }
 
-/* Between slices: the session ends if another thread asked (cf_session_abort) or its stall hook says so. */
-static inline int aborted(struct cf_session *s)
+/* Why the session should end now: another thread asked (cf_session_abort), or its stall hook says so; 0: not. */
+static inline int stop_reason(struct cf_session *s)
 {
 	int e = atomic_load(&s->abort_err);
 
 	if (!e && s->stall_fn)
 		e = s->stall_fn(s->stall_arg);
+	return e;
+}
+
+/* Between slices: the session ends if it should (stop_reason). */
+static inline int aborted(struct cf_session *s)
+{
+	int e = stop_reason(s);
+
 	return e ? kill_session(s, e) : 0;
 }
 

@@ -87,7 +87,15 @@ struct cf_conn {
 	uint32_t nctrl;
 	int macs; /* frame keys set: every frame in and out has a MAC */
 	struct cf_frame_mac tx, rx;
+	int (*stop_fn)(void *arg); /* set_stop: asked while a post waits for room */
+	void *stop_arg;
 };
+
+/* Between the waits of a post: the owner's reason to give up now (set_stop), 0: wait on. */
+static int stop_reason(struct cf_conn *c)
+{
+	return c->stop_fn ? c->stop_fn(c->stop_arg) : 0;
+}
 
 static int elapsed_ms(uint64_t start_ns)
 {
@@ -322,7 +330,9 @@ static int flush(struct cf_conn *c)
 			t0 = cf_mono_ns();
 		if (elapsed_ms(t0) > FLUSH_TIMEOUT_MS)
 			return set_dead(c, -ETIMEDOUT);
-		r = poll(&pfd, 1, 100);
+		if ((r = stop_reason(c)))
+			return set_dead(c, r);
+		r = poll(&pfd, 1, 20);
 		if (r < 0 && errno != EINTR)
 			return set_dead(c, -errno);
 		if (r > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -384,7 +394,9 @@ static int post(struct cf_conn *c, uint16_t op, uint16_t fflags, const void *req
 		if (r < 0)
 			return r;
 		while (c->ring_len + c->cq_len >= RING && c->ring_len && elapsed_ms(t0) < FLUSH_TIMEOUT_MS) {
-			r = wait_input(c, 100);
+			if ((r = stop_reason(c)))
+				return set_dead(c, r);
+			r = wait_input(c, 20);
 			if (r < 0)
 				return r;
 		}
@@ -688,6 +700,12 @@ static int c_set_frame_keys(struct cf_conn *c, const uint8_t tx[CF_KEY_LEN], con
 	return 0;
 }
 
+static void c_set_stop(struct cf_conn *c, int (*fn)(void *arg), void *arg)
+{
+	c->stop_fn = fn;
+	c->stop_arg = arg;
+}
+
 const struct cf_client_ops cf_tcp_client = {
 	.name = "tcp",
 	.connect = c_connect,
@@ -702,4 +720,5 @@ const struct cf_client_ops cf_tcp_client = {
 	.ctrl_fd = c_ctrl_fd,
 	.ctrl_pending = c_ctrl_pending,
 	.set_frame_keys = c_set_frame_keys,
+	.set_stop = c_set_stop,
 };

@@ -102,6 +102,14 @@ struct cf_client_ops {
 	 * has no frames of its own to protect (verbs: docs/design.md §7).
 	 */
 	int (*set_frame_keys)(struct cf_conn *c, const uint8_t tx[CF_KEY_LEN], const uint8_t rx[CF_KEY_LEN]);
+	/*
+	 * May be NULL (a backend whose posts never wait: verbs refuses a full
+	 * queue). fn(arg) is asked between the waits of a post that cannot go out
+	 * yet (tcp: a socket whose send buffer stays full, a peer cut off); a
+	 * -errno kills the connection with it at once instead of after the
+	 * flush timeout. The session's abort and stall hook (cf_session.h).
+	 */
+	void (*set_stop)(struct cf_conn *c, int (*fn)(void *arg), void *arg);
 };
 
 /* ---------------- server side ---------------- */

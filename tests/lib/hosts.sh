@@ -76,6 +76,9 @@ _hosts_pick_id() {
 	for try in $(seq 1 50); do
 		i=$((RANDOM % 200 + 20))
 		ip link show "cfmh$i" >/dev/null 2>&1 && continue
+		# a veth of an earlier run's host may outlive its namespace's deletion (a TCP
+		# socket still retransmitting to a cut host pins the namespace): not that ID
+		ip -br link 2>/dev/null | grep -q "^cfmh$i-" && continue
 		ip -4 addr show | grep -q "inet 10\.211\.$i\." && continue
 		ls /run/netns 2>/dev/null | grep -q "^cfmh$i-" && continue
 		echo "$i"
