@@ -111,13 +111,16 @@ int cf_agent_join(struct cf_agent *a)
 	return 0;
 }
 
-/* The CF completed no heartbeat for 2 T (none yet: nothing to say). */
+/*
+ * The CF completed no heartbeat for 2 T (none yet: nothing to say):
+ * -EHOSTDOWN, not -ETIMEDOUT, which callers read as a lock wait that ran out.
+ */
 static int stall_check(void *arg)
 {
 	struct cf_agent *a = arg;
 	uint64_t last = atomic_load(&a->hb.last_ok_ns), T = a->s.welcome.hb_timeout_ns;
 
-	return last && T && cf_mono_ns() - last > 2 * T ? -ETIMEDOUT : 0;
+	return last && T && cf_mono_ns() - last > 2 * T ? -EHOSTDOWN : 0;
 }
 
 void cf_agent_watch_session(struct cf_agent *a, struct cf_session *s)

@@ -343,7 +343,8 @@ run:
 		}
 		if (!r)
 			r = cf_txn_update(&sl->t, CF_BANK_FILE, y, &by);
-		if (!b.journal_err && (r == -ETIMEDOUT || r == -ENOSPC || r == -ENOLINK)) {
+		/* -ETIMEDOUT: a lock wait that timed out, unless the session died of a timeout (the CF's loss) */
+		if (!b.journal_err && ((r == -ETIMEDOUT && !(s && s->dead)) || r == -ENOSPC || r == -ENOLINK)) {
 			if (r == -ETIMEDOUT)
 				res->timeouts++;
 			else if (r == -ENOSPC)
