@@ -81,7 +81,7 @@ struct cf_agent_opts {
 	bool app_signals;
 	/*
 	 * A CF that does not complete a heartbeat for 2 T ends every session's
-	 * wait (-ETIMEDOUT, within 20 ms) instead of the 5 s op timeout: set
+	 * wait (-EHOSTDOWN, within 20 ms) instead of the 5 s op timeout: set
 	 * when the system may switch to another CF of a duplexed pair, which
 	 * takes over from a frozen primary after its link timeout.
 	 */
