@@ -429,13 +429,14 @@ void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res,
 			us(cf_lock_hist_pct(cl, 50)), us(cf_lock_hist_pct(cl, 99)));
 		fprintf(out,
 			"\"who\":\"%s\",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"lock_timeouts\":%" PRIu64
-			",\"log_full\":%" PRIu64 ",\"lease_aborts\":%" PRIu64 ",\"commit_points\":%" PRIu64 ",\"elapsed_s\":%.3f,\"txn_per_s\":%.1f,"
+			",\"log_full\":%" PRIu64 ",\"lease_aborts\":%" PRIu64 ",\"commit_points\":%" PRIu64
+			",\"cf_switches\":%" PRIu64 ",\"elapsed_s\":%.3f,\"txn_per_s\":%.1f,"
 			"\"lock_acquire_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
 			"\"cas_rtt_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f},"
 			"\"locks\":{\"acquires\":%" PRIu64 ",\"cas\":%" PRIu64 ",\"shared_self\":%" PRIu64
 			",\"contended\":%" PRIu64 ",\"self_conflicts\":%" PRIu64 "},\"error\":%d}\n",
 			who, res->commits, res->aborts, res->timeouts, res->log_full, res->lease_aborts, res->commit_points,
-			res->elapsed_s, tps,
+			res->cf_switches, res->elapsed_s, tps,
 			h->n,
 			us(cf_lock_hist_pct(h, 50)), us(cf_lock_hist_pct(h, 90)), us(cf_lock_hist_pct(h, 99)), us(h->max),
 			c->n, us(cf_lock_hist_pct(c, 50)), us(cf_lock_hist_pct(c, 99)), res->lock.acquires,
@@ -446,6 +447,8 @@ void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res,
 	fprintf(out, "bank %s: %" PRIu64 " transactions committed in %.2f s = %.1f txn/s; %" PRIu64
 		     " aborted (%" PRIu64 " lock timeouts, %" PRIu64 " log full, %" PRIu64 " lease lapses)\n",
 		who, res->commits, res->elapsed_s, tps, res->aborts, res->timeouts, res->log_full, res->lease_aborts);
+	if (res->cf_switches)
+		fprintf(out, "  went on across %" PRIu64 " switch(es) of CF (this incarnation kept)\n", res->cf_switches);
 	fprintf(out, "  lock acquire (n=%" PRIu64 "): p50 %.1f us  p90 %.1f us  p99 %.1f us  max %.1f us\n", h->n,
 		us(cf_lock_hist_pct(h, 50)), us(cf_lock_hist_pct(h, 90)), us(cf_lock_hist_pct(h, 99)), us(h->max));
 	if (c->n)

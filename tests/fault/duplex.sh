@@ -121,6 +121,11 @@ held_round() {
 	node_start SYS2 CF_FAULT=$rp:stop:0
 	node_start SYS3 -- --policy operator
 	for x in SYS2 SYS3; do wait_for 20 busy $x 3 || fail "duplex: held round: $x did not start again"; done
+	# what the checks below compare with, taken now: the primary must die within T of the
+	# counterpart's freeze (or the CF declares the frozen one failed first)
+	local n0 sw2 sw3
+	n0=$(count "$s" "taking over as the primary CF")
+	sw2=$(switched SYS2) sw3=$(switched SYS3)
 	for try in 1 2 3 4 5 6 7 8; do
 		wait_for 20 busy SYS1 3 || fail "duplex: held round: SYS1 did not start"
 		crash SYS1
@@ -130,9 +135,6 @@ held_round() {
 		node_start SYS1
 	done
 	[ "$(node_state SYS2)" = T ] || fail "duplex: held round: the counterpart never froze at $rp"
-	local n0 sw2 sw3
-	n0=$(count "$s" "taking over as the primary CF")
-	sw2=$(switched SYS2) sw3=$(switched SYS3)
 	kill -KILL "${DX_PID[$p]}"
 	wait "${DX_PID[$p]}" 2>/dev/null
 	CRASHES=$((CRASHES + 1))

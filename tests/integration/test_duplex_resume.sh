@@ -63,7 +63,7 @@ grep -q "kept at the takeover, token not proven" "$CF_WORK/S.log" || fail "the r
 log "a resume with a wrong token is refused; KEEPA still kept"
 
 # the real token: the same incarnation is back (it beats from then on)
-start_bg RES "$TC" resume "$SA" "$EA" "$TOKA" 5
+start_bg RES "$TC" resume "$SA" "$EA" "$TOKA" 5 # beats until the test ends (it is stopped by PID)
 wait_for 20 grep -q RESUMED "$CF_WORK/RES.log" || fail "KEEPA's token did not resume it: $(cat "$CF_WORK/RES.log")"
 wait_for 10 grep -q "RESUME: KEEPA (system $SA, epoch $EA) is back" "$CF_WORK/S.log" || fail "the resume was not logged"
 log "KEEPA resumed at the new primary with the token of its JOIN at the old one (epoch $EA)"
