@@ -121,6 +121,11 @@ def cluster_run(a, work, systems, inflight, accounts, seconds, label, srv_extra=
         out["lock_over_cas"] = out["lock_p50_us"] / out["cas_p50_us"] if out["cas_p50_us"] else None
         out["contended_frac"] = (sum(x["locks"]["contended"] for x in n) /
                                  max(1, sum(x["locks"]["cas"] for x in n)))
+        # starvation: the least served system's commits against the mean (1.0: all equal)
+        cm = [x.get("commits", 0) for x in n]
+        out["min_share"] = min(cm) / (sum(cm) / len(cm)) if sum(cm) else 0.0
+        out["handed"] = sum(x["locks"].get("handed", 0) for x in n)
+        out["polls"] = sum(x["locks"].get("polls", 0) for x in n)
     if out["error"] is None and out["verify_ok"] and not a.keep:
         shutil.rmtree(w, ignore_errors=True)
     else:
@@ -171,6 +176,7 @@ def main():
                     help="heartbeat timeout, ms (default 1000: throughput does not depend on T, and a loaded "
                          "machine must not fail a system mid-run)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--only", help="run only the runs whose label starts with this (e.g. contended-one-pair)")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build or os.path.join(os.path.dirname(HERE), "build"))
     secs = a.seconds or (2 if a.quick else 10)
@@ -186,6 +192,8 @@ def main():
     plan += [(f"contended-one-pair-{n}", n, 1, 2) for n in ((2, 4) if a.quick else (2, 4, 8))]
     plan += [(f"contended-spread-{n}", n, 1, 100000) for n in ((4,) if a.quick else (2, 4, 8))]
     plan += [(f"bank-{s}sys-K{k}", s, k, 10000) for k in (1, 100) for s in ((1, 3) if a.quick else (1, 2, 3))]
+    if a.only:
+        plan = [p for p in plan if p[0].startswith(a.only)]
     res["runs"] = []
     for label, s, k, acc in plan:
         C.log(f"{label}: {s} systems, K={k}, {acc} accounts, {secs} s")
@@ -199,16 +207,19 @@ def main():
         L.append(f"cf_rtt: {res['rtt'].get('error')}")
     L.append("")
     L.append(f"{'run':<26} {'sys':>3} {'K':>4} {'accounts':>8} {'txn/s':>9} {'aborts':>7} {'lock p50':>9} {'lock p99':>9} "
-             f"{'CAS p50':>8} {'lock/CAS':>8} {'contended':>9} verify")
+             f"{'CAS p50':>8} {'lock/CAS':>8} {'contended':>9} {'min share':>9} {'handed':>7} {'polls':>7} verify")
     for r in res["runs"]:
         if not r.get("nodes"):
             L.append(f"{r['label']:<26} failed: {r['error']}")
             continue
         L.append(f"{r['label']:<26} {r['systems']:>3} {r['inflight']:>4} {r['accounts']:>8} {r['txn_per_s']:>9.0f} "
                  f"{r['aborts']:>7} {r['lock_p50_us']:>9.1f} {r['lock_p99_us']:>9.1f} {r['cas_p50_us'] or 0:>8.1f} "
-                 f"{r['lock_over_cas'] or 0:>8.2f} {r['contended_frac'] * 100:>8.1f}% {'ok' if r['verify_ok'] else 'FAILED'}")
+                 f"{r['lock_over_cas'] or 0:>8.2f} {r['contended_frac'] * 100:>8.1f}% {r['min_share']:>9.2f} "
+                 f"{r['handed']:>7} {r['polls']:>7} {'ok' if r['verify_ok'] else 'FAILED'}")
     L.append("(lock figures: the worst node's percentiles, us; CAS p50: the round trip each node measured while running; "
-             "contended: share of lock CASes that found the class held by another instance)")
+             "contended: share of lock CASes that found the class held by another instance; min share: the least "
+             "served system's commits over the mean, 1.00 = equal; handed: waits the CF handed the class to; "
+             "polls: lock-word re-reads while waiting)")
     return C.report(res, L, a.json, all(r.get("nodes") and r["verify_ok"] for r in res["runs"]))
 
 

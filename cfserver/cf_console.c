@@ -304,6 +304,16 @@ static void metrics_fill(void *arg, struct cf_metrics_view *v)
 	v->persist_refused = c->pw.refused;
 	v->persist_groups = c->pw.groups;
 	v->persist_max_group = c->pw.max_group;
+	const struct cf_lockq_stats *lq = lockq_stats(c, &v->lock_waiting);
+	if (lq) {
+		v->lock_waits = lq->waits;
+		v->lock_granted_now = lq->granted_now;
+		v->lock_granted_later = lq->granted_later;
+		v->lock_cancels = lq->cancels;
+		v->lock_dropped = lq->dropped;
+		v->lock_kicks = lq->kicks;
+		v->lock_wait_ns_sum = lq->wait_ns_sum;
+	}
 	if (c->gc) {
 		v->have_gc = 1;
 		cf_persist_get_stats(c->gc, &v->gc);

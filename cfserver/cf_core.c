@@ -25,7 +25,9 @@
  *                     FENCE_CONFIRM, RECOVER_RETRY, RESTART_INFO,
  *                     DUPLEX_INFO) and the metrics (console and monitor);
  *   cf_persist_req.c  PERSIST requests, answered after the group commit
- *                     that covers them.
+ *                     that covers them;
+ *   cf_lockq.c        lock hand-off: the queues of lock waiters, served by
+ *                     the CF's own CAS (LOCK_WAIT, LOCK_CANCEL, LOCK_KICK).
  * The path of a request: transport -> cb_ctrl (here) -> the module's
  * handler, which answers it. The path of a crash: transport -> cb_close
  * (here) -> fail_system (cf_failure.c).
@@ -81,6 +83,7 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 	if (!cc)
 		return;
 	preq_forget(c, cc);
+	lockq_forget(c, cc);
 	if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
 		core_sys_unlink(c, cc);
@@ -164,6 +167,9 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 		case CF_CTRL_PERSIST: return preq_on_persist(cc, id, body);
 		case CF_CTRL_WATCHDOG: return member_on_watchdog(cc, id, body);
 		case CF_CTRL_SUSPECT: return sweep_on_suspect(cc, id, body);
+		case CF_CTRL_LOCK_WAIT: return lockq_on_wait(cc, id, body);
+		case CF_CTRL_LOCK_CANCEL: return lockq_on_cancel(cc, id, body);
+		case CF_CTRL_LOCK_KICK: return lockq_on_kick(cc, body);
 		}
 		break;
 	case CS_CONSOLE:
@@ -211,6 +217,10 @@ int cf_core_new(struct ev_loop *loop, const struct cf_server_ops *ops, struct cf
 	c->map = &im->map;
 	c->base = im->base;
 	cf_metrics_init(&c->metrics);
+	if (lockq_init(c) < 0) {
+		free(c);
+		return -ENOMEM;
+	}
 	take_over_image(c);
 	*out = c;
 	return 0;
@@ -282,6 +292,8 @@ void cf_core_free(struct cf_core *c)
 	sweep_stop(c);
 	if (c->ts)
 		c->ops->destroy(c->ts);
+	lockq_log(c);
+	lockq_fini(c); /* after the transport: its closes forget their waiters */
 	if (c->gc) {
 		struct cf_persist_stats st;
 		cf_persist_commit(c->gc); /* what is pending, before the figures */

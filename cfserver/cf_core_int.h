@@ -37,6 +37,18 @@
 #define HANDSHAKE_MAX 64u
 
 struct cf_persist;
+struct cf_lockq;
+
+/* Lock hand-off counters (cf_lockq.c), shown by the metrics. */
+struct cf_lockq_stats {
+	uint64_t waits;         /* LOCK_WAITs queued */
+	uint64_t granted_now;   /* ... granted in the reply (the class came free meanwhile) */
+	uint64_t granted_later; /* ... granted by event, after a release */
+	uint64_t grants;        /* the CF's grant CASes */
+	uint64_t cancels, kicks, backstops, dropped, refused, malformed, serve_busy;
+	uint64_t max_waiting;
+	uint64_t wait_ns_sum, wait_ns_max; /* queued → granted */
+};
 
 /* ---------------- connections, systems, instances ---------------- */
 
@@ -176,6 +188,7 @@ struct cf_core {
 	uint64_t rpending; /* bit i: instance i must still be recovered from its log */
 	uint64_t rsince_ns;
 	struct cf_metrics metrics; /* counters, persist latency, snapshots (cf_metrics.h) */
+	struct cf_lockq *lockq;    /* lock waiters' queues (cf_lockq.c) */
 };
 
 _Static_assert(CF_MAX_INSTANCES_LIMIT <= 64, "restart barrier: one bit per instance in a 64-bit word");
@@ -325,6 +338,16 @@ void console_on_fence_confirm(struct core_conn *cc, uint64_t id, const struct cf
 void console_on_recover_retry(struct core_conn *cc, uint64_t id, const struct cf_recover *m);
 void console_on_metrics(struct core_conn *cc, uint64_t id, const struct cf_metrics_req *q);
 void console_monitor_refused(struct core_conn *cc, uint64_t id, uint16_t type);
+
+/* cf_lockq.c: lock hand-off, the queues of lock waiters (LOCK_WAIT, LOCK_CANCEL, LOCK_KICK). */
+int lockq_init(struct cf_core *c);
+void lockq_fini(struct cf_core *c);
+void lockq_forget(struct cf_core *c, struct core_conn *cc);
+void lockq_on_wait(struct core_conn *cc, uint64_t id, const struct cf_lock_wait *m);
+void lockq_on_cancel(struct core_conn *cc, uint64_t id, const struct cf_lock_wait *m);
+void lockq_on_kick(struct core_conn *cc, const struct cf_lock_kick *m);
+const struct cf_lockq_stats *lockq_stats(const struct cf_core *c, uint32_t *waiting);
+void lockq_log(const struct cf_core *c); /* one line of figures, at the end */
 
 /* cf_persist_req.c: PERSIST requests, answered after the group commit that covers them. */
 void preq_forget(struct cf_core *c, struct core_conn *cc);

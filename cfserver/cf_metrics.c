@@ -271,6 +271,15 @@ int cf_metrics_render(const struct cf_metrics *mt, const struct cf_metrics_view 
 	counter(f, "cfplex_registrations_restored", "registration words the CF put back (not granted by it)",
 		v->restored);
 	counter(f, "cfplex_suspects", "SUSPECT reports from systems", v->suspects);
+	counter(f, "cfplex_lock_waits", "lock waits queued at the CF (LOCK_WAIT, lock hand-off)", v->lock_waits);
+	counter(f, "cfplex_lock_handoffs", "lock waits the CF granted after a release (by event)", v->lock_granted_later);
+	counter(f, "cfplex_lock_granted_at_once", "lock waits granted in the LOCK_WAIT reply", v->lock_granted_now);
+	counter(f, "cfplex_lock_wait_cancels", "lock waits that timed out and left the queue", v->lock_cancels);
+	counter(f, "cfplex_lock_waits_dropped", "lock waits dropped with their connection", v->lock_dropped);
+	counter(f, "cfplex_lock_kicks", "releases of a queued class told to the CF (LOCK_KICK)", v->lock_kicks);
+	family(f, "cfplex_lock_wait_seconds", "counter", "queued to granted, summed over the granted lock waits");
+	fprintf(f, "cfplex_lock_wait_seconds_total %.9f\n", (double)v->lock_wait_ns_sum / 1e9);
+	gauge(f, "cfplex_lock_waiting", "lock waits queued at the CF now", v->lock_waiting);
 	counter(f, "cfplex_monitor_refused", "requests refused on monitor connections (then closed)",
 		mt->monitor_refused);
 	gauge(f, "cfplex_restart_recovery", "1 while the CF is in restart recovery (attaches for new work wait)",

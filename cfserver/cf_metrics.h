@@ -62,6 +62,10 @@ struct cf_metrics_view {
 	int duplexed;         /* this CF is a duplexed primary (cfserver --duplex-listen) */
 	uint32_t duplex_link; /* enum cf_duplex_link */
 	uint64_t duplex_synced, image_bytes;
+	/* lock hand-off (cf_lockq.c) */
+	uint64_t lock_waits, lock_granted_now, lock_granted_later, lock_cancels, lock_dropped, lock_kicks;
+	uint64_t lock_wait_ns_sum;
+	uint32_t lock_waiting;
 };
 
 struct cf_metrics_snap {

@@ -434,14 +434,15 @@ void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res,
 			"\"lock_acquire_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
 			"\"cas_rtt_us\":{\"n\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f},"
 			"\"locks\":{\"acquires\":%" PRIu64 ",\"cas\":%" PRIu64 ",\"shared_self\":%" PRIu64
-			",\"contended\":%" PRIu64 ",\"self_conflicts\":%" PRIu64 "},\"error\":%d}\n",
+			",\"contended\":%" PRIu64 ",\"self_conflicts\":%" PRIu64 ",\"queued\":%" PRIu64
+			",\"handed\":%" PRIu64 ",\"polls\":%" PRIu64 ",\"kicks\":%" PRIu64 "},\"error\":%d}\n",
 			who, res->commits, res->aborts, res->timeouts, res->log_full, res->lease_aborts, res->commit_points,
 			res->cf_switches, res->elapsed_s, tps,
 			h->n,
 			us(cf_lock_hist_pct(h, 50)), us(cf_lock_hist_pct(h, 90)), us(cf_lock_hist_pct(h, 99)), us(h->max),
 			c->n, us(cf_lock_hist_pct(c, 50)), us(cf_lock_hist_pct(c, 99)), res->lock.acquires,
 			res->lock.cas_acquires, res->lock.shared_self, res->lock.contended, res->lock.self_conflicts,
-			res->err);
+			res->lock.queued, res->lock.handed, res->lock.polls, res->lock.kicks, res->err);
 		return;
 	}
 	fprintf(out, "bank %s: %" PRIu64 " transactions committed in %.2f s = %.1f txn/s; %" PRIu64
@@ -457,6 +458,10 @@ void cf_bank_print(FILE *out, const char *who, const struct cf_bank_result *res,
 	fprintf(out, "  locks: %" PRIu64 " class CASes, %" PRIu64 " on own class holds, %" PRIu64
 		     " found the class held by another instance, %" PRIu64 " waits on own transactions\n",
 		res->lock.cas_acquires, res->lock.shared_self, res->lock.contended, res->lock.self_conflicts);
+	if (res->lock.queued || res->lock.polls)
+		fprintf(out, "  lock hand-off: %" PRIu64 " waits queued at the CF, %" PRIu64 " handed over, %" PRIu64
+			     " lock-word polls, %" PRIu64 " releases told to the CF\n",
+			res->lock.queued, res->lock.handed, res->lock.polls, res->lock.kicks);
 }
 
 /* ---------------- test workloads ---------------- */

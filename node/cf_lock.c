@@ -19,6 +19,7 @@
 struct cf_lock_name {
 	char name[CF_RES_NAME_MAX];
 	uint64_t owner;
+	uint64_t seq; /* acquisition order: released newest first */
 	int32_t next; /* bucket chain, or free list */
 	int32_t cls;  /* index into cls[] */
 	uint8_t mode;
@@ -298,6 +299,7 @@ static void name_link(struct cf_lock_table *t, int32_t i)
 	t->names[i].next = t->name_bkt[b];
 	t->name_bkt[b] = i;
 	t->names[i].used = true;
+	t->names[i].seq = ++t->acq_seq;
 }
 
 static void name_free(struct cf_lock_table *t, int32_t i, bool linked)
@@ -349,6 +351,45 @@ static void backoff_sleep(struct cf_lock_table *t, uint64_t *ns)
 	ts.tv_nsec = (long)(d % 1000000000ull);
 	nanosleep(&ts, NULL);
 	*ns = *ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *ns * 2;
+}
+
+/*
+ * Lock hand-off (cf_wire.h, struct cf_lock_wait): queue at the CF for klass
+ * and sleep until it grants the class, in at most left_ms (-1: forever).
+ * 0 with *word (the word the CF's CAS left: we hold the class), -ETIMEDOUT
+ * (left the queue, nothing held), -EAGAIN (not queued: poll instead), or the
+ * session's error. The entry written before the first CAS stays in the
+ * record list meanwhile, so a grant to a waiter that dies is released by its
+ * counterpart like any other hold.
+ */
+static int handoff_wait(struct cf_lock_table *t, uint32_t klass, enum cf_lock_mode m, int left_ms, uint64_t *word)
+{
+	struct cf_lock_wait w = {.klass = klass, .inst = t->inst, .epoch = t->epoch, .mode = (uint32_t)m,
+				 .ticket = ++t->ticket};
+	int r = cf_session_lock_wait(t->s, &w, word);
+
+	if (r == -ENOSYS || r == -EPROTO) {
+		t->no_handoff = true; /* a CF without hand-off: never ask again */
+		return t->s->dead ? t->s->dead : -EAGAIN;
+	}
+	if (r < 0)
+		return t->s->dead ? t->s->dead : -EAGAIN;
+	t->st.queued++;
+	if (r == 1) {
+		t->st.handed++;
+		return 0;
+	}
+	r = cf_session_lock_granted(t->s, left_ms, word);
+	if (r == -ETIMEDOUT) {
+		r = cf_session_lock_cancel(t->s, &w, word);
+		if (r == 1)
+			r = 0; /* granted just before the cancel: ours */
+		else if (r == 0)
+			return -ETIMEDOUT;
+	}
+	if (r == 0)
+		t->st.handed++;
+	return r;
 }
 
 static void drop_entry(struct cf_lock_table *t, int32_t e)
@@ -462,7 +503,25 @@ int cf_lock_acquire(struct cf_lock_table *t, const char *name, enum cf_lock_mode
 				drop_entry(t, e);
 				return -ETIMEDOUT;
 			}
-			backoff_sleep(t, &backoff);
+			if (t->s && !t->no_handoff) {
+				int left = timeout_ms < 0 ? -1 : timeout_ms - (int)((cf_mono_ns() - t0) / 1000000ull);
+				r = handoff_wait(t, klass, m, left, &next);
+				if (r == 0)
+					goto granted;
+				if (r == -ETIMEDOUT) {
+					t->st.timeouts++;
+					drop_entry(t, e);
+					return r;
+				}
+				if (r != -EAGAIN) {
+					name_free(t, e, false);
+					return r;
+				}
+				/* not queued (the CF refused: a full queue, an old CF): poll */
+			}
+			if (t->no_handoff || !t->s || r == -EAGAIN)
+				backoff_sleep(t, &backoff);
+			t->st.polls++;
 			r = io_read(tio(t), t->locks_off + (uint64_t)klass * 8u, &cmp, 8);
 			if (r) {
 				name_free(t, e, false);
@@ -470,6 +529,7 @@ int cf_lock_acquire(struct cf_lock_table *t, const char *name, enum cf_lock_mode
 			}
 		}
 	}
+granted:
 	CF_FAULT("txn.after_lock_cas");
 	if (c < 0) {
 		c = cls_add(t, klass, (uint8_t)m, next);
@@ -516,17 +576,66 @@ int cf_lock_release(struct cf_lock_table *t, uint32_t entry)
 		cls_del(t, c);
 		if (r)
 			return r;
+		if (cf_lock_queued(cmp) && t->s) {
+			/* others wait at the CF: tell it the class is free of us (a lost KICK: its backstop) */
+			t->st.kicks++;
+			r = cf_session_lock_kick(t->s, klass);
+			if (r)
+				return r;
+		}
 	}
 	/* Clear the entry after the CAS: a crash in between leaves an entry recovery skips. */
 	return io_write(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &zero_entry,
 			sizeof(zero_entry), true);
 }
 
+static int seq_desc(const void *a, const void *b, void *arg)
+{
+	const struct cf_lock_name *n = arg;
+	uint64_t x = n[*(const int32_t *)a].seq, y = n[*(const int32_t *)b].seq;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * Newest first: a transaction took its locks in one global order (the bank:
+ * by class), so its oldest lock is the one the next transaction queues on.
+ * Released last, it hands the next one a set whose other classes are free
+ * already: one hand-off per transaction, not one per lock.
+ */
 int cf_lock_release_owner(struct cf_lock_table *t, uint64_t owner)
 {
+	int32_t stack[64], *mine = stack;
+	uint32_t n = 0, cap = 64;
+	bool short_of_memory = false;
 	int first_err = 0;
 
 	for (uint32_t i = 0; i < t->rec_entries; i++) {
+		if (!t->names[i].used || t->names[i].owner != owner)
+			continue;
+		if (n == cap) {
+			int32_t *m = malloc(2 * cap * sizeof(*m));
+			if (!m) {
+				short_of_memory = true; /* these now, the rest in index order below */
+				break;
+			}
+			memcpy(m, mine, n * sizeof(*m));
+			if (mine != stack)
+				free(mine);
+			mine = m;
+			cap *= 2;
+		}
+		mine[n++] = (int32_t)i;
+	}
+	qsort_r(mine, n, sizeof(*mine), seq_desc, t->names);
+	for (uint32_t k = 0; k < n; k++) {
+		int r = cf_lock_release(t, (uint32_t)mine[k]);
+		if (r && !first_err)
+			first_err = r;
+	}
+	if (mine != stack)
+		free(mine);
+	for (uint32_t i = 0; short_of_memory && i < t->rec_entries; i++) { /* what an allocation failure left */
 		if (!t->names[i].used || t->names[i].owner != owner)
 			continue;
 		int r = cf_lock_release(t, i);
@@ -659,6 +768,10 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 			if (ops[q].value == ops[q].compare) {
 				done++;
 				cls[j] = UINT64_MAX;
+				/* waiters queued at the CF: serve them now, not at its backstop */
+				if (cf_lock_queued(ops[q].compare) && io.s &&
+				    (r = cf_session_lock_kick(io.s, (uint32_t)((ops[q].off - map->off_locks) / 8u))))
+					goto out_free;
 			} else
 				word[j] = ops[q].value; /* changed under us: retry with what it is now */
 		}

@@ -57,6 +57,10 @@ struct cf_lock_stats {
 	uint64_t self_conflicts; /* -EALREADY: the name held by another transaction of this instance */
 	uint64_t timeouts;
 	uint64_t releases;
+	uint64_t queued;       /* waits queued at the CF (lock hand-off) */
+	uint64_t handed;       /* of which the CF granted (in the reply or by event) */
+	uint64_t polls;        /* lock-word re-reads while waiting (no hand-off: an old CF, a full queue, tests) */
+	uint64_t kicks;        /* releases of a queued class, told to the CF */
 	struct cf_lock_hist lat; /* acquire latency, CAS acquires only */
 };
 
@@ -78,6 +82,9 @@ struct cf_lock_table {
 	uint32_t nclasses; /* classes held */
 	struct cf_rec_entry *ent; /* [rec_entries] staging of posted entry WRITEs */
 	uint64_t rng;
+	uint64_t ticket;  /* the last LOCK_WAIT's */
+	uint64_t acq_seq; /* names acquired so far: their order */
+	bool no_handoff;  /* the CF has no lock hand-off (-ENOSYS): poll, as before */
 	struct cf_lock_stats st;
 };
 

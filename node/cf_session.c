@@ -97,7 +97,14 @@ static int recv_msg(struct cf_session *s, uint8_t *buf, size_t cap, int timeout_
 		if (h.type != CF_CTRL_EVENT)
 			return n;
 		memcpy(&ev, buf + sizeof(h), sizeof(ev));
-		evq_push(s, &ev);
+		if (ev.type == CF_EV_LOCK_GRANTED) {
+			/* the grant of this session's pending wait; any other is stale (its wait ended) */
+			if (s->lk_ticket && ev.policy == s->lk_ticket) {
+				s->lk_granted = true;
+				s->lk_word = ev.reg;
+			}
+		} else
+			evq_push(s, &ev);
 		if (event_ends)
 			return -EAGAIN;
 	}
@@ -567,4 +574,82 @@ int cf_session_fd(struct cf_session *s)
 int cf_session_event_pending(struct cf_session *s)
 {
 	return s->evq_len > 0 || (s->conn && s->ops->ctrl_pending(s->conn));
+}
+
+/* ---------------- lock hand-off ---------------- */
+
+#define LOCK_RPC_MS 5000
+
+int cf_session_lock_wait(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word)
+{
+	struct cf_lock_wait_r rr = {0};
+	int r;
+
+	s->lk_ticket = w->ticket;
+	s->lk_granted = false;
+	r = cf_session_rpc(s, CF_CTRL_LOCK_WAIT, w, sizeof(*w), CF_CTRL_LOCK_WAIT_R, &rr, sizeof(rr), LOCK_RPC_MS);
+	if (r == 0 && rr.status < 0)
+		r = rr.status;
+	if (r < 0 || rr.granted) {
+		s->lk_ticket = 0;
+		if (r == 0)
+			*word = rr.word;
+		return r < 0 ? r : 1;
+	}
+	return 0;
+}
+
+int cf_session_lock_granted(struct cf_session *s, int timeout_ms, uint64_t *word)
+{
+	uint8_t buf[CF_CTRL_MAX];
+	uint64_t t0 = cf_mono_ns();
+	int n, left;
+
+	for (;;) {
+		if (s->lk_granted) {
+			*word = s->lk_word;
+			s->lk_ticket = 0;
+			s->lk_granted = false;
+			return 0;
+		}
+		if (s->dead)
+			return s->dead;
+		left = timeout_ms < 0 ? -1 : timeout_ms - (int)((cf_mono_ns() - t0) / 1000000u);
+		if (timeout_ms >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		n = recv_msg(s, buf, sizeof(buf), left, true);
+		if (n == -EAGAIN || n == -ETIMEDOUT)
+			continue; /* an event (ours, or one queued for the agent), or the time is up */
+		if (n < 0)
+			return n;
+		return kill_session(s, -EPROTO); /* a reply to nothing we asked */
+	}
+}
+
+int cf_session_lock_cancel(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word)
+{
+	struct cf_lock_wait_r rr = {0};
+	int r;
+
+	if (!s->lk_ticket || s->lk_ticket != w->ticket)
+		return -EINVAL;
+	r = cf_session_rpc(s, CF_CTRL_LOCK_CANCEL, w, sizeof(*w), CF_CTRL_LOCK_WAIT_R, &rr, sizeof(rr), LOCK_RPC_MS);
+	if (r == 0 && rr.status == -ENOENT && s->lk_granted) {
+		/* the grant went first: its event came before this reply (connection order) */
+		*word = s->lk_word;
+		r = 1;
+	} else if (r == 0)
+		r = rr.status == -ENOENT ? 0 : rr.status; /* not queued, never granted: the CF dropped it */
+	s->lk_ticket = 0;
+	s->lk_granted = false;
+	return r;
+}
+
+int cf_session_lock_kick(struct cf_session *s, uint32_t klass)
+{
+	struct cf_lock_kick k = {.klass = klass};
+
+	if (s->dead)
+		return s->dead;
+	return send_msg(s, CF_CTRL_LOCK_KICK, &k, sizeof(k));
 }

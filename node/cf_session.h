@@ -53,6 +53,9 @@ struct cf_session {
 	 */
 	int (*stall_fn)(void *arg);
 	void *stall_arg;
+	/* lock hand-off: the one LOCK_WAIT this session has pending (ticket 0: none) and its grant */
+	uint64_t lk_ticket, lk_word;
+	bool lk_granted;
 };
 
 /* "tcp" or "verbs" → ops, or NULL. */
@@ -120,6 +123,21 @@ void cf_session_forget_inst(struct cf_session *s, uint32_t inst);
 /* Next event: from the queue, or from the wire within timeout_ms. -ETIMEDOUT if none. */
 int cf_session_next_event(struct cf_session *s, struct cf_event *ev, int timeout_ms);
 /* fd for libev: readable when an event may be waiting (check cf_session_event_pending too). */
+/*
+ * Lock hand-off (cf_wire.h, struct cf_lock_wait; docs/design.md, "Lock
+ * hand-off"), one wait at a time per session. lock_wait: 1 granted at once
+ * (*word), 0 queued, or -errno: refused (the CF's status: -ENOSYS from a CF
+ * without hand-off) or the session's death. lock_granted: wait up to
+ * timeout_ms for the queued wait's grant: 0 (*word), -ETIMEDOUT, -errno.
+ * lock_cancel: leave the queue: 0 left, 1 the grant came first (*word, the
+ * class is held). lock_kick: tell the CF a queued class was released (no
+ * reply).
+ */
+int cf_session_lock_wait(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word);
+int cf_session_lock_granted(struct cf_session *s, int timeout_ms, uint64_t *word);
+int cf_session_lock_cancel(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word);
+int cf_session_lock_kick(struct cf_session *s, uint32_t klass);
+
 int cf_session_fd(struct cf_session *s);
 int cf_session_event_pending(struct cf_session *s);
 

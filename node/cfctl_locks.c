@@ -95,11 +95,15 @@ static void print_lock(const struct lock_view *v, uint32_t klass, const char *fi
 	else if (cf_lock_valid(w) && cf_lock_is_s(w))
 		holders = cf_lock_s_holders(w);
 	if (json) {
-		printf("%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"holders\":[", *first ? "" : ",", klass, w,
-		       !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free");
+		printf("%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"queued\":%s,\"holders\":[",
+		       *first ? "" : ",", klass, w,
+		       !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
+		       cf_lock_valid(w) && cf_lock_queued(w) ? "true" : "false");
 	} else {
-		printf("class %u %s %#" PRIx64 "\n", klass,
-		       !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free", w);
+		/* queued: waiters are queued at the CF for it (lock hand-off) */
+		printf("class %u %s%s %#" PRIx64 "\n", klass,
+		       !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
+		       cf_lock_valid(w) && cf_lock_queued(w) ? ", queued" : "", w);
 	}
 	*first = false;
 	/* the holders the word names, with the names their record lists give this class */

@@ -55,6 +55,10 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_CONN_ATTACH: return sizeof(struct cf_conn_attach);
 	case CF_CTRL_GOODBYE: return sizeof(struct cf_empty);
 	case CF_CTRL_PERSIST: return sizeof(struct cf_persist_msg);
+	case CF_CTRL_LOCK_WAIT: return sizeof(struct cf_lock_wait);
+	case CF_CTRL_LOCK_CANCEL: return sizeof(struct cf_lock_wait);
+	case CF_CTRL_LOCK_KICK: return sizeof(struct cf_lock_kick);
+	case CF_CTRL_LOCK_WAIT_R: return sizeof(struct cf_lock_wait_r);
 	case CF_CTRL_INST_OPEN: return sizeof(struct cf_inst_name);
 	case CF_CTRL_INST_ATTACH: return sizeof(struct cf_inst_ref);
 	case CF_CTRL_INST_UNREG: return sizeof(struct cf_inst_ref);
@@ -116,6 +120,10 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_CONN_ATTACH: return "CONN_ATTACH";
 	case CF_CTRL_GOODBYE: return "GOODBYE";
 	case CF_CTRL_PERSIST: return "PERSIST";
+	case CF_CTRL_LOCK_WAIT: return "LOCK_WAIT";
+	case CF_CTRL_LOCK_CANCEL: return "LOCK_CANCEL";
+	case CF_CTRL_LOCK_KICK: return "LOCK_KICK";
+	case CF_CTRL_LOCK_WAIT_R: return "LOCK_WAIT_R";
 	case CF_CTRL_INST_OPEN: return "INST_OPEN";
 	case CF_CTRL_INST_ATTACH: return "INST_ATTACH";
 	case CF_CTRL_INST_UNREG: return "INST_UNREG";
@@ -152,6 +160,7 @@ const char *cf_event_type_str(uint32_t type)
 	case CF_EV_FENCE_CONFIRM: return "FENCE_CONFIRM";
 	case CF_EV_FENCE_RETRY: return "FENCE_RETRY";
 	case CF_EV_RESTART_DONE: return "RESTART_DONE";
+	case CF_EV_LOCK_GRANTED: return "LOCK_GRANTED";
 	}
 	return "?";
 }

@@ -120,6 +120,10 @@ enum cf_ctrl_type {
 	CF_CTRL_CONN_ATTACH = 12, /* c→s cf_conn_attach: a further connection of a joined system */
 	CF_CTRL_GOODBYE = 13,   /* c→s cf_empty: clean leave of the whole system */
 	CF_CTRL_PERSIST = 14,   /* c→s cf_persist_msg → cf_status: make a written range durable (verbs, --nvram) */
+	/* lock hand-off (docs/design.md, "Lock hand-off"): system connections */
+	CF_CTRL_LOCK_WAIT = 15,   /* c→s cf_lock_wait → cf_lock_wait_r: queue me for a class; granted now or by an event */
+	CF_CTRL_LOCK_CANCEL = 16, /* c→s cf_lock_wait → cf_lock_wait_r: leave the queue (or learn it was granted) */
+	CF_CTRL_LOCK_KICK = 17,   /* c→s cf_lock_kick, no reply: I released a queued (Q) class, serve its waiters */
 	/* instances */
 	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
 	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */
@@ -143,6 +147,7 @@ enum cf_ctrl_type {
 	CF_CTRL_RECOVER_R = 43,   /* s→c cf_recover_r */
 	CF_CTRL_DUPLEX_INFO = 44,   /* console: cf_empty → cf_duplex_info: this CF's duplexing */
 	CF_CTRL_DUPLEX_INFO_R = 45, /* s→c cf_duplex_info */
+	CF_CTRL_LOCK_WAIT_R = 46,   /* s→c cf_lock_wait_r */
 	CF_CTRL_EVENT = 50,       /* s→c cf_event, unsolicited (frame id 0) */
 	CF_CTRL_ERROR = 60,       /* s→c cf_status with a message, then the server closes */
 };
@@ -343,6 +348,13 @@ enum cf_event_type {
 	CF_EV_FENCE_CONFIRM = 6, /* operator confirmed sys (epoch) down: the counterpart of inst may proceed */
 	CF_EV_FENCE_RETRY = 7,   /* operator asks the counterpart of inst to retry its fence now */
 	CF_EV_RESTART_DONE = 8, /* restart recovery over, lock table and record lists cleared: attach */
+	/*
+	 * Sent on the connection that asked (LOCK_WAIT), not the agent's: the
+	 * CF's CAS gave the class to the waiter. sys = the lock class, inst and
+	 * epoch = the waiter's, reg = the lock word the grant left, policy = the
+	 * waiter's ticket (cf_lock_wait).
+	 */
+	CF_EV_LOCK_GRANTED = 9,
 };
 
 /*
@@ -397,6 +409,37 @@ struct cf_event {
 
 struct cf_empty {
 	uint64_t pad;
+};
+
+/*
+ * Lock hand-off. A node whose lock CAS found the class held asks to be
+ * queued: the CF checks that the sender's system holds inst (its own record
+ * of attached instances, at the sender's epoch), queues it behind the waiters
+ * of that class (FIFO; S waiters at the head are served together), sets Q in
+ * the word, and gives the class to the head with its own CAS whenever the
+ * holders let it (at once, on a KICK, or by its backstop scan). The grant
+ * goes in the reply when it can be made at once (granted 1), else as event
+ * CF_EV_LOCK_GRANTED with the ticket. CANCEL (same body) takes a waiter off
+ * the queue: granted 0 if it was still waiting, 1 (and the word) if the grant
+ * happened first, in which case the node holds the class.
+ */
+struct cf_lock_wait {
+	uint32_t klass;
+	uint32_t inst;
+	uint32_t epoch; /* the sender's system epoch: the X word's tag */
+	uint32_t mode;  /* enum cf_lock_mode */
+	uint64_t ticket; /* chosen by the node, unique per connection: the event names it */
+};
+
+struct cf_lock_wait_r {
+	int32_t status; /* 0, or -errno: refused (EINVAL, EPERM, ENOSPC, ...): the node polls instead */
+	uint32_t granted;
+	uint64_t word;  /* granted: the word the CF's CAS left */
+};
+
+struct cf_lock_kick {
+	uint32_t klass;
+	uint32_t pad;
 };
 
 /*

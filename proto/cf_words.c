@@ -39,6 +39,7 @@ bool cf_reg_valid(uint64_t w)
 
 bool cf_lock_valid(uint64_t w)
 {
+	w = cf_lock_holding(w); /* Q goes with any word, and alone */
 	if (w == 0)
 		return true;
 	if (cf_lock_is_x(w))
@@ -59,25 +60,31 @@ bool cf_lock_held_by(uint64_t w, uint32_t inst)
 
 int cf_lock_acquire_next(uint64_t w, uint32_t inst, uint32_t epoch, enum cf_lock_mode m, uint64_t *next)
 {
+	uint64_t q = w & CF_LOCK_QBIT, h = cf_lock_holding(w);
+
 	if (inst >= 56 || !cf_lock_valid(w) || (m != CF_LOCK_S && m != CF_LOCK_X))
 		return -EINVAL;
-	if (w == 0) {
+	if (h == 0) {
+		if (q)
+			return -EBUSY; /* free, but others queued first: the CF serves them in order */
 		*next = m == CF_LOCK_X ? cf_lock_x(inst, epoch) : (CF_LOCK_SBIT | (1ull << inst));
 		return 0;
 	}
-	if (cf_lock_is_x(w)) {
-		if (cf_lock_x_inst(w) != inst)
+	if (cf_lock_is_x(h)) {
+		if (cf_lock_x_inst(h) != inst)
 			return -EBUSY;
 		*next = w; /* X covers S and X for the same holder */
 		return 0;
 	}
 	/* shared */
 	if (m == CF_LOCK_S) {
+		if (q && !cf_lock_held_by(h, inst))
+			return -EBUSY; /* a newcomer joins the queue behind a waiting X */
 		*next = w | (1ull << inst);
 		return 0;
 	}
-	if (cf_lock_s_holders(w) == (1ull << inst)) {
-		*next = cf_lock_x(inst, epoch); /* upgrade: sole holder */
+	if (cf_lock_s_holders(h) == (1ull << inst)) {
+		*next = cf_lock_x(inst, epoch) | q; /* upgrade: sole holder */
 		return 0;
 	}
 	return -EBUSY;
@@ -85,16 +92,18 @@ int cf_lock_acquire_next(uint64_t w, uint32_t inst, uint32_t epoch, enum cf_lock
 
 int cf_lock_release_next(uint64_t w, uint32_t inst, uint64_t *next)
 {
+	uint64_t q = w & CF_LOCK_QBIT, h;
+
 	if (inst >= 56 || !cf_lock_valid(w))
 		return -EINVAL;
 	if (!cf_lock_held_by(w, inst))
 		return -ENOENT;
 	if (cf_lock_is_x(w)) {
-		*next = 0;
+		*next = q;
 		return 0;
 	}
-	uint64_t h = cf_lock_s_holders(w) & ~(1ull << inst);
-	*next = h ? (CF_LOCK_SBIT | h) : 0;
+	h = cf_lock_s_holders(w) & ~(1ull << inst);
+	*next = (h ? (CF_LOCK_SBIT | h) : 0) | q;
 	return 0;
 }
 

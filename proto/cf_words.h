@@ -86,6 +86,13 @@ static inline bool cf_reg_owner_stale(uint64_t w, uint64_t owner_sysword)
  *   0                        free
  *   bit 63 set (X):  bits 0-7 holder instance (< 56), bits 8-31 holder's epoch tag
  *   bit 62 set (S):  bits 0-55 bitmap of holder instances (max 56 instances)
+ *   bit 61 (Q), with either or alone: waiters are queued at the CF for this
+ *                    class (docs/design.md, "Lock hand-off"). Only the CF sets
+ *                    it, with its own CAS when it queues a waiter; a node never
+ *                    takes a Q word it does not already hold (it asks the CF to
+ *                    queue it: LOCK_WAIT), and a release keeps Q (X|Q → Q), so
+ *                    the CF hands the class to the oldest waiter and clears Q
+ *                    with the last one. Q alone: free, waiters to be served.
  * The word names every holder, so a counterpart removes exactly one
  * instance's hold with a CAS; the epoch tag makes a late release CAS of a
  * dead incarnation fail its compare once a new incarnation holds the class.
@@ -93,6 +100,7 @@ static inline bool cf_reg_owner_stale(uint64_t w, uint64_t owner_sysword)
 enum cf_lock_mode { CF_LOCK_S = 1, CF_LOCK_X = 2 };
 #define CF_LOCK_XBIT (1ull << 63)
 #define CF_LOCK_SBIT (1ull << 62)
+#define CF_LOCK_QBIT (1ull << 61)
 #define CF_LOCK_SMASK ((1ull << 56) - 1)
 
 static inline uint64_t cf_lock_x(uint32_t inst, uint32_t epoch)
@@ -102,6 +110,9 @@ static inline uint64_t cf_lock_x(uint32_t inst, uint32_t epoch)
 static inline bool cf_lock_is_free(uint64_t w) { return w == 0; }
 static inline bool cf_lock_is_x(uint64_t w) { return (w & CF_LOCK_XBIT) != 0; }
 static inline bool cf_lock_is_s(uint64_t w) { return (w & CF_LOCK_SBIT) != 0; }
+static inline bool cf_lock_queued(uint64_t w) { return (w & CF_LOCK_QBIT) != 0; }
+/* The holders part: w without its Q bit (0 when nobody holds the class). */
+static inline uint64_t cf_lock_holding(uint64_t w) { return w & ~CF_LOCK_QBIT; }
 static inline uint32_t cf_lock_x_inst(uint64_t w) { return (uint32_t)(w & 0xffu); }
 static inline uint32_t cf_lock_x_epoch(uint64_t w) { return (uint32_t)(w >> 8) & CF_EPOCH_MASK; }
 static inline uint64_t cf_lock_s_holders(uint64_t w) { return w & CF_LOCK_SMASK; }
@@ -110,14 +121,15 @@ bool cf_lock_valid(uint64_t w);
 bool cf_lock_held_by(uint64_t w, uint32_t inst);
 /*
  * Next word when instance inst (epoch) acquires in mode m from current word w:
- * 0 and *next set on success; -EBUSY when incompatible (another holder).
- * An upgrade S→X succeeds only when inst is the sole S holder. A repeat
- * acquire by the holder itself returns *next == w.
+ * 0 and *next set on success; -EBUSY when incompatible (another holder), or
+ * when w is queued (Q) and inst is not already a holder that this covers.
+ * An upgrade S→X succeeds only when inst is the sole S holder (Q is kept). A
+ * repeat acquire by the holder itself returns *next == w.
  */
 int cf_lock_acquire_next(uint64_t w, uint32_t inst, uint32_t epoch, enum cf_lock_mode m, uint64_t *next);
 /*
- * Next word when inst releases all its hold on w: -ENOENT if it holds none,
- * -EINVAL for inst >= 56 or a malformed w.
+ * Next word when inst releases all its hold on w (Q is kept): -ENOENT if it
+ * holds none, -EINVAL for inst >= 56 or a malformed w.
  */
 int cf_lock_release_next(uint64_t w, uint32_t inst, uint64_t *next);
 

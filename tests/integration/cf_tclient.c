@@ -5,6 +5,7 @@
  * Each subcommand asserts its outcome and exits 0 (pass) or 1 (fail).
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -2624,19 +2625,34 @@ skip6:
 /*
  * lock SYS INST RECORD X|S [TIMEOUT_MS]: join as SYS, take INST, acquire
  * RECORD through cf_lock (record-list entry written before the CAS, as a
- * node does). Prints ACQUIRING before and LOCKED after, then holds it until
- * killed. A second one on the same RECORD waits inside cf_lock_acquire: its
- * entry is in its record list while the word names the first.
+ * node does). Prints ACQUIRING before and, after,
+ * "LOCKED RECORD entry E queued Q handed H polls P" (the lock hand-off
+ * counters of that acquire: queued at the CF, granted by it, lock-word
+ * re-reads), or "TIMEDOUT" (exit 3) when TIMEOUT_MS passed first. Then it
+ * holds the lock until killed; SIGUSR1 releases it ("RELEASED", and the
+ * process stays joined). A second one on the same RECORD waits inside
+ * cf_lock_acquire: its entry is in its record list while the word names the
+ * first.
  */
+static volatile sig_atomic_t lock_release_asked;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	lock_release_asked = 1;
+}
+
 static int cmd_lock(int argc, char **argv)
 {
 	struct cf_lock_table t;
 	struct cf_session s;
 	uint64_t holder = 0;
 	uint32_t inst, entry = 0;
+	bool held;
 	int r;
 
 	CHECK(argc >= 4, "usage: lock SYS INST RECORD X|S [TIMEOUT_MS]");
+	signal(SIGUSR1, on_usr1);
 	open_sys(&s, argv[0]);
 	inst = take_inst(&s, argv[1], 1);
 	r = cf_lock_table_init(&t, &s, inst, s.epoch);
@@ -2645,14 +2661,58 @@ static int cmd_lock(int argc, char **argv)
 	fflush(stdout);
 	r = cf_lock_acquire(&t, argv[2], !strcmp(argv[3], "S") ? CF_LOCK_S : CF_LOCK_X, 1,
 			    argc > 4 ? atoi(argv[4]) : 60000, &entry, &holder);
+	if (r == -ETIMEDOUT) {
+		printf("TIMEDOUT %s queued %llu polls %llu\n", argv[2], (unsigned long long)t.st.queued,
+		       (unsigned long long)t.st.polls);
+		fflush(stdout);
+		return 3;
+	}
 	CHECK(r == 0, "acquire %s: %s", argv[2], strerror(-r));
-	printf("LOCKED %s entry %u\n", argv[2], entry);
+	printf("LOCKED %s entry %u queued %llu handed %llu polls %llu\n", argv[2], entry,
+	       (unsigned long long)t.st.queued, (unsigned long long)t.st.handed, (unsigned long long)t.st.polls);
 	fflush(stdout);
+	held = true;
 	for (int i = 0; i < 600; i++) { /* bounded: the test kills us long before */
 		struct cf_event ev;
+		if (held && lock_release_asked) {
+			r = cf_lock_release(&t, entry);
+			CHECK(r == 0, "release %s: %s", argv[2], strerror(-r));
+			held = false;
+			printf("RELEASED %s kicks %llu\n", argv[2], (unsigned long long)t.st.kicks);
+			fflush(stdout);
+		}
 		r = cf_session_next_event(&s, &ev, 100);
 		CHECK(r == 0 || r == -ETIMEDOUT, "session: %s", strerror(-r));
 	}
+	return 0;
+}
+
+/*
+ * release-failed PEER INST: join as PEER and do what a counterpart's release
+ * phase does to a failed INST: register it (FAILED(k) → ACTIVE(PEER, k)),
+ * attach, and release every hold its record list names
+ * (cf_lock_release_instance, which tells the CF of a queued class it
+ * released); prints "RELEASED-INSTANCE N" (lock classes), then unregisters.
+ */
+static int cmd_release_failed(int argc, char **argv)
+{
+	struct cf_session s;
+	uint32_t idx, rel = 0;
+	char msg[120];
+	int r;
+
+	CHECK(argc >= 2, "usage: release-failed PEER INST");
+	open_sys(&s, argv[0]);
+	idx = take_inst(&s, argv[1], 1);
+	r = cf_lock_release_instance(&s, idx, 0 /* the holds' epoch is a guess: a miss costs one more CAS */, NULL,
+				     &rel);
+	CHECK(r == 0, "release %s: %s", argv[1], strerror(-r));
+	printf("RELEASED-INSTANCE %u\n", rel);
+	fflush(stdout);
+	r = cf_session_inst_unreg(&s, idx, msg, sizeof(msg));
+	CHECK(r == 0, "unregister %s: %s %s", argv[1], strerror(-r), msg);
+	CHECK(cf_session_goodbye(&s) == 0, "goodbye");
+	cf_session_close(&s);
 	return 0;
 }
 
@@ -2761,7 +2821,7 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
-	{"lock", cmd_lock}, {"monitor", cmd_monitor},
+	{"lock", cmd_lock}, {"release-failed", cmd_release_failed}, {"monitor", cmd_monitor},
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"persist-loop", cmd_persist_loop},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"resume", cmd_resume}, {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},

@@ -222,3 +222,25 @@ void cf_session_forget_inst(struct cf_session *s, uint32_t inst)
 	if (inst < 64)
 		s->conn->attached &= ~(1ull << inst);
 }
+
+/* Lock hand-off: no CF queues in memory. A waiter polls (-ENOSYS, as from a CF without them); a KICK tells nobody. */
+int cf_session_lock_wait(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word)
+{
+	(void)s, (void)w, (void)word;
+	return -ENOSYS;
+}
+int cf_session_lock_granted(struct cf_session *s, int timeout_ms, uint64_t *word)
+{
+	(void)s, (void)timeout_ms, (void)word;
+	return -ENOSYS;
+}
+int cf_session_lock_cancel(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word)
+{
+	(void)s, (void)w, (void)word;
+	return -ENOSYS;
+}
+int cf_session_lock_kick(struct cf_session *s, uint32_t klass)
+{
+	(void)s, (void)klass;
+	return 0;
+}

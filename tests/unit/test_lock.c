@@ -238,9 +238,41 @@ static void test_hist(void)
 	CHECK(cf_lock_hist_pct(&h, 100) == 1000000);
 }
 
+/* The Q bit (lock hand-off): only the CF sets it; nodes queue behind it, releases keep it. */
+static void test_queued(void)
+{
+	uint64_t n, w;
+	const uint64_t Q = CF_LOCK_QBIT;
+	const uint32_t A = 3, B = 7, E = 0x123456;
+
+	CHECK(cf_lock_valid(Q) && cf_lock_valid(cf_lock_x(A, E) | Q) && cf_lock_valid(CF_LOCK_SBIT | (1ull << A) | Q));
+	CHECK(!cf_lock_valid(CF_LOCK_SBIT | Q)); /* S with no holder, queued or not */
+	CHECK(!cf_lock_held_by(Q, A) && cf_lock_holding(Q) == 0);
+	/* free but queued: a newcomer queues (-EBUSY), in either mode */
+	CHECK(cf_lock_acquire_next(Q, A, E, CF_LOCK_X, &n) == -EBUSY);
+	CHECK(cf_lock_acquire_next(Q, A, E, CF_LOCK_S, &n) == -EBUSY);
+	/* S held, X queued: an S newcomer does not barge past the X waiter */
+	w = CF_LOCK_SBIT | (1ull << A) | Q;
+	CHECK(cf_lock_acquire_next(w, B, E, CF_LOCK_S, &n) == -EBUSY);
+	/* ... but a holder's repeat is its own, and the sole holder's upgrade keeps Q */
+	CHECK(cf_lock_acquire_next(w, A, E, CF_LOCK_S, &n) == 0 && n == w);
+	CHECK(cf_lock_acquire_next(w, A, E, CF_LOCK_X, &n) == 0 && n == (cf_lock_x(A, E) | Q));
+	CHECK(cf_lock_acquire_next(cf_lock_x(A, E) | Q, A, E, CF_LOCK_X, &n) == 0 && n == (cf_lock_x(A, E) | Q));
+	CHECK(cf_lock_acquire_next(cf_lock_x(A, E) | Q, B, E, CF_LOCK_X, &n) == -EBUSY);
+	/* a release keeps Q: X|Q → Q, S{A,B}|Q - A → S{B}|Q, S{B}|Q - B → Q */
+	CHECK(cf_lock_release_next(cf_lock_x(A, E) | Q, A, &n) == 0 && n == Q);
+	CHECK(cf_lock_release_next(CF_LOCK_SBIT | (1ull << A) | (1ull << B) | Q, A, &n) == 0 &&
+	      n == (CF_LOCK_SBIT | (1ull << B) | Q));
+	CHECK(cf_lock_release_next(CF_LOCK_SBIT | (1ull << B) | Q, B, &n) == 0 && n == Q);
+	CHECK(cf_lock_release_next(Q, A, &n) == -ENOENT);
+	/* the CF grants on the holders part: Q alone → the head's word */
+	CHECK(cf_lock_acquire_next(cf_lock_holding(Q), B, E, CF_LOCK_X, &n) == 0 && n == cf_lock_x(B, E));
+}
+
 int main(void)
 {
 	test_words();
+	test_queued();
 	test_table();
 	test_hist();
 	if (failures) {

@@ -92,6 +92,10 @@ int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *w
 {
 	return -ENOTCONN;
 }
+int cf_session_lock_wait(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word) { return -ENOTCONN; }
+int cf_session_lock_granted(struct cf_session *s, int timeout_ms, uint64_t *word) { return -ENOTCONN; }
+int cf_session_lock_cancel(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word) { return -ENOTCONN; }
+int cf_session_lock_kick(struct cf_session *s, uint32_t klass) { return -ENOTCONN; }
 
 static const struct cf_client_ops stub_ops = {.name = "stub"};
 

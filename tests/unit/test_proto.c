@@ -370,29 +370,33 @@ static void test_lock_valid(void)
 	CHECK(!cf_lock_valid(CF_LOCK_SBIT));                        /* S with no holder */
 	CHECK(!cf_lock_valid(CF_LOCK_XBIT | CF_LOCK_SBIT));         /* both modes */
 	CHECK(!cf_lock_valid(CF_LOCK_XBIT | CF_LOCK_SBIT | 1));
-	for (int b = 0; b < 62; b++)                                 /* no mode bit, something set */
-		CHECKF(!cf_lock_valid(1ull << b), "b=%d", b);
-	for (int b = 32; b < 62; b++)                                /* X with stray high bits */
+	for (int b = 0; b < 61; b++)                                 /* no mode bit, something set */
+		CHECKF(!cf_lock_valid(1ull << b) && !cf_lock_valid(1ull << b | CF_LOCK_QBIT), "b=%d", b);
+	for (int b = 32; b < 61; b++)                                /* X with stray high bits */
 		CHECKF(!cf_lock_valid(cf_lock_x(1, 1) | 1ull << b), "b=%d", b);
-	for (int b = 56; b < 62; b++)                                /* S with bits past the bitmap */
+	for (int b = 56; b < 61; b++)                                /* S with bits past the bitmap */
 		CHECKF(!cf_lock_valid(CF_LOCK_SBIT | 1 | 1ull << b), "b=%d", b);
+	/* Q (bit 61, lock hand-off): alone, or with any valid shape */
+	CHECK(cf_lock_valid(CF_LOCK_QBIT) && cf_lock_valid(cf_lock_x(1, 1) | CF_LOCK_QBIT));
+	CHECK(cf_lock_valid(CF_LOCK_SBIT | 1 | CF_LOCK_QBIT) && !cf_lock_valid(CF_LOCK_SBIT | CF_LOCK_QBIT));
 	for (uint32_t i = 56; i < 256; i++)                          /* X naming no instance */
 		CHECKF(!cf_lock_valid(CF_LOCK_XBIT | i), "i=%u", i);
 	/* random words: valid iff one of the three shapes */
 	for (int n = 0; n < 200000; n++) {
-		uint64_t w = rnd();
+		uint64_t w = rnd(), h;
 		bool shape;
 		switch (n % 3) {
 		case 0: w &= CF_LOCK_XBIT | 0xffffffffull; break;
 		case 1: w = (w & (CF_LOCK_SMASK | 1ull << 60)) | CF_LOCK_SBIT; break;
 		default: break;
 		}
-		if (w == 0)
+		h = w & ~CF_LOCK_QBIT; /* Q goes with every shape */
+		if (h == 0)
 			shape = true;
-		else if ((w >> 62) == 2)
-			shape = (w & ~(CF_LOCK_XBIT | 0xffffffffull)) == 0 && (w & 0xff) < 56;
-		else if ((w >> 62) == 1)
-			shape = (w & ~(CF_LOCK_SBIT | CF_LOCK_SMASK)) == 0 && (w & CF_LOCK_SMASK) != 0;
+		else if ((h >> 62) == 2)
+			shape = (h & ~(CF_LOCK_XBIT | 0xffffffffull)) == 0 && (h & 0xff) < 56;
+		else if ((h >> 62) == 1)
+			shape = (h & ~(CF_LOCK_SBIT | CF_LOCK_SMASK)) == 0 && (h & CF_LOCK_SMASK) != 0;
 		else
 			shape = false;
 		CHECKF(cf_lock_valid(w) == shape, "w=%#" PRIx64, w);
@@ -1181,6 +1185,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
 	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
 	CF_CTRL_METRICS, CF_CTRL_METRICS_R, CF_CTRL_DUPLEX_INFO, CF_CTRL_DUPLEX_INFO_R,
+	CF_CTRL_LOCK_WAIT, CF_CTRL_LOCK_CANCEL, CF_CTRL_LOCK_KICK, CF_CTRL_LOCK_WAIT_R,
 };
 
 static void test_ctrl(void)
