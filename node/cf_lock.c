@@ -702,8 +702,8 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 	zero = calloc(1, READ_CHUNK);
 	cls = malloc(n * sizeof(*cls));
 	word = malloc(n * sizeof(*word));
-	which = malloc(n * sizeof(*which));
-	ops = calloc(n > nchunks ? n : nchunks, sizeof(*ops));
+	which = malloc(2 * n * sizeof(*which));
+	ops = calloc(2 * n > nchunks ? 2 * n : nchunks, sizeof(*ops)); /* up to two guesses a class */
 	if ((!pre && !ents) || !zero || !cls || !word || !which || !ops) {
 		r = -ENOMEM;
 		goto out_free;
@@ -753,6 +753,18 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 			which[m] = j;
 			ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = map->off_locks + cls[j] * 8u,
 							.compare = word[j], .swap = next};
+			/*
+			 * The first round guesses the word from the entries; a class with
+			 * waiters queued at the CF has Q too. Guess that as well, in the same
+			 * batch: at most one of the two matches, and a waiter's class costs
+			 * no extra round trip on the failover path.
+			 */
+			if (k == 0 && !cf_lock_queued(word[j]) &&
+			    !cf_lock_release_next(word[j] | CF_LOCK_QBIT, inst, &next)) {
+				which[m] = j;
+				ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = map->off_locks + cls[j] * 8u,
+								.compare = word[j] | CF_LOCK_QBIT, .swap = next};
+			}
 		}
 		if (!m)
 			break;
@@ -765,6 +777,8 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 				r = ops[q].status;
 				goto out_free;
 			}
+			if (cls[j] == UINT64_MAX)
+				continue; /* the other guess of the pair took it */
 			if (ops[q].value == ops[q].compare) {
 				done++;
 				cls[j] = UINT64_MAX;
