@@ -86,6 +86,7 @@ struct core_conn {
 	struct cgrant grants[CONN_GRANTS_MAX];
 	uint32_t ngrants;
 	uint32_t persist_waiting; /* its PERSIST requests waiting for the next group commit */
+	uint32_t lock_waits;      /* its lock waits queued at the CF (cf_lockq.c) */
 	char peer[64];
 };
 

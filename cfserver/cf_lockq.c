@@ -118,6 +118,7 @@ static void waiter_drop(struct cf_lockq *lq, int32_t qi, int32_t prev, int32_t w
 		lq->w[prev].next = lq->w[wi].next;
 	if (q->tail == wi)
 		q->tail = prev;
+	lq->w[wi].cc->lock_waits--;
 	lq->w[wi].cc = NULL;
 	lq->w[wi].next = lq->wfree;
 	lq->wfree = wi;
@@ -325,7 +326,6 @@ void lockq_on_wait(struct core_conn *cc, uint64_t id, const struct cf_lock_wait 
 	struct cf_core *c = cc->core;
 	struct cf_lockq *lq = c->lockq;
 	const char *why = NULL;
-	uint32_t mine = 0;
 	int32_t qi, wi;
 	int r = wait_check(cc, m, &why);
 
@@ -334,9 +334,7 @@ void lockq_on_wait(struct core_conn *cc, uint64_t id, const struct cf_lock_wait 
 		cf_slog_debug("conn %s: LOCK_WAIT refused: %s", cc->peer, why);
 		return reply(cc, id, r, false, 0);
 	}
-	for (uint32_t i = 0; i < LOCKQ_MAX && lq->nwaiting; i++)
-		mine += lq->w[i].cc == cc;
-	if (mine >= LOCKQ_PER_CONN || lq->wfree < 0 || (qi = queue_get(lq, m->klass)) < 0) {
+	if (cc->lock_waits >= LOCKQ_PER_CONN || lq->wfree < 0 || (qi = queue_get(lq, m->klass)) < 0) {
 		lq->st.refused++;
 		return reply(cc, id, -ENOSPC, false, 0); /* the node polls instead */
 	}
@@ -349,6 +347,7 @@ void lockq_on_wait(struct core_conn *cc, uint64_t id, const struct cf_lock_wait 
 	else
 		lq->q[qi].head = wi;
 	lq->q[qi].tail = wi;
+	cc->lock_waits++;
 	if (!lq->nwaiting++)
 		ev_timer_again(c->loop, &lq->backstop);
 	lq->st.waits++;
@@ -360,6 +359,7 @@ void lockq_on_wait(struct core_conn *cc, uint64_t id, const struct cf_lock_wait 
 		uint64_t word = load64((const uint64_t *)(const void *)(c->base + word_off(c, m->klass)));
 		lq->st.granted_now++;
 		reply(cc, id, 0, true, word);
+		cc->lock_waits--;
 		lq->w[wi].cc = NULL;
 		lq->w[wi].next = lq->wfree;
 		lq->wfree = wi;

@@ -2688,6 +2688,35 @@ static int cmd_lock(int argc, char **argv)
 }
 
 /*
+ * lock-wait-as SYS INST CLASS: join as SYS and ask the CF to queue a lock
+ * wait in the name of INST, which SYS does not hold (a member forging
+ * another's wait). Prints "REFUSED <errno name>" or "QUEUED"/"GRANTED".
+ */
+static int cmd_lock_wait_as(int argc, char **argv)
+{
+	struct cf_session s;
+	struct cf_inst_info info;
+	struct cf_lock_wait w = {.mode = CF_LOCK_X, .ticket = 1};
+	uint64_t word = 0;
+	int r;
+
+	CHECK(argc >= 3, "usage: lock-wait-as SYS INST CLASS");
+	open_sys(&s, argv[0]);
+	r = cf_session_inst_open(&s, argv[1], &info);
+	CHECK(r == 0, "inst open %s: %s", argv[1], strerror(-r));
+	w.inst = info.index;
+	w.epoch = s.epoch;
+	w.klass = (uint32_t)strtoul(argv[2], NULL, 10);
+	r = cf_session_lock_wait(&s, &w, &word);
+	if (r < 0)
+		printf("REFUSED %s\n", strerrorname_np(-r));
+	else
+		printf("%s\n", r ? "GRANTED" : "QUEUED");
+	cf_session_close(&s);
+	return 0;
+}
+
+/*
  * release-failed PEER INST: join as PEER and do what a counterpart's release
  * phase does to a failed INST: register it (FAILED(k) → ACTIVE(PEER, k)),
  * attach, and release every hold its record list names
@@ -2821,7 +2850,7 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
-	{"lock", cmd_lock}, {"release-failed", cmd_release_failed}, {"monitor", cmd_monitor},
+	{"lock", cmd_lock}, {"release-failed", cmd_release_failed}, {"lock-wait-as", cmd_lock_wait_as}, {"monitor", cmd_monitor},
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"persist-loop", cmd_persist_loop},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
 	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
 	{"hold", cmd_hold},           {"resume", cmd_resume}, {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},

@@ -17,6 +17,7 @@
 #      phase) tells the CF, and H gets the class.
 #   4. a wait that times out leaves the queue (I, 300 ms), and the last
 #      release leaves the word free: no Q bit left behind.
+#   5. a member that asks to wait in another instance's name is refused.
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
 require_bin CFSERVER CF_TCLIENT CFCTL
@@ -101,4 +102,7 @@ waiting_is 0 || fail "the timed-out wait is still queued"
 release H
 out=$(ctl locks f0.r17) || fail "cfctl locks f0.r17"
 case "$out" in "f0.r17 (class "*"): free") ;; *) fail "the word is not free after the last release: $out" ;; esac
+# 5. what the CF checks: a wait in the name of an instance the sender does not hold
+out=$(bounded 20 "$TC" lock-wait-as SYSZ NTSH 5) || fail "lock-wait-as: $out"
+[ "$out" = "REFUSED EPERM" ] || fail "a wait forged for NTSH was not refused: $out"
 pass "lock hand-off: arrival order, no polls, dead and timed-out waiters leave the queue, a dead grantee's class is released by its counterpart"
