@@ -43,8 +43,11 @@ install: release
 demo: build
 	bash scripts/demo.sh $(BUILD)
 
+# TEST_ARGS: more meson test options. CI passes --no-suite soak-short: the shorter runs of the
+# soak tests, which its soak stage runs in full (tests/fault/meson.build).
+TEST_ARGS ?=
 test: build
-	meson test -C $(BUILD) --suite unit --suite integration --suite security --suite fault --suite multihost --print-errorlogs --num-processes 2
+	meson test -C $(BUILD) --suite unit --suite integration --suite security --suite fault --suite multihost --print-errorlogs --num-processes 2 $(TEST_ARGS)
 
 # The long and random schedules: crash at every fault point, 120 random rounds, the
 # registration storm, kill -9 of the CF under load in both modes, rounds of whole-host
