@@ -54,8 +54,9 @@ serving() { grep -q "serving as the primary\|taking over as the primary" "$CF_WO
 following() { grep -q "in sync with the primary" "$CF_WORK/$1.log"; }
 
 # images of 256 KiB logs (about 10 MB, not 143): several live at once, in the rig's small /tmp too
-# 1. bad combinations
-cfserver_refuses "--duplex-pair $CF_HOST:1|2|needs --duplex-listen" \
+# 1. bad combinations (parsed before any transport is opened: the tcp run checks them; under
+# the rig's CPU emulation each refused start costs seconds)
+[ "$CF_TRANSPORT" = verbs ] || cfserver_refuses "--duplex-pair $CF_HOST:1|2|needs --duplex-listen" \
 	"--duplex-listen $CF_HOST:0 --duplex-pair $CF_HOST:1 --duplex-with $CF_HOST:2|2|excludes --duplex-with" \
 	"--duplex-alone --duplex-with $CF_HOST:2|2|duplex-alone" \
 	"--duplex-listen $CF_HOST:0 --duplex-pair nonsense|2|duplex-pair"
@@ -64,9 +65,15 @@ log "bad pair options refused before any image was built"
 # 2. simultaneous starts: one serves, one follows. Both wait at a gate, released together;
 # in rounds 1-3 each also pauses 300 ms between its claim and its probe (fault-injection
 # builds), so both claims are up when they probe: both step back, and one must win later.
+# Over verbs rounds 1 and 4 only, one of each kind: the claims race over the link between
+# the two cfservers, which is tcp on both transports, and the tcp run races them 5 times;
+# over verbs each round costs 10-15 s of CPU emulation, and what is the transport's there
+# (the winner serves over verbs, the loser copies its image and follows) is the same each round.
 delayed=0
 grep -qaF CF_DUPLEX_CLAIM_DELAY_MS "$CFSERVER" && delayed=1
-for round in 1 2 3 4 5; do
+ROUNDS_START="1 2 3 4 5"
+[ "$CF_TRANSPORT" = verbs ] && ROUNDS_START="1 4"
+for round in $ROUNDS_START; do
 	a=A_r$round b=B_r$round gate=$CF_WORK/gate$round
 	export gate
 	d=0
@@ -84,7 +91,7 @@ for round in 1 2 3 4 5; do
 	# the secondary first: a primary stopped first would hand over to it
 	if serving "$a"; then stop "$PID_B"; stop "$PID_A"; else stop "$PID_A"; stop "$PID_B"; fi
 done
-log "5 simultaneous starts (3 with both claims up at once): one primary and one secondary in sync each time"
+log "simultaneous starts in rounds $ROUNDS_START (1-3 with both claims up at once): one primary and one secondary in sync each time"
 
 # 3. DRAM pair: kill -9 of the primary; restarted alike, it follows the new primary
 member A A3

@@ -25,8 +25,10 @@ link_port() { sed -n 's/.*duplex: accepting a secondary on .* (port \([0-9]*\)).
 # bad value: refused before any image is built
 cfserver_refuses "--duplex-resume 0|2|duplex-resume" "--duplex-resume 600001|2|duplex-resume"
 
+# 256 KiB logs (an image of about 10 MB, not 143): the secondary copies it all, 7 s for 143 MB
+# under the rig's CPU emulation
 start_cfserver P -- --duplex-listen "$CF_HOST:0" --hb-timeout 600000 --duplex-timeout "$LT" \
-	--duplex-fence-delay 200 || fail "primary did not start"
+	--duplex-fence-delay 200 --log-size 256K || fail "primary did not start"
 P_ADDR=$CF_ADDR P_PID=$CFSERVER_PID
 LP=$(link_port "$CF_WORK/P.log")
 S_PORT=$(free_port)

@@ -12,18 +12,29 @@ have_uts || skip "no UTS namespaces here (unshare --uts needs root)"
 HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 
 # The agent: records its options, then powers the "plug" off by the pid the
-# test registered for it (as fence_ipmilan would power off a machine).
+# test registered for it (as fence_ipmilan would power off a machine). Bash builtins
+# only until the kill: cfnode gives an agent 2 s, and under the rig's CPU emulation,
+# beside another test, the four processes the agent used to start (cat, sed, sed, cat)
+# took longer than that ("timed out after 2000 ms" where the test waits for "failed").
 AGENT=$CF_WORK/fence_test
 cat >"$AGENT" <<'AG'
 #!/bin/bash
-opts=$(cat)
+IFS= read -r -d '' opts
+opts=${opts%$'\n'}
 echo "$opts" >>"$FENCE_LOG"
-plug=$(sed -n 's/^plug=//p' <<<"$opts")
-[ "$(sed -n 's/^action=//p' <<<"$opts")" = on ] && exit 0 # unfence: fence_scsi would register a key
+plug= action=
+while IFS= read -r l; do
+	case $l in plug=*) plug=${l#plug=} ;; action=*) action=${l#action=} ;; esac
+done <<<"$opts"
+[ "$action" = on ] && exit 0 # unfence: fence_scsi would register a key
 [ -f "$FENCE_FAIL" ] && exit 1
-pid=$(cat "$FENCE_DIR/$plug.pid" 2>/dev/null) || exit 1
+read -r pid 2>/dev/null <"$FENCE_DIR/$plug.pid" || exit 1
 kill -KILL "$pid" 2>/dev/null
-for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || exit 0; [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" = Z ] && exit 0; sleep 0.02; done
+for ((i = 0; i < 100; i++)); do
+	kill -0 "$pid" 2>/dev/null || exit 0
+	read -r _ _ st _ 2>/dev/null <"/proc/$pid/stat" && [ "$st" = Z ] && exit 0
+	sleep 0.02
+done
 exit 1
 AG
 chmod +x "$AGENT"
