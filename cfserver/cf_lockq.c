@@ -153,8 +153,11 @@ static void tell_granted(struct cf_core *c, struct waiter *w, uint64_t word)
 /*
  * Give queue qi's class to its head for as long as the holders let it (S
  * waiters at the head go together, one CAS each), keep Q in the word while
- * anyone waits, take it out when nobody does. reply_wi: a waiter whose
- * grant goes in the WAIT reply (lockq_on_wait), or -1.
+ * anyone waits, take it out when nobody does. A head whose WAIT is being
+ * answered (reply_id) is unlinked and marked granted: lockq_on_wait answers.
+ * A head whose connection was fenced (its system declared failed, the close
+ * not reported yet) leaves the queue instead: a grant would only wait for
+ * its counterpart.
  */
 static void serve(struct cf_core *c, int32_t qi)
 {
@@ -174,6 +177,11 @@ static void serve(struct cf_core *c, int32_t qi)
 			return;
 		}
 		struct waiter *h = &lq->w[hi];
+		if (h->cc->state != CS_SYSTEM) {
+			waiter_drop(lq, qi, -1, hi);
+			lq->st.dropped++;
+			continue;
+		}
 		r = cf_lock_acquire_next(cf_lock_holding(w), h->inst, h->epoch, (enum cf_lock_mode)h->mode, &next);
 		if (r == -EINVAL) {
 			/* a member wrote a malformed word: the waiters wait for it to be released or time out */
