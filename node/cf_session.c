@@ -557,6 +557,8 @@ int cf_session_next_event(struct cf_session *s, struct cf_event *ev, int timeout
 		 */
 		if ((n == -EAGAIN || n == -ETIMEDOUT) && s->evq_len)
 			continue;
+		if (n == -EAGAIN)
+			continue; /* an event kept out of the queue (a lock grant): read on */
 		if (n < 0)
 			return n;
 		memcpy(&h, buf, sizeof(h));
