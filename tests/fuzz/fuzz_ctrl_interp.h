@@ -115,6 +115,9 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_duplex_info duplex_info;
 		struct cf_metrics_req metrics_req;
 		struct cf_metrics_r metrics_r;
+		struct cf_lock_wait lock_wait;
+		struct cf_lock_wait_r lock_wait_r;
+		struct cf_lock_kick lock_kick;
 	} u;
 	struct cf_ctrl_hdr h;
 	char name[CF_NAME_MAX], name2[CF_NAME_MAX], text[256];
@@ -223,6 +226,27 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		return 0;
 	case CF_CTRL_RESTART_INFO:
 		return 0;
+	case CF_CTRL_LOCK_WAIT:
+	case CF_CTRL_LOCK_CANCEL: /* the same body */
+		/* what cf_lockq.c wait_check looks at before the sender's hold of the instance */
+		if (u.lock_wait.klass >= m->geo.lock_entries || u.lock_wait.inst >= m->geo.max_instances ||
+		    u.lock_wait.inst >= 56 || (u.lock_wait.mode != CF_LOCK_S && u.lock_wait.mode != CF_LOCK_X) ||
+		    !u.lock_wait.ticket || u.lock_wait.epoch > CF_EPOCH_MASK)
+			return -EINVAL;
+		FUZZ_ASSERT(cf_lock_off(m, u.lock_wait.klass) + 8 <= m->off_records);
+		return 0;
+	case CF_CTRL_LOCK_KICK:
+		if (u.lock_kick.klass >= m->geo.lock_entries)
+			return -EINVAL;
+		return 0;
+	case CF_CTRL_LOCK_WAIT_R:
+		/* what cf_session_lock_wait takes: a refusal, or a grant whose word the node then holds */
+		if (u.lock_wait_r.status < 0)
+			return 0;
+		if (u.lock_wait_r.status > 0 || u.lock_wait_r.granted > 1 ||
+		    (u.lock_wait_r.granted && !cf_lock_valid(u.lock_wait_r.word)))
+			return -EBADMSG;
+		return 0;
 	case CF_CTRL_DUPLEX_INFO:
 	case CF_CTRL_DUPLEX_INFO_R:
 		return 0; /* known types (duplex); their fields are not modelled here yet */
@@ -295,6 +319,12 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 			break;
 		case CF_EV_POLICY:
 			if (u.event.policy > CF_POLICY_OPERATOR)
+				return -EBADMSG;
+			break;
+		case CF_EV_LOCK_GRANTED:
+			/* sys: the lock class; reg: the word the grant left, naming the waiter */
+			if (u.event.sys >= m->geo.lock_entries || u.event.inst >= m->geo.max_instances ||
+			    !cf_lock_valid(u.event.reg) || !cf_lock_held_by(u.event.reg, u.event.inst))
 				return -EBADMSG;
 			break;
 		}
