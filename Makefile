@@ -49,7 +49,7 @@ TEST_ARGS ?=
 test: build
 	meson test -C $(BUILD) --suite unit --suite integration --suite security --suite fault --suite multihost --print-errorlogs --num-processes 2 $(TEST_ARGS)
 
-# The long and random schedules: crash at every fault point, 120 random rounds, the
+# The long and random schedules: crash at every fault point, 80 random rounds, the
 # registration storm, kill -9 of the CF under load in both modes, rounds of whole-host
 # failures across namespace-hosts. CI runs it as a stage of its own.
 test-soak: build
