@@ -98,6 +98,9 @@ int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32
 	return r;
 }
 
+struct mem_trace mem_trace;
+static uint64_t cur_batch; /* the batch running, 0: none */
+
 int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
 {
 	uint8_t *p;
@@ -105,6 +108,10 @@ int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_
 
 	if (r)
 		return r;
+	if (mem_trace.ncas < MEM_TRACE_MAX) {
+		mem_trace.cas_off[mem_trace.ncas] = off;
+		mem_trace.cas_batch[mem_trace.ncas++] = cur_batch;
+	}
 	uint64_t expect = compare;
 	__atomic_compare_exchange_n((uint64_t *)(void *)p, &expect, swap, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	if (old)
@@ -153,6 +160,7 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 {
 	if (s->dead)
 		return s->dead;
+	cur_batch = ++mem_trace.batches;
 	for (size_t i = 0; i < n; i++) {
 		struct cf_batch_op *o = &ops[i];
 		switch (o->op) {
@@ -163,6 +171,7 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 		default: o->status = -EINVAL;
 		}
 	}
+	cur_batch = 0;
 	return 0;
 }
 
@@ -223,7 +232,7 @@ void cf_session_forget_inst(struct cf_session *s, uint32_t inst)
 		s->conn->attached &= ~(1ull << inst);
 }
 
-/* Lock hand-off: no CF queues in memory. A waiter polls (-ENOSYS, as from a CF without them); a KICK tells nobody. */
+/* Lock hand-off: no CF queues in memory. A waiter polls (-ENOSYS, as from a CF without them); a KICK is traced. */
 int cf_session_lock_wait(struct cf_session *s, const struct cf_lock_wait *w, uint64_t *word)
 {
 	(void)s, (void)w, (void)word;
@@ -241,6 +250,9 @@ int cf_session_lock_cancel(struct cf_session *s, const struct cf_lock_wait *w, u
 }
 int cf_session_lock_kick(struct cf_session *s, uint32_t klass)
 {
-	(void)s, (void)klass;
+	if (s->dead)
+		return s->dead;
+	if (mem_trace.nkicks < MEM_TRACE_MAX)
+		mem_trace.kick_class[mem_trace.nkicks++] = klass;
 	return 0;
 }

@@ -28,4 +28,19 @@ void mem_session_open(struct cf_session *s, struct mem_cf *cf, uint32_t sys, uin
 void mem_session_kill(struct cf_session *s, int err);
 void mem_session_close(struct cf_session *s);
 
+/*
+ * What the tests look at of the traffic, over every session: the batches run
+ * (round trips), the first MEM_TRACE_MAX CASes in order with the batch each
+ * ran in (0: a lone CAS), and the lock classes a KICK named. Reset it with
+ * memset.
+ */
+#define MEM_TRACE_MAX 256u
+struct mem_trace {
+	uint64_t batches;
+	uint32_t ncas, nkicks;
+	uint64_t cas_off[MEM_TRACE_MAX], cas_batch[MEM_TRACE_MAX];
+	uint32_t kick_class[MEM_TRACE_MAX];
+};
+extern struct mem_trace mem_trace;
+
 #endif

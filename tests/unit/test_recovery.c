@@ -677,6 +677,73 @@ static void test_killed_at_fault_point(void)
 #endif
 }
 
+/*
+ * Lock hand-off, on the counterpart's side: a class of A's that waiters are
+ * queued for at the CF carries Q. The release guesses X(A) and X(A)|Q in
+ * one batch, so it costs no second round trip; it leaves Q for the CF and
+ * tells it (KICK). (Guessing X(A) alone, the CAS that frees it runs in a
+ * second batch.)
+ */
+static void test_release_queued_class(void)
+{
+	struct scen z;
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep;
+	char name[CF_RES_NAME_MAX];
+	uint32_t k5;
+	uint64_t off5, b = 0;
+	int r, n5 = 0, kicked = 0;
+
+	scen_open(&z);
+	env_init(&env, &z, &z.sb, &z.data);
+	cf_txn_lock_name(name, sizeof(name), 0, 5);
+	k5 = cf_lock_class(name, z.cf.map.geo.lock_entries);
+	off5 = cf_lock_off(&z.cf.map, k5);
+	*word_at(&z, off5) |= CF_LOCK_QBIT; /* the CF queued a waiter on A's record 5 */
+	memset(&mem_trace, 0, sizeof(mem_trace));
+	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
+	CHECK(r == 0 && rep.locks_released == 3);
+	CHECK(lock_word(&z, 5) == CF_LOCK_QBIT && lock_word(&z, 6) == 0); /* Q stays for the CF to serve */
+	for (uint32_t i = 0; i < mem_trace.ncas; i++) {
+		if (mem_trace.cas_off[i] != off5)
+			continue;
+		CHECK(mem_trace.cas_batch[i] != 0 && (!b || mem_trace.cas_batch[i] == b));
+		b = mem_trace.cas_batch[i];
+		n5++;
+	}
+	CHECK(n5 == 2); /* both guesses, in one batch */
+	for (uint32_t i = 0; i < mem_trace.nkicks; i++)
+		kicked += mem_trace.kick_class[i] == k5;
+	CHECK(kicked == 1 && mem_trace.nkicks == 1);
+	scen_close(&z);
+}
+
+/*
+ * A transaction's locks go newest first: the next transaction queues on the
+ * first lock it takes (one global order), so that one, released last, hands
+ * over a set whose other classes are free already.
+ */
+static void test_release_newest_first(void)
+{
+	struct scen z;
+	char n1[CF_RES_NAME_MAX], n2[CF_RES_NAME_MAX];
+	uint64_t holder = 0;
+	uint32_t e;
+
+	scen_open(&z);
+	cf_txn_lock_name(n1, sizeof(n1), 0, 1);
+	cf_txn_lock_name(n2, sizeof(n2), 0, 2);
+	CHECK(cf_lock_class(n1, z.cf.map.geo.lock_entries) != cf_lock_class(n2, z.cf.map.geo.lock_entries));
+	CHECK(cf_lock_acquire(&z.ob, n2, CF_LOCK_X, 77, 0, &e, &holder) == 0); /* an index order would differ */
+	CHECK(cf_lock_acquire(&z.ob, n1, CF_LOCK_X, 77, 0, &e, &holder) == 0);
+	memset(&mem_trace, 0, sizeof(mem_trace));
+	CHECK(cf_lock_release_owner(&z.ob, 77) == 0);
+	CHECK(mem_trace.ncas == 2);
+	CHECK(mem_trace.cas_off[0] == cf_lock_off(&z.cf.map, cf_lock_class(n1, z.cf.map.geo.lock_entries)));
+	CHECK(mem_trace.cas_off[1] == cf_lock_off(&z.cf.map, cf_lock_class(n2, z.cf.map.geo.lock_entries)));
+	scen_close(&z);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t t0 = cf_mono_ns();
@@ -689,6 +756,8 @@ int main(int argc, char **argv)
 	test_detector();
 	test_recover();
 	test_lost_cas();
+	test_release_queued_class();
+	test_release_newest_first();
 	test_died(CF_PHASE_SYNC);
 	test_died(CF_PHASE_RELEASE);
 	test_killed_at_fault_point();
