@@ -132,6 +132,19 @@ static uint64_t word_off(struct cf_core *c, uint32_t klass)
 	return c->map->off_locks + (uint64_t)klass * 8u;
 }
 
+/*
+ * Take a Q that no waiter stands behind out of the word at off: 0 done (or
+ * nothing to do), 1 the word changed under the CAS (look again).
+ */
+static int clear_q(struct cf_core *c, uint64_t off, uint64_t w)
+{
+	uint64_t old = 0;
+
+	if (!cf_lock_queued(w) || core_local_cas(c, off, w, w & ~CF_LOCK_QBIT, &old) < 0)
+		return 0;
+	return old != w;
+}
+
 /* Tell the waiter: in the reply to its WAIT if that is still being answered, else by event. */
 static void tell_granted(struct cf_core *c, struct waiter *w, uint64_t word)
 {
@@ -171,7 +184,7 @@ static void serve(struct cf_core *c, int32_t qi)
 		int r;
 
 		if (hi < 0) {
-			if (cf_lock_queued(w) && core_local_cas(c, off, w, w & ~CF_LOCK_QBIT, &old) == 0 && old != w)
+			if (clear_q(c, off, w))
 				continue; /* changed under us: look again */
 			queue_put(lq, qi);
 			return;
@@ -220,18 +233,16 @@ static void serve(struct cf_core *c, int32_t qi)
 static void serve_class(struct cf_core *c, uint32_t klass)
 {
 	int32_t qi = queue_find(c->lockq, klass);
-	uint64_t w;
+	uint64_t off = word_off(c, klass);
 
 	if (qi >= 0) {
 		serve(c, qi);
 		return;
 	}
 	/* nobody queued here: a stray Q (a takeover's image, a buggy member) goes */
-	w = load64((const uint64_t *)(const void *)(c->base + word_off(c, klass)));
-	if (cf_lock_queued(w)) {
-		uint64_t old;
-		(void)core_local_cas(c, word_off(c, klass), w, w & ~CF_LOCK_QBIT, &old);
-	}
+	for (uint32_t round = 0; round < SERVE_ROUNDS; round++)
+		if (!clear_q(c, off, load64((const uint64_t *)(const void *)(c->base + off))))
+			return;
 }
 
 static void backstop_cb(struct ev_loop *loop, ev_timer *t, int revents)

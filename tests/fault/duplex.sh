@@ -182,8 +182,7 @@ while [ "$k" -lt "$ROUNDS" ] || { [ "$takeovers" -lt "$MIN_TAKEOVERS" ] && [ "$k
 	# transaction or a batch; a transaction takes milliseconds, and every system has
 	# committed again since the last round): load, not a wait for a condition. It was
 	# 1-3.9 s, two thirds of the soak's 50 rounds (184 s) spent waiting.
-	ms=$((300 + RANDOM % 1000))
-	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+	load_for 300 1000
 	p=$PRIMARY
 	s=$(other "$p")
 	r=$((RANDOM % 10))

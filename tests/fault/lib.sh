@@ -288,3 +288,11 @@ crash() {
 	node_wait_exit "$1" 10 || fail "$1 did not die on SIGKILL"
 	CRASHES=$((CRASHES + 1))
 }
+
+# load_for MIN_MS SPAN_MS: let the bank run MIN_MS plus a random 0..SPAN_MS-1 ms (random, so
+# that the next fault lands anywhere in a transaction or a batch). Load, not a wait for a
+# condition: the systems are known to be committing when it starts.
+load_for() {
+	local ms=$(($1 + RANDOM % $2))
+	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+}

@@ -71,8 +71,7 @@ PRIMARY=A
 
 for k in $(seq 1 "$ROUNDS"); do
 	# 0.5-1.5 s of load (was 1-2.9 s; the systems committed again at the end of the last round)
-	ms=$((500 + RANDOM % 1000))
-	sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+	load_for 500 1000
 	p=$PRIMARY
 	s=$(other "$p")
 	hp=${CF_HOSTOF[$p]}

@@ -11,21 +11,20 @@ require_transport
 require_bin CFSERVER CF_TCLIENT CFCTL
 TC=$CF_TCLIENT
 start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
-ctl() { bounded 20 "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 start_bg a "$TC" lock SYSA NTSA f0.r17 X
 wait_for 10 grep -q "LOCKED f0.r17" "$CF_WORK/a.log" || fail "SYSA did not lock f0.r17"
 start_bg b "$TC" lock SYSB NTSB f0.r17 X 50000
 waiter=$BG_PID
 wait_for 10 grep -q "ACQUIRING f0.r17" "$CF_WORK/b.log" || fail "SYSB did not start acquiring"
-waiting() { ctl locks | grep -q "waiting NTSB (SYSB): f0.r17(X, waiting)"; }
-wait_for 10 waiting || fail "NTSB never shown waiting: $(ctl locks)"
-ctl locks >"$CF_WORK/locks.txt" || fail "cfctl locks"
+waiting() { cf_ctl locks | grep -q "waiting NTSB (SYSB): f0.r17(X, waiting)"; }
+wait_for 10 waiting || fail "NTSB never shown waiting: $(cf_ctl locks)"
+cf_ctl locks >"$CF_WORK/locks.txt" || fail "cfctl locks"
 cat "$CF_WORK/locks.txt" >&2
 [ "$(grep -c '^class ' "$CF_WORK/locks.txt")" = 1 ] || fail "not exactly one lock word"
 grep -q "^  held by NTSA (SYSA): f0.r17(X)$" "$CF_WORK/locks.txt" || fail "NTSA not shown holding f0.r17"
 ! grep -q "held by NTSB" "$CF_WORK/locks.txt" || fail "the waiter shown as a holder"
 grep -q "^1 lock word held, 1 entry waiting$" "$CF_WORK/locks.txt" || fail "summary"
-ctl locks --json >"$CF_WORK/locks.json" || fail "cfctl locks --json"
+cf_ctl locks --json >"$CF_WORK/locks.json" || fail "cfctl locks --json"
 python3 - "$CF_WORK/locks.json" <<'PY' || fail "JSON: $(cat "$CF_WORK/locks.json")"
 import json,sys
 d=json.load(open(sys.argv[1]))
@@ -35,14 +34,14 @@ assert l["mode"]=="X", l
 assert l["holders"]==[{"instance":"NTSA","system":"SYSA","names":["f0.r17"]}], l
 assert l["waiters"]==[{"instance":"NTSB","system":"SYSB","name":"f0.r17","mode":"X","waiting":True}], l
 PY
-ctl locks f0.r17 --json >"$CF_WORK/f.json" || fail "cfctl locks f0.r17"
+cf_ctl locks f0.r17 --json >"$CF_WORK/f.json" || fail "cfctl locks f0.r17"
 python3 -c '
 import json,sys
 d=json.load(open(sys.argv[1]))
 assert d["record"]=="f0.r17" and d["words"]==1 and d["locks"][0]["class"]==d["record_class"], d
 assert d["locks"][0]["holders"][0]["instance"]=="NTSA" and d["locks"][0]["waiters"][0]["instance"]=="NTSB", d' \
 	"$CF_WORK/f.json" || fail "filter: $(cat "$CF_WORK/f.json")"
-out=$(ctl locks f0.r18) || fail "cfctl locks f0.r18"
+out=$(cf_ctl locks f0.r18) || fail "cfctl locks f0.r18"
 case "$out" in "f0.r18 (class "*"): free") ;; *) fail "f0.r18: $out" ;; esac
 # the waiter is still waiting: cfctl changed nothing
 kill -0 "$waiter" || fail "the waiter gave up"

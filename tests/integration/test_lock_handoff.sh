@@ -23,9 +23,8 @@ require_transport
 require_bin CFSERVER CF_TCLIENT CFCTL
 TC=$CF_TCLIENT
 start_cfserver --hb-timeout 600000 || fail "cfserver did not start"
-ctl() { bounded 20 "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 metric() { # NAME: its value in a fresh scrape
-	ctl metrics | awk -v n="$1" '$1 == n { print $2 }'
+	cf_ctl metrics | awk -v n="$1" '$1 == n { print $2 }'
 }
 waiting_is() { [ "$(metric cfplex_lock_waiting)" = "$1" ]; }
 declare -A PID
@@ -55,7 +54,7 @@ wait_for 20 locked A || fail "A did not lock f0.r17"
 queue B 1
 queue C 2
 queue D 3
-ctl locks f0.r17 | grep -q "^class [0-9]* X, queued " || fail "cfctl locks does not show the queue: $(ctl locks f0.r17)"
+cf_ctl locks f0.r17 | grep -q "^class [0-9]* X, queued " || fail "cfctl locks does not show the queue: $(cf_ctl locks f0.r17)"
 release A
 grep -q "^RELEASED f0.r17 kicks 1$" "$CF_WORK/A.log" || fail "A's release did not tell the CF: $(grep RELEASED "$CF_WORK/A.log")"
 handed B
@@ -84,7 +83,7 @@ queue H 2
 kill -STOP "${PID[G]}"
 release F
 wait_for 20 waiting_is 1 || fail "G was not handed the class: waiting $(metric cfplex_lock_waiting)"
-ctl locks f0.r17 | grep -q "held by NTSG (SYSG)" || fail "the word does not name G: $(ctl locks f0.r17)"
+cf_ctl locks f0.r17 | grep -q "held by NTSG (SYSG)" || fail "the word does not name G: $(cf_ctl locks f0.r17)"
 kill -9 "${PID[G]}"
 kill -CONT "${PID[G]}" 2>/dev/null
 ! locked H || fail "H got the class while it names the dead G"
@@ -100,7 +99,7 @@ wait_for 20 grep -q "^TIMEDOUT f0.r17 queued 1 polls 0" "$CF_WORK/I.log" ||
 waiting_is 0 || fail "the timed-out wait is still queued"
 [ "$(metric cfplex_lock_wait_cancels_total)" -ge 1 ] || fail "no cancelled wait counted"
 release H
-out=$(ctl locks f0.r17) || fail "cfctl locks f0.r17"
+out=$(cf_ctl locks f0.r17) || fail "cfctl locks f0.r17"
 case "$out" in "f0.r17 (class "*"): free") ;; *) fail "the word is not free after the last release: $out" ;; esac
 # 5. what the CF checks: a wait in the name of an instance the sender does not hold
 out=$(bounded 20 "$TC" lock-wait-as SYSZ NTSH 5) || fail "lock-wait-as: $out"

@@ -226,6 +226,11 @@ bounded() { # TIMEOUT_S CMD...
 	timeout --kill-after=5 "$t" "$@"
 }
 
+# cfctl against this test's CF with the cluster key, bounded (20 s).
+cf_ctl() { # CFCTL-ARGS...
+	bounded 20 "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"
+}
+
 # cf_hosts_up N DATA: with CF_HOSTS=netns, N namespace-hosts sharing DATA, and
 # the CF's address on their bridge (CF_HOST); nothing otherwise. Call it before
 # start_cfserver.
