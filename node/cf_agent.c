@@ -428,14 +428,13 @@ int cf_inst_ctx_setup(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_s
 {
 	struct cf_agent *a = ic->a;
 	struct cf_log_scan sc;
-	void *region = NULL;
 	int r;
 
 	ic->s = s;
 	r = cf_data_open(&ic->data, a->o.data_dir);
 	if (r)
 		return r;
-	r = cf_log_attach(&ic->log, s, ic->index, &sc, &region);
+	r = cf_log_attach(&ic->log, s, ic->index, &sc);
 	if (r)
 		goto err_data;
 	if (clean_start) {
@@ -458,7 +457,6 @@ int cf_inst_ctx_setup(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_s
 			goto err_scan;
 	}
 	cf_log_scan_free(&sc);
-	free(region);
 	r = cf_lock_table_init(&ic->locks, s, ic->index, a->epoch);
 	if (r)
 		goto err_log;
@@ -470,7 +468,6 @@ int cf_inst_ctx_setup(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_s
 	return 0;
 err_scan:
 	cf_log_scan_free(&sc);
-	free(region);
 err_log:
 	cf_log_detach(&ic->log);
 err_data:

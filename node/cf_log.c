@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cf_session.h"
 #include "cf_util.h"
@@ -128,6 +129,10 @@ void cf_log_scan_free(struct cf_log_scan *sc)
 	free(sc->recs);
 	sc->recs = NULL;
 	sc->n = sc->cap = 0;
+	if (sc->copy)
+		munmap(sc->copy, sc->copy_len);
+	sc->copy = NULL;
+	sc->copy_len = 0;
 }
 
 bool cf_log_scan_txn_open(const struct cf_log_scan *sc, uint64_t txid)
@@ -538,8 +543,14 @@ static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t 
  * ring from the head in windows that grow 4x, until a scan stops well inside
  * what was read (bytes never read stay zero, which no record parses as). The
  * failover time then grows with the live log, not with --log-size.
+ *
+ * The copy is an anonymous mapping, not calloc: its pages are zero until
+ * touched, so a 4 MiB region costs the window read, not 4 MiB of memset. (A
+ * calloc of that size came from the heap once glibc's mmap threshold had
+ * grown past it, and zeroing it took 3 ms on the failover path.) The last
+ * window's scan is the caller's: nothing is scanned twice.
  */
-int cf_log_read_region(struct cf_session *s, uint32_t inst, void **out, uint64_t *len)
+static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc)
 {
 	uint64_t size = s->map.geo.log_size, off = cf_log_off(&s->map, inst);
 	uint64_t ring = size - sizeof(struct cf_log_hdr), done = 0, want = 64u * 1024u;
@@ -547,107 +558,91 @@ int cf_log_read_region(struct cf_session *s, uint32_t inst, void **out, uint64_t
 	uint8_t *buf;
 	int r;
 
+	memset(sc, 0, sizeof(*sc));
 	if (inst >= s->map.geo.max_instances)
 		return -EINVAL;
-	buf = calloc(1, size);
-	if (!buf)
+	buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
 		return -ENOMEM;
 	r = cf_session_read(s, off, buf, sizeof(h));
 	if (r)
 		goto err;
 	memcpy(&h, buf, sizeof(h));
 	for (;;) {
-		struct cf_log_scan sc;
 		if (want > ring)
 			want = ring;
 		r = read_ring(s, off, buf, ring, h.head + done, want - done);
 		if (r)
 			goto err;
 		done = want;
-		if (done == ring)
-			break;
-		memset(&sc, 0, sizeof(sc));
-		r = cf_log_scan(buf, size, &sc);
-		uint64_t scanned = sc.end - sc.head;
-		cf_log_scan_free(&sc);
+		r = cf_log_scan(buf, size, sc);
 		if (r)
-			break; /* an impossible header: the caller's scan reports it */
-		if (scanned + cf_logrec_size(CF_LOGREC_MAX_IMAGE) + sizeof(struct cf_logrec_hdr) <= done)
-			break; /* stopped inside the window: the rest is not the live log */
+			goto err; /* an impossible header, or no memory */
+		if (done == ring ||
+		    sc->end - sc->head + cf_logrec_size(CF_LOGREC_MAX_IMAGE) + sizeof(struct cf_logrec_hdr) <= done)
+			break; /* the whole ring, or stopped inside the window: the rest is not the live log */
+		cf_log_scan_free(sc);
 		want *= 4;
 	}
-	*out = buf;
-	*len = size;
+	sc->copy = buf;
+	sc->copy_len = size;
 	return 0;
 err:
-	free(buf);
+	cf_log_scan_free(sc);
+	munmap(buf, size);
 	return r;
 }
 
-static int attach_common(struct cf_log *l, const void *region, uint64_t region_len, struct cf_log_scan *sc)
+/* Position l after a scan of its region (ring_size = region_len - header). */
+static int attach_scanned(struct cf_log *l, uint64_t region_len, const struct cf_log_scan *sc)
+{
+	l->ring_size = region_len - sizeof(struct cf_log_hdr);
+	l->buf = malloc(cf_logrec_size(CF_LOGREC_MAX_IMAGE));
+	l->post_arena = malloc(CF_LOG_POST_ARENA);
+	if (!l->buf || !l->post_arena) {
+		cf_log_detach(l);
+		return -ENOMEM;
+	}
+	l->head = sc->head;
+	l->head_lsn = sc->head_lsn;
+	l->tail = sc->end;
+	l->next_lsn = sc->next_lsn;
+	l->durable_tail = l->tail; /* what a previous writer left is its own business */
+	l->durable_head = l->head;
+	return 0;
+}
+
+int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len)
+{
+	struct cf_log_scan sc;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	l->mem = region;
+	r = cf_log_scan(region, region_len, &sc);
+	if (r == 0)
+		r = attach_scanned(l, region_len, &sc);
+	cf_log_scan_free(&sc);
+	return r;
+}
+
+int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc)
 {
 	struct cf_log_scan local;
 	struct cf_log_scan *use = sc ? sc : &local;
 	int r;
 
-	l->ring_size = region_len - sizeof(struct cf_log_hdr);
-	l->buf = malloc(cf_logrec_size(CF_LOGREC_MAX_IMAGE));
-	l->post_arena = malloc(CF_LOG_POST_ARENA);
-	if (!l->buf || !l->post_arena) {
-		r = -ENOMEM;
-		goto err;
-	}
-	r = cf_log_scan(region, region_len, use);
-	if (r)
-		goto err;
-	l->head = use->head;
-	l->head_lsn = use->head_lsn;
-	l->tail = use->end;
-	l->next_lsn = use->next_lsn;
-	l->durable_tail = l->tail; /* what a previous writer left is its own business */
-	l->durable_head = l->head;
-	if (!sc)
-		cf_log_scan_free(&local);
-	return 0;
-err:
-	free(l->buf);
-	free(l->post_arena);
-	l->buf = l->post_arena = NULL;
-	return r;
-}
-
-int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len)
-{
 	memset(l, 0, sizeof(*l));
-	l->mem = region;
-	return attach_common(l, region, region_len, NULL);
-}
-
-int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc, void **region_out)
-{
-	void *region;
-	uint64_t len;
-	int r;
-
-	memset(l, 0, sizeof(*l));
-	if (sc && !region_out)
-		return -EINVAL; /* the scan's images point into the region */
 	l->s = s;
 	l->inst = inst;
 	l->region_off = cf_log_off(&s->map, inst);
 	l->persist = cf_session_persist_needed(s);
-	r = cf_log_read_region(s, inst, &region, &len);
-	if (r)
-		return r;
-	r = attach_common(l, region, len, sc);
-	if (r || !sc) {
-		free(region);
-		if (region_out)
-			*region_out = NULL;
-		return r;
-	}
-	*region_out = region;
-	return 0;
+	r = read_live(s, inst, use);
+	if (r == 0)
+		r = attach_scanned(l, use->copy_len, use);
+	if (r || !sc)
+		cf_log_scan_free(use);
+	return r;
 }
 
 void cf_log_detach(struct cf_log *l)

@@ -103,6 +103,9 @@ struct cf_log_scan {
 	const char *stop_where;  /* cf_corrupt_where() when stop == -EBADMSG */
 	struct cf_log_rec *recs; /* in LSN order, PADs left out */
 	size_t n, cap;
+	/* cf_log_attach's copy of the region, which recs' images point into: the scan's to free */
+	void *copy;
+	uint64_t copy_len;
 };
 
 /* ---- pure: parse a whole region (header + ring) already in memory ---- */
@@ -144,11 +147,10 @@ uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
  * LOG grant): reads and scans the region, positions the writer after the
  * last valid record. When sc is not NULL the scan is handed to the caller
  * (recovery: the records, the in-flight transactions) together with the
- * region copy its images point into (*region_out, free() it after
- * cf_log_scan_free); with sc NULL, region_out may be NULL.
+ * copy of the region its images point into (sc->copy), which
+ * cf_log_scan_free releases.
  */
-int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc,
-		  void **region_out);
+int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc);
 void cf_log_detach(struct cf_log *l);
 
 /*
@@ -157,8 +159,6 @@ void cf_log_detach(struct cf_log *l);
  */
 int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len);
 
-/* Read a whole instance log region through s into a malloc'd buffer. */
-int cf_log_read_region(struct cf_session *s, uint32_t inst, void **out, uint64_t *len);
 
 enum cf_log_flags {
 	CF_LOG_WAIT = 0x1,     /* wait for the completion (write-ahead, commit point) */

@@ -411,9 +411,9 @@ static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 }
 
 /* 4. read the whole log, find the in-flight transactions */
-static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *sc, void **region)
+static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *sc)
 {
-	int r = cf_log_attach(log, x->env->s, x->inst, sc, region);
+	int r = cf_log_attach(log, x->env->s, x->inst, sc);
 
 	if (r < 0)
 		return fail(x, r, "read log of %s: %s", x->rep->inst_name, strerror(-r));
@@ -551,7 +551,6 @@ static int recover(const struct cf_recovery_env *env, uint32_t inst, uint64_t fa
 	struct cf_log_scan sc;
 	struct cf_inst_slot slot;
 	struct cf_log log;
-	void *region = NULL;
 	struct cf_rec_entry *records = NULL; /* the record list, prefetched during the sync */
 	struct run *x;
 	bool log_attached = false, scanned = false;
@@ -615,7 +614,7 @@ attach:
 		goto out;
 	CF_FAULT("rec.after_attach");
 	phase(x, CF_PHASE_READ_LOG);
-	if ((r = step_read_log(x, &log, &sc, &region)) < 0)
+	if ((r = step_read_log(x, &log, &sc)) < 0)
 		goto out;
 	log_attached = scanned = true;
 	phase(x, CF_PHASE_BACKOUT);
@@ -649,7 +648,6 @@ out:
 		rep->phase_ns[rep->reached] += cf_mono_ns() - x->t_phase;
 	if (scanned)
 		cf_log_scan_free(&sc);
-	free(region);
 	if (log_attached)
 		cf_log_detach(&log);
 	/* posted rinfo buffers live in x, posted record READs in records: wait for them */

@@ -145,7 +145,7 @@ static void env_open(struct env *e, const struct cf_client_ops *ops, uint32_t cf
 	if (!mem || !medium)
 		abort();
 	persist_calls = persist_bytes = 0;
-	CHECK(cf_log_attach(&e->log, &e->s, INST, NULL, NULL) == 0);
+	CHECK(cf_log_attach(&e->log, &e->s, INST, NULL) == 0);
 	CHECK(cf_lock_table_init_mem(&e->locks, mem, &e->s.map, 1, 3) == 0);
 	cf_txn_ctx_init(&e->c, &e->data, &e->log, &e->locks, 3);
 	e->c.lock_timeout_ms = 50;
@@ -250,7 +250,6 @@ static void test_peer_backout_mark(void)
 	struct cf_txn t1, t2;
 	struct cf_log rlog;
 	struct cf_log_scan sc;
-	void *region = NULL;
 	uint32_t ntx = 0;
 	size_t nupd;
 	int64_t v = 1;
@@ -262,11 +261,10 @@ static void test_peer_backout_mark(void)
 	CHECK(cf_txn_update(&t2, 0, 4, &v) == 0);
 	/* the owner "dies" here: both in flight, their UPDATEs on the medium */
 	CHECK(on_medium(&e, t1.id, &nupd) == 0 && on_medium(&e, t2.id, &nupd) == 0);
-	CHECK(cf_log_attach(&rlog, &e.s, INST, &sc, &region) == 0);
+	CHECK(cf_log_attach(&rlog, &e.s, INST, &sc) == 0);
 	CHECK(cf_txn_backout_mark(&rlog, &sc, NULL, NULL, &ntx) == 0 && ntx == 2);
 	CHECK(on_medium(&e, t1.id, &nupd) == 1 && on_medium(&e, t2.id, &nupd) == 1);
 	cf_log_scan_free(&sc);
-	free(region);
 	cf_log_detach(&rlog);
 	cf_txn_free(&t1);
 	cf_txn_free(&t2);

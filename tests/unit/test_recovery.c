@@ -326,7 +326,7 @@ static void scen_open(struct scen *z)
 	CHECK(cf_session_inst_attach(&sa, OINST) == -EACCES); /* not A's */
 	CHECK(cf_session_inst_attach(&sa, INST) == 0);
 	CHECK(cf_data_open(&da, z->dir) == 0);
-	CHECK(cf_log_attach(&la, &sa, INST, NULL, NULL) == 0);
+	CHECK(cf_log_attach(&la, &sa, INST, NULL) == 0);
 	CHECK(cf_lock_table_init(&ta, &sa, INST, EP_A) == 0);
 	cf_txn_ctx_init(&c, &da, &la, &ta, EP_A);
 	c.lock_timeout_ms = 50;
