@@ -630,12 +630,13 @@ attach:
 		goto out;
 	/*
 	 * After the release (the locks are free as early as before) and before the
-	 * unregister: a home that claims I next writes its marker after ours.
+	 * unregister: a home that claims I next writes its marker after ours. Its
+	 * syncs count in the unregister phase: "release" is the locks.
 	 */
+	phase(x, CF_PHASE_UNREGISTER);
 	if (env->backed_out)
 		env->backed_out(env->arg, inst, rep->inst_name);
 	CF_FAULT("rec.before_unregister");
-	phase(x, CF_PHASE_UNREGISTER);
 	if ((r = step_unregister(x)) < 0)
 		goto out;
 	phase(x, CF_PHASE_DONE);
