@@ -155,6 +155,82 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The txids with a COMMIT or an ABORT in the scan, sorted (bsearch with cmp_u64); NULL: no memory. */
+static uint64_t *decided_txids(const struct cf_log_scan *sc, size_t *n)
+{
+	uint64_t *done = malloc((sc->n + 1) * sizeof(*done));
+
+	*n = 0;
+	if (!done)
+		return NULL;
+	for (size_t i = 0; i < sc->n; i++)
+		if (sc->recs[i].h.type == CF_LR_COMMIT || sc->recs[i].h.type == CF_LR_ABORT)
+			done[(*n)++] = sc->recs[i].h.txid;
+	qsort(done, *n, sizeof(*done), cmp_u64);
+	return done;
+}
+
+struct txid_at {
+	uint64_t txid;
+	size_t at; /* index of its first record in the scan */
+};
+
+static int cmp_txid_at(const void *a, const void *b)
+{
+	const struct txid_at *x = a, *y = b;
+
+	if (x->txid != y->txid)
+		return x->txid < y->txid ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static int cmp_at(const void *a, const void *b)
+{
+	const struct txid_at *x = a, *y = b;
+
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/*
+ * Sorting, not a txid-by-txid walk of the scan: on the failover path the log
+ * holds a thousand records and hundreds of transactions, and the quadratic
+ * walk took up to 1.5 ms of the sync phase.
+ */
+int cf_log_scan_open_txids(const struct cf_log_scan *sc, uint64_t **out, size_t *n)
+{
+	size_t ndone, k = 0, d = 0;
+	uint64_t *done = decided_txids(sc, &ndone);
+	struct txid_at *v = malloc((sc->n + 1) * sizeof(*v));
+
+	*out = NULL;
+	*n = 0;
+	if (!done || !v) {
+		free(done);
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < sc->n; i++)
+		if (!bsearch(&sc->recs[i].h.txid, done, ndone, sizeof(*done), cmp_u64))
+			v[k++] = (struct txid_at){ .txid = sc->recs[i].h.txid, .at = i };
+	free(done);
+	qsort(v, k, sizeof(*v), cmp_txid_at);
+	for (size_t i = 0; i < k; i++) /* the first record of each txid */
+		if (i == 0 || v[i].txid != v[d - 1].txid)
+			v[d++] = v[i];
+	qsort(v, d, sizeof(*v), cmp_at);
+	uint64_t *t = malloc((d + 1) * sizeof(*t));
+	if (!t) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < d; i++)
+		t[i] = v[i].txid;
+	free(v);
+	*out = t;
+	*n = d;
+	return 0;
+}
+
 int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *ntx)
 {
 	uint64_t *done = NULL, *open = NULL;
@@ -167,7 +243,7 @@ int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, 
 		*ntx = 0;
 	if (!sc->n)
 		return 0;
-	done = malloc(sc->n * sizeof(*done));
+	done = decided_txids(sc, &ndone);
 	open = malloc(sc->n * sizeof(*open));
 	v = malloc(sc->n * sizeof(*v));
 	if (!done || !open || !v) {
@@ -176,10 +252,6 @@ int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, 
 		free(v);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < sc->n; i++)
-		if (sc->recs[i].h.type == CF_LR_COMMIT || sc->recs[i].h.type == CF_LR_ABORT)
-			done[ndone++] = sc->recs[i].h.txid;
-	qsort(done, ndone, sizeof(*done), cmp_u64);
 	for (size_t i = sc->n; i-- > 0;) {
 		const struct cf_log_rec *r = &sc->recs[i];
 		if (bsearch(&r->h.txid, done, ndone, sizeof(*done), cmp_u64))

@@ -127,6 +127,12 @@ void cf_log_scan_free(struct cf_log_scan *sc);
 int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *ntx);
 /* Is txid in-flight in this scan? */
 bool cf_log_scan_txn_open(const struct cf_log_scan *sc, uint64_t txid);
+/*
+ * The distinct in-flight txids of a scan (records but no COMMIT or ABORT), in
+ * the order of their first records, into *out (allocated, free()), count in
+ * *n. 0 or -ENOMEM.
+ */
+int cf_log_scan_open_txids(const struct cf_log_scan *sc, uint64_t **out, size_t *n);
 
 /* ---- in-memory ring arithmetic (pure; unit-tested) ---- */
 

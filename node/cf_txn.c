@@ -556,20 +556,12 @@ int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*
 {
 	uint64_t *txids;
 	size_t ntxids = 0;
-	int r = 0;
+	int r;
 
 	/* ABORT + END for every in-flight transaction (also those with no UPDATE). */
-	txids = malloc((sc->n + 1) * sizeof(*txids));
-	if (!txids)
-		return -ENOMEM;
-	for (size_t i = 0; i < sc->n; i++) {
-		uint64_t t = sc->recs[i].h.txid;
-		bool dup = false;
-		for (size_t k = 0; k < ntxids; k++)
-			dup |= txids[k] == t;
-		if (!dup && cf_log_scan_txn_open(sc, t))
-			txids[ntxids++] = t;
-	}
+	r = cf_log_scan_open_txids(sc, &txids, &ntxids);
+	if (r)
+		return r;
 	/*
 	 * Posted, and awaited once at the end (RC order: the drain's completion
 	 * comes after all of them): the caller releases locks only after this

@@ -51,6 +51,23 @@ static void check_scan(const uint8_t *region, uint64_t len, const struct cf_log_
 			FUZZ_ASSERT(v[i].h.lsn < v[i - 1].h.lsn);
 	}
 	free(v);
+	/* the distinct in-flight txids: exactly those cf_log_scan_txn_open says, each once, first-record order */
+	uint64_t *t;
+	size_t nt, open = 0, at = 0;
+	FUZZ_ASSERT(cf_log_scan_open_txids(sc, &t, &nt) == 0);
+	FUZZ_ASSERT(nt == ntx);
+	for (size_t i = 0; i < sc->n; i++) {
+		uint64_t x = sc->recs[i].h.txid;
+		bool first = true;
+		for (size_t j = 0; j < i; j++)
+			first &= sc->recs[j].h.txid != x;
+		if (!first || !cf_log_scan_txn_open(sc, x))
+			continue;
+		open++;
+		FUZZ_ASSERT(at < nt && t[at++] == x);
+	}
+	FUZZ_ASSERT(open == nt);
+	free(t);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

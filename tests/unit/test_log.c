@@ -90,6 +90,13 @@ static void test_append_scan(void)
 	CHECK(cf_log_scan(region, REGION, &sc) == 0);
 	CHECK(sc.n == 7 && sc.stop == 0 && sc.end == l.tail && sc.next_lsn == 7);
 	CHECK(cf_log_scan_txn_open(&sc, 1) && !cf_log_scan_txn_open(&sc, 2));
+	{
+		uint64_t *t;
+		size_t nt;
+		CHECK(cf_log_scan_open_txids(&sc, &t, &nt) == 0);
+		CHECK(nt == 1 && t[0] == 1); /* txn 2 committed; txn 1 once, not once per record */
+		free(t);
+	}
 	CHECK(cf_log_scan_inflight(&sc, &v, &n, &ntx) == 0);
 	CHECK(n == 2 && ntx == 1);
 	if (n == 2)
