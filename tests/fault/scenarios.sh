@@ -161,8 +161,6 @@ self_backed_out() { # LABEL SYS: its latest incarnation ended with a completed s
 		fail "$1: $2 did not report a completed self-backout: $(tail -n 5 "$CF_WORK/$2.log")"
 }
 
-ctl() { bounded 20 "$CFCTL" "$@" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"; }
-
 # cf_crash_then_stale LABEL: kill -9 cfserver, every system notices, then the
 # image gets what a power loss may leave in the unpersisted lock table and record
 # lists; cfserver restarts on it.
@@ -180,10 +178,10 @@ sc_cf_restart_stale() {
 	cluster_start
 	cf_crash_then_stale cf_restart_stale
 	local out
-	out=$(ctl status) || fail "cf_restart_stale: cfctl status: $out"
+	out=$(cf_ctl status) || fail "cf_restart_stale: cfctl status: $out"
 	echo "$out" | grep -q "restart recovery: 3 instances left" ||
 		fail "cf_restart_stale: cfctl status does not show the restart recovery: $(echo "$out" | head -n 3)"
-	out=$(ctl status --json) || fail "cf_restart_stale: cfctl status --json: $out"
+	out=$(cf_ctl status --json) || fail "cf_restart_stale: cfctl status --json: $out"
 	echo "$out" | grep -q '"restart":{"state":"restart recovery","left":3}' ||
 		fail "cf_restart_stale: cfctl status --json: no restart recovery: $(echo "$out" | cut -c1-200)"
 	# SYS1 alone: it recovers its own instance, is refused for new work while
@@ -195,7 +193,7 @@ sc_cf_restart_stale() {
 		fail "cf_restart_stale: SYS1 did not wait for the restart recovery"
 	grep -q "restart recovery: done .* cleared [1-9][0-9]* lock word" "$CF_WORK/cfserver.log" ||
 		fail "cf_restart_stale: the stale lock words were not cleared: $(grep 'restart recovery: done' "$CF_WORK/cfserver.log")"
-	out=$(ctl status --json) || fail "cf_restart_stale: cfctl status --json: $out"
+	out=$(cf_ctl status --json) || fail "cf_restart_stale: cfctl status --json: $out"
 	echo "$out" | grep -q '"restart":{"state":"open","left":0}' || fail "cf_restart_stale: the CF did not open"
 	wait_for 20 busy SYS1 3 || fail "cf_restart_stale: SYS1 did not resume"
 	restart_dead
@@ -208,7 +206,7 @@ sc_cf_restart_barrier() {
 	cluster_init --nvram "$CF_WORK/cf.img"
 	cluster_start
 	local out
-	out=$(ctl policy operator) || fail "cf_restart_barrier: policy operator: $out"
+	out=$(cf_ctl policy operator) || fail "cf_restart_barrier: policy operator: $out"
 	cf_crash_then_stale cf_restart_barrier
 	# SYS1 and SYS2 only, policy operator: each recovers its own instance;
 	# NTS003 stays failed until the operator asks
@@ -219,7 +217,7 @@ sc_cf_restart_barrier() {
 		wait_for 30 grep -q "CF restart recovery in progress: [12] instances left: waiting to attach" "$CF_WORK/$s.log" ||
 			fail "cf_restart_barrier: $s was not refused with the restart-recovery status: $(tail -n 3 "$CF_WORK/$s.log")"
 	done
-	out=$(ctl status) || fail "cf_restart_barrier: cfctl status: $out"
+	out=$(cf_ctl status) || fail "cf_restart_barrier: cfctl status: $out"
 	echo "$out" | grep -q "restart recovery: 1 instances left: NTS003" ||
 		fail "cf_restart_barrier: cfctl status: $(echo "$out" | head -n 3)"
 	sleep 2 # they must keep waiting: no exit, no commit, while NTS003 is not recovered
@@ -229,7 +227,7 @@ sc_cf_restart_barrier() {
 	done
 	grep -q "INST_ATTACH NTS00[12] by SYS[12] deferred: restart recovery" "$CF_WORK/cfserver.log" ||
 		fail "cf_restart_barrier: cfserver did not log the deferred attaches"
-	out=$(ctl recover NTS003 --on SYS1) || fail "cf_restart_barrier: cfctl recover NTS003: $out"
+	out=$(cf_ctl recover NTS003 --on SYS1) || fail "cf_restart_barrier: cfctl recover NTS003: $out"
 	wait_for 30 grep -q "restart recovery: done" "$CF_WORK/cfserver.log" ||
 		fail "cf_restart_barrier: restart recovery did not complete after cfctl recover"
 	for s in SYS1 SYS2; do

@@ -231,6 +231,15 @@ cf_ctl() { # CFCTL-ARGS...
 	bounded 20 "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"
 }
 
+# cf_status_field sys|inst NAME KEY...: fields of a system or an instance from one
+# read of `cfctl status --json`, space-separated ("-" if absent; KEY a.b is field b
+# of object a; tests/lib/status_field.py). Fails when the status cannot be read.
+cf_status_field() {
+	local out
+	out=$(cf_ctl status --json 2>/dev/null) || return 1
+	python3 "$(dirname "${BASH_SOURCE[0]}")/status_field.py" "$@" <<<"$out"
+}
+
 # cf_hosts_up N DATA: with CF_HOSTS=netns, N namespace-hosts sharing DATA, and
 # the CF's address on their bridge (CF_HOST); nothing otherwise. Call it before
 # start_cfserver.

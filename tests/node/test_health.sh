@@ -10,7 +10,6 @@
 
 start_cf --hb-timeout 60000
 mkdata 16 100
-ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 health() { # RC PATTERN: exit code and output of cfctl health
 	local out rc
 	out=$(bounded 30 "$CFCTL" health --cf "$CF_ADDR" --cluster-key "${KEY:-$CF_KEYFILE}" --transport "$CF_TRANSPORT" 2>&1)
@@ -35,9 +34,9 @@ wait_for 20 health 1 "instance NTS001 INACTIVE_FAILED" || fail "a failed instanc
 grep -q "^system SYS1 FAILED (epoch 1, connection lost" "$CF_WORK/health.out" || fail "failed system not reported"
 grep -q "not recovered yet (cfctl recover NTS001" "$CF_WORK/health.out" || fail "no hint how to recover"
 [ "$(wc -l <"$CF_WORK/health.out")" = 2 ] || fail "one line per problem: $(cat "$CF_WORK/health.out")"
-ctl status >/dev/null || fail "cfctl status does not exit 0 any more with a system failed"
+cf_ctl status >/dev/null || fail "cfctl status does not exit 0 any more with a system failed"
 
-ctl recover NTS001 --on SYS2 >/dev/null || fail "recover"
+cf_ctl recover NTS001 --on SYS2 >/dev/null || fail "recover"
 wait_for 20 log_has s2 "cf-fault: rec.after_attach fires" || fail "SYS2 did not stop in its recovery"
 health 1 "^instance NTS001 ACTIVE in recovery by SYS2 (phase [a-z-]*, incident 1, " ||
 	fail "a recovery in progress is not reported"

@@ -9,7 +9,6 @@
 
 start_cf
 mkdata 1000 100
-ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 start_node holder SYS1 NTS001 --workload hold --record 5 --hold-ms 60000
 holder=$NODE_PID
 wait_for 20 log_has holder "holding f0.r5" || fail "SYS1 did not take the lock"
@@ -17,13 +16,11 @@ start_node waiter SYS2 NTS002 --workload lock --record 5 --lock-timeout 60000
 waiter=$NODE_PID
 # the waiter's record-list entry is there once it waits
 waiting() {
-	ctl status --json | python3 -c '
-import json,sys
-d={i["name"]:i for i in json.load(sys.stdin)["instances"]}
-sys.exit(0 if d.get("NTS002",{}).get("lock_names") else 1)'
+	local v
+	v=$(cf_status_field inst NTS002 lock_names) && [ "$v" != - ] && [ "$v" != "[]" ]
 }
 wait_for 20 waiting || fail "NTS002 never shows its lock entry"
-ctl status --json >"$CF_WORK/status.json" || fail "status --json"
+cf_ctl status --json >"$CF_WORK/status.json" || fail "status --json"
 python3 - "$CF_WORK/status.json" <<'PY' || fail "JSON lock state: $(cat "$CF_WORK/status.json")"
 import json,sys
 d=json.load(open(sys.argv[1]))
@@ -39,7 +36,7 @@ assert not h["lock_names_truncated"] and h["lock_names_total"]==1, h
 assert sysm["SYS1"]["locks_held"]==h["locks_held"], (sysm["SYS1"], h)
 assert sysm["SYS2"]["locks_held"]==w["locks_held"], (sysm["SYS2"], w)
 PY
-ctl status >"$CF_WORK/status.txt" || fail "status"
+cf_ctl status >"$CF_WORK/status.txt" || fail "status"
 cat "$CF_WORK/status.txt" >&2
 [ "$(grep -c 'f0\.r5(X)' "$CF_WORK/status.txt")" = 1 ] || fail "f0.r5 shown held by more than one instance"
 grep -A3 "NTS001" "$CF_WORK/status.txt" | grep -q "locks: f0.r5(X)$" || fail "NTS001 not shown holding f0.r5"
@@ -54,16 +51,15 @@ kill_pid "$holder" TERM
 start_node bank SYS3 NTS003 --workload bank --accounts 1000 --inflight 100 --duration 60
 bank=$NODE_PID
 many() {
-	[ "$(ctl status --json | python3 -c '
-import json,sys
-print(next(i["lock_names_total"] for i in json.load(sys.stdin)["instances"] if i["name"]=="NTS003"))')" -gt 9 ]
+	local n
+	n=$(cf_status_field inst NTS003 lock_names_total) && [ "$n" != - ] && [ "$n" -gt 9 ]
 }
 wait_for 30 many || fail "NTS003 never had more than 9 locks"
 kill -KILL "$bank"
 wait_for 10 sh -c "\"$CFCTL\" --cf $CF_ADDR --cluster-key $CF_KEYFILE --transport $CF_TRANSPORT status | grep -q 'NTS003 *INACTIVE_FAILED'" ||
 	fail "NTS003 not failed"
-ctl status --json >"$CF_WORK/status.json" || fail "status --json"
-ctl status >"$CF_WORK/status.txt" || fail "status"
+cf_ctl status --json >"$CF_WORK/status.json" || fail "status --json"
+cf_ctl status >"$CF_WORK/status.txt" || fail "status"
 total=$(python3 - "$CF_WORK/status.json" <<'PY'
 import json,sys
 i=next(i for i in json.load(open(sys.argv[1]))["instances"] if i["name"]=="NTS003")

@@ -21,7 +21,6 @@ cluster() {
 	cp "$DATA/f0.cfd" "$CF_WORK/f0.initial" # for the journal check in finish
 }
 
-ctl() { "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"; }
 
 # node SYS INST [cfnode args...]: a system with the bank workload; PID in PID_SYS.
 # CF_TEST_NODE_ARGS (word-split) goes before the test's own args, e.g.
@@ -52,27 +51,21 @@ wait_inst() { # INST STATE [TIMEOUT]
 	wait_for "${3:-20}" inst_is "$1" "$2" || fail "$1 is not $2 but: $(inst_state "$1")"
 }
 # owner name of an ACTIVE instance, via cfctl status --json
-inst_owner() {
-	ctl status --json | python3 -c '
-import json,sys
-d=json.load(sys.stdin)
-print(next((i.get("owner","") for i in d["instances"] if i["name"]==sys.argv[1]), ""))' "$1"
-}
+inst_owner() { cf_status_field inst "$1" owner; }
 owner_is() { [ "$(inst_owner "$1")" = "$2" ]; }
 # held_of INST → lock words that name INST as a holder, either mode (read
 # directly, not through cfctl)
 held_of() { CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" held "$1"; }
-locks_of() { # INST → locks held (per the lock words), from cfctl status --json
-	ctl status --json | python3 -c '
-import json,sys
-d=json.load(sys.stdin)
-print(next((i.get("locks",0) for i in d["instances"] if i["name"]==sys.argv[1]), -1))' "$1"
+locks_of() { # INST → locks held (per the lock words), from cfctl status --json; -1 if unknown
+	local n
+	n=$(cf_status_field inst "$1" locks) || n=-
+	[ "$n" = - ] && n=-1
+	echo "$n"
 }
-commits_of() { # SYS
-	ctl status --json 2>/dev/null | python3 -c '
-import json,sys
-d=json.load(sys.stdin)
-print(next((s.get("commits",0) for s in d["systems"] if s["name"]==sys.argv[1] and s["state"]=="ACTIVE"), 0))' "$1"
+commits_of() { # SYS → its commits while ACTIVE, 0 otherwise
+	local st c
+	read -r st c < <(cf_status_field sys "$1" state commits)
+	[ "${st:-}" = ACTIVE ] && [ "${c:-}" != - ] && echo "$c" || echo 0
 }
 # Committed transfers in the journal of SYS's current incarnation (lines
 # that begin with the txid: not "P " intents, not the "I " instance line): its commits since it was last started.
@@ -142,12 +135,8 @@ node_host() {
 # rec_field INST KEY...: fields of INST's recovery record in cfctl status --json,
 # one status read, space-separated ("-" if absent)
 rec_field() {
-	ctl status --json 2>/dev/null | python3 -c '
-import json,sys
-d=json.load(sys.stdin)
-i=next((i for i in d["instances"] if i["name"]==sys.argv[1]), {})
-r=i.get("recovery",{})
-f=lambda v: str(v).lower() if isinstance(v,bool) else str(v)
-print(" ".join(f(r.get(k,"-")) for k in sys.argv[2:]))' "$@"
+	local inst=$1
+	shift
+	cf_status_field inst "$inst" "${@/#/recovery.}"
 }
 fence_waiting() { [ "$(rec_field "$1" waiting)" = true ]; }

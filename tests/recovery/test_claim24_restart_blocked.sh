@@ -22,7 +22,7 @@ log "NTS001 backed out, $held lock words still held"
 node SYS1 NTS001 --policy operator
 wait_for 20 grep -q "waiting for peer recovery of NTS001 by SYS2" "$CF_WORK/SYS1.log" || fail "restarted SYS1 does not wait"
 # The operator asks a third system: the console refuses (NTS001 is not failed).
-ctl recover NTS001 --on SYS3 >"$CF_WORK/recover.log" 2>&1 && fail "cfctl recover of an ACTIVE instance accepted"
+cf_ctl recover NTS001 --on SYS3 >"$CF_WORK/recover.log" 2>&1 && fail "cfctl recover of an ACTIVE instance accepted"
 grep -q "ACTIVE" "$CF_WORK/recover.log" || fail "refusal does not say why: $(cat "$CF_WORK/recover.log")"
 # A system that learned of the incident tries the registration CAS itself: the word rejects it.
 read -r _ owner _ incident <<<"$(inst_state NTS001)"

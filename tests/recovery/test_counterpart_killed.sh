@@ -10,7 +10,7 @@ node SYS3 NTS003 --policy operator
 wait_committing SYS1 SYS2 SYS3
 kill -KILL "$(pid_of SYS1)"
 wait_for 20 gone "$(pid_of SYS2)" || fail "SYS2 did not die at its fault point"
-ctl policy auto >/dev/null || fail "cfctl policy auto"
+cf_ctl policy auto >/dev/null || fail "cfctl policy auto"
 wait_recovery NTS001 2
 [ "$(counterpart_of NTS001 2)" = SYS3 ] || fail "incident 2 recovered by $(counterpart_of NTS001 2)"
 wait_recovery NTS002

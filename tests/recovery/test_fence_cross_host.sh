@@ -13,20 +13,20 @@ HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster
 node SYS1 NTS001 --fence-agent auto
 node_host hostB SYS2 NTS002
 wait_committing SYS1 SYS2
-[ "$(ctl status --json | python3 -c 'import json,sys; print(next(s["host"] for s in json.load(sys.stdin)["systems"] if s["name"]=="SYS2"))')" = hostB ] ||
+[ "$(cf_status_field sys SYS2 host)" = hostB ] ||
 	fail "SYS2 does not run on hostB"
 
 t0=$(date +%s.%N)
 kill -KILL "$(pid_of SYS2)"
 # (a loaded 2-core machine makes cfctl status itself take seconds: bounds below bracket each read)
-wait_for 20 fence_waiting NTS002 || fail "the fence wait of NTS002 is not visible in cfctl status: $(ctl status)"
+wait_for 20 fence_waiting NTS002 || fail "the fence wait of NTS002 is not visible in cfctl status: $(cf_ctl status)"
 seen=$(date +%s.%N)
 log "fence wait visible $(python3 -c "print(round($seen-$t0,3))") s after the kill"
 [ "$(inst_owner NTS002)" = SYS1 ] || fail "NTS002 not held by its counterpart SYS1: $(inst_state NTS002)"
 reason=$(rec_field NTS002 reason)
 case $reason in *SYS2*hostB*fence-confirm*) ;; *) fail "reason does not say who, where and how: $reason" ;; esac
 [ "$(rec_field NTS002 phase)" = disk-fence ] || fail "phase $(rec_field NTS002 phase)"
-ctl status | grep -q "WAITING .*SYS2 on host hostB" || fail "human status shows no wait: $(ctl status)"
+cf_ctl status | grep -q "WAITING .*SYS2 on host hostB" || fail "human status shows no wait: $(cf_ctl status)"
 # the age keeps up with the clock (within 1 s); each read bracketed by the clock
 t1a=$(date +%s.%N); w1=$(rec_field NTS002 wait_ms); t1b=$(date +%s.%N)
 python3 -c "import sys; sys.exit(0 if $w1/1e3 <= $t1b-$t0+1.0 else 1)" || fail "wait age $w1 ms longer than since the kill"
@@ -42,34 +42,34 @@ tries=$(rec_field NTS002 wait_tries)
 [ "$tries" -ge 3 ] || fail "fence not retried at intervals: $tries attempts"
 
 # bad inputs: clear errors, nothing changes
-out=$(ctl fence-confirm NOSUCH 2>&1) && fail "fence-confirm of an unknown system accepted: $out"
+out=$(cf_ctl fence-confirm NOSUCH 2>&1) && fail "fence-confirm of an unknown system accepted: $out"
 grep -q "no system named NOSUCH" <<<"$out" || fail "unclear error: $out"
-out=$(ctl fence-confirm SYS1 2>&1) && fail "fence-confirm of a system nothing waits on accepted: $out"
+out=$(cf_ctl fence-confirm SYS1 2>&1) && fail "fence-confirm of a system nothing waits on accepted: $out"
 grep -q "no recovery waits on a fence of SYS1" <<<"$out" || fail "unclear error: $out"
-out=$(ctl fence-confirm 'bad/name' 2>&1); [ $? -eq 2 ] || fail "bad name not a usage error: $out"
-out=$(ctl fence-confirm 2>&1); [ $? -eq 2 ] || fail "missing argument not a usage error: $out"
-out=$(ctl recover NOSUCH --retry 2>&1) && fail "recover --retry of an unknown instance accepted: $out"
+out=$(cf_ctl fence-confirm 'bad/name' 2>&1); [ $? -eq 2 ] || fail "bad name not a usage error: $out"
+out=$(cf_ctl fence-confirm 2>&1); [ $? -eq 2 ] || fail "missing argument not a usage error: $out"
+out=$(cf_ctl recover NOSUCH --retry 2>&1) && fail "recover --retry of an unknown instance accepted: $out"
 grep -q "no instance named NOSUCH" <<<"$out" || fail "unclear error: $out"
-out=$(ctl recover NTS001 --retry 2>&1) && fail "recover --retry of a healthy instance accepted: $out"
-out=$(ctl policy auto --retry 2>&1); [ $? -eq 2 ] || fail "--retry accepted with policy: $out"
+out=$(cf_ctl recover NTS001 --retry 2>&1) && fail "recover --retry of a healthy instance accepted: $out"
+out=$(cf_ctl policy auto --retry 2>&1); [ $? -eq 2 ] || fail "--retry accepted with policy: $out"
 fence_waiting NTS002 || fail "a refused request changed the wait"
 has_recovery NTS002 && fail "NTS002 backed out without a fence"
 
 # recover --retry: the counterpart tries its fence agent again now
 tries=$(rec_field NTS002 wait_tries)
-ctl recover NTS002 --retry | grep -q "asked to retry its fence" || fail "recover --retry not accepted"
+cf_ctl recover NTS002 --retry | grep -q "asked to retry its fence" || fail "recover --retry not accepted"
 wait_for 5 eval '[ "$(rec_field NTS002 wait_tries)" -gt "$tries" ]' || fail "recover --retry did not retry the fence"
 grep -q "operator asks to retry the fence of SYS2 for NTS002" "$CF_WORK/SYS1.log" || fail "retry not logged"
 
 # the operator vouches SYS2 is down
-ctl fence-confirm SYS2 | grep -q "NTS002 (counterpart SYS1)" || fail "fence-confirm not accepted"
+cf_ctl fence-confirm SYS2 | grep -q "NTS002 (counterpart SYS1)" || fail "fence-confirm not accepted"
 wait_recovery NTS002 1 20
 grep -q "fence of SYS2 (epoch 1, host hostB) confirmed by the operator" "$CF_WORK/SYS1.log" ||
 	fail "the operator's confirmation is not logged"
 wait_inst NTS002 INACTIVE_CLEAN
 [ "$(locks_of NTS002)" -eq 0 ] || fail "NTS002 still holds $(locks_of NTS002) locks"
 [ "$(rec_field NTS002 fence_wait)" = confirmed ] || fail "fence_wait $(rec_field NTS002 fence_wait)"
-out=$(ctl fence-confirm SYS2 2>&1) && fail "a second fence-confirm accepted: $out"
+out=$(cf_ctl fence-confirm SYS2 2>&1) && fail "a second fence-confirm accepted: $out"
 
 # the home system restarts on its host and works again
 node_host hostB SYS2 NTS002

@@ -26,7 +26,7 @@ grep -q "nobody reads" <<<"$out" || fail "unclear error: $out"
 out=$(bounded 20 "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" --system SYSX \
 	--instance NTSX --data "$DATA" --watchdog "$CF_WORK/plain" --workload none 2>&1) &&
 	fail "a plain file accepted as a watchdog: $out"
-ctl status --json | grep -q '"NTSX"' && fail "a refused system opened its instance"
+cf_ctl status --json | grep -q '"NTSX"' && fail "a refused system opened its instance"
 
 start_bg wd2 "$STANDIN" "$CF_WORK/wd2.fifo" "$WD_MS" "$CF_WORK/SYS2.pid"
 WD2=$BG_PID
@@ -41,7 +41,7 @@ echo "$(pid_of SYS2)" >"$CF_WORK/SYS2.pid"
 node SYS3 NTS003 --watchdog "$CF_WORK/wd3.fifo" --watchdog-timeout "$WD_MS"
 echo "$(pid_of SYS3)" >"$CF_WORK/SYS3.pid"
 wait_committing SYS1 SYS2 SYS3
-[ "$(ctl status --json | python3 -c 'import json,sys; print(next(s["watchdog_ms"] for s in json.load(sys.stdin)["systems"] if s["name"]=="SYS2"))')" = "$WD_MS" ] ||
+[ "$(cf_status_field sys SYS2 watchdog_ms)" = "$WD_MS" ] ||
 	fail "SYS2's watchdog not announced to the CF"
 grep -q "armed" "$CF_WORK/wd2.log" || fail "SYS2 does not pet its watchdog"
 

@@ -25,7 +25,7 @@ wait_for 20 grep -q "INACTIVE_FAILED (incident 1): policy operator, waiting for 
 sleep 0.5 # nothing may happen over this window: a bound, not a wait
 inst_is NTS001 INACTIVE_FAILED || fail "the restarted SYS1 recovered NTS001 without the operator: $(inst_state NTS001)"
 has_recovery NTS001 1 && fail "a recovery of NTS001 ran without the operator"
-ctl recover NTS001 --on SYS1 >"$CF_WORK/recover.log" 2>&1 || fail "cfctl recover --on SYS1: $(cat "$CF_WORK/recover.log")"
+cf_ctl recover NTS001 --on SYS1 >"$CF_WORK/recover.log" 2>&1 || fail "cfctl recover --on SYS1: $(cat "$CF_WORK/recover.log")"
 wait_recovery NTS001 1
 [ "$(counterpart_of NTS001 1)" = SYS1 ] || fail "recovered by $(counterpart_of NTS001 1), not SYS1"
 wait_for 20 inst_is NTS001 ACTIVE || fail "SYS1 did not start after recovering its own instance"

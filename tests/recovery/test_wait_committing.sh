@@ -17,7 +17,7 @@ printf '%s\n' '#!/bin/sh' \
 	'esac' \
 	"exec \"$real_cfctl\" \"\$@\"" >"$CFCTL"
 chmod +x "$CFCTL"
-ctl status >/dev/null 2>&1 && fail "the stand-in probe answered"
+cf_ctl status >/dev/null 2>&1 && fail "the stand-in probe answered"
 node SYS1 NTS001 --group-commit on
 wait_committing SYS1
 kill -STOP "$(pid_of SYS1)"
