@@ -165,7 +165,6 @@ void cf_log_detach(struct cf_log *l);
  */
 int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len);
 
-
 enum cf_log_flags {
 	CF_LOG_WAIT = 0x1,     /* wait for the completion (write-ahead, commit point) */
 	CF_LOG_TERMINAL = 0x2, /* may use the reserve (COMMIT, ABORT, END) */
