@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,6 +257,37 @@ static int same_program(uint64_t pid, char *why, size_t len)
 	return 0;
 }
 
+/*
+ * After the SIGKILL, each thread of the victim (recognised: its identity was
+ * just checked, and the pidfd pins it) gets the lowest real-time priority, so
+ * that its exit runs at once instead of queueing behind the survivors' work:
+ * the exit frees the process's memory before it can be confirmed, and a frozen
+ * system's threads, woken by the kill at normal priority on a busy machine,
+ * took up to 6 ms to get there (the disk fence's p99 under SIGSTOP). After,
+ * not before: a killed thread runs no more user code, so a live victim spinning
+ * at that priority cannot hold off the kill itself. Best effort: without the
+ * privilege, or for a thread already gone, nothing changes.
+ */
+static void hasten_exit(uint64_t pid)
+{
+	struct sched_param sp = {.sched_priority = 1};
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%llu/task", (unsigned long long)pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+		if (tid > 0 && *end == 0)
+			(void)sched_setscheduler((pid_t)tid, SCHED_FIFO, &sp);
+	}
+	closedir(d);
+}
+
 static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
 {
 	char host[CF_HOST_MAX] = "";
@@ -353,6 +386,7 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 		snprintf(msg, len, "SIGKILL %s (pid %llu): %s", t->name, (unsigned long long)t->pid, strerror(-r));
 		return r;
 	}
+	hasten_exit(t->pid);
 	/* The pidfd turns readable when the process has exited: our confirmation. */
 	pfd.fd = fd;
 	pfd.events = POLLIN;
