@@ -556,21 +556,32 @@ static int snapshot_first(struct cf_txn_ctx *c, uint64_t max, struct cf_data_fil
 	return snapshot(c, *f, *n, *before);
 }
 
-static int backout_and_compare(struct cf_txn_ctx *c, struct cf_txn *t, struct cf_data_file *f, uint64_t n,
-			       const uint8_t *before, uint8_t *after, uint64_t *bad)
+/*
+ * Back t out (and free it), then compare every record with its before-image.
+ * What goes wrong is said on out as "WHAT: ...". 0, -EDOM when records
+ * differ, or the error.
+ */
+static int backout_check(struct cf_txn_ctx *c, struct cf_txn *t, struct cf_data_file *f, uint64_t n,
+			 const uint8_t *before, uint8_t *after, FILE *out, const char *what)
 {
 	uint32_t ss = cf_data_slot_size(f);
+	uint64_t bad = 0;
 	int r = cf_txn_backout(t);
 
-	if (r)
+	cf_txn_free(t);
+	if (r == 0)
+		r = snapshot(c, f, n, after);
+	if (r) {
+		fprintf(out, "%s: backout failed: %s\n", what, strerror(-r));
 		return r;
-	r = snapshot(c, f, n, after);
-	if (r)
-		return r;
-	*bad = 0;
+	}
 	for (uint64_t i = 0; i < n; i++)
 		if (memcmp(before + i * ss, after + i * ss, ss))
-			(*bad)++;
+			bad++;
+	if (bad) {
+		fprintf(out, "%s: %" PRIu64 " of %" PRIu64 " records differ from their before-images\n", what, bad, n);
+		return -EDOM;
+	}
 	return 0;
 }
 
@@ -578,7 +589,7 @@ int cf_bank_backout(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 {
 	struct cf_data_file *f;
 	struct cf_txn t;
-	uint64_t n, bad = 0, rng = o->seed ? o->seed : 42;
+	uint64_t n, rng = o->seed ? o->seed : 42;
 	uint32_t updates = o->updates ? o->updates : 16;
 	uint8_t *before = NULL, *after = NULL;
 	int r;
@@ -598,18 +609,9 @@ int cf_bank_backout(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 		cf_txn_free(&t);
 		goto out;
 	}
-	r = backout_and_compare(c, &t, f, n, before, after, &bad);
-	cf_txn_free(&t);
-	if (r) {
-		fprintf(out, "backout: %s\n", strerror(-r));
-		goto out;
-	}
-	if (bad) {
-		fprintf(out, "backout: %" PRIu64 " of %" PRIu64 " records differ from their before-images\n", bad, n);
-		r = -EDOM;
-	} else {
+	r = backout_check(c, &t, f, n, before, after, out, "backout");
+	if (r == 0)
 		fprintf(out, "backout: %u updates backed out, %" PRIu64 " records restored byte for byte\n", updates, n);
-	}
 out:
 	free(before);
 	free(after);
@@ -620,7 +622,7 @@ int cf_bank_logfull(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 {
 	struct cf_data_file *f;
 	struct cf_txn t;
-	uint64_t n, bad = 0, k = 0;
+	uint64_t n, k = 0;
 	uint8_t *before = NULL, *after = NULL;
 	int r;
 
@@ -641,17 +643,9 @@ int cf_bank_logfull(struct cf_txn_ctx *c, const struct cf_bank_opts *o, FILE *ou
 		cf_txn_free(&t);
 		goto out;
 	}
-	r = backout_and_compare(c, &t, f, n, before, after, &bad);
-	cf_txn_free(&t);
-	if (r) {
-		fprintf(out, "logfull: backout after log full failed: %s\n", strerror(-r));
+	r = backout_check(c, &t, f, n, before, after, out, "logfull");
+	if (r)
 		goto out;
-	}
-	if (bad) {
-		fprintf(out, "logfull: %" PRIu64 " records differ after backout\n", bad);
-		r = -EDOM;
-		goto out;
-	}
 	/* The log is usable again. */
 	cf_txn_begin(c, &t);
 	{
