@@ -217,21 +217,11 @@ static void hb_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void *hb_main(void *arg)
 {
 	struct cf_agent *a = arg;
-	struct sched_param sp = { .sched_priority = 1 };
 	sigset_t all;
 
 	/* Signals are the agent thread's business. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	/*
-	 * A heartbeat that shares a CPU queue with the workload expires under load
-	 * (FaRM's lesson). The thread sleeps in poll() between beats and never
-	 * spins, so the lowest real-time priority costs the rest nothing; without
-	 * the privilege it stays a normal thread.
-	 */
-	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0)
-		atomic_store(&a->hb.realtime, 1);
-
 	ev_run(a->hb.loop, 0);
 	return NULL;
 }
@@ -269,28 +259,26 @@ int cf_agent_hb_start(struct cf_agent *a)
 	r = atomic_load(&hb->err);
 	if (r)
 		goto err_loop;
-	/*
-	 * The heartbeat must run on time even when workload threads keep every
-	 * core busy (FaRM's lesson; corosync runs real-time for the same reason):
-	 * ask for a real-time priority, and carry on without one if refused.
-	 */
-	{
-		pthread_attr_t at;
-		struct sched_param sp = {.sched_priority = 10};
-
-		pthread_attr_init(&at);
-		pthread_attr_setinheritsched(&at, PTHREAD_EXPLICIT_SCHED);
-		pthread_attr_setschedpolicy(&at, SCHED_RR);
-		pthread_attr_setschedparam(&at, &sp);
-		r = -pthread_create(&hb->thr, &at, hb_main, a);
-		pthread_attr_destroy(&at);
-		if (r == -EPERM) {
-			cf_agent_log(a, CF_AGENT_INFO, "heartbeat thread: no real-time priority (not permitted)");
-			r = -pthread_create(&hb->thr, NULL, hb_main, a);
-		}
-	}
+	r = -pthread_create(&hb->thr, NULL, hb_main, a);
 	if (r)
 		goto err_loop;
+	/*
+	 * A heartbeat that shares a CPU queue with the workload expires under load
+	 * (FaRM's lesson; corosync runs real-time for the same reason). The thread
+	 * sleeps in poll() between beats and never spins, so a real-time priority
+	 * costs the rest nothing. Above the agent thread's (SCHED_RR 9,
+	 * cf_agent_run), whose recoveries compute, and above cfserver's (5) on a
+	 * shared host: a beat is a few microseconds of work, and the one thing a
+	 * system must not be late for. Without the privilege it stays a normal
+	 * thread.
+	 */
+	{
+		struct sched_param sp = {.sched_priority = 10};
+		if (pthread_setschedparam(hb->thr, SCHED_FIFO, &sp) == 0)
+			atomic_store(&hb->realtime, 1);
+		else
+			cf_agent_log(a, CF_AGENT_INFO, "heartbeat thread: no real-time priority (not permitted)");
+	}
 	hb->running = true;
 	return 0;
 err_loop:
