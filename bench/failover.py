@@ -49,6 +49,7 @@ class Cluster:
         self.crashes = []    # (victim, CLOCK_MONOTONIC ns) of every crash this driver caused
         self.raced = 0       # crashes taken again: a false suspicion had declared the victim first
         self.pending = []    # RECOVERY reports read from the logs, not yet taken (recovery_line)
+        self.started_ns = {} # sys -> wall-clock ns its current process was started
         self.server = None
 
     def bin(self, *p):
@@ -106,8 +107,6 @@ class Cluster:
             C.reap(self.nodes[s])
             ent = self.sys_entry(self.status(), s)
             self.restart(s, ent.get("epoch") if ent else None)
-            # its peer recovery is not one of ours: taken now, not by the first crash of s
-            C.wait_until(lambda: self.recovery_line(self.inst_of(s)), 10, 0.02)
 
     def inst_of(self, sysname):
         return "NTS%03d" % int(sysname[3:])
@@ -151,6 +150,7 @@ class Cluster:
             self.host_watchdog(host)
             pre = self.host_prefix(host)
             fence = ["--watchdog", self.wd_fifo(host), "--watchdog-timeout", str(self.a.wd_ms)]  # fence auto
+        self.started_ns[sysname] = time.time_ns()
         self.nodes[sysname] = C.spawn(pre + 
             [self.bin("node", "cfnode"), "--cf", self.addr, "--cluster-key", self.key, "--transport", self.a.transport,
              "--system", sysname, "--instance", self.inst_of(sysname), "--data", self.data,
@@ -208,6 +208,15 @@ class Cluster:
                 return r
         return None
 
+    def recovery_since(self, inst, born_ns):
+        """recovery_line, passing over the recoveries of incarnations from before born_ns (wall
+        clock): one declared failed while it started, or a restart given up on and killed. They
+        are nobody's race with the next crash."""
+        while True:
+            r = self.recovery_line(inst)
+            if r is None or r.get("fail_ns", born_ns) >= born_ns:
+                return r
+
     def declared_mono(self, victim, after_ns):
         """CLOCK_MONOTONIC ns at which cfserver logged the start of victim's failure
         processing, the first such line after after_ns (None if not found)."""
@@ -242,15 +251,17 @@ class Cluster:
         ent = self.sys_entry(st, victim)
         old_epoch = ent.get("epoch") if ent else None
         inst = self.inst_of(victim)
-        stale = self.recovery_line(inst)  # consume anything older
         p = self.nodes[victim]
+        born = self.started_ns.get(victim, 0)
+        stale = self.recovery_since(inst, born)  # consume anything older
         if stale is not None or p.poll() is not None:
             return self.restart_raced(victim, p, old_epoch)
         t0m = time.monotonic_ns()
         t0 = time.time_ns()
         os.kill(p.pid, signal.SIGKILL if mode == "kill" else signal.SIGSTOP)
         self.crashes.append((victim, t0m))
-        rec = C.wait_until(lambda: self.recovery_line(inst), 20 + self.a.T / 1000.0 + self.a.wd_ms / 1000.0, 0.002)
+        rec = C.wait_until(lambda: self.recovery_since(inst, born), 20 + self.a.T / 1000.0 + self.a.wd_ms / 1000.0,
+                           0.002)
         if not rec:
             raise RuntimeError(f"no RECOVERY of {inst} within 20 s after {mode} of {victim} (see {self.w})")
         if rec.get("fail_ns") is not None and rec["fail_ns"] < t0:
@@ -307,7 +318,8 @@ class Cluster:
         for attempt in range(3):
             n += 1
             self.start_node(victim)
-            if self.wait_busy(victim, old_epoch, 30):
+            # 30 s, or 20 T where T is scaled up for CPU emulation (the rig: T = 3 s)
+            if self.wait_busy(victim, old_epoch, max(30.0, 20 * self.a.T / 1000.0)):
                 return n
             C.log(f"{self.label}: restarted {victim} did not commit again (exit "
                   f"{self.nodes[victim].poll()}); restarting it again")
