@@ -268,7 +268,14 @@ static int same_program(uint64_t pid, char *why, size_t len)
  * at that priority cannot hold off the kill itself. Best effort: without the
  * privilege, or for a thread already gone, nothing changes.
  */
-static void hasten_exit(uint64_t pid)
+static bool exited(int pidfd)
+{
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) != 0;
+}
+
+static void hasten_exit(uint64_t pid, int pidfd)
 {
 	struct sched_param sp = {.sched_priority = 1};
 	char path[64];
@@ -279,7 +286,8 @@ static void hasten_exit(uint64_t pid)
 	d = opendir(path);
 	if (!d)
 		return;
-	while ((de = readdir(d)) != NULL) {
+	/* once it has exited, its pid (and its threads' ids) may be reaped and reused: stop */
+	while (!exited(pidfd) && (de = readdir(d)) != NULL) {
 		char *end;
 		long tid = strtol(de->d_name, &end, 10);
 		if (tid > 0 && *end == 0)
@@ -386,7 +394,7 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 		snprintf(msg, len, "SIGKILL %s (pid %llu): %s", t->name, (unsigned long long)t->pid, strerror(-r));
 		return r;
 	}
-	hasten_exit(t->pid);
+	hasten_exit(t->pid, fd);
 	/* The pidfd turns readable when the process has exited: our confirmation. */
 	pfd.fd = fd;
 	pfd.events = POLLIN;
