@@ -211,7 +211,8 @@ class Cluster:
     def recovery_since(self, inst, born_ns):
         """recovery_line, passing over the recoveries of incarnations from before born_ns (wall
         clock): one declared failed while it started, or a restart given up on and killed. They
-        are nobody's race with the next crash."""
+        are nobody's race with the next crash. (fail_ns is the counterpart's wall clock: every
+        system of the benchmark, namespace-hosts included, runs on this machine's clock.)"""
         while True:
             r = self.recovery_line(inst)
             if r is None or r.get("fail_ns", born_ns) >= born_ns:

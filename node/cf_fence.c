@@ -257,6 +257,14 @@ static int same_program(uint64_t pid, char *why, size_t len)
 	return 0;
 }
 
+/* Has the process of this pidfd exited? (Its pidfd turns readable then.) */
+static bool exited(int pidfd)
+{
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
 /*
  * After the SIGKILL, each thread of the victim (recognised: its identity was
  * just checked, and the pidfd pins it) gets the lowest real-time priority, so
@@ -268,13 +276,6 @@ static int same_program(uint64_t pid, char *why, size_t len)
  * at that priority cannot hold off the kill itself. Best effort: without the
  * privilege, or for a thread already gone, nothing changes.
  */
-static bool exited(int pidfd)
-{
-	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-
-	return poll(&pfd, 1, 0) != 0;
-}
-
 static void hasten_exit(uint64_t pid, int pidfd)
 {
 	struct sched_param sp = {.sched_priority = 1};
@@ -329,7 +330,7 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	 */
 	pfd.fd = fd;
 	pfd.events = POLLIN;
-	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN)) {
+	if (exited(fd)) {
 		close(fd);
 		snprintf(msg, len, "%s (pid %llu) already gone (exited)", t->name, (unsigned long long)t->pid);
 		return 0;
