@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cf_auth.h"
+#include "cf_fault.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 
@@ -110,18 +111,22 @@ void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	struct cf_core *c = cc->core;
 	struct cf_challenge ch;
 	char msg[120];
-	unsigned lo, hi;
+	unsigned lo, hi, vmin = CF_PROTO_VERSION_MIN, vmax = CF_PROTO_VERSION_MAX;
 
+	if (CF_FAULT_FAILS("srv.hello_unanswered"))
+		return; /* a hung CF (edges.sh hung): the handshake bound (cf_sweep.c) closes the connection */
 	if (h->magic != CF_HELLO_MAGIC) {
 		cf_slog_warn("conn %s: bad HELLO magic %#x", cc->peer, h->magic);
 		core_refuse(cc, id, CF_FAIL_PROTOCOL, "bad HELLO magic: not a cfplex client");
 		return;
 	}
-	lo = h->version_min > CF_PROTO_VERSION_MIN ? h->version_min : CF_PROTO_VERSION_MIN;
-	hi = h->version_max < CF_PROTO_VERSION_MAX ? h->version_max : CF_PROTO_VERSION_MAX;
+	if (CF_FAULT_FAILS("srv.hello_newer_only"))
+		vmin = vmax = CF_PROTO_VERSION_MAX + 1; /* a CF of the next protocol version only (edges.sh version) */
+	lo = h->version_min > vmin ? h->version_min : vmin;
+	hi = h->version_max < vmax ? h->version_max : vmax;
 	if (lo > hi) {
 		snprintf(msg, sizeof(msg), "protocol version mismatch: client speaks %u..%u, server %u..%u",
-			 h->version_min, h->version_max, CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX);
+			 h->version_min, h->version_max, vmin, vmax);
 		cf_slog_warn("conn %s: %s", cc->peer, msg);
 		core_refuse(cc, id, CF_FAIL_PROTOCOL, msg);
 		return;
@@ -144,6 +149,8 @@ void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	cf_auth_nonce(cc->snonce);
 	memset(&ch, 0, sizeof(ch));
 	ch.version = cc->version;
+	if (CF_FAULT_FAILS("srv.hello_choose_newer"))
+		ch.version = CF_PROTO_VERSION_MAX + 1; /* a CF that ignores the client's range (edges.sh version) */
 	memcpy(ch.server_nonce, cc->snonce, CF_NONCE_LEN);
 	cf_auth_mac_server(role_key(c, cc->role), cc->cnonce, cc->snonce, ch.mac);
 	core_set_state(cc, CS_CHALLENGED);

@@ -4,8 +4,10 @@
 # give a clear error (exit code and message) and lose nothing.
 #   options      bad options of cfnode, cfserver, cfctl: exit 2 and a message
 #   unreachable  no CF at the address: exit 69, "unavailable"
-#   version      a fake CF that speaks protocol version 2 (python3, loopback): refused clearly
-#   hung         a fake CF that accepts and never answers: a bounded wait, exit 69
+#   version      the real cfserver as a CF of the next protocol version (fault points of its
+#                HELLO): one that chooses it whatever the client offers, one that speaks only it:
+#                refused clearly
+#   hung         the real cfserver never answering the HELLO: a bounded wait, exit 69
 #   key          wrong cluster key: exit 77, "refused the cluster key"
 #   corrupt      a flipped byte in a record: cfctl verify names it; a transaction touching it
 #                fails clearly; a corrupt header is refused at start
@@ -59,43 +61,60 @@ edge_unreachable() {
 	expect 69 "unavailable|refused" "cfctl status, no CF listening" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
 }
 
+# The protocol versions this build speaks (proto/cf_wire.h).
+VMIN=$(awk '$1 == "#define" && $2 == "CF_PROTO_VERSION_MIN" { print $3 + 0 }' "$FAULT_DIR/../../proto/cf_wire.h")
+VMAX=$(awk '$1 == "#define" && $2 == "CF_PROTO_VERSION_MAX" { print $3 + 0 }' "$FAULT_DIR/../../proto/cf_wire.h")
+if [ -z "$VMIN" ] || [ -z "$VMAX" ]; then fail "no CF_PROTO_VERSION_MIN/MAX in proto/cf_wire.h"; fi
+
+# hello_edge POINT RC PATTERN SERVER-PATTERN LABEL CMD...: expect (above) of CMD --cf ADDR, ADDR a
+# cfserver of its own armed at POINT of its HELLO handling (CF_FAULT=POINT:fail, cfserver/cf_member.c):
+# a point fires at most once per process, so every client checked gets one. The point must fire, the
+# cfserver's log must show its side of the story (SERVER-PATTERN, grep -E), and it must serve the next
+# client (the point took that one HELLO) before it is stopped. The suite's CF ($CF_ADDR) is untouched.
+HELLO_N=0
+hello_edge() {
+	local point=$1 want=$2 pat=$3 spat=$4 label=$5 log
+	# shellcheck disable=SC2034 # start_cfserver sets all three: here, not the suite's
+	local CF_PORT CF_ADDR CFSERVER_PID
+	shift 5
+	HELLO_N=$((HELLO_N + 1))
+	log=$CF_WORK/hello$HELLO_N.log
+	CF_FAULT=$point:fail CF_FAULT_LOG=1 start_cfserver "hello$HELLO_N" -- --log-level debug || {
+		efail "$label: cfserver armed at $point did not start"
+		return
+	}
+	expect "$want" "$pat" "$label" "$@" --cf "$CF_ADDR"
+	grep -q "cf-fault: $point fires" "$log" || efail "$label: $point did not fire"
+	wait_for 5 grep -Eq -- "$spat" "$log" ||
+		efail "$label: the cfserver's log does not show /$spat/: $(grep -v 'cf-fault' "$log" | tail -n 2 | tr '\n' ' ')"
+	cf_ctl status >/dev/null || efail "$label: the cfserver stopped serving after $point"
+	kill_pid "$CFSERVER_PID"
+}
+
 edge_version() {
-	local mode port fpid
-	for mode in challenge error; do
-		rm -f "$CF_WORK/fake.port"
-		python3 "$FAULT_DIR/fake_cf.py" "$CF_WORK/fake.port" "$CF_KEYFILE" "$mode" >>"$CF_WORK/fake.log" 2>&1 &
-		fpid=$!
-		track_pid $fpid
-		wait_for 10 test -s "$CF_WORK/fake.port" || {
-			efail "version: fake server did not start: $(tail -n 3 "$CF_WORK/fake.log")"
-			return
-		}
-		port=$(cat "$CF_WORK/fake.port")
-		expect "69|1" "version|protocol" "cfnode against a version-3 CF ($mode)" "$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}"
-		expect "69|1" "version|protocol" "cfctl status against a version-3 CF ($mode)" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
-		kill $fpid 2>/dev/null
-		wait $fpid 2>/dev/null
-	done
+	# srv.hello_choose_newer: an authenticated CHALLENGE that chooses version VMAX+1 whatever the
+	# client offers; the client must refuse it, closing before its AUTH. srv.hello_newer_only: a CF
+	# of version VMAX+1 only; the CF's own refusal, with its real message.
+	local n=$((VMAX + 1)) ours="$VMIN\.\.$VMAX"
+	local chose="the CF chose protocol version $n, outside this client's $ours"
+	local refused="protocol version mismatch: client speaks $ours, server $n\.\.$n"
+	hello_edge srv.hello_choose_newer "69|1" "$chose" "closed in state CHALLENGED" \
+		"cfnode against a CF that chooses version $n" "$CFNODE" "${NODE_BASE[@]}"
+	hello_edge srv.hello_choose_newer "69|1" "$chose" "closed in state CHALLENGED" \
+		"cfctl status against a CF that chooses version $n" "$CFCTL" status --cluster-key "$CF_KEYFILE"
+	hello_edge srv.hello_newer_only "69|1" "$refused" "$refused" \
+		"cfnode against a CF of version $n only" "$CFNODE" "${NODE_BASE[@]}"
+	hello_edge srv.hello_newer_only "69|1" "$refused" "$refused" \
+		"cfctl status against a CF of version $n only" "$CFCTL" status --cluster-key "$CF_KEYFILE"
 }
 
 edge_hung() {
-	# a CF that accepts and never answers: a bounded wait and a clear error
-	rm -f "$CF_WORK/fake.port"
-	python3 "$FAULT_DIR/fake_cf.py" "$CF_WORK/fake.port" "$CF_KEYFILE" silent >>"$CF_WORK/fake.log" 2>&1 &
-	local fpid=$!
-	track_pid $fpid
-	wait_for 10 test -s "$CF_WORK/fake.port" || {
-		efail "hung: fake server did not start"
-		return
-	}
-	local port
-	port=$(cat "$CF_WORK/fake.port")
-	expect 69 "unavailable|timed out|timeout" "cfnode against a CF that never answers" \
-		"$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}" --connect-timeout 1000
-	expect 69 "unavailable|timed out|timeout" "cfctl status against a CF that never answers" \
-		"$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
-	kill $fpid 2>/dev/null
-	wait $fpid 2>/dev/null
+	# srv.hello_unanswered: the CF accepts and never answers the HELLO (the connection stays in
+	# state NEW until the client gives up): a bounded wait and a clear error
+	hello_edge srv.hello_unanswered 69 "unavailable|timed out|timeout" "closed in state NEW" \
+		"cfnode against a CF that never answers" "$CFNODE" "${NODE_BASE[@]}" --connect-timeout 1000
+	hello_edge srv.hello_unanswered 69 "unavailable|timed out|timeout" "closed in state NEW" \
+		"cfctl status against a CF that never answers" "$CFCTL" status --cluster-key "$CF_KEYFILE"
 }
 
 edge_key() {
