@@ -67,20 +67,6 @@
 #include "cf_util.h"
 #include "cf_words.h"
 
-const char *cf_phase_str(enum cf_phase p)
-{
-	static const char *const n[CF_PHASE_COUNT] = {
-		[CF_PHASE_NONE] = "none",         [CF_PHASE_DETECT] = "detect",
-		[CF_PHASE_CF_FENCE] = "cf-fence", [CF_PHASE_REGISTER] = "register",
-		[CF_PHASE_DISK_FENCE] = "disk-fence", [CF_PHASE_WD_WAIT] = "watchdog-wait",
-		[CF_PHASE_ATTACH] = "attach",
-		[CF_PHASE_READ_LOG] = "read-log", [CF_PHASE_BACKOUT] = "backout",
-		[CF_PHASE_SYNC] = "sync",         [CF_PHASE_RELEASE] = "release",
-		[CF_PHASE_UNREGISTER] = "unregister", [CF_PHASE_DONE] = "done",
-	};
-	return (unsigned)p < CF_PHASE_COUNT ? n[p] : "?";
-}
-
 /* ---------------- one recovery ---------------- */
 
 struct run {
@@ -131,20 +117,6 @@ void cf_recover_rinfo(const struct cf_recovery_env *env, const struct cf_recover
 	if (rep->reached < CF_PHASE_COUNT && now > rep->t_phase_mono)
 		ri->phase_us[rep->reached] =
 			(uint32_t)((rep->phase_ns[rep->reached] + now - rep->t_phase_mono) / 1000u);
-}
-
-const char *cf_fence_wait_str(enum cf_fence_wait w)
-{
-	switch (w) {
-	case CF_FWAIT_NONE: return "none";
-	case CF_FWAIT_AGENT: return "agent";
-	case CF_FWAIT_WATCHDOG: return "watchdog";
-	case CF_FWAIT_OPERATOR: return "operator";
-	case CF_FWAIT_CONFIRMED: return "confirmed";
-	case CF_FWAIT_FENCED: return "fenced";
-	case CF_FWAIT_WD_EXPIRED: return "watchdog-expired";
-	}
-	return "?";
 }
 
 static void phase(struct run *x, enum cf_phase p)

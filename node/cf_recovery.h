@@ -146,8 +146,7 @@ int cf_recover_fence_retry(const struct cf_recovery_env *env, struct cf_recovery
 void cf_recover_rinfo(const struct cf_recovery_env *env, const struct cf_recovery_report *rep,
 		      struct cf_rinfo_slot *ri);
 
-const char *cf_phase_str(enum cf_phase p);
-const char *cf_fence_wait_str(enum cf_fence_wait w);
+/* cf_phase_str, cf_fence_wait_str: proto/cf_layout.h */
 
 /* ---- detector: which failed instances to recover, by policy ---- */
 

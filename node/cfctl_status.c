@@ -15,7 +15,6 @@
 
 #include "cfctl.h"
 #include "cf_lock.h"
-#include "cf_recovery.h"
 #include "cf_slog.h"
 #include "cf_util.h"
 #include "cf_words.h"

@@ -252,6 +252,21 @@ enum cf_phase {
 	CF_PHASE_COUNT
 };
 
+/* One name per phase for every log, status line and metric label. */
+static inline const char *cf_phase_str(enum cf_phase p)
+{
+	static const char *const n[CF_PHASE_COUNT] = {
+		[CF_PHASE_NONE] = "none",         [CF_PHASE_DETECT] = "detect",
+		[CF_PHASE_CF_FENCE] = "cf-fence", [CF_PHASE_REGISTER] = "register",
+		[CF_PHASE_DISK_FENCE] = "disk-fence", [CF_PHASE_WD_WAIT] = "watchdog-wait",
+		[CF_PHASE_ATTACH] = "attach",
+		[CF_PHASE_READ_LOG] = "read-log", [CF_PHASE_BACKOUT] = "backout",
+		[CF_PHASE_SYNC] = "sync",         [CF_PHASE_RELEASE] = "release",
+		[CF_PHASE_UNREGISTER] = "unregister", [CF_PHASE_DONE] = "done",
+	};
+	return (unsigned)p < CF_PHASE_COUNT ? n[p] : "?";
+}
+
 /*
  * Why a recovery waits in phase disk-fence / watchdog-wait (rinfo.wait).
  * cfctl builds the human reason from it, wait_err and the instance slot's
@@ -266,6 +281,20 @@ enum cf_fence_wait {
 	CF_FWAIT_FENCED = 5,   /* the agent confirmed (after waiting) */
 	CF_FWAIT_WD_EXPIRED = 6, /* the watchdog wait ran out: the failed system cannot write */
 };
+
+static inline const char *cf_fence_wait_str(enum cf_fence_wait w)
+{
+	switch (w) {
+	case CF_FWAIT_NONE: return "none";
+	case CF_FWAIT_AGENT: return "agent";
+	case CF_FWAIT_WATCHDOG: return "watchdog";
+	case CF_FWAIT_OPERATOR: return "operator";
+	case CF_FWAIT_CONFIRMED: return "confirmed";
+	case CF_FWAIT_FENCED: return "fenced";
+	case CF_FWAIT_WD_EXPIRED: return "watchdog-expired";
+	}
+	return "?";
+}
 
 /*
  * Recovery info: written by the counterpart with plain WRITEs (informational:
