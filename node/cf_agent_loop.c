@@ -184,8 +184,8 @@ int cf_inst_ctx_attach(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_
 
 	while ((r = cf_session_inst_attach(s, ic->index)) == CF_STATUS_RESTART_RECOVERY) {
 		if (!tries++)
-			cf_agent_log(a, CF_AGENT_WARN, "%s: the CF says: %s: waiting to attach", ic->name,
-				     cf_session_error_msg(s) ? cf_session_error_msg(s) : "restart recovery");
+			cf_agent_log(a, CF_AGENT_WARN, "%s: %s: waiting to attach", ic->name,
+				     cf_session_error_msg(s) ? cf_session_error_msg(s) : "the CF's restart recovery");
 		r = restart_wait(a, &delay_ms);
 		if (r)
 			return r;

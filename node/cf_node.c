@@ -344,7 +344,7 @@ int cf_node_start(struct cf_node *n)
 			    n->o.key_file ? n->o.key_file : "?");
 		else
 			say(n, CF_AGENT_ERR, "join %s as %s: %s%s%s", o->cf_addr, o->system, strerror(-r),
-			    cf_session_error_msg(&a->s) ? ": the CF says: " : "",
+			    cf_session_error_msg(&a->s) ? ": " : "",
 			    cf_session_error_msg(&a->s) ? cf_session_error_msg(&a->s) : "");
 		return fail(n, CF_NODE_JOINED, r, rc);
 	}

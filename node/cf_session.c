@@ -120,7 +120,7 @@ static void keep_reason(struct cf_session *s, const uint8_t *body, size_t blen)
 	memcpy(&st, body, sizeof(st));
 	st.msg[sizeof(st.msg) - 1] = 0;
 	if (st.msg[0])
-		snprintf(s->err_msg, sizeof(s->err_msg), "%s", st.msg);
+		snprintf(s->err_msg, sizeof(s->err_msg), "the CF says: %s", st.msg);
 }
 
 /*

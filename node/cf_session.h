@@ -39,7 +39,7 @@ struct cf_session {
 	uint64_t next_wr;
 	int dead; /* -errno once the connection failed: the incarnation is over */
 	char addr[128]; /* the CF this session reached (one of a "A,B" list) */
-	char err_msg[120]; /* the CF's reason for the last refusal (ERROR/STATUS < 0), or "" */
+	char err_msg[136]; /* why the last open or request was refused (cf_session_error_msg), or "" */
 	/* events received while waiting for a reply */
 	struct cf_event evq[CF_SESSION_EVQ];
 	uint32_t evq_head, evq_len;
@@ -80,7 +80,8 @@ int cf_session_open(struct cf_session *s, const char *transport, const char *add
  */
 int cf_session_connect_timeout(int timeout_ms);
 void cf_session_close(struct cf_session *s); /* accepts a half-open session */
-/* The CF's own words for the last refusal (e.g. both version ranges), or NULL. */
+/* Why the last open or request was refused, in words, or NULL: "the CF says: " and its
+ * own words (e.g. both version ranges), or this client's when it refused the CF's answer. */
 const char *cf_session_error_msg(const struct cf_session *s);
 /* The CF went away under a request or a handshake (not refused, not unreachable): a connection lost. */
 static inline bool cf_conn_lost(int r)

@@ -62,7 +62,7 @@ int cfctl_open_session(const struct cfctl_opts *o, struct cf_session *s, enum cf
 		return EX_UNAVAILABLE_;
 	default:
 		cf_slog_err("connect to %s: %s%s%s", o->cf, strerror(-r),
-			cf_session_error_msg(s) ? ": the CF says: " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
+			cf_session_error_msg(s) ? ": " : "", cf_session_error_msg(s) ? cf_session_error_msg(s) : "");
 		return EX_FAIL;
 	}
 }

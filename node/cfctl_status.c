@@ -649,7 +649,7 @@ int cfctl_metrics(const struct cfctl_opts *o)
 		return rc;
 	r = fetch_metrics(&s, &text, &len);
 	if (r) {
-		cf_slog_err("metrics: %s%s%s", strerror(-r), cf_session_error_msg(&s) ? ": the CF says: " : "",
+		cf_slog_err("metrics: %s%s%s", strerror(-r), cf_session_error_msg(&s) ? ": " : "",
 			cf_session_error_msg(&s) ? cf_session_error_msg(&s) : "");
 		cf_session_close(&s);
 		return EX_FAIL;
