@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""cfplex duplexed-CF benchmark (issue 15): in one run,
+"""cfplex duplexed-CF benchmark: in one run,
   cost      bank txn/s and commit-point latency (p50, p99 of the worst system) of the same cluster
             against a single DRAM CF and a duplexed DRAM pair on this host (--rounds, alternating),
             and the ratios duplex/single;

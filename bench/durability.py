@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""cfplex durability benchmark (issue 10, item 2): bank txn/s of the same cluster (N systems,
+"""cfplex durability benchmark: bank txn/s of the same cluster (N systems,
 K transactions in flight each, 10 000 accounts) against
   dram      cfserver with its image in DRAM (volatile: the reference rate)
   nvram-disk  cfserver --nvram FILE, FILE on a disk filesystem (--disk-dir, default /var/tmp):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""cfplex failover benchmark (issue 7): crash one of N systems running the bank workload
+"""cfplex failover benchmark: crash one of N systems running the bank workload
 with K transactions in flight, measure crash -> the failed instance's locks usable again
 (from the counterpart's RECOVERY line) with the per-phase breakdown, against the physical
 floor measured in the same run, and (only with --peers postgres,etcd) against PostgreSQL and
@@ -438,7 +438,7 @@ def run_config(a, label, mode, inflight, log_size, reps, workroot, netns=False):
     # stop mode: the frozen victim must have been fenced (SIGKILLed by the counterpart's
     # local fence agent) before its instance was backed out; kill mode: we killed it
     out["victims_fenced"] = sum(1 for s in sm if s["victim_exit"] == -signal.SIGKILL)
-    # issue 13 asks for none at T = 10 ms; reported, never a failure of the run (a VM's
+    # the goal is none at T = 10 ms; reported, never a failure of the run (a VM's
     # stolen vCPU time is not cfplex's), and a crash that raced one was taken again
     out["false_suspicions"] = cl.false_suspicions()
     out["crashes_retaken"] = cl.raced

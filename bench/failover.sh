@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for the failover benchmark report (issue 7): cfplex (and, only when asked with
+# One command for the failover benchmark report: cfplex (and, only when asked with
 # --peers postgres,etcd, PostgreSQL and etcd), both crash modes, per-phase breakdown, floor
 # ratio, JSON and gnuplot PNGs.
 #   bench/failover.sh [--quick] [--peers postgres,etcd] [--json FILE] [--out DIR] [--transport tcp|verbs] [--build DIR] ...

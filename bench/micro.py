@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""cfplex microbenchmarks (issue 7, item 2), perftest style, each against the raw CAS round
+"""cfplex microbenchmarks, perftest style, each against the raw CAS round
 trip measured in the same run:
   rtt        READ/WRITE/CAS/FAA round trip (bench/cf_rtt: warm-up, min/median/p99/p99.9/max)
   uncontended  lock acquire with one system, one transaction in flight, 100000 accounts
