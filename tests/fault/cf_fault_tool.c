@@ -1,19 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cf_fault_tool - helpers of the fault suite (tests/fault), linking libcfnode.
+ * cf_fault_tool - the fault suite's actors that no operator command plays
+ * (tests/fault), linking libcfnode. The suite reads the CF's state through
+ * cfctl, as an operator does (tests/lib/harness.sh).
  *
- *   cf_fault_tool mkdata DIR ACCOUNTS BALANCE
- *   cf_fault_tool verify DIR
- *   cf_fault_tool status --cf H:P --cluster-key F [--transport T]
- *       one line per header / system / instance, shell-friendly:
- *         gen G policy P
- *         sys IDX NAME STATE EPOCH pid=PID commits=N
- *         inst IDX NAME STATE OWNER OWNER_EPOCH INCIDENT home=NAME stale=0|1 phase=P
- *       (OWNER "-" when not ACTIVE; stale=1: ACTIVE under a failed/older owner)
- *   cf_fault_tool locks --cf H:P --cluster-key F [--transport T]
- *       scan the lock table and every record list: "locks HELD ENTRIES", then
- *       one line per held lock word / used record entry (at most 20 each).
- *       Exit 0 when nothing is held, 1 otherwise.
  *   cf_fault_tool storm --cf H:P --cluster-key F --systems N --rounds R [--transport T]
  *       the registration storm: N systems (one session and one thread each)
  *       race the CAS INACTIVE_FAILED(k) -> ACTIVE(me, k) on the same instance,
@@ -88,139 +78,6 @@ static int parse_conn(int argc, char **argv, struct conn_opts *o)
 	if (cf_auth_init())
 		return -EIO;
 	return cf_key_load(o->key_file, o->key);
-}
-
-static void slot_name(char out[CF_NAME_MAX], const char in[CF_NAME_MAX])
-{
-	memcpy(out, in, CF_NAME_MAX);
-	out[CF_NAME_MAX - 1] = 0;
-	if (!out[0])
-		strcpy(out, "?");
-}
-
-static int cmd_status(struct conn_opts *o)
-{
-	struct cf_session s;
-	struct cf_header h;
-	int r;
-
-	memset(&s, 0, sizeof(s));
-	r = cf_session_open(&s, o->transport, o->cf, o->key, CF_ROLE_CONSOLE, TIMEOUT_MS);
-	if (r) {
-		fprintf(stderr, "status: connect %s: %s\n", o->cf, strerror(-r));
-		return 3;
-	}
-	r = cf_session_read(&s, 0, &h, sizeof(h));
-	if (r)
-		goto out_err;
-	printf("gen %" PRIu64 " policy %" PRIu64 "\n", h.generation, h.policy);
-	const struct cf_image_map *m = &s.map;
-	uint32_t nsys = m->geo.max_systems, ninst = m->geo.max_instances;
-	struct cf_sys_slot *ss = calloc(nsys, sizeof(*ss));
-	if (!ss) {
-		r = -ENOMEM;
-		goto out_err;
-	}
-	for (uint32_t i = 0; i < nsys && !r; i++) {
-		struct cf_hb_slot hb;
-		char nm[CF_NAME_MAX];
-		r = cf_session_read(&s, cf_sys_off(m, i), &ss[i], sizeof(ss[i]));
-		if (!r)
-			r = cf_session_read(&s, cf_hb_off(m, i), &hb, sizeof(hb));
-		if (r || cf_sysword_state(ss[i].state) == CF_SYS_FREE)
-			continue;
-		slot_name(nm, ss[i].name);
-		printf("sys %u %s %s %u pid=%" PRIu64 " commits=%" PRIu64 "\n", i, nm,
-		       cf_sys_state_str(cf_sysword_state(ss[i].state)), cf_sysword_epoch(ss[i].state), ss[i].pid,
-		       hb.commits);
-	}
-	for (uint32_t i = 0; i < ninst && !r; i++) {
-		struct cf_inst_slot is;
-		struct cf_rinfo_slot ri;
-		char nm[CF_NAME_MAX], owner[CF_NAME_MAX], home[CF_NAME_MAX];
-		r = cf_session_read(&s, cf_inst_off(m, i), &is, sizeof(is));
-		if (!r)
-			r = cf_session_read(&s, cf_rinfo_off(m, i), &ri, sizeof(ri));
-		if (r || cf_reg_state(is.reg) == CF_REG_FREE)
-			continue;
-		slot_name(nm, is.name);
-		strcpy(owner, "-");
-		int stale = 0;
-		if (cf_reg_state(is.reg) == CF_REG_ACTIVE && cf_reg_owner(is.reg) < nsys) {
-			slot_name(owner, ss[cf_reg_owner(is.reg)].name);
-			stale = cf_reg_owner_stale(is.reg, ss[cf_reg_owner(is.reg)].state);
-		}
-		if (is.home_sys < nsys)
-			slot_name(home, ss[is.home_sys].name);
-		else
-			strcpy(home, "-");
-		printf("inst %u %s %s %s %u %u home=%s stale=%d phase=%" PRIu64 "\n", i, nm,
-		       cf_reg_state_str(cf_reg_state(is.reg)), owner, cf_reg_epoch(is.reg), cf_reg_incident(is.reg), home,
-		       stale, ri.phase);
-	}
-	free(ss);
-	if (r)
-		goto out_err;
-	cf_session_close(&s);
-	return 0;
-out_err:
-	fprintf(stderr, "status: read: %s\n", strerror(-r));
-	cf_session_close(&s);
-	return 3;
-}
-
-static int cmd_locks(struct conn_opts *o)
-{
-	struct cf_session s;
-	uint64_t held = 0, used = 0;
-	int r;
-
-	memset(&s, 0, sizeof(s));
-	r = cf_session_open(&s, o->transport, o->cf, o->key, CF_ROLE_CONSOLE, TIMEOUT_MS);
-	if (r) {
-		fprintf(stderr, "locks: connect %s: %s\n", o->cf, strerror(-r));
-		return 3;
-	}
-	const struct cf_image_map *m = &s.map;
-	enum { CHUNK = 8192 }; /* 64 KiB: one frame */
-	static uint64_t w[CHUNK];
-	for (uint32_t k = 0; k < m->geo.lock_entries && !r; k += CHUNK) {
-		uint32_t n = m->geo.lock_entries - k < CHUNK ? m->geo.lock_entries - k : CHUNK;
-		r = cf_session_read(&s, cf_lock_off(m, k), w, n * 8u);
-		for (uint32_t j = 0; j < n && !r; j++) {
-			if (!w[j])
-				continue;
-			if (held++ < 20)
-				printf("lock class %u word %#" PRIx64 " (%s inst %u epoch %u)\n", k + j, w[j],
-				       cf_lock_is_x(w[j]) ? "X" : "S", cf_lock_x_inst(w[j]), cf_lock_x_epoch(w[j]));
-		}
-	}
-	for (uint32_t i = 0; i < m->geo.max_instances && !r; i++) {
-		uint64_t reg;
-		r = cf_session_read(&s, cf_inst_off(m, i), &reg, sizeof(reg));
-		if (r || cf_reg_state(reg) == CF_REG_FREE)
-			continue;
-		for (uint32_t e = 0; e < m->geo.record_entries && !r; e += 1024) {
-			static struct cf_rec_entry re[1024];
-			uint32_t n = m->geo.record_entries - e < 1024 ? m->geo.record_entries - e : 1024;
-			r = cf_session_read(&s, cf_rec_off(m, i) + (uint64_t)e * sizeof(re[0]), re, n * (uint32_t)sizeof(re[0]));
-			for (uint32_t j = 0; j < n && !r; j++) {
-				if (!re[j].used)
-					continue;
-				re[j].name[CF_RES_NAME_MAX - 1] = 0;
-				if (used++ < 20)
-					printf("record inst %u entry %u %s mode %" PRIu64 " class %" PRIu64 "\n", i, e + j,
-					       re[j].name, re[j].used - 1, re[j].klass);
-			}
-		}
-	}
-	cf_session_close(&s);
-	if (r) {
-		fprintf(stderr, "locks: read: %s\n", strerror(-r));
-		return 3;
-	}
-	printf("locks %" PRIu64 " %" PRIu64 "\n", held, used);
-	return held || used ? 1 : 0;
 }
 
 /* ---- registration storm ---- */
@@ -533,9 +390,7 @@ static int cmd_stale_locks(const char *path, uint32_t n)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: cf_fault_tool mkdata DIR ACCOUNTS BALANCE | verify DIR |\n"
-			"       status|locks --cf H:P --cluster-key F [--transport T] |\n"
-			"       storm --cf H:P --cluster-key F --systems N --rounds R [--transport T] |\n"
+	fprintf(stderr, "usage: cf_fault_tool storm --cf H:P --cluster-key F --systems N --rounds R [--transport T] |\n"
 			"       stale-locks IMAGE N\n");
 }
 
@@ -548,17 +403,9 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	if (!strcmp(argv[1], "mkdata") && argc == 5) {
-		int r = cf_bank_mkdata(argv[2], strtoull(argv[3], NULL, 10), strtoll(argv[4], NULL, 10), true);
-		if (r)
-			fprintf(stderr, "mkdata %s: %s\n", argv[2], strerror(-r));
-		return r ? 3 : 0;
-	}
 	if (!strcmp(argv[1], "stale-locks") && argc == 4)
 		return cmd_stale_locks(argv[2], (uint32_t)strtoul(argv[3], NULL, 10));
-	if (!strcmp(argv[1], "verify") && argc == 3)
-		return cf_bank_verify(argv[2], false, 0, false, stdout) ? 1 : 0;
-	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "storm") || !strcmp(argv[1], "locks")) {
+	if (!strcmp(argv[1], "storm")) {
 		int r = parse_conn(argc - 2, argv + 2, &o);
 		if (r) {
 			if (r == -EINVAL)
@@ -567,9 +414,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "cf_fault_tool: %s\n", strerror(-r));
 			return 2;
 		}
-		if (!strcmp(argv[1], "locks"))
-			return cmd_locks(&o);
-		return !strcmp(argv[1], "status") ? cmd_status(&o) : cmd_storm(&o);
+		return cmd_storm(&o);
 	}
 	usage();
 	return 2;

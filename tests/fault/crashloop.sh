@@ -55,7 +55,7 @@ run_point() { # POINT ACTION SKIP
 		# must fence SYS1 (the CF carries the failure record forward).
 		local try victim_pid
 		for try in 1 2 3 4 5 6 7 8; do
-			victim_pid=${NODE_PID[SYS1]}
+			victim_pid=${SYS_PID[SYS1]}
 			kill -STOP "$victim_pid"
 			node_wait_exit SYS2 $((T_MS / 1000 + 5)) && break
 			# SYS2 recovered NTS001 without reaching the point (e.g. nothing in flight)
@@ -71,7 +71,7 @@ run_point() { # POINT ACTION SKIP
 		# another peer finishes: NTS001 (incident k+1) and the dead counterpart's NTS002
 		for i in NTS001 NTS002; do
 			wait_for 10 eval '[ "$(inst_state '$i')" = INACTIVE_FAILED ]' ||
-				fail "$p: $i not INACTIVE_FAILED after its counterpart died: $(cf_status | grep -w $i)"
+				fail "$p: $i not INACTIVE_FAILED after its counterpart died: $(cf_inst_state $i)"
 			out=$(bounded 20 "$CFCTL" recover $i --on SYS3 --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" 2>&1) ||
 				fail "$p: cfctl recover $i --on SYS3: $out"
 		done
@@ -97,14 +97,14 @@ run_point() { # POINT ACTION SKIP
 			crash SYS1
 		else
 			# the sweep's point is on its way to failing a silent system: freeze one
-			kill -STOP "${NODE_PID[SYS1]}"
+			kill -STOP "${SYS_PID[SYS1]}"
 		fi
 		wait_for $((T_MS / 1000 + 20)) eval '! kill -0 $CFSERVER_PID' ||
 			fail "$p: cfserver did not die (the point never fired?)"
 		wait "$CFSERVER_PID" 2>/dev/null
 		fired_point "$p" || fail "$p: cfserver died without the point firing"
 		CRASHES=$((CRASHES + 1))
-		kill -CONT "${NODE_PID[SYS1]}" 2>/dev/null
+		kill -CONT "${SYS_PID[SYS1]}" 2>/dev/null
 		# every system loses its connection: exit 75, clearly
 		for s in SYS1 SYS2 SYS3; do
 			node_alive $s || continue
@@ -127,7 +127,7 @@ run_point() { # POINT ACTION SKIP
 check_fenced_before_backout() { # VICTIM LABEL
 	local inst pid f
 	inst=$(inst_of "$1")
-	pid=${NODE_PID[$1]}
+	pid=${SYS_PID[$1]}
 	kill -0 "$pid" 2>/dev/null && fail "$2: $1 (pid $pid) still runs after its recovery"
 	# in the counterpart's log: the fence agent's confirmation of exactly that pid,
 	# before the backout line
@@ -218,7 +218,7 @@ random_mode() {
 			ARM[$v]="$p:$act"
 			node_wait_exit "$v" $((T_MS / 1000 + 5)) || {
 				log "round $round: $v armed with ${ARM[$v]} did not fire in time; SIGKILL"
-				kill -KILL "${NODE_PID[$v]}"
+				kill -KILL "${SYS_PID[$v]}"
 				node_reap "$v"
 			}
 			;;
@@ -233,19 +233,19 @@ random_mode() {
 			ARM[$c]="$p:kill"
 			wait_for 20 busy "$c" 2 || fail "round $round: armed $c did not start"
 			wait_for 20 all_settled || fail "round $round: not settled before the crash"
-			kill -KILL "${NODE_PID[$v]}"
+			kill -KILL "${SYS_PID[$v]}"
 			node_wait_exit "$v" 10
 			;;
 		stop)
-			kill -STOP "${NODE_PID[$v]}"
+			kill -STOP "${SYS_PID[$v]}"
 			# detected after T, fenced; the local fence agent kills it
 			node_wait_exit "$v" $((T_MS / 1000 + 20)) || {
-				kill -CONT "${NODE_PID[$v]}"
+				kill -CONT "${SYS_PID[$v]}"
 				fail "round $round: frozen $v was not fenced (killed) by a peer"
 			}
 			;;
 		kill)
-			kill -KILL "${NODE_PID[$v]}"
+			kill -KILL "${SYS_PID[$v]}"
 			node_wait_exit "$v" 10
 			;;
 		cf)
@@ -255,7 +255,7 @@ random_mode() {
 			CF_CRASHES=$((CF_CRASHES + 1))
 			local s
 			for s in $(seq 1 "$NSYS"); do
-				kill -CONT "${NODE_PID[SYS$s]}" 2>/dev/null
+				kill -CONT "${SYS_PID[SYS$s]}" 2>/dev/null
 				node_wait_exit "SYS$s" 20 || fail "round $round: SYS$s did not notice the CF crash"
 				case ${NODE_RC[SYS$s]} in 75 | 13[47]) ;; *) fail "round $round: SYS$s exited ${NODE_RC[SYS$s]} after the CF crash" ;; esac
 			done
@@ -296,7 +296,7 @@ stabilize() {
 			for s in $(seq 1 "$NSYS"); do node_exited "SYS$s" && up=0; done
 			[ $up = 1 ] && return 0
 		fi
-		[ $SECONDS -lt $end ] || fail "$1: the cluster did not settle within 60 s: $(cf_status 2>&1 | tr '\n' ';')"
+		[ $SECONDS -lt $end ] || fail "$1: the cluster did not settle within 60 s: $(insts_line)"
 		sleep 0.05
 	done
 }

@@ -50,9 +50,6 @@ fi
 DX_GEO=()
 [ "$CF_TRANSPORT" = verbs ] && DX_GEO=(--max-instances 8 --log-size 1M)
 
-free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
-}
 
 # cf_start X [args]: pair member X on its fixed ports (its log cfX.log), always alike
 cf_start() {
@@ -102,7 +99,7 @@ secondary_start() {
 
 mkdir -p "$DATA"
 cf_hosts_up "$NSYS" "$DATA"
-"$CF_FAULT_TOOL" mkdata "$DATA" "$ACCOUNTS" 1000 || fail "mkdata"
+"$CFCTL" mkdata --data "$DATA" --accounts "$ACCOUNTS" --balance 1000 >/dev/null || fail "cfctl mkdata"
 cp "$DATA/f0.cfd" "$INITIAL"
 for x in A B; do
 	DX_PORT[$x]=$(free_port)
@@ -152,7 +149,7 @@ held_round() {
 		fail "duplex: held round: $s did not take over"
 	grep -q "takeover: NTS001 stays ACTIVE, held by SYS2" "$CF_WORK/cf$s.log" ||
 		fail "duplex: held round: NTS001 was not held by SYS2 in the copy: $(grep 'takeover:' "$CF_WORK/cf$s.log" | tail -n 4)"
-	kill -CONT "${NODE_PID[SYS2]}"
+	kill -CONT "${SYS_PID[SYS2]}"
 	for x in SYS2 SYS3; do
 		local n=$sw2
 		[ $x = SYS3 ] && n=$sw3
@@ -168,7 +165,7 @@ held_round() {
 	secondary_launch "$p"
 	node_start SYS1
 	for x in SYS1 SYS2 SYS3; do
-		wait_for 60 busy $x 3 || fail "duplex: held round: $x did not commit on $s: $(tail -n 3 "$CF_WORK/$x.log")"
+		wait_progress 60 $x 3 || fail "duplex: held round: $x did not commit on $s: $(tail -n 3 "$CF_WORK/$x.log")"
 	done
 	secondary_wait "$p"
 	takeovers=$((takeovers + 1)) held=1
@@ -194,7 +191,7 @@ while [ "$k" -lt "$ROUNDS" ] || { [ "$takeovers" -lt "$MIN_TAKEOVERS" ] && [ "$k
 		wait_for 20 eval '[ "$(count '"$p"' "running ALONE")" -gt '"$n0"' ]' ||
 			fail "duplex: round $k: $p did not say it runs alone after its secondary died"
 		for x in SYS1 SYS2 SYS3; do
-			wait_for 20 busy $x 3 || fail "duplex: round $k: $x stopped committing while the primary ran alone"
+			wait_progress 20 $x 3 || fail "duplex: round $k: $x stopped committing while the primary ran alone"
 		done
 		secondary_start "$s"
 		alone=$((alone + 1))
@@ -207,7 +204,7 @@ while [ "$k" -lt "$ROUNDS" ] || { [ "$takeovers" -lt "$MIN_TAKEOVERS" ] && [ "$k
 	victim=
 	if [ "$r" -ge 6 ]; then
 		victim=SYS$((RANDOM % 3 + 1))
-		kill -KILL "${NODE_PID[$victim]}" "${DX_PID[$p]}"
+		kill -KILL "${SYS_PID[$victim]}" "${DX_PID[$p]}"
 		together=$((together + 1))
 		how="kill -9 of $victim and of the primary $p"
 	elif [ "$r" -ge 5 ]; then
@@ -241,7 +238,7 @@ while [ "$k" -lt "$ROUNDS" ] || { [ "$takeovers" -lt "$MIN_TAKEOVERS" ] && [ "$k
 	secondary_launch "$p"
 	[ -n "$victim" ] && node_start "$victim"
 	for x in SYS1 SYS2 SYS3; do
-		wait_for 60 busy $x 3 || fail "duplex: round $k ($how): $x did not resume on $s: $(tail -n 3 "$CF_WORK/$x.log")"
+		wait_progress 60 $x 3 || fail "duplex: round $k ($how): $x did not resume on $s: $(tail -n 3 "$CF_WORK/$x.log")"
 	done
 	secondary_wait "$p"
 	log "duplex: round $k: $how: $s took over, systems switched keeping their incarnations, $p is the secondary"

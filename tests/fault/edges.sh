@@ -56,7 +56,7 @@ edge_options() {
 
 edge_unreachable() {
 	local port
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	port=$(free_port 127.0.0.1)
 	expect 69 "unavailable|refused" "cfnode, no CF listening" "$CFNODE" --cf "127.0.0.1:$port" "${NODE_BASE[@]}"
 	expect 69 "unavailable|refused" "cfctl status, no CF listening" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE"
 }
@@ -128,11 +128,11 @@ edge_key() {
 	expect 77 "key" "cfnode with a malformed key file" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/bad.key" \
 		--system SYSX --instance NTSX --data "$DATA"
 	# the server is unharmed: a good client still works
-	"$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" >/dev/null || efail "key: the CF stopped serving after bad keys"
+	cf_ctl status >/dev/null || efail "key: the CF stopped serving after bad keys"
 }
 
 edge_corrupt() {
-	local d=$CF_WORK/corrupt rec=3
+	local d=$CF_WORK/corrupt rec=3 why
 	mkdir -p "$d"
 	"$CFCTL" mkdata --data "$d" --accounts 8 --balance 1000 >/dev/null || {
 		efail "corrupt: mkdata"
@@ -159,8 +159,7 @@ assert slot(a, r) == slot(b, r), "corrupt slot changed"
 tot = lambda x: sum(struct.unpack_from("<q", x, 64 + i * 16 + 8)[0] for i in range(8) if i != r)
 assert tot(a) == tot(b), (tot(a), tot(b))
 EOF
-	"$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" >/dev/null ||
-		efail "corrupt: the failed transaction left locks behind"
+	! why=$(locks_left) || efail "corrupt: the failed transaction left locks behind: $why"
 	# a corrupt header: refused at start
 	printf 'XXXX' | dd of="$d/f0.cfd" bs=1 seek=0 conv=notrunc 2>/dev/null
 	expect 1 "header|corrupt|bad" "cfnode refuses a corrupt data file header" \
@@ -201,11 +200,9 @@ edge_diskfull() {
 		[ $s = SYSC ] && j=$m/SYSC.seed$seed.fjournal
 		eval "J_$s=\$j"
 		echo 0 >"$j.tail" # every line is a write(2): nothing lost, cut-off commits are "P" lines
-		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --system $s --instance "N$s" --data "$m/data" \
-			--policy auto --fence-agent local --workload bank --accounts 200 --duration 3600 --inflight 4 \
-			--seed "$seed" --journal "$j" >>"$CF_WORK/full-$s.log" 2>&1 &
-		pids+=($!)
-		track_pid $!
+		DATA=$m/data cf_node "full-$s" $s "N$s" --policy auto --workload bank --accounts 200 --duration 3600 \
+			--inflight 4 --seed "$seed" --journal "$j"
+		pids+=("$NODE_PID")
 	done
 	wait_for 20 test -s "$J_SYSC" || efail "diskfull: SYSC does not commit"
 	fill "$m"
@@ -231,12 +228,11 @@ edge_diskfull() {
 	[ $rc = 0 ] || efail "diskfull: SYSB exited $rc: $(grep -i error "$CF_WORK/full-SYSB.log" | tail -n 1)"
 	wait "${pids[2]}" 2>/dev/null
 	# nothing lost: every instance clean, every lock free, verify and the journal check
-	local st out
-	st=$("$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" | grep "^inst .*NSYS")
+	local st out why
+	st=$(cf_status_field instances state | grep "^NSYS")
 	echo "$st" | grep -v INACTIVE_CLEAN | grep -q . &&
 		efail "diskfull: instance not clean after the workloads ended: $(echo "$st" | grep -v INACTIVE_CLEAN | tr '\n' ';')"
-	out=$("$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" 2>&1) ||
-		efail "diskfull: locks still held after every system left (SYSC ended on ENOSPC and left cleanly): $(echo "$out" | sed -n '1,2p;$p' | tr '\n' ';')"
+	! why=$(locks_left) || efail "diskfull: locks still held after every system left (SYSC ended on ENOSPC and left cleanly): $why"
 	out=$("$CFCTL" verify --data "$m/data" 2>&1) || efail "diskfull: cfctl verify: $out"
 	out=$(python3 "$FAULT_DIR/jcheck.py" --initial "$CF_WORK/full.initial" --data "$m/data" \
 		"$J_SYSA" "$J_SYSB" "$J_SYSC" 2>&1) || efail "diskfull: journal check: $out"

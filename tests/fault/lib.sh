@@ -4,8 +4,7 @@
 # systems SYS1..SYSn (home instances NTS001..) running the bank workload on one
 # data directory, each with a journal; victim restart; waiting for recovery;
 # the full invariant check (I1, I3, I4: docs/design.md §0):
-#   - cfctl verify (total conserved, every record crc) -- cf_fault_tool verify
-#     while cfctl is not built;
+#   - cfctl verify (total conserved, every record crc);
 #   - the journal check (jcheck.py): the data equals the initial balances plus
 #     every committed transfer, account by account;
 #   - at most one counterpart per incident (one RECOVERY line per (inst, incident));
@@ -21,10 +20,9 @@ ACCOUNTS=${FAULT_ACCOUNTS:-200}
 INFLIGHT=${FAULT_INFLIGHT:-8}
 H_MS=${FAULT_H_MS:-20}
 T_MS=${FAULT_T_MS:-1000}
-DATA=$CF_WORK/data
 INITIAL=$CF_WORK/f0.initial
 NSYS=3
-declare -A NODE_PID=() NODE_RC=() NODE_ARGS=() NODE_JOURNAL=()
+declare -A SYS_PID=() NODE_RC=() NODE_ARGS=() NODE_JOURNAL=()
 KILLED=0      # workload processes that died by a signal (their journal tail may be lost)
 OVER=0        # incarnations ended by a lost connection (75): one commit each may be indeterminate
 CRASHES=0     # crashes we caused or armed that fired
@@ -32,17 +30,16 @@ declare -A FIRED=() # point -> times it fired
 SRV_ARGS=()
 
 require_transport
-require_bin CFSERVER CFNODE CF_FAULT_TOOL
-
-cfctl_real() { [ -n "${CFCTL:-}" ] && [ -x "$CFCTL" ] && "$CFCTL" --help 2>&1 | grep -q verify; }
+require_bin CFSERVER CFNODE CFCTL
 
 inst_of() { printf 'NTS%03d' "${1#SYS}"; }
+home_of() { printf 'SYS%d' "$((10#${1#NTS}))"; }
 
 # cluster_init [cfserver args...]: data directory, initial copy, cfserver.
 cluster_init() {
 	mkdir -p "$DATA"
 	cf_hosts_up "$NSYS" "$DATA" # CF_HOSTS=netns: SYS1..SYSn on hostA.., the CF on their bridge
-	"$CF_FAULT_TOOL" mkdata "$DATA" "$ACCOUNTS" 1000 || fail "mkdata"
+	"$CFCTL" mkdata --data "$DATA" --accounts "$ACCOUNTS" --balance 1000 >/dev/null || fail "cfctl mkdata"
 	cp "$DATA/f0.cfd" "$INITIAL"
 	SRV_ARGS=(--hb-interval "$H_MS" --hb-timeout "$T_MS" "$@")
 	start_cfserver "${SRV_ARGS[@]}" || fail "cfserver did not start"
@@ -61,7 +58,8 @@ server_restart() {
 	log "cfserver restarted, pid $CFSERVER_PID"
 }
 
-# node_start SYS [VAR=VALUE...] [-- cfnode args...]: start a system with the bank workload.
+# node_start SYS [VAR=VALUE...] [-- cfnode args...]: start a system with the bank
+# workload (harness.sh cf_node: on SYS's host, with its fence arguments).
 node_start() {
 	local sys=$1
 	shift
@@ -79,21 +77,19 @@ node_start() {
 	# a killed writer's unwritten tail from it)
 	local seed=$((RANDOM * 1073741824 + RANDOM * 32768 + RANDOM + 1))
 	NODE_JOURNAL[$sys]=$CF_WORK/$sys.seed$seed.journal
-	cf_place "$sys" "$DATA" # CF_HOSTS=netns: on its own namespace-host
-	env CF_FAULT_LOG=1 "${envs[@]}" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
-		--transport "$CF_TRANSPORT" --system "$sys" --instance "$(inst_of "$sys")" --data "$NODE_DATA" \
-		--policy auto "${NODE_FENCE[@]}" --workload bank --accounts "$ACCOUNTS" --duration 3600 \
-		--inflight "$INFLIGHT" --seed "$seed" --journal "${NODE_JOURNAL[$sys]}" --recovery-journal "$CF_WORK/$sys.recovery" "${extra[@]}" \
-		>>"$CF_WORK/$sys.log" 2>&1 &
-	NODE_PID[$sys]=$!
+	# cf_node's command line, with the VAR=VALUEs for cfnode alone
+	cf_node_argv "$sys" "$(inst_of "$sys")" --policy auto --workload bank --accounts "$ACCOUNTS" --duration 3600 \
+		--inflight "$INFLIGHT" --seed "$seed" --journal "${NODE_JOURNAL[$sys]}" \
+		--recovery-journal "$CF_WORK/$sys.recovery" "${extra[@]}"
+	start_bg "$sys" env CF_FAULT_LOG=1 "${envs[@]}" "${CF_NODE_ARGV[@]}"
+	SYS_PID[$sys]=$BG_PID
 	NODE_RC[$sys]=
-	track_pid "${NODE_PID[$sys]}"
-	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys started pid ${NODE_PID[$sys]} ${envs[*]} ${extra[*]}"
+	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys started pid ${SYS_PID[$sys]} ${envs[*]} ${extra[*]}"
 	return 0
 }
 
-node_alive() { [ -n "${NODE_PID[$1]:-}" ] && [ -z "${NODE_RC[$1]:-}" ] && kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
-node_state() { awk '{print $3}' "/proc/${NODE_PID[$1]}/stat" 2>/dev/null; } # R S T Z ...
+node_alive() { [ -n "${SYS_PID[$1]:-}" ] && [ -z "${NODE_RC[$1]:-}" ] && kill -0 "${SYS_PID[$1]}" 2>/dev/null; }
+node_state() { awk '{print $3}' "/proc/${SYS_PID[$1]}/stat" 2>/dev/null; } # R S T Z ...
 node_exited() { # SYS: true once the process is gone (a zombie child counts)
 	local s
 	s=$(node_state "$1")
@@ -104,7 +100,7 @@ node_exited() { # SYS: true once the process is gone (a zombie child counts)
 node_reap() {
 	local sys=$1 rc
 	[ -n "${NODE_RC[$sys]:-}" ] && return 0
-	wait "${NODE_PID[$sys]}" 2>/dev/null
+	wait "${SYS_PID[$sys]}" 2>/dev/null
 	rc=$?
 	NODE_RC[$sys]=$rc
 	[ "$rc" -ge 128 ] && KILLED=$((KILLED + 1))
@@ -114,7 +110,7 @@ node_reap() {
 	# transfer whose commit a kill cut off is pending (indeterminate), not lost.
 	local tail=0
 	[ -n "${NODE_JOURNAL[$sys]:-}" ] && echo "$tail" >"${NODE_JOURNAL[$sys]}.tail"
-	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys (pid ${NODE_PID[$sys]}) exited $rc"
+	[ -n "${FAULT_VERBOSE:-}" ] && log "$sys (pid ${SYS_PID[$sys]}) exited $rc"
 	return 0
 }
 
@@ -131,10 +127,10 @@ node_stop() {
 		node_reap "$sys"
 		return 0
 	}
-	kill -CONT "${NODE_PID[$sys]}" 2>/dev/null
-	kill -TERM "${NODE_PID[$sys]}" 2>/dev/null
+	kill -CONT "${SYS_PID[$sys]}" 2>/dev/null
+	kill -TERM "${SYS_PID[$sys]}" 2>/dev/null
 	node_wait_exit "$sys" 30 || {
-		kill -KILL "${NODE_PID[$sys]}"
+		kill -KILL "${SYS_PID[$sys]}"
 		node_reap "$sys"
 		fail "$sys did not stop on SIGTERM within 30 s"
 	}
@@ -156,28 +152,37 @@ point_compiled() {
 	grep -qaF -- "$1" "$CFSERVER" "$CFNODE" "$(dirname "$CFNODE")"/libcfnode.so* 2>/dev/null
 }
 
-cf_status() { "$CF_FAULT_TOOL" status --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"; }
-
-# inst_settled INST: INACTIVE_CLEAN, or ACTIVE under its home system (not stale), no recovery running.
+# The CF's state, read as an operator does (harness.sh cf_status_field: cfctl status --json).
+# inst_settled INST: INACTIVE_CLEAN, or ACTIVE under its home system's current
+# incarnation (not stale), no recovery running; from one status read.
 inst_settled() {
-	cf_status 2>/dev/null | awk -v i="$1" '
-		$1 == "inst" && $3 == i {
-			found = 1
-			if ($4 == "INACTIVE_CLEAN") ok = 1
-			if ($4 == "ACTIVE" && "home=" $5 == $8 && $9 == "stale=0") ok = 1
-		}
-		END { exit !(found && ok) }'
+	local st owner home ep phase sst sep
+	{
+		read -r st owner home ep phase
+		read -r sst sep
+	} < <(cf_status_field inst "$1" state owner home owner_epoch recovery.phase -- sys "$(home_of "$1")" state epoch)
+	[ "$st" = INACTIVE_CLEAN ] && return 0
+	[ "$st" = ACTIVE ] && [ "$owner" = "$home" ] && [ "$sst" = ACTIVE ] && [ "$sep" = "$ep" ] &&
+		{ [ "$phase" = none ] || [ "$phase" = done ]; }
 }
-inst_state() { cf_status 2>/dev/null | awk -v i="$1" '$1 == "inst" && $3 == i {print $4; exit}'; }
-sys_commits() { cf_status 2>/dev/null | awk -v s="$1" '$1 == "sys" && $3 == s && $4 == "ACTIVE" {sub("commits=", "", $7); print $7; exit}'; }
-busy() { local c; c=$(sys_commits "$1"); [ -n "$c" ] && [ "$c" -gt "${2:-10}" ]; }
+inst_state() { cf_status_field inst "$1" state; }
+sys_commits() { # SYS → its commits while ACTIVE, nothing otherwise
+	local st c
+	read -r st c < <(cf_status_field sys "$1" state commits)
+	[ "$st" = ACTIVE ] && [ "$c" != - ] && echo "$c"
+}
+insts_line() { cf_status_field instances state owner recovery.phase | tr '\n' ';'; } # for failure messages
+# busy SYS [N]: its current incarnation committed more than N transfers (its journal: harness.sh
+# cf_journal_commits); wait_progress TIMEOUT SYS N: it commits N more from now on.
+busy() { [ "$(cf_journal_commits "${NODE_JOURNAL[$1]:-}")" -gt "${2:-10}" ]; }
+wait_progress() { local base; base=$(cf_journal_commits "${NODE_JOURNAL[$2]:-}"); wait_for "$1" busy "$2" $((base + $3)); }
 all_settled() {
 	local s
 	for s in $(seq 1 "$NSYS"); do inst_settled "$(inst_of "SYS$s")" || return 1; done
 }
 
 # wait_recovered INST [TIMEOUT_S]
-wait_recovered() { wait_for "${2:-30}" inst_settled "$1" || fail "$1 not recovered: $(cf_status 2>&1 | grep -w "$1")"; }
+wait_recovered() { wait_for "${2:-30}" inst_settled "$1" || fail "$1 not recovered: $(cf_inst_state "$1") $(cf_status_field inst "$1" recovery.phase)"; }
 
 # cluster_start [SYS VAR=VALUE...]: start SYS1..SYSn, wait until each commits.
 cluster_start() {
@@ -223,24 +228,17 @@ check_invariants() {
 		fi
 	done
 	# every instance clean: nothing left to recover
-	out=$(cf_status 2>&1) || fail "$label: status: $out"
-	if echo "$out" | awk '$1 == "inst" && $4 != "INACTIVE_CLEAN" {bad = 1} END {exit !bad}'; then
-		fail "$label: an instance is not INACTIVE_CLEAN after every system left: $(echo "$out" | grep '^inst')"
+	out=$(cf_status_field instances state) || fail "$label: cfctl status failed"
+	if echo "$out" | awk '$2 != "INACTIVE_CLEAN" {bad = 1} END {exit !bad}'; then
+		fail "$label: an instance is not INACTIVE_CLEAN after every system left: $(echo "$out" | tr '\n' ';')"
 	fi
-	# every lock word free and every record list empty (I4)
-	out=$("$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" 2>&1) ||
-		fail "$label: locks still held after every system left: $(echo "$out" | head -n 5 | tr '\n' ';')"
-	# cfctl verify (or the tool's, while cfctl is a stub)
-	if cfctl_real; then
-		if ! out=$("$CFCTL" verify --data "$DATA" 2>&1); then
-			# which accounts and transfers: the journal check explains the difference
-			local why
-			why=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown 1000 \
-				--fix-tails "$CF_WORK"/SYS*.journal "$CF_WORK"/SYS*.recovery 2>&1 | tail -n 15)
-			fail "$label: cfctl verify: $out; journal check: $why"
-		fi
-	else
-		out=$("$CF_FAULT_TOOL" verify "$DATA" 2>&1) || fail "$label: verify: $out"
+	locks_free "$label"
+	if ! out=$("$CFCTL" verify --data "$DATA" 2>&1); then
+		# which accounts and transfers: the journal check explains the difference
+		local why
+		why=$(python3 "$FAULT_DIR/jcheck.py" --initial "$INITIAL" --data "$DATA" --max-unknown 1000 \
+			--fix-tails "$CF_WORK"/SYS*.journal "$CF_WORK"/SYS*.recovery 2>&1 | tail -n 15)
+		fail "$label: cfctl verify: $out; journal check: $why"
 	fi
 	# journal check
 	local allow
@@ -260,6 +258,22 @@ check_invariants() {
 	[ -n "${FAULT_VERBOSE:-}" ] && log "$label: invariants hold ($JCHECK_LAST)"
 	return 0
 }
+
+# locks_left: true, and says what, when a record list has an entry or a word of
+# the lock table is not 0 (or either cannot be read); I4 wants neither once
+# every system has left.
+locks_left() {
+	local out n
+	out=$(cf_status_field instances lock_names_total) || { echo "cfctl status failed"; return 0; }
+	if echo "$out" | awk '$2 != 0 {bad = 1} END {exit !bad}'; then
+		echo "record-list entries left (instance, entries): $(echo "$out" | tr '\n' ';')"
+		return 0
+	fi
+	n=$(cf_lock_words) || { echo "cfctl locks failed"; return 0; }
+	[ "$n" = 0 ] && return 1
+	echo "$n lock words still held: $(cf_ctl locks | head -n 6 | tr '\n' ';')"
+}
+locks_free() { local why; ! why=$(locks_left) || fail "$1: $why"; } # LABEL
 
 # At most one counterpart per incident: one RECOVERY line per (inst, incident).
 check_counterparts() {
@@ -284,7 +298,7 @@ check_epochs() {
 
 # Kill a system the hard way (SIGKILL), counted as a crash.
 crash() {
-	kill -KILL "${NODE_PID[$1]}" 2>/dev/null
+	kill -KILL "${SYS_PID[$1]}" 2>/dev/null
 	node_wait_exit "$1" 10 || fail "$1 did not die on SIGKILL"
 	CRASHES=$((CRASHES + 1))
 }

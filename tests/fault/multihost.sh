@@ -92,15 +92,15 @@ incident() { # HOW VICTIM
 	[ "$MH_FENCE" = watchdog ] && by="its watchdog"
 	case $how in
 	kill)
-		kill -KILL "${NODE_PID[$v]}"
+		kill -KILL "${SYS_PID[$v]}"
 		node_wait_exit "$v" 10 || fail "$how $v: not dead after SIGKILL"
 		;;
 	stop)
-		kill -STOP "${NODE_PID[$v]}"
+		kill -STOP "${SYS_PID[$v]}"
 		# silent past T: the CF fails it, a peer's fence agent powers hostX off; or
 		# it stopped petting and its watchdog resets hostX
 		node_wait_exit "$v" $((T_MS / 1000 + 20)) || {
-			kill -CONT "${NODE_PID[$v]}"
+			kill -CONT "${SYS_PID[$v]}"
 			fail "$how $v: the frozen system survived: not fenced by $by"
 		}
 		[ "${NODE_RC[$v]}" = 137 ] || fail "$how $v: ended with ${NODE_RC[$v]}, not SIGKILL by $by"
@@ -116,7 +116,7 @@ incident() { # HOW VICTIM
 		;;
 	esac
 	CRASHES=$((CRASHES + 1))
-	wait_for 30 nothing_waiting || fail "$how $v: recovery left waiting: $(cf_status 2>&1 | grep '^inst' | tr '\n' ';') $(grep -hE 'stopped in phase|waits in phase' "$CF_WORK"/SYS*.log | tail -n 2)"
+	wait_for 30 nothing_waiting || fail "$how $v: recovery left waiting: $(insts_line) $(grep -hE 'stopped in phase|waits in phase' "$CF_WORK"/SYS*.log | tail -n 2)"
 	# every failure is fenced before the backout (a killed one too: the agent finds
 	# the host empty; its watchdog, no longer petted, resets it)
 	if [ "$MH_FENCE" = agent ]; then

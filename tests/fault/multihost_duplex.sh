@@ -25,7 +25,7 @@ LINK_MS=2000 FENCE_DELAY_MS=500 # T (FAULT_T_MS) is 1000: a cut primary fails it
 
 mkdir -p "$DATA"
 hosts_up 5 "$DATA" # hostA..C: systems; hostD, hostE: the CFs
-"$CF_FAULT_TOOL" mkdata "$DATA" "$ACCOUNTS" 1000 || fail "mkdata"
+"$CFCTL" mkdata --data "$DATA" --accounts "$ACCOUNTS" --balance 1000 >/dev/null || fail "cfctl mkdata"
 cp "$DATA/f0.cfd" "$INITIAL"
 declare -A CF_IP=([A]=10.211.$HOSTS_ID.14 [B]=10.211.$HOSTS_ID.15) CF_HOSTOF=([A]=hostD [B]=hostE) DX_PID=()
 other() { [ "$1" = A ] && echo B || echo A; }
@@ -99,7 +99,7 @@ for k in $(seq 1 "$ROUNDS"); do
 	n1=$(count "$p" "in sync with the primary")
 	cf_start "$p"
 	for x in SYS1 SYS2 SYS3; do
-		wait_for 60 busy $x 3 || fail "round $k: $x did not commit on $s: $(tail -n 3 "$CF_WORK/$x.log")"
+		wait_progress 60 $x 3 || fail "round $k: $x did not commit on $s: $(tail -n 3 "$CF_WORK/$x.log")"
 	done
 	wait_for 60 eval '[ "$(count '"$p"' "in sync with the primary")" -gt '"$n1"' ]' ||
 		fail "round $k: $p did not follow $s after the cut healed: $(tail -n 3 "$CF_WORK/cf$p.log")"

@@ -123,7 +123,7 @@ for s in $(seq 1 "$NSYS"); do
 		node_start "SYS$s"
 	done
 done
-gen0=$(cf_status | awk '$1 == "gen" {print $2}')
+gen0=$(cf_status_field cf generation)
 [ -n "$gen0" ] || fail "no generation in the status"
 kill -KILL "$CFSERVER_PID"
 wait "$CFSERVER_PID" 2>/dev/null
@@ -135,7 +135,7 @@ done
 [ "$MODE" = loop ] && { wait_for $((10 * W)) dev_free "$DEV" || fail "$DEV stays busy after cfserver died"; }
 server_restart
 grep -q "CF image: $DEV (.*, loaded" "$CF_WORK/cfserver.log" || fail "the restarted cfserver did not load the image on $DEV"
-gen1=$(cf_status | awk '$1 == "gen" {print $2}')
+gen1=$(cf_status_field cf generation)
 [ "$gen1" = $((gen0 + 1)) ] || fail "generation $gen0 -> $gen1 after the restart on $DEV, expected +1"
 # a second cfserver on the same device while one runs: refused (O_EXCL)
 if [ -b "$DEV" ]; then

@@ -35,13 +35,14 @@
 # at each transaction point are in crashloop.sh points.)
 # usage: scenarios.sh all | NAME...
 . "$(dirname "$0")/lib.sh"
+require_bin CF_FAULT_TOOL # stale-locks: what a power loss leaves in an image
 ulimit -c 0
 
 all_75() { # LABEL: every live system notices the lost CF and ends its incarnation (75)
 	local s
 	for s in SYS1 SYS2 SYS3; do
 		[ -n "${NODE_RC[$s]:-}" ] && continue
-		kill -CONT "${NODE_PID[$s]}" 2>/dev/null
+		kill -CONT "${SYS_PID[$s]}" 2>/dev/null
 		node_wait_exit $s 20 || fail "$1: $s did not notice the CF crash within 20 s"
 		[ "${NODE_RC[$s]}" = 75 ] || fail "$1: $s exited ${NODE_RC[$s]} after the CF crash, not 75"
 		grep -q "connection to CF lost" "$CF_WORK/$s.log" || fail "$1: $s did not say it lost the CF"
@@ -51,7 +52,7 @@ all_75() { # LABEL: every live system notices the lost CF and ends its incarnati
 sc_double_failure() {
 	cluster_init
 	cluster_start
-	kill -KILL "${NODE_PID[SYS1]}" "${NODE_PID[SYS2]}"
+	kill -KILL "${SYS_PID[SYS1]}" "${SYS_PID[SYS2]}"
 	node_wait_exit SYS1 10
 	node_wait_exit SYS2 10
 	CRASHES=$((CRASHES + 2))
@@ -71,7 +72,7 @@ sc_cf_crash_workload() {
 	local kills=${CF_KILLS:-1} k s gen0 gen1
 	cluster_init --nvram "$CF_WORK/cf.img"
 	cluster_start
-	gen0=$(cf_status | awk '$1 == "gen" {print $2}')
+	gen0=$(cf_status_field cf generation)
 	for k in $(seq 1 "$kills"); do
 		[ "$k" -gt 1 ] && sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
 		kill -KILL "$CFSERVER_PID"
@@ -85,7 +86,7 @@ sc_cf_crash_workload() {
 			wait_for 20 busy $s 3 || fail "cf_crash_workload: round $k: $s did not resume"
 		done
 	done
-	gen1=$(cf_status | awk '$1 == "gen" {print $2}')
+	gen1=$(cf_status_field cf generation)
 	[ "$gen1" -eq "$((gen0 + kills))" ] || fail "cf_crash_workload: generation $gen0 -> $gen1 after $kills restarts"
 	check_invariants cf_crash_workload
 	log "cf_crash_workload: $kills CF kills, generation $gen0 -> $gen1; $JCHECK_LAST"
@@ -342,9 +343,9 @@ sc_zombie_none() {
 		before=$(rec_count NTS001)
 		wait_for $((T_MS / 1000 + 30)) eval '[ "$(rec_count NTS001)" -gt '"$before"' ]' ||
 			fail "zombie_none: NTS001 not recovered while SYS1 is frozen"
-		kill -0 "${NODE_PID[SYS1]}" 2>/dev/null || fail "zombie_none: the frozen SYS1 was killed although no fence agent runs"
+		kill -0 "${SYS_PID[SYS1]}" 2>/dev/null || fail "zombie_none: the frozen SYS1 was killed although no fence agent runs"
 		# resume the zombie after its instance's backout
-		kill -CONT "${NODE_PID[SYS1]}"
+		kill -CONT "${SYS_PID[SYS1]}"
 		node_wait_exit SYS1 20 || fail "zombie_none: the resumed zombie did not end"
 		[ "${NODE_RC[SYS1]}" = 75 ] ||
 			fail "zombie_none: the resumed zombie exited ${NODE_RC[SYS1]}, not 75: a CF operation of a fenced system may have succeeded"
@@ -356,8 +357,7 @@ sc_zombie_none() {
 	local out rc
 	for s in SYS1 SYS2 SYS3; do node_stop $s; done
 	# a CF operation of the fenced zombie that succeeded would leave a lock or record entry
-	out=$("$CF_FAULT_TOOL" locks --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" 2>&1) ||
-		fail "zombie_none: a lock of the fenced zombie landed at the CF: $out"
+	locks_free "zombie_none: a lock of the fenced zombie landed at the CF"
 	check_counterparts zombie_none
 	check_epochs zombie_none
 	# what the lease let through to the data: reported, not failed (the documented risk)

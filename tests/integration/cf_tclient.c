@@ -314,46 +314,6 @@ static int cmd_read_word(int argc, char **argv)
 }
 
 /*
- * held NAME: how many lock words name instance NAME as a holder, in either
- * mode (the words themselves, not the record list, which also lists waiters).
- */
-static int cmd_held(int argc, char **argv)
-{
-	struct cf_session s;
-	struct cf_inst_slot slot;
-	uint64_t *words, n = 0;
-	uint32_t idx = UINT32_MAX, nw;
-	int r;
-
-	CHECK(argc >= 1, "usage: held NAME");
-	open_console(&s);
-	for (uint32_t i = 0; i < s.map.geo.max_instances && idx == UINT32_MAX; i++) {
-		r = cf_session_read(&s, cf_inst_off(&s.map, i), &slot, sizeof(slot));
-		CHECK(r == 0, "read: %s", strerror(-r));
-		slot.name[CF_NAME_MAX - 1] = 0;
-		if (!strcmp(slot.name, argv[0]))
-			idx = i;
-	}
-	CHECK(idx != UINT32_MAX, "no instance %s", argv[0]);
-	nw = s.map.geo.lock_entries;
-	words = malloc((size_t)nw * 8u);
-	CHECK(words, "out of memory");
-	/* in slices: one READ is bounded by the frame size */
-	for (uint32_t k = 0; k < nw; k += 4096) {
-		uint32_t m = nw - k < 4096 ? nw - k : 4096;
-		r = cf_session_read(&s, lock_off(&s, k), words + k, m * 8u);
-		CHECK(r == 0, "read lock table: %s", strerror(-r));
-	}
-	for (uint32_t k = 0; k < nw; k++)
-		if (cf_lock_held_by(words[k], idx))
-			n++;
-	printf("%" PRIu64 "\n", n);
-	free(words);
-	cf_session_close(&s);
-	return 0;
-}
-
-/*
  * claim NAME INST INCIDENT: join as system NAME and try the registration CAS
  * INACTIVE_FAILED(INCIDENT) -> ACTIVE(NAME, INCIDENT), as a counterpart that
  * learned of that incident would. Prints "WON" or "REJECTED <word>".
@@ -1110,7 +1070,7 @@ static int cmd_frame_mac_client(int argc, char **argv)
 
 /*
  * silent N SECONDS [churn]: open N connections that never speak, print READY,
- * hold them SECONDS, then print how many the CF closed (issue 11, item 5).
+ * hold them SECONDS, then print how many the CF closed.
  * churn: reopen each one the CF closes, at once, for as long (a flood that
  * keeps pushing), and print how many were reopened.
  */
@@ -1372,57 +1332,6 @@ static int cmd_resume(int argc, char **argv)
 		CHECK(r == 0, "beat: %s", strerror(-r));
 		usleep((useconds_t)atoi(argv[3]) * 1000u);
 	}
-	cf_session_close(&s);
-	return 0;
-}
-
-/* inst NAME: "STATE OWNER EPOCH INCIDENT" of an instance, through a console */
-static int cmd_inst(int argc, char **argv)
-{
-	struct cf_session s;
-	struct cf_inst_slot slot;
-	int r;
-
-	CHECK(argc >= 1, "usage: inst NAME");
-	open_console(&s);
-	for (uint32_t i = 0; i < s.map.geo.max_instances; i++) {
-		r = cf_session_read(&s, cf_inst_off(&s.map, i), &slot, sizeof(slot));
-		CHECK(r == 0, "read: %s", strerror(-r));
-		slot.name[CF_NAME_MAX - 1] = 0;
-		if (!strcmp(slot.name, argv[0])) {
-			printf("%s %u %u %u\n", cf_reg_state_str(cf_reg_state(slot.reg)),
-			       cf_reg_state(slot.reg) == CF_REG_ACTIVE ? cf_reg_owner(slot.reg) : 255u,
-			       cf_reg_epoch(slot.reg), cf_reg_incident(slot.reg));
-			cf_session_close(&s);
-			return 0;
-		}
-	}
-	printf("NONE\n");
-	cf_session_close(&s);
-	return 0;
-}
-
-/* sys NAME: "STATE EPOCH CAUSE" of a system slot */
-static int cmd_sys(int argc, char **argv)
-{
-	struct cf_session s;
-	struct cf_sys_slot slot;
-	int r;
-
-	CHECK(argc >= 1, "usage: sys NAME");
-	open_console(&s);
-	for (uint32_t i = 0; i < s.map.geo.max_systems; i++) {
-		r = cf_session_read(&s, cf_sys_off(&s.map, i), &slot, sizeof(slot));
-		CHECK(r == 0, "read: %s", strerror(-r));
-		slot.name[CF_NAME_MAX - 1] = 0;
-		if (!strcmp(slot.name, argv[0])) {
-			printf("%s %u %u\n", cf_sys_state_str(cf_sysword_state(slot.state)),
-			       cf_sysword_epoch(slot.state), slot.fail_cause);
-			cf_session_close(&s);
-			return 0;
-		}
-	}
-	printf("NONE\n");
 	cf_session_close(&s);
 	return 0;
 }
@@ -2620,7 +2529,7 @@ skip6:
 	return 0;
 }
 
-/* ---------------- locks and the monitor role (issue 14) ---------------- */
+/* ---------------- locks and the monitor role ---------------- */
 
 /*
  * lock SYS INST RECORD X|S [TIMEOUT_MS]: join as SYS, take INST, acquire
@@ -2852,8 +2761,8 @@ static const struct {
 } cmds[] = {
 	{"lock", cmd_lock}, {"release-failed", cmd_release_failed}, {"lock-wait-as", cmd_lock_wait_as}, {"monitor", cmd_monitor},
 	{"roundtrip", cmd_roundtrip}, {"faa", cmd_faa}, {"persist-loop", cmd_persist_loop},     {"cas-race", cmd_cas_race}, {"verify-race", cmd_verify_race},
-	{"read-word", cmd_read_word}, {"held", cmd_held}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
-	{"hold", cmd_hold},           {"resume", cmd_resume}, {"inst", cmd_inst},     {"sys", cmd_sys},         {"fill", cmd_fill},
+	{"read-word", cmd_read_word}, {"claim", cmd_claim}, {"grants", cmd_grants}, {"persist", cmd_persist}, {"noauth", cmd_noauth},   {"malformed", cmd_malformed},
+	{"hold", cmd_hold},           {"resume", cmd_resume}, {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"dxwords", cmd_dxwords},     {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
 	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},

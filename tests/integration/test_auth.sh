@@ -19,7 +19,7 @@ chmod 600 "$CF_WORK/bad.key"
 "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_WORK/bad.key" 2>"$CF_WORK/badkey.err"; rc=$?
 [ "$rc" -eq 77 ] || fail "malformed key: exit $rc"
 grep -q malformed "$CF_WORK/badkey.err" || fail "no clear message for a malformed key"
-# The key is a secret (issue 14): every program refuses a key file that group or
+# The key is a secret: every program refuses a key file that group or
 # others may access (naming it and chmod 600), a symbolic link, a non-regular file.
 cp "$CF_KEYFILE" "$CF_WORK/open.key"
 chmod 644 "$CF_WORK/open.key"
@@ -42,7 +42,7 @@ for k in open link fifo; do
 	refused 77 "$pat" "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_WORK/$k.key"
 	refused 77 "$pat" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_WORK/$k.key" --system S --instance I --data "$CF_WORK"
 	refused 77 "$pat" "$CFCTL" status --cf "$CF_ADDR" --cluster-key "$CF_WORK/$k.key"
-	CF_KEYFILE=$CF_WORK/$k.key refused 1 "$pat" "$TC" inst X
+	CF_KEYFILE=$CF_WORK/$k.key refused 1 "$pat" "$TC" dump "$CF_WORK/image.bin" # libcfnode's key loading
 done
 # cfctl keygen --out: 0600 whatever the umask, never over an existing file
 (umask 022; "$CFCTL" keygen --out "$CF_WORK/new.key") || fail "keygen --out"
@@ -62,8 +62,8 @@ grep -q "warning: .*mode 0644.*keygen --out" "$CF_WORK/redir.err" || fail "no wa
 start_cfserver small -- --max-conns 1 --hb-timeout 600000 || fail "cfserver --max-conns 1 did not start"
 start_bg hold "$TC" hold SYSM NTSM; hp=$BG_PID
 wait_for 10 grep -q READY "$CF_WORK/hold.log" || fail "holder not ready"
-bounded 20 "$TC" inst NTSM >/dev/null 2>&1 && fail "a connection beyond --max-conns was served"
+cf_ctl status >/dev/null 2>&1 && fail "a connection beyond --max-conns was served"
 grep -q "max-conns 1" "$CF_WORK/small.log" || fail "refusal not logged"
 kill -KILL "$hp"; wait "$hp" 2>/dev/null
-wait_for 10 sh -c "\"$TC\" inst NTSM | grep -q INACTIVE_FAILED" || fail "server not serving after the holder left"
+wait_for 10 cf_inst_is NTSM INACTIVE_FAILED || fail "server not serving after the holder left"
 pass "authentication enforced"

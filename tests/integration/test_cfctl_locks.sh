@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# cfctl locks (issue 14): SYSA holds f0.r17 in X (cf_tclient lock, through
+# cfctl locks: SYSA holds f0.r17 in X (cf_tclient lock, through
 # cf_lock: entry written before the CAS); SYSB asks for it and waits inside
 # cf_lock_acquire, its entry in its record list. cfctl locks shows the class
 # once, NTSA (SYSA) as the holder and NTSB (SYSB) as waiting, in text and in

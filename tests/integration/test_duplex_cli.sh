@@ -21,9 +21,6 @@ export CF_DUPLEX_PART=65536
 LT=400
 [ "$CF_TRANSPORT" = verbs ] && LT=4000
 
-free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
-}
 link_port() { # LOG: the port a primary accepts secondaries on
 	sed -n 's/.*duplex: accepting a secondary on .* (port \([0-9]*\)).*/\1/p' "$1" | tail -n 1
 }
@@ -73,14 +70,14 @@ wait_for 60 grep -q "in sync with the primary" "$CF_WORK/S.log" || fail "seconda
 wait_for 10 grep -q "is in sync" "$CF_WORK/P.log" || fail "the primary did not log the secondary in sync"
 out=$(cfctl "$P_ADDR" status) || fail "status: $out"
 echo "$out" | grep -q "duplexed primary; secondary .* in sync" || fail "status with a secondary in sync: $out"
-out=$(cfctl "$P_ADDR" status --json) || fail "status --json: $out"
-echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)["cf"]; assert d["duplexed"] and d["link"] == "in-sync" and d["synced_bytes"] == d["image_bytes"], d' ||
-	fail "status --json with a secondary in sync: $out"
+read -r dx link synced image < <(CF_ADDR=$P_ADDR cf_status_field cf cf.duplexed cf.link cf.synced_bytes cf.image_bytes)
+[ "$dx $link" = "true in-sync" ] && [ "$synced" = "$image" ] ||
+	fail "status --json with a secondary in sync: duplexed $dx, link $link, $synced of $image bytes"
 out=$(cfctl "$P_ADDR" health 2>&1)
 rc=$?
 [ "$rc" = 0 ] || fail "health of a primary with its secondary in sync is $rc, not 0: $out"
 # a secondary serves nobody before it takes over
-CF_ADDR=$CF_HOST:$S_PORT bounded 10 "$TC" sys FILL >/dev/null 2>&1 && fail "the secondary answered a client before taking over"
+CF_ADDR=$CF_HOST:$S_PORT bounded 10 "$TC" dump "$CF_WORK/early.bin" >/dev/null 2>&1 && fail "the secondary answered a client before taking over"
 
 # 5. durable writes reach the copy; kill -9 of the primary; the secondary takes over
 CF_ADDR=$P_ADDR bounded 20 "$TC" fill 7 >/dev/null || fail "fill"
@@ -94,8 +91,8 @@ g2=$(CF_ADDR=$CF_HOST:$S_PORT bounded 20 "$TC" dump "$CF_WORK/s.bin" durable) ||
 # what a system PERSISTs (fill's recovery-info slots) and cfserver's own control-path writes
 # pass the group commit, hence the copy, over either transport
 cmp "$CF_WORK/p.bin" "$CF_WORK/s.bin" || fail "the copy's durable part differs from the primary's"
-[ "$(CF_ADDR=$CF_HOST:$S_PORT "$TC" sys FILL | awk '{print $1}')" = FREE ] ||
-	fail "FILL's clean leave at the primary is not in the copy: $(CF_ADDR=$CF_HOST:$S_PORT "$TC" sys FILL)"
+CF_ADDR=$CF_HOST:$S_PORT cf_sys_is FILL FREE ||
+	fail "FILL's clean leave at the primary is not in the copy: $(CF_ADDR=$CF_HOST:$S_PORT cf_sys_state FILL)"
 out=$(cfctl "$CF_HOST:$S_PORT" status) || fail "status at the new primary: $out"
 echo "$out" | grep -q "running ALONE" || fail "the new primary does not say it runs alone: $out"
 log "takeover: generation $g1 -> $g2, durable part equal"

@@ -21,9 +21,6 @@ TC=$CF_TCLIENT
 LT=400
 [ "$CF_TRANSPORT" = verbs ] && LT=4000
 
-free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
-}
 declare -A PORT LINK
 for x in A B C D; do
 	PORT[$x]=$(free_port)

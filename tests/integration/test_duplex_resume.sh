@@ -17,9 +17,6 @@ TC=$CF_TCLIENT
 LT=400 RESUME=2500
 [ "$CF_TRANSPORT" = verbs ] && LT=4000 RESUME=20000
 
-free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
-}
 link_port() { sed -n 's/.*duplex: accepting a secondary on .* (port \([0-9]*\)).*/\1/p' "$1" | tail -n 1; }
 
 # bad value: refused before any image is built
@@ -53,15 +50,14 @@ export CF_ADDR=$CF_HOST:$S_PORT
 for x in KEEPA KEEPB; do
 	grep -q "takeover: $x (epoch [0-9]*) kept with 1 instance" "$CF_WORK/S.log" ||
 		fail "the new primary did not keep $x: $(grep takeover "$CF_WORK/S.log")"
-	[ "$(bounded 20 "$TC" inst "I$x" | awk '{print $1}')" = ACTIVE ] ||
-		fail "I$x is not ACTIVE (kept) after the takeover: $("$TC" inst "I$x")"
+	cf_inst_is "I$x" ACTIVE || fail "I$x is not ACTIVE (kept) after the takeover: $(cf_inst_state "I$x")"
 done
 
 # a forged token: refused, nothing changed
 out=$(bounded 20 "$TC" resume "$SA" "$EA" $((TOKA ^ 1))) && fail "a wrong token resumed KEEPA: $out"
 echo "$out" | grep -q "REFUSED -1 " || fail "a wrong token: $out"
 grep -q "kept at the takeover, token not proven" "$CF_WORK/S.log" || fail "the refused resume was not logged"
-[ "$(bounded 20 "$TC" sys KEEPA)" = "ACTIVE $EA 0" ] || fail "KEEPA after the forged resume: $("$TC" sys KEEPA)"
+cf_sys_is KEEPA "ACTIVE $EA -" || fail "KEEPA after the forged resume: $(cf_sys_state KEEPA)"
 log "a resume with a wrong token is refused; KEEPA still kept"
 
 # the real token: the same incarnation is back (it beats from then on)
@@ -71,15 +67,13 @@ wait_for 10 grep -q "RESUME: KEEPA (system $SA, epoch $EA) is back" "$CF_WORK/S.
 log "KEEPA resumed at the new primary with the token of its JOIN at the old one (epoch $EA)"
 
 # KEEPB never comes back: failed when its window closes, its instance for the peers
-wait_for $((RESUME / 1000 + 20)) eval '[ "$(bounded 20 "$TC" sys KEEPB | cut -d" " -f1)" = FAILED ]' ||
-	fail "KEEPB not failed after the resume window: $("$TC" sys KEEPB)"
-[ "$(bounded 20 "$TC" sys KEEPB)" = "FAILED $EB 6" ] || fail "KEEPB's failure: $("$TC" sys KEEPB), expected cause 6"
+wait_for $((RESUME / 1000 + 20)) cf_sys_is KEEPB FAILED || fail "KEEPB not failed after the resume window: $(cf_sys_state KEEPB)"
+cf_sys_is KEEPB "FAILED $EB no resume after a CF takeover" || fail "KEEPB's failure: $(cf_sys_state KEEPB), expected cause 6"
 grep -q "sweep: KEEPB did not come back within $RESUME ms of the takeover" "$CF_WORK/S.log" ||
 	fail "the expired window was not logged"
-[ "$(bounded 20 "$TC" inst IKEEPB | awk '{print $1}')" = INACTIVE_FAILED ] ||
-	fail "IKEEPB after KEEPB's failure: $("$TC" inst IKEEPB)"
+cf_inst_is IKEEPB INACTIVE_FAILED || fail "IKEEPB after KEEPB's failure: $(cf_inst_state IKEEPB)"
 # the resumed one is still ACTIVE (it beats), and so is its instance
-[ "$(bounded 20 "$TC" sys KEEPA)" = "ACTIVE $EA 0" ] || fail "KEEPA after the window: $("$TC" sys KEEPA)"
-[ "$(bounded 20 "$TC" inst IKEEPA | awk '{print $1}')" = ACTIVE ] || fail "IKEEPA: $("$TC" inst IKEEPA)"
+cf_sys_is KEEPA "ACTIVE $EA -" || fail "KEEPA after the window: $(cf_sys_state KEEPA)"
+cf_inst_is IKEEPA ACTIVE || fail "IKEEPA: $(cf_inst_state IKEEPA)"
 log "KEEPB, never back, failed after $RESUME ms (no resume after a CF takeover); KEEPA kept"
 pass "duplex resume"

@@ -18,10 +18,9 @@
 # and the test then reports skipped (77).
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
-require_bin CFSERVER CF_TCLIENT KVSTORE CFN_API
+require_bin CFSERVER CFCTL KVSTORE CFN_API
 [ -n "${CF_BUILD_ROOT:-}" ] && [ -n "${CF_SOURCE_ROOT:-}" ] || skip "CF_BUILD_ROOT/CF_SOURCE_ROOT not set (run under meson test)"
 
-DATA=$CF_WORK/data
 mkdir -p "$DATA"
 T_MS=${CF_TEST_T_MS:-1000} # generous: a loaded machine must not fail systems by accident
 
@@ -106,7 +105,6 @@ expect() { # SYS COMMAND... = ANSWER
 	got=$(ask "${@:1:$#-2}")
 	[ "$got" = "$want" ] || fail "$sys: '${*:2:$#-3}' answered '$got', expected '$want'"
 }
-inst_is() { "$CF_TCLIENT" inst "$1" 2>/dev/null | grep -q "^$2"; }
 recovered() { grep -qh "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/SYS1.log" "$CF_WORK/SYS2.log"; }
 
 serve SYS1 NTS001 "${KV1_ENV[@]}" "$KV1"
@@ -125,20 +123,21 @@ pid3=$!
 track_pid "$pid3"
 wait_for 30 grep -q '^paused put k7' "$CF_WORK/SYS3.out" || fail "SYS3 did not reach its pause point"
 grep -q CRASHED-VALUE "$F" || fail "SYS3's update is not in the data file"
-held=$("$CF_TCLIENT" held NTS003)
+held=$(cf_lock_words NTS003)
 [ "$held" -ge 1 ] || fail "SYS3 holds no lock inside its transaction ($held)"
 
 t0=$(date +%s%N)
 kill -KILL "$pid3"
 wait "$pid3" 2>/dev/null
 wait_for 30 recovered || fail "no peer recovered NTS003"
-wait_for 30 inst_is NTS003 INACTIVE_CLEAN || fail "NTS003 is not INACTIVE_CLEAN: $("$CF_TCLIENT" inst NTS003)"
+wait_for 30 cf_inst_is NTS003 INACTIVE_CLEAN || fail "NTS003 is not INACTIVE_CLEAN: $(cf_inst_state NTS003)"
 t1=$(date +%s%N)
 cp=$(grep -lh "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/SYS1.log" "$CF_WORK/SYS2.log" | xargs -n1 basename | sed 's/\.log$//')
 log "NTS003 recovered by $cp in $(((t1 - t0) / 1000000)) ms after kill -9"
 # the before-image is back, the lock is free
 ! grep -q CRASHED-VALUE "$F" || fail "the data file still holds SYS3's uncommitted update"
-[ "$("$CF_TCLIENT" held NTS003)" = 0 ] || fail "NTS003 still holds $("$CF_TCLIENT" held NTS003) lock words"
+held=$(cf_lock_words NTS003)
+[ "$held" = 0 ] || fail "NTS003 still holds $held lock words"
 grep -h "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/$cp.log" | grep -q '"txns":1,"updates":1' ||
 	fail "the counterpart did not back out one transaction of one update: $(grep -h RECOVERY "$CF_WORK/$cp.log")"
 expect SYS2 get k7 = "VALUE v7"

@@ -10,12 +10,12 @@ start_bg hold "$TC" hold SYSH NTSH 10; hp=$BG_PID
 wait_for 10 grep -q READY "$CF_WORK/hold.log" || fail "holder not ready"
 # alive while it beats: still ACTIVE after two T (a deliberate wait: proving no false detection)
 sleep 1
-[ "$("$TC" sys SYSH)" = "ACTIVE 1 0" ] || fail "a beating system was failed: $("$TC" sys SYSH)"
+cf_sys_is SYSH "ACTIVE 1 -" || fail "a beating system was failed: $(cf_sys_state SYSH)"
 kill -STOP "$hp"
 t0=$(date +%s%N)
-wait_for 5 sh -c "\"$TC\" sys SYSH | grep -q '^FAILED 1 2'" || fail "system not FAILED by heartbeat: $("$TC" sys SYSH)"
+wait_for 5 cf_sys_is SYSH "FAILED 1 heartbeat silence" || fail "system not FAILED by heartbeat: $(cf_sys_state SYSH)"
 t1=$(date +%s%N)
-[ "$("$TC" inst NTSH)" = "INACTIVE_FAILED 255 0 1" ] || fail "instance: $("$TC" inst NTSH)"
+cf_inst_is NTSH "INACTIVE_FAILED - 0 1" || fail "instance: $(cf_inst_state NTSH)"
 grep -q "heartbeat unchanged" "$CF_WORK/cfserver.log" || fail "sweep not logged"
 kill -CONT "$hp"
 # the resumed zombie finds its connections gone

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# One log convention for cfserver, cfnode and cfctl (issue 14, proto/cf_slog.h):
+# One log convention for cfserver, cfnode and cfctl (proto/cf_slog.h):
 # every line "[<P>]YYYY-MM-DDTHH:MM:SS.mmmZ IDENT LEVEL: message", the syslog
 # priority <P> (3 error, 4 warning, 6 info, 7 debug) when stderr is the journal's
 # stream (JOURNAL_STREAM = its device:inode, as systemd sets it) or when asked
@@ -42,8 +42,7 @@ has "$CF_WORK/cfserver.log" "^<6>$TS cfserver info: listening on "
 
 # cfnode: info lines of a join, then an error (no CF there)
 : >"$CF_WORK/n.log"
-JOURNAL_STREAM=$(dev_ino "$CF_WORK/n.log") start_bg n "$CFNODE" --cf "$CF_ADDR" --transport "$CF_TRANSPORT" \
-	--cluster-key "$CF_KEYFILE" --system S1 --instance I1 --data "$D"
+JOURNAL_STREAM=$(dev_ino "$CF_WORK/n.log") cf_node n S1 I1
 wait_for 15 grep -q "is ACTIVE here" "$CF_WORK/n.log" || fail "cfnode did not join: $(cat "$CF_WORK/n.log")"
 kill -TERM "$BG_PID"
 wait "$BG_PID" || fail "cfnode did not leave cleanly: $(cat "$CF_WORK/n.log")"

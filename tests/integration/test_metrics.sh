@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Metrics (issue 14): while two bank nodes run on a --nvram CF, cfctl metrics
+# Metrics: while two bank nodes run on a --nvram CF, cfctl metrics
 # with the monitor key and with the cluster key both return OpenMetrics text
 # that parses (tests/lib/openmetrics_check.py), and the counters move between
 # two scrapes: commits, heartbeats, persists. cfserver refuses a monitor key
@@ -10,7 +10,6 @@ require_transport
 require_bin CFSERVER CFNODE CFCTL
 CHECK=$(dirname "$0")/../lib/openmetrics_check.py
 MKEY=$CF_WORK/monitor.key
-DATA=$CF_WORK/data
 "$CFCTL" keygen --out "$MKEY" || fail "keygen"
 
 # the same key for both roles would make every monitor a member
@@ -23,9 +22,8 @@ start_cfserver --hb-timeout 1000 --nvram "$CF_WORK/cf.img" --max-instances 4 --l
 "$CFCTL" mkdata --data "$DATA" --accounts 200 --balance 100 >/dev/null || fail "mkdata"
 pids=()
 for i in 1 2; do
-	start_bg node$i "$CFNODE" --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --system SYS$i --instance NTS00$i \
-		--data "$DATA" --cluster-key "$CF_KEYFILE" --workload bank --duration 3600 --inflight 2 --seed $i
-	pids+=("$BG_PID")
+	cf_node node$i SYS$i NTS00$i --workload bank --duration 3600 --inflight 2 --seed $i
+	pids+=("$NODE_PID")
 done
 for i in 1 2; do
 	wait_for 60 grep -q "workload bank started" "$CF_WORK/node$i.log" || fail "node$i did not start its workload"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The monitor role (issue 14): a connection authenticated with the monitor key
+# The monitor role: a connection authenticated with the monitor key
 # gets no grants and may request METRICS only. JOIN, CONN_ATTACH, INST_OPEN,
 # INST_ATTACH, POLICY_SET, RECOVER, RESTART_INFO and GOODBYE are each refused
 # with a STATUS that says why, and the CF closes the connection; a one-sided
@@ -19,7 +19,7 @@ export CF_MONITOR_KEYFILE=$MKEY
 start_cfserver --hb-timeout 600000 --monitor-key "$MKEY" || fail "cfserver did not start"
 start_bg a "$TC" hold SYSA NTSA
 wait_for 10 grep -q READY "$CF_WORK/a.log" || fail "SYSA not ready"
-before=$(bounded 10 "$TC" inst NTSA) || fail "inst NTSA"
+before=$(cf_inst_state NTSA) || fail "status of NTSA"
 ops=(join attach inst-open inst-attach policy recover restart-info goodbye)
 for op in "${ops[@]}"; do
 	out=$(bounded 10 "$TC" monitor "$op" 2>&1) || fail "monitor $op: $out"
@@ -47,11 +47,10 @@ for args in "status" "policy operator" "recover NTSA"; do
 done
 out=$(bounded 10 "$TC" monitor metrics) || fail "monitor metrics: $out"
 # nothing changed: the instance, the policy, the system
-after=$(bounded 10 "$TC" inst NTSA) || fail "inst NTSA"
+after=$(cf_inst_state NTSA) || fail "status of NTSA"
 [ "$before" = "$after" ] || fail "NTSA changed: $before -> $after"
 kill -0 "$BG_PID" || fail "SYSA died"
-pol=$(bounded 20 "$CFCTL" status --json --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --cluster-key "$CF_KEYFILE" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["policy"])') || fail "status"
+pol=$(cf_status_field cf policy) || fail "status"
 [ "$pol" = auto ] || fail "the policy changed: $pol"
 ! grep -q "EVENT" "$CF_WORK/a.log" || fail "SYSA got an event: $(grep EVENT "$CF_WORK/a.log")"
 m=$(bounded 20 "$CFCTL" metrics --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --key "$MKEY") || fail "cfctl metrics"

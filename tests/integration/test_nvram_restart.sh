@@ -32,7 +32,7 @@ kill -KILL "$CFSERVER_PID"; wait "$CFSERVER_PID" 2>/dev/null
 wait_for 10 grep -q DEAD "$CF_WORK/hold.log" || fail "holder did not see the CF die"
 start_cfserver cfserver3 -- --nvram "$IMG" --hb-timeout 600000 || fail "second restart"
 # cause 5: CF_FAIL_CF_RESTART (the restart rule, docs/design.md §7)
-[ "$("$TC" sys SYSN)" = "FAILED 1 5" ] || fail "SYSN after CF restart: $("$TC" sys SYSN)"
-[ "$("$TC" inst NTSN)" = "INACTIVE_FAILED 255 0 1" ] || fail "NTSN after CF restart: $("$TC" inst NTSN)"
+cf_sys_is SYSN "FAILED 1 CF restart" || fail "SYSN after CF restart: $(cf_sys_state SYSN)"
+cf_inst_is NTSN "INACTIVE_FAILED - 0 1" || fail "NTSN after CF restart: $(cf_inst_state NTSN)"
 grep -q "restart: SYSN (epoch 1) was ACTIVE" "$CF_WORK/cfserver3.log" || fail "restart processing not logged"
 pass "image identical after kill -9 up to the lock table, which was cleared (generation $g1 -> $g2); ACTIVE systems failed at restart"

@@ -30,15 +30,14 @@ wait_for 30 ready "$CF_WORK/srv.notify" || fail "cfserver sent no READY=1: $(cat
 
 "$CFCTL" mkdata --data "$CF_WORK/data" --accounts 10 --balance 10 >/dev/null || fail "mkdata"
 listen "$CF_WORK/node.sock" "$CF_WORK/node.notify"
-NOTIFY_SOCKET=$CF_WORK/node.sock start_bg SYS1 "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
-	--transport "$CF_TRANSPORT" --system SYS1 --instance NTS001 --data "$CF_WORK/data"
+NOTIFY_SOCKET=$CF_WORK/node.sock cf_node SYS1 SYS1 NTS001
 wait_for 30 ready "$CF_WORK/node.notify" || fail "cfnode sent no READY=1: $(cat "$CF_WORK/node.notify")"
 grep -q "instance NTS001 (#0) is ACTIVE here" "$CF_WORK/SYS1.log" || fail "READY=1 before the instance was ACTIVE"
 
 # a duplexed secondary does not listen until it takes over, yet it is a started service once
 # its copy is in sync: READY=1 then, with a STATUS naming its primary (a unit's start
 # timeout would otherwise restart every secondary)
-link_port=$(python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST")
+link_port=$(free_port)
 start_cfserver P -- --duplex-listen "$CF_HOST:$link_port" --hb-timeout 600000 || fail "primary did not start"
 listen "$CF_WORK/sec.sock" "$CF_WORK/sec.notify"
 NOTIFY_SOCKET=$CF_WORK/sec.sock start_bg S "$CFSERVER" --listen "$CF_HOST:0" --cluster-key "$CF_KEYFILE" \

@@ -4,7 +4,7 @@
 require_transport
 require_bin CFSERVER CF_TCLIENT
 TC=$CF_TCLIENT
-# Registrations are the CF's record, not the word (issue 11 item 3; docs/design.md
+# Registrations are the CF's record, not the word (docs/design.md
 # §7, "Registrations: what the CF checks"): a member that CASes another's
 # registration word gets no grant, cannot unregister it, cannot take an instance
 # from the system holding it (an INACTIVE_CLEAN one may move: then the new holder

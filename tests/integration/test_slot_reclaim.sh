@@ -24,10 +24,10 @@ done
 grep -q "slot 1 reclaimed from SYSB, which left cleanly" "$CF_WORK/cfserver.log" || fail "no system slot reclaimed"
 grep -q "INST_OPEN NTC: instance table full: slot 1 reclaimed from NTB" "$CF_WORK/cfserver.log" ||
 	fail "no instance slot reclaimed"
-[ "$("$TC" sys SYSA | awk '{print $1}')" = ACTIVE ] || fail "the live SYSA lost its slot: $("$TC" sys SYSA)"
-[ "$("$TC" inst NTA | awk '{print $1}')" = ACTIVE ] || fail "the live NTA lost its slot: $("$TC" inst NTA)"
-[ "$("$TC" sys SYSB)" = NONE ] || fail "SYSB still has a slot: $("$TC" sys SYSB)"
-[ "$("$TC" inst NTE | awk '{print $1}')" = INACTIVE_CLEAN ] || fail "NTE: $("$TC" inst NTE)"
+cf_sys_is SYSA ACTIVE || fail "the live SYSA lost its slot: $(cf_sys_state SYSA)"
+cf_inst_is NTA ACTIVE || fail "the live NTA lost its slot: $(cf_inst_state NTA)"
+cf_sys_is SYSB "- - -" || fail "SYSB still has a slot: $(cf_sys_state SYSB)"
+cf_inst_is NTE INACTIVE_CLEAN || fail "NTE: $(cf_inst_state NTE)"
 grep -q "reclaimed from SYSA\|reclaimed from NTA" "$CF_WORK/cfserver.log" && fail "a live slot was reclaimed"
 log "4 names came and went through 1 free slot; the live SYSA and NTA kept theirs"
 
@@ -39,6 +39,6 @@ start_cfserver cfserver2 -- --nvram "$IMG" --max-systems 2 --max-instances 2 --h
 	fail "restart on the image"
 out=$(bounded 20 "$TC" claim SYSF NTF 9 2>&1) || fail "SYSF after the restart refused: $out"
 out=$(bounded 20 "$TC" claim SYSG NTG 9 2>&1) || fail "SYSG after the restart refused: $out"
-[ "$("$TC" inst NTA | awk '{print $1}')" = INACTIVE_FAILED ] || fail "NTA after the restart: $("$TC" inst NTA)"
-[ "$("$TC" sys SYSA | awk '{print $1}')" = FAILED ] || fail "SYSA after the restart: $("$TC" sys SYSA)"
+cf_inst_is NTA INACTIVE_FAILED || fail "NTA after the restart: $(cf_inst_state NTA)"
+cf_sys_is SYSA FAILED || fail "SYSA after the restart: $(cf_sys_state SYSA)"
 pass "system and instance slots reclaimed, never a live or failed one, also after a restart on --nvram"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# cfctl status --watch (issue 14): frames come every SECONDS until SIGINT,
+# cfctl status --watch: frames come every SECONDS until SIGINT,
 # which ends it with 0; when the CF goes away it ends by itself with health's
 # "cannot tell" code, 69. Both ways within a bounded time.
 . "$(dirname "$0")/../lib/harness.sh"

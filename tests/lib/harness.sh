@@ -5,7 +5,12 @@
 # It gives every test: a private work dir ($CF_WORK), a cluster key
 # ($CF_KEYFILE), start_cfserver (ephemeral loopback port), wait_for, and a
 # cleanup trap that kills every process it started (by PID and process group)
-# and removes the work dir.
+# and removes the work dir. It is the suites' one cluster library: every suite
+# starts its systems with cf_node (on their hosts, with their fence
+# arguments) and reads the CF's state only through cfctl's JSON, as an
+# operator does (cf_status_field, cf_sys_state, cf_inst_state, cf_lock_words);
+# the suites' own libs (tests/recovery, tests/fault, tests/node) add their
+# workloads and checks on top.
 #
 # Environment:
 #   CF_TRANSPORT  tcp (default) or verbs
@@ -45,6 +50,10 @@ CF_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cfplex-test.XXXXXX")
 export CF_WORK
 CF_KEYFILE=$CF_WORK/cluster.key
 export CF_KEYFILE
+DATA=$CF_WORK/data # the cluster's shared data directory (cf_node); a test may point it elsewhere
+# The interpreter of the status readers, which tests poll: the system's python3 when there is
+# one. A version manager's shim first in PATH (pyenv's) costs 0.3 s a start, ten times python's own.
+CF_PYTHON=${CF_PYTHON:-$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; }
 fail() {
@@ -219,6 +228,11 @@ cfserver_refuses() {
 	done
 }
 
+# free_port [HOST]: a TCP port of HOST ($CF_HOST) that nobody listens on now.
+free_port() {
+	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "${1:-$CF_HOST}"
+}
+
 # Run a command with a hard time limit (seconds).
 bounded() { # TIMEOUT_S CMD...
 	local t=$1
@@ -231,13 +245,77 @@ cf_ctl() { # CFCTL-ARGS...
 	bounded 20 "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"
 }
 
-# cf_status_field sys|inst NAME KEY...: fields of a system or an instance from one
-# read of `cfctl status --json`, space-separated ("-" if absent; KEY a.b is field b
-# of object a; tests/lib/status_field.py). Fails when the status cannot be read.
+# The tests read the CF's state only through cfctl, as an operator does
+# (tests/lib/status_field.py reads its JSON):
+# cf_status_field QUERY [-- QUERY...]: fields from one read of `cfctl status --json`,
+# space-separated ("-" if absent; KEY a.b is field b of object a), one line per QUERY:
+#   sys NAME KEY...   a system          inst NAME KEY...   an instance
+#   cf KEY...         the document's own fields (generation, restart.state)
+#   systems KEY...    every system listed, a line each: NAME and its fields
+#   instances KEY...  every instance listed, the same way
+# Fails when the status cannot be read.
 cf_status_field() {
 	local out
 	out=$(cf_ctl status --json 2>/dev/null) || return 1
-	python3 "$(dirname "${BASH_SOURCE[0]}")/status_field.py" "$@" <<<"$out"
+	"$CF_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/status_field.py" status "$@" <<<"$out"
+}
+
+# cf_sys_state NAME → "STATE EPOCH CAUSE" (cause "-" when none, else in words:
+# "FAILED 3 heartbeat silence"); "- - -" when the CF lists no system NAME.
+cf_sys_state() { cf_status_field sys "$1" state epoch fail_cause; }
+# cf_inst_state NAME → "STATE OWNER EPOCH INCIDENT" (owner "-" when none: "INACTIVE_FAILED - 0 1").
+cf_inst_state() { cf_status_field inst "$1" state owner owner_epoch incident; }
+# cf_sys_is / cf_inst_is NAME WORDS: the state line is WORDS or begins with them
+# (cf_inst_is NTS001 ACTIVE; cf_sys_is SYS1 "FAILED 2 heartbeat silence").
+cf_sys_is() { _cf_line_is "$(cf_sys_state "$1")" "$2"; }
+cf_inst_is() { _cf_line_is "$(cf_inst_state "$1")" "$2"; }
+_cf_line_is() { [ "$1" = "$2" ] || [[ $1 == "$2 "* ]]; }
+
+# cf_journal_commits FILE: the transfers a bank journal (--journal) lists as
+# committed: the lines that begin with a txid, not the "P" intents nor the "I"
+# line; 0 before the file exists. The bank writes a line after each commit, so
+# this tells "it commits" at no cost, where a status read is a console session
+# and python: on a loaded 2-CPU machine with an ASan build such a read took
+# 10-14 s, and a system armed to crash after 30 commits died between two reads.
+cf_journal_commits() { local n; n=$(grep -c '^[0-9]' "$1" 2>/dev/null); echo "${n:-0}"; }
+
+# cf_lock_words [INST]: how many words of the whole lock table are not 0 (with INST:
+# name INST as a holder, either mode), from `cfctl locks --json`. Fails when it cannot be read.
+cf_lock_words() {
+	local out
+	out=$(cf_ctl locks --json 2>/dev/null) || return 1
+	"$CF_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/status_field.py" locks "${1:-}" <<<"$out"
+}
+
+# cf_node_argv SYS INST [cfnode args...]: the command line of system SYS with
+# home instance INST against this test's CF, in CF_NODE_ARGV: on SYS's host
+# (cf_place: the command prefix, $DATA as that host sees it, its fence arguments;
+# a --fence-agent among the args overrides them). With CF_NODE_HOSTNAME set the
+# system runs in a UTS namespace of that host name (cross-host fencing on one
+# machine) with cfnode's own fence default. The one place a test's cfnode
+# command line is built.
+cf_node_argv() {
+	local sys=$1 inst=$2
+	shift 2
+	cf_place "$sys" "$DATA"
+	if [ -n "${CF_NODE_HOSTNAME:-}" ]; then
+		NODE_PREFIX=(unshare --uts sh -c 'hostname "$0" && exec "$@"' "$CF_NODE_HOSTNAME")
+		NODE_FENCE=()
+	fi
+	CF_NODE_ARGV=("${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE"
+		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" "$@")
+}
+
+# cf_node LOG SYS INST [cfnode args...]: start system SYS (cf_node_argv) in the
+# background, output appended to $CF_WORK/LOG.log; sets NODE_PID (tracked for
+# cleanup; the prefixes exec, so it is cfnode's own pid). The environment of the
+# call reaches cfnode (CF_FAULT=... cf_node ...).
+cf_node() {
+	local name=$1
+	shift
+	cf_node_argv "$@"
+	start_bg "$name" "${CF_NODE_ARGV[@]}"
+	NODE_PID=$BG_PID
 }
 
 # cf_hosts_up N DATA: with CF_HOSTS=netns, N namespace-hosts sharing DATA, and

@@ -1,13 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# node_lib.sh - helpers for the node integration tests (issue 3), on top of
+# node_lib.sh - helpers for the node integration tests, on top of
 # tests/lib/harness.sh (work dir, key, start_cfserver, wait_for, cleanup by PID).
 . "$(dirname "$0")/../lib/harness.sh"
 
 require_bin CFSERVER CFNODE CFCTL
 require_transport
 
-DATA=$CF_WORK/data
 
 # A CF tolerant of a loaded test machine: T = 1 s (the lease is T/2).
 start_cf() { # [cfserver args...]
@@ -18,22 +17,11 @@ mkdata() { # ACCOUNTS BALANCE
 	"$CFCTL" mkdata --data "$DATA" --accounts "$1" --balance "$2" >/dev/null || fail "cfctl mkdata"
 }
 
-# start_node NAME SYSTEM INSTANCE [cfnode args...]: cfnode in the background,
-# output in $CF_WORK/NAME.log; sets NODE_PID.
-start_node() {
-	local name=$1 sys=$2 inst=$3
-	shift 3
-	start_bg "$name" "$CFNODE" --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" \
-		--data "$DATA" --cluster-key "$CF_KEYFILE" "$@"
-	NODE_PID=$BG_PID
-}
-
-# run_node SYSTEM INSTANCE [cfnode args...]: foreground, bounded; output on stdout+stderr.
-run_node() {
-	local sys=$1 inst=$2
-	shift 2
-	bounded "${NODE_TIMEOUT:-60}" "$CFNODE" --cf "$CF_ADDR" --transport "$CF_TRANSPORT" --system "$sys" \
-		--instance "$inst" --data "$DATA" --cluster-key "$CF_KEYFILE" "$@"
+# Systems start with harness.sh cf_node LOG SYS INST [cfnode args...] (background,
+# sets NODE_PID) or, in the foreground, bounded, output on stdout+stderr:
+run_node() { # SYSTEM INSTANCE [cfnode args...]
+	cf_node_argv "$@"
+	bounded "${NODE_TIMEOUT:-60}" "${CF_NODE_ARGV[@]}"
 }
 
 # wait_exit PID TIMEOUT_S: wait for a tracked background process; sets EXIT_RC.

@@ -42,7 +42,7 @@ expect 77 "cluster key" "$CFNODE" --cf 127.0.0.1:1 --data "$DATA" --cluster-key 
 expect 1 "data directory" "$CFNODE" --cf 127.0.0.1:1 --data "$CF_WORK/nodata" --cluster-key "$CF_KEYFILE" --system S --instance I --workload bank
 fi
 # A CF that is not there: a port nothing listens on.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port 127.0.0.1)
 expect 69 "unavailable" "${N[@]}" --cf "127.0.0.1:$port" --transport "$CF_TRANSPORT" --connect-timeout 1000
 expect 69 "unavailable" "$CFCTL" status --cf "127.0.0.1:$port" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT"
 # A CF with another key.

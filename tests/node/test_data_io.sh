@@ -45,9 +45,8 @@ mount -t tmpfs -o size=64m cfplex-dataio "$CF_WORK/shm" || skip "cannot mount a 
 DATA=$CF_WORK/shm
 ctl_mkdata "$DATA"
 for s in 1 2; do
-	start_bg SYS$s "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" --system SYS$s \
-		--instance NTS00$s --data "$DATA" --data-io direct --workload bank --accounts 100 --duration 4 --inflight 8
-	eval "P$s=$BG_PID"
+	cf_node SYS$s SYS$s NTS00$s --data-io direct --workload bank --accounts 100 --duration 4 --inflight 8
+	eval "P$s=$NODE_PID"
 done
 # the workload's data file descriptor carries O_DIRECT
 has_odirect() { # PID

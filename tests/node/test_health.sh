@@ -1,5 +1,5 @@
 #!/bin/bash
-# cfctl health: the exit-code contract (issue 14). 0 when every system is
+# cfctl health: the exit-code contract. 0 when every system is
 # ACTIVE and nothing is failed or recovering; 1 when degraded, one line per
 # problem; 69/77 when the state cannot be read. cfctl status keeps exiting 0.
 # Policy operator, so that a failed instance stays failed until asked; SYS2
@@ -20,9 +20,9 @@ health() { # RC PATTERN: exit code and output of cfctl health
 	grep -q -- "$2" "$CF_WORK/health.out" || { log "health output lacks '$2': $out"; return 1; }
 }
 health 0 "^ok: 0 system(s) ACTIVE, 0 instance(s)" || fail "empty CF"
-start_node s1 SYS1 NTS001 --policy operator --workload hold --record 5 --hold-ms 600000
+cf_node s1 SYS1 NTS001 --policy operator --workload hold --record 5 --hold-ms 600000
 p1=$NODE_PID
-CF_FAULT=rec.after_attach:stop CF_FAULT_LOG=1 start_node s2 SYS2 NTS002 --policy operator --workload hold \
+CF_FAULT=rec.after_attach:stop CF_FAULT_LOG=1 cf_node s2 SYS2 NTS002 --policy operator --workload hold \
 	--record 6 --hold-ms 600000
 p2=$NODE_PID
 wait_for 20 log_has s1 "holding f0.r5" || fail "SYS1 not up"
@@ -45,7 +45,7 @@ kill -CONT "$p2"
 only_sys1() { health 1 "^system SYS1 FAILED" && [ "$(wc -l <"$CF_WORK/health.out")" = 1 ]; }
 wait_for 30 only_sys1 || fail "after the recovery: $(cat "$CF_WORK/health.out")"
 # SYS1 back: healthy again
-start_node s1b SYS1 NTS001 --policy operator --workload hold --record 5 --hold-ms 600000
+cf_node s1b SYS1 NTS001 --policy operator --workload hold --record 5 --hold-ms 600000
 wait_for 20 log_has s1b "holding f0.r5" || fail "SYS1 did not come back"
 wait_for 10 health 0 "^ok: 2 system(s) ACTIVE" || fail "healthy again"
 

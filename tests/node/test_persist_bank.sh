@@ -18,7 +18,7 @@ start_cf --nvram "$CF_WORK/cf.img" --log-size 1M
 mkdata 200 1000
 pids=()
 for i in 1 2 3; do
-	start_node node$i SYS$i NTS00$i --workload bank --duration 3600 --inflight 4 --json --seed $i
+	cf_node node$i SYS$i NTS00$i --workload bank --duration 3600 --inflight 4 --json --seed $i
 	pids+=("$NODE_PID")
 done
 for i in 1 2 3; do

@@ -1,6 +1,6 @@
 #!/bin/bash
 # cfctl status shows as held only the locks whose lock word names the
-# instance (issue 14). A node writes its record-list entry before its lock CAS,
+# instance. A node writes its record-list entry before its lock CAS,
 # so a waiter has an entry too: it used to be shown as a second X holder.
 # SYS1 holds f0.r5; SYS2 waits for it: only NTS001 holds it, NTS002 waits,
 # and the instance's count agrees with its system's heartbeat. Then a system
@@ -9,10 +9,10 @@
 
 start_cf
 mkdata 1000 100
-start_node holder SYS1 NTS001 --workload hold --record 5 --hold-ms 60000
+cf_node holder SYS1 NTS001 --workload hold --record 5 --hold-ms 60000
 holder=$NODE_PID
 wait_for 20 log_has holder "holding f0.r5" || fail "SYS1 did not take the lock"
-start_node waiter SYS2 NTS002 --workload lock --record 5 --lock-timeout 60000
+cf_node waiter SYS2 NTS002 --workload lock --record 5 --lock-timeout 60000
 waiter=$NODE_PID
 # the waiter's record-list entry is there once it waits
 waiting() {
@@ -48,7 +48,7 @@ kill_pid "$holder" TERM
 # it, so its record list stays). More entries than the text shows (8) say how
 # many more; JSON lists at most 64 names and says whether they are all
 # (a bank here rarely holds more than 64 at once: the truncated branch is checked when it does).
-start_node bank SYS3 NTS003 --workload bank --accounts 1000 --inflight 100 --duration 60
+cf_node bank SYS3 NTS003 --workload bank --accounts 1000 --inflight 100 --duration 60
 bank=$NODE_PID
 many() {
 	local n

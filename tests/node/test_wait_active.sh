@@ -6,10 +6,10 @@
 
 start_cf
 mkdata 16 100
-start_node owner SYS1 NTS001
+cf_node owner SYS1 NTS001
 owner=$NODE_PID
 wait_for 20 log_has owner "NTS001 (#[0-9]*) is ACTIVE here" || fail "SYS1 did not take NTS001"
-start_node second SYS2 NTS001 --workload hold --hold-ms 100
+cf_node second SYS2 NTS001 --workload hold --hold-ms 100
 second=$NODE_PID
 wait_for 20 log_has second "waiting for peer recovery of NTS001 by SYS1" || fail "SYS2 did not say it waits"
 sleep 0.5 # it must still be waiting, not running

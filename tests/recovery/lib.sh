@@ -4,9 +4,8 @@
 # cfnode on one data directory, and the checks every scenario ends with.
 . "$(dirname "$0")/../lib/harness.sh"
 require_transport
-require_bin CFSERVER CFNODE CFCTL CF_TCLIENT
+require_bin CFSERVER CFNODE CFCTL
 
-DATA=$CF_WORK/data
 ACCOUNTS=${ACCOUNTS:-200}
 # Generous T: a loaded CI machine must not fail systems by accident; tests of
 # heartbeat silence set their own.
@@ -22,10 +21,10 @@ cluster() {
 }
 
 
-# node SYS INST [cfnode args...]: a system with the bank workload; PID in PID_SYS.
+# node SYS INST [cfnode args...]: a system with the bank workload (harness.sh
+# cf_node: on SYS's host, with its fence arguments); PID in PID_SYS.
 # CF_TEST_NODE_ARGS (word-split) goes before the test's own args, e.g.
 # CF_TEST_NODE_ARGS="--group-commit on" to run a scenario with group commit.
-# With CF_HOSTS=netns SYSn runs on its own namespace-host (harness.sh cf_place).
 # Logs append to $CF_WORK/SYS.log across restarts; each incarnation writes its
 # own journal (jcheck.py reads consecutive intent lines of one journal as one
 # commit group: a killed incarnation's last intent must not join the next one's).
@@ -33,29 +32,23 @@ JOURNAL_SEQ=0
 node() {
 	local sys=$1 inst=$2
 	shift 2
-	cf_place "$sys" "$DATA"
 	JOURNAL_SEQ=$((JOURNAL_SEQ + 1))
 	eval "JOURNAL_$sys=\$CF_WORK/$sys.$JOURNAL_SEQ.journal"
-	start_bg "$sys" "${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" \
-		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" \
-		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
+	# shellcheck disable=SC2086
+	cf_node "$sys" "$sys" "$inst" --workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
 		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" --recovery-journal "$CF_WORK/$sys.recovery" ${CF_TEST_NODE_ARGS:-} "$@"
-	eval "PID_$sys=$BG_PID"
+	eval "PID_$sys=$NODE_PID"
 }
 pid_of() { eval "echo \${PID_$1}"; }
 
-# inst_state INST → "STATE OWNER EPOCH INCIDENT" (owner 255: none)
-inst_state() { CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" inst "$1" 2>/dev/null; }
-inst_is() { inst_state "$1" | grep -q "^$2"; }
 wait_inst() { # INST STATE [TIMEOUT]
-	wait_for "${3:-20}" inst_is "$1" "$2" || fail "$1 is not $2 but: $(inst_state "$1")"
+	wait_for "${3:-20}" cf_inst_is "$1" "$2" || fail "$1 is not $2 but: $(cf_inst_state "$1")"
 }
-# owner name of an ACTIVE instance, via cfctl status --json
 inst_owner() { cf_status_field inst "$1" owner; }
 owner_is() { [ "$(inst_owner "$1")" = "$2" ]; }
-# held_of INST → lock words that name INST as a holder, either mode (read
-# directly, not through cfctl)
-held_of() { CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" held "$1"; }
+# held_of INST → lock words of the whole table that name INST as a holder, either
+# mode (cfctl locks: the words themselves, not the record list's view of them)
+held_of() { cf_lock_words "$1"; }
 locks_of() { # INST → locks held (per the lock words), from cfctl status --json; -1 if unknown
 	local n
 	n=$(cf_status_field inst "$1" locks) || n=-
@@ -67,15 +60,9 @@ commits_of() { # SYS → its commits while ACTIVE, 0 otherwise
 	read -r st c < <(cf_status_field sys "$1" state commits)
 	[ "${st:-}" = ACTIVE ] && [ "${c:-}" != - ] && echo "$c" || echo 0
 }
-# Committed transfers in the journal of SYS's current incarnation (lines
-# that begin with the txid: not "P " intents, not the "I " instance line): its commits since it was last started.
-commits_since_start() { local n; n=$(grep -c '^[0-9]' "$(eval "echo \${JOURNAL_$1:-}")" 2>/dev/null); echo "${n:-0}"; }
-# Is SYS committing? Read from its journal, not through cfctl status: the bank
-# writes a line after each commit, and reading a file costs nothing, while a
-# status probe (a console session to the CF, then python) took 10-14 s each on
-# a loaded 2-CPU machine with an ASan build, so a 30 s wait saw only two or
-# three probes, the first before SYS had committed anything, and failed with
-# "SYS1 does not commit" while SYS1 committed 1411 transfers (issue 10).
+# SYS's commits since it was last started: its current incarnation's journal (harness.sh).
+commits_since_start() { cf_journal_commits "$(eval "echo \${JOURNAL_$1:-}")"; }
+# Is SYS committing? Read from its journal, not through cfctl status (harness.sh cf_journal_commits).
 committing() { [ "$(commits_since_start "$1")" -gt "${2:-5}" ]; }
 wait_committing() { # SYS... : every one committed some work since its last start
 	local s
@@ -119,18 +106,10 @@ finish() {
 # namespace has another host name, which is all the fence agents look at.
 have_uts() { unshare --uts true 2>/dev/null; }
 # node_host HOST SYS INST [cfnode args...]: like node, with hostname HOST.
-# unshare and sh exec in place, so PID_SYS is cfnode's own pid.
 node_host() {
-	local host=$1 sys=$2 inst=$3
-	shift 3
-	JOURNAL_SEQ=$((JOURNAL_SEQ + 1))
-	eval "JOURNAL_$sys=\$CF_WORK/$sys.$JOURNAL_SEQ.journal"
-	start_bg "$sys" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$host" \
-		"$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-		--system "$sys" --instance "$inst" --data "$DATA" \
-		--workload bank --accounts "$ACCOUNTS" --duration 600 --inflight 8 \
-		--journal "$CF_WORK/$sys.$JOURNAL_SEQ.journal" --recovery-journal "$CF_WORK/$sys.recovery" ${CF_TEST_NODE_ARGS:-} "$@"
-	eval "PID_$sys=$BG_PID"
+	local host=$1
+	shift
+	CF_NODE_HOSTNAME=$host node "$@"
 }
 # rec_field INST KEY...: fields of INST's recovery record in cfctl status --json,
 # one status read, space-separated ("-" if absent)

@@ -12,7 +12,7 @@ kill -KILL "$(pid_of SYS1)"
 wait_inst NTS001 INACTIVE_FAILED
 wait_for 10 grep -q "cfctl recover NTS001" "$CF_WORK/SYS2.log" || fail "SYS2 did not announce the failure"
 sleep 0.5 # policy operator: nobody may recover it on its own (a bound, not a wait)
-inst_is NTS001 INACTIVE_FAILED || fail "NTS001 recovered without an operator: $(inst_state NTS001)"
+cf_inst_is NTS001 INACTIVE_FAILED || fail "NTS001 recovered without an operator: $(cf_inst_state NTS001)"
 cf_ctl recover NTS001 --on SYS3 >"$CF_WORK/recover.log" 2>&1 || fail "cfctl recover: $(cat "$CF_WORK/recover.log")"
 wait_recovery NTS001
 [ "$(counterpart_of NTS001)" = SYS3 ] || fail "recovered by $(counterpart_of NTS001), not SYS3"

@@ -19,7 +19,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	n=$(recoveries NTS001 "$r" | wc -l)
 	[ "$n" -eq 1 ] || fail "round $r: $n counterparts: $(recoveries NTS001 "$r")"
 	node SYS1 NTS001
-	wait_for 20 inst_is NTS001 ACTIVE || fail "round $r: SYS1 did not rejoin: $(inst_state NTS001)"
+	wait_for 20 cf_inst_is NTS001 ACTIVE || fail "round $r: SYS1 did not rejoin: $(cf_inst_state NTS001)"
 	[ $((r % 20)) = 0 ] && log "round $r: one counterpart each time so far"
 done
 # Every round was a race: the two losers' CASes were rejected (by the winner's

@@ -8,7 +8,7 @@ HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longe
 node SYS1 NTS001; node SYS2 NTS002
 wait_committing SYS1 SYS2
 p1=$(pid_of SYS1)
-read -r _ _ e1 _ <<<"$(inst_state NTS001)"
+read -r _ _ e1 _ <<<"$(cf_inst_state NTS001)"
 kill -STOP "$p1"
 wait_recovery NTS001
 grep -q "heartbeat silence" "$CF_WORK/SYS2.log" || fail "not detected by heartbeat silence"
@@ -21,8 +21,8 @@ else
 	grep -q "disk fence: SYS1 (pid $p1) killed, exit confirmed" "$CF_WORK/SYS2.log" || fail "fence not confirmed in log"
 fi
 node SYS1 NTS001
-wait_for 20 inst_is NTS001 ACTIVE || fail "SYS1 did not rejoin"
-read -r _ _ e2 _ <<<"$(inst_state NTS001)"
+wait_for 20 cf_inst_is NTS001 ACTIVE || fail "SYS1 did not rejoin"
+read -r _ _ e2 _ <<<"$(cf_inst_state NTS001)"
 [ "$e2" -gt "$e1" ] || fail "not a new incarnation: epoch $e1 -> $e2"
 finish
 pass "SIGSTOP detected by heartbeat silence, fenced, recovered, rejoined (epoch $e1 -> $e2)"

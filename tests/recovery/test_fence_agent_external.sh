@@ -90,7 +90,7 @@ grep -qx "port=13" "$FENCE_LOG" || fail "the map's options for SYS3 not passed"
 grep -qx "port=11" <<<"$(sed -n '/plug=SYS3/,/^action/p' "$FENCE_LOG")" && fail "SYS1's map entry passed for SYS3"
 [ "$(grep -c '^action=off' "$FENCE_LOG")" -ge 4 ] || fail "failed fence not retried: $(grep -c '^action=off' "$FENCE_LOG") calls"
 has_recovery NTS003 && fail "NTS003 backed out without a fence"
-inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(inst_state NTS003)"
+cf_inst_is NTS003 ACTIVE || fail "NTS003 should stay registered to SYS2: $(cf_inst_state NTS003)"
 [ "$(inst_owner NTS003)" = SYS2 ] || fail "owner $(inst_owner NTS003)"
 # nothing released while the fence fails: SYS3's lock words stay as they were
 # (how many it held depends on the moment of the freeze, and may be none: then

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # A failed system on another host, with no watchdog and no fence agent that
-# reaches it (issue 16): the counterpart must not stall silently. It waits in
+# reaches it: the counterpart must not stall silently. It waits in
 # phase disk-fence, visibly (cfctl status --json: waiting, reason, age within
 # 1 s), logs an error at intervals, retries the fence, and proceeds only when
 # the operator confirms the fence (cfctl fence-confirm); bad confirmations are
@@ -22,7 +22,7 @@ kill -KILL "$(pid_of SYS2)"
 wait_for 20 fence_waiting NTS002 || fail "the fence wait of NTS002 is not visible in cfctl status: $(cf_ctl status)"
 seen=$(date +%s.%N)
 log "fence wait visible $(python3 -c "print(round($seen-$t0,3))") s after the kill"
-[ "$(inst_owner NTS002)" = SYS1 ] || fail "NTS002 not held by its counterpart SYS1: $(inst_state NTS002)"
+[ "$(inst_owner NTS002)" = SYS1 ] || fail "NTS002 not held by its counterpart SYS1: $(cf_inst_state NTS002)"
 reason=$(rec_field NTS002 reason)
 case $reason in *SYS2*hostB*fence-confirm*) ;; *) fail "reason does not say who, where and how: $reason" ;; esac
 [ "$(rec_field NTS002 phase)" = disk-fence ] || fail "phase $(rec_field NTS002 phase)"

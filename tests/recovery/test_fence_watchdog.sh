@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The watchdog fence across hosts (issue 16, sbd-style): SYS2 runs on another
+# The watchdog fence across hosts (sbd-style): SYS2 runs on another
 # host (own UTS namespace) with --watchdog on a FIFO read by the stand-in
 # (wd_standin.py), petted while its lease holds, announced to the CF. SYS2 is
 # frozen (SIGSTOP): it stops petting, the stand-in kills it, and the

@@ -7,10 +7,11 @@
 # once and declares by its own clock. A lying member's SUSPECT of a healthy
 # system declares nothing; one naming itself or a stale epoch is refused.
 . "$(dirname "$0")/lib.sh"
+require_bin CF_TCLIENT
 HB_TIMEOUT=${CF_TEST_T_MS:-500} cluster --sweep-interval 60000
 node SYS1 NTS001; node SYS2 NTS002
 wait_committing SYS1 SYS2
-read -r _ e2 _ <<<"$(CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" sys SYS2)"
+e2=$(cf_status_field sys SYS2 epoch)
 
 # a lying member: SYS2 is healthy
 out=$(CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE bounded 20 "$CF_TCLIENT" suspect LIAR SYS2) || fail "suspect: $out"
@@ -20,7 +21,7 @@ case $out in -22\ *) ;; *) fail "a SUSPECT of oneself was not refused with EINVA
 out=$(CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE bounded 20 "$CF_TCLIENT" suspect LIAR3 SYS2 stale) || fail "suspect stale: $out"
 case $out in -116\ *) ;; *) fail "a SUSPECT of a stale epoch was not refused with ESTALE: $out" ;; esac
 # (no wait needed: the sweep a SUSPECT feeds runs before cfserver's loop reads its next request)
-read -r st e2b _ <<<"$(CF_ADDR=$CF_ADDR CF_KEYFILE=$CF_KEYFILE "$CF_TCLIENT" sys SYS2)"
+read -r st e2b <<<"$(cf_status_field sys SYS2 state epoch)"
 [ "$st" = ACTIVE ] && [ "$e2b" = "$e2" ] || fail "a lie declared SYS2: now $st epoch $e2b (was ACTIVE $e2)"
 wait_committing SYS2
 

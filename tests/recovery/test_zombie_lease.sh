@@ -6,9 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 HB_TIMEOUT=${CF_TEST_T_MS:-200} cluster # short T over tcp; the rig sets a longer one for emulation
 # SYS1 holds one record lock in an open transaction, idle: nothing in flight at the freeze.
-start_bg SYS1 "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" \
-	--system SYS1 --instance NTS001 --data "$DATA" --workload hold --record 7 --hold-ms 60000
-PID_SYS1=$BG_PID
+cf_node SYS1 SYS1 NTS001 --workload hold --record 7 --hold-ms 60000
+PID_SYS1=$NODE_PID
 node SYS2 NTS002 --fence-agent none
 wait_for 20 grep -q "holding" "$CF_WORK/SYS1.log" || fail "SYS1 does not hold its lock"
 before=$(md5sum "$DATA"/f0.cfd | cut -d' ' -f1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# check_release.sh BUILD_DIR: the programs of a release build ignore CF_FAULT (issue 14).
+# check_release.sh BUILD_DIR: the programs of a release build ignore CF_FAULT.
 #
 # A fault point fires only where CF_FAULT() was compiled in (-Dfault-injection=true): its
 # name is a string literal at the call and cf_fault_point() is a symbol. So a binary without

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# A release build's programs ignore CF_FAULT (issue 14), by behaviour: the recovery tests'
+# A release build's programs ignore CF_FAULT, by behaviour: the recovery tests'
 # cluster (tests/recovery/lib.sh) with CFSERVER, CFNODE and CFCTL of a release build, every
 # process started with CF_FAULT naming a point on its path (kill, no skip) and CF_FAULT_LOG=1.
 # In a build with fault points each of them would die at once; here SYS1 commits, is killed

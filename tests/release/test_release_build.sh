@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The installed build ignores CF_FAULT (issue 14): configure a release build the way
+# The installed build ignores CF_FAULT: configure a release build the way
 # 'make install' does (buildtype release, fault injection at its default, off), build
 # cfserver, cfnode, cfctl and libcfnode into a temporary directory and run check_release.sh
 # on it, then ignores_fault.sh on its programs. Suite 'release' (about 20 s of CPU for the

@@ -18,9 +18,6 @@ LT=400
 link_port() { # LOG: the port a primary accepts secondaries on
 	sed -n 's/.*duplex: accepting a secondary on .* (port \([0-9]*\)).*/\1/p' "$1" | tail -n 1
 }
-free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$CF_HOST"
-}
 # proxy NAME DIR OFFSET: a tampering proxy in front of the primary's link port; sets PX_PORT
 proxy() {
 	start_bg "$1" python3 "$PROXY" "$CF_HOST" "$CF_HOST" "$LP" "$2" "$3"

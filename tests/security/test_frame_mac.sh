@@ -5,7 +5,7 @@ require_transport
 require_bin CFSERVER CF_TCLIENT
 [ "$CF_TRANSPORT" = tcp ] || skip "frame MACs are tcp's (verbs has no frames of its own)"
 TC=$CF_TCLIENT
-# Frame integrity after the handshake (issue 11; proto/cf_auth.h, "Frame integrity";
+# Frame integrity after the handshake (proto/cf_auth.h, "Frame integrity";
 # docs/design.md §7): a bad MAC, no MAC, a replayed, reordered, reflected frame or one
 # sealed for another connection closes that connection with nothing executed and
 # nothing answered; the CF keeps serving the others; a version-1 client is refused;

@@ -5,7 +5,7 @@ require_transport
 require_bin CFSERVER CF_TCLIENT CFCTL
 TC=$CF_TCLIENT
 # Connections that connect and never speak must not lock out a console or a
-# restarted system (issue 11, item 5): they have a budget of their own (64 in the
+# restarted system: they have a budget of their own (64 in the
 # handshake at once, the oldest silent one dropped for a newcomer), not --max-conns.
 # 300 of them are held well inside the 5-s handshake bound while a console and a
 # system join must get in, each within 3 s (on 3f491ba both are refused: "too many

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_fence.c - fence agent options (issue 16): what may reach an external
+ * test_fence.c - fence agent options: what may reach an external
  * agent's stdin, the host map, and the watchdog's FIFO stand-in protocol.
  */
 #include <errno.h>
@@ -123,7 +123,7 @@ static void test_watchdog_fifo(void)
 
 /*
  * The local fence kills only a process of this same program, by this user,
- * with the start time recorded at JOIN (issue 11: a member's JOIN names a pid
+ * with the start time recorded at JOIN (a member's JOIN names a pid
  * the CF cannot check). An unrelated process (sleep) with its true start time
  * is refused and lives; a target with no start time is refused; a child of
  * this program (fork, the same executable) is killed and its exit confirmed.

@@ -2,7 +2,7 @@
 /*
  * test_recovery - the recovery engine (node/cf_recovery.c) and its detector,
  * end to end over an in-memory CF image reached through a memory-backed
- * session (session_mem.c), with a real data directory (issue 12).
+ * session (session_mem.c), with a real data directory.
  *
  *   detector   policy auto: one RECOVER per incident; operator: one ANNOUNCE
  *              per incident, RECOVER on request; seen keeps the earliest.
