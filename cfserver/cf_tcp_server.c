@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cf_tcp_server.c - the tcp transport, server side (struct cf_server_ops).
+ * cf_tcp_server.c - the tcp transport, server side (struct cf_server_ops): listening,
+ * reading and executing frames (the output side and a connection's end:
+ * cf_tcp_server_out.c, which never calls back into this file).
  *
  * cfserver executes each one-sided request itself, in its single loop thread,
  * on the same image the verbs backend would register. One request at a time,
@@ -34,71 +36,10 @@
  */
 #include "cf_tcp_server_int.h"
 
-static void list_add(struct cf_sconn **head, struct cf_sconn *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
-
-static void list_del(struct cf_sconn **head, struct cf_sconn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-}
-
-/* ---------------- connection teardown ---------------- */
-
-static void conn_stop_io(struct cf_sconn *c)
-{
-	ev_io_stop(c->t->loop, &c->rio);
-	ev_io_stop(c->t->loop, &c->wio);
-	ev_timer_stop(c->t->loop, &c->linger);
-}
-
-/* The connection is finished: close the socket, report it from the reaper. */
-void ts_conn_dead(struct cf_sconn *c, int err)
-{
-	struct cf_tserver *t = c->t;
-
-	if (c->dead)
-		return;
-	c->dead = 1;
-	c->dead_err = err;
-	c->fenced = 1;
-	c->in_len = 0;
-	c->ngrants = 0;
-	conn_stop_io(c);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	list_del(&t->live, c);
-	list_add(&t->dead, c);
-	ev_prepare_start(t->loop, &t->reaper);
-	ts_kick(t);
-}
-
-/*
- * Called from the prepare phase (a PERSIST answer sent after the group commit,
- * cf_persist's callbacks), a started reaper or a fed read event would wait for
- * the next unrelated event: an idle watcher makes the loop poll without
- * blocking once, so they run now.
- */
+/* ts_kick's idle watcher (cf_tcp_server_out.c): one poll without blocking, then stop */
 static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	ev_idle_stop(loop, w);
-}
-
-void ts_kick(struct cf_tserver *t)
-{
-	ev_idle_start(t->loop, &t->kick);
 }
 
 static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)

@@ -78,12 +78,35 @@ struct cf_tserver {
 	unsigned nconns;
 };
 
+/* the live and dead lists of connections */
+static inline void list_add(struct cf_sconn **head, struct cf_sconn *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+static inline void list_del(struct cf_sconn **head, struct cf_sconn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
 /* cf_tcp_server.c */
-void ts_conn_dead(struct cf_sconn *c, int err);
-void ts_kick(struct cf_tserver *t);
 void ts_rio_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* cf_tcp_server_out.c */
+/* The connection is finished: close the socket, report it from the reaper (on_close). */
+void ts_conn_dead(struct cf_sconn *c, int err);
+/* Poll without blocking once: a reaper started or an event fed outside a callback runs now. */
+void ts_kick(struct cf_tserver *t);
 size_t ts_out_pending(const struct cf_sconn *c);
 void ts_wio_cb(struct ev_loop *loop, ev_io *w, int revents);
 /* Write what is queued (as much as the socket takes; the rest when it is writable again). */

@@ -1,6 +1,54 @@
 /* SPDX-License-Identifier: MIT */
-/* cf_tcp_server_out.c - the tcp server's output side (cf_tcp_server_int.h). */
+/*
+ * cf_tcp_server_out.c - the tcp server's output side and the end of a
+ * connection (cf_tcp_server_int.h): queueing sealed frames, writing them, and
+ * closing a connection for the reaper. cf_tcp_server.c calls into it, never
+ * the other way.
+ */
 #include "cf_tcp_server_int.h"
+
+/* ---------------- the end of a connection ---------------- */
+
+static void conn_stop_io(struct cf_sconn *c)
+{
+	ev_io_stop(c->t->loop, &c->rio);
+	ev_io_stop(c->t->loop, &c->wio);
+	ev_timer_stop(c->t->loop, &c->linger);
+}
+
+/* The connection is finished: close the socket, report it from the reaper. */
+void ts_conn_dead(struct cf_sconn *c, int err)
+{
+	struct cf_tserver *t = c->t;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	c->dead_err = err;
+	c->fenced = 1;
+	c->in_len = 0;
+	c->ngrants = 0;
+	conn_stop_io(c);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	list_del(&t->live, c);
+	list_add(&t->dead, c);
+	ev_prepare_start(t->loop, &t->reaper);
+	ts_kick(t);
+}
+
+/*
+ * Called from the prepare phase (a PERSIST answer sent after the group commit,
+ * cf_persist's callbacks), a started reaper or a fed read event would wait for
+ * the next unrelated event: an idle watcher makes the loop poll without
+ * blocking once, so they run now.
+ */
+void ts_kick(struct cf_tserver *t)
+{
+	ev_idle_start(t->loop, &t->kick);
+}
+
 
 /* ---------------- output ---------------- */
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cf_verbs_server.c - the verbs backend, server side (struct cf_server_ops).
+ * cf_verbs_server.c - the verbs backend, server side: connections, completions and
+ * the per-connection operations (the ops table and the device: cf_verbs_server_dev.c).
  *
  * Design
  *   - One rdma_cm listener on ADDR:PORT. ADDR must name an RDMA-capable
@@ -507,9 +508,9 @@ void sv_cq_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static int v_port(struct cf_tserver *t) { return t->port; }
+int sv_port(struct cf_tserver *t) { return t->port; }
 
-static int v_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t len)
+int sv_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t len)
 {
 	struct ibv_sge sge;
 	struct ibv_send_wr wr = {0}, *bad;
@@ -548,7 +549,7 @@ static int v_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t
 	return 0;
 }
 
-static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len, uint32_t rights,
+int sv_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len, uint32_t rights,
 		   struct cf_grant *g)
 {
 	struct cf_tserver *t = sc->t;
@@ -607,7 +608,7 @@ static int v_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t
 	return 0;
 }
 
-static int v_revoke(struct cf_sconn *sc, uint32_t rkey)
+int sv_revoke(struct cf_sconn *sc, uint32_t rkey)
 {
 	unsigned i;
 	int r;
@@ -624,7 +625,7 @@ static int v_revoke(struct cf_sconn *sc, uint32_t rkey)
 	return r;
 }
 
-static int v_fence(struct cf_sconn *sc)
+int sv_fence(struct cf_sconn *sc)
 {
 	/* conn_kill runs the barrier (conn_teardown_qp) before returning. */
 	if (sc->state == SC_LIVE)
@@ -647,7 +648,7 @@ static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		sv_conn_kill(sc, 0); /* stops this timer */
 }
 
-static void v_close(struct cf_sconn *sc)
+void sv_close(struct cf_sconn *sc)
 {
 	if (sc->state != SC_LIVE || ev_is_active(&sc->linger_w))
 		return;
@@ -659,25 +660,9 @@ static void v_close(struct cf_sconn *sc)
 	ev_timer_start(sc->t->loop, &sc->linger_w);
 }
 
-static void v_set_data(struct cf_sconn *sc, void *data) { sc->data = data; }
-static void *v_get_data(struct cf_sconn *sc) { return sc->data; }
-static const char *v_peer(struct cf_sconn *sc) { return sc->peer; }
-
-const struct cf_server_ops cf_verbs_server = {
-	.name = "verbs",
-	.listen = sv_listen,
-	.destroy = sv_destroy,
-	.port = v_port,
-	.send_ctrl = v_send_ctrl,
-	.grant = v_grant,
-	.revoke = v_revoke,
-	.fence = v_fence,
-	.close = v_close,
-	.local_cas = sv_local_cas,
-	.set_data = v_set_data,
-	.get_data = v_get_data,
-	.peer = v_peer,
-};
+void sv_set_data(struct cf_sconn *sc, void *data) { sc->data = data; }
+void *sv_get_data(struct cf_sconn *sc) { return sc->data; }
+const char *sv_peer(struct cf_sconn *sc) { return sc->peer; }
 
 /* keep the state names referenced for debugging builds */
 const char *cf_verbs_sc_state_str(const struct cf_sconn *sc);

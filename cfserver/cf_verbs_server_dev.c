@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cf_verbs_server_dev.c - the verbs server's device side (cf_verbs_server_int.h):
- * listen and destroy, the protection domains and the image MRs, the
- * loopback QP pair of local_cas, the device and memory-window probes.
+ * cf_verbs_server_dev.c - the verbs server's device side and its entry points
+ * (cf_verbs_server_int.h): listen and destroy, the protection domains and the
+ * image MRs, the loopback QP pair of local_cas, the device and memory-window
+ * probes, and the ops table. It calls into cf_verbs_server.c (the connections),
+ * never the other way.
  */
 #include "cf_verbs_server_int.h"
 
@@ -12,22 +14,6 @@ int sv_set_nonblock(int fd)
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return cf_verbs_neg_errno();
 	return 0;
-}
-
-/*
- * Pause between two polls of a CQ we wait on synchronously. Spin for the
- * first few (a bind or an atomic completes in microseconds on hardware),
- * then sleep 20 us per poll: cfserver may run with real-time priority, and
- * soft-RoCE (rxe) does its work in softirq/ksoftirqd and kernel workers of
- * normal priority on the same CPU - a real-time thread spinning for the
- * completion would starve the very code that produces it.
- */
-void sv_sync_pause(unsigned *spins)
-{
-	if (++*spins < 64)
-		return;
-	struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000};
-	nanosleep(&ts, NULL);
 }
 
 /* ---------------- loopback QP (local_cas) ---------------- */
@@ -481,3 +467,19 @@ err_destroy:
 	sv_destroy(t);
 	return r;
 }
+
+const struct cf_server_ops cf_verbs_server = {
+	.name = "verbs",
+	.listen = sv_listen,
+	.destroy = sv_destroy,
+	.port = sv_port,
+	.send_ctrl = sv_send_ctrl,
+	.grant = sv_grant,
+	.revoke = sv_revoke,
+	.fence = sv_fence,
+	.close = sv_close,
+	.local_cas = sv_local_cas,
+	.set_data = sv_set_data,
+	.get_data = sv_get_data,
+	.peer = sv_peer,
+};

@@ -115,10 +115,24 @@ struct cf_tserver {
 	struct lbqp lb; /* loopback QP pair for local_cas */
 };
 
+/*
+ * Pause between two polls of a CQ we wait on synchronously. Spin for the
+ * first few (a bind or an atomic completes in microseconds on hardware),
+ * then sleep 20 us per poll: cfserver may run with real-time priority, and
+ * soft-RoCE (rxe) does its work in softirq/ksoftirqd and kernel workers of
+ * normal priority on the same CPU - a real-time thread spinning for the
+ * completion would starve the very code that produces it.
+ */
+static inline void sv_sync_pause(unsigned *spins)
+{
+	if (++*spins < 64)
+		return;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000};
+	nanosleep(&ts, NULL);
+}
+
 /* cf_verbs_server_dev.c */
 int sv_set_nonblock(int fd);
-/* Pause between two polls of a CQ waited on synchronously (spin, then sleep). */
-void sv_sync_pause(unsigned *spins);
 int sv_listen(struct ev_loop *loop, const char *addr, void *image, uint64_t size, const struct cf_server_cbs *cbs,
 	      struct cf_tserver **out);
 void sv_destroy(struct cf_tserver *t);
@@ -131,5 +145,16 @@ void sv_conn_kill(struct cf_sconn *sc, int err);
 void sv_cm_cb(struct ev_loop *loop, ev_io *w, int revents);
 void sv_cq_cb(struct ev_loop *loop, ev_io *w, int revents);
 void sv_reap_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+/* the per-connection operations of struct cf_server_ops */
+int sv_port(struct cf_tserver *t);
+int sv_send_ctrl(struct cf_sconn *sc, uint64_t id, const void *msg, size_t len);
+int sv_grant(struct cf_sconn *sc, uint32_t region, uint32_t inst, uint64_t off, uint64_t len, uint32_t rights,
+	     struct cf_grant *g);
+int sv_revoke(struct cf_sconn *sc, uint32_t rkey);
+int sv_fence(struct cf_sconn *sc);
+void sv_close(struct cf_sconn *sc);
+void sv_set_data(struct cf_sconn *sc, void *data);
+void *sv_get_data(struct cf_sconn *sc);
+const char *sv_peer(struct cf_sconn *sc);
 
 #endif
