@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_session.h"
 #include "cf_util.h"
 

@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 import common as C  # noqa: E402
 import micro  # noqa: E402
 
-# the one log line format of cfserver, cfnode and cfctl (proto/cf_slog.h): ISO-8601 UTC, milliseconds,
+# the one log line format of cfserver, cfnode and cfctl (common/cf_slog.h): ISO-8601 UTC, milliseconds,
 # after an optional syslog priority prefix <N>
 STARTED = re.compile(r"^(?:<\d>)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z cfnode\[\S+\] info: workload bank started")
 SWITCHED = re.compile(r"^(?:<\d>)?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z cfnode\[\S+\] info: switched to CF")

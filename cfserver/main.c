@@ -17,6 +17,7 @@
 
 #include "cf_addr.h"
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_cli.h"
 #include "cf_core.h"
 #include "cf_duplex.h"

@@ -34,6 +34,7 @@
 
 #include "cfctl.h"
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_cli.h"
 #include "cf_fence.h"
 #include "cf_session.h"

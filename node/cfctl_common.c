@@ -13,6 +13,7 @@
 
 #include "cfctl.h"
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_session.h"
 #include "cf_slog.h"
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_node.h"
 #include "cf_util.h"
 

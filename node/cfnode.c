@@ -31,6 +31,7 @@
 
 #include "cf_agent.h"
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_cli.h"
 #include "cf_marker.h"
 #include "cf_bank.h"

@@ -44,7 +44,7 @@ done
 command -v clang >/dev/null || { echo "fuzz: clang not found (scripts/deps.sh --fuzz)" >&2; exit 1; }
 
 FLAGS=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1
-       -std=gnu11 -D_GNU_SOURCE -I"$ROOT/proto")
+       -std=gnu11 -D_GNU_SOURCE -I"$ROOT/proto" -I"$ROOT/common")
 # The meson build (tests/fuzz/meson.build) is the normal way; when the rest of
 # the tree does not configure or build at the moment, compile the targets
 # directly with the same flags, so fuzzing never depends on unrelated code.
@@ -57,7 +57,7 @@ build_direct() {
     [ "$t" = logscan ] && extra=(-I"$ROOT/node" "$ROOT/node/cf_log.c" "$ROOT/tests/unit/session_stub.c")
     [ "$t" = image ] && extra=(-I"$ROOT/cfserver" "$ROOT/cfserver/cf_image.c" -lpmem2)
     clang "${FLAGS[@]}" -o "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "${extra[@]}" \
-      "$ROOT"/proto/*.c -lz -lsodium &
+      "$ROOT"/proto/*.c "$ROOT"/common/*.c -lz -lsodium &
     pids+=($!)
     # JOBS compilers at a time
     if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}" || rc=1; pids=("${pids[@]:1}"); fi

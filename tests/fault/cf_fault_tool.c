@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_bank.h"
 #include "cf_layout.h"
 #include "cf_session.h"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# One log convention for cfserver, cfnode and cfctl (proto/cf_slog.h):
+# One log convention for cfserver, cfnode and cfctl (common/cf_slog.h):
 # every line "[<P>]YYYY-MM-DDTHH:MM:SS.mmmZ IDENT LEVEL: message", the syslog
 # priority <P> (3 error, 4 warning, 6 info, 7 debug) when stderr is the journal's
 # stream (JOURNAL_STREAM = its device:inode, as systemd sets it) or when asked

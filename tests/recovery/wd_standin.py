@@ -22,7 +22,7 @@ import time
 
 
 def log(msg):
-    # the timestamp of cfnode's log (proto/cf_slog.h): ISO-8601 UTC, milliseconds; the tests
+    # the timestamp of cfnode's log (common/cf_slog.h): ISO-8601 UTC, milliseconds; the tests
     # compare the two as strings
     t = time.time()
     print("%s.%03dZ wd-standin: %s" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)), int(t * 1000) % 1000, msg),

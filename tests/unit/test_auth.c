@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cf_auth.h"
+#include "cf_key.h"
 #include "cf_util.h"
 
 static unsigned long n_pass, n_fail;
