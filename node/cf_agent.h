@@ -75,7 +75,7 @@ struct cf_agent_opts {
 	 */
 	const char *recovery_journal;
 	/* the daemon's logger (library code does not print) */
-	void (*logf)(void *arg, int level, const char *fmt, va_list ap);
+	void (*logf)(void *arg, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 	void *log_arg;
 	/* the process's signals are an application's (the library): no SIGINT/SIGTERM watchers */
 	bool app_signals;

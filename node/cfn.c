@@ -58,7 +58,7 @@ static void txn_free(struct cfn_txn *t)
 _Static_assert((int)CFN_LOCK_S == (int)CF_LOCK_S && (int)CFN_LOCK_X == (int)CF_LOCK_X, "lock modes");
 _Static_assert((int)CFN_LOG_ERR == CF_AGENT_ERR && (int)CFN_LOG_DEBUG == CF_AGENT_DEBUG, "log levels");
 
-static void log_fwd(void *arg, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_fwd(void *arg, int level, const char *fmt, va_list ap)
 {
 	struct cfn *h = arg;
 	char msg[1024];

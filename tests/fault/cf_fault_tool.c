@@ -56,7 +56,7 @@ static int parse_conn(int argc, char **argv, struct conn_opts *o)
 	o->transport = getenv("CF_TRANSPORT") ? getenv("CF_TRANSPORT") : "tcp";
 	o->systems = 3;
 	o->rounds = 500;
-	for (int i = 0; i < argc; i++) {
+	for (int i = 0; i < argc; i += 2) { /* OPTION VALUE pairs */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
 			return -EINVAL;
@@ -72,7 +72,6 @@ static int parse_conn(int argc, char **argv, struct conn_opts *o)
 			o->rounds = strtoull(v, NULL, 10);
 		else
 			return -EINVAL;
-		i++;
 	}
 	if (!o->cf || !o->key_file || o->systems < 2 || o->systems > 60 || !o->rounds)
 		return -EINVAL;
