@@ -140,9 +140,9 @@ node_stop() {
 count_fired() {
 	FIRED=()
 	local p
-	while read -r p; do
-		FIRED[$p]=$((${FIRED[$p]:-0} + 1))
-	done < <(grep -ho 'cf-fault: [a-z_.]* fires' "$CF_WORK"/*.log 2>/dev/null | awk '{print $2}')
+	while read -r p; do # (a here-string, not < <(...): the rig's guest has no /dev/fd)
+		[ -n "$p" ] && FIRED[$p]=$((${FIRED[$p]:-0} + 1))
+	done <<<"$(grep -ho 'cf-fault: [a-z_.]* fires' "$CF_WORK"/*.log 2>/dev/null | awk '{print $2}')"
 }
 fired_total() { grep -ho 'cf-fault: [a-z_.]* fires' "$CF_WORK"/*.log 2>/dev/null | wc -l; }
 fired_point() { grep -hq "cf-fault: $1 fires" "$CF_WORK"/*.log 2>/dev/null; }
@@ -160,7 +160,7 @@ inst_settled() {
 	{
 		read -r st owner home ep phase
 		read -r sst sep
-	} < <(cf_status_field inst "$1" state owner home owner_epoch recovery.phase -- sys "$(home_of "$1")" state epoch)
+	} <<<"$(cf_status_field inst "$1" state owner home owner_epoch recovery.phase -- sys "$(home_of "$1")" state epoch)"
 	[ "$st" = INACTIVE_CLEAN ] && return 0
 	[ "$st" = ACTIVE ] && [ "$owner" = "$home" ] && [ "$sst" = ACTIVE ] && [ "$sep" = "$ep" ] &&
 		{ [ "$phase" = none ] || [ "$phase" = done ]; }
@@ -168,7 +168,7 @@ inst_settled() {
 inst_state() { cf_status_field inst "$1" state; }
 sys_commits() { # SYS → its commits while ACTIVE, nothing otherwise
 	local st c
-	read -r st c < <(cf_status_field sys "$1" state commits)
+	read -r st c <<<"$(cf_status_field sys "$1" state commits)"
 	[ "$st" = ACTIVE ] && [ "$c" != - ] && echo "$c"
 }
 insts_line() { cf_status_field instances state owner recovery.phase | tr '\n' ';'; } # for failure messages

@@ -70,7 +70,7 @@ wait_for 60 grep -q "in sync with the primary" "$CF_WORK/S.log" || fail "seconda
 wait_for 10 grep -q "is in sync" "$CF_WORK/P.log" || fail "the primary did not log the secondary in sync"
 out=$(cfctl "$P_ADDR" status) || fail "status: $out"
 echo "$out" | grep -q "duplexed primary; secondary .* in sync" || fail "status with a secondary in sync: $out"
-read -r dx link synced image < <(CF_ADDR=$P_ADDR cf_status_field cf cf.duplexed cf.link cf.synced_bytes cf.image_bytes)
+read -r dx link synced image <<<"$(CF_ADDR=$P_ADDR cf_status_field cf cf.duplexed cf.link cf.synced_bytes cf.image_bytes)"
 [ "$dx $link" = "true in-sync" ] && [ "$synced" = "$image" ] ||
 	fail "status --json with a secondary in sync: duplexed $dx, link $link, $synced of $image bytes"
 out=$(cfctl "$P_ADDR" health 2>&1)

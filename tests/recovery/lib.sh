@@ -57,7 +57,7 @@ locks_of() { # INST → locks held (per the lock words), from cfctl status --jso
 }
 commits_of() { # SYS → its commits while ACTIVE, 0 otherwise
 	local st c
-	read -r st c < <(cf_status_field sys "$1" state commits)
+	read -r st c <<<"$(cf_status_field sys "$1" state commits)"
 	[ "${st:-}" = ACTIVE ] && [ "${c:-}" != - ] && echo "$c" || echo 0
 }
 # SYS's commits since it was last started: its current incarnation's journal (harness.sh).
