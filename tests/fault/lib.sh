@@ -33,7 +33,6 @@ require_transport
 require_bin CFSERVER CFNODE CFCTL
 
 inst_of() { printf 'NTS%03d' "${1#SYS}"; }
-home_of() { printf 'SYS%d' "$((10#${1#NTS}))"; }
 
 # cluster_init [cfserver args...]: data directory, initial copy, cfserver.
 cluster_init() {
@@ -153,36 +152,47 @@ point_compiled() {
 }
 
 # The CF's state, read as an operator does (harness.sh cf_status_field: cfctl status --json).
-# inst_settled INST: INACTIVE_CLEAN, or ACTIVE under its home system's current
-# incarnation (not stale), no recovery running; from one status read.
-inst_settled() {
-	local st owner home ep phase sst sep
-	{
-		read -r st owner home ep phase
-		read -r sst sep
-	} <<<"$(cf_status_field inst "$1" state owner home owner_epoch recovery.phase -- sys "$(home_of "$1")" state epoch)"
-	[ "$st" = INACTIVE_CLEAN ] && return 0
-	[ "$st" = ACTIVE ] && [ "$owner" = "$home" ] && [ "$sst" = ACTIVE ] && [ "$sep" = "$ep" ] &&
-		{ [ "$phase" = none ] || [ "$phase" = done ]; }
+# unsettled [INST...]: of INST... (default: every home instance NTS001..), those not
+# settled, a line each with what was seen. Settled: INACTIVE_CLEAN, or ACTIVE under its
+# home system's current incarnation (not stale) with no recovery running. One status read.
+unsettled() {
+	local out want="$*"
+	local s
+	[ -n "$want" ] || for s in $(seq 1 "$NSYS"); do want="$want $(inst_of "SYS$s")"; done
+	out=$(cf_status_field instances state owner home owner_epoch recovery.phase -- systems state epoch) || {
+		echo "cfctl status failed"
+		return
+	}
+	awk -v want="$want" '
+		$1 ~ /^SYS/ && NF == 3 { sst[$1] = $2; sep[$1] = $3; next }
+		{ st[$1] = $2; ow[$1] = $3; ho[$1] = $4; ep[$1] = $5; ph[$1] = $6 }
+		END {
+			n = split(want, w, " ")
+			for (i = 1; i <= n; i++) {
+				x = w[i]
+				if (st[x] == "INACTIVE_CLEAN") continue
+				if (st[x] == "ACTIVE" && ow[x] == ho[x] && sst[ho[x]] == "ACTIVE" && sep[ho[x]] == ep[x] &&
+				    (ph[x] == "none" || ph[x] == "done")) continue
+				printf "%s %s owner %s home %s epoch %s phase %s\n", x, st[x] == "" ? "absent" : st[x], ow[x], ho[x], ep[x], ph[x]
+			}
+		}' <<<"$out"
 }
+inst_settled() { [ -z "$(unsettled "$1")" ]; } # INST
 inst_state() { cf_status_field inst "$1" state; }
 sys_commits() { # SYS → its commits while ACTIVE, nothing otherwise
 	local st c
 	read -r st c <<<"$(cf_status_field sys "$1" state commits)"
 	[ "$st" = ACTIVE ] && [ "$c" != - ] && echo "$c"
 }
-insts_line() { cf_status_field instances state owner recovery.phase | tr '\n' ';'; } # for failure messages
+insts_line() { unsettled | tr '\n' ';'; } # for failure messages: the instances not settled
 # busy SYS [N]: its current incarnation committed more than N transfers (its journal: harness.sh
 # cf_journal_commits); wait_progress TIMEOUT SYS N: it commits N more from now on.
 busy() { [ "$(cf_journal_commits "${NODE_JOURNAL[$1]:-}")" -gt "${2:-10}" ]; }
 wait_progress() { local base; base=$(cf_journal_commits "${NODE_JOURNAL[$2]:-}"); wait_for "$1" busy "$2" $((base + $3)); }
-all_settled() {
-	local s
-	for s in $(seq 1 "$NSYS"); do inst_settled "$(inst_of "SYS$s")" || return 1; done
-}
+all_settled() { [ -z "$(unsettled)" ]; }
 
 # wait_recovered INST [TIMEOUT_S]
-wait_recovered() { wait_for "${2:-30}" inst_settled "$1" || fail "$1 not recovered: $(cf_inst_state "$1") $(cf_status_field inst "$1" recovery.phase)"; }
+wait_recovered() { wait_for "${2:-30}" inst_settled "$1" || fail "$1 not recovered: $(unsettled "$1")"; }
 
 # cluster_start [SYS VAR=VALUE...]: start SYS1..SYSn, wait until each commits.
 cluster_start() {
