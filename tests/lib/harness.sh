@@ -230,7 +230,7 @@ cfserver_refuses() {
 
 # free_port [HOST]: a TCP port of HOST ($CF_HOST) that nobody listens on now.
 free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "${1:-$CF_HOST}"
+	"$CF_PYTHON" -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "${1:-$CF_HOST}"
 }
 
 # Run a command with a hard time limit (seconds).
@@ -280,9 +280,14 @@ _cf_line_is() { [ "$1" = "$2" ] || [[ $1 == "$2 "* ]]; }
 cf_journal_commits() { local n; n=$(grep -c '^[0-9]' "$1" 2>/dev/null); echo "${n:-0}"; }
 
 # cf_lock_words [INST]: how many words of the whole lock table are not 0 (with INST:
-# name INST as a holder, either mode), from `cfctl locks --json`. Fails when it cannot be read.
+# name INST as a holder, either mode), from `cfctl locks --json`. Fails when it cannot be
+# read, and when the CF lists no instance INST (a 0 must not hide a wrong name).
 cf_lock_words() {
 	local out
+	if [ -n "${1:-}" ] && [ "$(cf_status_field inst "$1" state)" = - ]; then
+		log "cf_lock_words: the CF lists no instance $1"
+		return 1
+	fi
 	out=$(cf_ctl locks --json 2>/dev/null) || return 1
 	"$CF_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/status_field.py" locks "${1:-}" <<<"$out"
 }
