@@ -336,10 +336,23 @@ static int persist_region(struct cf_log *l, uint64_t a, uint64_t b, uint64_t c, 
 	return 0;
 }
 
-int cf_log_persist(struct cf_log *l)
+/* Persist ring bytes [from, from + n) (log offsets, n <= ring_size), and the header if hdr. */
+static int persist_span(struct cf_log *l, uint64_t from, uint64_t n, bool hdr)
 {
 	const uint64_t H = sizeof(struct cf_log_hdr);
-	uint64_t n, a, hb = 0;
+	uint64_t a = from % l->ring_size, hb = hdr ? H : 0;
+
+	if (!n)
+		return persist_region(l, 0, hb, 0, 0);
+	if (a + n <= l->ring_size)
+		return persist_region(l, 0, hb, H + a, H + a + n);
+	/* wraps: the ring's start follows the header */
+	return persist_region(l, 0, H + (a + n - l->ring_size), H + a, H + l->ring_size);
+}
+
+int cf_log_persist(struct cf_log *l)
+{
+	uint64_t n;
 	int r;
 
 	if (l->mem || !l->persist)
@@ -347,17 +360,7 @@ int cf_log_persist(struct cf_log *l)
 	n = l->tail - l->durable_tail; /* <= ring_size: never ahead of a durable head by more */
 	if (!n && l->head == l->durable_head)
 		return 0;
-	if (l->head != l->durable_head)
-		hb = H; /* the header is region bytes [0, H) */
-	a = l->durable_tail % l->ring_size;
-	if (!n) {
-		r = persist_region(l, 0, hb, 0, 0);
-	} else if (a + n <= l->ring_size) {
-		r = persist_region(l, 0, hb, H + a, H + a + n);
-	} else {
-		/* wraps: the ring's start follows the header */
-		r = persist_region(l, 0, H + (a + n - l->ring_size), H + a, H + l->ring_size);
-	}
+	r = persist_span(l, l->durable_tail, n, l->head != l->durable_head);
 	if (r)
 		return r;
 	l->durable_tail = l->tail;
@@ -679,7 +682,7 @@ static int attach_scanned(struct cf_log *l, uint64_t region_len, const struct cf
 	l->head_lsn = sc->head_lsn;
 	l->tail = sc->end;
 	l->next_lsn = sc->next_lsn;
-	l->durable_tail = l->tail; /* what a previous writer left is its own business */
+	l->durable_tail = l->tail; /* cf_log_attach made what it found durable */
 	l->durable_head = l->head;
 	return 0;
 }
@@ -712,6 +715,19 @@ int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct 
 	r = read_live(s, inst, use);
 	if (r == 0)
 		r = attach_scanned(l, use->copy_len, use);
+	/*
+	 * What the last writer left (a failed owner's records, a previous
+	 * incarnation's) is made durable before anyone acts on it. The CF answers
+	 * a READ with bytes the owner WROTE but never got its PERSIST answer for:
+	 * a COMMIT that only the primary of a duplexed pair holds, or only the
+	 * page cache of an --nvram CF. A recovery that read it would keep the
+	 * transaction committed and release its locks; after a switch of CF (or
+	 * a power loss) a second recovery of the same log, from the copy, would
+	 * find no COMMIT and write the before-images over whatever committed
+	 * since. Persisted here, every later reader sees what this one saw.
+	 */
+	if (r == 0 && l->persist && use->end != use->head && (r = persist_span(l, l->head, l->tail - l->head, true)))
+		cf_log_detach(l);
 	if (r || !sc)
 		cf_log_scan_free(use);
 	return r;

@@ -17,6 +17,12 @@
 struct mem_cf {
 	uint8_t *img;
 	struct cf_image_map map;
+	/*
+	 * NULL: a DRAM CF, nothing to persist. Else what a switch of CF or a
+	 * power loss would leave (the secondary's copy): a PERSIST copies its
+	 * range from img, nothing else reaches it.
+	 */
+	uint8_t *durable;
 };
 
 /*
@@ -24,6 +30,8 @@ struct mem_cf {
  * every instance's log and record list, which need cf_session_inst_attach.
  */
 void mem_session_open(struct cf_session *s, struct mem_cf *cf, uint32_t sys, uint32_t epoch);
+/* The CF says it is durable (CF_JOINED_DURABLE): the log code sends PERSIST. cf->durable must be set. */
+void mem_session_durable(struct cf_session *s);
 /* The connection dies (err < 0): every later call returns err, grants are gone. */
 void mem_session_kill(struct cf_session *s, int err);
 void mem_session_close(struct cf_session *s);

@@ -498,6 +498,84 @@ static void test_recover(void)
 	scen_close(&z);
 }
 
+/*
+ * What a recovery decides it decides from durable bytes. A's in-flight
+ * transaction's COMMIT reached the CF's memory, and A died before its
+ * PERSIST was answered: a duplexed primary holds it, the secondary does
+ * not. The recovery keeps it committed and releases its locks; had the
+ * COMMIT stayed where only this CF has it, a switch of CF before the
+ * unregister would give the next recovery a log without it, and that one
+ * would write the before-images over whatever committed meanwhile. So at
+ * the moment the decision is told, the durable copy must say the same.
+ */
+struct told {
+	struct scen *z;
+	unsigned n, committed, not_durable;
+};
+
+static void tell_checks_durable(void *arg, uint32_t inst, const char *inst_name, const struct cf_txn_outcome *v,
+				size_t n)
+{
+	struct told *t = arg;
+	const struct cf_image_map *m = &t->z->cf.map;
+	struct cf_log_scan sc;
+
+	(void)inst_name;
+	CHECK(cf_log_scan(t->z->cf.durable + cf_log_off(m, inst), m->geo.log_size, &sc) == 0);
+	for (size_t i = 0; i < n; i++) {
+		bool durable_commit = false;
+		for (size_t j = 0; j < sc.n; j++)
+			durable_commit |= sc.recs[j].h.txid == v[i].txid && sc.recs[j].h.type == CF_LR_COMMIT;
+		t->n++;
+		t->committed += v[i].committed;
+		t->not_durable += durable_commit != v[i].committed;
+	}
+	cf_log_scan_free(&sc);
+}
+
+static void test_decides_from_durable(void)
+{
+	struct scen z;
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep;
+	struct told t = { .z = &z };
+	struct cf_log_scan sc;
+	struct cf_log_rec *inflight = NULL;
+	struct cf_log l;
+	size_t n = 0;
+	uint64_t txid;
+
+	scen_open(&z);
+	/* so far A's every write was persisted (a DRAM scenario: say so by copying) */
+	z.cf.durable = malloc(z.cf.map.image_size);
+	if (!z.cf.durable)
+		abort();
+	memcpy(z.cf.durable, z.cf.img, z.cf.map.image_size);
+	mem_session_durable(&z.sb);
+	/* A's COMMIT of its in-flight transaction: in the CF's memory only */
+	CHECK(cf_log_scan(z.cf.img + cf_log_off(&z.cf.map, INST), z.cf.map.geo.log_size, &sc) == 0);
+	CHECK(cf_log_scan_inflight(&sc, &inflight, &n, NULL) == 0 && n == 3);
+	txid = n ? inflight[0].h.txid : 0;
+	free(inflight);
+	cf_log_scan_free(&sc);
+	CHECK(cf_log_attach_mem(&l, z.cf.img + cf_log_off(&z.cf.map, INST), z.cf.map.geo.log_size) == 0);
+	CHECK(cf_log_append(&l, CF_LR_COMMIT, txid, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL) == 0);
+	cf_log_detach(&l);
+
+	env_init(&env, &z, &z.sb, &z.data);
+	env.decided = tell_checks_durable;
+	env.arg = &t;
+	CHECK(cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep) == 0);
+	CHECK(t.n == 1 && t.committed == 1);
+	CHECK(t.not_durable == 0);
+	/* kept committed: its after-images stay, and the instance is clean */
+	CHECK(bal(&z.data, 5) == 13 && bal(&z.data, 6) == 12);
+	CHECK(reg(&z) == cf_reg_clean(1));
+	free(z.cf.durable);
+	z.cf.durable = NULL;
+	scen_close(&z);
+}
+
 /* The registration CAS loses: the word is already ACTIVE(C). Nothing is written. */
 static void test_lost_cas(void)
 {
@@ -756,6 +834,7 @@ int main(int argc, char **argv)
 	test_detector();
 	test_recover();
 	test_lost_cas();
+	test_decides_from_durable();
 	test_release_queued_class();
 	test_release_newest_first();
 	test_died(CF_PHASE_SYNC);
