@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cf_auth.h"
 #include "cf_core.h"
 #include "cf_duplex.h"
 #include "cf_metrics.h"
@@ -83,6 +84,7 @@ struct core_conn {
 	uint32_t cause; /* enum cf_fail_cause to use if it closes */
 	uint64_t accepted_ns;
 	uint8_t cnonce[CF_NONCE_LEN], snonce[CF_NONCE_LEN];
+	struct cf_auth_terms terms; /* what the handshake's MACs bind (cf_auth.h) */
 	struct cgrant grants[CONN_GRANTS_MAX];
 	uint32_t ngrants;
 	uint32_t persist_waiting; /* its PERSIST requests waiting for the next group commit */

@@ -311,6 +311,9 @@ int dx_recv_expect(struct dx_link *l, uint32_t type, void *buf, uint32_t len)
 	return 0;
 }
 
+/* The link has no version range of its own (both ends are one build's pair); its role is bound. */
+static const struct cf_auth_terms dx_terms = { .role = DX_ROLE };
+
 int dx_accept_auth(struct dx_link *l, const uint8_t key[CF_KEY_LEN])
 {
 	struct dx_hello hello;
@@ -323,14 +326,14 @@ int dx_accept_auth(struct dx_link *l, const uint8_t key[CF_KEY_LEN])
 	if (r < 0)
 		return r;
 	cf_auth_nonce(ch.nonce);
-	cf_auth_mac_server(key, hello.nonce, ch.nonce, ch.mac);
+	cf_auth_mac_server(key, hello.nonce, ch.nonce, &dx_terms, ch.mac);
 	r = dx_send_frame(l, DX_CHALLENGE, 0, &ch, sizeof(ch), DX_HANDSHAKE_MS);
 	if (r < 0)
 		return r;
 	r = dx_recv_expect(l, DX_AUTH, &au, sizeof(au));
 	if (r < 0)
 		return r;
-	cf_auth_mac_client(key, ch.nonce, hello.nonce, DX_ROLE, mac);
+	cf_auth_mac_client(key, ch.nonce, hello.nonce, &dx_terms, mac);
 	if (cf_auth_verify(mac, au.mac) < 0)
 		return -EPERM;
 	link_seal(l, key, hello.nonce, ch.nonce, false);
@@ -371,13 +374,13 @@ int dx_follow_handshake(struct dx_link *l, const struct cf_duplex_cfg *cfg, stru
 		snprintf(why, whylen, "the primary's link answered with frame type %u, not a challenge", f.type);
 		return -EPROTO;
 	}
-	cf_auth_mac_server(cfg->key, hello.nonce, ((struct dx_challenge *)b)->nonce, mac);
+	cf_auth_mac_server(cfg->key, hello.nonce, ((struct dx_challenge *)b)->nonce, &dx_terms, mac);
 	if (cf_auth_verify(mac, ((struct dx_challenge *)b)->mac) < 0) {
 		free(b);
 		snprintf(why, whylen, "the primary did not prove the cluster key (a different --cluster-key?)");
 		return -EPERM;
 	}
-	cf_auth_mac_client(cfg->key, ((struct dx_challenge *)b)->nonce, hello.nonce, DX_ROLE, au.mac);
+	cf_auth_mac_client(cfg->key, ((struct dx_challenge *)b)->nonce, hello.nonce, &dx_terms, au.mac);
 	r = dx_send_frame(l, DX_AUTH, 0, &au, sizeof(au), DX_HANDSHAKE_MS);
 	if (r == 0)
 		link_seal(l, cfg->key, hello.nonce, ((struct dx_challenge *)b)->nonce, true);

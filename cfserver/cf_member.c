@@ -152,7 +152,8 @@ void member_on_hello(struct core_conn *cc, uint64_t id, const struct cf_hello *h
 	if (CF_FAULT_FAILS("srv.hello_choose_newer"))
 		ch.version = CF_PROTO_VERSION_MAX + 1; /* a CF that ignores the client's range (edges.sh version) */
 	memcpy(ch.server_nonce, cc->snonce, CF_NONCE_LEN);
-	cf_auth_mac_server(role_key(c, cc->role), cc->cnonce, cc->snonce, ch.mac);
+	cc->terms = cf_auth_terms_of(h, ch.version); /* the HELLO as read, the version as sent */
+	cf_auth_mac_server(role_key(c, cc->role), cc->cnonce, cc->snonce, &cc->terms, ch.mac);
 	core_set_state(cc, CS_CHALLENGED);
 	core_send(cc, id, CF_CTRL_CHALLENGE, &ch, sizeof(ch));
 }
@@ -186,7 +187,7 @@ void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a)
 	struct cf_grants gs;
 	int r;
 
-	cf_auth_mac_client(role_key(c, cc->role), cc->snonce, cc->cnonce, cc->role, want);
+	cf_auth_mac_client(role_key(c, cc->role), cc->snonce, cc->cnonce, &cc->terms, want);
 	r = cf_auth_verify(want, a->mac);
 	sodium_memzero(want, sizeof(want));
 	if (r < 0) {

@@ -221,6 +221,7 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 	uint8_t buf[CF_CTRL_MAX], mac[CF_MAC_LEN];
 	struct cf_hello hello;
 	struct cf_challenge ch;
+	struct cf_auth_terms terms;
 	struct cf_auth au;
 	struct cf_ctrl_hdr h;
 	struct cf_grants gs;
@@ -258,9 +259,10 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 	}
 	memcpy(&h, buf, sizeof(h));
 	memcpy(&ch, buf + sizeof(h), sizeof(ch));
-	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, mac);
+	terms = cf_auth_terms_of(&hello, ch.version);
+	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, &terms, mac);
 	if (cf_auth_verify(mac, ch.mac) < 0) {
-		r = -EPERM; /* the server does not know the key */
+		r = -EPERM; /* the server does not know the key, or the HELLO or the choice changed on the way */
 		goto err;
 	}
 	if (ch.version < CF_PROTO_VERSION_MIN || ch.version > CF_PROTO_VERSION_MAX) {
@@ -269,7 +271,7 @@ static int open_one(struct cf_session *s, const char *transport, const char *add
 		r = -EPROTO;
 		goto err;
 	}
-	cf_auth_mac_client(key, ch.server_nonce, hello.client_nonce, role, au.mac);
+	cf_auth_mac_client(key, ch.server_nonce, hello.client_nonce, &terms, au.mac);
 	r = send_msg(s, CF_CTRL_AUTH, &au, sizeof(au));
 	sodium_memzero(&au, sizeof(au));
 	if (r < 0)

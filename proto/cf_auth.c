@@ -17,31 +17,40 @@ void cf_auth_nonce(uint8_t nonce[CF_NONCE_LEN])
 }
 
 static void mac3(const uint8_t key[CF_KEY_LEN], const char tag[3], const uint8_t *a, const uint8_t *b,
-		 const uint32_t *role, uint8_t mac[CF_MAC_LEN])
+		 const struct cf_auth_terms *t, uint8_t mac[CF_MAC_LEN])
 {
 	crypto_auth_hmacsha512256_state st;
+	uint8_t w[10];
 
 	_Static_assert(CF_MAC_LEN == crypto_auth_hmacsha512256_BYTES, "mac len");
 	_Static_assert(CF_KEY_LEN == crypto_auth_hmacsha512256_KEYBYTES, "key len");
+	w[0] = (uint8_t)t->version_min;
+	w[1] = (uint8_t)(t->version_min >> 8);
+	w[2] = (uint8_t)t->version_max;
+	w[3] = (uint8_t)(t->version_max >> 8);
+	w[4] = (uint8_t)t->version;
+	w[5] = (uint8_t)(t->version >> 8);
+	for (int k = 0; k < 4; k++)
+		w[6 + k] = (uint8_t)(t->role >> (8 * k));
 	crypto_auth_hmacsha512256_init(&st, key, CF_KEY_LEN);
 	crypto_auth_hmacsha512256_update(&st, (const unsigned char *)tag, 3);
 	crypto_auth_hmacsha512256_update(&st, a, CF_NONCE_LEN);
 	crypto_auth_hmacsha512256_update(&st, b, CF_NONCE_LEN);
-	if (role)
-		crypto_auth_hmacsha512256_update(&st, (const unsigned char *)role, sizeof(*role));
+	crypto_auth_hmacsha512256_update(&st, w, sizeof(w));
 	crypto_auth_hmacsha512256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
 }
 
 void cf_auth_mac_server(const uint8_t key[CF_KEY_LEN], const uint8_t cnonce[CF_NONCE_LEN],
-			const uint8_t snonce[CF_NONCE_LEN], uint8_t mac[CF_MAC_LEN])
+			const uint8_t snonce[CF_NONCE_LEN], const struct cf_auth_terms *t, uint8_t mac[CF_MAC_LEN])
 {
-	mac3(key, "srv", cnonce, snonce, NULL, mac);
+	mac3(key, "srv", cnonce, snonce, t, mac);
 }
 
 void cf_auth_mac_client(const uint8_t key[CF_KEY_LEN], const uint8_t snonce[CF_NONCE_LEN],
-			const uint8_t cnonce[CF_NONCE_LEN], uint32_t role, uint8_t mac[CF_MAC_LEN])
+			const uint8_t cnonce[CF_NONCE_LEN], const struct cf_auth_terms *t, uint8_t mac[CF_MAC_LEN])
 {
-	mac3(key, "cli", snonce, cnonce, &role, mac);
+	mac3(key, "cli", snonce, cnonce, t, mac);
 }
 
 void cf_auth_frame_keys(const uint8_t key[CF_KEY_LEN], const uint8_t cnonce[CF_NONCE_LEN],

@@ -3,12 +3,18 @@
  * cf_auth.h - cluster-key challenge-response (libsodium HMAC-SHA512-256).
  *
  * Handshake (both transports, control messages of cf_wire.h):
- *   c→s HELLO{role, client_nonce}
- *   s→c CHALLENGE{server_nonce, mac_s = HMAC(key, "srv" | client_nonce | server_nonce)}
- *   c→s AUTH{mac_c = HMAC(key, "cli" | server_nonce | client_nonce | role)}
+ *   c→s HELLO{version_min, version_max, role, client_nonce}
+ *   s→c CHALLENGE{version, server_nonce,
+ *                 mac_s = HMAC(key, "srv" | client_nonce | server_nonce | terms)}
+ *   c→s AUTH{mac_c = HMAC(key, "cli" | server_nonce | client_nonce | terms)}
  *   s→c WELCOME | ERROR
  * Both ends prove the key; nonces are fresh per connection, so a recorded
- * exchange cannot be replayed. The key never crosses the wire.
+ * exchange cannot be replayed. The key never crosses the wire. terms
+ * (struct cf_auth_terms, protocol 3) is what the handshake agreed: the
+ * HELLO's version range and role as the server read them and the version
+ * the CHALLENGE chose, so a peer on the path that narrows the client's
+ * range or changes the choice (a downgrade, once two versions exist) or the
+ * role fails the proof of the side that did not see the change.
  *
  * Frame integrity (tcp, protocol 2; docs/design.md §7, "Frame integrity").
  * Both ends derive a session key from the key both MACs used, both nonces and
@@ -43,10 +49,24 @@
 /* 0 on success (libsodium ready), -EIO if it cannot start. */
 int cf_auth_init(void);
 void cf_auth_nonce(uint8_t nonce[CF_NONCE_LEN]);
+
+/* What both MACs bind (above); MACed as 10 bytes, little-endian, in this order. */
+struct cf_auth_terms {
+	uint16_t version_min, version_max; /* the HELLO's */
+	uint16_t version;                  /* the CHALLENGE's */
+	uint32_t role;                     /* the HELLO's */
+};
+
+static inline struct cf_auth_terms cf_auth_terms_of(const struct cf_hello *h, uint16_t chosen)
+{
+	return (struct cf_auth_terms){ .version_min = h->version_min, .version_max = h->version_max,
+				       .version = chosen, .role = h->role };
+}
+
 void cf_auth_mac_server(const uint8_t key[CF_KEY_LEN], const uint8_t cnonce[CF_NONCE_LEN],
-			const uint8_t snonce[CF_NONCE_LEN], uint8_t mac[CF_MAC_LEN]);
+			const uint8_t snonce[CF_NONCE_LEN], const struct cf_auth_terms *t, uint8_t mac[CF_MAC_LEN]);
 void cf_auth_mac_client(const uint8_t key[CF_KEY_LEN], const uint8_t snonce[CF_NONCE_LEN],
-			const uint8_t cnonce[CF_NONCE_LEN], uint32_t role, uint8_t mac[CF_MAC_LEN]);
+			const uint8_t cnonce[CF_NONCE_LEN], const struct cf_auth_terms *t, uint8_t mac[CF_MAC_LEN]);
 /*
  * The two frame keys of a connection (see "Frame integrity" above), from the
  * key the handshake's MACs used. The client sends with c2s and receives with

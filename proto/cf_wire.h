@@ -28,11 +28,14 @@
 
 /*
  * Version 2: on tcp every frame after the handshake carries a MAC (CF_FF_MAC,
- * cf_auth.h "Frame integrity"). A version-1 peer cannot speak that, so it is
- * refused at HELLO with an ERROR naming both ranges.
+ * cf_auth.h "Frame integrity"). Version 3: both handshake MACs also bind the
+ * HELLO's version range and role and the chosen version (struct
+ * cf_auth_terms), so no peer on the path can pick the version. An older
+ * peer's MACs would not verify, so it is refused at HELLO with an ERROR
+ * naming both ranges.
  */
-#define CF_PROTO_VERSION_MIN 2u
-#define CF_PROTO_VERSION_MAX 2u
+#define CF_PROTO_VERSION_MIN 3u
+#define CF_PROTO_VERSION_MAX 3u
 #define CF_HELLO_MAGIC 0x58504643u /* "CFPX" */
 
 #define CF_FRAME_MAX_PAYLOAD (64u * 1024u)

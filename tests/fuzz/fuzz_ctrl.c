@@ -28,7 +28,7 @@ enum hs_state { HS_WANT_HELLO, HS_WANT_AUTH, HS_READY, HS_CLOSED };
 
 struct hs_server {
 	enum hs_state st;
-	uint32_t role;
+	struct cf_auth_terms terms;
 	uint8_t cnonce[CF_NONCE_LEN];
 };
 
@@ -51,12 +51,12 @@ static void server_msg(struct hs_server *s, const void *msg, size_t len)
 			return;
 		}
 		memcpy(&hello, (const char *)msg + sizeof(h), sizeof(hello));
-		s->role = hello.role;
 		memcpy(s->cnonce, hello.client_nonce, CF_NONCE_LEN);
 		memset(&ch, 0, sizeof(ch));
 		ch.version = CF_PROTO_VERSION_MAX;
 		memcpy(ch.server_nonce, fz_nonce, CF_NONCE_LEN);
-		cf_auth_mac_server(fz_key, s->cnonce, fz_nonce, ch.mac);
+		s->terms = cf_auth_terms_of(&hello, ch.version);
+		cf_auth_mac_server(fz_key, s->cnonce, fz_nonce, &s->terms, ch.mac);
 		FUZZ_ASSERT(cf_ctrl_check(out, cf_ctrl_build(out, CF_CTRL_CHALLENGE, &ch, sizeof(ch))) == 0);
 		s->st = HS_WANT_AUTH;
 		return;
@@ -69,7 +69,7 @@ static void server_msg(struct hs_server *s, const void *msg, size_t len)
 			return;
 		}
 		memcpy(&a, (const char *)msg + sizeof(h), sizeof(a));
-		cf_auth_mac_client(fz_key, fz_nonce, s->cnonce, s->role, want);
+		cf_auth_mac_client(fz_key, fz_nonce, s->cnonce, &s->terms, want);
 		s->st = cf_auth_verify(a.mac, want) == 0 ? HS_READY : HS_CLOSED;
 		return;
 	}
@@ -101,13 +101,16 @@ static void client_msg(struct hs_client *c, const void *msg, size_t len)
 	switch (c->st) {
 	case HS_WANT_HELLO: {
 		struct cf_challenge ch;
+		struct cf_auth_terms terms;
 		uint8_t want[CF_MAC_LEN];
 		if (h.type != CF_CTRL_CHALLENGE) {
 			c->st = HS_CLOSED;
 			return;
 		}
 		memcpy(&ch, (const char *)msg + sizeof(h), sizeof(ch));
-		cf_auth_mac_server(fz_key, fz_nonce, ch.server_nonce, want);
+		/* the HELLO this client would have sent: its range, role SYSTEM */
+		terms = (struct cf_auth_terms){ CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX, ch.version, CF_ROLE_SYSTEM };
+		cf_auth_mac_server(fz_key, fz_nonce, ch.server_nonce, &terms, want);
 		/* a server that cannot prove the key gets no AUTH */
 		c->st = cf_auth_verify(ch.mac, want) == 0 ? HS_WANT_AUTH : HS_CLOSED;
 		return;
@@ -131,7 +134,7 @@ static void client_msg(struct hs_client *c, const void *msg, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct hs_server srv = {HS_WANT_HELLO, 0, {0}};
+	struct hs_server srv = {.st = HS_WANT_HELLO};
 	struct hs_client cli = {HS_WANT_HELLO, 0};
 	static int ready;
 	size_t off = 0;

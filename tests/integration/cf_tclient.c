@@ -590,6 +590,7 @@ static void rs_open(struct raw_sess *r, uint32_t role)
 				 .version_max = CF_PROTO_VERSION_MAX, .role = role};
 	uint8_t buf[CF_FRAME_MAX], msg[CF_CTRL_MAX], mac[CF_MAC_LEN], c2s[CF_KEY_LEN], s2c[CF_KEY_LEN];
 	struct cf_challenge ch;
+	struct cf_auth_terms terms;
 	struct cf_auth au;
 	size_t len;
 
@@ -601,9 +602,10 @@ static void rs_open(struct raw_sess *r, uint32_t role)
 	rs_send_bytes(r, buf, len);
 	CHECK(rs_recv(r, buf, sizeof(buf), 0, 5000) > 0 && rs_ctrl_type(buf) == CF_CTRL_CHALLENGE, "no CHALLENGE");
 	memcpy(&ch, buf + sizeof(struct cf_frame_hdr) + sizeof(struct cf_ctrl_hdr), sizeof(ch));
-	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, mac);
+	terms = cf_auth_terms_of(&hello, ch.version);
+	cf_auth_mac_server(key, hello.client_nonce, ch.server_nonce, &terms, mac);
 	CHECK(cf_auth_verify(mac, ch.mac) == 0, "the CF does not know the key");
-	cf_auth_mac_client(key, ch.server_nonce, hello.client_nonce, role, au.mac);
+	cf_auth_mac_client(key, ch.server_nonce, hello.client_nonce, &terms, au.mac);
 	len = cf_ctrl_build(msg, CF_CTRL_AUTH, &au, sizeof(au));
 	len = rs_frame(r, buf, CF_OP_CTRL, msg, len, 0);
 	rs_send_bytes(r, buf, len);

@@ -35,6 +35,60 @@ static void fill(uint8_t *p, size_t n, uint8_t seed)
 		p[i] = (uint8_t)(seed * 31u + i * 7u + 1u);
 }
 
+/* The terms of a HELLO of this build's range and the given role, answered with its newest version. */
+static const struct cf_auth_terms *tp(uint32_t role)
+{
+	static struct cf_auth_terms t;
+
+	t = (struct cf_auth_terms){ CF_PROTO_VERSION_MIN, CF_PROTO_VERSION_MAX, CF_PROTO_VERSION_MAX, role };
+	return &t;
+}
+
+/*
+ * Both MACs bind what the handshake agreed: a HELLO whose range was narrowed
+ * or a CHALLENGE whose version was changed on the way (a downgrade) makes the
+ * other side's MAC differ, as does another role.
+ */
+static void test_terms_bound(void)
+{
+	uint8_t key[CF_KEY_LEN], cn[CF_NONCE_LEN], sn[CF_NONCE_LEN];
+	uint8_t s0[CF_MAC_LEN], c0[CF_MAC_LEN], s1[CF_MAC_LEN], c1[CF_MAC_LEN];
+	const struct cf_auth_terms base = { 3, 5, 5, CF_ROLE_SYSTEM };
+	struct cf_auth_terms t;
+
+	fill(key, sizeof(key), 4);
+	fill(cn, sizeof(cn), 5);
+	fill(sn, sizeof(sn), 6);
+	cf_auth_mac_server(key, cn, sn, &base, s0);
+	cf_auth_mac_client(key, sn, cn, &base, c0);
+	for (int field = 0; field < 4; field++) {
+		for (uint32_t bit = 0; bit < (field == 3 ? 32u : 16u); bit++) {
+			t = base;
+			switch (field) {
+			case 0: t.version_min ^= (uint16_t)(1u << bit); break;
+			case 1: t.version_max ^= (uint16_t)(1u << bit); break;
+			case 2: t.version ^= (uint16_t)(1u << bit); break;
+			default: t.role ^= 1u << bit; break;
+			}
+			cf_auth_mac_server(key, cn, sn, &t, s1);
+			cf_auth_mac_client(key, sn, cn, &t, c1);
+			CHECKF(cf_auth_verify(s0, s1) == -EPERM, "server MAC, field %d bit %u", field, bit);
+			CHECKF(cf_auth_verify(c0, c1) == -EPERM, "client MAC, field %d bit %u", field, bit);
+		}
+	}
+	/* the same terms built from a HELLO and a choice */
+	{
+		struct cf_hello h = { .magic = CF_HELLO_MAGIC, .version_min = 3, .version_max = 5, .role = CF_ROLE_SYSTEM };
+		t = cf_auth_terms_of(&h, 5);
+		cf_auth_mac_server(key, cn, sn, &t, s1);
+		CHECK(cf_auth_verify(s0, s1) == 0);
+		h.version_max = 4; /* narrowed on the way: the server MACs what it read */
+		t = cf_auth_terms_of(&h, 4);
+		cf_auth_mac_server(key, cn, sn, &t, s1);
+		CHECK(cf_auth_verify(s0, s1) == -EPERM);
+	}
+}
+
 static void test_macs(void)
 {
 	uint8_t key[CF_KEY_LEN], key2[CF_KEY_LEN], cn[CF_NONCE_LEN], sn[CF_NONCE_LEN];
@@ -47,45 +101,45 @@ static void test_macs(void)
 	fill(sn, sizeof(sn), 3);
 
 	/* deterministic */
-	cf_auth_mac_server(key, cn, sn, m1);
-	cf_auth_mac_server(key, cn, sn, m2);
+	cf_auth_mac_server(key, cn, sn, tp(CF_ROLE_SYSTEM), m1);
+	cf_auth_mac_server(key, cn, sn, tp(CF_ROLE_SYSTEM), m2);
 	CHECK(memcmp(m1, m2, CF_MAC_LEN) == 0 && cf_auth_verify(m1, m2) == 0);
-	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m1);
-	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m2);
+	cf_auth_mac_client(key, sn, cn, tp(CF_ROLE_SYSTEM), m1);
+	cf_auth_mac_client(key, sn, cn, tp(CF_ROLE_SYSTEM), m2);
 	CHECK(memcmp(m1, m2, CF_MAC_LEN) == 0 && cf_auth_verify(m1, m2) == 0);
 
 	/* server and client MACs differ for the same nonces (a reflected MAC is useless) */
-	cf_auth_mac_server(key, cn, sn, ms);
-	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, mc);
+	cf_auth_mac_server(key, cn, sn, tp(CF_ROLE_SYSTEM), ms);
+	cf_auth_mac_client(key, sn, cn, tp(CF_ROLE_SYSTEM), mc);
 	CHECK(cf_auth_verify(ms, mc) == -EPERM);
-	cf_auth_mac_client(key, cn, sn, CF_ROLE_SYSTEM, mc); /* even with the nonces in server order */
+	cf_auth_mac_client(key, cn, sn, tp(CF_ROLE_SYSTEM), mc); /* even with the nonces in server order */
 	CHECK(cf_auth_verify(ms, mc) == -EPERM);
 
 	/* role is bound into the client MAC */
-	cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m1);
-	cf_auth_mac_client(key, sn, cn, CF_ROLE_CONSOLE, m2);
+	cf_auth_mac_client(key, sn, cn, tp(CF_ROLE_SYSTEM), m1);
+	cf_auth_mac_client(key, sn, cn, tp(CF_ROLE_CONSOLE), m2);
 	CHECK(cf_auth_verify(m1, m2) == -EPERM);
 	for (uint32_t role = 0; role < 64; role++) {
-		cf_auth_mac_client(key, sn, cn, role, m2);
+		cf_auth_mac_client(key, sn, cn, tp(role), m2);
 		CHECKF((cf_auth_verify(m1, m2) == 0) == (role == CF_ROLE_SYSTEM), "role=%u", role);
 	}
 
 	/* key, each nonce, and nonce order all matter */
-	cf_auth_mac_server(key2, cn, sn, m2);
+	cf_auth_mac_server(key2, cn, sn, tp(CF_ROLE_SYSTEM), m2);
 	CHECK(cf_auth_verify(ms, m2) == -EPERM);
-	cf_auth_mac_server(key, sn, cn, m2);
+	cf_auth_mac_server(key, sn, cn, tp(CF_ROLE_SYSTEM), m2);
 	CHECK(cf_auth_verify(ms, m2) == -EPERM);
-	cf_auth_mac_client(key2, sn, cn, CF_ROLE_SYSTEM, m2);
+	cf_auth_mac_client(key2, sn, cn, tp(CF_ROLE_SYSTEM), m2);
 	CHECK(cf_auth_verify(m1, m2) == -EPERM);
 	for (size_t i = 0; i < CF_NONCE_LEN; i++) {
 		cn[i] ^= 0x10;
-		cf_auth_mac_server(key, cn, sn, m2);
+		cf_auth_mac_server(key, cn, sn, tp(CF_ROLE_SYSTEM), m2);
 		CHECKF(cf_auth_verify(ms, m2) == -EPERM, "cnonce byte %zu", i);
-		cf_auth_mac_client(key, sn, cn, CF_ROLE_SYSTEM, m2);
+		cf_auth_mac_client(key, sn, cn, tp(CF_ROLE_SYSTEM), m2);
 		CHECKF(cf_auth_verify(m1, m2) == -EPERM, "cnonce byte %zu", i);
 		cn[i] ^= 0x10;
 		sn[i] ^= 0x01;
-		cf_auth_mac_server(key, cn, sn, m2);
+		cf_auth_mac_server(key, cn, sn, tp(CF_ROLE_SYSTEM), m2);
 		CHECKF(cf_auth_verify(ms, m2) == -EPERM, "snonce byte %zu", i);
 		sn[i] ^= 0x01;
 	}
@@ -276,15 +330,15 @@ static void test_handshake(void)
 			kc[5] ^= 0x40;
 		cf_auth_nonce(cn);                       /* client: HELLO */
 		cf_auth_nonce(sn);                       /* server: CHALLENGE */
-		cf_auth_mac_server(ks, cn, sn, mac_s);
-		cf_auth_mac_server(kc, cn, sn, want);    /* client checks the server */
+		cf_auth_mac_server(ks, cn, sn, tp(CF_ROLE_SYSTEM), mac_s);
+		cf_auth_mac_server(kc, cn, sn, tp(CF_ROLE_SYSTEM), want);    /* client checks the server */
 		CHECKF((cf_auth_verify(mac_s, want) == 0) == !wrong, "wrong=%d", wrong);
-		cf_auth_mac_client(kc, sn, cn, CF_ROLE_CONSOLE, mac_c); /* client: AUTH */
-		cf_auth_mac_client(ks, sn, cn, CF_ROLE_CONSOLE, want);  /* server checks the client */
+		cf_auth_mac_client(kc, sn, cn, tp(CF_ROLE_CONSOLE), mac_c); /* client: AUTH */
+		cf_auth_mac_client(ks, sn, cn, tp(CF_ROLE_CONSOLE), want);  /* server checks the client */
 		CHECKF((cf_auth_verify(mac_c, want) == 0) == !wrong, "wrong=%d", wrong);
 		/* a replay against a fresh server nonce fails */
 		cf_auth_nonce(sn);
-		cf_auth_mac_client(ks, sn, cn, CF_ROLE_CONSOLE, want);
+		cf_auth_mac_client(ks, sn, cn, tp(CF_ROLE_CONSOLE), want);
 		CHECK(cf_auth_verify(mac_c, want) == -EPERM);
 	}
 }
@@ -432,6 +486,7 @@ int main(void)
 	test_key_parse();
 	test_key_load();
 	test_handshake();
+	test_terms_bound();
 	test_frame_macs();
 	test_frame_macs_two_parts();
 	printf("%lu passed, %lu failed\n", n_pass, n_fail);
