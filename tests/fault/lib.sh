@@ -284,6 +284,19 @@ locks_left() {
 	echo "$n lock words still held: $(cf_ctl locks | head -n 6 | tr '\n' ';')"
 }
 locks_free() { local why; ! why=$(locks_left) || fail "$1: $why"; } # LABEL
+# released LABEL INST...: no lock word and no record-list entry names these (recovered)
+# instances. Check it before their homes rejoin: a home that takes its instance back
+# clears what a counterpart left, and locks_free at the end would no longer see it.
+released() {
+	local label=$1 i n e
+	shift
+	for i in "$@"; do
+		n=$(cf_lock_words "$i") || fail "$label: cfctl locks failed"
+		e=$(cf_status_field inst "$i" lock_names_total) || fail "$label: cfctl status failed"
+		[ "$n" = 0 ] && [ "$e" = 0 ] ||
+			fail "$label: $i recovered, but $n lock word(s) and $e record-list entries still name it"
+	done
+}
 
 # At most one counterpart per incident: one RECOVERY line per (inst, incident).
 check_counterparts() {

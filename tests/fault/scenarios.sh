@@ -61,6 +61,7 @@ sc_double_failure() {
 	local n
 	n=$(grep -c 'RECOVERY {"inst":"NTS00[12]"' "$CF_WORK/SYS3.log")
 	[ "$n" = 2 ] || fail "double_failure: SYS3 logged $n recoveries, expected NTS001 and NTS002"
+	released double_failure NTS001 NTS002
 	restart_dead
 	for s in SYS1 SYS2; do wait_for 20 busy $s 3 || fail "double_failure: $s did not rejoin"; done
 	check_invariants double_failure
