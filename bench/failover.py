@@ -51,6 +51,7 @@ class Cluster:
         self.pending = []    # RECOVERY reports read from the logs, not yet taken (recovery_line)
         self.started_ns = {} # sys -> wall-clock ns its current process was started
         self.server = None
+        self.image = None    # --nvram: this cluster's CF image file
 
     def bin(self, *p):
         return os.path.join(self.a.build, *p)
@@ -82,10 +83,15 @@ class Cluster:
         if r.returncode:
             raise RuntimeError(f"cfctl mkdata: {r.stderr.strip()}")
         portf = os.path.join(self.w, "port")
+        durable = []
+        if self.a.nvram:
+            # a durable CF: a fresh image file per cluster in that directory (removed by stop)
+            self.image = os.path.join(self.a.nvram, f"cfbench.{os.getpid()}.{os.path.basename(self.w)}.img")
+            durable = ["--nvram", self.image]
         self.server = C.spawn([self.bin("cfserver", "cfserver"), "--listen", f"{self.a.host}:0", "--port-file", portf,
                                "--cluster-key", self.key, "--transport", self.a.transport,
                                "--hb-interval", str(self.a.h), "--hb-timeout", str(self.a.T),
-                               "--log-size", self.log_size],
+                               "--log-size", self.log_size] + durable,
                               stdout=open(os.path.join(self.w, "cfserver.log"), "w"), stderr=subprocess.STDOUT,
                               # its log's timestamps on CLOCK_MONOTONIC, microseconds (declared_mono)
                               env=dict(os.environ, CF_LOG_CLOCK="monotonic"))
@@ -386,6 +392,12 @@ class Cluster:
                 pass
             C.reap(self.server)
             self.server = None
+        if self.image:
+            try:
+                os.unlink(self.image)
+            except OSError:
+                pass
+            self.image = None
         r = subprocess.run([self.bin("node", "cfctl"), "verify", "--data", self.data], capture_output=True,
                            text=True, timeout=120)
         return r.returncode == 0, (r.stdout + r.stderr).strip()[-400:]
@@ -582,7 +594,7 @@ def table(res, a):
     p(f"cfplex failover benchmark — {res['host']['when']} on {res['host']['uname']}, {res['host']['cpus']} CPUs")
     p(f"command: {res['command']}")
     p(f"transport {a.transport}, h = {a.h} ms, T = {a.T} ms, {a.systems} systems, bank workload, "
-      f"{a.accounts} accounts")
+      f"{a.accounts} accounts, CF " + (f"durable (--nvram, an image file in {a.nvram})" if a.nvram else "DRAM"))
     p("")
     p("crash -> the failed holder's locks usable by a waiter (ms)")
     p(f"{'system':<44} {'crash':<7} {'n':>4} {'min':>10} {'p50':>10} {'p90':>10} {'p99':>10} {'max':>10}")
@@ -847,6 +859,9 @@ def main():
     ap.add_argument("--sweep-reps", type=int, help="crashes per sweep point (default 20; --quick 3)")
     ap.add_argument("--sweep-k", default=None, help="in-flight sweep (default 1,10,100,1000; --quick 1,100)")
     ap.add_argument("--sweep-log", default=None, help="log region sizes (default 256K,1M,4M,16M; --quick none)")
+    ap.add_argument("--nvram", metavar="DIR", default=None,
+                    help="a durable CF: cfserver --nvram with a fresh image file in DIR per cluster "
+                         "(a disk directory, or /dev/shm as a memory stand-in); default a DRAM CF")
     ap.add_argument("--log-size", default="4M", help="cfserver --log-size of the main runs (default 4M)")
     ap.add_argument("--h", type=int, default=5, help="heartbeat interval, ms")
     ap.add_argument("--T", type=int, default=50, help="heartbeat timeout, ms")
@@ -869,10 +884,14 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory with every log")
     ap.add_argument("--replot", metavar="RESULT_JSON", help="only redo the table and plots of an earlier run")
     a = ap.parse_args()
+    if a.nvram and not os.path.isdir(a.nvram):
+        ap.error(f"--nvram {a.nvram}: not a directory (the CF image files go there)")
+    if a.nvram:
+        a.nvram = os.path.abspath(a.nvram)
     if a.replot:
         res = json.load(open(a.replot))
         for k, v in res["params"].items():
-            if k in ("transport", "systems", "inflight", "accounts", "log_size"):
+            if k in ("transport", "systems", "inflight", "accounts", "log_size", "nvram"):
                 setattr(a, k, v)
         a.h, a.T = res["params"]["h_ms"], res["params"]["T_ms"]
         out = os.path.abspath(a.out or os.path.dirname(os.path.abspath(a.replot)))
@@ -916,7 +935,7 @@ def main():
            "params": {"transport": a.transport, "h_ms": a.h, "T_ms": a.T, "systems": a.systems,
                       "inflight": a.inflight, "reps": a.reps, "sweep_reps": a.sweep_reps, "sweep_k": sweep_k,
                       "sweep_log": sweep_log, "log_size": a.log_size, "accounts": a.accounts, "modes": modes,
-                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms, "cf_host": a.host},
+                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms, "cf_host": a.host, "nvram": a.nvram},
            "cfplex": {"runs": []}}
     C.log("measuring the physical floor (cf_rtt, READ bandwidth, fdatasync)")
     res["floor"] = measure_floor(a, workroot)
