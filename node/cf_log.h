@@ -78,6 +78,7 @@ struct cf_log {
 	bool persist;
 	uint64_t durable_tail; /* ring bytes before this position are durable */
 	uint64_t durable_head; /* the head value last made durable */
+	bool found_undurable;  /* what cf_log_attach found (header too) awaits its first persist */
 	/* counters */
 	uint64_t appends, head_writes, full, persists;
 };
@@ -151,12 +152,15 @@ uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
 /*
  * Attach instance inst's log region through session s (which must hold its
  * LOG grant): reads and scans the region, positions the writer after the
- * last valid record. On a durable CF it then persists the live log it found
- * (header and records), so that nothing is decided from bytes a switch of CF
- * or a power loss could still take back. When sc is not NULL the scan is
- * handed to the caller (recovery: the records, the in-flight transactions)
- * together with the copy of the region its images point into (sc->copy),
- * which cf_log_scan_free releases.
+ * last valid record. On a durable CF the live log it found (header and
+ * records) counts as not yet durable: the next cf_log_persist or
+ * cf_log_flush persists it with whatever was appended since. Nothing may be
+ * acted on from what it found before that (cf_txn_backout_mark persists
+ * even when it appends nothing): a switch of CF or a power loss could still
+ * take those bytes back. When sc is not NULL the scan is handed to the
+ * caller (recovery: the records, the in-flight transactions) together with
+ * the copy of the region its images point into (sc->copy), which
+ * cf_log_scan_free releases.
  */
 int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc);
 void cf_log_detach(struct cf_log *l);

@@ -397,7 +397,6 @@ static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *
 	x->rep->log_stop_lsn = sc->stop_lsn;
 	x->rep->log_stop = sc->stop;
 	x->rep->log_stop_where = sc->stop == -EBADMSG ? sc->stop_where : NULL;
-	tell_outcomes(x, sc);
 	return 0;
 }
 
@@ -433,7 +432,11 @@ static struct cf_rec_entry *prefetch_records(struct run *x)
 	return records;
 }
 
-/* 6. sync, then ABORT so that a second recovery finds nothing to do */
+/*
+ * 6. sync, then ABORT so that a second recovery finds nothing to do. Its
+ * persist also makes durable what the log's attach found, COMMITs included:
+ * only then are the decisions told (and the locks released after it).
+ */
 static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan *sc)
 {
 	const struct cf_recovery_env *env = x->env;
@@ -447,6 +450,8 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
 		r = cf_txn_backout_mark(log, sc, env->lease, env->lease_arg, &ntx);
 		x->rep->txns_inflight = ntx;
 	}
+	if (r >= 0)
+		tell_outcomes(x, sc);
 	return r < 0 ? fail(x, r, "sync after backout of %s: %s", x->rep->inst_name, strerror(-r)) : 0;
 }
 

@@ -577,8 +577,13 @@ int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*
 		if (r)
 			break;
 	}
-	if (!r && ntxids)
-		r = cf_log_flush(log);
+	/*
+	 * Also with nothing appended: what the log's attach found (a COMMIT the
+	 * caller keeps committed) must be durable before the caller releases
+	 * locks (cf_log_attach). cf_log_persist is free when it already is.
+	 */
+	if (!r)
+		r = ntxids ? cf_log_flush(log) : cf_log_persist(log);
 	if (!r && ntx)
 		*ntx = (uint32_t)ntxids;
 	free(txids);
