@@ -78,7 +78,6 @@ struct cf_log {
 	bool persist;
 	uint64_t durable_tail; /* ring bytes before this position are durable */
 	uint64_t durable_head; /* the head value last made durable */
-	bool found_undurable;  /* what cf_log_attach found (header too) awaits its first persist */
 	/* counters */
 	uint64_t appends, head_writes, full, persists;
 };
@@ -152,9 +151,9 @@ uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
 /*
  * Attach instance inst's log region through session s (which must hold its
  * LOG grant): reads and scans the region, positions the writer after the
- * last valid record. On a durable CF the live log it found (header and
- * records) counts as not yet durable: the next cf_log_persist or
- * cf_log_flush persists it with whatever was appended since. Nothing may be
+ * last valid record. On a durable CF the live records it found count as
+ * not yet durable: the next cf_log_persist or cf_log_flush persists them
+ * with whatever was appended since. Nothing may be
  * acted on from what it found before that (cf_txn_backout_mark persists
  * even when it appends nothing): a switch of CF or a power loss could still
  * take those bytes back. When sc is not NULL the scan is handed to the
