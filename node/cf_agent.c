@@ -433,7 +433,7 @@ int cf_inst_ctx_setup(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_s
 		if (ntx)
 			cf_agent_log(a, CF_AGENT_WARN, "%s: backed out %u transaction(s) left in flight in its log",
 				     ic->name, ntx);
-		r = cf_lock_release_instance(s, ic->index, 0 /* the holds' epoch is not known here */, NULL,
+		r = cf_lock_release_instance(s, ic->index, 0 /* the holds' epoch is not known here */, NULL, 0,
 					     &rel);
 		if (r)
 			goto err_scan;

@@ -4,6 +4,7 @@
 #include "cf_fault.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -118,6 +119,8 @@ static int table_alloc(struct cf_lock_table *t, const struct cf_image_map *map, 
 	t->rec_entries = n;
 	t->locks_off = map->off_locks;
 	t->rec_off = cf_rec_off(map, inst);
+	t->span_off = cf_log_off(map, inst) + offsetof(struct cf_log_hdr, rec_span);
+	t->span = 0; /* a new incarnation's list is empty: its first entry writes the span */
 	t->nbkt = 1;
 	while (t->nbkt < 2 * n)
 		t->nbkt <<= 1;
@@ -216,6 +219,33 @@ static int32_t name_alloc(struct cf_lock_table *t)
 	t->name_free = t->names[i].next;
 	t->nheld++;
 	return i;
+}
+
+/*
+ * Entry e is about to be written: make the record list's span (cf_log_hdr)
+ * cover it first. A posted WRITE on the table's session, ahead of the
+ * entry's own: RC order lands it first, so a counterpart that reads the span
+ * and then the prefix it names finds every entry written. Entries are taken
+ * lowest index first (name_alloc), so the span grows in steps of
+ * SPAN_STEP to the most entries ever held at once, not once per lock.
+ */
+#define SPAN_STEP 64u
+static int span_cover(struct cf_lock_table *t, int32_t e)
+{
+	uint32_t n;
+	uint64_t w;
+	int r;
+
+	if ((uint32_t)e < t->span)
+		return 0;
+	n = ((uint32_t)e / SPAN_STEP + 1) * SPAN_STEP;
+	if (n > t->rec_entries)
+		n = t->rec_entries;
+	w = cf_log_rec_span_word(n);
+	r = io_write(tio(t), t->span_off, &w, sizeof(w), true);
+	if (r == 0)
+		t->span = n;
+	return r;
 }
 
 static void name_link(struct cf_lock_table *t, int32_t i)
@@ -357,6 +387,10 @@ int cf_lock_acquire(struct cf_lock_table *t, const char *name, enum cf_lock_mode
 	e = name_alloc(t);
 	if (e < 0)
 		return -ENOSPC;
+	if ((r = span_cover(t, e)) < 0) {
+		name_free(t, e, false);
+		return r;
+	}
 	memset(&t->names[e], 0, sizeof(t->names[e]));
 	memcpy(t->names[e].name, name, len);
 	t->names[e].owner = owner;
@@ -610,7 +644,7 @@ static int io_batch(struct lkio io, struct cf_batch_op *ops, size_t n)
  * session to cover (it must await one before it relies on the list clear).
  */
 static int release_instance(struct lkio io, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
-			    const struct cf_rec_entry *pre, uint32_t *released)
+			    const struct cf_rec_entry *pre, uint32_t npre, uint32_t *released)
 {
 	uint64_t size = map->records_size, base = cf_rec_off(map, inst);
 	uint32_t n = map->geo.record_entries, done = 0, ncls = 0, nchunks, lo = UINT32_MAX, hi = 0;
@@ -623,6 +657,8 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 
 	if (inst >= map->geo.max_instances)
 		return -EINVAL;
+	if (pre && npre < n)
+		n = npre; /* the span: no entry beyond it is in use */
 	nchunks = (uint32_t)((size + READ_CHUNK - 1) / READ_CHUNK);
 	ents = pre ? NULL : malloc(size);
 	zero = calloc(1, READ_CHUNK);
@@ -743,23 +779,23 @@ out_free:
 }
 
 int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t epoch,
-			     const struct cf_rec_entry *records, uint32_t *released)
+			     const struct cf_rec_entry *records, uint32_t nrecords, uint32_t *released)
 {
-	return release_instance((struct lkio){ .s = s }, &s->map, inst, epoch, records, released);
+	return release_instance((struct lkio){ .s = s }, &s->map, inst, epoch, records, nrecords, released);
 }
 
 int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
 				 uint32_t *released)
 {
-	return release_instance((struct lkio){ .mem = image }, map, inst, epoch, NULL, released);
+	return release_instance((struct lkio){ .mem = image }, map, inst, epoch, NULL, 0, released);
 }
 
-/* The record list of inst into out, in READ_CHUNK pieces: posted, or each awaited. */
-static int records_read(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out, bool post)
+/* The first n entries of inst's record list into out, in READ_CHUNK pieces: posted, or each awaited. */
+static int records_read(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out, uint32_t n, bool post)
 {
-	uint64_t size = s->map.records_size, base = cf_rec_off(&s->map, inst);
+	uint64_t size = (uint64_t)n * sizeof(*out), base = cf_rec_off(&s->map, inst);
 
-	if (inst >= s->map.geo.max_instances)
+	if (inst >= s->map.geo.max_instances || n > s->map.geo.record_entries)
 		return -EINVAL;
 	for (uint64_t p = 0; p < size; p += READ_CHUNK) {
 		uint32_t len = (uint32_t)(size - p < READ_CHUNK ? size - p : READ_CHUNK);
@@ -771,12 +807,12 @@ static int records_read(struct cf_session *s, uint32_t inst, struct cf_rec_entry
 	return 0;
 }
 
-int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
+int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out, uint32_t n)
 {
-	return records_read(s, inst, out, true);
+	return records_read(s, inst, out, n, true);
 }
 
 int cf_lock_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out)
 {
-	return records_read(s, inst, out, false);
+	return records_read(s, inst, out, s->map.geo.record_entries, false);
 }

@@ -73,6 +73,8 @@ struct cf_lock_table {
 	uint32_t inst, epoch;
 	uint32_t lock_entries, rec_entries;
 	uint64_t locks_off, rec_off; /* image offsets */
+	uint64_t span_off;           /* the instance's cf_log_hdr.rec_span */
+	uint32_t span;               /* entries below it may be used: what rec_span says (0: not written yet) */
 	struct cf_lock_name *names;  /* [rec_entries], index = record list entry */
 	struct cf_lock_cstate *cls;  /* [rec_entries] */
 	int32_t *name_bkt, *cls_bkt; /* hash buckets [nbkt] */
@@ -124,22 +126,24 @@ enum cf_lock_mode cf_lock_owner_mode(const struct cf_lock_table *t, const char *
  * so a right guess costs no READ; a wrong one (0 when unknown) costs one more
  * round trip, never correctness. s must hold the RECORDS grant of inst and
  * the LOCKS grant. *released counts the classes freed of inst (may be NULL).
- * records: the record list already read (cf_lock_post_read_records, then
- * cf_session_drain), or NULL to read it here. The list is cleared by POSTED
- * writes: the caller's next awaited operation on s covers them.
+ * records: the first nrecords entries of the record list already read
+ * (cf_lock_post_read_records, then cf_session_drain; nrecords the span of
+ * cf_log_hdr, beyond which no entry is in use), or NULL to read the whole
+ * list here. The list is cleared by POSTED writes: the caller's next awaited
+ * operation on s covers them.
  */
 int cf_lock_release_instance(struct cf_session *s, uint32_t inst, uint32_t epoch,
-			     const struct cf_rec_entry *records, uint32_t *released);
+			     const struct cf_rec_entry *records, uint32_t nrecords, uint32_t *released);
 /* Same on a memory image (tests). */
 int cf_lock_release_instance_mem(void *image, const struct cf_image_map *map, uint32_t inst, uint32_t epoch,
 				 uint32_t *released);
 
 /*
- * Post the READs of instance inst's record list into out (records_size
- * bytes) without waiting: they complete by the next cf_session_drain, whose
+ * Post the READs of the first n entries of instance inst's record list into
+ * out without waiting: they complete by the next cf_session_drain, whose
  * result covers them. Recovery overlaps them with its fdatasync.
  */
-int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out);
+int cf_lock_post_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out, uint32_t n);
 
 /* Read instance inst's record list into out[record_entries] (cfctl, recovery). */
 int cf_lock_read_records(struct cf_session *s, uint32_t inst, struct cf_rec_entry *out);

@@ -650,6 +650,7 @@ static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc
 		r = cf_log_scan(buf, size, sc);
 		if (r)
 			goto err; /* an impossible header, or no memory */
+		sc->rec_span = cf_log_rec_span(&h, s->map.geo.record_entries);
 		if (done == ring ||
 		    sc->end - sc->head + cf_logrec_size(CF_LOGREC_MAX_IMAGE) + sizeof(struct cf_logrec_hdr) <= done)
 			break; /* the whole ring, or stopped inside the window: the rest is not the live log */

@@ -91,6 +91,7 @@ struct cf_log_rec {
 
 struct cf_log_scan {
 	uint64_t head, head_lsn; /* from the region header */
+	uint32_t rec_span;       /* cf_log_attach: the record-list entries to read (cf_log_rec_span) */
 	uint64_t end, next_lsn;  /* where a valid scan stopped: the writer continues here */
 	/*
 	 * Why the scan stopped: 0 on zero bytes or a whole record of an earlier

@@ -334,13 +334,35 @@ CF_ASSERT_WORD(struct cf_rec_entry, used);
  * ring position is head % ring size) of the oldest record recovery needs;
  * head_lsn is that record's LSN. Written only by the owner (or counterpart),
  * before it reuses ring space.
+ *
+ * rec_span bounds the instance's record list: no entry at or beyond its
+ * index is in use. The owner's lock table takes entries lowest index first
+ * and WRITEs a larger span before the first entry beyond the old one (same
+ * connection: RC order lands it first), so a counterpart READs the used
+ * prefix, not the whole list (cf_log_rec_span). Tagged: a zero or foreign
+ * word means "unknown", and the whole list is read.
  */
 struct cf_log_hdr {
 	uint64_t head;
 	uint64_t head_lsn;
-	uint64_t pad[6];
+	uint64_t rec_span; /* CF_REC_SPAN_TAG << 32 | entries, or anything else: unknown */
+	uint64_t pad[5];
 };
 _Static_assert(sizeof(struct cf_log_hdr) == 64, "cf_log_hdr size");
+CF_ASSERT_WORD(struct cf_log_hdr, rec_span);
+
+#define CF_REC_SPAN_TAG 0x5350414eull /* "SPAN" */
+static inline uint64_t cf_log_rec_span_word(uint32_t entries)
+{
+	return CF_REC_SPAN_TAG << 32 | entries;
+}
+/* How many leading record-list entries to read, of record_entries in all. */
+static inline uint32_t cf_log_rec_span(const struct cf_log_hdr *h, uint32_t record_entries)
+{
+	uint32_t n = (uint32_t)h->rec_span;
+
+	return h->rec_span >> 32 == CF_REC_SPAN_TAG && n <= record_entries ? n : record_entries;
+}
 
 /* Section offsets and sizes for a geometry. */
 struct cf_image_map {

@@ -32,10 +32,13 @@
  * HELLO's version range and role and the chosen version (struct
  * cf_auth_terms), so no peer on the path can pick the version. An older
  * peer's MACs would not verify, so it is refused at HELLO with an ERROR
- * naming both ranges.
+ * naming both ranges. Version 4: a node's lock table keeps its record list's
+ * span in the log header (cf_log_hdr.rec_span) and a counterpart reads only
+ * that prefix; a version-3 owner would take entries beyond a span it never
+ * wrote, so the two are not mixed on one CF.
  */
-#define CF_PROTO_VERSION_MIN 3u
-#define CF_PROTO_VERSION_MAX 3u
+#define CF_PROTO_VERSION_MIN 4u
+#define CF_PROTO_VERSION_MAX 4u
 #define CF_HELLO_MAGIC 0x58504643u /* "CFPX" */
 
 #define CF_FRAME_MAX_PAYLOAD (64u * 1024u)

@@ -2646,7 +2646,7 @@ static int cmd_release_failed(int argc, char **argv)
 	open_sys(&s, argv[0]);
 	idx = take_inst(&s, argv[1], 1);
 	r = cf_lock_release_instance(&s, idx, 0 /* the holds' epoch is a guess: a miss costs one more CAS */, NULL,
-				     &rel);
+				     0, &rel);
 	CHECK(r == 0, "release %s: %s", argv[1], strerror(-r));
 	printf("RELEASED-INSTANCE %u\n", rel);
 	fflush(stdout);

@@ -269,12 +269,84 @@ static void test_queued(void)
 	CHECK(cf_lock_acquire_next(cf_lock_holding(Q), B, E, CF_LOCK_X, &n) == 0 && n == cf_lock_x(B, E));
 }
 
+/*
+ * The record list's span (cf_log_hdr.rec_span): every entry in use lies
+ * below it, after any sequence of acquires and releases; it grows in steps,
+ * not to the whole list; a new incarnation starts it again; a word without
+ * the tag (zero: a header no owner of this version wrote; or garbage) means
+ * "read the whole list".
+ */
+static void test_span(void)
+{
+	struct cf_geometry g = {
+		.max_systems = 4, .max_instances = 8, .lock_entries = 4096, .record_entries = 512, .log_size = 65536,
+	};
+	struct img im;
+	struct cf_lock_table t;
+	struct cf_log_hdr *h;
+	uint32_t ent[300], nh = 0, e, most = 0, span;
+	uint64_t rng = 12345;
+	const char *why;
+	char n[24];
+	int bad = 0;
+
+	CHECK(cf_geometry_check(&g, &why) == 0);
+	cf_image_map(&g, &im.map);
+	im.mem = calloc(1, im.map.image_size);
+	if (!im.mem)
+		abort();
+	h = (struct cf_log_hdr *)(void *)(im.mem + cf_log_off(&im.map, 1));
+	CHECK(cf_log_rec_span(h, 512) == 512); /* never written: unknown */
+	CHECK(cf_lock_table_init_mem(&t, im.mem, &im.map, 1, 5) == 0);
+	for (int step = 0; step < 20000; step++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		if (nh < 300 && (nh == 0 || (rng >> 33) % 100 < (step < 10000 ? 55 : 45))) {
+			snprintf(n, sizeof(n), "r%d", step);
+			CHECK(cf_lock_acquire(&t, n, (rng >> 20) & 1 ? CF_LOCK_X : CF_LOCK_S, (uint64_t)step, 0, &e, NULL) ==
+			      0);
+			ent[nh++] = e;
+		} else {
+			uint32_t k = (uint32_t)((rng >> 40) % nh);
+			CHECK(cf_lock_release(&t, ent[k]) == 0);
+			ent[k] = ent[--nh];
+		}
+		most = nh > most ? nh : most;
+		span = cf_log_rec_span(h, 512);
+		for (uint32_t i = span; i < 512; i++)
+			bad += rec_of(&im, 1, i)->used != 0;
+	}
+	CHECK(bad == 0);
+	span = cf_log_rec_span(h, 512);
+	CHECK(h->rec_span >> 32 == CF_REC_SPAN_TAG);
+	CHECK(span >= most && span < most + 64 && span < 512); /* the most held at once, rounded up to a step */
+	/* the recovery's release from that prefix frees everything */
+	CHECK(cf_lock_release_instance_mem(im.mem, &im.map, 1, 5, &e) == 0);
+	for (uint32_t i = 0; i < 512; i++)
+		bad += rec_of(&im, 1, i)->used != 0;
+	CHECK(bad == 0);
+	/* a new incarnation's first entry writes a span of its own */
+	cf_lock_table_fini(&t);
+	CHECK(cf_lock_table_init_mem(&t, im.mem, &im.map, 1, 6) == 0);
+	CHECK(cf_lock_acquire(&t, "again", CF_LOCK_X, 1, 0, &e, NULL) == 0 && e == 0);
+	CHECK(cf_log_rec_span(h, 512) == 64);
+	/* untagged or out of range: the whole list */
+	h->rec_span = 12;
+	CHECK(cf_log_rec_span(h, 512) == 512);
+	h->rec_span = cf_log_rec_span_word(513);
+	CHECK(cf_log_rec_span(h, 512) == 512);
+	h->rec_span = cf_log_rec_span_word(0);
+	CHECK(cf_log_rec_span(h, 512) == 0);
+	cf_lock_table_fini(&t);
+	free(im.mem);
+}
+
 int main(void)
 {
 	test_words();
 	test_queued();
 	test_table();
 	test_hist();
+	test_span();
 	if (failures) {
 		fprintf(stderr, "test_lock: %d failure(s)\n", failures);
 		return 1;

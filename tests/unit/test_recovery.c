@@ -274,10 +274,13 @@ static uint8_t *image_map(const char *dir, uint64_t size, bool create)
  * A runs INST: one committed transaction (records 1, 2), then one in flight
  * (reads 9 under S, which OINST holds in S too; updates 5, 6, 5) when it dies.
  */
+/* scen_open: names A also holds in S when it dies (beyond its 3 record locks) */
+static int scen_extra_names;
+
 static void scen_open(struct scen *z)
 {
 	struct cf_geometry g = {
-		.max_systems = 4, .max_instances = 4, .lock_entries = 1024, .record_entries = 64, .log_size = 65536,
+		.max_systems = 4, .max_instances = 4, .lock_entries = 1024, .record_entries = 256, .log_size = 65536,
 	};
 	struct cf_session sa;
 	struct cf_data da;
@@ -351,6 +354,10 @@ static void scen_open(struct scen *z)
 	CHECK(lock_word(z, 5) == cf_lock_x(INST, EP_A) && lock_word(z, 6) == cf_lock_x(INST, EP_A));
 	CHECK(lock_word(z, 9) == (CF_LOCK_SBIT | (1ull << INST) | (1ull << OINST)));
 	CHECK(ta.nheld == 3);
+	for (int i = 0; i < scen_extra_names; i++) {
+		snprintf(name, sizeof(name), "held-%d", i);
+		CHECK(cf_lock_acquire(&ta, name, CF_LOCK_S, 2, 0, &e, &holder) == 0);
+	}
 	/* A dies: no commit, no backout, its holds stay in the CF */
 	cf_txn_free(&t);
 	cf_lock_table_fini(&ta);
@@ -494,6 +501,36 @@ static void test_recover(void)
 	n1 = file_bytes(&z, fb[1], sizeof(fb[1]));
 	CHECK(n0 == n1 && !memcmp(fb[0], fb[1], n0));
 	CHECK(!memcmp(img_before, z.cf.img, z.cf.map.image_size));
+	check_recovered(&z, &z.data, 1);
+	scen_close(&z);
+}
+
+/*
+ * The release reads only the record list's span (cf_log_hdr.rec_span), so
+ * it must cover every entry A used: here more than one step of it (64).
+ * check_recovered finds any lock word still naming INST and any entry left
+ * in its list (fails when the owner writes a span short of its entries).
+ */
+static void test_release_past_span(void)
+{
+	struct scen z;
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep;
+	const struct cf_log_hdr *h;
+	int r;
+
+	scen_extra_names = 150;
+	scen_open(&z);
+	scen_extra_names = 0;
+	h = (const struct cf_log_hdr *)(const void *)(z.cf.img + cf_log_off(&z.cf.map, INST));
+	CHECK(cf_log_rec_span(h, z.cf.map.geo.record_entries) >= 153);
+	CHECK(cf_log_rec_span(h, z.cf.map.geo.record_entries) < z.cf.map.geo.record_entries);
+	env_init(&env, &z, &z.sb, &z.data);
+	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
+	CHECK(r == 0);
+	if (r)
+		fprintf(stderr, "recover: %d %s (%s)\n", r, rep.err_msg, rep.fence_msg);
+	CHECK(rep.locks_released >= 3);
 	check_recovered(&z, &z.data, 1);
 	scen_close(&z);
 }
@@ -834,6 +871,7 @@ int main(int argc, char **argv)
 	test_detector();
 	test_recover();
 	test_lost_cas();
+	test_release_past_span();
 	test_decides_from_durable();
 	test_release_queued_class();
 	test_release_newest_first();
