@@ -266,6 +266,94 @@ static bool exited(int pidfd)
 }
 
 /*
+ * Has every thread of pid begun its exit? A thread's flags word in
+ * /proc/PID/task/TID/stat (proc(5), field 9) carries PF_EXITING from the
+ * first step of do_exit on, for good. Such a thread has left every system
+ * call and runs no user code: it issues no write again. A write it was
+ * making when the SIGKILL came finished first (a thread in a pwrite or an
+ * O_DIRECT write leaves it only when the write is done; cfplex uses no
+ * asynchronous I/O), and what it wrote is in this host's page cache, which
+ * the counterpart's writes follow. What is left of its exit is freeing its
+ * memory, then closing its files: on a loaded 2-vCPU host 1-2 ms for a
+ * system process, and what the pidfd would wait for. true also when the
+ * process is gone; false when anything cannot be read (cf_fence.h).
+ */
+#define PF_EXITING_ 0x00000004u
+bool cf_fence_all_exiting(uint64_t pid)
+{
+	char path[96], buf[512];
+	struct dirent *de;
+	bool all = true;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%llu/task", (unsigned long long)pid);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT;
+	while (all && (de = readdir(d)) != NULL) {
+		char *end, *p;
+		unsigned long long flags;
+		ssize_t n;
+		int fd, k;
+		long tid = strtol(de->d_name, &end, 10);
+
+		if (tid <= 0 || *end)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%llu/task/%ld/stat", (unsigned long long)pid, tid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			all = errno == ENOENT; /* reaped meanwhile: exited */
+			continue;
+		}
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0) {
+			all = n < 0 && errno == ESRCH;
+			continue;
+		}
+		buf[n] = 0;
+		/* "tid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold anything */
+		p = strrchr(buf, ')');
+		for (k = 0; p && k < 7; k++)
+			p = strchr(p + 1, ' ');
+		if (!p || sscanf(p + 1, "%llu", &flags) != 1) {
+			all = false;
+			continue;
+		}
+		all = (flags & PF_EXITING_) != 0;
+	}
+	closedir(d);
+	return all;
+}
+
+/*
+ * Wait until the process of pidfd fd (pid) cannot write any more: it exited
+ * (its pidfd turns readable) or every thread of it is exiting (all_exiting),
+ * whichever comes first; at most timeout_ms. 1 when it exited, 2 when every
+ * thread is exiting, 0 on timeout, -errno. Polled every 100 us.
+ */
+static int wait_unable(int fd, uint64_t pid, int timeout_ms)
+{
+	uint64_t deadline = cf_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 100000};
+
+	for (;;) {
+		int r;
+
+		if (exited(fd))
+			return 1;
+		if (cf_fence_all_exiting(pid))
+			return 2;
+		if (cf_mono_ns() >= deadline)
+			return 0;
+		r = ppoll(&pfd, 1, &tick, NULL);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
  * After the SIGKILL, each thread of the victim (recognised: its identity was
  * just checked, and the pidfd pins it) gets the lowest real-time priority, so
  * that its exit runs at once instead of queueing behind the survivors' work:
@@ -300,7 +388,6 @@ static void hasten_exit(uint64_t pid, int pidfd)
 static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, char *msg, size_t len)
 {
 	char host[CF_HOST_MAX] = "";
-	struct pollfd pfd;
 	int fd, r;
 
 	gethostname(host, sizeof(host) - 1);
@@ -328,8 +415,6 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	 * write, and its executable can no longer be read, so the identity check
 	 * below would refuse it. The pidfd is readable once the process exited.
 	 */
-	pfd.fd = fd;
-	pfd.events = POLLIN;
 	if (exited(fd)) {
 		close(fd);
 		snprintf(msg, len, "%s (pid %llu) already gone (exited)", t->name, (unsigned long long)t->pid);
@@ -369,12 +454,17 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 		if (r == -ENOEXEC) {
 			/*
 			 * No executable: most likely exiting (a SIGKILLed process
-			 * loses it before its exit completes). Its exit turns the
-			 * pinned pidfd readable; anything else stays refused.
+			 * loses it when its main thread exits, before the others
+			 * are done). Every thread exiting, or the pinned pidfd
+			 * turning readable, says so; anything else stays refused.
 			 */
-			do
-				r = poll(&pfd, 1, cfg->timeout_ms);
-			while (r < 0 && errno == EINTR);
+			r = wait_unable(fd, t->pid, cfg->timeout_ms);
+			if (r == 2) {
+				close(fd);
+				snprintf(msg, len, "%s (pid %llu) dying, exit confirmed (every thread exiting)", t->name,
+					 (unsigned long long)t->pid);
+				return 0;
+			}
 			r = r == 1 ? -ENOENT : -EPERM;
 		}
 		if (r == -ESRCH || r == -ENOENT) {
@@ -396,12 +486,8 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 		return r;
 	}
 	hasten_exit(t->pid, fd);
-	/* The pidfd turns readable when the process has exited: our confirmation. */
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	do
-		r = poll(&pfd, 1, cfg->timeout_ms);
-	while (r < 0 && errno == EINTR);
+	/* Our confirmation: every thread exiting, or the process gone (wait_unable). */
+	r = wait_unable(fd, t->pid, cfg->timeout_ms);
 	close(fd);
 	if (r == 0) {
 		snprintf(msg, len, "%s (pid %llu) did not exit within %d ms of SIGKILL", t->name,
@@ -409,8 +495,9 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 		return -ETIMEDOUT;
 	}
 	if (r < 0)
-		return -errno;
-	snprintf(msg, len, "%s (pid %llu) killed, exit confirmed", t->name, (unsigned long long)t->pid);
+		return r;
+	snprintf(msg, len, "%s (pid %llu) killed, exit confirmed (%s)", t->name, (unsigned long long)t->pid,
+		 r == 1 ? "exited" : "every thread exiting");
 	return 0;
 }
 

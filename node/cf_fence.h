@@ -24,6 +24,7 @@
 #ifndef CF_FENCE_H
 #define CF_FENCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,5 +97,13 @@ const char *cf_fence_kind_str(enum cf_fence_kind k);
 
 /* /proc/PID/stat start time (field 22) of pid, or 0 if unknown. */
 uint64_t cf_proc_starttime(uint64_t pid);
+
+/*
+ * Has every thread of process pid begun its exit (PF_EXITING, /proc/PID/task/
+ * TID/stat)? Such a process writes nothing again: the local fence's
+ * confirmation, before its memory is freed (cf_fence.c). true when it is
+ * gone; false when a thread is not exiting or anything cannot be read.
+ */
+bool cf_fence_all_exiting(uint64_t pid);
 
 #endif
