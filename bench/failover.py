@@ -161,7 +161,8 @@ class Cluster:
             [self.bin("node", "cfnode"), "--cf", self.addr, "--cluster-key", self.key, "--transport", self.a.transport,
              "--system", sysname, "--instance", self.inst_of(sysname), "--data", self.data,
              "--policy", "auto"] + fence + ["--workload", "bank", "--accounts", str(self.a.accounts),
-             "--duration", "100000", "--inflight", str(self.k)],
+             "--duration", "100000", "--inflight", str(self.k)]
+            + (["--ballast", str(self.a.ballast)] if self.a.ballast else []),
             stdout=open(log, "a"), stderr=subprocess.STDOUT)
 
     def sys_entry(self, st, sysname):
@@ -594,7 +595,8 @@ def table(res, a):
     p(f"cfplex failover benchmark — {res['host']['when']} on {res['host']['uname']}, {res['host']['cpus']} CPUs")
     p(f"command: {res['command']}")
     p(f"transport {a.transport}, h = {a.h} ms, T = {a.T} ms, {a.systems} systems, bank workload, "
-      f"{a.accounts} accounts, CF " + (f"durable (--nvram, an image file in {a.nvram})" if a.nvram else "DRAM"))
+      f"{a.accounts} accounts, CF " + (f"durable (--nvram, an image file in {a.nvram})" if a.nvram else "DRAM")
+      + (f", {a.ballast} MiB of ballast per system" if a.ballast else ""))
     p("")
     p("crash -> the failed holder's locks usable by a waiter (ms)")
     p(f"{'system':<44} {'crash':<7} {'n':>4} {'min':>10} {'p50':>10} {'p90':>10} {'p99':>10} {'max':>10}")
@@ -869,6 +871,9 @@ def main():
                     help="main runs also at these heartbeat interval/timeout pairs, ms (default 2/10; --quick none; "
                          "'' for none)")
     ap.add_argument("--accounts", type=int, default=10000)
+    ap.add_argument("--ballast", type=int, default=0, metavar="MIB",
+                    help="each system holds MIB of memory (cfnode --ballast): a killed system's exit frees it "
+                         "before its sockets close")
     ap.add_argument("--modes", default="kill,stop")
     ap.add_argument("--hosts", default="local", choices=["local", "netns"],
                     help="netns: also crash systems each on its own namespace-host (tests/lib/hosts.sh; root; "
@@ -893,6 +898,7 @@ def main():
         for k, v in res["params"].items():
             if k in ("transport", "systems", "inflight", "accounts", "log_size", "nvram"):
                 setattr(a, k, v)
+        a.ballast = res["params"].get("ballast_mib", 0)
         a.h, a.T = res["params"]["h_ms"], res["params"]["T_ms"]
         out = os.path.abspath(a.out or os.path.dirname(os.path.abspath(a.replot)))
         txt = table(res, a)
@@ -935,7 +941,8 @@ def main():
            "params": {"transport": a.transport, "h_ms": a.h, "T_ms": a.T, "systems": a.systems,
                       "inflight": a.inflight, "reps": a.reps, "sweep_reps": a.sweep_reps, "sweep_k": sweep_k,
                       "sweep_log": sweep_log, "log_size": a.log_size, "accounts": a.accounts, "modes": modes,
-                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms, "cf_host": a.host, "nvram": a.nvram},
+                      "quick": q, "hosts": a.hosts, "wd_ms": a.wd_ms, "cf_host": a.host, "nvram": a.nvram,
+                      "ballast_mib": a.ballast},
            "cfplex": {"runs": []}}
     C.log("measuring the physical floor (cf_rtt, READ bandwidth, fdatasync)")
     res["floor"] = measure_floor(a, workroot)

@@ -96,6 +96,7 @@ int cf_agent_join(struct cf_agent *a)
 	a->epoch = a->s.epoch;
 	a->token = a->s.token;
 	cf_agent_watch_session(a, &a->s);
+	cf_agent_sentinel_watch(a);
 	a->hb_timeout_ns = a->s.welcome.hb_timeout_ns;
 	if (a->o.hb_timeout_ns) {
 		if (a->o.hb_timeout_ns > a->s.welcome.hb_timeout_ns) {
@@ -109,6 +110,30 @@ int cf_agent_join(struct cf_agent *a)
 		a->hb_timeout_ns = a->o.hb_timeout_ns;
 	}
 	return 0;
+}
+
+/*
+ * The sentinel (cf_sentinel.h) shuts the JOIN connection down the moment
+ * this process starts to die, so the CF need not wait for its exit to free
+ * its memory. Started at the first JOIN, from the thread that joins (cfnode's
+ * main thread, which runs the agent until the process ends: o.sentinel);
+ * told of each new JOIN connection (a switch of CF). tcp only;
+ * CF_SENTINEL=off leaves it out (A/B runs). Best effort: without it a death
+ * is seen when the process's sockets close.
+ */
+void cf_agent_sentinel_watch(struct cf_agent *a)
+{
+	const char *env = getenv("CF_SENTINEL");
+	int r;
+
+	if (!a->o.sentinel || strcmp(a->o.transport, "tcp") || (env && !strcmp(env, "off")))
+		return;
+	if (!a->sen.shm && (r = cf_sentinel_start(&a->sen)) < 0) {
+		cf_agent_log(a, CF_AGENT_DEBUG, "sentinel: %s (a death is seen when the sockets close)", strerror(-r));
+		return;
+	}
+	if ((r = cf_sentinel_watch(&a->sen, cf_session_fd(&a->s))) < 0)
+		cf_agent_log(a, CF_AGENT_DEBUG, "sentinel: watch: %s", strerror(-r));
 }
 
 /*
@@ -525,6 +550,7 @@ void cf_agent_fini(struct cf_agent *a)
 {
 	if (!a)
 		return;
+	cf_sentinel_stop(&a->sen); /* quietly: what is closed from here on was said goodbye to, or is over */
 	cf_agent_hb_stop(a);
 	/* no thread of ours writes any more: disarm (a crash never gets here, and it fires) */
 	atomic_store(&a->wd_on, NULL);

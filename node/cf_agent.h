@@ -44,6 +44,7 @@
 #include "cf_fence.h"
 #include "cf_lock.h"
 #include "cf_log.h"
+#include "cf_sentinel.h"
 #include "cf_session.h"
 #include "cf_txn.h"
 #include "cf_watch.h"
@@ -63,6 +64,13 @@ struct cf_agent_opts {
 	uint64_t hb_interval_ns; /* 0: the server's h */
 	uint64_t hb_timeout_ns;  /* 0: the server's T; else must be <= it */
 	int connect_timeout_ms;
+	/*
+	 * Fork the sentinel at JOIN (cf_sentinel.h, tcp only): the joining thread
+	 * must live as long as the process, for its exit is taken as the
+	 * process's death. cfnode's main thread does; an application's thread
+	 * that opened a libcfnode handle need not, so the library leaves it out.
+	 */
+	bool sentinel;
 	/* for the detector and recovery (cf_agent_recovery.c) */
 	int policy; /* -1: the cluster's; else enum cf_policy */
 	struct cf_fence_cfg fence;
@@ -131,6 +139,7 @@ struct cf_hb {
 struct cf_agent {
 	struct cf_agent_opts o;
 	struct cf_session s; /* JOIN session (agent thread) */
+	struct cf_sentinel sen; /* tells the CF of this process's death early (cf_sentinel.h) */
 	uint32_t sys, epoch;
 	uint64_t token;
 	char host[CF_HOST_MAX];
@@ -180,6 +189,8 @@ void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o);
  * -EPERM: key refused, -EPROTO) or of the JOIN.
  */
 int cf_agent_join(struct cf_agent *a);
+/* Start the sentinel, or give it the new JOIN connection (cf_agent.c). */
+void cf_agent_sentinel_watch(struct cf_agent *a);
 /* A further session of this system (CONN_ATTACH): workload, recovery. */
 int cf_agent_open_session(struct cf_agent *a, struct cf_session *s);
 /* The stall hook of a session of this system (cf_session.h; stall_ends_sessions). */

@@ -199,6 +199,7 @@ static int resume(struct cf_node *n, const char *old, uint64_t T, uint64_t end)
 				}
 				if (!r) {
 					cf_agent_watch_session(a, &a->s);
+					cf_agent_sentinel_watch(a);
 					return 0;
 				}
 				cf_session_close(&a->s);

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -88,6 +89,8 @@ static void usage(FILE *out)
 		"  --switch-wait MS       a duplexed CF (--cf A,B) lost: look this long for the other\n"
 		"                         one and resume there, keeping this incarnation (default\n"
 		"                         10000; 0: the incarnation ends, exit 75)\n"
+		"  --ballast MIB          hold MIB of memory, touched (tests, benchmarks: a process the\n"
+		"                         size of a real system, whose exit takes as long)\n"
 		"  --workload W           none (default) | bank | hold | lock | backout | logfull\n"
 		"  --accounts N           bank: use accounts 0..N-1 (default: all in the file)\n"
 		"  --duration S           bank: run S seconds (default 10)\n"
@@ -221,7 +224,7 @@ int main(int argc, char **argv)
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
 		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
-		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL, O_SWITCHWAIT,
+		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL, O_SWITCHWAIT, O_BALLAST,
 	};
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
@@ -234,6 +237,7 @@ int main(int argc, char **argv)
 		{ "hb-timeout", required_argument, NULL, O_HBT },
 		{ "connect-timeout", required_argument, NULL, O_CTO },
 		{ "switch-wait", required_argument, NULL, O_SWITCHWAIT },
+		{ "ballast", required_argument, NULL, O_BALLAST },
 		{ "workload", required_argument, NULL, O_WORKLOAD },
 		{ "accounts", required_argument, NULL, O_ACCOUNTS },
 		{ "duration", required_argument, NULL, O_DURATION },
@@ -266,7 +270,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cf_agent_opts o = { .transport = "tcp", .policy = -1 };
+	struct cf_agent_opts o = { .transport = "tcp", .policy = -1, .sentinel = true };
 	struct wl_run w = { .kind = WL_NONE };
 	const char *key_file = NULL, *fence_spec = "auto", *wd_path = NULL;
 	uint64_t wd_timeout_ms = 5000;
@@ -274,7 +278,7 @@ int main(int argc, char **argv)
 	bool unfence = false;
 	const char *fence_args[CF_FENCE_MAX_ARGS];
 	int nfence_args = 0;
-	uint64_t v, lock_timeout = 2000, marker_wait = CF_NODE_MARKER_WAIT_MS, switch_wait = 10000;
+	uint64_t v, lock_timeout = 2000, marker_wait = CF_NODE_MARKER_WAIT_MS, switch_wait = 10000, ballast_mib = 0;
 	static struct cf_node n;
 	pthread_t thr;
 	bool thr_started = false;
@@ -317,6 +321,10 @@ int main(int argc, char **argv)
 		case O_SWITCHWAIT:
 			if (parse_u64(optarg, &switch_wait) || switch_wait > 600000)
 				bad = "--switch-wait must be 0..600000 ms";
+			break;
+		case O_BALLAST:
+			if (parse_u64(optarg, &ballast_mib) || ballast_mib > 65536)
+				bad = "--ballast must be 0..65536 MiB";
 			break;
 		case O_WORKLOAD: {
 			size_t i;
@@ -496,6 +504,20 @@ int main(int argc, char **argv)
 		char why[512];
 		say(CF_SLOG_ERR, "%s", cf_key_explain(key_file, r, why, sizeof(why)));
 		return CF_NODE_EX_KEY; /* a key problem, as in cfserver and cfctl */
+	}
+	/*
+	 * Ballast: memory in small pages, written once, kept till the end. A
+	 * killed process frees it before its sockets close (cf_sentinel.h).
+	 */
+	if (ballast_mib) {
+		size_t bytes = (size_t)ballast_mib << 20;
+		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			say(CF_SLOG_ERR, "--ballast %" PRIu64 " MiB: %s", ballast_mib, strerror(errno));
+			return EX_OTHER;
+		}
+		(void)madvise(m, bytes, MADV_NOHUGEPAGE);
+		memset(m, 0x5a, bytes);
 	}
 	/* The data directory must be usable before we take an instance. */
 	{

@@ -1,0 +1,37 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The sentinel (node/cf_sentinel.h): a SIGKILLed system is declared failed by
+# the CF as it starts to die, not once the kernel has freed its memory and
+# closed its sockets. SYS1 carries 768 MiB of ballast, whose freeing takes
+# far longer than anything else on this path. The CF's declaration (fail_ns
+# of the recovery) must come in the first quarter of the span from the kill to
+# the end of SYS1's exit (wait returns; the sockets closed shortly before).
+# Without the sentinel (CF_SENTINEL=off) it came at 72% of the span (43 of 61
+# ms), with it at 2% (2 of 89 ms).
+# Then the counterpart's local fence confirms by every thread exiting
+# (node/cf_fence.c), and the usual end state holds.
+. "$(dirname "$0")/lib.sh"
+[ "$CF_TRANSPORT" = tcp ] || skip "the sentinel is tcp's (a verbs connection ends when its device files are released)"
+[ "$CF_HOSTS" = netns ] && skip "one host: the kill and the exit are timed here"
+HB_TIMEOUT=${CF_TEST_T_MS:-2000} cluster # a long T: only the sentinel or the close can declare SYS1
+node SYS1 NTS001 --ballast 768
+node SYS2 NTS002
+wait_committing SYS1 SYS2
+p1=$(pid_of SYS1)
+[ -n "$(ls /proc/"$p1"/task 2>/dev/null)" ] || fail "SYS1 (pid $p1) is not running"
+t_kill=$(date +%s%N)
+kill -KILL "$p1"
+wait "$p1" 2>/dev/null
+t_exit=$(date +%s%N)
+wait_recovery NTS001
+fail_ns=$(recoveries NTS001 | tail -n 1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["fail_ns"])')
+span=$((t_exit - t_kill))
+early=$((fail_ns - t_kill))
+echo "kill -> exit complete $((span / 1000)) us; kill -> declared $((early / 1000)) us"
+[ "$early" -lt $((span / 4)) ] ||
+	fail "declared $((early / 1000)) us after the kill, the exit took $((span / 1000)) us: not before the exit's end"
+# the fence ran while SYS1's memory was still being freed: confirmed by the flag, not by the exit
+grep -q "disk fence: SYS1 (pid $p1) .*exit confirmed (every thread exiting)" "$CF_WORK/SYS2.log" ||
+	fail "fence not confirmed by every thread exiting: $(grep "disk fence: SYS1" "$CF_WORK/SYS2.log")"
+finish
+pass "SYS1 declared $((early / 1000)) us after its SIGKILL, its exit took $((span / 1000)) us; recovered"
