@@ -123,6 +123,24 @@ static void test_watchdog_fifo(void)
 	rmdir(dir);
 }
 
+/* Until pid's (main thread's) state is Z, for at most 2 s. */
+static void wait_zombie(pid_t pid)
+{
+	for (int i = 0; i < 400; i++) {
+		char path[64], st = 0;
+		FILE *f;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%*d %*s %c", &st) == 1 && st == 'Z') {
+			fclose(f);
+			return;
+		}
+		if (f)
+			fclose(f);
+		usleep(5000);
+	}
+}
+
 /*
  * The local fence kills only a process of this same program, by this user,
  * with the start time recorded at JOIN (a member's JOIN names a pid
@@ -185,19 +203,7 @@ static void test_local_identity(void)
 	t.starttime = cf_proc_starttime(t.pid);
 	CHECK(t.starttime != 0);
 	kill(mine, SIGKILL);
-	for (int i = 0; i < 200; i++) {
-		char path[64], st = 0;
-		FILE *f;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)mine);
-		f = fopen(path, "r");
-		if (f && fscanf(f, "%*d %*s %c", &st) == 1 && st == 'Z') {
-			fclose(f);
-			break;
-		}
-		if (f)
-			fclose(f);
-		usleep(5000);
-	}
+	wait_zombie(mine);
 	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == 0 && strstr(msg, "already gone"));
 	CHECK(waitpid(mine, &status, 0) == mine);
 }
@@ -283,19 +289,7 @@ static void test_exiting(void)
 	close(p[1]);
 	CHECK(read(p[0], &c, 1) == 1);
 	close(p[0]);
-	for (int i = 0; i < 400; i++) { /* until the leader is a zombie */
-		char path[64], st = 0;
-		FILE *f;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
-		f = fopen(path, "r");
-		if (f && fscanf(f, "%*d %*s %c", &st) == 1 && st == 'Z') {
-			fclose(f);
-			break;
-		}
-		if (f)
-			fclose(f);
-		usleep(5000);
-	}
+	wait_zombie(child); /* the leader */
 	CHECK(!cf_fence_all_exiting((uint64_t)child));
 	kill(child, SIGKILL);
 	CHECK(waitpid(child, &status, 0) == child);
