@@ -171,15 +171,22 @@ int cf_sentinel_watch(struct cf_sentinel *s, int fd)
 
 void cf_sentinel_stop(struct cf_sentinel *s)
 {
+	bool unlocked;
+
 	if (!s->shm)
 		return;
 	atomic_store(&s->shm->quiet, 1);
-	/* from another thread than the owner this fails (EPERM): the sentinel sees quiet at its next tick */
-	(void)pthread_mutex_unlock(&s->shm->m);
+	/*
+	 * From another thread than the owner this fails (EPERM): the sentinel
+	 * sees quiet at its next tick. The mutex then stays on the owner's
+	 * robust list, so its page stays mapped (one page, till the process ends).
+	 */
+	unlocked = pthread_mutex_unlock(&s->shm->m) == 0;
 	close(s->ctl);
 	while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	munmap(s->shm, sizeof(*s->shm));
+	if (unlocked)
+		munmap(s->shm, sizeof(*s->shm));
 	s->shm = NULL;
 	s->ctl = -1;
 	s->pid = 0;

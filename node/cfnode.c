@@ -508,6 +508,8 @@ int main(int argc, char **argv)
 	/*
 	 * Ballast: memory in small pages, written once, kept till the end. A
 	 * killed process frees it before its sockets close (cf_sentinel.h).
+	 * Not inherited by the sentinel's fork: that child would hold the pages
+	 * and the killed process would not free them itself.
 	 */
 	if (ballast_mib) {
 		size_t bytes = (size_t)ballast_mib << 20;
@@ -517,6 +519,7 @@ int main(int argc, char **argv)
 			return EX_OTHER;
 		}
 		(void)madvise(m, bytes, MADV_NOHUGEPAGE);
+		(void)madvise(m, bytes, MADV_DONTFORK);
 		memset(m, 0x5a, bytes);
 	}
 	/* The data directory must be usable before we take an instance. */
