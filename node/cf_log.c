@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cf_session.h"
 #include "cf_util.h"
@@ -129,10 +128,9 @@ void cf_log_scan_free(struct cf_log_scan *sc)
 	free(sc->recs);
 	sc->recs = NULL;
 	sc->n = sc->cap = 0;
-	if (sc->copy)
-		munmap(sc->copy, sc->copy_len);
+	cf_log_copy_put(sc->copy, sc->copy_len, sc->copy_from, sc->copy_n);
 	sc->copy = NULL;
-	sc->copy_len = 0;
+	sc->copy_len = sc->copy_from = sc->copy_n = 0;
 }
 
 bool cf_log_scan_txn_open(const struct cf_log_scan *sc, uint64_t txid)
@@ -616,25 +614,27 @@ static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t 
  * what was read (bytes never read stay zero, which no record parses as). The
  * failover time then grows with the live log, not with --log-size.
  *
- * The copy is an anonymous mapping, not calloc: its pages are zero until
- * touched, so a 4 MiB region costs the window read, not 4 MiB of memset. (A
- * calloc of that size came from the heap once glibc's mmap threshold had
- * grown past it, and zeroing it took 3 ms on the failover path.) The last
- * window's scan is the caller's: nothing is scanned twice.
+ * The copy is zero wherever it was not read, never calloc'd on the way: the
+ * process's resident copy (cf_log_copy.c), zeroed behind its last reader, or
+ * else an anonymous mapping, zero until touched. (A calloc of 4 MiB came from
+ * the heap once glibc's mmap threshold had grown past it, and zeroing it took
+ * 3 ms on the failover path; the mapping's page faults then took 0.2 ms per
+ * 64 KiB window on this VM.) The last window's scan is the caller's: nothing
+ * is scanned twice.
  */
 static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc)
 {
 	uint64_t size = s->map.geo.log_size, off = cf_log_off(&s->map, inst);
-	uint64_t ring = size - sizeof(struct cf_log_hdr), done = 0, want = 64u * 1024u;
-	struct cf_log_hdr h;
+	uint64_t ring = size - sizeof(struct cf_log_hdr), done = 0, want = 64u * 1024u, written = 0;
+	struct cf_log_hdr h = {0};
 	uint8_t *buf;
 	int r;
 
 	memset(sc, 0, sizeof(*sc));
 	if (inst >= s->map.geo.max_instances)
 		return -EINVAL;
-	buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
+	buf = cf_log_copy_get(size);
+	if (!buf)
 		return -ENOMEM;
 	r = cf_session_read(s, off, buf, sizeof(h));
 	if (r)
@@ -643,6 +643,7 @@ static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc
 	for (;;) {
 		if (want > ring)
 			want = ring;
+		written = want; /* what the READs may have written, even if one fails */
 		r = read_ring(s, off, buf, ring, h.head + done, want - done);
 		if (r)
 			goto err;
@@ -659,10 +660,12 @@ static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc
 	}
 	sc->copy = buf;
 	sc->copy_len = size;
+	sc->copy_from = h.head;
+	sc->copy_n = written;
 	return 0;
 err:
 	cf_log_scan_free(sc);
-	munmap(buf, size);
+	cf_log_copy_put(buf, size, h.head, written);
 	return r;
 }
 

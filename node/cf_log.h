@@ -107,6 +107,7 @@ struct cf_log_scan {
 	/* cf_log_attach's copy of the region, which recs' images point into: the scan's to free */
 	void *copy;
 	uint64_t copy_len;
+	uint64_t copy_from, copy_n; /* the ring bytes read into it (cf_log_copy_put) */
 };
 
 /* ---- pure: parse a whole region (header + ring) already in memory ---- */
@@ -164,6 +165,20 @@ uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
  */
 int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc);
 void cf_log_detach(struct cf_log *l);
+
+/*
+ * Make one copy of a log region of size bytes resident now, for the next
+ * cf_log_attach to read into (cf_log_copy.c): a recovery then meets no page
+ * fault where it reads the failed instance's log. Call it off the failover
+ * path, once the geometry is known (the agent does, as it starts). Costs size
+ * bytes of memory for the life of the process; nothing above
+ * CF_LOG_COPY_WARM_MAX is kept. 0 or -ENOMEM (reads then map afresh).
+ */
+#define CF_LOG_COPY_WARM_MAX (64ull << 20)
+int cf_log_copy_warm(uint64_t size);
+/* Internal (cf_log.c): a zeroed copy of size bytes, or NULL; its return, with the ring bytes written. */
+void *cf_log_copy_get(uint64_t size);
+void cf_log_copy_put(void *copy, uint64_t size, uint64_t from, uint64_t n);
 
 /*
  * A log over a region in memory (region_len bytes incl. header), positioned

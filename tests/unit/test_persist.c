@@ -121,10 +121,12 @@ static void fill(void *arg, uint64_t idx, void *payload)
 	memcpy(payload, &v, 8);
 }
 
+static uint64_t env_log_size = 65536;
+
 static void env_open(struct env *e, const struct cf_client_ops *ops, uint32_t cf_flags)
 {
 	struct cf_geometry g = {
-		.max_systems = 4, .max_instances = 4, .lock_entries = 1024, .record_entries = 64, .log_size = 65536,
+		.max_systems = 4, .max_instances = 4, .lock_entries = 1024, .record_entries = 64, .log_size = env_log_size,
 	};
 	const char *why;
 
@@ -295,8 +297,87 @@ static void test_not_needed(const struct cf_client_ops *ops, uint32_t flags, con
 	env_close(&e);
 }
 
+/*
+ * The resident log copy (node/cf_log_copy.c) is lent to one reader at a time
+ * (a second one maps its own) and comes back all zero, as a fresh mapping
+ * is. A shorter log read into it after a longer one finds exactly its own
+ * records, though the longer one's, written the same way, sat at the same
+ * places with the LSNs that follow.
+ */
+static void commit_n(struct env *e, int n)
+{
+	struct cf_txn t;
+	int64_t v = 5;
+
+	for (int i = 0; i < n; i++) {
+		CHECK(cf_txn_begin(&e->c, &t) == 0);
+		CHECK(cf_txn_update(&t, 0, (uint64_t)(i % 16), &v) == 0);
+		CHECK(cf_txn_commit(&t) == 0);
+		cf_txn_free(&t);
+	}
+}
+
+static void test_resident_copy(void)
+{
+	struct env e;
+	struct cf_log l2, l3;
+	struct cf_log_scan sc, sc3, ref;
+	struct cf_txn t0;
+	int64_t v = 6;
+	uint64_t size, off;
+	size_t long_n;
+	uint8_t *b, nz = 0;
+	void *resident;
+
+	env_log_size = 1u << 20; /* larger than the first window: a read leaves most of the copy as it was */
+	env_open(&e, &stub_ops, 0);
+	env_log_size = 65536;
+	size = e.s.map.geo.log_size;
+	off = cf_log_off(&e.s.map, INST);
+	CHECK(cf_log_copy_warm(size) == 0);
+	/* one transaction left open keeps the head where it is */
+	CHECK(cf_txn_begin(&e.c, &t0) == 0);
+	CHECK(cf_txn_update(&t0, 0, 15, &v) == 0);
+	for (int i = 0; i < 10000 && e.log.tail - e.log.head < 200u * 1024u; i++) /* read as 64 KiB, then 256 */
+		commit_n(&e, 10);
+	CHECK(cf_log_attach(&l2, &e.s, INST, &sc) == 0);
+	long_n = sc.n;
+	CHECK(sc.end - sc.head >= 200u * 1024u);
+	/* lent: a second reader gets a copy of its own, and reads the same */
+	CHECK(cf_log_attach(&l3, &e.s, INST, &sc3) == 0);
+	CHECK(sc3.copy != sc.copy && sc3.n == long_n);
+	cf_log_scan_free(&sc3);
+	cf_log_detach(&l3);
+	resident = sc.copy;
+	cf_log_scan_free(&sc);
+	cf_log_detach(&l2);
+	CHECK(cf_txn_commit(&t0) == 0);
+	cf_txn_free(&t0);
+	/* given back all zero, and lent again */
+	b = cf_log_copy_get(size);
+	CHECK(b == resident);
+	for (uint64_t i = 0; b && i < size; i++)
+		nz |= b[i];
+	CHECK(nz == 0);
+	cf_log_copy_put(b, size, 0, 0);
+	/* the same instance again from an empty region: three transactions */
+	cf_log_detach(&e.log);
+	memset(mem + off, 0, size);
+	CHECK(cf_log_attach(&e.log, &e.s, INST, NULL) == 0);
+	commit_n(&e, 3);
+	CHECK(cf_log_scan(mem + off, size, &ref) == 0);
+	CHECK(cf_log_attach(&l2, &e.s, INST, &sc) == 0);
+	CHECK(sc.copy == resident);
+	CHECK(sc.n == ref.n && ref.n < long_n && sc.end == ref.end);
+	cf_log_scan_free(&ref);
+	cf_log_scan_free(&sc);
+	cf_log_detach(&l2);
+	env_close(&e);
+}
+
 int main(void)
 {
+	test_resident_copy();
 	test_durable();
 	test_peer_backout_mark();
 	test_not_needed(&stub_ops, 0, "volatile CF");
