@@ -284,12 +284,21 @@ static void lio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
-		if (!c || !(c->in = malloc(IN_CAP))) {
+		if (!c || !(c->in = malloc(IN_CAP)) || !(c->out = malloc(OUT_INIT))) {
+			if (c)
+				free(c->in);
 			free(c);
 			close(fd);
 			cf_slog_err("tcp: out of memory accepting a connection");
 			continue;
 		}
+		/*
+		 * Resident now: a page fault costs 10 us on a slow VM, and the first
+		 * large answer (a recovery's 64 KiB window of a failed log) would
+		 * meet 16 of them in the middle of a failover.
+		 */
+		c->out_cap = OUT_INIT;
+		memset(c->out, 0, OUT_INIT);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->t = t;
 		c->fd = fd;

@@ -28,7 +28,7 @@
 #include "cf_util.h"
 
 #define IN_CAP (2u * CF_FRAME_MAX)
-#define OUT_INIT (64u * 1024u)
+#define OUT_INIT (2u * CF_FRAME_MAX + 4096u) /* a 64 KiB READ batch's answers, without a realloc */
 #define OUT_HIGH (1u << 20)  /* stop executing a peer's requests above this */
 #define OUT_HARD (16u << 20) /* a peer that lets this much pile up is closed */
 #define CONNS_HARD 4096u     /* the core enforces --max-conns below this */
