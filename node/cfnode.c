@@ -289,6 +289,7 @@ int main(int argc, char **argv)
 	w.bo.inflight = 1;
 	w.bo.group_commit = true; /* docs/design.md §6: the rig's stall was the tests' probe, not group commit */
 	cf_slog_init("cfnode");
+	cf_malloc_keep(); /* a recovery meets no fresh pages (cf_util.h) */
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((c = getopt_long(argc, argv, ":qvh", lopts, NULL)) != -1) {
 		const char *bad = NULL;

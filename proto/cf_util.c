@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "cf_util.h"
 
+#include <malloc.h>
 #include <zlib.h>
 
 __thread const char *cf_corrupt_site;
@@ -16,4 +17,10 @@ uint32_t cf_crc32(uint32_t crc, const void *buf, size_t len)
 		len -= n;
 	}
 	return crc;
+}
+
+void cf_malloc_keep(void)
+{
+	(void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	(void)mallopt(M_MMAP_THRESHOLD, 16 << 20);
 }

@@ -30,6 +30,15 @@ static inline uint64_t cf_now_ns(clockid_t clk)
 static inline uint64_t cf_mono_ns(void) { return cf_now_ns(CLOCK_MONOTONIC); }
 static inline uint64_t cf_real_ns(void) { return cf_now_ns(CLOCK_REALTIME); }
 
+/*
+ * For the programs (cfserver, cfnode), never the library: memory malloc got
+ * back stays with the process (no trim of the heap's top below 256 MiB, no
+ * mmap for blocks below 16 MiB), so a buffer freed and allocated again is
+ * resident. Otherwise the failover path (a recovery's scan, the CF's
+ * answers) meets fresh pages, and a page fault costs 10 us on a slow VM.
+ */
+void cf_malloc_keep(void);
+
 #define CF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif
