@@ -216,8 +216,12 @@ int cfctl_status(const struct cfctl_opts *o)
 			printf(",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f", sys[i].pid,
 			       cfctl_cause_str(sys[i].fail_cause),
 			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0);
-			/* the status riding on the heartbeat is current only while the system is ACTIVE */
-			if (st == CF_SYS_ACTIVE)
+			/*
+			 * The status riding on the heartbeat is current only while the system
+			 * is ACTIVE, and only once this incarnation has beaten: until its first
+			 * beat the slot still holds the previous incarnation's figures.
+			 */
+			if (st == CF_SYS_ACTIVE && hb2[i].epoch == cf_sysword_epoch(sys[i].state))
 				printf(",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64
 				       ",\"log_used\":%" PRIu64 ",\"locks_held\":%" PRIu64,
 				       hb2[i].commits, hb2[i].aborts, hb2[i].inflight, hb2[i].log_used, hb2[i].locks_held);
@@ -251,8 +255,11 @@ int cfctl_status(const struct cfctl_opts *o)
 			if (hb2[inst[i].home_sys].home_inst == (uint64_t)i + 1)
 				h = &hb2[inst[i].home_sys];
 		}
-		/* the status riding on a heartbeat is current only while its owner is the home system */
-		if (h && !(st == CF_REG_ACTIVE && cf_reg_owner(w) == inst[i].home_sys))
+		/*
+		 * The status riding on a heartbeat is current only while its owner is the
+		 * home system, in the incarnation that wrote the slot.
+		 */
+		if (h && !(st == CF_REG_ACTIVE && cf_reg_owner(w) == inst[i].home_sys && h->epoch == cf_reg_epoch(w)))
 			h = NULL;
 		r = cfctl_read_range(&s, cf_rec_off(m, i), recs, m->records_size);
 		if (r) {

@@ -44,5 +44,22 @@ wait "$p2" 2>/dev/null
 rc=$?
 [ "$rc" = 75 ] || fail "SYS2 exited $rc after it was declared failed before its first beat, not 75"
 log "frozen for good before its first beat: declared after ${ms} ms (grace $GRACE ms, T $T ms), exit 75"
+# Until a new incarnation's first beat its heartbeat slot still holds the previous
+# incarnation's figures: cfctl status must not show them as the new one's (a benchmark
+# took a restarted system's commits from before its restart as its base, and waited 30 s).
+[ "$(cf_status_field sys SYS1 commits)" -gt 0 ] || fail "SYS1's commits not shown while it commits"
+kill -TERM "$p1"
+wait_for 20 gone "$p1" || fail "SYS1 did not leave on SIGTERM"
+wait "$p1" 2>/dev/null
+CF_FAULT=hb.before_first_beat:stop CF_FAULT_LOG=1 node SYS1 NTS001
+p1=$(pid_of SYS1)
+wait_for 20 stopped "$p1" || fail "SYS1 did not stop before its first beat, restarted"
+read -r st ep cm <<<"$(cf_status_field sys SYS1 state epoch commits)"
+[ "$st" = ACTIVE ] && [ "$cm" = - ] ||
+	fail "SYS1 before its first beat (state $st epoch $ep): commits '$cm' shown, the previous incarnation's"
+kill -CONT "$p1"
+wait_committing SYS1
+[ "$(cf_status_field sys SYS1 commits)" -gt 0 ] || fail "SYS1's commits not shown after its first beat"
+log "before a new incarnation's first beat, its system shows no commits (epoch $ep); after it, its own"
 finish
 pass "first beat: a grace of max(T, 1 s), no less and not unbounded"
