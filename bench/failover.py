@@ -174,12 +174,16 @@ class Cluster:
     def wait_busy(self, sysname, old_epoch, timeout, commits=5):
         """Until sysname is ACTIVE (in a new epoch when old_epoch is given) and committing."""
         base = {}
+        self.busy_seen = "no status"
 
         def ok():
             p = self.nodes[sysname]
             if p.poll() is not None:
                 return "dead"
             s = self.sys_entry(self.status(), sysname)
+            if s:
+                self.busy_seen = (f"last seen {s.get('state')} epoch {s.get('epoch')} (old {old_epoch}), "
+                                  f"{s.get('commits')} commits (base {base.get(s.get('epoch'))})")
             if not s or s.get("state") != "ACTIVE" or (old_epoch is not None and s.get("epoch") == old_epoch):
                 return False
             c = s.get("commits", 0)
@@ -330,7 +334,7 @@ class Cluster:
             if self.wait_busy(victim, old_epoch, max(30.0, 20 * self.a.T / 1000.0)):
                 return n
             C.log(f"{self.label}: restarted {victim} did not commit again (exit "
-                  f"{self.nodes[victim].poll()}); restarting it again")
+                  f"{self.nodes[victim].poll()}; {self.busy_seen}); restarting it again")
             C.reap(self.nodes[victim])
             ent = self.sys_entry(self.status(), victim)
             old_epoch = ent.get("epoch") if ent else old_epoch
