@@ -59,6 +59,11 @@ int cf_log_copy_warm(uint64_t size)
 		pthread_mutex_unlock(&warm.mu);
 		return -ENOMEM;
 	}
+	/*
+	 * Not inherited by a fork (an external fence agent's is on the failover
+	 * path): its page tables would be copied for a child that never reads it.
+	 */
+	(void)madvise(p, size, MADV_DONTFORK);
 	memset(p, 0, size); /* every page resident now */
 	warm.buf = p;
 	warm.size = size;
