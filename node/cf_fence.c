@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,6 +502,49 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	return 0;
 }
 
+/*
+ * Start the agent with stdin from fd in. posix_spawn, not fork: a fork of
+ * this process (threads, the CF session's buffers) copies its page tables
+ * and write-protects every private page it has, so that every first write
+ * of the recovery that forked it, and of the workload beside it, becomes a
+ * copy-on-write fault with a TLB shootdown. posix_spawn shares the address
+ * space until the exec. The agent gets default signal dispositions and an
+ * empty signal mask whatever this process set. 0 or -errno (the exec's
+ * error too: glibc reports it here).
+ */
+static int spawn_agent(const char *path, int in, pid_t *pid)
+{
+	char *argv[] = {(char *)path, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	int r;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	if ((r = posix_spawn_file_actions_init(&fa)))
+		return -r;
+	if ((r = posix_spawnattr_init(&at))) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -r;
+	}
+	r = posix_spawn_file_actions_adddup2(&fa, in, 0);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&at, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&at, &dfl);
+	if (!r)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (!r)
+		r = posix_spawn(pid, path, &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return -r;
+}
+
 static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, const char *action,
 			  char *msg, size_t len)
 {
@@ -522,19 +566,13 @@ static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_
 
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		close(in[0]);
+	r = spawn_agent(cfg->agent, in[0], &pid);
+	close(in[0]);
+	if (r < 0) {
 		close(in[1]);
+		snprintf(msg, len, "fence agent %s cannot be run: %s", cfg->agent, strerror(-r));
 		return r;
 	}
-	if (pid == 0) {
-		dup2(in[0], 0);
-		execl(cfg->agent, cfg->agent, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
 	/* fence-agents convention: options on stdin, one key=value a line. */
 	dprintf(in[1], "action=%s\nplug=%s\nnodename=%s\n", action, t->name, t->host);
 	for (int i = 0; i < cfg->nargs; i++)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_fence.c - fence agent options: what may reach an external
- * agent's stdin, the host map, and the watchdog's FIFO stand-in protocol.
+ * agent's stdin, how the agent is started, the host map, and the watchdog's
+ * FIFO stand-in protocol.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -294,10 +295,97 @@ static void test_exiting(void)
 	CHECK(waitpid(child, &status, 0) == child);
 }
 
+static char *slurp(const char *path)
+{
+	static char buf[8192];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+/*
+ * An external agent: its options arrive on its stdin; it starts with an empty
+ * signal mask and SIGPIPE/SIGTERM at their defaults whatever the caller set
+ * (it is a program of its own, not a copy of the system); its exit status is
+ * the answer; and an agent that is gone by the time of the fence says so.
+ */
+static void test_external(void)
+{
+	char dir[] = "/tmp/cf_fence_ext_XXXXXX", agent[96], out[96], sig[96], msg[512], *text;
+	struct cf_fence_target t;
+	struct cf_fence_cfg cfg;
+	sigset_t block, old;
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(agent, sizeof(agent), "%s/agent", dir);
+	snprintf(out, sizeof(out), "%s/stdin", dir);
+	snprintf(sig, sizeof(sig), "%s/sig", dir);
+	f = fopen(agent, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fprintf(f, "#!/bin/sh\nd=$(dirname \"$0\")\ncat > \"$d/stdin\"\n"
+		   "grep -E '^(SigBlk|SigIgn):' /proc/$$/status > \"$d/sig\"\n"
+		   "[ -e \"$d/fail\" ] && exit 3\nexit 0\n");
+	fclose(f);
+	CHECK(chmod(agent, 0755) == 0);
+	CHECK(cf_fence_parse(&cfg, agent) == 0 && cfg.kind == CF_FENCE_EXTERNAL);
+	CHECK(cf_fence_add_arg(&cfg, "ipaddr=192.0.2.1") == 0);
+	memset(&t, 0, sizeof(t));
+	snprintf(t.name, sizeof(t.name), "SYS9");
+	snprintf(t.host, sizeof(t.host), "hostZ");
+
+	/* what the caller's thread set must not reach the agent */
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGTERM);
+	CHECK(pthread_sigmask(SIG_BLOCK, &block, &old) == 0);
+	signal(SIGPIPE, SIG_IGN);
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == 0 && strstr(msg, "confirmed SYS9 off"));
+	text = slurp(out);
+	CHECK(text && !strcmp(text, "action=off\nplug=SYS9\nnodename=hostZ\nipaddr=192.0.2.1\n"));
+	text = slurp(sig);
+	/* SigBlk all zero; SigIgn without SIGPIPE (13, bit 0x1000) and SIGTERM (15, 0x4000) */
+	CHECK(text && strstr(text, "SigBlk:\t0000000000000000"));
+	if (text) {
+		const char *ign = strstr(text, "SigIgn:");
+		unsigned long long mask = ign ? strtoull(ign + 7, NULL, 16) : ~0ull;
+		CHECK((mask & 0x5000ull) == 0);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	signal(SIGPIPE, SIG_DFL);
+
+	/* its exit status is the answer */
+	snprintf(sig, sizeof(sig), "%s/fail", dir);
+	f = fopen(sig, "w");
+	if (f)
+		fclose(f);
+	cfg.attempts = 1;
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == -EIO && strstr(msg, "(exit 3)"));
+	unlink(sig);
+
+	/* removed after the options were checked: a clear error, no child left behind */
+	CHECK(unlink(agent) == 0);
+	CHECK(cf_fence_run(&cfg, &t, msg, sizeof(msg)) == -ENOENT && strstr(msg, "cannot be run"));
+	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+	unlink(out);
+	snprintf(sig, sizeof(sig), "%s/sig", dir);
+	unlink(sig);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_args();
 	test_local_identity();
+	test_external();
 	test_exiting();
 	test_map();
 	test_watchdog_fifo();
