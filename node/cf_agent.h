@@ -65,7 +65,7 @@ struct cf_agent_opts {
 	uint64_t hb_timeout_ns;  /* 0: the server's T; else must be <= it */
 	int connect_timeout_ms;
 	/*
-	 * Fork the sentinel at JOIN (cf_sentinel.h, tcp only): the joining thread
+	 * Start the sentinel at JOIN (cf_sentinel.h, tcp only): the joining thread
 	 * must live as long as the process, for its exit is taken as the
 	 * process's death. cfnode's main thread does; an application's thread
 	 * that opened a libcfnode handle need not, so the library leaves it out.

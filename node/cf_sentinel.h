@@ -7,7 +7,9 @@
  * exit, after the kernel has freed its memory: 1-2 ms for a system process
  * on a loaded 2-vCPU host, the largest part of a failover (bench/RESULTS.md).
  *
- * The sentinel is a small child process, forked at JOIN. It holds a copy of
+ * The sentinel is a small child process, started at JOIN: this very program
+ * again (posix_spawn of /proc/self/exe, never a fork: cf_sentinel_start says
+ * why), whose main() hands over to cf_sentinel_child(). It holds a copy of
  * the system's JOIN connection (tcp: a socket passed with SCM_RIGHTS) and
  * waits on a robust, process-shared mutex that the joining thread (the
  * agent's, which lives as long as the process) holds. A thread's robust
@@ -36,12 +38,22 @@ struct cf_sentinel {
 	pid_t pid;
 };
 
+/* argv[1] of the sentinel: the program's main() must call cf_sentinel_child() when it sees it. */
+#define CF_SENTINEL_ARG "--cf-sentinel-child"
+
 /*
- * Fork the sentinel; the calling thread becomes the owner whose exit it
+ * Start the sentinel; the calling thread becomes the owner whose exit it
  * watches (it must live as long as the process: cfnode's main thread).
+ * Only for a program whose main() calls cf_sentinel_child() first.
  * 0 or -errno (nothing started: the system works without it).
  */
 int cf_sentinel_start(struct cf_sentinel *s);
+/*
+ * The sentinel's side, from main(argc, argv) when argv[1] is
+ * CF_SENTINEL_ARG: never returns when started by cf_sentinel_start();
+ * 2 for arguments it did not make (main exits with it).
+ */
+int cf_sentinel_child(int argc, char **argv);
 /* The connection to shut down when the owner dies (replaces the one before). 0 or -errno. */
 int cf_sentinel_watch(struct cf_sentinel *s, int fd);
 /* Stop it without touching the connection (a clean leave), and reap it. From the owner thread. */

@@ -226,6 +226,9 @@ int main(int argc, char **argv)
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
 		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL, O_SWITCHWAIT, O_BALLAST,
 	};
+	/* the sentinel is this program again (cf_sentinel.h) */
+	if (argc > 1 && !strcmp(argv[1], CF_SENTINEL_ARG))
+		return cf_sentinel_child(argc, argv);
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "system", required_argument, NULL, O_SYSTEM },
@@ -509,8 +512,9 @@ int main(int argc, char **argv)
 	/*
 	 * Ballast: memory in small pages, written once, kept till the end. A
 	 * killed process frees it before its sockets close (cf_sentinel.h).
-	 * Not inherited by the sentinel's fork: that child would hold the pages
-	 * and the killed process would not free them itself.
+	 * Not inherited by a fork (an external fence agent's, in a harness that
+	 * forks): that child would hold the pages and the killed process would
+	 * not free them itself.
 	 */
 	if (ballast_mib) {
 		size_t bytes = (size_t)ballast_mib << 20;
