@@ -2,6 +2,8 @@
 #include "cf_util.h"
 
 #include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 
 __thread const char *cf_corrupt_site;
@@ -19,8 +21,14 @@ uint32_t cf_crc32(uint32_t crc, const void *buf, size_t len)
 	return crc;
 }
 
-void cf_malloc_keep(void)
+void cf_malloc_keep(size_t warm)
 {
+	void *p;
+
 	(void)mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	(void)mallopt(M_MMAP_THRESHOLD, 16 << 20);
+	if (!warm || warm >= (16u << 20) || !(p = malloc(warm)))
+		return;
+	explicit_bzero(p, warm); /* written, never elided: the pages are allocated */
+	free(p);                 /* back to the top of the heap, which stays */
 }

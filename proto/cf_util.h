@@ -36,8 +36,12 @@ static inline uint64_t cf_real_ns(void) { return cf_now_ns(CLOCK_REALTIME); }
  * mmap for blocks below 16 MiB), so a buffer freed and allocated again is
  * resident. Otherwise the failover path (a recovery's scan, the CF's
  * answers) meets fresh pages, and a page fault costs 10 us on a slow VM.
+ * warm bytes (below 16 MiB) of the calling thread's heap are written and
+ * given back, so that its first allocations of that much are resident too:
+ * cfnode's main thread runs the agent, whose first recovery allocated 20-25
+ * fresh pages (its scan, the release) in each failover of the benchmark.
  */
-void cf_malloc_keep(void);
+void cf_malloc_keep(size_t warm);
 
 #define CF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
