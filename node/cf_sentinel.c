@@ -99,11 +99,12 @@ int cf_sentinel_child(int argc, char **argv)
 	long parent;
 	int devnull;
 
-	if (argc != 3 || strcmp(argv[1], CF_SENTINEL_ARG) != 0)
+	parent = argc == 3 && !strcmp(argv[1], CF_SENTINEL_ARG) ? strtol(argv[2], &end, 10) : 0;
+	if (parent <= 1 || *end || fcntl(SHM_FD, F_GETFD) < 0 || fcntl(CTL_FD, F_GETFD) < 0) {
+		fprintf(stderr, "%s is the program's own sentinel (cf_sentinel.h), started by itself: not an option\n",
+			CF_SENTINEL_ARG);
 		return 2;
-	parent = strtol(argv[2], &end, 10);
-	if (parent <= 1 || *end)
-		return 2;
+	}
 	(void)prctl(PR_SET_NAME, "cf-sentinel", 0, 0, 0);
 	/* a terminal's ^C or a service manager's TERM is the system's to handle: it stops us quietly */
 	signal(SIGINT, SIG_IGN);

@@ -514,9 +514,9 @@ int main(int argc, char **argv)
 	/*
 	 * Ballast: memory in small pages, written once, kept till the end. A
 	 * killed process frees it before its sockets close (cf_sentinel.h).
-	 * Not inherited by a fork (an external fence agent's, in a harness that
-	 * forks): that child would hold the pages and the killed process would
-	 * not free them itself.
+	 * Not inherited by a fork (cfnode makes none; its sentinel and fence
+	 * agents are spawned): such a child would hold the pages and the killed
+	 * process would not free them itself.
 	 */
 	if (ballast_mib) {
 		size_t bytes = (size_t)ballast_mib << 20;
