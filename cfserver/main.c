@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof(cfg));
 	cf_slog_init("cfserver");
-	cf_malloc_keep(0); /* the answers of a failover meet no fresh pages (cf_util.h) */
+	cf_malloc_keep(); /* the answers of a failover meet no fresh pages (cf_util.h) */
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((o = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
 		r = 0;
@@ -483,12 +483,11 @@ int main(int argc, char **argv)
 		}
 	}
 	cf_slog_info("CF image: %s (%s, %s), %llu bytes of %llu (%u systems, %u instances, %u lock classes, "
-		 "%u records, log %llu)%s, resident in %.1f ms",
+		 "%u records, log %llu)%s",
 		 nvram ? nvram : "DRAM", cf_image_kind_str(im.kind), cf_image_persist_str(&im),
 		 (unsigned long long)im.map.image_size, (unsigned long long)im.size, im.map.geo.max_systems,
 		 im.map.geo.max_instances, im.map.geo.lock_entries, im.map.geo.record_entries,
-		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded",
-		 im.resident_ns / 1e6);
+		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded");
 	if (im.body.bad_node)
 		cf_slog_warn("CF image: %llu word(s) that nodes write do not decode (first: %s); nodes treat them as "
 			 "unusable: a lock class that cannot be taken, an instance that cannot be registered",
