@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cf_data.h"
@@ -27,6 +28,7 @@
 #include "cf_lock.h"
 #include "cf_log.h"
 #include "cf_session.h"
+#include "cf_util.h"
 #include "cf_txn.h"
 
 #include "unit_check.h"
@@ -375,8 +377,42 @@ static void test_resident_copy(void)
 	env_close(&e);
 }
 
+/* pages of [p, p + len) not in memory, or (size_t)-1 */
+static size_t absent_pages(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(CF_PAGE - 1);
+	size_t n = ((uintptr_t)p + len - a + CF_PAGE - 1) / CF_PAGE, absent = 0;
+	unsigned char *v = malloc(n);
+
+	if (!v || mincore((void *)a, n * CF_PAGE, v) < 0) {
+		free(v);
+		return (size_t)-1;
+	}
+	for (size_t i = 0; i < n; i++)
+		absent += !(v[i] & 1);
+	free(v);
+	return absent;
+}
+
+/*
+ * cf_malloc_keep's warm (cfnode: 8 MiB of the agent thread's heap): the next
+ * allocations of that size are resident before anything touches them, as a
+ * recovery's scan and release need them. Run first: nothing of this size was
+ * allocated before.
+ */
+static void test_heap_warm(void)
+{
+	void *p;
+
+	cf_malloc_keep(4u << 20);
+	p = malloc(3u << 20);
+	CHECK(p != NULL && absent_pages(p, 3u << 20) == 0);
+	free(p);
+}
+
 int main(void)
 {
+	test_heap_warm();
 	test_resident_copy();
 	test_durable();
 	test_peer_backout_mark();
