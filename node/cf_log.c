@@ -343,10 +343,10 @@ int cf_log_persist(struct cf_log *l)
 	if (l->mem || !l->persist)
 		return 0;
 	n = l->tail - l->durable_tail; /* <= ring_size: never ahead of a durable head by more */
-	if (!n && l->head == l->durable_head)
-		return 0;
-	if (l->head != l->durable_head)
+	if (l->head != l->durable_head || l->head_unpersisted)
 		hb = H; /* the header is region bytes [0, H) */
+	if (!n && !hb)
+		return 0;
 	a = l->durable_tail % l->ring_size;
 	if (!n) {
 		r = persist_region(l, 0, hb, 0, 0);
@@ -360,6 +360,7 @@ int cf_log_persist(struct cf_log *l)
 		return r;
 	l->durable_tail = l->tail;
 	l->durable_head = l->head;
+	l->head_unpersisted = false;
 	return 0;
 }
 
@@ -725,15 +726,26 @@ int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct 
 	 * transaction committed and release its locks; after a switch of CF (or
 	 * a power loss) a second recovery of the same log, from the copy, would
 	 * find no COMMIT and write the before-images over whatever committed
-	 * since. So the next persist covers the live records (the header need
-	 * not be: a head older than ours still scans to the same end, since no
-	 * ring space is reused before its head is durable), and the recovery's
+	 * since. So the next persist covers the live records, and the recovery's
 	 * ABORT/END persist (cf_txn_backout_mark, before any lock is released)
 	 * is that persist: one group commit, not two. (A separate persist here
 	 * cost the read-log phase 1.1 ms at p50 on a durable CF, bench/RESULTS.md.)
+	 *
+	 * That persist covers the header too. The durable copy's head may be
+	 * older than the one read here, and the bytes between them are not all
+	 * in the copy: the last writer's final records (an END, a BEGIN never
+	 * followed) were posted, never persisted, and then its head moved past
+	 * them. A scan of the copy from its old head stops at that hole, and
+	 * every record written from here on, persisted or not, lies beyond it:
+	 * a switch of a duplexed CF lost a whole incarnation's log that way (the
+	 * in-flight updates it had written to the data were never backed out,
+	 * tests/fault/duplex.sh seed 229573493). With the header persisted
+	 * first, the copy's scan starts where this one did.
 	 */
-	if (r == 0 && l->persist)
+	if (r == 0 && l->persist) {
 		l->durable_tail = l->head;
+		l->head_unpersisted = true;
+	}
 	if (r || !sc)
 		cf_log_scan_free(use);
 	return r;

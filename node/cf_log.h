@@ -78,6 +78,7 @@ struct cf_log {
 	bool persist;
 	uint64_t durable_tail; /* ring bytes before this position are durable */
 	uint64_t durable_head; /* the head value last made durable */
+	bool head_unpersisted; /* attached to a durable CF: its header may be ahead of the durable one's */
 	/* counters */
 	uint64_t appends, head_writes, full, persists;
 };

@@ -166,6 +166,14 @@ held_round() {
 		fail "duplex: held round: SYS2 did not recover NTS001 again at $s: $(grep NTS001 "$CF_WORK/SYS2.log" | tail -n 3)"
 	grep -q "recovery NTS001: held across a switch of CF: fencing its failed owner again" "$CF_WORK/SYS2.log" ||
 		fail "duplex: held round: SYS2 did not fence SYS1 again before its backout"
+	# SYS1 died after a data write and SYS2 froze before it marked anything ABORTed: the copy
+	# of NTS001's log holds that in-flight update, and the backout at the new primary finds it.
+	# (A copy whose scan stopped at a hole the previous incarnation left, under a head never
+	# made durable, found nothing in flight here and left SYS1's data writes in place.)
+	local held_txns
+	held_txns=$(grep -o 'RECOVERY-HELD {"inst":"NTS001"[^}]*' "$CF_WORK/SYS2.log" | tail -n 1 | grep -o '"txns":[0-9]*')
+	[ "${held_txns#*:}" -ge 1 ] 2>/dev/null ||
+		fail "duplex: held round: SYS2 backed out nothing of NTS001 at $s (${held_txns:-no RECOVERY-HELD}), though SYS1 died with an update written to the data: $(grep 'NTS001: log read' "$CF_WORK/SYS2.log" | tail -n 2)"
 	PRIMARY=$s
 	secondary_launch "$p"
 	node_start SYS1

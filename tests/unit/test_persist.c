@@ -377,6 +377,42 @@ static void test_resident_copy(void)
 	env_close(&e);
 }
 
+/*
+ * The next writer of a log (an incarnation after a clean leave, a
+ * counterpart, an owner restarted after a switch of CF) persists from the
+ * head it read, and the header with it. The last writer's final record was
+ * posted and never persisted, and its head then moved past it: the medium
+ * has a hole there under its older head. Had the header stayed behind, a
+ * scan of the medium would stop at the hole and never see what the next
+ * writer persisted (tests/fault/duplex.sh lost a whole incarnation's log at
+ * a switch of CF that way: its in-flight data writes were never backed out).
+ */
+static void test_next_writer_head(void)
+{
+	struct env e;
+	struct cf_txn t;
+	size_t nupd;
+	int64_t v = 9;
+
+	env_open(&e, &stub_ops, CF_JOINED_DURABLE);
+	commit_n(&e, 5);
+	CHECK(cf_log_flush(&e.log) == 0);
+	/* the first incarnation's last record, posted, then its head past it: neither persisted */
+	CHECK(cf_log_append(&e.log, CF_LR_BEGIN, 999, 0, 0, NULL, 0, 0, NULL) == 0);
+	CHECK(cf_log_advance_head(&e.log) == 0 && e.log.head == e.log.tail);
+	cf_log_detach(&e.log);
+	/* the next incarnation: its first transaction's UPDATE is on the medium before the data write */
+	CHECK(cf_log_attach(&e.log, &e.s, INST, NULL) == 0);
+	CHECK(cf_log_reset(&e.log) == 0);
+	CHECK(cf_txn_begin(&e.c, &t) == 0);
+	CHECK(cf_txn_update(&t, 0, 2, &v) == 0);
+	CHECK(on_medium(&e, t.id, &nupd) == 0 && nupd == 1);
+	CHECK(cf_txn_commit(&t) == 0);
+	CHECK(on_medium(&e, t.id, &nupd) == 1);
+	cf_txn_free(&t);
+	env_close(&e);
+}
+
 /* pages of [p, p + len) not in memory, or (size_t)-1 */
 static size_t absent_pages(const void *p, size_t len)
 {
@@ -423,6 +459,7 @@ int main(void)
 	test_resident_copy();
 	test_durable();
 	test_peer_backout_mark();
+	test_next_writer_head();
 	test_not_needed(&stub_ops, 0, "volatile CF");
 	if (failures) {
 		fprintf(stderr, "test_persist: %d failure(s)\n", failures);
