@@ -509,9 +509,51 @@ err_errno:
 	return r;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * Every page of the image in memory before the first connection, as ibv_reg_mr
+ * pins it for verbs: otherwise the first touch of each page (10 us on the VMs
+ * the benchmarks run on) lands on a request's path, a WRITE into a log's
+ * first lap or a READ of a failed system's log during its failover (57 such
+ * faults in cfserver in five failovers, bench/RESULTS.md), and a DRAM image
+ * larger than the memory left would map fine and kill the server at some
+ * later store. DRAM: written (its zero pages allocated), or the server
+ * refuses to start. An image on a file or device: read in, best effort (a
+ * write fault on a shared file page dirties it, and a persist would then
+ * write the whole image); only the geometry's bytes, not the whole device.
+ */
+static int make_resident(struct cf_image *im)
+{
+	uint64_t len = im->map.image_size < im->size ? im->map.image_size : im->size, t0 = cf_mono_ns();
+	int r = 0;
+
+	if (im->fd < 0) {
+		if (madvise(im->base, len, MADV_POPULATE_WRITE) < 0) {
+			r = -errno;
+			if (r == -EINVAL) { /* a kernel before 5.14: touch each page */
+				for (uint64_t off = 0; off < len; off += CF_PAGE)
+					((volatile uint8_t *)im->base)[off] = ((volatile uint8_t *)im->base)[off];
+				r = 0;
+			} else {
+				snprintf(im->why, sizeof(im->why), "cannot make the %llu-byte DRAM image resident: %s",
+					 (unsigned long long)len, strerror(-r));
+			}
+		}
+	} else {
+		(void)madvise(im->base, len, MADV_POPULATE_READ);
+	}
+	im->resident_ns = cf_mono_ns() - t0;
+	return r;
+}
+
 int cf_image_open(struct cf_image *im, const char *path, const struct cf_geometry *geo, unsigned explicit_mask)
 {
 	const char *why = NULL;
+	int r;
 
 	memset(im, 0, sizeof(*im));
 	im->fd = -1;
@@ -520,7 +562,8 @@ int cf_image_open(struct cf_image *im, const char *path, const struct cf_geometr
 		return -EINVAL;
 	}
 	cf_image_map(geo, &im->map);
-	return path ? open_nvram(im, path, geo, explicit_mask) : open_dram(im, geo);
+	r = path ? open_nvram(im, path, geo, explicit_mask) : open_dram(im, geo);
+	return r < 0 ? r : make_resident(im);
 }
 
 void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)

@@ -53,6 +53,7 @@ struct cf_image {
 	int cpu_flush;   /* 1: persistence by CPU cache flushes (real pmem), 0: msync */
 	int emulated;    /* power-loss emulation (fault-injection builds, cf_image.c) */
 	uint64_t persist_errors; /* failed msyncs (block) or writes (emulation): the range may not be durable */
+	uint64_t resident_ns; /* how long making the image resident took (cf_image_open) */
 	char why[256];   /* reason of the last failure, for the log */
 	struct cf_body_report body; /* a loaded image: node-writable words that decode to nothing */
 };

@@ -483,11 +483,12 @@ int main(int argc, char **argv)
 		}
 	}
 	cf_slog_info("CF image: %s (%s, %s), %llu bytes of %llu (%u systems, %u instances, %u lock classes, "
-		 "%u records, log %llu)%s",
+		 "%u records, log %llu)%s, resident in %.1f ms",
 		 nvram ? nvram : "DRAM", cf_image_kind_str(im.kind), cf_image_persist_str(&im),
 		 (unsigned long long)im.map.image_size, (unsigned long long)im.size, im.map.geo.max_systems,
 		 im.map.geo.max_instances, im.map.geo.lock_entries, im.map.geo.record_entries,
-		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded");
+		 (unsigned long long)im.map.geo.log_size, im.formatted ? ", freshly formatted" : ", loaded",
+		 im.resident_ns / 1e6);
 	if (im.body.bad_node)
 		cf_slog_warn("CF image: %llu word(s) that nodes write do not decode (first: %s); nodes treat them as "
 			 "unusable: a lock class that cannot be taken, an instance that cannot be registered",

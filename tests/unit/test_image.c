@@ -6,16 +6,20 @@
  * and cf_image_open on paths it must refuse without changing them: a FIFO, a
  * directory, a symbolic link, a character device that is not devdax. The
  * block-device path runs on a loop device in tests/fault/nvram_dev.sh.
+ * A DRAM image is resident when open returns, every page of it; and
+ * cf_malloc_keep's warm leaves the next allocations of that size resident.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cf_image.h"
+#include "cf_util.h"
 
 static int n_pass, n_fail;
 #define CHECK(cond)                                                                         \
@@ -119,10 +123,46 @@ static void test_refused(void)
 	rmdir(dir);
 }
 
+/* pages of [p, p + len) not in memory */
+static size_t absent_pages(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(CF_PAGE - 1);
+	size_t n = ((uintptr_t)p + len - a + CF_PAGE - 1) / CF_PAGE, absent = 0;
+	unsigned char *v = malloc(n);
+
+	if (!v || mincore((void *)a, n * CF_PAGE, v) < 0) {
+		free(v);
+		return (size_t)-1;
+	}
+	for (size_t i = 0; i < n; i++)
+		absent += !(v[i] & 1);
+	free(v);
+	return absent;
+}
+
+static void test_resident(void)
+{
+	struct cf_geometry g = {4, 8, 64, 64, 1024 * 1024}; /* 8 logs of 1 MiB: most of the image never written */
+	struct cf_image im;
+	void *p;
+
+	CHECK(cf_image_open(&im, NULL, &g, 0) == 0 && im.kind == CF_IMAGE_DRAM);
+	CHECK(im.map.image_size > 8u << 20);
+	CHECK(absent_pages(im.base, im.map.image_size) == 0);
+	cf_image_close(&im);
+
+	/* the heap: 4 MiB warmed, then 3 MiB allocated are there before they are touched */
+	cf_malloc_keep(4u << 20);
+	p = malloc(3u << 20);
+	CHECK(p != NULL && absent_pages(p, 3u << 20) == 0);
+	free(p);
+}
+
 int main(void)
 {
 	test_classify();
 	test_refused();
+	test_resident();
 	printf("test_image: %d passed, %d failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
 }
