@@ -9,7 +9,6 @@
 #include <sched.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,55 +501,12 @@ static int fence_local(const struct cf_fence_cfg *cfg, const struct cf_fence_tar
 	return 0;
 }
 
-/*
- * Start the agent with stdin from fd in. posix_spawn, not fork: a fork of
- * this process (threads, the CF session's buffers) copies its page tables
- * and write-protects every private page it has, so that every first write
- * of the recovery that forked it, and of the workload beside it, becomes a
- * copy-on-write fault with a TLB shootdown. posix_spawn shares the address
- * space until the exec. The agent gets default signal dispositions and an
- * empty signal mask whatever this process set. 0 or -errno (the exec's
- * error too: glibc reports it here).
- */
-static int spawn_agent(const char *path, int in, pid_t *pid)
-{
-	char *argv[] = {(char *)path, NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
-	int r;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	if ((r = posix_spawn_file_actions_init(&fa)))
-		return -r;
-	if ((r = posix_spawnattr_init(&at))) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -r;
-	}
-	r = posix_spawn_file_actions_adddup2(&fa, in, 0);
-	if (!r)
-		r = posix_spawnattr_setsigmask(&at, &none);
-	if (!r)
-		r = posix_spawnattr_setsigdefault(&at, &dfl);
-	if (!r)
-		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (!r)
-		r = posix_spawn(pid, path, &fa, &at, argv, environ);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return -r;
-}
-
 static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_target *t, const char *action,
 			  char *msg, size_t len)
 {
 	const struct cf_fence_map_entry *me = cf_fence_map_find(cfg, t->name, t->host);
 	int in[2], status = 0, r;
-	pid_t pid;
+	int pid;
 	uint64_t deadline;
 
 	/*
@@ -566,7 +522,11 @@ static int fence_external(const struct cf_fence_cfg *cfg, const struct cf_fence_
 
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
-	r = spawn_agent(cfg->agent, in[0], &pid);
+	/* stdin from the pipe; spawned, not forked (cf_spawn: the counterpart's pages stay its own) */
+	{
+		char *argv[] = {(char *)cfg->agent, NULL};
+		r = cf_spawn(cfg->agent, argv, (int[]){in[0]}, 1, &pid);
+	}
 	close(in[0]);
 	if (r < 0) {
 		close(in[1]);

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -21,6 +20,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cf_util.h"
 
 struct cf_sentinel_shm {
 	pthread_mutex_t m; /* held by the owner thread; robust, process-shared */
@@ -111,8 +112,12 @@ int cf_sentinel_child(int argc, char **argv)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED, SHM_FD, 0);
-	if (shm == MAP_FAILED)
-		_exit(1);
+	if (shm == MAP_FAILED) {
+		/* stderr is still the system's: its log says why it runs without a sentinel */
+		fprintf(stderr, "cf-sentinel: cannot map the owner's mutex: %s; the system goes on without it\n",
+			strerror(errno));
+		return 1;
+	}
 	/* keep nothing open but ctl: the system's sockets must close when it closes them */
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int i = 0; i < 3 && devnull >= 0; i++)
@@ -137,11 +142,9 @@ int cf_sentinel_start(struct cf_sentinel *s)
 {
 	pthread_mutexattr_t ma;
 	struct cf_sentinel_shm *shm;
-	posix_spawn_file_actions_t fa;
 	char pidarg[24];
 	char *argv[] = {"cf-sentinel", CF_SENTINEL_ARG, pidarg, NULL};
-	int sv[2] = {-1, -1}, mfd, hi_ctl = -1, hi_shm = -1, r;
-	pid_t pid;
+	int sv[2] = {-1, -1}, mfd, pid, r;
 
 	s->shm = NULL;
 	s->ctl = -1;
@@ -174,26 +177,13 @@ int cf_sentinel_start(struct cf_sentinel *s)
 		r = -errno;
 		goto err_unlock;
 	}
-	/* above the two fds the child gets, so that neither dup2 overwrites the other's source */
-	hi_ctl = fcntl(sv[1], F_DUPFD_CLOEXEC, SHM_FD + 1);
-	hi_shm = fcntl(mfd, F_DUPFD_CLOEXEC, SHM_FD + 1);
-	if (hi_ctl < 0 || hi_shm < 0) {
-		r = -errno;
-		goto err_fds;
-	}
 	snprintf(pidarg, sizeof(pidarg), "%ld", (long)getpid());
-	if ((r = -posix_spawn_file_actions_init(&fa)))
-		goto err_fds;
-	r = -posix_spawn_file_actions_adddup2(&fa, hi_ctl, CTL_FD);
-	if (!r)
-		r = -posix_spawn_file_actions_adddup2(&fa, hi_shm, SHM_FD);
-	if (!r)
-		r = -posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
+	{
+		int fds[SHM_FD + 1] = {-1, -1, -1, [CTL_FD] = sv[1], [SHM_FD] = mfd};
+		r = cf_spawn("/proc/self/exe", argv, fds, SHM_FD + 1, &pid);
+	}
 	if (r)
 		goto err_fds;
-	close(hi_ctl);
-	close(hi_shm);
 	close(sv[1]);
 	close(mfd);
 	s->shm = shm;
@@ -201,10 +191,6 @@ int cf_sentinel_start(struct cf_sentinel *s)
 	s->pid = pid;
 	return 0;
 err_fds:
-	if (hi_ctl >= 0)
-		close(hi_ctl);
-	if (hi_shm >= 0)
-		close(hi_shm);
 	close(sv[0]);
 	close(sv[1]);
 err_unlock:

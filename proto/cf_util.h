@@ -43,6 +43,20 @@ static inline uint64_t cf_real_ns(void) { return cf_now_ns(CLOCK_REALTIME); }
  */
 void cf_malloc_keep(size_t warm);
 
+/*
+ * Start program path (argv) as a child, never by fork(): a fork of a process
+ * with threads and large buffers copies its page tables and write-protects
+ * every private page it has, so that each first write afterwards (in the
+ * parent, for as long as the child lives) is a copy-on-write fault with a TLB
+ * shootdown of the other CPUs. posix_spawn shares the address space until the
+ * exec. The child's fd i is fds[i] for each i < nfds with fds[i] >= 0
+ * (sources below nfds are moved out of the way first); every other fd with
+ * FD_CLOEXEC is closed by the exec. It starts with an empty signal mask and
+ * SIGPIPE, SIGINT, SIGTERM at their defaults, whatever the caller set.
+ * 0 with *pid, or -errno (an exec's failure too: glibc reports it here).
+ */
+int cf_spawn(const char *path, char *const argv[], const int *fds, int nfds, int *pid);
+
 #define CF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif
