@@ -20,6 +20,7 @@
 
 #include "cf_image.h"
 #include "cf_util.h"
+#include "unit_mincore.h"
 
 static int n_pass, n_fail;
 #define CHECK(cond)                                                                         \
@@ -121,23 +122,6 @@ static void test_refused(void)
 	snprintf(p, sizeof(p), "%s/link", dir);
 	unlink(p);
 	rmdir(dir);
-}
-
-/* pages of [p, p + len) not in memory */
-static size_t absent_pages(const void *p, size_t len)
-{
-	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(CF_PAGE - 1);
-	size_t n = ((uintptr_t)p + len - a + CF_PAGE - 1) / CF_PAGE, absent = 0;
-	unsigned char *v = malloc(n);
-
-	if (!v || mincore((void *)a, n * CF_PAGE, v) < 0) {
-		free(v);
-		return (size_t)-1;
-	}
-	for (size_t i = 0; i < n; i++)
-		absent += !(v[i] & 1);
-	free(v);
-	return absent;
 }
 
 static void test_resident(void)

@@ -32,6 +32,7 @@
 #include "cf_txn.h"
 
 #include "unit_check.h"
+#include "unit_mincore.h"
 
 /* ---------------- the session stub: memory, and a medium ---------------- */
 
@@ -411,23 +412,6 @@ static void test_next_writer_head(void)
 	CHECK(on_medium(&e, t.id, &nupd) == 1);
 	cf_txn_free(&t);
 	env_close(&e);
-}
-
-/* pages of [p, p + len) not in memory, or (size_t)-1 */
-static size_t absent_pages(const void *p, size_t len)
-{
-	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(CF_PAGE - 1);
-	size_t n = ((uintptr_t)p + len - a + CF_PAGE - 1) / CF_PAGE, absent = 0;
-	unsigned char *v = malloc(n);
-
-	if (!v || mincore((void *)a, n * CF_PAGE, v) < 0) {
-		free(v);
-		return (size_t)-1;
-	}
-	for (size_t i = 0; i < n; i++)
-		absent += !(v[i] & 1);
-	free(v);
-	return absent;
 }
 
 /*
