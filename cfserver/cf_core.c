@@ -296,6 +296,7 @@ void cf_core_free(struct cf_core *c)
 	lockq_fini(c); /* after the transport: its closes forget their waiters */
 	if (c->gc) {
 		struct cf_persist_stats st;
+		cf_duplex_detach_persist(c->dx); /* an image copy in progress stops here; dx outlives gc */
 		cf_persist_commit(c->gc); /* what is pending, before the figures */
 		cf_persist_get_stats(c->gc, &st);
 		cf_persist_free(c->gc);

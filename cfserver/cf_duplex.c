@@ -576,6 +576,14 @@ void cf_duplex_attach_persist(struct cf_duplex *d, struct cf_persist *p)
 	cf_persist_set_replica(p, &rep);
 }
 
+void cf_duplex_detach_persist(struct cf_duplex *d)
+{
+	if (!d || !d->gc)
+		return;
+	cf_persist_cancel(d->gc, sync_done, d);
+	d->gc = NULL;
+}
+
 int cf_duplex_port(const struct cf_duplex *d)
 {
 	return d->port;
@@ -601,8 +609,7 @@ void cf_duplex_free(struct cf_duplex *d)
 {
 	if (!d)
 		return;
-	if (d->gc)
-		cf_persist_cancel(d->gc, sync_done, d);
+	cf_duplex_detach_persist(d);
 	__atomic_store_n(&d->quit, 1, __ATOMIC_RELEASE);
 	if (write(d->quit_pipe[1], "q", 1) < 0) {
 		/* the thread also polls quit every h */

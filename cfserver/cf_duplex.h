@@ -91,6 +91,11 @@ int cf_duplex_listen(struct ev_loop *loop, struct cf_image *im, const char *addr
 		     const struct cf_duplex_cfg *cfg, struct cf_duplex **out, char *why, size_t whylen);
 /* Ship every batch of p to the secondary from now on; start a sync whenever one attaches. */
 void cf_duplex_attach_persist(struct cf_duplex *d, struct cf_persist *p);
+/*
+ * Before p is freed (cf_core_free): stop copying the image through it. Its
+ * batches still go to the secondary until cf_duplex_free; NULL is a no-op.
+ */
+void cf_duplex_detach_persist(struct cf_duplex *d);
 /* The bound port (tests use port 0). */
 int cf_duplex_port(const struct cf_duplex *d);
 /* Status for cfctl: 0 none, 1 syncing, 2 in sync, 3 fencing a lost secondary. */

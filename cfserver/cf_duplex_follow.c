@@ -314,16 +314,21 @@ int dx_follow_link(struct dx_link *l, const struct dx_ident *peerp, const struct
 			break;
 		}
 	}
+	/*
+	 * Said before the link closes: a primary fences a lost secondary at once,
+	 * so once it sees the close this process may be SIGKILLed at any moment
+	 * (the unmap of a resident image on the way out took long enough for that
+	 * to lose the reason, in test_duplex_mac under ASan).
+	 */
+	cf_slog_err("duplex: lost the primary %s (pid %llu on %s): %s", peer.name, (unsigned long long)peer.pid, peer.host,
+		lost);
 	stop_pinger(&pg, &pinging);
 	dx_link_close(l);
 	if (!synced) {
-		snprintf(why, whylen, "lost the primary (%s) before the copy was complete: this CF cannot take over",
-			 lost);
+		snprintf(why, whylen, "lost the primary before the copy was complete: this CF cannot take over");
 		r = -ENOTCONN;
 		goto out;
 	}
-	cf_slog_err("duplex: lost the primary %s (pid %llu on %s): %s", peer.name, (unsigned long long)peer.pid, peer.host,
-		lost);
 	if (peer_gone_locally(&peer, 100)) {
 		cf_slog_info("duplex: the primary's process is gone: fenced");
 	} else {

@@ -6,20 +6,18 @@
  * and cf_image_open on paths it must refuse without changing them: a FIFO, a
  * directory, a symbolic link, a character device that is not devdax. The
  * block-device path runs on a loop device in tests/fault/nvram_dev.sh.
- * A DRAM image is resident when open returns, every page of it; and
- * cf_malloc_keep's warm leaves the next allocations of that size resident.
+ * A DRAM image is resident when open returns, every page of it (cfnode's
+ * warmed heap is test_persist's test_heap_warm).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cf_image.h"
-#include "cf_util.h"
 #include "unit_mincore.h"
 
 static int n_pass, n_fail;
@@ -128,18 +126,11 @@ static void test_resident(void)
 {
 	struct cf_geometry g = {4, 8, 64, 64, 1024 * 1024}; /* 8 logs of 1 MiB: most of the image never written */
 	struct cf_image im;
-	void *p;
 
 	CHECK(cf_image_open(&im, NULL, &g, 0) == 0 && im.kind == CF_IMAGE_DRAM);
 	CHECK(im.map.image_size > 8u << 20);
 	CHECK(absent_pages(im.base, im.map.image_size) == 0);
 	cf_image_close(&im);
-
-	/* the heap: 4 MiB warmed, then 3 MiB allocated are there before they are touched */
-	cf_malloc_keep(4u << 20);
-	p = malloc(3u << 20);
-	CHECK(p != NULL && absent_pages(p, 3u << 20) == 0);
-	free(p);
 }
 
 int main(void)
