@@ -563,7 +563,9 @@ int cf_image_open(struct cf_image *im, const char *path, const struct cf_geometr
 	}
 	cf_image_map(geo, &im->map);
 	r = path ? open_nvram(im, path, geo, explicit_mask) : open_dram(im, geo);
-	return r < 0 ? r : make_resident(im);
+	if (r == 0 && (r = make_resident(im)) < 0)
+		cf_image_close(im); /* a DRAM image only: nothing to persist, the mapping goes; why stays */
+	return r;
 }
 
 void cf_image_persist(struct cf_image *im, uint64_t off, uint64_t len)
