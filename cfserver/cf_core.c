@@ -84,7 +84,13 @@ static void cb_close(void *arg, struct cf_sconn *sc, int err)
 		return;
 	preq_forget(c, cc);
 	lockq_forget(c, cc);
-	if (cc->state == CS_SYSTEM && !c->shutting_down) {
+	if (cc->state == CS_SYSTEM && cc->sentinel) {
+		/* a sentinel that goes says nothing: its system is seen as before, when its own connections close */
+		if (!c->shutting_down)
+			cf_slog_info("conn %s: the sentinel of %s closed (%s)", cc->peer,
+				     core_sys_name(c, (uint32_t)cc->sys, sn), err ? strerror(-err) : "EOF");
+		core_sys_unlink(c, cc);
+	} else if (cc->state == CS_SYSTEM && !c->shutting_down) {
 		uint32_t s = (uint32_t)cc->sys;
 		core_sys_unlink(c, cc);
 		cf_slog_info("conn %s of %s closed without goodbye (%s)", cc->peer, core_sys_name(c, s, sn),
@@ -157,9 +163,19 @@ static void cb_ctrl(void *arg, struct cf_sconn *sc, uint64_t id, const void *msg
 			return member_on_join(cc, id, body);
 		if (type == CF_CTRL_CONN_ATTACH)
 			return member_on_conn_attach(cc, id, body);
+		if (type == CF_CTRL_SENTINEL)
+			return member_on_sentinel(cc, id, body);
 		break;
 	case CS_SYSTEM:
+		if (cc->sentinel) {
+			if (type == CF_CTRL_DIED)
+				return member_on_died(cc, id);
+			break; /* nothing else: a sentinel holds no grants and speaks for no work */
+		}
 		switch (type) {
+		case CF_CTRL_DIED:
+			core_status(cc, id, CF_CTRL_STATUS, -EPERM, "DIED is a sentinel's (CF_CTRL_SENTINEL)");
+			return;
 		case CF_CTRL_INST_OPEN: return inst_on_open(cc, id, body);
 		case CF_CTRL_INST_ATTACH: return inst_on_attach(cc, id, body);
 		case CF_CTRL_INST_UNREG: return inst_on_unreg(cc, id, body);

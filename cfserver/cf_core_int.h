@@ -81,6 +81,7 @@ struct core_conn {
 	uint16_t version;
 	int sys;      /* system index once SYSTEM, else -1 */
 	int on_sys;   /* linked on the system's list */
+	int sentinel; /* SYSTEM: the incarnation's sentinel (CF_CTRL_SENTINEL): no grants, DIED only, its close is no failure */
 	uint32_t cause; /* enum cf_fail_cause to use if it closes */
 	uint64_t accepted_ns;
 	uint8_t cnonce[CF_NONCE_LEN], snonce[CF_NONCE_LEN];
@@ -299,6 +300,8 @@ void member_on_auth(struct core_conn *cc, uint64_t id, const struct cf_auth *a);
 void member_on_join(struct core_conn *cc, uint64_t id, const struct cf_join *j);
 void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a);
 void member_on_goodbye(struct core_conn *cc, uint64_t id);
+void member_on_sentinel(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a);
+void member_on_died(struct core_conn *cc, uint64_t id);
 void member_on_watchdog(struct core_conn *cc, uint64_t id, const struct cf_watchdog_msg *m);
 
 /* cf_inst.c: instances (INST_OPEN, INST_ATTACH, INST_UNREG) and the CF's record of who holds each. */

@@ -519,6 +519,56 @@ void member_on_conn_attach(struct core_conn *cc, uint64_t id, const struct cf_co
 	cf_slog_debug("CONN_ATTACH: %s is a further connection of system %u epoch %u", cc->peer, a->sys, a->epoch);
 }
 
+/*
+ * The sentinel of an incarnation (node/cf_sentinel.h): a connection of its
+ * own, proven by the incarnation's token like CONN_ATTACH, that holds no
+ * grants and may say one thing, DIED. Its close is no failure (a sentinel
+ * that dies leaves the system as it was without one); the incarnation's end
+ * fences it with the rest. Never the connection that resumes a kept
+ * incarnation: the system's own comes first.
+ */
+void member_on_sentinel(struct core_conn *cc, uint64_t id, const struct cf_conn_attach *a)
+{
+	struct cf_core *c = cc->core;
+	char sn[CF_NAME_MAX];
+
+	if (a->sys >= c->map->geo.max_systems) {
+		core_status(cc, id, CF_CTRL_STATUS, -EINVAL, "no system %u", a->sys);
+		return;
+	}
+	if (!c->sys[a->sys].live || !sys_incarnation(sysword(c, a->sys), a->epoch) ||
+	    sodium_memcmp(&c->sys[a->sys].token, &a->token, sizeof(a->token)) != 0) {
+		cf_slog_warn("SENTINEL from %s refused: system %u epoch %u is not a live incarnation", cc->peer, a->sys,
+			     a->epoch);
+		core_status(cc, id, CF_CTRL_STATUS, -EPERM, "system %u epoch %u is not a live incarnation", a->sys,
+			    a->epoch);
+		return;
+	}
+	core_set_state(cc, CS_SYSTEM);
+	cc->sentinel = 1;
+	core_sys_link(c, a->sys, cc);
+	core_status(cc, id, CF_CTRL_STATUS, 0, "sentinel of system %u epoch %u", a->sys, a->epoch);
+	cf_slog_info("SENTINEL: %s watches %s (system %u epoch %u)", cc->peer, core_sys_name(c, a->sys, sn), a->sys,
+		     a->epoch);
+}
+
+/*
+ * DIED: the sentinel saw its system's process start to exit. Only a
+ * sentinel's, which only its incarnation's token opens: a member can declare
+ * no one but itself. The answer may not come: the failure fences this
+ * connection with the others.
+ */
+void member_on_died(struct core_conn *cc, uint64_t id)
+{
+	struct cf_core *c = cc->core;
+	uint32_t s = (uint32_t)cc->sys;
+	char sn[CF_NAME_MAX];
+
+	cf_slog_info("DIED: the sentinel of %s says its process is exiting", core_sys_name(c, s, sn));
+	core_status(cc, id, CF_CTRL_STATUS, 0, "declared");
+	fail_system(c, s, CF_FAIL_EXITING);
+}
+
 static int owns_active(struct cf_core *c, uint32_t s, uint32_t e)
 {
 	for (uint32_t i = 0; i < c->map->geo.max_instances; i++) {

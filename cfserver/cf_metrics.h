@@ -34,7 +34,7 @@
 #define CF_METRICS_SNAPSHOTS 4u
 #define CF_METRICS_TEXT_MAX (1024u * 1024u)
 #define CF_METRICS_MIN_AGE_NS 50000000ull
-#define CF_METRICS_CAUSES 5u     /* enum cf_fail_cause, CF_FAIL_NONE..CF_FAIL_PROTOCOL */
+#define CF_METRICS_CAUSES 8u     /* enum cf_fail_cause, CF_FAIL_NONE..CF_FAIL_EXITING */
 #define CF_METRICS_LAT_BUCKETS 16u
 
 /* Connection roles as counted: by the connection's state in the control plane (cf_core_int.h). */

@@ -459,6 +459,32 @@ int cf_session_attach(struct cf_session *s, uint32_t sys, uint32_t epoch, uint64
 	return r < 0 ? r : joined(s, &jd);
 }
 
+int cf_session_sentinel(struct cf_session *s, uint32_t sys, uint32_t epoch, uint64_t token)
+{
+	struct cf_conn_attach a = {.sys = sys, .epoch = epoch, .token = token};
+	struct cf_status st;
+	int r;
+
+	r = cf_session_rpc(s, CF_CTRL_SENTINEL, &a, sizeof(a), CF_CTRL_STATUS, &st, sizeof(st),
+			   CF_SESSION_OP_TIMEOUT_MS);
+	if (r < 0)
+		return r;
+	s->sys = sys;
+	s->epoch = epoch;
+	s->token = token;
+	return st.status;
+}
+
+int cf_session_died(struct cf_session *s, int timeout_ms)
+{
+	struct cf_empty e = {0};
+	struct cf_status st;
+	int r;
+
+	r = cf_session_rpc(s, CF_CTRL_DIED, &e, sizeof(e), CF_CTRL_STATUS, &st, sizeof(st), timeout_ms);
+	return r < 0 ? r : st.status;
+}
+
 int cf_session_goodbye(struct cf_session *s)
 {
 	struct cf_empty e = {0};

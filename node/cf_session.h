@@ -104,6 +104,14 @@ int cf_session_join(struct cf_session *s, const char *name, const char *host, ui
 		    uint64_t starttime);
 /* A further connection of a joined system (heartbeat, workload). */
 int cf_session_attach(struct cf_session *s, uint32_t sys, uint32_t epoch, uint64_t token);
+/*
+ * The sentinel's connection of a joined system (node/cf_sentinel.h): no
+ * grants; its close is no failure. died: the system's process is exiting,
+ * the CF declares it failed (the answer may be lost to the fence: a lost
+ * connection after the send is the usual end).
+ */
+int cf_session_sentinel(struct cf_session *s, uint32_t sys, uint32_t epoch, uint64_t token);
+int cf_session_died(struct cf_session *s, int timeout_ms);
 /* Clean leave (agent connection). */
 int cf_session_goodbye(struct cf_session *s);
 

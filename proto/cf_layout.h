@@ -159,6 +159,7 @@ enum cf_fail_cause {
 	CF_FAIL_PROTOCOL = 4,   /* malformed frame or refused operation storm */
 	CF_FAIL_CF_RESTART = 5, /* the CF restarted: every system ACTIVE in the image */
 	CF_FAIL_NO_RESUME = 6,  /* kept at a duplexed takeover, it did not come back to the new primary in time */
+	CF_FAIL_EXITING = 7,    /* its sentinel saw its process start to exit (CF_CTRL_DIED) */
 };
 
 /* One wording of a failure cause for every log and status line. */
@@ -172,6 +173,7 @@ static inline const char *cf_fail_cause_str(uint32_t cause)
 	case CF_FAIL_PROTOCOL: return "protocol violation";
 	case CF_FAIL_CF_RESTART: return "CF restart";
 	case CF_FAIL_NO_RESUME: return "no resume after a CF takeover";
+	case CF_FAIL_EXITING: return "process exiting";
 	default: return "unknown";
 	}
 }

@@ -58,6 +58,8 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_LOCK_WAIT: return sizeof(struct cf_lock_wait);
 	case CF_CTRL_LOCK_CANCEL: return sizeof(struct cf_lock_wait);
 	case CF_CTRL_LOCK_KICK: return sizeof(struct cf_lock_kick);
+	case CF_CTRL_SENTINEL: return sizeof(struct cf_conn_attach);
+	case CF_CTRL_DIED: return sizeof(struct cf_empty);
 	case CF_CTRL_LOCK_WAIT_R: return sizeof(struct cf_lock_wait_r);
 	case CF_CTRL_INST_OPEN: return sizeof(struct cf_inst_name);
 	case CF_CTRL_INST_ATTACH: return sizeof(struct cf_inst_ref);
@@ -123,6 +125,8 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_LOCK_WAIT: return "LOCK_WAIT";
 	case CF_CTRL_LOCK_CANCEL: return "LOCK_CANCEL";
 	case CF_CTRL_LOCK_KICK: return "LOCK_KICK";
+	case CF_CTRL_SENTINEL: return "SENTINEL";
+	case CF_CTRL_DIED: return "DIED";
 	case CF_CTRL_LOCK_WAIT_R: return "LOCK_WAIT_R";
 	case CF_CTRL_INST_OPEN: return "INST_OPEN";
 	case CF_CTRL_INST_ATTACH: return "INST_ATTACH";

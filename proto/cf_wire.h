@@ -130,6 +130,9 @@ enum cf_ctrl_type {
 	CF_CTRL_LOCK_WAIT = 15,   /* c→s cf_lock_wait → cf_lock_wait_r: queue me for a class; granted now or by an event */
 	CF_CTRL_LOCK_CANCEL = 16, /* c→s cf_lock_wait → cf_lock_wait_r: leave the queue (or learn it was granted) */
 	CF_CTRL_LOCK_KICK = 17,   /* c→s cf_lock_kick, no reply: I released a queued (Q) class, serve its waiters */
+	/* the sentinel (node/cf_sentinel.h): a system's death told as its process starts to exit */
+	CF_CTRL_SENTINEL = 18, /* c→s cf_conn_attach → cf_status: this connection is the incarnation's sentinel */
+	CF_CTRL_DIED = 19,     /* c→s cf_empty → cf_status, sentinel connection only: its system is exiting */
 	/* instances */
 	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
 	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */

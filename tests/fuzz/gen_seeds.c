@@ -133,6 +133,7 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 							 (uint64_t)g.lock_entries * 8, 13, CF_R_READ | CF_R_ATOMIC};
 		break;
 	case CF_CTRL_CONN_ATTACH:
+	case CF_CTRL_SENTINEL:
 		u.attach.sys = 1;
 		u.attach.epoch = 2;
 		u.attach.token = 0x1234567890abcdefull;
@@ -231,7 +232,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
 	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
-	CF_CTRL_METRICS, CF_CTRL_METRICS_R,
+	CF_CTRL_METRICS, CF_CTRL_METRICS_R, CF_CTRL_SENTINEL, CF_CTRL_DIED,
 };
 
 static int seeds_ctrl(void)

@@ -1555,6 +1555,105 @@ static int cmd_readmit(int argc, char **argv)
 	return 0;
 }
 
+/* The state word and failure cause of system sys, read by a console. */
+static void sys_state(struct cf_session *con, uint32_t sys, uint32_t *state, uint32_t *cause)
+{
+	struct cf_sys_slot slot;
+	int r = cf_session_read(con, cf_sys_off(&con->map, sys), &slot, sizeof(slot));
+
+	CHECK(r == 0, "read system %u: %s", sys, strerror(-r));
+	*state = cf_sysword_state(slot.state);
+	*cause = slot.fail_cause;
+}
+
+/* Wait (bounded) for system sys to be FAILED; its cause. */
+static uint32_t wait_sys_failed(struct cf_session *con, uint32_t sys)
+{
+	uint32_t st = 0, cause = 0;
+
+	for (int i = 0; i < 500; i++) {
+		sys_state(con, sys, &st, &cause);
+		if (st == CF_SYS_FAILED)
+			return cause;
+		usleep(10000);
+	}
+	FAIL("system %u not FAILED after 5 s (state %u)", sys, st);
+}
+
+static void open_sentinel(struct cf_session *sn)
+{
+	int r = cf_session_open(sn, transport, addr, key, CF_ROLE_SYSTEM, connect_ms());
+
+	CHECK(r == 0, "sentinel open: %s", strerror(-r));
+}
+
+/*
+ * sentinel NAME1 NAME2: the sentinel's protocol (node/cf_sentinel.h).
+ *   - SENTINEL needs the live incarnation's token and epoch (-EPERM);
+ *   - DIED on a connection that is not a sentinel is refused, nobody fails;
+ *   - a sentinel that closes is no failure;
+ *   - a sentinel's DIED fails its system at once, cause "process exiting";
+ *   - a sentinel that asks for anything else is a protocol violation of its system.
+ */
+static int cmd_sentinel(int argc, char **argv)
+{
+	struct cf_session a, b, sn, con;
+	struct cf_status st;
+	struct cf_empty e = {0};
+	struct cf_inst_info info;
+	uint32_t state, cause;
+	uint64_t old;
+	int r;
+
+	CHECK(argc >= 2, "usage: sentinel NAME1 NAME2");
+	open_sys(&a, argv[0]);
+	open_console(&con);
+
+	open_sentinel(&sn);
+	r = cf_session_sentinel(&sn, a.sys, a.epoch, a.token ^ 1);
+	CHECK(r == -EPERM, "SENTINEL with another token: %d, not -EPERM", r);
+	r = cf_session_sentinel(&sn, a.sys, a.epoch + 1, a.token);
+	CHECK(r == -EPERM, "SENTINEL of another epoch: %d, not -EPERM", r);
+	r = cf_session_sentinel(&sn, a.sys, a.epoch, a.token);
+	CHECK(r == 0, "SENTINEL: %s", strerror(-r));
+
+	r = cf_session_rpc(&a, CF_CTRL_DIED, &e, sizeof(e), CF_CTRL_STATUS, &st, sizeof(st), 5000);
+	CHECK(r == 0 && st.status == -EPERM, "DIED on the JOIN connection: r=%d status=%d, not -EPERM", r, st.status);
+	CHECK(cf_session_faa(&a, lock_off(&a, 21), 1, &old) == 0, "the system after a refused DIED");
+	sys_state(&con, a.sys, &state, &cause);
+	CHECK(state == CF_SYS_ACTIVE, "a refused DIED failed the system (state %u)", state);
+
+	cf_session_close(&sn);
+	usleep(200000);
+	CHECK(cf_session_faa(&a, lock_off(&a, 21), 1, &old) == 0, "the system after its sentinel closed");
+	sys_state(&con, a.sys, &state, &cause);
+	CHECK(state == CF_SYS_ACTIVE, "a sentinel's close failed its system (state %u, cause %u)", state, cause);
+
+	open_sentinel(&sn);
+	CHECK(cf_session_sentinel(&sn, a.sys, a.epoch, a.token) == 0, "second SENTINEL");
+	r = cf_session_died(&sn, 5000);
+	CHECK(r == 0 || cf_conn_lost(r), "DIED: %s", strerror(-r));
+	cause = wait_sys_failed(&con, a.sys);
+	CHECK(cause == CF_FAIL_EXITING, "cause %u (%s), not process exiting", cause, cf_fail_cause_str(cause));
+	r = cf_session_faa(&a, lock_off(&a, 21), 1, &old);
+	CHECK(r < 0, "the system still operates after its sentinel's DIED");
+	cf_session_close(&sn);
+	cf_session_close(&a);
+
+	open_sys(&b, argv[1]);
+	open_sentinel(&sn);
+	CHECK(cf_session_sentinel(&sn, b.sys, b.epoch, b.token) == 0, "SENTINEL of %s", argv[1]);
+	r = cf_session_inst_open(&sn, "NTSX", &info);
+	CHECK(r < 0, "a sentinel opened an instance");
+	cause = wait_sys_failed(&con, b.sys);
+	CHECK(cause == CF_FAIL_PROTOCOL, "cause %u (%s), not a protocol violation", cause, cf_fail_cause_str(cause));
+	cf_session_close(&sn);
+	cf_session_close(&b);
+	cf_session_close(&con);
+	printf("OK sentinel\n");
+	return 0;
+}
+
 /* goodbye-active NAME INST: a GOODBYE while owning an ACTIVE instance is a failure */
 static int cmd_goodbye_active(int argc, char **argv)
 {
@@ -2768,7 +2867,7 @@ static const struct {
 	{"hold", cmd_hold},           {"resume", cmd_resume}, {"fill", cmd_fill},
 	{"dump", cmd_dump},           {"dxwords", cmd_dxwords},     {"policy", cmd_policy}, {"recover", cmd_recover}, {"orphan", cmd_orphan},
 	{"readmit", cmd_readmit},     {"goodbye-active", cmd_goodbye_active}, {"fence-barrier", cmd_fence_barrier},
-	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain},
+	{"suspect", cmd_suspect},       {"fail-chain", cmd_fail_chain}, {"sentinel", cmd_sentinel},
 	{"fence-stream", cmd_fence_stream}, {"takeover", cmd_takeover}, {"frame-mac", cmd_frame_mac},
 	{"silent", cmd_silent}, {"unknown-ctrl", cmd_unknown_ctrl}, {"longname", cmd_longname}, {"frame-mac-client", cmd_frame_mac_client},
 };
