@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cf_fault.h"
 #include "cf_util.h"
 #include "cf_words.h"
@@ -113,26 +115,38 @@ int cf_agent_join(struct cf_agent *a)
 }
 
 /*
- * The sentinel (cf_sentinel.h) shuts the JOIN connection down the moment
- * this process starts to die, so the CF need not wait for its exit to free
- * its memory. Started at the first JOIN, from the thread that joins (cfnode's
- * main thread, which runs the agent until the process ends: o.sentinel);
- * told of each new JOIN connection (a switch of CF). tcp only;
- * CF_SENTINEL=off leaves it out (A/B runs). Best effort: without it a death
- * is seen when the process's sockets close.
+ * The sentinel (cf_sentinel.h) tells the CF the moment this process starts to
+ * die, so the CF need not wait for its exit to free its memory. Started at
+ * the first JOIN, from the thread that joins (cfnode's main thread, which
+ * runs the agent until the process ends: o.sentinel); told of each CF this
+ * incarnation joins or attaches to (a switch of CF). CF_SENTINEL=off leaves
+ * it out (A/B runs). Best effort: without it a death is seen when the
+ * process's connections close.
  */
 void cf_agent_sentinel_watch(struct cf_agent *a)
 {
 	const char *env = getenv("CF_SENTINEL");
+	struct cf_sentinel_target t;
 	int r;
 
-	if (!a->o.sentinel || strcmp(a->o.transport, "tcp") || (env && !strcmp(env, "off")))
+	if (!a->o.sentinel || (env && !strcmp(env, "off")))
 		return;
 	if (!a->sen.shm && (r = cf_sentinel_start(&a->sen)) < 0) {
-		cf_agent_log(a, CF_AGENT_DEBUG, "sentinel: %s (a death is seen when the sockets close)", strerror(-r));
+		cf_agent_log(a, CF_AGENT_DEBUG, "sentinel: %s (a death is seen when the connections close)",
+			     strerror(-r));
 		return;
 	}
-	if ((r = cf_sentinel_watch(&a->sen, cf_session_fd(&a->s))) < 0)
+	memset(&t, 0, sizeof(t));
+	snprintf(t.transport, sizeof(t.transport), "%s", a->o.transport);
+	snprintf(t.addr, sizeof(t.addr), "%s", a->s.addr);
+	memcpy(t.key, a->o.key, sizeof(t.key));
+	t.sys = a->s.sys;
+	t.epoch = a->s.epoch;
+	t.token = a->s.token;
+	t.connect_timeout_ms = a->o.connect_timeout_ms;
+	r = cf_sentinel_watch(&a->sen, &t);
+	sodium_memzero(t.key, sizeof(t.key));
+	if (r < 0)
 		cf_agent_log(a, CF_AGENT_DEBUG, "sentinel: watch: %s", strerror(-r));
 }
 

@@ -65,7 +65,7 @@ struct cf_agent_opts {
 	uint64_t hb_timeout_ns;  /* 0: the server's T; else must be <= it */
 	int connect_timeout_ms;
 	/*
-	 * Start the sentinel at JOIN (cf_sentinel.h, tcp only): the joining thread
+	 * Start the sentinel at JOIN (cf_sentinel.h): the joining thread
 	 * must live as long as the process, for its exit is taken as the
 	 * process's death. cfnode's main thread does; an application's thread
 	 * that opened a libcfnode handle need not, so the library leaves it out.
@@ -189,7 +189,7 @@ void cf_agent_init(struct cf_agent *a, const struct cf_agent_opts *o);
  * -EPERM: key refused, -EPROTO) or of the JOIN.
  */
 int cf_agent_join(struct cf_agent *a);
-/* Start the sentinel, or give it the new JOIN connection (cf_agent.c). */
+/* Start the sentinel, or tell it of the CF this incarnation is on now (cf_agent.c). */
 void cf_agent_sentinel_watch(struct cf_agent *a);
 /* A further session of this system (CONN_ATTACH): workload, recovery. */
 int cf_agent_open_session(struct cf_agent *a, struct cf_session *s);

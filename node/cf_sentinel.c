@@ -9,9 +9,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -21,34 +22,73 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cf_session.h"
 #include "cf_util.h"
 
 struct cf_sentinel_shm {
 	pthread_mutex_t m; /* held by the owner thread; robust, process-shared */
-	_Atomic int quiet; /* a clean stop: leave the connection alone */
+	_Atomic int quiet; /* a clean stop: say nothing to the CF */
 };
 
-/* How often the sentinel looks for a new connection to watch, and whether it was told to stop. */
+/* How often the sentinel looks for a new target, and whether it was told to stop. */
 #define TICK_NS 20000000L
+/* How long it waits for the CF's answer to DIED before it exits (the CF acts on arrival). */
+#define DIED_WAIT_MS 1000
+/* How long a clean stop waits for it before it is killed. */
+#define STOP_WAIT_MS 200
 /* the fds the child finds its end of the socketpair and the memfd on */
 #define CTL_FD 3
 #define SHM_FD 4
 
-static int recv_fd(int ctl, int *fd)
+/* The newest target the owner sent (ctl is a SOCK_SEQPACKET): 1 if one came, 0 if none, or -errno (-EPIPE: closed). */
+static int recv_target(int ctl, struct cf_sentinel_target *t)
 {
-	char byte, cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *cm;
-	ssize_t n = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct cf_sentinel_target in;
+	int got = 0;
+	ssize_t n;
 
-	if (n <= 0)
-		return n == 0 ? -EPIPE : -errno;
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-		return -EBADMSG;
-	memcpy(fd, CMSG_DATA(cm), sizeof(int));
-	return 0;
+	while ((n = recv(ctl, &in, sizeof(in), MSG_DONTWAIT)) == (ssize_t)sizeof(in)) {
+		*t = in;
+		got = 1;
+	}
+	if (n == 0)
+		return -EPIPE;
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		return -errno;
+	return got; /* a message of another size is not ours: dropped */
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[320];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "cf-sentinel[%ld]: ", (long)getpid());
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* the system's stderr: its log says what became of its sentinel */
+	dprintf(STDERR_FILENO, "%s\n", line);
+}
+
+/* Connect to t's CF as the incarnation's sentinel. true if attached. */
+static bool attach(struct cf_session *ss, const struct cf_sentinel_target *t)
+{
+	const char *why;
+	int r;
+
+	r = cf_session_open(ss, t->transport, t->addr, t->key, CF_ROLE_SYSTEM, t->connect_timeout_ms);
+	if (!r)
+		r = cf_session_sentinel(ss, t->sys, t->epoch, t->token);
+	if (!r)
+		return true;
+	why = cf_session_error_msg(ss);
+	say("cannot watch system %u epoch %u at %s (%s): %s%s%s; its death is seen when its connections close",
+	    t->sys, t->epoch, t->addr, t->transport, strerror(-r), why ? ": " : "", why ? why : "");
+	cf_session_close(ss);
+	return false;
 }
 
 /*
@@ -57,14 +97,16 @@ static int recv_fd(int ctl, int *fd)
  */
 static void sentinel_main(struct cf_sentinel_shm *shm, int ctl, pid_t parent)
 {
+	static struct cf_session ss;
+	static struct cf_sentinel_target t;
 	struct sched_param sp = {.sched_priority = 10};
-	int held = -1;
+	bool attached = false;
 
 	/* woken by the owner's death, it must run at once (as the heartbeat thread does) */
 	(void)sched_setscheduler(0, SCHED_FIFO, &sp);
 	for (;;) {
 		struct timespec ts;
-		int r, fd = -1;
+		int r;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += TICK_NS;
@@ -75,18 +117,24 @@ static void sentinel_main(struct cf_sentinel_shm *shm, int ctl, pid_t parent)
 		r = pthread_mutex_timedlock(&shm->m, &ts);
 		if (r == EOWNERDEAD || (r == ETIMEDOUT && getppid() != parent)) {
 			/* the owner thread is exiting: the system is dead, tell the CF now */
-			if (!atomic_load(&shm->quiet) && held >= 0)
-				(void)shutdown(held, SHUT_RDWR);
+			if (!atomic_load(&shm->quiet) && attached) {
+				r = cf_session_died(&ss, DIED_WAIT_MS);
+				/* a lost connection after the send is the usual end: the failure fenced it */
+				if (r < 0 && !cf_conn_lost(r))
+					say("DIED for system %u epoch %u: %s", t.sys, t.epoch, strerror(-r));
+			}
 			_exit(0);
 		}
 		if (r == 0 || atomic_load(&shm->quiet))
 			_exit(0); /* unlocked by its owner: a clean stop */
 		if (r != ETIMEDOUT)
 			_exit(1); /* the mutex is unusable: the system works without us */
-		while ((r = recv_fd(ctl, &fd)) == 0) {
-			if (held >= 0)
-				close(held);
-			held = fd;
+		r = recv_target(ctl, &t);
+		if (r == 1) {
+			if (attached)
+				cf_session_close(&ss);
+			attached = attach(&ss, &t);
+			explicit_bzero(t.key, sizeof(t.key)); /* the next target brings it again */
 		}
 		if (r == -EPIPE && atomic_load(&shm->quiet))
 			_exit(0);
@@ -118,9 +166,9 @@ int cf_sentinel_child(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	/* keep nothing open but ctl: the system's sockets must close when it closes them */
+	/* keep nothing of the system's open but ctl and stderr (its log) */
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	for (int i = 0; i < 3 && devnull >= 0; i++)
+	for (int i = 0; i < 2 && devnull >= 0; i++)
 		(void)dup2(devnull, i);
 	(void)syscall(SYS_close_range, (unsigned)CTL_FD + 1u, ~0u, 0u);
 	sentinel_main(shm, CTL_FD, (pid_t)parent);
@@ -136,7 +184,7 @@ int cf_sentinel_child(int argc, char **argv)
  * READ into the JOIN session's input buffer took 0.5-1 ms of such faults.
  * posix_spawn shares nothing after the exec of this very program
  * (/proc/self/exe), which hands the arguments to cf_sentinel_child(); the
- * mutex lives in a memfd the child maps, the connection comes over ctl.
+ * mutex lives in a memfd the child maps, its targets come over ctl.
  */
 int cf_sentinel_start(struct cf_sentinel *s)
 {
@@ -179,7 +227,7 @@ int cf_sentinel_start(struct cf_sentinel *s)
 	}
 	snprintf(pidarg, sizeof(pidarg), "%ld", (long)getpid());
 	{
-		int fds[SHM_FD + 1] = {-1, -1, -1, [CTL_FD] = sv[1], [SHM_FD] = mfd};
+		int fds[SHM_FD + 1] = {-1, -1, STDERR_FILENO, [CTL_FD] = sv[1], [SHM_FD] = mfd};
 		r = cf_spawn("/proc/self/exe", argv, fds, SHM_FD + 1, &pid);
 	}
 	if (r)
@@ -201,22 +249,11 @@ err_map:
 	return r;
 }
 
-int cf_sentinel_watch(struct cf_sentinel *s, int fd)
+int cf_sentinel_watch(struct cf_sentinel *s, const struct cf_sentinel_target *t)
 {
-	char byte = 0, cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *cm;
-
-	if (!s->shm || fd < 0)
+	if (!s->shm || !t)
 		return -EINVAL;
-	memset(cbuf, 0, sizeof(cbuf));
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(s->ctl, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -errno;
+	return send(s->ctl, t, sizeof(*t), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(*t) ? 0 : -errno;
 }
 
 void cf_sentinel_stop(struct cf_sentinel *s)
@@ -233,8 +270,20 @@ void cf_sentinel_stop(struct cf_sentinel *s)
 	 */
 	unlocked = pthread_mutex_unlock(&s->shm->m) == 0;
 	close(s->ctl);
-	while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	/*
+	 * It leaves within a tick, unless it is connecting to a CF that does not
+	 * answer (up to the connect bound): quiet, its end means nothing to the
+	 * CF, so it is not waited for.
+	 */
+	for (int i = 0; waitpid(s->pid, NULL, WNOHANG) == 0; i++) {
+		if (i == STOP_WAIT_MS) {
+			kill(s->pid, SIGKILL);
+			while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			break;
+		}
+		usleep(1000);
+	}
 	if (unlocked)
 		munmap(s->shm, sizeof(*s->shm));
 	s->shm = NULL;

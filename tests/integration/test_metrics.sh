@@ -73,7 +73,7 @@ log "counters moved ($((SECONDS - t0)) s): $(grep -hE '^cfplex_node_commits' "$C
 kill -KILL "${pids[1]}"
 failed() {
 	scrape "$CF_WORK/m3" --key "$MKEY" &&
-		grep -qE '^cfplex_failures_total\{cause="conn_lost"\} [1-9]' "$CF_WORK/m3.txt" &&
+		grep -qE '^cfplex_failures_total\{cause="(conn_lost|exiting)"\} [1-9]' "$CF_WORK/m3.txt" &&
 		grep -qE '^cfplex_fences_total [1-9]' "$CF_WORK/m3.txt"
 }
 wait_for 30 failed || fail "failure not counted: $(grep -E 'failures|fences' "$CF_WORK/m3.txt")"
