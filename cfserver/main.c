@@ -24,6 +24,7 @@
 #include "cf_image.h"
 #include "cf_slog.h"
 #include "cf_notify.h"
+#include "cf_proc.h"
 #include "cf_util.h"
 #include "../node/cf_fence.h"
 
@@ -237,7 +238,7 @@ int main(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof(cfg));
 	cf_slog_init("cfserver");
-	cf_malloc_keep(0); /* the answers of a failover meet no fresh pages (cf_util.h) */
+	cf_malloc_keep(0); /* the answers of a failover meet no fresh pages (cf_proc.h) */
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((o = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
 		r = 0;

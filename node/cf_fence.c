@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cf_proc.h"
 #include "cf_util.h"
 
 #ifndef SYS_pidfd_open

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cf_session.h"
+#include "cf_proc.h"
 #include "cf_util.h"
 
 struct cf_sentinel_shm {

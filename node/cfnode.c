@@ -39,6 +39,7 @@
 #include "cf_node.h"
 #include "cf_notify.h"
 #include "cf_slog.h"
+#include "cf_proc.h"
 #include "cf_util.h"
 
 /* exit codes: cf_node.h (the data directory needing the operator is 78, not restartable) */
@@ -50,7 +51,7 @@ _Static_assert((int)CF_NODE_EX_OK == CF_EX_OK && (int)CF_NODE_EX_OTHER == CF_EX_
 #define EX_OK_ CF_NODE_EX_OK
 #define EX_OTHER CF_NODE_EX_OTHER
 #define EX_USAGE_ CF_NODE_EX_USAGE
-/* the main thread's heap made resident at start: a recovery of a 4 MiB log's scan and release fit (cf_util.h) */
+/* the main thread's heap made resident at start: a recovery of a 4 MiB log's scan and release fit (cf_proc.h) */
 #define CF_NODE_HEAP_WARM (8u << 20)
 #define SELF_BACKOUT_WAIT_S 20 /* the workload thread's self-backout: writes and one fdatasync per file */
 
@@ -294,7 +295,7 @@ int main(int argc, char **argv)
 	w.bo.inflight = 1;
 	w.bo.group_commit = true; /* docs/design.md §6: the rig's stall was the tests' probe, not group commit */
 	cf_slog_init("cfnode");
-	cf_malloc_keep(CF_NODE_HEAP_WARM); /* a recovery meets no fresh pages (cf_util.h) */
+	cf_malloc_keep(CF_NODE_HEAP_WARM); /* a recovery meets no fresh pages (cf_proc.h) */
 	opterr = 0; /* cf_cli_bad_option says it in one line */
 	while ((c = getopt_long(argc, argv, ":qvh", lopts, NULL)) != -1) {
 		const char *bad = NULL;

@@ -28,6 +28,7 @@
 #include "cf_lock.h"
 #include "cf_log.h"
 #include "cf_session.h"
+#include "cf_proc.h"
 #include "cf_util.h"
 #include "cf_txn.h"
 
