@@ -92,8 +92,9 @@ static void gauge(FILE *f, const char *name, const char *help, double v)
 }
 
 static const char *const conn_role[CF_MC_COUNT] = {"handshake", "system", "console", "monitor", "closing"};
-static const char *const cause_label[CF_METRICS_CAUSES] = {"none",	   "conn_lost", "hb_timeout", "readmit",
-							   "protocol", "cf_restart", "no_resume", "exiting"};
+static const char *const cause_label[CF_METRICS_CAUSES] = {
+	"none", "conn_lost", "hb_timeout", "readmit", "protocol", "cf_restart", "no_resume", "exiting",
+};
 
 static void render_systems(FILE *f, const struct cf_metrics_view *v)
 {

@@ -467,12 +467,12 @@ int cf_session_sentinel(struct cf_session *s, uint32_t sys, uint32_t epoch, uint
 
 	r = cf_session_rpc(s, CF_CTRL_SENTINEL, &a, sizeof(a), CF_CTRL_STATUS, &st, sizeof(st),
 			   CF_SESSION_OP_TIMEOUT_MS);
-	if (r < 0)
-		return r;
+	if (r < 0 || st.status < 0)
+		return r < 0 ? r : st.status;
 	s->sys = sys;
 	s->epoch = epoch;
 	s->token = token;
-	return st.status;
+	return 0;
 }
 
 int cf_session_died(struct cf_session *s, int timeout_ms)

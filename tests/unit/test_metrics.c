@@ -97,6 +97,8 @@ int main(void)
 	cf_metrics_init(&m);
 	m.joins = 6;
 	m.failures[CF_FAIL_HB_TIMEOUT] = 2;
+	m.failures[CF_FAIL_EXITING] = 5; /* every cause has its label (cf_restart and no_resume were "none") */
+	m.failures[CF_FAIL_NO_RESUME] = 7;
 	cf_metrics_persist_time(&m, 500);       /* le 1e-06 */
 	cf_metrics_persist_time(&m, 2000000);   /* le 0.0025 */
 	cf_metrics_persist_time(&m, 1000000000); /* +Inf only */
@@ -107,6 +109,9 @@ int main(void)
 	CHECK(has(text, "cfplex_connections{role=\"system\"} 3"));
 	CHECK(has(text, "cfplex_joins_total 6"));
 	CHECK(has(text, "cfplex_failures_total{cause=\"hb_timeout\"} 2"));
+	CHECK(has(text, "cfplex_failures_total{cause=\"exiting\"} 5"));
+	CHECK(has(text, "cfplex_failures_total{cause=\"no_resume\"} 7"));
+	CHECK(has(text, "cfplex_failures_total{cause=\"cf_restart\"} 0"));
 	CHECK(has(text, "cfplex_takeover_refusals_total 4"));
 	CHECK(has(text, "cfplex_restart_recovery 1") && has(text, "cfplex_restart_recovery_instances_left 1"));
 	CHECK(has(text, "cfplex_systems{state=\"active\"} 1") && has(text, "cfplex_systems{state=\"failed\"} 1"));
