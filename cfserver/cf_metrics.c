@@ -95,6 +95,7 @@ static const char *const conn_role[CF_MC_COUNT] = {"handshake", "system", "conso
 static const char *const cause_label[CF_METRICS_CAUSES] = {
 	"none", "conn_lost", "hb_timeout", "readmit", "protocol", "cf_restart", "no_resume", "exiting",
 };
+_Static_assert(CF_FAIL_EXITING + 1 == CF_METRICS_CAUSES, "a label for every enum cf_fail_cause");
 
 static void render_systems(FILE *f, const struct cf_metrics_view *v)
 {
