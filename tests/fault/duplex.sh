@@ -212,8 +212,11 @@ while [ "$k" -lt "$ROUNDS" ] || { [ "$takeovers" -lt "$MIN_TAKEOVERS" ] && [ "$k
 		continue
 	fi
 	n0=$(count "$s" "taking over as the primary CF")
-	declare -A SW0=()
-	for x in SYS1 SYS2 SYS3; do SW0[$x]=$(switched $x); done
+	declare -A SW0=() SEN0=()
+	for x in SYS1 SYS2 SYS3; do
+		SW0[$x]=$(switched $x)
+		SEN0[$x]=$(count "$s" "SENTINEL: .* watches $x (")
+	done
 	victim=
 	if [ "$r" -ge 6 ]; then
 		victim=SYS$((RANDOM % 3 + 1))
@@ -252,6 +255,9 @@ while [ "$k" -lt "$ROUNDS" ] || { [ "$takeovers" -lt "$MIN_TAKEOVERS" ] && [ "$k
 	[ -n "$victim" ] && node_start "$victim"
 	for x in SYS1 SYS2 SYS3; do
 		wait_progress 60 $x 3 || fail "duplex: round $k ($how): $x did not resume on $s: $(tail -n 3 "$CF_WORK/$x.log")"
+		# its sentinel followed it: a death on the new primary is told as early as before
+		wait_for 30 eval '[ "$(count '"$s"' "SENTINEL: .* watches '"$x"' (")" -gt '"${SEN0[$x]}"' ]' ||
+			fail "duplex: round $k ($how): $x's sentinel did not attach to $s: $(grep -h "cf-sentinel" "$CF_WORK/$x.log" | tail -n 2)"
 	done
 	secondary_wait "$p"
 	log "duplex: round $k: $how: $s took over, systems switched keeping their incarnations, $p is the secondary"
