@@ -180,10 +180,12 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 			return -EBADMSG;
 		return fz_grants(&u.joined.grants);
 	case CF_CTRL_CONN_ATTACH:
+	case CF_CTRL_SENTINEL:
 		if (u.attach.sys >= m->geo.max_systems || u.attach.epoch > CF_EPOCH_MASK)
 			return -EINVAL;
 		return 0;
 	case CF_CTRL_GOODBYE:
+	case CF_CTRL_DIED:
 		return 0;
 	case CF_CTRL_PERSIST:
 		/* what the CF checks before the grants: a non-empty range inside the image */
@@ -300,8 +302,9 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 	case CF_CTRL_EVENT:
 		if (strcmp(cf_event_type_str(u.event.type), "?") == 0)
 			return -EBADMSG;
-		if (u.event.cause > CF_FAIL_PROTOCOL)
+		if (u.event.cause > CF_FAIL_EXITING)
 			return -EBADMSG;
+		FUZZ_ASSERT(strcmp(cf_fail_cause_str(u.event.cause), "unknown") != 0);
 		switch (u.event.type) {
 		case CF_EV_SYS_FAILED:
 			if (u.event.sys >= m->geo.max_systems || u.event.epoch > CF_EPOCH_MASK)
