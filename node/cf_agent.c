@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "cf_fault.h"
+#include "cf_slog.h"
 #include "cf_util.h"
 #include "cf_words.h"
 
@@ -144,6 +145,10 @@ void cf_agent_sentinel_watch(struct cf_agent *a)
 	t.epoch = a->s.epoch;
 	t.token = a->s.token;
 	t.connect_timeout_ms = a->o.connect_timeout_ms;
+	/* the sentinel is cfnode's (o.sentinel): its lines are cfnode's, as cfnode logs */
+	snprintf(t.log_ident, sizeof(t.log_ident), "cfnode[%s]", a->o.system);
+	t.log_level = cf_slog_level;
+	t.log_prefix = cf_slog_prefixed();
 	r = cf_sentinel_watch(&a->sen, &t);
 	sodium_memzero(t.key, sizeof(t.key));
 	if (r < 0)

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "cf_session.h"
+#include "cf_slog.h"
 #include "cf_proc.h"
 #include "cf_util.h"
 
@@ -59,19 +59,19 @@ static int recv_target(int ctl, struct cf_sentinel_target *t)
 	return got; /* a message of another size is not ours: dropped */
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
+/* Log as the system does (the target's IDENT, level and prefix), on the system's stderr. */
+static void log_as(const struct cf_sentinel_target *t)
 {
-	char line[320];
-	va_list ap;
-	int n;
+	static char ident[sizeof(t->log_ident)];
 
-	n = snprintf(line, sizeof(line), "cf-sentinel[%ld]: ", (long)getpid());
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	/* the system's stderr: its log says what became of its sentinel */
-	dprintf(STDERR_FILENO, "%s\n", line);
+	memcpy(ident, t->log_ident, sizeof(ident));
+	ident[sizeof(ident) - 1] = 0;
+	if (ident[0])
+		cf_slog_set_ident(ident);
+	if (t->log_level >= CF_SLOG_ERR && t->log_level <= CF_SLOG_DEBUG)
+		cf_slog_level = t->log_level;
+	if (t->log_prefix)
+		cf_slog_force_prefix();
 }
 
 /* Connect to t's CF as the incarnation's sentinel. true if attached. */
@@ -86,8 +86,10 @@ static bool attach(struct cf_session *ss, const struct cf_sentinel_target *t)
 	if (!r)
 		return true;
 	why = cf_session_error_msg(ss);
-	say("cannot watch system %u epoch %u at %s (%s): %s%s%s; its death is seen when its connections close",
-	    t->sys, t->epoch, t->addr, t->transport, strerror(-r), why ? ": " : "", why ? why : "");
+	/* -EPERM: the incarnation ended while we connected (a short life, a clean leave): nothing to watch */
+	cf_slog(r == -EPERM ? CF_SLOG_INFO : CF_SLOG_WARN,
+		"sentinel: cannot watch system %u epoch %u at %s (%s): %s%s%s; its death is seen when its connections close",
+		t->sys, t->epoch, t->addr, t->transport, strerror(-r), why ? ": " : "", why ? why : "");
 	cf_session_close(ss);
 	return false;
 }
@@ -122,7 +124,7 @@ static void sentinel_main(struct cf_sentinel_shm *shm, int ctl, pid_t parent)
 				r = cf_session_died(&ss, DIED_WAIT_MS);
 				/* a lost connection after the send is the usual end: the failure fenced it */
 				if (r < 0 && !cf_conn_lost(r))
-					say("DIED for system %u epoch %u: %s", t.sys, t.epoch, strerror(-r));
+					cf_slog_warn("sentinel: DIED for system %u epoch %u: %s", t.sys, t.epoch, strerror(-r));
 			}
 			_exit(0);
 		}
@@ -132,6 +134,7 @@ static void sentinel_main(struct cf_sentinel_shm *shm, int ctl, pid_t parent)
 			_exit(1); /* the mutex is unusable: the system works without us */
 		r = recv_target(ctl, &t);
 		if (r == 1) {
+			log_as(&t);
 			if (attached)
 				cf_session_close(&ss);
 			attached = attach(&ss, &t);
@@ -149,10 +152,12 @@ int cf_sentinel_child(int argc, char **argv)
 	long parent;
 	int devnull;
 
+	/* its own name until a target names the system it watches (log_as) */
+	cf_slog_init("cf-sentinel");
 	parent = argc == 3 && !strcmp(argv[1], CF_SENTINEL_ARG) ? strtol(argv[2], &end, 10) : 0;
 	if (parent <= 1 || *end || fcntl(SHM_FD, F_GETFD) < 0 || fcntl(CTL_FD, F_GETFD) < 0) {
-		fprintf(stderr, "%s is the program's own sentinel (cf_sentinel.h), started by itself: not an option\n",
-			CF_SENTINEL_ARG);
+		cf_slog_usage("%s is the program's own sentinel (cf_sentinel.h), started by itself: not an option",
+			      CF_SENTINEL_ARG);
 		return 2;
 	}
 	(void)prctl(PR_SET_NAME, "cf-sentinel", 0, 0, 0);
@@ -163,8 +168,7 @@ int cf_sentinel_child(int argc, char **argv)
 	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED, SHM_FD, 0);
 	if (shm == MAP_FAILED) {
 		/* stderr is still the system's: its log says why it runs without a sentinel */
-		fprintf(stderr, "cf-sentinel: cannot map the owner's mutex: %s; the system goes on without it\n",
-			strerror(errno));
+		cf_slog_warn("cannot map the owner's mutex: %s; the system goes on without a sentinel", strerror(errno));
 		return 1;
 	}
 	/* keep nothing of the system's open but ctl and stderr (its log) */

@@ -67,6 +67,10 @@ struct cf_sentinel_target {
 	uint32_t sys, epoch;
 	uint64_t token;
 	int32_t connect_timeout_ms;
+	/* its log lines: the system's IDENT ("cfnode[SYS1]"), level and priority prefix (cf_slog.h) */
+	char log_ident[CF_NAME_MAX + 16];
+	int32_t log_level;
+	uint32_t log_prefix;
 };
 /* Give the sentinel its target; it connects on its own, without holding up the caller. 0 or -errno. */
 int cf_sentinel_watch(struct cf_sentinel *s, const struct cf_sentinel_target *t);
