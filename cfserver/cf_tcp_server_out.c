@@ -16,7 +16,7 @@ static void conn_stop_io(struct cf_sconn *c)
 	ev_timer_stop(c->t->loop, &c->linger);
 }
 
-/* The connection is finished: close the socket, report it from the reaper. */
+/* The connection is finished: the reaper closes the socket and reports it. */
 void ts_conn_dead(struct cf_sconn *c, int err)
 {
 	struct cf_tserver *t = c->t;
@@ -29,9 +29,14 @@ void ts_conn_dead(struct cf_sconn *c, int err)
 	c->in_len = 0;
 	c->ngrants = 0;
 	conn_stop_io(c);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	/*
+	 * The socket is closed by the reaper, not here: with its watchers
+	 * stopped nothing of c is read or executed any more, which is the
+	 * barrier. A close(2) of a loopback socket delivers the FIN (or RST) to
+	 * the peer inline, 15-60 us each; failure processing fences every
+	 * connection of the incarnation before it publishes the failure, and
+	 * those closes held back the events by 50-250 us.
+	 */
 	list_del(&t->live, c);
 	list_add(&t->dead, c);
 	ev_prepare_start(t->loop, &t->reaper);
