@@ -484,9 +484,7 @@ int cf_inst_ctx_setup(struct cf_inst_ctx *ic, struct cf_session *s, bool clean_s
 		if (rel)
 			cf_agent_log(a, CF_AGENT_WARN, "%s: released %u lock class(es) left in its record list",
 				     ic->name, rel);
-		r = cf_log_reset(&ic->log);
-		if (r)
-			goto err_scan;
+		/* the log was emptied (durably) by the backout; the list's clearing WRITEs are posted */
 	}
 	cf_log_scan_free(&sc);
 	r = cf_lock_table_init(&ic->locks, s, ic->index, a->epoch);

@@ -239,8 +239,8 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 
 /*
  * env->decided: a line per transaction appended to --recovery-journal, all of
- * a recovery's lines in one write (this runs between the log read and the
- * backout). Best effort: it only reports.
+ * a recovery's lines in one write (this runs once the locks are released).
+ * Best effort: it only reports.
  */
 static void decided_write(void *arg, uint32_t inst, const char *inst_name, const struct cf_txn_outcome *v, size_t n)
 {
@@ -388,7 +388,8 @@ static void consider(struct cf_agent *a, uint32_t inst, uint64_t reg, bool opera
 	case CF_DETECT_NOTHING:
 		return;
 	case CF_DETECT_ANNOUNCE:
-		if (inst < a->s.map.geo.max_instances)
+		/* the slot's READ may still be posted (cf_recovery_on_event) */
+		if (inst < a->s.map.geo.max_instances && cf_session_drain(&a->s) == 0)
 			memcpy(name, st->table[inst].name, CF_NAME_MAX - 1);
 		cf_agent_log(a, CF_AGENT_WARN,
 			     "instance %s failed (incident %u): policy operator, waiting for `cfctl recover %s`",
@@ -417,9 +418,15 @@ void cf_recovery_on_event(struct cf_agent *a, const struct cf_event *ev)
 		break;
 	case CF_EV_INST_FAILED:
 		cf_detector_seen(&st->det, ev->inst, cf_reg_incident(ev->reg), now, ev->fence_us);
+		/*
+		 * Posted, not awaited: a recovery's first READ (the same slot) comes
+		 * after it and covers it, and an announcement waits for it (consider).
+		 * Awaited here it cost every failover a round trip before the
+		 * registration.
+		 */
 		if (ev->inst < a->s.map.geo.max_instances)
-			cf_session_read(&a->s, cf_inst_off(&a->s.map, ev->inst), &st->table[ev->inst],
-					sizeof(st->table[ev->inst]));
+			cf_session_post_read(&a->s, cf_inst_off(&a->s.map, ev->inst), &st->table[ev->inst],
+					     sizeof(st->table[ev->inst]));
 		consider(a, ev->inst, ev->reg, false);
 		break;
 	case CF_EV_POLICY:

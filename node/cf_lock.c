@@ -664,8 +664,8 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 	zero = calloc(1, READ_CHUNK);
 	cls = malloc(n * sizeof(*cls));
 	word = malloc(n * sizeof(*word));
-	which = malloc(2 * n * sizeof(*which));
-	ops = calloc(2 * n > nchunks ? 2 * n : nchunks, sizeof(*ops)); /* up to two guesses a class */
+	which = malloc(n * sizeof(*which));
+	ops = calloc(n > nchunks ? n : nchunks, sizeof(*ops));
 	if ((!pre && !ents) || !zero || !cls || !word || !which || !ops) {
 		r = -ENOMEM;
 		goto out_free;
@@ -716,17 +716,13 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 			ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = map->off_locks + cls[j] * 8u,
 							.compare = word[j], .swap = next};
 			/*
-			 * The first round guesses the word from the entries; a class with
-			 * waiters queued at the CF has Q too. Guess that as well, in the same
-			 * batch: at most one of the two matches, and a waiter's class costs
-			 * no extra round trip on the failover path.
+			 * One guess a class: the word its entries imply. A class with
+			 * waiters queued at the CF has Q too, so its guess fails and
+			 * returns the word, and the next round uses it: one round trip
+			 * more, for the few recoveries that find a queued class. (Both
+			 * guesses in every first round cost each recovery 3 us per class
+			 * over tcp, 0.26-0.76 ms for 60-120 classes, bench/RESULTS.md.)
 			 */
-			if (k == 0 && !cf_lock_queued(word[j]) &&
-			    !cf_lock_release_next(word[j] | CF_LOCK_QBIT, inst, &next)) {
-				which[m] = j;
-				ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = map->off_locks + cls[j] * 8u,
-								.compare = word[j] | CF_LOCK_QBIT, .swap = next};
-			}
 		}
 		if (!m)
 			break;
@@ -739,8 +735,6 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 				r = ops[q].status;
 				goto out_free;
 			}
-			if (cls[j] == UINT64_MAX)
-				continue; /* the other guess of the pair took it */
 			if (ops[q].value == ops[q].compare) {
 				done++;
 				cls[j] = UINT64_MAX;
@@ -762,9 +756,10 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 	}
 	/*
 	 * No drain: a posted WRITE's bytes are copied when it is posted (both
-	 * transports), and both callers' next operation is an awaited WRITE on
-	 * the same session (cf_log_reset), which completes only after these (RC
-	 * order). One round trip less on the failover path.
+	 * transports), and whatever the caller does next on the same session
+	 * executes at the CF after these (RC order): the recovery's UNREG, a
+	 * clean start's first lock or log operation. One round trip less on the
+	 * failover path.
 	 */
 	if (released)
 		*released = done;

@@ -157,8 +157,8 @@ uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
  * last valid record. On a durable CF the live records it found count as
  * not yet durable: the next cf_log_persist or cf_log_flush persists them
  * with whatever was appended since. Nothing may be
- * acted on from what it found before that (cf_txn_backout_mark persists
- * even when it appends nothing): a switch of CF or a power loss could still
+ * acted on from what it found before that (cf_txn_backout_close persists
+ * the emptied log): a switch of CF or a power loss could still
  * take those bytes back. When sc is not NULL the scan is handed to the
  * caller (recovery: the records, the in-flight transactions) together with
  * the copy of the region its images point into (sc->copy), which
@@ -227,5 +227,17 @@ int cf_log_persist(struct cf_log *l);
  * on (recovery, after its ABORT/END records, and a clean start).
  */
 int cf_log_reset(struct cf_log *l);
+
+/*
+ * Empty the log and make that durable before returning: head = tail, LSNs go
+ * on, and (on a durable CF) the header persisted, nothing else. What a
+ * recovery does once its before-images are synced, before it releases a
+ * lock: no later scan of this log, at this CF or from its durable copy
+ * after a switch or a restart, finds a transaction to back out again, so a
+ * record that another system commits after the release is never overwritten
+ * by a second backout; a COMMIT the scan found stays committed for the same
+ * reason. One awaited WRITE (memory CF) or one persist (durable CF).
+ */
+int cf_log_close_durable(struct cf_log *l);
 
 #endif

@@ -25,9 +25,9 @@
  *   read log    scan from the head; stops at the first torn/corrupt record.
  *   back out    before-images of every in-flight transaction (UPDATEs with no
  *               COMMIT/ABORT), reverse LSN order.
- *   sync        fdatasync every touched file; then ABORT records.
- *   release     every hold of I named by its record list; list cleared;
- *               log reset.
+ *   sync        fdatasync every touched file; then I's log emptied, durably
+ *               (no ABORT records: an empty log is the mark).
+ *   release     every hold of I named by its record list; list cleared.
  *   unregister  a control request: cfserver revokes our grants on I as it
  *               CASes ACTIVE(C, e, k) → INACTIVE_CLEAN(k).
  *
@@ -44,9 +44,10 @@
  *     fired (model counterexample "lease"); with --fence-agent none only
  *     the lease stands, and that choice is logged as unsafe.
  *   - I's locks are released only after its backout is synced (I4).
- *   - Every step is idempotent: before-images are absolute, ABORT is appended
- *     only after the sync, releases remove only I's hold. A counterpart that
- *     dies anywhere leaves a state the next one finishes.
+ *   - Every step is idempotent: before-images are absolute, the log is
+ *     emptied only after the sync and before the first release, releases
+ *     remove only I's hold. A counterpart that dies anywhere leaves a state
+ *     the next one finishes.
  */
 #include "cf_recovery.h"
 
@@ -77,6 +78,14 @@ struct run {
 	uint64_t t_phase; /* monotonic start of the running phase */
 	uint64_t t_start; /* monotonic start of this call: after we learned of the failure */
 	uint32_t nrecords; /* the record list's span (cf_log_hdr): entries the release reads */
+	/*
+	 * The failed owner's system slot, READ posted behind the instance slot's
+	 * and completed by the registration CAS after it (RC order): the disk
+	 * fence needs its name, and an awaited READ of its own cost the failover
+	 * a round trip. ss_ready: posted and covered by an awaited operation.
+	 */
+	struct cf_sys_slot fail_ss;
+	bool ss_posted, ss_ready;
 	/*
 	 * One buffer per phase: the rinfo WRITEs are posted without waiting (they
 	 * are informational and must not add round trips to the failover), so
@@ -180,7 +189,9 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 	}
 	rep->failed_sys = slot->fail_sys;
 	rep->failed_epoch = slot->fail_epoch;
-	if (cf_session_read(x->env->s, cf_sys_off(&x->env->s->map, slot->fail_sys), &ss, sizeof(ss)) == 0)
+	if (x->ss_ready)
+		memcpy(rep->failed_name, x->fail_ss.name, CF_NAME_MAX - 1);
+	else if (cf_session_read(x->env->s, cf_sys_off(&x->env->s->map, slot->fail_sys), &ss, sizeof(ss)) == 0)
 		memcpy(rep->failed_name, ss.name, CF_NAME_MAX - 1);
 	memcpy(t.name, rep->failed_name, CF_NAME_MAX);
 	memcpy(t.host, slot->fail_host, sizeof(slot->fail_host));
@@ -277,6 +288,9 @@ static int read_slot(struct run *x, uint64_t detect_real_ns, uint32_t cf_fence_u
 	if (r < 0)
 		return fail(x, r, "read instance slot: %s", strerror(-r));
 	memcpy(rep->inst_name, slot->name, CF_NAME_MAX - 1);
+	if (slot->fail_incident == rep->incident && slot->fail_sys < x->env->s->map.geo.max_systems)
+		x->ss_posted = cf_session_post_read(x->env->s, cf_sys_off(&x->env->s->map, slot->fail_sys), &x->fail_ss,
+						    sizeof(x->fail_ss)) == 0;
 	rep->fail_real_ns = slot->fail_incident == rep->incident ? slot->fail_ns : 0;
 	/* detect: from the CF's declaration to this system knowing of it */
 	if (rep->fail_real_ns && detect_real_ns > rep->fail_real_ns)
@@ -297,6 +311,7 @@ static int step_register(struct run *x, uint64_t failed_reg)
 	r = cf_session_cas(s, cf_inst_off(m, x->inst), failed_reg, mine, &old);
 	if (r < 0)
 		return fail(x, r, "registration CAS: %s", strerror(-r));
+	x->ss_ready = x->ss_posted; /* its completion came before the CAS's */
 	if (old == failed_reg)
 		return 0;
 	rep->holder_reg = old;
@@ -437,9 +452,11 @@ static struct cf_rec_entry *prefetch_records(struct run *x, const struct cf_log_
 }
 
 /*
- * 6. sync, then ABORT so that a second recovery finds nothing to do. Its
- * persist also makes durable what the log's attach found, COMMITs included:
- * only then are the decisions told (and the locks released after it).
+ * 6. sync, then empty the log, durably, so that a second recovery finds
+ * nothing to do: from then on what the log's attach found, COMMITs included,
+ * is final, and the decisions may be told (after the release: the locks
+ * first). Its awaited operation also completes the record list's READs
+ * posted before the sync (RC order).
  */
 static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan *sc)
 {
@@ -451,26 +468,27 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
 	while (retry_step(x, r, a++));
 	if (r >= 0) {
 		uint32_t ntx = 0;
-		r = cf_txn_backout_mark(log, sc, env->lease, env->lease_arg, &ntx);
+		r = cf_txn_backout_close(log, sc, env->lease, env->lease_arg, &ntx);
 		x->rep->txns_inflight = ntx;
 	}
-	if (r >= 0)
-		tell_outcomes(x, sc);
 	return r < 0 ? fail(x, r, "sync after backout of %s: %s", x->rep->inst_name, strerror(-r)) : 0;
 }
 
 /*
- * 7. release every lock the record list names; clear it; reset the log.
- * records: prefetch_records() posted its READs (awaited here), or NULL.
+ * 7. release every lock the record list names; clear it.
+ * records: prefetch_records() posted its READs, or NULL. Over a memory CF the
+ * close's awaited WRITE came after them, so they are complete; over a durable
+ * one the close ends with a PERSIST reply, which RC orders after nothing the
+ * CF's NIC answers itself, so they are awaited here.
  */
-static int step_release(struct run *x, struct cf_log *log, struct cf_rec_entry *records)
+static int step_release(struct run *x, const struct cf_log_scan *sc, struct cf_rec_entry *records)
 {
 	struct cf_session *s = x->env->s;
 	struct cf_recovery_report *rep = x->rep;
 	uint32_t released = 0;
 	int r;
 
-	if (records && (r = cf_session_drain(s)) < 0)
+	if (records && cf_session_persist_needed(s) && (r = cf_session_drain(s)) < 0)
 		return fail(x, r, "read the record list of %s: %s", rep->inst_name, strerror(-r));
 	/*
 	 * The X words of the failed owner name its epoch (cf_lock_x): guess them
@@ -479,11 +497,11 @@ static int step_release(struct run *x, struct cf_log *log, struct cf_rec_entry *
 	 */
 	r = cf_lock_release_instance(s, x->inst, rep->failed_epoch, records, x->nrecords, &released);
 	rep->locks_released = released;
-	if (r >= 0)
-		r = cf_log_reset(log);
 	if (r < 0)
 		return fail(x, r, "release locks of %s: %s", rep->inst_name, strerror(-r));
+	/* the CASes that freed them have completed; the list's clearing WRITEs are posted */
 	rep->locks_free_real_ns = cf_real_ns();
+	tell_outcomes(x, sc);
 	return 0;
 }
 
@@ -607,7 +625,7 @@ attach:
 		goto out;
 	CF_FAULT("rec.after_backout");
 	phase(x, CF_PHASE_RELEASE);
-	if ((r = step_release(x, &log, records)) < 0)
+	if ((r = step_release(x, &sc, records)) < 0)
 		goto out;
 	/*
 	 * After the release (the locks are free as early as before) and before the

@@ -551,42 +551,30 @@ out:
 	return r;
 }
 
-int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
-			uint32_t *ntx)
+int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
+			 uint32_t *ntx)
 {
 	uint64_t *txids;
 	size_t ntxids = 0;
 	int r;
 
-	/* ABORT + END for every in-flight transaction (also those with no UPDATE). */
+	/* the in-flight transactions (also those with no UPDATE): what the close ends */
 	r = cf_log_scan_open_txids(sc, &txids, &ntxids);
 	if (r)
 		return r;
+	free(txids);
+	/* a counterpart that froze and was declared failed must not write */
+	if (lease_fn && (r = lease_fn(lease_arg)))
+		return r;
 	/*
-	 * Posted, and awaited once at the end (RC order: the drain's completion
-	 * comes after all of them): the caller releases locks only after this
-	 * returns. Each awaited in turn cost a round trip per record, 2 ms for
-	 * 17 transactions on the failover path.
+	 * An empty log, durable before the caller releases a lock: no ABORT/END
+	 * records (they took a flush of their own and a reset after the release,
+	 * one round trip more on the failover path than this), and what the
+	 * attach found, a COMMIT included, is final as it is.
 	 */
-	for (size_t k = 0; k < ntxids; k++) {
-		if (lease_fn && (r = lease_fn(lease_arg)))
-			break;
-		r = cf_log_append(log, CF_LR_ABORT, txids[k], 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
-		if (r == 0)
-			r = cf_log_append(log, CF_LR_END, txids[k], 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
-		if (r)
-			break;
-	}
-	/*
-	 * Also with nothing appended: what the log's attach found (a COMMIT the
-	 * caller keeps committed) must be durable before the caller releases
-	 * locks (cf_log_attach). cf_log_persist is free when it already is.
-	 */
-	if (!r)
-		r = ntxids ? cf_log_flush(log) : cf_log_persist(log);
+	r = cf_log_close_durable(log);
 	if (!r && ntx)
 		*ntx = (uint32_t)ntxids;
-	free(txids);
 	return r;
 }
 
@@ -598,7 +586,7 @@ int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_l
 	if (!r)
 		r = cf_data_sync_all(d);
 	if (!r)
-		r = cf_txn_backout_mark(log, sc, lease_fn, lease_arg, ntx);
+		r = cf_txn_backout_close(log, sc, lease_fn, lease_arg, ntx);
 	return r;
 }
 

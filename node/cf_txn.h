@@ -169,22 +169,25 @@ int cf_txn_backout(struct cf_txn *t);
  * Back out what a log scan shows in flight (a clean start finding leftovers;
  * usable by recovery): before-images written back in reverse LSN order
  * (lease-checked when lease != NULL), fdatasync of every file touched, then
- * ABORT and END appended to log for each in-flight transaction. Idempotent: a
- * second run over a fresh scan finds nothing in flight. *ntx: transactions
- * backed out (may be NULL).
+ * the log emptied durably (cf_txn_backout_close). Idempotent: a second run
+ * over a fresh scan finds nothing in flight. *ntx: transactions backed out
+ * (may be NULL).
  */
 int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *),
 			void *lease_arg, uint32_t *ntx);
 /*
  * Its two halves, for recovery (which times them apart and syncs between):
- * apply writes the before-images (*nupd of them); mark appends ABORT and END
- * for every in-flight transaction (*ntx of them) - only after the caller's
- * fdatasync, so that a second recovery is a no-op only once the data is safe.
+ * apply writes the before-images (*nupd of them); close empties the log and
+ * makes that durable (cf_log_close_durable), counting the in-flight
+ * transactions it ends (*ntx) - only after the caller's fdatasync, so that a
+ * second recovery is a no-op only once the data is safe, and before any lock
+ * is released, so that a second recovery never writes a before-image over
+ * what another system committed since.
  */
 int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
 			 uint64_t *nupd);
-int cf_txn_backout_mark(struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
-			uint32_t *ntx);
+int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
+			 uint32_t *ntx);
 
 /*
  * Self-backout, for a volatile CF whose connection is lost (docs/design.md,

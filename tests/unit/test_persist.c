@@ -245,18 +245,19 @@ static void test_durable(void)
 
 /*
  * Peer backout (cf_recovery.c): a counterpart attaches the failed instance's
- * log, backs out and appends ABORT/END posted, then cf_txn_backout_mark's
- * flush; the locks go after it returns. So the ABORTs must be on the medium
- * by then, or a power failure would make the next recovery back out again
- * over data other transactions have since committed.
+ * log, backs out, syncs, then cf_txn_backout_close empties the log; the locks
+ * go after it returns. So the empty log must be on the medium by then, with
+ * one persist, or a power failure would make the next recovery back out
+ * again over data other transactions have since committed.
  */
-static void test_peer_backout_mark(void)
+static void test_peer_backout_close(void)
 {
 	struct env e;
 	struct cf_txn t1, t2;
 	struct cf_log rlog;
-	struct cf_log_scan sc;
+	struct cf_log_scan sc, msc;
 	uint32_t ntx = 0;
+	uint64_t calls;
 	size_t nupd;
 	int64_t v = 1;
 
@@ -268,8 +269,14 @@ static void test_peer_backout_mark(void)
 	/* the owner "dies" here: both in flight, their UPDATEs on the medium */
 	CHECK(on_medium(&e, t1.id, &nupd) == 0 && on_medium(&e, t2.id, &nupd) == 0);
 	CHECK(cf_log_attach(&rlog, &e.s, INST, &sc) == 0);
-	CHECK(cf_txn_backout_mark(&rlog, &sc, NULL, NULL, &ntx) == 0 && ntx == 2);
-	CHECK(on_medium(&e, t1.id, &nupd) == 1 && on_medium(&e, t2.id, &nupd) == 1);
+	calls = persist_calls;
+	CHECK(cf_txn_backout_close(&rlog, &sc, NULL, NULL, &ntx) == 0 && ntx == 2);
+	CHECK(persist_calls - calls == 1);
+	/* the medium's log is empty: a second recovery from it finds nothing in flight */
+	CHECK(on_medium(&e, t1.id, &nupd) == -1 && on_medium(&e, t2.id, &nupd) == -1);
+	CHECK(cf_log_scan(medium + cf_log_off(&e.s.map, INST), e.s.map.geo.log_size, &msc) == 0);
+	CHECK(msc.n == 0 && msc.head == rlog.tail);
+	cf_log_scan_free(&msc);
 	cf_log_scan_free(&sc);
 	cf_log_detach(&rlog);
 	cf_txn_free(&t1);
@@ -443,7 +450,7 @@ int main(void)
 	test_heap_warm();
 	test_resident_copy();
 	test_durable();
-	test_peer_backout_mark();
+	test_peer_backout_close();
 	test_next_writer_head();
 	test_not_needed(&stub_ops, 0, "volatile CF");
 	if (failures) {
