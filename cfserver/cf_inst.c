@@ -330,7 +330,8 @@ static int reg_request(struct core_conn *cc, uint64_t id, const char *op, uint32
 void inst_on_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref *ref)
 {
 	struct cf_core *c = cc->core;
-	struct cf_grants gs;
+	struct cf_inst_grants ig;
+	struct cf_grants *gsp = &ig.grants;
 	struct reg_req q;
 	uint32_t i;
 	int r;
@@ -355,7 +356,7 @@ void inst_on_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref 
 	 * INACTIVE_CLEAN here would never recover the log the grants let fill.
 	 */
 	core_persist(c, cf_inst_off(c->map, i), sizeof(struct cf_inst_slot));
-	memset(&gs, 0, sizeof(gs));
+	memset(&ig, 0, sizeof(ig));
 	/* attached again (e.g. after a retry): old grants on this instance go, fresh ones come */
 	for (uint32_t k = 0; k < cc->ngrants; k++)
 		if (grant_on_inst(&cc->grants[k], i)) {
@@ -363,18 +364,28 @@ void inst_on_attach(struct core_conn *cc, uint64_t id, const struct cf_inst_ref 
 			break;
 		}
 	r = core_grant(cc, CF_RGN_RECORDS, i, cf_rec_off(c->map, i), c->map->records_size,
-		       CF_R_READ | CF_R_WRITE | CF_R_ATOMIC, &gs.g[0]);
+		       CF_R_READ | CF_R_WRITE | CF_R_ATOMIC, &gsp->g[0]);
 	if (r == 0)
 		r = core_grant(cc, CF_RGN_LOG, i, cf_log_off(c->map, i), c->map->geo.log_size,
-			       CF_R_READ | CF_R_WRITE, &gs.g[1]);
+			       CF_R_READ | CF_R_WRITE, &gsp->g[1]);
 	if (r < 0) {
 		core_status(cc, id, CF_CTRL_STATUS, r, "cannot grant: %s", strerror(-r));
 		return;
 	}
-	gs.count = 2;
+	gsp->count = 2;
 	c->inst[i] = (struct core_inst){.base = c->inst[i].base, .held = 1, .hsys = q.s, .hepoch = q.e,
 					.hinc = cf_reg_incident(q.w)};
-	core_send(cc, id, CF_CTRL_GRANTS, &gs, sizeof(gs));
+	if (ref->flags & CF_ATTACH_LOG_HDR) {
+		/*
+		 * The header as it is now: whoever held the instance before was
+		 * fenced (failure processing, or its INST_UNREG) before the word
+		 * let this system register, so no write of theirs lands after this.
+		 */
+		memcpy(&ig.log, c->base + cf_log_off(c->map, i), sizeof(ig.log));
+		core_send(cc, id, CF_CTRL_INST_GRANTS, &ig, sizeof(ig));
+	} else {
+		core_send(cc, id, CF_CTRL_GRANTS, gsp, sizeof(*gsp));
+	}
 	cf_slog_info("INST_ATTACH: %s may use the log and record list of %s (incident %u)", q.sn, q.in,
 		 cf_reg_incident(q.w));
 }

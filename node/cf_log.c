@@ -647,9 +647,9 @@ static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t 
 }
 
 /*
- * Recovery reads what it needs, not the whole region: the header, then the
- * ring from the head in windows that grow 4x, until a scan stops well inside
- * what was read (bytes never read stay zero, which no record parses as). The
+ * Recovery reads what it needs, not the whole region: the header (unless the
+ * CF sent it with the attach's grants), then the ring from the head in
+ * windows that grow 4x, until a scan stops well inside what was read (bytes never read stay zero, which no record parses as). The
  * failover time then grows with the live log, not with --log-size.
  *
  * The copy is zero wherever it was not read, never calloc'd on the way: the
@@ -660,7 +660,7 @@ static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t 
  * 64 KiB window on this VM.) The last window's scan is the caller's: nothing
  * is scanned twice.
  */
-static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc)
+static int read_live(struct cf_session *s, uint32_t inst, const struct cf_log_hdr *known, struct cf_log_scan *sc)
 {
 	uint64_t size = s->map.geo.log_size, off = cf_log_off(&s->map, inst);
 	uint64_t ring = size - sizeof(struct cf_log_hdr), done = 0, want = 64u * 1024u, written = 0;
@@ -674,9 +674,14 @@ static int read_live(struct cf_session *s, uint32_t inst, struct cf_log_scan *sc
 	buf = cf_log_copy_get(size);
 	if (!buf)
 		return -ENOMEM;
-	r = cf_session_read(s, off, buf, sizeof(h));
-	if (r)
-		goto err;
+	if (known) {
+		/* the CF sent it with the grants (INST_ATTACH): no READ of its own */
+		memcpy(buf, known, sizeof(h));
+	} else {
+		r = cf_session_read(s, off, buf, sizeof(h));
+		if (r)
+			goto err;
+	}
 	memcpy(&h, buf, sizeof(h));
 	for (;;) {
 		if (want > ring)
@@ -742,6 +747,12 @@ int cf_log_attach_mem(struct cf_log *l, void *region, uint64_t region_len)
 
 int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc)
 {
+	return cf_log_attach_hdr(l, s, inst, NULL, sc);
+}
+
+int cf_log_attach_hdr(struct cf_log *l, struct cf_session *s, uint32_t inst, const struct cf_log_hdr *known,
+		      struct cf_log_scan *sc)
+{
 	struct cf_log_scan local;
 	struct cf_log_scan *use = sc ? sc : &local;
 	int r;
@@ -751,7 +762,7 @@ int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct 
 	l->inst = inst;
 	l->region_off = cf_log_off(&s->map, inst);
 	l->persist = cf_session_persist_needed(s);
-	r = read_live(s, inst, use);
+	r = read_live(s, inst, known, use);
 	if (r == 0)
 		r = attach_scanned(l, use->copy_len, use);
 	/*

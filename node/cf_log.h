@@ -165,6 +165,13 @@ uint64_t cf_log_need(const struct cf_log *l, uint32_t size, uint64_t *pad);
  * cf_log_scan_free releases.
  */
 int cf_log_attach(struct cf_log *l, struct cf_session *s, uint32_t inst, struct cf_log_scan *sc);
+/*
+ * The same, from a header already known (cf_session_inst_attach_log: the CF
+ * sent it with the grants, after its fence of every earlier writer), which
+ * saves its READ; NULL: READ it.
+ */
+int cf_log_attach_hdr(struct cf_log *l, struct cf_session *s, uint32_t inst, const struct cf_log_hdr *known,
+		      struct cf_log_scan *sc);
 void cf_log_detach(struct cf_log *l);
 
 /*

@@ -86,6 +86,8 @@ struct run {
 	 */
 	struct cf_sys_slot fail_ss;
 	bool ss_posted, ss_ready;
+	struct cf_log_hdr log_hdr; /* the log's header, sent by the CF with the attach's grants */
+	bool have_log_hdr;
 	/*
 	 * One buffer per phase: the rinfo WRITEs are posted without waiting (they
 	 * are informational and must not add round trips to the failover), so
@@ -342,9 +344,12 @@ static int step_disk_fence(struct run *x, const struct cf_inst_slot *slot)
 /* 3. authorised attach of the private log and the record list */
 static int step_attach(struct run *x)
 {
-	int r = cf_session_inst_attach(x->env->s, x->inst);
+	int r = cf_session_inst_attach_log(x->env->s, x->inst, &x->log_hdr);
 
-	return r < 0 ? fail(x, r, "attach %s: %s", x->rep->inst_name, strerror(-r)) : 0;
+	if (r < 0)
+		return fail(x, r, "attach %s: %s", x->rep->inst_name, strerror(-r));
+	x->have_log_hdr = r == 1; /* else a CF older than CF_ATTACH_LOG_HDR: read_live READs it */
+	return 0;
 }
 
 struct txn_seen {
@@ -401,7 +406,7 @@ static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 /* 4. read the whole log, find the in-flight transactions */
 static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *sc)
 {
-	int r = cf_log_attach(log, x->env->s, x->inst, sc);
+	int r = cf_log_attach_hdr(log, x->env->s, x->inst, x->have_log_hdr ? &x->log_hdr : NULL, sc);
 
 	if (r < 0)
 		return fail(x, r, "read log of %s: %s", x->rep->inst_name, strerror(-r));

@@ -154,8 +154,12 @@ static void add_grants(struct cf_session *s, const struct cf_grants *gs)
 		s->grants[s->ngrants++] = gs->g[i];
 }
 
-int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t body_len, uint16_t reply_type,
-		   void *reply, size_t reply_len, int timeout_ms)
+/*
+ * cf_session_rpc, answered by reply_type or, when alt_type is not 0, by
+ * alt_type (*got: which one came).
+ */
+static int rpc2(struct cf_session *s, uint16_t type, const void *body, size_t body_len, uint16_t reply_type,
+		uint16_t alt_type, uint16_t *got, void *reply, size_t reply_len, int timeout_ms)
 {
 	uint8_t buf[CF_CTRL_MAX];
 	struct cf_ctrl_hdr h;
@@ -175,8 +179,10 @@ int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t
 		return n;
 	memcpy(&h, buf, sizeof(h));
 	blen = (size_t)n - sizeof(h);
-	if (h.type == reply_type) {
+	if (h.type == reply_type || (alt_type && h.type == alt_type)) {
 		memcpy(reply, buf + sizeof(h), blen < reply_len ? blen : reply_len);
+		if (got)
+			*got = h.type;
 		return 0;
 	}
 	if (h.type == CF_CTRL_STATUS || h.type == CF_CTRL_ERROR) {
@@ -190,6 +196,12 @@ int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t
 		return st.status < 0 ? st.status : -EPROTO;
 	}
 	return kill_session(s, -EPROTO);
+}
+
+int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t body_len, uint16_t reply_type,
+		   void *reply, size_t reply_len, int timeout_ms)
+{
+	return rpc2(s, type, body, body_len, reply_type, 0, NULL, reply, reply_len, timeout_ms);
 }
 
 int cf_session_connect_timeout(int timeout_ms)
@@ -520,21 +532,31 @@ void cf_session_forget_inst(struct cf_session *s, uint32_t inst)
 	}
 }
 
-int cf_session_inst_attach(struct cf_session *s, uint32_t inst)
+int cf_session_inst_attach_log(struct cf_session *s, uint32_t inst, struct cf_log_hdr *hdr)
 {
-	struct cf_inst_ref ref = {.index = inst};
-	struct cf_grants gs;
+	struct cf_inst_ref ref = {.index = inst, .flags = hdr ? CF_ATTACH_LOG_HDR : 0};
+	struct cf_inst_grants ig;
+	uint16_t got = 0;
 	int r;
 
-	r = cf_session_rpc(s, CF_CTRL_INST_ATTACH, &ref, sizeof(ref), CF_CTRL_GRANTS, &gs, sizeof(gs),
-			   CF_SESSION_OP_TIMEOUT_MS);
+	memset(&ig, 0, sizeof(ig));
+	r = rpc2(s, CF_CTRL_INST_ATTACH, &ref, sizeof(ref), CF_CTRL_GRANTS, hdr ? CF_CTRL_INST_GRANTS : 0, &got, &ig,
+		 sizeof(ig), CF_SESSION_OP_TIMEOUT_MS);
 	if (r < 0)
 		return r;
-	if (gs.status < 0)
-		return gs.status;
+	if (ig.grants.status < 0)
+		return ig.grants.status;
 	cf_session_forget_inst(s, inst);
-	add_grants(s, &gs);
-	return 0;
+	add_grants(s, &ig.grants);
+	if (got != CF_CTRL_INST_GRANTS)
+		return 0; /* a CF older than CF_ATTACH_LOG_HDR */
+	*hdr = ig.log;
+	return 1;
+}
+
+int cf_session_inst_attach(struct cf_session *s, uint32_t inst)
+{
+	return cf_session_inst_attach_log(s, inst, NULL);
 }
 
 int cf_session_inst_unreg(struct cf_session *s, uint32_t inst, char *msg, size_t msglen)

@@ -125,6 +125,12 @@ int cf_session_rpc(struct cf_session *s, uint16_t type, const void *body, size_t
 /* Instance helpers over cf_session_rpc. */
 int cf_session_inst_open(struct cf_session *s, const char *name, struct cf_inst_info *out);
 int cf_session_inst_attach(struct cf_session *s, uint32_t inst); /* adds LOG and RECORDS grants */
+/*
+ * The same, and the instance's log header as the CF held it when it granted
+ * (CF_ATTACH_LOG_HDR): 1 with *hdr filled, 0 when the CF is older and did not
+ * send it (read it yourself), or -errno.
+ */
+int cf_session_inst_attach_log(struct cf_session *s, uint32_t inst, struct cf_log_hdr *hdr);
 int cf_session_inst_unreg(struct cf_session *s, uint32_t inst, char *msg, size_t msglen);
 /* Drop local knowledge of an instance's grants (after unregister). */
 void cf_session_forget_inst(struct cf_session *s, uint32_t inst);

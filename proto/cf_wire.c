@@ -78,6 +78,7 @@ size_t cf_ctrl_body_size(uint16_t type)
 	case CF_CTRL_METRICS_R: return sizeof(struct cf_metrics_r);
 	case CF_CTRL_STATUS: return sizeof(struct cf_status);
 	case CF_CTRL_GRANTS: return sizeof(struct cf_grants);
+	case CF_CTRL_INST_GRANTS: return sizeof(struct cf_inst_grants);
 	case CF_CTRL_INST_INFO: return sizeof(struct cf_inst_info);
 	case CF_CTRL_RECOVER_R: return sizeof(struct cf_recover_r);
 	case CF_CTRL_EVENT: return sizeof(struct cf_event);
@@ -128,6 +129,7 @@ const char *cf_ctrl_type_str(uint16_t type)
 	case CF_CTRL_SENTINEL: return "SENTINEL";
 	case CF_CTRL_DIED: return "DIED";
 	case CF_CTRL_LOCK_WAIT_R: return "LOCK_WAIT_R";
+	case CF_CTRL_INST_GRANTS: return "INST_GRANTS";
 	case CF_CTRL_INST_OPEN: return "INST_OPEN";
 	case CF_CTRL_INST_ATTACH: return "INST_ATTACH";
 	case CF_CTRL_INST_UNREG: return "INST_UNREG";

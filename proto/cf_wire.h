@@ -135,7 +135,8 @@ enum cf_ctrl_type {
 	CF_CTRL_DIED = 19,     /* c→s cf_empty → cf_status, sentinel connection only: its system is exiting */
 	/* instances */
 	CF_CTRL_INST_OPEN = 20,   /* c→s cf_inst_name → cf_inst_info: find or create (home = sender) */
-	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants: log + record list, only if ACTIVE(sender) */
+	CF_CTRL_INST_ATTACH = 21, /* c→s cf_inst_ref → cf_grants (cf_inst_grants if CF_ATTACH_LOG_HDR): log + record
+				     list, only if ACTIVE(sender) */
 	CF_CTRL_INST_UNREG = 22,  /* c→s cf_inst_ref → cf_status: ACTIVE(sender,k) → INACTIVE_CLEAN(k), revoke */
 	/* console (role CF_ROLE_CONSOLE) */
 	CF_CTRL_POLICY_SET = 30,  /* c→s cf_policy_msg → cf_status; pushed to all systems as an event */
@@ -157,6 +158,7 @@ enum cf_ctrl_type {
 	CF_CTRL_DUPLEX_INFO = 44,   /* console: cf_empty → cf_duplex_info: this CF's duplexing */
 	CF_CTRL_DUPLEX_INFO_R = 45, /* s→c cf_duplex_info */
 	CF_CTRL_LOCK_WAIT_R = 46,   /* s→c cf_lock_wait_r */
+	CF_CTRL_INST_GRANTS = 47,   /* s→c cf_inst_grants: INST_ATTACH's answer to CF_ATTACH_LOG_HDR */
 	CF_CTRL_EVENT = 50,       /* s→c cf_event, unsolicited (frame id 0) */
 	CF_CTRL_ERROR = 60,       /* s→c cf_status with a message, then the server closes */
 };
@@ -300,7 +302,21 @@ struct cf_inst_info {
 
 struct cf_inst_ref {
 	uint32_t index;
-	uint32_t pad;
+	uint32_t flags; /* CF_ATTACH_* (INST_ATTACH), else 0; was padding: a CF older than a flag ignores it */
+};
+
+/*
+ * INST_ATTACH: answer with cf_inst_grants, the instance's log header with the
+ * grants. The counterpart then reads the ring from the head at once: the
+ * header's own READ was a round trip on the failover path. The CF reads the
+ * header after its fence of the failed owner, so nothing writes it any more.
+ * An older CF answers cf_grants, and the reader READs the header itself.
+ */
+#define CF_ATTACH_LOG_HDR 1u
+
+struct cf_inst_grants {
+	struct cf_grants grants;
+	struct cf_log_hdr log; /* as the CF's memory held it when the grants went out */
 };
 
 struct cf_status {

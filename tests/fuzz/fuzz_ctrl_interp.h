@@ -106,6 +106,7 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		struct cf_recover_r recover_r;
 		struct cf_event event;
 		struct cf_grants grants;
+		struct cf_inst_grants inst_grants;
 		struct cf_empty empty;
 		struct cf_persist_msg persist;
 		struct cf_fence_confirm fence_confirm;
@@ -281,6 +282,9 @@ static int fz_ctrl_interpret(const void *msg, size_t len)
 		return u.status.status > 0 ? -EBADMSG : 0;
 	case CF_CTRL_GRANTS:
 		return fz_grants(&u.grants);
+	case CF_CTRL_INST_GRANTS:
+		/* the header is the CF's word: cf_log_scan refuses an impossible one, and read_ring wraps any head */
+		return fz_grants(&u.inst_grants.grants);
 	case CF_CTRL_INST_INFO: {
 		uint64_t w = u.inst_info.reg;
 		if (u.inst_info.status < 0)

@@ -81,6 +81,7 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 		struct cf_recover_r recover_r;
 		struct cf_event event;
 		struct cf_grants grants;
+		struct cf_inst_grants inst_grants;
 		struct cf_empty empty;
 		struct cf_persist_msg persist;
 		struct cf_fence_confirm fence_confirm;
@@ -202,6 +203,17 @@ static size_t ctrl_msg(uint16_t type, uint8_t *out)
 						  0x7f0000000000ull + m.off_records + 3 * m.records_size,
 						  m.records_size, 22, CF_R_READ | CF_R_WRITE};
 		break;
+	case CF_CTRL_INST_GRANTS:
+		u.inst_grants.grants.count = 2;
+		u.inst_grants.grants.g[0] = (struct cf_grant){CF_RGN_LOG, 3, m.off_logs + 3 * g.log_size,
+							      0x7f0000000000ull + m.off_logs + 3 * g.log_size, g.log_size,
+							      21, CF_R_READ | CF_R_WRITE};
+		u.inst_grants.grants.g[1] = (struct cf_grant){CF_RGN_RECORDS, 3, m.off_records + 3 * m.records_size,
+							      0x7f0000000000ull + m.off_records + 3 * m.records_size,
+							      m.records_size, 22, CF_R_READ | CF_R_WRITE};
+		u.inst_grants.log.head = 4096;
+		u.inst_grants.log.head_lsn = 17;
+		break;
 	case CF_CTRL_INST_INFO:
 		u.inst_info.index = 3;
 		u.inst_info.home_sys = 1;
@@ -232,7 +244,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_POLICY_SET, CF_CTRL_RECOVER, CF_CTRL_STATUS, CF_CTRL_GRANTS, CF_CTRL_INST_INFO,
 	CF_CTRL_RECOVER_R, CF_CTRL_EVENT, CF_CTRL_ERROR, CF_CTRL_FENCE_CONFIRM, CF_CTRL_RECOVER_RETRY,
 	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
-	CF_CTRL_METRICS, CF_CTRL_METRICS_R, CF_CTRL_SENTINEL, CF_CTRL_DIED,
+	CF_CTRL_METRICS, CF_CTRL_METRICS_R, CF_CTRL_SENTINEL, CF_CTRL_DIED, CF_CTRL_INST_GRANTS,
 };
 
 static int seeds_ctrl(void)

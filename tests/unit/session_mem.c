@@ -89,13 +89,20 @@ static int check(struct cf_session *s, uint64_t off, uint64_t len, uint8_t **p)
 	return 0;
 }
 
+struct mem_trace mem_trace;
+bool mem_attach_sends_hdr = true;
+
 int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
 {
+	const struct cf_image_map *m = &s->map;
 	uint8_t *p;
 	int r = check(s, off, len, &p);
 
 	if (!r)
 		memcpy(buf, p, len);
+	if (!r && off >= m->off_logs && off < m->off_logs + (uint64_t)m->geo.max_instances * m->geo.log_size &&
+	    (off - m->off_logs) % m->geo.log_size == 0)
+		mem_trace.log_hdr_reads++;
 	return r;
 }
 
@@ -109,7 +116,6 @@ int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32
 	return r;
 }
 
-struct mem_trace mem_trace;
 static uint64_t cur_batch; /* the batch running, 0: none */
 
 int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
@@ -217,6 +223,16 @@ int cf_session_inst_attach(struct cf_session *s, uint32_t inst)
 	}
 	s->conn->attached |= 1ull << inst;
 	return 0;
+}
+
+int cf_session_inst_attach_log(struct cf_session *s, uint32_t inst, struct cf_log_hdr *hdr)
+{
+	int r = cf_session_inst_attach(s, inst);
+
+	if (r < 0 || !hdr || !mem_attach_sends_hdr)
+		return r;
+	memcpy(hdr, s->conn->cf->img + cf_log_off(&s->conn->cf->map, inst), sizeof(*hdr));
+	return 1;
 }
 
 /* INST_UNREG: ACTIVE(me, e, k) -> INACTIVE_CLEAN(k), grants revoked. */

@@ -9,6 +9,7 @@
 #ifndef SESSION_MEM_H
 #define SESSION_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cf_session.h"
@@ -48,7 +49,14 @@ struct mem_trace {
 	uint32_t ncas, nkicks;
 	uint64_t cas_off[MEM_TRACE_MAX], cas_batch[MEM_TRACE_MAX];
 	uint32_t kick_class[MEM_TRACE_MAX];
+	uint32_t log_hdr_reads; /* awaited READs that began at an instance's log header */
 };
 extern struct mem_trace mem_trace;
+
+/*
+ * INST_ATTACH with CF_ATTACH_LOG_HDR: true (the default) answers with the log
+ * header as a current CF does; false answers as a CF older than the flag.
+ */
+extern bool mem_attach_sends_hdr;
 
 #endif

@@ -1186,7 +1186,7 @@ static const uint16_t ctrl_types[] = {
 	CF_CTRL_WATCHDOG, CF_CTRL_RESTART_INFO, CF_CTRL_RESTART_INFO_R, CF_CTRL_SUSPECT,
 	CF_CTRL_METRICS, CF_CTRL_METRICS_R, CF_CTRL_DUPLEX_INFO, CF_CTRL_DUPLEX_INFO_R,
 	CF_CTRL_LOCK_WAIT, CF_CTRL_LOCK_CANCEL, CF_CTRL_LOCK_KICK, CF_CTRL_LOCK_WAIT_R,
-	CF_CTRL_SENTINEL, CF_CTRL_DIED,
+	CF_CTRL_SENTINEL, CF_CTRL_DIED, CF_CTRL_INST_GRANTS,
 };
 
 static void test_ctrl(void)
@@ -1203,6 +1203,7 @@ static void test_ctrl(void)
 	CHECK(cf_ctrl_body_size(CF_CTRL_ERROR) == sizeof(struct cf_status));
 	CHECK(cf_ctrl_body_size(CF_CTRL_EVENT) == sizeof(struct cf_event));
 	CHECK(cf_ctrl_body_size(CF_CTRL_GRANTS) == sizeof(struct cf_grants));
+	CHECK(cf_ctrl_body_size(CF_CTRL_INST_GRANTS) == sizeof(struct cf_inst_grants));
 
 	for (size_t i = 0; i < CF_ARRAY_SIZE(ctrl_types); i++) {
 		uint16_t t = ctrl_types[i];

@@ -506,6 +506,34 @@ static void test_recover(void)
 }
 
 /*
+ * The counterpart's log read starts at the head the CF sent with the attach's
+ * grants (CF_ATTACH_LOG_HDR): no READ of the header, one round trip less.
+ * From a CF older than that flag it READs the header itself; the recovery is
+ * the same either way.
+ */
+static void test_attach_log_hdr(bool cf_sends)
+{
+	struct scen z;
+	struct cf_recovery_env env;
+	struct cf_recovery_report rep;
+	int r;
+
+	scen_open(&z);
+	env_init(&env, &z, &z.sb, &z.data);
+	memset(&mem_trace, 0, sizeof(mem_trace));
+	mem_attach_sends_hdr = cf_sends;
+	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
+	mem_attach_sends_hdr = true;
+	CHECK(r == 0);
+	if (mem_trace.log_hdr_reads != (cf_sends ? 0u : 1u))
+		fprintf(stderr, "CF sends the header: %d, header READs %u\n", cf_sends, mem_trace.log_hdr_reads);
+	CHECK(mem_trace.log_hdr_reads == (cf_sends ? 0u : 1u));
+	CHECK(rep.records_scanned >= 9 && rep.updates_applied == 3 && rep.txns_inflight == 1);
+	check_recovered(&z, &z.data, 1);
+	scen_close(&z);
+}
+
+/*
  * The release reads only the record list's span (cf_log_hdr.rec_span), so
  * it must cover every entry A used: here more than one step of it (64).
  * check_recovered finds any lock word still naming INST and any entry left
@@ -877,6 +905,8 @@ int main(int argc, char **argv)
 
 	test_detector();
 	test_recover();
+	test_attach_log_hdr(true);
+	test_attach_log_hdr(false);
 	test_lost_cas();
 	test_release_past_span();
 	test_decides_from_durable();
