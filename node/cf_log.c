@@ -417,7 +417,7 @@ static int write_head(struct cf_log *l, uint64_t head, uint64_t head_lsn)
  * so the head lands before any record written into the space it frees, and a
  * crash in between leaves a head that is merely conservative.
  */
-#define EAGER_HEAD_BYTES (64u * 1024u)
+#define EAGER_HEAD_BYTES (16u * 1024u)
 
 static int advance_head_posted(struct cf_log *l)
 {
@@ -649,7 +649,8 @@ static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t 
 /*
  * Recovery reads what it needs, not the whole region: the header (unless the
  * CF sent it with the attach's grants), then the ring from the head in
- * windows that grow 4x, until a scan stops well inside what was read (bytes never read stay zero, which no record parses as). The
+ * windows of 32 KiB that grow 4x, until a scan stops well inside what was
+ * read (bytes never read stay zero, which no record parses as). The
  * failover time then grows with the live log, not with --log-size.
  *
  * The copy is zero wherever it was not read, never calloc'd on the way: the
@@ -663,7 +664,7 @@ static int read_ring(struct cf_session *s, uint64_t off, uint8_t *buf, uint64_t 
 static int read_live(struct cf_session *s, uint32_t inst, const struct cf_log_hdr *known, struct cf_log_scan *sc)
 {
 	uint64_t size = s->map.geo.log_size, off = cf_log_off(&s->map, inst);
-	uint64_t ring = size - sizeof(struct cf_log_hdr), done = 0, want = 64u * 1024u, written = 0;
+	uint64_t ring = size - sizeof(struct cf_log_hdr), done = 0, want = 32u * 1024u, written = 0;
 	struct cf_log_hdr h = {0};
 	uint8_t *buf;
 	int r;
