@@ -79,13 +79,10 @@ struct run {
 	uint64_t t_start; /* monotonic start of this call: after we learned of the failure */
 	uint32_t nrecords; /* the record list's span (cf_log_hdr): entries the release reads */
 	/*
-	 * The failed owner's system slot, READ posted behind the instance slot's
-	 * and completed by the registration CAS after it (RC order): the disk
-	 * fence needs its name, and an awaited READ of its own cost the failover
-	 * a round trip. ss_ready: posted and covered by an awaited operation.
+	 * The system table (the failed owner's name for its fence, a winner's for
+	 * a rejection), READ with the instance slot (post_slot_reads).
 	 */
-	struct cf_sys_slot fail_ss;
-	bool ss_posted, ss_ready;
+	struct cf_sys_slot systems[CF_MAX_SYSTEMS_LIMIT];
 	struct cf_log_hdr log_hdr; /* the log's header, sent by the CF with the attach's grants */
 	bool have_log_hdr;
 	/*
@@ -178,7 +175,6 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 {
 	struct cf_recovery_report *rep = x->rep;
 	struct cf_fence_target t;
-	struct cf_sys_slot ss;
 	int r;
 
 	memset(&t, 0, sizeof(t));
@@ -191,10 +187,8 @@ static int disk_fence(struct run *x, const struct cf_inst_slot *slot)
 	}
 	rep->failed_sys = slot->fail_sys;
 	rep->failed_epoch = slot->fail_epoch;
-	if (x->ss_ready)
-		memcpy(rep->failed_name, x->fail_ss.name, CF_NAME_MAX - 1);
-	else if (cf_session_read(x->env->s, cf_sys_off(&x->env->s->map, slot->fail_sys), &ss, sizeof(ss)) == 0)
-		memcpy(rep->failed_name, ss.name, CF_NAME_MAX - 1);
+	if (slot->fail_sys < x->env->s->map.geo.max_systems)
+		memcpy(rep->failed_name, x->systems[slot->fail_sys].name, CF_NAME_MAX - 1);
 	memcpy(t.name, rep->failed_name, CF_NAME_MAX);
 	memcpy(t.host, slot->fail_host, sizeof(slot->fail_host));
 	t.host[sizeof(slot->fail_host) - 1] = 0;
@@ -280,29 +274,46 @@ int cf_recover_fence_retry(const struct cf_recovery_env *env, struct cf_recovery
  * its scan, the record list.
  */
 
-/* Before the first phase: the instance slot (name, failed owner, the CF's declaration time). */
-static int read_slot(struct run *x, uint64_t detect_real_ns, uint32_t cf_fence_us, struct cf_inst_slot *slot)
+/*
+ * The instance slot (name, failed owner, the CF's declaration time) and the
+ * system table, posted: the registration CAS behind them completes them (RC
+ * order), so the three cost one round trip (the slot's READ, awaited alone
+ * before the CAS, and the failed owner's system slot after it had cost two
+ * more). Without a CAS (a held registration) the caller drains.
+ */
+static int post_slot_reads(struct run *x, struct cf_inst_slot *slot)
 {
-	struct cf_recovery_report *rep = x->rep;
+	struct cf_session *s = x->env->s;
+	const struct cf_image_map *m = &s->map;
 	int r;
 
-	r = cf_session_read(x->env->s, cf_inst_off(&x->env->s->map, x->inst), slot, sizeof(*slot));
-	if (r < 0)
-		return fail(x, r, "read instance slot: %s", strerror(-r));
+	memset(slot, 0, sizeof(*slot));
+	r = cf_session_post_read(s, cf_inst_off(m, x->inst), slot, sizeof(*slot));
+	if (r == 0)
+		r = cf_session_post_read(s, m->off_systems, x->systems,
+					 m->geo.max_systems * (uint32_t)sizeof(x->systems[0]));
+	return r < 0 ? fail(x, r, "read instance slot: %s", strerror(-r)) : 0;
+}
+
+/* What the instance slot says, once its READ completed. */
+static void take_slot(struct run *x, const struct cf_inst_slot *slot, uint64_t detect_real_ns, uint32_t cf_fence_us)
+{
+	struct cf_recovery_report *rep = x->rep;
+
 	memcpy(rep->inst_name, slot->name, CF_NAME_MAX - 1);
-	if (slot->fail_incident == rep->incident && slot->fail_sys < x->env->s->map.geo.max_systems)
-		x->ss_posted = cf_session_post_read(x->env->s, cf_sys_off(&x->env->s->map, slot->fail_sys), &x->fail_ss,
-						    sizeof(x->fail_ss)) == 0;
 	rep->fail_real_ns = slot->fail_incident == rep->incident ? slot->fail_ns : 0;
 	/* detect: from the CF's declaration to this system knowing of it */
 	if (rep->fail_real_ns && detect_real_ns > rep->fail_real_ns)
 		rep->phase_ns[CF_PHASE_DETECT] = detect_real_ns - rep->fail_real_ns;
 	rep->phase_ns[CF_PHASE_CF_FENCE] = (uint64_t)cf_fence_us * 1000u;
-	return 0;
 }
 
-/* 1. register: the CAS only one system wins */
-static int step_register(struct run *x, uint64_t failed_reg)
+/*
+ * 1. register: the CAS only one system wins. The slot READs posted before it
+ * (post_slot_reads) are complete once it is, and taken then.
+ */
+static int step_register(struct run *x, uint64_t failed_reg, const struct cf_inst_slot *slot, uint64_t detect_real_ns,
+			 uint32_t cf_fence_us)
 {
 	struct cf_session *s = x->env->s;
 	const struct cf_image_map *m = &s->map;
@@ -313,14 +324,14 @@ static int step_register(struct run *x, uint64_t failed_reg)
 	r = cf_session_cas(s, cf_inst_off(m, x->inst), failed_reg, mine, &old);
 	if (r < 0)
 		return fail(x, r, "registration CAS: %s", strerror(-r));
-	x->ss_ready = x->ss_posted; /* its completion came before the CAS's */
+	take_slot(x, slot, detect_real_ns, cf_fence_us);
 	if (old == failed_reg)
 		return 0;
 	rep->holder_reg = old;
 	if (cf_reg_state(old) == CF_REG_ACTIVE) {
-		struct cf_sys_slot hs;
-		if (cf_session_read(s, cf_sys_off(m, cf_reg_owner(old)), &hs, sizeof(hs)) == 0)
-			memcpy(rep->holder_name, hs.name, CF_NAME_MAX - 1);
+		/* the table was read before the CAS; the winner joined long before it registered */
+		if (cf_reg_owner(old) < m->geo.max_systems)
+			memcpy(rep->holder_name, x->systems[cf_reg_owner(old)].name, CF_NAME_MAX - 1);
 		return fail(x, -EBUSY, "registration for %s rejected: ACTIVE(owner %s, epoch %u, incident %u)",
 			    rep->inst_name, rep->holder_name[0] ? rep->holder_name : "?", cf_reg_epoch(old),
 			    cf_reg_incident(old));
@@ -596,13 +607,20 @@ setup:
 		goto attach;
 	}
 
-	if ((r = read_slot(x, detect_real_ns, cf_fence_us, &slot)) < 0)
-		goto out;
 	if (mode == REC_REGISTER) {
 		phase(x, CF_PHASE_REGISTER);
-		if ((r = step_register(x, failed_reg)) < 0)
+		if ((r = post_slot_reads(x, &slot)) < 0 ||
+		    (r = step_register(x, failed_reg, &slot, detect_real_ns, cf_fence_us)) < 0)
 			goto out;
 		CF_FAULT("rec.after_register");
+	} else {
+		if ((r = post_slot_reads(x, &slot)) < 0)
+			goto out;
+		if ((r = cf_session_drain(s)) < 0) {
+			fail(x, r, "read instance slot: %s", strerror(-r));
+			goto out;
+		}
+		take_slot(x, &slot, detect_real_ns, cf_fence_us);
 	}
 	if (mode != REC_HELD) {
 		phase(x, CF_PHASE_DISK_FENCE);
