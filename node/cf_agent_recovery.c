@@ -239,8 +239,8 @@ static int run_recovery(struct cf_agent *a, uint32_t inst, uint64_t reg, struct 
 
 /*
  * env->decided: a line per transaction appended to --recovery-journal, all of
- * a recovery's lines in one write (this runs once the locks are released).
- * Best effort: it only reports.
+ * a recovery's lines in one write (this runs once the emptied log is durable,
+ * before the locks are released). Best effort: it only reports.
  */
 static void decided_write(void *arg, uint32_t inst, const char *inst_name, const struct cf_txn_outcome *v, size_t n)
 {

@@ -83,6 +83,8 @@ struct run {
 	 * a rejection), READ with the instance slot (post_slot_reads).
 	 */
 	struct cf_sys_slot systems[CF_MAX_SYSTEMS_LIMIT];
+	struct txn_seen *txns; /* the log's transactions by txid (summarize), ntxns of them */
+	size_t ntxns;
 	struct cf_log_hdr log_hdr; /* the log's header, sent by the CF with the attach's grants */
 	bool have_log_hdr;
 	/*
@@ -376,17 +378,16 @@ static int cmp_txn_seen(const void *a, const void *b)
 }
 
 /*
- * env->decided for every transaction of the scan without an END, and the
+ * What the scan says of each transaction (its record types, by txid), and the
  * count of transactions with both a COMMIT and an ABORT (a writer that backed
- * out a transaction whose COMMIT it had sent: never right). No memory: nothing
- * said.
+ * out a transaction whose COMMIT it had sent: never right), taken with the
+ * log's read so that the report of the read (env->on_phase at the backout)
+ * has it. No memory: no summary, nothing told, nothing counted.
  */
-static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
+static void summarize(struct run *x, const struct cf_log_scan *sc)
 {
-	const struct cf_recovery_env *env = x->env;
-	struct cf_txn_outcome *out = NULL;
 	struct txn_seen *v;
-	size_t n = 0, nout = 0;
+	size_t n = 0;
 
 	if (!sc->n || !(v = malloc(sc->n * sizeof(*v))))
 		return;
@@ -399,19 +400,32 @@ static void tell_outcomes(struct run *x, const struct cf_log_scan *sc)
 		else
 			v[n++] = v[i];
 	}
-	if (env->decided)
-		out = malloc(n * sizeof(*out)); /* none: nothing said */
 	for (size_t i = 0; i < n; i++) {
 		uint8_t t = v[i].types;
 		if ((t & (1u << CF_LR_COMMIT)) && (t & (1u << CF_LR_ABORT)) && !x->rep->log_both++)
 			x->rep->log_both_txid = v[i].txid;
-		if (out && !(t & (1u << CF_LR_END)))
-			out[nout++] = (struct cf_txn_outcome){ .txid = v[i].txid, .committed = t & (1u << CF_LR_COMMIT) };
+	}
+	x->txns = v;
+	x->ntxns = n;
+}
+
+/* env->decided for every transaction of the summary without an END. */
+static void tell_outcomes(struct run *x)
+{
+	const struct cf_recovery_env *env = x->env;
+	struct cf_txn_outcome *out;
+	size_t nout = 0;
+
+	if (!env->decided || !x->txns || !(out = malloc(x->ntxns * sizeof(*out))))
+		return;
+	for (size_t i = 0; i < x->ntxns; i++) {
+		uint8_t t = x->txns[i].types;
+		if (!(t & (1u << CF_LR_END)))
+			out[nout++] = (struct cf_txn_outcome){ .txid = x->txns[i].txid, .committed = t & (1u << CF_LR_COMMIT) };
 	}
 	if (nout)
 		env->decided(env->arg, x->rep->inst, x->rep->inst_name, out, nout);
 	free(out);
-	free(v);
 }
 
 /* 4. read the whole log, find the in-flight transactions */
@@ -429,6 +443,7 @@ static int step_read_log(struct run *x, struct cf_log *log, struct cf_log_scan *
 	x->rep->log_stop_lsn = sc->stop_lsn;
 	x->rep->log_stop = sc->stop;
 	x->rep->log_stop_where = sc->stop == -EBADMSG ? sc->stop_where : NULL;
+	summarize(x, sc);
 	return 0;
 }
 
@@ -470,8 +485,10 @@ static struct cf_rec_entry *prefetch_records(struct run *x, const struct cf_log_
 /*
  * 6. sync, then empty the log, durably, so that a second recovery finds
  * nothing to do: from then on what the log's attach found, COMMITs included,
- * is final, and the decisions may be told (after the release: the locks
- * first). Its awaited operation also completes the record list's READs
+ * is final, and the decisions may be told (--recovery-journal): here, before
+ * the locks go, since a counterpart that died between the close and a later
+ * telling would leave them untold for good (the next one finds an empty
+ * log). The close's awaited operation also completes the record list's READs
  * posted before the sync (RC order).
  */
 static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan *sc)
@@ -487,6 +504,8 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
 		r = cf_txn_backout_close(log, sc, env->lease, env->lease_arg, &ntx);
 		x->rep->txns_inflight = ntx;
 	}
+	if (r >= 0)
+		tell_outcomes(x);
 	return r < 0 ? fail(x, r, "sync after backout of %s: %s", x->rep->inst_name, strerror(-r)) : 0;
 }
 
@@ -497,7 +516,7 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
  * one the close ends with a PERSIST reply, which RC orders after nothing the
  * CF's NIC answers itself, so they are awaited here.
  */
-static int step_release(struct run *x, const struct cf_log_scan *sc, struct cf_rec_entry *records)
+static int step_release(struct run *x, struct cf_rec_entry *records)
 {
 	struct cf_session *s = x->env->s;
 	struct cf_recovery_report *rep = x->rep;
@@ -517,7 +536,6 @@ static int step_release(struct run *x, const struct cf_log_scan *sc, struct cf_r
 		return fail(x, r, "release locks of %s: %s", rep->inst_name, strerror(-r));
 	/* the CASes that freed them have completed; the list's clearing WRITEs are posted */
 	rep->locks_free_real_ns = cf_real_ns();
-	tell_outcomes(x, sc);
 	return 0;
 }
 
@@ -648,7 +666,7 @@ attach:
 		goto out;
 	CF_FAULT("rec.after_backout");
 	phase(x, CF_PHASE_RELEASE);
-	if ((r = step_release(x, &sc, records)) < 0)
+	if ((r = step_release(x, records)) < 0)
 		goto out;
 	/*
 	 * After the release (the locks are free as early as before) and before the
@@ -677,6 +695,7 @@ out:
 	if (!s->dead)
 		cf_session_drain(s);
 	free(records);
+	free(x->txns);
 	free(x);
 	return r;
 }
