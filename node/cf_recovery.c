@@ -513,8 +513,8 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
  * 7. release every lock the record list names; clear it.
  * records: prefetch_records() posted its READs, or NULL. Over a memory CF the
  * close's awaited WRITE came after them, so they are complete; over a durable
- * one the close ends with a PERSIST reply, which RC orders after nothing the
- * CF's NIC answers itself, so they are awaited here.
+ * one the close ends with a PERSIST's reply, a SEND of the CF's that RC does
+ * not order after the READs' answers, so they are awaited here.
  */
 static int step_release(struct run *x, struct cf_rec_entry *records)
 {
