@@ -459,7 +459,7 @@ int cf_log_reset(struct cf_log *l)
 	return r;
 }
 
-int cf_log_close_durable(struct cf_log *l)
+static int close_log(struct cf_log *l, bool posted)
 {
 	uint64_t head = l->tail, lsn = l->next_lsn;
 	uint8_t *p;
@@ -469,7 +469,7 @@ int cf_log_close_durable(struct cf_log *l)
 	 * Only head and head_lsn: rec_span stays, so a recovery that follows
 	 * ours before the record list is cleared still reads just its span.
 	 */
-	if (l->mem || !l->persist) {
+	if ((l->mem || !l->persist) && !posted) {
 		uint64_t w[2] = {head, lsn};
 		r = log_write(l, offsetof(struct cf_log_hdr, head), w, sizeof(w), true);
 	} else {
@@ -494,6 +494,18 @@ int cf_log_close_durable(struct cf_log *l)
 	}
 	assert_state(l);
 	return r;
+}
+
+int cf_log_close_durable(struct cf_log *l)
+{
+	return close_log(l, false);
+}
+
+int cf_log_close_posted(struct cf_log *l)
+{
+	if (l->persist && !l->mem)
+		return -EINVAL; /* durable only once PERSISTed: cf_log_close_durable */
+	return close_log(l, true);
 }
 
 void cf_log_pin(struct cf_log *l, struct cf_log_pin *p)
