@@ -459,7 +459,7 @@ int cf_log_reset(struct cf_log *l)
 	return r;
 }
 
-static int close_log(struct cf_log *l, bool posted)
+int cf_log_close_durable(struct cf_log *l)
 {
 	uint64_t head = l->tail, lsn = l->next_lsn;
 	uint8_t *p;
@@ -469,7 +469,7 @@ static int close_log(struct cf_log *l, bool posted)
 	 * Only head and head_lsn: rec_span stays, so a recovery that follows
 	 * ours before the record list is cleared still reads just its span.
 	 */
-	if ((l->mem || !l->persist) && !posted) {
+	if (l->mem || !l->persist) {
 		uint64_t w[2] = {head, lsn};
 		r = log_write(l, offsetof(struct cf_log_hdr, head), w, sizeof(w), true);
 	} else {
@@ -494,18 +494,6 @@ static int close_log(struct cf_log *l, bool posted)
 	}
 	assert_state(l);
 	return r;
-}
-
-int cf_log_close_durable(struct cf_log *l)
-{
-	return close_log(l, false);
-}
-
-int cf_log_close_posted(struct cf_log *l)
-{
-	if (l->persist && !l->mem)
-		return -EINVAL; /* durable only once PERSISTed: cf_log_close_durable */
-	return close_log(l, true);
 }
 
 void cf_log_pin(struct cf_log *l, struct cf_log_pin *p)

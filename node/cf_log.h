@@ -246,13 +246,5 @@ int cf_log_reset(struct cf_log *l);
  * reason. One awaited WRITE (memory CF) or one persist (durable CF).
  */
 int cf_log_close_durable(struct cf_log *l);
-/*
- * The same close on a log that does not persist (a memory CF), its WRITE
- * posted: whatever the caller awaits next on the session executes at the CF
- * after it (RC order), so the log is empty there before that operation acts.
- * A recovery posts it just ahead of the CASes that release the locks: one
- * round trip for both. -EINVAL on a log that persists.
- */
-int cf_log_close_posted(struct cf_log *l);
 
 #endif

@@ -85,13 +85,6 @@ struct run {
 	struct cf_sys_slot systems[CF_MAX_SYSTEMS_LIMIT];
 	struct txn_seen *txns; /* the log's transactions by txid (summarize), ntxns of them */
 	size_t ntxns;
-	/*
-	 * The record list's READs were posted before the log's window READs,
-	 * which are awaited: complete by the backout (the span came with the
-	 * header, CF_ATTACH_LOG_HDR). Otherwise they are posted at the sync and
-	 * an awaited close covers them.
-	 */
-	bool records_ready;
 	struct cf_log_hdr log_hdr; /* the log's header, sent by the CF with the attach's grants */
 	bool have_log_hdr;
 	/*
@@ -477,11 +470,11 @@ static int step_backout(struct run *x, const struct cf_log_scan *sc)
  * whole list is 256 KiB by default and its READ, behind the survivors'
  * traffic, took 0.5-3 ms. NULL: the release reads the whole list itself.
  */
-static struct cf_rec_entry *prefetch_records(struct run *x, uint32_t span)
+static struct cf_rec_entry *prefetch_records(struct run *x, const struct cf_log_scan *sc)
 {
-	struct cf_rec_entry *records = malloc(((size_t)span + 1) * sizeof(*records));
+	struct cf_rec_entry *records = malloc(((size_t)sc->rec_span + 1) * sizeof(*records));
 
-	x->nrecords = span;
+	x->nrecords = sc->rec_span;
 	if (records && cf_lock_post_read_records(x->env->s, x->inst, records, x->nrecords) < 0) {
 		free(records);
 		records = NULL;
@@ -508,13 +501,7 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
 	while (retry_step(x, r, a++));
 	if (r >= 0) {
 		uint32_t ntx = 0;
-		/*
-		 * Over a memory CF with the record list in hand, the close is posted
-		 * and the release's CASes follow it on the session: executed in
-		 * that order at the CF (RC), they need one round trip, not two.
-		 */
-		r = cf_txn_backout_close(log, sc, env->lease, env->lease_arg,
-					 x->records_ready && !cf_session_persist_needed(env->s), &ntx);
+		r = cf_txn_backout_close(log, sc, env->lease, env->lease_arg, &ntx);
 		x->rep->txns_inflight = ntx;
 	}
 	if (r >= 0)
@@ -524,12 +511,10 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
 
 /*
  * 7. release every lock the record list names; clear it.
- * records: prefetch_records() posted its READs, or NULL. Posted before the
- * log's window (records_ready), the window's awaited READs completed them.
- * Posted at the sync, over a memory CF the close's awaited WRITE came after
- * them, so they are complete; over a durable one the close ends with a
- * PERSIST's reply, a SEND of the CF's that RC does not order after the READs'
- * answers, so they are awaited here.
+ * records: prefetch_records() posted its READs, or NULL. Over a memory CF the
+ * close's awaited WRITE came after them, so they are complete; over a durable
+ * one the close ends with a PERSIST's reply, a SEND of the CF's that RC does
+ * not order after the READs' answers, so they are awaited here.
  */
 static int step_release(struct run *x, struct cf_rec_entry *records)
 {
@@ -538,7 +523,7 @@ static int step_release(struct run *x, struct cf_rec_entry *records)
 	uint32_t released = 0;
 	int r;
 
-	if (records && !x->records_ready && cf_session_persist_needed(s) && (r = cf_session_drain(s)) < 0)
+	if (records && cf_session_persist_needed(s) && (r = cf_session_drain(s)) < 0)
 		return fail(x, r, "read the record list of %s: %s", rep->inst_name, strerror(-r));
 	/*
 	 * The X words of the failed owner name its epoch (cf_lock_x): guess them
@@ -669,11 +654,6 @@ attach:
 		goto out;
 	CF_FAULT("rec.after_attach");
 	phase(x, CF_PHASE_READ_LOG);
-	if (x->have_log_hdr) {
-		/* ahead of the window's awaited READs, which complete them */
-		records = prefetch_records(x, cf_log_rec_span(&x->log_hdr, m->geo.record_entries));
-		x->records_ready = records != NULL;
-	}
 	if ((r = step_read_log(x, &log, &sc)) < 0)
 		goto out;
 	log_attached = scanned = true;
@@ -681,8 +661,7 @@ attach:
 	if ((r = step_backout(x, &sc)) < 0)
 		goto out;
 	phase(x, CF_PHASE_SYNC);
-	if (!records)
-		records = prefetch_records(x, sc.rec_span);
+	records = prefetch_records(x, &sc);
 	if ((r = step_sync(x, &log, &sc)) < 0)
 		goto out;
 	CF_FAULT("rec.after_backout");

@@ -552,7 +552,7 @@ out:
 }
 
 int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
-			 bool posted, uint32_t *ntx)
+			 uint32_t *ntx)
 {
 	uint64_t *txids;
 	size_t ntxids = 0;
@@ -572,7 +572,7 @@ int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (
 	 * one round trip more on the failover path than this), and what the
 	 * attach found, a COMMIT included, is final as it is.
 	 */
-	r = posted ? cf_log_close_posted(log) : cf_log_close_durable(log);
+	r = cf_log_close_durable(log);
 	if (!r && ntx)
 		*ntx = (uint32_t)ntxids;
 	return r;
@@ -586,7 +586,7 @@ int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_l
 	if (!r)
 		r = cf_data_sync_all(d);
 	if (!r)
-		r = cf_txn_backout_close(log, sc, lease_fn, lease_arg, false, ntx);
+		r = cf_txn_backout_close(log, sc, lease_fn, lease_arg, ntx);
 	return r;
 }
 

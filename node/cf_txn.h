@@ -182,14 +182,12 @@ int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_l
  * transactions it ends (*ntx) - only after the caller's fdatasync, so that a
  * second recovery is a no-op only once the data is safe, and before any lock
  * is released, so that a second recovery never writes a before-image over
- * what another system committed since. posted (a log that does not persist
- * only: cf_log_close_posted): the close's WRITE is left for the caller's
- * next awaited operation, which must come before any release acts.
+ * what another system committed since.
  */
 int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
 			 uint64_t *nupd);
 int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
-			 bool posted, uint32_t *ntx);
+			 uint32_t *ntx);
 
 /*
  * Self-backout, for a volatile CF whose connection is lost (docs/design.md,

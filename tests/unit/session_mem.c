@@ -92,8 +92,7 @@ static int check(struct cf_session *s, uint64_t off, uint64_t len, uint8_t **p)
 struct mem_trace mem_trace;
 bool mem_attach_sends_hdr = true;
 
-/* The operations themselves; the API below counts those a caller awaits (mem_trace.waits). */
-static int mem_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
+int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
 {
 	const struct cf_image_map *m = &s->map;
 	uint8_t *p;
@@ -107,7 +106,7 @@ static int mem_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
 	return r;
 }
 
-static int mem_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
+int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
 {
 	uint8_t *p;
 	int r = check(s, off, len, &p);
@@ -119,7 +118,7 @@ static int mem_write(struct cf_session *s, uint64_t off, const void *buf, uint32
 
 static uint64_t cur_batch; /* the batch running, 0: none */
 
-static int mem_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
+int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
 {
 	uint8_t *p;
 	int r = off % 8 ? -EINVAL : check(s, off, 8, &p);
@@ -137,7 +136,7 @@ static int mem_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_
 	return 0;
 }
 
-static int mem_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old)
+int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old)
 {
 	uint8_t *p;
 	int r = off % 8 ? -EINVAL : check(s, off, 8, &p);
@@ -150,53 +149,27 @@ static int mem_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *o
 	return 0;
 }
 
-int cf_session_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
-{
-	mem_trace.waits++;
-	return mem_read(s, off, buf, len);
-}
-
-int cf_session_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len)
-{
-	mem_trace.waits++;
-	return mem_write(s, off, buf, len);
-}
-
-int cf_session_cas(struct cf_session *s, uint64_t off, uint64_t compare, uint64_t swap, uint64_t *old)
-{
-	mem_trace.waits++;
-	return mem_cas(s, off, compare, swap, old);
-}
-
-int cf_session_faa(struct cf_session *s, uint64_t off, uint64_t add, uint64_t *old)
-{
-	mem_trace.waits++;
-	return mem_faa(s, off, add, old);
-}
-
 int cf_session_post_write(struct cf_session *s, uint64_t off, const void *buf, uint32_t len, unsigned flags)
 {
 	(void)flags;
-	return mem_write(s, off, buf, len);
+	return cf_session_write(s, off, buf, len);
 }
 
 int cf_session_post_read(struct cf_session *s, uint64_t off, void *buf, uint32_t len)
 {
-	return mem_read(s, off, buf, len);
+	return cf_session_read(s, off, buf, len);
 }
 
 int cf_session_write_then_cas(struct cf_session *s, uint64_t woff, const void *wbuf, uint32_t wlen, uint64_t coff,
 			      uint64_t compare, uint64_t swap, uint64_t *old)
 {
-	int r = mem_write(s, woff, wbuf, wlen);
+	int r = cf_session_write(s, woff, wbuf, wlen);
 
-	mem_trace.waits++;
-	return r ? r : mem_cas(s, coff, compare, swap, old);
+	return r ? r : cf_session_cas(s, coff, compare, swap, old);
 }
 
 int cf_session_drain(struct cf_session *s)
 {
-	mem_trace.waits++;
 	return s->dead;
 }
 
@@ -204,15 +177,14 @@ int cf_session_batch(struct cf_session *s, struct cf_batch_op *ops, size_t n)
 {
 	if (s->dead)
 		return s->dead;
-	mem_trace.waits++;
 	cur_batch = ++mem_trace.batches;
 	for (size_t i = 0; i < n; i++) {
 		struct cf_batch_op *o = &ops[i];
 		switch (o->op) {
-		case CF_OP_READ: o->status = mem_read(s, o->off, o->buf, o->len); break;
-		case CF_OP_WRITE: o->status = mem_write(s, o->off, o->buf, o->len); break;
-		case CF_OP_CAS: o->status = mem_cas(s, o->off, o->compare, o->swap, &o->value); break;
-		case CF_OP_FAA: o->status = mem_faa(s, o->off, o->compare, &o->value); break;
+		case CF_OP_READ: o->status = cf_session_read(s, o->off, o->buf, o->len); break;
+		case CF_OP_WRITE: o->status = cf_session_write(s, o->off, o->buf, o->len); break;
+		case CF_OP_CAS: o->status = cf_session_cas(s, o->off, o->compare, o->swap, &o->value); break;
+		case CF_OP_FAA: o->status = cf_session_faa(s, o->off, o->compare, &o->value); break;
 		default: o->status = -EINVAL;
 		}
 	}
@@ -225,7 +197,6 @@ int cf_session_persist(struct cf_session *s, uint64_t off, uint64_t len)
 	uint8_t *p;
 	int r = len ? check(s, off, len, &p) : -EINVAL;
 
-	mem_trace.waits++;
 	if (!r && s->conn->cf->durable)
 		memcpy(s->conn->cf->durable + off, p, len);
 	return r;

@@ -38,10 +38,10 @@ void mem_session_kill(struct cf_session *s, int err);
 void mem_session_close(struct cf_session *s);
 
 /*
- * What the tests look at of the traffic, over every session: the batches
- * run, the first MEM_TRACE_MAX CASes in order with the batch each ran in (0:
- * a lone CAS), the lock classes a KICK named, the READs of a log header, and
- * the operations awaited (posted ones are not). Reset it with memset.
+ * What the tests look at of the traffic, over every session: the batches run
+ * (round trips), the first MEM_TRACE_MAX CASes in order with the batch each
+ * ran in (0: a lone CAS), and the lock classes a KICK named. Reset it with
+ * memset.
  */
 #define MEM_TRACE_MAX 256u
 struct mem_trace {
@@ -49,8 +49,7 @@ struct mem_trace {
 	uint32_t ncas, nkicks;
 	uint64_t cas_off[MEM_TRACE_MAX], cas_batch[MEM_TRACE_MAX];
 	uint32_t kick_class[MEM_TRACE_MAX];
-	uint32_t log_hdr_reads; /* READs that began at an instance's log header */
-	uint64_t waits;         /* operations the caller awaited: each a round trip over a real session */
+	uint32_t log_hdr_reads; /* awaited READs that began at an instance's log header */
 };
 extern struct mem_trace mem_trace;
 

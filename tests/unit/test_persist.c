@@ -270,9 +270,7 @@ static void test_peer_backout_close(void)
 	CHECK(on_medium(&e, t1.id, &nupd) == 0 && on_medium(&e, t2.id, &nupd) == 0);
 	CHECK(cf_log_attach(&rlog, &e.s, INST, &sc) == 0);
 	calls = persist_calls;
-	CHECK(cf_txn_backout_close(&rlog, &sc, NULL, NULL, true, &ntx) == -EINVAL); /* posted: not on a durable CF */
-	CHECK(persist_calls == calls);
-	CHECK(cf_txn_backout_close(&rlog, &sc, NULL, NULL, false, &ntx) == 0 && ntx == 2);
+	CHECK(cf_txn_backout_close(&rlog, &sc, NULL, NULL, &ntx) == 0 && ntx == 2);
 	CHECK(persist_calls - calls == 1);
 	/* the medium's log is empty: a second recovery from it finds nothing in flight */
 	CHECK(on_medium(&e, t1.id, &nupd) == -1 && on_medium(&e, t2.id, &nupd) == -1);

@@ -534,59 +534,6 @@ static void test_attach_log_hdr(bool cf_sends)
 }
 
 /*
- * From the backout to the locks being free, over a memory CF and with the
- * record list's span from the header: the close's WRITE is posted and the
- * release's CAS batches are all that is awaited (RC order puts the close
- * first at the CF). Here they are two: a class INST shares with OINST fails
- * its first guess, S{INST}. Without the header the list is read at the sync
- * and the close is awaited: one more. On a durable CF the close is a
- * PERSIST: one more.
- */
-static uint64_t waits_at[CF_PHASE_COUNT];
-
-static void on_phase_waits(void *arg, const struct cf_recovery_report *rep, enum cf_phase p)
-{
-	(void)arg;
-	(void)rep;
-	waits_at[p] = mem_trace.waits;
-}
-
-static void test_release_round_trips(bool hdr, bool durable, uint64_t want)
-{
-	struct scen z;
-	struct cf_recovery_env env;
-	struct cf_recovery_report rep;
-	int r;
-
-	scen_open(&z);
-	if (durable) {
-		z.cf.durable = malloc(z.cf.map.image_size);
-		if (!z.cf.durable)
-			abort();
-		memcpy(z.cf.durable, z.cf.img, z.cf.map.image_size);
-		mem_session_durable(&z.sb);
-	}
-	env_init(&env, &z, &z.sb, &z.data);
-	env.on_phase = on_phase_waits;
-	memset(waits_at, 0, sizeof(waits_at));
-	mem_attach_sends_hdr = hdr;
-	r = cf_recover_instance(&env, INST, cf_reg_failed(1), cf_real_ns(), 0, &rep);
-	mem_attach_sends_hdr = true;
-	CHECK(r == 0 && rep.locks_released == 3);
-	/* the sync's fdatasync is local: what is awaited from the backout to the unregister is the CF's */
-	if (waits_at[CF_PHASE_UNREGISTER] - waits_at[CF_PHASE_BACKOUT] != want)
-		fprintf(stderr, "header %d durable %d: %llu operations awaited from the backout to the locks free\n",
-			hdr, durable, (unsigned long long)(waits_at[CF_PHASE_UNREGISTER] - waits_at[CF_PHASE_BACKOUT]));
-	CHECK(waits_at[CF_PHASE_UNREGISTER] - waits_at[CF_PHASE_BACKOUT] == want);
-	check_recovered(&z, &z.data, 1);
-	if (durable) {
-		free(z.cf.durable);
-		z.cf.durable = NULL;
-	}
-	scen_close(&z);
-}
-
-/*
  * A transaction with both a COMMIT and an ABORT in the log (its owner backed
  * out what it had sent a COMMIT for) is counted with the log's read, so that
  * the report of the read (on_phase at the backout: cfnode's error line, which
@@ -1010,9 +957,6 @@ int main(int argc, char **argv)
 	test_release_past_span();
 	test_decides_from_durable();
 	test_log_both_reported();
-	test_release_round_trips(true, false, 2);
-	test_release_round_trips(false, false, 3);
-	test_release_round_trips(true, true, 3);
 	test_release_queued_class();
 	test_release_newest_first();
 	test_died(CF_PHASE_SYNC);
