@@ -419,27 +419,36 @@ static int write_head(struct cf_log *l, uint64_t head, uint64_t head_lsn)
  */
 #define EAGER_HEAD_BYTES (16u * 1024u)
 
-static int advance_head_posted(struct cf_log *l)
+/*
+ * Write head and head_lsn (16 bytes; rec_span and the rest of the header
+ * stay), awaited or posted from the arena, and take them as the log's.
+ */
+static int put_head(struct cf_log *l, uint64_t head, uint64_t lsn, bool wait)
 {
-	uint64_t head = l->pins_first ? l->pins_first->pos : l->tail;
-	uint64_t lsn = l->pins_first ? l->pins_first->lsn : l->next_lsn;
-	uint8_t *p;
-	int r;
+	uint64_t w[2] = {head, lsn};
+	uint8_t *p = (uint8_t *)w;
+	int r = 0;
 
-	if (head - l->head < EAGER_HEAD_BYTES)
-		return 0;
-	r = post_alloc(l, 16, &p);
-	if (r)
-		return r;
-	memcpy(p, &head, 8);
-	memcpy(p + 8, &lsn, 8);
-	r = log_write(l, offsetof(struct cf_log_hdr, head), p, 16, false);
+	if (!wait && (r = post_alloc(l, sizeof(w), &p)) == 0)
+		memcpy(p, w, sizeof(w));
+	if (r == 0)
+		r = log_write(l, offsetof(struct cf_log_hdr, head), p, sizeof(w), wait);
 	if (r)
 		return r;
 	l->head = head;
 	l->head_lsn = lsn;
 	l->head_writes++;
 	return 0;
+}
+
+static int advance_head_posted(struct cf_log *l)
+{
+	uint64_t head = l->pins_first ? l->pins_first->pos : l->tail;
+	uint64_t lsn = l->pins_first ? l->pins_first->lsn : l->next_lsn;
+
+	if (head - l->head < EAGER_HEAD_BYTES)
+		return 0;
+	return put_head(l, head, lsn, false);
 }
 
 int cf_log_advance_head(struct cf_log *l)
@@ -461,32 +470,18 @@ int cf_log_reset(struct cf_log *l)
 
 int cf_log_close_durable(struct cf_log *l)
 {
-	uint64_t head = l->tail, lsn = l->next_lsn;
-	uint8_t *p;
-	int r;
-
+	bool persist = l->persist && !l->mem;
 	/*
 	 * Only head and head_lsn: rec_span stays, so a recovery that follows
 	 * ours before the record list is cleared still reads just its span.
+	 * Posted when a persist follows: the PERSIST request behind it on the
+	 * same connection covers it.
 	 */
-	if (l->mem || !l->persist) {
-		uint64_t w[2] = {head, lsn};
-		r = log_write(l, offsetof(struct cf_log_hdr, head), w, sizeof(w), true);
-	} else {
-		/* posted: the persist request behind it on the same connection covers it */
-		r = post_alloc(l, 16, &p);
-		if (r == 0) {
-			memcpy(p, &head, 8);
-			memcpy(p + 8, &lsn, 8);
-			r = log_write(l, offsetof(struct cf_log_hdr, head), p, 16, false);
-		}
-	}
+	int r = put_head(l, l->tail, l->next_lsn, !persist);
+
 	if (r)
 		return r;
-	l->head = head;
-	l->head_lsn = lsn;
-	l->head_writes++;
-	if (l->persist && !l->mem) {
+	if (persist) {
 		/* the bytes before the tail are out of the log: only the header need reach the medium */
 		l->durable_tail = l->tail;
 		l->head_unpersisted = true;

@@ -534,6 +534,30 @@ static void test_attach_log_hdr(bool cf_sends)
 }
 
 /*
+ * Append terminal records of the given types (in order, in the CF's memory
+ * only) for the first of A's three in-flight transactions; returns its txid.
+ */
+static uint64_t end_first_inflight(struct scen *z, const enum cf_logrec_type *types, size_t ntypes)
+{
+	struct cf_log_scan sc;
+	struct cf_log_rec *inflight = NULL;
+	struct cf_log l;
+	size_t n = 0;
+	uint64_t txid;
+
+	CHECK(cf_log_scan(z->cf.img + cf_log_off(&z->cf.map, INST), z->cf.map.geo.log_size, &sc) == 0);
+	CHECK(cf_log_scan_inflight(&sc, &inflight, &n, NULL) == 0 && n == 3);
+	txid = n ? inflight[0].h.txid : 0;
+	free(inflight);
+	cf_log_scan_free(&sc);
+	CHECK(cf_log_attach_mem(&l, z->cf.img + cf_log_off(&z->cf.map, INST), z->cf.map.geo.log_size) == 0);
+	for (size_t i = 0; i < ntypes; i++)
+		CHECK(cf_log_append(&l, types[i], txid, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL) == 0);
+	cf_log_detach(&l);
+	return txid;
+}
+
+/*
  * A transaction with both a COMMIT and an ABORT in the log (its owner backed
  * out what it had sent a COMMIT for) is counted with the log's read, so that
  * the report of the read (on_phase at the backout: cfnode's error line, which
@@ -554,22 +578,11 @@ static void test_log_both_reported(void)
 	struct scen z;
 	struct cf_recovery_env env;
 	struct cf_recovery_report rep;
-	struct cf_log_scan sc;
-	struct cf_log_rec *inflight = NULL;
-	struct cf_log l;
-	size_t n = 0;
+	static const enum cf_logrec_type both[] = {CF_LR_COMMIT, CF_LR_ABORT};
 	uint64_t txid;
 
 	scen_open(&z);
-	CHECK(cf_log_scan(z.cf.img + cf_log_off(&z.cf.map, INST), z.cf.map.geo.log_size, &sc) == 0);
-	CHECK(cf_log_scan_inflight(&sc, &inflight, &n, NULL) == 0 && n == 3);
-	txid = n ? inflight[0].h.txid : 0;
-	free(inflight);
-	cf_log_scan_free(&sc);
-	CHECK(cf_log_attach_mem(&l, z.cf.img + cf_log_off(&z.cf.map, INST), z.cf.map.geo.log_size) == 0);
-	CHECK(cf_log_append(&l, CF_LR_COMMIT, txid, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL) == 0);
-	CHECK(cf_log_append(&l, CF_LR_ABORT, txid, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL) == 0);
-	cf_log_detach(&l);
+	txid = end_first_inflight(&z, both, 2);
 	env_init(&env, &z, &z.sb, &z.data);
 	env.on_phase = on_phase_both;
 	both_at_backout = 0;
@@ -657,11 +670,7 @@ static void test_decides_from_durable(void)
 	struct cf_recovery_env env;
 	struct cf_recovery_report rep;
 	struct told t = { .z = &z };
-	struct cf_log_scan sc;
-	struct cf_log_rec *inflight = NULL;
-	struct cf_log l;
-	size_t n = 0;
-	uint64_t txid;
+	static const enum cf_logrec_type commit[] = {CF_LR_COMMIT};
 
 	scen_open(&z);
 	/* so far A's every write was persisted (a DRAM scenario: say so by copying) */
@@ -671,14 +680,7 @@ static void test_decides_from_durable(void)
 	memcpy(z.cf.durable, z.cf.img, z.cf.map.image_size);
 	mem_session_durable(&z.sb);
 	/* A's COMMIT of its in-flight transaction: in the CF's memory only */
-	CHECK(cf_log_scan(z.cf.img + cf_log_off(&z.cf.map, INST), z.cf.map.geo.log_size, &sc) == 0);
-	CHECK(cf_log_scan_inflight(&sc, &inflight, &n, NULL) == 0 && n == 3);
-	txid = n ? inflight[0].h.txid : 0;
-	free(inflight);
-	cf_log_scan_free(&sc);
-	CHECK(cf_log_attach_mem(&l, z.cf.img + cf_log_off(&z.cf.map, INST), z.cf.map.geo.log_size) == 0);
-	CHECK(cf_log_append(&l, CF_LR_COMMIT, txid, 0, 0, NULL, 0, CF_LOG_WAIT | CF_LOG_TERMINAL, NULL) == 0);
-	cf_log_detach(&l);
+	end_first_inflight(&z, commit, 1);
 
 	env_init(&env, &z, &z.sb, &z.data);
 	env.decided = tell_checks_durable;
