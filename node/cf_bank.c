@@ -37,6 +37,7 @@ struct bank {
 	int journal_err; /* the journal failed: fatal for the run, and not "log full" */
 	uint32_t unsynced;
 	uint64_t naccts;
+	uint64_t next_ns; /* --rate: the earliest begin of the next transaction */
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -259,6 +260,26 @@ static bool done(struct bank *b, uint64_t t0)
 	return (double)(cf_mono_ns() - t0) / 1e9 >= b->o->duration_s;
 }
 
+/*
+ * --rate: sleep until the next transaction's turn. A late begin moves the
+ * schedule (no burst to catch up): a paced run is a steady load, such as
+ * a test under CPU emulation wants, where a closed loop at full speed takes
+ * the CPUs the processes it tests need. Open transactions keep their locks
+ * across the sleep, as a slow application's do.
+ */
+static void pace(struct bank *b)
+{
+	uint64_t now = cf_mono_ns();
+
+	while (b->next_ns > now) {
+		uint64_t d = b->next_ns - now;
+		struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u)};
+		(void)nanosleep(&ts, NULL); /* EINTR: look again */
+		now = cf_mono_ns();
+	}
+	b->next_ns = now + 1000000000u / b->o->rate;
+}
+
 static void cas_probe(struct cf_session *s, struct cf_lock_hist *h)
 {
 	/* A CAS that never matches changes nothing: a pure atomic round trip. */
@@ -314,8 +335,17 @@ int cf_bank_run(struct cf_txn_ctx *c, struct cf_session *s, const struct cf_bank
 	t0 = cf_mono_ns();
 run:
 	while (!done(&b, t0)) {
-		struct slot *sl = &b.q[(b.head + b.n) % b.k];
-		uint64_t x = rnd(&b.rng) % b.naccts, y = rnd(&b.rng) % (b.naccts - 1);
+		struct slot *sl;
+		uint64_t x, y;
+
+		if (o->rate) {
+			pace(&b);
+			if (done(&b, t0))
+				break;
+		}
+		sl = &b.q[(b.head + b.n) % b.k];
+		x = rnd(&b.rng) % b.naccts;
+		y = rnd(&b.rng) % (b.naccts - 1);
 		int64_t amount = 1 + (int64_t)(rnd(&b.rng) % (uint64_t)(o->max_amount > 0 ? o->max_amount : 100));
 		int64_t bx, by;
 

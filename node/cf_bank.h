@@ -40,6 +40,7 @@ struct cf_bank_opts {
 	double duration_s; /* 0: run for txns */
 	uint64_t txns;     /* 0: run for duration */
 	uint32_t inflight; /* K >= 1 */
+	uint32_t rate;     /* begin at most this many transactions a second; 0: no limit */
 	/*
 	 * Commit the whole ring as one group when it is full (cf_txn_commit_group;
 	 * the context should defer its writes, cf_txn.h); else the oldest alone.

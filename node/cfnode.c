@@ -99,6 +99,7 @@ static void usage(FILE *out)
 		"  --duration S           bank: run S seconds (default 10)\n"
 		"  --txns M               bank: run M transactions instead\n"
 		"  --inflight K           bank: transactions in flight (default 1)\n"
+		"  --rate N               bank: begin at most N transactions a second (default: no limit)\n"
 		"  --group-commit on|off  bank: updates keep their data writes until the next durable point,\n"
 		"                         and a full ring of K commits as one group (default on)\n"
 		"  --seed N               random seed\n"
@@ -225,7 +226,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		O_CF = 256, O_SYSTEM, O_INSTANCE, O_DATA, O_KEY, O_TRANSPORT, O_HBI, O_HBT, O_CTO, O_WORKLOAD,
-		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
+		O_ACCOUNTS, O_DURATION, O_TXNS, O_INFLIGHT, O_RATE, O_SEED, O_JOURNAL, O_LOCKTO, O_RECORD, O_HOLD, O_UPDATES,
 		O_JSON, O_POLICY, O_FENCE, O_FENCEARG, O_WATCHDOG, O_WDTIMEOUT, O_WDMARGIN, O_FENCEMAP, O_UNFENCE, O_DATAIO,
 		O_MARKERWAIT, O_GROUP, O_VERSION, O_LOGLEVEL, O_LOGPREFIX, O_RJOURNAL, O_SWITCHWAIT, O_BALLAST,
 	};
@@ -249,6 +250,7 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "txns", required_argument, NULL, O_TXNS },
 		{ "inflight", required_argument, NULL, O_INFLIGHT },
+		{ "rate", required_argument, NULL, O_RATE },
 		{ "group-commit", required_argument, NULL, O_GROUP },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "journal", required_argument, NULL, O_JOURNAL },
@@ -366,6 +368,11 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, &v) || v == 0 || v > 1024)
 				bad = "--inflight must be 1..1024";
 			w.bo.inflight = (uint32_t)v;
+			break;
+		case O_RATE:
+			if (parse_u64(optarg, &v) || v == 0 || v > 1000000)
+				bad = "--rate must be 1..1000000 transactions a second";
+			w.bo.rate = (uint32_t)v;
 			break;
 		case O_GROUP:
 			if (!strcmp(optarg, "on"))

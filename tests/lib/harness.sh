@@ -21,6 +21,9 @@
 #                 "netns": each system on its own namespace-host (tests/lib/hosts.sh:
 #                 own network, UTS and mount namespaces, hostname hostA.., the
 #                 data directory bind-mounted, the external fence agent fence_netns)
+#   CF_TEST_BANK_RATE  every bank a test starts (cf_node_argv) begins at most this many
+#                 transactions a second (cfnode --rate); the rig sets it: a closed
+#                 loop at full speed takes every emulated CPU the rest of the test needs
 #   CF_START_TIMEOUT_S  how long start_cfserver waits for the port (default 10 s, 60 s over verbs;
 #                 a server formatting an image on a device under emulation needs more)
 set -u
@@ -309,6 +312,10 @@ cf_node_argv() {
 	fi
 	CF_NODE_ARGV=("${NODE_PREFIX[@]}" "$CFNODE" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE"
 		--transport "$CF_TRANSPORT" --system "$sys" --instance "$inst" --data "$NODE_DATA" "${NODE_FENCE[@]}" "$@")
+	# a bank without a rate of its own gets the test run's (CF_TEST_BANK_RATE)
+	if [ -n "${CF_TEST_BANK_RATE:-}" ] && [[ " $* " == *" --workload bank "* ]] && [[ " $* " != *" --rate "* ]]; then
+		CF_NODE_ARGV+=(--rate "$CF_TEST_BANK_RATE")
+	fi
 }
 
 # cf_node LOG SYS INST [cfnode args...]: start system SYS (cf_node_argv) in the
