@@ -160,9 +160,11 @@ static void on_phase_log(void *arg, const struct cf_recovery_report *rep, enum c
 				     rep->inst_name, (unsigned long long)rep->log_both,
 				     (unsigned long long)rep->log_both_txid);
 	} else if (p == CF_PHASE_RELEASE)
-		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: backed out %llu in-flight transactions (%llu updates)",
+		cf_agent_log(a, CF_AGENT_INFO,
+			     "recovery %s: backed out %llu in-flight transactions (%llu updates written back, %llu never "
+			     "written)",
 			     rep->inst_name, (unsigned long long)rep->txns_inflight,
-			     (unsigned long long)rep->updates_applied);
+			     (unsigned long long)rep->updates_applied, (unsigned long long)rep->updates_unwritten);
 	else if (p == CF_PHASE_UNREGISTER)
 		cf_agent_log(a, CF_AGENT_INFO, "recovery %s: released %llu locks", rep->inst_name,
 			     (unsigned long long)rep->locks_released);
@@ -180,11 +182,11 @@ static void log_report(struct cf_agent *a, const struct cf_recovery_report *rep)
 		total += rep->phase_ns[p];
 	}
 	cf_agent_log(a, CF_AGENT_INFO,
-		     "recovery %s (incident %u) by %s done%s: %llu txns backed out (%llu updates), %llu locks released, "
-		     "failed system %s; %.3f ms from declaration to unregister",
+		     "recovery %s (incident %u) by %s done%s: %llu txns backed out (%llu updates written back, %llu "
+		     "never written), %llu locks released, failed system %s; %.3f ms from declaration to unregister",
 		     rep->inst_name, rep->incident, a->o.system, rep->held ? " (held across a switch of CF)" : "",
 		     (unsigned long long)rep->txns_inflight, (unsigned long long)rep->updates_applied,
-		     (unsigned long long)rep->locks_released, rep->failed_name[0] ? rep->failed_name : "?", total / 1e6);
+		     (unsigned long long)rep->updates_unwritten, (unsigned long long)rep->locks_released, rep->failed_name[0] ? rep->failed_name : "?", total / 1e6);
 	/*
 	 * One machine-readable line for the demo and the benchmarks. A held
 	 * registration recovered after a switch of CF (cf_recover_held) is no
@@ -194,12 +196,13 @@ static void log_report(struct cf_agent *a, const struct cf_recovery_report *rep)
 	cf_agent_log(a, CF_AGENT_INFO,
 		     "%s {\"inst\":\"%s\",\"incident\":%u,\"counterpart\":\"%s\",\"failed\":\"%s\","
 		     "\"fail_ns\":%llu,\"detect_ns\":%llu,\"locks_free_ns\":%llu,\"done_ns\":%llu,"
-		     "\"txns\":%llu,\"updates\":%llu,\"locks\":%llu,\"log_bytes\":%llu,%s}",
+		     "\"txns\":%llu,\"updates\":%llu,\"unwritten\":%llu,\"locks\":%llu,\"log_bytes\":%llu,%s}",
 		     rep->held ? "RECOVERY-HELD" : "RECOVERY", rep->inst_name, rep->incident, a->o.system, rep->failed_name,
 		     (unsigned long long)rep->fail_real_ns, (unsigned long long)rep->detect_real_ns,
 		     (unsigned long long)rep->locks_free_real_ns, (unsigned long long)rep->done_real_ns,
 		     (unsigned long long)rep->txns_inflight, (unsigned long long)rep->updates_applied,
-		     (unsigned long long)rep->locks_released, (unsigned long long)rep->log_bytes, line);
+		     (unsigned long long)rep->updates_unwritten, (unsigned long long)rep->locks_released,
+		     (unsigned long long)rep->log_bytes, line);
 }
 
 /* The recovered instance has nothing in flight in the data any more: its marker says so. */

@@ -106,7 +106,10 @@ int cf_log_scan(const void *region, uint64_t region_len, struct cf_log_scan *sc)
 			sc->stop_lsn = h.lsn;
 			break;
 		}
-		if (h.type != CF_LR_PAD) {
+		if (h.type == CF_LR_PAD) {
+			/* a write mark, or the ring's end: either way, later than every UPDATE before it */
+			sc->mark_end = h.lsn + 1;
+		} else {
 			r = scan_push(sc, &h, pos, (const uint8_t *)img);
 			if (r) {
 				cf_log_scan_free(sc);
@@ -529,7 +532,8 @@ static bool fits(const struct cf_log *l, uint64_t need, unsigned flags)
 	return need + reserve <= cf_log_free(l);
 }
 
-int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uint32_t file, uint64_t offset,
+/* A record (a header-only PAD: a write mark, cf_logrec.h) at the tail. */
+static int append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uint32_t file, uint64_t offset,
 		  const void *image, uint32_t len, unsigned flags, uint64_t *lsn)
 {
 	uint32_t size = cf_logrec_size(len);
@@ -538,7 +542,7 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 	bool wait = flags & CF_LOG_WAIT;
 	int r;
 
-	if (type == CF_LR_PAD || len > CF_LOGREC_MAX_IMAGE)
+	if (len > CF_LOGREC_MAX_IMAGE)
 		return -EINVAL;
 	if (size > l->ring_size / 4)
 		return -EINVAL;
@@ -585,7 +589,10 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 		if (r)
 			return r;
 	}
-	r = cf_logrec_encode(rec, size, type, l->next_lsn, txid, file, offset, image, len);
+	if (type == CF_LR_PAD)
+		r = cf_logrec_encode_pad(rec, size, l->next_lsn);
+	else
+		r = cf_logrec_encode(rec, size, type, l->next_lsn, txid, file, offset, image, len);
 	if (r < 0)
 		return r;
 	r = log_write(l, sizeof(struct cf_log_hdr) + l->tail % l->ring_size, rec, size, wait);
@@ -604,6 +611,23 @@ int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uin
 			return r;
 	}
 	return 0;
+}
+
+int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uint32_t file, uint64_t offset,
+		  const void *image, uint32_t len, unsigned flags, uint64_t *lsn)
+{
+	if (type == CF_LR_PAD)
+		return -EINVAL;
+	return append(l, type, txid, file, offset, image, len, flags, lsn);
+}
+
+int cf_log_mark(struct cf_log *l)
+{
+	int r = append(l, CF_LR_PAD, 0, 0, 0, NULL, 0, CF_LOG_TERMINAL, NULL);
+
+	if (!r)
+		l->marks++;
+	return r;
 }
 
 /* ---------------- attach ---------------- */

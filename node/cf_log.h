@@ -49,8 +49,13 @@
 
 struct cf_session;
 
-/* COMMIT|ABORT + END, each possibly preceded by a PAD that wastes < a record. */
-#define CF_LOG_TXN_RESERVE (4u * sizeof(struct cf_logrec_hdr))
+/*
+ * COMMIT|ABORT + END, each possibly preceded by a PAD that wastes < a record
+ * (4 headers), and a write mark with its PAD (2 more): a mark uses the
+ * reserve, and between two marks of a log comes an UPDATE, whose append
+ * keeps the whole reserve free (cf_txn_flush).
+ */
+#define CF_LOG_TXN_RESERVE (6u * sizeof(struct cf_logrec_hdr))
 #define CF_LOG_POST_ARENA (128u * 1024u) /* posted records awaiting completion */
 
 /* A pinned transaction: its first record's position and LSN. */
@@ -80,7 +85,7 @@ struct cf_log {
 	uint64_t durable_head; /* the head value last made durable */
 	bool head_unpersisted; /* attached to a durable CF: its header may be ahead of the durable one's */
 	/* counters */
-	uint64_t appends, head_writes, full, persists;
+	uint64_t appends, head_writes, full, persists, marks;
 };
 
 /* One parsed record of a scan. image points into the caller's region buffer. */
@@ -94,6 +99,12 @@ struct cf_log_scan {
 	uint64_t head, head_lsn; /* from the region header */
 	uint32_t rec_span;       /* cf_log_attach: the record-list entries to read (cf_log_rec_span) */
 	uint64_t end, next_lsn;  /* where a valid scan stopped: the writer continues here */
+	/*
+	 * 1 + the LSN of the last PAD scanned (a write mark or the ring's end), 0
+	 * if none: an UPDATE of a CF_LR_BEGIN_MARKED transaction at an LSN from
+	 * here on was never written to the data (cf_logrec.h).
+	 */
+	uint64_t mark_end;
 	/*
 	 * Why the scan stopped: 0 on zero bytes or a whole record of an earlier
 	 * lap (LSN); -EBADMSG on bytes that do not parse — a torn or corrupt
@@ -206,6 +217,13 @@ enum cf_log_flags {
  */
 int cf_log_append(struct cf_log *l, enum cf_logrec_type type, uint64_t txid, uint32_t file, uint64_t offset,
 		  const void *image, uint32_t len, unsigned flags, uint64_t *lsn);
+
+/*
+ * A write mark (cf_logrec.h): a posted header-only PAD, which may use the
+ * reserve. The data writes it allows may start once it is at the CF, as
+ * after any posted record: after a cf_log_flush.
+ */
+int cf_log_mark(struct cf_log *l);
 
 /* Pin the next record's position (call before a transaction's first append). */
 void cf_log_pin(struct cf_log *l, struct cf_log_pin *p);

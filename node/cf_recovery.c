@@ -454,7 +454,8 @@ static int step_backout(struct run *x, const struct cf_log_scan *sc)
 	int r, a = 0;
 
 	do {
-		r = cf_txn_backout_apply(env->data, sc, env->lease, env->lease_arg, &x->rep->updates_applied);
+		r = cf_txn_backout_apply(env->data, sc, env->lease, env->lease_arg, &x->rep->updates_applied,
+					 &x->rep->updates_unwritten);
 	} while (retry_step(x, r, a++));
 	if (r < 0)
 		return fail(x, r, "back out %s: %s%s%s", x->rep->inst_name, strerror(-r), r == -EBADMSG ? " " : "",
@@ -496,6 +497,11 @@ static int step_sync(struct run *x, struct cf_log *log, const struct cf_log_scan
 	const struct cf_recovery_env *env = x->env;
 	int r, a = 0;
 
+	/*
+	 * Only the files the backout wrote to: when it wrote nothing back (every
+	 * in-flight UPDATE was never written to the data, cf_txn_backout_apply),
+	 * the data already holds, durably, what a sync would make durable.
+	 */
 	do
 		r = cf_data_sync_all(env->data);
 	while (retry_step(x, r, a++));

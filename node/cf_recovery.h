@@ -52,6 +52,7 @@ struct cf_recovery_report {
 	uint64_t locks_free_real_ns; /* CLOCK_REALTIME when every lock was released */
 	uint32_t cf_fence_us;    /* as the CF reported it */
 	uint64_t records_scanned, txns_inflight, updates_applied, locks_released;
+	uint64_t updates_unwritten; /* in-flight UPDATEs never written to the data: nothing to write back */
 	uint64_t log_bytes;
 	/* where the log scan began and ended (logical positions) and why it ended */
 	uint64_t log_head, log_end, log_next_lsn, log_stop_lsn;

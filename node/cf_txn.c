@@ -211,7 +211,9 @@ int cf_txn_update(struct cf_txn *t, uint32_t file, uint64_t rec, const void *pay
 	if (!t->logged) {
 		cf_log_pin(c->log, &t->pin);
 		t->logged = true;
-		r = cf_log_append(c->log, CF_LR_BEGIN, t->id, 0, 0, NULL, 0, 0, NULL);
+		/* group commit: every data write of t follows a write mark (cf_txn_flush) */
+		r = cf_log_append(c->log, CF_LR_BEGIN, t->id, c->defer_writes ? CF_LR_BEGIN_MARKED : 0, 0, NULL, 0, 0,
+				  NULL);
 		if (r)
 			goto err_free;
 	}
@@ -295,6 +297,14 @@ int cf_txn_flush(struct cf_txn_ctx *c)
 
 	if (!c->deferred)
 		return 0;
+	/*
+	 * The write mark first: an UPDATE with no mark after it was never written
+	 * to the data, and its recovery writes nothing back for it (cf_logrec.h).
+	 * Posted: the flush below completes it, as the before-images.
+	 */
+	r = cf_log_mark(c->log);
+	if (r)
+		return r;
 	/* Write-ahead: every kept slot's before-image is at the CF (durable there) first. */
 	r = cf_log_flush(c->log);
 	if (r)
@@ -525,28 +535,76 @@ int cf_txn_self_backout(struct cf_txn *t)
 	return 0;
 }
 
+static int cmp_txid(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The transactions of the scan whose BEGIN promised write marks, sorted
+ * (*n of them; NULL when none).
+ */
+static int marked_txids(const struct cf_log_scan *sc, uint64_t **out, size_t *n)
+{
+	uint64_t *t = NULL;
+	size_t k = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; i < sc->n; i++) {
+		const struct cf_logrec_hdr *h = &sc->recs[i].h;
+		if (h->type != CF_LR_BEGIN || !(h->file & CF_LR_BEGIN_MARKED))
+			continue;
+		if (!t && !(t = malloc(sc->n * sizeof(*t))))
+			return -ENOMEM;
+		t[k++] = h->txid;
+	}
+	if (k)
+		qsort(t, k, sizeof(*t), cmp_txid);
+	*out = t;
+	*n = k;
+	return 0;
+}
+
 int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
-			  uint64_t *nupd)
+			  uint64_t *nupd, uint64_t *nunwritten)
 {
 	struct cf_log_rec *v = NULL;
-	size_t n = 0;
+	uint64_t *marked = NULL;
+	size_t n = 0, nmarked = 0, written = 0;
 	int r;
 
 	r = cf_log_scan_inflight(sc, &v, &n, NULL);
+	if (!r && n)
+		r = marked_txids(sc, &marked, &nmarked);
 	if (r)
-		return r;
+		goto out;
 	for (size_t i = 0; i < n; i++) {
+		/*
+		 * No write mark after it, in a transaction that promised one before
+		 * each data write: never written, the data holds its before-image
+		 * (durably: it was committed, or restored and synced, before this
+		 * transaction could lock it). Writing it back would change nothing
+		 * but cost the sync.
+		 */
+		if (v[i].h.lsn >= sc->mark_end && bsearch(&v[i].h.txid, marked, nmarked, sizeof(*marked), cmp_txid))
+			continue;
 		/* a counterpart that froze and was declared failed must not write */
 		if (lease_fn && (r = lease_fn(lease_arg)))
 			goto out;
 		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
 		if (r)
 			goto out;
+		written++;
 		CF_FAULT("rec.mid_backout");
 	}
 	if (nupd)
-		*nupd = n;
+		*nupd = written;
+	if (nunwritten)
+		*nunwritten = n - written;
 out:
+	free(marked);
 	free(v);
 	return r;
 }
@@ -581,8 +639,9 @@ int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (
 int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_log_scan *sc,
 			 int (*lease_fn)(void *), void *lease_arg, uint32_t *ntx)
 {
-	int r = cf_txn_backout_apply(d, sc, lease_fn, lease_arg, NULL);
+	int r = cf_txn_backout_apply(d, sc, lease_fn, lease_arg, NULL, NULL);
 
+	/* the files written to (none when nothing was written back) */
 	if (!r)
 		r = cf_data_sync_all(d);
 	if (!r)

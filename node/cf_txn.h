@@ -168,7 +168,8 @@ int cf_txn_backout(struct cf_txn *t);
 /*
  * Back out what a log scan shows in flight (a clean start finding leftovers;
  * usable by recovery): before-images written back in reverse LSN order
- * (lease-checked when lease != NULL), fdatasync of every file touched, then
+ * (lease-checked when lease != NULL; not those never written, below),
+ * fdatasync of every file written to, then
  * the log emptied durably (cf_txn_backout_close). Idempotent: a second run
  * over a fresh scan finds nothing in flight. *ntx: transactions backed out
  * (may be NULL).
@@ -177,7 +178,10 @@ int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_l
 			void *lease_arg, uint32_t *ntx);
 /*
  * Its two halves, for recovery (which times them apart and syncs between):
- * apply writes the before-images (*nupd of them); close empties the log and
+ * apply writes the before-images (*nupd of them), but not those of UPDATEs
+ * that were never written to the data (no write mark after them in a
+ * transaction that promised one, cf_logrec.h; *nunwritten of them): when it
+ * wrote none, cf_data_sync_all syncs nothing. Close empties the log and
  * makes that durable (cf_log_close_durable), counting the in-flight
  * transactions it ends (*ntx) - only after the caller's fdatasync, so that a
  * second recovery is a no-op only once the data is safe, and before any lock
@@ -185,7 +189,7 @@ int cf_txn_backout_scan(struct cf_data *d, struct cf_log *log, const struct cf_l
  * what another system committed since.
  */
 int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
-			 uint64_t *nupd);
+			 uint64_t *nupd, uint64_t *nunwritten);
 int cf_txn_backout_close(struct cf_log *log, const struct cf_log_scan *sc, int (*lease)(void *), void *lease_arg,
 			 uint32_t *ntx);
 

@@ -14,6 +14,18 @@
  * LSNs are consecutive; a reader scanning from the log head stops at the first
  * record that fails magic, length, crc or LSN continuity (torn tail, or stale
  * bytes from an earlier lap of the ring).
+ *
+ * Write marks. A PAD may also stand anywhere in the ring (a header-only PAD,
+ * total 48): a reader skips it as any PAD. A writer whose BEGIN says
+ * CF_LR_BEGIN_MARKED in its `file` field promises that no data write for an
+ * UPDATE of that transaction starts before a PAD with a higher LSN is in the
+ * log (durable there when the CF is). So such an UPDATE with no PAD after it
+ * was never written to the data: its before-image is what the data holds,
+ * and a backout need not write it back, nor sync for it. A writer that does
+ * not promise it (an older one, or no group commit) leaves `file` 0, which
+ * every reader takes as "may have been written"; a reader older than the
+ * marks ignores BEGIN's `file` and skips the PADs, and writes back every
+ * UPDATE, as before.
  */
 #ifndef CF_LOGREC_H
 #define CF_LOGREC_H
@@ -32,6 +44,9 @@ enum cf_logrec_type {
 	CF_LR_ABORT = 5,   /* before-images applied and synced */
 	CF_LR_END = 6,     /* locks released; nothing left to do */
 };
+
+/* BEGIN's `file` field: this transaction's data writes each follow a write mark (above). */
+#define CF_LR_BEGIN_MARKED 1u
 
 struct cf_logrec_hdr {
 	uint16_t magic;

@@ -7,7 +7,10 @@
  * (cf_txn_backout_scan), idempotently; group commit (defer_writes): no
  * data write before the flush and its lease check, a transaction's own kept
  * write read back, a group committed together, kept writes of a backed-out
- * transaction never written, a committed transaction never backed out.
+ * transaction never written, a committed transaction never backed out;
+ * write marks: a recovery writes back (and syncs) only the UPDATEs a mark
+ * says may have reached the data, and all of a transaction that promised no
+ * marks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -408,6 +411,94 @@ static void test_group_commit(void)
 }
 
 /*
+ * Recover the crashed incarnation's log with a data directory of its own (a
+ * counterpart's): the before-images it wrote back and those it did not.
+ */
+static void recover_log(struct env *e, uint64_t *written, uint64_t *unwritten, int *dirty)
+{
+	struct cf_log_scan sc;
+	struct cf_data d2;
+	struct cf_log l2;
+	uint32_t ntx = 0;
+
+	CHECK(cf_data_open(&d2, e->dir) == 0);
+	CHECK(cf_log_scan(e->img + cf_log_off(&e->map, 1), e->map.geo.log_size, &sc) == 0);
+	CHECK(cf_txn_backout_apply(&d2, &sc, NULL, NULL, written, unwritten) == 0);
+	*dirty = d2.files[0].fd >= 0 && d2.files[0].dirty;
+	CHECK(cf_data_sync_all(&d2) == 0);
+	CHECK(cf_log_attach_mem(&l2, e->img + cf_log_off(&e->map, 1), e->map.geo.log_size) == 0);
+	CHECK(cf_txn_backout_close(&l2, &sc, NULL, NULL, &ntx) == 0 && ntx == 1);
+	cf_log_detach(&l2);
+	cf_log_scan_free(&sc);
+	cf_data_close(&d2);
+}
+
+/*
+ * Write marks (cf_logrec.h). Under group commit a transaction's BEGIN
+ * promises that each of its data writes follows a write mark in the log;
+ * a recovery writes back only the UPDATEs with a mark after them, and
+ * syncs nothing when there are none. A BEGIN without the promise (an older
+ * writer, or no group commit) has every UPDATE written back.
+ */
+static void test_write_marks(void)
+{
+	struct env e;
+	struct cf_txn t;
+	uint64_t written = 99, unwritten = 99;
+	int dirty = -1;
+	int64_t v;
+
+	/* nothing flushed: nothing written back, no file to sync */
+	env_open(&e);
+	e.c.defer_writes = true;
+	CHECK(cf_txn_begin(&e.c, &t) == 0);
+	v = 11;
+	CHECK(cf_txn_update(&t, 0, 11, &v) == 0);
+	v = 12;
+	CHECK(cf_txn_update(&t, 0, 12, &v) == 0);
+	CHECK(e.log.marks == 0);
+	recover_log(&e, &written, &unwritten, &dirty);
+	CHECK(written == 0 && unwritten == 2 && dirty == 0);
+	CHECK(bal(&e, 11) == 100 && bal(&e, 12) == 100);
+	cf_txn_free(&t); /* the crashed incarnation's memory */
+	env_close(&e);
+
+	/* flushed, then one more kept: the flushed one written back and synced, the kept one not */
+	env_open(&e);
+	e.c.defer_writes = true;
+	CHECK(cf_txn_begin(&e.c, &t) == 0);
+	v = 13;
+	CHECK(cf_txn_update(&t, 0, 13, &v) == 0);
+	CHECK(cf_txn_flush(&e.c) == 0 && bal(&e, 13) == 13 && e.log.marks == 1);
+	v = 14;
+	CHECK(cf_txn_update(&t, 0, 14, &v) == 0);
+	recover_log(&e, &written, &unwritten, &dirty);
+	CHECK(written == 1 && unwritten == 1 && dirty == 1);
+	CHECK(bal(&e, 13) == 100 && bal(&e, 14) == 100);
+	cf_txn_free(&t);
+	env_close(&e);
+
+	/* no promise in the BEGIN (an older writer's log): written back though no mark follows */
+	env_open(&e);
+	{
+		uint8_t slot[CF_DATA_SLOT_HDR + 64];
+		struct cf_log_pin pin;
+		struct cf_data_file *f;
+		memset(&pin, 0, sizeof(pin));
+		CHECK(cf_data_file(&e.data, 0, &f) == 0 && cf_data_slot_size(f) <= sizeof(slot));
+		CHECK(cf_data_read_slot(&e.data, f, 15, slot) == 0);
+		cf_log_pin(&e.log, &pin); /* as a transaction's first append does */
+		CHECK(cf_log_append(&e.log, CF_LR_BEGIN, 77, 0, 0, NULL, 0, 0, NULL) == 0);
+		CHECK(cf_log_append(&e.log, CF_LR_UPDATE, 77, 0, cf_data_slot_off(f, 15), slot, cf_data_slot_size(f),
+				    CF_LOG_WAIT, NULL) == 0);
+		recover_log(&e, &written, &unwritten, &dirty);
+		CHECK(written == 1 && unwritten == 0 && dirty == 1);
+		cf_log_unpin(&e.log, &pin);
+	}
+	env_close(&e);
+}
+
+/*
  * A COMMIT the CF executed whose answer was lost (the connection died first):
  * the transaction is committed for whoever recovers the log, so this node
  * never writes its before-images - not by a backout, not by a self-backout
@@ -501,6 +592,7 @@ int main(void)
 	test_dead_session();
 	test_commit_backout();
 	test_group_commit();
+	test_write_marks();
 	test_crash_recovery();
 	test_self_backout();
 	if (failures) {
