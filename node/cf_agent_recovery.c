@@ -186,7 +186,8 @@ static void log_report(struct cf_agent *a, const struct cf_recovery_report *rep)
 		     "never written), %llu locks released, failed system %s; %.3f ms from declaration to unregister",
 		     rep->inst_name, rep->incident, a->o.system, rep->held ? " (held across a switch of CF)" : "",
 		     (unsigned long long)rep->txns_inflight, (unsigned long long)rep->updates_applied,
-		     (unsigned long long)rep->updates_unwritten, (unsigned long long)rep->locks_released, rep->failed_name[0] ? rep->failed_name : "?", total / 1e6);
+		     (unsigned long long)rep->updates_unwritten, (unsigned long long)rep->locks_released,
+		     rep->failed_name[0] ? rep->failed_name : "?", total / 1e6);
 	/*
 	 * One machine-readable line for the demo and the benchmarks. A held
 	 * registration recovered after a switch of CF (cf_recover_held) is no

@@ -588,7 +588,8 @@ int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*
 		 * transaction could lock it). Writing it back would change nothing
 		 * but cost the sync.
 		 */
-		if (v[i].h.lsn >= sc->mark_end && bsearch(&v[i].h.txid, marked, nmarked, sizeof(*marked), cmp_txid))
+		if (nmarked && v[i].h.lsn >= sc->mark_end &&
+		    bsearch(&v[i].h.txid, marked, nmarked, sizeof(*marked), cmp_txid))
 			continue;
 		/* a counterpart that froze and was declared failed must not write */
 		if (lease_fn && (r = lease_fn(lease_arg)))
