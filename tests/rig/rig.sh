@@ -30,7 +30,7 @@
 # In the guest: CF_HOST=<rxe0's address>, CF_TRANSPORT=verbs, CF_RIG=1,
 # CF_TEST_T_MS=5000, CF_CONNECT_TIMEOUT_MS=30000 and CF_TEST_BANK_RATE=200 unless
 # set (heartbeat and connect timeouts for tests, and their banks paced: emulation
-# is slow); the command runs as root under bash in your cwd (if shared) and its
+# is slow; CF_TEST_BANK_RATE= , empty, paces nothing); the command runs as root under bash in your cwd (if shared) and its
 # exit status is rig.sh's. CF_* and MESON_* variables of the caller pass through.
 #
 #   tests/rig/rig.sh --share "$PWD" -- meson test -C build --suite verbs
@@ -147,7 +147,7 @@ trap cleanup EXIT
 	# three banks in a closed loop take 96 % of the two emulated CPUs (600 txn/s each),
 	# leaving the test's own steps (cfctl, checks) to wait for CPU: 200 a second each
 	# took 44 %
-	echo "export CF_TEST_BANK_RATE=${CF_TEST_BANK_RATE:-200}"
+	echo "export CF_TEST_BANK_RATE=${CF_TEST_BANK_RATE-200}" # set empty: no pacing
 	for v in $(compgen -e | grep -E '^(CF_|MESON_)' | grep -v -E '^CF_(HOST|RIG|RIG_NVDIMM|TRANSPORT|TEST_T_MS|CONNECT_TIMEOUT_MS|TEST_BANK_RATE)$' || true); do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
