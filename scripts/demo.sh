@@ -92,7 +92,7 @@ def at(ns): return "%9.3f ms" % ((ns - t0) / 1e6) if ns else "        ?   "
 print(f"  {at(t0)}  {r['failed']} {mode}")
 print(f"  {at(r['fail_ns'])}  CF declared {r['failed']} failed, fenced it, marked {r['inst']} INACTIVE_FAILED (incident {r['incident']})")
 print(f"  {at(r['detect_ns'])}  {r['counterpart']} learned of it (CF event)")
-print(f"  {at(r['locks_free_ns'])}  {r['counterpart']} registered, fenced, backed out {r['txns']} in-flight transactions ({r['updates']} updates), released {r['locks']} locks")
+print(f"  {at(r['locks_free_ns'])}  {r['counterpart']} registered, fenced, backed out {r['txns']} in-flight transactions ({r['updates']} updates written back, {r.get('unwritten', 0)} never written), released {r['locks']} locks")
 print(f"  {at(r['done_ns'])}  {r['counterpart']} unregistered: {r['inst']} INACTIVE_CLEAN")
 print("  phases (us): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in r.items() if k.endswith('_us')))
 print(f"  total failover, {mode} -> locks usable: {(r['locks_free_ns'] - t0) / 1e6:.3f} ms")
