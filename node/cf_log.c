@@ -171,6 +171,59 @@ static uint64_t *decided_txids(const struct cf_log_scan *sc, size_t *n)
 	return done;
 }
 
+/* The txids whose BEGIN promised write marks (cf_logrec.h), sorted as decided_txids; NULL: no memory. */
+static uint64_t *marked_txids(const struct cf_log_scan *sc, size_t *n)
+{
+	uint64_t *t = malloc((sc->n + 1) * sizeof(*t));
+
+	*n = 0;
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < sc->n; i++)
+		if (sc->recs[i].h.type == CF_LR_BEGIN && (sc->recs[i].h.file & CF_LR_BEGIN_MARKED))
+			t[(*n)++] = sc->recs[i].h.txid;
+	qsort(t, *n, sizeof(*t), cmp_u64);
+	return t;
+}
+
+int cf_log_scan_written(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *nunwritten)
+{
+	struct cf_log_rec *v = NULL;
+	uint64_t *marked;
+	size_t k = 0, nmarked = 0;
+	int r;
+
+	*nunwritten = 0;
+	r = cf_log_scan_inflight(sc, &v, n, NULL);
+	if (r || !*n) {
+		*out = v;
+		return r;
+	}
+	marked = marked_txids(sc, &nmarked);
+	if (!marked) {
+		free(v);
+		*out = NULL;
+		*n = 0;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		/*
+		 * No write mark after it, in a transaction that promised one before
+		 * each data write: never written, the data holds its before-image
+		 * (durably: it was committed, or restored and synced, before this
+		 * transaction could lock it).
+		 */
+		if (v[i].h.lsn >= sc->mark_end && bsearch(&v[i].h.txid, marked, nmarked, sizeof(*marked), cmp_u64))
+			continue;
+		v[k++] = v[i];
+	}
+	free(marked);
+	*nunwritten = *n - k;
+	*n = k;
+	*out = v;
+	return 0;
+}
+
 struct txid_at {
 	uint64_t txid;
 	size_t at; /* index of its first record in the scan */

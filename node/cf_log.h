@@ -139,6 +139,12 @@ void cf_log_scan_free(struct cf_log_scan *sc);
  * free()), count in *n; distinct txids in *ntx (may be NULL).
  */
 int cf_log_scan_inflight(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *ntx);
+/*
+ * The same UPDATEs, less those that never reached the data (no write mark
+ * after them in a transaction that promised one, cf_logrec.h; *nunwritten of
+ * them): what a backout writes back. *out may be NULL when *n is 0.
+ */
+int cf_log_scan_written(const struct cf_log_scan *sc, struct cf_log_rec **out, size_t *n, size_t *nunwritten);
 /* Is txid in-flight in this scan? */
 bool cf_log_scan_txn_open(const struct cf_log_scan *sc, uint64_t txid);
 /*

@@ -535,77 +535,31 @@ int cf_txn_self_backout(struct cf_txn *t)
 	return 0;
 }
 
-static int cmp_txid(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/*
- * The transactions of the scan whose BEGIN promised write marks, sorted
- * (*n of them; NULL when none).
- */
-static int marked_txids(const struct cf_log_scan *sc, uint64_t **out, size_t *n)
-{
-	uint64_t *t = NULL;
-	size_t k = 0;
-
-	*out = NULL;
-	*n = 0;
-	for (size_t i = 0; i < sc->n; i++) {
-		const struct cf_logrec_hdr *h = &sc->recs[i].h;
-		if (h->type != CF_LR_BEGIN || !(h->file & CF_LR_BEGIN_MARKED))
-			continue;
-		if (!t && !(t = malloc(sc->n * sizeof(*t))))
-			return -ENOMEM;
-		t[k++] = h->txid;
-	}
-	if (k)
-		qsort(t, k, sizeof(*t), cmp_txid);
-	*out = t;
-	*n = k;
-	return 0;
-}
-
 int cf_txn_backout_apply(struct cf_data *d, const struct cf_log_scan *sc, int (*lease_fn)(void *), void *lease_arg,
 			  uint64_t *nupd, uint64_t *nunwritten)
 {
 	struct cf_log_rec *v = NULL;
-	uint64_t *marked = NULL;
-	size_t n = 0, nmarked = 0, written = 0;
+	size_t n = 0, skipped = 0;
 	int r;
 
-	r = cf_log_scan_inflight(sc, &v, &n, NULL);
-	if (!r && n)
-		r = marked_txids(sc, &marked, &nmarked);
+	/* only what may have reached the data: writing the rest back would change nothing but cost the sync */
+	r = cf_log_scan_written(sc, &v, &n, &skipped);
 	if (r)
-		goto out;
+		return r;
 	for (size_t i = 0; i < n; i++) {
-		/*
-		 * No write mark after it, in a transaction that promised one before
-		 * each data write: never written, the data holds its before-image
-		 * (durably: it was committed, or restored and synced, before this
-		 * transaction could lock it). Writing it back would change nothing
-		 * but cost the sync.
-		 */
-		if (nmarked && v[i].h.lsn >= sc->mark_end &&
-		    bsearch(&v[i].h.txid, marked, nmarked, sizeof(*marked), cmp_txid))
-			continue;
 		/* a counterpart that froze and was declared failed must not write */
 		if (lease_fn && (r = lease_fn(lease_arg)))
 			goto out;
 		r = cf_data_pwrite(d, v[i].h.file, v[i].h.offset, v[i].image, v[i].h.length);
 		if (r)
 			goto out;
-		written++;
 		CF_FAULT("rec.mid_backout");
 	}
 	if (nupd)
-		*nupd = written;
+		*nupd = n;
 	if (nunwritten)
-		*nunwritten = n - written;
+		*nunwritten = skipped;
 out:
-	free(marked);
 	free(v);
 	return r;
 }

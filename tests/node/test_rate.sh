@@ -1,7 +1,7 @@
 #!/bin/bash
 # cfnode --rate N: a bank begins at most N transactions a second. 11 transactions
-# at 10 a second span at least the 10 intervals between their begins (1 s; a
-# lower bound, which a sleep guarantees on any machine). The harness gives every
+# at 10 a second span at least the 10 intervals between their begins (1 s: cfnode
+# sleeps at least that long on any machine, so only a floor is checked). The harness gives every
 # bank without a rate of its own CF_TEST_BANK_RATE (the rig sets it): checked the
 # same way. Out-of-range rates are usage errors.
 . "$(dirname "$0")/node_lib.sh"
