@@ -88,6 +88,26 @@ static int io_write(struct lkio io, uint64_t off, const void *buf, uint32_t len,
 	return cf_session_write(io.s, off, buf, len);
 }
 
+/* A batch over either backing: the session pipelines it, memory runs it in place. */
+static int io_batch(struct lkio io, struct cf_batch_op *ops, size_t n)
+{
+	if (!io.mem)
+		return cf_session_batch(io.s, ops, n);
+	for (size_t i = 0; i < n; i++) {
+		struct cf_batch_op *o = &ops[i];
+		o->status = 0;
+		if (o->op == CF_OP_READ)
+			o->status = io_read(io, o->off, o->buf, o->len);
+		else if (o->op == CF_OP_WRITE)
+			o->status = io_write(io, o->off, o->buf, o->len, false);
+		else if (o->op == CF_OP_CAS)
+			o->status = io_cas(io, o->off, o->compare, o->swap, &o->value);
+		else
+			o->status = -EINVAL;
+	}
+	return 0;
+}
+
 static struct lkio tio(const struct cf_lock_table *t)
 {
 	return (struct lkio){ .s = t->s, .mem = t->mem };
@@ -512,41 +532,92 @@ granted:
 	return 0;
 }
 
+/* The CAS of a class the CF answered old to: go on from the word it found. */
+static int release_retry(struct cf_lock_table *t, uint32_t klass, uint64_t *cmp, uint64_t old)
+{
+	uint64_t next;
+	int r = 0;
+
+	for (uint32_t i = 0; i < RELEASE_RETRIES && old != *cmp; i++) {
+		*cmp = old;
+		if (cf_lock_release_next(*cmp, t->inst, &next))
+			break; /* not ours any more (cannot happen while we live) */
+		r = io_cas(tio(t), t->locks_off + (uint64_t)klass * 8u, *cmp, next, &old);
+		if (r)
+			break;
+	}
+	return r;
+}
+
+/*
+ * Release entries e[0..n) in that order (at most CF_BATCH_DEPTH). Every class
+ * they leave free is CASed in one batch, each guessing the word our own last
+ * CAS left; a guess the word moved past (a waiter set the queue bit) is
+ * retried alone from what the CF answered. Then the KICKs of queued classes,
+ * in the same order, then the entries cleared (posted). One round trip for a
+ * transaction's locks, not one per class: the holder of a hot record lets go
+ * sooner. The order within a batch stays the given one: one connection
+ * executes in order, so a waiter handed the last class finds the others free.
+ */
+static int release_batch(struct cf_lock_table *t, const int32_t *e, uint32_t n)
+{
+	struct cf_batch_op ops[CF_BATCH_DEPTH];
+	int32_t cs[CF_BATCH_DEPTH];
+	uint32_t m = 0;
+	int r, first_err = 0;
+
+	for (uint32_t k = 0; k < n; k++) {
+		int32_t c = t->names[e[k]].cls;
+		uint64_t next;
+
+		name_free(t, e[k], true);
+		t->st.releases++;
+		if (--t->cls[c].refs)
+			continue;
+		if (cf_lock_release_next(t->cls[c].word, t->inst, &next)) {
+			cls_del(t, c); /* not ours any more (cannot happen while we live) */
+			continue;
+		}
+		cs[m] = c;
+		ops[m++] = (struct cf_batch_op){ .op = CF_OP_CAS, .off = t->locks_off + (uint64_t)t->cls[c].klass * 8u,
+						 .compare = t->cls[c].word, .swap = next };
+	}
+	r = m ? io_batch(tio(t), ops, m) : 0;
+	for (uint32_t i = 0; i < m; i++) {
+		int32_t c = cs[i];
+		uint32_t klass = t->cls[c].klass;
+		uint64_t cmp = ops[i].compare;
+		int ri = ops[i].status == 0 ? release_retry(t, klass, &cmp, ops[i].value)
+					    : ops[i].status < 0 ? ops[i].status : (r ? r : -EIO);
+
+		cls_del(t, c);
+		if (!ri && cf_lock_queued(cmp) && t->s) {
+			/* others wait at the CF: tell it the class is free of us (a lost KICK: its backstop) */
+			t->st.kicks++;
+			ri = cf_session_lock_kick(t->s, klass);
+		}
+		if (ri && !first_err)
+			first_err = ri;
+	}
+	if (first_err)
+		return first_err;
+	/* Clear the entries after the CASes: a crash in between leaves entries recovery skips. */
+	for (uint32_t k = 0; k < n; k++) {
+		r = io_write(tio(t), t->rec_off + (uint64_t)e[k] * sizeof(struct cf_rec_entry), &zero_entry,
+			     sizeof(zero_entry), true);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 int cf_lock_release(struct cf_lock_table *t, uint32_t entry)
 {
-	int32_t e = (int32_t)entry, c;
-	int r = 0;
+	int32_t e = (int32_t)entry;
 
 	if (entry >= t->rec_entries || !t->names[e].used)
 		return -EINVAL;
-	c = t->names[e].cls;
-	name_free(t, e, true);
-	t->st.releases++;
-	if (--t->cls[c].refs == 0) {
-		uint64_t cmp = t->cls[c].word, next, old;
-		uint32_t klass = t->cls[c].klass;
-		for (uint32_t i = 0; i < RELEASE_RETRIES; i++) {
-			if (cf_lock_release_next(cmp, t->inst, &next))
-				break; /* not ours any more (cannot happen while we live) */
-			r = io_cas(tio(t), t->locks_off + (uint64_t)klass * 8u, cmp, next, &old);
-			if (r || old == cmp)
-				break;
-			cmp = old;
-		}
-		cls_del(t, c);
-		if (r)
-			return r;
-		if (cf_lock_queued(cmp) && t->s) {
-			/* others wait at the CF: tell it the class is free of us (a lost KICK: its backstop) */
-			t->st.kicks++;
-			r = cf_session_lock_kick(t->s, klass);
-			if (r)
-				return r;
-		}
-	}
-	/* Clear the entry after the CAS: a crash in between leaves an entry recovery skips. */
-	return io_write(tio(t), t->rec_off + (uint64_t)e * sizeof(struct cf_rec_entry), &zero_entry,
-			sizeof(zero_entry), true);
+	return release_batch(t, &e, 1);
 }
 
 static int seq_desc(const void *a, const void *b, void *arg)
@@ -588,8 +659,8 @@ int cf_lock_release_owner(struct cf_lock_table *t, uint64_t owner)
 		mine[n++] = (int32_t)i;
 	}
 	qsort_r(mine, n, sizeof(*mine), seq_desc, t->names);
-	for (uint32_t k = 0; k < n; k++) {
-		int r = cf_lock_release(t, (uint32_t)mine[k]);
+	for (uint32_t k = 0; k < n; k += CF_BATCH_DEPTH) {
+		int r = release_batch(t, mine + k, n - k < CF_BATCH_DEPTH ? n - k : CF_BATCH_DEPTH);
 		if (r && !first_err)
 			first_err = r;
 	}
@@ -606,26 +677,6 @@ int cf_lock_release_owner(struct cf_lock_table *t, uint64_t owner)
 }
 
 /* ---------------- another instance's holds (recovery) ---------------- */
-
-/* A batch over either backing: the session pipelines it, memory runs it in place. */
-static int io_batch(struct lkio io, struct cf_batch_op *ops, size_t n)
-{
-	if (!io.mem)
-		return cf_session_batch(io.s, ops, n);
-	for (size_t i = 0; i < n; i++) {
-		struct cf_batch_op *o = &ops[i];
-		o->status = 0;
-		if (o->op == CF_OP_READ)
-			o->status = io_read(io, o->off, o->buf, o->len);
-		else if (o->op == CF_OP_WRITE)
-			o->status = io_write(io, o->off, o->buf, o->len, false);
-		else if (o->op == CF_OP_CAS)
-			o->status = io_cas(io, o->off, o->compare, o->swap, &o->value);
-		else
-			o->status = -EINVAL;
-	}
-	return 0;
-}
 
 /*
  * Release every hold of inst that its record list names. Pipelined, because

@@ -21,6 +21,8 @@
  *
  * Release: when the last name of a class goes, CAS the word to
  * cf_lock_release_next (retrying on change), then clear the entry (posted).
+ * cf_lock_release_owner does it for all of an owner's names at once: every
+ * class it frees CASed in one batch (one round trip), newest first.
  *
  * Names are owned by a caller tag (a transaction): a name held in X by one
  * tag (or requested in X while held by another) is -EALREADY with the

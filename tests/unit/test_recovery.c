@@ -919,26 +919,45 @@ static void test_release_queued_class(void)
 /*
  * A transaction's locks go newest first: the next transaction queues on the
  * first lock it takes (one global order), so that one, released last, hands
- * over a set whose other classes are free already.
+ * over a set whose other classes are free already. And they go in one batch
+ * (one round trip), each CAS guessing the word our own CAS left: a class a
+ * waiter queued on since (Q set) fails its guess, is CASed again alone from
+ * the word the CF returned, keeps Q and is KICKed.
  */
 static void test_release_newest_first(void)
 {
 	struct scen z;
 	char n1[CF_RES_NAME_MAX], n2[CF_RES_NAME_MAX];
-	uint64_t holder = 0;
-	uint32_t e;
+	uint64_t holder = 0, off1, off2;
+	uint32_t e, k2, held0, classes0;
 
 	scen_open(&z);
+	held0 = z.ob.nheld; /* B's own hold of record 9 */
+	classes0 = z.ob.nclasses;
 	cf_txn_lock_name(n1, sizeof(n1), 0, 1);
 	cf_txn_lock_name(n2, sizeof(n2), 0, 2);
-	CHECK(cf_lock_class(n1, z.cf.map.geo.lock_entries) != cf_lock_class(n2, z.cf.map.geo.lock_entries));
-	CHECK(cf_lock_acquire(&z.ob, n2, CF_LOCK_X, 77, 0, &e, &holder) == 0); /* an index order would differ */
-	CHECK(cf_lock_acquire(&z.ob, n1, CF_LOCK_X, 77, 0, &e, &holder) == 0);
-	memset(&mem_trace, 0, sizeof(mem_trace));
-	CHECK(cf_lock_release_owner(&z.ob, 77) == 0);
-	CHECK(mem_trace.ncas == 2);
-	CHECK(mem_trace.cas_off[0] == cf_lock_off(&z.cf.map, cf_lock_class(n1, z.cf.map.geo.lock_entries)));
-	CHECK(mem_trace.cas_off[1] == cf_lock_off(&z.cf.map, cf_lock_class(n2, z.cf.map.geo.lock_entries)));
+	k2 = cf_lock_class(n2, z.cf.map.geo.lock_entries);
+	off1 = cf_lock_off(&z.cf.map, cf_lock_class(n1, z.cf.map.geo.lock_entries));
+	off2 = cf_lock_off(&z.cf.map, k2);
+	CHECK(off1 != off2);
+	for (int queued = 0; queued < 2; queued++) {
+		/* n2 first: an index order would differ */
+		CHECK(cf_lock_acquire(&z.ob, n2, CF_LOCK_X, 77, 0, &e, &holder) == 0);
+		CHECK(cf_lock_acquire(&z.ob, n1, CF_LOCK_X, 77, 0, &e, &holder) == 0);
+		if (queued)
+			*word_at(&z, off2) |= CF_LOCK_QBIT; /* the CF queued a waiter on the older lock */
+		memset(&mem_trace, 0, sizeof(mem_trace));
+		CHECK(cf_lock_release_owner(&z.ob, 77) == 0);
+		CHECK(mem_trace.ncas == (queued ? 3u : 2u));
+		CHECK(mem_trace.cas_off[0] == off1 && mem_trace.cas_off[1] == off2); /* newest first */
+		CHECK(mem_trace.cas_batch[0] != 0 && mem_trace.cas_batch[0] == mem_trace.cas_batch[1]); /* one trip */
+		CHECK(!queued || (mem_trace.cas_off[2] == off2 && mem_trace.cas_batch[2] != mem_trace.cas_batch[0]));
+		CHECK(*word_at(&z, off1) == 0);
+		CHECK(*word_at(&z, off2) == (queued ? CF_LOCK_QBIT : 0)); /* Q stays for the CF to serve */
+		CHECK(mem_trace.nkicks == (queued ? 1u : 0u) && (!queued || mem_trace.kick_class[0] == k2));
+		CHECK(z.ob.nheld == held0 && z.ob.nclasses == classes0);
+		*word_at(&z, off2) = 0;
+	}
 	scen_close(&z);
 }
 
