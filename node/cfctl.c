@@ -2,8 +2,8 @@
 /*
  * cfctl - the operator console.
  *
- *   cfctl status  --cf ADDR --cluster-key FILE [--json] [--watch [SECONDS]]
- *   cfctl locks   [RECORD] --cf ADDR --cluster-key FILE [--json]
+ *   cfctl status  --cf ADDR --cluster-key FILE [--json | --field QUERY...] [--watch [SECONDS]]
+ *   cfctl locks   [RECORD] --cf ADDR --cluster-key FILE [--json | --field QUERY...]
  *   cfctl health  --cf ADDR --cluster-key FILE
  *   cfctl recover INSTANCE [--on SYSTEM] --cf ADDR --cluster-key FILE
  *   cfctl policy auto|operator --cf ADDR --cluster-key FILE
@@ -46,14 +46,22 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: cfctl COMMAND [options]\n"
 		"\n"
-		"  status  --cf HOST:PORT --cluster-key FILE [--json] [--watch [SECONDS]] [--transport tcp|verbs]\n"
+		"  status  --cf HOST:PORT --cluster-key FILE [--json | --field QUERY...] [--watch [SECONDS]]\n"
+		"          [--transport tcp|verbs]\n"
 		"          systems, instances, locks held, log use, recovery in progress. --watch:\n"
 		"          again every SECONDS (default 1) until interrupted (exit 0); exits 69/77\n"
 		"          as health does when the CF goes away or refuses the key\n"
-		"  locks   [RECORD] --cf HOST:PORT --cluster-key FILE [--json]\n"
+		"  locks   [RECORD] --cf HOST:PORT --cluster-key FILE [--json | --field QUERY...]\n"
 		"          every lock word held: its holders, and the instances waiting for it\n"
 		"          (record-list entries the word does not cover); RECORD (f0.r17): its\n"
 		"          lock class only\n"
+		"  --field QUERY (status, locks; up to 32): fields of the --json document, one line\n"
+		"          per QUERY, space-separated, \"-\" when absent; KEY a.b: field b of object a:\n"
+		"            'cf KEY...'          the document's own (generation, restart.state;\n"
+		"                                 locks: words, held_by.INSTANCE)\n"
+		"            'sys NAME KEY...'    a system          'inst NAME KEY...'  an instance\n"
+		"            'systems [KEY...]'   a line per system: its name, then KEYs\n"
+		"            'instances [KEY...]' a line per instance, the same\n"
 		"  health  --cf HOST:PORT --cluster-key FILE [--transport tcp|verbs]\n"
 		"          exit 0 when every system is ACTIVE and no instance is failed or in\n"
 		"          recovery; 1 when degraded, one line per problem; 69/77 when the state\n"
@@ -300,7 +308,7 @@ out:
 int main(int argc, char **argv)
 {
 	enum { O_CF = 256, O_KEY, O_TRANSPORT, O_DATA, O_TOTAL, O_ACCOUNTS, O_BALANCE, O_JSON, O_ON, O_FORCE, O_RETRY, O_VERSION, O_OUT, O_MKEY, O_WATCH,
-	       O_LOGLEVEL, O_LOGPREFIX };
+	       O_LOGLEVEL, O_LOGPREFIX, O_FIELD };
 	static const struct option lopts[] = {
 		{ "cf", required_argument, NULL, O_CF },
 		{ "cluster-key", required_argument, NULL, O_KEY },
@@ -312,6 +320,7 @@ int main(int argc, char **argv)
 		{ "accounts", required_argument, NULL, O_ACCOUNTS },
 		{ "balance", required_argument, NULL, O_BALANCE },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "field", required_argument, NULL, O_FIELD },
 		{ "on", required_argument, NULL, O_ON },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "retry", no_argument, NULL, O_RETRY },
@@ -373,6 +382,13 @@ int main(int argc, char **argv)
 			o.have_balance = true;
 			break;
 		case O_JSON: o.json = true; break;
+		case O_FIELD:
+			if (o.nfields == CFCTL_FIELDS_MAX) {
+				cf_slog_usage("at most %u --field queries", CFCTL_FIELDS_MAX);
+				return EX_USAGE_;
+			}
+			o.fields[o.nfields++] = optarg;
+			break;
 		case O_ON: o.on = optarg; break;
 		case O_FORCE: o.force = true; break;
 		case O_RETRY: o.retry = true; break;
@@ -412,6 +428,18 @@ int main(int argc, char **argv)
 	if (o.watch && strcmp(cmd, "status")) {
 		cf_slog_usage("--watch goes with status only");
 		return EX_USAGE_;
+	}
+	if (o.nfields) {
+		if (strcmp(cmd, "status") && strcmp(cmd, "locks")) {
+			cf_slog_usage("--field goes with status and locks only");
+			return EX_USAGE_;
+		}
+		if (o.json || o.watch) {
+			cf_slog_usage("--field prints fields: not with --json or --watch");
+			return EX_USAGE_;
+		}
+		if (cfctl_fields_check(cmd, o.fields, o.nfields))
+			return EX_USAGE_;
 	}
 	if (o.out && strcmp(cmd, "keygen")) {
 		cf_slog_usage("--out goes with keygen only");

@@ -8,6 +8,7 @@
  *   cfctl_status.c  status (--json, --watch), health, metrics
  *   cfctl_locks.c   locks, and the held-or-waiting rule status shares
  *   cfctl_data.c    verify, data-release, mkdata: the data directory, no CF
+ *   cfctl_field.c   --field: fields of the JSON document status or locks prints
  *   cfctl_common.c  sessions, chunked reads, names and JSON strings
  */
 #ifndef CFCTL_H
@@ -35,6 +36,10 @@ struct cfctl_opts {
 	int64_t balance;
 	bool have_accounts, have_balance;
 	bool force;
+	/* --field QUERY, in the order given (status, locks) */
+#define CFCTL_FIELDS_MAX 32u
+	const char *fields[CFCTL_FIELDS_MAX];
+	uint32_t nfields;
 };
 
 /* cfctl_common.c: sessions and output */
@@ -49,6 +54,16 @@ void cfctl_name_of(const char *field, char out[CF_NAME_MAX]);
 void cfctl_json_str(FILE *f, const char *s);
 /* A failure cause (enum cf_fail_cause) in words. */
 const char *cfctl_cause_str(uint64_t c);
+
+/* cfctl_field.c */
+/* --field queries for cmd ("status", "locks"): 0, or EX_USAGE_ once the first bad one is said. */
+int cfctl_fields_check(const char *cmd, const char *const *q, uint32_t n);
+/*
+ * print(o, arg, stdout) without --field; with it, print's JSON document
+ * (o->json set) read back and answered a line per query on stdout.
+ */
+int cfctl_with_fields(const struct cfctl_opts *o, const char *arg,
+		      int (*print)(const struct cfctl_opts *o, const char *arg, FILE *out));
 
 /* cfctl_locks.c */
 /* The record-list entry e of inst is held: the class's word w names inst in a mode covering e's (X covers S). */

@@ -82,26 +82,33 @@ static void inst_and_owner(const struct lock_view *v, uint32_t i, char in[CF_NAM
 		cfctl_name_of(v->sys[cf_reg_owner(w)].name, on);
 }
 
+/* The instances a lock word names as holders, a bit each. */
+static uint64_t word_holders(uint64_t w)
+{
+	if (cf_lock_valid(w) && cf_lock_is_x(w))
+		return 1ull << (cf_lock_x_inst(w) & 63);
+	if (cf_lock_valid(w) && cf_lock_is_s(w))
+		return cf_lock_s_holders(w);
+	return 0;
+}
+
 /* One lock word: its holders, then the entries of its class that it does not cover. */
-static void print_lock(const struct lock_view *v, uint32_t klass, const char *filter, bool json, bool *first)
+static void print_lock(FILE *out, const struct lock_view *v, uint32_t klass, const char *filter, bool json, bool *first)
 {
 	const struct cf_image_map *m = v->m;
-	uint64_t w = v->table[klass], holders = 0;
+	uint64_t w = v->table[klass], holders;
 	char in[CF_NAME_MAX], on[CF_NAME_MAX], md[32], n[CF_RES_NAME_MAX + 1];
 	bool f;
 
-	if (cf_lock_valid(w) && cf_lock_is_x(w))
-		holders = 1ull << (cf_lock_x_inst(w) & 63);
-	else if (cf_lock_valid(w) && cf_lock_is_s(w))
-		holders = cf_lock_s_holders(w);
+	holders = word_holders(w);
 	if (json) {
-		printf("%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"queued\":%s,\"holders\":[",
+		fprintf(out, "%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"queued\":%s,\"holders\":[",
 		       *first ? "" : ",", klass, w,
 		       !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
 		       cf_lock_valid(w) && cf_lock_queued(w) ? "true" : "false");
 	} else {
 		/* queued: waiters are queued at the CF for it (lock hand-off) */
-		printf("class %u %s%s %#" PRIx64 "\n", klass,
+		fprintf(out, "class %u %s%s %#" PRIx64 "\n", klass,
 		       !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
 		       cf_lock_valid(w) && cf_lock_queued(w) ? ", queued" : "", w);
 	}
@@ -114,13 +121,13 @@ static void print_lock(const struct lock_view *v, uint32_t klass, const char *fi
 			continue;
 		inst_and_owner(v, i, in, on);
 		if (json) {
-			printf("%s{\"instance\":", f ? "" : ",");
-			cfctl_json_str(stdout, in);
-			printf(",\"system\":");
-			cfctl_json_str(stdout, on);
-			printf(",\"names\":[");
+			fprintf(out, "%s{\"instance\":", f ? "" : ",");
+			cfctl_json_str(out, in);
+			fprintf(out, ",\"system\":");
+			cfctl_json_str(out, on);
+			fprintf(out, ",\"names\":[");
 		} else {
-			printf("  held by %s (%s):", in, on);
+			fprintf(out, "  held by %s (%s):", in, on);
 		}
 		f = false;
 		for (uint32_t k = 0; i < m->geo.max_instances && v->recs[i] && k < m->geo.record_entries; k++) {
@@ -132,22 +139,22 @@ static void print_lock(const struct lock_view *v, uint32_t klass, const char *fi
 			if (filter && strcmp(n, filter))
 				continue;
 			if (json) {
-				printf("%s", fn ? "" : ",");
-				cfctl_json_str(stdout, n);
+				fprintf(out, "%s", fn ? "" : ",");
+				cfctl_json_str(out, n);
 			} else {
 				cfctl_rec_mode_str(e, w, i, true, md, sizeof(md));
-				printf(" %s(%s)", n, md);
+				fprintf(out, " %s(%s)", n, md);
 			}
 			fn = false;
 		}
 		if (json)
-			printf("]}");
+			fprintf(out, "]}");
 		else
-			printf("%s\n", fn ? " (no record-list entry)" : "");
+			fprintf(out, "%s\n", fn ? " (no record-list entry)" : "");
 	}
 	/* entries of the class the word does not cover: waiters (or leftovers of an instance not running) */
 	if (json)
-		printf("],\"waiters\":[");
+		fprintf(out, "],\"waiters\":[");
 	f = true;
 	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
 		bool live = cf_reg_state(v->inst[i].reg) == CF_REG_ACTIVE;
@@ -162,25 +169,25 @@ static void print_lock(const struct lock_view *v, uint32_t klass, const char *fi
 			inst_and_owner(v, i, in, on);
 			cfctl_rec_mode_str(e, w, i, live, md, sizeof(md));
 			if (json) {
-				printf("%s{\"instance\":", f ? "" : ",");
-				cfctl_json_str(stdout, in);
-				printf(",\"system\":");
-				cfctl_json_str(stdout, on);
-				printf(",\"name\":");
-				cfctl_json_str(stdout, n);
-				printf(",\"mode\":\"%s\",\"waiting\":%s}", e->used == 1u + CF_LOCK_X ? "X" : "S",
+				fprintf(out, "%s{\"instance\":", f ? "" : ",");
+				cfctl_json_str(out, in);
+				fprintf(out, ",\"system\":");
+				cfctl_json_str(out, on);
+				fprintf(out, ",\"name\":");
+				cfctl_json_str(out, n);
+				fprintf(out, ",\"mode\":\"%s\",\"waiting\":%s}", e->used == 1u + CF_LOCK_X ? "X" : "S",
 				       live ? "true" : "false");
 			} else {
-				printf("  %s %s (%s): %s(%s)\n", live ? "waiting" : "not held", in, on, n, md);
+				fprintf(out, "  %s %s (%s): %s(%s)\n", live ? "waiting" : "not held", in, on, n, md);
 			}
 			f = false;
 		}
 	}
 	if (json)
-		printf("]}");
+		fprintf(out, "]}");
 }
 
-int cfctl_locks(const struct cfctl_opts *o, const char *record)
+static int locks_print(const struct cfctl_opts *o, const char *record, FILE *out)
 {
 	struct cf_session s;
 	const struct cf_image_map *m;
@@ -188,15 +195,10 @@ int cfctl_locks(const struct cfctl_opts *o, const char *record)
 	struct cf_sys_slot *sys = NULL;
 	struct cf_inst_slot *inst = NULL;
 	uint64_t *table = NULL;
-	uint32_t want = 0, nwords = 0, nwait = 0;
+	uint32_t want = 0, nwords = 0, nwait = 0, held_by[64] = {0};
 	bool first = true;
 	int rc, r;
 
-	if (record && (!record[0] || strlen(record) >= CF_RES_NAME_MAX)) {
-		cf_slog_usage("locks: RECORD must be a resource name of 1..%u characters (f0.r17)",
-			CF_RES_NAME_MAX - 1);
-		return EX_USAGE_;
-	}
 	memset(&s, 0, sizeof(s));
 	rc = cfctl_open_console(o, &s);
 	if (rc)
@@ -238,19 +240,21 @@ int cfctl_locks(const struct cfctl_opts *o, const char *record)
 	if (record)
 		want = cf_lock_class(record, m->geo.lock_entries);
 	if (o->json) {
-		printf("{\"lock_entries\":%u,", m->geo.lock_entries);
+		fprintf(out, "{\"lock_entries\":%u,", m->geo.lock_entries);
 		if (record) {
-			printf("\"record\":");
-			cfctl_json_str(stdout, record);
-			printf(",\"record_class\":%u,", want);
+			fprintf(out, "\"record\":");
+			cfctl_json_str(out, record);
+			fprintf(out, ",\"record_class\":%u,", want);
 		}
-		printf("\"locks\":[");
+		fprintf(out, "\"locks\":[");
 	}
 	for (uint32_t k = 0; k < m->geo.lock_entries; k++) {
 		if (!table[k] || (record && k != want))
 			continue;
-		print_lock(&v, k, record, o->json, &first);
+		print_lock(out, &v, k, record, o->json, &first);
 		nwords++;
+		for (uint64_t h = word_holders(table[k]); h; h &= h - 1)
+			held_by[__builtin_ctzll(h)]++;
 	}
 	/* waiters on a class whose word is free now (released since, or between two tries) are not shown */
 	for (uint32_t i = 0; i < m->geo.max_instances; i++)
@@ -260,12 +264,26 @@ int cfctl_locks(const struct cfctl_opts *o, const char *record)
 			    (!record || e->klass == want) && cf_reg_state(inst[i].reg) == CF_REG_ACTIVE)
 				nwait++;
 		}
-	if (o->json)
-		printf("],\"words\":%u,\"waiting\":%u}\n", nwords, nwait);
+	if (o->json) {
+		/* "held_by": the words that name each instance as a holder (either mode) */
+		bool f = true;
+		fprintf(out, "],\"words\":%u,\"waiting\":%u,\"held_by\":{", nwords, nwait);
+		for (uint32_t i = 0; i < 64; i++) {
+			char in[CF_NAME_MAX], on[CF_NAME_MAX];
+			if (!held_by[i])
+				continue;
+			inst_and_owner(&v, i, in, on);
+			fprintf(out, "%s", f ? "" : ",");
+			cfctl_json_str(out, in);
+			fprintf(out, ":%u", held_by[i]);
+			f = false;
+		}
+		fprintf(out, "}}\n");
+	}
 	else if (record && !nwords)
-		printf("%s (class %u): free\n", record, want);
+		fprintf(out, "%s (class %u): free\n", record, want);
 	else
-		printf("%u lock word%s held, %u entr%s waiting\n", nwords, nwords == 1 ? "" : "s", nwait,
+		fprintf(out, "%u lock word%s held, %u entr%s waiting\n", nwords, nwords == 1 ? "" : "s", nwait,
 		       nwait == 1 ? "y" : "ies");
 	rc = 0;
 out:
@@ -277,4 +295,14 @@ out:
 	free(inst);
 	cf_session_close(&s);
 	return rc;
+}
+
+int cfctl_locks(const struct cfctl_opts *o, const char *record)
+{
+	if (record && (!record[0] || strlen(record) >= CF_RES_NAME_MAX)) {
+		cf_slog_usage("locks: RECORD must be a resource name of 1..%u characters (f0.r17)",
+			CF_RES_NAME_MAX - 1);
+		return EX_USAGE_;
+	}
+	return cfctl_with_fields(o, record, locks_print);
 }

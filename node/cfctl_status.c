@@ -79,7 +79,7 @@ static void fence_reason(const struct cf_rinfo_slot *ri, const char *fs, const c
 			 "if it is down: cfctl fence-confirm %s", fs, fh, err, ri->wait_tries, 1000, fs);
 }
 
-int cfctl_status(const struct cfctl_opts *o)
+static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 {
 	struct cf_session s;
 	const struct cf_image_map *m;
@@ -96,6 +96,7 @@ int cfctl_status(const struct cfctl_opts *o)
 	struct cf_empty empty = {0};
 	int rc, r;
 
+	(void)arg;
 	memset(&s, 0, sizeof(s));
 	rc = cfctl_open_console(o, &s);
 	if (rc)
@@ -153,44 +154,44 @@ int cfctl_status(const struct cfctl_opts *o)
 	}
 	dinfo.secondary[sizeof(dinfo.secondary) - 1] = 0;
 	if (o->json) {
-		printf("{\"generation\":%" PRIu64 ",\"policy\":\"%s\",\"hb_interval_ms\":%.3f,\"hb_timeout_ms\":%.3f,",
+		fprintf(out, "{\"generation\":%" PRIu64 ",\"policy\":\"%s\",\"hb_interval_ms\":%.3f,\"hb_timeout_ms\":%.3f,",
 		       hdr.generation, hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto",
 		       (double)s.welcome.hb_interval_ns / 1e6, (double)s.welcome.hb_timeout_ns / 1e6);
-		printf("\"restart\":{\"state\":\"%s\",\"left\":%u},", cf_restart_state_str(rinfo.state), rinfo.left);
-		printf("\"cf\":{\"address\":\"%s\",\"duplexed\":%s,\"link\":\"%s\",\"secondary\":\"%s\","
+		fprintf(out, "\"restart\":{\"state\":\"%s\",\"left\":%u},", cf_restart_state_str(rinfo.state), rinfo.left);
+		fprintf(out, "\"cf\":{\"address\":\"%s\",\"duplexed\":%s,\"link\":\"%s\",\"secondary\":\"%s\","
 		       "\"synced_bytes\":%" PRIu64 ",\"image_bytes\":%" PRIu64 "},",
 		       s.addr, dinfo.role == CF_DUPLEX_PRIMARY ? "true" : "false",
 		       dinfo.role == CF_DUPLEX_PRIMARY ? cf_duplex_link_str(dinfo.link)
 						       : dinfo.role == UINT32_MAX ? "unknown" : "single", dinfo.secondary,
 		       dinfo.synced_bytes, dinfo.image_bytes);
-		printf("\"systems\":[");
+		fprintf(out, "\"systems\":[");
 	} else {
-		printf("CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n", hdr.generation,
+		fprintf(out, "CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n", hdr.generation,
 		       hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
 		       (double)s.welcome.hb_timeout_ns / 1e6);
 		if (dinfo.role == UINT32_MAX)
-			printf("CF %s: duplexing unknown (this cfserver does not answer DUPLEX_INFO)\n\n", s.addr);
+			fprintf(out, "CF %s: duplexing unknown (this cfserver does not answer DUPLEX_INFO)\n\n", s.addr);
 		else if (dinfo.role != CF_DUPLEX_PRIMARY)
-			printf("CF %s: single (not duplexed)\n\n", s.addr);
+			fprintf(out, "CF %s: single (not duplexed)\n\n", s.addr);
 		else if (dinfo.link == CF_DUPLEX_ALONE)
-			printf("CF %s: duplexed primary running ALONE (no secondary): its death ends every incarnation\n\n",
+			fprintf(out, "CF %s: duplexed primary running ALONE (no secondary): its death ends every incarnation\n\n",
 			       s.addr);
 		else if (dinfo.link == CF_DUPLEX_SYNCING)
-			printf("CF %s: duplexed primary; secondary %s copying the image (%.0f%%)\n\n", s.addr,
+			fprintf(out, "CF %s: duplexed primary; secondary %s copying the image (%.0f%%)\n\n", s.addr,
 			       dinfo.secondary,
 			       dinfo.image_bytes ? 100.0 * (double)dinfo.synced_bytes / (double)dinfo.image_bytes : 0.0);
 		else
-			printf("CF %s: duplexed primary; secondary %s %s\n\n", s.addr, dinfo.secondary,
+			fprintf(out, "CF %s: duplexed primary; secondary %s %s\n\n", s.addr, dinfo.secondary,
 			       dinfo.link == CF_DUPLEX_IN_SYNC ? "in sync: takes over if this CF dies"
 							       : "lost: fencing it, durable acknowledgements wait");
 		if (rinfo.state == CF_RESTART_RECOVERY) {
-			printf("restart recovery: %u instances left:", rinfo.left);
+			fprintf(out, "restart recovery: %u instances left:", rinfo.left);
 			for (uint32_t i = 0; i < m->geo.max_instances && i < 64; i++)
 				if (rinfo.pending & (1ull << i))
-					printf(" %.*s", (int)CF_NAME_MAX, inst[i].name[0] ? inst[i].name : "?");
-			printf(" (attaches for new work wait)\n\n");
+					fprintf(out, " %.*s", (int)CF_NAME_MAX, inst[i].name[0] ? inst[i].name : "?");
+			fprintf(out, " (attaches for new work wait)\n\n");
 		}
-		printf("%-3s %-15s %-7s %6s %-10s %12s %-16s %8s  %s\n", "#", "SYSTEM", "STATE", "EPOCH", "HEARTBEAT",
+		fprintf(out, "%-3s %-15s %-7s %6s %-10s %12s %-16s %8s  %s\n", "#", "SYSTEM", "STATE", "EPOCH", "HEARTBEAT",
 		       "HB", "HOST", "PID", "FAILURE");
 	}
 	bool first = true;
@@ -205,15 +206,15 @@ int cfctl_status(const struct cfctl_opts *o)
 		host[sizeof(host) - 1] = 0;
 		beat = st != CF_SYS_ACTIVE ? "-" : hb2[i].hb != hb1[i].hb ? "beating" : "SILENT";
 		if (o->json) {
-			printf("%s{\"index\":%u,\"name\":", first ? "" : ",", i);
-			cfctl_json_str(stdout, name);
-			printf(",\"state\":\"%s\",\"epoch\":%u,\"heartbeat\":\"%s\",\"hb\":%" PRIu64
+			fprintf(out, "%s{\"index\":%u,\"name\":", first ? "" : ",", i);
+			cfctl_json_str(out, name);
+			fprintf(out, ",\"state\":\"%s\",\"epoch\":%u,\"heartbeat\":\"%s\",\"hb\":%" PRIu64
 			       ",\"hb_per_s\":%.0f,\"host\":",
 			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb,
 			       (double)(hb2[i].hb - hb1[i].hb) * 1e9 / (double)gap_ns);
-			cfctl_json_str(stdout, host);
-			printf(",\"watchdog_ms\":%u", sys[i].wd_timeout_ms);
-			printf(",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f", sys[i].pid,
+			cfctl_json_str(out, host);
+			fprintf(out, ",\"watchdog_ms\":%u", sys[i].wd_timeout_ms);
+			fprintf(out, ",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f", sys[i].pid,
 			       cfctl_cause_str(sys[i].fail_cause),
 			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0);
 			/*
@@ -222,21 +223,21 @@ int cfctl_status(const struct cfctl_opts *o)
 			 * beat the slot still holds the previous incarnation's figures.
 			 */
 			if (st == CF_SYS_ACTIVE && hb2[i].epoch == cf_sysword_epoch(sys[i].state))
-				printf(",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64
+				fprintf(out, ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64
 				       ",\"log_used\":%" PRIu64 ",\"locks_held\":%" PRIu64,
 				       hb2[i].commits, hb2[i].aborts, hb2[i].inflight, hb2[i].log_used, hb2[i].locks_held);
-			printf("}");
+			fprintf(out, "}");
 		} else {
-			printf("%-3u %-15s %-7s %6u %-10s %12" PRIu64 " %-16.16s %8" PRIu64 "  %s\n", i, name,
+			fprintf(out, "%-3u %-15s %-7s %6u %-10s %12" PRIu64 " %-16.16s %8" PRIu64 "  %s\n", i, name,
 			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb, host, sys[i].pid,
 			       st == CF_SYS_FAILED ? cfctl_cause_str(sys[i].fail_cause) : "");
 		}
 		first = false;
 	}
 	if (o->json)
-		printf("],\"instances\":[");
+		fprintf(out, "],\"instances\":[");
 	else
-		printf("\n%-3s %-15s %-15s %-15s %6s %8s %-15s %10s %8s %7s %6s  %s\n", "#", "INSTANCE", "STATE", "OWNER",
+		fprintf(out, "\n%-3s %-15s %-15s %-15s %6s %8s %-15s %10s %8s %7s %6s  %s\n", "#", "INSTANCE", "STATE", "OWNER",
 		       "EPOCH", "INCIDENT", "HOME", "LOG BYTES", "COMMITS", "ABORTS", "LOCKS", "RECOVERY");
 	first = true;
 	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
@@ -295,14 +296,14 @@ int cfctl_status(const struct cfctl_opts *o)
 		}
 		if (o->json) {
 			uint32_t shown = 0;
-			printf("%s{\"index\":%u,\"name\":", first ? "" : ",", i);
-			cfctl_json_str(stdout, name);
-			printf(",\"state\":\"%s\",\"owner\":", cf_reg_state_str(st));
-			cfctl_json_str(stdout, owner);
-			printf(",\"owner_epoch\":%u,\"incident\":%u,\"home\":", cf_reg_epoch(w), cf_reg_incident(w));
-			cfctl_json_str(stdout, home);
+			fprintf(out, "%s{\"index\":%u,\"name\":", first ? "" : ",", i);
+			cfctl_json_str(out, name);
+			fprintf(out, ",\"state\":\"%s\",\"owner\":", cf_reg_state_str(st));
+			cfctl_json_str(out, owner);
+			fprintf(out, ",\"owner_epoch\":%u,\"incident\":%u,\"home\":", cf_reg_epoch(w), cf_reg_incident(w));
+			cfctl_json_str(out, home);
 			/* "locks" and "locks_held": held per the lock words; the waiting are listed, not counted */
-			printf(",\"locks\":%u,\"locks_held\":%u,\"locks_waiting\":%u,\"lock_names\":[", lk.held, lk.held,
+			fprintf(out, ",\"locks\":%u,\"locks_held\":%u,\"locks_waiting\":%u,\"lock_names\":[", lk.held, lk.held,
 			       lk.entries - lk.held);
 			for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_JSON; k++) {
 				char n[CF_RES_NAME_MAX + 1];
@@ -312,45 +313,45 @@ int cfctl_status(const struct cfctl_opts *o)
 				held = cfctl_rec_held(&recs[k], lk.word[k], i);
 				memcpy(n, recs[k].name, CF_RES_NAME_MAX);
 				n[CF_RES_NAME_MAX] = 0;
-				printf("%s{\"name\":", shown ? "," : "");
-				cfctl_json_str(stdout, n);
-				printf(",\"mode\":\"%s\",\"class\":%" PRIu64 ",\"held\":%s",
+				fprintf(out, "%s{\"name\":", shown ? "," : "");
+				cfctl_json_str(out, n);
+				fprintf(out, ",\"mode\":\"%s\",\"class\":%" PRIu64 ",\"held\":%s",
 				       recs[k].used == 1u + CF_LOCK_X ? "X" : "S", recs[k].klass, held ? "true" : "false");
 				if (held && cf_lock_is_s(lk.word[k]))
-					printf(",\"s_holders\":%d", __builtin_popcountll(cf_lock_s_holders(lk.word[k])));
-				printf("}");
+					fprintf(out, ",\"s_holders\":%d", __builtin_popcountll(cf_lock_s_holders(lk.word[k])));
+				fprintf(out, "}");
 				shown++;
 			}
-			printf("],\"lock_names_total\":%u,\"lock_names_truncated\":%s", lk.entries,
+			fprintf(out, "],\"lock_names_total\":%u,\"lock_names_truncated\":%s", lk.entries,
 			       lk.entries > shown ? "true" : "false");
 			if (h)
-				printf(",\"log_used\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64
+				fprintf(out, ",\"log_used\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64
 				       ",\"inflight\":%" PRIu64,
 				       h->log_used, h->commits, h->aborts, h->inflight);
-			printf(",\"recovery\":{\"phase\":\"%s\",\"counterpart\":",
+			fprintf(out, ",\"recovery\":{\"phase\":\"%s\",\"counterpart\":",
 			       cf_phase_str((enum cf_phase)(ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0)));
-			cfctl_json_str(stdout, cp);
-			printf(",\"incident\":%" PRIu64 ",\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
+			cfctl_json_str(out, cp);
+			fprintf(out, ",\"incident\":%" PRIu64 ",\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
 			       ",\"txns_backed_out\":%" PRIu64 ",\"locks_released\":%" PRIu64 ",\"phase_us\":{",
 			       ri[i].incident, ri[i].start_ns, ri[i].end_ns, ri[i].txns_backed_out, ri[i].locks_released);
 			for (int p = CF_PHASE_DETECT; p < CF_PHASE_COUNT; p++)
-				printf("%s\"%s\":%u", p == CF_PHASE_DETECT ? "" : ",", cf_phase_str((enum cf_phase)p),
+				fprintf(out, "%s\"%s\":%u", p == CF_PHASE_DETECT ? "" : ",", cf_phase_str((enum cf_phase)p),
 				       ri[i].phase_us[p]);
-			printf("},\"fence_wait\":\"%s\"", cf_fence_wait_str((enum cf_fence_wait)ri[i].wait));
+			fprintf(out, "},\"fence_wait\":\"%s\"", cf_fence_wait_str((enum cf_fence_wait)ri[i].wait));
 			if (waiting) {
-				printf(",\"waiting\":true,\"fence_of\":");
-				cfctl_json_str(stdout, fs);
-				printf(",\"fence_host\":");
-				cfctl_json_str(stdout, fh);
-				printf(",\"reason\":");
-				cfctl_json_str(stdout, reason);
-				printf(",\"wait_ms\":%.1f,\"age_ms\":%.1f,\"wait_err\":%d,\"wait_tries\":%u,"
+				fprintf(out, ",\"waiting\":true,\"fence_of\":");
+				cfctl_json_str(out, fs);
+				fprintf(out, ",\"fence_host\":");
+				cfctl_json_str(out, fh);
+				fprintf(out, ",\"reason\":");
+				cfctl_json_str(out, reason);
+				fprintf(out, ",\"wait_ms\":%.1f,\"age_ms\":%.1f,\"wait_err\":%d,\"wait_tries\":%u,"
 				       "\"wait_left_ms\":%u",
 				       ri[i].phase_us[ri[i].phase] / 1e3,
 				       now > ri[i].start_ns ? (double)(now - ri[i].start_ns) / 1e6 : 0.0, ri[i].wait_err,
 				       ri[i].wait_tries, ri[i].wait_left_ms);
 			}
-			printf("}}");
+			fprintf(out, "}}");
 		} else {
 			char lb[24] = "-", cm[24] = "-", ab[24] = "-";
 			if (h) {
@@ -358,33 +359,33 @@ int cfctl_status(const struct cfctl_opts *o)
 				snprintf(cm, sizeof(cm), "%" PRIu64, h->commits);
 				snprintf(ab, sizeof(ab), "%" PRIu64, h->aborts);
 			}
-			printf("%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
+			fprintf(out, "%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
 			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, lk.held, rec);
 			if (waiting)
-				printf("      WAITING %.1f s: %s\n", ri[i].phase_us[ri[i].phase] / 1e6, reason);
+				fprintf(out, "      WAITING %.1f s: %s\n", ri[i].phase_us[ri[i].phase] / 1e6, reason);
 			if (lk.entries) {
 				uint32_t shown = 0;
-				printf("      locks:");
+				fprintf(out, "      locks:");
 				for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_SHOWN; k++) {
 					char md[32];
 					if (!recs[k].used)
 						continue;
 					cfctl_rec_mode_str(&recs[k], lk.word[k], i, st == CF_REG_ACTIVE, md, sizeof(md));
-					printf(" %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name, md);
+					fprintf(out, " %.*s(%s)", (int)CF_RES_NAME_MAX, recs[k].name, md);
 					shown++;
 				}
 				if (lk.entries > shown)
-					printf(" ... and %u more", lk.entries - shown);
+					fprintf(out, " ... and %u more", lk.entries - shown);
 				if (lk.held < lk.entries)
-					printf("  [%u held, %u %s]", lk.held, lk.entries - lk.held,
+					fprintf(out, "  [%u held, %u %s]", lk.held, lk.entries - lk.held,
 					       st == CF_REG_ACTIVE ? "waiting" : "not held");
-				printf("\n");
+				fprintf(out, "\n");
 			}
 		}
 		first = false;
 	}
 	if (o->json)
-		printf("]}\n");
+		fprintf(out, "]}\n");
 	rc = 0;
 out:
 	free(sys);
@@ -396,6 +397,11 @@ out:
 	free(lk.word);
 	cf_session_close(&s);
 	return rc;
+}
+
+int cfctl_status(const struct cfctl_opts *o)
+{
+	return cfctl_with_fields(o, NULL, status_print);
 }
 
 /*

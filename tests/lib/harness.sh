@@ -54,8 +54,9 @@ export CF_WORK
 CF_KEYFILE=$CF_WORK/cluster.key
 export CF_KEYFILE
 DATA=$CF_WORK/data # the cluster's shared data directory (cf_node); a test may point it elsewhere
-# The interpreter of the status readers, which tests poll: the system's python3 when there is
-# one. A version manager's shim first in PATH (pyenv's) costs 0.3 s a start, ten times python's own.
+# python3 for the checks a shell cannot do (a free port, arithmetic on times): the system's
+# when there is one. A version manager's shim first in PATH (pyenv's) costs 0.3 s a start, ten
+# times python's own. The state the tests poll is read by cfctl alone (cf_status_field).
 CF_PYTHON=${CF_PYTHON:-$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; }
@@ -248,19 +249,28 @@ cf_ctl() { # CFCTL-ARGS...
 	bounded 20 "$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" "$@"
 }
 
-# The tests read the CF's state only through cfctl, as an operator does
-# (tests/lib/status_field.py reads its JSON):
-# cf_status_field QUERY [-- QUERY...]: fields from one read of `cfctl status --json`,
-# space-separated ("-" if absent; KEY a.b is field b of object a), one line per QUERY:
+# The tests read the CF's state only through cfctl, as an operator does:
+# cf_status_field QUERY [-- QUERY...]: fields from one read of `cfctl status`, each
+# QUERY one `--field` (cfctl --help): space-separated ("-" if absent; KEY a.b is field b of
+# object a), one line per QUERY:
 #   sys NAME KEY...   a system          inst NAME KEY...   an instance
 #   cf KEY...         the document's own fields (generation, restart.state)
 #   systems KEY...    every system listed, a line each: NAME and its fields
 #   instances KEY...  every instance listed, the same way
 # Fails when the status cannot be read.
 cf_status_field() {
-	local out
-	out=$(cf_ctl status --json 2>/dev/null) || return 1
-	"$CF_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/status_field.py" status "$@" <<<"$out"
+	local q=() w=()
+	while [ $# -gt 0 ]; do
+		if [ "$1" = -- ]; then
+			q+=(--field "${w[*]}")
+			w=()
+		else
+			w+=("$1")
+		fi
+		shift
+	done
+	q+=(--field "${w[*]}")
+	cf_ctl status "${q[@]}" 2>/dev/null
 }
 
 # cf_sys_state NAME → "STATE EPOCH CAUSE" (cause "-" when none, else in words:
@@ -283,16 +293,17 @@ _cf_line_is() { [ "$1" = "$2" ] || [[ $1 == "$2 "* ]]; }
 cf_journal_commits() { local n; n=$(grep -c '^[0-9]' "$1" 2>/dev/null); echo "${n:-0}"; }
 
 # cf_lock_words [INST]: how many words of the whole lock table are not 0 (with INST:
-# name INST as a holder, either mode), from `cfctl locks --json`. Fails when it cannot be
+# name INST as a holder, either mode), from `cfctl locks`. Fails when it cannot be
 # read, and when the CF lists no instance INST (a 0 must not hide a wrong name).
 cf_lock_words() {
-	local out
+	local n
 	if [ -n "${1:-}" ] && [ "$(cf_status_field inst "$1" state)" = - ]; then
 		log "cf_lock_words: the CF lists no instance $1"
 		return 1
 	fi
-	out=$(cf_ctl locks --json 2>/dev/null) || return 1
-	"$CF_PYTHON" "$(dirname "${BASH_SOURCE[0]}")/status_field.py" locks "${1:-}" <<<"$out"
+	n=$(cf_ctl locks --field "cf ${1:+held_by.}${1:-words}" 2>/dev/null) || return 1
+	[ "$n" = - ] && n=0
+	echo "$n"
 }
 
 # cf_node_argv SYS INST [cfnode args...]: the command line of system SYS with

@@ -65,6 +65,18 @@ cp -r "$DATA" "$CF_WORK/data2"
 expect 0 "2 accounts of balance 5 .*replacing" "$CFCTL" mkdata --data "$CF_WORK/data2" --accounts 2 --balance 5 --force
 expect 0 "verify: ok: 2 accounts, total 10" "$CFCTL" verify --data "$CF_WORK/data2"
 expect 2 "policy must be" "$CFCTL" policy sometimes --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE"
+# --field: a bad query is refused before the CF is asked, with nothing on stdout
+C=("$CFCTL" --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE")
+expect 2 "must begin with cf, sys, inst" "${C[@]}" status --field 'bogus state'
+expect 2 "need a NAME and a KEY" "${C[@]}" status --field 'sys SYS1'
+expect 2 "cf needs a KEY" "${C[@]}" status --field 'cf'
+expect 2 "empty" "${C[@]}" status --field ' '
+expect 2 "locks has only 'cf KEY" "${C[@]}" locks --field 'sys SYS1 state'
+expect 2 "not with --json or --watch" "${C[@]}" status --json --field 'cf generation'
+expect 2 "not with --json or --watch" "${C[@]}" status --watch --field 'cf generation'
+expect 2 "status and locks only" "${C[@]}" health --field 'cf generation'
+[ -z "$("${C[@]}" status --field 'bogus state' 2>/dev/null)" ] || fail "a refused --field printed something"
+expect 0 "^1 auto" "${C[@]}" status --field 'cf generation policy'
 key=$("$CFCTL" keygen) || fail "cfctl keygen"
 [[ "$key" =~ ^[0-9a-f]{64}$ ]] || fail "keygen printed '$key'"
 expect 0 "verify: ok" "$CFCTL" verify --data "$DATA"

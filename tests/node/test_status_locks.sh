@@ -36,6 +36,41 @@ assert not h["lock_names_truncated"] and h["lock_names_total"]==1, h
 assert sysm["SYS1"]["locks_held"]==h["locks_held"], (sysm["SYS1"], h)
 assert sysm["SYS2"]["locks_held"]==w["locks_held"], (sysm["SYS2"], w)
 PY
+# --field answers what a JSON reader finds in --json: fields that stay put while SYS1 holds
+# and SYS2 waits; absent keys and names, dotted keys, a boolean, a list and an object
+Q=("cf generation policy restart.state cf.duplexed nope" "sys SYS1 state epoch host fail_cause nope.x"
+   "sys NOPE state epoch" "inst NTS001 state owner home locks_held lock_names recovery.phase recovery.phase_us"
+   "inst NTS002 locks_held locks_waiting lock_names_truncated" "systems state epoch" "instances state owner")
+F=()
+for q in "${Q[@]}"; do F+=(--field "$q"); done
+got=$(cf_ctl status "${F[@]}") || fail "status --field"
+want=$(python3 - "$CF_WORK/status.json" "${Q[@]}" <<'PY'
+import json,sys
+d=json.load(open(sys.argv[1]))
+def f(o,k):
+    for p in k.split("."):
+        if not isinstance(o,dict) or p not in o: return "-"
+        o=o[p]
+    return ("true" if o else "false") if isinstance(o,bool) else json.dumps(o,separators=(",",":")) if isinstance(o,(list,dict)) else str(o)
+for q in sys.argv[2:]:
+    w=q.split()
+    if w[0]=="cf": print(" ".join(f(d,k) for k in w[1:]))
+    elif w[0] in ("systems","instances"):
+        for r in d[w[0]]: print(" ".join([r["name"]]+[f(r,k) for k in w[1:]]))
+    else:
+        r=next((r for r in d["systems" if w[0]=="sys" else "instances"] if r["name"]==w[1]),{})
+        print(" ".join(f(r,k) for k in w[2:]))
+PY
+) || fail "reading status.json"
+[ "$got" = "$want" ] || fail "status --field says
+$got
+where --json says
+$want"
+# locks: words not 0, those naming each instance as a holder (NTS002 none: absent), waiters
+got=$(cf_ctl locks --field "cf words held_by.NTS001 held_by.NTS002 waiting") || fail "locks --field"
+[ "$got" = "1 1 - 1" ] || fail "locks --field says '$got', not '1 1 - 1': $(cf_ctl locks --json)"
+[ "$(cf_lock_words NTS001)" = 1 ] && [ "$(cf_lock_words NTS002)" = 0 ] && [ "$(cf_lock_words)" = 1 ] ||
+	fail "cf_lock_words: $(cf_lock_words NTS001) $(cf_lock_words NTS002) $(cf_lock_words)"
 cf_ctl status >"$CF_WORK/status.txt" || fail "status"
 cat "$CF_WORK/status.txt" >&2
 [ "$(grep -c 'f0\.r5(X)' "$CF_WORK/status.txt")" = 1 ] || fail "f0.r5 shown held by more than one instance"
