@@ -87,6 +87,15 @@ struct cf_node {
 	bool attached; /* the home instance is attached on ws */
 	int err;       /* -errno of the last failure (0: none) */
 	struct cf_node_gate gate;
+	/*
+	 * A workload that is not a thread of the node's own (libcfnode: the
+	 * application's threads) does not park: at step (2) of a switch the
+	 * agent thread calls this instead, to keep it from the old CF (calls
+	 * wait, the one in progress has failed) and to settle what it has open
+	 * (cf_node_switch.c). 0, or -errno to end the incarnation. NULL: the gate.
+	 */
+	int (*quiesce)(void *arg, uint64_t end_ns);
+	void *quiesce_arg;
 	uint64_t switches; /* switches of CF this incarnation survived */
 };
 
@@ -111,10 +120,10 @@ static inline bool cf_node_ready(const struct cf_node *n)
  *
  * cf_node_may_switch: the agent loop ended with err; may this system look
  * for the other CF of its pair (switch_wait_ms, a pair in --cf, no stop
- * requested, a workload that parks or none)?
+ * requested, a workload that parks, a quiesce hook, or no workload)?
  *
  * cf_node_switch (agent thread): stop every use of the old CF, wait for the
- * workload to park, resume at the new primary (CONN_ATTACH of this very
+ * workload to park (or quiesce it), resume at the new primary (CONN_ATTACH of this very
  * incarnation), heartbeat again, recover from their logs the instances this
  * system holds there (its home included), claim and attach the home again,
  * and let the workload go on. 0: resumed, the agent loop runs again; else

@@ -11,7 +11,8 @@
  *       session are aborted (cf_session_abort), the heartbeat thread stops;
  *   (2) the workload backs out what it has open as far as it can (from
  *       memory on a volatile pair; what it cannot decide, a COMMIT posted and
- *       not answered, the log decides in (5)) and parks (cf_node_park);
+ *       not answered, the log decides in (5)) and parks (cf_node_park); a
+ *       library's application is quiesced instead (n->quiesce, cfn.c);
  *   (3) its context goes: nothing of the old session is used again;
  *   (4) resume: the other CFs of --cf first, then the old one, until one
  *       accepts CONN_ATTACH of this incarnation (sys, epoch, token); it must
@@ -57,7 +58,7 @@ bool cf_node_may_switch(struct cf_node *n, int err)
 	if (atomic_load(&n->a.stop))
 		return false;
 	/* a workload that does not park ends with the CF, and with it the incarnation */
-	return !n->o.workload || n->gate.workload;
+	return !n->o.workload || n->gate.workload || n->quiesce;
 }
 
 /* The workload's side (cf_bank_opts.cf_lost). */
@@ -282,7 +283,7 @@ int cf_node_switch(struct cf_node *n, int err)
 	cf_agent_hb_stop(a);
 	cf_session_close(&a->hb.s);
 	/* (2) */
-	r = wait_parked(n, end);
+	r = n->quiesce ? n->quiesce(n->quiesce_arg, end) : wait_parked(n, end);
 	if (r) {
 		say(n, CF_AGENT_ERR, "switch of CF: the workload did not stop: %s", strerror(-r));
 		goto fail;

@@ -10,6 +10,19 @@
  * -ECONNABORTED on every call and the on_over callback; its self-backout on a
  * volatile CF happens in cfn_abort/cfn_commit, on the thread that owns the
  * transaction, as the bank workload does it (cf_bank.c backout_cur).
+ *
+ * A switch of duplexed CFs (cf_addr "A,B"; cf_node_switch.c) keeps the
+ * incarnation, as it does cfnode's: where cfnode's bank parks, the agent
+ * thread quiesces the application instead. Every call runs between
+ * call_begin and call_end; while a switch runs, calls wait in call_begin.
+ * The switch stops the call in progress (its session is aborted), waits for
+ * it to return, and settles every transaction still open, on the agent
+ * thread, with the mutex held: backed out from memory on a volatile pair,
+ * left to the log at the new primary otherwise (which backs it out there,
+ * the held recovery). Such a transaction is "lost": every call on it then
+ * returns -ECONNRESET (cfn_abort 0), and the call that failed when the CF
+ * went returns -ECONNRESET too, or -EINPROGRESS for a commit whose COMMIT
+ * was posted and never answered (the log at the new primary decides it).
  */
 #include "cfnode.h"
 
@@ -20,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cf_auth.h"
 #include "cf_key.h"
@@ -27,11 +41,20 @@
 #include "cf_util.h"
 
 #define LEASE_WAIT_MS 5000 /* as the bank: a lapsed lease may come back within 5 s */
+#define CFN_SWITCH_WAIT_MS 10000u /* cfnode --switch-wait's default */
 
 struct cfn {
 	struct cf_node n;
 	pthread_t agent_thr;
 	bool agent_started;
+	/* a switch of duplexed CFs: calls wait while it runs (above) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* CLOCK_MONOTONIC */
+	bool in_call;       /* an API call uses the node (one thread at a time: cfnode(3)) */
+	bool switching;     /* the agent thread switches CF: calls wait */
+	bool agent_done;    /* the agent loop ended for good: no switch comes */
+	uint64_t round;     /* switches ended, either way */
+	int switch_result;  /* of the last: 0 kept, else the -errno the incarnation ended with */
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
 	void (*on_over)(void *arg, int err);
@@ -44,11 +67,14 @@ struct cfn_txn {
 	struct cfn *h;
 	struct cf_txn t;
 	struct cfn_txn *next, **pprev;
+	/* settled by a switch of CF (t is freed): -ECONNRESET backed out, -EINPROGRESS in doubt; 0: open */
+	int lost;
 };
 
 static void txn_free(struct cfn_txn *t)
 {
-	cf_txn_free(&t->t);
+	if (!t->lost)
+		cf_txn_free(&t->t);
 	*t->pprev = t->next;
 	if (t->next)
 		t->next->pprev = t->pprev;
@@ -76,11 +102,113 @@ static void tell_over(struct cfn *h, int err)
 		h->on_over(h->on_over_arg, err);
 }
 
+/* Can a lost CF be switched for the other of a pair (cf_addr "A,B")? */
+static bool can_switch(const struct cfn *h)
+{
+	return h->n.o.switch_wait_ms != 0;
+}
+
+/* An API call begins: it waits while a switch runs. The switch round it began in. */
+static uint64_t call_begin(struct cfn *h)
+{
+	uint64_t round;
+
+	pthread_mutex_lock(&h->mu);
+	while (h->switching)
+		pthread_cond_wait(&h->cv, &h->mu);
+	h->in_call = true;
+	round = h->round;
+	pthread_mutex_unlock(&h->mu);
+	return round;
+}
+
+/*
+ * It ended with r. -ECONNABORTED where a switch may keep the incarnation:
+ * wait for it (the call no longer uses the node: the switch settles what is
+ * open). Kept: the call returns kept instead (-ECONNRESET, -EINPROGRESS, 0).
+ */
+static int call_end(struct cfn *h, uint64_t round, int r, int kept)
+{
+	pthread_mutex_lock(&h->mu);
+	h->in_call = false;
+	pthread_cond_broadcast(&h->cv);
+	if (r == -ECONNABORTED && can_switch(h)) {
+		while (h->round == round && !h->agent_done)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->round != round && h->switch_result == 0)
+			r = kept;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return r;
+}
+
+/*
+ * Settle an open transaction for a switch of CF (agent thread, mutex held,
+ * no call in progress): through the CF if it still could, else from memory
+ * on a volatile pair (as backout below); else the log at the new primary
+ * backs it out. Frees t->t; t stays the application's until it ends it.
+ */
+static void settle(struct cfn_txn *t)
+{
+	struct cf_txn_ctx *c = &t->h->n.home->txn;
+	int r = cf_txn_backout(&t->t);
+
+	if (r && r != -EALREADY && r != -EINPROGRESS && c->self_backout)
+		r = cf_txn_self_backout(&t->t);
+	/* -EALREADY (its COMMIT answered) cannot be here: cfn_commit ends t in the same call */
+	t->lost = r == -EINPROGRESS || r == -EALREADY ? -EINPROGRESS : -ECONNRESET;
+	cf_txn_free(&t->t);
+}
+
+/* Step (2) of a switch (cf_node.h quiesce): the call in progress returns, the rest wait; settle what is open. */
+static int quiesce(void *arg, uint64_t end_ns)
+{
+	struct cfn *h = arg;
+	struct timespec ts = { (time_t)(end_ns / 1000000000ull), (long)(end_ns % 1000000000ull) };
+	int r = 0, n = 0;
+
+	pthread_mutex_lock(&h->mu);
+	h->switching = true;
+	while (h->in_call && !r)
+		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT)
+			r = -ETIMEDOUT;
+	for (struct cfn_txn *t = h->txns; !r && t; t = t->next)
+		if (!t->lost) {
+			settle(t);
+			n++;
+		}
+	pthread_mutex_unlock(&h->mu);
+	if (r)
+		cf_agent_log(&h->n.a, CF_AGENT_ERR, "switch of CF: the application did not return from its call");
+	else
+		cf_agent_log(&h->n.a, CF_AGENT_INFO, "switch of CF: the application waits; %d open transaction(s) settled", n);
+	return r;
+}
+
 static void *agent_main(void *arg)
 {
 	struct cfn *h = arg;
-	int r = cf_agent_run(&h->n.a);
+	struct cf_node *n = &h->n;
+	int r;
 
+	/* a lost CF of a duplexed pair: switch to the other and run again, as cfnode */
+	while ((r = cf_agent_run(&n->a)) && cf_node_may_switch(n, r)) {
+		r = cf_node_switch(n, r);
+		pthread_mutex_lock(&h->mu);
+		h->switching = false;
+		h->switch_result = r;
+		h->round++;
+		pthread_cond_broadcast(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		if (r)
+			break;
+	}
+	if (r && atomic_load(&n->a.over))
+		r = atomic_load(&n->a.over);
+	pthread_mutex_lock(&h->mu);
+	h->agent_done = true;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
 	if (r)
 		tell_over(h, r);
 	return NULL;
@@ -176,7 +304,16 @@ static int agent_opts(const struct cfn_config *cfg, struct cf_node_opts *no)
 	no->workload = true;
 	no->lock_timeout_ms = cfg->lock_timeout_ms ? (int)cfg->lock_timeout_ms : 2000;
 	no->defer_writes = cfg->group_commit != 0;
+	/* a duplexed pair: a lost CF is looked for at the other for 10 s, as cfnode --switch-wait */
+	no->switch_wait_ms = strchr(cfg->cf_addr, ',') ? CFN_SWITCH_WAIT_MS : 0;
 	return 0;
+}
+
+static void handle_free(struct cfn *h)
+{
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
 }
 
 int cfn_open(const struct cfn_config *cfg, struct cfn **out)
@@ -210,6 +347,14 @@ int cfn_open(const struct cfn_config *cfg, struct cfn **out)
 		cf_fence_map_free(&no.agent.fence);
 		return -ENOMEM;
 	}
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&h->cv, &ca);
+		pthread_condattr_destroy(&ca);
+		pthread_mutex_init(&h->mu, NULL);
+	}
 	h->log = cfg->log;
 	h->log_arg = cfg->log_arg;
 	h->on_over = cfg->on_over;
@@ -219,13 +364,15 @@ int cfn_open(const struct cfn_config *cfg, struct cfn **out)
 		no.agent.log_arg = h;
 	}
 	cf_node_init(&h->n, &no);
+	h->n.quiesce = quiesce;
+	h->n.quiesce_arg = h;
 	rc = cf_node_start(&h->n);
 	if (rc || !cf_node_ready(&h->n)) {
 		r = errno_of(rc, h->n.err);
 		if (!r)
 			r = -EINTR; /* stopped while it waited: cannot happen without a stop request */
 		cf_node_leave(&h->n, rc);
-		free(h);
+		handle_free(h);
 		return r;
 	}
 	/* the agent thread takes no signal of the application's */
@@ -235,7 +382,7 @@ int cfn_open(const struct cfn_config *cfg, struct cfn **out)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
 		cf_node_leave(&h->n, CF_NODE_EX_OTHER);
-		free(h);
+		handle_free(h);
 		return r;
 	}
 	h->agent_started = true;
@@ -262,8 +409,13 @@ int cfn_close(struct cfn *h)
 	if (!h)
 		return 0;
 	/* transactions the application left open are aborted here, on its thread, as cfn_abort does */
+	(void)call_begin(h);
 	while (h->txns)
 		(void)backout(h->txns);
+	pthread_mutex_lock(&h->mu);
+	h->in_call = false;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
 	stop_agent(h);
 	if (is_over(h)) {
 		/* exit code 75: nothing carried over; the open transactions were self-backed-out or are a peer's */
@@ -278,7 +430,7 @@ int cfn_close(struct cfn *h)
 	else if (rc)
 		r = h->n.err ? h->n.err : -EIO;
 out_free:
-	free(h);
+	handle_free(h);
 	return r;
 }
 
@@ -298,7 +450,7 @@ int cfn_create_file(const char *data_dir, unsigned file, unsigned rec_size, uint
 	return cf_data_create(data_dir, file, rec_size, count, 0, NULL, NULL, false);
 }
 
-int cfn_file_info(struct cfn *h, unsigned file, unsigned *rec_size, uint64_t *count)
+static int file_info(struct cfn *h, unsigned file, unsigned *rec_size, uint64_t *count)
 {
 	struct cf_data_file *f;
 	int r;
@@ -315,12 +467,19 @@ int cfn_file_info(struct cfn *h, unsigned file, unsigned *rec_size, uint64_t *co
 	return 0;
 }
 
-int cfn_begin(struct cfn *h, struct cfn_txn **out)
+int cfn_file_info(struct cfn *h, unsigned file, unsigned *rec_size, uint64_t *count)
+{
+	uint64_t round = call_begin(h); /* the home instance's files are set up again by a switch */
+	int r = file_info(h, file, rec_size, count);
+
+	return call_end(h, round, r, r);
+}
+
+static int begin(struct cfn *h, struct cfn_txn **out)
 {
 	struct cfn_txn *t;
 	int r;
 
-	*out = NULL;
 	if (is_over(h))
 		return -ECONNABORTED;
 	t = calloc(1, sizeof(*t));
@@ -341,6 +500,15 @@ int cfn_begin(struct cfn *h, struct cfn_txn **out)
 	return 0;
 }
 
+int cfn_begin(struct cfn *h, struct cfn_txn **out)
+{
+	uint64_t round;
+
+	*out = NULL;
+	round = call_begin(h);
+	return call_end(h, round, begin(h, out), -ECONNRESET);
+}
+
 /* The record exists and len is its size: 0, -EINVAL, -ENOENT, -EBADMSG. */
 static int check_rec(struct cfn_txn *t, unsigned file, uint64_t rec, size_t len)
 {
@@ -348,15 +516,17 @@ static int check_rec(struct cfn_txn *t, unsigned file, uint64_t rec, size_t len)
 	uint64_t n;
 	int r;
 
+	if (t->lost)
+		return t->lost;
 	if (is_over(t->h))
 		return -ECONNABORTED;
-	r = cfn_file_info(t->h, file, &rs, &n);
+	r = file_info(t->h, file, &rs, &n);
 	if (r)
 		return r;
 	return rec < n && (len == SIZE_MAX || len == rs) ? 0 : -EINVAL;
 }
 
-int cfn_lock(struct cfn_txn *t, unsigned file, uint64_t rec, enum cfn_lock_mode mode, int timeout_ms)
+static int lock(struct cfn_txn *t, unsigned file, uint64_t rec, enum cfn_lock_mode mode, int timeout_ms)
 {
 	int r = check_rec(t, file, rec, SIZE_MAX);
 
@@ -368,7 +538,14 @@ int cfn_lock(struct cfn_txn *t, unsigned file, uint64_t rec, enum cfn_lock_mode 
 	return r ? check_over(t->h, r) : 0;
 }
 
-int cfn_read(struct cfn_txn *t, unsigned file, uint64_t rec, void *buf, size_t len)
+int cfn_lock(struct cfn_txn *t, unsigned file, uint64_t rec, enum cfn_lock_mode mode, int timeout_ms)
+{
+	uint64_t round = call_begin(t->h);
+
+	return call_end(t->h, round, lock(t, file, rec, mode, timeout_ms), -ECONNRESET);
+}
+
+static int read_rec(struct cfn_txn *t, unsigned file, uint64_t rec, void *buf, size_t len)
 {
 	int r = check_rec(t, file, rec, len);
 
@@ -378,7 +555,14 @@ int cfn_read(struct cfn_txn *t, unsigned file, uint64_t rec, void *buf, size_t l
 	return r ? check_over(t->h, r) : 0;
 }
 
-int cfn_update(struct cfn_txn *t, unsigned file, uint64_t rec, const void *buf, size_t len)
+int cfn_read(struct cfn_txn *t, unsigned file, uint64_t rec, void *buf, size_t len)
+{
+	uint64_t round = call_begin(t->h);
+
+	return call_end(t->h, round, read_rec(t, file, rec, buf, len), -ECONNRESET);
+}
+
+static int update(struct cfn_txn *t, unsigned file, uint64_t rec, const void *buf, size_t len)
 {
 	int r = check_rec(t, file, rec, len);
 
@@ -388,11 +572,19 @@ int cfn_update(struct cfn_txn *t, unsigned file, uint64_t rec, const void *buf, 
 	return r ? check_over(t->h, r) : 0;
 }
 
+int cfn_update(struct cfn_txn *t, unsigned file, uint64_t rec, const void *buf, size_t len)
+{
+	uint64_t round = call_begin(t->h);
+
+	return call_end(t->h, round, update(t, file, rec, buf, len), -ECONNRESET);
+}
+
 /*
  * Back t out through the CF, waiting out a lapsed lease; when that fails
- * the incarnation is over, and on a volatile CF this thread, which owns t,
+ * the incarnation is over, and on a volatile CF this thread, which owns it,
  * writes its before-images back from memory (docs/design.md, "A volatile
- * CF"), as cf_bank.c backout_cur does. Frees t.
+ * CF"), as cf_bank.c backout_cur does. A transaction a switch of CF settled
+ * is only freed (-ECONNRESET: backed out; -EINPROGRESS: in doubt). Frees t.
  */
 static int backout(struct cfn_txn *t)
 {
@@ -400,6 +592,11 @@ static int backout(struct cfn_txn *t)
 	struct cfn *h = t->h;
 	int r;
 
+	if (t->lost) {
+		r = t->lost;
+		txn_free(t);
+		return r;
+	}
 	while ((r = cf_txn_backout(&t->t)) == -ENOLINK) {
 		r = cf_txn_lease_wait(c, LEASE_WAIT_MS);
 		if (r)
@@ -413,16 +610,18 @@ static int backout(struct cfn_txn *t)
 	return r == -ENOLINK ? lease_gone(h) : r ? check_over(h, r) : 0;
 }
 
-int cfn_commit(struct cfn_txn *t)
+/* cfn_commit; *doubt: its COMMIT was posted and never answered (the log decides). */
+static int commit(struct cfn_txn *t, bool *doubt)
 {
-	struct cf_txn_ctx *c;
-	struct cfn *h;
+	struct cfn *h = t->h;
+	struct cf_txn_ctx *c = &h->n.home->txn;
 	int r, rb;
 
-	if (!t)
-		return -EINVAL;
-	h = t->h;
-	c = &h->n.home->txn;
+	if (t->lost) {
+		r = t->lost;
+		txn_free(t);
+		return r;
+	}
 	while ((r = cf_txn_commit(&t->t)) == -ENOLINK) {
 		r = cf_txn_lease_wait(c, LEASE_WAIT_MS);
 		if (r)
@@ -439,6 +638,7 @@ int cfn_commit(struct cfn_txn *t)
 	rb = backout(t);
 	if (rb == -EINPROGRESS) {
 		/* its COMMIT was posted, never answered: only the log decides, and this incarnation cannot read it */
+		*doubt = true;
 		if (!cf_agent_over(&h->n.a))
 			cf_agent_set_over(&h->n.a, h->n.ws.dead ? h->n.ws.dead : r);
 		return -ECONNABORTED;
@@ -447,9 +647,36 @@ int cfn_commit(struct cfn_txn *t)
 	return r == -ECONNABORTED || rb == -ECONNABORTED ? -ECONNABORTED : r;
 }
 
+int cfn_commit(struct cfn_txn *t)
+{
+	struct cfn *h;
+	uint64_t round;
+	bool doubt = false;
+	int r;
+
+	if (!t)
+		return -EINVAL;
+	h = t->h;
+	round = call_begin(h);
+	r = commit(t, &doubt);
+	return call_end(h, round, r, doubt ? -EINPROGRESS : -ECONNRESET);
+}
+
 int cfn_abort(struct cfn_txn *t)
 {
-	return t ? backout(t) : -EINVAL;
+	struct cfn *h;
+	uint64_t round;
+	int r;
+
+	if (!t)
+		return -EINVAL;
+	h = t->h;
+	round = call_begin(h);
+	r = backout(t);
+	if (r == -ECONNRESET)
+		r = 0; /* a switch of CF backed it out: as asked */
+	/* the CF went during the backout and a switch kept the incarnation: backed out (memory, or the log there) */
+	return call_end(h, round, r, 0);
 }
 
 const char *cfn_strerror(int err)
@@ -459,6 +686,13 @@ const char *cfn_strerror(int err)
 	case -ECONNABORTED:
 		return "this incarnation is over (connection to the CF lost, or the lease did not come back): abort "
 		       "every open transaction, cfn_close, then cfn_open again";
+	case -ECONNRESET:
+		return "the CF of the duplexed pair was switched for the other while this transaction was open: it "
+		       "was backed out (end it with cfn_abort); the handle goes on: begin again";
+	case -EINPROGRESS:
+		return "in doubt: the CF was switched while this commit waited for its answer; it is committed if "
+		       "and only if its COMMIT reached the CF that took over (read the data to know); the handle "
+		       "goes on";
 	case -ENOLINK: return "lease lapsed: abort the transaction";
 	case -EALREADY: return "another open transaction of this handle holds the record: end that one first";
 	case -EBUSY: return "the record is locked by another system, or cfn_close left work to peer recovery";

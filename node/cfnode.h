@@ -22,7 +22,11 @@
  * Return convention: every int function returns 0 or a negative errno;
  * cfn_strerror() says what it means here. -ECONNABORTED from any call means
  * this incarnation is over (the connection to the CF was lost, or the lease
- * did not come back): see "Failure model" in cfnode(3).
+ * did not come back): see "Failure model" in cfnode(3). With cf_addr naming
+ * a duplexed pair ("A,B") a lost CF is switched for the other inside the
+ * library and the handle goes on: a transaction that was open then is
+ * backed out, and its calls return -ECONNRESET (cfn_commit: -EINPROGRESS
+ * when its COMMIT was sent and never answered); see "A duplexed CF" there.
  *
  * Threads: a struct cfn and its transactions are used by one thread at a
  * time (the application serializes; a mutex around the calls is enough).
@@ -51,7 +55,7 @@ enum cfn_log_level { CFN_LOG_ERR = 0, CFN_LOG_WARN, CFN_LOG_INFO, CFN_LOG_DEBUG 
 
 /* Zero-initialize, then fill in; 0 and NULL mean the defaults named. */
 struct cfn_config {
-	const char *cf_addr;   /* cfserver, "host:port" or "[v6]:port" (required) */
+	const char *cf_addr;   /* cfserver, "host:port" or "[v6]:port"; a duplexed pair "A,B" (required) */
 	const char *transport; /* "tcp" (NULL) or "verbs" */
 	const char *key_file;  /* cluster key, 64 hex digits, mode 0600 (required) */
 	const char *system;    /* this system, 1-15 of [A-Za-z0-9_.-] (required) */

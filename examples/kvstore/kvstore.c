@@ -181,19 +181,28 @@ abort:
 	}
 }
 
-/* kv_txn, tried again while it meets a lock timeout or a lapsed lease. */
+/*
+ * kv_txn, tried again while it meets a lock timeout or a lapsed lease, or
+ * the switch of a duplexed CF: -ECONNRESET (the transaction was backed out,
+ * the handle goes on) or -EINPROGRESS (a commit in doubt: done or not, the
+ * log at the new CF decided). put and del are idempotent, so a retry does
+ * what was asked either way; a del in doubt that finds the key gone did it.
+ */
 static int kv_do(struct cfn *h, uint64_t nrec, char op, const char *key, const char *val, char *out)
 {
 	int e = -EAGAIN;
+	bool doubt = false;
 
 	if (strlen(key) == 0 || strlen(key) > KV_KEY_MAX || (val && strlen(val) > KV_VAL_MAX))
 		return -EINVAL;
 	for (int i = 0; i < KV_RETRIES; i++) {
 		e = kv_txn(h, nrec, op, key, val, out);
-		if (e != -ETIMEDOUT && e != -ENOLINK && e != -EBUSY)
+		if (e == -EINPROGRESS)
+			doubt = true;
+		if (e != -ETIMEDOUT && e != -ENOLINK && e != -EBUSY && e != -ECONNRESET && e != -EINPROGRESS)
 			break;
 	}
-	return e;
+	return op == 'd' && doubt && e == -ENOENT ? 0 : e;
 }
 
 /* One command: prints its answer line (OK, VALUE v, NOTFOUND, ERR why) and returns its error. */

@@ -73,38 +73,7 @@ F=$DATA/f1.cfd
 bounded 60 "$CFN_API" "$CF_ADDR" "$CF_KEYFILE" "$DATA" SYS4 NTS004 >"$CF_WORK/cfn_api.log" 2>&1 ||
 	fail "cfn_api: $(tail -n 5 "$CF_WORK/cfn_api.log")"
 
-kvargs() { # SYS INST
-	echo --cf "$CF_ADDR" --cluster-key "$CF_KEYFILE" --transport "$CF_TRANSPORT" --system "$1" --instance "$2" \
-		--data "$DATA" --fence-agent local
-}
-# serve SYS INST CMD...: a kvstore serving commands from the FIFO $CF_WORK/SYS.in
-# (write end kept open here as FD_SYS); answers in SYS.out, log in SYS.log.
-serve() {
-	local sys=$1 inst=$2 fd
-	shift 2
-	mkfifo "$CF_WORK/$sys.in"
-	# shellcheck disable=SC2046 # kvargs is words without blanks
-	"$@" $(kvargs "$sys" "$inst") serve <"$CF_WORK/$sys.in" >"$CF_WORK/$sys.out" 2>"$CF_WORK/$sys.log" &
-	eval "PID_$sys=$!"
-	track_pid "$!"
-	exec {fd}>"$CF_WORK/$sys.in"
-	eval "FD_$sys=$fd"
-	wait_for 30 grep -q READY "$CF_WORK/$sys.out" || fail "$sys did not start: $(tail -n 5 "$CF_WORK/$sys.log")"
-}
-answered() { [ "$(wc -l <"$1")" -gt "$2" ]; }
-ask() { # SYS COMMAND... → its answer line
-	local sys=$1 fdv="FD_$1" n
-	shift
-	n=$(wc -l <"$CF_WORK/$sys.out")
-	echo "$*" >&"${!fdv}"
-	wait_for 60 answered "$CF_WORK/$sys.out" "$n" || fail "$sys did not answer '$*'"
-	sed -n "$((n + 1))p" "$CF_WORK/$sys.out"
-}
-expect() { # SYS COMMAND... = ANSWER
-	local sys=$1 want=${*: -1} got
-	got=$(ask "${@:1:$#-2}")
-	[ "$got" = "$want" ] || fail "$sys: '${*:2:$#-3}' answered '$got', expected '$want'"
-}
+. "$(dirname "$0")/kv_lib.sh"
 recovered() { grep -qh "RECOVERY {\"inst\":\"NTS003\"" "$CF_WORK/SYS1.log" "$CF_WORK/SYS2.log"; }
 
 serve SYS1 NTS001 "${KV1_ENV[@]}" "$KV1"
@@ -149,13 +118,8 @@ expect SYS1 get k21 = "VALUE v21"
 expect SYS1 del k3 = OK
 expect SYS2 get k3 = NOTFOUND
 
-for sys in SYS1 SYS2; do
-	fdv="FD_$sys" pidv="PID_$sys"
-	echo quit >&"${!fdv}"
-	wait_for 30 sh -c "! kill -0 ${!pidv} 2>/dev/null" || fail "$sys did not quit"
-	wait "${!pidv}" || fail "$sys exited $?"
-	grep -q "left the cluster cleanly" "$CF_WORK/$sys.log" || fail "$sys did not leave cleanly"
-done
+quit_kv SYS1
+quit_kv SYS2
 # 3. the CF is lost (volatile: the undo logs die with it) while SYS3's next incarnation is
 #    inside a put: cfnode's exit 75 becomes -ECONNABORTED, the library backs the put out from
 #    the before-image in memory and marks NTS003 clean, and a new CF starts without the operator
