@@ -39,5 +39,5 @@ if [ "$MODE" = asan ]; then
 else
   meson test -C "$BUILD" --print-errorlogs --timeout-multiplier 4 --num-processes 1 \
     node_bank3 node_wait_active recovery_claim2_auto_recovery recovery_zombie_lease gcommit persist_answer \
-    node_persist_bank duplex_cli duplex_pair
+    node_persist_bank duplex_cli duplex_pair example_kv_switch
 fi

@@ -18,10 +18,11 @@
  *   kvstore OPTIONS serve                commands on stdin, one a line:
  *                                        put K V | get K | del K | quit
  *
- * KV_PAUSE=after-update[:MS] (environment): a put stops inside its open
- * transaction, after its update reached the data file, prints "paused" and
- * waits for a signal (or MS milliseconds, then commits). The tests kill -9
- * it there, or kill the CF meanwhile.
+ * KV_PAUSE=after-update[:MS] (environment): the first put of the process
+ * stops inside its open transaction, after its update reached the data
+ * file, prints "paused" and waits for a signal (or MS milliseconds, then
+ * commits). The tests kill -9 it there, or kill the CF meanwhile. Once: a
+ * put tried again (a switch of CF backed it out) goes through.
  *
  * Exit codes as cfnode(8): 0, 1 error, 2 usage, 69 CF unreachable, 75 this
  * incarnation is over (run again), 78 the data directory needs the operator.
@@ -83,13 +84,15 @@ static uint64_t hash(const char *k)
 	return h;
 }
 
-/* KV_PAUSE=after-update[:MS]: -1 for ever, MS, or 0 (no pause) */
+/* KV_PAUSE=after-update[:MS]: -1 for ever, MS, or 0 (no pause, or paused once already) */
 static long pause_ms(void)
 {
+	static bool paused;
 	const char *p = getenv("KV_PAUSE");
 
-	if (!p || strncmp(p, "after-update", 12))
+	if (paused || !p || strncmp(p, "after-update", 12))
 		return 0;
+	paused = true;
 	return p[12] == ':' ? strtol(p + 13, NULL, 10) : -1;
 }
 
@@ -159,9 +162,9 @@ static int kv_txn(struct cfn *h, uint64_t nrec, char op, const char *key, const 
 		memcpy(r.key, key, r.klen);
 		memcpy(r.val, val, r.vlen);
 		e = cfn_update(t, KV_FILE, at, &r, sizeof(r));
-		if (!e && pause_ms()) {
+		long ms = e ? 0 : pause_ms();
+		if (ms) {
 			/* the deterministic crash point of the tests: inside the open transaction */
-			long ms = pause_ms();
 			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 			printf("paused put %s record %llu\n", key, (unsigned long long)at);
 			fflush(stdout);
