@@ -103,14 +103,14 @@ static void print_lock(FILE *out, const struct lock_view *v, uint32_t klass, con
 	holders = word_holders(w);
 	if (json) {
 		fprintf(out, "%s{\"class\":%u,\"word\":\"%#" PRIx64 "\",\"mode\":\"%s\",\"queued\":%s,\"holders\":[",
-		       *first ? "" : ",", klass, w,
-		       !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
-		       cf_lock_valid(w) && cf_lock_queued(w) ? "true" : "false");
+		             *first ? "" : ",", klass, w,
+		             !cf_lock_valid(w) ? "malformed" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
+		             cf_lock_valid(w) && cf_lock_queued(w) ? "true" : "false");
 	} else {
 		/* queued: waiters are queued at the CF for it (lock hand-off) */
 		fprintf(out, "class %u %s%s %#" PRIx64 "\n", klass,
-		       !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
-		       cf_lock_valid(w) && cf_lock_queued(w) ? ", queued" : "", w);
+		             !cf_lock_valid(w) ? "MALFORMED" : cf_lock_is_x(w) ? "X" : cf_lock_is_s(w) ? "S" : "free",
+		             cf_lock_valid(w) && cf_lock_queued(w) ? ", queued" : "", w);
 	}
 	*first = false;
 	/* the holders the word names, with the names their record lists give this class */
@@ -176,7 +176,7 @@ static void print_lock(FILE *out, const struct lock_view *v, uint32_t klass, con
 				fprintf(out, ",\"name\":");
 				cfctl_json_str(out, n);
 				fprintf(out, ",\"mode\":\"%s\",\"waiting\":%s}", e->used == 1u + CF_LOCK_X ? "X" : "S",
-				       live ? "true" : "false");
+				             live ? "true" : "false");
 			} else {
 				fprintf(out, "  %s %s (%s): %s(%s)\n", live ? "waiting" : "not held", in, on, n, md);
 			}
@@ -284,7 +284,7 @@ static int locks_print(const struct cfctl_opts *o, const char *record, FILE *out
 		fprintf(out, "%s (class %u): free\n", record, want);
 	else
 		fprintf(out, "%u lock word%s held, %u entr%s waiting\n", nwords, nwords == 1 ? "" : "s", nwait,
-		       nwait == 1 ? "y" : "ies");
+		             nwait == 1 ? "y" : "ies");
 	rc = 0;
 out:
 	for (uint32_t i = 0; v.recs && i < m->geo.max_instances; i++)

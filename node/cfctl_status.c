@@ -155,34 +155,34 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 	dinfo.secondary[sizeof(dinfo.secondary) - 1] = 0;
 	if (o->json) {
 		fprintf(out, "{\"generation\":%" PRIu64 ",\"policy\":\"%s\",\"hb_interval_ms\":%.3f,\"hb_timeout_ms\":%.3f,",
-		       hdr.generation, hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto",
-		       (double)s.welcome.hb_interval_ns / 1e6, (double)s.welcome.hb_timeout_ns / 1e6);
+		             hdr.generation, hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto",
+		             (double)s.welcome.hb_interval_ns / 1e6, (double)s.welcome.hb_timeout_ns / 1e6);
 		fprintf(out, "\"restart\":{\"state\":\"%s\",\"left\":%u},", cf_restart_state_str(rinfo.state), rinfo.left);
 		fprintf(out, "\"cf\":{\"address\":\"%s\",\"duplexed\":%s,\"link\":\"%s\",\"secondary\":\"%s\","
-		       "\"synced_bytes\":%" PRIu64 ",\"image_bytes\":%" PRIu64 "},",
-		       s.addr, dinfo.role == CF_DUPLEX_PRIMARY ? "true" : "false",
-		       dinfo.role == CF_DUPLEX_PRIMARY ? cf_duplex_link_str(dinfo.link)
-						       : dinfo.role == UINT32_MAX ? "unknown" : "single", dinfo.secondary,
-		       dinfo.synced_bytes, dinfo.image_bytes);
+		             "\"synced_bytes\":%" PRIu64 ",\"image_bytes\":%" PRIu64 "},",
+		             s.addr, dinfo.role == CF_DUPLEX_PRIMARY ? "true" : "false",
+		             dinfo.role == CF_DUPLEX_PRIMARY ? cf_duplex_link_str(dinfo.link)
+						             : dinfo.role == UINT32_MAX ? "unknown" : "single", dinfo.secondary,
+		             dinfo.synced_bytes, dinfo.image_bytes);
 		fprintf(out, "\"systems\":[");
 	} else {
 		fprintf(out, "CF generation %" PRIu64 ", policy %s, h %.1f ms, T %.1f ms\n", hdr.generation,
-		       hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
-		       (double)s.welcome.hb_timeout_ns / 1e6);
+		             hdr.policy == CF_POLICY_OPERATOR ? "operator" : "auto", (double)s.welcome.hb_interval_ns / 1e6,
+		             (double)s.welcome.hb_timeout_ns / 1e6);
 		if (dinfo.role == UINT32_MAX)
 			fprintf(out, "CF %s: duplexing unknown (this cfserver does not answer DUPLEX_INFO)\n\n", s.addr);
 		else if (dinfo.role != CF_DUPLEX_PRIMARY)
 			fprintf(out, "CF %s: single (not duplexed)\n\n", s.addr);
 		else if (dinfo.link == CF_DUPLEX_ALONE)
 			fprintf(out, "CF %s: duplexed primary running ALONE (no secondary): its death ends every incarnation\n\n",
-			       s.addr);
+			             s.addr);
 		else if (dinfo.link == CF_DUPLEX_SYNCING)
 			fprintf(out, "CF %s: duplexed primary; secondary %s copying the image (%.0f%%)\n\n", s.addr,
-			       dinfo.secondary,
-			       dinfo.image_bytes ? 100.0 * (double)dinfo.synced_bytes / (double)dinfo.image_bytes : 0.0);
+			             dinfo.secondary,
+			             dinfo.image_bytes ? 100.0 * (double)dinfo.synced_bytes / (double)dinfo.image_bytes : 0.0);
 		else
 			fprintf(out, "CF %s: duplexed primary; secondary %s %s\n\n", s.addr, dinfo.secondary,
-			       dinfo.link == CF_DUPLEX_IN_SYNC ? "in sync: takes over if this CF dies"
+			             dinfo.link == CF_DUPLEX_IN_SYNC ? "in sync: takes over if this CF dies"
 							       : "lost: fencing it, durable acknowledgements wait");
 		if (rinfo.state == CF_RESTART_RECOVERY) {
 			fprintf(out, "restart recovery: %u instances left:", rinfo.left);
@@ -192,7 +192,7 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 			fprintf(out, " (attaches for new work wait)\n\n");
 		}
 		fprintf(out, "%-3s %-15s %-7s %6s %-10s %12s %-16s %8s  %s\n", "#", "SYSTEM", "STATE", "EPOCH", "HEARTBEAT",
-		       "HB", "HOST", "PID", "FAILURE");
+		             "HB", "HOST", "PID", "FAILURE");
 	}
 	bool first = true;
 	for (uint32_t i = 0; i < m->geo.max_systems; i++) {
@@ -209,14 +209,14 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 			fprintf(out, "%s{\"index\":%u,\"name\":", first ? "" : ",", i);
 			cfctl_json_str(out, name);
 			fprintf(out, ",\"state\":\"%s\",\"epoch\":%u,\"heartbeat\":\"%s\",\"hb\":%" PRIu64
-			       ",\"hb_per_s\":%.0f,\"host\":",
-			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb,
-			       (double)(hb2[i].hb - hb1[i].hb) * 1e9 / (double)gap_ns);
+			             ",\"hb_per_s\":%.0f,\"host\":",
+			             cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb,
+			             (double)(hb2[i].hb - hb1[i].hb) * 1e9 / (double)gap_ns);
 			cfctl_json_str(out, host);
 			fprintf(out, ",\"watchdog_ms\":%u", sys[i].wd_timeout_ms);
 			fprintf(out, ",\"pid\":%" PRIu64 ",\"fail_cause\":\"%s\",\"failed_ago_ms\":%.1f", sys[i].pid,
-			       cfctl_cause_str(sys[i].fail_cause),
-			       sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0);
+			             cfctl_cause_str(sys[i].fail_cause),
+			             sys[i].fail_ns && now > sys[i].fail_ns ? (double)(now - sys[i].fail_ns) / 1e6 : 0.0);
 			/*
 			 * The status riding on the heartbeat is current only while the system
 			 * is ACTIVE, and only once this incarnation has beaten: until its first
@@ -224,13 +224,13 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 			 */
 			if (st == CF_SYS_ACTIVE && hb2[i].epoch == cf_sysword_epoch(sys[i].state))
 				fprintf(out, ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64 ",\"inflight\":%" PRIu64
-				       ",\"log_used\":%" PRIu64 ",\"locks_held\":%" PRIu64,
-				       hb2[i].commits, hb2[i].aborts, hb2[i].inflight, hb2[i].log_used, hb2[i].locks_held);
+				             ",\"log_used\":%" PRIu64 ",\"locks_held\":%" PRIu64,
+				             hb2[i].commits, hb2[i].aborts, hb2[i].inflight, hb2[i].log_used, hb2[i].locks_held);
 			fprintf(out, "}");
 		} else {
 			fprintf(out, "%-3u %-15s %-7s %6u %-10s %12" PRIu64 " %-16.16s %8" PRIu64 "  %s\n", i, name,
-			       cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb, host, sys[i].pid,
-			       st == CF_SYS_FAILED ? cfctl_cause_str(sys[i].fail_cause) : "");
+			             cf_sys_state_str(st), cf_sysword_epoch(sys[i].state), beat, hb2[i].hb, host, sys[i].pid,
+			             st == CF_SYS_FAILED ? cfctl_cause_str(sys[i].fail_cause) : "");
 		}
 		first = false;
 	}
@@ -238,7 +238,7 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 		fprintf(out, "],\"instances\":[");
 	else
 		fprintf(out, "\n%-3s %-15s %-15s %-15s %6s %8s %-15s %10s %8s %7s %6s  %s\n", "#", "INSTANCE", "STATE", "OWNER",
-		       "EPOCH", "INCIDENT", "HOME", "LOG BYTES", "COMMITS", "ABORTS", "LOCKS", "RECOVERY");
+		             "EPOCH", "INCIDENT", "HOME", "LOG BYTES", "COMMITS", "ABORTS", "LOCKS", "RECOVERY");
 	first = true;
 	for (uint32_t i = 0; i < m->geo.max_instances; i++) {
 		char name[CF_NAME_MAX], owner[CF_NAME_MAX] = "-", home[CF_NAME_MAX] = "-", cp[CF_NAME_MAX] = "-";
@@ -304,7 +304,7 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 			cfctl_json_str(out, home);
 			/* "locks" and "locks_held": held per the lock words; the waiting are listed, not counted */
 			fprintf(out, ",\"locks\":%u,\"locks_held\":%u,\"locks_waiting\":%u,\"lock_names\":[", lk.held, lk.held,
-			       lk.entries - lk.held);
+			             lk.entries - lk.held);
 			for (uint32_t k = 0; k < m->geo.record_entries && shown < MAX_NAMES_JSON; k++) {
 				char n[CF_RES_NAME_MAX + 1];
 				bool held;
@@ -316,27 +316,27 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 				fprintf(out, "%s{\"name\":", shown ? "," : "");
 				cfctl_json_str(out, n);
 				fprintf(out, ",\"mode\":\"%s\",\"class\":%" PRIu64 ",\"held\":%s",
-				       recs[k].used == 1u + CF_LOCK_X ? "X" : "S", recs[k].klass, held ? "true" : "false");
+				             recs[k].used == 1u + CF_LOCK_X ? "X" : "S", recs[k].klass, held ? "true" : "false");
 				if (held && cf_lock_is_s(lk.word[k]))
 					fprintf(out, ",\"s_holders\":%d", __builtin_popcountll(cf_lock_s_holders(lk.word[k])));
 				fprintf(out, "}");
 				shown++;
 			}
 			fprintf(out, "],\"lock_names_total\":%u,\"lock_names_truncated\":%s", lk.entries,
-			       lk.entries > shown ? "true" : "false");
+			             lk.entries > shown ? "true" : "false");
 			if (h)
 				fprintf(out, ",\"log_used\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"aborts\":%" PRIu64
-				       ",\"inflight\":%" PRIu64,
-				       h->log_used, h->commits, h->aborts, h->inflight);
+				             ",\"inflight\":%" PRIu64,
+				             h->log_used, h->commits, h->aborts, h->inflight);
 			fprintf(out, ",\"recovery\":{\"phase\":\"%s\",\"counterpart\":",
-			       cf_phase_str((enum cf_phase)(ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0)));
+			             cf_phase_str((enum cf_phase)(ri[i].phase < CF_PHASE_COUNT ? ri[i].phase : 0)));
 			cfctl_json_str(out, cp);
 			fprintf(out, ",\"incident\":%" PRIu64 ",\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
-			       ",\"txns_backed_out\":%" PRIu64 ",\"locks_released\":%" PRIu64 ",\"phase_us\":{",
-			       ri[i].incident, ri[i].start_ns, ri[i].end_ns, ri[i].txns_backed_out, ri[i].locks_released);
+			             ",\"txns_backed_out\":%" PRIu64 ",\"locks_released\":%" PRIu64 ",\"phase_us\":{",
+			             ri[i].incident, ri[i].start_ns, ri[i].end_ns, ri[i].txns_backed_out, ri[i].locks_released);
 			for (int p = CF_PHASE_DETECT; p < CF_PHASE_COUNT; p++)
 				fprintf(out, "%s\"%s\":%u", p == CF_PHASE_DETECT ? "" : ",", cf_phase_str((enum cf_phase)p),
-				       ri[i].phase_us[p]);
+				             ri[i].phase_us[p]);
 			fprintf(out, "},\"fence_wait\":\"%s\"", cf_fence_wait_str((enum cf_fence_wait)ri[i].wait));
 			if (waiting) {
 				fprintf(out, ",\"waiting\":true,\"fence_of\":");
@@ -346,10 +346,10 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 				fprintf(out, ",\"reason\":");
 				cfctl_json_str(out, reason);
 				fprintf(out, ",\"wait_ms\":%.1f,\"age_ms\":%.1f,\"wait_err\":%d,\"wait_tries\":%u,"
-				       "\"wait_left_ms\":%u",
-				       ri[i].phase_us[ri[i].phase] / 1e3,
-				       now > ri[i].start_ns ? (double)(now - ri[i].start_ns) / 1e6 : 0.0, ri[i].wait_err,
-				       ri[i].wait_tries, ri[i].wait_left_ms);
+				             "\"wait_left_ms\":%u",
+				             ri[i].phase_us[ri[i].phase] / 1e3,
+				             now > ri[i].start_ns ? (double)(now - ri[i].start_ns) / 1e6 : 0.0, ri[i].wait_err,
+				             ri[i].wait_tries, ri[i].wait_left_ms);
 			}
 			fprintf(out, "}}");
 		} else {
@@ -360,7 +360,7 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 				snprintf(ab, sizeof(ab), "%" PRIu64, h->aborts);
 			}
 			fprintf(out, "%-3u %-15s %-15s %-15s %6u %8u %-15s %10s %8s %7s %6u  %s\n", i, name, cf_reg_state_str(st),
-			       owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, lk.held, rec);
+			             owner, cf_reg_epoch(w), cf_reg_incident(w), home, lb, cm, ab, lk.held, rec);
 			if (waiting)
 				fprintf(out, "      WAITING %.1f s: %s\n", ri[i].phase_us[ri[i].phase] / 1e6, reason);
 			if (lk.entries) {
@@ -378,7 +378,7 @@ static int status_print(const struct cfctl_opts *o, const char *arg, FILE *out)
 					fprintf(out, " ... and %u more", lk.entries - shown);
 				if (lk.held < lk.entries)
 					fprintf(out, "  [%u held, %u %s]", lk.held, lk.entries - lk.held,
-					       st == CF_REG_ACTIVE ? "waiting" : "not held");
+					             st == CF_REG_ACTIVE ? "waiting" : "not held");
 				fprintf(out, "\n");
 			}
 		}
