@@ -17,7 +17,8 @@
  * field, when NAME is not listed); strings print bare, booleans true/false,
  * numbers as cfctl printed them, lists and objects as their JSON text.
  *
- * The reader knows JSON as RFC 8259 has it, but only ever reads what
+ * The reader knows JSON's values (RFC 8259; it does not refuse every
+ * number the RFC does, leading zeros), but only ever reads what
  * cfctl_status.c and cfctl_locks.c wrote in this same process; a document
  * it cannot read is a bug, said as one (exit 1), never a guess.
  */
@@ -283,36 +284,39 @@ static bool element(struct span a, struct span *it)
 	return it->e != NULL;
 }
 
-static void put(FILE *out, struct span v)
+/* A field as a line shows it: 0, or -ENOMEM. */
+static int put(FILE *out, struct span v)
 {
-	char buf[4096];
-	int cut;
-
 	if (!v.p) {
 		fputc('-', out);
 	} else if (*v.p == '"') {
-		str(v.p, v.e, buf, sizeof(buf), &cut);
+		/* decoded, a string is never longer than its JSON text: no field is cut */
+		char *buf = malloc((size_t)(v.e - v.p) + 1);
+		int cut;
+		if (!buf)
+			return -ENOMEM;
+		str(v.p, v.e, buf, (size_t)(v.e - v.p) + 1, &cut);
 		fputs(buf, out);
+		free(buf);
 	} else {
 		fwrite(v.p, 1, (size_t)(v.e - v.p), out);
 	}
+	return 0;
 }
 
-static void put_fields(FILE *out, struct span obj, char *const *key, int nkeys, bool lead_name)
+static int put_fields(FILE *out, struct span obj, char *const *key, int nkeys, bool lead_name)
 {
-	bool sp = false;
+	int r = 0;
 
-	if (lead_name) {
-		put(out, member(obj, "name"));
-		sp = true;
-	}
-	for (int i = 0; i < nkeys; i++) {
-		if (sp)
+	if (lead_name)
+		r = put(out, member(obj, "name"));
+	for (int i = 0; !r && i < nkeys; i++) {
+		if (lead_name || i)
 			fputc(' ', out);
-		put(out, obj.p ? path(obj, key[i]) : obj);
-		sp = true;
+		r = put(out, obj.p ? path(obj, key[i]) : obj);
 	}
 	fputc('\n', out);
+	return r;
 }
 
 /* Split q into words (in buf): their count, or -1 when there are too many or none. */
@@ -367,21 +371,22 @@ static int answer(const char *doc, size_t len, const char *const *q, uint32_t n,
 	struct span d = { doc, doc + len };
 	const char *end = value(doc, doc + len, 0);
 	char buf[1024], *w[WORDS_MAX];
+	int r = 0;
 
 	if (!end || ws(end, d.e) != d.e || *ws(doc, d.e) != '{') {
 		cf_slog_err("--field: cannot read the JSON document this cfctl wrote (a bug: please report it)");
 		return EX_FAIL;
 	}
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; !r && i < n; i++) {
 		int k = words(q[i], buf, sizeof(buf), w);
 		struct span it = { NULL, NULL };
 
 		if (!strcmp(w[0], "cf")) {
-			put_fields(out, d, w + 1, k - 1, false);
+			r = put_fields(out, d, w + 1, k - 1, false);
 		} else if (!strcmp(w[0], "systems") || !strcmp(w[0], "instances")) {
 			struct span a = member(d, w[0]);
-			while (a.p && element(a, &it))
-				put_fields(out, it, w + 1, k - 1, true);
+			while (!r && a.p && element(a, &it))
+				r = put_fields(out, it, w + 1, k - 1, true);
 		} else {
 			struct span a = member(d, !strcmp(w[0], "sys") ? "systems" : "instances"), found = { NULL, NULL };
 			char name[KEY_MAX];
@@ -392,10 +397,12 @@ static int answer(const char *doc, size_t len, const char *const *q, uint32_t n,
 				    !strcmp(name, w[1]))
 					found = it;
 			}
-			put_fields(out, found, w + 2, k - 2, false);
+			r = put_fields(out, found, w + 2, k - 2, false);
 		}
 	}
-	return 0;
+	if (r)
+		cf_slog_err("--field: out of memory");
+	return r ? EX_FAIL : 0;
 }
 
 int cfctl_with_fields(const struct cfctl_opts *o, const char *arg,
