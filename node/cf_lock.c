@@ -532,75 +532,93 @@ granted:
 	return 0;
 }
 
-/* The CAS of a class the CF answered old to: go on from the word it found. */
-static int release_retry(struct cf_lock_table *t, uint32_t klass, uint64_t *cmp, uint64_t old)
+/*
+ * Free classes klass[0..n) of inst, each CASed from the word guessed for it
+ * (word[i]: ours as our last CAS left it, or what a record list implies), all
+ * in one batch, a round trip, in the given order; a guess the word moved past
+ * (a waiter set Q, another S holder came or went) goes into the next round
+ * with the word the CF returned. A class the word no longer gives inst is left.
+ * A class freed with waiters queued at the CF is KICKed (a lost KICK: the
+ * CF's backstop). ops, which: scratch of n. *freed, *kicks (may be NULL): counts.
+ * The one release of lock words, a transaction's (release_batch) and a failed
+ * instance's (release_instance).
+ */
+static int release_classes(struct lkio io, uint64_t locks_off, uint32_t inst, uint64_t *klass, uint64_t *word,
+			   uint32_t n, struct cf_batch_op *ops, uint32_t *which, uint32_t *freed, uint32_t *kicks)
 {
-	uint64_t next;
-	int r = 0;
+	int r;
 
-	for (uint32_t i = 0; i < RELEASE_RETRIES && old != *cmp; i++) {
-		*cmp = old;
-		if (cf_lock_release_next(*cmp, t->inst, &next))
-			break; /* not ours any more (cannot happen while we live) */
-		r = io_cas(tio(t), t->locks_off + (uint64_t)klass * 8u, *cmp, next, &old);
+	for (uint32_t k = 0; k < RELEASE_RETRIES; k++) {
+		uint32_t m = 0;
+		for (uint32_t j = 0; j < n; j++) {
+			uint64_t next;
+			if (klass[j] == UINT64_MAX || cf_lock_release_next(word[j], inst, &next)) {
+				klass[j] = UINT64_MAX; /* not (or no longer) held by inst: e.g. entry written, CAS never landed */
+				continue;
+			}
+			which[m] = j;
+			ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = locks_off + klass[j] * 8u,
+							.compare = word[j], .swap = next};
+		}
+		if (!m)
+			return 0;
+		r = io_batch(io, ops, m);
 		if (r)
-			break;
+			return r;
+		for (uint32_t q = 0; q < m; q++) {
+			uint32_t j = which[q];
+			if (ops[q].status)
+				return ops[q].status;
+			if (ops[q].value != ops[q].compare) {
+				word[j] = ops[q].value; /* changed under us: the next round tries what it is now */
+				continue;
+			}
+			if (freed)
+				(*freed)++;
+			/* waiters queued at the CF: serve them now, not at its backstop */
+			if (cf_lock_queued(ops[q].compare) && io.s) {
+				if (kicks)
+					(*kicks)++;
+				r = cf_session_lock_kick(io.s, (uint32_t)klass[j]);
+				if (r)
+					return r;
+			}
+			klass[j] = UINT64_MAX;
+		}
 	}
-	return r;
+	return 0;
 }
 
 /*
- * Release entries e[0..n) in that order (at most CF_BATCH_DEPTH). Every class
- * they leave free is CASed in one batch, each guessing the word our own last
- * CAS left; a guess the word moved past (a waiter set the queue bit) is
- * retried alone from what the CF answered. Then the KICKs of queued classes,
- * in the same order, then the entries cleared (posted). One round trip for a
- * transaction's locks, not one per class: the holder of a hot record lets go
- * sooner. The order within a batch stays the given one: one connection
- * executes in order, so a waiter handed the last class finds the others free.
+ * Release entries e[0..n) in that order (at most CF_BATCH_DEPTH): every class
+ * they leave free in one round trip (release_classes), each guessing the word
+ * our own last CAS left; then the entries cleared (posted). Before, each class
+ * was its own awaited CAS: the holder of a hot record let go one round trip
+ * later per class. The order stays the given one (one connection executes in
+ * order), so a waiter handed the last class finds the others free.
  */
 static int release_batch(struct cf_lock_table *t, const int32_t *e, uint32_t n)
 {
 	struct cf_batch_op ops[CF_BATCH_DEPTH];
-	int32_t cs[CF_BATCH_DEPTH];
-	uint32_t m = 0;
-	int r, first_err = 0;
+	uint64_t klass[CF_BATCH_DEPTH], word[CF_BATCH_DEPTH];
+	uint32_t which[CF_BATCH_DEPTH], m = 0, kicks = 0;
+	int r;
 
 	for (uint32_t k = 0; k < n; k++) {
 		int32_t c = t->names[e[k]].cls;
-		uint64_t next;
 
 		name_free(t, e[k], true);
 		t->st.releases++;
 		if (--t->cls[c].refs)
 			continue;
-		if (cf_lock_release_next(t->cls[c].word, t->inst, &next)) {
-			cls_del(t, c); /* not ours any more (cannot happen while we live) */
-			continue;
-		}
-		cs[m] = c;
-		ops[m++] = (struct cf_batch_op){ .op = CF_OP_CAS, .off = t->locks_off + (uint64_t)t->cls[c].klass * 8u,
-						 .compare = t->cls[c].word, .swap = next };
-	}
-	r = m ? io_batch(tio(t), ops, m) : 0;
-	for (uint32_t i = 0; i < m; i++) {
-		int32_t c = cs[i];
-		uint32_t klass = t->cls[c].klass;
-		uint64_t cmp = ops[i].compare;
-		int ri = ops[i].status == 0 ? release_retry(t, klass, &cmp, ops[i].value)
-					    : ops[i].status < 0 ? ops[i].status : (r ? r : -EIO);
-
+		klass[m] = t->cls[c].klass;
+		word[m++] = t->cls[c].word;
 		cls_del(t, c);
-		if (!ri && cf_lock_queued(cmp) && t->s) {
-			/* others wait at the CF: tell it the class is free of us (a lost KICK: its backstop) */
-			t->st.kicks++;
-			ri = cf_session_lock_kick(t->s, klass);
-		}
-		if (ri && !first_err)
-			first_err = ri;
 	}
-	if (first_err)
-		return first_err;
+	r = release_classes(tio(t), t->locks_off, t->inst, klass, word, m, ops, which, NULL, &kicks);
+	t->st.kicks += kicks;
+	if (r)
+		return r;
 	/* Clear the entries after the CASes: a crash in between leaves entries recovery skips. */
 	for (uint32_t k = 0; k < n; k++) {
 		r = io_write(tio(t), t->rec_off + (uint64_t)e[k] * sizeof(struct cf_rec_entry), &zero_entry,
@@ -755,48 +773,17 @@ static int release_instance(struct lkio io, const struct cf_image_map *map, uint
 		if (pre[i].used == 1u + CF_LOCK_X)
 			word[j] = cf_lock_x(inst, epoch);
 	}
-	for (uint32_t k = 0; k < RELEASE_RETRIES; k++) {
-		uint32_t m = 0;
-		for (uint32_t j = 0; j < ncls; j++) {
-			uint64_t next;
-			if (cls[j] == UINT64_MAX || cf_lock_release_next(word[j], inst, &next)) {
-				cls[j] = UINT64_MAX; /* not (or no longer) held by inst: e.g. entry written, CAS never landed */
-				continue;
-			}
-			which[m] = j;
-			ops[m++] = (struct cf_batch_op){.op = CF_OP_CAS, .off = map->off_locks + cls[j] * 8u,
-							.compare = word[j], .swap = next};
-			/*
-			 * One guess a class: the word its entries imply. A class with
-			 * waiters queued at the CF has Q too, so its guess fails and
-			 * returns the word, and the next round uses it: one round trip
-			 * more, for the few recoveries that find a queued class. (Both
-			 * guesses in every first round cost each recovery 3 us per class
-			 * over tcp, 0.26-0.76 ms for 60-120 classes, bench/RESULTS.md.)
-			 */
-		}
-		if (!m)
-			break;
-		r = io_batch(io, ops, m);
-		if (r)
-			goto out_free;
-		for (uint32_t q = 0; q < m; q++) {
-			uint32_t j = which[q];
-			if (ops[q].status) {
-				r = ops[q].status;
-				goto out_free;
-			}
-			if (ops[q].value == ops[q].compare) {
-				done++;
-				cls[j] = UINT64_MAX;
-				/* waiters queued at the CF: serve them now, not at its backstop */
-				if (cf_lock_queued(ops[q].compare) && io.s &&
-				    (r = cf_session_lock_kick(io.s, (uint32_t)((ops[q].off - map->off_locks) / 8u))))
-					goto out_free;
-			} else
-				word[j] = ops[q].value; /* changed under us: retry with what it is now */
-		}
-	}
+	/*
+	 * One guess a class: the word its entries imply. A class with waiters
+	 * queued at the CF has Q too, so its guess fails and returns the word,
+	 * and the next round uses it: one round trip more, for the few
+	 * recoveries that find a queued class. (Both guesses in every first round
+	 * cost each recovery 3 us per class over tcp, 0.26-0.76 ms for 60-120
+	 * classes, bench/RESULTS.md.)
+	 */
+	r = release_classes(io, map->off_locks, inst, cls, word, ncls, ops, which, &done, NULL);
+	if (r)
+		goto out_free;
 	/* entries outside [lo, hi] are free already */
 	for (uint64_t p = (uint64_t)lo * sizeof(*pre), end = (uint64_t)(hi + 1) * sizeof(*pre); lo <= hi && p < end;
 	     p += READ_CHUNK) {
